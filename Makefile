@@ -1,0 +1,143 @@
+# berth - one Makefile for everything (README.md shows `make demo` and `make check` first).
+# make            build into build/ (SAN=1: build-san/ with ASan+UBSan)
+# make check      install missing Debian build deps (as root), unit tests, then system tests
+# make check-unit / check-system / demo / bench / install / deb / rpm / format / check-deps
+
+SAN ?= 0
+CC ?= gcc
+ifeq ($(SAN),1)
+B ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+B ?= build
+SANFLAGS =
+endif
+
+PREFIX ?= /usr
+DESTDIR ?=
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+
+WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+       -Werror=implicit-function-declaration
+CFLAGS ?= -O2 -g
+CPPFLAGS += -std=gnu11 -D_GNU_SOURCE -I. -DBERTH_VERSION='"$(VERSION)"' -MMD -MP
+ALL_CFLAGS = $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS)
+LDFLAGS += $(SANFLAGS)
+
+PKGS_ISO = libcgroup libseccomp libcap yajl
+LIBS_COMMON = $(shell pkg-config --libs yajl 2>/dev/null)
+LIBS_CONFIG = $(shell pkg-config --libs inih 2>/dev/null)
+LIBS_ISO = $(shell pkg-config --libs $(PKGS_ISO) 2>/dev/null)
+LIBS_AGENT = $(shell pkg-config --libs libevent sqlite3 libcurl 2>/dev/null)
+LIBS_CLI = $(shell pkg-config --libs libcurl yajl 2>/dev/null)
+LIBS_CMOCKA = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+COMMON_SRC = $(wildcard common/*.c)
+CONFIG_SRC = $(wildcard config/*.c)
+ISO_SRC = $(wildcard isolator/*.c)
+ML_SRC = $(wildcard masterlink/*.c)
+EXEC_SRC = $(wildcard executor/*.c)
+AGENT_SRC = $(wildcard agentd/*.c)
+CLI_SRC = $(wildcard cli/*.c)
+UNIT_SRC = $(wildcard tests/unit/*_test.c)
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+LIBCOMMON = $(B)/libcommon.a
+LIBCONFIG = $(B)/libconfig.a
+LIBISO = $(B)/libisolator.a
+LIBML = $(B)/libmasterlink.a
+
+BINS = $(B)/berth-agent $(B)/berth-executor $(B)/berthctl
+UNIT_BINS = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+HELPERS = $(B)/tests/probe
+
+# Debian packages needed to build, test and demo (installed by `make deps` as root).
+DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-dev \
+            libnl-route-3-dev libyajl-dev libevent-dev libcurl4-openssl-dev libsqlite3-dev \
+            libinih-dev libcmocka-dev python3-pytest busybox-static util-linux procps iproute2
+DEB_BENCH = crun hyperfine
+
+.PHONY: all deps check check-unit check-system demo bench install clean format format-check \
+        check-deps asan analyze deb rpm helpers
+
+all: $(BINS) $(HELPERS)
+
+deps:
+	@bash tests/install-deps.sh $(DEB_BUILD)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBCOMMON): $(call obj,$(COMMON_SRC))
+$(LIBCONFIG): $(call obj,$(CONFIG_SRC))
+$(LIBISO): $(call obj,$(ISO_SRC))
+$(LIBML): $(call obj,$(ML_SRC))
+$(B)/lib%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/berth-agent: $(call obj,$(AGENT_SRC)) $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_AGENT) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_COMMON)
+
+$(B)/berth-executor: $(call obj,$(EXEC_SRC)) $(LIBISO) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ISO) $(LIBS_COMMON)
+
+$(B)/berthctl: $(call obj,$(CLI_SRC)) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CLI)
+
+# Unit tests link the module under test (all libraries are available; the linker takes
+# only what is referenced).
+$(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_COMMON)
+
+# The probe is a task, not part of berth: static and unsanitised so it runs in any sandbox.
+$(B)/tests/probe: tests/helpers/probe.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -pthread -o $@ $<
+
+check: deps
+	$(MAKE) all
+	$(MAKE) check-unit
+	$(MAKE) check-system
+
+check-unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+check-system: all
+	BERTH_BUILD=$(abspath $(B)) /usr/bin/python3 -m pytest -v -x --durations=10 tests/system $(PYTEST_ARGS)
+
+demo: deps
+	$(MAKE) all
+	bash tests/demo.sh $(abspath $(B))
+
+bench: deps
+	@bash tests/install-deps.sh $(DEB_BENCH)
+	$(MAKE) all
+	bash tests/bench/run.sh $(abspath $(B))
+
+asan:
+	$(MAKE) SAN=1 all
+
+analyze:
+	$(MAKE) clean-analyze; scan-build $(MAKE) B=build-analyze all
+
+install: all
+	install -D -m 0755 $(B)/berth-agent $(DESTDIR)$(PREFIX)/sbin/berth-agent
+	install -D -m 0755 $(B)/berth-executor $(DESTDIR)$(PREFIX)/libexec/berth/berth-executor
+	install -D -m 0755 $(B)/berthctl $(DESTDIR)$(PREFIX)/bin/berthctl
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+check-deps:
+	@bash tests/check-deps.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,162 @@
+/* common/common.h - the one public header of common/: cleanup attributes, the error object
+ * (struct berr), logging, aborting allocators, quantity parsers and small fd/string helpers.
+ * Every other folder may include it; it includes only libc. */
+#pragma once
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <syslog.h>
+#include <unistd.h>
+#include <dirent.h>
+
+/* ---- cleanup ---------------------------------------------------------------------------- */
+
+static inline void freep(void *p)
+{
+    free(*(void **) p);
+}
+static inline void closep(int *fd)
+{
+    if (*fd >= 0) {
+        int saved = errno;
+        close(*fd);
+        errno = saved;
+    }
+}
+static inline void fclosep(FILE **f)
+{
+    if (*f)
+        fclose(*f);
+}
+static inline void closedirp(DIR **d)
+{
+    if (*d)
+        closedir(*d);
+}
+void killp(pid_t *pid); /* SIGKILL and reap a still-owned child; no-op for <= 0 */
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+#define _cleanup_closedir_ _cleanup_(closedirp)
+#define _cleanup_kill_ _cleanup_(killp)
+
+/* Hand a value on: returns it and leaves the variable empty so cleanup skips it. */
+#define TAKE_PTR(p)                                                                                \
+    ({                                                                                             \
+        __typeof__(p) _p = (p);                                                                    \
+        (p) = NULL;                                                                                \
+        _p;                                                                                        \
+    })
+#define TAKE_FD(fd)                                                                                \
+    ({                                                                                             \
+        int _fd = (fd);                                                                            \
+        (fd) = -1;                                                                                 \
+        _fd;                                                                                       \
+    })
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+/* One error travels up as one object; each level prepends context ("launch 'web': ...").
+ * code optionally names an API error code (INSUFFICIENT_RESOURCES, INVALID_ARGUMENT ...);
+ * only agentd/api-error.c maps codes to HTTP statuses. */
+struct berr {
+    int errnum;     /* positive errno */
+    char code[40];  /* API code, "" if none */
+    char msg[1024]; /* "context: context: cause" */
+};
+
+/* Set *err (if err != NULL and *err is still NULL) and return -errnum. The cause text is
+ * followed by ": strerror(errnum)" unless errnum is 0 or the format already says why. */
+int berr_set(struct berr **err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Like berr_set but without appending strerror (the message is the whole reason). */
+int berr_setx(struct berr **err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Same as berr_setx, also records an API code. */
+int berr_setc(struct berr **err, int errnum, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+/* Prepend "context: " to *err's message; returns -errnum of *err (or -EIO if none). */
+int berr_wrap(struct berr **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int berr_errno(const struct berr *err);
+const char *berr_msg(const struct berr *err);
+void berr_free(struct berr **err);
+static inline void berr_freep(struct berr **err)
+{
+    berr_free(err);
+}
+#define _cleanup_berr_ _cleanup_(berr_freep)
+
+/* ---- logging ---------------------------------------------------------------------------- */
+
+void log_set_level(int prio);
+int log_get_level(void);
+void log_set_ident(const char *ident);
+/* Write one line to stderr: "<N>" prefix when JOURNAL_STREAM matches stderr. Returns -errnum
+ * when errnum > 0, else 0. */
+int log_msg(int prio, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define log_error(...) log_msg(LOG_ERR, 0, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_WARNING, 0, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, 0, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, 0, __VA_ARGS__)
+/* r is a negative errno; returns r */
+#define log_errno(prio, r, ...) (log_msg((prio), -(r), __VA_ARGS__), (r))
+
+/* ---- allocation (abort on OOM) ---------------------------------------------------------- */
+
+void *xmalloc(size_t n);
+void *xzalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- parsers ---------------------------------------------------------------------------- */
+
+/* All return 0 or -EINVAL/-ERANGE and write *ret only on success. */
+int parse_u64(const char *s, uint64_t *ret);
+int parse_i64(const char *s, int64_t *ret);
+/* Sizes: plain bytes, B, KiB/MiB/GiB/TiB (binary), KB/MB/GB/TB (decimal), K/M/G/T (binary),
+ * decimals allowed ("1.5GiB"); result must fit uint64 and be a whole number of bytes. */
+int parse_size(const char *s, uint64_t *ret);
+/* CPUs as decimal, returned in millicores (1.5 -> 1500); > 0 and at most 1e6 cores.
+ * Refuses NaN, inf, negatives and more than three decimals. */
+int parse_cpus(const char *s, uint64_t *ret_millis);
+int parse_bool(const char *s, bool *ret);
+/* Format bytes with the largest exact binary unit ("1GiB", "1536MiB", "123B"). */
+void format_size(uint64_t bytes, char *buf, size_t len);
+/* Format millicores as a decimal ("2", "0.5", "1.25"). */
+void format_cpus(uint64_t millis, char *buf, size_t len);
+
+/* ---- fd, file and string helpers -------------------------------------------------------- */
+
+/* Read at most max-1 bytes of dirfd/path into buf, NUL-terminate, strip one trailing newline.
+ * Returns length or -errno. dirfd may be AT_FDCWD. */
+ssize_t read_file_at(int dirfd, const char *path, char *buf, size_t max);
+/* Read a whole (small) file into a malloc'd string; max bounds the size. */
+int read_file_alloc(const char *path, size_t max, char **ret, size_t *ret_len);
+/* Write value with one write(2) (O_WRONLY|O_TRUNC|O_CLOEXEC, no create). Returns 0 or -errno. */
+int write_file_at(int dirfd, const char *path, const char *value);
+/* Write data to dirfd/name atomically: name.tmp, fsync, rename. */
+int write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/* Write all bytes, retrying on EINTR / short writes. */
+int write_all(int fd, const void *data, size_t len);
+/* mkdir -p with mode for created components. */
+int mkdir_p(const char *path, mode_t mode);
+/* rm -rf, without crossing mount points (fails with -EBUSY on a mount). */
+int rm_rf(const char *path);
+/* Random lowercase hex id of len chars (len <= 64) into buf (len+1 bytes). */
+int random_hex(char *buf, size_t len);
+bool str_has_prefix(const char *s, const char *prefix);
+/* Seconds since the epoch as a double (CLOCK_REALTIME) and monotonic ns. */
+double now_realtime(void);
+uint64_t now_monotonic_ns(void);

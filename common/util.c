@@ -1,0 +1,210 @@
+/* common/util.c - small fd, file and string helpers shared by every binary: bounded reads,
+ * single-write(2) writes for cgroupfs, atomic file replacement, mkdir -p, rm -rf that never
+ * crosses a mount, random ids and clocks. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/common.h"
+
+ssize_t read_file_at(int dirfd, const char *path, char *buf, size_t max)
+{
+    if (max == 0)
+        return -EINVAL;
+    _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    size_t len = 0;
+    while (len < max - 1) {
+        ssize_t n = read(fd, buf + len, max - 1 - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        len += (size_t) n;
+    }
+    buf[len] = 0;
+    if (len > 0 && buf[len - 1] == '\n')
+        buf[--len] = 0;
+    return (ssize_t) len;
+}
+
+int read_file_alloc(const char *path, size_t max, char **ret, size_t *ret_len)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    size_t cap = 4096, len = 0;
+    _cleanup_free_ char *buf = xmalloc(cap);
+    for (;;) {
+        if (len + 1 >= cap) {
+            if (cap >= max)
+                return -EFBIG;
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        len += (size_t) n;
+    }
+    buf[len] = 0;
+    if (ret_len)
+        *ret_len = len;
+    *ret = TAKE_PTR(buf);
+    return 0;
+}
+
+int write_file_at(int dirfd, const char *path, const char *value)
+{
+    _cleanup_close_ int fd = openat(dirfd, path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(value);
+    ssize_t n = write(fd, value, len); /* cgroupfs parses each write() on its own */
+    if (n < 0)
+        return -errno;
+    if ((size_t) n != len)
+        return -EIO;
+    return 0;
+}
+
+int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t) n;
+    }
+    return 0;
+}
+
+int write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
+{
+    char tmp[256];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int) sizeof(tmp))
+        return -ENAMETOOLONG;
+    _cleanup_close_ int fd =
+            openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        return -errno;
+    int r = write_all(fd, data, len);
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+        r = -errno;
+    if (r < 0)
+        unlinkat(dirfd, tmp, 0); /* leave no half-written name.tmp behind */
+    return r;
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[4096];
+    if (!path || !*path)
+        return -EINVAL; /* buf + 1 below would read past the terminator */
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int) sizeof(buf))
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -errno;
+            *p = c;
+            if (c == 0)
+                break;
+        }
+    }
+    return 0;
+}
+
+static int rm_rf_at(int dfd, const char *name, dev_t dev)
+{
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISDIR(st.st_mode))
+        return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+    if (st.st_dev != dev)
+        return -EBUSY; /* a mount point: never delete through it */
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -errno;
+    }
+    int r = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+            continue;
+        int q = rm_rf_at(dirfd(d), de->d_name, dev);
+        if (q < 0 && r == 0)
+            r = q;
+    }
+    closedir(d);
+    if (r < 0)
+        return r;
+    return unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    return rm_rf_at(AT_FDCWD, path, st.st_dev);
+}
+
+int random_hex(char *buf, size_t len)
+{
+    uint8_t raw[32];
+    if (len > 64)
+        return -EINVAL;
+    size_t need = (len + 1) / 2;
+    if (getrandom(raw, need, 0) != (ssize_t) need)
+        return -errno;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++)
+        buf[i] = hex[(raw[i / 2] >> ((i % 2) ? 0 : 4)) & 0xf];
+    buf[len] = 0;
+    return 0;
+}
+
+bool str_has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+double now_realtime(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+uint64_t now_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
