@@ -1,0 +1,357 @@
+/* config/config.c - the agent's configuration keys: defaults, and cfg_set(), which checks and
+ * stores one section/key/value whatever its origin (file line or flag). load.c reads files,
+ * agent.conf.d and flags and feeds them here; default-text.c holds the annotated agent.conf.
+ * Pure: no I/O, no logging. */
+#include "config/config.h"
+
+#include <string.h>
+
+#include "common/common.h"
+
+/* Keep equal to isolator/isolator.h's ISO_DEFAULT_ISOLATION: config/ may not include
+ * isolator/ (STYLE.md §3), so tests/unit/config_test.c compares the two. */
+#define CFG_DEFAULT_ISOLATION                                                                      \
+    "cgroups/cpu,cgroups/mem,cgroups/pids,cgroups/devices,namespaces/pid,namespaces/mount,"        \
+    "namespaces/ipc,namespaces/uts,filesystem/readonly-host,linux/capabilities,linux/seccomp"
+
+const char cfg_default_isolation[] = CFG_DEFAULT_ISOLATION;
+
+#define SIZE_HINT "use B, KiB, MiB, GiB, TiB, KB, MB, GB or plain bytes"
+#define CPUS_HINT "a decimal > 0 with at most 3 decimals, e.g. 0.5 or 2"
+
+static void set_str(char **field, const char *value)
+{
+    free(*field);
+    *field = xstrdup(value);
+}
+
+void cfg_defaults(struct cfg_agent *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->master = xstrdup("");
+    cfg->work_dir = xstrdup("/var/lib/berth");
+    cfg->listen = xstrdup("unix:/run/berth/agent.sock");
+    cfg->token_file = xstrdup("");
+    cfg->isolation = xstrdup(CFG_DEFAULT_ISOLATION);
+    cfg->cgroup_parent = xstrdup("auto");
+    cfg->task_user = xstrdup("nobody");
+    cfg->executor = xstrdup("");
+    cfg->cpu_limit = xstrdup("hard");
+    cfg->log_level = xstrdup("info");
+    cfg->pids_max = 1024;
+    cfg->kill_grace_ms = 10000;
+    cfg->stats_interval_ms = 1000;
+    cfg->cpus.is_auto = true;
+    cfg->mem.is_auto = true;
+    cfg->disk.is_auto = true;
+    cfg->ports = xstrdup("[31000-32000]");
+    cfg->config_file = xstrdup(CFG_DEFAULT_FILE);
+}
+
+void cfg_done(struct cfg_agent *cfg)
+{
+    if (!cfg)
+        return;
+    char **strs[] = {&cfg->master,    &cfg->work_dir,      &cfg->listen,    &cfg->token_file,
+                     &cfg->isolation, &cfg->cgroup_parent, &cfg->task_user, &cfg->executor,
+                     &cfg->cpu_limit, &cfg->log_level,     &cfg->ports,     &cfg->config_file};
+    for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+        free(*strs[i]);
+    for (size_t i = 0; i < cfg->n_roles; i++)
+        free(cfg->roles[i].name);
+    free(cfg->roles);
+    memset(cfg, 0, sizeof(*cfg)); /* a second cfg_done is harmless */
+}
+
+/* ---- value parsers: 0 or -EINVAL/-ERANGE, *ret written only on success ------------------ */
+
+/* CPUs where 0 is allowed ([reserved], roles): parse_cpus refuses 0 with -ERANGE after
+ * having accepted the syntax, so an all-zero spelling ("0", "0.0") is the only way there. */
+static int parse_cpus_or_zero(const char *s, uint64_t *ret)
+{
+    int r = parse_cpus(s, ret);
+    if (r == -ERANGE && strspn(s, "0.") == strlen(s)) {
+        *ret = 0;
+        return 0;
+    }
+    return r;
+}
+
+/* Durations: "10" (seconds), "10s", "500ms", "2m", "1h". */
+int cfg_parse_duration_ms(const char *s, uint64_t *ret_ms)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t ms;
+    } units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"min", 60000}, {"h", 3600000}};
+    size_t n = strspn(s, "0123456789");
+    if (n == 0)
+        return -EINVAL;
+    _cleanup_free_ char *digits = xstrndup(s, n);
+    uint64_t v;
+    int r = parse_u64(digits, &v);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+        if (!streq(s + n, units[i].suffix))
+            continue;
+        if (v > UINT64_MAX / units[i].ms)
+            return -ERANGE;
+        *ret_ms = v * units[i].ms;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* Parse "a-b" or "a" as a port range. */
+static int parse_port_range(const char *s, size_t len, uint64_t *lo, uint64_t *hi)
+{
+    _cleanup_free_ char *buf = xstrndup(s, len);
+    char *dash = strchr(buf, '-');
+    if (dash)
+        *dash = 0;
+    if (parse_u64(buf, lo) < 0 || parse_u64(dash ? dash + 1 : buf, hi) < 0)
+        return -EINVAL;
+    if (*lo < 1 || *lo > *hi || *hi > 65535)
+        return -ERANGE;
+    return 0;
+}
+
+/* Ports: "[a-b,c-d,...]" with 1 <= a <= b <= 65535, ranges not overlapping; spaces after
+ * commas are tolerated; "" and "[]" mean no ports to offer. */
+int cfg_parse_ports(const char *s)
+{
+    if (streq(s, "") || streq(s, "[]"))
+        return 0;
+    size_t len = strlen(s);
+    if (len < 3 || s[0] != '[' || s[len - 1] != ']')
+        return -EINVAL;
+    uint64_t los[64], his[64];
+    size_t n = 0;
+    const char *p = s + 1, *end = s + len - 1;
+    while (p < end) {
+        while (*p == ' ')
+            p++;
+        const char *comma = memchr(p, ',', (size_t) (end - p));
+        const char *stop = comma ? comma : end;
+        if (n == ARRAY_SIZE(los))
+            return -ERANGE;
+        int r = parse_port_range(p, (size_t) (stop - p), &los[n], &his[n]);
+        if (r < 0)
+            return r;
+        for (size_t i = 0; i < n; i++)
+            if (los[n] <= his[i] && los[i] <= his[n])
+                return -ERANGE; /* overlapping ranges would offer a port twice */
+        n++;
+        if (!comma)
+            break;
+        p = comma + 1;
+        if (p == end)
+            return -EINVAL; /* trailing comma */
+    }
+    return n > 0 ? 0 : -EINVAL;
+}
+
+/* listen: comma list of unix:/ABS/PATH and tcp:HOST:PORT. */
+static int parse_listen(const char *s)
+{
+    if (!*s)
+        return -EINVAL;
+    _cleanup_free_ char *copy = xstrdup(s);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (str_has_prefix(tok, "unix:/"))
+            continue;
+        if (!str_has_prefix(tok, "tcp:"))
+            return -EINVAL;
+        char *colon = strrchr(tok + 4, ':');
+        uint64_t port;
+        if (!colon || colon == tok + 4 || parse_u64(colon + 1, &port) < 0 || port < 1 ||
+            port > 65535)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static bool is_one_of(const char *s, const char *const *words, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (streq(s, words[i]))
+            return true;
+    return false;
+}
+
+/* Role names: [a-z0-9_-]+ (they end up in API requests, metrics labels and SQL). */
+static bool role_name_ok(const char *name)
+{
+    return *name && strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(name);
+}
+
+static struct cfg_role *role_get(struct cfg_agent *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_roles; i++)
+        if (streq(cfg->roles[i].name, name))
+            return &cfg->roles[i];
+    cfg->roles = xrealloc(cfg->roles, (cfg->n_roles + 1) * sizeof(*cfg->roles));
+    struct cfg_role *r = &cfg->roles[cfg->n_roles++];
+    memset(r, 0, sizeof(*r));
+    r->name = xstrdup(name);
+    return r;
+}
+
+/* ---- one key ---------------------------------------------------------------------------- */
+
+#define BAD(what, hint)                                                                            \
+    berr_setc(err, EINVAL, "INVALID_ARGUMENT", "[%s] %s: bad %s '%s' (%s)", section, key, what,    \
+              value, hint)
+
+static int set_agent(struct cfg_agent *cfg, const char *section, const char *key, const char *value,
+                     struct berr **err)
+{
+    static const char *const limits[] = {"hard", "burst"};
+    static const char *const levels[] = {"error", "warning", "info", "debug"};
+    uint64_t u;
+
+    if (streq(key, "master")) {
+        if (*value && !str_has_prefix(value, "http://") && !str_has_prefix(value, "https://"))
+            return BAD("URL", "http://HOST:PORT, https://HOST:PORT or empty for standalone");
+        set_str(&cfg->master, value);
+    } else if (streq(key, "work_dir")) {
+        if (!*value)
+            return BAD("path", "a directory, e.g. /var/lib/berth");
+        set_str(&cfg->work_dir, value);
+    } else if (streq(key, "listen")) {
+        if (parse_listen(value) < 0)
+            return BAD("listen address", "unix:/PATH and/or tcp:HOST:PORT, comma-separated");
+        set_str(&cfg->listen, value);
+    } else if (streq(key, "token_file")) {
+        set_str(&cfg->token_file, value);
+    } else if (streq(key, "isolation")) {
+        set_str(&cfg->isolation, value); /* the isolator checks the names */
+    } else if (streq(key, "cgroup_parent")) {
+        if (!*value || strstr(value, ".."))
+            return BAD("cgroup", "auto or a cgroup path without '..'");
+        set_str(&cfg->cgroup_parent, value);
+    } else if (streq(key, "task_user")) {
+        if (!*value)
+            return BAD("user", "a user name or uid");
+        set_str(&cfg->task_user, value);
+    } else if (streq(key, "executor")) {
+        set_str(&cfg->executor, value);
+    } else if (streq(key, "cpu_limit")) {
+        if (!is_one_of(value, limits, ARRAY_SIZE(limits)))
+            return BAD("value", "hard or burst");
+        set_str(&cfg->cpu_limit, value);
+    } else if (streq(key, "log_level")) {
+        if (!is_one_of(value, levels, ARRAY_SIZE(levels)))
+            return BAD("level", "error, warning, info or debug");
+        set_str(&cfg->log_level, value);
+    } else if (streq(key, "pids_max")) {
+        if (parse_u64(value, &u) < 0 || u == 0)
+            return BAD("count", "an integer > 0");
+        cfg->pids_max = u;
+    } else if (streq(key, "kill_grace")) {
+        if (cfg_parse_duration_ms(value, &u) < 0)
+            return BAD("duration", "e.g. 10, 10s, 500ms, 2m");
+        cfg->kill_grace_ms = u;
+    } else if (streq(key, "stats_interval")) {
+        if (cfg_parse_duration_ms(value, &u) < 0 || u == 0)
+            return BAD("duration", "> 0, e.g. 1s or 500ms");
+        cfg->stats_interval_ms = u;
+    } else {
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown key '%s' in [%s]", key, section);
+    }
+    return 0;
+}
+
+static int set_amount(struct cfg_amount *a, bool cpus, const char *section, const char *key,
+                      const char *value, struct berr **err)
+{
+    uint64_t v;
+    if (streq(value, "auto")) {
+        a->is_auto = true;
+        a->value = 0;
+        return 0;
+    }
+    if (cpus ? parse_cpus(value, &v) < 0 : parse_size(value, &v) < 0)
+        return cpus ? BAD("cpus", "auto or " CPUS_HINT) : BAD("size", "auto, or " SIZE_HINT);
+    a->is_auto = false;
+    a->value = v;
+    return 0;
+}
+
+static int set_resources(struct cfg_agent *cfg, const char *section, const char *key,
+                         const char *value, struct berr **err)
+{
+    if (streq(key, "cpus"))
+        return set_amount(&cfg->cpus, true, section, key, value, err);
+    if (streq(key, "mem"))
+        return set_amount(&cfg->mem, false, section, key, value, err);
+    if (streq(key, "disk"))
+        return set_amount(&cfg->disk, false, section, key, value, err);
+    if (streq(key, "ports")) {
+        if (cfg_parse_ports(value) < 0)
+            return BAD("ports", "[A-B,C-D,...] with 1 <= A <= B <= 65535, not overlapping");
+        set_str(&cfg->ports, value);
+        return 0;
+    }
+    return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown key '%s' in [%s]", key, section);
+}
+
+/* [reserved] and [role.NAME]: cpus and mem (and disk for [reserved]), 0 allowed. */
+static int set_quantity(uint64_t *cpus, uint64_t *mem, uint64_t *disk, const char *section,
+                        const char *key, const char *value, struct berr **err)
+{
+    uint64_t v;
+    if (streq(key, "cpus")) {
+        if (parse_cpus_or_zero(value, &v) < 0)
+            return BAD("cpus", "a decimal >= 0 with at most 3 decimals, e.g. 0.5");
+        *cpus = v;
+    } else if (streq(key, "mem") || (disk && streq(key, "disk"))) {
+        if (parse_size(value, &v) < 0)
+            return BAD("size", SIZE_HINT);
+        *(streq(key, "mem") ? mem : disk) = v;
+    } else {
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown key '%s' in [%s]", key, section);
+    }
+    return 0;
+}
+
+int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const char *value,
+            struct berr **err)
+{
+    if (!*section)
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "key '%s' before any [section]", key);
+    if (!value)
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "[%s] %s: missing value", section, key);
+    if (streq(section, "agent"))
+        return set_agent(cfg, section, key, value, err);
+    if (streq(section, "resources"))
+        return set_resources(cfg, section, key, value, err);
+    if (streq(section, "reserved"))
+        return set_quantity(&cfg->reserved_cpus_millis, &cfg->reserved_mem, &cfg->reserved_disk,
+                            section, key, value, err);
+    if (str_has_prefix(section, "role.")) {
+        const char *name = section + strlen("role.");
+        if (!role_name_ok(name))
+            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                             "bad role name '%s' in [%s] (use a-z, 0-9, '_' and '-')", name,
+                             section);
+        /* check before role_get so that a bad line leaves no empty role behind */
+        uint64_t cpus = 0, mem = 0;
+        int r = set_quantity(&cpus, &mem, NULL, section, key, value, err);
+        if (r < 0)
+            return r;
+        struct cfg_role *role = role_get(cfg, name);
+        if (streq(key, "cpus"))
+            role->cpus_millis = cpus;
+        else
+            role->mem_bytes = mem;
+        return 0;
+    }
+    return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                     "unknown section [%s] (known: agent, resources, reserved, role.NAME)",
+                     section);
+}

@@ -1,0 +1,79 @@
+/* config/config.h - the one public header of config/: berth-agent's configuration from
+ * /etc/berth/agent.conf, agent.conf.d/NAME.conf and --key=value flags (flags win). Parsing
+ * (libinih) and validation live in config.c; nothing here touches the host. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+#define CFG_DEFAULT_FILE "/etc/berth/agent.conf"
+
+/* A resource amount that may be "auto" (measured by the agent). */
+struct cfg_amount {
+    bool is_auto;
+    uint64_t value; /* cpus: millicores; mem/disk: bytes */
+};
+
+struct cfg_role {
+    char *name;
+    uint64_t cpus_millis;
+    uint64_t mem_bytes;
+};
+
+struct cfg_agent {
+    /* [agent] */
+    char *master;        /* "" = standalone */
+    char *work_dir;      /* /var/lib/berth */
+    char *listen;        /* "unix:/run/berth/agent.sock[,tcp:127.0.0.1:5051]" */
+    char *token_file;    /* "" = none */
+    char *isolation;     /* comma list, parsed by isolator */
+    char *cgroup_parent; /* "auto" or path */
+    char *task_user;     /* "nobody" */
+    char *executor;      /* "" = default lookup */
+    char *cpu_limit;     /* "hard" or "burst" */
+    char *log_level;     /* error, warning, info, debug */
+    uint64_t pids_max;   /* default pids.max per task (1024) */
+    uint64_t kill_grace_ms;      /* default SIGTERM -> SIGKILL grace (10 s) */
+    uint64_t stats_interval_ms;  /* usage sampling period (1 s) */
+    /* [resources] */
+    struct cfg_amount cpus, mem, disk;
+    char *ports; /* "[31000-32000]" */
+    /* [reserved] */
+    uint64_t reserved_cpus_millis, reserved_mem, reserved_disk;
+    /* [role.NAME] */
+    struct cfg_role *roles;
+    size_t n_roles;
+    /* where the values came from, for messages */
+    char *config_file;
+};
+
+/* Fill cfg with defaults, then the config file (argv's --config=FILE or CFG_DEFAULT_FILE;
+ * a missing default file is fine, a missing named one is an error), then FILE.d/NAME.conf in
+ * name order, then flags: --KEY=VALUE ([agent] KEY) and --SECTION.KEY=VALUE. Errors name
+ * "file:line: reason" or "--flag: reason", with err->code INVALID_ARGUMENT. argv[0] is
+ * skipped; --help/--version are not handled here (the caller checks first). */
+int cfg_load(struct cfg_agent *cfg, int argc, char **argv, struct berr **err);
+/* Set defaults only (what cfg_load starts from). */
+void cfg_defaults(struct cfg_agent *cfg);
+/* Apply one "section", "key", "value" (used by the file parser and the flags).
+ * Returns 0 or -EINVAL with err naming the key. */
+int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const char *value,
+            struct berr **err);
+void cfg_done(struct cfg_agent *cfg);
+/* The embedded default config (make demo writes it out). */
+extern const char cfg_default_text[];
+
+/* Additions (backward compatible): */
+/* cfg_load with another default file than CFG_DEFAULT_FILE (unit tests). On failure cfg is
+ * already released (cfg_done); calling cfg_done again is harmless either way. */
+int cfg_load_with_default(struct cfg_agent *cfg, const char *default_path, int argc, char **argv,
+                          struct berr **err);
+/* Durations "10" (seconds), "10s", "500ms", "2m", "1h" -> ms. 0 or -EINVAL/-ERANGE. */
+int cfg_parse_duration_ms(const char *s, uint64_t *ret_ms);
+/* Check a ports value: "[A-B,C-D,...]", 1 <= A <= B <= 65535, ranges not overlapping; ""
+ * and "[]" mean none. 0 or -EINVAL/-ERANGE. */
+int cfg_parse_ports(const char *s);
+/* The default [agent] isolation; equal to isolator.h's ISO_DEFAULT_ISOLATION (unit-tested). */
+extern const char cfg_default_isolation[];
