@@ -1,0 +1,444 @@
+/* agentd/api.c - the local HTTP API (docs/api.md) on libevent's evhttp: the unix socket
+ * listener, routing by method and path, and the handlers. Each handler ends in exactly one
+ * reply, errors through api_reply_error(). Launch/kill/remove are lifecycle.c's; logs are
+ * logs.c's; this file turns HTTP into calls and calls into JSON. */
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "agentd/agent.h"
+
+#define API_MAX_BODY (1u << 20)     /* larger bodies get a JSON 413 */
+#define API_HARD_MAX_BODY (64u << 20) /* beyond this evhttp drops the connection */
+
+static void reply_container(struct agent *a, struct evhttp_request *req, int status,
+                            struct container *c)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    agent_container_json(a, c, g, true);
+    api_reply_json(req, status, g);
+    yajl_gen_free(g);
+}
+
+static void fail(struct evhttp_request *req, const char *code, int errnum, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void fail(struct evhttp_request *req, const char *code, int errnum, const char *fmt, ...)
+{
+    struct berr e = {.errnum = errnum};
+    snprintf(e.code, sizeof(e.code), "%s", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    va_end(ap);
+    api_reply_error(req, &e);
+}
+
+/* Copy the body; refuses bodies over API_MAX_BODY with a JSON 413. */
+static char *read_body(struct evhttp_request *req, size_t *ret_len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > API_MAX_BODY) {
+        fail(req, "BODY_TOO_LARGE", EFBIG, "request body of %zu bytes is over the %u byte limit",
+             len, API_MAX_BODY);
+        return NULL;
+    }
+    char *body = xmalloc(len + 1);
+    evbuffer_copyout(in, body, len);
+    body[len] = 0;
+    *ret_len = len;
+    return body;
+}
+
+static void handle_health(struct agent *a, struct evhttp_request *req)
+{
+    (void) a;
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    json_kv_str(g, "status", "ok");
+    yajl_gen_map_close(g);
+    api_reply_json(req, 200, g);
+    yajl_gen_free(g);
+}
+
+static void res_map(yajl_gen g, const char *name, uint64_t cpus, uint64_t mem, uint64_t disk)
+{
+    json_str(g, name);
+    yajl_gen_map_open(g);
+    json_str(g, "cpus");
+    json_cpus(g, cpus);
+    json_kv_u64(g, "mem", mem);
+    json_kv_u64(g, "disk", disk);
+    yajl_gen_map_close(g);
+}
+
+static void parent_path(const char *ctrl, const char *path, void *arg)
+{
+    json_kv_str(arg, ctrl, path);
+}
+
+static void handle_node(struct agent *a, struct evhttp_request *req)
+{
+    uint64_t acpus, amem, ucpu_ns = 0, umem = 0;
+    ctr_allocated(a, &acpus, &amem);
+    for (struct container *c = a->containers; c; c = c->next) {
+        struct iso_stats st;
+        if (c->cg && iso_cgroup_stats(c->cg, &st) == 0) {
+            ucpu_ns += st.cpu_usage_ns;
+            umem += st.mem_usage;
+        }
+    }
+    char iso[512];
+    iso_format_isolation(a->iso_flags, iso, sizeof(iso));
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    json_kv_str(g, "id", a->node_id);
+    json_kv_str(g, "hostname", a->hostname);
+    json_kv_i64(g, "cgroup_version", iso_host_version(a->host));
+    json_kv_str(g, "isolation", iso);
+    json_str(g, "cgroup_parent");
+    yajl_gen_map_open(g);
+    iso_host_foreach_path(a->host, parent_path, g);
+    yajl_gen_map_close(g);
+    json_str(g, "resources");
+    yajl_gen_map_open(g);
+    res_map(g, "total", a->total_cpus, a->total_mem, a->total_disk);
+    res_map(g, "reserved", a->cfg.reserved_cpus_millis, a->cfg.reserved_mem, a->cfg.reserved_disk);
+    res_map(g, "allocatable", a->total_cpus - a->cfg.reserved_cpus_millis,
+            a->total_mem - a->cfg.reserved_mem,
+            a->total_disk > a->cfg.reserved_disk ? a->total_disk - a->cfg.reserved_disk : 0);
+    res_map(g, "allocated", acpus, amem, 0);
+    json_str(g, "used");
+    yajl_gen_map_open(g);
+    json_kv_double(g, "cpu_seconds", (double) ucpu_ns / 1e9);
+    json_kv_u64(g, "mem", umem);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    api_reply_json(req, 200, g);
+    yajl_gen_free(g);
+}
+
+static void handle_list(struct agent *a, struct evhttp_request *req)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    json_str(g, "containers");
+    yajl_gen_array_open(g);
+    for (struct container *c = a->containers; c; c = c->next)
+        agent_container_json(a, c, g, true);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    api_reply_json(req, 200, g);
+    yajl_gen_free(g);
+}
+
+static void handle_launch(struct agent *a, struct evhttp_request *req)
+{
+    size_t len;
+    _cleanup_free_ char *body = read_body(req, &len);
+    if (!body)
+        return;
+    struct container *c = NULL;
+    _cleanup_berr_ struct berr *err = NULL;
+    if (agent_launch(a, body, len, &c, &err) < 0) {
+        api_reply_error(req, err);
+        return;
+    }
+    reply_container(a, req, 201, c);
+}
+
+static void handle_stats(struct agent *a, struct evhttp_request *req, struct container *c)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    json_kv_str(g, "id", c->id);
+    json_kv_str(g, "name", c->name);
+    json_kv_str(g, "state", ctr_state_name(c->state));
+    agent_usage_json(c, g);
+    json_str(g, "limits");
+    yajl_gen_map_open(g);
+    json_str(g, "cpus");
+    json_cpus(g, c->cpus_millis);
+    json_str(g, "cpus_limit");
+    if (c->cpu_limit_millis)
+        json_cpus(g, c->cpu_limit_millis);
+    else
+        json_str(g, "none");
+    json_kv_u64(g, "mem", c->mem_bytes);
+    json_kv_u64(g, "pids", c->pids_max);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    (void) a;
+    api_reply_json(req, 200, g);
+    yajl_gen_free(g);
+}
+
+static int signal_from(yajl_val v, int *ret)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } sigs[] = {{"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT},   {"HUP", SIGHUP},
+                {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}};
+    if (YAJL_IS_INTEGER(v)) {
+        long long n = YAJL_GET_INTEGER(v);
+        for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+            if (sigs[i].sig == n) {
+                *ret = (int) n;
+                return 0;
+            }
+        return -EINVAL;
+    }
+    if (!YAJL_IS_STRING(v))
+        return -EINVAL;
+    const char *s = v->u.string;
+    if (str_has_prefix(s, "SIG"))
+        s += 3;
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+        if (strcasecmp(sigs[i].name, s) == 0) {
+            *ret = sigs[i].sig;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+static void handle_kill(struct agent *a, struct evhttp_request *req, struct container *c)
+{
+    size_t len;
+    _cleanup_free_ char *body = read_body(req, &len);
+    if (!body)
+        return;
+    int sig = SIGTERM;
+    uint64_t grace_ms = a->cfg.kill_grace_ms;
+    _cleanup_berr_ struct berr *err = NULL;
+    if (len > 0) {
+        yajl_val v = json_parse(body, len, &err);
+        if (!v) {
+            api_reply_error(req, err);
+            return;
+        }
+        yajl_val s = json_get(v, "signal"), gr = json_get(v, "grace_seconds");
+        bool bad = !YAJL_IS_OBJECT(v);
+        if (!bad && s && !YAJL_IS_NULL(s) && signal_from(s, &sig) < 0)
+            bad = true;
+        if (!bad && gr && !YAJL_IS_NULL(gr)) {
+            double d = YAJL_IS_NUMBER(gr) ? YAJL_GET_DOUBLE(gr) : -1;
+            if (!(d >= 0 && d <= 86400))
+                bad = true;
+            else
+                grace_ms = (uint64_t) (d * 1000);
+        }
+        yajl_tree_free(v);
+        if (bad) {
+            fail(req, "INVALID_ARGUMENT", EINVAL,
+                 "kill takes {\"signal\": TERM|KILL|INT|HUP|QUIT|USR1|USR2, \"grace_seconds\": 0-86400}");
+            return;
+        }
+    }
+    if (agent_kill(a, c, sig, grace_ms, &err) < 0) {
+        api_reply_error(req, err);
+        return;
+    }
+    reply_container(a, req, 202, c);
+}
+
+/* /v1/containers/{ref}[/{sub}]; returns -EINVAL when the method does not fit. */
+static int route_container(struct agent *a, struct evhttp_request *req, const char *ref,
+                           const char *sub, enum evhttp_cmd_type m)
+{
+    bool get = m == EVHTTP_REQ_GET, post = m == EVHTTP_REQ_POST, del = m == EVHTTP_REQ_DELETE;
+    _cleanup_berr_ struct berr *err = NULL;
+    if (sub && !streq(sub, "stats") && !streq(sub, "wait") && !streq(sub, "logs") &&
+        !streq(sub, "kill") && !streq(sub, "exec")) {
+        fail(req, "NOT_FOUND", ENOENT, "no such endpoint '%s'", sub);
+        return 0;
+    }
+    struct container *c = agent_find(a, ref, &err);
+    if (!c) {
+        api_reply_error(req, err);
+        return 0;
+    }
+    if (!sub && get)
+        reply_container(a, req, 200, c);
+    else if (!sub && del) {
+        if (agent_remove(a, c, &err) < 0)
+            api_reply_error(req, err);
+        else
+            evhttp_send_reply(req, 204, "No Content", NULL);
+    } else if (sub && streq(sub, "stats") && get)
+        handle_stats(a, req, c);
+    else if (sub && streq(sub, "wait") && get)
+        agent_add_waiter(a, c, req);
+    else if (sub && streq(sub, "logs") && get)
+        logs_serve(a, c, req);
+    else if (sub && streq(sub, "kill") && post)
+        handle_kill(a, req, c);
+    else if (sub && streq(sub, "exec") && post)
+        exec_serve(a, c, req);
+    else
+        return -EINVAL;
+    return 0;
+}
+
+static void route(struct evhttp_request *req, void *arg)
+{
+    struct agent *a = arg;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!path) {
+        fail(req, "INVALID_ARGUMENT", EINVAL, "bad request URI");
+        return;
+    }
+    char seg[4][80];
+    int n = 0;
+    for (const char *p = path; *p && n <= 4;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        size_t l = strcspn(p, "/");
+        if (n == 4 || l >= sizeof(seg[0])) {
+            n = 5;
+            break;
+        }
+        memcpy(seg[n], p, l);
+        seg[n][l] = 0;
+        n++;
+        p += l;
+    }
+    bool get = m == EVHTTP_REQ_GET, post = m == EVHTTP_REQ_POST;
+    if (n == 1 && streq(seg[0], "health")) {
+        if (get)
+            return handle_health(a, req);
+        goto method;
+    }
+    if (n == 1 && streq(seg[0], "metrics")) {
+        if (get)
+            return metrics_serve(a, req);
+        goto method;
+    }
+    if (n < 2 || !streq(seg[0], "v1"))
+        goto notfound;
+    if (n == 2 && streq(seg[1], "node")) {
+        if (get)
+            return handle_node(a, req);
+        goto method;
+    }
+    if (!streq(seg[1], "containers"))
+        goto notfound;
+    if (n == 2) {
+        if (get)
+            return handle_list(a, req);
+        if (post)
+            return handle_launch(a, req);
+        goto method;
+    }
+    if (route_container(a, req, seg[2], n == 4 ? seg[3] : NULL, m) == 0)
+        return;
+    goto method;
+notfound:
+    fail(req, "NOT_FOUND", ENOENT, "no such endpoint '%s'", path);
+    return;
+method:
+    fail(req, "METHOD_NOT_ALLOWED", EINVAL, "method not allowed on '%s'", path);
+}
+
+/* Create the unix socket: 0660, group "berth" when that group exists. */
+static int listen_unix(const char *path, struct berr **err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return berr_setx(err, ENAMETOOLONG, "socket path '%s' is too long", path);
+    strcpy(sa.sun_path, path);
+    _cleanup_free_ char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = 0;
+        if (mkdir_p(dir, 0755) < 0)
+            return berr_set(err, errno, "create '%s'", dir);
+    }
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return berr_set(err, errno, "socket");
+    if (unlink(path) < 0 && errno != ENOENT)
+        return berr_set(err, errno, "remove stale socket '%s'", path);
+    mode_t old = umask(0117);
+    int r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+    umask(old);
+    if (r < 0)
+        return berr_set(err, errno, "bind '%s'", path);
+    struct group *gr = getgrnam("berth");
+    if (gr && chown(path, 0, gr->gr_gid) < 0)
+        log_warning("chown '%s' to group berth: %m", path);
+    if (listen(fd, 128) < 0)
+        return berr_set(err, errno, "listen '%s'", path);
+    return TAKE_FD(fd);
+}
+
+int api_start(struct agent *a, struct berr **err)
+{
+    /* listen = unix:PATH[,tcp:HOST:PORT] - TCP comes with the token (a later issue) */
+    _cleanup_free_ char *spec = xstrdup(a->cfg.listen);
+    a->http = evhttp_new(a->base);
+    if (!a->http)
+        return berr_setx(err, ENOMEM, "evhttp_new failed");
+    evhttp_set_max_body_size(a->http, API_HARD_MAX_BODY);
+    evhttp_set_max_headers_size(a->http, 64 * 1024);
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                                EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(a->http, route, a);
+    char *save = NULL;
+    for (char *tok = strtok_r(spec, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (str_has_prefix(tok, "unix:")) {
+            if (a->socket_path)
+                return berr_setx(err, EINVAL, "listen: only one unix socket is supported");
+            int fd = listen_unix(tok + 5, err);
+            if (fd < 0)
+                return fd;
+            a->socket_path = xstrdup(tok + 5);
+            a->listener = evconnlistener_new(a->base, NULL, NULL,
+                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+            if (!a->listener) {
+                close(fd);
+                return berr_setx(err, EIO, "evconnlistener_new failed");
+            }
+            if (!evhttp_bind_listener(a->http, a->listener))
+                return berr_setx(err, EIO, "evhttp_bind_listener failed");
+        } else if (str_has_prefix(tok, "tcp:")) {
+            return berr_setx(err, ENOTSUP, "listen: '%s': TCP listeners are not supported yet",
+                             tok);
+        } else {
+            return berr_setx(err, EINVAL, "listen: '%s' is neither unix:PATH nor tcp:HOST:PORT",
+                             tok);
+        }
+    }
+    if (!a->socket_path)
+        return berr_setx(err, EINVAL, "listen: no unix: socket given");
+    return 0;
+}
+
+void api_stop(struct agent *a)
+{
+    if (a->http) {
+        evhttp_free(a->http); /* frees the bound listener too */
+        a->http = NULL;
+        a->listener = NULL;
+    }
+    if (a->socket_path) {
+        unlink(a->socket_path);
+        free(a->socket_path);
+        a->socket_path = NULL;
+    }
+}

@@ -1,0 +1,254 @@
+/* agentd/container.c - the container table: lookup by id, id prefix or name, the JSON form
+ * the API and the store share, and freeing. The state machine lives in lifecycle.c;
+ * this file never changes a container's state. */
+#include <string.h>
+
+#include "agentd/agent.h"
+
+static const char *const state_names[_CTR_STATE_MAX] = {
+    [CTR_STAGING] = "STAGING", [CTR_STARTING] = "STARTING", [CTR_RUNNING] = "RUNNING",
+    [CTR_FINISHED] = "FINISHED", [CTR_FAILED] = "FAILED", [CTR_KILLED] = "KILLED",
+    [CTR_LOST] = "LOST",
+};
+
+static const char *const reason_names[_CTR_REASON_MAX] = {
+    [CTR_REASON_NONE] = NULL,
+    [CTR_REASON_EXITED] = "EXITED",
+    [CTR_REASON_SIGNALED] = "SIGNALED",
+    [CTR_REASON_MEMORY_LIMIT] = "MEMORY_LIMIT",
+    [CTR_REASON_LAUNCH_FAILED] = "LAUNCH_FAILED",
+    [CTR_REASON_KILLED_BY_REQUEST] = "KILLED_BY_REQUEST",
+    [CTR_REASON_AGENT_RESTARTED_LOST] = "AGENT_RESTARTED_LOST",
+    [CTR_REASON_INSUFFICIENT_RESOURCES] = "INSUFFICIENT_RESOURCES",
+};
+
+const char *ctr_state_name(enum ctr_state s)
+{
+    return s >= 0 && s < _CTR_STATE_MAX ? state_names[s] : "UNKNOWN";
+}
+
+enum ctr_state ctr_state_from_name(const char *s)
+{
+    for (int i = 0; s && i < _CTR_STATE_MAX; i++)
+        if (streq(state_names[i], s))
+            return (enum ctr_state) i;
+    return _CTR_STATE_INVALID;
+}
+
+const char *ctr_reason_name(enum ctr_reason r)
+{
+    return r >= 0 && r < _CTR_REASON_MAX ? reason_names[r] : NULL;
+}
+
+enum ctr_reason ctr_reason_from_name(const char *s)
+{
+    if (!s)
+        return CTR_REASON_NONE;
+    for (int i = 1; i < _CTR_REASON_MAX; i++)
+        if (streq(reason_names[i], s))
+            return (enum ctr_reason) i;
+    return _CTR_REASON_INVALID;
+}
+
+struct container *agent_find_id(struct agent *a, const char *id)
+{
+    for (struct container *c = a->containers; c; c = c->next)
+        if (streq(c->id, id))
+            return c;
+    return NULL;
+}
+
+struct container *agent_find(struct agent *a, const char *ref, struct berr **err)
+{
+    if (!ref[0] || strlen(ref) > 64 || strchr(ref, '/')) {
+        berr_setc(err, ENOENT, "NOT_FOUND", "no container '%s'", ref);
+        return NULL;
+    }
+    for (struct container *c = a->containers; c; c = c->next)
+        if (streq(c->id, ref) || streq(c->name, ref))
+            return c;
+    struct container *found = NULL;
+    size_t n = strlen(ref);
+    for (struct container *c = a->containers; c; c = c->next) {
+        if (strncmp(c->id, ref, n) != 0)
+            continue;
+        if (found) {
+            berr_setc(err, EINVAL, "CONFLICT", "id prefix '%s' is ambiguous", ref);
+            return NULL;
+        }
+        found = c;
+    }
+    if (!found)
+        berr_setc(err, ENOENT, "NOT_FOUND", "no container '%s'", ref);
+    return found;
+}
+
+void ctr_allocated(struct agent *a, uint64_t *cpus, uint64_t *mem)
+{
+    *cpus = *mem = 0;
+    for (struct container *c = a->containers; c; c = c->next) {
+        if (ctr_state_terminal(c->state))
+            continue;
+        *cpus += c->cpus_millis;
+        *mem += c->mem_bytes;
+    }
+}
+
+static void strv_free(char **v)
+{
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}
+
+struct container *ctr_free(struct container *c)
+{
+    if (!c)
+        return NULL;
+    if (c->ev_exit)
+        event_free(c->ev_exit);
+    if (c->ev_status)
+        event_free(c->ev_status);
+    if (c->ev_oom)
+        event_free(c->ev_oom);
+    if (c->ev_backstop)
+        event_free(c->ev_backstop);
+    if (c->pidfd >= 0)
+        close(c->pidfd);
+    if (c->status_fd >= 0)
+        close(c->status_fd);
+    iso_cgroup_free(c->cg);
+    free(c->name);
+    free(c->shell);
+    strv_free(c->argv);
+    strv_free(c->env);
+    for (size_t i = 0; i < c->n_volumes; i++) {
+        free(c->volumes[i].host);
+        free(c->volumes[i].container);
+    }
+    free(c->volumes);
+    free(c->user);
+    free(c->role);
+    free(c->message);
+    free(c->limits_json);
+    free(c->cgroups_json);
+    free(c);
+    return NULL;
+}
+
+void agent_usage_json(struct container *c, yajl_gen g)
+{
+    struct iso_stats st = {0};
+    json_str(g, "usage");
+    if (!c->cg || iso_cgroup_stats(c->cg, &st) < 0) {
+        yajl_gen_null(g);
+        return;
+    }
+    yajl_gen_map_open(g);
+    json_kv_double(g, "cpu_seconds", (double) st.cpu_usage_ns / 1e9);
+    json_kv_double(g, "cpu_user_seconds", (double) st.cpu_user_ns / 1e9);
+    json_kv_double(g, "cpu_system_seconds", (double) st.cpu_system_ns / 1e9);
+    json_kv_u64(g, "periods", st.nr_periods);
+    json_kv_u64(g, "throttled_periods", st.nr_throttled);
+    json_kv_double(g, "throttled_seconds", (double) st.throttled_ns / 1e9);
+    json_kv_u64(g, "memory_bytes", st.mem_usage);
+    json_kv_u64(g, "working_set_bytes", st.mem_working_set);
+    json_kv_u64(g, "rss_bytes", st.mem_rss);
+    json_kv_u64(g, "cache_bytes", st.mem_cache);
+    json_kv_u64(g, "peak_bytes", st.mem_peak);
+    json_kv_u64(g, "oom_kills", st.oom_kills);
+    json_kv_u64(g, "pids", st.pids);
+    yajl_gen_map_close(g);
+}
+
+void agent_container_json(struct agent *a, struct container *c, yajl_gen g, bool with_usage)
+{
+    yajl_gen_map_open(g);
+    json_kv_str(g, "id", c->id);
+    json_kv_str(g, "name", c->name);
+    json_kv_str(g, "state", ctr_state_name(c->state));
+    json_kv_str(g, "reason", ctr_reason_name(c->reason));
+    if (c->exit_code >= 0)
+        json_kv_i64(g, "exit_code", c->exit_code);
+    else
+        json_kv_null(g, "exit_code");
+    if (c->signal > 0)
+        json_kv_i64(g, "signal", c->signal);
+    else
+        json_kv_null(g, "signal");
+    json_kv_str(g, "message", c->message ? c->message : "");
+    json_str(g, "command");
+    yajl_gen_map_open(g);
+    if (c->shell) {
+        json_kv_str(g, "shell", c->shell);
+    } else {
+        json_str(g, "argv");
+        yajl_gen_array_open(g);
+        for (char **p = c->argv; p && *p; p++)
+            json_str(g, *p);
+        yajl_gen_array_close(g);
+    }
+    yajl_gen_map_close(g);
+    json_str(g, "resources");
+    yajl_gen_map_open(g);
+    json_str(g, "cpus");
+    json_cpus(g, c->cpus_millis);
+    json_str(g, "cpus_limit");
+    if (c->cpu_limit_millis)
+        json_cpus(g, c->cpu_limit_millis);
+    else
+        json_str(g, "none");
+    json_kv_u64(g, "mem", c->mem_bytes);
+    json_kv_u64(g, "pids", c->pids_max);
+    yajl_gen_map_close(g);
+    json_kv_str(g, "user", c->user);
+    json_str(g, "env");
+    yajl_gen_map_open(g);
+    for (char **p = c->env; p && *p; p++) {
+        const char *eq = strchr(*p, '=');
+        yajl_gen_string(g, (const unsigned char *) *p, (size_t) (eq - *p));
+        json_str(g, eq + 1);
+    }
+    yajl_gen_map_close(g);
+    json_str(g, "volumes");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < c->n_volumes; i++) {
+        yajl_gen_map_open(g);
+        json_kv_str(g, "host", c->volumes[i].host);
+        json_kv_str(g, "container", c->volumes[i].container);
+        json_kv_bool(g, "readonly", c->volumes[i].readonly);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+    json_kv_str(g, "role", c->role);
+    if (c->pid > 0)
+        json_kv_i64(g, "pid", c->pid);
+    else
+        json_kv_null(g, "pid");
+    _cleanup_free_ char *sandbox = xasprintf("%s/%s", a->sandboxes_dir, c->id);
+    json_kv_str(g, "sandbox", sandbox);
+    json_kv_raw(g, "cgroups", c->cgroups_json);
+    json_kv_raw(g, "limits", c->limits_json);
+    json_kv_bool(g, "kill_requested", c->kill_requested);
+    json_kv_double(g, "created_at", c->created_at);
+    if (c->started_at > 0)
+        json_kv_double(g, "started_at", c->started_at);
+    else
+        json_kv_null(g, "started_at");
+    if (c->finished_at > 0)
+        json_kv_double(g, "finished_at", c->finished_at);
+    else
+        json_kv_null(g, "finished_at");
+    if (with_usage)
+        agent_usage_json(c, g);
+    yajl_gen_map_close(g);
+}
+
+void agent_containers_free(struct agent *a)
+{
+    while (a->containers) {
+        struct container *c = a->containers;
+        a->containers = c->next;
+        ctr_free(c);
+    }
+}

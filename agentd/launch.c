@@ -1,0 +1,176 @@
+/* agentd/launch.c - starts berth-executor as pid 1 of a new sandbox: clone3 with the
+ * namespace flags and CLONE_PIDFD (and CLONE_INTO_CGROUP on v2), so the executor is born in
+ * its namespaces and cgroups. Everything the child needs is prepared before the clone; the
+ * child only calls async-signal-safe functions (STYLE.md: curl resolver threads may hold
+ * malloc locks). lifecycle.c decides when to launch; the executor does the rest. */
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "agentd/agent.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* fds the child dup2()s into 0..3 (3 may be -1); all CLOEXEC and >= 4 so that dup2 never
+ * clobbers one another */
+struct child_fds {
+    int fd[4];
+    int sync_rd, err_wr;
+};
+
+static void __attribute__((noreturn)) child_fail(int err_wr, int e)
+{
+    (void) !write(err_wr, &e, sizeof(e));
+    _exit(127);
+}
+
+/* Runs in the cloned child: async-signal-safe calls only. */
+static void __attribute__((noreturn)) child_exec(const struct child_fds *f, const char *path,
+                                                  char *const argv[], char *const envp[])
+{
+    if (f->sync_rd >= 0) {
+        char c;
+        /* v1: wait until the parent has written our pid to every cgroup.procs */
+        if (read(f->sync_rd, &c, 1) != 1)
+            _exit(126);
+    }
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    for (int s = 1; s < NSIG; s++)
+        sigaction(s, &sa, NULL); /* SIG_IGN would survive execve (SIGPIPE) */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int i = 0; i < 4; i++)
+        if (f->fd[i] >= 0 && dup2(f->fd[i], i) < 0)
+            child_fail(f->err_wr, errno);
+    /* everything else the agent holds must not leak into the sandbox */
+    syscall(SYS_close_range, f->fd[3] >= 0 ? 4U : 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    execve(path, argv, envp);
+    child_fail(f->err_wr, errno);
+}
+
+int agent_dup_high(int fd)
+{
+    if (fd < 0)
+        return fd;
+    int r = fcntl(fd, F_DUPFD_CLOEXEC, 4);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return r;
+}
+
+int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
+                struct berr **err)
+{
+    (void) a;
+    char *envp[] = {(char *) "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    NULL};
+    _cleanup_close_ int sync_rd = -1, sync_wr = -1, err_rd = -1, err_wr = -1, pidfd = -1;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return berr_set(err, errno, "exec pipe");
+    err_rd = agent_dup_high(p[0]);
+    err_wr = agent_dup_high(p[1]);
+    int cgfd = sp->cg ? iso_cgroup_clone_fd(sp->cg) : -1;
+    if (sp->cg && cgfd < 0) {
+        if (pipe2(p, O_CLOEXEC) < 0)
+            return berr_set(err, errno, "sync pipe");
+        sync_rd = agent_dup_high(p[0]);
+        sync_wr = agent_dup_high(p[1]);
+        if (sync_rd < 0 || sync_wr < 0)
+            return berr_set(err, errno, "duplicate fds");
+    }
+    if (err_rd < 0 || err_wr < 0)
+        return berr_set(err, errno, "duplicate fds");
+
+    uint64_t flags = CLONE_PIDFD | sp->ns_flags;
+    if (cgfd >= 0)
+        flags |= CLONE_INTO_CGROUP;
+    struct clone_args ca = {
+        .flags = flags,
+        .pidfd = (uint64_t) (uintptr_t) &pidfd,
+        .exit_signal = SIGCHLD,
+        .cgroup = cgfd >= 0 ? (uint64_t) cgfd : 0,
+    };
+    struct child_fds cf = {{sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3]}, sync_rd, err_wr};
+    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    if (pid < 0)
+        return berr_set(err, errno, "clone3 '%s'", sp->path);
+    if (pid == 0)
+        child_exec(&cf, sp->path, sp->argv, envp);
+
+    _cleanup_kill_ pid_t owned = (pid_t) pid;
+    closep(&err_wr);
+    if (sync_wr >= 0) {
+        int r = iso_cgroup_attach(sp->cg, (pid_t) pid, err);
+        if (r < 0)
+            return berr_wrap(err, "attach '%s'", sp->path);
+        if (write(sync_wr, "x", 1) != 1)
+            return berr_set(err, errno, "release '%s'", sp->path);
+    }
+    /* EOF means execve succeeded (the pipe is CLOEXEC); an int is the child's errno */
+    int e = 0;
+    ssize_t n;
+    while ((n = read(err_rd, &e, sizeof(e))) < 0 && errno == EINTR)
+        ;
+    if (n == (ssize_t) sizeof(e))
+        return berr_set(err, e, "exec '%s'", sp->path);
+    owned = 0;
+    *ret_pid = (pid_t) pid;
+    *ret_pidfd = TAKE_FD(pidfd);
+    return 0;
+}
+
+int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, int *ret_status_fd,
+                         struct berr **err)
+{
+    _cleanup_free_ char *rdir = xasprintf("%s/%s", a->runtime_root, c->id);
+    _cleanup_free_ char *logpath = xasprintf("%s/executor.log", rdir);
+    char *argv[] = {a->executor_path, (char *) "--runtime-dir", rdir, NULL};
+    _cleanup_close_ int devnull = -1, logfd = -1, st_rd = -1, st_wr = -1;
+    int p[2];
+    devnull = agent_dup_high(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (devnull < 0)
+        return berr_set(err, errno, "open '/dev/null'");
+    logfd = agent_dup_high(open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (logfd < 0)
+        return berr_set(err, errno, "open '%s'", logpath);
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return berr_set(err, errno, "status pipe");
+    st_rd = agent_dup_high(p[0]);
+    st_wr = agent_dup_high(p[1]);
+    if (st_rd < 0 || st_wr < 0)
+        return berr_set(err, errno, "duplicate fds");
+    fcntl(st_rd, F_SETFL, O_NONBLOCK);
+    uint64_t ns = 0;
+    if (a->iso_flags & ISO_NS_PID)
+        ns |= CLONE_NEWPID;
+    if (a->iso_flags & ISO_NS_MOUNT)
+        ns |= CLONE_NEWNS;
+    if (a->iso_flags & ISO_NS_IPC)
+        ns |= CLONE_NEWIPC;
+    if (a->iso_flags & ISO_NS_UTS)
+        ns |= CLONE_NEWUTS;
+    if (a->iso_flags & ISO_NS_NET)
+        ns |= CLONE_NEWNET;
+    struct spawn sp = {
+        .path = a->executor_path,
+        .argv = argv,
+        .ns_flags = ns,
+        .fd = {devnull, logfd, logfd, st_wr},
+        .cg = c->cg,
+    };
+    pid_t pid;
+    if (agent_spawn(a, &sp, &pid, ret_pidfd, err) < 0)
+        return -EIO;
+    c->pid = pid;
+    *ret_status_fd = TAKE_FD(st_rd);
+    return 0;
+}

@@ -1,0 +1,608 @@
+/* agentd/lifecycle.c - the container state machine: admit and launch (STAGING -> STARTING),
+ * learn from the executor's status pipe that the task runs (RUNNING), and from the pidfd
+ * that the executor ended (FINISHED/FAILED/KILLED with a reason), then kill what is left in
+ * the cgroups and remove them. Every transition is stored before it is announced.
+ * Async callbacks carry the container id, never a pointer (STYLE.md). */
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "agentd/agent.h"
+
+
+struct ctr_ref {
+    struct agent *a;
+    char id[17];
+};
+
+struct waiter {
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    struct waiter *next;
+};
+
+/* Closures for libevent: carry the id; freed with the event (see ctr_event_new). */
+static struct ctr_ref *ref_new(struct agent *a, const char *id)
+{
+    struct ctr_ref *r = xzalloc(sizeof(*r));
+    r->a = a;
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    return r;
+}
+
+static void sandbox_path(struct agent *a, const char *id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", a->sandboxes_dir, id);
+}
+
+static void runtime_path(struct agent *a, const char *id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", a->runtime_root, id);
+}
+
+static void set_message(struct container *c, const char *msg)
+{
+    free(c->message);
+    c->message = msg ? xstrdup(msg) : NULL;
+}
+
+static void free_event(struct event **ev)
+{
+    if (*ev) {
+        struct ctr_ref *r = event_get_callback_arg(*ev);
+        event_free(*ev);
+        free(r);
+        *ev = NULL;
+    }
+}
+
+static void answer_waiters(struct agent *a, struct container *c)
+{
+    while (c->waiters) {
+        struct waiter *w = c->waiters;
+        c->waiters = w->next;
+        evhttp_connection_set_closecb(w->conn, NULL, NULL);
+        yajl_gen g = yajl_gen_alloc(NULL);
+        agent_container_json(a, c, g, false);
+        api_reply_json(w->req, 200, g);
+        yajl_gen_free(g);
+        free(w);
+    }
+}
+
+static void waiter_closed(struct evhttp_connection *conn, void *arg)
+{
+    struct ctr_ref *r = arg;
+    struct container *c = agent_find_id(r->a, r->id);
+    for (struct waiter **p = c ? &c->waiters : NULL; p && *p; p = &(*p)->next) {
+        if ((*p)->conn == conn) {
+            struct waiter *w = *p;
+            *p = w->next;
+            free(w);
+            break;
+        }
+    }
+    free(r);
+}
+
+void agent_add_waiter(struct agent *a, struct container *c, struct evhttp_request *req)
+{
+    if (ctr_state_terminal(c->state)) {
+        yajl_gen g = yajl_gen_alloc(NULL);
+        agent_container_json(a, c, g, false);
+        api_reply_json(req, 200, g);
+        yajl_gen_free(g);
+        return;
+    }
+    struct waiter *w = xzalloc(sizeof(*w));
+    w->req = req;
+    w->conn = evhttp_request_get_connection(req);
+    w->next = c->waiters;
+    c->waiters = w;
+    evhttp_connection_set_closecb(w->conn, waiter_closed, ref_new(a, c->id));
+}
+
+/* Kill whatever is left in the cgroups and remove them; record what was written first. */
+static void release_cgroups(struct agent *a, struct container *c)
+{
+    (void) a;
+    if (!c->cg)
+        return;
+    _cleanup_berr_ struct berr *err = NULL;
+    if (iso_cgroup_kill(c->cg, &err) < 0)
+        log_warning("container '%s': kill leftovers: %s", c->id, berr_msg(err));
+    berr_free(&err);
+    if (iso_cgroup_destroy(c->cg, &err) < 0)
+        log_warning("container '%s': remove cgroups: %s", c->id, berr_msg(err));
+    c->cg = iso_cgroup_free(c->cg);
+}
+
+static void finish(struct agent *a, struct container *c, enum ctr_state st, enum ctr_reason reason)
+{
+    c->state = st;
+    c->reason = reason;
+    c->finished_at = now_realtime();
+    free_event(&c->ev_exit);
+    free_event(&c->ev_status);
+    free_event(&c->ev_oom);
+    free_event(&c->ev_backstop);
+    closep(&c->pidfd);
+    c->pidfd = -1;
+    closep(&c->status_fd);
+    c->status_fd = -1;
+    release_cgroups(a, c);
+    store_save(a, c);
+    log_info("container '%s' (%s): %s%s%s%s%s", c->id, c->name, ctr_state_name(st),
+             reason ? "/" : "", reason ? ctr_reason_name(reason) : "",
+             c->message && c->message[0] ? ": " : "", c->message ? c->message : "");
+    answer_waiters(a, c);
+    logs_container_ended(a, c->id);
+}
+
+/* Parse the executor's status.json: {"exit_code": N} | {"signal": N} |
+ * {"launch_error": "...", "errno": N}. Returns 0 when one was found. */
+static int read_exit_status(struct agent *a, struct container *c, int *code, int *sig,
+                            char **launch_error)
+{
+    char path[4096];
+    runtime_path(a, c->id, path, sizeof(path));
+    strncat(path, "/status.json", sizeof(path) - strlen(path) - 1);
+    _cleanup_free_ char *text = NULL;
+    if (read_file_alloc(path, 65536, &text, NULL) < 0)
+        return -ENOENT;
+    yajl_val v = yajl_tree_parse(text, NULL, 0);
+    if (!v)
+        return -EINVAL;
+    yajl_val x;
+    *code = -1;
+    *sig = 0;
+    *launch_error = NULL;
+    if ((x = json_get(v, "exit_code")) && YAJL_IS_INTEGER(x))
+        *code = (int) YAJL_GET_INTEGER(x);
+    if ((x = json_get(v, "signal")) && YAJL_IS_INTEGER(x))
+        *sig = (int) YAJL_GET_INTEGER(x);
+    if ((x = json_get(v, "launch_error")) && YAJL_IS_STRING(x))
+        *launch_error = xstrdup(x->u.string);
+    yajl_tree_free(v);
+    return 0;
+}
+
+/* The executor is gone: decide how the task ended. */
+static void executor_ended(struct agent *a, struct container *c, int wstatus)
+{
+    int code = -1, sig = 0;
+    _cleanup_free_ char *launch_error = NULL;
+    bool have = read_exit_status(a, c, &code, &sig, &launch_error) == 0;
+    /* status pipe messages ("ERROR errno msg") are the same news, earlier */
+    if (!launch_error && str_has_prefix(c->status_buf, "ERROR ")) {
+        const char *m = strchr(c->status_buf + 6, ' ');
+        launch_error = xstrdup(m ? m + 1 : c->status_buf + 6);
+        char *nl = strchr(launch_error, '\n');
+        if (nl)
+            *nl = 0;
+    }
+    uint64_t ooms = c->cg ? iso_cgroup_oom_kills(c->cg) : 0;
+    if (launch_error) {
+        set_message(c, launch_error);
+        finish(a, c, CTR_FAILED, CTR_REASON_LAUNCH_FAILED);
+        return;
+    }
+    if (!have) {
+        /* no word from the executor: it died itself (SIGKILL by request, OOM, crash) */
+        if (WIFSIGNALED(wstatus)) {
+            sig = WTERMSIG(wstatus);
+        } else if (WIFEXITED(wstatus)) {
+            code = WEXITSTATUS(wstatus);
+        }
+        if (!c->kill_requested) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "berth-executor ended without a status (%s %d)",
+                     sig ? "signal" : "exit", sig ? sig : code);
+            set_message(c, msg);
+        }
+    }
+    c->exit_code = sig ? -1 : code;
+    c->signal = sig;
+    if (c->kill_requested) {
+        finish(a, c, CTR_KILLED, CTR_REASON_KILLED_BY_REQUEST);
+    } else if (ooms > 0 && !(code == 0 && !sig)) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "the kernel OOM-killed %llu process(es) at the %s limit",
+                 (unsigned long long) ooms, "memory");
+        set_message(c, msg);
+        finish(a, c, CTR_FAILED, CTR_REASON_MEMORY_LIMIT);
+    } else if (sig) {
+        finish(a, c, CTR_FAILED, CTR_REASON_SIGNALED);
+    } else {
+        finish(a, c, code == 0 ? CTR_FINISHED : CTR_FAILED, CTR_REASON_EXITED);
+    }
+}
+
+static void on_status(evutil_socket_t fd, short what, void *arg)
+{
+    (void) what;
+    struct ctr_ref *r = arg;
+    struct container *c = agent_find_id(r->a, r->id);
+    if (!c)
+        return;
+    size_t room = sizeof(c->status_buf) - 1 - c->status_len;
+    ssize_t n = room ? read(fd, c->status_buf + c->status_len, room) : 0;
+    if (n > 0) {
+        c->status_len += (size_t) n;
+        c->status_buf[c->status_len] = 0;
+        if (c->state == CTR_STARTING && str_has_prefix(c->status_buf, "RUNNING")) {
+            c->state = CTR_RUNNING;
+            c->started_at = now_realtime();
+            store_save(r->a, c);
+        }
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    /* EOF: the executor closed its status fd; the pidfd tells us when it is gone */
+    free_event(&c->ev_status);
+    closep(&c->status_fd);
+    c->status_fd = -1;
+}
+
+static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    struct ctr_ref *r = arg;
+    struct container *c = agent_find_id(r->a, r->id);
+    if (!c)
+        return;
+    int wstatus = 0;
+    siginfo_t si = {0};
+    /* P_PIDFD reaps exactly this child, never another one that reused its pid */
+    int w = waitid(P_PIDFD, (id_t) c->pidfd, &si, WEXITED | WNOHANG);
+    if (w == 0 && si.si_pid == 0)
+        return; /* spurious wake-up: still running */
+    if (w < 0 && errno != ECHILD)
+        return;
+    /* ECHILD: an executor adopted after an agent restart is not our child; its status file
+     * says how the task ended */
+    if (si.si_code == CLD_EXITED)
+        wstatus = W_EXITCODE(si.si_status, 0);
+    else if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+        wstatus = si.si_status & 0x7f;
+    /* drain a status line written just before exit */
+    if (c->status_fd >= 0)
+        on_status(c->status_fd, EV_READ, c->ev_status ? event_get_callback_arg(c->ev_status) : r);
+    executor_ended(r->a, c, wstatus);
+}
+
+static void on_oom(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    struct ctr_ref *r = arg;
+    struct container *c = agent_find_id(r->a, r->id);
+    if (!c || !c->cg)
+        return;
+    int64_t n = iso_cgroup_oom_ack(c->cg);
+    if (n > 0)
+        log_info("container '%s': the kernel OOM-killed in the task (%lld so far)", c->id,
+                 (long long) n);
+}
+
+static void on_backstop(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    struct ctr_ref *r = arg;
+    struct container *c = agent_find_id(r->a, r->id);
+    if (!c || !c->cg || ctr_state_terminal(c->state))
+        return;
+    /* the executor should have SIGKILLed the sandbox by now; do it from outside */
+    log_warning("container '%s': still alive after the grace period, killing its cgroup", c->id);
+    _cleanup_berr_ struct berr *err = NULL;
+    if (iso_cgroup_kill(c->cg, &err) < 0)
+        log_warning("container '%s': kill: %s", c->id, berr_msg(err));
+}
+
+static struct event *ctr_event_new(struct agent *a, struct container *c, int fd, short what,
+                                   event_callback_fn cb)
+{
+    struct event *ev = event_new(a->base, fd, what, cb, ref_new(a, c->id));
+    if (ev && fd >= 0)
+        event_add(ev, NULL);
+    return ev;
+}
+
+static int write_spec(struct agent *a, struct container *c, struct berr **err)
+{
+    char sandbox[4096], rdir[4096];
+    sandbox_path(a, c->id, sandbox, sizeof(sandbox));
+    runtime_path(a, c->id, rdir, sizeof(rdir));
+    _cleanup_free_ char *sockdir = xstrdup(a->socket_path ? a->socket_path : "");
+    char *slash = strrchr(sockdir, '/');
+    if (slash)
+        *slash = 0;
+    char *masks[3] = {a->cfg.work_dir, sockdir[0] ? sockdir : NULL, NULL};
+    /* 65536 open files, or the agent's own hard limit: without CAP_SYS_RESOURCE (some
+     * container hosts drop it even for root) a hard limit can only go down */
+    struct rlimit rl;
+    uint64_t nofile = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < nofile)
+        nofile = rl.rlim_max;
+    struct iso_spec s = {
+        .id = c->id,
+        .hostname = c->name,
+        .flags = a->iso_flags,
+        .sandbox_dir = sandbox,
+        .runtime_dir = rdir,
+        .mask_dirs = masks,
+        .user = c->user,
+        .argv = c->argv,
+        .env = c->env,
+        .volumes = c->volumes,
+        .n_volumes = c->n_volumes,
+        .nofile = nofile,
+        .grace_ms = a->cfg.kill_grace_ms,
+    };
+    _cleanup_free_ char *json = iso_spec_to_json(&s);
+    _cleanup_close_ int dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return berr_set(err, errno, "open '%s'", rdir);
+    int r = write_file_atomic(dfd, "spec.json", json, strlen(json), 0600);
+    if (r < 0)
+        return berr_set(err, -r, "write '%s/spec.json'", rdir);
+    return 0;
+}
+
+static void cg_path_json(const char *ctrl, const char *path, void *arg)
+{
+    yajl_gen g = arg;
+    json_kv_str(g, ctrl, path);
+}
+
+static char *gen_take(yajl_gen g)
+{
+    const unsigned char *buf;
+    size_t len;
+    yajl_gen_get_buf(g, &buf, &len);
+    char *s = xstrndup((const char *) buf, len);
+    yajl_gen_free(g);
+    return s;
+}
+
+/* Create dirs, cgroups and limits, then start the executor. On failure err says why and
+ * the caller marks the container LAUNCH_FAILED. */
+static int launch_sandbox(struct agent *a, struct container *c, struct berr **err)
+{
+    char sandbox[4096], rdir[4096];
+    sandbox_path(a, c->id, sandbox, sizeof(sandbox));
+    runtime_path(a, c->id, rdir, sizeof(rdir));
+    if (mkdir(rdir, 0700) < 0)
+        return berr_set(err, errno, "create '%s'", rdir);
+    if (mkdir(sandbox, 0755) < 0)
+        return berr_set(err, errno, "create '%s'", sandbox);
+    char rootfs[4200];
+    snprintf(rootfs, sizeof(rootfs), "%s/rootfs", rdir);
+    if (mkdir(rootfs, 0700) < 0 && errno != EEXIST)
+        return berr_set(err, errno, "create '%s'", rootfs);
+    if (write_spec(a, c, err) < 0)
+        return -EIO;
+    int r = iso_cgroup_create(a->host, c->id, &c->cg, err);
+    if (r < 0)
+        return berr_wrap(err, "create cgroups");
+    struct iso_limits l = {
+        .cpus_millis = c->cpus_millis,
+        .cpu_limit_millis = c->cpu_limit_millis,
+        .mem_bytes = c->mem_bytes,
+        .pids_max = c->pids_max,
+    };
+    if (iso_cgroup_apply(c->cg, &l, err) < 0)
+        return berr_wrap(err, "limit");
+    const struct iso_cg_value *vals;
+    size_t n = iso_cgroup_values(c->cg, &vals);
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < n; i++)
+        json_kv_str(g, vals[i].file, vals[i].value);
+    yajl_gen_map_close(g);
+    c->limits_json = gen_take(g);
+    g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    iso_cgroup_foreach_path(c->cg, cg_path_json, g);
+    yajl_gen_map_close(g);
+    c->cgroups_json = gen_take(g);
+    if (a->iso_flags & ISO_CG_MEM) {
+        _cleanup_berr_ struct berr *oerr = NULL;
+        int ofd = iso_cgroup_oom_fd(c->cg, &oerr);
+        if (ofd >= 0) {
+            c->ev_oom = ctr_event_new(a, c, ofd, EV_READ | EV_PERSIST, on_oom);
+        } else {
+            log_debug("container '%s': no OOM notification: %s", c->id, berr_msg(oerr));
+        }
+    }
+    int pidfd = -1, stfd = -1;
+    if (agent_spawn_executor(a, c, &pidfd, &stfd, err) < 0)
+        return -EIO;
+    c->pidfd = pidfd;
+    c->status_fd = stfd;
+    c->ev_status = ctr_event_new(a, c, stfd, EV_READ | EV_PERSIST, on_status);
+    c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
+    return 0;
+}
+
+static int admit(struct agent *a, struct container *c, struct berr **err)
+{
+    uint64_t cpus, mem;
+    ctr_allocated(a, &cpus, &mem);
+    uint64_t acpus = a->total_cpus - a->cfg.reserved_cpus_millis;
+    uint64_t amem = a->total_mem - a->cfg.reserved_mem;
+    char need[32], freeb[32], all[32];
+    if (cpus + c->cpus_millis > acpus) {
+        format_cpus(c->cpus_millis, need, sizeof(need));
+        format_cpus(acpus > cpus ? acpus - cpus : 0, freeb, sizeof(freeb));
+        format_cpus(acpus, all, sizeof(all));
+        return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
+                         "cpus: asked %s, %s free of %s allocatable", need, freeb, all);
+    }
+    if (mem + c->mem_bytes > amem) {
+        format_size(c->mem_bytes, need, sizeof(need));
+        format_size(amem > mem ? amem - mem : 0, freeb, sizeof(freeb));
+        format_size(amem, all, sizeof(all));
+        return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
+                         "mem: asked %s, %s free of %s allocatable", need, freeb, all);
+    }
+    return 0;
+}
+
+int agent_launch(struct agent *a, const char *body, size_t len, struct container **ret,
+                 struct berr **err)
+{
+    yajl_val req = json_parse(body, len, err);
+    if (!req)
+        return -EINVAL;
+    struct container *c = xzalloc(sizeof(*c));
+    c->pidfd = c->status_fd = -1;
+    c->exit_code = -1;
+    int r = request_parse_launch(a, req, c, err);
+    yajl_tree_free(req);
+    if (r < 0) {
+        ctr_free(c);
+        return r;
+    }
+    do {
+        if (random_hex(c->id, 16) < 0) {
+            ctr_free(c);
+            return berr_setc(err, EIO, "INTERNAL", "no randomness for an id");
+        }
+    } while (agent_find_id(a, c->id));
+    if (!c->name)
+        c->name = xasprintf("c-%.8s", c->id);
+    for (struct container *o = a->containers; o; o = o->next) {
+        if (streq(o->name, c->name)) {
+            r = berr_setc(err, EEXIST, "CONFLICT", "name '%s' is used by container '%s'",
+                          c->name, o->id);
+            ctr_free(c);
+            return r;
+        }
+    }
+    if ((r = admit(a, c, err)) < 0) {
+        ctr_free(c);
+        return r;
+    }
+    c->created_at = now_realtime();
+    c->state = CTR_STAGING;
+    c->next = a->containers;
+    a->containers = c;
+    a->launches_total++;
+    store_save(a, c);
+    _cleanup_berr_ struct berr *lerr = NULL;
+    if (launch_sandbox(a, c, &lerr) < 0) {
+        set_message(c, berr_msg(lerr));
+        finish(a, c, CTR_FAILED, CTR_REASON_LAUNCH_FAILED);
+    } else {
+        c->state = CTR_STARTING;
+        store_save(a, c);
+    }
+    *ret = c;
+    return 0;
+}
+
+int agent_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err)
+{
+    if (ctr_state_terminal(c->state))
+        return berr_setc(err, EINVAL, "CONFLICT", "container '%s' is already %s", c->id,
+                         ctr_state_name(c->state));
+    c->kill_requested = true;
+    store_save(a, c);
+    if (sig == SIGKILL || c->pidfd < 0) {
+        if (c->cg && iso_cgroup_kill(c->cg, err) < 0)
+            return berr_wrap(err, "kill container '%s'", c->id);
+        return 0;
+    }
+    /* SI_QUEUE carries the grace period to the executor, which escalates to SIGKILL */
+    siginfo_t si = {0};
+    si.si_signo = sig;
+    si.si_code = SI_QUEUE;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    si.si_value.sival_int = (int) (grace_ms > INT32_MAX ? INT32_MAX : grace_ms);
+    if (syscall(SYS_pidfd_send_signal, c->pidfd, sig, &si, 0) < 0 && errno != ESRCH)
+        return berr_set(err, errno, "signal berth-executor of '%s'", c->id);
+    /* backstop: the executor may not have installed its handlers yet, or may be stuck */
+    free_event(&c->ev_backstop);
+    c->ev_backstop = ctr_event_new(a, c, -1, 0, on_backstop);
+    struct timeval tv = {.tv_sec = (time_t) (grace_ms / 1000) + 2,
+                         .tv_usec = (suseconds_t) (grace_ms % 1000) * 1000};
+    evtimer_add(c->ev_backstop, &tv);
+    return 0;
+}
+
+int agent_remove(struct agent *a, struct container *c, struct berr **err)
+{
+    if (!ctr_state_terminal(c->state))
+        return berr_setc(err, EBUSY, "CONFLICT", "container '%s' is %s: kill it first", c->id,
+                         ctr_state_name(c->state));
+    char path[4096];
+    sandbox_path(a, c->id, path, sizeof(path));
+    int r = rm_rf(path);
+    if (r < 0)
+        return berr_setc(err, -r, "INTERNAL", "remove '%s': %s", path, strerror(-r));
+    runtime_path(a, c->id, path, sizeof(path));
+    r = rm_rf(path);
+    if (r < 0)
+        return berr_setc(err, -r, "INTERNAL", "remove '%s': %s", path, strerror(-r));
+    store_delete(a, c->id);
+    for (struct container **p = &a->containers; *p; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    }
+    ctr_free(c);
+    return 0;
+}
+
+/* Take over a container that was live when the agent last stopped. */
+void agent_adopt(struct agent *a, struct container *c)
+{
+    _cleanup_berr_ struct berr *err = NULL;
+    if (iso_cgroup_open(a->host, c->id, &c->cg, &err) < 0)
+        c->cg = NULL;
+    int pidfd = c->pid > 0 ? (int) syscall(SYS_pidfd_open, c->pid, 0) : -1;
+    if (pidfd >= 0) {
+        /* the pid may have been reused: it must still be our executor for this container */
+        char path[64], cmd[4096] = "";
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) c->pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, cmd, sizeof(cmd) - 1) : -1;
+        bool ours = false;
+        for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t) strlen(cmd + i) + 1)
+            ours |= strstr(cmd + i, c->id) != NULL;
+        if (!ours) {
+            close(pidfd);
+            pidfd = -1;
+        }
+    }
+    if (pidfd >= 0) {
+        c->pidfd = pidfd;
+        if (c->state != CTR_RUNNING) {
+            c->state = CTR_RUNNING;
+            store_save(a, c);
+        }
+        c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
+        if (c->cg && (a->iso_flags & ISO_CG_MEM)) {
+            int ofd = iso_cgroup_oom_fd(c->cg, &err);
+            if (ofd >= 0)
+                c->ev_oom = ctr_event_new(a, c, ofd, EV_READ | EV_PERSIST, on_oom);
+        }
+        log_info("container '%s' (%s): re-adopted executor pid %d", c->id, c->name, (int) c->pid);
+        return;
+    }
+    int code, sig;
+    _cleanup_free_ char *launch_error = NULL;
+    if (read_exit_status(a, c, &code, &sig, &launch_error) == 0) {
+        executor_ended(a, c, 0);
+        return;
+    }
+    set_message(c, "the task ended while the agent was down and left no exit status");
+    finish(a, c, CTR_LOST, CTR_REASON_AGENT_RESTARTED_LOST);
+}

@@ -1,0 +1,215 @@
+/* agentd/main.c - berth-agent's entry point: reads the configuration, measures the node,
+ * opens the cgroup parent and state.db, serves the local API on one libevent loop, and on
+ * SIGTERM/SIGINT frees everything and leaves the tasks running (they outlive an agent
+ * restart; the next agent re-adopts them, see recover.c). */
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "agentd/agent.h"
+
+static const char usage[] =
+        "Usage: berth-agent [--config=FILE] [--KEY=VALUE ...] [--SECTION.KEY=VALUE ...]\n"
+        "\n"
+        "The berth node agent: runs tasks in sandboxes of namespaces and cgroups and serves\n"
+        "the local API (docs/api.md) on [agent] listen.\n"
+        "\n"
+        "  --config=FILE          configuration file (default /etc/berth/agent.conf; a missing\n"
+        "                         default file is fine), plus FILE.d/NAME.conf\n"
+        "  --KEY=VALUE            set [agent] KEY, e.g. --work_dir=/tmp/w --listen=unix:/tmp/s\n"
+        "  --SECTION.KEY=VALUE    set any key, e.g. --reserved.mem=1GiB --resources.cpus=4\n"
+        "  --help, --version\n"
+        "\n"
+        "Every key is listed in docs/config.md. Flags win over the files.\n";
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void) what;
+    struct agent *a = arg;
+    log_info("received signal %d, stopping (tasks keep running)", (int) sig);
+    event_base_loopexit(a->base, NULL);
+}
+
+static char *find_executor(const char *configured)
+{
+    if (configured && configured[0])
+        return xstrdup(configured);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            _cleanup_free_ char *p = xasprintf("%s/berth-executor", self);
+            if (access(p, X_OK) == 0)
+                return TAKE_PTR(p);
+        }
+    }
+    return xstrdup("/usr/libexec/berth/berth-executor");
+}
+
+static uint64_t mem_total(void)
+{
+    char buf[4096];
+    if (read_file_at(AT_FDCWD, "/proc/meminfo", buf, sizeof(buf)) < 0)
+        return 0;
+    unsigned long long kb = 0;
+    const char *p = strstr(buf, "MemTotal:");
+    if (p)
+        sscanf(p, "MemTotal: %llu kB", &kb);
+    return (uint64_t) kb * 1024;
+}
+
+static int node_id(struct agent *a)
+{
+    _cleanup_free_ char *path = xasprintf("%s/node-id", a->cfg.work_dir);
+    if (read_file_at(AT_FDCWD, path, a->node_id, sizeof(a->node_id)) == 32)
+        return 0;
+    if (random_hex(a->node_id, 32) < 0)
+        return -EIO;
+    _cleanup_close_ int dfd = open(a->cfg.work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return dfd < 0 ? -errno : write_file_atomic(dfd, "node-id", a->node_id, 32, 0644);
+}
+
+/* Measure the node and check the reservations fit. */
+static int measure(struct agent *a, struct berr **err)
+{
+    struct cfg_agent *cfg = &a->cfg;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    a->total_cpus = cfg->cpus.is_auto ? (uint64_t) (n > 0 ? n : 1) * 1000 : cfg->cpus.value;
+    a->total_mem = cfg->mem.is_auto ? mem_total() : cfg->mem.value;
+    struct statvfs sv;
+    if (cfg->disk.is_auto)
+        a->total_disk = statvfs(cfg->work_dir, &sv) == 0 ? (uint64_t) sv.f_blocks * sv.f_frsize : 0;
+    else
+        a->total_disk = cfg->disk.value;
+    if (cfg->reserved_cpus_millis >= a->total_cpus)
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                         "[reserved] cpus must be less than the node's %llu.%03llu cpus",
+                         (unsigned long long) a->total_cpus / 1000,
+                         (unsigned long long) a->total_cpus % 1000);
+    if (cfg->reserved_mem >= a->total_mem)
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                         "[reserved] mem must be less than the node's %llu bytes",
+                         (unsigned long long) a->total_mem);
+    return 0;
+}
+
+static int setup(struct agent *a, struct berr **err)
+{
+    struct cfg_agent *cfg = &a->cfg;
+    if (iso_parse_isolation(cfg->isolation, &a->iso_flags, err) < 0)
+        return berr_wrap(err, "[agent] isolation");
+    if (mkdir_p(cfg->work_dir, 0755) < 0)
+        return berr_set(err, errno, "create work_dir '%s'", cfg->work_dir);
+    a->sandboxes_dir = xasprintf("%s/sandboxes", cfg->work_dir);
+    a->runtime_root = xasprintf("%s/containers", cfg->work_dir);
+    if (mkdir_p(a->sandboxes_dir, 0711) < 0 || mkdir_p(a->runtime_root, 0700) < 0)
+        return berr_set(err, errno, "create '%s'", a->sandboxes_dir);
+    if (node_id(a) < 0)
+        return berr_set(err, errno, "write '%s/node-id'", cfg->work_dir);
+    if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0)
+        snprintf(a->hostname, sizeof(a->hostname), "localhost");
+    if (measure(a, err) < 0)
+        return -EINVAL;
+    a->executor_path = find_executor(cfg->executor);
+    if (access(a->executor_path, X_OK) < 0)
+        return berr_set(err, errno, "executor '%s'", a->executor_path);
+    if (iso_host_open("/sys/fs/cgroup", cfg->cgroup_parent, a->iso_flags, NULL, &a->host, err) <
+        0)
+        return berr_wrap(err, "cgroup_parent '%s'", cfg->cgroup_parent);
+    /* tasks together can never eat the host's reservation, even if our accounting were wrong */
+    struct iso_limits all = {
+        .cpus_millis = a->total_cpus - cfg->reserved_cpus_millis,
+        .cpu_limit_millis = a->total_cpus - cfg->reserved_cpus_millis,
+        .mem_bytes = a->total_mem - cfg->reserved_mem,
+    };
+    if (iso_host_set_limits(a->host, &all, err) < 0)
+        return berr_wrap(err, "limit the cgroup parent to allocatable");
+    if (store_open(a, err) < 0)
+        return -EIO;
+    a->base = event_base_new();
+    if (!a->base)
+        return berr_setx(err, ENOMEM, "event_base_new failed");
+    if (logs_init(a, err) < 0)
+        return -EIO;
+    agent_recover(a);
+    if (api_start(a, err) < 0)
+        return berr_wrap(err, "listen '%s'", cfg->listen);
+    a->ev_sigterm = evsignal_new(a->base, SIGTERM, on_stop_signal, a);
+    a->ev_sigint = evsignal_new(a->base, SIGINT, on_stop_signal, a);
+    event_add(a->ev_sigterm, NULL);
+    event_add(a->ev_sigint, NULL);
+    return 0;
+}
+
+static void teardown(struct agent *a)
+{
+    api_stop(a);
+    exec_free_all(a);
+    logs_free(a);
+    agent_containers_free(a);
+    if (a->ev_sigterm)
+        event_free(a->ev_sigterm);
+    if (a->ev_sigint)
+        event_free(a->ev_sigint);
+    if (a->host) {
+        iso_host_remove(a->host); /* only when no task is left in it */
+        a->host = iso_host_free(a->host);
+    }
+    store_close(a);
+    if (a->base)
+        event_base_free(a->base);
+    free(a->executor_path);
+    free(a->sandboxes_dir);
+    free(a->runtime_root);
+    cfg_done(&a->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    log_set_ident("berth-agent");
+    for (int i = 1; i < argc; i++) {
+        if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (streq(argv[i], "--version")) {
+            printf("berth-agent %s\n", BERTH_VERSION);
+            return 0;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct agent a = {.inotify_fd = -1};
+    _cleanup_berr_ struct berr *err = NULL;
+    if (cfg_load(&a.cfg, argc, argv, &err) < 0) {
+        log_error("%s", berr_msg(err));
+        cfg_done(&a.cfg);
+        return 1;
+    }
+    if (streq(a.cfg.log_level, "debug"))
+        log_set_level(LOG_DEBUG);
+    else if (streq(a.cfg.log_level, "warning"))
+        log_set_level(LOG_WARNING);
+    else if (streq(a.cfg.log_level, "error"))
+        log_set_level(LOG_ERR);
+    if (a.cfg.master && a.cfg.master[0])
+        log_warning("[agent] master = '%s': the master link is not implemented yet; running "
+                    "standalone",
+                    a.cfg.master);
+    int rc = 0;
+    if (setup(&a, &err) < 0) {
+        log_error("cannot start: %s", berr_msg(err));
+        rc = 1;
+    } else {
+        log_info("serving on '%s' (cgroup v%d, work_dir '%s')", a.socket_path,
+                 (int) iso_host_version(a.host), a.cfg.work_dir);
+        event_base_dispatch(a.base);
+    }
+    teardown(&a);
+    return rc;
+}
