@@ -1,0 +1,150 @@
+/* cli/cli.h - private header of berthctl (cli/): the context passed to every verb, the HTTP
+ * client (http.c), JSON helpers (json.c), pure formatting helpers (format.c), run/exec
+ * option parsing and request bodies (run-request.c) and the verbs (verbs-*.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "common/common.h"
+
+#define CTL_DEFAULT_SOCKET "/run/berth/agent.sock"
+
+/* One per process, built in main() and passed to every verb. */
+struct ctl {
+    const char *socket; /* agent's unix socket path (borrowed from argv/env) */
+};
+
+/* ---- http.c: libcurl on the agent's unix socket ---------------------------------------- */
+
+/* Call the agent and return its parsed JSON answer in *ret (NULL for an empty body, e.g. 204;
+ * free with yajl_tree_free). body may be NULL. A 4xx/5xx answer fails with the API error's
+ * message in err (err->code = API code); transport failures say "cannot connect to the agent
+ * at '...'". Returns 0 or -errno. */
+int ctl_call(struct ctl *ctl, const char *method, const char *path, const char *body, yajl_val *ret,
+             struct berr **err);
+/* GET path and copy the answer body to fd as it arrives (for logs -f). Error answers are
+ * buffered and reported as for ctl_call. Returns 0 or -errno. */
+int ctl_stream(struct ctl *ctl, const char *path, int fd, struct berr **err);
+
+/* ---- json.c: yajl helpers --------------------------------------------------------------- */
+
+/* Look up key in object v (NULL when v is not an object or key is absent / null). */
+yajl_val ctl_json_get(yajl_val v, const char *key);
+/* String value of key, or NULL. */
+const char *ctl_json_str(yajl_val v, const char *key);
+/* Numeric value of key into *ret; false when absent, null or not a number. */
+bool ctl_json_num(yajl_val v, const char *key, double *ret);
+/* Generate v into g (numbers keep their original text). Returns yajl_gen_status_ok or error. */
+yajl_gen_status ctl_json_gen(yajl_gen g, yajl_val v);
+/* Print v to f, pretty (indent 2) and newline-terminated. Returns 0 or -EIO. */
+int ctl_json_print(FILE *f, yajl_val v);
+/* Copy the generated buffer of g into a malloc'd NUL-terminated string. */
+char *ctl_json_take(yajl_gen g);
+/* Short one-line text of a command object: shell string or argv joined by spaces.
+ * Returns a malloc'd string ("" if absent). */
+char *ctl_command_text(yajl_val command);
+
+/* ---- format.c: pure helpers (unit-tested, no curl) ------------------------------------ */
+
+/* "5s", "3m", "2h", "4d"; negative or NaN -> "0s". */
+void ctl_format_age(double seconds, char *buf, size_t len);
+/* Human size with one decimal under 100 of a unit: "123B", "12.3MiB", "512MiB", "1.0GiB". */
+void ctl_format_human(double bytes, char *buf, size_t len);
+/* Decimal cores (double) as "2", "0.5", "1.25": rounded to millicores. */
+void ctl_format_cores(double cores, char *buf, size_t len);
+/* Average CPU use in percent of one core: cpu_seconds over elapsed; -1 when elapsed <= 0. */
+double ctl_cpu_percent(double cpu_seconds, double elapsed);
+/* Copy s into buf truncated to max display chars, ending with "..." when cut. */
+void ctl_truncate(const char *s, size_t max, char *buf, size_t len);
+/* Percent-encode s for a URL path segment or query value (RFC 3986 unreserved kept).
+ * Returns a malloc'd string. */
+char *ctl_url_escape(const char *s);
+/* "/v1/containers/<escaped id><suffix>" (suffix may be NULL), malloc'd. */
+char *ctl_ctr_path(const char *id, const char *suffix);
+/* True for the terminal states FINISHED FAILED KILLED LOST. */
+bool ctl_state_terminal(const char *state);
+
+/* How a container ended, as the CLI's exit status: FINISHED -> 0; else exit_code when set,
+ * 128+signal when set, 137 for MEMORY_LIMIT, else 1. */
+struct ctl_end {
+    const char *state;  /* may be NULL */
+    const char *reason; /* may be NULL */
+    const char *message;
+    bool has_exit_code;
+    int64_t exit_code;
+    bool has_signal;
+    int64_t signal;
+};
+int ctl_end_status(const struct ctl_end *e);
+/* One line describing a non-successful end: "FAILED (EXITED, exit code 3)". */
+void ctl_end_describe(const struct ctl_end *e, char *buf, size_t len);
+
+/* A text table: left-aligned columns, 3 spaces apart, the last column unpadded. */
+struct ctl_table {
+    size_t ncols;
+    size_t nrows; /* including the header row */
+    char **cells; /* nrows * ncols, owned */
+};
+/* Start a table whose header row is the ncols given names. */
+void ctl_table_init(struct ctl_table *t, size_t ncols, const char *const *header);
+/* Append a row of t->ncols strings (copied; NULL prints as "-"). */
+void ctl_table_add(struct ctl_table *t, const char *const *row);
+/* Print the table to f. */
+void ctl_table_print(const struct ctl_table *t, FILE *f);
+void ctl_table_free(struct ctl_table *t);
+
+/* ---- run-request.c: run/exec option parsing and request bodies ------------------------- */
+
+struct ctl_run_opts {
+    const char *name, *cpus, *cpus_limit, *mem, *pids, *user, *shell;
+    const char **env; /* "K=V" strings, nenv of them (array owned, strings borrowed) */
+    size_t nenv;
+    const char **volumes; /* "H:C[:ro]" strings */
+    size_t nvolumes;
+    bool wait, json, help;
+    char **argv; /* command, argc of them (borrowed from the command line) */
+    int argc;
+};
+/* Parse `run` options (argv[0] is "run"). Sets opts->help for --help and returns 0. Fails with
+ * a usage message in err. Free with ctl_run_opts_free. */
+int ctl_run_parse(int argc, char **argv, struct ctl_run_opts *opts, struct berr **err);
+void ctl_run_opts_free(struct ctl_run_opts *opts);
+/* Build the POST /v1/containers body. Validates quantities locally. Returns 0 and a malloc'd
+ * JSON string in *ret, or -EINVAL with err set. */
+int ctl_run_body(const struct ctl_run_opts *opts, char **ret, struct berr **err);
+/* Build {"argv": [...]} (or {"shell": s} when shell != NULL) for exec. */
+char *ctl_exec_body(int argc, char *const *argv, const char *shell);
+/* getopt_long wrapper state helper: turn a '?' / ':' from getopt_long into a usage error. */
+int ctl_usage_error(const char *verb, int c, int argc, char **argv, struct berr **err);
+
+/* ---- usage.c: help texts --------------------------------------------------------------- */
+
+/* Print the usage of verb (NULL: of berthctl itself) to stdout; returns 0 (exit status). */
+int ctl_print_usage(const char *verb);
+/* True when verb names a known verb's help text. */
+bool ctl_has_usage(const char *verb);
+
+/* ---- verbs ------------------------------------------------------------------------------ */
+
+/* Every verb gets argv with argv[0] = verb name and returns the process exit status (>= 0),
+ * or -errno with err set (main prints it and exits 1). */
+typedef int (*ctl_verb_fn)(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_run(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_wait(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_exec(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_ps(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_inspect(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_logs(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_kill(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_rm(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_stats(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_node(struct ctl *ctl, int argc, char **argv, struct berr **err);
+
+/* Exit status of a terminal container object (see ctl_end_status); prints the end line on
+ * stderr unless it FINISHED. */
+int ctl_report_end(yajl_val ctr, const char *id);

@@ -1,0 +1,188 @@
+/* cli/http.c - berthctl's only transport: one libcurl easy request per call to the agent's
+ * unix socket ("http://localhost/v1/..."), JSON answers parsed with yajl_tree and API errors
+ * turned into a struct berr carrying the agent's message. Verbs (verbs-*.c) decide what to
+ * ask; json.c and format.c turn the answers into text. */
+#include <curl/curl.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli/cli.h"
+
+#define CTL_MAX_ANSWER (64u << 20) /* exec output is capped at 2 MiB; lists stay far below */
+
+struct sink {
+    CURL *curl;
+    int fd;          /* >= 0: copy 2xx bodies here as they arrive */
+    int write_errno; /* set when copying to fd failed */
+    char *buf;       /* buffered body (always for errors, for non-streamed calls) */
+    size_t len, cap;
+    bool too_big;
+};
+
+static size_t sink_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct sink *s = arg;
+    size_t n = size * nmemb;
+    long status = 0;
+    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (s->fd >= 0 && status >= 200 && status < 300) {
+        int r = write_all(s->fd, data, n);
+        if (r < 0) {
+            s->write_errno = -r;
+            return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+        }
+        return n;
+    }
+    if (s->len + n > CTL_MAX_ANSWER) {
+        s->too_big = true;
+        return 0;
+    }
+    if (s->len + n + 1 > s->cap) {
+        s->cap = (s->len + n + 1) * 2;
+        s->buf = xrealloc(s->buf, s->cap);
+    }
+    memcpy(s->buf + s->len, data, n);
+    s->len += n;
+    s->buf[s->len] = 0;
+    return n;
+}
+
+/* errno that best matches an API error code, so callers can test berr_errno(). */
+static int code_errno(const char *code)
+{
+    static const struct {
+        const char *code;
+        int errnum;
+    } map[] = {
+            {"INVALID_ARGUMENT", EINVAL}, {"NOT_FOUND", ENOENT},
+            {"CONFLICT", EBUSY},          {"INSUFFICIENT_RESOURCES", ENOSPC},
+            {"BODY_TOO_LARGE", E2BIG},    {"METHOD_NOT_ALLOWED", EPERM},
+    };
+    for (size_t i = 0; code && i < ARRAY_SIZE(map); i++)
+        if (streq(code, map[i].code))
+            return map[i].errnum;
+    return EIO;
+}
+
+/* Turn an error answer into err: the JSON error's message, else the status and first line. */
+static int answer_error(long status, const char *body, struct berr **err)
+{
+    char ebuf[256];
+    yajl_val root = body ? yajl_tree_parse(body, ebuf, sizeof(ebuf)) : NULL;
+    yajl_val e = ctl_json_get(root, "error");
+    const char *code = ctl_json_str(e, "code");
+    const char *msg = ctl_json_str(e, "message");
+    int r;
+    /* "insufficient resources: mem: asked ..." reads better than the bare resource line */
+    if (msg && *msg && code && streq(code, "INSUFFICIENT_RESOURCES") &&
+        strncasecmp(msg, "insufficient resources", 22) != 0)
+        r = berr_setc(err, ENOSPC, code, "insufficient resources: %s", msg);
+    else if (msg && *msg)
+        r = berr_setc(err, code_errno(code), code ? code : "", "%s", msg);
+    else if (code)
+        r = berr_setc(err, code_errno(code), code, "%s (HTTP %ld)", code, status);
+    else
+        r = berr_setx(err, EIO, "the agent answered HTTP %ld: %.*s", status,
+                      body ? (int) strcspn(body, "\n") : 0, body ? body : "");
+    yajl_tree_free(root);
+    return r;
+}
+
+/* One request. On transport success, *ret_status gets the HTTP status and *ret_body the
+ * buffered body (NULL when empty or streamed). */
+static int request(struct ctl *ctl, const char *method, const char *path, const char *body, int fd,
+                   long *ret_status, char **ret_body, struct berr **err)
+{
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return berr_setx(err, ENOMEM, "cannot initialise libcurl");
+    struct sink s = {.curl = curl, .fd = fd};
+    struct curl_slist *headers = NULL;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    _cleanup_free_ char *url = xasprintf("http://localhost%s", path);
+
+    curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, ctl->socket);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
+    if (streq(method, "HEAD"))
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    if (body) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
+    }
+    headers = curl_slist_append(headers, "Accept: application/json");
+    headers = curl_slist_append(headers, "User-Agent: berthctl/" BERTH_VERSION);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+
+    CURLcode rc = curl_easy_perform(curl);
+    long status = 0, oserr = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &oserr);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+
+    int r = 0;
+    if (rc == CURLE_COULDNT_CONNECT || (rc == CURLE_OPERATION_TIMEDOUT && status == 0)) {
+        if (oserr > 0)
+            r = berr_set(err, (int) oserr, "cannot connect to the agent at '%s'", ctl->socket);
+        else
+            r = berr_setx(err, ECONNREFUSED, "cannot connect to the agent at '%s': %s", ctl->socket,
+                          *errbuf ? errbuf : curl_easy_strerror(rc));
+    } else if (rc == CURLE_WRITE_ERROR && s.write_errno) {
+        r = berr_set(err, s.write_errno, "write output");
+    } else if (rc == CURLE_WRITE_ERROR && s.too_big) {
+        r = berr_setx(err, E2BIG, "the agent's answer to %s %s is larger than %u MiB", method, path,
+                      CTL_MAX_ANSWER >> 20);
+    } else if (rc != CURLE_OK) {
+        r = berr_setx(err, EIO, "%s %s on '%s': %s", method, path, ctl->socket,
+                      *errbuf ? errbuf : curl_easy_strerror(rc));
+    }
+    if (r < 0) {
+        free(s.buf);
+        return r;
+    }
+    *ret_status = status;
+    *ret_body = s.buf;
+    return 0;
+}
+
+int ctl_call(struct ctl *ctl, const char *method, const char *path, const char *body, yajl_val *ret,
+             struct berr **err)
+{
+    long status = 0;
+    _cleanup_free_ char *answer = NULL;
+    int r = request(ctl, method, path, body, -1, &status, &answer, err);
+    if (r < 0)
+        return r;
+    if (status < 200 || status >= 300)
+        return answer_error(status, answer, err);
+    yajl_val root = NULL;
+    if (answer && answer[strspn(answer, " \t\r\n")]) {
+        char ebuf[256] = "";
+        root = yajl_tree_parse(answer, ebuf, sizeof(ebuf));
+        if (!root)
+            return berr_setx(err, EPROTO, "%s %s: the agent's answer is not JSON: %.*s", method,
+                             path, (int) strcspn(ebuf, "\n"), ebuf);
+    }
+    *ret = root;
+    return 0;
+}
+
+int ctl_stream(struct ctl *ctl, const char *path, int fd, struct berr **err)
+{
+    long status = 0;
+    _cleanup_free_ char *answer = NULL;
+    int r = request(ctl, "GET", path, NULL, fd, &status, &answer, err);
+    if (r < 0)
+        return r;
+    if (status < 200 || status >= 300)
+        return answer_error(status, answer, err);
+    return 0;
+}

@@ -1,0 +1,102 @@
+/* cli/main.c - berthctl's entry point: global options (--socket, --master, --help,
+ * --version), verb dispatch, and the one place that prints an error and picks the exit
+ * status. The verbs live in verbs-*.c; http.c talks to the agent. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *name;
+    ctl_verb_fn fn;
+} verbs[] = {
+        {"run", ctl_verb_run},   {"ps", ctl_verb_ps},       {"inspect", ctl_verb_inspect},
+        {"logs", ctl_verb_logs}, {"stats", ctl_verb_stats}, {"exec", ctl_verb_exec},
+        {"kill", ctl_verb_kill}, {"wait", ctl_verb_wait},   {"rm", ctl_verb_rm},
+        {"node", ctl_verb_node},
+};
+
+/* Parse the global options; returns the index of the verb in argv, 0 when main should exit
+ * 0 (help/version printed), or -errno with err set. */
+static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    static const struct option longopts[] = {
+            {"socket", required_argument, NULL, 's'},
+            {"master", required_argument, NULL, 'm'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {0},
+    };
+    const char *env = getenv("BERTH_SOCKET");
+    ctl->socket = env && *env ? env : CTL_DEFAULT_SOCKET;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (!*optarg)
+                return berr_setx(err, EINVAL, "--socket: empty path");
+            ctl->socket = optarg;
+            break;
+        case 'm':
+            return berr_setx(err, ENOTSUP, "--master: not supported yet");
+        case 'h':
+            ctl_print_usage(NULL);
+            return 0;
+        case 'V':
+            printf("berthctl %s\n", BERTH_VERSION);
+            return 0;
+        case ':':
+            return berr_setx(err, EINVAL, "option '%s' needs a value (see 'berthctl --help')",
+                             argv[optind - 1]);
+        default:
+            return berr_setx(err, EINVAL, "unknown option '%s' (see 'berthctl --help')",
+                             argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return berr_setx(err, EINVAL, "no verb given (see 'berthctl --help')");
+    return optind;
+}
+
+static int dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    const char *verb = argv[0];
+    if (streq(verb, "help"))
+        return ctl_print_usage(argc > 1 ? argv[1] : NULL);
+    for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+        if (streq(verbs[i].name, verb))
+            return verbs[i].fn(ctl, argc, argv, err);
+    if (streq(verb, "top") || streq(verb, "agents") || streq(verb, "tasks"))
+        return berr_setx(err, ENOTSUP, "%s: not supported yet", verb);
+    return berr_setx(err, EINVAL, "unknown verb '%s' (see 'berthctl --help')", verb);
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl ctl = {0};
+    _cleanup_berr_ struct berr *err = NULL;
+    log_set_ident("berthctl");
+    /* a closed pipe (`berthctl logs -f x | head`) must be an EPIPE we can handle, not death */
+    signal(SIGPIPE, SIG_IGN);
+
+    int r = parse_global(&ctl, argc, argv, &err);
+    if (r > 0) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            r = berr_setx(&err, ENOMEM, "cannot initialise libcurl");
+        } else {
+            r = dispatch(&ctl, argc - r, argv + r, &err);
+            curl_global_cleanup();
+        }
+    }
+    if (fflush(stdout) != 0 && errno != EPIPE && r >= 0)
+        r = berr_set(&err, errno, "write stdout");
+    if (r < 0) {
+        log_error("%s", err ? berr_msg(err) : strerror(-r));
+        return 1;
+    }
+    return r > 255 ? 255 : r;
+}

@@ -1,0 +1,117 @@
+/* cli/usage.c - the help texts of berthctl and of each verb (`berthctl VERB --help`),
+ * kept in one place so docs/cli.md and the binary are easy to compare. main.c dispatches;
+ * the verbs-*.c files print these on --help. */
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *verb;
+    const char *text;
+} usages[] = {
+        {NULL,
+         "Usage: berthctl [--socket PATH] VERB [OPTIONS] [ARGS]\n"
+         "\n"
+         "Control the berth agent of this host through its local API.\n"
+         "\n"
+         "Global options:\n"
+         "  --socket PATH   agent socket (default $BERTH_SOCKET, else " CTL_DEFAULT_SOCKET ")\n"
+         "  --master URL    talk to a master (not supported yet)\n"
+         "  -h, --help      show this help; 'berthctl VERB --help' for a verb\n"
+         "  -V, --version   print the version\n"
+         "\n"
+         "Verbs:\n"
+         "  run       launch a container: run --cpus C --mem M [OPTIONS] -- CMD ARGS...\n"
+         "  ps        list running containers (-a: all)\n"
+         "  inspect   show a container as JSON\n"
+         "  logs      print a container's output (-f to follow)\n"
+         "  stats     show a container's resource usage\n"
+         "  exec      run a command inside a running container\n"
+         "  kill      signal a container\n"
+         "  wait      wait for a container to end; exit with its status\n"
+         "  rm        remove an ended container\n"
+         "  node      show the node's resources\n"
+         "\n"
+         "IDs may be a container id, a unique prefix of it, or a name.\n"
+         "Exit status: 0 on success, 1 on error (one line on stderr); run --wait, wait\n"
+         "and exec exit with the task's status.\n"},
+        {"run", "Usage: berthctl run [OPTIONS] --cpus C --mem M [--] CMD [ARGS...]\n"
+                "       berthctl run [OPTIONS] --cpus C --mem M --shell 'CMDLINE'\n"
+                "\n"
+                "Launch a container and print its id.\n"
+                "\n"
+                "  --name NAME            unique name (default c-<first 8 of id>)\n"
+                "  --cpus C               guaranteed CPUs, decimal (0.5, 2)\n"
+                "  --cpus-limit L|none    CPU quota when above --cpus; none: no quota\n"
+                "  --mem M                memory limit (512MiB, 1GiB, bytes)\n"
+                "  --pids P               maximum number of processes\n"
+                "  -u, --user USER        task user (default: the agent's task_user)\n"
+                "  -e, --env K=V          environment variable (repeatable)\n"
+                "  -v, --volume H:C[:ro]  bind host path H at C, read-only with :ro (repeatable)\n"
+                "  --shell CMDLINE        run CMDLINE with /bin/sh -c instead of an argv\n"
+                "  --wait                 wait for the task to end and exit with its status\n"
+                "  -o json                print the container object instead of the id\n"},
+        {"ps", "Usage: berthctl ps [-a] [-o json]\n"
+               "\n"
+               "List containers, newest first: running ones, or all with -a.\n"
+               "Columns: ID NAME STATE CPUS MEM CPU% MEM USED PIDS AGE COMMAND.\n"
+               "CPU% is the average since the task started (100% = one core).\n"
+               "\n"
+               "  -a, --all    include ended containers\n"
+               "  -o json      print the API's JSON\n"},
+        {"inspect", "Usage: berthctl inspect ID\n"
+                    "\n"
+                    "Print the container object as indented JSON.\n"},
+        {"logs", "Usage: berthctl logs [-f] [--tail N] [--stderr] ID\n"
+                 "\n"
+                 "Print a container's stdout (or stderr).\n"
+                 "\n"
+                 "  -f, --follow       keep printing new output until the container ends\n"
+                 "  -n, --tail N       only the last N lines\n"
+                 "  --stderr           the task's stderr instead of its stdout\n"},
+        {"stats", "Usage: berthctl stats [-o json] ID\n"
+                  "\n"
+                  "Print one line of resource usage; CPU% is measured over 0.5 s.\n"},
+        {"exec", "Usage: berthctl exec ID [--] CMD [ARGS...]\n"
+                 "       berthctl exec --shell 'CMDLINE' ID\n"
+                 "\n"
+                 "Run a command inside a running container's namespaces and cgroups; print its\n"
+                 "output and exit with its status (128+N when killed by signal N).\n"},
+        {"kill", "Usage: berthctl kill [--signal S] [--grace SEC] ID\n"
+                 "\n"
+                 "Send a signal (default TERM) to every process of the container; after SEC\n"
+                 "seconds the rest get SIGKILL.\n"
+                 "\n"
+                 "  -s, --signal S   name (TERM, SIGINT) or number\n"
+                 "  -g, --grace SEC  seconds before SIGKILL\n"},
+        {"wait", "Usage: berthctl wait [-o json] ID\n"
+                 "\n"
+                 "Wait until the container ends and exit with its status: 0 if FINISHED, the\n"
+                 "exit code, 128+signal, 137 for MEMORY_LIMIT, else 1.\n"},
+        {"rm", "Usage: berthctl rm ID\n"
+               "\n"
+               "Remove an ended container: its sandbox directory and its record.\n"},
+        {"node", "Usage: berthctl node [-o json]\n"
+                 "\n"
+                 "Show the node and its resources: total, reserved, allocatable, allocated and\n"
+                 "used, per resource.\n"},
+};
+
+bool ctl_has_usage(const char *verb)
+{
+    for (size_t i = 1; verb && i < ARRAY_SIZE(usages); i++)
+        if (streq(usages[i].verb, verb))
+            return true;
+    return false;
+}
+
+int ctl_print_usage(const char *verb)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(usages); i++)
+        if ((!verb && !usages[i].verb) || (verb && usages[i].verb && streq(verb, usages[i].verb))) {
+            fputs(usages[i].text, stdout);
+            return 0;
+        }
+    fputs(usages[0].text, stdout);
+    return 0;
+}

@@ -1,0 +1,372 @@
+/* cli/verbs-ctr.c - the verbs that look at or act on existing containers: `ps`, `inspect`,
+ * `logs`, `kill`, `rm` and `stats`. verbs-run.c starts containers and waits for them,
+ * verbs-node.c shows the node; format.c renders the numbers. */
+#include <getopt.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+
+/* Options shared by the one-ID verbs: -o json and --help. Returns 1 when help was printed,
+ * 0 with *ret_id set, or -EINVAL. ret_json may be NULL when the verb has no JSON output. */
+static int parse_id_verb(int argc, char **argv, bool *ret_json, const char **ret_id,
+                         struct berr **err)
+{
+    static const struct option longopts[] = {
+            {"output", required_argument, NULL, 'o'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+    };
+    const char *verb = argv[0];
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ret_json ? "+:o:h" : "+:h", longopts, NULL)) != -1) {
+        if (c == 'h')
+            return ctl_print_usage(verb), 1;
+        if (c == 'o' && ret_json && streq(optarg, "json"))
+            *ret_json = true;
+        else if (c == 'o' && ret_json)
+            return berr_setx(err, EINVAL, "%s: unknown output format '%s' (only 'json')", verb,
+                             optarg);
+        else
+            return ctl_usage_error(verb, c, argc, argv, err);
+    }
+    if (argc - optind != 1)
+        return berr_setx(err, EINVAL, "%s: expected exactly one container ID", verb);
+    *ret_id = argv[optind];
+    return 0;
+}
+
+/* "RUNNING", or for an ended container "FAILED (exit 3)", "KILLED (signal 15)", ... */
+static void state_text(yajl_val ctr, char *buf, size_t len)
+{
+    const char *state = ctl_json_str(ctr, "state");
+    const char *reason = ctl_json_str(ctr, "reason");
+    double d;
+    if (!state)
+        state = "?";
+    if (!ctl_state_terminal(state) || streq(state, "FINISHED"))
+        snprintf(buf, len, "%s", state);
+    else if (ctl_json_num(ctr, "exit_code", &d))
+        snprintf(buf, len, "%s (exit %lld)", state, (long long) d);
+    else if (ctl_json_num(ctr, "signal", &d))
+        snprintf(buf, len, "%s (signal %lld)", state, (long long) d);
+    else if (reason)
+        snprintf(buf, len, "%s (%s)", state, reason);
+    else
+        snprintf(buf, len, "%s", state);
+}
+
+/* One `ps` row. CPU% is the average since the task started: usage.cpu_seconds over the
+ * time it has been running (until finished_at once it ended). */
+static void ps_row(struct ctl_table *t, yajl_val ctr, double now)
+{
+    char id[13], cpus[32] = "-", mem[32] = "-", cpu_pct[32] = "-", mem_used[32] = "-",
+                 pids[32] = "-", age[32] = "-", command[64], state[96];
+    const char *full_id = ctl_json_str(ctr, "id");
+    snprintf(id, sizeof(id), "%s", full_id ? full_id : "-");
+    yajl_val res = ctl_json_get(ctr, "resources");
+    yajl_val usage = ctl_json_get(ctr, "usage");
+    double d, started, finished, created;
+    if (ctl_json_num(res, "cpus", &d))
+        ctl_format_cores(d, cpus, sizeof(cpus));
+    if (ctl_json_num(res, "mem", &d) && d >= 0)
+        format_size((uint64_t) d, mem, sizeof(mem));
+    if (ctl_json_num(usage, "cpu_seconds", &d) && ctl_json_num(ctr, "started_at", &started)) {
+        double end = ctl_json_num(ctr, "finished_at", &finished) ? finished : now;
+        double pct = ctl_cpu_percent(d, end - started);
+        if (pct >= 0)
+            snprintf(cpu_pct, sizeof(cpu_pct), "%.1f%%", pct);
+    }
+    if (ctl_json_num(usage, "memory_bytes", &d))
+        ctl_format_human(d, mem_used, sizeof(mem_used));
+    if (ctl_json_num(usage, "pids", &d))
+        snprintf(pids, sizeof(pids), "%.0f", d);
+    if (ctl_json_num(ctr, "created_at", &created))
+        ctl_format_age(now - created, age, sizeof(age));
+    _cleanup_free_ char *cmd = ctl_command_text(ctl_json_get(ctr, "command"));
+    ctl_truncate(cmd, 30, command, sizeof(command));
+    state_text(ctr, state, sizeof(state));
+    const char *row[] = {
+            id, ctl_json_str(ctr, "name"), state, cpus, mem, cpu_pct, mem_used, pids, age, command};
+    ctl_table_add(t, row);
+}
+
+int ctl_verb_ps(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    static const struct option longopts[] = {
+            {"all", no_argument, NULL, 'a'},
+            {"output", required_argument, NULL, 'o'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+    };
+    bool all = false, json = false;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:ao:h", longopts, NULL)) != -1) {
+        if (c == 'h')
+            return ctl_print_usage("ps");
+        else if (c == 'a')
+            all = true;
+        else if (c == 'o' && streq(optarg, "json"))
+            json = true;
+        else if (c == 'o')
+            return berr_setx(err, EINVAL, "ps: unknown output format '%s' (only 'json')", optarg);
+        else
+            return ctl_usage_error("ps", c, argc, argv, err);
+    }
+    if (optind < argc)
+        return berr_setx(err, EINVAL, "ps: unexpected argument '%s'", argv[optind]);
+
+    yajl_val root = NULL;
+    int r = ctl_call(ctl, "GET", "/v1/containers", NULL, &root, err);
+    if (r < 0)
+        return r;
+    yajl_val list = ctl_json_get(root, "containers");
+    if (!list || !YAJL_IS_ARRAY(list)) {
+        yajl_tree_free(root);
+        return berr_setx(err, EPROTO, "list containers: the agent's answer has no 'containers'");
+    }
+    /* hide ended containers without -a, in the table and in the JSON alike */
+    if (!all) {
+        size_t keep = 0;
+        for (size_t i = 0; i < list->u.array.len; i++) {
+            yajl_val v = list->u.array.values[i];
+            if (ctl_state_terminal(ctl_json_str(v, "state")))
+                yajl_tree_free(v);
+            else
+                list->u.array.values[keep++] = v;
+        }
+        list->u.array.len = keep;
+    }
+    if (json) {
+        r = ctl_json_print(stdout, root);
+        yajl_tree_free(root);
+        return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
+    }
+    static const char *const header[] = {"ID",   "NAME",     "STATE", "CPUS", "MEM",
+                                         "CPU%", "MEM USED", "PIDS",  "AGE",  "COMMAND"};
+    struct ctl_table t;
+    ctl_table_init(&t, ARRAY_SIZE(header), header);
+    double now = now_realtime();
+    for (size_t i = 0; i < list->u.array.len; i++)
+        ps_row(&t, list->u.array.values[i], now);
+    ctl_table_print(&t, stdout);
+    ctl_table_free(&t);
+    yajl_tree_free(root);
+    return 0;
+}
+
+int ctl_verb_inspect(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    const char *id;
+    bool json = true; /* inspect always prints JSON; -o json is accepted for symmetry */
+    int r = parse_id_verb(argc, argv, &json, &id, err);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    _cleanup_free_ char *path = ctl_ctr_path(id, NULL);
+    yajl_val ctr = NULL;
+    r = ctl_call(ctl, "GET", path, NULL, &ctr, err);
+    if (r < 0)
+        return r;
+    r = ctl_json_print(stdout, ctr);
+    yajl_tree_free(ctr);
+    return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
+}
+
+int ctl_verb_logs(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    static const struct option longopts[] = {
+            {"follow", no_argument, NULL, 'f'},
+            {"tail", required_argument, NULL, 't'},
+            {"stderr", no_argument, NULL, 'e'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+    };
+    bool follow = false, use_stderr = false;
+    const char *tail = NULL;
+    uint64_t n;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:fn:h", longopts, NULL)) != -1) {
+        if (c == 'h')
+            return ctl_print_usage("logs");
+        else if (c == 'f')
+            follow = true;
+        else if (c == 'e')
+            use_stderr = true;
+        else if (c == 't' || c == 'n') {
+            if (parse_u64(optarg, &n) < 0)
+                return berr_setx(err, EINVAL, "logs: --tail '%s': expected a number of lines",
+                                 optarg);
+            tail = optarg;
+        } else
+            return ctl_usage_error("logs", c, argc, argv, err);
+    }
+    if (argc - optind != 1)
+        return berr_setx(err, EINVAL, "logs: expected exactly one container ID");
+    const char *id = argv[optind];
+    _cleanup_free_ char *query =
+            xasprintf("/logs?stream=%s%s%s%s", use_stderr ? "stderr" : "stdout",
+                      follow ? "&follow=1" : "", tail ? "&tail=" : "", tail ? tail : "");
+    _cleanup_free_ char *path = ctl_ctr_path(id, query);
+    fflush(stdout);
+    int r = ctl_stream(ctl, path, STDOUT_FILENO, err);
+    if (r == -EPIPE) { /* `berthctl logs x | head`: the reader is done, so are we */
+        berr_free(err);
+        return 0;
+    }
+    return r < 0 ? r : 0;
+}
+
+int ctl_verb_kill(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    static const struct option longopts[] = {
+            {"signal", required_argument, NULL, 's'},
+            {"grace", required_argument, NULL, 'g'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+    };
+    const char *sig = NULL, *grace = NULL;
+    uint64_t sig_num = 0, grace_s = 0;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:s:g:h", longopts, NULL)) != -1) {
+        if (c == 'h')
+            return ctl_print_usage("kill");
+        else if (c == 's')
+            sig = optarg;
+        else if (c == 'g') {
+            if (parse_u64(optarg, &grace_s) < 0)
+                return berr_setx(err, EINVAL, "kill: --grace '%s': expected whole seconds", optarg);
+            grace = optarg;
+        } else
+            return ctl_usage_error("kill", c, argc, argv, err);
+    }
+    if (argc - optind != 1)
+        return berr_setx(err, EINVAL, "kill: expected exactly one container ID");
+    const char *id = argv[optind];
+
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g)
+        abort();
+    yajl_gen_map_open(g);
+    if (sig) {
+        yajl_gen_string(g, (const unsigned char *) "signal", 6);
+        if (parse_u64(sig, &sig_num) == 0) /* a number goes as a number, a name as a string */
+            yajl_gen_integer(g, (long long) sig_num);
+        else
+            yajl_gen_string(g, (const unsigned char *) sig, strlen(sig));
+    }
+    if (grace) {
+        yajl_gen_string(g, (const unsigned char *) "grace_seconds", 13);
+        yajl_gen_integer(g, (long long) grace_s);
+    }
+    yajl_gen_map_close(g);
+    _cleanup_free_ char *body = ctl_json_take(g);
+    yajl_gen_free(g);
+
+    _cleanup_free_ char *path = ctl_ctr_path(id, "/kill");
+    yajl_val ctr = NULL;
+    int r = ctl_call(ctl, "POST", path, body, &ctr, err);
+    yajl_tree_free(ctr);
+    return r < 0 ? r : 0;
+}
+
+int ctl_verb_rm(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    const char *id;
+    int r = parse_id_verb(argc, argv, NULL, &id, err);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    _cleanup_free_ char *path = ctl_ctr_path(id, NULL);
+    yajl_val res = NULL;
+    r = ctl_call(ctl, "DELETE", path, NULL, &res, err);
+    yajl_tree_free(res);
+    return r < 0 ? r : 0;
+}
+
+static void sleep_seconds(double s)
+{
+    struct timespec ts = {.tv_sec = (time_t) s,
+                          .tv_nsec = (long) ((s - (double) (time_t) s) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* `stats ID`: one line of usage. CPU% is measured over a 0.5 s window between two
+ * samples (like `docker stats --no-stream`), so it shows the current rate, not an average. */
+int ctl_verb_stats(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    const char *id;
+    bool json = false;
+    int r = parse_id_verb(argc, argv, &json, &id, err);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    _cleanup_free_ char *path = ctl_ctr_path(id, "/stats");
+    yajl_val first = NULL, second = NULL;
+    r = ctl_call(ctl, "GET", path, NULL, &first, err);
+    if (r < 0)
+        return r;
+    uint64_t t0 = now_monotonic_ns();
+    double cpu0 = 0, cpu1 = 0, d;
+    bool have0 = ctl_json_num(ctl_json_get(first, "usage"), "cpu_seconds", &cpu0);
+    if (have0 && !ctl_state_terminal(ctl_json_str(first, "state"))) {
+        sleep_seconds(0.5);
+        r = ctl_call(ctl, "GET", path, NULL, &second, err);
+        if (r < 0) {
+            yajl_tree_free(first);
+            return r;
+        }
+    }
+    double elapsed = (double) (now_monotonic_ns() - t0) / 1e9;
+    yajl_val cur = second ? second : first;
+    yajl_val usage = ctl_json_get(cur, "usage"), limits = ctl_json_get(cur, "limits");
+    if (json) {
+        r = ctl_json_print(stdout, cur);
+        yajl_tree_free(first);
+        yajl_tree_free(second);
+        return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
+    }
+    char cpu_pct[32] = "-", cpus[32] = "-", used[32] = "-", limit[32] = "-", mem_pct[32] = "-",
+         pids[32] = "-", throttled[32] = "-", id12[13], state[32];
+    const char *full_id = ctl_json_str(cur, "id");
+    snprintf(id12, sizeof(id12), "%s", full_id ? full_id : id);
+    snprintf(state, sizeof(state), "%s",
+             ctl_json_str(cur, "state") ? ctl_json_str(cur, "state") : "-");
+    if (second && ctl_json_num(usage, "cpu_seconds", &cpu1)) {
+        double pct = ctl_cpu_percent(cpu1 - cpu0, elapsed);
+        if (pct >= 0)
+            snprintf(cpu_pct, sizeof(cpu_pct), "%.1f%%", pct);
+    }
+    if (ctl_json_num(limits, "cpus_limit", &d) || ctl_json_num(limits, "cpus", &d))
+        ctl_format_cores(d, cpus, sizeof(cpus));
+    double mem_used = -1, mem_limit = -1;
+    if (ctl_json_num(usage, "memory_bytes", &mem_used))
+        ctl_format_human(mem_used, used, sizeof(used));
+    if (ctl_json_num(limits, "mem", &mem_limit))
+        ctl_format_human(mem_limit, limit, sizeof(limit));
+    if (mem_used >= 0 && mem_limit > 0)
+        snprintf(mem_pct, sizeof(mem_pct), "%.1f%%", mem_used / mem_limit * 100.0);
+    if (ctl_json_num(usage, "pids", &d))
+        snprintf(pids, sizeof(pids), "%.0f", d);
+    if (ctl_json_num(usage, "throttled_seconds", &d))
+        snprintf(throttled, sizeof(throttled), "%.2fs", d);
+    static const char *const header[] = {"ID",       "NAME",      "STATE", "CPU%", "CPUS",
+                                         "MEM USED", "MEM LIMIT", "MEM%",  "PIDS", "THROTTLED"};
+    const char *row[] = {
+            id12,     ctl_json_str(cur, "name"), state, cpu_pct, cpus, used, limit, mem_pct, pids,
+            throttled};
+    struct ctl_table t;
+    ctl_table_init(&t, ARRAY_SIZE(header), header);
+    ctl_table_add(&t, row);
+    ctl_table_print(&t, stdout);
+    ctl_table_free(&t);
+    yajl_tree_free(first);
+    yajl_tree_free(second);
+    return 0;
+}
