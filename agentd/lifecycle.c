@@ -22,6 +22,7 @@ struct ctr_ref {
 struct waiter {
     struct evhttp_request *req;
     struct evhttp_connection *conn;
+    struct ctr_ref *closecb_arg; /* owned; freed when the waiter is answered or gone */
     struct waiter *next;
 };
 
@@ -70,6 +71,7 @@ static void answer_waiters(struct agent *a, struct container *c)
         agent_container_json(a, c, g, false);
         api_reply_json(w->req, 200, g);
         yajl_gen_free(g);
+        free(w->closecb_arg);
         free(w);
     }
 }
@@ -103,7 +105,8 @@ void agent_add_waiter(struct agent *a, struct container *c, struct evhttp_reques
     w->conn = evhttp_request_get_connection(req);
     w->next = c->waiters;
     c->waiters = w;
-    evhttp_connection_set_closecb(w->conn, waiter_closed, ref_new(a, c->id));
+    w->closecb_arg = ref_new(a, c->id);
+    evhttp_connection_set_closecb(w->conn, waiter_closed, w->closecb_arg);
 }
 
 /* Kill whatever is left in the cgroups and remove them; record what was written first. */
