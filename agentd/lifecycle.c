@@ -446,6 +446,13 @@ static int admit(struct agent *a, struct container *c, struct berr **err)
         return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
                          "cpus: asked %s, %s free of %s allocatable", need, freeb, all);
     }
+    if (c->cpu_limit_millis > acpus) {
+        /* the parent's quota is allocatable; v1 refuses a child quota above its parent's */
+        format_cpus(c->cpu_limit_millis, need, sizeof(need));
+        format_cpus(acpus, all, sizeof(all));
+        return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
+                         "cpus_limit: asked %s, the node has %s allocatable", need, all);
+    }
     if (mem + c->mem_bytes > amem) {
         format_size(c->mem_bytes, need, sizeof(need));
         format_size(amem > mem ? amem - mem : 0, freeb, sizeof(freeb));

@@ -1,0 +1,103 @@
+/* isolator/cgroup-internal.h - private to isolator/cgroup*.c: the layout of the detected
+ * hierarchies, one cgroup node (an open dir fd per hierarchy), the version ops table
+ * (struct cg_ops, filled by cgroup-v1.c and cgroup-v2.c, dispatched by cgroup.c) and the
+ * small openat helpers both versions share (defined in cgroup.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "isolator/isolator.h"
+
+/* Controllers berth uses. On v1 each may live in its own hierarchy or share one ("cpu,cpuacct");
+ * on v2 they all live in the one unified hierarchy. */
+enum cg_ctrl {
+    CG_CPU,
+    CG_CPUACCT, /* v1 only: usage stats */
+    CG_MEMORY,
+    CG_PIDS,
+    CG_DEVICES, /* v1 only: allow-list */
+    CG_FREEZER, /* v1 only: kill without races */
+    _CG_CTRL_MAX,
+};
+
+#define CG_MAX_HIER _CG_CTRL_MAX
+
+/* One mounted hierarchy. Plain arrays only, so a layout can be copied by value into every
+ * container (a container then never points back into the host object). */
+struct cg_hier {
+    char name[64];  /* "cpu", "cpu,cpuacct", "memory", ... or "unified" on v2 */
+    unsigned ctrls; /* 1u << enum cg_ctrl served by this hierarchy */
+};
+
+struct cg_layout {
+    enum iso_cg_version version;
+    const struct cg_ops *ops;
+    unsigned flags; /* ISO_CG_* asked for */
+    size_t n_hier;
+    struct cg_hier hier[CG_MAX_HIER];
+    int ctrl_hier[_CG_CTRL_MAX]; /* index into hier, -1 when not used/mounted */
+};
+
+/* One cgroup in every hierarchy of a layout: the parent of all tasks, or one container. */
+struct cg_node {
+    int fd[CG_MAX_HIER];     /* O_DIRECTORY|O_CLOEXEC, -1 if missing */
+    char *path[CG_MAX_HIER]; /* absolute, for logs and inspect */
+    struct iso_cg_value values[ISO_CG_MAX_VALUES];
+    size_t n_values;
+    int oom_fd;     /* eventfd (v1) or inotify (v2), -1 until iso_cgroup_oom_fd */
+    int oom_ctl_fd; /* v1: memory.oom_control kept open for the eventfd registration */
+};
+
+/* What differs between v1 and v2. Every function works on open dir fds only. */
+struct cg_ops {
+    enum iso_cg_version version;
+    /* Prepare the parent of all tasks after it was created: v1 memory.use_hierarchy; v2
+     * enable controllers from the agent's own cgroup (own_fd) down to the parent, moving
+     * the agent's processes to a leaf first (never from the root cgroup, own_is_root). rel
+     * is the path from own to the parent. */
+    int (*host_setup)(const struct cg_layout *lay, int own_fd, bool own_is_root, const char *rel,
+                      struct cg_node *parent, struct berr **err);
+    /* Write limits; parent=true writes only non-zero fields and never devices. */
+    int (*apply)(const struct cg_layout *lay, struct cg_node *n, const struct iso_limits *l,
+                 bool parent, struct berr **err);
+    int (*stats)(const struct cg_layout *lay, struct cg_node *n, struct iso_stats *ret);
+    /* Open n->oom_fd (and n->oom_ctl_fd). */
+    int (*oom_open)(const struct cg_layout *lay, struct cg_node *n, struct berr **err);
+    uint64_t (*oom_kills)(const struct cg_layout *lay, struct cg_node *n);
+    int (*kill)(const struct cg_layout *lay, struct cg_node *n, struct berr **err);
+    /* fd for clone3(CLONE_INTO_CGROUP) or -1. */
+    int (*clone_fd)(const struct cg_layout *lay, const struct cg_node *n);
+};
+
+extern const struct cg_ops cg1_ops;
+extern const struct cg_ops cg2_ops;
+
+/* ---- helpers shared by cgroup-v1.c and cgroup-v2.c (cgroup.c) ---------------------------- */
+
+/* fd of the node in the hierarchy of ctrl, or -1. */
+int cg_fd(const struct cg_layout *lay, const struct cg_node *n, enum cg_ctrl c);
+/* Write value to file under dirfd, read it back and record {file, value} in n->values.
+ * Sets err "write 'file' = 'value': reason". */
+int cg_write(struct cg_node *n, int dirfd, const char *file, const char *value, struct berr **err);
+/* Same, but silently returns -errno without err (optional files: swappiness, use_hierarchy). */
+int cg_write_quiet(struct cg_node *n, int dirfd, const char *file, const char *value);
+/* True if dirfd/file exists. */
+bool cg_has(int dirfd, const char *file);
+/* Read one number; "max" (and v1's -1) read as UINT64_MAX. -errno on failure. */
+int cg_read_u64(int dirfd, const char *file, uint64_t *ret);
+/* Find "key value" on its own line in text (flat keyed files: memory.stat, cpu.stat ...). */
+int cg_keyed(const char *text, const char *key, uint64_t *ret);
+/* Call fn(pid, arg) for each pid in dirfd/cgroup.procs, reading in fixed chunks (no
+ * allocation); fn may be NULL to just count. Stops on the first negative return of fn and
+ * returns it; else the number of pids. */
+int cg_foreach_pid(int dirfd, int (*fn)(pid_t pid, void *arg), void *arg);
+/* Kill everything in the node with SIGKILL: read cgroup.procs of every hierarchy, kill,
+ * re-read until empty or tries run out. freeze/thaw are called around each round when
+ * not NULL (thaw always runs). Returns 0 when empty, else -EBUSY with err. */
+int cg_kill_loop(const struct cg_layout *lay, struct cg_node *n,
+                 int (*freeze)(const struct cg_layout *, struct cg_node *, bool frozen),
+                 struct berr **err);
+/* Sleep ms milliseconds (short waits for the kernel; never called from the event loop's
+ * hot path except on kill/destroy). */
+void cg_sleep_ms(unsigned ms);

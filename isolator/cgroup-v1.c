@@ -1,0 +1,252 @@
+/* isolator/cgroup-v1.c - the cgroup v1 backend of struct cg_ops: limits (cpu, memory, pids,
+ * the devices allow-list), usage from cpuacct/cpu/memory/pids, OOM events through
+ * cgroup.event_control, kill with the freezer. One hierarchy per controller, or joint ones;
+ * cgroup.c found them and owns the dir fds; cgroup-v2.c is the unified twin. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "isolator/cgroup-internal.h"
+
+#define CG1_PERIOD_US 100000
+#define CG1_MIN_QUOTA_US 1000             /* the kernel refuses quotas below 1 ms */
+#define CG1_UNLIMITED (UINT64_C(1) << 62) /* limits at or above this mean "none" */
+
+static int cg1_host_setup(const struct cg_layout *lay, int own_fd, bool own_is_root,
+                          const char *rel, struct cg_node *parent, struct berr **err)
+{
+    (void) own_fd;
+    (void) own_is_root;
+    (void) rel;
+    (void) err;
+    /* Without use_hierarchy a v1 memory limit on the parent would not cover the children
+     * (kernels before 5.x still allow 0). Fails with EBUSY once the parent has children and
+     * is always 1 on new kernels: either way nothing to report. */
+    int fd = cg_fd(lay, parent, CG_MEMORY);
+    if (cg_has(fd, "memory.use_hierarchy"))
+        (void) cg_write_quiet(parent, fd, "memory.use_hierarchy", "1");
+    return 0;
+}
+
+/* Set the memory limit and, where swap accounting exists, memsw to the same value so the
+ * task cannot swap. The kernel requires limit <= memsw at every step: raise memsw first
+ * when going above the current memsw, otherwise lower/set the limit first. */
+static int cg1_set_memory(struct cg_node *n, int fd, uint64_t mem, struct berr **err)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%" PRIu64, mem);
+    bool memsw = cg_has(fd, "memory.memsw.limit_in_bytes");
+    uint64_t cur_sw = UINT64_MAX;
+    if (memsw && cg_read_u64(fd, "memory.memsw.limit_in_bytes", &cur_sw) < 0)
+        cur_sw = UINT64_MAX;
+    int r;
+    if (memsw && mem > cur_sw) {
+        if ((r = cg_write(n, fd, "memory.memsw.limit_in_bytes", buf, err)) < 0)
+            return r;
+        return cg_write(n, fd, "memory.limit_in_bytes", buf, err);
+    }
+    r = cg_write(n, fd, "memory.limit_in_bytes", buf, err);
+    if (r < 0)
+        return r;
+    if (memsw && (r = cg_write(n, fd, "memory.memsw.limit_in_bytes", buf, err)) < 0)
+        return r;
+    return 0;
+}
+
+/* Deny every device, then allow the minimal /dev the sandbox builds; mknod of any node is
+ * allowed ("m") so tools that create nodes do not fail, but opening them is denied. */
+static int cg1_devices(int fd, struct berr **err)
+{
+    static const char *const allow[] = {
+            "c 1:3 rwm",   /* null */
+            "c 1:5 rwm",   /* zero */
+            "c 1:7 rwm",   /* full */
+            "c 1:8 rwm",   /* random */
+            "c 1:9 rwm",   /* urandom */
+            "c 5:0 rwm",   /* tty */
+            "c 5:2 rwm",   /* ptmx */
+            "c 136:* rwm", /* pts */
+            "c *:* m",     "b *:* m",
+    };
+    int r = write_file_at(fd, "devices.deny", "a");
+    if (r < 0)
+        return berr_set(err, -r, "write 'devices.deny' = 'a'");
+    for (size_t i = 0; i < ARRAY_SIZE(allow); i++)
+        if ((r = write_file_at(fd, "devices.allow", allow[i])) < 0)
+            return berr_set(err, -r, "write 'devices.allow' = '%s'", allow[i]);
+    return 0;
+}
+
+static int cg1_apply(const struct cg_layout *lay, struct cg_node *n, const struct iso_limits *l,
+                     bool parent, struct berr **err)
+{
+    char buf[32];
+    int r, fd;
+
+    if ((lay->flags & ISO_CG_CPU) && (fd = cg_fd(lay, n, CG_CPU)) >= 0) {
+        if (!parent || l->cpu_limit_millis) {
+            /* Period first: the kernel checks quota/period against the parent's ratio. */
+            if ((r = cg_write(n, fd, "cpu.cfs_period_us", "100000", err)) < 0)
+                return r;
+            if (l->cpu_limit_millis) {
+                uint64_t q = l->cpu_limit_millis * (CG1_PERIOD_US / 1000);
+                snprintf(buf, sizeof(buf), "%" PRIu64, q < CG1_MIN_QUOTA_US ? CG1_MIN_QUOTA_US : q);
+            } else {
+                snprintf(buf, sizeof(buf), "-1");
+            }
+            if ((r = cg_write(n, fd, "cpu.cfs_quota_us", buf, err)) < 0)
+                return r;
+        }
+        if (l->cpus_millis) {
+            uint64_t shares = l->cpus_millis * 1024 / 1000;
+            shares = shares < 2 ? 2 : shares > 262144 ? 262144 : shares;
+            snprintf(buf, sizeof(buf), "%" PRIu64, shares);
+            if ((r = cg_write(n, fd, "cpu.shares", buf, err)) < 0)
+                return r;
+        }
+    }
+    if ((lay->flags & ISO_CG_MEM) && (fd = cg_fd(lay, n, CG_MEMORY)) >= 0) {
+        if (l->mem_bytes && (r = cg1_set_memory(n, fd, l->mem_bytes, err)) < 0)
+            return r;
+        /* Belt and braces for hosts without swap accounting; fails on some kernels for
+         * non-leaf cgroups, which is harmless. */
+        if (!parent && cg_has(fd, "memory.swappiness"))
+            (void) cg_write_quiet(n, fd, "memory.swappiness", "0");
+    }
+    if ((lay->flags & ISO_CG_PIDS) && (fd = cg_fd(lay, n, CG_PIDS)) >= 0 &&
+        (!parent || l->pids_max)) {
+        if (l->pids_max)
+            snprintf(buf, sizeof(buf), "%" PRIu64, l->pids_max);
+        else
+            snprintf(buf, sizeof(buf), "max");
+        if ((r = cg_write(n, fd, "pids.max", buf, err)) < 0)
+            return r;
+    }
+    if (!parent && (lay->flags & ISO_CG_DEVICES) && (fd = cg_fd(lay, n, CG_DEVICES)) >= 0 &&
+        (r = cg1_devices(fd, err)) < 0)
+        return r;
+    return 0;
+}
+
+static int cg1_stats(const struct cg_layout *lay, struct cg_node *n, struct iso_stats *s)
+{
+    char buf[8192]; /* memory.stat is ~1.5 KiB on v1; fixed so stats never allocate */
+    int fd, ok = 0, first_err = 0;
+    uint64_t v;
+#define NOTE(r) ((r) >= 0 ? (void) ok++ : (void) (first_err = first_err ? first_err : (int) (r)))
+
+    if ((fd = cg_fd(lay, n, CG_CPUACCT)) >= 0) {
+        NOTE(cg_read_u64(fd, "cpuacct.usage", &s->cpu_usage_ns));
+        if (read_file_at(fd, "cpuacct.stat", buf, sizeof(buf)) >= 0) {
+            long hz = sysconf(_SC_CLK_TCK);
+            uint64_t tick_ns = hz > 0 ? 1000000000ull / (uint64_t) hz : 10000000ull;
+            if (cg_keyed(buf, "user", &v) == 0)
+                s->cpu_user_ns = v * tick_ns;
+            if (cg_keyed(buf, "system", &v) == 0)
+                s->cpu_system_ns = v * tick_ns;
+        }
+    }
+    if ((fd = cg_fd(lay, n, CG_CPU)) >= 0 && read_file_at(fd, "cpu.stat", buf, sizeof(buf)) >= 0) {
+        ok++;
+        (void) cg_keyed(buf, "nr_periods", &s->nr_periods);
+        (void) cg_keyed(buf, "nr_throttled", &s->nr_throttled);
+        (void) cg_keyed(buf, "throttled_time", &s->throttled_ns);
+    }
+    if ((fd = cg_fd(lay, n, CG_MEMORY)) >= 0) {
+        NOTE(cg_read_u64(fd, "memory.usage_in_bytes", &s->mem_usage));
+        if (read_file_at(fd, "memory.stat", buf, sizeof(buf)) >= 0) {
+            /* total_* include descendants (use_hierarchy); plain keys as a fallback. */
+            uint64_t inactive = 0;
+            if (cg_keyed(buf, "total_inactive_file", &inactive) < 0)
+                (void) cg_keyed(buf, "inactive_file", &inactive);
+            if (cg_keyed(buf, "total_rss", &s->mem_rss) < 0)
+                (void) cg_keyed(buf, "rss", &s->mem_rss);
+            if (cg_keyed(buf, "total_cache", &s->mem_cache) < 0)
+                (void) cg_keyed(buf, "cache", &s->mem_cache);
+            s->mem_working_set = s->mem_usage > inactive ? s->mem_usage - inactive : 0;
+        } else {
+            s->mem_working_set = s->mem_usage;
+        }
+        (void) cg_read_u64(fd, "memory.max_usage_in_bytes", &s->mem_peak);
+        if (cg_read_u64(fd, "memory.limit_in_bytes", &v) == 0)
+            s->mem_limit = v >= CG1_UNLIMITED ? 0 : v;
+        if (read_file_at(fd, "memory.oom_control", buf, sizeof(buf)) >= 0)
+            (void) cg_keyed(buf, "oom_kill", &s->oom_kills);
+    }
+    if ((fd = cg_fd(lay, n, CG_PIDS)) >= 0)
+        NOTE(cg_read_u64(fd, "pids.current", &s->pids));
+#undef NOTE
+    return ok || !first_err ? 0 : first_err;
+}
+
+static int cg1_oom_open(const struct cg_layout *lay, struct cg_node *n, struct berr **err)
+{
+    int fd = cg_fd(lay, n, CG_MEMORY);
+    _cleanup_close_ int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0)
+        return berr_set(err, errno, "eventfd");
+    _cleanup_close_ int ofd = openat(fd, "memory.oom_control", O_RDONLY | O_CLOEXEC);
+    if (ofd < 0)
+        return berr_set(err, errno, "open 'memory.oom_control'");
+    /* The kernel signals efd on every OOM in this memcg while ofd stays open. */
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%d %d", efd, ofd);
+    int r = write_file_at(fd, "cgroup.event_control", buf);
+    if (r < 0)
+        return berr_set(err, -r, "write 'cgroup.event_control' = '%s'", buf);
+    n->oom_fd = TAKE_FD(efd);
+    n->oom_ctl_fd = TAKE_FD(ofd);
+    return 0;
+}
+
+static uint64_t cg1_oom_kills(const struct cg_layout *lay, struct cg_node *n)
+{
+    char buf[512];
+    uint64_t v = 0;
+    int fd = cg_fd(lay, n, CG_MEMORY);
+    /* "oom_kill N" exists since Linux 4.13; older kernels give 0 here. */
+    if (fd >= 0 && read_file_at(fd, "memory.oom_control", buf, sizeof(buf)) >= 0)
+        (void) cg_keyed(buf, "oom_kill", &v);
+    return v;
+}
+
+/* Freeze (FROZEN) and wait briefly until the kernel reports it, or thaw (THAWED). */
+static int cg1_freeze(const struct cg_layout *lay, struct cg_node *n, bool frozen)
+{
+    int fd = cg_fd(lay, n, CG_FREEZER);
+    int r = write_file_at(fd, "freezer.state", frozen ? "FROZEN" : "THAWED");
+    if (r < 0 || !frozen)
+        return r;
+    char buf[32];
+    for (unsigned i = 0; i < 100; i++) {
+        if (read_file_at(fd, "freezer.state", buf, sizeof(buf)) >= 0 && streq(buf, "FROZEN"))
+            return 0;
+        cg_sleep_ms(1);
+    }
+    return -EAGAIN; /* still FREEZING: kill anyway, the loop re-reads */
+}
+
+static int cg1_kill(const struct cg_layout *lay, struct cg_node *n, struct berr **err)
+{
+    bool freezer = cg_has(cg_fd(lay, n, CG_FREEZER), "freezer.state");
+    return cg_kill_loop(lay, n, freezer ? cg1_freeze : NULL, err);
+}
+
+static int cg1_clone_fd(const struct cg_layout *lay, const struct cg_node *n)
+{
+    (void) lay;
+    (void) n;
+    return -1; /* several hierarchies: the child waits until attached to each */
+}
+
+const struct cg_ops cg1_ops = {
+        .version = ISO_CG_V1,
+        .host_setup = cg1_host_setup,
+        .apply = cg1_apply,
+        .stats = cg1_stats,
+        .oom_open = cg1_oom_open,
+        .oom_kills = cg1_oom_kills,
+        .kill = cg1_kill,
+        .clone_fd = cg1_clone_fd,
+};

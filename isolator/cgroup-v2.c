@@ -1,0 +1,341 @@
+/* isolator/cgroup-v2.c - the cgroup v2 (unified) backend of struct cg_ops: delegation of
+ * controllers down to the parent (with the "no internal processes" rule), limits (cpu.max,
+ * cpu.weight, memory.max, memory.swap.max, pids.max), usage, OOM via inotify on
+ * memory.events, kill with cgroup.kill or freeze+kill. cgroup.c owns the one dir fd per
+ * node; cgroup-v1.c is the per-controller twin. Device filtering (BPF) is not done yet. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+
+#include "isolator/cgroup-internal.h"
+
+#define CG2_PERIOD_US 100000
+#define CG2_MIN_QUOTA_US 1000
+#define CG2_MAX_MOVED 256
+
+static const char *const cg2_ctrl_names[_CG_CTRL_MAX] = {
+        [CG_CPU] = "cpu",
+        [CG_MEMORY] = "memory",
+        [CG_PIDS] = "pids",
+};
+
+/* True if word appears as a whole space-separated word in list. */
+static bool cg2_has_word(const char *list, const char *word)
+{
+    size_t wl = strlen(word);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \n");
+        size_t l = strcspn(p, " \n");
+        if (l == wl && strncmp(p, word, wl) == 0)
+            return true;
+        p += l;
+    }
+    return false;
+}
+
+/* Build "+cpu +memory" for the controllers of the layout that dirfd offers to its children
+ * (cgroup.controllers) and has not enabled yet (cgroup.subtree_control). */
+static void cg2_missing(const struct cg_layout *lay, int dirfd, char *out, size_t len)
+{
+    char avail[512], enabled[512];
+    out[0] = 0;
+    if (read_file_at(dirfd, "cgroup.controllers", avail, sizeof(avail)) < 0)
+        return;
+    if (read_file_at(dirfd, "cgroup.subtree_control", enabled, sizeof(enabled)) < 0)
+        enabled[0] = 0;
+    for (size_t c = 0; c < _CG_CTRL_MAX; c++) {
+        const char *name = cg2_ctrl_names[c];
+        if (!name || !(lay->hier[0].ctrls & (1u << c)) || !cg2_has_word(avail, name) ||
+            cg2_has_word(enabled, name))
+            continue;
+        size_t l = strlen(out);
+        snprintf(out + l, len - l, "%s+%s", l ? " " : "", name);
+    }
+}
+
+struct cg2_move {
+    int to_fd;
+    pid_t moved[CG2_MAX_MOVED];
+    size_t n_moved;
+    size_t new_this_pass;
+};
+
+static int cg2_move_one(pid_t pid, void *arg)
+{
+    struct cg2_move *m = arg;
+    for (size_t i = 0; i < m->n_moved; i++)
+        if (m->moved[i] == pid)
+            return 0;
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%d", (int) pid);
+    int r = write_file_at(m->to_fd, "cgroup.procs", buf);
+    if (r < 0 && r != -ESRCH) /* ESRCH: it exited meanwhile */
+        return r;
+    if (m->n_moved < CG2_MAX_MOVED)
+        m->moved[m->n_moved++] = pid;
+    m->new_this_pass++;
+    return 0;
+}
+
+/* The kernel refuses to enable controllers in subtree_control of a non-root cgroup that
+ * has processes ("no internal processes"). When the agent runs in its own cgroup (a
+ * systemd unit with Delegate=yes), move everything in it to the leaf <own>/agent first,
+ * re-reading until no new pid appears (a process may fork while we move). */
+static int cg2_evacuate(int own_fd, struct berr **err)
+{
+    if (mkdirat(own_fd, "agent", 0755) < 0 && errno != EEXIST)
+        return berr_set(err, errno, "mkdir leaf 'agent' for our own processes");
+    _cleanup_close_ int leaf = openat(own_fd, "agent", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (leaf < 0)
+        return berr_set(err, errno, "open leaf 'agent'");
+    struct cg2_move m = {.to_fd = leaf};
+    for (unsigned pass = 0; pass < 10; pass++) {
+        m.new_this_pass = 0;
+        int r = cg_foreach_pid(own_fd, cg2_move_one, &m);
+        if (r < 0)
+            return berr_set(err, -r, "move our processes to leaf 'agent'");
+        if (m.new_this_pass == 0)
+            break;
+    }
+    log_debug("cgroup: moved %zu of our processes to leaf 'agent'", m.n_moved);
+    return 0;
+}
+
+static int cg2_enable(const struct cg_layout *lay, int dirfd, const char *where, struct berr **err)
+{
+    char want[64];
+    cg2_missing(lay, dirfd, want, sizeof(want));
+    if (!want[0])
+        return 0;
+    int r = write_file_at(dirfd, "cgroup.subtree_control", want);
+    if (r < 0)
+        return berr_set(err, -r, "write 'cgroup.subtree_control' = '%s' in '%s'", want, where);
+    return 0;
+}
+
+static int cg2_host_setup(const struct cg_layout *lay, int own_fd, bool own_is_root,
+                          const char *rel, struct cg_node *parent, struct berr **err)
+{
+    (void) parent;
+    char want[64];
+    cg2_missing(lay, own_fd, want, sizeof(want));
+    if (want[0] && !own_is_root && cg_foreach_pid(own_fd, NULL, NULL) > 0) {
+        int r = cg2_evacuate(own_fd, err);
+        if (r < 0)
+            return r;
+    }
+    int r = cg2_enable(lay, own_fd, "own cgroup", err);
+    if (r < 0)
+        return r;
+    /* Then every level down to the parent, which hands them to the containers. */
+    _cleanup_close_ int cur = fcntl(own_fd, F_DUPFD_CLOEXEC, 3);
+    if (cur < 0)
+        return berr_set(err, errno, "dup");
+    for (const char *p = rel; *p;) {
+        size_t l = strcspn(p, "/");
+        char comp[256];
+        snprintf(comp, sizeof(comp), "%.*s", (int) l, p);
+        int next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (next < 0)
+            return berr_set(err, errno, "open '%s'", comp);
+        close(cur);
+        cur = next;
+        if ((r = cg2_enable(lay, cur, comp, err)) < 0)
+            return r;
+        p += l;
+        if (*p == '/')
+            p++;
+    }
+    return 0;
+}
+
+/* The OCI/systemd-era linear map of shares [2, 262144] onto weight [1, 10000]; see
+ * docs/design/cgroups.md for why, and for the 1024 -> 39 problem it has. */
+static uint64_t cg2_weight(uint64_t cpus_millis)
+{
+    uint64_t shares = cpus_millis * 1024 / 1000;
+    shares = shares < 2 ? 2 : shares > 262144 ? 262144 : shares;
+    return 1 + ((shares - 2) * 9999) / 262142;
+}
+
+static int cg2_apply(const struct cg_layout *lay, struct cg_node *n, const struct iso_limits *l,
+                     bool parent, struct berr **err)
+{
+    char buf[48];
+    int r, fd = n->fd[0];
+
+    if ((lay->flags & ISO_CG_CPU) && fd >= 0) {
+        if (!parent || l->cpu_limit_millis) {
+            if (l->cpu_limit_millis) {
+                uint64_t q = l->cpu_limit_millis * (CG2_PERIOD_US / 1000);
+                snprintf(buf, sizeof(buf), "%" PRIu64 " %d",
+                         q < CG2_MIN_QUOTA_US ? CG2_MIN_QUOTA_US : q, CG2_PERIOD_US);
+            } else {
+                snprintf(buf, sizeof(buf), "max %d", CG2_PERIOD_US);
+            }
+            if ((r = cg_write(n, fd, "cpu.max", buf, err)) < 0)
+                return r;
+        }
+        if (l->cpus_millis) {
+            snprintf(buf, sizeof(buf), "%" PRIu64, cg2_weight(l->cpus_millis));
+            if ((r = cg_write(n, fd, "cpu.weight", buf, err)) < 0)
+                return r;
+        }
+    }
+    if ((lay->flags & ISO_CG_MEM) && fd >= 0) {
+        if (l->mem_bytes) {
+            snprintf(buf, sizeof(buf), "%" PRIu64, l->mem_bytes);
+            if ((r = cg_write(n, fd, "memory.max", buf, err)) < 0)
+                return r;
+        }
+        /* No swap at all for tasks (absent when the kernel has no swap accounting). */
+        if (!parent && cg_has(fd, "memory.swap.max") &&
+            (r = cg_write(n, fd, "memory.swap.max", "0", err)) < 0)
+            return r;
+    }
+    if ((lay->flags & ISO_CG_PIDS) && fd >= 0 && (!parent || l->pids_max)) {
+        if (l->pids_max)
+            snprintf(buf, sizeof(buf), "%" PRIu64, l->pids_max);
+        else
+            snprintf(buf, sizeof(buf), "max");
+        if ((r = cg_write(n, fd, "pids.max", buf, err)) < 0)
+            return r;
+    }
+    /* ISO_CG_DEVICES: v2 needs a BPF_CGROUP_DEVICE program; not done yet (documented). */
+    return 0;
+}
+
+static int cg2_stats(const struct cg_layout *lay, struct cg_node *n, struct iso_stats *s)
+{
+    (void) lay;
+    char buf[8192]; /* memory.stat is ~3 KiB on recent kernels; fixed: no allocation */
+    int fd = n->fd[0];
+    uint64_t v;
+    if (fd < 0)
+        return -EBADF;
+    /* cpu.stat exists even without the cpu controller (usage); throttling needs it. */
+    ssize_t len = read_file_at(fd, "cpu.stat", buf, sizeof(buf));
+    if (len < 0)
+        return (int) len;
+    if (cg_keyed(buf, "usage_usec", &v) == 0)
+        s->cpu_usage_ns = v * 1000;
+    if (cg_keyed(buf, "user_usec", &v) == 0)
+        s->cpu_user_ns = v * 1000;
+    if (cg_keyed(buf, "system_usec", &v) == 0)
+        s->cpu_system_ns = v * 1000;
+    (void) cg_keyed(buf, "nr_periods", &s->nr_periods);
+    (void) cg_keyed(buf, "nr_throttled", &s->nr_throttled);
+    if (cg_keyed(buf, "throttled_usec", &v) == 0)
+        s->throttled_ns = v * 1000;
+
+    if (cg_read_u64(fd, "memory.current", &s->mem_usage) == 0) {
+        uint64_t inactive = 0;
+        if (read_file_at(fd, "memory.stat", buf, sizeof(buf)) >= 0) {
+            (void) cg_keyed(buf, "anon", &s->mem_rss);
+            (void) cg_keyed(buf, "file", &s->mem_cache);
+            (void) cg_keyed(buf, "inactive_file", &inactive);
+        }
+        s->mem_working_set = s->mem_usage > inactive ? s->mem_usage - inactive : 0;
+        (void) cg_read_u64(fd, "memory.peak", &s->mem_peak); /* Linux >= 5.19 */
+        if (cg_read_u64(fd, "memory.max", &v) == 0)
+            s->mem_limit = v == UINT64_MAX ? 0 : v;
+        if (read_file_at(fd, "memory.events", buf, sizeof(buf)) >= 0)
+            (void) cg_keyed(buf, "oom_kill", &s->oom_kills);
+    }
+    (void) cg_read_u64(fd, "pids.current", &s->pids);
+    return 0;
+}
+
+static int cg2_oom_open(const struct cg_layout *lay, struct cg_node *n, struct berr **err)
+{
+    (void) lay;
+    _cleanup_close_ int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ifd < 0)
+        return berr_set(err, errno, "inotify_init1");
+    /* inotify takes a path, not a dir fd: name the file through our open dir fd, so the
+     * watch is on this cgroup even if its path changed. memory.events changes (IN_MODIFY)
+     * on every oom/oom_kill/max/high event; the caller re-reads the counter. */
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d/memory.events", n->fd[0]);
+    if (inotify_add_watch(ifd, path, IN_MODIFY) < 0)
+        return berr_set(err, errno, "watch 'memory.events'");
+    n->oom_fd = TAKE_FD(ifd);
+    return 0;
+}
+
+static uint64_t cg2_oom_kills(const struct cg_layout *lay, struct cg_node *n)
+{
+    (void) lay;
+    char buf[512];
+    uint64_t v = 0;
+    if (n->fd[0] >= 0 && read_file_at(n->fd[0], "memory.events", buf, sizeof(buf)) >= 0)
+        (void) cg_keyed(buf, "oom_kill", &v);
+    return v;
+}
+
+/* cgroup.events "key" value, or -errno. */
+static int cg2_event(int fd, const char *key, uint64_t *ret)
+{
+    char buf[256];
+    ssize_t len = read_file_at(fd, "cgroup.events", buf, sizeof(buf));
+    if (len < 0)
+        return (int) len;
+    return cg_keyed(buf, key, ret);
+}
+
+static int cg2_freeze(const struct cg_layout *lay, struct cg_node *n, bool frozen)
+{
+    (void) lay;
+    int fd = n->fd[0];
+    int r = write_file_at(fd, "cgroup.freeze", frozen ? "1" : "0");
+    if (r < 0 || !frozen)
+        return r;
+    for (unsigned i = 0; i < 100; i++) {
+        uint64_t v;
+        if (cg2_event(fd, "frozen", &v) == 0 && v == 1)
+            return 0;
+        cg_sleep_ms(1);
+    }
+    return -EAGAIN;
+}
+
+static int cg2_kill(const struct cg_layout *lay, struct cg_node *n, struct berr **err)
+{
+    int fd = n->fd[0];
+    if (fd < 0)
+        return 0;
+    if (!cg_has(fd, "cgroup.kill")) /* before Linux 5.14 */
+        return cg_kill_loop(lay, n, cg_has(fd, "cgroup.freeze") ? cg2_freeze : NULL, err);
+    int r = write_file_at(fd, "cgroup.kill", "1");
+    if (r < 0)
+        return berr_set(err, -r, "write 'cgroup.kill' = '1'");
+    /* The kernel kills asynchronously; wait (bounded, ~2 s) until the cgroup is empty. */
+    for (unsigned i = 0; i < 200; i++) {
+        uint64_t populated = 1;
+        if (cg2_event(fd, "populated", &populated) < 0)
+            populated = cg_foreach_pid(fd, NULL, NULL) > 0;
+        if (!populated)
+            return 0;
+        cg_sleep_ms(10);
+    }
+    return berr_setx(err, EBUSY, "processes remain in the cgroup after cgroup.kill");
+}
+
+static int cg2_clone_fd(const struct cg_layout *lay, const struct cg_node *n)
+{
+    (void) lay;
+    return n->fd[0];
+}
+
+const struct cg_ops cg2_ops = {
+        .version = ISO_CG_V2,
+        .host_setup = cg2_host_setup,
+        .apply = cg2_apply,
+        .stats = cg2_stats,
+        .oom_open = cg2_oom_open,
+        .oom_kills = cg2_oom_kills,
+        .kill = cg2_kill,
+        .clone_fd = cg2_clone_fd,
+};
