@@ -324,7 +324,17 @@ static int write_spec(struct agent *a, struct container *c, struct berr **err)
     char *slash = strrchr(sockdir, '/');
     if (slash)
         *slash = 0;
-    char *masks[3] = {a->cfg.work_dir, sockdir[0] ? sockdir : NULL, NULL};
+    /* hide work_dir (other sandboxes, state.db) and the socket's dir; when one contains
+     * the other, the outer mask hides both */
+    char *masks[3] = {a->cfg.work_dir, NULL, NULL};
+    size_t wl = strlen(a->cfg.work_dir), sl = strlen(sockdir);
+    if (sockdir[0] && !(sl >= wl && strncmp(sockdir, a->cfg.work_dir, wl) == 0 &&
+                        (sockdir[wl] == '/' || sockdir[wl] == 0))) {
+        if (wl > sl && strncmp(a->cfg.work_dir, sockdir, sl) == 0 && a->cfg.work_dir[sl] == '/')
+            masks[0] = sockdir; /* work_dir lies inside the socket's dir */
+        else
+            masks[1] = sockdir;
+    }
     /* 65536 open files, or the agent's own hard limit: without CAP_SYS_RESOURCE (some
      * container hosts drop it even for root) a hard limit can only go down */
     struct rlimit rl;

@@ -1,0 +1,490 @@
+"""tests/system/berthtest.py - shared helpers of the system tests: where the binaries are,
+the host's cgroup hierarchies seen from our own cgroup, a client for one running berth-agent
+(HTTP over its unix socket, berthctl, the container's cgroup dirs), and leak checks.
+conftest.py builds the fixtures on top of it; the test_*.py files use the client."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.abspath(os.environ.get("BERTH_BUILD") or os.path.join(REPO, "build"))
+AGENT_BIN = os.path.join(BUILD, "berth-agent")
+EXECUTOR_BIN = os.path.join(BUILD, "berth-executor")
+CTL_BIN = os.path.join(BUILD, "berthctl")
+PROBE = os.path.join(BUILD, "tests", "probe")
+# Temp dirs live outside /tmp: a sandbox gets a private /tmp, which would hide its own
+# sandbox dir (its cwd) if the agent's work_dir were below /tmp.
+TMP_BASE = os.environ.get("BERTH_TEST_TMP", "/var/tmp")
+
+TERMINAL = ("FINISHED", "FAILED", "KILLED", "LOST")
+
+# docker's default capability set (SPEC §4): what a root task keeps in its bounding set.
+DOCKER_CAPS = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_FSETID": 4, "CAP_KILL": 5,
+    "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_NET_BIND_SERVICE": 10,
+    "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18, "CAP_MKNOD": 27, "CAP_AUDIT_WRITE": 29,
+    "CAP_SETFCAP": 31,
+}
+DOCKER_CAP_MASK = sum(1 << b for b in DOCKER_CAPS.values())
+
+
+# ---- host cgroups ------------------------------------------------------------------------
+
+def cgroup_mounts():
+    """{hierarchy key: (mount point, mount root)} of every cgroup mount. The key is the
+    comma-joined controller list as in /proc/self/cgroup ("cpu", "name=systemd"), or "" for
+    cgroup2."""
+    mounts = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields, rfields = left.split(), right.split()
+            if len(rfields) < 3:
+                continue
+            fstype, opts = rfields[0], rfields[2].split(",")
+            if fstype == "cgroup2":
+                mounts.setdefault("", (fields[4], fields[3]))
+            elif fstype == "cgroup":
+                ctrls = [o for o in opts if o not in ("rw", "ro") and "=" not in o
+                         or o.startswith("name=")]
+                known = set(ctrls) - {"noprefix", "clone_children", "xattr", "nsdelegate",
+                                      "relatime", "nosuid", "nodev", "noexec"}
+                key = ",".join(sorted(known))
+                mounts.setdefault(key, (fields[4], fields[3]))
+    return mounts
+
+
+def own_cgroup_dirs():
+    """{hierarchy key: absolute dir of OUR OWN cgroup in it}, from /proc/self/cgroup."""
+    mounts = cgroup_mounts()
+    dirs = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            key = ",".join(sorted(ctrls.split(","))) if ctrls else ""
+            if key not in mounts:
+                continue
+            mnt, root = mounts[key]
+            if root != "/" and path.startswith(root):
+                path = path[len(root):]
+            d = os.path.normpath(mnt + "/" + path.lstrip("/"))
+            if os.path.isdir(d):
+                dirs[key or "unified"] = d
+    return dirs
+
+
+def is_v2_host():
+    return "" in cgroup_mounts() and not any(k for k in cgroup_mounts() if k)
+
+
+def read(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        if default is not None:
+            return default
+        raise
+
+
+def read_int(path):
+    return int(read(path).split()[0])
+
+
+def cgroup_procs(d):
+    """Pids in cgroup dir d and all its descendants."""
+    pids = []
+    for root, _, files in os.walk(d):
+        if "cgroup.procs" in files:
+            for p in read(os.path.join(root, "cgroup.procs"), "").split():
+                pids.append(int(p))
+    return pids
+
+
+def _leaves_first(d):
+    out = []
+    for root, dirs, _ in os.walk(d, topdown=False):
+        out.append(root)
+    return out
+
+
+def kill_cgroup_tree(d):
+    """SIGKILL every process in cgroup tree d (thawing frozen freezer cgroups first) and
+    rmdir it leaves-first. Returns (pids killed, dirs that could not be removed)."""
+    killed = []
+    for _ in range(50):
+        for sub in _leaves_first(d):
+            st = os.path.join(sub, "freezer.state")
+            if os.path.exists(st) and read(st, "").strip() != "THAWED":
+                try:
+                    with open(st, "w") as f:
+                        f.write("THAWED")
+                except OSError:
+                    pass
+        pids = cgroup_procs(d) if os.path.isdir(d) else []
+        if not pids:
+            break
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+                killed.append(p)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    failed = []
+    for sub in _leaves_first(d) if os.path.isdir(d) else []:
+        for i in range(40):
+            try:
+                os.rmdir(sub)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            failed.append(sub)
+    return sorted(set(killed)), failed
+
+
+def sweep_stale_cgroups():
+    """Remove stale berth-test-* cgroups directly under our own cgroup in every hierarchy."""
+    for d in own_cgroup_dirs().values():
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for n in names:
+            p = os.path.join(d, n)
+            if n.startswith("berth-test-") and os.path.isdir(p):
+                kill_cgroup_tree(p)
+
+
+# ---- processes ---------------------------------------------------------------------------
+
+def proc_start_time(pid):
+    """Start time (clock ticks since boot) of pid, or None if it is gone or a zombie."""
+    try:
+        stat = read("/proc/%d/stat" % pid)
+    except (OSError, ValueError):
+        return None
+    rest = stat[stat.rindex(")") + 2:].split()
+    if rest[0] in ("Z", "X"):
+        return None
+    return int(rest[19])
+
+
+def proc_cpu_ticks(pid):
+    """utime + stime of process pid (all threads), in clock ticks."""
+    stat = read("/proc/%d/stat" % pid)
+    rest = stat[stat.rindex(")") + 2:].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def proc_comm(pid):
+    return read("/proc/%d/comm" % pid, "").strip()
+
+
+def proc_nspid(pid):
+    """The NSpid line of /proc/pid/status as a list of ints (host first, innermost last)."""
+    for line in read("/proc/%d/status" % pid, "").splitlines():
+        if line.startswith("NSpid:"):
+            return [int(x) for x in line.split()[1:]]
+    return []
+
+
+def alive(pid, start=None):
+    st = proc_start_time(pid)
+    return st is not None and (start is None or st == start)
+
+
+def parse_kv(text):
+    """key=value lines -> dict (later keys win)."""
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def wait_for(cond, timeout, interval=0.05, what="condition"):
+    """Poll cond() until it returns a truthy value; returns it, or raises AssertionError."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+# ---- HTTP over a unix socket ---------------------------------------------------------------
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def _decode(resp_body, ctype):
+    text = resp_body.decode("utf-8", "replace")
+    if "json" in (ctype or "") or text[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+class Agent:
+    """A running berth-agent and what the tests need to poke at it."""
+
+    def __init__(self, tmp, n, conf_text, flags):
+        self.tmp = tmp
+        self.work = os.path.join(tmp, "work")
+        # socket and work_dir in sibling dirs, as /run/berth and /var/lib/berth are
+        self.sock = os.path.join(tmp, "run", "agent.sock")
+        os.makedirs(os.path.dirname(self.sock), exist_ok=True)
+        self.conf = os.path.join(tmp, "agent.conf")
+        self.log_path = os.path.join(tmp, "agent.log")
+        self.parent_name = "berth-test-%d-%d" % (os.getpid(), n)
+        self.parent_dirs = {k: os.path.join(d, self.parent_name)
+                            for k, d in own_cgroup_dirs().items()}
+        self.seen = {}          # pid -> start time, every task/executor pid we saw
+        self.seen_cgroups = set()
+        with open(self.conf, "w") as f:
+            f.write(conf_text)
+        self.argv = [AGENT_BIN, "--config=" + self.conf, "--work_dir=" + self.work,
+                     "--listen=unix:" + self.sock, "--cgroup_parent=" + self.parent_name,
+                     "--executor=" + EXECUTOR_BIN] + list(flags)
+        self.proc = None
+
+    # -- life cycle --
+    def start(self, timeout=5.0):
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                     stderr=subprocess.STDOUT, close_fds=True)
+        logf.close()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError("berth-agent exited with %s during start-up:\n%s"
+                                     % (self.proc.returncode, self.log))
+            try:
+                st, _ = self.get("/health", timeout=1)
+                if st == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("berth-agent did not answer GET /health within %.0fs:\n%s"
+                             % (timeout, self.log))
+
+    @property
+    def log(self):
+        return read(self.log_path, "")
+
+    # -- HTTP --
+    def request(self, method, path, body=None, raw=None, timeout=30, headers=None):
+        """Returns (status, parsed JSON or text)."""
+        conn = UnixHTTPConnection(self.sock, timeout=timeout)
+        try:
+            data = raw if raw is not None else (json.dumps(body).encode()
+                                                if body is not None else None)
+            h = {"Content-Type": "application/json"} if data is not None else {}
+            h.update(headers or {})
+            conn.request(method, path, body=data, headers=h)
+            resp = conn.getresponse()
+            return resp.status, _decode(resp.read(), resp.getheader("Content-Type"))
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def healthy(self):
+        st, body = self.get("/health", timeout=5)
+        return st == 200
+
+    # -- berthctl --
+    def ctl(self, *args, timeout=60, **kw):
+        return subprocess.run([CTL_BIN, "--socket", self.sock] + [str(a) for a in args],
+                              capture_output=True, text=True, timeout=timeout, **kw)
+
+    # -- containers --
+    def launch(self, argv=None, shell=None, cpus=0.25, mem="64MiB", expect=201, **extra):
+        """POST /v1/containers; returns the container object (asserts the status)."""
+        body = {"command": {"argv": list(argv)} if argv is not None else {"shell": shell},
+                "resources": {"cpus": cpus, "mem": mem}}
+        for k in ("cpus_limit", "pids"):
+            if k in extra:
+                body["resources"][k] = extra.pop(k)
+        body.update(extra)
+        st, c = self.post("/v1/containers", body)
+        assert st == expect, "launch %r -> %s %r" % (body, st, c)
+        if st == 201:
+            self.note(c)
+        return c
+
+    def probe(self, *args, **kw):
+        return self.launch([PROBE] + [str(a) for a in args], **kw)
+
+    def inspect(self, cid):
+        st, c = self.get("/v1/containers/" + cid)
+        assert st == 200, "inspect %s -> %s %r" % (cid, st, c)
+        self.note(c)
+        return c
+
+    def note(self, c):
+        """Remember pids and cgroup dirs of a container for the leak checks."""
+        if not isinstance(c, dict):
+            return
+        for d in (c.get("cgroups") or {}).values():
+            self.seen_cgroups.add(d)
+            if os.path.isdir(d):
+                for p in cgroup_procs(d):
+                    self.remember(p)
+        if c.get("pid"):
+            self.remember(c["pid"])
+
+    def remember(self, pid):
+        st = proc_start_time(pid)
+        if st is not None:
+            self.seen.setdefault(pid, st)
+
+    def cgroup_dirs(self, cid):
+        """{controller: absolute cgroup dir} of the container, from its "cgroups" field."""
+        c = self.inspect(cid)
+        return dict(c.get("cgroups") or {})
+
+    def ctrl_dir(self, dirs, filename):
+        """The dir among dirs that holds control file filename (e.g. "cpuacct.usage")."""
+        for d in dirs.values():
+            if os.path.exists(os.path.join(d, filename)):
+                return d
+        raise AssertionError("no cgroup dir of %r has %s" % (dirs, filename))
+
+    def procs(self, cid):
+        pids = set()
+        for d in self.cgroup_dirs(cid).values():
+            if os.path.isdir(d):
+                pids.update(cgroup_procs(d))
+        for p in pids:
+            self.remember(p)
+        return sorted(pids)
+
+    def wait_state(self, cid, states, timeout=10.0):
+        if isinstance(states, str):
+            states = (states,)
+
+        def check():
+            c = self.inspect(cid)
+            return c if c.get("state") in states else None
+        return wait_for(check, timeout, what="container %s in %s" % (cid, states))
+
+    def wait_terminal(self, cid, timeout=10.0):
+        return self.wait_state(cid, TERMINAL, timeout)
+
+    def wait_all_terminal(self, cids, timeout=15.0):
+        """Wait for several containers in parallel; returns {id: container}."""
+        done = {}
+
+        def check():
+            for cid in cids:
+                if cid not in done:
+                    c = self.inspect(cid)
+                    if c.get("state") in TERMINAL:
+                        done[cid] = c
+            return len(done) == len(cids)
+        wait_for(check, timeout, what="containers %s terminal" % cids)
+        return done
+
+    def sandbox(self, cid):
+        c = self.inspect(cid)
+        return c.get("sandbox") or os.path.join(self.work, "sandboxes", c["id"])
+
+    def output(self, cid, stream="stdout"):
+        """The task's output file, read from the sandbox dir on the host."""
+        return read(os.path.join(self.sandbox(cid), stream), "")
+
+    def wait_output(self, cid, key, timeout=10.0):
+        """Wait until the task printed key=... on stdout; returns the parsed output."""
+        def check():
+            kv = parse_kv(self.output(cid))
+            return kv if key in kv else None
+        return wait_for(check, timeout, what="%s= in the output of %s" % (key, cid))
+
+    def kill_all(self, timeout=10.0):
+        """Kill every non-terminal container (SIGKILL, no grace) and wait for them."""
+        try:
+            st, body = self.get("/v1/containers", timeout=5)
+        except OSError:
+            return
+        if st != 200 or not isinstance(body, dict):
+            return
+        live = [c["id"] for c in body.get("containers", []) if c.get("state") not in TERMINAL]
+        for c in body.get("containers", []):
+            self.note(c)
+        for cid in live:
+            try:
+                self.post("/v1/containers/%s/kill" % cid,
+                          {"signal": "KILL", "grace_seconds": 0}, timeout=5)
+            except OSError:
+                pass
+        try:
+            self.wait_all_terminal(live, timeout)
+        except (AssertionError, OSError):
+            pass
+
+    def stop(self, timeout=10.0):
+        """SIGTERM the agent, SIGKILL after timeout. Returns its exit status."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return "killed after %ss" % timeout
+
+
+def procs_mentioning(path):
+    """Pids (other than ours) whose cmdline, cwd or exe mentions path."""
+    out = []
+    me = os.getpid()
+    for n in os.listdir("/proc"):
+        if not n.isdigit() or int(n) == me:
+            continue
+        pid = int(n)
+        try:
+            cmd = read("/proc/%d/cmdline" % pid, "")
+            cwd = os.readlink("/proc/%d/cwd" % pid)
+        except OSError:
+            cwd = ""
+        if path in cmd or cwd.startswith(path):
+            if proc_start_time(pid) is not None:
+                out.append(pid)
+    return out
+
+
+def mounts_mentioning(path):
+    return [l for l in read("/proc/self/mountinfo", "").splitlines() if path in l]

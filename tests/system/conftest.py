@@ -1,0 +1,138 @@
+"""tests/system/conftest.py - fixtures of the system tests: a session sweep of stale
+berth-test-* cgroups, and `agent` / `agent_factory`, which start berth-agent on a temp
+work_dir and socket with cgroup_parent=berth-test-<pid>-<n>, and whose finalizer stops it,
+cleans up whatever it left (processes, cgroups) and fails the test if anything leaked.
+Helpers live in berthtest.py."""
+
+import glob
+import itertools
+import os
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import berthtest as bt  # noqa: E402
+
+_counter = itertools.count(1)
+
+# Defaults for every test agent: this 2-CPU test host must hold the seed's two tasks
+# (2 + 1 CPUs) at once, and nothing is withheld for the host, so the burst test can use
+# every CPU. Tests pass their own text to agent_factory(conf=...) when they need another.
+BASE_CONF = """\
+[resources]
+cpus = 4
+[reserved]
+cpus = 0
+mem = 512MiB
+"""
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes several seconds")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_checks():
+    if os.geteuid() != 0:
+        pytest.skip("system tests need root (cgroups, namespaces)", allow_module_level=True)
+    bt.sweep_stale_cgroups()
+    yield
+    bt.sweep_stale_cgroups()
+
+
+def _need(path, what):
+    if not os.access(path, os.X_OK):
+        pytest.skip("%s not built: %s (set BERTH_BUILD or run make all)" % (what, path))
+
+
+@pytest.fixture
+def agent_factory(request):
+    """agent_factory(conf=None, flags=(), start=True) -> berthtest.Agent (started)."""
+    _need(bt.AGENT_BIN, "berth-agent")
+    _need(bt.EXECUTOR_BIN, "berth-executor")
+    _need(bt.PROBE, "tests/probe")
+    agents = []
+
+    def make(conf=None, flags=(), start=True):
+        n = next(_counter)
+        tmp = tempfile.mkdtemp(prefix="berth-test-%d-%d-" % (os.getpid(), n), dir=bt.TMP_BASE)
+        os.chmod(tmp, 0o755)  # tasks run as nobody below it
+        a = bt.Agent(tmp, n, BASE_CONF if conf is None else conf, flags)
+        agents.append(a)
+        if start:
+            a.start()
+        return a
+
+    yield make
+
+    problems = []
+    for a in agents:
+        problems += _teardown(a)
+    if problems:
+        pytest.fail("leak check failed:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def agent(agent_factory):
+    return agent_factory()
+
+
+def _teardown(a):
+    """Stop agent a, clean everything it left, and return the list of leaks found."""
+    problems = []
+    if a.proc is not None:
+        if a.proc.poll() is None:
+            a.kill_all()
+        elif a.proc.returncode not in (0, None):
+            problems.append("berth-agent had exited with status %s before the end of the "
+                            "test" % a.proc.returncode)
+        rc = a.stop()
+        if rc not in (0, None):
+            problems.append("berth-agent stop: exit status %s" % rc)
+    # cgroups: nothing may remain under the test's parent, and the parent itself must be gone
+    for key, d in sorted(a.parent_dirs.items()):
+        if os.path.isdir(d):
+            sub = [os.path.relpath(s, d) for s in bt._leaves_first(d)]
+            killed, failed = bt.kill_cgroup_tree(d)
+            problems.append("cgroup %s left after the agent stopped (dirs %s, killed %s)"
+                            % (d, sub, killed))
+            if failed:
+                problems.append("could not remove cgroup dirs %s" % failed)
+    for d in sorted(a.seen_cgroups):
+        if os.path.isdir(d):
+            killed, failed = bt.kill_cgroup_tree(d)
+            problems.append("container cgroup %s left (killed %s)" % (d, killed))
+    # processes: every pid we saw must be gone; nothing may still run from the temp dir
+    for pid, start in sorted(a.seen.items()):
+        if bt.alive(pid, start):
+            problems.append("process %d (%s) still running" % (pid, bt.proc_comm(pid)))
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+    for pid in bt.procs_mentioning(a.tmp):
+        problems.append("process %d (%s) still uses %s" % (pid, bt.proc_comm(pid), a.tmp))
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    # sanitizer reports (SAN=1 builds) in the agent's and the executors' logs
+    logs = [a.log_path] + glob.glob(os.path.join(a.work, "containers", "*", "executor.log"))
+    for path in logs:
+        text = bt.read(path, "")
+        for pat in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if pat in text:
+                i = text.index(pat)
+                problems.append("%s in %s:\n%s" % (pat, path, text[max(0, i - 200):i + 2000]))
+    mounts = bt.mounts_mentioning(a.tmp)
+    if mounts:
+        problems.append("mounts left in our namespace: %s" % mounts)
+    else:
+        shutil.rmtree(a.tmp, ignore_errors=True)
+    if problems:
+        problems.append("agent log tail:\n" + a.log[-3000:])
+    return problems
