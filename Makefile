@@ -62,6 +62,9 @@ DEB_BENCH = crun hyperfine
 
 all: $(BINS) $(HELPERS)
 
+# keep objects of the unit tests (pattern-rule intermediates) for incremental builds
+.SECONDARY:
+
 deps:
 	@bash tests/install-deps.sh $(DEB_BUILD)
 
