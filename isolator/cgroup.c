@@ -688,6 +688,17 @@ int iso_cgroup_attach(struct iso_cgroup *cg, pid_t pid, struct berr **err)
     return 0;
 }
 
+size_t iso_cgroup_self_attach_fds(const struct iso_cgroup *cg, int *fds, size_t max)
+{
+    if (iso_cgroup_clone_fd(cg) >= 0)
+        return 0; /* v2: born in the cgroup */
+    size_t n = 0;
+    for (size_t i = 0; i < cg->lay.n_hier && n < max; i++)
+        if (cg->node.fd[i] >= 0)
+            fds[n++] = cg->node.fd[i];
+    return n;
+}
+
 int iso_cgroup_clone_fd(const struct iso_cgroup *cg)
 {
     return cg->lay.ops->clone_fd(&cg->lay, &cg->node);

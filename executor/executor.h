@@ -1,0 +1,58 @@
+/* executor/executor.h - private to executor/: the one context of berth-executor and the
+ * entry points of its files: main.c (arguments), launch.c (sandbox setup and the task
+ * child), supervise.c (pid 1: reap, forward signals, grace timer), status.c (status fd
+ * and status.json), exec.c (`--exec-pid`: a command inside a running sandbox). */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/common.h"
+#include "isolator/isolator.h"
+
+#define EXE_STATUS_FD 3
+#define EXE_LAUNCH_FAILED 127
+#define EXE_DEFAULT_GRACE_MS 10000
+
+struct exe {
+    const char *runtime_dir; /* --runtime-dir, as given */
+    int runtime_fd;          /* O_PATH of runtime_dir: status.json is written through it */
+    int status_fd;           /* inherited fd 3 (status pipe) or -1 */
+    struct iso_spec spec;
+    struct iso_user user;
+    char **envp;          /* spec env + PATH/HOME defaults (NULL-terminated, owned) */
+    char oom_adj[32];     /* inherited oom_score_adj, restored in the task */
+    int out_fd, err_fd;   /* sandbox_dir/stdout and stderr */
+    int sig_fd, timer_fd; /* signalfd, grace timerfd */
+    pid_t task_pid;
+    bool pid1; /* pid 1 of a pid namespace: kill(-1) reaches exactly the sandbox */
+};
+
+/* status.c */
+/* Adopt fd 3 as the status pipe if it is open (making it close-on-exec). Call before
+ * opening anything else, so a closed fd 3 is never mistaken for one of ours. */
+void exe_status_init(struct exe *e);
+void exe_report_running(struct exe *e);
+/* LAUNCH_FAILED: status.json {"launch_error", "errno"} and "ERROR <errno> <msg>" on fd 3. */
+void exe_report_launch_error(struct exe *e, int errnum, const char *msg);
+/* The task's end: status.json {"exit_code": N} or {"signal": N}. Returns the exit status
+ * the executor should exit with (N or 128+signal). */
+int exe_report_exit(struct exe *e, int wstatus);
+
+/* launch.c */
+/* Read runtime_dir/spec.json into e->spec and resolve the user and environment (host view).
+ * Returns 0 or -errno with err set. */
+int exe_load(struct exe *e, struct berr **err);
+/* Steps 2-8 of docs/design/sandbox.md, then supervise. Returns the exit status. */
+int exe_run(struct exe *e);
+
+/* supervise.c */
+/* pid-1 loop until the task child has ended; returns the executor's exit status. */
+int exe_supervise(struct exe *e);
+
+/* exec.c */
+/* `--exec-pid PID -- ARGV`: run argv in the namespaces of the sandbox whose executor is
+ * pid; returns the exit status (the command's, 128+signal, or 127 on launch failure). */
+int exe_exec(struct exe *e, pid_t pid, char **argv);
+
+void exe_done(struct exe *e);

@@ -1,0 +1,238 @@
+/* executor/launch.c - berth-executor's setup, in the order docs/design/sandbox.md gives:
+ * read the spec, shield itself from the OOM killer, resolve the user, prepare the output
+ * files, enter the sandbox (isolator/mount.c), then fork the task child, which finishes
+ * with iso_task_prepare and execve and reports failures over a CLOEXEC pipe.
+ * supervise.c takes over once the task runs; status.c writes the reports. */
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "executor/executor.h"
+
+#define EXE_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static bool env_has(char **env, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; env && env[i]; i++)
+        if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
+            return true;
+    return false;
+}
+
+/* spec env plus PATH and HOME when the spec does not set them. HOME comes from the host's
+ * passwd (read before the mounts), "/" for users without an entry. */
+static char **exe_build_env(const struct iso_spec *s, uid_t uid)
+{
+    size_t n = 0;
+    while (s->env && s->env[n])
+        n++;
+    char **env = xcalloc(n + 3, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        env[k++] = xstrdup(s->env[i]);
+    if (!env_has(env, "PATH"))
+        env[k++] = xstrdup(EXE_PATH);
+    if (!env_has(env, "HOME")) {
+        struct passwd *pw = getpwuid(uid);
+        env[k++] = xasprintf("HOME=%s", pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
+    }
+    return env;
+}
+
+int exe_load(struct exe *e, struct berr **err)
+{
+    _cleanup_free_ char *path = xasprintf("%s/spec.json", e->runtime_dir);
+    _cleanup_free_ char *json = NULL;
+    int r = read_file_alloc(path, 1 << 20, &json, NULL);
+    if (r < 0)
+        return berr_set(err, -r, "read '%s'", path);
+    if ((r = iso_spec_from_json(json, &e->spec, err)) < 0)
+        return berr_wrap(err, "'%s'", path);
+    if ((r = iso_user_resolve(e->spec.user, &e->user, err)) < 0)
+        return r;
+    e->envp = exe_build_env(&e->spec, e->user.uid);
+    return 0;
+}
+
+/* The task writes its output straight into the sandbox, so it survives an agent restart
+ * and needs no copying by us. */
+static int exe_open_output(struct exe *e, const char *name, struct berr **err)
+{
+    _cleanup_free_ char *p = xasprintf("%s/%s", e->spec.sandbox_dir, name);
+    _cleanup_close_ int fd =
+            open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+    if (fd < 0)
+        return berr_set(err, errno, "open '%s'", p);
+    if (fchown(fd, e->user.uid, e->user.gid) < 0)
+        return berr_set(err, errno, "chown '%s'", p);
+    return TAKE_FD(fd);
+}
+
+/* Everything up to the fork: steps 2-6. Errors leave err set. */
+static int exe_setup(struct exe *e, struct berr **err)
+{
+    /* 2. Remember the agent's oom_score_adj for the task, then protect ourselves: an OOM in
+     * the sandbox must kill the task, not the process that reports its end. */
+    ssize_t n = read_file_at(AT_FDCWD, "/proc/self/oom_score_adj", e->oom_adj, sizeof(e->oom_adj));
+    if (n <= 0)
+        snprintf(e->oom_adj, sizeof(e->oom_adj), "0");
+    int r = write_file_at(AT_FDCWD, "/proc/self/oom_score_adj", "-999");
+    if (r == -EACCES || r == -EPERM) /* lowering needs CAP_SYS_RESOURCE: degrade, warn */
+        log_msg(LOG_WARNING, -r, "cannot protect the executor with oom_score_adj -999");
+    else if (r < 0)
+        return berr_set(err, -r, "set oom_score_adj");
+
+    /* 3 was exe_load. 4. The sandbox belongs to the task's user. */
+    if (chown(e->spec.sandbox_dir, e->user.uid, e->user.gid) < 0)
+        return berr_set(err, errno, "chown '%s'", e->spec.sandbox_dir);
+    if ((e->out_fd = exe_open_output(e, "stdout", err)) < 0)
+        return e->out_fd;
+    if ((e->err_fd = exe_open_output(e, "stderr", err)) < 0)
+        return e->err_fd;
+
+    /* 5. */
+    if ((r = iso_sandbox_enter(&e->spec, err)) < 0)
+        return r;
+
+    /* 6. Signals arrive through a signalfd so the loop handles them in order. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+        sigaddset(&mask, sigs[i]);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+        return berr_set(err, errno, "block signals");
+    if ((e->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
+        return berr_set(err, errno, "signalfd");
+    /* Not dumpable: a task cannot ptrace us or read our memory even with matching uid. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        return berr_set(err, errno, "PR_SET_DUMPABLE");
+    e->pid1 = getpid() == 1;
+    if (!e->pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        return berr_set(err, errno, "PR_SET_CHILD_SUBREAPER");
+    return 0;
+}
+
+/* Child side: report errnum + message on the error pipe and die. Single-threaded process,
+ * so the message may be formatted with stdio. */
+__attribute__((noreturn)) static void child_fail(int fd, int errnum, const char *msg)
+{
+    (void) !write(fd, &errnum, sizeof(errnum));
+    (void) !write(fd, msg, strlen(msg));
+    _exit(EXE_LAUNCH_FAILED);
+}
+
+__attribute__((noreturn)) static void exe_task_child(struct exe *e, int errfd)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+        (void) signal(sig, SIG_DFL); /* fails harmlessly for KILL, STOP and RT internals */
+    setsid(); /* its own session: kill(-pgid) reaches the task when we are not pid 1 */
+
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        child_fail(errfd, errno, "open /dev/null");
+    if (dup2(null, 0) < 0 || dup2(e->out_fd, 1) < 0 || dup2(e->err_fd, 2) < 0)
+        child_fail(errfd, errno, "set up stdio");
+    if (write_file_at(AT_FDCWD, "/proc/self/oom_score_adj", e->oom_adj) < 0)
+        child_fail(errfd, errno, "restore oom_score_adj");
+
+    struct berr *err = NULL;
+    if (iso_task_prepare(&e->spec, &e->user, &err) < 0)
+        child_fail(errfd, berr_errno(err), berr_msg(err));
+    /* execvpe searches the caller's PATH, not envp's: make them the same. */
+    environ = e->envp;
+    execvpe(e->spec.argv[0], e->spec.argv, e->envp);
+    int errnum = errno;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "exec '%s': %s", e->spec.argv[0], strerror(errnum));
+    child_fail(errfd, errnum, msg);
+}
+
+/* Wait for the child's exec: EOF on the CLOEXEC pipe means execve succeeded. Returns 0,
+ * or -errno with *ret_msg (malloc'd) saying why. */
+static int exe_wait_exec(int fd, char **ret_msg)
+{
+    char buf[1024 + sizeof(int)];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t) n;
+        if (len == sizeof(buf) - 1)
+            break;
+    }
+    if (len == 0)
+        return 0;
+    int errnum = EIO;
+    if (len >= sizeof(int))
+        memcpy(&errnum, buf, sizeof(int));
+    buf[len] = 0;
+    *ret_msg = xstrdup(len > sizeof(int) ? buf + sizeof(int) : "launch failed");
+    return -(errnum > 0 ? errnum : EIO);
+}
+
+static int exe_fail(struct exe *e, struct berr *err)
+{
+    exe_report_launch_error(e, berr_errno(err), berr_msg(err));
+    return EXE_LAUNCH_FAILED;
+}
+
+int exe_run(struct exe *e)
+{
+    _cleanup_berr_ struct berr *err = NULL;
+    e->runtime_fd = open(e->runtime_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (e->runtime_fd < 0) {
+        berr_set(&err, errno, "open runtime dir '%s'", e->runtime_dir);
+        return exe_fail(e, err);
+    }
+    if (exe_load(e, &err) < 0 || exe_setup(e, &err) < 0)
+        return exe_fail(e, err);
+
+    /* 7. */
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        berr_set(&err, errno, "pipe");
+        return exe_fail(e, err);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        berr_set(&err, errno, "fork");
+        close(pfd[0]);
+        close(pfd[1]);
+        return exe_fail(e, err);
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        exe_task_child(e, pfd[1]);
+    }
+    close(pfd[1]);
+    e->task_pid = pid;
+
+    /* 8. */
+    _cleanup_free_ char *msg = NULL;
+    int r = exe_wait_exec(pfd[0], &msg);
+    close(pfd[0]);
+    if (r < 0) {
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        exe_report_launch_error(e, -r, msg);
+        return EXE_LAUNCH_FAILED;
+    }
+    log_info("task '%s' running as pid %d (uid %u)", e->spec.argv[0], (int) pid,
+             (unsigned) e->user.uid);
+    exe_report_running(e);
+    return exe_supervise(e);
+}

@@ -1,0 +1,111 @@
+/* executor/main.c - berth-executor's entry: arguments, --help/--version, and the choice
+ * between starting a sandbox (launch.c, then supervise.c as pid 1) and running a command
+ * in a running one (exec.c). The agent starts it; docs/design/sandbox.md has the contract. */
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+
+#include "executor/executor.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: berth-executor --runtime-dir DIR\n"
+               "       berth-executor --runtime-dir DIR --exec-pid PID -- CMD [ARGS...]\n"
+               "\n"
+               "Started by berth-agent: sets up the sandbox described by DIR/spec.json, runs\n"
+               "the task in it as pid 1, and reports through fd 3 and DIR/status.json.\n"
+               "With --exec-pid, runs CMD inside the running sandbox whose executor is PID.\n"
+               "\n"
+               "  --runtime-dir DIR  the container's runtime directory\n"
+               "  --exec-pid PID     exec mode (berthctl exec)\n"
+               "  --debug            log at debug level\n"
+               "  --help, --version\n");
+}
+
+void exe_done(struct exe *e)
+{
+    iso_spec_done(&e->spec);
+    for (size_t i = 0; e->envp && e->envp[i]; i++)
+        free(e->envp[i]);
+    free(e->envp);
+    e->envp = NULL;
+    const int fds[] = {e->runtime_fd, e->out_fd, e->err_fd, e->sig_fd, e->timer_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+int main(int argc, char **argv)
+{
+    struct exe e = {.runtime_fd = -1,
+                    .status_fd = -1,
+                    .out_fd = -1,
+                    .err_fd = -1,
+                    .sig_fd = -1,
+                    .timer_fd = -1};
+    /* First, before any open(): a closed fd 3 must not be mistaken for the status pipe. */
+    exe_status_init(&e);
+    log_set_ident("berth-executor");
+    /* The status pipe's reader may be gone (agent restart): EPIPE, not death. */
+    signal(SIGPIPE, SIG_IGN);
+    /* An inherited SIG_IGN for SIGCHLD would auto-reap and hide the task's status. */
+    signal(SIGCHLD, SIG_DFL);
+
+    static const struct option opts[] = {
+            {"runtime-dir", required_argument, NULL, 'r'},
+            {"exec-pid", required_argument, NULL, 'p'},
+            {"debug", no_argument, NULL, 'd'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {0},
+    };
+    const char *exec_pid = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            e.runtime_dir = optarg;
+            break;
+        case 'p':
+            exec_pid = optarg;
+            break;
+        case 'd':
+            log_set_level(LOG_DEBUG);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("berth-executor %s\n", BERTH_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!e.runtime_dir) {
+        fprintf(stderr, "berth-executor: --runtime-dir is required\n");
+        return 2;
+    }
+    int rc;
+    if (exec_pid) {
+        uint64_t pid;
+        if (parse_u64(exec_pid, &pid) < 0 || pid == 0 || pid > INT32_MAX) {
+            fprintf(stderr, "berth-executor: bad --exec-pid '%s'\n", exec_pid);
+            return 2;
+        }
+        if (optind >= argc) {
+            fprintf(stderr, "berth-executor: --exec-pid needs a command after --\n");
+            return 2;
+        }
+        rc = exe_exec(&e, (pid_t) pid, argv + optind);
+    } else {
+        if (optind < argc) {
+            fprintf(stderr, "berth-executor: unexpected argument '%s'\n", argv[optind]);
+            return 2;
+        }
+        rc = exe_run(&e);
+    }
+    exe_done(&e);
+    return rc;
+}

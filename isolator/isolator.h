@@ -1,0 +1,198 @@
+/* isolator/isolator.h - the one public header of isolator/: what a sandbox is made of.
+ *  - host + cgroup: detect the cgroup mode once, create a container's cgroups under the
+ *    agent's parent, write limits, attach, read usage, watch OOM, kill, remove
+ *    (cgroup.c dispatches to cgroup-v1.c / cgroup-v2.c through struct cg_ops);
+ *  - spec: the sandbox description the agent writes to the runtime dir and the executor
+ *    reads back (spec.c, JSON);
+ *  - sandbox: what berth-executor does inside the new namespaces (mount.c: mounts, /dev,
+ *    masks, pivot_root; task.c: rlimits, user, caps (caps.c), no_new_privs, seccomp (seccomp.c)).
+ * The library logs at debug level only; failures come back as struct berr. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/common.h"
+
+/* ---- isolation switches ([agent] isolation) --------------------------------------------- */
+
+enum iso_flag {
+    ISO_CG_CPU = 1u << 0,      /* cgroups/cpu */
+    ISO_CG_MEM = 1u << 1,      /* cgroups/mem */
+    ISO_CG_PIDS = 1u << 2,     /* cgroups/pids */
+    ISO_CG_DEVICES = 1u << 3,  /* cgroups/devices (v1 allow-list, v2 BPF later) */
+    ISO_NS_PID = 1u << 4,      /* namespaces/pid */
+    ISO_NS_MOUNT = 1u << 5,    /* namespaces/mount (needed by filesystem/readonly-host) */
+    ISO_NS_IPC = 1u << 6,      /* namespaces/ipc */
+    ISO_NS_UTS = 1u << 7,      /* namespaces/uts */
+    ISO_NS_NET = 1u << 8,      /* namespaces/net: loopback only */
+    ISO_FS_RO_HOST = 1u << 9,  /* filesystem/readonly-host */
+    ISO_CAPS = 1u << 10,       /* linux/capabilities */
+    ISO_SECCOMP = 1u << 11,    /* linux/seccomp */
+};
+
+#define ISO_DEFAULT_ISOLATION                                                                      \
+    "cgroups/cpu,cgroups/mem,cgroups/pids,cgroups/devices,namespaces/pid,namespaces/mount,"        \
+    "namespaces/ipc,namespaces/uts,filesystem/readonly-host,linux/capabilities,linux/seccomp"
+
+/* Parse a comma-separated isolation list into ISO_* bits. Unknown names fail with err set
+ * (code INVALID_ARGUMENT) naming the bad entry. "" means no isolation at all. */
+int iso_parse_isolation(const char *s, unsigned *ret_flags, struct berr **err);
+/* Write the canonical comma-separated names of flags into buf. */
+void iso_format_isolation(unsigned flags, char *buf, size_t len);
+
+/* ---- cgroups ---------------------------------------------------------------------------- */
+
+enum iso_cg_version {
+    ISO_CG_V1 = 1,
+    ISO_CG_V2 = 2,
+};
+
+/* Limits for one container. */
+struct iso_limits {
+    uint64_t cpus_millis;      /* guaranteed share: weight/shares follow it; 0 = leave default */
+    uint64_t cpu_limit_millis; /* quota; 0 = no quota (weight only) */
+    uint64_t mem_bytes;        /* hard limit, swap forbidden; 0 = no limit */
+    uint64_t pids_max;         /* 0 = no limit */
+};
+
+/* Usage of one container, read from the kernel's files. Fields the host cannot give stay 0. */
+struct iso_stats {
+    uint64_t cpu_usage_ns, cpu_user_ns, cpu_system_ns;
+    uint64_t nr_periods, nr_throttled, throttled_ns;
+    uint64_t mem_usage, mem_working_set, mem_rss, mem_cache, mem_peak, mem_limit;
+    uint64_t oom_kills;
+    uint64_t pids;
+};
+
+/* One value as written to and read back from a cgroup control file, for inspect. */
+struct iso_cg_value {
+    char file[48];  /* "memory.limit_in_bytes" */
+    char value[48]; /* as read back after writing: "1073741824" */
+};
+#define ISO_CG_MAX_VALUES 16
+
+struct iso_host;   /* the detected hierarchies and the parent cgroup of all tasks */
+struct iso_cgroup; /* one container's cgroups, an open dir fd per hierarchy */
+
+/* Detect the cgroup mode under root (normally "/sys/fs/cgroup"; unit tests pass a fake tree,
+ * whose mode is given by the presence of cgroup.controllers at root for v2) and create the
+ * parent cgroup of all tasks. parent is "auto" (<agent's own cgroup>/berth in each
+ * hierarchy, found with libcgroup / /proc/self/cgroup) or a path relative to each hierarchy
+ * root ("berth-test-123"; a leading '/' is ignored). flags selects controllers (ISO_CG_*).
+ * self_cgroup, when not NULL, overrides /proc/self/cgroup (tests). On success *ret owns
+ * the parent's fds. On failure err says which hierarchy and why. */
+int iso_host_open(const char *root, const char *parent, unsigned flags, const char *self_cgroup,
+                  struct iso_host **ret, struct berr **err);
+/* Write aggregate limits on the parent (allocatable); 0 fields mean no limit. */
+int iso_host_set_limits(struct iso_host *h, const struct iso_limits *l, struct berr **err);
+/* Remove the parent cgroups if empty (best effort; returns -EBUSY if containers remain). */
+int iso_host_remove(struct iso_host *h);
+struct iso_host *iso_host_free(struct iso_host *h);
+enum iso_cg_version iso_host_version(const struct iso_host *h);
+unsigned iso_host_flags(const struct iso_host *h);
+/* Absolute paths of the parent cgroup in each hierarchy, for logs and GET /v1/node:
+ * calls fn(controller_name, path, arg) for each. */
+void iso_host_foreach_path(const struct iso_host *h,
+                           void (*fn)(const char *ctrl, const char *path, void *arg), void *arg);
+
+/* Create the cgroups of container `name` (its id) under the parent in every enabled
+ * hierarchy. Fails with -EEXIST if any exists. *ret owns the dir fds. */
+int iso_cgroup_create(struct iso_host *h, const char *name, struct iso_cgroup **ret,
+                      struct berr **err);
+/* Open existing cgroups of `name` (after an agent restart). -ENOENT if none exist. */
+int iso_cgroup_open(struct iso_host *h, const char *name, struct iso_cgroup **ret,
+                    struct berr **err);
+/* Write limits (and the v1 devices allow-list when ISO_CG_DEVICES). Reads each value back
+ * into the cgroup's list of written values (iso_cgroup_values). */
+int iso_cgroup_apply(struct iso_cgroup *cg, const struct iso_limits *l, struct berr **err);
+/* Values written by iso_cgroup_apply, as read back from the kernel. */
+size_t iso_cgroup_values(const struct iso_cgroup *cg, const struct iso_cg_value **ret);
+/* Move pid into the container's cgroup in every hierarchy (v1; on v2 the one dir). */
+int iso_cgroup_attach(struct iso_cgroup *cg, pid_t pid, struct berr **err);
+/* v1: fill fds with the container's per-hierarchy dir fds (at most max; returns how many;
+ * 0 on v2). A freshly cloned, single-threaded child writes "0" to each one's "tasks" file to
+ * move itself before it execs (async-signal-safe: openat + write). Moving the current thread
+ * skips the cgroup_threadgroup_rwsem write lock, whose RCU grace period makes writing a
+ * pid to cgroup.procs from the parent cost 5-15 ms (docs/performance.md). fds stay cg's. */
+size_t iso_cgroup_self_attach_fds(const struct iso_cgroup *cg, int *fds, size_t max);
+/* v2: the dir fd for clone3(CLONE_INTO_CGROUP); v1: -1 (see iso_cgroup_self_attach_fds). */
+int iso_cgroup_clone_fd(const struct iso_cgroup *cg);
+/* An fd that becomes readable when the kernel OOM-kills in this cgroup (v1: eventfd
+ * registered on memory.oom_control; v2: inotify on memory.events). Owned by cg. -ENOTSUP
+ * without the memory controller. After it fires call iso_cgroup_oom_ack(). */
+int iso_cgroup_oom_fd(struct iso_cgroup *cg, struct berr **err);
+/* Drain the OOM fd; returns the current OOM-kill count (or -errno). */
+int64_t iso_cgroup_oom_ack(struct iso_cgroup *cg);
+/* Number of OOM kills the kernel counted in this cgroup. */
+uint64_t iso_cgroup_oom_kills(struct iso_cgroup *cg);
+/* Read usage now. */
+int iso_cgroup_stats(struct iso_cgroup *cg, struct iso_stats *ret);
+/* True if any process is still in the cgroup. */
+bool iso_cgroup_populated(struct iso_cgroup *cg);
+/* SIGKILL every process in the cgroup until cgroup.procs stays empty (v2: cgroup.kill when
+ * present; v1: freeze, kill, thaw - always thaw). Returns 0 when empty. */
+int iso_cgroup_kill(struct iso_cgroup *cg, struct berr **err);
+/* rmdir the cgroups (leaves first). Returns 0, or the first error. Closes nothing. */
+int iso_cgroup_destroy(struct iso_cgroup *cg, struct berr **err);
+/* Absolute cgroup directory per hierarchy, for inspect: fn(controller_name, path, arg). */
+void iso_cgroup_foreach_path(const struct iso_cgroup *cg,
+                             void (*fn)(const char *ctrl, const char *path, void *arg), void *arg);
+struct iso_cgroup *iso_cgroup_free(struct iso_cgroup *cg);
+
+/* ---- sandbox spec (agent -> executor) --------------------------------------------------- */
+
+struct iso_volume {
+    char *host;      /* absolute host path */
+    char *container; /* absolute path inside, or relative to the sandbox dir */
+    bool readonly;
+};
+
+struct iso_spec {
+    char *id;            /* container id */
+    char *hostname;      /* uts name */
+    unsigned flags;      /* ISO_* */
+    char *sandbox_dir;   /* absolute host path; the task's cwd, writable */
+    char *runtime_dir;   /* absolute host path; executor-private (status file); masked */
+    char **mask_dirs;    /* NULL-terminated extra host dirs to hide (work_dir, socket dir) */
+    char *user;          /* user name or numeric uid ("nobody") */
+    char **argv;         /* NULL-terminated; for shell commands {"/bin/sh","-c",cmd} */
+    char **env;          /* NULL-terminated "K=V" */
+    struct iso_volume *volumes;
+    size_t n_volumes;
+    uint64_t nofile;     /* RLIMIT_NOFILE soft=hard; 0 = leave */
+    uint64_t grace_ms;   /* default SIGTERM -> SIGKILL grace */
+};
+
+/* JSON codec for the spec (runtime_dir/spec.json). to_json returns a malloc'd string. */
+char *iso_spec_to_json(const struct iso_spec *s);
+int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err);
+void iso_spec_done(struct iso_spec *s); /* frees members; tolerates a half-built spec */
+
+/* ---- inside the sandbox (berth-executor) ------------------------------------------------ */
+
+/* In a fresh mount namespace, as root: make "/" private, build the read-only view of the
+ * host with the sandbox dir and volumes writable, private /proc, /tmp, minimal /dev,
+ * masked paths, pivot_root into it, chdir to the sandbox dir; set the hostname when
+ * ISO_NS_UTS. Without ISO_NS_MOUNT only chdir. */
+int iso_sandbox_enter(const struct iso_spec *s, struct berr **err);
+/* Resolve spec->user to uid/gid/home (before the task child forks, so the error is
+ * reported as LAUNCH_FAILED "user 'x' unknown"). */
+struct iso_user {
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[64];
+    int n_groups;
+};
+int iso_user_resolve(const char *user, struct iso_user *ret, struct berr **err);
+/* In the task child, last steps before execve: rlimits, user (setgroups/setgid/setuid),
+ * capabilities (bounding set to the default set; none for non-root), no_new_privs, mark
+ * fds >= 3 close-on-exec, seccomp deny-list. Allocation is allowed (the executor is
+ * single-threaded). */
+int iso_task_prepare(const struct iso_spec *s, const struct iso_user *u, struct berr **err);
+/* Load only the seccomp deny-list (used by iso_task_prepare; exposed for tests). */
+int iso_seccomp_load(struct berr **err);
+/* Capabilities kept for root tasks (CAP_CHOWN ... as in docker's default). */
+extern const int iso_default_caps[];
+extern const size_t iso_n_default_caps;

@@ -1,0 +1,395 @@
+/* isolator/mount.c - the sandbox's filesystem, built by berth-executor in its fresh mount
+ * namespace: a read-only recursive bind of the host root with the agent's dirs masked, the
+ * sandbox dir and volumes writable, private /proc, /tmp and a minimal /dev, then pivot_root.
+ * task.c does the per-process steps (user, caps, seccomp) that follow in the task child. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+
+#include "isolator/isolator.h"
+
+/* Scratch state of one iso_sandbox_enter call. */
+struct mnt_ctx {
+    const struct iso_spec *spec;
+    char *root;    /* runtime_dir/rootfs: the new root while it is built */
+    char **masked; /* mask tmpfs mount points (under root), to seal read-only */
+    size_t n_masked;
+};
+
+/* root + abs ("/usr" -> ".../rootfs/usr"); abs must start with '/'. */
+static char *mnt_in_root(const struct mnt_ctx *m, const char *abs)
+{
+    return xasprintf("%s%s", m->root, abs);
+}
+
+static bool path_exists(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+/* A path whose components are never "..": volume targets must stay where they are put. */
+static bool path_is_clean(const char *p)
+{
+    for (const char *c = p; *c;) {
+        size_t n = strcspn(c, "/");
+        if (n == 2 && c[0] == '.' && c[1] == '.')
+            return false;
+        c += n;
+        while (*c == '/')
+            c++;
+    }
+    return true;
+}
+
+static int mnt_bind(const char *src, const char *dst, struct berr **err)
+{
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return berr_set(err, errno, "bind '%s' on '%s'", src, dst);
+    log_debug("sandbox: bound '%s' on '%s'", src, dst);
+    return 0;
+}
+
+static unsigned long mnt_kept_flags(const char *path)
+{
+    struct statvfs sv;
+    unsigned long f = 0;
+    if (statvfs(path, &sv) < 0)
+        return 0;
+    if (sv.f_flag & ST_NOSUID)
+        f |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV)
+        f |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC)
+        f |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME)
+        f |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME)
+        f |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME)
+        f |= MS_RELATIME;
+    return f;
+}
+
+/* Remount one mount point read-only, keeping its other per-mount flags. */
+static int mnt_remount_ro(const char *path, struct berr **err)
+{
+    if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | mnt_kept_flags(path), NULL) < 0)
+        return berr_set(err, errno, "remount '%s' read-only", path);
+    return 0;
+}
+
+/* Undo the octal escapes of /proc/self/mountinfo ("\040" = space) in place. */
+static void mnt_unescape(char *s)
+{
+    char *o = s;
+    for (char *i = s; *i; i++) {
+        if (i[0] == '\\' && i[1] >= '0' && i[1] <= '3' && i[2] >= '0' && i[2] <= '7' &&
+            i[3] >= '0' && i[3] <= '7') {
+            *o++ = (char) (((i[1] - '0') << 6) | ((i[2] - '0') << 3) | (i[3] - '0'));
+            i += 3;
+        } else {
+            *o++ = *i;
+        }
+    }
+    *o = 0;
+}
+
+/* Pre-5.12 kernels: remount path and every mount below it, one by one. */
+static int mnt_ro_each(const char *path, struct berr **err)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return berr_set(err, errno, "open /proc/self/mountinfo");
+    size_t plen = strlen(path);
+    char *line = NULL;
+    size_t cap = 0;
+    int r = 0;
+    while (r == 0 && getline(&line, &cap, f) > 0) {
+        char mp[4096];
+        /* id parent major:minor root mount-point ... */
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+            continue;
+        mnt_unescape(mp);
+        if (strncmp(mp, path, plen) != 0 || (mp[plen] != 0 && mp[plen] != '/'))
+            continue;
+        r = mnt_remount_ro(mp, err);
+    }
+    free(line);
+    return r;
+}
+
+/* Make the mount at path (and, when recursive, all mounts below it) read-only. Uses
+ * mount_setattr (5.12+), which is atomic for the whole tree; falls back to remounting each
+ * mount on ENOSYS. */
+static int mnt_make_ro(const char *path, bool recursive, struct berr **err)
+{
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (mount_setattr(AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &attr, sizeof(attr)) == 0)
+        return 0;
+    if (errno != ENOSYS)
+        return berr_set(err, errno, "make '%s' read-only", path);
+    return recursive ? mnt_ro_each(path, err) : mnt_remount_ro(path, err);
+}
+
+static int mnt_tmpfs(const char *dst, unsigned long flags, const char *opts, struct berr **err)
+{
+    if (mount("tmpfs", dst, "tmpfs", flags, opts) < 0)
+        return berr_set(err, errno, "mount tmpfs on '%s'", dst);
+    return 0;
+}
+
+/* Hide the agent's directories (work_dir: other sandboxes, state.db; the socket dir; this
+ * runtime dir) under empty tmpfs. They are made read-only by mnt_seal_masks once the
+ * sandbox dir has been put back inside them. */
+static int mnt_masks(struct mnt_ctx *m, struct berr **err)
+{
+    const struct iso_spec *s = m->spec;
+    size_t n = 0;
+    while (s->mask_dirs && s->mask_dirs[n])
+        n++;
+    m->masked = xcalloc(n + 2, sizeof(char *));
+    for (size_t i = 0; i <= n; i++) {
+        const char *dir = i < n ? s->mask_dirs[i] : s->runtime_dir;
+        _cleanup_free_ char *p = mnt_in_root(m, dir);
+        struct stat st;
+        /* A mask may sit inside an earlier one or under the private /tmp (hidden already),
+         * or not exist at all: skip it. */
+        if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        int r = mnt_tmpfs(p, MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=1m", err);
+        if (r < 0)
+            return r;
+        m->masked[m->n_masked++] = TAKE_PTR(p);
+    }
+    return 0;
+}
+
+static int mnt_seal_masks(struct mnt_ctx *m, struct berr **err)
+{
+    for (size_t i = 0; i < m->n_masked; i++) {
+        int r = mnt_remount_ro(m->masked[i], err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* The sandbox dir, writable, at its own path: created inside a mask tmpfs or the private
+ * /tmp when those hide it (mkdir_p), found in the host view otherwise. */
+static int mnt_sandbox(struct mnt_ctx *m, struct berr **err)
+{
+    _cleanup_free_ char *sb = mnt_in_root(m, m->spec->sandbox_dir);
+    int r = mkdir_p(sb, 0755);
+    if (r < 0 && !path_exists(sb))
+        return berr_set(err, -r, "create '%s'", sb);
+    return mnt_bind(m->spec->sandbox_dir, sb, err);
+}
+
+/* Create an empty file or dir at dst to bind src onto (relative volumes only). */
+static int mnt_make_target(const char *src, const char *dst, struct berr **err)
+{
+    struct stat st;
+    if (stat(src, &st) < 0)
+        return berr_set(err, errno, "host path '%s'", src);
+    if (S_ISDIR(st.st_mode)) {
+        int r = mkdir_p(dst, 0755);
+        return r < 0 ? berr_set(err, -r, "create '%s'", dst) : 0;
+    }
+    _cleanup_free_ char *parent = xstrdup(dst);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = 0;
+        int r = mkdir_p(parent, 0755);
+        if (r < 0)
+            return berr_set(err, -r, "create '%s'", parent);
+    }
+    _cleanup_close_ int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 && errno != EEXIST)
+        return berr_set(err, errno, "create '%s'", dst);
+    return 0;
+}
+
+/* Volumes: absolute container paths must already exist in the host tree (we never create
+ * directories in the read-only host view); relative ones are created inside the sandbox
+ * dir. Caveat: the target path is resolved in the executor's view, so a symlink planted in
+ * the sandbox dir by an earlier task is followed; targets with ".." are refused. */
+static int mnt_volumes(struct mnt_ctx *m, struct berr **err)
+{
+    const struct iso_spec *s = m->spec;
+    for (size_t i = 0; i < s->n_volumes; i++) {
+        const struct iso_volume *v = &s->volumes[i];
+        if (!path_is_clean(v->container) || !path_is_clean(v->host))
+            return berr_setx(err, EINVAL, "volume '%s': '..' not allowed", v->container);
+        _cleanup_free_ char *dst = NULL;
+        if (v->container[0] == '/') {
+            dst = mnt_in_root(m, v->container);
+            if (!path_exists(dst))
+                return berr_setx(err, ENOENT, "volume '%s': mount point does not exist",
+                                 v->container);
+        } else {
+            dst = xasprintf("%s%s/%s", m->root, s->sandbox_dir, v->container);
+            if (mnt_make_target(v->host, dst, err) < 0)
+                return berr_wrap(err, "volume '%s'", v->container);
+        }
+        if (mnt_bind(v->host, dst, err) < 0 || (v->readonly && mnt_make_ro(dst, true, err) < 0))
+            return berr_wrap(err, "volume '%s'", v->container);
+    }
+    return 0;
+}
+
+/* Fresh proc for the new pid namespace, with the kernel knobs read-only and the leaky
+ * files hidden (the list docker and runc use). */
+static int mnt_proc(struct mnt_ctx *m, bool harden, struct berr **err)
+{
+    _cleanup_free_ char *proc = mnt_in_root(m, "/proc");
+    if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        return berr_set(err, errno, "mount proc on '%s'", proc);
+    if (!harden)
+        return 0;
+    static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
+    for (size_t i = 0; i < ARRAY_SIZE(ro); i++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", proc, ro[i]);
+        if (!path_exists(p))
+            continue;
+        int r = mnt_bind(p, p, err);
+        if (r < 0 || (r = mnt_make_ro(p, true, err)) < 0)
+            return r;
+    }
+    static const char *const nulled[] = {"/proc/kcore",         "/proc/keys",
+                                         "/proc/timer_list",    "/proc/sched_debug",
+                                         "/proc/latency_stats", "/proc/timer_stats"};
+    for (size_t i = 0; i < ARRAY_SIZE(nulled); i++) {
+        _cleanup_free_ char *p = mnt_in_root(m, nulled[i]);
+        int r = path_exists(p) ? mnt_bind("/dev/null", p, err) : 0;
+        if (r < 0)
+            return r;
+    }
+    static const char *const emptied[] = {"/proc/acpi", "/proc/scsi", "/sys/firmware",
+                                          "/sys/kernel/debug"};
+    for (size_t i = 0; i < ARRAY_SIZE(emptied); i++) {
+        _cleanup_free_ char *p = mnt_in_root(m, emptied[i]);
+        struct stat st;
+        if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        int r = mnt_tmpfs(p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0", err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Minimal /dev: the harmless character devices bound from the host (like bubblewrap: no
+ * mknod, so it also works where /dev is itself a bind), a private devpts, shm and the
+ * usual symlinks. Disks stay invisible, and the devices cgroup denies them anyway. */
+static int mnt_dev(struct mnt_ctx *m, struct berr **err)
+{
+    _cleanup_free_ char *dev = mnt_in_root(m, "/dev");
+    int r = mnt_tmpfs(dev, MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k", err);
+    if (r < 0)
+        return r;
+    static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+        _cleanup_free_ char *src = xasprintf("/dev/%s", nodes[i]);
+        _cleanup_free_ char *dst = xasprintf("%s/%s", dev, nodes[i]);
+        if (!path_exists(src))
+            continue;
+        _cleanup_close_ int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+        if (fd < 0)
+            return berr_set(err, errno, "create '%s'", dst);
+        if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+            return berr_set(err, errno, "bind '%s' on '%s'", src, dst);
+    }
+    _cleanup_free_ char *pts = xasprintf("%s/pts", dev);
+    _cleanup_free_ char *shm = xasprintf("%s/shm", dev);
+    if (mkdir(pts, 0755) < 0 || mkdir(shm, 01777) < 0)
+        return berr_set(err, errno, "create dirs in '%s'", dev);
+    if (mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
+        return berr_set(err, errno, "mount devpts on '%s'", pts);
+    r = mnt_tmpfs(shm, MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", err);
+    if (r < 0)
+        return r;
+    static const char *const links[][2] = {
+            {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},
+            {"stdin", "/proc/self/fd/0"},  {"stdout", "/proc/self/fd/1"},
+            {"stderr", "/proc/self/fd/2"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
+        _cleanup_free_ char *l = xasprintf("%s/%s", dev, links[i][0]);
+        if (symlink(links[i][1], l) < 0)
+            return berr_set(err, errno, "symlink '%s'", l);
+    }
+    return 0;
+}
+
+static int mnt_pivot(struct mnt_ctx *m, struct berr **err)
+{
+    /* pivot_root(".", "."): the old root ends up stacked on the new one, so no put_old
+     * directory is needed inside the (read-only) new root; detach it right away. */
+    if (chdir(m->root) < 0)
+        return berr_set(err, errno, "chdir '%s'", m->root);
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        return berr_set(err, errno, "pivot_root '%s'", m->root);
+    if (umount2(".", MNT_DETACH) < 0)
+        return berr_set(err, errno, "detach the old root");
+    if (chdir("/") < 0)
+        return berr_set(err, errno, "chdir /");
+    return 0;
+}
+
+static int mnt_build(struct mnt_ctx *m, struct berr **err)
+{
+    const struct iso_spec *s = m->spec;
+    bool ro = s->flags & ISO_FS_RO_HOST;
+    /* Nothing we mount may leak back to the host (or other sandboxes) through shared
+     * propagation, and the host's later mounts need not reach us. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return berr_set(err, errno, "make / private");
+    if (mkdir(m->root, 0700) < 0 && errno != EEXIST)
+        return berr_set(err, errno, "create '%s'", m->root);
+    int r = mnt_bind("/", m->root, err);
+    if (r < 0)
+        return r;
+    if (ro && (r = mnt_make_ro(m->root, true, err)) < 0)
+        return r;
+    /* /tmp first: sandbox dirs and volumes may live under the host's /tmp (tests do). */
+    _cleanup_free_ char *tmp = mnt_in_root(m, "/tmp");
+    if (path_exists(tmp) && (r = mnt_tmpfs(tmp, MS_NOSUID | MS_NODEV, "mode=1777", err)) < 0)
+        return r;
+    if (ro && (r = mnt_masks(m, err)) < 0)
+        return r;
+    if ((r = mnt_sandbox(m, err)) < 0 || (r = mnt_seal_masks(m, err)) < 0)
+        return r;
+    if ((r = mnt_volumes(m, err)) < 0 || (r = mnt_proc(m, ro, err)) < 0)
+        return r;
+    if (ro && (r = mnt_dev(m, err)) < 0)
+        return r;
+    return mnt_pivot(m, err);
+}
+
+/* See isolator.h. Runs as root in the executor's fresh mount namespace (and pid namespace
+ * for /proc). Every mount stays in that namespace, so failure needs no cleanup: the
+ * executor exits and the namespace goes with it. Returns 0 or -errno with err set. */
+int iso_sandbox_enter(const struct iso_spec *s, struct berr **err)
+{
+    if (s->flags & ISO_NS_MOUNT) {
+        struct mnt_ctx m = {.spec = s, .root = xasprintf("%s/rootfs", s->runtime_dir)};
+        int r = mnt_build(&m, err);
+        free(m.root);
+        for (size_t i = 0; i < m.n_masked; i++)
+            free(m.masked[i]);
+        free(m.masked);
+        if (r < 0)
+            return berr_wrap(err, "sandbox");
+    }
+    if ((s->flags & ISO_NS_UTS) && s->hostname && *s->hostname &&
+        sethostname(s->hostname, strlen(s->hostname)) < 0)
+        return berr_set(err, errno, "sandbox: set hostname '%s'", s->hostname);
+    if (chdir(s->sandbox_dir) < 0)
+        return berr_set(err, errno, "sandbox: chdir '%s'", s->sandbox_dir);
+    return 0;
+}

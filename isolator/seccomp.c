@@ -1,0 +1,115 @@
+/* isolator/seccomp.c - the task's seccomp deny-list with libseccomp: default allow, EPERM
+ * for syscalls that reach the host kernel's global state (modules, kexec, mounts, keys,
+ * bpf, clocks, new user namespaces). task.c loads it last, after no_new_privs. */
+#include <sched.h>
+#include <seccomp.h>
+
+#include "isolator/isolator.h"
+
+/* Denied with EPERM. ptrace is allowed on purpose: tasks debug their own processes inside
+ * the pid namespace, and the executor is protected by the dropped CAP_SYS_PTRACE plus its
+ * PR_SET_DUMPABLE=0. Names unknown to this libseccomp/arch are skipped. */
+static const char *const filter_denied[] = {
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "reboot",
+        "swapon",
+        "swapoff",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "bpf",
+        "perf_event_open",
+        "acct",
+        "quotactl",
+        "quotactl_fd",
+        "lookup_dcookie",
+        "open_by_handle_at",
+        "name_to_handle_at",
+        "mount",
+        "umount",
+        "umount2",
+        "pivot_root",
+        "mount_setattr",
+        "move_mount",
+        "open_tree",
+        "fsopen",
+        "fsconfig",
+        "fsmount",
+        "fspick",
+        "setns",
+        "iopl",
+        "ioperm",
+        "settimeofday",
+        "stime",
+        "clock_settime",
+        "clock_settime64",
+        "clock_adjtime",
+        "clock_adjtime64",
+        "adjtimex",
+        "syslog",
+        "userfaultfd",
+        "vhangup",
+        "nfsservctl",
+        "uselib",
+        "kcmp",
+};
+
+static int filter_add(scmp_filter_ctx ctx, const char *name, uint32_t action, unsigned n_args,
+                      const struct scmp_arg_cmp *args, struct berr **err)
+{
+    int nr = seccomp_syscall_resolve_name(name);
+    if (nr == __NR_SCMP_ERROR)
+        return 0;
+    int r = seccomp_rule_add_array(ctx, action, nr, n_args, args);
+    if (r < 0 && r != -EDOM) /* -EDOM: not representable on one of the arches */
+        return berr_set(err, -r, "seccomp rule for '%s'", name);
+    return 0;
+}
+
+/* Build and load the filter into the calling thread (needs no_new_privs or CAP_SYS_ADMIN).
+ * On x86_64 the i386 ABI gets the same rules, so int 0x80 is no way around them. Returns 0
+ * or -errno with err set. */
+int iso_seccomp_load(struct berr **err)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx)
+        return berr_set(err, ENOMEM, "seccomp init");
+    int r;
+#if defined(__x86_64__)
+    r = seccomp_arch_add(ctx, SCMP_ARCH_X86);
+    if (r < 0 && r != -EEXIST) {
+        r = berr_set(err, -r, "seccomp add arch x86");
+        goto out;
+    }
+#endif
+    for (size_t i = 0; i < ARRAY_SIZE(filter_denied); i++) {
+        r = filter_add(ctx, filter_denied[i], SCMP_ACT_ERRNO(EPERM), 0, NULL, err);
+        if (r < 0)
+            goto out;
+    }
+    /* New user namespaces would give the task a fresh full capability set to attack the
+     * kernel with. clone3 passes flags in memory, which seccomp cannot read: answer ENOSYS
+     * so glibc falls back to clone(2), whose flags we can check. */
+    const struct scmp_arg_cmp newuser_a0 =
+            SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER);
+#if defined(__s390__) || defined(__s390x__)
+    const struct scmp_arg_cmp clone_flags =
+            SCMP_A1(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER);
+#else
+    const struct scmp_arg_cmp clone_flags = newuser_a0;
+#endif
+    if ((r = filter_add(ctx, "unshare", SCMP_ACT_ERRNO(EPERM), 1, &newuser_a0, err)) < 0 ||
+        (r = filter_add(ctx, "clone", SCMP_ACT_ERRNO(EPERM), 1, &clone_flags, err)) < 0 ||
+        (r = filter_add(ctx, "clone3", SCMP_ACT_ERRNO(ENOSYS), 0, NULL, err)) < 0)
+        goto out;
+    r = seccomp_load(ctx);
+    if (r < 0)
+        r = berr_set(err, -r, "load seccomp filter");
+out:
+    seccomp_release(ctx);
+    return r < 0 ? r : 0;
+}

@@ -1,0 +1,102 @@
+/* isolator/task.c - the last steps of the task child before execve, in the order that keeps
+ * each one possible: rlimits, bounding set (needs CAP_SETPCAP), user, final capabilities,
+ * no_new_privs, close-on-exec for stray fds, seccomp. Also resolves the task's user on the
+ * host's passwd. caps.c and seccomp.c hold the policies; mount.c builds the filesystem. */
+#include <grp.h>
+#include <pwd.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "isolator/isolator.h"
+#include "isolator/sandbox-internal.h"
+
+/* user is a name or a numeric uid; NULL or "" means root. A numeric uid missing from passwd
+ * is accepted with gid = uid and no supplementary groups (like docker's --user N, but
+ * never defaulting to group 0). Unknown names fail with ENOENT "user 'x' unknown". The
+ * supplementary groups are truncated to ARRAY_SIZE(groups). */
+int iso_user_resolve(const char *user, struct iso_user *ret, struct berr **err)
+{
+    struct iso_user u = {0};
+    if (!user || !*user)
+        user = "root";
+    uint64_t num;
+    bool numeric = parse_u64(user, &num) == 0;
+    if (numeric && num >= (uint64_t) UINT32_MAX)
+        return berr_setx(err, EINVAL, "user '%s' invalid", user);
+    errno = 0;
+    struct passwd *pw = numeric ? getpwuid((uid_t) num) : getpwnam(user);
+    if (!pw) {
+        if (!numeric)
+            return berr_setx(err, errno && errno != ENOENT ? errno : ENOENT, "user '%s' unknown",
+                             user);
+        u.uid = (uid_t) num;
+        u.gid = (gid_t) num;
+        u.n_groups = 0;
+        *ret = u;
+        return 0;
+    }
+    u.uid = pw->pw_uid;
+    u.gid = pw->pw_gid;
+    int n = (int) ARRAY_SIZE(u.groups);
+    if (getgrouplist(pw->pw_name, pw->pw_gid, u.groups, &n) < 0) {
+        /* more groups than fit: take the first ones */
+        gid_t *all = xcalloc((size_t) n, sizeof(gid_t));
+        if (getgrouplist(pw->pw_name, pw->pw_gid, all, &n) < 0)
+            n = 0;
+        if (n > (int) ARRAY_SIZE(u.groups))
+            n = (int) ARRAY_SIZE(u.groups);
+        memcpy(u.groups, all, (size_t) n * sizeof(gid_t));
+        free(all);
+    }
+    u.n_groups = n;
+    *ret = u;
+    return 0;
+}
+
+static int task_rlimits(const struct iso_spec *s, struct berr **err)
+{
+    struct rlimit core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &core) < 0)
+        return berr_set(err, errno, "set RLIMIT_CORE");
+    if (s->nofile) {
+        struct rlimit nf = {(rlim_t) s->nofile, (rlim_t) s->nofile};
+        if (setrlimit(RLIMIT_NOFILE, &nf) < 0)
+            return berr_set(err, errno, "set RLIMIT_NOFILE %llu", (unsigned long long) s->nofile);
+    }
+    return 0;
+}
+
+static int task_user(const struct iso_user *u, struct berr **err)
+{
+    if (setgroups((size_t) u->n_groups, u->groups) < 0)
+        return berr_set(err, errno, "setgroups");
+    if (setresgid(u->gid, u->gid, u->gid) < 0)
+        return berr_set(err, errno, "setgid %u", (unsigned) u->gid);
+    if (setresuid(u->uid, u->uid, u->uid) < 0)
+        return berr_set(err, errno, "setuid %u", (unsigned) u->uid);
+    return 0;
+}
+
+/* Runs in the task child, single-threaded, so allocation is fine. Without ISO_CAPS a root
+ * task keeps the executor's capabilities (a non-root one still loses them at setuid).
+ * Returns 0 or -errno with err set; the caller reports and _exits. */
+int iso_task_prepare(const struct iso_spec *s, const struct iso_user *u, struct berr **err)
+{
+    if (task_rlimits(s, err) < 0)
+        return berr_wrap(err, "rlimits");
+    if ((s->flags & ISO_CAPS) && caps_drop_bounding(err) < 0)
+        return berr_wrap(err, "capabilities");
+    if (task_user(u, err) < 0)
+        return berr_wrap(err, "user");
+    if ((s->flags & ISO_CAPS) && caps_set_final(u->uid == 0, err) < 0)
+        return berr_wrap(err, "capabilities");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return berr_set(err, errno, "set no_new_privs");
+    /* The exec error pipe is CLOEXEC already; this catches anything inherited by mistake. */
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        return berr_set(err, errno, "mark fds close-on-exec");
+    if ((s->flags & ISO_SECCOMP) && iso_seccomp_load(err) < 0)
+        return berr_wrap(err, "seccomp");
+    return 0;
+}
