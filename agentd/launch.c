@@ -21,7 +21,9 @@
  * clobbers one another */
 struct child_fds {
     int fd[4];
-    int sync_rd, err_wr;
+    int err_wr;
+    int cg_fds[16]; /* v1: hierarchies to join by writing "0" to "tasks" */
+    size_t n_cg;
 };
 
 static void __attribute__((noreturn)) child_fail(int err_wr, int e)
@@ -34,11 +36,12 @@ static void __attribute__((noreturn)) child_fail(int err_wr, int e)
 static void __attribute__((noreturn)) child_exec(const struct child_fds *f, const char *path,
                                                   char *const argv[], char *const envp[])
 {
-    if (f->sync_rd >= 0) {
-        char c;
-        /* v1: wait until the parent has written our pid to every cgroup.procs */
-        if (read(f->sync_rd, &c, 1) != 1)
-            _exit(126);
+    for (size_t i = 0; i < f->n_cg; i++) {
+        /* v1: move ourselves (one thread) before exec; see iso_cgroup_self_attach_fds */
+        int t = openat(f->cg_fds[i], "tasks", O_WRONLY | O_CLOEXEC);
+        if (t < 0 || write(t, "0", 1) != 1)
+            child_fail(f->err_wr, errno);
+        close(t);
     }
     struct sigaction sa = {.sa_handler = SIG_DFL};
     for (int s = 1; s < NSIG; s++)
@@ -72,23 +75,18 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
     (void) a;
     char *envp[] = {(char *) "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     NULL};
-    _cleanup_close_ int sync_rd = -1, sync_wr = -1, err_rd = -1, err_wr = -1, pidfd = -1;
+    _cleanup_close_ int err_rd = -1, err_wr = -1, pidfd = -1;
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return berr_set(err, errno, "exec pipe");
     err_rd = agent_dup_high(p[0]);
     err_wr = agent_dup_high(p[1]);
-    int cgfd = sp->cg ? iso_cgroup_clone_fd(sp->cg) : -1;
-    if (sp->cg && cgfd < 0) {
-        if (pipe2(p, O_CLOEXEC) < 0)
-            return berr_set(err, errno, "sync pipe");
-        sync_rd = agent_dup_high(p[0]);
-        sync_wr = agent_dup_high(p[1]);
-        if (sync_rd < 0 || sync_wr < 0)
-            return berr_set(err, errno, "duplicate fds");
-    }
     if (err_rd < 0 || err_wr < 0)
         return berr_set(err, errno, "duplicate fds");
+    int cgfd = sp->cg ? iso_cgroup_clone_fd(sp->cg) : -1;
+    struct child_fds cf = {{sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3]}, err_wr, {0}, 0};
+    if (sp->cg && cgfd < 0)
+        cf.n_cg = iso_cgroup_self_attach_fds(sp->cg, cf.cg_fds, ARRAY_SIZE(cf.cg_fds));
 
     uint64_t flags = CLONE_PIDFD | sp->ns_flags;
     if (cgfd >= 0)
@@ -99,7 +97,6 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
         .exit_signal = SIGCHLD,
         .cgroup = cgfd >= 0 ? (uint64_t) cgfd : 0,
     };
-    struct child_fds cf = {{sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3]}, sync_rd, err_wr};
     long pid = syscall(SYS_clone3, &ca, sizeof(ca));
     if (pid < 0)
         return berr_set(err, errno, "clone3 '%s'", sp->path);
@@ -108,20 +105,13 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
 
     _cleanup_kill_ pid_t owned = (pid_t) pid;
     closep(&err_wr);
-    if (sync_wr >= 0) {
-        int r = iso_cgroup_attach(sp->cg, (pid_t) pid, err);
-        if (r < 0)
-            return berr_wrap(err, "attach '%s'", sp->path);
-        if (write(sync_wr, "x", 1) != 1)
-            return berr_set(err, errno, "release '%s'", sp->path);
-    }
     /* EOF means execve succeeded (the pipe is CLOEXEC); an int is the child's errno */
     int e = 0;
     ssize_t n;
     while ((n = read(err_rd, &e, sizeof(e))) < 0 && errno == EINTR)
         ;
     if (n == (ssize_t) sizeof(e))
-        return berr_set(err, e, "exec '%s'", sp->path);
+        return berr_set(err, e, "start '%s' (join its cgroups, exec)", sp->path);
     owned = 0;
     *ret_pid = (pid_t) pid;
     *ret_pidfd = TAKE_FD(pidfd);
