@@ -22,7 +22,7 @@ WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -
 CFLAGS ?= -O2 -g
 CPPFLAGS += -std=gnu11 -D_GNU_SOURCE -I. -DBERTH_VERSION='"$(VERSION)"' -MMD -MP
 ALL_CFLAGS = $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS)
-LDFLAGS += $(SANFLAGS)
+LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 
 PKGS_ISO = libcgroup libseccomp libcap yajl
 LIBS_COMMON = $(shell pkg-config --libs yajl 2>/dev/null)

@@ -360,7 +360,7 @@ static int write_spec(struct agent *a, struct container *c, struct berr **err)
     _cleanup_close_ int dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return berr_set(err, errno, "open '%s'", rdir);
-    int r = write_file_atomic(dfd, "spec.json", json, strlen(json), 0600);
+    int r = write_file_replace(dfd, "spec.json", json, strlen(json), 0600);
     if (r < 0)
         return berr_set(err, -r, "write '%s/spec.json'", rdir);
     return 0;

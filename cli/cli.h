@@ -17,7 +17,10 @@
 /* One per process, built in main() and passed to every verb. */
 struct ctl {
     const char *socket; /* agent's unix socket path (borrowed from argv/env) */
+    void *curl;         /* one libcurl easy handle for every call: its connection is reused */
 };
+/* Free what http.c kept in ctl (the curl handle). */
+void ctl_http_done(struct ctl *ctl);
 
 /* ---- http.c: libcurl on the agent's unix socket ---------------------------------------- */
 

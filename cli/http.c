@@ -93,7 +93,13 @@ static int answer_error(long status, const char *body, struct berr **err)
 static int request(struct ctl *ctl, const char *method, const char *path, const char *body, int fd,
                    long *ret_status, char **ret_body, struct berr **err)
 {
-    CURL *curl = curl_easy_init();
+    /* one handle for the process: curl keeps the agent connection alive between calls
+     * (run --wait: POST, then GET .../wait on the same socket) */
+    if (!ctl->curl)
+        ctl->curl = curl_easy_init();
+    else
+        curl_easy_reset(ctl->curl);
+    CURL *curl = ctl->curl;
     if (!curl)
         return berr_setx(err, ENOMEM, "cannot initialise libcurl");
     struct sink s = {.curl = curl, .fd = fd};
@@ -126,7 +132,6 @@ static int request(struct ctl *ctl, const char *method, const char *path, const 
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &oserr);
     curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
 
     int r = 0;
     if (rc == CURLE_COULDNT_CONNECT || (rc == CURLE_OPERATION_TIMEDOUT && status == 0)) {
@@ -185,4 +190,11 @@ int ctl_stream(struct ctl *ctl, const char *path, int fd, struct berr **err)
     if (status < 200 || status >= 300)
         return answer_error(status, answer, err);
     return 0;
+}
+
+void ctl_http_done(struct ctl *ctl)
+{
+    if (ctl->curl)
+        curl_easy_cleanup(ctl->curl);
+    ctl->curl = NULL;
 }

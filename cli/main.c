@@ -85,10 +85,13 @@ int main(int argc, char **argv)
 
     int r = parse_global(&ctl, argc, argv, &err);
     if (r > 0) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        /* plain HTTP on a unix socket: no TLS to initialise (OpenSSL's start-up reads its
+         * config file and costs about a millisecond per call) */
+        if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK) {
             r = berr_setx(&err, ENOMEM, "cannot initialise libcurl");
         } else {
             r = dispatch(&ctl, argc - r, argv + r, &err);
+            ctl_http_done(&ctl);
             curl_global_cleanup();
         }
     }

@@ -148,6 +148,10 @@ int read_file_alloc(const char *path, size_t max, char **ret, size_t *ret_len);
 int write_file_at(int dirfd, const char *path, const char *value);
 /* Write data to dirfd/name atomically: name.tmp, fsync, rename. */
 int write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/* The same without fsync: readers never see a partial file, and the file survives a crash
+ * of the writer (the page cache keeps it), not of the machine. For files that only matter
+ * while the machine stays up (spec.json, status.json: a machine crash ends the tasks). */
+int write_file_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 /* Write all bytes, retrying on EINTR / short writes. */
 int write_all(int fd, const void *data, size_t len);
 /* mkdir -p with mode for created components. */

@@ -95,7 +95,8 @@ int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-int write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
+static int write_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                         bool sync)
 {
     char tmp[256];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int) sizeof(tmp))
@@ -105,13 +106,23 @@ int write_file_atomic(int dirfd, const char *name, const void *data, size_t len,
     if (fd < 0)
         return -errno;
     int r = write_all(fd, data, len);
-    if (r == 0 && fsync(fd) < 0)
+    if (r == 0 && sync && fsync(fd) < 0)
         r = -errno;
     if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
         r = -errno;
     if (r < 0)
         unlinkat(dirfd, tmp, 0); /* leave no half-written name.tmp behind */
     return r;
+}
+
+int write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
+{
+    return write_replace(dirfd, name, data, len, mode, true);
+}
+
+int write_file_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
+{
+    return write_replace(dirfd, name, data, len, mode, false);
 }
 
 int mkdir_p(const char *path, mode_t mode)

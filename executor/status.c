@@ -42,7 +42,7 @@ static void status_file(struct exe *e, yajl_gen g)
     if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok || e->runtime_fd < 0)
         return;
     _cleanup_free_ char *data = xasprintf("%.*s\n", (int) len, (const char *) buf);
-    int r = write_file_atomic(e->runtime_fd, "status.json", data, strlen(data), 0644);
+    int r = write_file_replace(e->runtime_fd, "status.json", data, strlen(data), 0644);
     if (r < 0)
         log_msg(LOG_WARNING, -r, "write status.json");
 }

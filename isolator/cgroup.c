@@ -187,10 +187,25 @@ static int cg_kill_one(pid_t pid, void *arg)
     return 0;
 }
 
+static int cg_count_one(pid_t pid, void *arg)
+{
+    (void) pid;
+    (*(int *) arg)++;
+    return 0;
+}
+
 int cg_kill_loop(const struct cg_layout *lay, struct cg_node *n,
                  int (*freeze)(const struct cg_layout *, struct cg_node *, bool frozen),
                  struct berr **err)
 {
+    /* The usual case at a task's end: pid 1 of the sandbox is gone and the kernel has
+     * already killed the rest. Then one read of each cgroup.procs is all it costs. */
+    int present = 0;
+    for (size_t i = 0; i < lay->n_hier; i++)
+        if (n->fd[i] >= 0)
+            (void) cg_foreach_pid(n->fd[i], cg_count_one, &present);
+    if (present == 0)
+        return 0;
     /* As systemd's cg_kill_items: re-read cgroup.procs after each round, because a process
      * may fork between our read and its death; stop once a read finds nobody. Frozen, no
      * one can fork; we thaw after each round so the SIGKILLs get delivered. */

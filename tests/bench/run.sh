@@ -1,0 +1,144 @@
+#!/bin/bash
+# tests/bench/run.sh BUILD_DIR - `make bench`: on this machine, in one run, time (a)
+# `berthctl run --wait --cpus 1 --mem 1GiB -- /bin/true` end to end, (b) `crun run` of a
+# bundle with the same limits and namespaces, (c) the agent API's launch latency (request
+# sent -> task's first instruction) over 200 launches; print a table and rewrite the
+# "## Launch" section of docs/performance.md. Removes every process, cgroup, mount and
+# temp dir it made, also on failure. Env: BENCH_RUNS (30), BENCH_LAUNCHES (200).
+set -euo pipefail
+B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+RUNS=${BENCH_RUNS:-30}
+LAUNCHES=${BENCH_LAUNCHES:-200}
+PY=/usr/bin/python3
+
+[ "$(id -u)" = 0 ] || { echo "make bench needs root (cgroups and namespaces)" >&2; exit 1; }
+for tool in crun busybox unshare gcc setpriv; do
+    command -v "$tool" >/dev/null ||
+        { echo "make bench needs '$tool' (apt-get install it)" >&2; exit 1; }
+done
+for bin in berth-agent berth-executor berthctl; do
+    [ -x "$B/$bin" ] || { echo "missing $B/$bin (make all first)" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d /tmp/berth-bench.XXXXXX)
+chmod 755 "$TMP"
+SOCK=$TMP/agent.sock
+CTL=("$B/berthctl" --socket "$SOCK")
+PARENT=berth-bench-$$
+CRUN_PARENT=berth-bench-crun-$$
+AGENT_PID=
+
+# Print the ids of every container the agent knows.
+container_ids() {
+    "${CTL[@]}" ps -a -o json | "$PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+for c in (d["containers"] if isinstance(d, dict) else d):
+    print(c["id"], c["state"])'
+}
+
+# Our cgroup directory in each mounted hierarchy, one a line.
+own_cgroup_dirs() {
+    local _ ctrl path dir
+    while IFS=: read -r _ ctrl path; do
+        case $ctrl in
+        '') dir=/sys/fs/cgroup/unified; [ -d "$dir" ] || dir=/sys/fs/cgroup ;;
+        name=*) dir=/sys/fs/cgroup/${ctrl#name=} ;;
+        *) dir=/sys/fs/cgroup/$ctrl ;;
+        esac
+        [ -d "$dir$path" ] && echo "${dir%/}${path%/}"
+    done </proc/self/cgroup
+}
+
+cleanup() {
+    local rc=$? id state d
+    set +e
+    trap - EXIT INT TERM
+    if [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; then
+        container_ids 2>/dev/null | while read -r id state; do
+            case $state in
+            FINISHED | FAILED | KILLED | LOST) ;;
+            *) "${CTL[@]}" kill --signal KILL "$id" >/dev/null 2>&1
+               "${CTL[@]}" wait "$id" >/dev/null 2>&1 ;;
+            esac
+            "${CTL[@]}" rm "$id" >/dev/null 2>&1
+        done
+        kill "$AGENT_PID"
+        wait "$AGENT_PID" 2>/dev/null
+    fi
+    if [ -d "$TMP/crun-state" ]; then
+        for id in $(crun --root "$TMP/crun-state" list -q 2>/dev/null); do
+            crun --root "$TMP/crun-state" delete -f "$id" >/dev/null 2>&1
+        done
+    fi
+    # Cgroups left by a crash: only ours, deepest first.
+    for d in $(own_cgroup_dirs); do
+        for top in "$d/$PARENT" "$d/$PARENT-attach" "$d/$CRUN_PARENT"; do
+            [ -d "$top" ] && find "$top" -depth -type d -exec rmdir {} + 2>/dev/null
+            [ -d "$top" ] && echo "warning: could not remove cgroup $top" >&2
+        done
+    done
+    # Mounts under our temp dir (sandboxes), deepest first.
+    grep -F " $TMP/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r d; do
+        umount -l "$d"
+    done
+    rm -rf "$TMP"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== building the stamp task (tests/bench/stamp.c)"
+mkdir -p "$B/bench"
+STAMP=$B/bench/stamp
+gcc -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -o "$STAMP" "$HERE/stamp.c"
+# Tasks run as nobody: the stamp needs every parent directory o+x.
+if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$STAMP" 2>/dev/null; then
+    cp "$STAMP" "$TMP/stamp"
+    STAMP=$TMP/stamp
+fi
+
+echo "== berth-agent on $SOCK (cgroup_parent $PARENT)"
+printf '[resources]\ncpus = 4\n[reserved]\ncpus = 0\nmem = 512MiB\n' >"$TMP/agent.conf"
+"$B/berth-agent" --config="$TMP/agent.conf" --work_dir="$TMP/work" --listen="unix:$SOCK" \
+    --cgroup_parent="$PARENT" 2>"$TMP/agent.log" &
+AGENT_PID=$!
+for _ in $(seq 100); do "${CTL[@]}" node >/dev/null 2>&1 && break; sleep 0.05; done
+"${CTL[@]}" node >/dev/null || { cat "$TMP/agent.log" >&2; exit 1; }
+
+TIME=("$PY" "$HERE/timecmd.py")
+echo
+echo "== (a) berthctl run --wait --cpus 1 --mem 1GiB -- /bin/true ($RUNS runs)"
+"${TIME[@]}" "$TMP/berth.json" 3 "$RUNS" \
+    "$B/berthctl" --socket "$SOCK" run --wait --cpus 1 --mem 1GiB -- /bin/true
+container_ids | while read -r id _; do "${CTL[@]}" rm "$id" >/dev/null; done
+
+echo
+echo "== (b) crun run, same limits and namespaces (busybox-static rootfs, $RUNS runs)"
+mkdir -p "$TMP/bundle/rootfs/bin" "$TMP/crun-state"
+cp "$(command -v busybox)" "$TMP/bundle/rootfs/bin/busybox"
+ln -s busybox "$TMP/bundle/rootfs/bin/true"
+(cd "$TMP/bundle" && crun spec)
+"$PY" "$HERE/crun_bundle.py" "$TMP/bundle" "$CRUN_PARENT"
+: >"$TMP/empty"
+unshare -m --propagation private bash "$HERE/crun_ns.sh" "$TMP/bundle" "$TMP/crun-state" \
+    "$TMP/empty" "$RUNS" "$TMP/crun.json"
+
+echo
+echo "== (c) API launch latency: $LAUNCHES launches of $STAMP, then 30 launches 50 ms apart"
+"$PY" "$HERE/launch_latency.py" "$SOCK" "$STAMP" "$LAUNCHES" "$TMP/latency.json"
+"$PY" "$HERE/launch_latency.py" "$SOCK" "$STAMP" 30 "$TMP/latency-idle.json" 50
+
+echo
+echo "== floors: process start-up alone"
+"${TIME[@]}" "$TMP/floor-ctl.json" 3 "$RUNS" "$B/berthctl" --version
+"${TIME[@]}" "$TMP/floor-crun.json" 3 "$RUNS" crun --version
+"${TIME[@]}" "$TMP/floor-static.json" 3 "$RUNS" "$STAMP"
+
+echo
+echo "== cgroup v1 attach: parent writes the pid to cgroup.procs vs the child writes 0 to tasks"
+"$PY" "$HERE/cg_attach.py" "$PARENT-attach" "$TMP/attach.json"
+
+"$PY" "$HERE/report.py" "$TMP" "$ROOT/docs/performance.md"
