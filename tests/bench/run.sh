@@ -29,6 +29,7 @@ CTL=("$B/berthctl" --socket "$SOCK")
 PARENT=berth-bench-$$
 CRUN_PARENT=berth-bench-crun-$$
 AGENT_PID=
+STAMP_DIR=
 
 # Print the ids of every container the agent knows.
 container_ids() {
@@ -85,6 +86,7 @@ cleanup() {
         umount -l "$d"
     done
     rm -rf "$TMP"
+    [ -n "$STAMP_DIR" ] && rm -rf "$STAMP_DIR"
     exit $rc
 }
 trap cleanup EXIT
@@ -94,11 +96,12 @@ echo "== building the stamp task (tests/bench/stamp.c)"
 mkdir -p "$B/bench"
 STAMP=$B/bench/stamp
 gcc -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -o "$STAMP" "$HERE/stamp.c"
-# Tasks run as nobody: the stamp needs every parent directory o+x.
-if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$STAMP" 2>/dev/null; then
-    cp "$STAMP" "$TMP/stamp"
-    STAMP=$TMP/stamp
-fi
+# Tasks run as nobody in a sandbox with a private /tmp: the stamp goes where they see it
+# (a build dir below /tmp, or without o+x parents, would be invisible to them).
+STAMP_DIR=$(mktemp -d /var/tmp/berth-bench-stamp.XXXXXX)
+chmod 755 "$STAMP_DIR"
+cp "$STAMP" "$STAMP_DIR/stamp"
+STAMP=$STAMP_DIR/stamp
 
 echo "== berth-agent on $SOCK (cgroup_parent $PARENT)"
 printf '[resources]\ncpus = 4\n[reserved]\ncpus = 0\nmem = 512MiB\n' >"$TMP/agent.conf"

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import time
@@ -16,10 +17,26 @@ BUILD = os.path.abspath(os.environ.get("BERTH_BUILD") or os.path.join(REPO, "bui
 AGENT_BIN = os.path.join(BUILD, "berth-agent")
 EXECUTOR_BIN = os.path.join(BUILD, "berth-executor")
 CTL_BIN = os.path.join(BUILD, "berthctl")
-PROBE = os.path.join(BUILD, "tests", "probe")
-# Temp dirs live outside /tmp: a sandbox gets a private /tmp, which would hide its own
-# sandbox dir (its cwd) if the agent's work_dir were below /tmp.
+PROBE_BUILT = os.path.join(BUILD, "tests", "probe")
+# Temp dirs live outside /tmp: a sandbox gets a private /tmp, which hides everything of the
+# host's /tmp but its own sandbox dir.
 TMP_BASE = os.environ.get("BERTH_TEST_TMP", "/var/tmp")
+# Tasks run the probe from here, not from the build dir: a checkout below /tmp (as a CI
+# clone may be) is invisible inside a sandbox. conftest copies it at session start.
+PROBE_DIR = os.path.join(TMP_BASE, "berth-test-probe-%d" % os.getpid())
+PROBE = os.path.join(PROBE_DIR, "probe")
+
+
+def install_probe():
+    """Copy the built probe where every sandbox sees it (world-readable, executable)."""
+    os.makedirs(PROBE_DIR, mode=0o755, exist_ok=True)
+    os.chmod(PROBE_DIR, 0o755)
+    shutil.copy(PROBE_BUILT, PROBE)
+    os.chmod(PROBE, 0o755)
+
+
+def remove_probe():
+    shutil.rmtree(PROBE_DIR, ignore_errors=True)
 
 TERMINAL = ("FINISHED", "FAILED", "KILLED", "LOST")
 

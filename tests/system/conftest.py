@@ -40,7 +40,10 @@ def _session_checks():
     if os.geteuid() != 0:
         pytest.skip("system tests need root (cgroups, namespaces)", allow_module_level=True)
     bt.sweep_stale_cgroups()
+    if os.access(bt.PROBE_BUILT, os.X_OK):
+        bt.install_probe()
     yield
+    bt.remove_probe()
     bt.sweep_stale_cgroups()
 
 
@@ -54,7 +57,7 @@ def agent_factory(request):
     """agent_factory(conf=None, flags=(), start=True) -> berthtest.Agent (started)."""
     _need(bt.AGENT_BIN, "berth-agent")
     _need(bt.EXECUTOR_BIN, "berth-executor")
-    _need(bt.PROBE, "tests/probe")
+    _need(bt.PROBE_BUILT, "tests/probe")
     agents = []
 
     def make(conf=None, flags=(), start=True):
