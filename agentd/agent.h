@@ -59,9 +59,9 @@ struct container {
     char id[17];
     char *name;
     /* what was asked */
-    char *shell;         /* command.shell, or NULL */
-    char **argv;         /* command.argv (or {"/bin/sh","-c",shell}) */
-    char **env;          /* "K=V" */
+    char *shell; /* command.shell, or NULL */
+    char **argv; /* command.argv (or {"/bin/sh","-c",shell}) */
+    char **env;  /* "K=V" */
     struct iso_volume *volumes;
     size_t n_volumes;
     char *user;
@@ -77,7 +77,7 @@ struct container {
     int signal;    /* 0 unless SIGNALED */
     char *message;
     double created_at, started_at, finished_at;
-    pid_t pid; /* berth-executor on the host */
+    pid_t pid;          /* berth-executor on the host */
     char *limits_json;  /* {"file": "value"...} as read back after writing */
     char *cgroups_json; /* {"ctrl": "path"...} */
     bool kill_requested;
@@ -137,9 +137,9 @@ void ctr_allocated(struct agent *a, uint64_t *cpus, uint64_t *mem);
 struct spawn {
     const char *path;
     char **argv;
-    uint64_t ns_flags;       /* CLONE_NEW* */
-    int fd[4];               /* become 0..3 in the child; fd[3] may be -1 */
-    struct iso_cgroup *cg;   /* born in (v2) or attached to (v1) these cgroups; may be NULL */
+    uint64_t ns_flags;     /* CLONE_NEW* */
+    int fd[4];             /* become 0..3 in the child; fd[3] may be -1 */
+    struct iso_cgroup *cg; /* born in (v2) or attached to (v1) these cgroups; may be NULL */
 };
 /* Clone and exec sp->path; returns once execve succeeded (err names its errno otherwise).
  * The caller owns *ret_pidfd and must reap the child (waitid P_PIDFD). */

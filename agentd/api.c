@@ -16,7 +16,7 @@
 
 #include "agentd/agent.h"
 
-#define API_MAX_BODY (1u << 20)     /* larger bodies get a JSON 413 */
+#define API_MAX_BODY (1u << 20)       /* larger bodies get a JSON 413 */
 #define API_HARD_MAX_BODY (64u << 20) /* beyond this evhttp drops the connection */
 
 static void reply_container(struct agent *a, struct evhttp_request *req, int status,
@@ -187,7 +187,7 @@ static int signal_from(yajl_val v, int *ret)
     static const struct {
         const char *name;
         int sig;
-    } sigs[] = {{"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT},   {"HUP", SIGHUP},
+    } sigs[] = {{"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT},  {"HUP", SIGHUP},
                 {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}};
     if (YAJL_IS_INTEGER(v)) {
         long long n = YAJL_GET_INTEGER(v);
@@ -240,7 +240,8 @@ static void handle_kill(struct agent *a, struct evhttp_request *req, struct cont
         yajl_tree_free(v);
         if (bad) {
             fail(req, "INVALID_ARGUMENT", EINVAL,
-                 "kill takes {\"signal\": TERM|KILL|INT|HUP|QUIT|USR1|USR2, \"grace_seconds\": 0-86400}");
+                 "kill takes {\"signal\": TERM|KILL|INT|HUP|QUIT|USR1|USR2, \"grace_seconds\": "
+                 "0-86400}");
             return;
         }
     }

@@ -54,8 +54,8 @@ static void pipe_read(int fd, struct evbuffer *buf)
     while ((n = read(fd, tmp, sizeof(tmp))) > 0) {
         size_t have = evbuffer_get_length(buf);
         if (have < EXEC_MAX_OUTPUT)
-            evbuffer_add(buf, tmp, (size_t) n < EXEC_MAX_OUTPUT - have ? (size_t) n
-                                                                        : EXEC_MAX_OUTPUT - have);
+            evbuffer_add(buf, tmp,
+                         (size_t) n < EXEC_MAX_OUTPUT - have ? (size_t) n : EXEC_MAX_OUTPUT - have);
     }
 }
 
@@ -185,10 +185,10 @@ void exec_serve(struct agent *a, struct container *c, struct evhttp_request *req
         ep[i] = agent_dup_high(ep[i]);
     }
     struct spawn sp = {
-        .path = a->executor_path,
-        .argv = args,
-        .fd = {devnull, op[1], ep[1], -1},
-        .cg = c->cg,
+            .path = a->executor_path,
+            .argv = args,
+            .fd = {devnull, op[1], ep[1], -1},
+            .cg = c->cg,
     };
     pid_t pid;
     int pidfd;

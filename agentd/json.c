@@ -141,11 +141,11 @@ static int depth_map_key(void *ctx, const unsigned char *k, size_t l)
 yajl_val json_parse(const char *text, size_t len, struct berr **err)
 {
     static const yajl_callbacks cbs = {
-        .yajl_start_map = depth_map_open,
-        .yajl_map_key = depth_map_key,
-        .yajl_end_map = depth_close,
-        .yajl_start_array = depth_open,
-        .yajl_end_array = depth_close,
+            .yajl_start_map = depth_map_open,
+            .yajl_map_key = depth_map_key,
+            .yajl_end_map = depth_close,
+            .yajl_start_array = depth_open,
+            .yajl_end_array = depth_close,
     };
     struct depth_ctx d = {0};
     yajl_handle h = yajl_alloc(&cbs, NULL, &d);

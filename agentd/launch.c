@@ -33,8 +33,8 @@ static void __attribute__((noreturn)) child_fail(int err_wr, int e)
 }
 
 /* Runs in the cloned child: async-signal-safe calls only. */
-static void __attribute__((noreturn)) child_exec(const struct child_fds *f, const char *path,
-                                                  char *const argv[], char *const envp[])
+static void __attribute__((noreturn))
+child_exec(const struct child_fds *f, const char *path, char *const argv[], char *const envp[])
 {
     for (size_t i = 0; i < f->n_cg; i++) {
         /* v1: move ourselves (one thread) before exec; see iso_cgroup_self_attach_fds */
@@ -92,10 +92,10 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
     if (cgfd >= 0)
         flags |= CLONE_INTO_CGROUP;
     struct clone_args ca = {
-        .flags = flags,
-        .pidfd = (uint64_t) (uintptr_t) &pidfd,
-        .exit_signal = SIGCHLD,
-        .cgroup = cgfd >= 0 ? (uint64_t) cgfd : 0,
+            .flags = flags,
+            .pidfd = (uint64_t) (uintptr_t) &pidfd,
+            .exit_signal = SIGCHLD,
+            .cgroup = cgfd >= 0 ? (uint64_t) cgfd : 0,
     };
     long pid = syscall(SYS_clone3, &ca, sizeof(ca));
     if (pid < 0)
@@ -151,11 +151,11 @@ int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, i
     if (a->iso_flags & ISO_NS_NET)
         ns |= CLONE_NEWNET;
     struct spawn sp = {
-        .path = a->executor_path,
-        .argv = argv,
-        .ns_flags = ns,
-        .fd = {devnull, logfd, logfd, st_wr},
-        .cg = c->cg,
+            .path = a->executor_path,
+            .argv = argv,
+            .ns_flags = ns,
+            .fd = {devnull, logfd, logfd, st_wr},
+            .cg = c->cg,
     };
     pid_t pid;
     if (agent_spawn(a, &sp, &pid, ret_pidfd, err) < 0)

@@ -13,7 +13,6 @@
 
 #include "agentd/agent.h"
 
-
 struct ctr_ref {
     struct agent *a;
     char id[17];
@@ -342,19 +341,19 @@ static int write_spec(struct agent *a, struct container *c, struct berr **err)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < nofile)
         nofile = rl.rlim_max;
     struct iso_spec s = {
-        .id = c->id,
-        .hostname = c->name,
-        .flags = a->iso_flags,
-        .sandbox_dir = sandbox,
-        .runtime_dir = rdir,
-        .mask_dirs = masks,
-        .user = c->user,
-        .argv = c->argv,
-        .env = c->env,
-        .volumes = c->volumes,
-        .n_volumes = c->n_volumes,
-        .nofile = nofile,
-        .grace_ms = a->cfg.kill_grace_ms,
+            .id = c->id,
+            .hostname = c->name,
+            .flags = a->iso_flags,
+            .sandbox_dir = sandbox,
+            .runtime_dir = rdir,
+            .mask_dirs = masks,
+            .user = c->user,
+            .argv = c->argv,
+            .env = c->env,
+            .volumes = c->volumes,
+            .n_volumes = c->n_volumes,
+            .nofile = nofile,
+            .grace_ms = a->cfg.kill_grace_ms,
     };
     _cleanup_free_ char *json = iso_spec_to_json(&s);
     _cleanup_close_ int dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -403,10 +402,10 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
     if (r < 0)
         return berr_wrap(err, "create cgroups");
     struct iso_limits l = {
-        .cpus_millis = c->cpus_millis,
-        .cpu_limit_millis = c->cpu_limit_millis,
-        .mem_bytes = c->mem_bytes,
-        .pids_max = c->pids_max,
+            .cpus_millis = c->cpus_millis,
+            .cpu_limit_millis = c->cpu_limit_millis,
+            .mem_bytes = c->mem_bytes,
+            .pids_max = c->pids_max,
     };
     if (iso_cgroup_apply(c->cg, &l, err) < 0)
         return berr_wrap(err, "limit");
@@ -498,8 +497,8 @@ int agent_launch(struct agent *a, const char *body, size_t len, struct container
         c->name = xasprintf("c-%.8s", c->id);
     for (struct container *o = a->containers; o; o = o->next) {
         if (streq(o->name, c->name)) {
-            r = berr_setc(err, EEXIST, "CONFLICT", "name '%s' is used by container '%s'",
-                          c->name, o->id);
+            r = berr_setc(err, EEXIST, "CONFLICT", "name '%s' is used by container '%s'", c->name,
+                          o->id);
             ctr_free(c);
             return r;
         }

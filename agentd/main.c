@@ -119,14 +119,13 @@ static int setup(struct agent *a, struct berr **err)
     a->executor_path = find_executor(cfg->executor);
     if (access(a->executor_path, X_OK) < 0)
         return berr_set(err, errno, "executor '%s'", a->executor_path);
-    if (iso_host_open("/sys/fs/cgroup", cfg->cgroup_parent, a->iso_flags, NULL, &a->host, err) <
-        0)
+    if (iso_host_open("/sys/fs/cgroup", cfg->cgroup_parent, a->iso_flags, NULL, &a->host, err) < 0)
         return berr_wrap(err, "cgroup_parent '%s'", cfg->cgroup_parent);
     /* tasks together can never eat the host's reservation, even if our accounting were wrong */
     struct iso_limits all = {
-        .cpus_millis = a->total_cpus - cfg->reserved_cpus_millis,
-        .cpu_limit_millis = a->total_cpus - cfg->reserved_cpus_millis,
-        .mem_bytes = a->total_mem - cfg->reserved_mem,
+            .cpus_millis = a->total_cpus - cfg->reserved_cpus_millis,
+            .cpu_limit_millis = a->total_cpus - cfg->reserved_cpus_millis,
+            .mem_bytes = a->total_mem - cfg->reserved_mem,
     };
     if (iso_host_set_limits(a->host, &all, err) < 0)
         return berr_wrap(err, "limit the cgroup parent to allocatable");

@@ -49,18 +49,20 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
     static const struct {
         const char *name, *type, *help;
     } m[] = {
-        {"berth_container_cpu_usage_seconds_total", "counter", "CPU time used by the container."},
-        {"berth_container_cpu_throttled_periods_total", "counter",
-         "CFS periods in which the container was throttled."},
-        {"berth_container_cpu_throttled_seconds_total", "counter",
-         "Time the container was throttled."},
-        {"berth_container_memory_usage_bytes", "gauge", "Memory charged to the container."},
-        {"berth_container_memory_working_set_bytes", "gauge", "Memory usage minus inactive file."},
-        {"berth_container_memory_rss_bytes", "gauge", "Anonymous memory of the container."},
-        {"berth_container_memory_limit_bytes", "gauge", "Memory limit of the container."},
-        {"berth_container_cpu_limit_cores", "gauge", "CPU quota of the container (0 = none)."},
-        {"berth_container_oom_events_total", "counter", "OOM kills in the container."},
-        {"berth_container_pids", "gauge", "Processes in the container."},
+            {"berth_container_cpu_usage_seconds_total", "counter",
+             "CPU time used by the container."},
+            {"berth_container_cpu_throttled_periods_total", "counter",
+             "CFS periods in which the container was throttled."},
+            {"berth_container_cpu_throttled_seconds_total", "counter",
+             "Time the container was throttled."},
+            {"berth_container_memory_usage_bytes", "gauge", "Memory charged to the container."},
+            {"berth_container_memory_working_set_bytes", "gauge",
+             "Memory usage minus inactive file."},
+            {"berth_container_memory_rss_bytes", "gauge", "Anonymous memory of the container."},
+            {"berth_container_memory_limit_bytes", "gauge", "Memory limit of the container."},
+            {"berth_container_cpu_limit_cores", "gauge", "CPU quota of the container (0 = none)."},
+            {"berth_container_oom_events_total", "counter", "OOM kills in the container."},
+            {"berth_container_pids", "gauge", "Processes in the container."},
     };
     for (size_t i = 0; i < ARRAY_SIZE(m); i++) {
         head(b, m[i].name, m[i].type, m[i].help);
@@ -70,16 +72,36 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
             label_escape(s[j].c->name, name, sizeof(name));
             double v = 0;
             switch (i) {
-            case 0: v = (double) st->cpu_usage_ns / 1e9; break;
-            case 1: v = (double) st->nr_throttled; break;
-            case 2: v = (double) st->throttled_ns / 1e9; break;
-            case 3: v = (double) st->mem_usage; break;
-            case 4: v = (double) st->mem_working_set; break;
-            case 5: v = (double) st->mem_rss; break;
-            case 6: v = (double) s[j].c->mem_bytes; break;
-            case 7: v = (double) s[j].c->cpu_limit_millis / 1000.0; break;
-            case 8: v = (double) st->oom_kills; break;
-            case 9: v = (double) st->pids; break;
+            case 0:
+                v = (double) st->cpu_usage_ns / 1e9;
+                break;
+            case 1:
+                v = (double) st->nr_throttled;
+                break;
+            case 2:
+                v = (double) st->throttled_ns / 1e9;
+                break;
+            case 3:
+                v = (double) st->mem_usage;
+                break;
+            case 4:
+                v = (double) st->mem_working_set;
+                break;
+            case 5:
+                v = (double) st->mem_rss;
+                break;
+            case 6:
+                v = (double) s[j].c->mem_bytes;
+                break;
+            case 7:
+                v = (double) s[j].c->cpu_limit_millis / 1000.0;
+                break;
+            case 8:
+                v = (double) st->oom_kills;
+                break;
+            case 9:
+                v = (double) st->pids;
+                break;
             }
             evbuffer_add_printf(b, "%s{id=\"%s\",name=\"%s\"} %.9g\n", m[i].name, s[j].c->id, name,
                                 v);
@@ -90,8 +112,7 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
     const char *kinds[] = {"total", "reserved", "allocatable", "allocated"};
     uint64_t cpus[] = {a->total_cpus, a->cfg.reserved_cpus_millis,
                        a->total_cpus - a->cfg.reserved_cpus_millis, acpus};
-    uint64_t mems[] = {a->total_mem, a->cfg.reserved_mem, a->total_mem - a->cfg.reserved_mem,
-                       amem};
+    uint64_t mems[] = {a->total_mem, a->cfg.reserved_mem, a->total_mem - a->cfg.reserved_mem, amem};
     for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
         char name[64];
         snprintf(name, sizeof(name), "berth_node_resource_%s", kinds[i]);

@@ -8,7 +8,6 @@
 
 #include "agentd/agent.h"
 
-
 static char **strv_from_json(yajl_val arr)
 {
     size_t n = YAJL_IS_ARRAY(arr) ? arr->u.array.len : 0;

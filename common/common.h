@@ -3,6 +3,7 @@
  * Every other folder may include it; it includes only libc. */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -13,7 +14,6 @@
 #include <sys/types.h>
 #include <syslog.h>
 #include <unistd.h>
-#include <dirent.h>
 
 /* ---- cleanup ---------------------------------------------------------------------------- */
 
@@ -78,9 +78,11 @@ struct berr {
 
 /* Set *err (if err != NULL and *err is still NULL) and return -errnum. The cause text is
  * followed by ": strerror(errnum)" unless errnum is 0 or the format already says why. */
-int berr_set(struct berr **err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int berr_set(struct berr **err, int errnum, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 /* Like berr_set but without appending strerror (the message is the whole reason). */
-int berr_setx(struct berr **err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int berr_setx(struct berr **err, int errnum, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 /* Same as berr_setx, also records an API code. */
 int berr_setc(struct berr **err, int errnum, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

@@ -6,8 +6,8 @@
 #include "common/common.h"
 
 __attribute__((format(printf, 5, 0))) static int berr_vset(struct berr **err, int errnum,
-                                                        const char *code, bool with_strerror,
-                     const char *fmt, va_list ap)
+                                                           const char *code, bool with_strerror,
+                                                           const char *fmt, va_list ap)
 {
     if (errnum < 0)
         errnum = -errnum;

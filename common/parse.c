@@ -91,20 +91,20 @@ int parse_size(const char *s, uint64_t *ret)
         const char *suffix;
         uint64_t mult;
     } units[] = {
-        {"", 1},
-        {"B", 1},
-        {"K", 1ULL << 10},
-        {"KiB", 1ULL << 10},
-        {"KB", 1000ULL},
-        {"M", 1ULL << 20},
-        {"MiB", 1ULL << 20},
-        {"MB", 1000000ULL},
-        {"G", 1ULL << 30},
-        {"GiB", 1ULL << 30},
-        {"GB", 1000000000ULL},
-        {"T", 1ULL << 40},
-        {"TiB", 1ULL << 40},
-        {"TB", 1000000000000ULL},
+            {"", 1},
+            {"B", 1},
+            {"K", 1ULL << 10},
+            {"KiB", 1ULL << 10},
+            {"KB", 1000ULL},
+            {"M", 1ULL << 20},
+            {"MiB", 1ULL << 20},
+            {"MB", 1000000ULL},
+            {"G", 1ULL << 30},
+            {"GiB", 1ULL << 30},
+            {"GB", 1000000000ULL},
+            {"T", 1ULL << 40},
+            {"TiB", 1ULL << 40},
+            {"TB", 1000000000000ULL},
     };
     if (!s)
         return -EINVAL;

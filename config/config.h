@@ -24,19 +24,19 @@ struct cfg_role {
 
 struct cfg_agent {
     /* [agent] */
-    char *master;        /* "" = standalone */
-    char *work_dir;      /* /var/lib/berth */
-    char *listen;        /* "unix:/run/berth/agent.sock[,tcp:127.0.0.1:5051]" */
-    char *token_file;    /* "" = none */
-    char *isolation;     /* comma list, parsed by isolator */
-    char *cgroup_parent; /* "auto" or path */
-    char *task_user;     /* "nobody" */
-    char *executor;      /* "" = default lookup */
-    char *cpu_limit;     /* "hard" or "burst" */
-    char *log_level;     /* error, warning, info, debug */
-    uint64_t pids_max;   /* default pids.max per task (1024) */
-    uint64_t kill_grace_ms;      /* default SIGTERM -> SIGKILL grace (10 s) */
-    uint64_t stats_interval_ms;  /* usage sampling period (1 s) */
+    char *master;               /* "" = standalone */
+    char *work_dir;             /* /var/lib/berth */
+    char *listen;               /* "unix:/run/berth/agent.sock[,tcp:127.0.0.1:5051]" */
+    char *token_file;           /* "" = none */
+    char *isolation;            /* comma list, parsed by isolator */
+    char *cgroup_parent;        /* "auto" or path */
+    char *task_user;            /* "nobody" */
+    char *executor;             /* "" = default lookup */
+    char *cpu_limit;            /* "hard" or "burst" */
+    char *log_level;            /* error, warning, info, debug */
+    uint64_t pids_max;          /* default pids.max per task (1024) */
+    uint64_t kill_grace_ms;     /* default SIGTERM -> SIGKILL grace (10 s) */
+    uint64_t stats_interval_ms; /* usage sampling period (1 s) */
     /* [resources] */
     struct cfg_amount cpus, mem, disk;
     char *ports; /* "[31000-32000]" */

@@ -18,18 +18,18 @@
 /* ---- isolation switches ([agent] isolation) --------------------------------------------- */
 
 enum iso_flag {
-    ISO_CG_CPU = 1u << 0,      /* cgroups/cpu */
-    ISO_CG_MEM = 1u << 1,      /* cgroups/mem */
-    ISO_CG_PIDS = 1u << 2,     /* cgroups/pids */
-    ISO_CG_DEVICES = 1u << 3,  /* cgroups/devices (v1 allow-list, v2 BPF later) */
-    ISO_NS_PID = 1u << 4,      /* namespaces/pid */
-    ISO_NS_MOUNT = 1u << 5,    /* namespaces/mount (needed by filesystem/readonly-host) */
-    ISO_NS_IPC = 1u << 6,      /* namespaces/ipc */
-    ISO_NS_UTS = 1u << 7,      /* namespaces/uts */
-    ISO_NS_NET = 1u << 8,      /* namespaces/net: loopback only */
-    ISO_FS_RO_HOST = 1u << 9,  /* filesystem/readonly-host */
-    ISO_CAPS = 1u << 10,       /* linux/capabilities */
-    ISO_SECCOMP = 1u << 11,    /* linux/seccomp */
+    ISO_CG_CPU = 1u << 0,     /* cgroups/cpu */
+    ISO_CG_MEM = 1u << 1,     /* cgroups/mem */
+    ISO_CG_PIDS = 1u << 2,    /* cgroups/pids */
+    ISO_CG_DEVICES = 1u << 3, /* cgroups/devices (v1 allow-list, v2 BPF later) */
+    ISO_NS_PID = 1u << 4,     /* namespaces/pid */
+    ISO_NS_MOUNT = 1u << 5,   /* namespaces/mount (needed by filesystem/readonly-host) */
+    ISO_NS_IPC = 1u << 6,     /* namespaces/ipc */
+    ISO_NS_UTS = 1u << 7,     /* namespaces/uts */
+    ISO_NS_NET = 1u << 8,     /* namespaces/net: loopback only */
+    ISO_FS_RO_HOST = 1u << 9, /* filesystem/readonly-host */
+    ISO_CAPS = 1u << 10,      /* linux/capabilities */
+    ISO_SECCOMP = 1u << 11,   /* linux/seccomp */
 };
 
 #define ISO_DEFAULT_ISOLATION                                                                      \
@@ -150,19 +150,19 @@ struct iso_volume {
 };
 
 struct iso_spec {
-    char *id;            /* container id */
-    char *hostname;      /* uts name */
-    unsigned flags;      /* ISO_* */
-    char *sandbox_dir;   /* absolute host path; the task's cwd, writable */
-    char *runtime_dir;   /* absolute host path; executor-private (status file); masked */
-    char **mask_dirs;    /* NULL-terminated extra host dirs to hide (work_dir, socket dir) */
-    char *user;          /* user name or numeric uid ("nobody") */
-    char **argv;         /* NULL-terminated; for shell commands {"/bin/sh","-c",cmd} */
-    char **env;          /* NULL-terminated "K=V" */
+    char *id;          /* container id */
+    char *hostname;    /* uts name */
+    unsigned flags;    /* ISO_* */
+    char *sandbox_dir; /* absolute host path; the task's cwd, writable */
+    char *runtime_dir; /* absolute host path; executor-private (status file); masked */
+    char **mask_dirs;  /* NULL-terminated extra host dirs to hide (work_dir, socket dir) */
+    char *user;        /* user name or numeric uid ("nobody") */
+    char **argv;       /* NULL-terminated; for shell commands {"/bin/sh","-c",cmd} */
+    char **env;        /* NULL-terminated "K=V" */
     struct iso_volume *volumes;
     size_t n_volumes;
-    uint64_t nofile;     /* RLIMIT_NOFILE soft=hard; 0 = leave */
-    uint64_t grace_ms;   /* default SIGTERM -> SIGKILL grace */
+    uint64_t nofile;   /* RLIMIT_NOFILE soft=hard; 0 = leave */
+    uint64_t grace_ms; /* default SIGTERM -> SIGKILL grace */
 };
 
 /* JSON codec for the spec (runtime_dir/spec.json). to_json returns a malloc'd string. */
