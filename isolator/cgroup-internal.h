@@ -22,6 +22,7 @@ enum cg_ctrl {
 };
 
 #define CG_MAX_HIER _CG_CTRL_MAX
+#define CG_MAX_STAT_FILES 16
 
 /* One mounted hierarchy. Plain arrays only, so a layout can be copied by value into every
  * container (a container then never points back into the host object). */
@@ -45,6 +46,11 @@ struct cg_node {
     char *path[CG_MAX_HIER]; /* absolute, for logs and inspect */
     struct iso_cg_value values[ISO_CG_MAX_VALUES];
     size_t n_values;
+    /* Statistics files, opened on the first read and then pread() on every sampling pass
+     * (no open/close, no allocation per pass). Slots are per version (enum cg1_stat /
+     * cg2_stat); -1 = not open yet; a file found missing once is never retried. */
+    int stat_fd[CG_MAX_STAT_FILES];
+    uint32_t stat_missing;
     int oom_fd;     /* eventfd (v1) or inotify (v2), -1 until iso_cgroup_oom_fd */
     int oom_ctl_fd; /* v1: memory.oom_control kept open for the eventfd registration */
 };
@@ -86,6 +92,13 @@ int cg_write_quiet(struct cg_node *n, int dirfd, const char *file, const char *v
 bool cg_has(int dirfd, const char *file);
 /* Read one number; "max" (and v1's -1) read as UINT64_MAX. -errno on failure. */
 int cg_read_u64(int dirfd, const char *file, uint64_t *ret);
+/* Read stat file `file` of dirfd through slot of n (opened on first use, then pread):
+ * bounded to len-1 bytes, NUL-terminated, trailing newline stripped. Returns the length or
+ * -errno (-ENOENT for a file this kernel lacks, remembered). */
+ssize_t cg_stat_read(struct cg_node *n, unsigned slot, int dirfd, const char *file, char *buf,
+                     size_t len);
+/* The same for a one-number file ("max" and -1 read as UINT64_MAX). */
+int cg_stat_u64(struct cg_node *n, unsigned slot, int dirfd, const char *file, uint64_t *ret);
 /* Find "key value" on its own line in text (flat keyed files: memory.stat, cpu.stat ...). */
 int cg_keyed(const char *text, const char *key, uint64_t *ret);
 /* Call fn(pid, arg) for each pid in dirfd/cgroup.procs, reading in fixed chunks (no

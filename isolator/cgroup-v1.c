@@ -129,6 +129,19 @@ static int cg1_apply(const struct cg_layout *lay, struct cg_node *n, const struc
     return 0;
 }
 
+/* Stat slots of a v1 node (struct cg_node stat_fd). */
+enum cg1_stat {
+    CG1_S_USAGE,
+    CG1_S_ACCT_STAT,
+    CG1_S_CPU_STAT,
+    CG1_S_MEM_USAGE,
+    CG1_S_MEM_STAT,
+    CG1_S_MEM_PEAK,
+    CG1_S_MEM_LIMIT,
+    CG1_S_OOM_CONTROL,
+    CG1_S_PIDS,
+};
+
 static int cg1_stats(const struct cg_layout *lay, struct cg_node *n, struct iso_stats *s)
 {
     char buf[8192]; /* memory.stat is ~1.5 KiB on v1; fixed so stats never allocate */
@@ -137,8 +150,8 @@ static int cg1_stats(const struct cg_layout *lay, struct cg_node *n, struct iso_
 #define NOTE(r) ((r) >= 0 ? (void) ok++ : (void) (first_err = first_err ? first_err : (int) (r)))
 
     if ((fd = cg_fd(lay, n, CG_CPUACCT)) >= 0) {
-        NOTE(cg_read_u64(fd, "cpuacct.usage", &s->cpu_usage_ns));
-        if (read_file_at(fd, "cpuacct.stat", buf, sizeof(buf)) >= 0) {
+        NOTE(cg_stat_u64(n, CG1_S_USAGE, fd, "cpuacct.usage", &s->cpu_usage_ns));
+        if (cg_stat_read(n, CG1_S_ACCT_STAT, fd, "cpuacct.stat", buf, sizeof(buf)) >= 0) {
             long hz = sysconf(_SC_CLK_TCK);
             uint64_t tick_ns = hz > 0 ? 1000000000ull / (uint64_t) hz : 10000000ull;
             if (cg_keyed(buf, "user", &v) == 0)
@@ -147,15 +160,16 @@ static int cg1_stats(const struct cg_layout *lay, struct cg_node *n, struct iso_
                 s->cpu_system_ns = v * tick_ns;
         }
     }
-    if ((fd = cg_fd(lay, n, CG_CPU)) >= 0 && read_file_at(fd, "cpu.stat", buf, sizeof(buf)) >= 0) {
+    if ((fd = cg_fd(lay, n, CG_CPU)) >= 0 &&
+        cg_stat_read(n, CG1_S_CPU_STAT, fd, "cpu.stat", buf, sizeof(buf)) >= 0) {
         ok++;
         (void) cg_keyed(buf, "nr_periods", &s->nr_periods);
         (void) cg_keyed(buf, "nr_throttled", &s->nr_throttled);
         (void) cg_keyed(buf, "throttled_time", &s->throttled_ns);
     }
     if ((fd = cg_fd(lay, n, CG_MEMORY)) >= 0) {
-        NOTE(cg_read_u64(fd, "memory.usage_in_bytes", &s->mem_usage));
-        if (read_file_at(fd, "memory.stat", buf, sizeof(buf)) >= 0) {
+        NOTE(cg_stat_u64(n, CG1_S_MEM_USAGE, fd, "memory.usage_in_bytes", &s->mem_usage));
+        if (cg_stat_read(n, CG1_S_MEM_STAT, fd, "memory.stat", buf, sizeof(buf)) >= 0) {
             /* total_* include descendants (use_hierarchy); plain keys as a fallback. */
             uint64_t inactive = 0;
             if (cg_keyed(buf, "total_inactive_file", &inactive) < 0)
@@ -168,14 +182,14 @@ static int cg1_stats(const struct cg_layout *lay, struct cg_node *n, struct iso_
         } else {
             s->mem_working_set = s->mem_usage;
         }
-        (void) cg_read_u64(fd, "memory.max_usage_in_bytes", &s->mem_peak);
-        if (cg_read_u64(fd, "memory.limit_in_bytes", &v) == 0)
+        (void) cg_stat_u64(n, CG1_S_MEM_PEAK, fd, "memory.max_usage_in_bytes", &s->mem_peak);
+        if (cg_stat_u64(n, CG1_S_MEM_LIMIT, fd, "memory.limit_in_bytes", &v) == 0)
             s->mem_limit = v >= CG1_UNLIMITED ? 0 : v;
-        if (read_file_at(fd, "memory.oom_control", buf, sizeof(buf)) >= 0)
+        if (cg_stat_read(n, CG1_S_OOM_CONTROL, fd, "memory.oom_control", buf, sizeof(buf)) >= 0)
             (void) cg_keyed(buf, "oom_kill", &s->oom_kills);
     }
     if ((fd = cg_fd(lay, n, CG_PIDS)) >= 0)
-        NOTE(cg_read_u64(fd, "pids.current", &s->pids));
+        NOTE(cg_stat_u64(n, CG1_S_PIDS, fd, "pids.current", &s->pids));
 #undef NOTE
     return ok || !first_err ? 0 : first_err;
 }

@@ -116,6 +116,46 @@ int cg_read_u64(int dirfd, const char *file, uint64_t *ret)
     return parse_u64(buf, ret);
 }
 
+ssize_t cg_stat_read(struct cg_node *n, unsigned slot, int dirfd, const char *file, char *buf,
+                     size_t len)
+{
+    if (slot >= CG_MAX_STAT_FILES || len == 0 || dirfd < 0)
+        return -EINVAL;
+    if (n->stat_missing & (1u << slot))
+        return -ENOENT;
+    if (n->stat_fd[slot] < 0) {
+        n->stat_fd[slot] = openat(dirfd, file, O_RDONLY | O_CLOEXEC);
+        if (n->stat_fd[slot] < 0) {
+            int e = errno;
+            if (e == ENOENT)
+                n->stat_missing |= 1u << slot;
+            return -e;
+        }
+    }
+    /* cgroupfs regenerates the whole text on a read at offset 0 */
+    ssize_t r = pread(n->stat_fd[slot], buf, len - 1, 0);
+    if (r < 0)
+        return -errno;
+    buf[r] = 0;
+    if (r > 0 && buf[r - 1] == '\n')
+        buf[--r] = 0;
+    return r;
+}
+
+int cg_stat_u64(struct cg_node *n, unsigned slot, int dirfd, const char *file, uint64_t *ret)
+{
+    char buf[64];
+    ssize_t len = cg_stat_read(n, slot, dirfd, file, buf, sizeof(buf));
+    if (len < 0)
+        return (int) len;
+    buf[strcspn(buf, " \n")] = 0;
+    if (streq(buf, "max") || streq(buf, "-1")) {
+        *ret = UINT64_MAX;
+        return 0;
+    }
+    return parse_u64(buf, ret);
+}
+
 int cg_keyed(const char *text, const char *key, uint64_t *ret)
 {
     size_t kl = strlen(key);
@@ -235,6 +275,8 @@ static void cg_node_init(struct cg_node *n)
     memset(n, 0, sizeof(*n));
     for (size_t i = 0; i < CG_MAX_HIER; i++)
         n->fd[i] = -1;
+    for (size_t i = 0; i < CG_MAX_STAT_FILES; i++)
+        n->stat_fd[i] = -1;
     n->oom_fd = -1;
     n->oom_ctl_fd = -1;
 }
@@ -247,6 +289,11 @@ static void cg_node_done(struct cg_node *n)
         free(n->path[i]);
         n->path[i] = NULL;
     }
+    for (size_t i = 0; i < CG_MAX_STAT_FILES; i++) {
+        closep(&n->stat_fd[i]);
+        n->stat_fd[i] = -1;
+    }
+    n->stat_missing = 0;
     closep(&n->oom_fd);
     closep(&n->oom_ctl_fd);
     n->oom_fd = n->oom_ctl_fd = -1;

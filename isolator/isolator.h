@@ -64,6 +64,12 @@ struct iso_stats {
     uint64_t mem_usage, mem_working_set, mem_rss, mem_cache, mem_peak, mem_limit;
     uint64_t oom_kills;
     uint64_t pids;
+    /* v2 pressure stall information (cpu/memory/io.pressure): the "some" line's avg10
+     * (percent of the last 10 s some task stalled) and total (µs); "full" totals for memory
+     * and io. has_pressure is false on v1 or without PSI (all stay 0). */
+    bool has_pressure;
+    double cpu_some_avg10, mem_some_avg10, io_some_avg10;
+    uint64_t cpu_some_us, mem_some_us, mem_full_us, io_some_us, io_full_us;
 };
 
 /* One value as written to and read back from a cgroup control file, for inspect. */
