@@ -1,7 +1,9 @@
 # berth - one Makefile for everything (README.md shows `make demo` and `make check` first).
 # make            build into build/ (SAN=1: build-san/ with ASan+UBSan)
-# make check      install missing Debian build deps (as root), unit tests, then system tests
-# make check-unit / check-system / demo / bench / install / deb / rpm / format / check-deps
+# make check      install missing Debian build deps (as root), unit tests, system tests, then
+#                 the packages (check-packages: lint, install/upgrade/purge in a Debian root)
+# make check-unit / check-system / check-packages / demo / bench / install / deb / rpm / format /
+#      check-deps
 
 SAN ?= 0
 CC ?= gcc
@@ -54,11 +56,12 @@ HELPERS = $(B)/tests/probe
 # Debian packages needed to build, test and demo (installed by `make deps` as root).
 DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-dev \
             libnl-route-3-dev libyajl-dev libevent-dev libcurl4-openssl-dev libsqlite3-dev \
-            libinih-dev libcmocka-dev python3-pytest busybox-static util-linux procps iproute2
+            libinih-dev libcmocka-dev python3-pytest busybox-static util-linux procps iproute2 \
+            prometheus tmux
 DEB_BENCH = crun hyperfine
 
 .PHONY: all deps check check-unit check-system demo bench install clean format format-check \
-        check-deps asan analyze deb rpm helpers
+        check-deps asan analyze deb rpm helpers check-packages
 
 all: $(BINS) $(HELPERS)
 
@@ -104,6 +107,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) check-unit
 	$(MAKE) check-system
+	$(MAKE) check-packages
 
 check-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -126,10 +130,57 @@ asan:
 analyze:
 	$(MAKE) clean-analyze; scan-build $(MAKE) B=build-analyze all
 
-install: all
+install: $(BINS) $(B)/agent.conf $(B)/man/berth-agent.conf.5
 	install -D -m 0755 $(B)/berth-agent $(DESTDIR)$(PREFIX)/sbin/berth-agent
 	install -D -m 0755 $(B)/berth-executor $(DESTDIR)$(PREFIX)/libexec/berth/berth-executor
 	install -D -m 0755 $(B)/berthctl $(DESTDIR)$(PREFIX)/bin/berthctl
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth/agent.conf.d \
+	        $(DESTDIR)$(LOCALSTATEDIR)/lib/berth
+	sed 's|/usr/sbin/berth-agent|$(PREFIX)/sbin/berth-agent|' packaging/berth-agent.service \
+	        > $(DESTDIR)$(UNITDIR)/berth-agent.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/berth-agent.service
+	@# never overwrite an operator's config (packages handle theirs as a conffile)
+	test -e $(DESTDIR)$(SYSCONFDIR)/berth/agent.conf || \
+	        install -m 0644 $(B)/agent.conf $(DESTDIR)$(SYSCONFDIR)/berth/agent.conf
+	install -D -m 0644 packaging/man/berthctl.1 $(DESTDIR)$(MANDIR)/man1/berthctl.1
+	install -D -m 0644 $(B)/man/berth-agent.conf.5 $(DESTDIR)$(MANDIR)/man5/berth-agent.conf.5
+	install -D -m 0644 packaging/man/berth-agent.8 $(DESTDIR)$(MANDIR)/man8/berth-agent.8
+	install -D -m 0644 packaging/completion/berthctl \
+	        $(DESTDIR)$(PREFIX)/share/bash-completion/completions/berthctl
+
+# ---- packages (issue #8, packaging/README.md): `make deb`, `make rpm` write
+# $(B)/pkg/*.deb and *.rpm from binaries built with the distribution's hardening flags
+# (packaging/build-tree.sh); `make check-packages` lints them and installs, upgrades and
+# purges the .deb in a fresh Debian 12 root (tests/packages/run.sh, about 2 minutes).
+SYSCONFDIR ?= /etc
+LOCALSTATEDIR ?= /var
+UNITDIR ?= /lib/systemd/system
+MANDIR ?= $(PREFIX)/share/man
+PKG_B = $(B)/pkg
+DEB_PKG_TOOLS = dpkg-dev rpm lintian rpmlint gpg gpg-agent mmdebstrap man-db bash-completion systemd
+
+# the conffile: the agent's annotated defaults, every key commented out
+$(B)/agent.conf: $(B)/berth-agent packaging/gen-agent-conf.sh
+	sh packaging/gen-agent-conf.sh $(B)/berth-agent > $@.tmp && mv $@.tmp $@
+
+# berth-agent.conf(5): its key list is generated from docs/config.md's tables
+$(B)/man/berth-agent.conf.5: packaging/man/berth-agent.conf.5.in docs/config.md \
+                             packaging/man/config-keys.py
+	@mkdir -p $(dir $@)
+	python3 packaging/man/config-keys.py packaging/man/berth-agent.conf.5.in docs/config.md \
+	        $(VERSION) > $@.tmp && mv $@.tmp $@
+
+deb: deps
+	@bash tests/install-deps.sh dpkg-dev
+	bash packaging/deb/build.sh $(abspath $(PKG_B)) $(VERSION)
+
+rpm: deps
+	@bash tests/install-deps.sh rpm
+	bash packaging/rpm/build.sh $(abspath $(PKG_B)) $(VERSION)
+
+check-packages: deps
+	@bash tests/install-deps.sh $(DEB_PKG_TOOLS)
+	bash tests/packages/run.sh $(abspath $(PKG_B)) $(VERSION)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -22,6 +22,8 @@
 static void reply_container(struct agent *a, struct evhttp_request *req, int status,
                             struct container *c)
 {
+    if (c->cg && !ctr_state_terminal(c->state))
+        sampler_sample(a, c); /* inspect shows usage now, not a second ago */
     yajl_gen g = yajl_gen_alloc(NULL);
     agent_container_json(a, c, g, true);
     api_reply_json(req, status, g);
@@ -69,14 +71,17 @@ static void handle_health(struct agent *a, struct evhttp_request *req)
     yajl_gen_free(g);
 }
 
-static void res_map(yajl_gen g, const char *name, uint64_t cpus, uint64_t mem, uint64_t disk)
+static void res_map(yajl_gen g, const char *name, const struct res_amounts *r)
 {
     json_str(g, name);
     yajl_gen_map_open(g);
-    json_str(g, "cpus");
-    json_cpus(g, cpus);
-    json_kv_u64(g, "mem", mem);
-    json_kv_u64(g, "disk", disk);
+    for (int k = 0; k < _RES_MAX; k++) {
+        json_str(g, res_name(k));
+        if (k == RES_CPUS)
+            json_cpus(g, r->v[k]);
+        else
+            json_u64(g, r->v[k]);
+    }
     yajl_gen_map_close(g);
 }
 
@@ -87,14 +92,18 @@ static void parent_path(const char *ctrl, const char *path, void *arg)
 
 static void handle_node(struct agent *a, struct evhttp_request *req)
 {
-    uint64_t acpus, amem, ucpu_ns = 0, umem = 0;
-    ctr_allocated(a, &acpus, &amem);
+    struct res_amounts allocated;
+    resources_allocated(a, &allocated);
+    /* used: what the tasks use now, from the latest samples (cpus: busy cores) */
+    double used_cores = 0;
+    uint64_t used_mem = 0;
     for (struct container *c = a->containers; c; c = c->next) {
-        struct iso_stats st;
-        if (c->cg && iso_cgroup_stats(c->cg, &st) == 0) {
-            ucpu_ns += st.cpu_usage_ns;
-            umem += st.mem_usage;
-        }
+        if (!c->has_usage || !c->cg)
+            continue;
+        double dt = (double) (c->usage_at_ns - c->usage_prev_at_ns) / 1e9;
+        if (dt > 0 && c->usage.cpu_usage_ns >= c->usage_prev.cpu_usage_ns)
+            used_cores += (double) (c->usage.cpu_usage_ns - c->usage_prev.cpu_usage_ns) / 1e9 / dt;
+        used_mem += c->usage.mem_usage;
     }
     char iso[512];
     iso_format_isolation(a->iso_flags, iso, sizeof(iso));
@@ -104,23 +113,39 @@ static void handle_node(struct agent *a, struct evhttp_request *req)
     json_kv_str(g, "hostname", a->hostname);
     json_kv_i64(g, "cgroup_version", iso_host_version(a->host));
     json_kv_str(g, "isolation", iso);
+    json_kv_str(g, "ports", a->cfg.ports);
     json_str(g, "cgroup_parent");
     yajl_gen_map_open(g);
     iso_host_foreach_path(a->host, parent_path, g);
     yajl_gen_map_close(g);
     json_str(g, "resources");
     yajl_gen_map_open(g);
-    res_map(g, "total", a->total_cpus, a->total_mem, a->total_disk);
-    res_map(g, "reserved", a->cfg.reserved_cpus_millis, a->cfg.reserved_mem, a->cfg.reserved_disk);
-    res_map(g, "allocatable", a->total_cpus - a->cfg.reserved_cpus_millis,
-            a->total_mem - a->cfg.reserved_mem,
-            a->total_disk > a->cfg.reserved_disk ? a->total_disk - a->cfg.reserved_disk : 0);
-    res_map(g, "allocated", acpus, amem, 0);
+    res_map(g, "total", &a->total);
+    res_map(g, "reserved", &a->reserved);
+    res_map(g, "allocatable", &a->allocatable);
+    res_map(g, "allocated", &allocated);
     json_str(g, "used");
     yajl_gen_map_open(g);
-    json_kv_double(g, "cpu_seconds", (double) ucpu_ns / 1e9);
-    json_kv_u64(g, "mem", umem);
+    json_kv_double(g, "cpus", used_cores);
+    json_kv_u64(g, "mem", used_mem);
     yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    json_str(g, "roles");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < a->cfg.n_roles; i++) {
+        json_str(g, a->cfg.roles[i].name);
+        yajl_gen_map_open(g);
+        json_str(g, "cpus");
+        json_cpus(g, a->cfg.roles[i].cpus_millis);
+        json_kv_u64(g, "mem", a->cfg.roles[i].mem_bytes);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    json_str(g, "node");
+    yajl_gen_map_open(g);
+    json_kv_double(g, "cpu_seconds", (double) a->node_cpu_ns / 1e9);
+    json_kv_double(g, "cpu_cores", a->node_cpu_cores);
+    json_kv_u64(g, "memory_used_bytes", a->node_mem_used);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     api_reply_json(req, 200, g);
@@ -133,8 +158,11 @@ static void handle_list(struct agent *a, struct evhttp_request *req)
     yajl_gen_map_open(g);
     json_str(g, "containers");
     yajl_gen_array_open(g);
-    for (struct container *c = a->containers; c; c = c->next)
+    for (struct container *c = a->containers; c; c = c->next) {
+        if (c->cg && !c->has_usage)
+            sampler_sample(a, c); /* new since the last pass */
         agent_container_json(a, c, g, true);
+    }
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     api_reply_json(req, 200, g);
@@ -163,6 +191,8 @@ static void handle_stats(struct agent *a, struct evhttp_request *req, struct con
     json_kv_str(g, "id", c->id);
     json_kv_str(g, "name", c->name);
     json_kv_str(g, "state", ctr_state_name(c->state));
+    if (c->cg && !ctr_state_terminal(c->state))
+        sampler_sample(a, c);
     agent_usage_json(c, g);
     json_str(g, "limits");
     yajl_gen_map_open(g);
@@ -177,7 +207,6 @@ static void handle_stats(struct agent *a, struct evhttp_request *req, struct con
     json_kv_u64(g, "pids", c->pids_max);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
-    (void) a;
     api_reply_json(req, 200, g);
     yajl_gen_free(g);
 }
@@ -290,6 +319,38 @@ static int route_container(struct agent *a, struct evhttp_request *req, const ch
     return 0;
 }
 
+static void route(struct evhttp_request *req, void *arg);
+
+/* Constant-time comparison, so the reply time says nothing about the token. */
+static bool token_equal(const char *given, const char *want)
+{
+    size_t gl = strlen(given), wl = strlen(want);
+    unsigned char diff = (unsigned char) (gl != wl);
+    for (size_t i = 0; i < wl; i++)
+        diff |= (unsigned char) (want[i] ^ (i < gl ? given[i] : 0));
+    return diff == 0;
+}
+
+/* The TCP listener: like the unix socket, but with token_file set every path except
+ * /metrics and /health needs "Authorization: Bearer <token>". */
+static void route_tcp(struct evhttp_request *req, void *arg)
+{
+    struct agent *a = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (a->token && path && !streq(path, "/metrics") && !streq(path, "/health")) {
+        const char *auth =
+                evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+        if (!auth || !str_has_prefix(auth, "Bearer ") || !token_equal(auth + 7, a->token)) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                              "Bearer");
+            fail(req, "UNAUTHORIZED", EACCES, "a valid bearer token is required");
+            return;
+        }
+    }
+    route(req, arg);
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
     struct agent *a = arg;
@@ -386,18 +447,69 @@ static int listen_unix(const char *path, struct berr **err)
     return TAKE_FD(fd);
 }
 
+static struct evhttp *new_http(struct agent *a, void (*cb)(struct evhttp_request *, void *))
+{
+    struct evhttp *h = evhttp_new(a->base);
+    if (!h)
+        return NULL;
+    evhttp_set_max_body_size(h, API_HARD_MAX_BODY);
+    evhttp_set_max_headers_size(h, 64 * 1024);
+    evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                          EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(h, cb, a);
+    return h;
+}
+
+static int read_token(struct agent *a, struct berr **err)
+{
+    if (!a->cfg.token_file || !a->cfg.token_file[0])
+        return 0;
+    _cleanup_free_ char *text = NULL;
+    int r = read_file_alloc(a->cfg.token_file, 4096, &text, NULL);
+    if (r < 0)
+        return berr_set(err, -r, "token_file '%s'", a->cfg.token_file);
+    text[strcspn(text, "\r\n")] = 0;
+    if (strlen(text) < 16)
+        return berr_setx(err, EINVAL, "token_file '%s': the token must be at least 16 characters",
+                         a->cfg.token_file);
+    a->token = TAKE_PTR(text);
+    return 0;
+}
+
+/* tcp:HOST:PORT ("tcp:127.0.0.1:5051", "tcp:[::1]:5051") */
+static int listen_tcp(struct agent *a, const char *spec, struct berr **err)
+{
+    if (a->http_tcp)
+        return berr_setx(err, EINVAL, "listen: only one tcp: listener is supported");
+    _cleanup_free_ char *host = NULL;
+    const char *colon = strrchr(spec, ':');
+    uint64_t port;
+    if (!colon || colon == spec || parse_u64(colon + 1, &port) < 0 || port == 0 || port > 65535)
+        return berr_setx(err, EINVAL, "listen: 'tcp:%s' is not tcp:HOST:PORT", spec);
+    if (spec[0] == '[' && colon[-1] == ']')
+        host = xstrndup(spec + 1, (size_t) (colon - spec - 2));
+    else
+        host = xstrndup(spec, (size_t) (colon - spec));
+    a->http_tcp = new_http(a, route_tcp);
+    if (!a->http_tcp || evhttp_bind_socket(a->http_tcp, host, (uint16_t) port) < 0)
+        return berr_set(err, errno ? errno : EADDRINUSE, "listen on tcp '%s' port %llu", host,
+                        (unsigned long long) port);
+    if (!a->token)
+        log_warning("the TCP API on '%s' has no token_file: anyone who can reach it can launch "
+                    "tasks",
+                    spec);
+    return 0;
+}
+
 int api_start(struct agent *a, struct berr **err)
 {
+    if (read_token(a, err) < 0)
+        return -EINVAL;
     /* listen = unix:PATH[,tcp:HOST:PORT] - TCP comes with the token (a later issue) */
     _cleanup_free_ char *spec = xstrdup(a->cfg.listen);
-    a->http = evhttp_new(a->base);
+    a->http = new_http(a, route);
     if (!a->http)
         return berr_setx(err, ENOMEM, "evhttp_new failed");
-    evhttp_set_max_body_size(a->http, API_HARD_MAX_BODY);
-    evhttp_set_max_headers_size(a->http, 64 * 1024);
-    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
-                                                EVHTTP_REQ_HEAD);
-    evhttp_set_gencb(a->http, route, a);
     char *save = NULL;
     for (char *tok = strtok_r(spec, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         while (*tok == ' ')
@@ -418,8 +530,8 @@ int api_start(struct agent *a, struct berr **err)
             if (!evhttp_bind_listener(a->http, a->listener))
                 return berr_setx(err, EIO, "evhttp_bind_listener failed");
         } else if (str_has_prefix(tok, "tcp:")) {
-            return berr_setx(err, ENOTSUP, "listen: '%s': TCP listeners are not supported yet",
-                             tok);
+            if (listen_tcp(a, tok + 4, err) < 0)
+                return -EINVAL;
         } else {
             return berr_setx(err, EINVAL, "listen: '%s' is neither unix:PATH nor tcp:HOST:PORT",
                              tok);
@@ -432,6 +544,12 @@ int api_start(struct agent *a, struct berr **err)
 
 void api_stop(struct agent *a)
 {
+    if (a->http_tcp) {
+        evhttp_free(a->http_tcp);
+        a->http_tcp = NULL;
+    }
+    free(a->token);
+    a->token = NULL;
     if (a->http) {
         evhttp_free(a->http); /* frees the bound listener too */
         a->http = NULL;

@@ -83,16 +83,6 @@ struct container *agent_find(struct agent *a, const char *ref, struct berr **err
     return found;
 }
 
-void ctr_allocated(struct agent *a, uint64_t *cpus, uint64_t *mem)
-{
-    *cpus = *mem = 0;
-    for (struct container *c = a->containers; c; c = c->next) {
-        if (ctr_state_terminal(c->state))
-            continue;
-        *cpus += c->cpus_millis;
-        *mem += c->mem_bytes;
-    }
-}
 
 static void strv_free(char **v)
 {
@@ -105,14 +95,14 @@ struct container *ctr_free(struct container *c)
 {
     if (!c)
         return NULL;
-    if (c->ev_exit)
-        event_free(c->ev_exit);
-    if (c->ev_status)
-        event_free(c->ev_status);
-    if (c->ev_oom)
-        event_free(c->ev_oom);
-    if (c->ev_backstop)
-        event_free(c->ev_backstop);
+    /* each event's argument is the id it carries (lifecycle.c ref_new), owned by it */
+    struct event *evs[] = {c->ev_exit, c->ev_status, c->ev_oom, c->ev_backstop};
+    for (size_t i = 0; i < ARRAY_SIZE(evs); i++) {
+        if (evs[i]) {
+            free(event_get_callback_arg(evs[i]));
+            event_free(evs[i]);
+        }
+    }
     if (c->pidfd >= 0)
         close(c->pidfd);
     if (c->status_fd >= 0)
@@ -138,26 +128,46 @@ struct container *ctr_free(struct container *c)
 
 void agent_usage_json(struct container *c, yajl_gen g)
 {
-    struct iso_stats st = {0};
     json_str(g, "usage");
-    if (!c->cg || iso_cgroup_stats(c->cg, &st) < 0) {
+    if (!c->has_usage) {
         yajl_gen_null(g);
         return;
     }
+    const struct iso_stats *st = &c->usage, *pv = &c->usage_prev;
+    double dt = (double) (c->usage_at_ns - c->usage_prev_at_ns) / 1e9;
     yajl_gen_map_open(g);
-    json_kv_double(g, "cpu_seconds", (double) st.cpu_usage_ns / 1e9);
-    json_kv_double(g, "cpu_user_seconds", (double) st.cpu_user_ns / 1e9);
-    json_kv_double(g, "cpu_system_seconds", (double) st.cpu_system_ns / 1e9);
-    json_kv_u64(g, "periods", st.nr_periods);
-    json_kv_u64(g, "throttled_periods", st.nr_throttled);
-    json_kv_double(g, "throttled_seconds", (double) st.throttled_ns / 1e9);
-    json_kv_u64(g, "memory_bytes", st.mem_usage);
-    json_kv_u64(g, "working_set_bytes", st.mem_working_set);
-    json_kv_u64(g, "rss_bytes", st.mem_rss);
-    json_kv_u64(g, "cache_bytes", st.mem_cache);
-    json_kv_u64(g, "peak_bytes", st.mem_peak);
-    json_kv_u64(g, "oom_kills", st.oom_kills);
-    json_kv_u64(g, "pids", st.pids);
+    json_kv_double(g, "sampled_at", now_realtime() - (double) (now_monotonic_ns() - c->usage_at_ns) / 1e9);
+    json_kv_double(g, "cpu_seconds", (double) st->cpu_usage_ns / 1e9);
+    json_kv_double(g, "cpu_user_seconds", (double) st->cpu_user_ns / 1e9);
+    json_kv_double(g, "cpu_system_seconds", (double) st->cpu_system_ns / 1e9);
+    /* busy cores between the last two samples (0 until there are two) */
+    json_kv_double(g, "cpu_cores",
+                   dt > 0 && st->cpu_usage_ns >= pv->cpu_usage_ns
+                           ? (double) (st->cpu_usage_ns - pv->cpu_usage_ns) / 1e9 / dt
+                           : 0);
+    json_kv_u64(g, "periods", st->nr_periods);
+    json_kv_u64(g, "throttled_periods", st->nr_throttled);
+    json_kv_double(g, "throttled_seconds", (double) st->throttled_ns / 1e9);
+    json_kv_u64(g, "memory_bytes", st->mem_usage);
+    json_kv_u64(g, "working_set_bytes", st->mem_working_set);
+    json_kv_u64(g, "rss_bytes", st->mem_rss);
+    json_kv_u64(g, "cache_bytes", st->mem_cache);
+    json_kv_u64(g, "peak_bytes", st->mem_peak);
+    json_kv_u64(g, "oom_kills", st->oom_kills);
+    json_kv_u64(g, "pids", st->pids);
+    if (st->has_pressure) {
+        json_str(g, "pressure");
+        yajl_gen_map_open(g);
+        json_kv_double(g, "cpu_some_avg10", st->cpu_some_avg10);
+        json_kv_double(g, "memory_some_avg10", st->mem_some_avg10);
+        json_kv_double(g, "io_some_avg10", st->io_some_avg10);
+        json_kv_double(g, "cpu_some_seconds", (double) st->cpu_some_us / 1e6);
+        json_kv_double(g, "memory_some_seconds", (double) st->mem_some_us / 1e6);
+        json_kv_double(g, "memory_full_seconds", (double) st->mem_full_us / 1e6);
+        json_kv_double(g, "io_some_seconds", (double) st->io_some_us / 1e6);
+        json_kv_double(g, "io_full_seconds", (double) st->io_full_us / 1e6);
+        yajl_gen_map_close(g);
+    }
     yajl_gen_map_close(g);
 }
 

@@ -24,12 +24,17 @@ void json_kv_str(yajl_gen g, const char *k, const char *v)
     json_str(g, v);
 }
 
-void json_kv_u64(yajl_gen g, const char *k, uint64_t v)
+void json_u64(yajl_gen g, uint64_t v)
 {
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long) v);
-    json_str(g, k);
     yajl_gen_number(g, buf, (size_t) n);
+}
+
+void json_kv_u64(yajl_gen g, const char *k, uint64_t v)
+{
+    json_str(g, k);
+    json_u64(g, v);
 }
 
 void json_kv_i64(yajl_gen g, const char *k, int64_t v)

@@ -72,7 +72,6 @@ int agent_dup_high(int fd)
 int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
                 struct berr **err)
 {
-    (void) a;
     char *envp[] = {(char *) "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     NULL};
     _cleanup_close_ int err_rd = -1, err_wr = -1, pidfd = -1;
@@ -105,6 +104,7 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
 
     _cleanup_kill_ pid_t owned = (pid_t) pid;
     closep(&err_wr);
+    agent_fault(a, "spawn-after-clone");
     /* EOF means execve succeeded (the pipe is CLOEXEC); an int is the child's errno */
     int e = 0;
     ssize_t n;

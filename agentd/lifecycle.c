@@ -108,16 +108,16 @@ void agent_add_waiter(struct agent *a, struct container *c, struct evhttp_reques
     evhttp_connection_set_closecb(w->conn, waiter_closed, w->closecb_arg);
 }
 
-/* Kill whatever is left in the cgroups and remove them; record what was written first. */
+/* Kill whatever is left in the cgroups and remove them. */
 static void release_cgroups(struct agent *a, struct container *c)
 {
-    (void) a;
     if (!c->cg)
         return;
     _cleanup_berr_ struct berr *err = NULL;
     if (iso_cgroup_kill(c->cg, &err) < 0)
         log_warning("container '%s': kill leftovers: %s", c->id, berr_msg(err));
     berr_free(&err);
+    agent_fault(a, "finish-after-kill");
     if (iso_cgroup_destroy(c->cg, &err) < 0)
         log_warning("container '%s': remove cgroups: %s", c->id, berr_msg(err));
     c->cg = iso_cgroup_free(c->cg);
@@ -136,13 +136,18 @@ static void finish(struct agent *a, struct container *c, enum ctr_state st, enum
     c->pidfd = -1;
     closep(&c->status_fd);
     c->status_fd = -1;
-    release_cgroups(a, c);
+    sampler_sample(a, c); /* the final figures (an OOM kill, the last CPU seconds) */
+    /* the end is recorded before the cgroups go: a crash in between leaves a terminal record
+     * and cgroups no live container holds, which the next start removes as orphans */
     store_save(a, c);
+    agent_fault(a, "finish-after-record");
+    release_cgroups(a, c);
     log_info("container '%s' (%s): %s%s%s%s%s", c->id, c->name, ctr_state_name(st),
              reason ? "/" : "", reason ? ctr_reason_name(reason) : "",
              c->message && c->message[0] ? ": " : "", c->message ? c->message : "");
     answer_waiters(a, c);
     logs_container_ended(a, c->id);
+    gc_container_ended(a);
 }
 
 /* Parse the executor's status.json: {"exit_code": N} | {"signal": N} |
@@ -173,7 +178,8 @@ static int read_exit_status(struct agent *a, struct container *c, int *code, int
     return 0;
 }
 
-/* The executor is gone: decide how the task ended. */
+/* The executor is gone: decide how the task ended. wstatus is its wait status, or -1 when
+ * unknown (an executor re-adopted after a restart is not our child). */
 static void executor_ended(struct agent *a, struct container *c, int wstatus)
 {
     int code = -1, sig = 0;
@@ -193,7 +199,16 @@ static void executor_ended(struct agent *a, struct container *c, int wstatus)
         finish(a, c, CTR_FAILED, CTR_REASON_LAUNCH_FAILED);
         return;
     }
-    if (!have) {
+    if (!have && wstatus < 0 && !c->kill_requested && ooms == 0) {
+        /* no status.json, and its exit status went to its new parent: saying FINISHED or
+         * FAILED would be a guess */
+        set_message(c, "the task ended and left no exit status (berth-executor's status.json), "
+                       "and the executor was not the agent's child (an agent restart came "
+                       "between): how it ended is unknown");
+        finish(a, c, CTR_LOST, CTR_REASON_AGENT_RESTARTED_LOST);
+        return;
+    }
+    if (!have && wstatus >= 0) {
         /* no word from the executor: it died itself (SIGKILL by request, OOM, crash) */
         if (WIFSIGNALED(wstatus)) {
             sig = WTERMSIG(wstatus);
@@ -239,7 +254,15 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
         if (c->state == CTR_STARTING && str_has_prefix(c->status_buf, "RUNNING")) {
             c->state = CTR_RUNNING;
             c->started_at = now_realtime();
+            if (c->launched_at_ns)
+                sampler_note_launch(r->a, (double) (now_monotonic_ns() - c->launched_at_ns) / 1e9);
             store_save(r->a, c);
+            agent_fault(r->a, "launch-after-running");
+            /* nothing follows RUNNING on the pipe (ERROR only comes before the task's
+             * exec): free the fd, a thousand containers need every one */
+            free_event(&c->ev_status);
+            closep(&c->status_fd);
+            c->status_fd = -1;
         }
         return;
     }
@@ -258,7 +281,7 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
     struct container *c = agent_find_id(r->a, r->id);
     if (!c)
         return;
-    int wstatus = 0;
+    int wstatus = -1;
     siginfo_t si = {0};
     /* P_PIDFD reaps exactly this child, never another one that reused its pid */
     int w = waitid(P_PIDFD, (id_t) c->pidfd, &si, WEXITED | WNOHANG);
@@ -267,10 +290,10 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
     if (w < 0 && errno != ECHILD)
         return;
     /* ECHILD: an executor adopted after an agent restart is not our child; its status file
-     * says how the task ended */
-    if (si.si_code == CLD_EXITED)
+     * says how the task ended (wstatus stays unknown) */
+    if (w == 0 && si.si_code == CLD_EXITED)
         wstatus = W_EXITCODE(si.si_status, 0);
-    else if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+    else if (w == 0 && (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED))
         wstatus = si.si_status & 0x7f;
     /* drain a status line written just before exit */
     if (c->status_fd >= 0)
@@ -398,9 +421,11 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
         return berr_set(err, errno, "create '%s'", rootfs);
     if (write_spec(a, c, err) < 0)
         return -EIO;
+    agent_fault(a, "launch-after-dirs");
     int r = iso_cgroup_create(a->host, c->id, &c->cg, err);
     if (r < 0)
         return berr_wrap(err, "create cgroups");
+    agent_fault(a, "launch-after-cgroup");
     struct iso_limits l = {
             .cpus_millis = c->cpus_millis,
             .cpu_limit_millis = c->cpu_limit_millis,
@@ -409,6 +434,7 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
     };
     if (iso_cgroup_apply(c->cg, &l, err) < 0)
         return berr_wrap(err, "limit");
+    agent_fault(a, "launch-after-limits");
     const struct iso_cg_value *vals;
     size_t n = iso_cgroup_values(c->cg, &vals);
     yajl_gen g = yajl_gen_alloc(NULL);
@@ -434,41 +460,13 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
     int pidfd = -1, stfd = -1;
     if (agent_spawn_executor(a, c, &pidfd, &stfd, err) < 0)
         return -EIO;
+    /* with the pid, how to recognise it after a restart (pids get reused) */
+    c->pid_start = agent_proc_start(c->pid);
+    agent_fault(a, "launch-after-exec");
     c->pidfd = pidfd;
     c->status_fd = stfd;
     c->ev_status = ctr_event_new(a, c, stfd, EV_READ | EV_PERSIST, on_status);
     c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
-    return 0;
-}
-
-static int admit(struct agent *a, struct container *c, struct berr **err)
-{
-    uint64_t cpus, mem;
-    ctr_allocated(a, &cpus, &mem);
-    uint64_t acpus = a->total_cpus - a->cfg.reserved_cpus_millis;
-    uint64_t amem = a->total_mem - a->cfg.reserved_mem;
-    char need[32], freeb[32], all[32];
-    if (cpus + c->cpus_millis > acpus) {
-        format_cpus(c->cpus_millis, need, sizeof(need));
-        format_cpus(acpus > cpus ? acpus - cpus : 0, freeb, sizeof(freeb));
-        format_cpus(acpus, all, sizeof(all));
-        return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
-                         "cpus: asked %s, %s free of %s allocatable", need, freeb, all);
-    }
-    if (c->cpu_limit_millis > acpus) {
-        /* the parent's quota is allocatable; v1 refuses a child quota above its parent's */
-        format_cpus(c->cpu_limit_millis, need, sizeof(need));
-        format_cpus(acpus, all, sizeof(all));
-        return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
-                         "cpus_limit: asked %s, the node has %s allocatable", need, all);
-    }
-    if (mem + c->mem_bytes > amem) {
-        format_size(c->mem_bytes, need, sizeof(need));
-        format_size(amem > mem ? amem - mem : 0, freeb, sizeof(freeb));
-        format_size(amem, all, sizeof(all));
-        return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
-                         "mem: asked %s, %s free of %s allocatable", need, freeb, all);
-    }
     return 0;
 }
 
@@ -503,23 +501,40 @@ int agent_launch(struct agent *a, const char *body, size_t len, struct container
             return r;
         }
     }
-    if ((r = admit(a, c, err)) < 0) {
+    if ((r = resources_admit(a, c, err)) < 0) {
         ctr_free(c);
         return r;
     }
     c->created_at = now_realtime();
+    c->launched_at_ns = now_monotonic_ns();
     c->state = CTR_STAGING;
+    /* the record comes before any side effect (dirs, cgroups, processes), so a crash at any
+     * later point leaves something the next start can clean up (recover.c) */
+    if (store_save(a, c) < 0) {
+        ctr_free(c);
+        return berr_setc(err, EIO, "INTERNAL", "cannot record the container in state.db");
+    }
     c->next = a->containers;
     a->containers = c;
     a->launches_total++;
-    store_save(a, c);
+    agent_fault(a, "launch-after-record");
     _cleanup_berr_ struct berr *lerr = NULL;
     if (launch_sandbox(a, c, &lerr) < 0) {
         set_message(c, berr_msg(lerr));
         finish(a, c, CTR_FAILED, CTR_REASON_LAUNCH_FAILED);
     } else {
         c->state = CTR_STARTING;
-        store_save(a, c);
+        if (store_save(a, c) < 0) {
+            /* the 201 would promise a container the next start cannot know: undo it */
+            _cleanup_berr_ struct berr *kerr = NULL;
+            (void) iso_cgroup_kill(c->cg, &kerr);
+            siginfo_t si;
+            (void) waitid(P_PIDFD, (id_t) c->pidfd, &si, WEXITED); /* dead: reap it */
+            set_message(c, "cannot record the launch in state.db");
+            finish(a, c, CTR_FAILED, CTR_REASON_LAUNCH_FAILED);
+        } else {
+            agent_fault(a, "launch-after-starting");
+        }
     }
     *ret = c;
     return 0;
@@ -530,11 +545,15 @@ int agent_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms,
     if (ctr_state_terminal(c->state))
         return berr_setc(err, EINVAL, "CONFLICT", "container '%s' is already %s", c->id,
                          ctr_state_name(c->state));
+    /* recorded first: an agent that dies before the task does finishes the kill when it
+     * re-adopts the executor (agent_adopt), and reports KILLED either way */
     c->kill_requested = true;
-    store_save(a, c);
+    (void) store_save(a, c);
+    agent_fault(a, "kill-after-record");
     if (sig == SIGKILL || c->pidfd < 0) {
         if (c->cg && iso_cgroup_kill(c->cg, err) < 0)
             return berr_wrap(err, "kill container '%s'", c->id);
+        agent_fault(a, "kill-after-signal");
         return 0;
     }
     /* SI_QUEUE carries the grace period to the executor, which escalates to SIGKILL */
@@ -546,6 +565,7 @@ int agent_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms,
     si.si_value.sival_int = (int) (grace_ms > INT32_MAX ? INT32_MAX : grace_ms);
     if (syscall(SYS_pidfd_send_signal, c->pidfd, sig, &si, 0) < 0 && errno != ESRCH)
         return berr_set(err, errno, "signal berth-executor of '%s'", c->id);
+    agent_fault(a, "kill-after-signal");
     /* backstop: the executor may not have installed its handlers yet, or may be stuck */
     free_event(&c->ev_backstop);
     c->ev_backstop = ctr_event_new(a, c, -1, 0, on_backstop);
@@ -560,68 +580,96 @@ int agent_remove(struct agent *a, struct container *c, struct berr **err)
     if (!ctr_state_terminal(c->state))
         return berr_setc(err, EBUSY, "CONFLICT", "container '%s' is %s: kill it first", c->id,
                          ctr_state_name(c->state));
-    char path[4096];
-    sandbox_path(a, c->id, path, sizeof(path));
-    int r = rm_rf(path);
-    if (r < 0)
-        return berr_setc(err, -r, "INTERNAL", "remove '%s': %s", path, strerror(-r));
-    runtime_path(a, c->id, path, sizeof(path));
-    r = rm_rf(path);
-    if (r < 0)
-        return berr_setc(err, -r, "INTERNAL", "remove '%s': %s", path, strerror(-r));
-    store_delete(a, c->id);
+    /* the record goes first: a crash halfway leaves dirs without a record, which the next
+     * start removes (orphans.c); the other order would leave a record of a container whose
+     * sandbox is half gone */
+    if (store_delete(a, c->id) < 0)
+        return berr_setc(err, EIO, "INTERNAL", "cannot remove the record of '%s' from state.db",
+                         c->id);
+    agent_fault(a, "remove-after-record");
     for (struct container **p = &a->containers; *p; p = &(*p)->next) {
         if (*p == c) {
             *p = c->next;
             break;
         }
     }
+    char path[4096];
+    for (int i = 0; i < 2; i++) {
+        (i == 0 ? sandbox_path : runtime_path)(a, c->id, path, sizeof(path));
+        int r = rm_rf(path);
+        if (r < 0)
+            log_warning("container '%s': remove '%s': %s (the next start retries)", c->id, path,
+                        strerror(-r));
+    }
     ctr_free(c);
     return 0;
 }
 
-/* Take over a container that was live when the agent last stopped. */
-void agent_adopt(struct agent *a, struct container *c)
+/* Take over a container that was live (STARTING or RUNNING) when the agent last stopped:
+ * re-adopt its executor when it still runs (the same process: pid, start time, cgroup),
+ * else learn how the task ended from the status.json the executor left, else LOST. */
+int agent_adopt(struct agent *a, struct container *c, struct berr **ret_err)
 {
+    /* Every "cannot tell" (EMFILE, EACCES...) stops here: concluding "gone" from an error
+     * would make the sweep kill a running task. */
     _cleanup_berr_ struct berr *err = NULL;
-    if (iso_cgroup_open(a->host, c->id, &c->cg, &err) < 0)
+    int r = iso_cgroup_open(a->host, c->id, &c->cg, &err);
+    if (r < 0 && r != -ENOENT)
+        return berr_setx(ret_err, -r, "container '%s': reopen cgroups: %s", c->id,
+                         berr_msg(err));
+    if (r < 0)
         c->cg = NULL;
+    berr_free(&err);
+    /* pidfd first, then the checks (agent_is_executor says why) */
     int pidfd = c->pid > 0 ? (int) syscall(SYS_pidfd_open, c->pid, 0) : -1;
-    if (pidfd >= 0) {
-        /* the pid may have been reused: it must still be our executor for this container */
-        char path[64], cmd[4096] = "";
-        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) c->pid);
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd >= 0 ? read(fd, cmd, sizeof(cmd) - 1) : -1;
-        bool ours = false;
-        for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t) strlen(cmd + i) + 1)
-            ours |= strstr(cmd + i, c->id) != NULL;
-        if (!ours) {
-            close(pidfd);
-            pidfd = -1;
-        }
+    if (c->pid > 0 && pidfd < 0 && errno != ESRCH)
+        return berr_set(ret_err, errno, "container '%s': pidfd_open(%d)", c->id, (int) c->pid);
+    if (pidfd >= 0 && (r = agent_is_executor(a, c, pidfd)) <= 0) {
+        close(pidfd);
+        pidfd = -1;
+        if (r < 0)
+            return berr_set(ret_err, -r, "container '%s': check executor pid %d in /proc", c->id,
+                            (int) c->pid);
     }
     if (pidfd >= 0) {
         c->pidfd = pidfd;
-        if (c->state != CTR_RUNNING) {
-            c->state = CTR_RUNNING;
-            store_save(a, c);
+        bool changed = false;
+        if (!c->pid_start) {
+            c->pid_start = agent_proc_start(c->pid); /* a record of an older agent */
+            changed = true;
         }
+        if (c->state != CTR_RUNNING) {
+            /* STARTING: the RUNNING line went to the old agent's pipe; the executor's start
+             * is the closest truthful time we have */
+            c->state = CTR_RUNNING;
+            if (c->started_at <= 0)
+                c->started_at = agent_ticks_to_realtime(c->pid_start);
+            changed = true;
+        }
+        if (changed)
+            (void) store_save(a, c);
         c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
         if (c->cg && (a->iso_flags & ISO_CG_MEM)) {
             int ofd = iso_cgroup_oom_fd(c->cg, &err);
             if (ofd >= 0)
                 c->ev_oom = ctr_event_new(a, c, ofd, EV_READ | EV_PERSIST, on_oom);
         }
-        log_info("container '%s' (%s): re-adopted executor pid %d", c->id, c->name, (int) c->pid);
-        return;
+        /* debug: with a thousand containers, recover.c's one summary line is what helps */
+        log_debug("container '%s' (%s): re-adopted executor pid %d", c->id, c->name,
+                  (int) c->pid);
+        if (c->kill_requested) {
+            /* a kill was under way when the agent stopped; its grace period has had the
+             * restart's time: finish it with SIGKILL (the end comes through the pidfd) */
+            log_info("container '%s': completing the kill requested before the restart", c->id);
+            berr_free(&err);
+            if (c->cg ? iso_cgroup_kill(c->cg, &err) < 0
+                      : syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0)
+                log_warning("container '%s': kill: %s", c->id,
+                            err ? berr_msg(err) : strerror(errno));
+        }
+        return 0;
     }
-    int code, sig;
-    _cleanup_free_ char *launch_error = NULL;
-    if (read_exit_status(a, c, &code, &sig, &launch_error) == 0) {
-        executor_ended(a, c, 0);
-        return;
-    }
-    set_message(c, "the task ended while the agent was down and left no exit status");
-    finish(a, c, CTR_LOST, CTR_REASON_AGENT_RESTARTED_LOST);
+    /* gone: status.json says how, or a kill we had recorded, or an OOM kill; else LOST */
+    executor_ended(a, c, -1);
+    return 0;
 }

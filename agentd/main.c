@@ -21,6 +21,9 @@ static const char usage[] =
         "                         default file is fine), plus FILE.d/NAME.conf\n"
         "  --KEY=VALUE            set [agent] KEY, e.g. --work_dir=/tmp/w --listen=unix:/tmp/s\n"
         "  --SECTION.KEY=VALUE    set any key, e.g. --reserved.mem=1GiB --resources.cpus=4\n"
+        "  --print-default-config print the annotated default agent.conf and exit\n"
+        "  --recover=cleanup      at start, kill every task this agent left and start empty\n"
+        "                         (default reconnect: re-adopt them; docs/design/recovery.md)\n"
         "  --help, --version\n"
         "\n"
         "Every key is listed in docs/config.md. Flags win over the files.\n";
@@ -52,18 +55,6 @@ static char *find_executor(const char *configured)
     return xstrdup("/usr/libexec/berth/berth-executor");
 }
 
-static uint64_t mem_total(void)
-{
-    char buf[4096];
-    if (read_file_at(AT_FDCWD, "/proc/meminfo", buf, sizeof(buf)) < 0)
-        return 0;
-    unsigned long long kb = 0;
-    const char *p = strstr(buf, "MemTotal:");
-    if (p)
-        sscanf(p, "MemTotal: %llu kB", &kb);
-    return (uint64_t) kb * 1024;
-}
-
 static int node_id(struct agent *a)
 {
     _cleanup_free_ char *path = xasprintf("%s/node-id", a->cfg.work_dir);
@@ -73,30 +64,6 @@ static int node_id(struct agent *a)
         return -EIO;
     _cleanup_close_ int dfd = open(a->cfg.work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     return dfd < 0 ? -errno : write_file_atomic(dfd, "node-id", a->node_id, 32, 0644);
-}
-
-/* Measure the node and check the reservations fit. */
-static int measure(struct agent *a, struct berr **err)
-{
-    struct cfg_agent *cfg = &a->cfg;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    a->total_cpus = cfg->cpus.is_auto ? (uint64_t) (n > 0 ? n : 1) * 1000 : cfg->cpus.value;
-    a->total_mem = cfg->mem.is_auto ? mem_total() : cfg->mem.value;
-    struct statvfs sv;
-    if (cfg->disk.is_auto)
-        a->total_disk = statvfs(cfg->work_dir, &sv) == 0 ? (uint64_t) sv.f_blocks * sv.f_frsize : 0;
-    else
-        a->total_disk = cfg->disk.value;
-    if (cfg->reserved_cpus_millis >= a->total_cpus)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
-                         "[reserved] cpus must be less than the node's %llu.%03llu cpus",
-                         (unsigned long long) a->total_cpus / 1000,
-                         (unsigned long long) a->total_cpus % 1000);
-    if (cfg->reserved_mem >= a->total_mem)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
-                         "[reserved] mem must be less than the node's %llu bytes",
-                         (unsigned long long) a->total_mem);
-    return 0;
 }
 
 static int setup(struct agent *a, struct berr **err)
@@ -114,29 +81,32 @@ static int setup(struct agent *a, struct berr **err)
         return berr_set(err, errno, "write '%s/node-id'", cfg->work_dir);
     if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0)
         snprintf(a->hostname, sizeof(a->hostname), "localhost");
-    if (measure(a, err) < 0)
-        return -EINVAL;
     a->executor_path = find_executor(cfg->executor);
     if (access(a->executor_path, X_OK) < 0)
         return berr_set(err, errno, "executor '%s'", a->executor_path);
     if (iso_host_open("/sys/fs/cgroup", cfg->cgroup_parent, a->iso_flags, NULL, &a->host, err) < 0)
         return berr_wrap(err, "cgroup_parent '%s'", cfg->cgroup_parent);
+    if (resources_measure(a, err) < 0)
+        return -EINVAL;
     /* tasks together can never eat the host's reservation, even if our accounting were wrong */
     struct iso_limits all = {
-            .cpus_millis = a->total_cpus - cfg->reserved_cpus_millis,
-            .cpu_limit_millis = a->total_cpus - cfg->reserved_cpus_millis,
-            .mem_bytes = a->total_mem - cfg->reserved_mem,
+            .cpus_millis = a->allocatable.v[RES_CPUS],
+            .cpu_limit_millis = a->allocatable.v[RES_CPUS],
+            .mem_bytes = a->allocatable.v[RES_MEM],
     };
     if (iso_host_set_limits(a->host, &all, err) < 0)
         return berr_wrap(err, "limit the cgroup parent to allocatable");
-    if (store_open(a, err) < 0)
-        return -EIO;
     a->base = event_base_new();
     if (!a->base)
         return berr_setx(err, ENOMEM, "event_base_new failed");
     if (logs_init(a, err) < 0)
         return -EIO;
-    agent_recover(a);
+    agent_fault_init(a);
+    if (agent_recover(a, err) < 0) /* opens state.db */
+        return -EIO;
+    gc_start(a);
+    if (sampler_start(a, err) < 0)
+        return -EIO;
     if (api_start(a, err) < 0)
         return berr_wrap(err, "listen '%s'", cfg->listen);
     a->ev_sigterm = evsignal_new(a->base, SIGTERM, on_stop_signal, a);
@@ -151,6 +121,8 @@ static void teardown(struct agent *a)
     api_stop(a);
     exec_free_all(a);
     logs_free(a);
+    sampler_stop(a);
+    gc_stop(a);
     agent_containers_free(a);
     if (a->ev_sigterm)
         event_free(a->ev_sigterm);
@@ -166,6 +138,7 @@ static void teardown(struct agent *a)
     free(a->executor_path);
     free(a->sandboxes_dir);
     free(a->runtime_root);
+    free(a->fault_point);
     cfg_done(&a->cfg);
 }
 
@@ -181,9 +154,14 @@ int main(int argc, char **argv)
             printf("berth-agent %s\n", BERTH_VERSION);
             return 0;
         }
+        if (streq(argv[i], "--print-default-config")) { /* the packages' agent.conf */
+            fputs(cfg_default_text, stdout);
+            return 0;
+        }
     }
     signal(SIGPIPE, SIG_IGN);
-    struct agent a = {.inotify_fd = -1};
+    _cleanup_free_ char *notify = agent_notify_socket_take(); /* Type=notify (notify.c) */
+    struct agent a = {.inotify_fd = -1, .proc_stat_fd = -1, .meminfo_fd = -1};
     _cleanup_berr_ struct berr *err = NULL;
     if (cfg_load(&a.cfg, argc, argv, &err) < 0) {
         log_error("%s", berr_msg(err));
@@ -207,7 +185,10 @@ int main(int argc, char **argv)
     } else {
         log_info("serving on '%s' (cgroup v%d, work_dir '%s')", a.socket_path,
                  (int) iso_host_version(a.host), a.cfg.work_dir);
+        if (agent_notify(notify, "READY=1") < 0)
+            log_warning("cannot notify '%s' that the agent is ready", notify);
         event_base_dispatch(a.base);
+        agent_notify(notify, "STOPPING=1");
     }
     teardown(&a);
     return rc;

@@ -1,10 +1,16 @@
-/* agentd/recover.c - rebuilds the container table from state.db when the agent starts.
- * Containers that were still live are re-adopted when their executor is still there
- * (tasks outlive an agent restart), finished from the executor's status file when it left
- * one, and otherwise marked LOST/AGENT_RESTARTED_LOST. lifecycle.c runs them from then on. */
+/* agentd/recover.c - rebuilds the container table from state.db when the agent starts, and
+ * makes what is on the host agree with it. With [agent] recover = reconnect (the default):
+ * records whose launch never finished (STAGING: no client was told of them) are dropped;
+ * live containers are re-adopted when their executor is still there (lifecycle.c
+ * agent_adopt: same pid, same start time, in the container's cgroups), else finished from
+ * the status.json the executor left, else LOST/AGENT_RESTARTED_LOST; then orphans.c removes
+ * whatever no record owns. With cleanup, every record is dropped and everything swept.
+ * A state.db that is missing while containers are still around, or that SQLite cannot
+ * read, stops the start before anything is touched: running tasks are never killed because
+ * their records could not be read. */
 #include <fcntl.h>
 #include <string.h>
-#include <sys/syscall.h>
+#include <sys/stat.h>
 
 #include "agentd/agent.h"
 
@@ -46,15 +52,22 @@ static double double_of(yajl_val v)
 
 static char *raw_json(yajl_val v);
 
-static int load_one(struct agent *a, const char *json, void *arg)
+/* One row of state.db into the table. A row that does not parse stops the start: its task
+ * may be running, and without the record the sweep would take it for an orphan. */
+static int load_one(struct agent *a, const char *id, const char *json, uint64_t pid_start,
+                    const char *boot_id, struct berr **err)
 {
-    (void) arg;
-    yajl_val v = yajl_tree_parse(json, NULL, 0);
-    if (!v)
-        return -EINVAL;
+    char ebuf[256] = "";
+    yajl_val v = yajl_tree_parse(json, ebuf, sizeof(ebuf));
+    if (!v || !YAJL_IS_OBJECT(v)) {
+        ebuf[strcspn(ebuf, "\n")] = 0;
+        yajl_tree_free(v);
+        return berr_setx(err, EBADMSG, "record '%s' is not a container's JSON (%s)", id,
+                         ebuf[0] ? ebuf : "not an object");
+    }
     struct container *c = xzalloc(sizeof(*c));
     c->pidfd = c->status_fd = -1;
-    snprintf(c->id, sizeof(c->id), "%s", str_or(json_get(v, "id"), ""));
+    snprintf(c->id, sizeof(c->id), "%s", id);
     c->name = xstrdup(str_or(json_get(v, "name"), c->id));
     yajl_val cmd = json_get(v, "command");
     if (json_get(cmd, "shell")) {
@@ -109,7 +122,13 @@ static int load_one(struct agent *a, const char *json, void *arg)
     yajl_tree_free(v);
     if (!c->id[0] || !c->argv[0]) {
         ctr_free(c);
-        return -EINVAL;
+        return berr_setx(err, EBADMSG, "record '%s' has no id or no command", id);
+    }
+    c->pid_start = pid_start;
+    if (boot_id && !streq(boot_id, a->boot_id)) {
+        /* recorded before the machine rebooted: that pid is someone else now */
+        c->pid = 0;
+        c->pid_start = 0;
     }
     c->next = a->containers;
     a->containers = c;
@@ -148,12 +167,134 @@ static char *raw_json(yajl_val v)
     return s;
 }
 
-void agent_recover(struct agent *a)
+/* The record of a launch that never reached STARTING: the client got no 201, the executor
+ * (if one was cloned) may be running. Forget it; the sweep kills and removes the rest. */
+static void drop_unfinished(struct agent *a, struct container *c)
 {
-    int n = store_load(a, load_one, NULL);
-    if (n > 0)
-        log_info("loaded %d container record(s) from state.db", n);
-    for (struct container *c = a->containers; c; c = c->next)
-        if (!ctr_state_terminal(c->state))
-            agent_adopt(a, c);
+    log_info("container '%s' (%s): its launch never finished, removing it", c->id, c->name);
+    (void) store_delete(a, c->id);
+    for (struct container **p = &a->containers; *p; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    }
+    ctr_free(c);
+}
+
+/* Move state.db (and its -wal and -shm) aside as state.db.corrupt-TIME, for a post mortem. */
+static void quarantine(struct agent *a)
+{
+    char suffix[32];
+    snprintf(suffix, sizeof(suffix), "corrupt-%lld", (long long) now_realtime());
+    static const char *const parts[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+        _cleanup_free_ char *from = xasprintf("%s/state.db%s", a->cfg.work_dir, parts[i]);
+        _cleanup_free_ char *to = xasprintf("%s/state.db.%s%s", a->cfg.work_dir, suffix, parts[i]);
+        if (rename(from, to) == 0)
+            log_warning("moved '%s' aside to '%s'", from, to);
+    }
+}
+
+static const char fix_hint[] =
+        "running tasks are left alone. Restore it, or start once with --recover=cleanup to "
+        "kill every task of this agent and start empty";
+
+/* Open state.db. Missing: fine on a first start; refused (err) while the work_dir or the
+ * cgroup parent still hold containers, unless cleanup. Unreadable: refused unless cleanup,
+ * which moves it aside. */
+static int open_state(struct agent *a, bool cleanup, struct berr **err)
+{
+    _cleanup_berr_ struct berr *oerr = NULL;
+    int r = store_open(a, false, &oerr);
+    if (r == 0)
+        return 0;
+    if (r == -ENOENT) {
+        struct orphan_counts n;
+        orphans_sweep(a, true, &n); /* the table is empty: everything counts */
+        if (n.executors || n.cgroups || n.dirs) {
+            if (!cleanup)
+                return berr_setx(err, ENOENT,
+                                 "state.db: '%s/state.db' is missing, but %u executor(s), %u "
+                                 "cgroup(s) and %u container dir(s) of this agent are still "
+                                 "there: refusing to start, so they are not taken for orphans; "
+                                 "%s",
+                                 a->cfg.work_dir, n.executors, n.cgroups, n.dirs, fix_hint);
+            log_warning("state.db is missing: --recover=cleanup removes %u executor(s), %u "
+                        "cgroup(s) and %u container dir(s)",
+                        n.executors, n.cgroups, n.dirs);
+        }
+        return store_open(a, true, err);
+    }
+    if (r == -EBADMSG && cleanup) {
+        log_warning("state.db: %s", berr_msg(oerr));
+        quarantine(a);
+        return store_open(a, true, err);
+    }
+    if (r == -EBADMSG)
+        return berr_setx(err, EBADMSG, "state.db: %s; refusing to start: %s", berr_msg(oerr),
+                         fix_hint);
+    return berr_setx(err, berr_errno(oerr) ? berr_errno(oerr) : EIO, "state.db: %s",
+                     berr_msg(oerr));
+}
+
+int agent_recover(struct agent *a, struct berr **err)
+{
+    uint64_t t0 = now_monotonic_ns();
+    bool cleanup = streq(a->cfg.recover, "cleanup");
+    if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", a->boot_id,
+                     sizeof(a->boot_id)) < 0)
+        a->boot_id[0] = 0;
+    if (open_state(a, cleanup, err) < 0)
+        return -EIO;
+    /* cleanup does not need to read the records (they may be what is broken) */
+    _cleanup_berr_ struct berr *lerr = NULL;
+    int n = cleanup ? store_clear(a) : store_load(a, load_one, &lerr);
+    if (n < 0) {
+        agent_containers_free(a);
+        if (cleanup)
+            return berr_setx(err, EIO, "state.db: cannot remove the records");
+        return berr_setx(err, berr_errno(lerr), "state.db: %s; refusing to start: %s",
+                         berr_msg(lerr), fix_hint);
+    }
+    agent_fault(a, "recover-after-load");
+    unsigned adopted = 0, ended = 0, lost = 0, dropped = cleanup ? (unsigned) n : 0;
+    if (store_begin(a) < 0)
+        return berr_setx(err, EIO, "state.db: cannot write");
+    for (struct container *c = a->containers, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CTR_STAGING) {
+            drop_unfinished(a, c);
+            dropped++;
+        } else if (!ctr_state_terminal(c->state)) {
+            _cleanup_berr_ struct berr *aerr = NULL;
+            if (agent_adopt(a, c, &aerr) < 0) {
+                /* nothing is committed or swept: the next start finds everything as it was */
+                agent_containers_free(a);
+                return berr_setx(err, berr_errno(aerr),
+                                 "%s; refusing to start: running tasks are left alone (raise "
+                                 "LimitNOFILE if that is the cause)",
+                                 berr_msg(aerr));
+            }
+            if (!ctr_state_terminal(c->state))
+                adopted++;
+            else if (c->reason == CTR_REASON_AGENT_RESTARTED_LOST)
+                lost++;
+            else
+                ended++;
+        }
+    }
+    if (store_commit(a) < 0)
+        return berr_setx(err, EIO, "state.db: cannot write");
+    agent_fault(a, "recover-before-sweep");
+    struct orphan_counts o;
+    orphans_sweep(a, false, &o);
+    log_info("recovered %u record(s) in %.1f ms (%s): %u re-adopted, %u ended while the agent "
+             "was down, %u lost, %u %s; orphans removed: %u executor(s), %u cgroup(s), %u "
+             "mount(s), %u dir(s)",
+             (unsigned) n, (double) (now_monotonic_ns() - t0) / 1e6,
+             cleanup ? "cleanup" : "reconnect", adopted, ended, lost, dropped,
+             cleanup ? "dropped" : "unfinished launch(es) dropped", o.executors, o.cgroups,
+             o.mounts, o.dirs);
+    return 0;
 }

@@ -18,6 +18,7 @@
 struct ctl {
     const char *socket; /* agent's unix socket path (borrowed from argv/env) */
     void *curl;         /* one libcurl easy handle for every call: its connection is reused */
+    long timeout_ms;    /* > 0: each call fails after this long (live views); 0: no limit */
 };
 /* Free what http.c kept in ctl (the curl handle). */
 void ctl_http_done(struct ctl *ctl);
@@ -101,6 +102,43 @@ void ctl_table_add(struct ctl_table *t, const char *const *row);
 void ctl_table_print(const struct ctl_table *t, FILE *f);
 void ctl_table_free(struct ctl_table *t);
 
+/* ---- top-render.c: text of the live views (pure; top.c owns the terminal) -------------- */
+
+/* A container's last CPU sample seen by a live view. */
+struct ctl_top_rate {
+    char id[40];
+    double cpu_seconds, sampled_at, cores;
+};
+/* What a live view remembers between frames (zero-initialise; free with ctl_top_state_free). */
+struct ctl_top_state {
+    struct ctl_top_rate *rates;
+    size_t nrates;
+};
+void ctl_top_state_free(struct ctl_top_state *s);
+/* Busy cores of ctr (a container object or a /stats answer): Δusage.cpu_seconds over
+ * Δusage.sampled_at since the sample remembered in s, else the agent's usage.cpu_cores;
+ * -1 when unknown. Remembers this sample in s. */
+double ctl_top_cores(struct ctl_top_state *s, yajl_val ctr);
+/* Drop remembered samples of containers not among ctrs[0..n). */
+void ctl_top_forget(struct ctl_top_state *s, yajl_val *ctrs, size_t n);
+/* The cores ctr's CPU% is measured against: cpus_limit, or cpus when it is "none"; -1 if
+ * neither is known. Reads "resources" (container object) or "limits" (/stats answer). */
+double ctl_top_limit_cores(yajl_val ctr);
+/* One frame as text: "<title> - N containers", the node line (GET /v1/node answer), a blank
+ * line and the table ID NAME STATE CPU% "CPU% HOST" "MEM USAGE / LIMIT" MEM% PIDS of ctrs
+ * (ended ones only when all). Updates s. Returns a malloc'd string. */
+char *ctl_top_frame(struct ctl_top_state *s, const char *title, yajl_val node, yajl_val *ctrs,
+                    size_t n, bool all);
+
+/* ---- top.c: the live views on a terminal ----------------------------------------------- */
+
+/* Refresh interval in seconds: decimal, 0.1 to 3600. Returns 0 or -EINVAL. */
+int ctl_parse_interval(const char *s, double *ret);
+/* `stats ID` on a terminal: one container, refreshed every interval seconds until q,
+ * Ctrl-C or a signal. Returns the exit status, or -errno with err set (e.g. the container
+ * was removed); the terminal is restored in every case. */
+int ctl_stats_live(struct ctl *ctl, const char *id, double interval, struct berr **err);
+
 /* ---- run-request.c: run/exec option parsing and request bodies ------------------------- */
 
 struct ctl_run_opts {
@@ -147,6 +185,7 @@ int ctl_verb_kill(struct ctl *ctl, int argc, char **argv, struct berr **err);
 int ctl_verb_rm(struct ctl *ctl, int argc, char **argv, struct berr **err);
 int ctl_verb_stats(struct ctl *ctl, int argc, char **argv, struct berr **err);
 int ctl_verb_node(struct ctl *ctl, int argc, char **argv, struct berr **err);
+int ctl_verb_top(struct ctl *ctl, int argc, char **argv, struct berr **err);
 
 /* Exit status of a terminal container object (see ctl_end_status); prints the end line on
  * stderr unless it FINISHED. */

@@ -114,6 +114,8 @@ static int request(struct ctl *ctl, const char *method, const char *path, const 
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    if (ctl->timeout_ms > 0)
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, ctl->timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 1L);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
     if (streq(method, "HEAD"))

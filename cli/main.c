@@ -15,7 +15,7 @@ static const struct {
         {"run", ctl_verb_run},   {"ps", ctl_verb_ps},       {"inspect", ctl_verb_inspect},
         {"logs", ctl_verb_logs}, {"stats", ctl_verb_stats}, {"exec", ctl_verb_exec},
         {"kill", ctl_verb_kill}, {"wait", ctl_verb_wait},   {"rm", ctl_verb_rm},
-        {"node", ctl_verb_node},
+        {"node", ctl_verb_node}, {"top", ctl_verb_top},
 };
 
 /* Parse the global options; returns the index of the verb in argv, 0 when main should exit
@@ -70,7 +70,7 @@ static int dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err)
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
         if (streq(verbs[i].name, verb))
             return verbs[i].fn(ctl, argc, argv, err);
-    if (streq(verb, "top") || streq(verb, "agents") || streq(verb, "tasks"))
+    if (streq(verb, "agents") || streq(verb, "tasks"))
         return berr_setx(err, ENOTSUP, "%s: not supported yet", verb);
     return berr_setx(err, EINVAL, "unknown verb '%s' (see 'berthctl --help')", verb);
 }

@@ -298,15 +298,11 @@ static void sleep_seconds(double s)
         ;
 }
 
-/* `stats ID`: one line of usage. CPU% is measured over a 0.5 s window between two
- * samples (like `docker stats --no-stream`), so it shows the current rate, not an average. */
-int ctl_verb_stats(struct ctl *ctl, int argc, char **argv, struct berr **err)
+/* `stats --no-stream ID`: one line of usage. CPU% is measured over a 0.5 s window between
+ * two samples (like `docker stats --no-stream`), so it shows the current rate, not an average. */
+static int stats_once(struct ctl *ctl, const char *id, bool json, struct berr **err)
 {
-    const char *id;
-    bool json = false;
-    int r = parse_id_verb(argc, argv, &json, &id, err);
-    if (r != 0)
-        return r < 0 ? r : 0;
+    int r;
     _cleanup_free_ char *path = ctl_ctr_path(id, "/stats");
     yajl_val first = NULL, second = NULL;
     r = ctl_call(ctl, "GET", path, NULL, &first, err);
@@ -369,4 +365,44 @@ int ctl_verb_stats(struct ctl *ctl, int argc, char **argv, struct berr **err)
     yajl_tree_free(first);
     yajl_tree_free(second);
     return 0;
+}
+
+/* `stats ID`: live on a terminal (top.c), like `docker stats ID`; one line with --no-stream,
+ * for -o json, and when stdout is not a terminal, so scripts get a line and an exit. */
+int ctl_verb_stats(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    static const struct option longopts[] = {
+            {"output", required_argument, NULL, 'o'},
+            {"no-stream", no_argument, NULL, 'n'},
+            {"interval", required_argument, NULL, 'i'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+    };
+    bool json = false, once = false;
+    double interval = 1.0;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:o:i:h", longopts, NULL)) != -1) {
+        if (c == 'h')
+            return ctl_print_usage("stats");
+        else if (c == 'o' && streq(optarg, "json"))
+            json = true;
+        else if (c == 'o')
+            return berr_setx(err, EINVAL, "stats: unknown output format '%s' (only 'json')",
+                             optarg);
+        else if (c == 'n')
+            once = true;
+        else if (c == 'i' && ctl_parse_interval(optarg, &interval) < 0)
+            return berr_setx(err, EINVAL,
+                             "stats: --interval '%s': expected seconds from 0.1 to 3600", optarg);
+        else if (c != 'i')
+            return ctl_usage_error("stats", c, argc, argv, err);
+    }
+    if (argc - optind != 1)
+        return berr_setx(err, EINVAL, "stats: expected exactly one container ID");
+    const char *id = argv[optind];
+    if (json || once || !isatty(STDOUT_FILENO))
+        return stats_once(ctl, id, json, err);
+    return ctl_stats_live(ctl, id, interval, err);
 }

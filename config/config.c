@@ -41,6 +41,10 @@ void cfg_defaults(struct cfg_agent *cfg)
     cfg->pids_max = 1024;
     cfg->kill_grace_ms = 10000;
     cfg->stats_interval_ms = 1000;
+    cfg->recover = xstrdup("reconnect");
+    cfg->gc_delay_ms = UINT64_C(7) * 24 * 3600 * 1000;
+    cfg->gc_interval_ms = 60000;
+    cfg->gc_disk_watermark = 90;
     cfg->cpus.is_auto = true;
     cfg->mem.is_auto = true;
     cfg->disk.is_auto = true;
@@ -54,12 +58,14 @@ void cfg_done(struct cfg_agent *cfg)
         return;
     char **strs[] = {&cfg->master,    &cfg->work_dir,      &cfg->listen,    &cfg->token_file,
                      &cfg->isolation, &cfg->cgroup_parent, &cfg->task_user, &cfg->executor,
-                     &cfg->cpu_limit, &cfg->log_level,     &cfg->ports,     &cfg->config_file};
+                     &cfg->cpu_limit, &cfg->log_level,     &cfg->ports,     &cfg->config_file, &cfg->recover};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         free(*strs[i]);
     for (size_t i = 0; i < cfg->n_roles; i++)
         free(cfg->roles[i].name);
     free(cfg->roles);
+    for (size_t i = 0; i < ARRAY_SIZE(cfg->reserved_where); i++)
+        free(cfg->reserved_where[i]);
     memset(cfg, 0, sizeof(*cfg)); /* a second cfg_done is harmless */
 }
 
@@ -77,13 +83,14 @@ static int parse_cpus_or_zero(const char *s, uint64_t *ret)
     return r;
 }
 
-/* Durations: "10" (seconds), "10s", "500ms", "2m", "1h". */
+/* Durations: "10" (seconds), "10s", "500ms", "2m", "1h", "7d", "1w". */
 int cfg_parse_duration_ms(const char *s, uint64_t *ret_ms)
 {
     static const struct {
         const char *suffix;
         uint64_t ms;
-    } units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"min", 60000}, {"h", 3600000}};
+    } units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"min", 60000}, {"h", 3600000},
+                 {"d", 86400000}, {"w", 604800000}};
     size_t n = strspn(s, "0123456789");
     if (n == 0)
         return -EINVAL;
@@ -260,6 +267,27 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
         if (cfg_parse_duration_ms(value, &u) < 0 || u == 0)
             return BAD("duration", "> 0, e.g. 1s or 500ms");
         cfg->stats_interval_ms = u;
+    } else if (streq(key, "recover")) {
+        static const char *const modes[] = {"reconnect", "cleanup"};
+        if (!is_one_of(value, modes, ARRAY_SIZE(modes)))
+            return BAD("value", "reconnect or cleanup");
+        set_str(&cfg->recover, value);
+    } else if (streq(key, "gc_delay")) {
+        if (cfg_parse_duration_ms(value, &u) < 0)
+            return BAD("duration", "e.g. 1w, 7d, 12h, 30m");
+        cfg->gc_delay_ms = u;
+    } else if (streq(key, "gc_interval")) {
+        if (cfg_parse_duration_ms(value, &u) < 0 || u == 0)
+            return BAD("duration", "> 0, e.g. 1m or 30s");
+        cfg->gc_interval_ms = u;
+    } else if (streq(key, "gc_disk_watermark")) {
+        _cleanup_free_ char *num = xstrdup(value);
+        size_t n = strlen(num);
+        if (n && num[n - 1] == '%')
+            num[n - 1] = 0;
+        if (parse_u64(num, &u) < 0 || u < 1 || u > 100)
+            return BAD("percentage", "1% to 100% of the work_dir file system, e.g. 90%");
+        cfg->gc_disk_watermark = u;
     } else {
         return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown key '%s' in [%s]", key, section);
     }

@@ -37,6 +37,11 @@ struct cfg_agent {
     uint64_t pids_max;          /* default pids.max per task (1024) */
     uint64_t kill_grace_ms;     /* default SIGTERM -> SIGKILL grace (10 s) */
     uint64_t stats_interval_ms; /* usage sampling period (1 s) */
+    char *recover;              /* at start: "reconnect" (default) or "cleanup" */
+    uint64_t gc_delay_ms;       /* keep a terminal container's sandbox this long (1 week) */
+    uint64_t gc_interval_ms;    /* how often GC checks the disk watermark (1 min) */
+    uint64_t gc_disk_watermark; /* percent of the work_dir file system; above it GC removes
+                                 * terminal sandboxes early, oldest first (90) */
     /* [resources] */
     struct cfg_amount cpus, mem, disk;
     char *ports; /* "[31000-32000]" */
@@ -47,6 +52,9 @@ struct cfg_agent {
     size_t n_roles;
     /* where the values came from, for messages */
     char *config_file;
+    /* "FILE:LINE" or "--flag" where [reserved] cpus, mem, disk were set (NULL: default), so
+     * checks that need the measured node can still point at the line */
+    char *reserved_where[3];
 };
 
 /* Fill cfg with defaults, then the config file (argv's --config=FILE or CFG_DEFAULT_FILE;
@@ -70,7 +78,7 @@ extern const char cfg_default_text[];
  * already released (cfg_done); calling cfg_done again is harmless either way. */
 int cfg_load_with_default(struct cfg_agent *cfg, const char *default_path, int argc, char **argv,
                           struct berr **err);
-/* Durations "10" (seconds), "10s", "500ms", "2m", "1h" -> ms. 0 or -EINVAL/-ERANGE. */
+/* Durations "10" (seconds), "10s", "500ms", "2m", "1h", "7d", "1w" -> ms. 0 or -EINVAL/-ERANGE. */
 int cfg_parse_duration_ms(const char *s, uint64_t *ret_ms);
 /* Check a ports value: "[A-B,C-D,...]", 1 <= A <= B <= 65535, ranges not overlapping; ""
  * and "[]" mean none. 0 or -EINVAL/-ERANGE. */

@@ -17,6 +17,7 @@
  * handler right after, before reading on, so c->line is the handler's line. */
 struct file_ctx {
     struct cfg_agent *cfg;
+    const char *path;
     FILE *f;
     int line;         /* lines handed to inih so far */
     bool indented;    /* the current line starts with blanks: inih may take it as a continuation */
@@ -26,6 +27,19 @@ struct file_ctx {
     int err_line;     /* line of err */
     struct berr *err; /* first error from cfg_set */
 };
+
+/* Remember where a [reserved] key was set (takes where). */
+static void note_where(struct cfg_agent *cfg, const char *section, const char *key, char *where)
+{
+    static const char *const keys[] = {"cpus", "mem", "disk"};
+    for (size_t i = 0; streq(section, "reserved") && i < ARRAY_SIZE(keys); i++) {
+        if (streq(key, keys[i])) {
+            free(cfg->reserved_where[i]);
+            cfg->reserved_where[i] = TAKE_PTR(where);
+        }
+    }
+    free(where);
+}
 
 static char *file_reader(char *str, int num, void *stream)
 {
@@ -71,6 +85,7 @@ static int file_handler(void *user, const char *section, const char *name, const
         c->err_line = c->line;
         return 0;
     }
+    note_where(c->cfg, section, name, xasprintf("%s:%d", c->path, c->line));
     return 1;
 }
 
@@ -83,7 +98,7 @@ static int parse_file(struct cfg_agent *cfg, const char *path, bool missing_ok, 
             return 0;
         return INVALID(err, "%s: %s", path, strerror(errno));
     }
-    struct file_ctx c = {.cfg = cfg, .f = f};
+    struct file_ctx c = {.cfg = cfg, .path = path, .f = f};
     int r = ini_parse_stream(file_reader, &c, file_handler, &c);
     free(c.prev_key);
     _cleanup_berr_ struct berr *cerr = TAKE_PTR(c.err);
@@ -159,10 +174,15 @@ static int apply_flag(struct cfg_agent *cfg, const char *arg, struct berr **err)
     _cleanup_berr_ struct berr *e = NULL;
     if (cfg_set(cfg, section, key, eq + 1, &e) < 0)
         return INVALID(err, "%s: %s", arg, berr_msg(e));
+    note_where(cfg, section, key, xstrdup(arg));
     return 0;
 }
 
 /* Cross-key checks that only make sense once everything is read. */
+/* "FILE:LINE: " of the [reserved] key k, or nothing: two arguments for "%s%s" */
+#define WHERE(cfg, k) (cfg)->reserved_where[k] ? (cfg)->reserved_where[k] : "", \
+                      (cfg)->reserved_where[k] ? ": " : ""
+
 static int check_totals(const struct cfg_agent *cfg, struct berr **err)
 {
     char a[32], b[32];
@@ -174,17 +194,20 @@ static int check_totals(const struct cfg_agent *cfg, struct berr **err)
     if (!cfg->cpus.is_auto && cfg->reserved_cpus_millis + role_cpus > cfg->cpus.value) {
         format_cpus(cfg->reserved_cpus_millis + role_cpus, a, sizeof(a));
         format_cpus(cfg->cpus.value, b, sizeof(b));
-        return INVALID(err, "[reserved] and [role.*] cpus (%s) exceed [resources] cpus (%s)", a, b);
+        return INVALID(err, "%s%s[reserved] and [role.*] cpus (%s) exceed [resources] cpus (%s)",
+                       WHERE(cfg, 0), a, b);
     }
     if (!cfg->mem.is_auto && cfg->reserved_mem + role_mem > cfg->mem.value) {
         format_size(cfg->reserved_mem + role_mem, a, sizeof(a));
         format_size(cfg->mem.value, b, sizeof(b));
-        return INVALID(err, "[reserved] and [role.*] mem (%s) exceed [resources] mem (%s)", a, b);
+        return INVALID(err, "%s%s[reserved] and [role.*] mem (%s) exceed [resources] mem (%s)",
+                       WHERE(cfg, 1), a, b);
     }
     if (!cfg->disk.is_auto && cfg->reserved_disk > cfg->disk.value) {
         format_size(cfg->reserved_disk, a, sizeof(a));
         format_size(cfg->disk.value, b, sizeof(b));
-        return INVALID(err, "[reserved] disk (%s) exceeds [resources] disk (%s)", a, b);
+        return INVALID(err, "%s%s[reserved] disk (%s) exceeds [resources] disk (%s)", WHERE(cfg, 2),
+                       a, b);
     }
     return 0;
 }

@@ -79,6 +79,17 @@ struct cg_ops {
 extern const struct cg_ops cg1_ops;
 extern const struct cg_ops cg2_ops;
 
+/* ---- v2 device filter (cgroup-v2-devices.c) ----------------------------------------------- */
+
+struct bpf_insn;
+/* Assemble the BPF_PROG_TYPE_CGROUP_DEVICE program of the sandbox's allow-list into out (at
+ * most max instructions). Returns the instruction count or -ENOSPC. Pure: unit-tested. */
+int cg2_devices_program(struct bpf_insn *out, size_t max);
+/* Load that program and attach it to the cgroup dirfd (BPF_CGROUP_DEVICE, ALLOW_MULTI). */
+int cg2_devices_attach(int dirfd, struct berr **err);
+/* How many device programs are attached to dirfd itself, or -errno. */
+int cg2_devices_attached(int dirfd);
+
 /* ---- helpers shared by cgroup-v1.c and cgroup-v2.c (cgroup.c) ---------------------------- */
 
 /* fd of the node in the hierarchy of ctrl, or -1. */

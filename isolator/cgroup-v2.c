@@ -1,13 +1,16 @@
 /* isolator/cgroup-v2.c - the cgroup v2 (unified) backend of struct cg_ops: delegation of
  * controllers down to the parent (with the "no internal processes" rule), limits (cpu.max,
  * cpu.weight, memory.max, memory.swap.max, pids.max), usage, OOM via inotify on
- * memory.events, kill with cgroup.kill or freeze+kill. cgroup.c owns the one dir fd per
- * node; cgroup-v1.c is the per-controller twin. Device filtering (BPF) is not done yet. */
+ * memory.events, usage with pressure (PSI), kill with cgroup.kill or freeze+kill. cgroup.c
+ * owns the one dir fd per node; cgroup-v1.c is the per-controller twin; the device filter
+ * (a BPF program, v2 has no devices files) is assembled in cgroup-v2-devices.c. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "isolator/cgroup-internal.h"
 
@@ -203,49 +206,124 @@ static int cg2_apply(const struct cg_layout *lay, struct cg_node *n, const struc
         if ((r = cg_write(n, fd, "pids.max", buf, err)) < 0)
             return r;
     }
-    /* ISO_CG_DEVICES: v2 needs a BPF_CGROUP_DEVICE program; not done yet (documented). */
+    /* No devices files on v2: a BPF_CGROUP_DEVICE program holds the same allow-list. */
+    if (!parent && (lay->flags & ISO_CG_DEVICES) && fd >= 0 &&
+        (r = cg2_devices_attach(fd, err)) < 0)
+        return berr_wrap(err, "device filter");
     return 0;
+}
+
+/* Stat slots of a v2 node (struct cg_node stat_fd): each file is opened on the first pass
+ * and pread() on every later one. */
+enum cg2_stat {
+    CG2_S_CPU_STAT,
+    CG2_S_MEM_CURRENT,
+    CG2_S_MEM_STAT,
+    CG2_S_MEM_PEAK,
+    CG2_S_MEM_MAX,
+    CG2_S_MEM_EVENTS,
+    CG2_S_PIDS,
+    CG2_S_CPU_PRESSURE,
+    CG2_S_MEM_PRESSURE,
+    CG2_S_IO_PRESSURE,
+};
+
+/* Parse the "some" or "full" line of a PSI file ("some avg10=1.23 avg60=0.50 avg300=0.10
+ * total=123456"): avg10 in percent, total in microseconds. -ENOENT without that line. */
+static int cg2_psi_line(const char *text, const char *kind, double *ret_avg10, uint64_t *ret_total)
+{
+    size_t kl = strlen(kind);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, kind, kl) != 0 || p[kl] != ' ')
+            continue;
+        size_t ll = strcspn(p, "\n");
+        char line[160];
+        snprintf(line, sizeof(line), "%.*s", (int) ll, p);
+        char *avg = strstr(line, " avg10="), *total = strstr(line, " total=");
+        if (!avg || !total)
+            return -EINVAL;
+        avg += strlen(" avg10=");
+        total += strlen(" total=");
+        total[strcspn(total, " ")] = 0;
+        avg[strcspn(avg, " ")] = 0;
+        /* avg10 is printed as "%lu.%02lu": two exact integers, no locale-dependent strtod */
+        char *dot = strchr(avg, '.');
+        uint64_t whole, hundredths = 0;
+        if (dot)
+            *dot = 0;
+        if (parse_u64(avg, &whole) < 0 || (dot && parse_u64(dot + 1, &hundredths) < 0) ||
+            parse_u64(total, ret_total) < 0)
+            return -EINVAL;
+        if (ret_avg10)
+            *ret_avg10 = (double) whole + (double) hundredths / 100.0;
+        return 0;
+    }
+    return -ENOENT;
 }
 
 static int cg2_stats(const struct cg_layout *lay, struct cg_node *n, struct iso_stats *s)
 {
     (void) lay;
     char buf[8192]; /* memory.stat is ~3 KiB on recent kernels; fixed: no allocation */
-    int fd = n->fd[0];
+    int fd = n->fd[0], ok = 0, first_err = 0;
     uint64_t v;
     if (fd < 0)
         return -EBADF;
-    /* cpu.stat exists even without the cpu controller (usage); throttling needs it. */
-    ssize_t len = read_file_at(fd, "cpu.stat", buf, sizeof(buf));
-    if (len < 0)
-        return (int) len;
-    if (cg_keyed(buf, "usage_usec", &v) == 0)
-        s->cpu_usage_ns = v * 1000;
-    if (cg_keyed(buf, "user_usec", &v) == 0)
-        s->cpu_user_ns = v * 1000;
-    if (cg_keyed(buf, "system_usec", &v) == 0)
-        s->cpu_system_ns = v * 1000;
-    (void) cg_keyed(buf, "nr_periods", &s->nr_periods);
-    (void) cg_keyed(buf, "nr_throttled", &s->nr_throttled);
-    if (cg_keyed(buf, "throttled_usec", &v) == 0)
-        s->throttled_ns = v * 1000;
+#define NOTE(r) ((r) >= 0 ? (void) ok++ : (void) (first_err = first_err ? first_err : (int) (r)))
 
-    if (cg_read_u64(fd, "memory.current", &s->mem_usage) == 0) {
+    /* cpu.stat exists even without the cpu controller (usage); throttling needs it. */
+    ssize_t len = cg_stat_read(n, CG2_S_CPU_STAT, fd, "cpu.stat", buf, sizeof(buf));
+    NOTE(len);
+    if (len >= 0) {
+        if (cg_keyed(buf, "usage_usec", &v) == 0)
+            s->cpu_usage_ns = v * 1000;
+        if (cg_keyed(buf, "user_usec", &v) == 0)
+            s->cpu_user_ns = v * 1000;
+        if (cg_keyed(buf, "system_usec", &v) == 0)
+            s->cpu_system_ns = v * 1000;
+        (void) cg_keyed(buf, "nr_periods", &s->nr_periods);
+        (void) cg_keyed(buf, "nr_throttled", &s->nr_throttled);
+        if (cg_keyed(buf, "throttled_usec", &v) == 0)
+            s->throttled_ns = v * 1000;
+    }
+
+    int r = cg_stat_u64(n, CG2_S_MEM_CURRENT, fd, "memory.current", &s->mem_usage);
+    NOTE(r);
+    if (r == 0) {
+        /* memory.current counts anon + file (page cache) + kernel memory of the subtree,
+         * like v1's usage_in_bytes with use_hierarchy; the working set drops the inactive
+         * file pages the kernel reclaims first (cAdvisor's definition, also on v1). */
         uint64_t inactive = 0;
-        if (read_file_at(fd, "memory.stat", buf, sizeof(buf)) >= 0) {
+        if (cg_stat_read(n, CG2_S_MEM_STAT, fd, "memory.stat", buf, sizeof(buf)) >= 0) {
             (void) cg_keyed(buf, "anon", &s->mem_rss);
             (void) cg_keyed(buf, "file", &s->mem_cache);
             (void) cg_keyed(buf, "inactive_file", &inactive);
         }
         s->mem_working_set = s->mem_usage > inactive ? s->mem_usage - inactive : 0;
-        (void) cg_read_u64(fd, "memory.peak", &s->mem_peak); /* Linux >= 5.19 */
-        if (cg_read_u64(fd, "memory.max", &v) == 0)
+        (void) cg_stat_u64(n, CG2_S_MEM_PEAK, fd, "memory.peak", &s->mem_peak); /* >= 5.19 */
+        if (cg_stat_u64(n, CG2_S_MEM_MAX, fd, "memory.max", &v) == 0)
             s->mem_limit = v == UINT64_MAX ? 0 : v;
-        if (read_file_at(fd, "memory.events", buf, sizeof(buf)) >= 0)
+        if (cg_stat_read(n, CG2_S_MEM_EVENTS, fd, "memory.events", buf, sizeof(buf)) >= 0)
             (void) cg_keyed(buf, "oom_kill", &s->oom_kills);
     }
-    (void) cg_read_u64(fd, "pids.current", &s->pids);
-    return 0;
+    NOTE(cg_stat_u64(n, CG2_S_PIDS, fd, "pids.current", &s->pids));
+
+    /* Pressure stall information (CONFIG_PSI; absent when booted with psi=0, or, on kernels
+     * built with PSI_DEFAULT_DISABLED, without psi=1): any one file present counts. */
+    bool psi = false;
+    if (cg_stat_read(n, CG2_S_CPU_PRESSURE, fd, "cpu.pressure", buf, sizeof(buf)) >= 0)
+        psi |= cg2_psi_line(buf, "some", &s->cpu_some_avg10, &s->cpu_some_us) == 0;
+    if (cg_stat_read(n, CG2_S_MEM_PRESSURE, fd, "memory.pressure", buf, sizeof(buf)) >= 0) {
+        psi |= cg2_psi_line(buf, "some", &s->mem_some_avg10, &s->mem_some_us) == 0;
+        (void) cg2_psi_line(buf, "full", NULL, &s->mem_full_us);
+    }
+    if (cg_stat_read(n, CG2_S_IO_PRESSURE, fd, "io.pressure", buf, sizeof(buf)) >= 0) {
+        psi |= cg2_psi_line(buf, "some", &s->io_some_avg10, &s->io_some_us) == 0;
+        (void) cg2_psi_line(buf, "full", NULL, &s->io_full_us);
+    }
+    s->has_pressure = psi;
+#undef NOTE
+    return ok || !first_err ? 0 : first_err;
 }
 
 static int cg2_oom_open(const struct cg_layout *lay, struct cg_node *n, struct berr **err)
@@ -270,7 +348,8 @@ static uint64_t cg2_oom_kills(const struct cg_layout *lay, struct cg_node *n)
     (void) lay;
     char buf[512];
     uint64_t v = 0;
-    if (n->fd[0] >= 0 && read_file_at(n->fd[0], "memory.events", buf, sizeof(buf)) >= 0)
+    /* "oom_kill" counts tasks the OOM killer killed in this cgroup and its descendants. */
+    if (cg_stat_read(n, CG2_S_MEM_EVENTS, n->fd[0], "memory.events", buf, sizeof(buf)) >= 0)
         (void) cg_keyed(buf, "oom_kill", &v);
     return v;
 }
@@ -301,6 +380,38 @@ static int cg2_freeze(const struct cg_layout *lay, struct cg_node *n, bool froze
     return -EAGAIN;
 }
 
+/* Wait until cgroup.events says "populated 0", at most timeout_ms. cgroupfs notifies a
+ * change of cgroup.events to poll() as POLLPRI (kernfs_notify; re-reading the file from
+ * offset 0 re-arms it), so this sleeps until the kernel has reaped the last process instead
+ * of polling the file on a timer. Returns 0 when empty, -ETIMEDOUT, or -errno. */
+static int cg2_wait_empty(int dirfd, int timeout_ms)
+{
+    _cleanup_close_ int fd = openat(dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        char buf[256];
+        uint64_t populated = 1;
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+        if (n < 0)
+            return -errno;
+        buf[n] = 0;
+        if (cg_keyed(buf, "populated", &populated) == 0 && populated == 0)
+            return 0;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000L +
+                                  (now.tv_nsec - t0.tv_nsec) / 1000000L);
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd pfd = {.fd = fd, .events = POLLPRI};
+        if (poll(&pfd, 1, (int) left) < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
 static int cg2_kill(const struct cg_layout *lay, struct cg_node *n, struct berr **err)
 {
     int fd = n->fd[0];
@@ -308,19 +419,19 @@ static int cg2_kill(const struct cg_layout *lay, struct cg_node *n, struct berr 
         return 0;
     if (!cg_has(fd, "cgroup.kill")) /* before Linux 5.14 */
         return cg_kill_loop(lay, n, cg_has(fd, "cgroup.freeze") ? cg2_freeze : NULL, err);
+    /* cgroup.kill SIGKILLs every process of the subtree, including ones forking meanwhile
+     * (the kernel walks the cgroup with new forks into it blocked), so one write suffices. */
     int r = write_file_at(fd, "cgroup.kill", "1");
     if (r < 0)
         return berr_set(err, -r, "write 'cgroup.kill' = '1'");
-    /* The kernel kills asynchronously; wait (bounded, ~2 s) until the cgroup is empty. */
-    for (unsigned i = 0; i < 200; i++) {
-        uint64_t populated = 1;
-        if (cg2_event(fd, "populated", &populated) < 0)
-            populated = cg_foreach_pid(fd, NULL, NULL) > 0;
-        if (!populated)
-            return 0;
-        cg_sleep_ms(10);
-    }
-    return berr_setx(err, EBUSY, "processes remain in the cgroup after cgroup.kill");
+    r = cg2_wait_empty(fd, 2000);
+    if (r == -ETIMEDOUT)
+        return berr_setx(err, EBUSY, "processes remain in the cgroup 2 s after cgroup.kill");
+    if (r < 0) /* no cgroup.events (fake tree): count the pids */
+        return cg_foreach_pid(fd, NULL, NULL) > 0
+                       ? berr_setx(err, EBUSY, "processes remain in the cgroup after cgroup.kill")
+                       : 0;
+    return 0;
 }
 
 static int cg2_clone_fd(const struct cg_layout *lay, const struct cg_node *n)

@@ -37,7 +37,8 @@ struct iso_host {
 struct iso_cgroup {
     struct cg_layout lay; /* a copy: the container never points into the host */
     char *name;
-    int parent_fd[CG_MAX_HIER]; /* dup of the parent dir fds, for rmdir */
+    /* No fd on the parent: rmdir goes through the node's "..", so a container costs one fd
+     * per hierarchy, not two (an agent with 1000 containers stays under 20000 fds). */
     struct cg_node node;
 };
 
@@ -559,6 +560,84 @@ int iso_host_open(const char *root, const char *parent, unsigned flags, const ch
     return 0;
 }
 
+/* Walk from the agent's own cgroup in hierarchy idx up to the mount point, calling fn on
+ * each directory fd; fn keeps the minimum in *acc. */
+static void walk_up(const struct iso_host *h, int idx, void (*fn)(int dfd, uint64_t *acc),
+                    uint64_t *acc)
+{
+    if (idx < 0 || !h->mount[idx] || !h->own[idx])
+        return;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s%s", h->mount[idx], streq(h->own[idx], "/") ? "" : h->own[idx]);
+    size_t floor = strlen(h->mount[idx]);
+    for (;;) {
+        _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+            fn(dfd, acc);
+        char *slash = strrchr(path, '/');
+        if (!slash || (size_t) (slash - path) < floor)
+            break;
+        *slash = 0;
+    }
+}
+
+static void keep_min(uint64_t *acc, uint64_t v)
+{
+    if (v && (*acc == 0 || v < *acc))
+        *acc = v;
+}
+
+static void cpu_quota_v1(int dfd, uint64_t *acc)
+{
+    char q[32], p[32];
+    int64_t quota;
+    uint64_t period;
+    if (read_file_at(dfd, "cpu.cfs_quota_us", q, sizeof(q)) > 0 &&
+        read_file_at(dfd, "cpu.cfs_period_us", p, sizeof(p)) > 0 && parse_i64(q, &quota) == 0 &&
+        parse_u64(p, &period) == 0 && quota > 0 && period > 0)
+        keep_min(acc, (uint64_t) quota * 1000 / period);
+}
+
+static void cpu_quota_v2(int dfd, uint64_t *acc)
+{
+    char buf[64];
+    uint64_t quota, period;
+    if (read_file_at(dfd, "cpu.max", buf, sizeof(buf)) <= 0)
+        return;
+    char *sp = strchr(buf, ' ');
+    if (!sp)
+        return;
+    *sp = 0;
+    if (parse_u64(buf, &quota) == 0 && parse_u64(sp + 1, &period) == 0 && period > 0)
+        keep_min(acc, quota * 1000 / period);
+}
+
+static void mem_limit_v1(int dfd, uint64_t *acc)
+{
+    uint64_t v;
+    /* "unlimited" reads as PAGE_COUNTER_MAX pages: 9223372036854771712 */
+    if (cg_read_u64(dfd, "memory.limit_in_bytes", &v) == 0 && v < (1ULL << 62))
+        keep_min(acc, v);
+}
+
+static void mem_limit_v2(int dfd, uint64_t *acc)
+{
+    uint64_t v;
+    if (cg_read_u64(dfd, "memory.max", &v) == 0 && v != UINT64_MAX)
+        keep_min(acc, v);
+}
+
+void iso_host_own_limits(const struct iso_host *h, uint64_t *ret_cpu_millis, uint64_t *ret_mem)
+{
+    /* the only version switch outside the backends: two files read once at start-up */
+    bool v2 = h->lay.version == ISO_CG_V2;
+    uint64_t cpu = 0, mem = 0;
+    walk_up(h, h->lay.ctrl_hier[CG_CPU], v2 ? cpu_quota_v2 : cpu_quota_v1, &cpu);
+    walk_up(h, h->lay.ctrl_hier[CG_MEMORY], v2 ? mem_limit_v2 : mem_limit_v1, &mem);
+    *ret_cpu_millis = cpu;
+    *ret_mem = mem;
+}
+
 int iso_host_set_limits(struct iso_host *h, const struct iso_limits *l, struct berr **err)
 {
     return h->lay.ops->apply(&h->lay, &h->parent, l, true, err);
@@ -656,13 +735,9 @@ static struct iso_cgroup *cg_new(struct iso_host *h, const char *name)
     cg->lay = h->lay;
     cg->name = xstrdup(name);
     cg_node_init(&cg->node);
-    for (size_t i = 0; i < CG_MAX_HIER; i++) {
-        cg->parent_fd[i] = -1;
-        if (i < h->lay.n_hier && h->parent.fd[i] >= 0) {
-            cg->parent_fd[i] = fcntl(h->parent.fd[i], F_DUPFD_CLOEXEC, 3);
+    for (size_t i = 0; i < CG_MAX_HIER; i++)
+        if (i < h->lay.n_hier && h->parent.fd[i] >= 0)
             cg->node.path[i] = xasprintf("%s/%s", h->parent.path[i], name);
-        }
-    }
     return cg;
 }
 
@@ -676,18 +751,18 @@ static int cg_open_or_create(struct iso_host *h, const char *name, bool create,
     size_t found = 0;
     int r = 0;
     for (size_t i = 0; i < cg->lay.n_hier; i++) {
-        if (cg->parent_fd[i] < 0) {
+        if (h->parent.fd[i] < 0) {
             r = berr_set(err, EBADF, "cgroup parent in '%s'", cg->lay.hier[i].name);
             goto fail;
         }
         if (create) {
-            if (mkdirat(cg->parent_fd[i], name, 0755) < 0) {
+            if (mkdirat(h->parent.fd[i], name, 0755) < 0) {
                 r = berr_set(err, errno, "mkdir '%s'", cg->node.path[i]);
                 goto fail;
             }
             made[i] = true;
         }
-        cg->node.fd[i] = openat(cg->parent_fd[i], name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cg->node.fd[i] = openat(h->parent.fd[i], name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (cg->node.fd[i] < 0) {
             if (!create && errno == ENOENT)
                 continue; /* reopen after restart: a missing hierarchy is tolerated */
@@ -706,7 +781,7 @@ fail:
     /* Undo this call's mkdirs only; an EEXIST dir belongs to someone else. */
     for (size_t i = 0; i < cg->lay.n_hier; i++)
         if (made[i])
-            (void) unlinkat(cg->parent_fd[i], name, AT_REMOVEDIR);
+            (void) unlinkat(h->parent.fd[i], name, AT_REMOVEDIR);
     iso_cgroup_free(cg);
     return r;
 }
@@ -833,11 +908,12 @@ int iso_cgroup_destroy(struct iso_cgroup *cg, struct berr **err)
      * asynchronously (the last task is a zombie until reaped): retry EBUSY briefly. */
     int ret = 0;
     for (size_t i = 0; i < cg->lay.n_hier; i++) {
-        if (cg->parent_fd[i] < 0)
-            continue;
-        int r = 0;
-        for (unsigned tries = 0; tries < 50; tries++) {
-            r = unlinkat(cg->parent_fd[i], cg->name, AT_REMOVEDIR) < 0 ? -errno : 0;
+        if (cg->node.fd[i] < 0)
+            continue; /* never existed in this hierarchy */
+        _cleanup_close_ int pfd = openat(cg->node.fd[i], "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int r = pfd < 0 ? -errno : 0;
+        for (unsigned tries = 0; pfd >= 0 && tries < 50; tries++) {
+            r = unlinkat(pfd, cg->name, AT_REMOVEDIR) < 0 ? -errno : 0;
             if (r != -EBUSY)
                 break;
             cg_sleep_ms(tries < 10 ? 2 : 20);
@@ -861,8 +937,6 @@ struct iso_cgroup *iso_cgroup_free(struct iso_cgroup *cg)
     if (!cg)
         return NULL;
     cg_node_done(&cg->node);
-    for (size_t i = 0; i < CG_MAX_HIER; i++)
-        closep(&cg->parent_fd[i]);
     free(cg->name);
     free(cg);
     return NULL;

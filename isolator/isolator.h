@@ -93,6 +93,10 @@ int iso_host_open(const char *root, const char *parent, unsigned flags, const ch
                   struct iso_host **ret, struct berr **err);
 /* Write aggregate limits on the parent (allocatable); 0 fields mean no limit. */
 int iso_host_set_limits(struct iso_host *h, const struct iso_limits *l, struct berr **err);
+/* The tightest CPU quota (millicores) and memory limit (bytes) on the agent's own cgroup
+ * and its ancestors, as read from the kernel: 0 means none. Used to narrow what the node
+ * offers when the agent itself runs in a limited cgroup. */
+void iso_host_own_limits(const struct iso_host *h, uint64_t *ret_cpu_millis, uint64_t *ret_mem);
 /* Remove the parent cgroups if empty (best effort; returns -EBUSY if containers remain). */
 int iso_host_remove(struct iso_host *h);
 struct iso_host *iso_host_free(struct iso_host *h);

@@ -3,8 +3,10 @@
 # `berthctl run --wait --cpus 1 --mem 1GiB -- /bin/true` end to end, (b) `crun run` of a
 # bundle with the same limits and namespaces, (c) the agent API's launch latency (request
 # sent -> task's first instruction) over 200 launches; print a table and rewrite the
-# "## Launch" section of docs/performance.md. Removes every process, cgroup, mount and
-# temp dir it made, also on failure. Env: BENCH_RUNS (30), BENCH_LAUNCHES (200).
+# "## Launch" section of docs/performance.md; then (d) tests/bench/recovery.py times the
+# agent's restart with 1000 running containers and rewrites "## Recovery". Removes every
+# process, cgroup, mount and temp dir it made, also on failure. Env: BENCH_RUNS (30),
+# BENCH_LAUNCHES (200), BENCH_RECOVERY_N (1000).
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -145,3 +147,23 @@ echo "== cgroup v1 attach: parent writes the pid to cgroup.procs vs the child wr
 "$PY" "$HERE/cg_attach.py" "$PARENT-attach" "$TMP/attach.json"
 
 "$PY" "$HERE/report.py" "$TMP" "$ROOT/docs/performance.md"
+
+echo
+echo "== (d) recovery: ${BENCH_RECOVERY_N:-1000} running containers, the agent restarted after SIGTERM and SIGKILL"
+"$PY" "$HERE/recovery.py" "$B" "$ROOT/docs/performance.md"
+
+echo
+echo "== usage sampling: one pass with 0, 100 and 1000 running containers, floor, agent RSS"
+gcc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$B/bench/sample_floor" "$HERE/sample_floor.c"
+echo "$AGENT_PID" >"$TMP/agent.pid"
+"$PY" "$HERE/sampling.py" "$B" "$TMP" >"$TMP/sampling.md"
+{
+    echo "Written by \`make bench\` (tests/bench/sampling.py) on $(nproc) CPUs, kernel $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC')."
+    echo "A pass reads the node's /proc/stat and /proc/meminfo and every live container's cgroup"
+    echo "statistics through kept-open files (pread); the floor preads the same files in a bare C loop"
+    echo "(tests/bench/sample_floor.c), with no parsing. Containers are \`sleep\` tasks (0.001 CPU, 8 MiB)."
+    echo
+    cat "$TMP/sampling.md"
+} >"$TMP/sampling-section.md"
+cat "$TMP/sampling.md"
+"$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Sampling" "$TMP/sampling-section.md"

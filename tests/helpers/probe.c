@@ -85,7 +85,8 @@ static void *spin_thread(void *arg)
     return NULL;
 }
 
-/* spin SECONDS THREADS: busy loop in THREADS threads for SECONDS of wall time. */
+/* spin SECONDS THREADS [HOLD]: busy loop in THREADS threads for SECONDS of wall time, then
+ * (with HOLD) stay alive HOLD seconds so /proc/<pid>/stat can be read after the burn. */
 static int cmd_spin(int argc, char **argv)
 {
     if (argc < 2)
@@ -102,6 +103,34 @@ static int cmd_spin(int argc, char **argv)
     for (uint64_t i = 1; i < threads; i++)
         pthread_join(t[i], NULL);
     printf("done=1\n");
+    if (argc >= 3) {
+        fflush(stdout);
+        sleep_s((double) num(argv[2]));
+    }
+    return 0;
+}
+
+/* burn CPU_SECONDS HOLD: one thread busy until the process has used CPU_SECONDS of CPU
+ * time (whatever else the host runs), then stay alive HOLD seconds so /proc/<pid>/stat can
+ * be read. */
+static int cmd_burn(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    double want = (double) num(argv[0]);
+    printf("pid=%d\n", getpid());
+    volatile uint64_t n = 0;
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        if ((double) ts.tv_sec + (double) ts.tv_nsec / 1e9 >= want)
+            break;
+        for (int i = 0; i < 100000; i++)
+            n++;
+    }
+    printf("done=1\n");
+    fflush(stdout);
+    sleep_s((double) num(argv[1]));
     return 0;
 }
 
@@ -423,6 +452,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     int n = argc - 2;
     char **a = argv + 2;
+    if (strcmp(cmd, "burn") == 0)
+        return cmd_burn(n, a);
     if (strcmp(cmd, "spin") == 0)
         return cmd_spin(n, a);
     if (strcmp(cmd, "alloc") == 0)

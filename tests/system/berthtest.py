@@ -169,7 +169,9 @@ def kill_cgroup_tree(d):
 
 
 def sweep_stale_cgroups():
-    """Remove stale berth-test-* cgroups directly under our own cgroup in every hierarchy."""
+    """Remove stale berth-test-* cgroups directly under our own cgroup in every hierarchy.
+    berth-test-<pid>-<n> of another pytest that still runs (sessions share the cgroup on a
+    shared host) is not stale: sweeping it would SIGKILL that session's tasks mid-test."""
     for d in own_cgroup_dirs().values():
         try:
             names = os.listdir(d)
@@ -177,6 +179,9 @@ def sweep_stale_cgroups():
             continue
         for n in names:
             p = os.path.join(d, n)
+            owner = n.split("-")[2] if n.count("-") >= 3 else ""
+            if owner.isdigit() and int(owner) != os.getpid() and alive(int(owner)):
+                continue
             if n.startswith("berth-test-") and os.path.isdir(p):
                 kill_cgroup_tree(p)
 
@@ -308,6 +313,15 @@ class Agent:
             time.sleep(0.05)
         raise AssertionError("berth-agent did not answer GET /health within %.0fs:\n%s"
                              % (timeout, self.log))
+
+    def run_foreground(self, timeout=10):
+        """Run the agent to completion (for start-up failures): CompletedProcess, text."""
+        return subprocess.run(self.argv, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout)
+
+    @property
+    def work_dir(self):
+        return self.work
 
     @property
     def log(self):

@@ -1,7 +1,9 @@
 /* tests/unit/cgroup_test.c - isolator cgroups (cgroup.c, cgroup-v1.c, cgroup-v2.c) against
  * fake cgroupfs trees in a temp dir: detection, parent paths, the values written for the
- * seed's tasks, read-back, stats parsing, OOM fds, kill and errors. No root needed. */
+ * seed's tasks, read-back, stats parsing, OOM fds, kill and errors; the v2 device program
+ * (cgroup-v2-devices.c) run through a tiny eBPF interpreter. No root needed. */
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +17,7 @@
 /* clang-format on */
 
 #include "common/common.h"
+#include "isolator/cgroup-internal.h"
 #include "isolator/isolator.h"
 
 #define GIB (UINT64_C(1) << 30)
@@ -458,7 +461,9 @@ static void test_v2_host_and_apply(void **state)
     _cleanup_free_ char *t = v2_tree();
     _cleanup_berr_ struct berr *err = NULL;
     struct iso_host *h = NULL;
-    assert_int_equal(iso_host_open(t, "auto", ALL_CG, "0::/x\n", &h, &err), 0);
+    /* Without cgroups/devices: a fake tree is no cgroup2 dir a BPF program can attach to
+     * (test_v2_devices_need_a_real_cgroup). */
+    assert_int_equal(iso_host_open(t, "auto", ALL_CG & ~ISO_CG_DEVICES, "0::/x\n", &h, &err), 0);
     assert_int_equal(iso_host_version(h), ISO_CG_V2);
     /* Our processes went to the leaf before controllers were enabled down the path. */
     assert_string_equal(get(t, "x/agent/cgroup.procs"), "4243"); /* last write of a fake */
@@ -606,6 +611,158 @@ static void test_v2_no_memory_controller(void **state)
     assert_int_equal(rm_rf(t), 0);
 }
 
+/* ---- the v2 device program, run by a tiny interpreter of the eBPF subset it uses -------- */
+
+/* Run prog on one access as the kernel would (struct bpf_cgroup_dev_ctx); returns r0, or -1
+ * for an instruction outside the subset, a jump out of range or no exit. */
+static int bpf_run(const struct bpf_insn *prog, int len, unsigned type, unsigned access,
+                   unsigned major, unsigned minor)
+{
+    const uint32_t ctx[3] = {(access << 16) | type, major, minor};
+    uint64_t r[11] = {0};
+    bool r1_is_ctx = true;
+    for (int pc = 0, steps = 0; pc >= 0 && pc < len && steps < 1000; pc++, steps++) {
+        const struct bpf_insn *i = &prog[pc];
+        uint64_t k = (uint64_t) (int64_t) i->imm;
+        switch (i->code) {
+        case BPF_LDX | BPF_W | BPF_MEM:
+            if (i->src_reg != BPF_REG_1 || !r1_is_ctx || i->off < 0 || i->off > 8 || i->off % 4)
+                return -1;
+            r[i->dst_reg] = ctx[i->off / 4];
+            break;
+        case BPF_ALU | BPF_AND | BPF_K:
+            r[i->dst_reg] = (uint32_t) (r[i->dst_reg] & k);
+            break;
+        case BPF_ALU | BPF_RSH | BPF_K:
+            r[i->dst_reg] = (uint32_t) r[i->dst_reg] >> i->imm;
+            break;
+        case BPF_ALU | BPF_MOV | BPF_X:
+            r[i->dst_reg] = (uint32_t) r[i->src_reg];
+            break;
+        case BPF_ALU64 | BPF_MOV | BPF_K:
+            r[i->dst_reg] = k;
+            break;
+        case BPF_JMP | BPF_JNE | BPF_K:
+            if (i->off < 0)
+                return -1; /* forward only: the verifier refuses loops */
+            if (r[i->dst_reg] != k)
+                pc += i->off;
+            break;
+        case BPF_JMP | BPF_EXIT:
+            return (int) r[BPF_REG_0];
+        default:
+            return -1;
+        }
+        if (i->dst_reg == BPF_REG_1)
+            r1_is_ctx = false;
+    }
+    return -1;
+}
+
+static void test_v2_device_program(void **state)
+{
+    (void) state;
+    struct bpf_insn prog[128];
+    int len = cg2_devices_program(prog, ARRAY_SIZE(prog));
+    assert_true(len > 10 && len < 128);
+    assert_int_equal(cg2_devices_program(prog, 5), -ENOSPC);
+    len = cg2_devices_program(prog, ARRAY_SIZE(prog));
+    const unsigned C = BPF_DEVCG_DEV_CHAR, B = BPF_DEVCG_DEV_BLOCK;
+    const unsigned R = BPF_DEVCG_ACC_READ, W = BPF_DEVCG_ACC_WRITE, M = BPF_DEVCG_ACC_MKNOD;
+    const struct {
+        unsigned type, access, major, minor;
+        int allow;
+    } cases[] = {
+            /* the sandbox's /dev, as v1's devices.allow list: rwm */
+            {C, R | W, 1, 3, 1},    {C, R | W | M, 1, 3, 1}, {C, R, 1, 5, 1},   {C, W, 1, 7, 1},
+            {C, R, 1, 8, 1},        {C, R, 1, 9, 1},         {C, R | W, 5, 0, 1}, {C, R | W, 5, 2, 1},
+            {C, R | W, 136, 0, 1},  {C, R | W, 136, 7, 1},
+            /* mknod of anything is allowed, opening it is not */
+            {B, M, 254, 0, 1},      {C, M, 1, 1, 1},         {B, R, 254, 0, 0}, {B, W, 254, 0, 0},
+            {B, R | W | M, 8, 0, 0}, {B, R, 7, 0, 0},
+            /* near misses: other type, major or minor */
+            {B, R, 1, 3, 0},        {C, R, 1, 1, 0},         {C, R, 1, 2, 0},   {C, R, 1, 4, 0},
+            {C, R | W, 5, 1, 0},    {C, R, 4, 1, 0},         {C, R, 10, 200, 0}, {C, R, 137, 0, 0},
+            {C, R, 3, 3, 0},        {C, R, 0, 0, 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        int got = bpf_run(prog, len, cases[i].type, cases[i].access, cases[i].major, cases[i].minor);
+        if (got != cases[i].allow)
+            fail_msg("%c %u:%u access %u: program returned %d, want %d",
+                     cases[i].type == B ? 'b' : 'c', cases[i].major, cases[i].minor,
+                     cases[i].access, got, cases[i].allow);
+    }
+}
+
+/* cgroups/devices on v2 attaches a BPF program, which needs a real cgroup2 directory (and
+ * root): against a fake tree apply must fail and say so, never skip the filter silently. */
+static void test_v2_devices_need_a_real_cgroup(void **state)
+{
+    (void) state;
+    _cleanup_free_ char *t = v2_tree();
+    _cleanup_berr_ struct berr *err = NULL;
+    struct iso_host *h = NULL;
+    assert_int_equal(iso_host_open(t, "berth", ALL_CG, "0::/x\n", &h, &err), 0);
+    struct iso_cgroup *cg = NULL;
+    assert_int_equal(iso_cgroup_create(h, "c", &cg, &err), 0);
+    v2_populate(t, "c");
+    struct iso_limits l = {.cpus_millis = 1000, .mem_bytes = GIB};
+    assert_true(iso_cgroup_apply(cg, &l, &err) < 0);
+    assert_true(strncmp(berr_msg(err), "device filter: ", 15) == 0);
+    assert_string_equal(get(t, "x/berth/c/memory.max"), "1073741824"); /* limits came first */
+    iso_cgroup_free(cg);
+    iso_host_free(h);
+    assert_int_equal(rm_rf(t), 0);
+}
+
+/* Pressure files (PSI) fill has_pressure and the avg10/total fields; without them the
+ * fields stay 0 and has_pressure false. */
+static void test_v2_stats_pressure(void **state)
+{
+    (void) state;
+    _cleanup_free_ char *t = v2_tree();
+    _cleanup_berr_ struct berr *err = NULL;
+    struct iso_host *h = NULL;
+    assert_int_equal(iso_host_open(t, "berth", ISO_CG_CPU | ISO_CG_MEM, "0::/x\n", &h, &err), 0);
+    struct iso_cgroup *cg = NULL;
+    assert_int_equal(iso_cgroup_create(h, "c", &cg, &err), 0);
+    put(t, "x/berth/c/cpu.stat", "usage_usec 5\n");
+    struct iso_stats s;
+    assert_int_equal(iso_cgroup_stats(cg, &s), 0);
+    assert_false(s.has_pressure);
+    assert_int_equal(s.cpu_some_us, 0);
+    iso_cgroup_free(cg);
+
+    assert_int_equal(iso_cgroup_open(h, "c", &cg, &err), 0);
+    put(t, "x/berth/c/cpu.pressure",
+        "some avg10=12.34 avg60=1.00 avg300=0.00 total=5000000\n"
+        "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+    put(t, "x/berth/c/memory.current", "100\n");
+    put(t, "x/berth/c/memory.pressure",
+        "some avg10=0.50 avg60=0.10 avg300=0.00 total=250\n"
+        "full avg10=0.25 avg60=0.00 avg300=0.00 total=125\n");
+    put(t, "x/berth/c/io.pressure",
+        "some avg10=100.00 avg60=0.00 avg300=0.00 total=7\n"
+        "full avg10=0.00 avg60=0.00 avg300=0.00 total=3\n");
+    assert_int_equal(iso_cgroup_stats(cg, &s), 0);
+    assert_true(s.has_pressure);
+    assert_true(s.cpu_some_avg10 > 12.339 && s.cpu_some_avg10 < 12.341);
+    assert_int_equal(s.cpu_some_us, 5000000);
+    assert_true(s.mem_some_avg10 > 0.499 && s.mem_some_avg10 < 0.501);
+    assert_int_equal(s.mem_some_us, 250);
+    assert_int_equal(s.mem_full_us, 125);
+    assert_true(s.io_some_avg10 > 99.99 && s.io_some_avg10 < 100.01);
+    assert_int_equal(s.io_some_us, 7);
+    assert_int_equal(s.io_full_us, 3);
+    /* kept open: a rewritten file is read again through the same fd on the next pass */
+    put(t, "x/berth/c/memory.pressure", "garbage\n");
+    assert_int_equal(iso_cgroup_stats(cg, &s), 0);
+    assert_true(s.has_pressure); /* cpu and io still parse */
+    iso_cgroup_free(cg);
+    iso_host_free(h);
+    assert_int_equal(rm_rf(t), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -617,6 +774,9 @@ int main(void)
             cmocka_unit_test(test_v2_host_and_apply),
             cmocka_unit_test(test_v2_stats_oom),
             cmocka_unit_test(test_v2_no_memory_controller),
+            cmocka_unit_test(test_v2_device_program),
+            cmocka_unit_test(test_v2_devices_need_a_real_cgroup),
+            cmocka_unit_test(test_v2_stats_pressure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

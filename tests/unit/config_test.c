@@ -87,6 +87,10 @@ static void check_defaults(const struct cfg_agent *cfg)
     assert_int_equal(cfg->pids_max, 1024);
     assert_int_equal(cfg->kill_grace_ms, 10000);
     assert_int_equal(cfg->stats_interval_ms, 1000);
+    assert_string_equal(cfg->recover, "reconnect");
+    assert_int_equal(cfg->gc_delay_ms, UINT64_C(604800000));
+    assert_int_equal(cfg->gc_interval_ms, 60000);
+    assert_int_equal(cfg->gc_disk_watermark, 90);
     assert_true(cfg->cpus.is_auto);
     assert_true(cfg->mem.is_auto);
     assert_true(cfg->disk.is_auto);
@@ -386,6 +390,11 @@ static void test_bad_values(void **state)
             {"--pids_max=-1", "[agent] pids_max: bad count '-1'"},
             {"--kill_grace=10x", "[agent] kill_grace: bad duration '10x'"},
             {"--stats_interval=0", "[agent] stats_interval: bad duration '0'"},
+            {"--recover=maybe", "[agent] recover: bad value 'maybe'"},
+            {"--gc_delay=soon", "[agent] gc_delay: bad duration 'soon'"},
+            {"--gc_interval=0", "[agent] gc_interval: bad duration '0'"},
+            {"--gc_disk_watermark=0%", "[agent] gc_disk_watermark: bad percentage '0%'"},
+            {"--gc_disk_watermark=101", "[agent] gc_disk_watermark: bad percentage '101'"},
             {"--master=10.0.0.1:5050", "[agent] master: bad URL"},
             {"--listen=/run/x.sock", "[agent] listen: bad listen address"},
             {"--listen=tcp:127.0.0.1:0", "[agent] listen: bad listen address"},
@@ -434,6 +443,14 @@ static void test_good_flag_values(void **state)
     assert_int_equal(cfg.kill_grace_ms, 0);
     assert_int_equal(cfg.stats_interval_ms, 250);
     cfg_done(&cfg);
+    assert_int_equal(LOAD(f, &cfg, &err, "--recover=cleanup", "--gc_delay=2s",
+                          "--gc-disk-watermark=50%", "--gc_interval=500ms"),
+                     0);
+    assert_string_equal(cfg.recover, "cleanup");
+    assert_int_equal(cfg.gc_delay_ms, 2000);
+    assert_int_equal(cfg.gc_disk_watermark, 50);
+    assert_int_equal(cfg.gc_interval_ms, 500);
+    cfg_done(&cfg);
 }
 
 static void test_reserved_beyond_total(void **state)
@@ -475,6 +492,10 @@ static void test_durations(void **state)
     assert_int_equal(v, 120000);
     assert_int_equal(cfg_parse_duration_ms("1h", &v), 0);
     assert_int_equal(v, 3600000);
+    assert_int_equal(cfg_parse_duration_ms("7d", &v), 0);
+    assert_int_equal(v, UINT64_C(604800000));
+    assert_int_equal(cfg_parse_duration_ms("1w", &v), 0);
+    assert_int_equal(v, UINT64_C(604800000));
     assert_int_equal(cfg_parse_duration_ms("", &v), -EINVAL);
     assert_int_equal(cfg_parse_duration_ms("s", &v), -EINVAL);
     assert_int_equal(cfg_parse_duration_ms("1.5s", &v), -EINVAL);

@@ -1,0 +1,111 @@
+"""tests/system/test_gc.py - issue #6 item 5, sandbox garbage collection (agentd/gc.c): an
+ended container is removed (sandbox, runtime dir, record) gc_delay after it ended; when the
+work_dir file system is above gc_disk_watermark, ended containers go sooner, oldest end
+first, until it is below; a live container is never removed, however old or large."""
+
+import os
+import subprocess
+import time
+
+import berthtest as bt
+
+
+def gone(a, cid):
+    st, _ = a.get("/v1/containers/" + cid)
+    return st == 404 and not any(
+        os.path.exists(os.path.join(a.work, sub, cid)) for sub in ("sandboxes", "containers"))
+
+
+def test_gc_by_age(agent_factory):
+    a = agent_factory(flags=["--gc_delay=2s"])
+    live = a.launch(shell="sleep 600")
+    a.wait_state(live["id"], "RUNNING")
+    short = a.launch(shell="echo bye")
+    end = a.wait_terminal(short["id"])
+    assert end["state"] == "FINISHED"
+    assert os.path.exists(os.path.join(a.work, "sandboxes", short["id"], "stdout"))
+    t_end = end["finished_at"]
+    bt.wait_for(lambda: gone(a, short["id"]), 6, what="the ended container to be removed")
+    took = time.time() - t_end
+    assert 2.0 <= took <= 5.0, "removed %.1fs after it ended (gc_delay 2s)" % took
+    assert "gc: removed container '%s'" % short["id"] in a.log
+    # the live one is older than gc_delay and stays
+    time.sleep(max(0.0, live["created_at"] + 3 - time.time()))
+    c = a.inspect(live["id"])
+    assert c["state"] == "RUNNING"
+    assert os.path.isdir(os.path.join(a.work, "sandboxes", live["id"]))
+    # ... until it ends too
+    a.post("/v1/containers/%s/kill" % live["id"], {"signal": "KILL"})
+    a.wait_terminal(live["id"])
+    bt.wait_for(lambda: gone(a, live["id"]), 6, what="the killed container to be removed")
+
+
+def test_gc_survives_a_restart(agent_factory):
+    """The age counts from the end, across restarts: an ended container whose gc_delay
+    passed while the agent was down goes at the next start."""
+    a = agent_factory(flags=["--gc_delay=1s"])
+    c = a.launch(shell="true")
+    a.wait_terminal(c["id"])
+    a.proc.kill()
+    a.proc.wait()
+    time.sleep(1.2)
+    a.start()
+    bt.wait_for(lambda: gone(a, c["id"]), 3, what="removal at start")
+
+
+def test_gc_by_disk_watermark_oldest_first(agent_factory):
+    """work_dir on a 64 MiB tmpfs, watermark 50%, gc_delay a week: each task leaves 12 MiB
+    of output. Once the disk passes 50%, the oldest ended sandboxes go first until it is
+    below; a live container holding 12 MiB, the oldest of all, is never removed."""
+    a = agent_factory(start=False, flags=["--gc_disk_watermark=50%", "--gc_delay=1w"])
+    os.makedirs(a.work)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "berth-test-gc", a.work],
+                   check=True)
+    try:
+        a.start()
+
+        def used_pct():
+            st = os.statvfs(a.work)
+            used = st.f_blocks - st.f_bfree
+            return 100.0 * used / (used + st.f_bavail)
+
+        write12 = "head -c 12582912 /dev/zero"
+        live = a.launch(shell=write12 + "; exec sleep 600", mem="128MiB")
+        a.wait_state(live["id"], "RUNNING")
+        bt.wait_for(lambda: os.path.getsize(os.path.join(a.work, "sandboxes", live["id"],
+                                                         "stdout")) == 12582912, 10,
+                    what="the live task's output")
+        ended = []
+        for i in range(4):
+            c = a.launch(shell=write12, mem="128MiB", name="w%d" % i)
+            a.wait_terminal(c["id"])
+            ended.append(c["id"])
+            time.sleep(0.3)  # a GC pass runs at every end
+            assert used_pct() < 50 or all(gone(a, x) for x in ended), used_pct()
+        # 5 x 12 MiB were written to 64 MiB: the live 12 and the 2 newest fit below 50%
+        kept = [x for x in ended if not gone(a, x)]
+        removed = [x for x in ended if gone(a, x)]
+        assert removed and kept, (removed, kept)
+        assert ended[:len(removed)] == removed, "not oldest first: removed %s of %s" % (
+            removed, ended)
+        assert used_pct() < 50
+        assert a.inspect(live["id"])["state"] == "RUNNING"
+        assert os.path.getsize(os.path.join(a.work, "sandboxes", live["id"], "stdout")) == \
+            12582912
+        assert "above gc_disk_watermark" in a.log
+        # more pressure than ended containers can relieve: only live data is left, it stays
+        big = a.launch(shell="head -c 20971520 /dev/zero; exec sleep 600", mem="128MiB")
+        bt.wait_for(lambda: os.path.exists(os.path.join(a.work, "sandboxes", big["id"],
+                                                        "stdout")) and
+                    os.path.getsize(os.path.join(a.work, "sandboxes", big["id"], "stdout")) ==
+                    20971520, 10, what="20 MiB written")
+        last = a.launch(shell="true")  # it ends, and under this pressure goes at once
+        bt.wait_for(lambda: all(gone(a, x) for x in ended + [last["id"]]), 5,
+                    what="every ended container removed under pressure")
+        for c in (live, big):
+            assert a.inspect(c["id"])["state"] == "RUNNING"
+        assert "no ended container is left to remove" in a.log
+    finally:
+        a.kill_all()
+        a.stop()
+        subprocess.run(["umount", "-l", a.work])
