@@ -51,6 +51,7 @@ struct cg_node {
      * cg2_stat); -1 = not open yet; a file found missing once is never retried. */
     int stat_fd[CG_MAX_STAT_FILES];
     uint32_t stat_missing;
+    uint64_t tick_ns; /* USER_HZ tick in ns (cpuacct.stat), fixed at creation */
     int oom_fd;     /* eventfd (v1) or inotify (v2), -1 until iso_cgroup_oom_fd */
     int oom_ctl_fd; /* v1: memory.oom_control kept open for the eventfd registration */
 };
@@ -112,6 +113,10 @@ ssize_t cg_stat_read(struct cg_node *n, unsigned slot, int dirfd, const char *fi
 int cg_stat_u64(struct cg_node *n, unsigned slot, int dirfd, const char *file, uint64_t *ret);
 /* Find "key value" on its own line in text (flat keyed files: memory.stat, cpu.stat ...). */
 int cg_keyed(const char *text, const char *key, uint64_t *ret);
+/* One pass over a flat keyed file: for each of the n (<= 32) keys found, store its value
+ * in *rets[i]; returns the bit mask of keys found. Cheaper than n cg_keyed() scans of a
+ * 40-line memory.stat on every sampling pass. */
+unsigned cg_keyed_many(const char *text, const char *const *keys, uint64_t *const *rets, size_t n);
 /* Call fn(pid, arg) for each pid in dirfd/cgroup.procs, reading in fixed chunks (no
  * allocation); fn may be NULL to just count. Stops on the first negative return of fn and
  * returns it; else the number of pids. */

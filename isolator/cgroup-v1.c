@@ -152,32 +152,37 @@ static int cg1_stats(const struct cg_layout *lay, struct cg_node *n, struct iso_
     if ((fd = cg_fd(lay, n, CG_CPUACCT)) >= 0) {
         NOTE(cg_stat_u64(n, CG1_S_USAGE, fd, "cpuacct.usage", &s->cpu_usage_ns));
         if (cg_stat_read(n, CG1_S_ACCT_STAT, fd, "cpuacct.stat", buf, sizeof(buf)) >= 0) {
-            long hz = sysconf(_SC_CLK_TCK);
-            uint64_t tick_ns = hz > 0 ? 1000000000ull / (uint64_t) hz : 10000000ull;
-            if (cg_keyed(buf, "user", &v) == 0)
-                s->cpu_user_ns = v * tick_ns;
-            if (cg_keyed(buf, "system", &v) == 0)
-                s->cpu_system_ns = v * tick_ns;
+            static const char *const keys[] = {"user", "system"};
+            uint64_t user = 0, sys = 0;
+            uint64_t *const rets[] = {&user, &sys};
+            cg_keyed_many(buf, keys, rets, 2);
+            s->cpu_user_ns = user * n->tick_ns;
+            s->cpu_system_ns = sys * n->tick_ns;
         }
     }
     if ((fd = cg_fd(lay, n, CG_CPU)) >= 0 &&
         cg_stat_read(n, CG1_S_CPU_STAT, fd, "cpu.stat", buf, sizeof(buf)) >= 0) {
+        static const char *const keys[] = {"nr_periods", "nr_throttled", "throttled_time"};
+        uint64_t *const rets[] = {&s->nr_periods, &s->nr_throttled, &s->throttled_ns};
         ok++;
-        (void) cg_keyed(buf, "nr_periods", &s->nr_periods);
-        (void) cg_keyed(buf, "nr_throttled", &s->nr_throttled);
-        (void) cg_keyed(buf, "throttled_time", &s->throttled_ns);
+        cg_keyed_many(buf, keys, rets, 3);
     }
     if ((fd = cg_fd(lay, n, CG_MEMORY)) >= 0) {
         NOTE(cg_stat_u64(n, CG1_S_MEM_USAGE, fd, "memory.usage_in_bytes", &s->mem_usage));
         if (cg_stat_read(n, CG1_S_MEM_STAT, fd, "memory.stat", buf, sizeof(buf)) >= 0) {
             /* total_* include descendants (use_hierarchy); plain keys as a fallback. */
-            uint64_t inactive = 0;
-            if (cg_keyed(buf, "total_inactive_file", &inactive) < 0)
-                (void) cg_keyed(buf, "inactive_file", &inactive);
-            if (cg_keyed(buf, "total_rss", &s->mem_rss) < 0)
-                (void) cg_keyed(buf, "rss", &s->mem_rss);
-            if (cg_keyed(buf, "total_cache", &s->mem_cache) < 0)
-                (void) cg_keyed(buf, "cache", &s->mem_cache);
+            static const char *const keys[] = {"total_inactive_file", "total_rss", "total_cache",
+                                               "inactive_file",       "rss",       "cache"};
+            uint64_t inactive = 0, inactive_local = 0, rss_local = 0, cache_local = 0;
+            uint64_t *const rets[] = {&inactive,       &s->mem_rss, &s->mem_cache,
+                                      &inactive_local, &rss_local,  &cache_local};
+            unsigned found = cg_keyed_many(buf, keys, rets, 6);
+            if (!(found & 1))
+                inactive = inactive_local;
+            if (!(found & 2))
+                s->mem_rss = rss_local;
+            if (!(found & 4))
+                s->mem_cache = cache_local;
             s->mem_working_set = s->mem_usage > inactive ? s->mem_usage - inactive : 0;
         } else {
             s->mem_working_set = s->mem_usage;

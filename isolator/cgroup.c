@@ -175,6 +175,34 @@ int cg_keyed(const char *text, const char *key, uint64_t *ret)
     return -ENOENT;
 }
 
+unsigned cg_keyed_many(const char *text, const char *const *keys, uint64_t *const *rets, size_t n)
+{
+    unsigned found = 0, all = n >= 32 ? ~0u : (1u << n) - 1;
+    for (const char *p = text; p && *p && found != all;) {
+        const char *sp = strchr(p, ' ');
+        const char *nl = strchr(p, '\n');
+        if (sp && (!nl || sp < nl)) {
+            size_t kl = (size_t) (sp - p);
+            for (size_t i = 0; i < n && i < 32; i++) {
+                if ((found & (1u << i)) || strncmp(p, keys[i], kl) != 0 || keys[i][kl])
+                    continue;
+                /* digits only: the kernel writes plain decimals here */
+                uint64_t v = 0;
+                const char *d = sp + 1;
+                while (*d >= '0' && *d <= '9')
+                    v = v * 10 + (uint64_t) (*d++ - '0');
+                if (d != sp + 1) {
+                    *rets[i] = v;
+                    found |= 1u << i;
+                }
+                break;
+            }
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    return found;
+}
+
 int cg_foreach_pid(int dirfd, int (*fn)(pid_t pid, void *arg), void *arg)
 {
     _cleanup_close_ int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
@@ -278,6 +306,8 @@ static void cg_node_init(struct cg_node *n)
         n->fd[i] = -1;
     for (size_t i = 0; i < CG_MAX_STAT_FILES; i++)
         n->stat_fd[i] = -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    n->tick_ns = 1000000000ull / (uint64_t) (hz > 0 ? hz : 100);
     n->oom_fd = -1;
     n->oom_ctl_fd = -1;
 }
