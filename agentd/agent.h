@@ -2,7 +2,8 @@
  * the container record (struct container) and the functions the agentd files share.
  * main.c builds the context and runs the loop; api*.c serve HTTP; container.c owns the
  * table and the state machine; launch.c spawns executors; store.c persists records;
- * logs.c serves output; resources.c does the node's arithmetic. */
+ * logs.c serves output; resources.c does the node's arithmetic; recover.c and orphans.c
+ * rebuild the table and clean up at start; gc.c removes old sandboxes. */
 #pragma once
 
 #include <event2/event.h>
@@ -229,7 +230,17 @@ int store_commit(struct agent *a);
  * agent owns and start empty). Fails, leaving every task alone, when state.db is corrupt, or
  * missing while containers are still around; err says what to do. */
 int agent_recover(struct agent *a, struct berr **err);
-/* Start time (ticks since boot) of a live, non-zombie process, or 0 when it is gone. */
+
+/* orphans.c: remove what no record owns - executors of containers that are not live
+ * (SIGKILL), container cgroups under the parent that no live container holds (kill, rmdir),
+ * mounts below the sandbox and runtime dirs (detach), and those dirs without a record.
+ * dry_run only counts. */
+struct orphan_counts {
+    unsigned executors, cgroups, mounts, dirs;
+};
+void orphans_sweep(struct agent *a, bool dry_run, struct orphan_counts *ret);
+/* orphans.c, how a process is recognised across a restart. Start time (ticks since boot)
+ * of a live, non-zombie process, or 0 when it is gone. */
 uint64_t agent_proc_start(pid_t pid);
 /* 1 when c->pid (opened as pidfd) is the berth-executor of container c: started at
  * c->pid_start (or, for older records, naming c's runtime dir on its command line) and
@@ -238,15 +249,6 @@ uint64_t agent_proc_start(pid_t pid);
 int agent_is_executor(struct agent *a, const struct container *c, int pidfd);
 /* Realtime seconds at which a process with this start time (ticks since boot) started. */
 double agent_ticks_to_realtime(uint64_t ticks);
-
-/* orphans.c: remove what no record owns - executors of containers that are not live
- * (SIGKILL), container cgroups under the parent that no live container holds (kill, rmdir),
- * mounts below the sandbox and runtime dirs (detach), and those dirs without a record.
- * dry_run only counts. Also agent_proc_start and agent_is_executor above. */
-struct orphan_counts {
-    unsigned executors, cgroups, mounts, dirs;
-};
-void orphans_sweep(struct agent *a, bool dry_run, struct orphan_counts *ret);
 
 /* gc.c: terminal containers are removed (sandbox, runtime dir, record) gc_delay after they
  * ended, and sooner, oldest first, while the work_dir file system is above

@@ -615,8 +615,7 @@ int agent_adopt(struct agent *a, struct container *c, struct berr **ret_err)
     _cleanup_berr_ struct berr *err = NULL;
     int r = iso_cgroup_open(a->host, c->id, &c->cg, &err);
     if (r < 0 && r != -ENOENT)
-        return berr_setx(ret_err, -r, "container '%s': reopen cgroups: %s", c->id,
-                         berr_msg(err));
+        return berr_setx(ret_err, -r, "container '%s': reopen cgroups: %s", c->id, berr_msg(err));
     if (r < 0)
         c->cg = NULL;
     berr_free(&err);
@@ -655,8 +654,7 @@ int agent_adopt(struct agent *a, struct container *c, struct berr **ret_err)
                 c->ev_oom = ctr_event_new(a, c, ofd, EV_READ | EV_PERSIST, on_oom);
         }
         /* debug: with a thousand containers, recover.c's one summary line is what helps */
-        log_debug("container '%s' (%s): re-adopted executor pid %d", c->id, c->name,
-                  (int) c->pid);
+        log_debug("container '%s' (%s): re-adopted executor pid %d", c->id, c->name, (int) c->pid);
         if (c->kill_requested) {
             /* a kill was under way when the agent stopped; its grace period has had the
              * restart's time: finish it with SIGKILL (the end comes through the pidfd) */

@@ -183,8 +183,7 @@ static unsigned sweep_executors(struct agent *a, bool dry_run)
         if (pidfd < 0 || executor_id(a, pid, again) <= 0 || !streq(again, id))
             continue;
         if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH) {
-            log_warning("orphan executor pid %d of '%s': kill: %s", (int) pid, id,
-                        strerror(errno));
+            log_warning("orphan executor pid %d of '%s': kill: %s", (int) pid, id, strerror(errno));
             continue;
         }
         /* wait (bounded) until it is gone, so that nothing of it is left once we serve; a

@@ -242,8 +242,8 @@ int agent_recover(struct agent *a, struct berr **err)
 {
     uint64_t t0 = now_monotonic_ns();
     bool cleanup = streq(a->cfg.recover, "cleanup");
-    if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", a->boot_id,
-                     sizeof(a->boot_id)) < 0)
+    if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", a->boot_id, sizeof(a->boot_id)) <
+        0)
         a->boot_id[0] = 0;
     if (open_state(a, cleanup, err) < 0)
         return -EIO;

@@ -212,8 +212,7 @@ int store_load(struct agent *a,
         const char *json = (const char *) sqlite3_column_text(st, 1);
         sqlite3_int64 start = sqlite3_column_int64(st, 2);
         const char *boot = (const char *) sqlite3_column_text(st, 3);
-        int fr = fn(a, id ? id : "", json ? json : "", start > 0 ? (uint64_t) start : 0, boot,
-                    err);
+        int fr = fn(a, id ? id : "", json ? json : "", start > 0 ? (uint64_t) start : 0, boot, err);
         if (fr < 0) {
             sqlite3_finalize(st);
             return fr;

@@ -58,7 +58,8 @@ void cfg_done(struct cfg_agent *cfg)
         return;
     char **strs[] = {&cfg->master,    &cfg->work_dir,      &cfg->listen,    &cfg->token_file,
                      &cfg->isolation, &cfg->cgroup_parent, &cfg->task_user, &cfg->executor,
-                     &cfg->cpu_limit, &cfg->log_level,     &cfg->ports,     &cfg->config_file, &cfg->recover};
+                     &cfg->cpu_limit, &cfg->log_level,     &cfg->ports,     &cfg->config_file,
+                     &cfg->recover};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         free(*strs[i]);
     for (size_t i = 0; i < cfg->n_roles; i++)
@@ -89,8 +90,8 @@ int cfg_parse_duration_ms(const char *s, uint64_t *ret_ms)
     static const struct {
         const char *suffix;
         uint64_t ms;
-    } units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"min", 60000}, {"h", 3600000},
-                 {"d", 86400000}, {"w", 604800000}};
+    } units[] = {{"", 1000},     {"s", 1000},    {"ms", 1},       {"m", 60000},
+                 {"min", 60000}, {"h", 3600000}, {"d", 86400000}, {"w", 604800000}};
     size_t n = strspn(s, "0123456789");
     if (n == 0)
         return -EINVAL;

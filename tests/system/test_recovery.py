@@ -192,7 +192,7 @@ def test_restart_keeps_20_running_tasks(agent):
     starts = {cid: bt.proc_start_time(c["pid"]) for cid, c in before.items()}
     assert all(starts.values())
     ids = sorted(before)
-    burner = cs[0]["id"]
+    burner, ticker = cs[0]["id"], cs[5]["id"]
 
     def cpu_seconds(cid):
         st, s = agent.get("/v1/containers/%s/stats" % cid)
@@ -211,7 +211,7 @@ def test_restart_keeps_20_running_tasks(agent):
         for cid in ids:
             if cid not in killed:
                 assert bt.alive(before[cid]["pid"], starts[cid]), "%s died with the agent" % cid
-        lines = len(stdout(agent, ids[5]).splitlines())
+        lines = len(stdout(agent, ticker).splitlines())
         time.sleep(0.3)
         t0 = time.monotonic()
         start(agent)
@@ -232,17 +232,19 @@ def test_restart_keeps_20_running_tasks(agent):
         assert re.findall(r"recovered \d+ record\(s\) in [0-9.]+ ms \(reconnect\): (\d+) "
                           r"re-adopted", agent.log)[-1] == str(n_live), agent.log[-2000:]
         # logs continue (written while the agent was down, and after)
-        bt.wait_for(lambda: len(stdout(agent, ids[5]).splitlines()) > lines + 3, 5,
+        bt.wait_for(lambda: len(stdout(agent, ticker).splitlines()) > lines + 3, 5,
                     what="log lines after the restart")
+        r = agent.ctl("logs", ticker)
+        assert r.returncode == 0 and len(r.stdout.splitlines()) > lines + 3, r
         # usage keeps counting from where it was
         bt.wait_for(lambda: (cpu_seconds(burner) or 0) > cpu0 + 0.05, 10,
                     what="cpu usage of the burner to grow after the restart")
         # exec and kill still work
-        r = agent.ctl("exec", ids[3], "--", "/bin/sh", "-c", "echo inside $(hostname)",
+        r = agent.ctl("exec", cs[3]["id"], "--", "/bin/sh", "-c", "echo inside $(hostname)",
                       timeout=20)
-        want = "inside %s" % before[ids[3]]["name"]
+        want = "inside t03"
         assert r.returncode == 0 and want in r.stdout, (r.returncode, r.stdout, r.stderr)
-        victim = ids[10 if how == "SIGTERM" else 11]
+        victim = cs[10 if how == "SIGTERM" else 11]["id"]
         r = agent.ctl("kill", victim)
         assert r.returncode == 0, r.stderr
         end = agent.wait_terminal(victim)
