@@ -21,6 +21,8 @@ static inline void freep(void *p)
 {
     free(*(void **) p);
 }
+/* Close *fd if open and mark it closed (-1), so a second closep (cleanup at scope exit)
+ * can never close a number that meanwhile belongs to another fd. */
 static inline void closep(int *fd)
 {
     if (*fd >= 0) {
@@ -28,6 +30,7 @@ static inline void closep(int *fd)
         close(*fd);
         errno = saved;
     }
+    *fd = -1;
 }
 static inline void fclosep(FILE **f)
 {

@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/random.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "common/common.h"
@@ -146,9 +148,16 @@ int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
-static int rm_rf_at(int dfd, const char *name, dev_t dev)
+/* Deeper trees than this are left to coreutils' rm (fts walks without recursion): a task
+ * can build a tree millions of levels deep in its sandbox, and one recursion level here
+ * costs a stack frame and an open directory. */
+#define RM_RF_MAX_DEPTH 128
+
+static int rm_rf_at(int dfd, const char *name, dev_t dev, unsigned depth)
 {
     struct stat st;
+    if (depth > RM_RF_MAX_DEPTH)
+        return -ELOOP;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return errno == ENOENT ? 0 : -errno;
     if (!S_ISDIR(st.st_mode))
@@ -168,7 +177,7 @@ static int rm_rf_at(int dfd, const char *name, dev_t dev)
     while ((de = readdir(d))) {
         if (streq(de->d_name, ".") || streq(de->d_name, ".."))
             continue;
-        int q = rm_rf_at(dirfd(d), de->d_name, dev);
+        int q = rm_rf_at(dirfd(d), de->d_name, dev, depth + 1);
         if (q < 0 && r == 0)
             r = q;
     }
@@ -178,12 +187,32 @@ static int rm_rf_at(int dfd, const char *name, dev_t dev)
     return unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
 }
 
+/* rm -rf --one-file-system PATH in a child, for trees too deep for rm_rf_at. */
+static int rm_rf_spawn(const char *path)
+{
+    char *argv[] = {(char *) "rm", (char *) "-rf", (char *) "--one-file-system", (char *) "--",
+                    (char *) path, NULL};
+    char *envp[] = {(char *) "PATH=/usr/bin:/bin", NULL};
+    pid_t pid;
+    int r = posix_spawn(&pid, "/bin/rm", NULL, NULL, argv, envp);
+    if (r != 0)
+        return -r;
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
 int rm_rf(const char *path)
 {
     struct stat st;
     if (lstat(path, &st) < 0)
         return errno == ENOENT ? 0 : -errno;
-    return rm_rf_at(AT_FDCWD, path, st.st_dev);
+    int r = rm_rf_at(AT_FDCWD, path, st.st_dev, 0);
+    if (r == -ELOOP)
+        r = rm_rf_spawn(path);
+    return r;
 }
 
 int random_hex(char *buf, size_t len)

@@ -165,7 +165,8 @@ struct iso_spec {
     unsigned flags;    /* ISO_* */
     char *sandbox_dir; /* absolute host path; the task's cwd, writable */
     char *runtime_dir; /* absolute host path; executor-private (status file); masked */
-    char **mask_dirs;  /* NULL-terminated extra host dirs to hide (work_dir, socket dir) */
+    char **mask_dirs;  /* NULL-terminated host paths to hide, canonical: dirs get an empty
+                        * tmpfs (work_dir, socket dir), files /dev/null (token_file) */
     char *user;        /* user name or numeric uid ("nobody") */
     char **argv;       /* NULL-terminated; for shell commands {"/bin/sh","-c",cmd} */
     char **env;        /* NULL-terminated "K=V" */

@@ -157,9 +157,15 @@ static int mnt_masks(struct mnt_ctx *m, struct berr **err)
         _cleanup_free_ char *p = mnt_in_root(m, dir);
         struct stat st;
         /* A mask may sit inside an earlier one or under the private /tmp (hidden already),
-         * or not exist at all: skip it. */
-        if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+         * or not exist at all: skip it. A file (the token_file) gets /dev/null over it. */
+        if (stat(p, &st) < 0)
             continue;
+        if (!S_ISDIR(st.st_mode)) {
+            int r = mnt_bind("/dev/null", p, err);
+            if (r < 0)
+                return r;
+            continue;
+        }
         int r = mnt_tmpfs(p, MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=1m", err);
         if (r < 0)
             return r;

@@ -49,7 +49,8 @@ def test_oom_kills_task_not_executor(agent):
     end = agent.wait_terminal(cid, timeout=10)
     took = time.monotonic() - t0
     assert (end["state"], end["reason"]) == ("FAILED", "MEMORY_LIMIT"), end
-    assert took <= 2.0, "MEMORY_LIMIT reported after %.2fs (want <= 2s)" % took
+    assert took <= 2.0 * bt.SLOW, "MEMORY_LIMIT reported after %.2fs (want <= %gs)" % (
+        took, 2.0 * bt.SLOW)
     assert "allocated_mib" not in bt.parse_kv(agent.output(cid)), "the task finished allocating"
     # the executor survived the OOM and wrote the task's end itself (runtime_dir/status.json,
     # the executor -> agent contract)
@@ -57,7 +58,7 @@ def test_oom_kills_task_not_executor(agent):
     assert os.path.exists(status), "the executor left no status.json: it did not survive?"
     st = json.loads(bt.read(status))
     assert st.get("signal") == 9, "executor status.json: %r" % st
-    assert end["signal"] in (9, None), end
+    assert end["signal"] == 9, end
 
     # agent and neighbour unaffected
     assert agent.healthy()

@@ -410,6 +410,25 @@ static void test_mkdir_p_rm_rf(void **state)
     assert_int_equal(rm_rf(top), 0); /* missing: fine */
 }
 
+/* A task can leave a tree far deeper than rm_rf's own recursion goes: it must still go. */
+static void test_rm_rf_deep_tree(void **state)
+{
+    struct tmp *t = *state;
+    _cleanup_free_ char *top = xasprintf("%s/deep", t->dir);
+    assert_int_equal(mkdir(top, 0755), 0);
+    int fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(mkdirat(fd, "d", 0755), 0);
+        int nfd = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(nfd >= 0);
+        close(fd);
+        fd = nfd;
+    }
+    close(fd);
+    assert_int_equal(rm_rf(top), 0);
+    assert_int_equal(access(top, F_OK), -1);
+}
+
 static void test_random_hex(void **state)
 {
     (void) state;
@@ -465,6 +484,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_write_file_at, tmp_setup, tmp_teardown),
             cmocka_unit_test_setup_teardown(test_read_file_alloc, tmp_setup, tmp_teardown),
             cmocka_unit_test_setup_teardown(test_mkdir_p_rm_rf, tmp_setup, tmp_teardown),
+            cmocka_unit_test_setup_teardown(test_rm_rf_deep_tree, tmp_setup, tmp_teardown),
             cmocka_unit_test(test_random_hex),
             cmocka_unit_test(test_strings_and_alloc),
     };
