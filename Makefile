@@ -2,8 +2,8 @@
 # make            build into build/ (SAN=1: build-san/ with ASan+UBSan)
 # make check      install missing Debian build deps (as root), unit tests, system tests, then
 #                 the packages (check-packages: lint, install/upgrade/purge in a Debian root)
-# make check-unit / check-system / check-packages / demo / bench / install / deb / rpm / format /
-#      check-deps
+# make check-unit / check-system / check-vm / check-packages / demo / bench / install / deb / rpm /
+#      format / check-deps
 
 SAN ?= 0
 CC ?= gcc
@@ -32,6 +32,7 @@ LIBS_CONFIG = $(shell pkg-config --libs inih 2>/dev/null)
 LIBS_ISO = $(shell pkg-config --libs $(PKGS_ISO) 2>/dev/null)
 LIBS_AGENT = $(shell pkg-config --libs libevent sqlite3 libcurl 2>/dev/null)
 LIBS_CLI = $(shell pkg-config --libs libcurl yajl 2>/dev/null)
+LIBS_MASTER = $(shell pkg-config --libs libevent sqlite3 yajl 2>/dev/null)
 LIBS_CMOCKA = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 COMMON_SRC = $(wildcard common/*.c)
@@ -41,6 +42,7 @@ ML_SRC = $(wildcard masterlink/*.c)
 EXEC_SRC = $(wildcard executor/*.c)
 AGENT_SRC = $(wildcard agentd/*.c)
 CLI_SRC = $(wildcard cli/*.c)
+MASTER_SRC = $(wildcard master/*.c)
 UNIT_SRC = $(wildcard tests/unit/*_test.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -49,7 +51,7 @@ LIBCONFIG = $(B)/libconfig.a
 LIBISO = $(B)/libisolator.a
 LIBML = $(B)/libmasterlink.a
 
-BINS = $(B)/berth-agent $(B)/berth-executor $(B)/berthctl
+BINS = $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/berth-master
 UNIT_BINS = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 HELPERS = $(B)/tests/probe
 
@@ -60,7 +62,7 @@ DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-
             prometheus tmux
 DEB_BENCH = crun hyperfine
 
-.PHONY: all deps check check-unit check-system demo bench install clean format format-check \
+.PHONY: all deps check check-unit check-system check-vm demo bench install clean format format-check \
         check-deps asan analyze deb rpm helpers check-packages
 
 all: $(BINS) $(HELPERS)
@@ -92,6 +94,10 @@ $(B)/berth-executor: $(call obj,$(EXEC_SRC)) $(LIBISO) $(LIBCOMMON)
 $(B)/berthctl: $(call obj,$(CLI_SRC)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CLI)
 
+# berth-master (issue #7): libevent, SQLite, yajl (masterlink), inih (master.conf)
+$(B)/berth-master: $(call obj,$(MASTER_SRC)) $(LIBCONFIG) $(LIBML) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_MASTER) $(LIBS_CONFIG) $(LIBS_COMMON)
+
 # Unit tests link the module under test (all libraries are available; the linker takes
 # only what is referenced).
 $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
@@ -115,6 +121,11 @@ check-unit: $(UNIT_BINS)
 check-system: all
 	BERTH_BUILD=$(abspath $(B)) /usr/bin/python3 -m pytest -v -x --durations=10 tests/system $(PYTEST_ARGS)
 
+# The system tests again inside a throw-away qemu VM (TCG), on a pure cgroup2 kernel and on
+# cgroup v1 (tests/vm/README.md). `make check` runs it when qemu can be installed.
+check-vm: all
+	bash tests/vm/check.sh $(abspath $(B))
+
 demo: deps
 	$(MAKE) all
 	bash tests/demo.sh $(abspath $(B))
@@ -134,6 +145,7 @@ install: $(BINS) $(B)/agent.conf $(B)/man/berth-agent.conf.5
 	install -D -m 0755 $(B)/berth-agent $(DESTDIR)$(PREFIX)/sbin/berth-agent
 	install -D -m 0755 $(B)/berth-executor $(DESTDIR)$(PREFIX)/libexec/berth/berth-executor
 	install -D -m 0755 $(B)/berthctl $(DESTDIR)$(PREFIX)/bin/berthctl
+	install -D -m 0755 $(B)/berth-master $(DESTDIR)$(PREFIX)/sbin/berth-master
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth/agent.conf.d \
 	        $(DESTDIR)$(LOCALSTATEDIR)/lib/berth
 	sed 's|/usr/sbin/berth-agent|$(PREFIX)/sbin/berth-agent|' packaging/berth-agent.service \

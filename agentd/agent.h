@@ -126,6 +126,7 @@ struct agent {
     struct iso_host *host;
     unsigned iso_flags;
     char *executor_path;
+    char **masks; /* hidden from tasks (agent_masks_init), ancestors first, NULL-terminated */
     char *socket_path;
     char *sandboxes_dir; /* work_dir/sandboxes */
     char *runtime_root;  /* work_dir/containers */
@@ -155,6 +156,7 @@ struct agent {
     bool gc_full_warned;  /* "disk above the watermark and nothing left to remove", once */
     char *fault_point;    /* BERTH_FAULT=POINT[:N], or NULL */
     unsigned fault_count; /* passes of fault_point left before the agent dies */
+    struct link *link;    /* the master link (link.c), NULL when standalone */
 };
 
 /* resources.c */
@@ -263,12 +265,27 @@ void gc_container_ended(struct agent *a); /* schedule a pass now */
 void agent_fault_init(struct agent *a);
 void agent_fault(struct agent *a, const char *point);
 
+/* link.c: the master link ([agent] master; docs/protocol.md). link_start (after the
+ * recovery and api_start: it needs state.db and the token) loads the unacknowledged updates
+ * and subscribes; nothing when standalone. link_note_transition is called by store_save
+ * after every saved record: it queues (in state.db) the status updates the master has not
+ * had for a container launched by the master. */
+struct link;
+int link_start(struct agent *a, struct berr **err);
+void link_stop(struct agent *a);
+void link_note_transition(struct agent *a, struct container *c);
+
 /* api.c, api-error.c */
 int api_start(struct agent *a, struct berr **err);
 void api_stop(struct agent *a);
 void api_reply_error(struct evhttp_request *req, struct berr *err);
 void api_reply_json(struct evhttp_request *req, int status, yajl_gen g);
 int api_status_for_code(const char *code);
+
+/* main.c: canonical paths tasks must not see - work_dir, the socket's dir, token_file -
+ * sorted so an ancestor comes before what it contains (the executor then skips the inner
+ * one, already hidden). */
+int agent_masks_init(struct agent *a, struct berr **err);
 
 /* metrics.c, exec.c */
 void metrics_serve(struct agent *a, struct evhttp_request *req);

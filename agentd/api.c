@@ -481,6 +481,13 @@ static int listen_tcp(struct agent *a, const char *spec, struct berr **err)
 {
     if (a->http_tcp)
         return berr_setx(err, EINVAL, "listen: only one tcp: listener is supported");
+    /* Tasks share the host's network unless namespaces/net is on: without a token any task
+     * could reach this listener and launch a task with the host's root as a volume. */
+    if (!a->token && !(a->iso_flags & ISO_NS_NET))
+        return berr_setx(err, EINVAL,
+                         "listen: 'tcp:%s' needs token_file (tasks share the host's network "
+                         "and could reach it), or namespaces/net in isolation",
+                         spec);
     _cleanup_free_ char *host = NULL;
     const char *colon = strrchr(spec, ':');
     uint64_t port;
@@ -494,10 +501,6 @@ static int listen_tcp(struct agent *a, const char *spec, struct berr **err)
     if (!a->http_tcp || evhttp_bind_socket(a->http_tcp, host, (uint16_t) port) < 0)
         return berr_set(err, errno ? errno : EADDRINUSE, "listen on tcp '%s' port %llu", host,
                         (unsigned long long) port);
-    if (!a->token)
-        log_warning("the TCP API on '%s' has no token_file: anyone who can reach it can launch "
-                    "tasks",
-                    spec);
     return 0;
 }
 

@@ -342,21 +342,6 @@ static int write_spec(struct agent *a, struct container *c, struct berr **err)
     char sandbox[4096], rdir[4096];
     sandbox_path(a, c->id, sandbox, sizeof(sandbox));
     runtime_path(a, c->id, rdir, sizeof(rdir));
-    _cleanup_free_ char *sockdir = xstrdup(a->socket_path ? a->socket_path : "");
-    char *slash = strrchr(sockdir, '/');
-    if (slash)
-        *slash = 0;
-    /* hide work_dir (other sandboxes, state.db) and the socket's dir; when one contains
-     * the other, the outer mask hides both */
-    char *masks[3] = {a->cfg.work_dir, NULL, NULL};
-    size_t wl = strlen(a->cfg.work_dir), sl = strlen(sockdir);
-    if (sockdir[0] && !(sl >= wl && strncmp(sockdir, a->cfg.work_dir, wl) == 0 &&
-                        (sockdir[wl] == '/' || sockdir[wl] == 0))) {
-        if (wl > sl && strncmp(a->cfg.work_dir, sockdir, sl) == 0 && a->cfg.work_dir[sl] == '/')
-            masks[0] = sockdir; /* work_dir lies inside the socket's dir */
-        else
-            masks[1] = sockdir;
-    }
     /* 65536 open files, or the agent's own hard limit: without CAP_SYS_RESOURCE (some
      * container hosts drop it even for root) a hard limit can only go down */
     struct rlimit rl;
@@ -369,7 +354,7 @@ static int write_spec(struct agent *a, struct container *c, struct berr **err)
             .flags = a->iso_flags,
             .sandbox_dir = sandbox,
             .runtime_dir = rdir,
-            .mask_dirs = masks,
+            .mask_dirs = a->masks,
             .user = c->user,
             .argv = c->argv,
             .env = c->env,
@@ -415,6 +400,17 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
         return berr_set(err, errno, "create '%s'", rdir);
     if (mkdir(sandbox, 0755) < 0)
         return berr_set(err, errno, "create '%s'", sandbox);
+    /* Empty stdout/stderr from the start, so `logs -f` right after the launch has a file to
+     * follow before the executor runs (it opens them O_APPEND and chows them to the task's
+     * user): under emulation (tests/vm) that can take a second. */
+    for (int i = 0; i < 2; i++) {
+        char out[4200];
+        snprintf(out, sizeof(out), "%s/%s", sandbox, i ? "stderr" : "stdout");
+        int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+            return berr_set(err, errno, "create '%s'", out);
+        close(fd);
+    }
     char rootfs[4200];
     snprintf(rootfs, sizeof(rootfs), "%s/rootfs", rdir);
     if (mkdir(rootfs, 0700) < 0 && errno != EEXIST)

@@ -202,16 +202,25 @@ void logs_serve(struct agent *a, struct container *c, struct evhttp_request *req
         snprintf(e.msg, sizeof(e.msg), "open '%s': %s", path, strerror(errno));
         return api_reply_error(req, &e);
     }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        /* the task owns its sandbox: a FIFO or device planted as "stdout" is not its output */
+        close(fd);
+        return bad(req, "CONFLICT", "the task's output file is not a regular file");
+    }
     if (tail_s)
         lseek(fd, tail_offset(fd, tail), SEEK_SET);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; charset=utf-8");
     if (!follow || ctr_state_terminal(c->state)) {
+        /* the file as it is now, without copying it into memory: libevent sends it with
+         * sendfile/mmap as the client reads (a task may write gigabytes) */
         struct evbuffer *out = evbuffer_new();
-        ssize_t n;
-        while ((n = drain(fd, out)) > 0)
-            ;
-        close(fd);
+        off_t pos = lseek(fd, 0, SEEK_CUR);
+        if (st.st_size > pos)
+            evbuffer_add_file(out, fd, pos, st.st_size - pos); /* takes fd */
+        else
+            close(fd);
         evhttp_send_reply(req, 200, "OK", out);
         evbuffer_free(out);
         return;

@@ -66,6 +66,33 @@ static int node_id(struct agent *a)
     return dfd < 0 ? -errno : write_file_atomic(dfd, "node-id", a->node_id, 32, 0644);
 }
 
+static int by_length(const void *x, const void *y)
+{
+    size_t a = strlen(*(char *const *) x), b = strlen(*(char *const *) y);
+    return (a > b) - (a < b);
+}
+
+int agent_masks_init(struct agent *a, struct berr **err)
+{
+    _cleanup_free_ char *sockdir = xstrdup(a->socket_path ? a->socket_path : "");
+    char *slash = strrchr(sockdir, '/');
+    if (slash)
+        *slash = 0;
+    const char *want[] = {a->cfg.work_dir, sockdir, a->cfg.token_file};
+    a->masks = xcalloc(ARRAY_SIZE(want) + 1, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        if (!want[i] || !want[i][0])
+            continue;
+        char *real = realpath(want[i], NULL);
+        if (!real)
+            return berr_set(err, errno, "resolve '%s'", want[i]);
+        a->masks[n++] = real;
+    }
+    qsort(a->masks, n, sizeof(char *), by_length);
+    return 0;
+}
+
 static int setup(struct agent *a, struct berr **err)
 {
     struct cfg_agent *cfg = &a->cfg;
@@ -73,10 +100,21 @@ static int setup(struct agent *a, struct berr **err)
         return berr_wrap(err, "[agent] isolation");
     if (mkdir_p(cfg->work_dir, 0755) < 0)
         return berr_set(err, errno, "create work_dir '%s'", cfg->work_dir);
+    /* Canonical from here on: the executor hides work_dir from tasks by this path inside
+     * the new root, where a symlink in it would point back at the host. */
+    char *real = realpath(cfg->work_dir, NULL);
+    if (!real)
+        return berr_set(err, errno, "work_dir '%s'", cfg->work_dir);
+    free(cfg->work_dir);
+    cfg->work_dir = real;
     a->sandboxes_dir = xasprintf("%s/sandboxes", cfg->work_dir);
     a->runtime_root = xasprintf("%s/containers", cfg->work_dir);
-    if (mkdir_p(a->sandboxes_dir, 0711) < 0 || mkdir_p(a->runtime_root, 0700) < 0)
+    if (mkdir_p(a->sandboxes_dir, 0700) < 0 || mkdir_p(a->runtime_root, 0700) < 0)
         return berr_set(err, errno, "create '%s'", a->sandboxes_dir);
+    /* 0700 also on an existing dir: a root task may leave device nodes or setuid files in
+     * its sandbox, and no host user may walk there (tasks reach it through a bind mount) */
+    if (chmod(a->sandboxes_dir, 0700) < 0 || chmod(a->runtime_root, 0700) < 0)
+        return berr_set(err, errno, "chmod '%s'", a->sandboxes_dir);
     if (node_id(a) < 0)
         return berr_set(err, errno, "write '%s/node-id'", cfg->work_dir);
     if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0)
@@ -109,6 +147,10 @@ static int setup(struct agent *a, struct berr **err)
         return -EIO;
     if (api_start(a, err) < 0)
         return berr_wrap(err, "listen '%s'", cfg->listen);
+    if (agent_masks_init(a, err) < 0)
+        return -EINVAL;
+    if (link_start(a, err) < 0)
+        return berr_wrap(err, "master link '%s'", cfg->master);
     a->ev_sigterm = evsignal_new(a->base, SIGTERM, on_stop_signal, a);
     a->ev_sigint = evsignal_new(a->base, SIGINT, on_stop_signal, a);
     event_add(a->ev_sigterm, NULL);
@@ -118,6 +160,7 @@ static int setup(struct agent *a, struct berr **err)
 
 static void teardown(struct agent *a)
 {
+    link_stop(a);
     api_stop(a);
     exec_free_all(a);
     logs_free(a);
@@ -135,6 +178,9 @@ static void teardown(struct agent *a)
     store_close(a);
     if (a->base)
         event_base_free(a->base);
+    for (char **m = a->masks; m && *m; m++)
+        free(*m);
+    free(a->masks);
     free(a->executor_path);
     free(a->sandboxes_dir);
     free(a->runtime_root);
@@ -174,10 +220,6 @@ int main(int argc, char **argv)
         log_set_level(LOG_WARNING);
     else if (streq(a.cfg.log_level, "error"))
         log_set_level(LOG_ERR);
-    if (a.cfg.master && a.cfg.master[0])
-        log_warning("[agent] master = '%s': the master link is not implemented yet; running "
-                    "standalone",
-                    a.cfg.master);
     int rc = 0;
     if (setup(&a, &err) < 0) {
         log_error("cannot start: %s", berr_msg(err));

@@ -59,11 +59,12 @@ uint64_t agent_proc_start(pid_t pid)
 
 double agent_ticks_to_realtime(uint64_t ticks)
 {
-    char buf[16384];
+    /* btime follows the per-CPU and intr lines: far beyond a fixed buffer on big hosts */
+    _cleanup_free_ char *buf = NULL;
     const char *p;
     unsigned long long btime = 0;
     long hz = sysconf(_SC_CLK_TCK);
-    if (read_file_at(AT_FDCWD, "/proc/stat", buf, sizeof(buf)) < 0 || !(p = strstr(buf, "btime ")))
+    if (read_file_alloc("/proc/stat", 16 << 20, &buf, NULL) < 0 || !(p = strstr(buf, "btime ")))
         return now_realtime();
     sscanf(p, "btime %llu", &btime);
     return (double) btime + (double) ticks / (double) (hz > 0 ? hz : 100);

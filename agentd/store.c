@@ -172,6 +172,7 @@ int store_save(struct agent *a, struct container *c)
         set_synchronous(a, false);
     if (r != SQLITE_DONE)
         return log_msg(LOG_ERR, EIO, "store container '%s': %s", c->id, sqlite3_errmsg(a->db));
+    link_note_transition(a, c); /* the master link queues the update it implies (link.c) */
     return 0;
 }
 

@@ -19,6 +19,8 @@ struct ctl {
     const char *socket; /* agent's unix socket path (borrowed from argv/env) */
     void *curl;         /* one libcurl easy handle for every call: its connection is reused */
     long timeout_ms;    /* > 0: each call fails after this long (live views); 0: no limit */
+    const char *master; /* --master URL: calls go there over TCP instead (master.c) */
+    char *token;        /* bearer token for the master (--token-file, $BERTH_TOKEN_FILE) */
 };
 /* Free what http.c kept in ctl (the curl handle). */
 void ctl_http_done(struct ctl *ctl);
@@ -186,6 +188,8 @@ int ctl_verb_rm(struct ctl *ctl, int argc, char **argv, struct berr **err);
 int ctl_verb_stats(struct ctl *ctl, int argc, char **argv, struct berr **err);
 int ctl_verb_node(struct ctl *ctl, int argc, char **argv, struct berr **err);
 int ctl_verb_top(struct ctl *ctl, int argc, char **argv, struct berr **err);
+/* master.c: the verbs with --master URL (agents, tasks, run, kill, inspect, wait). */
+int ctl_master_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err);
 
 /* Exit status of a terminal container object (see ctl_end_status); prints the end line on
  * stderr unless it FINISHED. */

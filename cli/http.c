@@ -105,9 +105,15 @@ static int request(struct ctl *ctl, const char *method, const char *path, const 
     struct sink s = {.curl = curl, .fd = fd};
     struct curl_slist *headers = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
-    _cleanup_free_ char *url = xasprintf("http://localhost%s", path);
+    _cleanup_free_ char *url = ctl->master ? xasprintf("%s%s", ctl->master, path)
+                                           : xasprintf("http://localhost%s", path);
+    _cleanup_free_ char *auth =
+            ctl->token ? xasprintf("Authorization: Bearer %s", ctl->token) : NULL;
 
-    curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, ctl->socket);
+    if (!ctl->master)
+        curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, ctl->socket);
+    if (auth)
+        headers = curl_slist_append(headers, auth);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
@@ -117,7 +123,7 @@ static int request(struct ctl *ctl, const char *method, const char *path, const 
     if (ctl->timeout_ms > 0)
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, ctl->timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, ctl->master ? "http,https" : "http");
     if (streq(method, "HEAD"))
         curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
     if (body) {
@@ -137,10 +143,12 @@ static int request(struct ctl *ctl, const char *method, const char *path, const 
 
     int r = 0;
     if (rc == CURLE_COULDNT_CONNECT || (rc == CURLE_OPERATION_TIMEDOUT && status == 0)) {
+        const char *peer = ctl->master ? "master" : "agent";
+        const char *where = ctl->master ? ctl->master : ctl->socket;
         if (oserr > 0)
-            r = berr_set(err, (int) oserr, "cannot connect to the agent at '%s'", ctl->socket);
+            r = berr_set(err, (int) oserr, "cannot connect to the %s at '%s'", peer, where);
         else
-            r = berr_setx(err, ECONNREFUSED, "cannot connect to the agent at '%s': %s", ctl->socket,
+            r = berr_setx(err, ECONNREFUSED, "cannot connect to the %s at '%s': %s", peer, where,
                           *errbuf ? errbuf : curl_easy_strerror(rc));
     } else if (rc == CURLE_WRITE_ERROR && s.write_errno) {
         r = berr_set(err, s.write_errno, "write output");
@@ -199,4 +207,6 @@ void ctl_http_done(struct ctl *ctl)
     if (ctl->curl)
         curl_easy_cleanup(ctl->curl);
     ctl->curl = NULL;
+    free(ctl->token);
+    ctl->token = NULL;
 }

@@ -23,12 +23,11 @@ static const struct {
 static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
     static const struct option longopts[] = {
-            {"socket", required_argument, NULL, 's'},
-            {"master", required_argument, NULL, 'm'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {0},
+            {"socket", required_argument, NULL, 's'},     {"master", required_argument, NULL, 'm'},
+            {"token-file", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},          {0},
     };
+    const char *token_file = NULL;
     const char *env = getenv("BERTH_SOCKET");
     ctl->socket = env && *env ? env : CTL_DEFAULT_SOCKET;
     int c;
@@ -42,7 +41,14 @@ static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **er
             ctl->socket = optarg;
             break;
         case 'm':
-            return berr_setx(err, ENOTSUP, "--master: not supported yet");
+            if (!str_has_prefix(optarg, "http://") && !str_has_prefix(optarg, "https://"))
+                return berr_setx(err, EINVAL, "--master: '%s' is not an http:// or https:// URL",
+                                 optarg);
+            ctl->master = optarg;
+            break;
+        case 't':
+            token_file = optarg;
+            break;
         case 'h':
             ctl_print_usage(NULL);
             return 0;
@@ -59,6 +65,14 @@ static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **er
     }
     if (optind >= argc)
         return berr_setx(err, EINVAL, "no verb given (see 'berthctl --help')");
+    if (!token_file && getenv("BERTH_TOKEN_FILE") && *getenv("BERTH_TOKEN_FILE"))
+        token_file = getenv("BERTH_TOKEN_FILE");
+    if (token_file) {
+        int r = read_file_alloc(token_file, 4096, &ctl->token, NULL);
+        if (r < 0)
+            return berr_set(err, -r, "--token-file '%s'", token_file);
+        ctl->token[strcspn(ctl->token, "\r\n")] = 0;
+    }
     return optind;
 }
 
@@ -67,11 +81,13 @@ static int dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err)
     const char *verb = argv[0];
     if (streq(verb, "help"))
         return ctl_print_usage(argc > 1 ? argv[1] : NULL);
+    if (ctl->master)
+        return ctl_master_dispatch(ctl, argc, argv, err);
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
         if (streq(verbs[i].name, verb))
             return verbs[i].fn(ctl, argc, argv, err);
     if (streq(verb, "agents") || streq(verb, "tasks"))
-        return berr_setx(err, ENOTSUP, "%s: not supported yet", verb);
+        return berr_setx(err, EINVAL, "%s: needs --master URL", verb);
     return berr_setx(err, EINVAL, "unknown verb '%s' (see 'berthctl --help')", verb);
 }
 
@@ -87,7 +103,7 @@ int main(int argc, char **argv)
     if (r > 0) {
         /* plain HTTP on a unix socket: no TLS to initialise (OpenSSL's start-up reads its
          * config file and costs about a millisecond per call) */
-        if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK) {
+        if (curl_global_init(ctl.master ? CURL_GLOBAL_DEFAULT : CURL_GLOBAL_NOTHING) != CURLE_OK) {
             r = berr_setx(&err, ENOMEM, "cannot initialise libcurl");
         } else {
             r = dispatch(&ctl, argc - r, argv + r, &err);
@@ -95,6 +111,7 @@ int main(int argc, char **argv)
             curl_global_cleanup();
         }
     }
+    free(ctl.token);
     if (fflush(stdout) != 0 && errno != EPIPE && r >= 0)
         r = berr_set(&err, errno, "write stdout");
     if (r < 0) {

@@ -52,8 +52,8 @@ struct cg_node {
     int stat_fd[CG_MAX_STAT_FILES];
     uint32_t stat_missing;
     uint64_t tick_ns; /* USER_HZ tick in ns (cpuacct.stat), fixed at creation */
-    int oom_fd;     /* eventfd (v1) or inotify (v2), -1 until iso_cgroup_oom_fd */
-    int oom_ctl_fd; /* v1: memory.oom_control kept open for the eventfd registration */
+    int oom_fd;       /* eventfd (v1) or inotify (v2), -1 until iso_cgroup_oom_fd */
+    int oom_ctl_fd;   /* v1: memory.oom_control kept open for the eventfd registration */
 };
 
 /* What differs between v1 and v2. Every function works on open dir fds only. */

@@ -402,8 +402,8 @@ static int cg2_wait_empty(int dirfd, int timeout_ms)
             return 0;
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        long left = timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000L +
-                                  (now.tv_nsec - t0.tv_nsec) / 1000000L);
+        long left = timeout_ms -
+                    ((now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L);
         if (left <= 0)
             return -ETIMEDOUT;
         struct pollfd pfd = {.fd = fd, .events = POLLPRI};

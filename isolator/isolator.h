@@ -21,7 +21,7 @@ enum iso_flag {
     ISO_CG_CPU = 1u << 0,     /* cgroups/cpu */
     ISO_CG_MEM = 1u << 1,     /* cgroups/mem */
     ISO_CG_PIDS = 1u << 2,    /* cgroups/pids */
-    ISO_CG_DEVICES = 1u << 3, /* cgroups/devices (v1 allow-list, v2 BPF later) */
+    ISO_CG_DEVICES = 1u << 3, /* cgroups/devices (v1 allow-list, v2 BPF program) */
     ISO_NS_PID = 1u << 4,     /* namespaces/pid */
     ISO_NS_MOUNT = 1u << 5,   /* namespaces/mount (needed by filesystem/readonly-host) */
     ISO_NS_IPC = 1u << 6,     /* namespaces/ipc */
@@ -114,8 +114,9 @@ int iso_cgroup_create(struct iso_host *h, const char *name, struct iso_cgroup **
 /* Open existing cgroups of `name` (after an agent restart). -ENOENT if none exist. */
 int iso_cgroup_open(struct iso_host *h, const char *name, struct iso_cgroup **ret,
                     struct berr **err);
-/* Write limits (and the v1 devices allow-list when ISO_CG_DEVICES). Reads each value back
- * into the cgroup's list of written values (iso_cgroup_values). */
+/* Write limits (and, with ISO_CG_DEVICES, the device filter: v1 devices allow-list, v2 a
+ * BPF_CGROUP_DEVICE program). Reads each value back into the cgroup's list of written
+ * values (iso_cgroup_values). */
 int iso_cgroup_apply(struct iso_cgroup *cg, const struct iso_limits *l, struct berr **err);
 /* Values written by iso_cgroup_apply, as read back from the kernel. */
 size_t iso_cgroup_values(const struct iso_cgroup *cg, const struct iso_cg_value **ret);

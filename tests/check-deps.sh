@@ -16,4 +16,5 @@ allow executor common isolator executor
 allow masterlink common masterlink
 allow agentd common config isolator masterlink agentd
 allow cli common cli
+allow master common config masterlink master
 exit $rc

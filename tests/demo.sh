@@ -12,13 +12,25 @@ SOCK=$TMP/agent.sock
 CTL=("$B/berthctl" --socket "$SOCK")
 AGENT_PID=
 
+MASTER_PID=
+
+# every live container of the agent (the master phase names them after task ids)
+live_ids() {
+    "${CTL[@]}" ps -o json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+for c in json.load(sys.stdin).get("containers", []):
+    if c["state"] not in ("FINISHED", "FAILED", "KILLED", "LOST"):
+        print(c["id"])' 2>/dev/null
+}
+
 cleanup() {
     set +e
     if [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; then
-        for n in seed-a seed-b; do "${CTL[@]}" kill --grace 1 "$n" >/dev/null 2>&1; done
-        for n in seed-a seed-b; do "${CTL[@]}" wait "$n" >/dev/null 2>&1; done
+        for n in $(live_ids); do "${CTL[@]}" kill --grace 1 "$n" >/dev/null 2>&1; done
+        for n in $(live_ids); do "${CTL[@]}" wait "$n" >/dev/null 2>&1; done
         kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
     fi
+    if [ -n "$MASTER_PID" ]; then kill "$MASTER_PID"; wait "$MASTER_PID" 2>/dev/null; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -77,4 +89,52 @@ echo "== stopping the tasks and the agent"
 "${CTL[@]}" ps -a
 kill "$AGENT_PID"; wait "$AGENT_PID" || true
 AGENT_PID=
+
+# ---- issue #7: the same two tasks through berth-master ------------------------------------
+echo
+echo "== berth-master from its embedded default config, and the agent reporting to it"
+PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+MURL=http://127.0.0.1:$PORT
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/token"
+chmod 600 "$TMP/token"
+"$B/berth-master" --print-default-config > "$TMP/master.conf"
+"$B/berth-master" --config="$TMP/master.conf" --listen="127.0.0.1:$PORT" \
+    --work_dir="$TMP/master" --token_file="$TMP/token" --heartbeat_interval=1s \
+    2>"$TMP/master.log" &
+MASTER_PID=$!
+MCTL=("$B/berthctl" --master "$MURL" --token-file "$TMP/token")
+for _ in $(seq 50); do "${MCTL[@]}" agents >/dev/null 2>&1 && break; sleep 0.1; done
+"$B/berth-agent" --config="$TMP/agent.conf" --master="$MURL" --token_file="$TMP/token" \
+    2>>"$TMP/agent.log" &
+AGENT_PID=$!
+for _ in $(seq 50); do "${MCTL[@]}" agents 2>/dev/null | grep -q REACHABLE && break; sleep 0.1; done
+"${MCTL[@]}" agents
+
+echo
+echo "== submitting the seed's two tasks to the master"
+TA=$("${MCTL[@]}" run --name seed-a --cpus 2 --mem 1GiB -- sh -c 'while :; do :; done')
+TB=$("${MCTL[@]}" run --name seed-b --cpus 1 --mem 2GiB -- sleep 600)
+echo "seed-a = $TA, seed-b = $TB; waiting for two heartbeats"
+sleep 2.5
+"${MCTL[@]}" tasks
+echo
+"${MCTL[@]}" agents
+
+echo
+echo "== killing them through the master; their updates as the master recorded them"
+"${MCTL[@]}" kill "$TA" >/dev/null
+"${MCTL[@]}" kill "$TB" >/dev/null
+"${MCTL[@]}" wait "$TA" >/dev/null 2>&1 || true
+"${MCTL[@]}" wait "$TB" >/dev/null 2>&1 || true
+for t in "$TA" "$TB"; do
+    "${MCTL[@]}" inspect "$t" | /usr/bin/python3 -c '
+import json, sys
+t = json.load(sys.stdin)
+print("%s %s: %s" % (t["name"], t["id"], " -> ".join(
+    "%s%s" % (h["state"], "/" + h["reason"] if h["reason"] else "") for h in t["history"])))'
+done
+kill "$AGENT_PID"; wait "$AGENT_PID" || true
+AGENT_PID=
+kill "$MASTER_PID"; wait "$MASTER_PID" || true
+MASTER_PID=
 echo "demo done: every cgroup, process and file it made is gone"

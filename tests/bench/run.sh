@@ -6,7 +6,8 @@
 # "## Launch" section of docs/performance.md; then (d) tests/bench/recovery.py times the
 # agent's restart with 1000 running containers and rewrites "## Recovery". Removes every
 # process, cgroup, mount and temp dir it made, also on failure. Env: BENCH_RUNS (30),
-# BENCH_LAUNCHES (200), BENCH_RECOVERY_N (1000).
+# BENCH_LAUNCHES (200), BENCH_RECOVERY_N (1000). (e) tests/bench/master_load.py loads berth-master
+# with simulated agents and rewrites "## Master" (BENCH_MASTER_AGENTS, _SECONDS, _TASKS).
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -167,3 +168,9 @@ echo "$AGENT_PID" >"$TMP/agent.pid"
 } >"$TMP/sampling-section.md"
 cat "$TMP/sampling.md"
 "$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Sampling" "$TMP/sampling-section.md"
+
+echo
+echo "== (e) berth-master: 1,000 and 10,000 simulated agents heartbeating every 5 s; submit -> RUNNING"
+[ -x "$B/berth-master" ] || { echo "missing $B/berth-master (make all first)" >&2; exit 1; }
+"$PY" "$HERE/master_load.py" "$B" "$TMP/master.md"
+"$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Master" "$TMP/master.md"

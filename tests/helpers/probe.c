@@ -435,11 +435,40 @@ static int cmd_hostname(void)
     return 0;
 }
 
+/* dev b|c MAJOR MINOR: create a node for that device in the cwd and try to open it (the
+ * device filter must deny it); then read and write /dev/null, which must work. */
+static int cmd_dev(int n, char **a)
+{
+    if (n < 3 || (a[0][0] != 'b' && a[0][0] != 'c'))
+        return 2;
+    mode_t type = a[0][0] == 'b' ? S_IFBLK : S_IFCHR;
+    dev_t dev = makedev((unsigned) num(a[1]), (unsigned) num(a[2]));
+    unlink("probe-dev");
+    int e = mknod("probe-dev", type | 0600, dev) < 0 ? errno : 0;
+    printf("mknod=%s\n", ename(e));
+    if (e == 0) {
+        int fd = open("probe-dev", O_RDONLY | O_CLOEXEC);
+        printf("open=%s\n", ename(fd < 0 ? errno : 0));
+        if (fd >= 0) {
+            char b[512];
+            printf("read=%s\n", ename(read(fd, b, sizeof(b)) < 0 ? errno : 0));
+            close(fd);
+        }
+        unlink("probe-dev");
+    }
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    e = fd < 0 ? errno : (write(fd, "x", 1) == 1 ? 0 : errno);
+    printf("null=%s\n", ename(e));
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: probe spin SECONDS THREADS | alloc MiB | forkbomb | syscalls | caps |\n"
                     "       write PATH | ignoreterm SECONDS | daemonize | exit N | kill SIG |\n"
-                    "       ps | hostname\n");
+                    "       ps | hostname | dev b|c MAJOR MINOR\n");
 }
 
 int main(int argc, char **argv)
@@ -464,6 +493,8 @@ int main(int argc, char **argv)
         return cmd_syscalls();
     if (strcmp(cmd, "caps") == 0)
         return cmd_caps();
+    if (strcmp(cmd, "dev") == 0)
+        return cmd_dev(n, a);
     if (strcmp(cmd, "write") == 0)
         return cmd_write(n, a);
     if (strcmp(cmd, "ignoreterm") == 0)

@@ -21,6 +21,10 @@ PROBE_BUILT = os.path.join(BUILD, "tests", "probe")
 # Temp dirs live outside /tmp: a sandbox gets a private /tmp, which hides everything of the
 # host's /tmp but its own sandbox dir.
 TMP_BASE = os.environ.get("BERTH_TEST_TMP", "/var/tmp")
+# Time factor for emulated machines: tests/vm runs this suite under qemu's TCG, several times
+# slower than the host, with BERTH_TEST_SLOW set. Every wait (wait_for, agent start-up) and
+# latency bound is multiplied by it; quotas, limits and counts never are. 1 on real hosts.
+SLOW = float(os.environ.get("BERTH_TEST_SLOW") or 1)
 # Tasks run the probe from here, not from the build dir: a checkout below /tmp (as a CI
 # clone may be) is invisible inside a sandbox. conftest copies it at session start.
 PROBE_DIR = os.path.join(TMP_BASE, "berth-test-probe-%d" % os.getpid())
@@ -235,7 +239,9 @@ def parse_kv(text):
 
 
 def wait_for(cond, timeout, interval=0.05, what="condition"):
-    """Poll cond() until it returns a truthy value; returns it, or raises AssertionError."""
+    """Poll cond() until it returns a truthy value; returns it, or raises AssertionError.
+    timeout is scaled by SLOW."""
+    timeout *= SLOW
     end = time.monotonic() + timeout
     while True:
         v = cond()
@@ -299,6 +305,7 @@ class Agent:
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf,
                                      stderr=subprocess.STDOUT, close_fds=True)
         logf.close()
+        timeout *= SLOW
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:

@@ -84,6 +84,34 @@ def agent(agent_factory):
     return agent_factory()
 
 
+@pytest.fixture
+def master_factory():
+    """master_factory(flags=()) -> mastertest.Master (started), stopped at the end; fails the
+    test on sanitizer reports in its log (issue #7; agents come from agent_factory)."""
+    import mastertest
+    _need(mastertest.MASTER_BIN, "berth-master")
+    masters = []
+
+    def make(flags=()):
+        tmp = tempfile.mkdtemp(prefix="berth-test-master-%d-" % os.getpid(), dir=bt.TMP_BASE)
+        m = mastertest.Master(tmp, flags)
+        masters.append(m)
+        return m.start()
+
+    yield make
+    problems = []
+    for m in masters:
+        rc = m.stop()
+        if rc not in (0, None, -9):
+            problems.append("berth-master stop: exit status %s" % rc)
+        for pat in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if pat in m.log:
+                problems.append("%s in the master log:\n%s" % (pat, m.log[-3000:]))
+        shutil.rmtree(m.tmp, ignore_errors=True)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
 def _teardown(a):
     """Stop agent a, clean everything it left, and return the list of leaks found."""
     problems = []

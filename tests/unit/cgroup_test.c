@@ -674,19 +674,38 @@ static void test_v2_device_program(void **state)
         int allow;
     } cases[] = {
             /* the sandbox's /dev, as v1's devices.allow list: rwm */
-            {C, R | W, 1, 3, 1},    {C, R | W | M, 1, 3, 1}, {C, R, 1, 5, 1},   {C, W, 1, 7, 1},
-            {C, R, 1, 8, 1},        {C, R, 1, 9, 1},         {C, R | W, 5, 0, 1}, {C, R | W, 5, 2, 1},
-            {C, R | W, 136, 0, 1},  {C, R | W, 136, 7, 1},
+            {C, R | W, 1, 3, 1},
+            {C, R | W | M, 1, 3, 1},
+            {C, R, 1, 5, 1},
+            {C, W, 1, 7, 1},
+            {C, R, 1, 8, 1},
+            {C, R, 1, 9, 1},
+            {C, R | W, 5, 0, 1},
+            {C, R | W, 5, 2, 1},
+            {C, R | W, 136, 0, 1},
+            {C, R | W, 136, 7, 1},
             /* mknod of anything is allowed, opening it is not */
-            {B, M, 254, 0, 1},      {C, M, 1, 1, 1},         {B, R, 254, 0, 0}, {B, W, 254, 0, 0},
-            {B, R | W | M, 8, 0, 0}, {B, R, 7, 0, 0},
+            {B, M, 254, 0, 1},
+            {C, M, 1, 1, 1},
+            {B, R, 254, 0, 0},
+            {B, W, 254, 0, 0},
+            {B, R | W | M, 8, 0, 0},
+            {B, R, 7, 0, 0},
             /* near misses: other type, major or minor */
-            {B, R, 1, 3, 0},        {C, R, 1, 1, 0},         {C, R, 1, 2, 0},   {C, R, 1, 4, 0},
-            {C, R | W, 5, 1, 0},    {C, R, 4, 1, 0},         {C, R, 10, 200, 0}, {C, R, 137, 0, 0},
-            {C, R, 3, 3, 0},        {C, R, 0, 0, 0},
+            {B, R, 1, 3, 0},
+            {C, R, 1, 1, 0},
+            {C, R, 1, 2, 0},
+            {C, R, 1, 4, 0},
+            {C, R | W, 5, 1, 0},
+            {C, R, 4, 1, 0},
+            {C, R, 10, 200, 0},
+            {C, R, 137, 0, 0},
+            {C, R, 3, 3, 0},
+            {C, R, 0, 0, 0},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        int got = bpf_run(prog, len, cases[i].type, cases[i].access, cases[i].major, cases[i].minor);
+        int got =
+                bpf_run(prog, len, cases[i].type, cases[i].access, cases[i].major, cases[i].minor);
         if (got != cases[i].allow)
             fail_msg("%c %u:%u access %u: program returned %d, want %d",
                      cases[i].type == B ? 'b' : 'c', cases[i].major, cases[i].minor,

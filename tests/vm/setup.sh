@@ -102,6 +102,9 @@ printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' > "$R/etc/group"
 printf 'passwd: files\ngroup: files\nhosts: files\n' > "$R/etc/nsswitch.conf"
 printf '127.0.0.1 localhost berth-vm\n::1 localhost\n' > "$R/etc/hosts"
 ln -s ../proc/self/mounts "$R/etc/mtab"
+# Debian's alternatives (/usr/bin/awk -> /etc/alternatives/awk -> /usr/bin/mawk, ...): the
+# host's links, so the shared /usr resolves as on the host
+[ -d /etc/alternatives ] && cp -a /etc/alternatives "$R/etc/"
 (cd "$R" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$OUT/initramfs.gz.tmp"
 mv "$OUT/initramfs.gz.tmp" "$OUT/initramfs.gz"
 ln -sf "$KDIR/vmlinux" "$OUT/vmlinux"

@@ -1,0 +1,289 @@
+/* cli/master.c - berthctl's verbs with --master URL (docs/api.md, "berth-master"): `agents`
+ * (each agent's allocatable, what the master placed there and the usage its heartbeats
+ * report), `tasks`, `run` (placed by the master; --wait polls until the task ends), `kill`,
+ * `inspect` and `wait`. http.c sends the calls to the master with the bearer token. */
+#include <getopt.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+
+/* -o json / --help and no positional arguments beyond want. */
+static int list_opts(const char *verb, int argc, char **argv, bool *json, bool *all,
+                     struct berr **err)
+{
+    static const struct option longopts[] = {
+            {"output", required_argument, NULL, 'o'},
+            {"all", no_argument, NULL, 'a'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+    };
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:o:ah", longopts, NULL)) != -1) {
+        if (c == 'h')
+            return ctl_print_usage(verb) + 1;
+        else if (c == 'o' && streq(optarg, "json"))
+            *json = true;
+        else if (c == 'o')
+            return berr_setx(err, EINVAL, "%s: unknown output format '%s' (only 'json')", verb,
+                             optarg);
+        else if (c == 'a' && all)
+            *all = true;
+        else
+            return ctl_usage_error(verb, c, argc, argv, err);
+    }
+    return 0;
+}
+
+static char *num_text(yajl_val obj, const char *key, bool bytes)
+{
+    double d;
+    char buf[64];
+    if (!ctl_json_num(obj, key, &d))
+        return xstrdup("-");
+    if (bytes)
+        ctl_format_human(d, buf, sizeof(buf));
+    else
+        ctl_format_cores(d, buf, sizeof(buf));
+    return xstrdup(buf);
+}
+
+static char *pair_text(yajl_val obj)
+{
+    _cleanup_free_ char *c = num_text(obj, "cpus", false), *m = num_text(obj, "mem", true);
+    return xasprintf("%s / %s", c, m);
+}
+
+static int verb_agents(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    bool json = false;
+    int r = list_opts("agents", argc, argv, &json, NULL, err);
+    if (r != 0)
+        return r > 0 ? 0 : r;
+    yajl_val v = NULL;
+    if ((r = ctl_call(ctl, "GET", "/v1/agents", NULL, &v, err)) < 0)
+        return r;
+    if (json) {
+        r = ctl_json_print(stdout, v);
+        yajl_tree_free(v);
+        return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
+    }
+    static const char *const header[] = {"ID",    "HOSTNAME",    "STATE",
+                                         "TASKS", "ALLOCATABLE", "ALLOCATED",
+                                         "USED",  "NODE USED",   "LAST SEEN"};
+    struct ctl_table t;
+    ctl_table_init(&t, ARRAY_SIZE(header), header);
+    yajl_val agents = ctl_json_get(v, "agents");
+    double now = (double) time(NULL);
+    for (size_t i = 0; agents && YAJL_IS_ARRAY(agents) && i < agents->u.array.len; i++) {
+        yajl_val a = agents->u.array.values[i];
+        yajl_val res = ctl_json_get(a, "resources"), use = ctl_json_get(a, "usage");
+        char id[16], tasks[16], seen[32];
+        const char *aid = ctl_json_str(a, "id");
+        snprintf(id, sizeof(id), "%.12s", aid ? aid : "-");
+        double n = 0, last = 0;
+        (void) ctl_json_num(a, "tasks", &n);
+        snprintf(tasks, sizeof(tasks), "%.0f", n);
+        if (ctl_json_num(a, "last_seen_at", &last))
+            ctl_format_age(now - last, seen, sizeof(seen));
+        else
+            snprintf(seen, sizeof(seen), "-");
+        _cleanup_free_ char *alloc = pair_text(ctl_json_get(res, "allocatable"));
+        _cleanup_free_ char *placed = pair_text(ctl_json_get(res, "allocated"));
+        _cleanup_free_ char *used = use ? pair_text(use) : xstrdup("-");
+        _cleanup_free_ char *nc = num_text(use, "node_cpus", false);
+        _cleanup_free_ char *nm = num_text(use, "node_mem", true);
+        _cleanup_free_ char *node = use ? xasprintf("%s / %s", nc, nm) : xstrdup("-");
+        char ago[40];
+        snprintf(ago, sizeof(ago), "%s ago", seen);
+        const char *row[] = {id,
+                             ctl_json_str(a, "hostname"),
+                             ctl_json_str(a, "state"),
+                             tasks,
+                             alloc,
+                             placed,
+                             used,
+                             node,
+                             ago};
+        ctl_table_add(&t, row);
+    }
+    ctl_table_print(&t, stdout);
+    ctl_table_free(&t);
+    yajl_tree_free(v);
+    return 0;
+}
+
+static int verb_tasks(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    bool json = false, all = false;
+    int r = list_opts("tasks", argc, argv, &json, &all, err);
+    if (r != 0)
+        return r > 0 ? 0 : r;
+    yajl_val v = NULL;
+    if ((r = ctl_call(ctl, "GET", "/v1/tasks", NULL, &v, err)) < 0)
+        return r;
+    if (json) {
+        r = ctl_json_print(stdout, v);
+        yajl_tree_free(v);
+        return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
+    }
+    static const char *const header[] = {"ID",  "NAME",     "STATE",    "AGENT", "CPUS",
+                                         "MEM", "CPU USED", "MEM USED", "AGE",   "COMMAND"};
+    struct ctl_table t;
+    ctl_table_init(&t, ARRAY_SIZE(header), header);
+    yajl_val tasks = ctl_json_get(v, "tasks");
+    double now = (double) time(NULL);
+    for (size_t i = 0; tasks && YAJL_IS_ARRAY(tasks) && i < tasks->u.array.len; i++) {
+        yajl_val x = tasks->u.array.values[i];
+        const char *state = ctl_json_str(x, "state");
+        if (!all && state && ctl_state_terminal(state))
+            continue;
+        yajl_val res = ctl_json_get(x, "resources"), use = ctl_json_get(x, "usage");
+        _cleanup_free_ char *cpus = num_text(res, "cpus", false);
+        _cleanup_free_ char *mem = num_text(res, "mem", true);
+        _cleanup_free_ char *ucpu = num_text(use, "cpu_cores", false);
+        _cleanup_free_ char *umem = num_text(use, "memory_bytes", true);
+        _cleanup_free_ char *cmd = ctl_command_text(ctl_json_get(x, "command"));
+        char age[32], cmdbuf[48];
+        double created = 0;
+        if (ctl_json_num(x, "created_at", &created))
+            ctl_format_age(now - created, age, sizeof(age));
+        else
+            snprintf(age, sizeof(age), "-");
+        ctl_truncate(cmd, 40, cmdbuf, sizeof(cmdbuf));
+        const char *row[] = {ctl_json_str(x, "id"),
+                             ctl_json_str(x, "name"),
+                             state,
+                             ctl_json_str(x, "hostname"),
+                             cpus,
+                             mem,
+                             ucpu,
+                             umem,
+                             age,
+                             cmdbuf};
+        ctl_table_add(&t, row);
+    }
+    ctl_table_print(&t, stdout);
+    ctl_table_free(&t);
+    yajl_tree_free(v);
+    return 0;
+}
+
+static char *task_path(const char *ref, const char *suffix)
+{
+    _cleanup_free_ char *e = ctl_url_escape(ref);
+    return xasprintf("/v1/tasks/%s%s", e, suffix ? suffix : "");
+}
+
+/* Poll the task until it is terminal (the master has no long poll yet). */
+static int wait_task(struct ctl *ctl, const char *id, yajl_val *ret, struct berr **err)
+{
+    _cleanup_free_ char *path = task_path(id, NULL);
+    for (;;) {
+        yajl_val v = NULL;
+        int r = ctl_call(ctl, "GET", path, NULL, &v, err);
+        if (r < 0)
+            return r;
+        const char *state = ctl_json_str(v, "state");
+        if (state && ctl_state_terminal(state)) {
+            *ret = v;
+            return 0;
+        }
+        yajl_tree_free(v);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int verb_run(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    struct ctl_run_opts o;
+    int r = ctl_run_parse(argc, argv, &o, err);
+    if (r < 0)
+        return r;
+    if (o.help) {
+        ctl_run_opts_free(&o);
+        return ctl_print_usage("run");
+    }
+    _cleanup_free_ char *body = NULL;
+    if ((r = ctl_run_body(&o, &body, err)) < 0) {
+        ctl_run_opts_free(&o);
+        return r;
+    }
+    yajl_val v = NULL;
+    r = ctl_call(ctl, "POST", "/v1/tasks", body, &v, err);
+    if (r < 0) {
+        ctl_run_opts_free(&o);
+        return r;
+    }
+    _cleanup_free_ char *id = xstrdup(ctl_json_str(v, "id") ? ctl_json_str(v, "id") : "");
+    if (o.json)
+        ctl_json_print(stdout, v);
+    else if (!o.wait)
+        printf("%s\n", id);
+    yajl_tree_free(v);
+    bool wait = o.wait;
+    ctl_run_opts_free(&o);
+    if (!wait)
+        return 0;
+    fflush(stdout);
+    if ((r = wait_task(ctl, id, &v, err)) < 0)
+        return r;
+    r = ctl_report_end(v, id);
+    yajl_tree_free(v);
+    return r;
+}
+
+static int verb_kill(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    if (argc != 2 || argv[1][0] == '-')
+        return berr_setx(err, EINVAL, "kill: usage: berthctl --master URL kill TASK");
+    _cleanup_free_ char *path = task_path(argv[1], "/kill");
+    yajl_val v = NULL;
+    int r = ctl_call(ctl, "POST", path, "{}", &v, err);
+    if (r < 0)
+        return r;
+    printf("%s\n", ctl_json_str(v, "id") ? ctl_json_str(v, "id") : argv[1]);
+    yajl_tree_free(v);
+    return 0;
+}
+
+static int verb_inspect(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    if (argc != 2 || argv[1][0] == '-')
+        return berr_setx(err, EINVAL, "%s: usage: berthctl --master URL %s TASK", argv[0], argv[0]);
+    yajl_val v = NULL;
+    int r;
+    if (streq(argv[0], "wait")) {
+        if ((r = wait_task(ctl, argv[1], &v, err)) < 0)
+            return r;
+        r = ctl_report_end(v, argv[1]);
+        yajl_tree_free(v);
+        return r;
+    }
+    _cleanup_free_ char *path = task_path(argv[1], NULL);
+    if ((r = ctl_call(ctl, "GET", path, NULL, &v, err)) < 0)
+        return r;
+    r = ctl_json_print(stdout, v);
+    yajl_tree_free(v);
+    return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
+}
+
+int ctl_master_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    const char *verb = argv[0];
+    if (streq(verb, "agents"))
+        return verb_agents(ctl, argc, argv, err);
+    if (streq(verb, "tasks"))
+        return verb_tasks(ctl, argc, argv, err);
+    if (streq(verb, "run"))
+        return verb_run(ctl, argc, argv, err);
+    if (streq(verb, "kill"))
+        return verb_kill(ctl, argc, argv, err);
+    if (streq(verb, "inspect") || streq(verb, "wait"))
+        return verb_inspect(ctl, argc, argv, err);
+    return berr_setx(err, EINVAL,
+                     "'%s' is not a master verb (agents, tasks, run, kill, inspect, wait)", verb);
+}

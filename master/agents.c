@@ -1,0 +1,378 @@
+/* master/agents.c - the master's side of the agent protocol (docs/protocol.md) on
+ * POST /api/v1/agent: SUBSCRIBE registers the agent, opens its event stream (a chunked reply
+ * of RecordIO records that stays open) and reconciles its tasks; HEARTBEAT takes usage;
+ * UPDATE applies a status and sends ACKNOWLEDGE on the stream. A one-second tick PINGs the
+ * streams, marks silent agents unreachable and, after the grace period, their tasks LOST.
+ * Agents are never freed while the loop runs, so callbacks may carry the agent pointer. */
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <string.h>
+
+#include "master/master.h"
+
+static const double hb_bounds[7] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1};
+
+bool master_link_send(struct master *m, struct m_agent *ag, enum ml_event_type t,
+                      const char *payload)
+{
+    (void) m;
+    if (!ag->stream)
+        return false;
+    _cleanup_free_ char *ev = ml_event_encode(t, payload);
+    size_t len;
+    _cleanup_free_ char *frame = ml_frame(ev, strlen(ev), &len);
+    struct evbuffer *buf = evbuffer_new();
+    evbuffer_add(buf, frame, len);
+    evhttp_send_reply_chunk(ag->stream, buf);
+    evbuffer_free(buf);
+    return true;
+}
+
+static void stream_closed(struct evhttp_connection *conn, void *arg)
+{
+    struct m_agent *ag = arg;
+    if (ag->stream_conn != conn)
+        return; /* an older stream of an agent that has subscribed again */
+    log_info("agent '%s' (%s): event stream closed", ag->id, ag->hostname);
+    /* libevent detaches a request whose reply we had not finished when the peer goes
+     * (EOF, timeout) and leaves it to us: ending it frees it. One still attached is freed
+     * with the connection. */
+    if (!evhttp_request_get_connection(ag->stream))
+        evhttp_send_reply_end(ag->stream);
+    ag->stream = NULL;
+    ag->stream_conn = NULL;
+}
+
+/* End ag's stream (a newer SUBSCRIBE, unreachable, shutdown): the agent sees the reply end. */
+static void stream_end(struct m_agent *ag)
+{
+    if (!ag->stream)
+        return;
+    evhttp_connection_set_closecb(ag->stream_conn, NULL, NULL);
+    evhttp_send_reply_end(ag->stream);
+    ag->stream = NULL;
+    ag->stream_conn = NULL;
+}
+
+void master_link_close_all(struct master *m)
+{
+    /* at shutdown the loop no longer runs to flush a reply's end: free the connections
+     * (and their pending stream requests) outright; the agents see the streams drop */
+    for (struct m_agent *ag = m->agents; ag; ag = ag->next) {
+        if (!ag->stream)
+            continue;
+        evhttp_connection_set_closecb(ag->stream_conn, NULL, NULL);
+        evhttp_connection_free(ag->stream_conn);
+        ag->stream = NULL;
+        ag->stream_conn = NULL;
+    }
+}
+
+void master_agents_free(struct master *m)
+{
+    while (m->agents) {
+        struct m_agent *ag = m->agents;
+        m->agents = ag->next;
+        free(ag->hostname);
+        free(ag);
+    }
+    ml_table_free(&m->agents_by_id);
+}
+
+static void read_amounts(yajl_val res, const char *key, uint64_t *cpus, uint64_t *mem)
+{
+    yajl_val v = ml_get(res, key);
+    double c;
+    if (ml_get_double(v, "cpus", &c) && c >= 0 && c < 1e6)
+        *cpus = (uint64_t) (c * 1000 + 0.5);
+    (void) ml_get_u64(v, "mem", mem);
+}
+
+static void kill_payload_send(struct master *m, struct m_agent *ag, const char *task_id)
+{
+    _cleanup_free_ char *p = xasprintf("{\"task_id\": \"%s\"}", task_id);
+    master_link_send(m, ag, ML_EVENT_KILL, p);
+}
+
+/* SUBSCRIBE's task list against the master's view (docs/protocol.md, Reconciliation). */
+static void reconcile(struct master *m, struct m_agent *ag, yajl_val tasks)
+{
+    struct ml_table listed = {0};
+    size_t n = tasks && YAJL_IS_ARRAY(tasks) ? tasks->u.array.len : 0;
+    for (size_t i = 0; i < n; i++) {
+        yajl_val e = tasks->u.array.values[i];
+        const char *id = ml_get_str(e, "task_id");
+        enum ml_state st = ml_state_from_name(ml_get_str(e, "state"));
+        if (!ml_id_valid(id))
+            continue;
+        ml_table_put(&listed, id, e);
+        struct m_task *t = master_task_find(m, id);
+        bool alive_there = (int) st >= 0 && !ml_state_terminal(st);
+        if (!alive_there)
+            continue;
+        if (!t || !streq(t->agent_id, ag->id) || ml_state_terminal(t->state)) {
+            /* the agent runs what the master dropped (LOST while it was away, or unknown) */
+            if (m->cfg.reconcile_kill) {
+                log_info("agent '%s': task '%s' runs there but is %s here: killing it", ag->id, id,
+                         t ? ml_state_name(t->state) : "unknown");
+                kill_payload_send(m, ag, id);
+                m->kills_reconciled_total++;
+            }
+        } else if (t->kill_requested) {
+            kill_payload_send(m, ag, id);
+        }
+    }
+    for (struct m_task *t = m->tasks; t; t = t->next) {
+        if (ml_state_terminal(t->state) || !streq(t->agent_id, ag->id) ||
+            ml_table_get(&listed, t->id))
+            continue;
+        if (t->state == ML_STAGING && t->kill_requested) {
+            struct ml_status s = {.state = ML_KILLED, .timestamp = now_realtime()};
+            snprintf(s.task_id, sizeof(s.task_id), "%s", t->id);
+            snprintf(s.reason, sizeof(s.reason), "KILLED_BY_REQUEST");
+            s.message = "killed before the agent received it";
+            if (ml_uuid_new(s.uuid) == 0)
+                (void) master_task_apply(m, t, &s, "master");
+        } else if (t->state == ML_STAGING) {
+            /* LAUNCH may have been lost with the previous stream or master: send it again
+             * (the agent ignores a task id it already has) */
+            _cleanup_free_ char *p = master_task_launch_payload(t);
+            if (master_link_send(m, ag, ML_EVENT_LAUNCH, p))
+                m->launches_sent_total++;
+        } else {
+            master_task_lose(m, t, "RECONCILED_LOST",
+                             "the agent subscribed again without this task");
+        }
+    }
+    ml_table_free(&listed);
+}
+
+static void subscribe(struct master *m, struct evhttp_request *req, struct ml_call *call)
+{
+    yajl_val p = call->payload;
+    const char *host = ml_get_str(p, "hostname");
+    yajl_val res = ml_get(p, "resources");
+    if (!host || !host[0] || strlen(host) > 255 || !res || !YAJL_IS_OBJECT(res)) {
+        master_refuse(m, req, "INVALID_ARGUMENT",
+                      "SUBSCRIBE needs \"hostname\" and \"resources\" {total, reserved, "
+                      "allocatable}");
+        return;
+    }
+    struct m_agent *ag = master_agent_find(m, call->agent_id);
+    bool is_new = !ag;
+    if (!ag) {
+        ag = xzalloc(sizeof(*ag));
+        snprintf(ag->id, sizeof(ag->id), "%s", call->agent_id);
+        ag->registered_at = now_realtime();
+        ag->next = m->agents;
+        m->agents = ag;
+        m->n_agents++;
+        ml_table_put(&m->agents_by_id, ag->id, ag);
+    }
+    free(ag->hostname);
+    ag->hostname = xstrdup(host);
+    read_amounts(res, "total", &ag->total_cpus, &ag->total_mem);
+    read_amounts(res, "reserved", &ag->reserved_cpus, &ag->reserved_mem);
+    read_amounts(res, "allocatable", &ag->alloc_cpus, &ag->alloc_mem);
+    bool was_unreachable = ag->state == M_AGENT_UNREACHABLE;
+    ag->state = M_AGENT_REACHABLE;
+    ag->lost_done = false;
+    ag->last_seen_ns = now_monotonic_ns();
+    ag->last_seen_at = now_realtime();
+    (void) master_store_agent(m, ag);
+    stream_end(ag); /* the agent restarted, or its old connection is half dead */
+    if (random_hex(ag->stream_id, 32) < 0) {
+        master_refuse(m, req, "INTERNAL", "no randomness for a stream id");
+        return;
+    }
+    m->subscribes_total++;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/recordio");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_send_reply_start(req, 200, "OK");
+    ag->stream = req;
+    ag->stream_conn = evhttp_request_get_connection(req);
+    evhttp_connection_set_closecb(ag->stream_conn, stream_closed, ag);
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    ml_kv_str(g, "agent_id", ag->id);
+    ml_kv_str(g, "stream_id", ag->stream_id);
+    ml_kv_double(g, "heartbeat_interval_seconds", (double) m->cfg.heartbeat_interval_ms / 1000);
+    yajl_gen_map_close(g);
+    _cleanup_free_ char *sub = ml_gen_take(g);
+    master_link_send(m, ag, ML_EVENT_SUBSCRIBED, sub);
+    log_info("agent '%s' (%s) %s", ag->id, ag->hostname,
+             is_new            ? "registered"
+             : was_unreachable ? "is back"
+                               : "subscribed again");
+    reconcile(m, ag, ml_get(p, "tasks"));
+}
+
+static void heartbeat(struct master *m, struct m_agent *ag, struct ml_call *call)
+{
+    yajl_val usage = ml_get(call->payload, "usage");
+    yajl_val node = ml_get(usage, "node"), used = ml_get(usage, "used");
+    ag->has_usage = true;
+    ag->usage_at = now_realtime();
+    (void) ml_get_double(node, "cpus", &ag->node_cpus);
+    (void) ml_get_u64(node, "mem", &ag->node_mem);
+    (void) ml_get_double(used, "cpus", &ag->used_cpus);
+    (void) ml_get_u64(used, "mem", &ag->used_mem);
+    yajl_val tasks = ml_get(usage, "tasks");
+    for (size_t i = 0; tasks && YAJL_IS_ARRAY(tasks) && i < tasks->u.array.len; i++) {
+        yajl_val e = tasks->u.array.values[i];
+        struct m_task *t = master_task_find(m, ml_get_str(e, "task_id"));
+        if (!t || !streq(t->agent_id, ag->id) || ml_state_terminal(t->state))
+            continue;
+        bool c = ml_get_double(e, "cpus", &t->usage_cpus);
+        bool mm = ml_get_u64(e, "mem", &t->usage_mem);
+        t->has_usage = c || mm;
+    }
+    ag->heartbeats++;
+    m->heartbeats_total++;
+}
+
+/* 1 when acknowledged (applied, a duplicate, or news of a task that is not ours to keep). */
+static int update(struct master *m, struct evhttp_request *req, struct m_agent *ag,
+                  struct ml_call *call)
+{
+    struct ml_status s;
+    _cleanup_berr_ struct berr *err = NULL;
+    if (ml_status_decode(ml_get(call->payload, "status"), &s, &err) < 0) {
+        master_refuse(m, req, "INVALID_ARGUMENT", "UPDATE: %s", berr_msg(err));
+        return 0;
+    }
+    struct m_task *t = master_task_find(m, s.task_id);
+    m->updates_total++;
+    if (!t || !streq(t->agent_id, ag->id)) {
+        log_info("agent '%s': update %s of task '%s', which is not placed there: acknowledged "
+                 "and dropped",
+                 ag->id, ml_state_name(s.state), s.task_id);
+    } else {
+        int r = master_task_apply(m, t, &s, "agent");
+        if (r < 0) {
+            ml_status_done(&s);
+            master_refuse(m, req, "INTERNAL", "cannot record the update in master.db");
+            return 0;
+        }
+        if (r == 0)
+            m->updates_duplicate_total++;
+    }
+    _cleanup_free_ char *ack =
+            xasprintf("{\"task_id\": \"%s\", \"uuid\": \"%s\"}", s.task_id, s.uuid);
+    master_link_send(m, ag, ML_EVENT_ACKNOWLEDGE, ack);
+    ml_status_done(&s);
+    return 1;
+}
+
+static void accepted(struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, "{}", 2);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, 202, "Accepted", b);
+    evbuffer_free(b);
+}
+
+void master_link_serve(struct master *m, struct evhttp_request *req, const char *body, size_t len)
+{
+    uint64_t t0 = now_monotonic_ns();
+    struct ml_call call;
+    _cleanup_berr_ struct berr *err = NULL;
+    if (ml_call_decode(body, len, &call, &err) < 0) {
+        master_refuse(m, req, "INVALID_ARGUMENT", "%s", berr_msg(err));
+        return;
+    }
+    if (call.type == ML_CALL_SUBSCRIBE) {
+        subscribe(m, req, &call);
+        ml_call_done(&call);
+        return;
+    }
+    struct m_agent *ag = master_agent_find(m, call.agent_id);
+    const char *sid = evhttp_find_header(evhttp_request_get_input_headers(req), ML_STREAM_HEADER);
+    if (!ag) {
+        master_refuse(m, req, "UNKNOWN_AGENT", "agent '%s' is not registered: SUBSCRIBE first",
+                      call.agent_id);
+    } else if (!sid || !ag->stream_id[0] || !streq(sid, ag->stream_id)) {
+        /* an old stream's call (replayed, or from before a newer SUBSCRIBE) */
+        master_refuse(m, req, "STALE_STREAM",
+                      "%s of agent '%s' does not carry its current %s: SUBSCRIBE again",
+                      ml_call_name(call.type), call.agent_id, ML_STREAM_HEADER);
+    } else {
+        ag->last_seen_ns = now_monotonic_ns();
+        ag->last_seen_at = now_realtime();
+        if (call.type == ML_CALL_HEARTBEAT) {
+            heartbeat(m, ag, &call);
+            accepted(req);
+            double d = (double) (now_monotonic_ns() - t0) / 1e9;
+            size_t i = 0;
+            while (i < ARRAY_SIZE(hb_bounds) && d > hb_bounds[i])
+                i++;
+            m->hb_buckets[i]++;
+            m->hb_count++;
+            m->hb_sum += d;
+        } else if (update(m, req, ag, &call) > 0) {
+            accepted(req);
+        }
+    }
+    ml_call_done(&call);
+}
+
+void master_link_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    struct master *m = arg;
+    uint64_t now = now_monotonic_ns();
+    uint64_t hb_ns = m->cfg.heartbeat_interval_ms * 1000000ULL;
+    bool ping = now - m->last_ping_ns >= hb_ns;
+    if (ping)
+        m->last_ping_ns = now;
+    for (struct m_agent *ag = m->agents; ag; ag = ag->next) {
+        if (ag->state == M_AGENT_REACHABLE &&
+            now - ag->last_seen_ns > m->cfg.agent_timeout_ms * 1000000ULL) {
+            ag->state = M_AGENT_UNREACHABLE;
+            ag->unreachable_ns = now;
+            log_warning("agent '%s' (%s): no heartbeat for %llu ms: unreachable", ag->id,
+                        ag->hostname, (unsigned long long) m->cfg.agent_timeout_ms);
+            /* its calls are refused from now on (STALE_STREAM), so it subscribes again and
+             * the two reconcile */
+            stream_end(ag);
+            ag->stream_id[0] = 0;
+            (void) master_store_agent(m, ag);
+        }
+        if (ag->state == M_AGENT_UNREACHABLE && !ag->lost_done &&
+            now - ag->unreachable_ns >= m->cfg.lost_grace_ms * 1000000ULL) {
+            ag->lost_done = true;
+            unsigned n = 0;
+            for (struct m_task *t = m->tasks; t; t = t->next) {
+                if (!ml_state_terminal(t->state) && streq(t->agent_id, ag->id)) {
+                    master_task_lose(m, t, "AGENT_UNREACHABLE",
+                                     "the agent was unreachable for longer than lost_grace");
+                    n++;
+                }
+            }
+            (void) master_store_agent(m, ag);
+            log_warning("agent '%s' (%s): unreachable past lost_grace: %u task(s) LOST", ag->id,
+                        ag->hostname, n);
+        }
+        if (ping && ag->stream)
+            master_link_send(m, ag, ML_EVENT_PING, NULL);
+    }
+}
+
+void master_hb_histogram(struct master *m, struct evbuffer *out)
+{
+    uint64_t cum = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(hb_bounds); i++) {
+        cum += m->hb_buckets[i];
+        evbuffer_add_printf(out, "berth_master_heartbeat_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                            hb_bounds[i], (unsigned long long) cum);
+    }
+    evbuffer_add_printf(out,
+                        "berth_master_heartbeat_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                        "berth_master_heartbeat_duration_seconds_sum %.6f\n"
+                        "berth_master_heartbeat_duration_seconds_count %llu\n",
+                        (unsigned long long) m->hb_count, m->hb_sum,
+                        (unsigned long long) m->hb_count);
+}

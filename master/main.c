@@ -1,0 +1,120 @@
+/* master/main.c - berth-master's entry point: reads master.conf and flags, opens master.db
+ * and loads the registry, serves HTTP (api.c) with the agent protocol (agents.c) on one
+ * libevent loop with a one-second tick, and on SIGTERM/SIGINT ends the agents' streams
+ * and frees everything. Agents and their tasks keep running while the master is away. */
+#include <event2/event.h>
+#include <signal.h>
+#include <string.h>
+
+#include "master/master.h"
+
+static const char usage[] =
+        "Usage: berth-master [--config=FILE] [--KEY=VALUE ...]\n"
+        "\n"
+        "The berth master: keeps the registry of agents and tasks (SQLite), takes agents'\n"
+        "subscriptions, heartbeats and status updates (docs/protocol.md) and places the tasks\n"
+        "users submit (docs/api.md).\n"
+        "\n"
+        "  --config=FILE          configuration file (default /etc/berth/master.conf; a missing\n"
+        "                         default file is fine)\n"
+        "  --KEY=VALUE            set [master] KEY, e.g. --listen=127.0.0.1:5050\n"
+        "                         --work_dir=/var/lib/berth-master --token_file=FILE\n"
+        "                         --heartbeat_interval=5s --agent_timeout=15s --lost_grace=30s\n"
+        "                         --placement=spread|binpack --reconcile_kill=true\n"
+        "  --print-default-config print the annotated default master.conf and exit\n"
+        "  --help, --version\n";
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void) what;
+    struct master *m = arg;
+    log_info("received signal %d, stopping", (int) sig);
+    event_base_loopexit(m->base, NULL);
+}
+
+static int setup(struct master *m, struct berr **err)
+{
+    if (master_store_open(m, err) < 0)
+        return -EIO;
+    if (master_store_load(m, err) < 0)
+        return -EIO;
+    m->base = event_base_new();
+    if (!m->base)
+        return berr_setx(err, ENOMEM, "event_base_new failed");
+    if (master_api_start(m, err) < 0)
+        return berr_wrap(err, "listen '%s'", m->cfg.listen);
+    m->ev_tick = event_new(m->base, -1, EV_PERSIST, master_link_tick, m);
+    uint64_t tick_ms =
+            m->cfg.heartbeat_interval_ms < 2000 ? m->cfg.heartbeat_interval_ms / 2 : 1000;
+    struct timeval tv = {.tv_sec = (time_t) (tick_ms / 1000),
+                         .tv_usec = (suseconds_t) (tick_ms % 1000) * 1000};
+    event_add(m->ev_tick, &tv);
+    m->last_ping_ns = now_monotonic_ns();
+    m->ev_sigterm = evsignal_new(m->base, SIGTERM, on_stop_signal, m);
+    m->ev_sigint = evsignal_new(m->base, SIGINT, on_stop_signal, m);
+    event_add(m->ev_sigterm, NULL);
+    event_add(m->ev_sigint, NULL);
+    return 0;
+}
+
+static void teardown(struct master *m)
+{
+    master_link_close_all(m);
+    master_api_stop(m);
+    if (m->ev_tick)
+        event_free(m->ev_tick);
+    if (m->ev_sigterm)
+        event_free(m->ev_sigterm);
+    if (m->ev_sigint)
+        event_free(m->ev_sigint);
+    master_tasks_free(m);
+    master_agents_free(m);
+    master_store_close(m);
+    if (m->base)
+        event_base_free(m->base);
+    master_cfg_done(&m->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    log_set_ident("berth-master");
+    for (int i = 1; i < argc; i++) {
+        if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (streq(argv[i], "--version")) {
+            printf("berth-master %s\n", BERTH_VERSION);
+            return 0;
+        }
+        if (streq(argv[i], "--print-default-config")) {
+            fputs(master_default_config, stdout);
+            return 0;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct master m = {0};
+    _cleanup_berr_ struct berr *err = NULL;
+    if (master_cfg_load(&m.cfg, argc, argv, &err) < 0) {
+        log_error("%s", berr_msg(err));
+        master_cfg_done(&m.cfg);
+        return 1;
+    }
+    if (streq(m.cfg.log_level, "debug"))
+        log_set_level(LOG_DEBUG);
+    else if (streq(m.cfg.log_level, "warning"))
+        log_set_level(LOG_WARNING);
+    else if (streq(m.cfg.log_level, "error"))
+        log_set_level(LOG_ERR);
+    int rc = 0;
+    if (setup(&m, &err) < 0) {
+        log_error("cannot start: %s", berr_msg(err));
+        rc = 1;
+    } else {
+        log_info("serving on '%s' (work_dir '%s', %zu agents, %zu tasks known)", m.cfg.listen,
+                 m.cfg.work_dir, m.n_agents, m.n_tasks);
+        event_base_dispatch(m.base);
+    }
+    teardown(&m);
+    return rc;
+}

@@ -1,0 +1,168 @@
+/* master/master.h - private header of berth-master: the daemon's one context (struct master),
+ * the registry's records (struct m_agent, struct m_task) and the functions master/ files
+ * share. main.c builds the context and runs the loop; config.c reads master.conf; store.c
+ * keeps master.db (SQLite); api.c serves HTTP (routing, auth, the task and agent API,
+ * metrics); agents.c speaks the agent protocol (SUBSCRIBE streams, HEARTBEAT, UPDATE, the
+ * timers that mark agents unreachable and their tasks LOST); tasks.c places and tracks tasks. */
+#pragma once
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "common/common.h"
+#include "masterlink/masterlink.h"
+
+struct sqlite3;
+struct evbuffer;
+
+#define MASTER_DEFAULT_CONFIG "/etc/berth/master.conf"
+
+struct master_cfg {
+    char *listen;                   /* HOST:PORT, default 127.0.0.1:5050 */
+    char *work_dir;                 /* master.db lives here; /var/lib/berth-master */
+    char *token_file;               /* bearer token of agents and clients; "" = open */
+    uint64_t heartbeat_interval_ms; /* told to agents in SUBSCRIBED; PING period (5 s) */
+    uint64_t agent_timeout_ms;      /* silent this long: unreachable (15 s) */
+    uint64_t lost_grace_ms;         /* unreachable this long: its tasks LOST (30 s) */
+    char *placement;                /* spread | binpack */
+    bool reconcile_kill;            /* kill tasks an agent runs that the master dropped */
+    char *log_level;
+    char *config_file; /* the file read, for messages */
+};
+
+enum m_agent_state {
+    M_AGENT_REACHABLE,
+    M_AGENT_UNREACHABLE,
+};
+
+struct m_agent {
+    char id[65];
+    char *hostname;
+    /* resources from SUBSCRIBE: cpus in millicores, mem in bytes */
+    uint64_t total_cpus, total_mem, reserved_cpus, reserved_mem, alloc_cpus, alloc_mem;
+    /* sums over the master's live tasks placed here */
+    uint64_t placed_cpus, placed_mem;
+    unsigned placed_tasks;
+    /* the last HEARTBEAT: node-wide and summed over the agent's tasks */
+    bool has_usage;
+    double node_cpus, used_cpus, usage_at;
+    uint64_t node_mem, used_mem;
+    enum m_agent_state state;
+    bool lost_done;                        /* its tasks were declared LOST after the grace period */
+    double registered_at, last_seen_at;    /* realtime, for the API */
+    uint64_t last_seen_ns, unreachable_ns; /* monotonic, for the timers */
+    uint64_t heartbeats;
+    /* the event stream: the pending SUBSCRIBE request (chunked reply), or NULL */
+    char stream_id[33];
+    struct evhttp_request *stream;
+    struct evhttp_connection *stream_conn;
+    struct m_agent *next;
+};
+
+struct m_task {
+    char id[24];
+    char *name;
+    char agent_id[65];
+    char container_id[65];
+    char *spec_json; /* {"command", "resources", "role", "user", "env"} as submitted */
+    char *role;
+    uint64_t cpus_millis, mem_bytes;
+    enum ml_state state;
+    char reason[48];
+    char *message;
+    bool has_exit_code;
+    int64_t exit_code, signal;
+    bool kill_requested;
+    double created_at, updated_at;
+    bool has_usage;
+    double usage_cpus;
+    uint64_t usage_mem;
+    struct m_task *next; /* newest first */
+};
+
+struct master {
+    struct master_cfg cfg;
+    struct event_base *base;
+    struct evhttp *http;
+    struct event *ev_sigterm, *ev_sigint, *ev_tick;
+    char *token;
+    struct sqlite3 *db;
+    struct ml_table agents_by_id, tasks_by_id;
+    struct m_agent *agents;
+    struct m_task *tasks;
+    size_t n_agents, n_tasks;
+    uint64_t last_ping_ns;
+    /* counters for /metrics */
+    uint64_t heartbeats_total, updates_total, updates_duplicate_total, subscribes_total;
+    uint64_t refused_total, launches_sent_total, tasks_lost_total, kills_reconciled_total;
+    uint64_t hb_buckets[8], hb_count;
+    double hb_sum;
+};
+
+/* config.c: defaults, then the file (--config=FILE or MASTER_DEFAULT_CONFIG; a missing
+ * default file is fine), then --key=value flags. err names file:line or the flag. */
+int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr **err);
+void master_cfg_done(struct master_cfg *cfg);
+extern const char master_default_config[];
+
+/* store.c: work_dir/master.db. Every write returns 0 or -EIO (logged). */
+int master_store_open(struct master *m, struct berr **err);
+void master_store_close(struct master *m);
+int master_store_agent(struct master *m, const struct m_agent *ag);
+int master_store_task(struct master *m, const struct m_task *t);
+/* Record one status in the task's history. 1 when recorded, 0 when its uuid was already
+ * there (a retried update), -EIO. */
+int master_store_update(struct master *m, const char *task_id, const struct ml_status *s,
+                        const char *source);
+/* Load agents and tasks into the tables (at start). */
+int master_store_load(struct master *m, struct berr **err);
+/* The history of one task as a JSON array into g, oldest first. */
+void master_store_history(struct master *m, const char *task_id, yajl_gen g);
+int master_store_begin(struct master *m);
+int master_store_commit(struct master *m);
+
+/* tasks.c */
+struct m_task *master_task_find(struct master *m, const char *id);
+struct m_agent *master_agent_find(struct master *m, const char *id);
+/* Submit: parse, validate, place, record (STAGING) and send LAUNCH when the agent's stream
+ * is up. 0 with *ret, or -errno with err (INVALID_ARGUMENT, INSUFFICIENT_RESOURCES). */
+int master_task_submit(struct master *m, const char *body, size_t len, struct m_task **ret,
+                       struct berr **err);
+int master_task_kill(struct master *m, struct m_task *t, struct berr **err);
+/* Apply a status (from an agent, or the master's own LOST): forward-only - a state not after
+ * the current one, or any after a terminal one, is ignored (0); 1 when applied. Records it
+ * in the history in the same transaction. */
+int master_task_apply(struct master *m, struct m_task *t, const struct ml_status *s,
+                      const char *source);
+/* The master itself ends a task (LOST with reason), recorded like an update. */
+void master_task_lose(struct master *m, struct m_task *t, const char *reason, const char *msg);
+void master_task_json(struct master *m, struct m_task *t, yajl_gen g, bool with_history);
+void master_agent_json(struct master *m, struct m_agent *ag, yajl_gen g);
+/* The LAUNCH payload of t (malloc'd JSON). */
+char *master_task_launch_payload(struct m_task *t);
+void master_tasks_free(struct master *m);
+/* Account t's resources on its agent (placed) or release them (terminal). */
+void master_task_account(struct master *m, struct m_task *t, int sign);
+
+/* agents.c: the agent protocol on POST ML_AGENT_PATH, and the timers. */
+void master_link_serve(struct master *m, struct evhttp_request *req, const char *body, size_t len);
+/* Send one event on ag's stream; false when it has none. */
+bool master_link_send(struct master *m, struct m_agent *ag, enum ml_event_type t,
+                      const char *payload);
+void master_link_tick(evutil_socket_t fd, short what, void *arg);
+void master_link_close_all(struct master *m);
+void master_hb_histogram(struct master *m, struct evbuffer *out); /* api.c: /metrics */
+void master_agents_free(struct master *m);
+
+/* api.c */
+int master_api_start(struct master *m, struct berr **err);
+void master_api_stop(struct master *m);
+void master_reply_error(struct evhttp_request *req, struct berr *err);
+void master_reply_json(struct evhttp_request *req, int status, yajl_gen g);
+/* Refuse with code/status and a message (counts refused calls). */
+void master_refuse(struct master *m, struct evhttp_request *req, const char *code, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));

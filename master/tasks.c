@@ -1,0 +1,420 @@
+/* master/tasks.c - the master's tasks: submit (check the request, place it on an agent with
+ * enough free allocatable resources - spread or binpack - record it STAGING and send LAUNCH),
+ * kill, and apply status updates forward-only, so a task's history holds every state once
+ * and exactly one terminal state. agents.c carries the messages; store.c persists. */
+#include <math.h>
+#include <string.h>
+
+#include "master/master.h"
+
+struct m_task *master_task_find(struct master *m, const char *id)
+{
+    return id ? ml_table_get(&m->tasks_by_id, id) : NULL;
+}
+
+struct m_agent *master_agent_find(struct master *m, const char *id)
+{
+    return id ? ml_table_get(&m->agents_by_id, id) : NULL;
+}
+
+void master_task_account(struct master *m, struct m_task *t, int sign)
+{
+    struct m_agent *ag = master_agent_find(m, t->agent_id);
+    if (!ag)
+        return;
+    if (sign > 0) {
+        ag->placed_cpus += t->cpus_millis;
+        ag->placed_mem += t->mem_bytes;
+        ag->placed_tasks++;
+    } else {
+        ag->placed_cpus -= t->cpus_millis <= ag->placed_cpus ? t->cpus_millis : ag->placed_cpus;
+        ag->placed_mem -= t->mem_bytes <= ag->placed_mem ? t->mem_bytes : ag->placed_mem;
+        ag->placed_tasks -= ag->placed_tasks > 0;
+    }
+}
+
+/* Free share of ag after placing (cpus, mem): the smaller of the two fractions, or -1 when
+ * it does not fit. */
+static double free_share_after(const struct m_agent *ag, uint64_t cpus, uint64_t mem)
+{
+    if (ag->placed_cpus + cpus > ag->alloc_cpus || ag->placed_mem + mem > ag->alloc_mem)
+        return -1;
+    double fc = (double) (ag->alloc_cpus - ag->placed_cpus - cpus) / (double) ag->alloc_cpus;
+    double fm = (double) (ag->alloc_mem - ag->placed_mem - mem) / (double) ag->alloc_mem;
+    return fc < fm ? fc : fm;
+}
+
+/* spread: the agent left with the largest free share (ties: fewer tasks); binpack: the
+ * smallest share that still fits. Only reachable agents with a live stream qualify. */
+static struct m_agent *place(struct master *m, uint64_t cpus, uint64_t mem, unsigned *ret_up)
+{
+    bool binpack = streq(m->cfg.placement, "binpack");
+    struct m_agent *best = NULL;
+    double best_share = 0;
+    unsigned up = 0;
+    for (struct m_agent *ag = m->agents; ag; ag = ag->next) {
+        if (ag->state != M_AGENT_REACHABLE || !ag->stream || !ag->alloc_cpus || !ag->alloc_mem)
+            continue;
+        up++;
+        double s = free_share_after(ag, cpus, mem);
+        if (s < 0)
+            continue;
+        bool better = !best || (binpack ? s < best_share : s > best_share) ||
+                      (s == best_share && ag->placed_tasks < best->placed_tasks);
+        if (better) {
+            best = ag;
+            best_share = s;
+        }
+    }
+    *ret_up = up;
+    return best;
+}
+
+static int check_command(yajl_val cmd, struct berr **err)
+{
+    if (!cmd || !YAJL_IS_OBJECT(cmd))
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                         "\"command\" must be {\"shell\": \"...\"} or {\"argv\": [...]}");
+    yajl_val shell = ml_get(cmd, "shell"), argv = ml_get(cmd, "argv");
+    if (shell && YAJL_IS_STRING(shell) && shell->u.string[0] && !argv)
+        return 0;
+    if (argv && YAJL_IS_ARRAY(argv) && argv->u.array.len > 0 && !shell) {
+        for (size_t i = 0; i < argv->u.array.len; i++)
+            if (!YAJL_IS_STRING(argv->u.array.values[i]))
+                return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                                 "\"command\".\"argv\" must hold strings");
+        return 0;
+    }
+    return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                     "\"command\" needs exactly one of a non-empty \"shell\" or \"argv\"");
+}
+
+static char *new_task_id(struct master *m)
+{
+    char hex[17];
+    for (;;) {
+        if (random_hex(hex, 16) < 0)
+            return NULL;
+        char *id = xasprintf("t-%s", hex);
+        if (!master_task_find(m, id))
+            return id;
+        free(id);
+    }
+}
+
+/* Record a status the master made itself (STAGING, LOST...) in the history. */
+static void record_own(struct master *m, struct m_task *t, enum ml_state st)
+{
+    struct ml_status s = {.state = st, .timestamp = now_realtime()};
+    snprintf(s.task_id, sizeof(s.task_id), "%s", t->id);
+    snprintf(s.reason, sizeof(s.reason), "%s", t->reason);
+    s.message = t->message;
+    snprintf(s.container_id, sizeof(s.container_id), "%s", t->container_id);
+    if (ml_uuid_new(s.uuid) == 0)
+        (void) master_store_update(m, t->id, &s, "master");
+}
+
+char *master_task_launch_payload(struct m_task *t)
+{
+    /* the agent's POST /v1/containers body, named after the task (the agent's link finds
+     * the container by that name while the launch runs) */
+    yajl_val spec = yajl_tree_parse(t->spec_json, NULL, 0);
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    ml_kv_str(g, "task_id", t->id);
+    ml_str(g, "container");
+    yajl_gen_map_open(g);
+    ml_kv_str(g, "name", t->id);
+    for (size_t i = 0; spec && YAJL_IS_OBJECT(spec) && i < spec->u.object.len; i++) {
+        ml_str(g, spec->u.object.keys[i]);
+        ml_gen_value(g, spec->u.object.values[i]);
+    }
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    yajl_tree_free(spec);
+    return ml_gen_take(g);
+}
+
+int master_task_submit(struct master *m, const char *body, size_t len, struct m_task **ret,
+                       struct berr **err)
+{
+    yajl_val v = ml_json_parse(body, len, err);
+    if (!v)
+        return -EINVAL;
+    int r = 0;
+    uint64_t cpus = 0, mem = 0;
+    _cleanup_free_ char *payload = NULL;
+    yajl_val res = ml_get(v, "resources");
+    const char *name = ml_get_str(v, "name"), *role = ml_get_str(v, "role");
+    static const char *const allowed[] = {"name", "command", "resources", "role", "user", "env"};
+    if (!YAJL_IS_OBJECT(v)) {
+        r = berr_setc(err, EINVAL, "INVALID_ARGUMENT", "the task must be a JSON object");
+        goto out;
+    }
+    for (size_t i = 0; i < v->u.object.len; i++) {
+        bool ok = false;
+        for (size_t j = 0; j < ARRAY_SIZE(allowed); j++)
+            ok = ok || streq(v->u.object.keys[i], allowed[j]);
+        if (!ok) {
+            r = berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown field '%.64s'",
+                          v->u.object.keys[i]);
+            goto out;
+        }
+    }
+    if ((ml_get(v, "name") && (!name || !name[0] || strlen(name) > 128)) ||
+        (ml_get(v, "role") && (!role || !role[0] || strlen(role) > 64))) {
+        r = berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                      "\"name\" (1-128 chars) and \"role\" (1-64) must be strings");
+        goto out;
+    }
+    if ((r = check_command(ml_get(v, "command"), err)) < 0)
+        goto out;
+    if (!res || !YAJL_IS_OBJECT(res) || !ml_get_cpus(res, "cpus", &cpus) ||
+        !ml_get_size(res, "mem", &mem) || mem == 0) {
+        r = berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                      "\"resources\" needs \"cpus\" (> 0, e.g. 2 or \"0.5\") and \"mem\" "
+                      "(bytes or a size such as \"1GiB\")");
+        goto out;
+    }
+    unsigned up = 0;
+    struct m_agent *ag = place(m, cpus, mem, &up);
+    if (!ag) {
+        char cb[32], mb[32];
+        format_cpus(cpus, cb, sizeof(cb));
+        format_size(mem, mb, sizeof(mb));
+        r = berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
+                      "no agent has %s cpus and %s mem free (%u agent%s connected)", cb, mb, up,
+                      up == 1 ? "" : "s");
+        goto out;
+    }
+    struct m_task *t = xzalloc(sizeof(*t));
+    char *id = new_task_id(m);
+    if (!id) {
+        free(t);
+        r = berr_setc(err, EIO, "INTERNAL", "no randomness for a task id");
+        goto out;
+    }
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    free(id);
+    t->name = xstrdup(name ? name : t->id);
+    t->role = xstrdup(role ? role : "*");
+    snprintf(t->agent_id, sizeof(t->agent_id), "%s", ag->id);
+    t->cpus_millis = cpus;
+    t->mem_bytes = mem;
+    t->state = ML_STAGING;
+    t->created_at = t->updated_at = now_realtime();
+    /* the spec as the agent gets it: resources normalised, the rest as submitted */
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < v->u.object.len; i++) {
+        const char *k = v->u.object.keys[i];
+        if (streq(k, "name"))
+            continue;
+        ml_str(g, k);
+        if (!streq(k, "resources")) {
+            ml_gen_value(g, v->u.object.values[i]);
+            continue;
+        }
+        yajl_gen_map_open(g);
+        ml_kv_cpus(g, "cpus", cpus);
+        ml_kv_u64(g, "mem", mem);
+        for (size_t j = 0; j < res->u.object.len; j++) {
+            if (streq(res->u.object.keys[j], "cpus") || streq(res->u.object.keys[j], "mem"))
+                continue;
+            ml_str(g, res->u.object.keys[j]);
+            ml_gen_value(g, res->u.object.values[j]);
+        }
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    t->spec_json = ml_gen_take(g);
+    t->next = m->tasks;
+    m->tasks = t;
+    m->n_tasks++;
+    ml_table_put(&m->tasks_by_id, t->id, t);
+    master_task_account(m, t, +1);
+    /* recorded before LAUNCH leaves: a master that dies now resends it when the agent
+     * subscribes again without the task */
+    (void) master_store_begin(m);
+    (void) master_store_task(m, t);
+    record_own(m, t, ML_STAGING);
+    if (master_store_commit(m) < 0) {
+        r = berr_setc(err, EIO, "INTERNAL", "cannot record the task in master.db");
+        /* keep it in memory as LOST so the numbers stay right; it never launched */
+        master_task_lose(m, t, "LAUNCH_FAILED", "not recorded in master.db");
+        goto out;
+    }
+    payload = master_task_launch_payload(t);
+    if (master_link_send(m, ag, ML_EVENT_LAUNCH, payload))
+        m->launches_sent_total++;
+    log_info("task '%s' (%s): placed on agent '%s' (%s)", t->id, t->name, ag->id, ag->hostname);
+    *ret = t;
+out:
+    yajl_tree_free(v);
+    return r;
+}
+
+int master_task_kill(struct master *m, struct m_task *t, struct berr **err)
+{
+    if (ml_state_terminal(t->state))
+        return berr_setc(err, EINVAL, "CONFLICT", "task '%s' is already %s", t->id,
+                         ml_state_name(t->state));
+    t->kill_requested = true;
+    (void) master_store_task(m, t);
+    struct m_agent *ag = master_agent_find(m, t->agent_id);
+    _cleanup_free_ char *payload = xasprintf("{\"task_id\": \"%s\"}", t->id);
+    if (ag && !master_link_send(m, ag, ML_EVENT_KILL, payload))
+        log_info("task '%s': agent '%s' is not connected; the kill goes out when it subscribes",
+                 t->id, ag->id);
+    return 0;
+}
+
+int master_task_apply(struct master *m, struct m_task *t, const struct ml_status *s,
+                      const char *source)
+{
+    /* forward only: STAGING < STARTING < RUNNING < terminal, and nothing after a terminal
+     * state (a task the master declared LOST stays LOST; see docs/protocol.md) */
+    if (ml_state_terminal(t->state) || s->state <= t->state)
+        return 0;
+    if (master_store_begin(m) < 0)
+        return -EIO;
+    int r = master_store_update(m, t->id, s, source);
+    if (r <= 0) {
+        (void) master_store_commit(m);
+        return r;
+    }
+    bool was_live = !ml_state_terminal(t->state);
+    t->state = s->state;
+    snprintf(t->reason, sizeof(t->reason), "%s", s->reason);
+    free(t->message);
+    t->message = s->message ? xstrdup(s->message) : NULL;
+    t->has_exit_code = s->has_exit_code;
+    t->exit_code = s->exit_code;
+    t->signal = s->signal;
+    if (s->container_id[0])
+        snprintf(t->container_id, sizeof(t->container_id), "%s", s->container_id);
+    t->updated_at = now_realtime();
+    if (master_store_task(m, t) < 0 || master_store_commit(m) < 0)
+        return -EIO;
+    if (was_live && ml_state_terminal(t->state)) {
+        master_task_account(m, t, -1);
+        t->has_usage = false;
+    }
+    log_info("task '%s' (%s): %s%s%s (from %s)", t->id, t->name, ml_state_name(t->state),
+             t->reason[0] ? "/" : "", t->reason, source);
+    return 1;
+}
+
+void master_task_lose(struct master *m, struct m_task *t, const char *reason, const char *msg)
+{
+    struct ml_status s = {.state = ML_LOST, .timestamp = now_realtime()};
+    snprintf(s.task_id, sizeof(s.task_id), "%s", t->id);
+    snprintf(s.reason, sizeof(s.reason), "%s", reason);
+    snprintf(s.container_id, sizeof(s.container_id), "%s", t->container_id);
+    s.message = (char *) msg;
+    if (ml_uuid_new(s.uuid) < 0)
+        return;
+    if (master_task_apply(m, t, &s, "master") > 0)
+        m->tasks_lost_total++;
+}
+
+void master_task_json(struct master *m, struct m_task *t, yajl_gen g, bool with_history)
+{
+    struct m_agent *ag = master_agent_find(m, t->agent_id);
+    yajl_gen_map_open(g);
+    ml_kv_str(g, "id", t->id);
+    ml_kv_str(g, "name", t->name);
+    ml_kv_str(g, "state", ml_state_name(t->state));
+    ml_kv_str(g, "reason", t->reason[0] ? t->reason : NULL);
+    ml_kv_str(g, "message", t->message);
+    if (t->has_exit_code)
+        ml_kv_i64(g, "exit_code", t->exit_code);
+    else
+        ml_kv_null(g, "exit_code");
+    if (t->signal)
+        ml_kv_i64(g, "signal", t->signal);
+    else
+        ml_kv_null(g, "signal");
+    ml_kv_str(g, "agent_id", t->agent_id[0] ? t->agent_id : NULL);
+    ml_kv_str(g, "hostname", ag ? ag->hostname : NULL);
+    ml_kv_str(g, "container_id", t->container_id[0] ? t->container_id : NULL);
+    yajl_val spec = yajl_tree_parse(t->spec_json, NULL, 0);
+    for (size_t i = 0; spec && YAJL_IS_OBJECT(spec) && i < spec->u.object.len; i++) {
+        ml_str(g, spec->u.object.keys[i]);
+        ml_gen_value(g, spec->u.object.values[i]);
+    }
+    if (!ml_get(spec, "role"))
+        ml_kv_str(g, "role", t->role);
+    yajl_tree_free(spec);
+    ml_kv_bool(g, "kill_requested", t->kill_requested);
+    ml_kv_double(g, "created_at", t->created_at);
+    ml_kv_double(g, "updated_at", t->updated_at);
+    ml_str(g, "usage");
+    if (t->has_usage) {
+        yajl_gen_map_open(g);
+        ml_kv_double(g, "cpu_cores", t->usage_cpus);
+        ml_kv_u64(g, "memory_bytes", t->usage_mem);
+        yajl_gen_map_close(g);
+    } else {
+        yajl_gen_null(g);
+    }
+    if (with_history) {
+        ml_str(g, "history");
+        master_store_history(m, t->id, g);
+    }
+    yajl_gen_map_close(g);
+}
+
+void master_agent_json(struct master *m, struct m_agent *ag, yajl_gen g)
+{
+    (void) m;
+    yajl_gen_map_open(g);
+    ml_kv_str(g, "id", ag->id);
+    ml_kv_str(g, "hostname", ag->hostname);
+    ml_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
+    ml_kv_bool(g, "connected", ag->stream != NULL);
+    ml_kv_double(g, "registered_at", ag->registered_at);
+    ml_kv_double(g, "last_seen_at", ag->last_seen_at);
+    ml_kv_u64(g, "heartbeats", ag->heartbeats);
+    ml_kv_u64(g, "tasks", ag->placed_tasks);
+    ml_str(g, "resources");
+    yajl_gen_map_open(g);
+    const char *names[] = {"total", "reserved", "allocatable", "allocated"};
+    uint64_t cpus[] = {ag->total_cpus, ag->reserved_cpus, ag->alloc_cpus, ag->placed_cpus};
+    uint64_t mem[] = {ag->total_mem, ag->reserved_mem, ag->alloc_mem, ag->placed_mem};
+    for (int i = 0; i < 4; i++) {
+        ml_str(g, names[i]);
+        yajl_gen_map_open(g);
+        ml_kv_cpus(g, "cpus", cpus[i]);
+        ml_kv_u64(g, "mem", mem[i]);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    ml_str(g, "usage");
+    if (ag->has_usage) {
+        yajl_gen_map_open(g);
+        ml_kv_double(g, "sampled_at", ag->usage_at);
+        ml_kv_double(g, "cpus", ag->used_cpus);
+        ml_kv_u64(g, "mem", ag->used_mem);
+        ml_kv_double(g, "node_cpus", ag->node_cpus);
+        ml_kv_u64(g, "node_mem", ag->node_mem);
+        yajl_gen_map_close(g);
+    } else {
+        yajl_gen_null(g);
+    }
+    yajl_gen_map_close(g);
+}
+
+void master_tasks_free(struct master *m)
+{
+    while (m->tasks) {
+        struct m_task *t = m->tasks;
+        m->tasks = t->next;
+        free(t->name);
+        free(t->spec_json);
+        free(t->role);
+        free(t->message);
+        free(t);
+    }
+    ml_table_free(&m->tasks_by_id);
+}

@@ -1,0 +1,249 @@
+/* masterlink/json.c - the yajl helpers berth-agent's link and berth-master share: a parse
+ * with a nesting limit (yajl_tree_free recurses, so a body of 100000 '[' must be refused
+ * before it becomes a tree), typed getters that never trust the peer's types, and
+ * key/value emitters. recordio.c frames, codec.c builds the messages on top of these. */
+#include <math.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+#include "masterlink/masterlink.h"
+
+struct depth_ctx {
+    int depth;
+    bool too_deep;
+};
+
+static int depth_open(void *ctx)
+{
+    struct depth_ctx *d = ctx;
+    if (++d->depth > ML_MAX_DEPTH) {
+        d->too_deep = true;
+        return 0;
+    }
+    return 1;
+}
+
+static int depth_close(void *ctx)
+{
+    ((struct depth_ctx *) ctx)->depth--;
+    return 1;
+}
+
+static int depth_key(void *ctx, const unsigned char *k, size_t l)
+{
+    (void) ctx, (void) k, (void) l;
+    return 1;
+}
+
+yajl_val ml_json_parse(const char *text, size_t len, struct berr **err)
+{
+    static const yajl_callbacks cbs = {
+            .yajl_start_map = depth_open,
+            .yajl_map_key = depth_key,
+            .yajl_end_map = depth_close,
+            .yajl_start_array = depth_open,
+            .yajl_end_array = depth_close,
+    };
+    if (memchr(text, 0, len)) {
+        berr_setc(err, EINVAL, "INVALID_ARGUMENT", "malformed JSON: NUL byte");
+        return NULL;
+    }
+    struct depth_ctx d = {0};
+    yajl_handle h = yajl_alloc(&cbs, NULL, &d);
+    yajl_status st = yajl_parse(h, (const unsigned char *) text, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    if (st != yajl_status_ok) {
+        if (d.too_deep) {
+            berr_setc(err, EINVAL, "INVALID_ARGUMENT", "JSON nested deeper than %d levels",
+                      ML_MAX_DEPTH);
+        } else {
+            unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *) text, len);
+            berr_setc(err, EINVAL, "INVALID_ARGUMENT", "malformed JSON: %.200s",
+                      (const char *) msg);
+            yajl_free_error(h, msg);
+        }
+        yajl_free(h);
+        return NULL;
+    }
+    yajl_free(h);
+    _cleanup_free_ char *copy = xstrndup(text, len); /* yajl_tree_parse wants a C string */
+    char ebuf[256];
+    yajl_val v = yajl_tree_parse(copy, ebuf, sizeof(ebuf));
+    if (!v)
+        berr_setc(err, EINVAL, "INVALID_ARGUMENT", "malformed JSON: %s", ebuf);
+    return v;
+}
+
+yajl_val ml_get(yajl_val obj, const char *key)
+{
+    if (!obj || !YAJL_IS_OBJECT(obj))
+        return NULL;
+    for (size_t i = 0; i < obj->u.object.len; i++)
+        if (streq(obj->u.object.keys[i], key))
+            return obj->u.object.values[i];
+    return NULL;
+}
+
+const char *ml_get_str(yajl_val obj, const char *key)
+{
+    yajl_val v = ml_get(obj, key);
+    return v && YAJL_IS_STRING(v) ? v->u.string : NULL;
+}
+
+bool ml_get_double(yajl_val obj, const char *key, double *ret)
+{
+    yajl_val v = ml_get(obj, key);
+    if (!v || !YAJL_IS_NUMBER(v))
+        return false;
+    double d = YAJL_IS_INTEGER(v) ? (double) YAJL_GET_INTEGER(v) : YAJL_GET_DOUBLE(v);
+    if (!isfinite(d))
+        return false;
+    *ret = d;
+    return true;
+}
+
+bool ml_get_i64(yajl_val obj, const char *key, int64_t *ret)
+{
+    yajl_val v = ml_get(obj, key);
+    if (!v || !YAJL_IS_INTEGER(v))
+        return false;
+    *ret = YAJL_GET_INTEGER(v);
+    return true;
+}
+
+bool ml_get_u64(yajl_val obj, const char *key, uint64_t *ret)
+{
+    yajl_val v = ml_get(obj, key);
+    /* yajl keeps the number's text: parse it ourselves so values above INT64_MAX work */
+    if (!v || !YAJL_IS_NUMBER(v) || !v->u.number.r)
+        return false;
+    return parse_u64(v->u.number.r, ret) == 0;
+}
+
+bool ml_get_cpus(yajl_val obj, const char *key, uint64_t *ret_millis)
+{
+    yajl_val v = ml_get(obj, key);
+    if (v && YAJL_IS_STRING(v))
+        return parse_cpus(v->u.string, ret_millis) == 0;
+    if (v && YAJL_IS_NUMBER(v) && v->u.number.r)
+        return parse_cpus(v->u.number.r, ret_millis) == 0;
+    return false;
+}
+
+bool ml_get_size(yajl_val obj, const char *key, uint64_t *ret)
+{
+    yajl_val v = ml_get(obj, key);
+    if (v && YAJL_IS_STRING(v))
+        return parse_size(v->u.string, ret) == 0;
+    if (v && YAJL_IS_NUMBER(v) && v->u.number.r)
+        return parse_u64(v->u.number.r, ret) == 0;
+    return false;
+}
+
+void ml_str(yajl_gen g, const char *s)
+{
+    if (!s)
+        yajl_gen_null(g);
+    else
+        yajl_gen_string(g, (const unsigned char *) s, strlen(s));
+}
+
+void ml_kv_str(yajl_gen g, const char *k, const char *v)
+{
+    ml_str(g, k);
+    ml_str(g, v);
+}
+
+void ml_kv_u64(yajl_gen g, const char *k, uint64_t v)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long) v);
+    ml_str(g, k);
+    yajl_gen_number(g, buf, (size_t) n);
+}
+
+void ml_kv_i64(yajl_gen g, const char *k, int64_t v)
+{
+    ml_str(g, k);
+    yajl_gen_integer(g, v);
+}
+
+void ml_kv_double(yajl_gen g, const char *k, double v)
+{
+    ml_str(g, k);
+    if (!isfinite(v)) {
+        yajl_gen_null(g);
+        return;
+    }
+    char buf[64];
+    int n = snprintf(buf, sizeof(buf), "%.6f", v);
+    yajl_gen_number(g, buf, (size_t) n);
+}
+
+void ml_kv_bool(yajl_gen g, const char *k, bool v)
+{
+    ml_str(g, k);
+    yajl_gen_bool(g, v);
+}
+
+void ml_kv_null(yajl_gen g, const char *k)
+{
+    ml_str(g, k);
+    yajl_gen_null(g);
+}
+
+void ml_kv_cpus(yajl_gen g, const char *k, uint64_t millis)
+{
+    char buf[32];
+    format_cpus(millis, buf, sizeof(buf));
+    ml_str(g, k);
+    yajl_gen_number(g, buf, strlen(buf));
+}
+
+void ml_gen_value(yajl_gen g, yajl_val v)
+{
+    if (!v) {
+        yajl_gen_null(g);
+    } else if (YAJL_IS_STRING(v)) {
+        ml_str(g, v->u.string);
+    } else if (YAJL_IS_NUMBER(v)) {
+        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+    } else if (YAJL_IS_TRUE(v)) {
+        yajl_gen_bool(g, 1);
+    } else if (YAJL_IS_FALSE(v)) {
+        yajl_gen_bool(g, 0);
+    } else if (YAJL_IS_OBJECT(v)) {
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            ml_str(g, v->u.object.keys[i]);
+            ml_gen_value(g, v->u.object.values[i]);
+        }
+        yajl_gen_map_close(g);
+    } else if (YAJL_IS_ARRAY(v)) {
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < v->u.array.len; i++)
+            ml_gen_value(g, v->u.array.values[i]);
+        yajl_gen_array_close(g);
+    } else {
+        yajl_gen_null(g);
+    }
+}
+
+void ml_kv_raw(yajl_gen g, const char *k, const char *json)
+{
+    ml_str(g, k);
+    yajl_val v = json && json[0] ? yajl_tree_parse(json, NULL, 0) : NULL;
+    ml_gen_value(g, v);
+    yajl_tree_free(v);
+}
+
+char *ml_gen_take(yajl_gen g)
+{
+    const unsigned char *buf;
+    size_t len;
+    yajl_gen_get_buf(g, &buf, &len);
+    char *s = xstrndup((const char *) buf, len);
+    yajl_gen_free(g);
+    return s;
+}

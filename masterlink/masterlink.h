@@ -1,0 +1,186 @@
+/* masterlink/masterlink.h - the one public header of masterlink/: the agent<->master protocol
+ * (docs/protocol.md) without any I/O. recordio.c frames and unframes the event stream,
+ * codec.c encodes and decodes the JSON envelopes of calls and events and the status update,
+ * json.c has the yajl helpers both daemons share. berth-agent (agentd/link.c) and
+ * berth-master (master/) both link it, so the two sides cannot drift apart. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "common/common.h"
+
+/* The one endpoint of the agent link: every call is a POST of one JSON object. */
+#define ML_AGENT_PATH "/api/v1/agent"
+/* Header carrying the stream id of the SUBSCRIBED event on HEARTBEAT and UPDATE calls. */
+#define ML_STREAM_HEADER "Berth-Stream-Id"
+/* Largest call body and largest record on the stream, in bytes. */
+#define ML_MAX_MESSAGE (1024 * 1024)
+/* Deepest JSON nesting accepted (yajl_tree_free recurses). */
+#define ML_MAX_DEPTH 32
+
+/* ---- message types ---------------------------------------------------------------------- */
+
+enum ml_call_type {
+    ML_CALL_SUBSCRIBE,
+    ML_CALL_HEARTBEAT,
+    ML_CALL_UPDATE,
+    _ML_CALL_MAX,
+    _ML_CALL_INVALID = -EINVAL,
+};
+
+enum ml_event_type {
+    ML_EVENT_SUBSCRIBED,
+    ML_EVENT_LAUNCH,
+    ML_EVENT_KILL,
+    ML_EVENT_ACKNOWLEDGE,
+    ML_EVENT_PING,
+    _ML_EVENT_MAX,
+    _ML_EVENT_INVALID = -EINVAL,
+};
+
+/* Task states as the master sees them (SPEC §5), in the order they may happen. */
+enum ml_state {
+    ML_STAGING,
+    ML_STARTING,
+    ML_RUNNING,
+    ML_FINISHED,
+    ML_FAILED,
+    ML_KILLED,
+    ML_LOST,
+    _ML_STATE_MAX,
+    _ML_STATE_INVALID = -EINVAL,
+};
+
+const char *ml_call_name(enum ml_call_type t);
+enum ml_call_type ml_call_from_name(const char *s);
+const char *ml_event_name(enum ml_event_type t);
+enum ml_event_type ml_event_from_name(const char *s);
+const char *ml_state_name(enum ml_state s);
+enum ml_state ml_state_from_name(const char *s);
+static inline bool ml_state_terminal(enum ml_state s)
+{
+    return s >= ML_FINISHED;
+}
+/* Ids (agent, task, stream): 1 to 64 characters of [A-Za-z0-9_-]. */
+bool ml_id_valid(const char *s);
+/* A random version-4 uuid, "8-4-4-4-12" lowercase hex, into buf (37 bytes). 0 or -errno. */
+int ml_uuid_new(char buf[37]);
+bool ml_uuid_valid(const char *s);
+
+/* ---- RecordIO framing (recordio.c) ------------------------------------------------------ */
+
+/* One record: "<decimal length>\n<length bytes>". Returns a malloc'd frame of *ret_len bytes. */
+char *ml_frame(const char *data, size_t len, size_t *ret_len);
+
+/* Incremental reader of a stream of records; holds at most max bytes of one record. */
+struct ml_reader {
+    char *buf;
+    size_t len, cap, off; /* bytes held, allocated, consumed */
+    size_t max;
+};
+void ml_reader_init(struct ml_reader *r, size_t max);
+void ml_reader_free(struct ml_reader *r);
+/* Append bytes as they arrive. */
+void ml_reader_feed(struct ml_reader *r, const char *data, size_t len);
+/* Take the next complete record: 1 with *ret (NUL-terminated, valid until the next feed or
+ * next call) and *ret_len; 0 when more bytes are needed; -EBADMSG (bad length line) or
+ * -EMSGSIZE (record over max) with err set - the stream cannot be resynchronised. */
+int ml_reader_next(struct ml_reader *r, const char **ret, size_t *ret_len, struct berr **err);
+
+/* ---- JSON helpers (json.c) -------------------------------------------------------------- */
+
+/* Parse text (len bytes, need not be NUL-terminated) with a nesting limit of ML_MAX_DEPTH.
+ * NULL with err (code INVALID_ARGUMENT) when malformed, too deep or holding a NUL. */
+yajl_val ml_json_parse(const char *text, size_t len, struct berr **err);
+yajl_val ml_get(yajl_val obj, const char *key);
+/* The string under key, or NULL when absent or not a string. */
+const char *ml_get_str(yajl_val obj, const char *key);
+/* Numbers under key: false when absent or not a number (or negative for u64). */
+bool ml_get_double(yajl_val obj, const char *key, double *ret);
+bool ml_get_u64(yajl_val obj, const char *key, uint64_t *ret);
+bool ml_get_i64(yajl_val obj, const char *key, int64_t *ret);
+void ml_str(yajl_gen g, const char *s); /* NULL -> null */
+void ml_kv_str(yajl_gen g, const char *k, const char *v);
+void ml_kv_u64(yajl_gen g, const char *k, uint64_t v);
+void ml_kv_i64(yajl_gen g, const char *k, int64_t v);
+void ml_kv_double(yajl_gen g, const char *k, double v);
+void ml_kv_bool(yajl_gen g, const char *k, bool v);
+void ml_kv_null(yajl_gen g, const char *k);
+/* millicores as a decimal number (2, 0.5, 1.25) */
+void ml_kv_cpus(yajl_gen g, const char *k, uint64_t millis);
+/* Embed already-serialised JSON under k (a NULL or empty json embeds null). */
+void ml_kv_raw(yajl_gen g, const char *k, const char *json);
+/* Re-emit a parsed value. */
+void ml_gen_value(yajl_gen g, yajl_val v);
+/* The generated text as a malloc'd string; frees g. */
+char *ml_gen_take(yajl_gen g);
+/* cpus from JSON: a number or a decimal string, in millicores (> 0). */
+bool ml_get_cpus(yajl_val obj, const char *key, uint64_t *ret_millis);
+/* mem from JSON: bytes as a number, or a size string ("1GiB"). */
+bool ml_get_size(yajl_val obj, const char *key, uint64_t *ret);
+
+/* ---- envelopes and status updates (codec.c) ---------------------------------------------- */
+
+/* A call from the agent: {"type": "UPDATE", "agent_id": "...", "update": {...}}. The payload
+ * sits under the lower-case type name. */
+struct ml_call {
+    enum ml_call_type type;
+    const char *agent_id; /* points into root */
+    yajl_val payload;     /* object under the type's name, or NULL */
+    yajl_val root;        /* owned */
+};
+/* Decode and check a call body: valid type, agent_id, payload object. 0, or -EINVAL with
+ * err (code INVALID_ARGUMENT) saying what is wrong. Free with ml_call_done. */
+int ml_call_decode(const char *body, size_t len, struct ml_call *ret, struct berr **err);
+void ml_call_done(struct ml_call *c);
+/* Encode a call around payload_json (an object, or NULL for {}). malloc'd. */
+char *ml_call_encode(enum ml_call_type t, const char *agent_id, const char *payload_json);
+
+/* An event from the master: {"type": "LAUNCH", "launch": {...}}. */
+struct ml_event {
+    enum ml_event_type type;
+    yajl_val payload; /* object under the type's name, or NULL */
+    yajl_val root;    /* owned */
+};
+int ml_event_decode(const char *body, size_t len, struct ml_event *ret, struct berr **err);
+void ml_event_done(struct ml_event *e);
+char *ml_event_encode(enum ml_event_type t, const char *payload_json);
+
+/* A status update (UPDATE's payload): one transition of one task, named by a uuid so a
+ * retried update is recognised. */
+struct ml_status {
+    char task_id[65];
+    char uuid[37];
+    char container_id[65]; /* "" when the launch never made a container */
+    enum ml_state state;
+    char reason[48]; /* "" or SPEC §5's reasons, AGENT_UNREACHABLE, ... */
+    char *message;   /* owned, may be NULL */
+    bool has_exit_code;
+    int64_t exit_code;
+    int64_t signal;   /* 0 = none */
+    double timestamp; /* when it happened, on the agent (seconds since the epoch) */
+};
+/* Encode as a JSON object (malloc'd). */
+char *ml_status_encode(const struct ml_status *s);
+void ml_status_gen(yajl_gen g, const struct ml_status *s);
+/* Decode and check: task_id, uuid and state must be valid. 0 or -EINVAL with err. Free
+ * ret->message with ml_status_done. */
+int ml_status_decode(yajl_val v, struct ml_status *ret, struct berr **err);
+void ml_status_done(struct ml_status *s);
+
+/* ---- a string-keyed hash table (table.c) ------------------------------------------------ */
+
+struct ml_entry;
+struct ml_table {
+    struct ml_entry **buckets;
+    size_t nbuckets, count;
+};
+/* key is borrowed: it must live as long as the entry (usually a field of value). */
+void ml_table_put(struct ml_table *t, const char *key, void *value);
+void *ml_table_get(const struct ml_table *t, const char *key);
+void *ml_table_del(struct ml_table *t, const char *key); /* the value, or NULL */
+void ml_table_free(struct ml_table *t);                  /* entries only, not the values */

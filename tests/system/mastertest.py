@@ -1,0 +1,174 @@
+"""tests/system/mastertest.py - helpers of the master tests (issue #7): a running
+berth-master on a free loopback port with its own work_dir and token (start, SIGKILL,
+restart, HTTP calls with or without the token, berthctl --master), and the flags that hook
+an agent from conftest's agent_factory to it. conftest.py's master_factory fixture builds
+it; test_master.py uses it."""
+
+import http.client
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+
+import berthtest as bt
+
+MASTER_BIN = os.path.join(bt.BUILD, "berth-master")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Master:
+    def __init__(self, tmp, flags=()):
+        self.tmp = tmp
+        self.work = os.path.join(tmp, "master")
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.token = secrets.token_hex(20)
+        self.token_file = os.path.join(tmp, "token")
+        with open(self.token_file, "w") as f:
+            f.write(self.token + "\n")
+        os.chmod(self.token_file, 0o600)
+        self.log_path = os.path.join(tmp, "master.log")
+        self.argv = [MASTER_BIN, "--config=/dev/null", "--listen=127.0.0.1:%d" % self.port,
+                     "--work_dir=" + self.work, "--token_file=" + self.token_file] + list(flags)
+        self.proc = None
+
+    @property
+    def log(self):
+        return bt.read(self.log_path, "")
+
+    def start(self, timeout=5.0):
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                     stderr=subprocess.STDOUT, close_fds=True)
+        logf.close()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError("berth-master exited with %s:\n%s"
+                                     % (self.proc.returncode, self.log))
+            try:
+                if self.request("GET", "/health", timeout=1)[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("berth-master did not answer /health:\n" + self.log)
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout=10):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return "killed after %ss" % timeout
+
+    def agent_flags(self):
+        return ["--master=" + self.url, "--token_file=" + self.token_file]
+
+    # -- HTTP --
+    def request(self, method, path, body=None, raw=None, token=True, headers=None, timeout=10):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            data = raw if raw is not None else (json.dumps(body).encode()
+                                                if body is not None else None)
+            h = {"Content-Type": "application/json"} if data is not None else {}
+            if token is True:
+                h["Authorization"] = "Bearer " + self.token
+            elif token:
+                h["Authorization"] = token
+            h.update(headers or {})
+            conn.request(method, path, body=data, headers=h)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+            try:
+                return resp.status, json.loads(text)
+            except ValueError:
+                return resp.status, text
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def agents(self):
+        st, body = self.get("/v1/agents")
+        assert st == 200, body
+        return body["agents"]
+
+    def task(self, tid):
+        st, body = self.get("/v1/tasks/" + tid)
+        assert st == 200, body
+        return body
+
+    def tasks(self):
+        st, body = self.get("/v1/tasks")
+        assert st == 200, body
+        return body["tasks"]
+
+    def submit(self, shell, cpus=0.25, mem="64MiB", name=None, expect=201):
+        body = {"command": {"shell": shell}, "resources": {"cpus": cpus, "mem": mem}}
+        if name:
+            body["name"] = name
+        st, t = self.request("POST", "/v1/tasks", body)
+        assert st == expect, "submit -> %s %r" % (st, t)
+        return t
+
+    def wait_agents(self, n, timeout=15, with_usage=False):
+        def ok():
+            ags = [a for a in self.agents() if a["state"] == "REACHABLE" and a["connected"]]
+            if with_usage:
+                ags = [a for a in ags if a.get("usage")]
+            return ags if len(ags) >= n else None
+        return bt.wait_for(ok, timeout, what="%d agents registered at the master" % n)
+
+    def wait_task(self, tid, states, timeout=20):
+        if isinstance(states, str):
+            states = (states,)
+
+        def ok():
+            t = self.task(tid)
+            return t if t["state"] in states else None
+        return bt.wait_for(ok, timeout, interval=0.1, what="task %s in %s" % (tid, states))
+
+    def ctl(self, *args, timeout=60):
+        return subprocess.run([bt.CTL_BIN, "--master", self.url, "--token-file", self.token_file]
+                              + [str(a) for a in args], capture_output=True, text=True,
+                              timeout=timeout)
+
+
+def history_states(task):
+    return [h["state"] for h in task["history"]]
+
+
+def check_history(task):
+    """Every state once, in order, one terminal state, unique uuids."""
+    states = history_states(task)
+    order = ["STAGING", "STARTING", "RUNNING"]
+    uuids = [h["uuid"] for h in task["history"]]
+    assert len(set(uuids)) == len(uuids), "duplicate uuid in %r" % task["history"]
+    assert len(set(states)) == len(states), "a state twice in %s: %r" % (task["id"], states)
+    terminal = [s for s in states if s in bt.TERMINAL]
+    assert len(terminal) <= 1, "more than one terminal state: %r" % states
+    live = [s for s in states if s not in bt.TERMINAL]
+    assert live == [s for s in order if s in live], "out of order: %r" % states
+    if terminal:
+        assert states[-1] == terminal[0], "terminal state not last: %r" % states
+    return states

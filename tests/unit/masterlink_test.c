@@ -1,0 +1,270 @@
+/* tests/unit/masterlink_test.c - masterlink/: RecordIO framing and the incremental reader
+ * (split reads, several records per read, bad and oversized length lines), the call and
+ * event envelopes, the status update codec, ids and uuids, the JSON parse's depth limit and
+ * the hash table. No I/O, no root. The system tests (test_master.py) drive the daemons. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+/* clang-format off: cmocka.h needs setjmp.h, stdarg.h and stddef.h before it */
+#include <cmocka.h>
+/* clang-format on */
+
+#include "masterlink/masterlink.h"
+
+static void test_frame_and_read_back(void **state)
+{
+    (void) state;
+    size_t len;
+    char *f = ml_frame("{\"a\":1}", 7, &len);
+    assert_int_equal(len, 9);
+    assert_memory_equal(f, "7\n{\"a\":1}", 9);
+    struct ml_reader r;
+    ml_reader_init(&r, 1024);
+    const char *rec;
+    size_t rl;
+    struct berr *err = NULL;
+    /* byte by byte: a record is complete only at its last byte */
+    for (size_t i = 0; i < len; i++) {
+        assert_int_equal(ml_reader_next(&r, &rec, &rl, &err), 0);
+        ml_reader_feed(&r, f + i, 1);
+    }
+    assert_int_equal(ml_reader_next(&r, &rec, &rl, &err), 1);
+    assert_int_equal(rl, 7);
+    assert_string_equal(rec, "{\"a\":1}");
+    assert_int_equal(ml_reader_next(&r, &rec, &rl, &err), 0);
+    free(f);
+    ml_reader_free(&r);
+}
+
+static void test_several_records_per_read(void **state)
+{
+    (void) state;
+    struct ml_reader r;
+    ml_reader_init(&r, 1024);
+    const char *data = "2\n{}13\n{\"x\":\"a\\nb\"}\n0\n3\n[1]";
+    ml_reader_feed(&r, data, strlen(data));
+    const char *rec;
+    size_t rl;
+    struct berr *err = NULL;
+    assert_int_equal(ml_reader_next(&r, &rec, &rl, &err), 1);
+    assert_string_equal(rec, "{}");
+    assert_int_equal(ml_reader_next(&r, &rec, &rl, &err), 1);
+    assert_int_equal(rl, 13);
+    assert_memory_equal(rec, "{\"x\":\"a\\nb\"}\n", 13); /* newlines inside a record are data */
+    assert_int_equal(ml_reader_next(&r, &rec, &rl, &err), 1);
+    assert_int_equal(rl, 0);
+    assert_int_equal(ml_reader_next(&r, &rec, &rl, &err), 1);
+    assert_string_equal(rec, "[1]");
+    assert_int_equal(ml_reader_next(&r, &rec, &rl, &err), 0);
+    ml_reader_free(&r);
+}
+
+static void test_bad_streams(void **state)
+{
+    (void) state;
+    const char *rec;
+    size_t rl;
+    struct {
+        const char *data;
+        int want;
+    } cases[] = {
+            {"abc\n{}", -EBADMSG},
+            {"-1\n", -EBADMSG},
+            {"\n{}", -EBADMSG},
+            {"123456789012345678901234567890", -EBADMSG}, /* no newline after 20 digits */
+            {"1x", -EBADMSG},
+            {"2000\n", -EMSGSIZE},
+            {"18446744073709551615\n", -EMSGSIZE},
+            {"99999999999999999999\n", -EBADMSG}, /* above UINT64_MAX */
+            {"12", 0},                            /* incomplete, not wrong */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct ml_reader r;
+        struct berr *err = NULL;
+        ml_reader_init(&r, 1024);
+        ml_reader_feed(&r, cases[i].data, strlen(cases[i].data));
+        assert_int_equal(ml_reader_next(&r, &rec, &rl, &err), cases[i].want);
+        if (cases[i].want < 0)
+            assert_non_null(strstr(berr_msg(err), "RecordIO"));
+        berr_free(&err);
+        ml_reader_free(&r);
+    }
+}
+
+static void test_call_envelope(void **state)
+{
+    (void) state;
+    char *body = ml_call_encode(ML_CALL_UPDATE, "agent-1", "{\"status\": {\"x\": 1}}");
+    assert_string_equal(
+            body,
+            "{\"type\":\"UPDATE\",\"agent_id\":\"agent-1\",\"update\":{\"status\":{\"x\":1}}}");
+    struct ml_call c;
+    struct berr *err = NULL;
+    assert_int_equal(ml_call_decode(body, strlen(body), &c, &err), 0);
+    assert_int_equal(c.type, ML_CALL_UPDATE);
+    assert_string_equal(c.agent_id, "agent-1");
+    assert_non_null(ml_get(c.payload, "status"));
+    ml_call_done(&c);
+    free(body);
+    const struct {
+        const char *body, *msg;
+    } bad[] = {
+            {"{\"type\": \"PING\", \"agent_id\": \"a\"}", "unknown call type"},
+            {"{\"agent_id\": \"a\"}", "no \"type\""},
+            {"{\"type\": \"HEARTBEAT\"}", "agent_id"},
+            {"{\"type\": \"HEARTBEAT\", \"agent_id\": \"a/b\"}", "agent_id"},
+            {"{\"type\": \"HEARTBEAT\", \"agent_id\": \"a\", \"heartbeat\": 3}", "object"},
+            {"[1]", "object"},
+            {"{\"type\": ", "malformed"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        assert_int_equal(ml_call_decode(bad[i].body, strlen(bad[i].body), &c, &err), -EINVAL);
+        assert_non_null(strstr(berr_msg(err), bad[i].msg));
+        assert_string_equal(err->code, "INVALID_ARGUMENT");
+        berr_free(&err);
+    }
+}
+
+static void test_event_envelope(void **state)
+{
+    (void) state;
+    char *ev = ml_event_encode(ML_EVENT_PING, NULL);
+    assert_string_equal(ev, "{\"type\":\"PING\",\"ping\":{}}");
+    struct ml_event e;
+    struct berr *err = NULL;
+    assert_int_equal(ml_event_decode(ev, strlen(ev), &e, &err), 0);
+    assert_int_equal(e.type, ML_EVENT_PING);
+    ml_event_done(&e);
+    free(ev);
+    ev = ml_event_encode(ML_EVENT_ACKNOWLEDGE, "{\"uuid\": \"u\"}");
+    assert_int_equal(ml_event_decode(ev, strlen(ev), &e, &err), 0);
+    assert_string_equal(ml_get_str(e.payload, "uuid"), "u");
+    ml_event_done(&e);
+    free(ev);
+    assert_int_equal(ml_event_decode("{\"type\":\"NOPE\"}", 15, &e, &err), -EINVAL);
+    berr_free(&err);
+}
+
+static void test_status_round_trip(void **state)
+{
+    (void) state;
+    struct ml_status s = {
+            .state = ML_FAILED, .has_exit_code = true, .exit_code = 3, .timestamp = 12.5};
+    snprintf(s.task_id, sizeof(s.task_id), "t-1");
+    assert_int_equal(ml_uuid_new(s.uuid), 0);
+    assert_true(ml_uuid_valid(s.uuid));
+    assert_int_equal(s.uuid[14], '4');
+    snprintf(s.reason, sizeof(s.reason), "EXITED");
+    s.message = "exit 3";
+    char *json = ml_status_encode(&s);
+    struct berr *err = NULL;
+    yajl_val v = ml_json_parse(json, strlen(json), &err);
+    assert_non_null(v);
+    struct ml_status d;
+    assert_int_equal(ml_status_decode(v, &d, &err), 0);
+    assert_string_equal(d.task_id, "t-1");
+    assert_string_equal(d.uuid, s.uuid);
+    assert_int_equal(d.state, ML_FAILED);
+    assert_string_equal(d.reason, "EXITED");
+    assert_string_equal(d.message, "exit 3");
+    assert_true(d.has_exit_code);
+    assert_int_equal(d.exit_code, 3);
+    assert_int_equal(d.signal, 0);
+    assert_true(d.timestamp == 12.5);
+    ml_status_done(&d);
+    yajl_tree_free(v);
+    free(json);
+    const char *bad[] = {
+            "{\"task_id\": \"t\", \"uuid\": \"x\", \"state\": \"RUNNING\"}",
+            ("{\"task_id\": \"t\", \"uuid\": \"00000000-0000-4000-8000-000000000000\", "
+             "\"state\": \"DANCING\"}"),
+            "{\"uuid\": \"00000000-0000-4000-8000-000000000000\", \"state\": \"RUNNING\"}",
+            "[]",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        v = ml_json_parse(bad[i], strlen(bad[i]), &err);
+        assert_non_null(v);
+        assert_int_equal(ml_status_decode(v, &d, &err), -EINVAL);
+        berr_free(&err);
+        yajl_tree_free(v);
+    }
+}
+
+static void test_names_ids_and_states(void **state)
+{
+    (void) state;
+    assert_int_equal(ml_state_from_name("LOST"), ML_LOST);
+    assert_int_equal(ml_state_from_name("lost"), -EINVAL);
+    assert_true(ml_state_terminal(ML_FINISHED) && !ml_state_terminal(ML_RUNNING));
+    assert_true(ML_STAGING < ML_STARTING && ML_STARTING < ML_RUNNING && ML_RUNNING < ML_FINISHED);
+    assert_string_equal(ml_call_name(ML_CALL_SUBSCRIBE), "SUBSCRIBE");
+    assert_string_equal(ml_event_name(ML_EVENT_KILL), "KILL");
+    assert_true(ml_id_valid("t-0123abcd_X"));
+    assert_false(ml_id_valid(""));
+    assert_false(ml_id_valid("a b"));
+    char longid[70];
+    memset(longid, 'a', 65);
+    longid[65] = 0;
+    assert_false(ml_id_valid(longid));
+    assert_false(ml_uuid_valid("00000000-0000-4000-8000-00000000000g"));
+}
+
+static void test_json_depth_and_getters(void **state)
+{
+    (void) state;
+    char deep[200];
+    memset(deep, '[', 40);
+    deep[40] = 0;
+    struct berr *err = NULL;
+    assert_null(ml_json_parse(deep, strlen(deep), &err));
+    assert_non_null(strstr(berr_msg(err), "deeper"));
+    berr_free(&err);
+    assert_null(ml_json_parse("{\"a\":\"x\0\"}", 10, &err));
+    berr_free(&err);
+    const char *j = "{\"c\": \"0.5\", \"n\": 2, \"m\": \"1GiB\", \"b\": 18446744073709551615}";
+    yajl_val v = ml_json_parse(j, strlen(j), &err);
+    uint64_t u;
+    assert_true(ml_get_cpus(v, "c", &u) && u == 500);
+    assert_true(ml_get_cpus(v, "n", &u) && u == 2000);
+    assert_true(ml_get_size(v, "m", &u) && u == 1ULL << 30);
+    assert_true(ml_get_u64(v, "b", &u) && u == UINT64_MAX);
+    assert_false(ml_get_u64(v, "m", &u));
+    yajl_tree_free(v);
+}
+
+static void test_table(void **state)
+{
+    (void) state;
+    struct ml_table t = {0};
+    char keys[1000][8];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+        ml_table_put(&t, keys[i], keys[i]);
+    }
+    assert_int_equal(t.count, 1000);
+    for (int i = 0; i < 1000; i++)
+        assert_ptr_equal(ml_table_get(&t, keys[i]), keys[i]);
+    assert_null(ml_table_get(&t, "nope"));
+    assert_ptr_equal(ml_table_del(&t, "k7"), keys[7]);
+    assert_null(ml_table_get(&t, "k7"));
+    assert_null(ml_table_del(&t, "k7"));
+    assert_int_equal(t.count, 999);
+    ml_table_free(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_frame_and_read_back),
+            cmocka_unit_test(test_several_records_per_read),
+            cmocka_unit_test(test_bad_streams),
+            cmocka_unit_test(test_call_envelope),
+            cmocka_unit_test(test_event_envelope),
+            cmocka_unit_test(test_status_round_trip),
+            cmocka_unit_test(test_names_ids_and_states),
+            cmocka_unit_test(test_json_depth_and_getters),
+            cmocka_unit_test(test_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
