@@ -62,7 +62,7 @@ DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-
             prometheus tmux
 DEB_BENCH = crun hyperfine
 
-.PHONY: all deps check check-unit check-system check-vm demo bench install clean format format-check \
+.PHONY: install-agent install-master all deps check check-unit check-system check-vm demo bench install clean format format-check \
         check-deps asan analyze deb rpm helpers check-packages
 
 all: $(BINS) $(HELPERS)
@@ -141,11 +141,18 @@ asan:
 analyze:
 	$(MAKE) clean-analyze; scan-build $(MAKE) B=build-analyze all
 
-install: $(BINS) $(B)/agent.conf $(B)/man/berth-agent.conf.5
+# install = both; the berth-agent packages stage install-agent only (the master gets its
+# own package later)
+install: install-agent install-master
+
+install-master: $(B)/berth-master
+	install -D -m 0755 $(B)/berth-master $(DESTDIR)$(PREFIX)/sbin/berth-master
+
+install-agent: $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/agent.conf \
+               $(B)/man/berth-agent.conf.5
 	install -D -m 0755 $(B)/berth-agent $(DESTDIR)$(PREFIX)/sbin/berth-agent
 	install -D -m 0755 $(B)/berth-executor $(DESTDIR)$(PREFIX)/libexec/berth/berth-executor
 	install -D -m 0755 $(B)/berthctl $(DESTDIR)$(PREFIX)/bin/berthctl
-	install -D -m 0755 $(B)/berth-master $(DESTDIR)$(PREFIX)/sbin/berth-master
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth/agent.conf.d \
 	        $(DESTDIR)$(LOCALSTATEDIR)/lib/berth
 	sed 's|/usr/sbin/berth-agent|$(PREFIX)/sbin/berth-agent|' packaging/berth-agent.service \

@@ -24,7 +24,7 @@ S=$PKG_B/deb
 ROOT=$S/root
 rm -rf "$S"
 mkdir -p "$ROOT/DEBIAN" "$S/src/debian"
-make -C "$REPO" -s --no-print-directory SAN=0 B="$PKG_B/build" VERSION="$VERSION" install DESTDIR="$ROOT" \
+make -C "$REPO" -s --no-print-directory SAN=0 B="$PKG_B/build" VERSION="$VERSION" install-agent DESTDIR="$ROOT" \
     PREFIX=/usr SYSCONFDIR=/etc LOCALSTATEDIR=/var UNITDIR=/lib/systemd/system
 
 # what dh_strip, dh_compress, dh_installdocs and dh_fixperms would do
