@@ -275,16 +275,16 @@ static int cg2_stats(const struct cg_layout *lay, struct cg_node *n, struct iso_
     ssize_t len = cg_stat_read(n, CG2_S_CPU_STAT, fd, "cpu.stat", buf, sizeof(buf));
     NOTE(len);
     if (len >= 0) {
-        if (cg_keyed(buf, "usage_usec", &v) == 0)
-            s->cpu_usage_ns = v * 1000;
-        if (cg_keyed(buf, "user_usec", &v) == 0)
-            s->cpu_user_ns = v * 1000;
-        if (cg_keyed(buf, "system_usec", &v) == 0)
-            s->cpu_system_ns = v * 1000;
-        (void) cg_keyed(buf, "nr_periods", &s->nr_periods);
-        (void) cg_keyed(buf, "nr_throttled", &s->nr_throttled);
-        if (cg_keyed(buf, "throttled_usec", &v) == 0)
-            s->throttled_ns = v * 1000;
+        static const char *const keys[] = {"usage_usec", "user_usec",    "system_usec",
+                                           "nr_periods", "nr_throttled", "throttled_usec"};
+        uint64_t usage = 0, user = 0, sys = 0, throttled = 0;
+        uint64_t *const rets[] = {&usage,           &user,     &sys, &s->nr_periods,
+                                  &s->nr_throttled, &throttled};
+        cg_keyed_many(buf, keys, rets, ARRAY_SIZE(keys));
+        s->cpu_usage_ns = usage * 1000;
+        s->cpu_user_ns = user * 1000;
+        s->cpu_system_ns = sys * 1000;
+        s->throttled_ns = throttled * 1000;
     }
 
     int r = cg_stat_u64(n, CG2_S_MEM_CURRENT, fd, "memory.current", &s->mem_usage);
@@ -295,9 +295,9 @@ static int cg2_stats(const struct cg_layout *lay, struct cg_node *n, struct iso_
          * file pages the kernel reclaims first (cAdvisor's definition, also on v1). */
         uint64_t inactive = 0;
         if (cg_stat_read(n, CG2_S_MEM_STAT, fd, "memory.stat", buf, sizeof(buf)) >= 0) {
-            (void) cg_keyed(buf, "anon", &s->mem_rss);
-            (void) cg_keyed(buf, "file", &s->mem_cache);
-            (void) cg_keyed(buf, "inactive_file", &inactive);
+            static const char *const keys[] = {"anon", "file", "inactive_file"};
+            uint64_t *const rets[] = {&s->mem_rss, &s->mem_cache, &inactive};
+            cg_keyed_many(buf, keys, rets, ARRAY_SIZE(keys));
         }
         s->mem_working_set = s->mem_usage > inactive ? s->mem_usage - inactive : 0;
         (void) cg_stat_u64(n, CG2_S_MEM_PEAK, fd, "memory.peak", &s->mem_peak); /* >= 5.19 */

@@ -348,7 +348,8 @@ def test_orphans_are_removed(agent):
         for d in agent.parent_dirs.values():
             if os.path.isdir(d):
                 os.mkdir(os.path.join(d, fake))
-        with open(os.path.join(agent.parent_dirs["memory"], fake, "cgroup.procs"), "w") as f:
+        mem = agent.parent_dirs.get("memory") or agent.parent_dirs["unified"]  # v1 or v2
+        with open(os.path.join(mem, fake, "cgroup.procs"), "w") as f:
             f.write(str(stray.pid))
         for sub in ("containers", "sandboxes"):
             os.makedirs(os.path.join(agent.work, sub, fake, "rootfs"))
