@@ -1,9 +1,9 @@
 /* isolator/cgroup-v2.c - the cgroup v2 (unified) backend of struct cg_ops: delegation of
  * controllers down to the parent (with the "no internal processes" rule), limits (cpu.max,
- * cpu.weight, memory.max, memory.swap.max, pids.max), usage, OOM via inotify on
- * memory.events, usage with pressure (PSI), kill with cgroup.kill or freeze+kill. cgroup.c
- * owns the one dir fd per node; cgroup-v1.c is the per-controller twin; the device filter
- * (a BPF program, v2 has no devices files) is assembled in cgroup-v2-devices.c. */
+ * cpu.weight, memory.max, memory.swap.max, pids.max), usage with pressure (PSI), OOM via
+ * inotify on memory.events, kill with cgroup.kill (waiting on cgroup.events) or freeze+kill.
+ * cgroup.c owns the one dir fd per node; cgroup-v1.c is the per-controller twin; the device
+ * filter (a BPF program, v2 has no devices files) is assembled in cgroup-v2-devices.c. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -206,8 +206,9 @@ static int cg2_apply(const struct cg_layout *lay, struct cg_node *n, const struc
         if ((r = cg_write(n, fd, "pids.max", buf, err)) < 0)
             return r;
     }
-    /* No devices files on v2: a BPF_CGROUP_DEVICE program holds the same allow-list. */
-    if (!parent && (lay->flags & ISO_CG_DEVICES) && fd >= 0 &&
+    /* No devices files on v2: a BPF_CGROUP_DEVICE program holds the same allow-list. Once
+     * per cgroup: applying new limits later keeps the program it has. */
+    if (!parent && (lay->flags & ISO_CG_DEVICES) && fd >= 0 && cg2_devices_attached(fd) <= 0 &&
         (r = cg2_devices_attach(fd, err)) < 0)
         return berr_wrap(err, "device filter");
     return 0;

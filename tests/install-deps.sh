@@ -14,7 +14,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/berth-apt.log 2>&1; then
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+# wait for another apt/dpkg run (a concurrent build's) instead of failing on its lock
+LOCK=(-o DPkg::Lock::Timeout=600)
+if ! apt-get "${LOCK[@]}" install -y -q --no-install-recommends "${missing[@]}" \
+    >/tmp/berth-apt.log 2>&1; then
+    apt-get "${LOCK[@]}" update -q >/dev/null
+    apt-get "${LOCK[@]}" install -y -q --no-install-recommends "${missing[@]}"
 fi

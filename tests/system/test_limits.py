@@ -158,7 +158,7 @@ def test_burst_no_quota(agent):
     if os.cpu_count() < 2:
         pytest.skip("needs 2 CPUs to show a burst above 1.5 CPU")
     r = agent.ctl("run", "--cpus", "0.5", "--cpus-limit", "none", "--mem", "64MiB", "--",
-                  bt.PROBE, "spin", "4", "2")
+                  bt.PROBE, "spin", "8", "2")  # outlives a slow start (tests/vm) + 2.8 s
     assert r.returncode == 0, r.stderr
     cid = r.stdout.strip().splitlines()[-1]
     agent.wait_output(cid, "threads")

@@ -4,11 +4,10 @@
 # every sandbox uses, refuses to move the initial rootfs. Stage 2 mounts /proc, /sys, /dev,
 # loads the virtio and 9p modules, mounts the 9p shares (host /usr read-only on /usr, the
 # repository and other dirs read-only at their host paths, the run's io dir read-write),
-# mounts cgroups as
-# berthvm.cg= asks (v2: pure cgroup2 with +cpu +io +memory +pids in the root, like systemd;
-# v1: one hierarchy per controller, cpu,cpuacct joint; hybrid: v1 plus an empty cgroup2 at
-# unified/, like our CI host), runs io/cmd and powers off. The exit status goes to io/rc and
-# to the console line "BERTH-VM: DONE rc=N".
+# mounts cgroups as berthvm.cg= asks (v2: pure cgroup2 with +cpu +io +memory +pids in the
+# root, like systemd; v1: one hierarchy per controller, cpu,cpuacct joint; hybrid: v1 plus
+# an empty cgroup2 at unified/, like our CI host), runs io/cmd and powers off. The exit
+# status goes to io/rc and to the console line "BERTH-VM: DONE rc=N".
 export PATH=/.bb
 say() { echo "BERTH-VM: $*"; }
 
