@@ -113,6 +113,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) check-unit
 	$(MAKE) check-system
+	bash tests/vm/check.sh --if-possible $(abspath $(B))
 	$(MAKE) check-packages
 
 check-unit: $(UNIT_BINS)
