@@ -11,6 +11,7 @@ static const char *const call_names[_ML_CALL_MAX] = {
         [ML_CALL_SUBSCRIBE] = "SUBSCRIBE",
         [ML_CALL_HEARTBEAT] = "HEARTBEAT",
         [ML_CALL_UPDATE] = "UPDATE",
+        [ML_CALL_AUTHENTICATE] = "AUTHENTICATE",
 };
 static const char *const event_names[_ML_EVENT_MAX] = {
         [ML_EVENT_SUBSCRIBED] = "SUBSCRIBED",
@@ -18,6 +19,7 @@ static const char *const event_names[_ML_EVENT_MAX] = {
         [ML_EVENT_KILL] = "KILL",
         [ML_EVENT_ACKNOWLEDGE] = "ACKNOWLEDGE",
         [ML_EVENT_PING] = "PING",
+        [ML_EVENT_CHALLENGE] = "CHALLENGE",
 };
 static const char *const state_names[_ML_STATE_MAX] = {
         [ML_STAGING] = "STAGING",   [ML_STARTING] = "STARTING", [ML_RUNNING] = "RUNNING",

@@ -28,6 +28,7 @@ enum ml_call_type {
     ML_CALL_SUBSCRIBE,
     ML_CALL_HEARTBEAT,
     ML_CALL_UPDATE,
+    ML_CALL_AUTHENTICATE,
     _ML_CALL_MAX,
     _ML_CALL_INVALID = -EINVAL,
 };
@@ -38,6 +39,7 @@ enum ml_event_type {
     ML_EVENT_KILL,
     ML_EVENT_ACKNOWLEDGE,
     ML_EVENT_PING,
+    ML_EVENT_CHALLENGE,
     _ML_EVENT_MAX,
     _ML_EVENT_INVALID = -EINVAL,
 };
@@ -171,6 +173,44 @@ void ml_status_gen(yajl_gen g, const struct ml_status *s);
  * ret->message with ml_status_done. */
 int ml_status_decode(yajl_val v, struct ml_status *ret, struct berr **err);
 void ml_status_done(struct ml_status *s);
+
+/* ---- authentication (auth.c, docs/protocol.md "Authentication") ------------------------ */
+
+/* Header of every call after SUBSCRIBE: HMAC-SHA256 of the body under the session key. */
+#define ML_SIGNATURE_HEADER "Berth-Signature"
+#define ML_KEY_LEN 32      /* bytes of agent keys, join keys, session keys */
+#define ML_HEX_LEN 64      /* a key, nonce or MAC as lowercase hex */
+#define ML_TOKEN_ID_LEN 16 /* a token's public id: the first hex digits of its SHA-256 */
+
+/* The public inputs of one handshake, bound into every proof and key it yields. */
+struct ml_handshake {
+    char agent_id[65];
+    char nonce_agent[ML_HEX_LEN + 1];  /* the agent's, in SUBSCRIBE */
+    char nonce_master[ML_HEX_LEN + 1]; /* the master's, in CHALLENGE */
+    char stream_id[33];                /* the stream the handshake opens */
+};
+
+void ml_hex(const uint8_t *bytes, size_t n, char *out); /* out: 2n+1 chars */
+/* Exactly 2n hex digits into n bytes; 0 or -EINVAL. */
+int ml_unhex(const char *hex, uint8_t *out, size_t n);
+/* Equal non-empty strings, compared in time independent of where they differ. */
+bool ml_hex_equal(const char *a, const char *b);
+bool ml_nonce_valid(const char *s); /* 64 hex digits */
+void ml_sha256(const void *data, size_t len, uint8_t out[ML_KEY_LEN]);
+/* A bearer or join token's key (SHA-256 of its text; what the master stores) and public id. */
+void ml_token_key(const char *token, uint8_t key[ML_KEY_LEN], char id[ML_TOKEN_ID_LEN + 1]);
+/* The proof that one side knows key: by_master for the CHALLENGE, else for AUTHENTICATE.
+ * The labels differ, so neither side's proof can be replayed as the other's. */
+void ml_auth_proof(const uint8_t key[ML_KEY_LEN], const struct ml_handshake *h, bool by_master,
+                   char out[ML_HEX_LEN + 1]);
+/* The key that signs the calls of this stream (ML_SIGNATURE_HEADER). */
+void ml_auth_session_key(const uint8_t key[ML_KEY_LEN], const struct ml_handshake *h,
+                         uint8_t out[ML_KEY_LEN]);
+/* The agent key a join handshake yields: both sides compute it; it never travels. */
+void ml_auth_agent_key(const uint8_t join_key[ML_KEY_LEN], const struct ml_handshake *h,
+                       uint8_t out[ML_KEY_LEN]);
+void ml_auth_sign(const uint8_t session[ML_KEY_LEN], const char *body, size_t len,
+                  char out[ML_HEX_LEN + 1]);
 
 /* ---- a string-keyed hash table (table.c) ------------------------------------------------ */
 

@@ -253,6 +253,72 @@ static void test_table(void **state)
     ml_table_free(&t);
 }
 
+
+/* Known answers (computed with Python's hmac module), so the handshake of docs/protocol.md
+ * can be written in any language and a change of its construction fails here. */
+static void test_auth_known_answers(void **state)
+{
+    (void) state;
+    uint8_t key[ML_KEY_LEN];
+    for (int i = 0; i < ML_KEY_LEN; i++)
+        key[i] = (uint8_t) i;
+    struct ml_handshake h = {.agent_id = "a1"};
+    memset(h.nonce_agent, '0', ML_HEX_LEN);
+    memset(h.nonce_master, '1', ML_HEX_LEN);
+    for (int i = 0; i < 32; i++)
+        h.stream_id[i] = i % 2 ? 'b' : 'a';
+    char out[ML_HEX_LEN + 1];
+    ml_auth_proof(key, &h, true, out);
+    assert_string_equal(out, "8d2d53c3e72e4c55e9e558231946462f84fd84b6cda3bf8473b31f1c74b72520");
+    ml_auth_proof(key, &h, false, out);
+    assert_string_equal(out, "4687597c66e466fbde51e7748427cf826a8c8ad0e90e052eb33495104cbf43fa");
+    uint8_t k2[ML_KEY_LEN];
+    ml_auth_session_key(key, &h, k2);
+    ml_hex(k2, ML_KEY_LEN, out);
+    assert_string_equal(out, "35f09b7b4efb696c1d0f7c10f64b42daeda3660514c0bd1d5c7df9c11239807d");
+    ml_auth_agent_key(key, &h, k2);
+    ml_hex(k2, ML_KEY_LEN, out);
+    assert_string_equal(out, "aa2f23c3bceb179b830ffd8fd4664665867b85712fc90dbb832d8e72f6ce7ed2");
+    ml_auth_sign(key, "{\"x\":1}", 7, out);
+    assert_string_equal(out, "965310886be11ca2e77f7a99beda0ea2ee7855f6e4604bf1ea6c60105071e855");
+    char id[ML_TOKEN_ID_LEN + 1];
+    ml_token_key("join-token-0123456789", k2, id);
+    assert_string_equal(id, "4be9fc88de0d259a");
+    ml_hex(k2, ML_KEY_LEN, out);
+    assert_string_equal(out, "4be9fc88de0d259acfcc22d9d5083ae74ad5d92b98453de30e1a2e8b3c77861b");
+    /* one field moved across a separator signs differently */
+    struct ml_handshake h2 = h;
+    snprintf(h2.agent_id, sizeof(h2.agent_id), "a");
+    char other[ML_HEX_LEN + 1];
+    ml_auth_proof(key, &h2, true, other);
+    assert_string_not_equal(other, "8d2d53c3e72e4c55e9e558231946462f84fd84b6cda3bf8473b31f1c74b72520");
+}
+
+static void test_auth_hex_helpers(void **state)
+{
+    (void) state;
+    uint8_t b[4];
+    assert_int_equal(ml_unhex("00fFa9", b, 3), 0);
+    assert_int_equal(b[1], 0xff);
+    assert_int_equal(ml_unhex("00fg", b, 2), -EINVAL);
+    assert_int_equal(ml_unhex("00f", b, 2), -EINVAL);
+    assert_int_equal(ml_unhex(NULL, b, 2), -EINVAL);
+    assert_true(ml_hex_equal("abcd", "abcd"));
+    assert_false(ml_hex_equal("abcd", "abce"));
+    assert_false(ml_hex_equal("abcd", "abc"));
+    assert_false(ml_hex_equal("", ""));
+    assert_false(ml_hex_equal(NULL, "ab"));
+    char n[ML_HEX_LEN + 1];
+    memset(n, 'a', ML_HEX_LEN);
+    n[ML_HEX_LEN] = 0;
+    assert_true(ml_nonce_valid(n));
+    n[3] = 'x';
+    assert_false(ml_nonce_valid(n));
+    assert_false(ml_nonce_valid("abc"));
+    assert_int_equal(ml_call_from_name("AUTHENTICATE"), ML_CALL_AUTHENTICATE);
+    assert_int_equal(ml_event_from_name("CHALLENGE"), ML_EVENT_CHALLENGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +331,8 @@ int main(void)
             cmocka_unit_test(test_names_ids_and_states),
             cmocka_unit_test(test_json_depth_and_getters),
             cmocka_unit_test(test_table),
+            cmocka_unit_test(test_auth_known_answers),
+            cmocka_unit_test(test_auth_hex_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
