@@ -13,19 +13,36 @@
 
 static const double hb_bounds[7] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1};
 
+static void send_on(struct evhttp_request *req, enum ml_event_type t, const char *payload)
+{
+    _cleanup_free_ char *ev = ml_event_encode(t, payload);
+    size_t len;
+    _cleanup_free_ char *frame = ml_frame(ev, strlen(ev), &len);
+    struct evbuffer *buf = evbuffer_new();
+    evbuffer_add(buf, frame, len);
+    evhttp_send_reply_chunk(req, buf);
+    evbuffer_free(buf);
+}
+
+/* "ADDRESS:PORT" of the peer of req, for log lines about refused callers. */
+static const char *peer_of(struct evhttp_request *req, char *buf, size_t len)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (c)
+        evhttp_connection_get_peer(c, &addr, &port);
+    snprintf(buf, len, "%s:%u", addr ? addr : "?", (unsigned) port);
+    return buf;
+}
+
 bool master_link_send(struct master *m, struct m_agent *ag, enum ml_event_type t,
                       const char *payload)
 {
     (void) m;
     if (!ag->stream)
         return false;
-    _cleanup_free_ char *ev = ml_event_encode(t, payload);
-    size_t len;
-    _cleanup_free_ char *frame = ml_frame(ev, strlen(ev), &len);
-    struct evbuffer *buf = evbuffer_new();
-    evbuffer_add(buf, frame, len);
-    evhttp_send_reply_chunk(ag->stream, buf);
-    evbuffer_free(buf);
+    send_on(ag->stream, t, payload);
     return true;
 }
 
@@ -148,17 +165,189 @@ static void reconcile(struct master *m, struct m_agent *ag, yajl_val tasks)
     ml_table_free(&listed);
 }
 
-static void subscribe(struct master *m, struct evhttp_request *req, struct ml_call *call)
+static void accepted(struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, "{}", 2);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, 202, "Accepted", b);
+    evbuffer_free(b);
+}
+
+/* ---- the handshake (docs/protocol.md, Authentication) ----------------------------------- */
+
+#define PENDING_MAX 256                /* unproven SUBSCRIBEs held at once */
+#define PENDING_MAX_BYTES (16u << 20)  /* ... and their bodies together */
+#define PENDING_TIMEOUT_NS 10000000000ULL
+
+static size_t pending_bytes(struct master *m)
+{
+    size_t n = 0;
+    for (struct m_pending *p = m->pending; p; p = p->next)
+        n += p->len;
+    return n;
+}
+
+static void pending_unlink(struct master *m, struct m_pending *p)
+{
+    for (struct m_pending **pp = &m->pending; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            m->n_pending--;
+            break;
+        }
+    }
+}
+
+static struct m_pending *pending_free(struct m_pending *p)
+{
+    if (p->body)
+        explicit_bzero(p->body, p->len);
+    explicit_bzero(p->key, sizeof(p->key));
+    free(p->body);
+    free(p);
+    return NULL;
+}
+
+static void pending_closed(struct evhttp_connection *conn, void *arg)
+{
+    struct master *m = arg;
+    for (struct m_pending *p = m->pending; p; p = p->next) {
+        if (p->conn != conn)
+            continue;
+        if (!evhttp_request_get_connection(p->req))
+            evhttp_send_reply_end(p->req);
+        pending_unlink(m, p);
+        pending_free(p);
+        return;
+    }
+}
+
+/* End an unproven stream from our side (refused, expired, shutdown). */
+static void pending_drop(struct master *m, struct m_pending *p)
+{
+    evhttp_connection_set_closecb(p->conn, NULL, NULL);
+    evhttp_send_reply_end(p->req);
+    pending_unlink(m, p);
+    pending_free(p);
+}
+
+void master_pending_free_all(struct master *m)
+{
+    while (m->pending) {
+        struct m_pending *p = m->pending;
+        evhttp_connection_set_closecb(p->conn, NULL, NULL);
+        evhttp_connection_free(p->conn);
+        pending_unlink(m, p);
+        pending_free(p);
+    }
+}
+
+/* A SUBSCRIBE: check its shape and which key it claims, open its stream and send the
+ * CHALLENGE. Nothing of the registry changes until AUTHENTICATE proves the key (a second
+ * SUBSCRIBE for a live agent's id must not even end that agent's stream). */
+static void subscribe_start(struct master *m, struct evhttp_request *req, struct ml_call *call,
+                            const char *body, size_t len)
 {
     yajl_val p = call->payload;
     const char *host = ml_get_str(p, "hostname");
     yajl_val res = ml_get(p, "resources");
+    yajl_val auth = ml_get(p, "auth");
+    const char *method = ml_get_str(auth, "method"), *nonce = ml_get_str(auth, "nonce");
     if (!host || !host[0] || strlen(host) > 255 || !res || !YAJL_IS_OBJECT(res)) {
         master_refuse(m, req, "INVALID_ARGUMENT",
                       "SUBSCRIBE needs \"hostname\" and \"resources\" {total, reserved, "
                       "allocatable}");
         return;
     }
+    if (!method || !ml_nonce_valid(nonce) ||
+        (!streq(method, "agent-key") && !streq(method, "join"))) {
+        master_refuse(m, req, "UNAUTHORIZED",
+                      "SUBSCRIBE needs \"auth\": {\"method\": \"agent-key\" or \"join\", "
+                      "\"nonce\": 64 hex digits} (docs/protocol.md)");
+        return;
+    }
+    if (m->n_pending >= PENDING_MAX || pending_bytes(m) + len > PENDING_MAX_BYTES) {
+        master_refuse(m, req, "UNAVAILABLE", "too many subscriptions waiting to authenticate");
+        return;
+    }
+    struct m_agent *ag = master_agent_find(m, call->agent_id);
+    struct m_pending *pd = xzalloc(sizeof(*pd));
+    if (streq(method, "agent-key")) {
+        if (!ag || !ag->has_key) {
+            free(pd);
+            master_refuse(m, req, "UNKNOWN_AGENT_KEY",
+                          "agent '%s' has no key at this master: register with a join token",
+                          call->agent_id);
+            return;
+        }
+        memcpy(pd->key, ag->key, ML_KEY_LEN);
+    } else {
+        const char *kid = ml_get_str(auth, "key_id");
+        struct m_token *t = kid ? master_join_token_by_id(m, kid) : NULL;
+        if (!t) {
+            free(pd);
+            m->auth_failures_total++;
+            master_refuse(m, req, "UNAUTHORIZED", "no join token '%.16s' at this master",
+                          kid ? kid : "");
+            return;
+        }
+        if (ag && ag->has_key) {
+            free(pd);
+            m->auth_failures_total++;
+            char peer[96];
+            log_warning("agent '%s': a join SUBSCRIBE from %s for an id that is registered "
+                        "with its own key: refused",
+                        call->agent_id, peer_of(req, peer, sizeof(peer)));
+            master_refuse(m, req, "UNAUTHORIZED",
+                          "agent '%s' is registered with its own key: a join token cannot take "
+                          "it over",
+                          call->agent_id);
+            return;
+        }
+        memcpy(pd->key, t->key, ML_KEY_LEN);
+        pd->join = true;
+        snprintf(pd->join_id, sizeof(pd->join_id), "%s", t->id);
+    }
+    snprintf(pd->hs.agent_id, sizeof(pd->hs.agent_id), "%s", call->agent_id);
+    snprintf(pd->hs.nonce_agent, sizeof(pd->hs.nonce_agent), "%s", nonce);
+    if (random_hex(pd->hs.nonce_master, ML_HEX_LEN) < 0 || random_hex(pd->hs.stream_id, 32) < 0) {
+        pending_free(pd);
+        master_refuse(m, req, "INTERNAL", "no randomness for a challenge");
+        return;
+    }
+    pd->body = xstrndup(body, len);
+    pd->len = len;
+    pd->req = req;
+    pd->conn = evhttp_request_get_connection(req);
+    pd->created_ns = now_monotonic_ns();
+    pd->next = m->pending;
+    m->pending = pd;
+    m->n_pending++;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/recordio");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_send_reply_start(req, 200, "OK");
+    evhttp_connection_set_closecb(pd->conn, pending_closed, m);
+    char proof[ML_HEX_LEN + 1];
+    ml_auth_proof(pd->key, &pd->hs, true, proof);
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    ml_kv_str(g, "stream_id", pd->hs.stream_id);
+    ml_kv_str(g, "nonce", pd->hs.nonce_master);
+    ml_kv_str(g, "proof", proof);
+    yajl_gen_map_close(g);
+    _cleanup_free_ char *ch = ml_gen_take(g);
+    send_on(req, ML_EVENT_CHALLENGE, ch);
+}
+
+/* The proven SUBSCRIBE: register or update the agent, make the pending stream its stream,
+ * SUBSCRIBED, then reconcile. */
+static void subscribe_apply(struct master *m, struct m_pending *pd, struct ml_call *call)
+{
+    yajl_val p = call->payload;
+    const char *host = ml_get_str(p, "hostname");
+    yajl_val res = ml_get(p, "resources");
     struct m_agent *ag = master_agent_find(m, call->agent_id);
     bool is_new = !ag;
     if (!ag) {
@@ -170,6 +359,12 @@ static void subscribe(struct master *m, struct evhttp_request *req, struct ml_ca
         m->n_agents++;
         ml_table_put(&m->agents_by_id, ag->id, ag);
     }
+    if (pd->join) {
+        ml_auth_agent_key(pd->key, &pd->hs, ag->key);
+        ag->has_key = true;
+        log_info("agent '%s' (%s) registered with join token '%s'", ag->id, host, pd->join_id);
+    }
+    ml_auth_session_key(ag->key, &pd->hs, ag->session);
     free(ag->hostname);
     ag->hostname = xstrdup(host);
     read_amounts(res, "total", &ag->total_cpus, &ag->total_mem);
@@ -182,17 +377,10 @@ static void subscribe(struct master *m, struct evhttp_request *req, struct ml_ca
     ag->last_seen_at = now_realtime();
     (void) master_store_agent(m, ag);
     stream_end(ag); /* the agent restarted, or its old connection is half dead */
-    if (random_hex(ag->stream_id, 32) < 0) {
-        master_refuse(m, req, "INTERNAL", "no randomness for a stream id");
-        return;
-    }
+    snprintf(ag->stream_id, sizeof(ag->stream_id), "%s", pd->hs.stream_id);
     m->subscribes_total++;
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "application/recordio");
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_send_reply_start(req, 200, "OK");
-    ag->stream = req;
-    ag->stream_conn = evhttp_request_get_connection(req);
+    ag->stream = pd->req;
+    ag->stream_conn = pd->conn;
     evhttp_connection_set_closecb(ag->stream_conn, stream_closed, ag);
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
@@ -207,6 +395,48 @@ static void subscribe(struct master *m, struct evhttp_request *req, struct ml_ca
              : was_unreachable ? "is back"
                                : "subscribed again");
     reconcile(m, ag, ml_get(p, "tasks"));
+}
+
+/* AUTHENTICATE: the agent's proof for the challenge of its pending stream. */
+static void authenticate(struct master *m, struct evhttp_request *req, struct ml_call *call)
+{
+    const char *sid = evhttp_find_header(evhttp_request_get_input_headers(req), ML_STREAM_HEADER);
+    struct m_pending *pd = NULL;
+    for (struct m_pending *x = m->pending; sid && x; x = x->next)
+        if (streq(x->hs.stream_id, sid) && streq(x->hs.agent_id, call->agent_id))
+            pd = x;
+    if (!pd) {
+        master_refuse(m, req, "STALE_STREAM",
+                      "no subscription of agent '%s' waits for this %s: SUBSCRIBE again",
+                      call->agent_id, ML_STREAM_HEADER);
+        return;
+    }
+    char want[ML_HEX_LEN + 1];
+    ml_auth_proof(pd->key, &pd->hs, false, want);
+    if (!ml_hex_equal(ml_get_str(call->payload, "proof"), want)) {
+        m->auth_failures_total++;
+        char peer[96];
+        log_warning("agent '%s': AUTHENTICATE from %s with a wrong proof (%s): refused, its "
+                    "stream closed",
+                    call->agent_id, peer_of(req, peer, sizeof(peer)),
+                    pd->join ? "not the join token" : "not the agent's key");
+        pending_drop(m, pd);
+        master_refuse(m, req, "UNAUTHORIZED", "wrong proof for agent '%s'", call->agent_id);
+        return;
+    }
+    struct ml_call sub;
+    _cleanup_berr_ struct berr *err = NULL;
+    if (ml_call_decode(pd->body, pd->len, &sub, &err) < 0) { /* decoded once already */
+        pending_drop(m, pd);
+        master_refuse(m, req, "INTERNAL", "%s", berr_msg(err));
+        return;
+    }
+    pending_unlink(m, pd);
+    evhttp_connection_set_closecb(pd->conn, NULL, NULL);
+    subscribe_apply(m, pd, &sub);
+    ml_call_done(&sub);
+    pending_free(pd);
+    accepted(req);
 }
 
 static void heartbeat(struct master *m, struct m_agent *ag, struct ml_call *call)
@@ -266,15 +496,6 @@ static int update(struct master *m, struct evhttp_request *req, struct m_agent *
     return 1;
 }
 
-static void accepted(struct evhttp_request *req)
-{
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, "{}", 2);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply(req, 202, "Accepted", b);
-    evbuffer_free(b);
-}
-
 void master_link_serve(struct master *m, struct evhttp_request *req, const char *body, size_t len)
 {
     uint64_t t0 = now_monotonic_ns();
@@ -285,12 +506,20 @@ void master_link_serve(struct master *m, struct evhttp_request *req, const char 
         return;
     }
     if (call.type == ML_CALL_SUBSCRIBE) {
-        subscribe(m, req, &call);
+        subscribe_start(m, req, &call, body, len);
+        ml_call_done(&call);
+        return;
+    }
+    if (call.type == ML_CALL_AUTHENTICATE) {
+        authenticate(m, req, &call);
         ml_call_done(&call);
         return;
     }
     struct m_agent *ag = master_agent_find(m, call.agent_id);
-    const char *sid = evhttp_find_header(evhttp_request_get_input_headers(req), ML_STREAM_HEADER);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *sid = evhttp_find_header(in, ML_STREAM_HEADER);
+    const char *sig = evhttp_find_header(in, ML_SIGNATURE_HEADER);
+    char want[ML_HEX_LEN + 1];
     if (!ag) {
         master_refuse(m, req, "UNKNOWN_AGENT", "agent '%s' is not registered: SUBSCRIBE first",
                       call.agent_id);
@@ -299,6 +528,14 @@ void master_link_serve(struct master *m, struct evhttp_request *req, const char 
         master_refuse(m, req, "STALE_STREAM",
                       "%s of agent '%s' does not carry its current %s: SUBSCRIBE again",
                       ml_call_name(call.type), call.agent_id, ML_STREAM_HEADER);
+    } else if (ml_auth_sign(ag->session, body, len, want), !ml_hex_equal(sig, want)) {
+        m->auth_failures_total++;
+        char peer[96];
+        log_warning("agent '%s': %s from %s with a wrong or missing %s: refused", ag->id,
+                    ml_call_name(call.type), peer_of(req, peer, sizeof(peer)),
+                    ML_SIGNATURE_HEADER);
+        master_refuse(m, req, "UNAUTHORIZED", "%s of agent '%s': bad %s",
+                      ml_call_name(call.type), call.agent_id, ML_SIGNATURE_HEADER);
     } else {
         ag->last_seen_ns = now_monotonic_ns();
         ag->last_seen_at = now_realtime();
@@ -328,6 +565,13 @@ void master_link_tick(evutil_socket_t fd, short what, void *arg)
     bool ping = now - m->last_ping_ns >= hb_ns;
     if (ping)
         m->last_ping_ns = now;
+    for (struct m_pending *p = m->pending, *next; p; p = next) {
+        next = p->next;
+        if (now - p->created_ns > PENDING_TIMEOUT_NS) {
+            log_info("agent '%s': no AUTHENTICATE within 10s: stream closed", p->hs.agent_id);
+            pending_drop(m, p);
+        }
+    }
     for (struct m_agent *ag = m->agents; ag; ag = ag->next) {
         if (ag->state == M_AGENT_REACHABLE &&
             now - ag->last_seen_ns > m->cfg.agent_timeout_ms * 1000000ULL) {

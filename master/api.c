@@ -5,6 +5,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <fcntl.h>
 #include <string.h>
 
 #include "master/master.h"
@@ -13,10 +14,13 @@ static const struct {
     const char *code;
     int status;
 } statuses[] = {
-        {"INVALID_ARGUMENT", 400}, {"UNAUTHORIZED", 401},           {"NOT_FOUND", 404},
-        {"UNKNOWN_AGENT", 404},    {"METHOD_NOT_ALLOWED", 405},     {"CONFLICT", 409},
-        {"STALE_STREAM", 409},     {"INSUFFICIENT_RESOURCES", 409}, {"BODY_TOO_LARGE", 413},
-        {"INTERNAL", 500},
+        {"INVALID_ARGUMENT", 400},       {"UNAUTHORIZED", 401},
+        {"UNKNOWN_AGENT_KEY", 401},      {"FORBIDDEN", 403},
+        {"NOT_FOUND", 404},              {"UNKNOWN_AGENT", 404},
+        {"METHOD_NOT_ALLOWED", 405},     {"CONFLICT", 409},
+        {"STALE_STREAM", 409},           {"INSUFFICIENT_RESOURCES", 409},
+        {"BODY_TOO_LARGE", 413},         {"INTERNAL", 500},
+        {"UNAVAILABLE", 503},
 };
 
 static int status_for(const char *code)
@@ -73,16 +77,6 @@ void master_refuse(struct master *m, struct evhttp_request *req, const char *cod
     reply_error(req, code, msg);
 }
 
-/* Constant-time comparison, so the reply time says nothing about the token. */
-static bool token_equal(const char *given, const char *want)
-{
-    size_t gl = strlen(given), wl = strlen(want);
-    unsigned char d = gl != wl;
-    for (size_t i = 0; i < wl; i++)
-        d |= (unsigned char) (given[i < gl ? i : 0] ^ want[i]);
-    return d == 0;
-}
-
 static struct m_task *find_task(struct master *m, const char *ref, struct berr **err)
 {
     struct m_task *t = master_task_find(m, ref), *hit = NULL;
@@ -105,8 +99,8 @@ static struct m_task *find_task(struct master *m, const char *ref, struct berr *
     return NULL;
 }
 
-static void serve_tasks(struct master *m, struct evhttp_request *req, const char *rest,
-                        enum evhttp_cmd_type cmd, const char *body, size_t len)
+static void serve_tasks(struct master *m, struct evhttp_request *req, const struct m_token *caller,
+                        const char *rest, enum evhttp_cmd_type cmd, const char *body, size_t len)
 {
     _cleanup_berr_ struct berr *err = NULL;
     yajl_gen g = yajl_gen_alloc(NULL);
@@ -122,7 +116,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const char
             master_reply_json(req, 200, g);
         } else if (cmd == EVHTTP_REQ_POST) {
             struct m_task *t = NULL;
-            if (master_task_submit(m, body, len, &t, &err) < 0) {
+            if (master_task_submit(m, caller, body, len, &t, &err) < 0) {
                 m->refused_total++;
                 master_reply_error(req, err);
             } else {
@@ -144,7 +138,10 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const char
         master_task_json(m, t, g, true);
         master_reply_json(req, 200, g);
     } else if (streq(verb, "/kill") && cmd == EVHTTP_REQ_POST) {
-        if (master_task_kill(m, t, &err) < 0) {
+        if (!master_token_may(caller, M_RIGHTS_SUBMIT, t->role)) {
+            master_refuse(m, req, "FORBIDDEN", "token '%s' may not kill tasks of role '%s'",
+                          caller->id, t->role);
+        } else if (master_task_kill(m, t, &err) < 0) {
             master_reply_error(req, err);
         } else {
             master_task_json(m, t, g, false);
@@ -185,6 +182,78 @@ static void serve_agents(struct master *m, struct evhttp_request *req, const cha
     yajl_gen_free(g);
 }
 
+/* /v1/tokens: admin only. POST {"name", "rights", "roles"} answers the token's text, once. */
+static void serve_tokens(struct master *m, struct evhttp_request *req, const char *rest,
+                         enum evhttp_cmd_type cmd, const char *body, size_t len)
+{
+    _cleanup_berr_ struct berr *err = NULL;
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!rest[0] && cmd == EVHTTP_REQ_GET) {
+        yajl_gen_map_open(g);
+        ml_str(g, "tokens");
+        yajl_gen_array_open(g);
+        for (struct m_token *t = m->tokens; t; t = t->next)
+            master_token_json(t, g);
+        yajl_gen_array_close(g);
+        yajl_gen_map_close(g);
+        master_reply_json(req, 200, g);
+    } else if (!rest[0] && cmd == EVHTTP_REQ_POST) {
+        yajl_val v = ml_json_parse(body, len, &err);
+        const char *name = ml_get_str(v, "name"), *rights = ml_get_str(v, "rights");
+        yajl_val roles = ml_get(v, "roles");
+        enum m_rights r = master_rights_from_name(rights);
+        _cleanup_free_ char *csv = NULL;
+        bool ok = v && YAJL_IS_OBJECT(v) && (int) r >= 0 && r != M_RIGHTS_ADMIN &&
+                  (!name || strlen(name) <= 64);
+        if (ok && roles && !YAJL_IS_NULL(roles)) {
+            size_t n = YAJL_IS_ARRAY(roles) ? roles->u.array.len : 0;
+            ok = YAJL_IS_ARRAY(roles) && n > 0 && n <= 64;
+            for (size_t i = 0; ok && i < n; i++) {
+                yajl_val x = roles->u.array.values[i];
+                const char *role = YAJL_IS_STRING(x) ? x->u.string : NULL;
+                ok = role && role[0] && strlen(role) <= 64 &&
+                     (streq(role, "*") || strspn(role, "abcdefghijklmnopqrstuvwxyz0123456789_-") ==
+                                                  strlen(role));
+                char *next = xasprintf("%s%s%s", csv ? csv : "", csv ? "," : "", role ? role : "");
+                free(csv);
+                csv = next;
+            }
+        }
+        struct m_token *t = NULL;
+        _cleanup_free_ char *text = NULL;
+        if (!v) {
+            master_reply_error(req, err);
+        } else if (!ok) {
+            master_refuse(m, req, "INVALID_ARGUMENT",
+                          "a token needs \"rights\": read, submit or join, and may have \"name\" "
+                          "(up to 64 chars) and \"roles\" (submit: role names, or \"*\")");
+        } else if (master_token_create(m, name ? name : "", r, csv ? csv : "*", &text, &t, &err) <
+                   0) {
+            master_reply_error(req, err);
+        } else {
+            log_info("token '%s' (%s, %s) created", t->id, t->name, master_rights_name(r));
+            yajl_gen_map_open(g);
+            ml_kv_str(g, "token", text);
+            ml_str(g, "info");
+            master_token_json(t, g);
+            yajl_gen_map_close(g);
+            master_reply_json(req, 201, g);
+            explicit_bzero(text, strlen(text));
+        }
+        yajl_tree_free(v);
+    } else if (rest[0] && !strchr(rest, '/') && cmd == EVHTTP_REQ_DELETE) {
+        if (master_token_remove(m, rest, &err) < 0) {
+            master_reply_error(req, err);
+        } else {
+            log_info("token '%s' removed", rest);
+            evhttp_send_reply(req, 204, "No Content", NULL);
+        }
+    } else {
+        master_refuse(m, req, "METHOD_NOT_ALLOWED", "GET or POST /v1/tokens, DELETE /v1/tokens/ID");
+    }
+    yajl_gen_free(g);
+}
+
 static void serve_metrics(struct master *m, struct evhttp_request *req)
 {
     struct evbuffer *b = evbuffer_new();
@@ -219,6 +288,9 @@ static void serve_metrics(struct master *m, struct evhttp_request *req)
              "Updates acknowledged without a change (retried or stale).",
              m->updates_duplicate_total},
             {"berth_master_refused_total", "Calls refused with an error.", m->refused_total},
+            {"berth_master_auth_failures_total",
+             "Agent handshakes and signed calls refused for a wrong key, proof or signature.",
+             m->auth_failures_total},
             {"berth_master_launches_sent_total", "LAUNCH events sent.", m->launches_sent_total},
             {"berth_master_tasks_lost_total", "Tasks the master declared LOST.",
              m->tasks_lost_total},
@@ -263,19 +335,6 @@ static void route(struct evhttp_request *req, void *arg)
         serve_metrics(m, req);
         return;
     }
-    if (m->token) {
-        const char *auth =
-                evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-        if (!auth) {
-            master_refuse(m, req, "UNAUTHORIZED",
-                          "no bearer token: send \"Authorization: Bearer <token>\"");
-            return;
-        }
-        if (!str_has_prefix(auth, "Bearer ") || !token_equal(auth + 7, m->token)) {
-            master_refuse(m, req, "UNAUTHORIZED", "wrong bearer token");
-            return;
-        }
-    }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if (len > ML_MAX_MESSAGE) {
@@ -285,51 +344,111 @@ static void route(struct evhttp_request *req, void *arg)
     }
     const char *body = len ? (const char *) evbuffer_pullup(in, -1) : "";
     if (streq(path, ML_AGENT_PATH)) {
-        if (cmd != EVHTTP_REQ_POST)
+        /* agents prove their key in the handshake and sign their calls; a bearer token here
+         * is a client's (or a stolen one) trying to act as an agent */
+        if (evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))
+            master_refuse(m, req, "UNAUTHORIZED",
+                          "the agent protocol takes no bearer token (docs/protocol.md)");
+        else if (cmd != EVHTTP_REQ_POST)
             master_refuse(m, req, "METHOD_NOT_ALLOWED", "POST %s", ML_AGENT_PATH);
         else
             master_link_serve(m, req, body, len);
-    } else if (streq(path, "/v1/tasks") || str_has_prefix(path, "/v1/tasks/")) {
-        serve_tasks(m, req, path[9] ? path + 10 : "", cmd, body, len);
+        return;
+    }
+    struct m_token *caller = master_auth_client(m, req);
+    if (!caller)
+        return;
+    if (streq(path, "/v1/tasks") || str_has_prefix(path, "/v1/tasks/")) {
+        serve_tasks(m, req, caller, path[9] ? path + 10 : "", cmd, body, len);
     } else if (streq(path, "/v1/agents") || str_has_prefix(path, "/v1/agents/")) {
         serve_agents(m, req, path[10] ? path + 11 : "", cmd);
+    } else if (streq(path, "/v1/tokens") || str_has_prefix(path, "/v1/tokens/")) {
+        if (caller->rights != M_RIGHTS_ADMIN)
+            master_refuse(m, req, "FORBIDDEN", "tokens are managed with the admin token");
+        else
+            serve_tokens(m, req, path[10] ? path + 11 : "", cmd, body, len);
     } else {
         master_refuse(m, req, "NOT_FOUND", "no such path '%.200s'", path);
     }
 }
 
-static int read_token(struct master *m, struct berr **err)
+/* The pid whose socket of inode ino is, by its fds, or 0. */
+static pid_t socket_owner(unsigned long ino)
 {
-    if (!m->cfg.token_file[0]) {
-        log_warning("no token_file: anyone who can reach '%s' can register agents and submit "
-                    "tasks",
-                    m->cfg.listen);
-        return 0;
+    _cleanup_closedir_ DIR *proc = opendir("/proc");
+    char want[64];
+    snprintf(want, sizeof(want), "socket:[%lu]", ino);
+    for (struct dirent *d; proc && (d = readdir(proc));) {
+        uint64_t pid;
+        if (parse_u64(d->d_name, &pid) < 0)
+            continue;
+        char dir[64];
+        snprintf(dir, sizeof(dir), "/proc/%llu/fd", (unsigned long long) pid);
+        _cleanup_closedir_ DIR *fds = opendir(dir);
+        for (struct dirent *f; fds && (f = readdir(fds));) {
+            char link[400], target[64];
+            snprintf(link, sizeof(link), "%s/%s", dir, f->d_name);
+            ssize_t n = readlink(link, target, sizeof(target) - 1);
+            if (n > 0 && (target[n] = 0, streq(target, want)))
+                return (pid_t) pid;
+        }
     }
-    char *text = NULL;
-    int r = read_file_alloc(m->cfg.token_file, 4096, &text, NULL);
-    if (r < 0)
-        return berr_set(err, -r, "token_file '%s'", m->cfg.token_file);
-    text[strcspn(text, "\r\n")] = 0;
-    if (strlen(text) < 16) {
-        free(text);
-        return berr_setx(err, EINVAL, "token_file '%s': the token must be at least 16 characters",
-                         m->cfg.token_file);
-    }
-    m->token = text;
     return 0;
+}
+
+/* Who listens on TCP port: " (held by pid N 'COMM', uid U)" into buf, or "" when that cannot
+ * be told. A restart that finds its port taken says by whom: possibly a task that bound it
+ * while the master was away (docs/security.md). */
+static void port_holder(unsigned port, char *buf, size_t len)
+{
+    buf[0] = 0;
+    static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    for (size_t t = 0; t < ARRAY_SIZE(tables); t++) {
+        _cleanup_fclose_ FILE *f = fopen(tables[t], "re");
+        char line[512];
+        while (f && fgets(line, sizeof(line), f)) {
+            char local[128];
+            unsigned st, uid;
+            unsigned long ino;
+            if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %u %*s %lu", local, &st, &uid,
+                       &ino) != 4 ||
+                st != 0x0A)
+                continue;
+            const char *colon = strrchr(local, ':');
+            if (!colon || strtoul(colon + 1, NULL, 16) != port)
+                continue;
+            pid_t pid = socket_owner(ino);
+            char comm[64] = "?", path[64];
+            snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+            if (pid > 0)
+                (void) read_file_at(AT_FDCWD, path, comm, sizeof(comm));
+            snprintf(buf, len, " (held by %s%d '%s', uid %u)", pid > 0 ? "pid " : "pid ?", pid,
+                     comm, uid);
+            return;
+        }
+    }
 }
 
 int master_api_start(struct master *m, struct berr **err)
 {
-    if (read_token(m, err) < 0)
+    if (master_tls_init(m, err) < 0)
         return -EINVAL;
+    if (!m->tls)
+        log_warning("plain_http = true: agents and clients talk to '%s' without TLS; a peer "
+                    "on the path can read and change what they say (docs/security.md)",
+                    m->cfg.listen);
     m->http = evhttp_new(m->base);
     if (!m->http)
         return berr_setx(err, ENOMEM, "evhttp_new failed");
     /* bodies above the protocol's limit get our JSON 413; far larger ones are cut by
      * libevent before they are buffered */
-    evhttp_set_max_body_size(m->http, 4 * ML_MAX_MESSAGE);
+    /* libevent 2.1 has no hook between a request's headers and its body (2.2's
+     * evhttp_set_newreqcb): the token is checked once the body is in, so what a caller can
+     * make us hold is bounded here. Up to twice the protocol's limit the caller gets our
+     * JSON 413; beyond it libevent ends the connection. */
+    evhttp_set_max_body_size(m->http, 2 * ML_MAX_MESSAGE);
+    if (m->tls)
+        evhttp_set_bevcb(m->http, master_tls_bev, m);
     evhttp_set_max_headers_size(m->http, 16384);
     evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
     /* event streams are long-lived and quiet between PINGs: the idle timeout must exceed
@@ -344,8 +463,13 @@ int master_api_start(struct master *m, struct berr **err)
     const char *h = host[0] == '[' ? host + 1 : host;
     if (host[0] == '[' && h[strlen(h) - 1] == ']')
         ((char *) h)[strlen(h) - 1] = 0;
-    if (!evhttp_bind_socket_with_handle(m->http, h, (uint16_t) port))
-        return berr_set(err, errno ? errno : EADDRINUSE, "bind '%s'", m->cfg.listen);
+    if (!evhttp_bind_socket_with_handle(m->http, h, (uint16_t) port)) {
+        int e = errno ? errno : EADDRINUSE;
+        char who[160] = "";
+        if (e == EADDRINUSE)
+            port_holder((unsigned) port, who, sizeof(who));
+        return berr_set(err, e, "bind '%s'%s", m->cfg.listen, who);
+    }
     return 0;
 }
 
@@ -354,6 +478,5 @@ void master_api_stop(struct master *m)
     if (m->http)
         evhttp_free(m->http);
     m->http = NULL;
-    free(m->token);
-    m->token = NULL;
+    master_tls_free(m);
 }

@@ -14,7 +14,16 @@ const char master_default_config[] =
         "[master]\n"
         "; listen = 127.0.0.1:5050\n"
         "; work_dir = /var/lib/berth-master\n"
+        "; the admin token of operators and tools (berthctl --master); other tokens are made\n"
+        "; with `berthctl --master URL token create` (docs/security.md)\n"
         "; token_file =\n"
+        "; a join token: agents holding it may register (each then gets its own key)\n"
+        "; join_token_file =\n"
+        "; TLS: the certificate (chain) and key agents and clients verify; without them the\n"
+        "; master refuses to start unless plain_http = true\n"
+        "; tls_cert =\n"
+        "; tls_key =\n"
+        "; plain_http = false\n"
         "; heartbeat_interval = 5s\n"
         "; agent_timeout = 15s\n"
         "; lost_grace = 30s\n"
@@ -34,6 +43,9 @@ static void defaults(struct master_cfg *cfg)
     cfg->listen = xstrdup("127.0.0.1:5050");
     cfg->work_dir = xstrdup("/var/lib/berth-master");
     cfg->token_file = xstrdup("");
+    cfg->join_token_file = xstrdup("");
+    cfg->tls_cert = xstrdup("");
+    cfg->tls_key = xstrdup("");
     cfg->heartbeat_interval_ms = 5000;
     cfg->agent_timeout_ms = 15000;
     cfg->lost_grace_ms = 30000;
@@ -69,8 +81,20 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
             return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
                              "[master] work_dir: '%s' is not an absolute path", value);
         set_str(&cfg->work_dir, value);
-    } else if (streq(key, "token_file")) {
-        set_str(&cfg->token_file, value);
+    } else if (streq(key, "token_file") || streq(key, "join_token_file") ||
+               streq(key, "tls_cert") || streq(key, "tls_key")) {
+        if (value[0] && value[0] != '/')
+            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                             "[master] %s: '%s' is not an absolute path", key, value);
+        set_str(streq(key, "token_file")        ? &cfg->token_file
+                : streq(key, "join_token_file") ? &cfg->join_token_file
+                : streq(key, "tls_cert")        ? &cfg->tls_cert
+                                                : &cfg->tls_key,
+                value);
+    } else if (streq(key, "plain_http")) {
+        if (parse_bool(value, &cfg->plain_http) < 0)
+            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                             "[master] plain_http: '%s' is not a boolean", value);
     } else if (streq(key, "placement")) {
         if (!streq(value, "spread") && !streq(value, "binpack"))
             return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
@@ -156,6 +180,16 @@ int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr *
         if (set_key(cfg, "master", k, eq + 1, err) < 0)
             return berr_wrap(err, "%s", argv[i]);
     }
+    /* keys that only make sense together */
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0])
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                         "%s: [master] tls_cert and tls_key go together", cfg->config_file);
+    if (!cfg->tls_cert[0] && !cfg->plain_http)
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                         "%s: [master] tls_cert and tls_key are not set: agents and clients "
+                         "need TLS to know they talk to this master (docs/security.md); set "
+                         "them, or plain_http = true to serve plain HTTP",
+                         cfg->config_file);
     return 0;
 }
 
@@ -164,6 +198,9 @@ void master_cfg_done(struct master_cfg *cfg)
     free(cfg->listen);
     free(cfg->work_dir);
     free(cfg->token_file);
+    free(cfg->join_token_file);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
     free(cfg->placement);
     free(cfg->log_level);
     free(cfg->config_file);

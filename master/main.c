@@ -19,6 +19,8 @@ static const char usage[] =
         "                         default file is fine)\n"
         "  --KEY=VALUE            set [master] KEY, e.g. --listen=127.0.0.1:5050\n"
         "                         --work_dir=/var/lib/berth-master --token_file=FILE\n"
+        "                         --join_token_file=FILE --tls_cert=FILE --tls_key=FILE\n"
+        "                         --plain_http=true\n"
         "                         --heartbeat_interval=5s --agent_timeout=15s --lost_grace=30s\n"
         "                         --placement=spread|binpack --reconcile_kill=true\n"
         "  --print-default-config print the annotated default master.conf and exit\n"
@@ -38,6 +40,8 @@ static int setup(struct master *m, struct berr **err)
         return -EIO;
     if (master_store_load(m, err) < 0)
         return -EIO;
+    if (master_auth_load(m, err) < 0)
+        return -EINVAL;
     m->base = event_base_new();
     if (!m->base)
         return berr_setx(err, ENOMEM, "event_base_new failed");
@@ -60,6 +64,7 @@ static int setup(struct master *m, struct berr **err)
 static void teardown(struct master *m)
 {
     master_link_close_all(m);
+    master_pending_free_all(m);
     master_api_stop(m);
     if (m->ev_tick)
         event_free(m->ev_tick);
@@ -69,6 +74,7 @@ static void teardown(struct master *m)
         event_free(m->ev_sigint);
     master_tasks_free(m);
     master_agents_free(m);
+    master_tokens_free(m);
     master_store_close(m);
     if (m->base)
         event_base_free(m->base);

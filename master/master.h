@@ -24,7 +24,10 @@ struct evbuffer;
 struct master_cfg {
     char *listen;                   /* HOST:PORT, default 127.0.0.1:5050 */
     char *work_dir;                 /* master.db lives here; /var/lib/berth-master */
-    char *token_file;               /* bearer token of agents and clients; "" = open */
+    char *token_file;               /* the admin bearer token; "" = none */
+    char *join_token_file;          /* a join token for agents; "" = none */
+    char *tls_cert, *tls_key;       /* PEM files; "" = no TLS */
+    bool plain_http;                /* serve without TLS (refused unless set) */
     uint64_t heartbeat_interval_ms; /* told to agents in SUBSCRIBED; PING period (5 s) */
     uint64_t agent_timeout_ms;      /* silent this long: unreachable (15 s) */
     uint64_t lost_grace_ms;         /* unreachable this long: its tasks LOST (30 s) */
@@ -39,8 +42,49 @@ enum m_agent_state {
     M_AGENT_UNREACHABLE,
 };
 
+/* What a bearer token may do (docs/security.md). admin > submit > read; join is apart: it
+ * only lets an agent register through the agent protocol. */
+enum m_rights {
+    M_RIGHTS_READ,
+    M_RIGHTS_SUBMIT,
+    M_RIGHTS_ADMIN,
+    M_RIGHTS_JOIN,
+    _M_RIGHTS_MAX,
+    _M_RIGHTS_INVALID = -EINVAL,
+};
+
+struct m_token {
+    char id[ML_TOKEN_ID_LEN + 1]; /* public: the first hex digits of SHA-256(token) */
+    uint8_t key[ML_KEY_LEN];      /* SHA-256(token): what is compared, and a join's HMAC key */
+    char *name;
+    enum m_rights rights;
+    char **roles; /* submit: roles it may submit and kill in; NULL = every role */
+    double created_at;
+    bool is_static; /* from token_file / join_token_file: not in master.db, not removable */
+    struct m_token *next;
+};
+
+/* A SUBSCRIBE whose sender has not proven its key yet (agents.c): its stream is open and
+ * carries the CHALLENGE, and nothing else happens until AUTHENTICATE proves it. */
+struct m_pending {
+    struct ml_handshake hs;
+    uint8_t key[ML_KEY_LEN]; /* the agent's key, or the join token's */
+    bool join;
+    char join_id[ML_TOKEN_ID_LEN + 1];
+    char *body; /* the SUBSCRIBE call, applied once proven */
+    size_t len;
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    uint64_t created_ns;
+    struct m_pending *next;
+};
+
 struct m_agent {
     char id[65];
+    /* its key (from its join handshake), and the session key of its current stream */
+    bool has_key;
+    uint8_t key[ML_KEY_LEN];
+    uint8_t session[ML_KEY_LEN];
     char *hostname;
     /* resources from SUBSCRIBE: cpus in millicores, mem in bytes */
     uint64_t total_cpus, total_mem, reserved_cpus, reserved_mem, alloc_cpus, alloc_mem;
@@ -68,7 +112,7 @@ struct m_task {
     char *name;
     char agent_id[65];
     char container_id[65];
-    char *spec_json; /* {"command", "resources", "role", "user", "env"} as submitted */
+    char *spec_json; /* {"command", "resources", "role", "user", "env", "volumes"} */
     char *role;
     uint64_t cpus_millis, mem_bytes;
     enum ml_state state;
@@ -89,7 +133,10 @@ struct master {
     struct event_base *base;
     struct evhttp *http;
     struct event *ev_sigterm, *ev_sigint, *ev_tick;
-    char *token;
+    struct m_token *tokens;
+    struct m_pending *pending;
+    size_t n_pending;
+    struct ssl_ctx_st *tls; /* SSL_CTX, or NULL for plain HTTP */
     struct sqlite3 *db;
     struct ml_table agents_by_id, tasks_by_id;
     struct m_agent *agents;
@@ -98,6 +145,7 @@ struct master {
     uint64_t last_ping_ns;
     /* counters for /metrics */
     uint64_t heartbeats_total, updates_total, updates_duplicate_total, subscribes_total;
+    uint64_t auth_failures_total;
     uint64_t refused_total, launches_sent_total, tasks_lost_total, kills_reconciled_total;
     uint64_t hb_buckets[8], hb_count;
     double hb_sum;
@@ -125,13 +173,50 @@ void master_store_history(struct master *m, const char *task_id, yajl_gen g);
 int master_store_begin(struct master *m);
 int master_store_commit(struct master *m);
 
+/* store.c: bearer tokens made through the API (their SHA-256, hex), and their removal. */
+int master_store_token_put(struct master *m, const char *id, const char *key_hex,
+                           const char *name, const char *rights, const char *roles,
+                           double created_at);
+int master_store_token_delete(struct master *m, const char *id);
+int master_store_tokens_load(struct master *m,
+                             int (*fn)(struct master *m, const char *id, const char *key_hex,
+                                       const char *name, const char *rights, const char *roles,
+                                       double created_at),
+                             struct berr **err);
+
+/* auth.c */
+const char *master_rights_name(enum m_rights r);
+enum m_rights master_rights_from_name(const char *s);
+/* The static tokens of the configuration, then master.db's. err when a file is unreadable. */
+int master_auth_load(struct master *m, struct berr **err);
+void master_tokens_free(struct master *m);
+/* The token with this text, or NULL (compared by its SHA-256, in constant time). */
+struct m_token *master_token_find(struct master *m, const char *text);
+struct m_token *master_join_token_by_id(struct master *m, const char *id);
+/* The caller of a client call, from "Authorization: Bearer"; NULL after replying 401/403. */
+struct m_token *master_auth_client(struct master *m, struct evhttp_request *req);
+/* May t do need (in role, for submit; NULL role: any)? */
+bool master_token_may(const struct m_token *t, enum m_rights need, const char *role);
+/* A new random token: *ret_text (malloc'd, shown once) and its record *ret. */
+int master_token_create(struct master *m, const char *name, enum m_rights rights,
+                        const char *roles, char **ret_text, struct m_token **ret,
+                        struct berr **err);
+int master_token_remove(struct master *m, const char *id, struct berr **err);
+void master_token_json(const struct m_token *t, yajl_gen g);
+
+/* tls.c: the master's TLS (OpenSSL through libevent's bufferevents) when tls_cert is set. */
+int master_tls_init(struct master *m, struct berr **err);
+void master_tls_free(struct master *m);
+/* evhttp_set_bevcb's callback: a TLS server bufferevent for each new connection. */
+struct bufferevent *master_tls_bev(struct event_base *base, void *arg);
+
 /* tasks.c */
 struct m_task *master_task_find(struct master *m, const char *id);
 struct m_agent *master_agent_find(struct master *m, const char *id);
 /* Submit: parse, validate, place, record (STAGING) and send LAUNCH when the agent's stream
  * is up. 0 with *ret, or -errno with err (INVALID_ARGUMENT, INSUFFICIENT_RESOURCES). */
-int master_task_submit(struct master *m, const char *body, size_t len, struct m_task **ret,
-                       struct berr **err);
+int master_task_submit(struct master *m, const struct m_token *caller, const char *body,
+                       size_t len, struct m_task **ret, struct berr **err);
 int master_task_kill(struct master *m, struct m_task *t, struct berr **err);
 /* Apply a status (from an agent, or the master's own LOST): forward-only - a state not after
  * the current one, or any after a terminal one, is ignored (0); 1 when applied. Records it
@@ -155,6 +240,7 @@ bool master_link_send(struct master *m, struct m_agent *ag, enum ml_event_type t
                       const char *payload);
 void master_link_tick(evutil_socket_t fd, short what, void *arg);
 void master_link_close_all(struct master *m);
+void master_pending_free_all(struct master *m);
 void master_hb_histogram(struct master *m, struct evbuffer *out); /* api.c: /metrics */
 void master_agents_free(struct master *m);
 

@@ -5,6 +5,7 @@
  * acked update is never lost by a crash of the master (WAL, synchronous=NORMAL: a commit
  * survives the process; a machine crash may lose the last ones, and the agent, which still
  * holds every update it saw no ACKNOWLEDGE for, sends them again). Heartbeats stay in memory. */
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,13 +23,28 @@ static const char schema[] = "PRAGMA journal_mode=WAL;"
                              "  seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL,"
                              "  uuid TEXT NOT NULL UNIQUE, state TEXT NOT NULL,"
                              "  source TEXT NOT NULL, received_at REAL, json TEXT NOT NULL);"
-                             "CREATE INDEX IF NOT EXISTS updates_task ON updates(task_id, seq);";
+                             "CREATE INDEX IF NOT EXISTS updates_task ON updates(task_id, seq);"
+                             "CREATE TABLE IF NOT EXISTS tokens ("
+                             "  id TEXT PRIMARY KEY, key TEXT NOT NULL, name TEXT,"
+                             "  rights TEXT NOT NULL, roles TEXT, created_at REAL);";
 
 int master_store_open(struct master *m, struct berr **err)
 {
     if (mkdir_p(m->cfg.work_dir, 0700) < 0)
         return berr_set(err, errno, "create work_dir '%s'", m->cfg.work_dir);
+    /* 0700 also on an existing dir, and master.db 0600 before SQLite creates it (its -wal
+     * and -shm files take the database file's mode): agent keys and token hashes */
+    if (chmod(m->cfg.work_dir, 0700) < 0)
+        return berr_set(err, errno, "chmod work_dir '%s'", m->cfg.work_dir);
     _cleanup_free_ char *path = xasprintf("%s/master.db", m->cfg.work_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || fchmod(fd, 0600) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return berr_set(err, e, "open '%s'", path);
+    }
+    close(fd);
     if (sqlite3_open_v2(path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         berr_setx(err, EIO, "open '%s': %s", path, m->db ? sqlite3_errmsg(m->db) : "no memory");
@@ -89,6 +105,11 @@ static char *agent_row_json(const struct m_agent *ag)
     ml_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
     ml_kv_bool(g, "lost_done", ag->lost_done);
     ml_kv_double(g, "last_seen_at", ag->last_seen_at);
+    if (ag->has_key) {
+        char hex[ML_HEX_LEN + 1];
+        ml_hex(ag->key, ML_KEY_LEN, hex);
+        ml_kv_str(g, "key", hex);
+    }
     yajl_gen_map_close(g);
     return ml_gen_take(g);
 }
@@ -212,6 +233,7 @@ static void load_agent(struct master *m, const char *id, const char *host, const
     ag->state = state && streq(state, "UNREACHABLE") ? M_AGENT_UNREACHABLE : M_AGENT_REACHABLE;
     yajl_val ld = ml_get(v, "lost_done");
     ag->lost_done = ld && YAJL_IS_TRUE(ld);
+    ag->has_key = ml_unhex(ml_get_str(v, "key"), ag->key, ML_KEY_LEN) == 0;
     ag->registered_at = registered_at;
     /* the timers count from the master's start: agents get agent_timeout to come back */
     ag->last_seen_ns = now_monotonic_ns();
@@ -253,10 +275,10 @@ static void load_task(struct master *m, const char *json)
     yajl_val res = ml_get(v, "resources");
     (void) ml_get_cpus(res, "cpus", &t->cpus_millis);
     (void) ml_get_size(res, "mem", &t->mem_bytes);
-    /* the spec to launch: command, resources, role, user, env */
+    /* the spec to launch: command, resources, role, user, env, volumes */
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    static const char *const keys[] = {"command", "resources", "role", "user", "env"};
+    static const char *const keys[] = {"command", "resources", "role", "user", "env", "volumes"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         yajl_val x = ml_get(v, keys[i]);
         if (x && !YAJL_IS_NULL(x)) {
@@ -294,4 +316,65 @@ int master_store_load(struct master *m, struct berr **err)
         load_task(m, (const char *) sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     return 0;
+}
+
+int master_store_token_put(struct master *m, const char *id, const char *key_hex,
+                           const char *name, const char *rights, const char *roles,
+                           double created_at)
+{
+    sqlite3_stmt *st = NULL;
+    int r = sqlite3_prepare_v2(m->db,
+                               "INSERT OR REPLACE INTO tokens(id, key, name, rights, roles, "
+                               "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                               -1, &st, NULL);
+    if (r == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key_hex, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, rights, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, roles, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 6, created_at);
+        r = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE)
+        return log_msg(LOG_ERR, EIO, "master.db: store token '%s': %s", id, sqlite3_errmsg(m->db));
+    return 0;
+}
+
+int master_store_token_delete(struct master *m, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int r = sqlite3_prepare_v2(m->db, "DELETE FROM tokens WHERE id = ?1", -1, &st, NULL);
+    if (r == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        r = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE)
+        return log_msg(LOG_ERR, EIO, "master.db: delete token '%s': %s", id,
+                       sqlite3_errmsg(m->db));
+    return 0;
+}
+
+int master_store_tokens_load(struct master *m,
+                             int (*fn)(struct master *m, const char *id, const char *key_hex,
+                                       const char *name, const char *rights, const char *roles,
+                                       double created_at),
+                             struct berr **err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(m->db,
+                           "SELECT id, key, name, rights, roles, created_at FROM tokens ORDER BY "
+                           "created_at",
+                           -1, &st, NULL) != SQLITE_OK)
+        return berr_setx(err, EIO, "master.db: %s", sqlite3_errmsg(m->db));
+    int r = 0;
+    while (r >= 0 && sqlite3_step(st) == SQLITE_ROW)
+        r = fn(m, (const char *) sqlite3_column_text(st, 0),
+               (const char *) sqlite3_column_text(st, 1), (const char *) sqlite3_column_text(st, 2),
+               (const char *) sqlite3_column_text(st, 3), (const char *) sqlite3_column_text(st, 4),
+               sqlite3_column_double(st, 5));
+    sqlite3_finalize(st);
+    return r < 0 ? berr_setx(err, -r, "master.db: cannot load the tokens") : 0;
 }

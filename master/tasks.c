@@ -135,8 +135,8 @@ char *master_task_launch_payload(struct m_task *t)
     return ml_gen_take(g);
 }
 
-int master_task_submit(struct master *m, const char *body, size_t len, struct m_task **ret,
-                       struct berr **err)
+int master_task_submit(struct master *m, const struct m_token *caller, const char *body,
+                       size_t len, struct m_task **ret, struct berr **err)
 {
     yajl_val v = ml_json_parse(body, len, err);
     if (!v)
@@ -146,7 +146,8 @@ int master_task_submit(struct master *m, const char *body, size_t len, struct m_
     _cleanup_free_ char *payload = NULL;
     yajl_val res = ml_get(v, "resources");
     const char *name = ml_get_str(v, "name"), *role = ml_get_str(v, "role");
-    static const char *const allowed[] = {"name", "command", "resources", "role", "user", "env"};
+    static const char *const allowed[] = {"name", "command", "resources", "role",
+                                          "user", "env",     "volumes"};
     if (!YAJL_IS_OBJECT(v)) {
         r = berr_setc(err, EINVAL, "INVALID_ARGUMENT", "the task must be a JSON object");
         goto out;
@@ -165,6 +166,11 @@ int master_task_submit(struct master *m, const char *body, size_t len, struct m_
         (ml_get(v, "role") && (!role || !role[0] || strlen(role) > 64))) {
         r = berr_setc(err, EINVAL, "INVALID_ARGUMENT",
                       "\"name\" (1-128 chars) and \"role\" (1-64) must be strings");
+        goto out;
+    }
+    if (!master_token_may(caller, M_RIGHTS_SUBMIT, role ? role : "*")) {
+        r = berr_setc(err, EPERM, "FORBIDDEN", "token '%s' (%s) may not submit in role '%s'",
+                      caller ? caller->id : "?", caller ? caller->name : "?", role ? role : "*");
         goto out;
     }
     if ((r = check_command(ml_get(v, "command"), err)) < 0)
