@@ -30,9 +30,11 @@ PKGS_ISO = libcgroup libseccomp libcap yajl
 LIBS_COMMON = $(shell pkg-config --libs yajl 2>/dev/null)
 LIBS_CONFIG = $(shell pkg-config --libs inih 2>/dev/null)
 LIBS_ISO = $(shell pkg-config --libs $(PKGS_ISO) 2>/dev/null)
-LIBS_AGENT = $(shell pkg-config --libs libevent sqlite3 libcurl 2>/dev/null)
+LIBS_ML = $(shell pkg-config --libs libcrypto 2>/dev/null)
+LIBS_AGENT = $(shell pkg-config --libs libevent sqlite3 libcurl 2>/dev/null) $(LIBS_ML)
 LIBS_CLI = $(shell pkg-config --libs libcurl yajl 2>/dev/null)
-LIBS_MASTER = $(shell pkg-config --libs libevent sqlite3 yajl 2>/dev/null)
+LIBS_MASTER = $(shell pkg-config --libs libevent libevent_openssl libssl sqlite3 yajl 2>/dev/null) \
+              $(LIBS_ML)
 LIBS_CMOCKA = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 COMMON_SRC = $(wildcard common/*.c)
@@ -58,8 +60,8 @@ HELPERS = $(B)/tests/probe
 # Debian packages needed to build, test and demo (installed by `make deps` as root).
 DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-dev \
             libnl-route-3-dev libyajl-dev libevent-dev libcurl4-openssl-dev libsqlite3-dev \
-            libinih-dev libcmocka-dev python3-pytest busybox-static util-linux procps iproute2 \
-            prometheus tmux
+            libinih-dev libcmocka-dev libssl-dev openssl python3-pytest busybox-static util-linux \
+            procps iproute2 prometheus tmux
 DEB_BENCH = crun hyperfine
 
 .PHONY: install-agent install-master all deps check check-unit check-system check-vm demo bench install clean format format-check \
@@ -102,7 +104,7 @@ $(B)/berth-master: $(call obj,$(MASTER_SRC)) $(LIBCONFIG) $(LIBML) $(LIBCOMMON)
 # only what is referenced).
 $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
 
 # The probe is a task, not part of berth: static and unsanitised so it runs in any sandbox.
 $(B)/tests/probe: tests/helpers/probe.c

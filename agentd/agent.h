@@ -83,6 +83,8 @@ struct container {
     uint64_t cpu_limit_millis; /* 0 = none */
     uint64_t mem_bytes;
     uint64_t pids_max;
+    /* > 0: its user namespace maps uids 0..65535 to this host uid and up (docs/security.md) */
+    uint64_t userns_base;
     /* what happened */
     enum ctr_state state;
     enum ctr_reason reason;
@@ -157,7 +159,13 @@ struct agent {
     char *fault_point;    /* BERTH_FAULT=POINT[:N], or NULL */
     unsigned fault_count; /* passes of fault_point left before the agent dies */
     struct link *link;    /* the master link (link.c), NULL when standalone */
+    uint64_t userns_next; /* the user namespace slice to try first (lifecycle.c) */
 };
+
+/* policy.c: 0 when the parsed launch c is within the agent's policy for its origin (and its
+ * volumes' host paths made canonical); -EPERM with err (code FORBIDDEN) naming the rule, or
+ * -errno (INVALID_ARGUMENT) for a volume whose host path does not resolve. */
+int policy_check(struct agent *a, struct container *c, bool from_master, struct berr **err);
 
 /* resources.c */
 const char *res_name(enum res_kind k);
@@ -180,8 +188,14 @@ void sampler_note_launch(struct agent *a, double seconds);
 /* container.c */
 struct container *agent_find(struct agent *a, const char *ref, struct berr **err);
 struct container *agent_find_id(struct agent *a, const char *id);
-int agent_launch(struct agent *a, const char *body, size_t len, struct container **ret,
-                 struct berr **err);
+/* Where a launch comes from: the agent's policy ([agent] volume_paths, allow_root...) may
+ * allow more to the local API than to the master. */
+enum ctr_origin {
+    CTR_ORIGIN_LOCAL,
+    CTR_ORIGIN_MASTER,
+};
+int agent_launch(struct agent *a, enum ctr_origin origin, const char *body, size_t len,
+                 struct container **ret, struct berr **err);
 int agent_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err);
 int agent_remove(struct agent *a, struct container *c, struct berr **err);
 void agent_container_json(struct agent *a, struct container *c, yajl_gen g, bool with_usage);

@@ -12,8 +12,9 @@ int api_status_for_code(const char *code)
         const char *code;
         int status;
     } map[] = {
-            {"INVALID_ARGUMENT", 400},   {"UNAUTHORIZED", 401}, {"NOT_FOUND", 404},
-            {"METHOD_NOT_ALLOWED", 405}, {"CONFLICT", 409},     {"INSUFFICIENT_RESOURCES", 409},
+            {"INVALID_ARGUMENT", 400},   {"UNAUTHORIZED", 401}, {"FORBIDDEN", 403},
+            {"NOT_FOUND", 404},          {"METHOD_NOT_ALLOWED", 405},
+            {"CONFLICT", 409},           {"INSUFFICIENT_RESOURCES", 409},
             {"BODY_TOO_LARGE", 413},     {"INTERNAL", 500},
     };
     for (size_t i = 0; i < ARRAY_SIZE(map); i++)

@@ -177,7 +177,7 @@ static void handle_launch(struct agent *a, struct evhttp_request *req)
         return;
     struct container *c = NULL;
     _cleanup_berr_ struct berr *err = NULL;
-    if (agent_launch(a, body, len, &c, &err) < 0) {
+    if (agent_launch(a, CTR_ORIGIN_LOCAL, body, len, &c, &err) < 0) {
         api_reply_error(req, err);
         return;
     }
@@ -460,18 +460,21 @@ static struct evhttp *new_http(struct agent *a, void (*cb)(struct evhttp_request
     return h;
 }
 
+/* The TCP API's own token: never the master link's join token or key, so a client of this
+ * API cannot act as the agent at the master (docs/security.md). */
 static int read_token(struct agent *a, struct berr **err)
 {
-    if (!a->cfg.token_file || !a->cfg.token_file[0])
+    if (!a->cfg.api_token_file[0])
         return 0;
     _cleanup_free_ char *text = NULL;
-    int r = read_file_alloc(a->cfg.token_file, 4096, &text, NULL);
+    int r = read_file_alloc(a->cfg.api_token_file, 4096, &text, NULL);
     if (r < 0)
-        return berr_set(err, -r, "token_file '%s'", a->cfg.token_file);
+        return berr_set(err, -r, "api_token_file '%s'", a->cfg.api_token_file);
     text[strcspn(text, "\r\n")] = 0;
     if (strlen(text) < 16)
-        return berr_setx(err, EINVAL, "token_file '%s': the token must be at least 16 characters",
-                         a->cfg.token_file);
+        return berr_setx(err, EINVAL,
+                         "api_token_file '%s': the token must be at least 16 characters",
+                         a->cfg.api_token_file);
     a->token = TAKE_PTR(text);
     return 0;
 }
@@ -485,7 +488,7 @@ static int listen_tcp(struct agent *a, const char *spec, struct berr **err)
      * could reach this listener and launch a task with the host's root as a volume. */
     if (!a->token && !(a->iso_flags & ISO_NS_NET))
         return berr_setx(err, EINVAL,
-                         "listen: 'tcp:%s' needs token_file (tasks share the host's network "
+                         "listen: 'tcp:%s' needs api_token_file (tasks share the host's network "
                          "and could reach it), or namespaces/net in isolation",
                          spec);
     _cleanup_free_ char *host = NULL;

@@ -212,6 +212,15 @@ void agent_container_json(struct agent *a, struct container *c, yajl_gen g, bool
     json_kv_u64(g, "pids", c->pids_max);
     yajl_gen_map_close(g);
     json_kv_str(g, "user", c->user);
+    if (c->userns_base) {
+        json_str(g, "userns");
+        yajl_gen_map_open(g);
+        json_kv_u64(g, "host_uid", c->userns_base);
+        json_kv_u64(g, "size", ISO_USERNS_SIZE);
+        yajl_gen_map_close(g);
+    } else {
+        json_kv_null(g, "userns");
+    }
     json_str(g, "env");
     yajl_gen_map_open(g);
     for (char **p = c->env; p && *p; p++) {

@@ -362,6 +362,7 @@ static int write_spec(struct agent *a, struct container *c, struct berr **err)
             .n_volumes = c->n_volumes,
             .nofile = nofile,
             .grace_ms = a->cfg.kill_grace_ms,
+            .userns_base = c->userns_base,
     };
     _cleanup_free_ char *json = iso_spec_to_json(&s);
     _cleanup_close_ int dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -466,8 +467,38 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
     return 0;
 }
 
-int agent_launch(struct agent *a, const char *body, size_t len, struct container **ret,
-                 struct berr **err)
+/* A user namespace slice for c when [agent] userns asks for one: the next free one of
+ * userns_range (round robin, so a slice a task just left is not handed out at once). 0 when
+ * c needs none, -ENOSPC when all are taken by live containers. */
+static int userns_pick(struct agent *a, struct container *c, struct berr **err)
+{
+    if (streq(a->cfg.userns, "none"))
+        return 0;
+    if (streq(a->cfg.userns, "root")) {
+        struct iso_user u;
+        _cleanup_berr_ struct berr *uerr = NULL;
+        if (iso_user_resolve(c->user, &u, &uerr) < 0 || u.uid != 0)
+            return 0;
+    }
+    uint64_t n = (a->cfg.userns_last - a->cfg.userns_first + 1) / ISO_USERNS_SIZE;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t slot = (a->userns_next + i) % n;
+        uint64_t base = a->cfg.userns_first + slot * ISO_USERNS_SIZE;
+        bool used = false;
+        for (struct container *o = a->containers; o && !used; o = o->next)
+            used = o->userns_base == base && !ctr_state_terminal(o->state);
+        if (!used) {
+            c->userns_base = base;
+            a->userns_next = slot + 1;
+            return 0;
+        }
+    }
+    return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
+                     "every user namespace slice of [agent] userns_range is in use");
+}
+
+int agent_launch(struct agent *a, enum ctr_origin origin, const char *body, size_t len,
+                 struct container **ret, struct berr **err)
 {
     yajl_val req = json_parse(body, len, err);
     if (!req)
@@ -497,7 +528,8 @@ int agent_launch(struct agent *a, const char *body, size_t len, struct container
             return r;
         }
     }
-    if ((r = resources_admit(a, c, err)) < 0) {
+    if ((r = policy_check(a, c, origin == CTR_ORIGIN_MASTER, err)) < 0 ||
+        (r = resources_admit(a, c, err)) < 0 || (r = userns_pick(a, c, err)) < 0) {
         ctr_free(c);
         return r;
     }

@@ -8,6 +8,7 @@
  * uuid so the master recognises a retry. store.c calls link_note_transition after every
  * saved state change; lifecycle.c does the launching and killing. */
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <string.h>
@@ -44,6 +45,7 @@ enum call_kind {
     CALL_STREAM,
     CALL_HEARTBEAT,
     CALL_UPDATE,
+    CALL_AUTHENTICATE,
 };
 
 struct link_call {
@@ -65,7 +67,6 @@ struct link {
     CURLM *multi;
     struct event *ev_curl_timer, *ev_tick, *ev_kick, *ev_reconnect;
     char *url;
-    char *auth_header;
     struct link_call *calls;
     struct link_call *stream;
     struct ml_reader rd;
@@ -79,6 +80,16 @@ struct link {
     struct link_update *updates;
     const char *launching; /* task id of the LAUNCH being handled */
     uint64_t connects;
+    /* authentication (docs/protocol.md): our own key (work_dir/master.key), else the join
+     * token of token_file; neither is ever sent, each handshake proves it */
+    char *key_path;
+    bool has_key, has_join, use_join;
+    uint8_t key[ML_KEY_LEN], join_key[ML_KEY_LEN];
+    char join_id[ML_TOKEN_ID_LEN + 1];
+    struct ml_handshake hs;       /* of the current stream */
+    uint8_t session[ML_KEY_LEN];  /* signs our calls on it */
+    bool proven;                  /* the master proved it knows the key */
+    char *auth_body;              /* the AUTHENTICATE call on_kick starts */
 };
 
 /* ---- state.db: the link's two tables ------------------------------------------------- */
@@ -394,10 +405,14 @@ static struct link_call *call_start(struct link *l, enum call_kind kind, char *b
     c->hdrs = curl_slist_append(c->hdrs, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, kind == CALL_STREAM ? "Accept: application/recordio"
                                                              : "Accept: application/json");
-    if (l->auth_header)
-        c->hdrs = curl_slist_append(c->hdrs, l->auth_header);
     if (kind != CALL_STREAM)
         c->hdrs = curl_slist_append(c->hdrs, l->stream_header);
+    if (kind == CALL_HEARTBEAT || kind == CALL_UPDATE) {
+        char sig[ML_HEX_LEN + 1], hdr[sizeof(ML_SIGNATURE_HEADER) + ML_HEX_LEN + 4];
+        ml_auth_sign(l->session, c->body, strlen(c->body), sig);
+        snprintf(hdr, sizeof(hdr), "%s: %s", ML_SIGNATURE_HEADER, sig);
+        c->hdrs = curl_slist_append(c->hdrs, hdr);
+    }
     c->hdrs = curl_slist_append(c->hdrs, "User-Agent: berth-agent/" BERTH_VERSION);
     curl_easy_setopt(c->h, CURLOPT_URL, l->url);
     curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, c->body);
@@ -408,6 +423,15 @@ static struct link_call *call_start(struct link *l, enum call_kind kind, char *b
     curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(c->h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* the master must prove who it is before we say anything (docs/security.md): its
+     * certificate chains to master_ca (or the system's CAs) for its host name, and/or its
+     * public key is the pinned one; curl verifies peer and host by default */
+    if (l->a->cfg.master_ca[0])
+        curl_easy_setopt(c->h, CURLOPT_CAINFO, l->a->cfg.master_ca);
+    if (l->a->cfg.master_pin[0])
+        curl_easy_setopt(c->h, CURLOPT_PINNEDPUBLICKEY, l->a->cfg.master_pin);
+    curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, 2L);
     if (kind == CALL_STREAM) {
         curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, stream_write);
     } else {
@@ -456,6 +480,13 @@ static char *subscribe_body(struct link *l)
     yajl_gen_map_open(g);
     ml_kv_str(g, "hostname", a->hostname);
     ml_kv_str(g, "version", BERTH_VERSION);
+    ml_str(g, "auth");
+    yajl_gen_map_open(g);
+    ml_kv_str(g, "method", l->use_join ? "join" : "agent-key");
+    if (l->use_join)
+        ml_kv_str(g, "key_id", l->join_id);
+    ml_kv_str(g, "nonce", l->hs.nonce_agent);
+    yajl_gen_map_close(g);
     ml_str(g, "resources");
     yajl_gen_map_open(g);
     json_amounts(g, "total", &a->total);
@@ -479,12 +510,23 @@ static char *subscribe_body(struct link *l)
     return ml_call_encode(ML_CALL_SUBSCRIBE, a->node_id, payload);
 }
 
+static void schedule_reconnect(struct link *l);
+
 static void subscribe(struct link *l)
 {
     if (l->stream)
         return;
     ml_reader_free(&l->rd);
     l->subscribed = false;
+    l->proven = false;
+    l->stream_header[0] = 0;
+    memset(&l->hs, 0, sizeof(l->hs));
+    snprintf(l->hs.agent_id, sizeof(l->hs.agent_id), "%s", l->a->node_id);
+    if (random_hex(l->hs.nonce_agent, ML_HEX_LEN) < 0) {
+        log_error("master link: no randomness for a nonce");
+        schedule_reconnect(l);
+        return;
+    }
     l->connects++;
     l->stream = call_start(l, CALL_STREAM, subscribe_body(l));
     if (!l->stream)
@@ -513,6 +555,8 @@ static void schedule_reconnect(struct link *l)
 
 static void stream_lost(struct link *l, const char *why)
 {
+    l->proven = false;
+    explicit_bzero(l->session, sizeof(l->session));
     if (l->subscribed)
         log_warning("master link: stream to '%s' ended: %s; reconnecting", l->url, why);
     else
@@ -563,12 +607,13 @@ static void on_launch(struct link *l, yajl_val p)
     struct container *c = NULL;
     _cleanup_berr_ struct berr *err = NULL;
     l->launching = t->task_id;
-    int r = agent_launch(a, body, strlen(body), &c, &err);
+    int r = agent_launch(a, CTR_ORIGIN_MASTER, body, strlen(body), &c, &err);
     l->launching = NULL;
     if (r < 0) {
         log_info("task '%s' from the master: launch refused: %s", id, berr_msg(err));
         end_without_container(l, t, ML_FAILED,
                               streq(err->code, "INSUFFICIENT_RESOURCES") ? "INSUFFICIENT_RESOURCES"
+                              : streq(err->code, "FORBIDDEN")            ? "POLICY_DENIED"
                                                                          : "LAUNCH_FAILED",
                               berr_msg(err));
         return;
@@ -630,6 +675,75 @@ static void on_ack(struct link *l, yajl_val p)
     }
 }
 
+/* Keep the agent key a join handshake yielded (work_dir/master.key, 0600, durable): the
+ * master stores it when it accepts our proof, and a join token cannot take an id back. */
+static int key_save(struct link *l, const uint8_t key[ML_KEY_LEN])
+{
+    char hex[ML_HEX_LEN + 2];
+    ml_hex(key, ML_KEY_LEN, hex);
+    strcat(hex, "\n");
+    _cleanup_close_ int dfd = open(l->a->cfg.work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r = dfd < 0 ? -errno : write_file_atomic(dfd, "master.key", hex, strlen(hex), 0600);
+    explicit_bzero(hex, sizeof(hex));
+    return r;
+}
+
+/* The master's CHALLENGE: its proof that it knows our key (or the join token). Only then
+ * do we prove ours, on an AUTHENTICATE call: a peer that is not the master learns a nonce
+ * and nothing it can use. */
+static void on_challenge(struct link *l, yajl_val p)
+{
+    const char *sid = ml_get_str(p, "stream_id"), *nonce = ml_get_str(p, "nonce");
+    const char *proof = ml_get_str(p, "proof");
+    if (l->proven || !ml_id_valid(sid) || strlen(sid) >= sizeof(l->hs.stream_id) ||
+        !ml_nonce_valid(nonce)) {
+        log_warning("master link: a bad CHALLENGE: dropping the stream");
+        l->stream->abort = true;
+        return;
+    }
+    snprintf(l->hs.stream_id, sizeof(l->hs.stream_id), "%s", sid);
+    snprintf(l->hs.nonce_master, sizeof(l->hs.nonce_master), "%s", nonce);
+    const uint8_t *k = l->use_join ? l->join_key : l->key;
+    char want[ML_HEX_LEN + 1];
+    ml_auth_proof(k, &l->hs, true, want);
+    if (!ml_hex_equal(proof, want)) {
+        log_error("master link: the peer at '%s' did not prove it knows %s: it is not our "
+                  "master (or not the one that registered us); nothing sent, retrying",
+                  l->url, l->use_join ? "the join token" : "this agent's key");
+        l->stream->abort = true;
+        return;
+    }
+    l->proven = true;
+    if (l->use_join) {
+        uint8_t agent_key[ML_KEY_LEN];
+        ml_auth_agent_key(l->join_key, &l->hs, agent_key);
+        int r = key_save(l, agent_key);
+        if (r < 0) {
+            log_msg(LOG_ERR, -r, "master link: cannot keep the agent key in '%s'", l->key_path);
+            explicit_bzero(agent_key, sizeof(agent_key));
+            l->stream->abort = true;
+            return;
+        }
+        memcpy(l->key, agent_key, ML_KEY_LEN);
+        explicit_bzero(agent_key, sizeof(agent_key));
+        l->has_key = true;
+        l->use_join = false;
+        log_info("master link: registering with join token '%s'; our key is in '%s'",
+                 l->join_id, l->key_path);
+    }
+    ml_auth_session_key(l->key, &l->hs, l->session);
+    snprintf(l->stream_header, sizeof(l->stream_header), "%s: %s", ML_STREAM_HEADER, sid);
+    /* we prove with the key the master proved: a join handshake with the join token (the
+     * master derives our key once it has checked it) */
+    char mine[ML_HEX_LEN + 1];
+    ml_auth_proof(k, &l->hs, false, mine);
+    _cleanup_free_ char *payload = xasprintf("{\"proof\": \"%s\"}", mine);
+    /* curl refuses new transfers from inside its write callback: the kick sends it */
+    free(l->auth_body);
+    l->auth_body = ml_call_encode(ML_CALL_AUTHENTICATE, l->a->node_id, payload);
+    kick(l);
+}
+
 static void handle_event(struct link *l, const char *rec, size_t len)
 {
     struct ml_event ev;
@@ -638,23 +752,35 @@ static void handle_event(struct link *l, const char *rec, size_t len)
         log_warning("master link: bad event: %s", berr_msg(err));
         return;
     }
+    if (ev.type != ML_EVENT_CHALLENGE && ev.type != ML_EVENT_PING &&
+        (!l->proven || (ev.type != ML_EVENT_SUBSCRIBED && !l->subscribed))) {
+        /* nothing from a peer that has not proven it knows our key, and nothing but
+         * SUBSCRIBED before it */
+        log_warning("master link: %s before the handshake ended: dropping the stream",
+                    ml_event_name(ev.type));
+        l->stream->abort = true;
+        ml_event_done(&ev);
+        return;
+    }
     switch (ev.type) {
+    case ML_EVENT_CHALLENGE:
+        on_challenge(l, ev.payload);
+        break;
     case ML_EVENT_SUBSCRIBED: {
         const char *sid = ml_get_str(ev.payload, "stream_id");
         double hb = 5;
         (void) ml_get_double(ev.payload, "heartbeat_interval_seconds", &hb);
-        if (!ml_id_valid(sid)) {
-            log_warning("master link: SUBSCRIBED without a stream_id");
+        if (!sid || !streq(sid, l->hs.stream_id)) {
+            log_warning("master link: SUBSCRIBED for another stream than the challenge's");
             l->stream->abort = true;
             break;
         }
-        snprintf(l->stream_header, sizeof(l->stream_header), "%s: %s", ML_STREAM_HEADER, sid);
         l->hb_interval_ms = hb >= 0.1 && hb <= 3600 ? (uint64_t) (hb * 1000) : 5000;
         l->subscribed = true;
         l->backoff_ms = 0;
         log_info("master link: subscribed to '%s' as '%s' (heartbeat every %.1fs)", l->url,
                  l->a->node_id, hb);
-        send_heartbeat(l);
+        l->last_hb_ns = 0; /* the kick sends the first heartbeat now */
         kick(l);
         break;
     }
@@ -770,10 +896,24 @@ static void flush_updates(struct link *l)
     ml_table_free(&seen);
 }
 
+/* Calls that cannot start inside curl's callbacks: AUTHENTICATE, the first heartbeat of a
+ * stream, and the updates queued meanwhile. */
 static void on_kick(evutil_socket_t fd, short kind, void *arg)
 {
     (void) fd, (void) kind;
-    flush_updates(arg);
+    struct link *l = arg;
+    if (l->auth_body) {
+        char *body = TAKE_PTR(l->auth_body);
+        if (l->stream && l->proven && !l->subscribed) {
+            if (!call_start(l, CALL_AUTHENTICATE, body))
+                stream_abort(l, "cannot start AUTHENTICATE");
+        } else {
+            free(body);
+        }
+    }
+    if (l->subscribed && l->last_hb_ns == 0)
+        send_heartbeat(l);
+    flush_updates(l);
 }
 
 static struct link_update *update_find(struct link *l, const char *uuid)
@@ -805,12 +945,29 @@ static void call_done(struct link *l, struct link_call *c, CURLcode rc)
     else
         why[0] = 0;
     if (c->kind == CALL_STREAM) {
+        if (status == 401 && l->has_join && !l->use_join && c->answer &&
+            strstr(c->answer, "\"UNKNOWN_AGENT_KEY\"")) {
+            /* the master does not know our key (its state was lost, or our key was kept
+             * but its registration did not go through): register again with the join token */
+            log_warning("master link: the master does not know this agent's key: registering "
+                        "with the join token '%s'",
+                        l->join_id);
+            l->use_join = true;
+        }
         char full[640];
         if (status && status != 200)
             snprintf(full, sizeof(full), "HTTP %ld: %s", status, why);
         else
             snprintf(full, sizeof(full), "%s", why[0] ? why : "the master ended it");
         stream_lost(l, c->abort ? "bad data on the stream" : full);
+        return;
+    }
+    if (c->kind == CALL_AUTHENTICATE) {
+        if (rc != CURLE_OK || status != 202) {
+            log_warning("master link: AUTHENTICATE %s (HTTP %ld: %s)",
+                        rc != CURLE_OK ? "failed" : "refused", status, why);
+            stream_abort(l, "the master did not accept our proof");
+        }
         return;
     }
     if (c->kind == CALL_HEARTBEAT)
@@ -919,6 +1076,45 @@ static int load(struct link *l, struct berr **err)
     return 0;
 }
 
+/* Our key from work_dir/master.key, and the join token from token_file; one is needed. */
+static int load_keys(struct link *l, struct berr **err)
+{
+    struct agent *a = l->a;
+    l->key_path = xasprintf("%s/master.key", a->cfg.work_dir);
+    char hex[ML_HEX_LEN + 2];
+    ssize_t n = read_file_at(AT_FDCWD, l->key_path, hex, sizeof(hex));
+    if (n >= 0) {
+        if (ml_unhex(hex, l->key, ML_KEY_LEN) < 0)
+            return berr_setx(err, EINVAL, "'%s' is not an agent key (64 hex digits)",
+                             l->key_path);
+        l->has_key = true;
+    } else if (n != -ENOENT) {
+        return berr_set(err, (int) -n, "read '%s'", l->key_path);
+    }
+    explicit_bzero(hex, sizeof(hex));
+    if (a->cfg.token_file[0]) {
+        _cleanup_free_ char *text = NULL;
+        int r = read_file_alloc(a->cfg.token_file, 4096, &text, NULL);
+        if (r < 0)
+            return berr_set(err, -r, "[agent] token_file '%s'", a->cfg.token_file);
+        text[strcspn(text, "\r\n")] = 0;
+        if (strlen(text) < 16)
+            return berr_setx(err, EINVAL,
+                             "[agent] token_file '%s': a join token has at least 16 characters",
+                             a->cfg.token_file);
+        ml_token_key(text, l->join_key, l->join_id);
+        explicit_bzero(text, strlen(text));
+        l->has_join = true;
+    }
+    if (!l->has_key && !l->has_join)
+        return berr_setx(err, EINVAL,
+                         "no agent key ('%s') and no join token ([agent] token_file): the agent "
+                         "cannot register at the master (docs/security.md)",
+                         l->key_path);
+    l->use_join = !l->has_key;
+    return 0;
+}
+
 int link_start(struct agent *a, struct berr **err)
 {
     if (!a->cfg.master || !a->cfg.master[0])
@@ -939,8 +1135,8 @@ int link_start(struct agent *a, struct berr **err)
     while (n > 0 && a->cfg.master[n - 1] == '/')
         n--;
     l->url = xasprintf("%.*s%s", (int) n, a->cfg.master, ML_AGENT_PATH);
-    if (a->token)
-        l->auth_header = xasprintf("Authorization: Bearer %s", a->token);
+    if (load_keys(l, err) < 0)
+        return -EINVAL;
     ml_reader_init(&l->rd, ML_MAX_MESSAGE);
     l->multi = curl_multi_init();
     l->ev_curl_timer = evtimer_new(a->base, on_curl_timer, l);
@@ -957,8 +1153,11 @@ int link_start(struct agent *a, struct berr **err)
         return -EIO;
     struct timeval tv = {.tv_sec = 0, .tv_usec = 250000};
     event_add(l->ev_tick, &tv);
-    if (!a->token)
-        log_warning("master link: no token_file: the master must run without one too");
+    if (str_has_prefix(l->url, "http://"))
+        log_warning("master link: '%s' is plain HTTP (master_plain_http): the handshake keeps "
+                    "our key secret, but what the link carries can be read and changed on the "
+                    "way (docs/security.md)",
+                    l->url);
     subscribe(l);
     return 0;
 }
@@ -994,7 +1193,11 @@ void link_stop(struct agent *a)
     ml_table_free(&l->by_container);
     ml_reader_free(&l->rd);
     free(l->url);
-    free(l->auth_header);
+    free(l->key_path);
+    free(l->auth_body);
+    explicit_bzero(l->key, sizeof(l->key));
+    explicit_bzero(l->join_key, sizeof(l->join_key));
+    explicit_bzero(l->session, sizeof(l->session));
     free(l);
     a->link = NULL;
     curl_global_cleanup();

@@ -4,6 +4,7 @@
  * restart; the next agent re-adopts them, see recover.c). */
 #include <event2/event.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -72,22 +73,52 @@ static int by_length(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+static void masks_add(char ***masks, size_t *n, char *path_take)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (streq((*masks)[i], path_take)) {
+            free(path_take);
+            return;
+        }
+    }
+    *masks = xrealloc(*masks, (*n + 2) * sizeof(char *));
+    (*masks)[(*n)++] = path_take;
+    (*masks)[*n] = NULL;
+}
+
 int agent_masks_init(struct agent *a, struct berr **err)
 {
     _cleanup_free_ char *sockdir = xstrdup(a->socket_path ? a->socket_path : "");
     char *slash = strrchr(sockdir, '/');
     if (slash)
         *slash = 0;
-    const char *want[] = {a->cfg.work_dir, sockdir, a->cfg.token_file};
-    a->masks = xcalloc(ARRAY_SIZE(want) + 1, sizeof(char *));
+    /* berth's own: must exist (the agent made or read them) */
+    const char *want[] = {a->cfg.work_dir, sockdir, a->cfg.token_file, a->cfg.api_token_file};
     size_t n = 0;
+    a->masks = xcalloc(1, sizeof(char *));
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
         if (!want[i] || !want[i][0])
             continue;
         char *real = realpath(want[i], NULL);
         if (!real)
             return berr_set(err, errno, "resolve '%s'", want[i]);
-        a->masks[n++] = real;
+        masks_add(&a->masks, &n, real);
+    }
+    /* [agent] mask_paths: the host's secrets, where they exist (globs: host keys) */
+    _cleanup_free_ char *list = xstrdup(a->cfg.mask_paths);
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        glob_t gl;
+        if (glob(tok, GLOB_NOSORT, NULL, &gl) != 0)
+            continue; /* no match: nothing to hide */
+        for (size_t i = 0; i < gl.gl_pathc; i++) {
+            char *real = realpath(gl.gl_pathv[i], NULL);
+            if (real)
+                masks_add(&a->masks, &n, real);
+        }
+        globfree(&gl);
     }
     qsort(a->masks, n, sizeof(char *), by_length);
     return 0;
@@ -98,7 +129,7 @@ static int setup(struct agent *a, struct berr **err)
     struct cfg_agent *cfg = &a->cfg;
     if (iso_parse_isolation(cfg->isolation, &a->iso_flags, err) < 0)
         return berr_wrap(err, "[agent] isolation");
-    if (mkdir_p(cfg->work_dir, 0755) < 0)
+    if (mkdir_p(cfg->work_dir, 0700) < 0)
         return berr_set(err, errno, "create work_dir '%s'", cfg->work_dir);
     /* Canonical from here on: the executor hides work_dir from tasks by this path inside
      * the new root, where a symlink in it would point back at the host. */
@@ -111,10 +142,12 @@ static int setup(struct agent *a, struct berr **err)
     a->runtime_root = xasprintf("%s/containers", cfg->work_dir);
     if (mkdir_p(a->sandboxes_dir, 0700) < 0 || mkdir_p(a->runtime_root, 0700) < 0)
         return berr_set(err, errno, "create '%s'", a->sandboxes_dir);
-    /* 0700 also on an existing dir: a root task may leave device nodes or setuid files in
-     * its sandbox, and no host user may walk there (tasks reach it through a bind mount) */
-    if (chmod(a->sandboxes_dir, 0700) < 0 || chmod(a->runtime_root, 0700) < 0)
-        return berr_set(err, errno, "chmod '%s'", a->sandboxes_dir);
+    /* 0700 also on existing dirs: state.db and spec.json hold the tasks' env, master.key
+     * the agent's key; a root task may leave device nodes or setuid files in its sandbox;
+     * no host user may walk there (tasks reach their sandbox through a bind mount) */
+    if (chmod(cfg->work_dir, 0700) < 0 || chmod(a->sandboxes_dir, 0700) < 0 ||
+        chmod(a->runtime_root, 0700) < 0)
+        return berr_set(err, errno, "chmod '%s'", cfg->work_dir);
     if (node_id(a) < 0)
         return berr_set(err, errno, "write '%s/node-id'", cfg->work_dir);
     if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0)

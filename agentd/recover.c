@@ -95,6 +95,7 @@ static int load_one(struct agent *a, const char *id, const char *json, uint64_t 
     }
     c->n_volumes = nv;
     c->user = xstrdup(str_or(json_get(v, "user"), "nobody"));
+    c->userns_base = u64_of(json_get(json_get(v, "userns"), "host_uid"));
     c->role = xstrdup(str_or(json_get(v, "role"), "*"));
     yajl_val res = json_get(v, "resources");
     c->cpus_millis = millis_of(json_get(res, "cpus"));

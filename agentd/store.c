@@ -78,12 +78,33 @@ static int check_integrity(sqlite3 *db, char **ret_msg)
     return r;
 }
 
+/* state.db holds every task's env: 0600, and so its -wal and -shm (SQLite gives them the
+ * database file's mode), created so before SQLite opens it, and mended on an older file. */
+static int store_secure(const char *path, bool create, struct berr **err)
+{
+    if (create) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return berr_set(err, errno, "create '%s'", path);
+        close(fd);
+    }
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+        _cleanup_free_ char *p = xasprintf("%s%s", path, suffixes[i]);
+        if (chmod(p, 0600) < 0 && errno != ENOENT)
+            return berr_set(err, errno, "chmod '%s'", p);
+    }
+    return 0;
+}
+
 int store_open(struct agent *a, bool create, struct berr **err)
 {
     _cleanup_free_ char *path = xasprintf("%s/state.db", a->cfg.work_dir);
     struct stat sb;
     if (!create && stat(path, &sb) < 0)
         return berr_set(err, errno, "'%s'", path);
+    if (store_secure(path, create, err) < 0)
+        return -EIO;
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     int r = sqlite3_open_v2(path, &a->db, flags, NULL);
     _cleanup_free_ char *msg = NULL;

@@ -21,6 +21,7 @@ struct ctl {
     long timeout_ms;    /* > 0: each call fails after this long (live views); 0: no limit */
     const char *master; /* --master URL: calls go there over TCP instead (master.c) */
     char *token;        /* bearer token for the master (--token-file, $BERTH_TOKEN_FILE) */
+    const char *cacert; /* CA bundle for the master's TLS certificate (--cacert, $BERTH_CACERT) */
 };
 /* Free what http.c kept in ctl (the curl handle). */
 void ctl_http_done(struct ctl *ctl);
@@ -144,7 +145,7 @@ int ctl_stats_live(struct ctl *ctl, const char *id, double interval, struct berr
 /* ---- run-request.c: run/exec option parsing and request bodies ------------------------- */
 
 struct ctl_run_opts {
-    const char *name, *cpus, *cpus_limit, *mem, *pids, *user, *shell;
+    const char *name, *cpus, *cpus_limit, *mem, *pids, *user, *shell, *role;
     const char **env; /* "K=V" strings, nenv of them (array owned, strings borrowed) */
     size_t nenv;
     const char **volumes; /* "H:C[:ro]" strings */

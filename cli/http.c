@@ -112,6 +112,8 @@ static int request(struct ctl *ctl, const char *method, const char *path, const 
 
     if (!ctl->master)
         curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, ctl->socket);
+    if (ctl->master && ctl->cacert)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, ctl->cacert);
     if (auth)
         headers = curl_slist_append(headers, auth);
     curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -155,8 +157,13 @@ static int request(struct ctl *ctl, const char *method, const char *path, const 
     } else if (rc == CURLE_WRITE_ERROR && s.too_big) {
         r = berr_setx(err, E2BIG, "the agent's answer to %s %s is larger than %u MiB", method, path,
                       CTL_MAX_ANSWER >> 20);
+    } else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+               rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
+        r = berr_setx(err, EACCES, "the master at '%s' is not who it should be: %s (--cacert)",
+                      ctl->master, *errbuf ? errbuf : curl_easy_strerror(rc));
     } else if (rc != CURLE_OK) {
-        r = berr_setx(err, EIO, "%s %s on '%s': %s", method, path, ctl->socket,
+        r = berr_setx(err, EIO, "%s %s on '%s': %s", method, path,
+                      ctl->master ? ctl->master : ctl->socket,
                       *errbuf ? errbuf : curl_easy_strerror(rc));
     }
     if (r < 0) {

@@ -24,8 +24,9 @@ static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **er
 {
     static const struct option longopts[] = {
             {"socket", required_argument, NULL, 's'},     {"master", required_argument, NULL, 'm'},
-            {"token-file", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},          {0},
+            {"token-file", required_argument, NULL, 't'}, {"cacert", required_argument, NULL, 'c'},
+            {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
+            {0},
     };
     const char *token_file = NULL;
     const char *env = getenv("BERTH_SOCKET");
@@ -49,6 +50,9 @@ static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **er
         case 't':
             token_file = optarg;
             break;
+        case 'c':
+            ctl->cacert = optarg;
+            break;
         case 'h':
             ctl_print_usage(NULL);
             return 0;
@@ -65,6 +69,8 @@ static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **er
     }
     if (optind >= argc)
         return berr_setx(err, EINVAL, "no verb given (see 'berthctl --help')");
+    if (!ctl->cacert && getenv("BERTH_CACERT") && *getenv("BERTH_CACERT"))
+        ctl->cacert = getenv("BERTH_CACERT");
     if (!token_file && getenv("BERTH_TOKEN_FILE") && *getenv("BERTH_TOKEN_FILE"))
         token_file = getenv("BERTH_TOKEN_FILE");
     if (token_file) {

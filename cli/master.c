@@ -271,6 +271,114 @@ static int verb_inspect(struct ctl *ctl, int argc, char **argv, struct berr **er
     return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
 }
 
+/* token create --rights R [--role ROLE]... [--name N] | token ls | token rm ID */
+static int verb_token(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    const char *sub = argc > 1 ? argv[1] : "";
+    yajl_val v = NULL;
+    int r;
+    if (streq(sub, "ls")) {
+        bool json = false;
+        if ((r = list_opts("token", argc - 1, argv + 1, &json, NULL, err)) != 0)
+            return r > 0 ? 0 : r;
+        if ((r = ctl_call(ctl, "GET", "/v1/tokens", NULL, &v, err)) < 0)
+            return r;
+        if (json) {
+            r = ctl_json_print(stdout, v);
+            yajl_tree_free(v);
+            return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
+        }
+        static const char *const header[] = {"ID", "NAME", "RIGHTS", "ROLES", "FROM"};
+        struct ctl_table t;
+        ctl_table_init(&t, ARRAY_SIZE(header), header);
+        yajl_val list = ctl_json_get(v, "tokens");
+        for (size_t i = 0; list && YAJL_IS_ARRAY(list) && i < list->u.array.len; i++) {
+            yajl_val e = list->u.array.values[i], roles = ctl_json_get(e, "roles");
+            _cleanup_free_ char *rtext = xstrdup("");
+            for (size_t k = 0; roles && YAJL_IS_ARRAY(roles) && k < roles->u.array.len; k++) {
+                const char *x = YAJL_IS_STRING(roles->u.array.values[k])
+                                        ? roles->u.array.values[k]->u.string
+                                        : "?";
+                char *n = xasprintf("%s%s%s", rtext, k ? "," : "", x);
+                free(rtext);
+                rtext = n;
+            }
+            const char *cells[] = {ctl_json_str(e, "id"), ctl_json_str(e, "name"),
+                                   ctl_json_str(e, "rights"), rtext,
+                                   YAJL_IS_TRUE(ctl_json_get(e, "static")) ? "config" : "api"};
+            ctl_table_add(&t, cells);
+        }
+        ctl_table_print(&t, stdout);
+        ctl_table_free(&t);
+        yajl_tree_free(v);
+        return 0;
+    }
+    if (streq(sub, "rm") && argc == 3) {
+        _cleanup_free_ char *path = xasprintf("/v1/tokens/%s", argv[2]);
+        if ((r = ctl_call(ctl, "DELETE", path, NULL, &v, err)) < 0)
+            return r;
+        yajl_tree_free(v);
+        return 0;
+    }
+    if (!streq(sub, "create"))
+        return berr_setx(err, EINVAL,
+                         "token: usage: berthctl --master URL token create --rights "
+                         "read|submit|join [--role ROLE]... [--name NAME] | token ls | token rm ID");
+    static const struct option longopts[] = {
+            {"rights", required_argument, NULL, 'r'},
+            {"role", required_argument, NULL, 'R'},
+            {"name", required_argument, NULL, 'n'},
+            {0},
+    };
+    const char *rights = NULL, *name = NULL;
+    _cleanup_free_ const char **roles = xcalloc((size_t) argc + 1, sizeof(char *));
+    size_t n_roles = 0;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc - 1, argv + 1, "+:", longopts, NULL)) != -1) {
+        if (c == 'r')
+            rights = optarg;
+        else if (c == 'n')
+            name = optarg;
+        else if (c == 'R')
+            roles[n_roles++] = optarg;
+        else
+            return berr_setx(err, EINVAL, "token create: --rights read|submit|join [--role "
+                                          "ROLE]... [--name NAME]");
+    }
+    if (!rights)
+        return berr_setx(err, EINVAL, "token create: --rights read, submit or join is required");
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    const char *kv[][2] = {{"rights", rights}, {"name", name}};
+    for (size_t i = 0; i < ARRAY_SIZE(kv); i++) {
+        if (!kv[i][1])
+            continue;
+        yajl_gen_string(g, (const unsigned char *) kv[i][0], strlen(kv[i][0]));
+        yajl_gen_string(g, (const unsigned char *) kv[i][1], strlen(kv[i][1]));
+    }
+    if (n_roles) {
+        yajl_gen_string(g, (const unsigned char *) "roles", 5);
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < n_roles; i++)
+            yajl_gen_string(g, (const unsigned char *) roles[i], strlen(roles[i]));
+        yajl_gen_array_close(g);
+    }
+    yajl_gen_map_close(g);
+    _cleanup_free_ char *body = ctl_json_take(g);
+    yajl_gen_free(g);
+    if ((r = ctl_call(ctl, "POST", "/v1/tokens", body, &v, err)) < 0)
+        return r;
+    /* the token's text is shown once: stdout, for a file */
+    printf("%s\n", ctl_json_str(v, "token") ? ctl_json_str(v, "token") : "");
+    fprintf(stderr, "berthctl: token '%s' created; its text is not shown again\n",
+            ctl_json_str(ctl_json_get(v, "info"), "id") ? ctl_json_str(ctl_json_get(v, "info"), "id")
+                                                         : "?");
+    yajl_tree_free(v);
+    return 0;
+}
+
 int ctl_master_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
     const char *verb = argv[0];
@@ -284,6 +392,9 @@ int ctl_master_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **er
         return verb_kill(ctl, argc, argv, err);
     if (streq(verb, "inspect") || streq(verb, "wait"))
         return verb_inspect(ctl, argc, argv, err);
+    if (streq(verb, "token"))
+        return verb_token(ctl, argc, argv, err);
     return berr_setx(err, EINVAL,
-                     "'%s' is not a master verb (agents, tasks, run, kill, inspect, wait)", verb);
+                     "'%s' is not a master verb (agents, tasks, run, kill, inspect, wait, token)",
+                     verb);
 }

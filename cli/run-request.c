@@ -32,7 +32,8 @@ int ctl_run_parse(int argc, char **argv, struct ctl_run_opts *opts, struct berr 
         O_PIDS,
         O_USER,
         O_SHELL,
-        O_WAIT
+        O_WAIT,
+        O_ROLE
     };
     static const struct option longopts[] = {
             {"name", required_argument, NULL, O_NAME},
@@ -45,6 +46,7 @@ int ctl_run_parse(int argc, char **argv, struct ctl_run_opts *opts, struct berr 
             {"env", required_argument, NULL, 'e'},
             {"volume", required_argument, NULL, 'v'},
             {"shell", required_argument, NULL, O_SHELL},
+            {"role", required_argument, NULL, O_ROLE},
             {"wait", no_argument, NULL, O_WAIT},
             {"output", required_argument, NULL, 'o'},
             {"help", no_argument, NULL, 'h'},
@@ -82,6 +84,9 @@ int ctl_run_parse(int argc, char **argv, struct ctl_run_opts *opts, struct berr 
             break;
         case O_SHELL:
             opts->shell = optarg;
+            break;
+        case O_ROLE:
+            opts->role = optarg;
             break;
         case O_WAIT:
             opts->wait = true;
@@ -221,6 +226,10 @@ int ctl_run_body(const struct ctl_run_opts *o, char **ret, struct berr **err)
     if (o->user) {
         gen_str(g, "user");
         gen_str(g, o->user);
+    }
+    if (o->role) {
+        gen_str(g, "role");
+        gen_str(g, o->role);
     }
     if (o->nenv) {
         gen_str(g, "env");

@@ -16,6 +16,10 @@
 
 const char cfg_default_isolation[] = CFG_DEFAULT_ISOLATION;
 
+/* Secrets of the host and of berth that no task needs to read, even in the read-only view. */
+const char cfg_default_mask_paths[] = "/etc/shadow,/etc/shadow-,/etc/gshadow,/etc/gshadow-,/root,"
+                                      "/etc/ssh/ssh_host_*,/etc/berth,/var/lib/berth-master";
+
 #define SIZE_HINT "use B, KiB, MiB, GiB, TiB, KB, MB, GB or plain bytes"
 #define CPUS_HINT "a decimal > 0 with at most 3 decimals, e.g. 0.5 or 2"
 
@@ -32,6 +36,17 @@ void cfg_defaults(struct cfg_agent *cfg)
     cfg->work_dir = xstrdup("/var/lib/berth");
     cfg->listen = xstrdup("unix:/run/berth/agent.sock");
     cfg->token_file = xstrdup("");
+    cfg->master_ca = xstrdup("");
+    cfg->master_pin = xstrdup("");
+    cfg->api_token_file = xstrdup("");
+    cfg->volume_paths = xstrdup("");
+    cfg->local_volume_paths = xstrdup("/");
+    cfg->allow_root = xstrdup("local");
+    cfg->allowed_users = xstrdup("*");
+    cfg->userns = xstrdup("root");
+    cfg->userns_first = UINT64_C(1879048192);
+    cfg->userns_last = UINT64_C(2147483647);
+    cfg->mask_paths = xstrdup(cfg_default_mask_paths);
     cfg->isolation = xstrdup(CFG_DEFAULT_ISOLATION);
     cfg->cgroup_parent = xstrdup("auto");
     cfg->task_user = xstrdup("nobody");
@@ -59,7 +74,9 @@ void cfg_done(struct cfg_agent *cfg)
     char **strs[] = {&cfg->master,    &cfg->work_dir,      &cfg->listen,    &cfg->token_file,
                      &cfg->isolation, &cfg->cgroup_parent, &cfg->task_user, &cfg->executor,
                      &cfg->cpu_limit, &cfg->log_level,     &cfg->ports,     &cfg->config_file,
-                     &cfg->recover};
+                     &cfg->recover,   &cfg->master_ca,     &cfg->master_pin,
+                     &cfg->api_token_file, &cfg->volume_paths, &cfg->local_volume_paths,
+                     &cfg->allow_root, &cfg->allowed_users, &cfg->userns, &cfg->mask_paths};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         free(*strs[i]);
     for (size_t i = 0; i < cfg->n_roles; i++)
@@ -183,6 +200,23 @@ static int parse_listen(const char *s)
     return 0;
 }
 
+/* A comma list of absolute paths without ".." components ("" allowed). */
+static bool paths_ok(const char *s)
+{
+    if (!*s)
+        return true;
+    _cleanup_free_ char *copy = xstrdup(s);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (tok[0] != '/' || strstr(tok, "/../") || str_has_prefix(tok, "/..") ||
+            (strlen(tok) >= 3 && streq(tok + strlen(tok) - 3, "/..")))
+            return false;
+    }
+    return true;
+}
+
 static bool is_one_of(const char *s, const char *const *words, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -234,8 +268,52 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
         if (parse_listen(value) < 0)
             return BAD("listen address", "unix:/PATH and/or tcp:HOST:PORT, comma-separated");
         set_str(&cfg->listen, value);
-    } else if (streq(key, "token_file")) {
-        set_str(&cfg->token_file, value);
+    } else if (streq(key, "token_file") || streq(key, "api_token_file") ||
+               streq(key, "master_ca")) {
+        if (*value && *value != '/')
+            return BAD("path", "an absolute path, or empty");
+        set_str(streq(key, "token_file")       ? &cfg->token_file
+                : streq(key, "api_token_file") ? &cfg->api_token_file
+                                               : &cfg->master_ca,
+                value);
+    } else if (streq(key, "master_pin")) {
+        if (*value && !str_has_prefix(value, "sha256//"))
+            return BAD("pin", "sha256//BASE64 of the master's public key, ';'-separated");
+        set_str(&cfg->master_pin, value);
+    } else if (streq(key, "master_plain_http")) {
+        if (parse_bool(value, &cfg->master_plain_http) < 0)
+            return BAD("boolean", "true or false");
+    } else if (streq(key, "volume_paths") || streq(key, "local_volume_paths") ||
+               streq(key, "mask_paths")) {
+        if (!paths_ok(value))
+            return BAD("path list", "absolute paths, comma-separated, without '..'");
+        set_str(streq(key, "volume_paths")         ? &cfg->volume_paths
+                : streq(key, "local_volume_paths") ? &cfg->local_volume_paths
+                                                   : &cfg->mask_paths,
+                value);
+    } else if (streq(key, "allow_root")) {
+        static const char *const who[] = {"none", "local", "all"};
+        if (!is_one_of(value, who, ARRAY_SIZE(who)))
+            return BAD("value", "none, local (the local API only) or all (the master too)");
+        set_str(&cfg->allow_root, value);
+    } else if (streq(key, "allowed_users")) {
+        if (!*value || strpbrk(value, ":/ "))
+            return BAD("user list", "* or user names and uids, comma-separated");
+        set_str(&cfg->allowed_users, value);
+    } else if (streq(key, "userns")) {
+        static const char *const modes[] = {"root", "all", "none"};
+        if (!is_one_of(value, modes, ARRAY_SIZE(modes)))
+            return BAD("value", "root (tasks as uid 0), all or none");
+        set_str(&cfg->userns, value);
+    } else if (streq(key, "userns_range")) {
+        uint64_t lo, hi;
+        const char *dash = strchr(value, '-');
+        _cleanup_free_ char *first = dash ? xstrndup(value, (size_t) (dash - value)) : NULL;
+        if (!dash || parse_u64(first, &lo) < 0 || parse_u64(dash + 1, &hi) < 0 || lo < 65536 ||
+            hi >= UINT32_MAX || hi < lo || hi - lo + 1 < CFG_USERNS_SLICE)
+            return BAD("uid range", "FIRST-LAST host uids, above 65535, at least 65536 of them");
+        cfg->userns_first = lo;
+        cfg->userns_last = hi;
     } else if (streq(key, "isolation")) {
         set_str(&cfg->isolation, value); /* the isolator checks the names */
     } else if (streq(key, "cgroup_parent")) {

@@ -27,7 +27,21 @@ struct cfg_agent {
     char *master;               /* "" = standalone */
     char *work_dir;             /* /var/lib/berth */
     char *listen;               /* "unix:/run/berth/agent.sock[,tcp:127.0.0.1:5051]" */
-    char *token_file;           /* "" = none */
+    char *token_file;           /* the master link's join token; "" = none */
+    char *master_ca;            /* PEM CA bundle for the master's certificate; "" = system's */
+    char *master_pin;           /* "sha256//BASE64[;...]" pinned master key(s); "" = none */
+    bool master_plain_http;     /* allow master = http:// (no TLS) */
+    char *api_token_file;       /* bearer token of the TCP API; "" = none */
+    /* what anyone may ask (docs/security.md): volume sources for the master's launches and
+     * for the local API's (comma lists of host directories; "" none, "/" any), who may run
+     * tasks as uid 0 (none, local, all), the users tasks may run as ("*" any) */
+    char *volume_paths, *local_volume_paths;
+    char *allow_root;
+    char *allowed_users;
+    /* user namespaces: root (tasks as uid 0), all or none; host uid range for their slices */
+    char *userns;
+    uint64_t userns_first, userns_last;
+    char *mask_paths; /* comma list of host paths (globs) hidden from tasks */
     char *isolation;            /* comma list, parsed by isolator */
     char *cgroup_parent;        /* "auto" or path */
     char *task_user;            /* "nobody" */
@@ -83,5 +97,9 @@ int cfg_parse_duration_ms(const char *s, uint64_t *ret_ms);
 /* Check a ports value: "[A-B,C-D,...]", 1 <= A <= B <= 65535, ranges not overlapping; ""
  * and "[]" mean none. 0 or -EINVAL/-ERANGE. */
 int cfg_parse_ports(const char *s);
+/* Each uid range slice a user namespace gets (uids 0..65535 inside). */
+#define CFG_USERNS_SLICE 65536
+/* The default mask_paths. */
+extern const char cfg_default_mask_paths[];
 /* The default [agent] isolation; equal to isolator.h's ISO_DEFAULT_ISOLATION (unit-tested). */
 extern const char cfg_default_isolation[];

@@ -262,7 +262,16 @@ static int load(struct cfg_agent *cfg, const char *default_path, int argc, char 
         if (r < 0)
             return r;
     }
-    return check_totals(cfg, err);
+    r = check_totals(cfg, err);
+    if (r < 0)
+        return r;
+    if (str_has_prefix(cfg->master, "http://") && !cfg->master_plain_http)
+        return INVALID(err,
+                       "[agent] master '%s' is plain HTTP: the agent could not tell the master "
+                       "from anything else bound to its address; use https:// with master_ca "
+                       "(docs/security.md), or set master_plain_http = true",
+                       cfg->master);
+    return 0;
 }
 
 int cfg_load_with_default(struct cfg_agent *cfg, const char *default_path, int argc, char **argv,

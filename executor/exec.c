@@ -20,7 +20,35 @@ static int exec_other_ns(const struct exe *e)
            (f & ISO_NS_UTS ? CLONE_NEWUTS : 0) | (f & ISO_NS_NET ? CLONE_NEWNET : 0);
 }
 
-__attribute__((noreturn)) static void exec_child(struct exe *e, int pidfd, char **argv)
+/* iso_task_prepare's enter_userns: join the task's user namespace (an fd of it). */
+static int exec_enter_userns(void *arg, struct berr **err)
+{
+    int fd = *(int *) arg;
+    if (fd < 0 || setns(fd, CLONE_NEWUSER) < 0)
+        return berr_set(err, fd < 0 ? ENOENT : errno, "join the task's user namespace");
+    return 0;
+}
+
+/* The user namespace of the sandbox's task: the executor's (first) child holds it, the
+ * executor itself stays in the host's. An O_RDONLY fd of it, or -errno. */
+static int exec_open_userns(pid_t executor, struct berr **err)
+{
+    char path[96], buf[64];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) executor, (int) executor);
+    ssize_t n = read_file_at(AT_FDCWD, path, buf, sizeof(buf));
+    uint64_t child;
+    buf[n > 0 ? strcspn(buf, " ") : 0] = 0;
+    if (n <= 0 || parse_u64(buf, &child) < 0)
+        return berr_setx(err, ESRCH, "the sandbox's task is gone (no child in '%s')", path);
+    snprintf(path, sizeof(path), "/proc/%llu/ns/user", (unsigned long long) child);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return berr_set(err, errno, "open '%s'", path);
+    return fd;
+}
+
+__attribute__((noreturn)) static void exec_child(struct exe *e, int pidfd, int userns_fd,
+                                                 char **argv)
 {
     struct berr *err = NULL;
     sigset_t none;
@@ -36,7 +64,7 @@ __attribute__((noreturn)) static void exec_child(struct exe *e, int pidfd, char 
         berr_set(&err, errno, "join the namespaces of the sandbox");
     } else if (chdir(e->spec.sandbox_dir) < 0) {
         berr_set(&err, errno, "chdir '%s'", e->spec.sandbox_dir);
-    } else if (iso_task_prepare(&e->spec, &e->user, &err) == 0) {
+    } else if (iso_task_prepare(&e->spec, &e->user, exec_enter_userns, &userns_fd, &err) == 0) {
         environ = e->envp;
         execvpe(argv[0], argv, e->envp);
         berr_set(&err, errno, "exec '%s'", argv[0]);
@@ -55,7 +83,9 @@ static pid_t exec_spawn(struct exe *e, pid_t pid, char **argv, struct berr **err
     if (pidfd < 0)
         return berr_set(err, errno, "pidfd_open %d", (int) pid);
     bool newpid = e->spec.flags & ISO_NS_PID;
-    _cleanup_close_ int own = -1;
+    _cleanup_close_ int own = -1, userns = -1;
+    if (e->spec.userns_base && (userns = exec_open_userns(pid, err)) < 0)
+        return userns;
     if (newpid) {
         own = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
         if (own < 0)
@@ -65,7 +95,7 @@ static pid_t exec_spawn(struct exe *e, pid_t pid, char **argv, struct berr **err
     }
     pid_t child = fork();
     if (child == 0)
-        exec_child(e, pidfd, argv);
+        exec_child(e, pidfd, userns, argv);
     int fork_errno = errno;
     if (newpid && setns(own, CLONE_NEWPID) < 0)
         log_msg(LOG_WARNING, errno, "exec: return to our pid namespace");

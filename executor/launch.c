@@ -5,6 +5,7 @@
  * supervise.c takes over once the task runs; status.c writes the reports. */
 #include <fcntl.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -69,7 +70,7 @@ static int exe_open_output(struct exe *e, const char *name, struct berr **err)
             open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
     if (fd < 0)
         return berr_set(err, errno, "open '%s'", p);
-    if (fchown(fd, e->user.uid, e->user.gid) < 0)
+    if (fchown(fd, iso_host_id(&e->spec, e->user.uid), iso_host_id(&e->spec, e->user.gid)) < 0)
         return berr_set(err, errno, "chown '%s'", p);
     return TAKE_FD(fd);
 }
@@ -88,8 +89,10 @@ static int exe_setup(struct exe *e, struct berr **err)
     else if (r < 0)
         return berr_set(err, -r, "set oom_score_adj");
 
-    /* 3 was exe_load. 4. The sandbox belongs to the task's user. */
-    if (chown(e->spec.sandbox_dir, e->user.uid, e->user.gid) < 0)
+    /* 3 was exe_load. 4. The sandbox belongs to the task's user (on the host: the uid its
+     * user namespace maps it to). */
+    if (chown(e->spec.sandbox_dir, iso_host_id(&e->spec, e->user.uid),
+              iso_host_id(&e->spec, e->user.gid)) < 0)
         return berr_set(err, errno, "chown '%s'", e->spec.sandbox_dir);
     if ((e->out_fd = exe_open_output(e, "stdout", err)) < 0)
         return e->out_fd;
@@ -128,7 +131,28 @@ __attribute__((noreturn)) static void child_fail(int fd, int errnum, const char 
     _exit(EXE_LAUNCH_FAILED);
 }
 
-__attribute__((noreturn)) static void exe_task_child(struct exe *e, int errfd)
+/* The two pipes of the user namespace handshake: the child says it has unshared, the parent
+ * that the maps are written. */
+struct userns_sync {
+    int ready[2], go[2];
+};
+
+/* Task child side (iso_task_prepare's enter_userns). */
+static int child_enter_userns(void *arg, struct berr **err)
+{
+    struct userns_sync *u = arg;
+    char c = 1;
+    if (unshare(CLONE_NEWUSER) < 0)
+        return berr_set(err, errno, "unshare(CLONE_NEWUSER)");
+    if (write(u->ready[1], &c, 1) != 1)
+        return berr_set(err, errno, "tell the executor");
+    if (read(u->go[0], &c, 1) != 1)
+        return berr_setx(err, EIO, "the executor did not write the uid and gid maps");
+    return 0;
+}
+
+__attribute__((noreturn)) static void exe_task_child(struct exe *e, int errfd,
+                                                     struct userns_sync *us)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -145,8 +169,13 @@ __attribute__((noreturn)) static void exe_task_child(struct exe *e, int errfd)
     if (write_file_at(AT_FDCWD, "/proc/self/oom_score_adj", e->oom_adj) < 0)
         child_fail(errfd, errno, "restore oom_score_adj");
 
+    /* the parent's ends: holding them would hide the parent's death from our read */
+    if (us->ready[0] >= 0)
+        close(us->ready[0]);
+    if (us->go[1] >= 0)
+        close(us->go[1]);
     struct berr *err = NULL;
-    if (iso_task_prepare(&e->spec, &e->user, &err) < 0)
+    if (iso_task_prepare(&e->spec, &e->user, child_enter_userns, us, &err) < 0)
         child_fail(errfd, berr_errno(err), berr_msg(err));
     /* execvpe searches the caller's PATH, not envp's: make them the same. */
     environ = e->envp;
@@ -202,7 +231,9 @@ int exe_run(struct exe *e)
 
     /* 7. */
     int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) < 0) {
+    struct userns_sync us = {{-1, -1}, {-1, -1}};
+    if (pipe2(pfd, O_CLOEXEC) < 0 ||
+        (e->spec.userns_base && (pipe2(us.ready, O_CLOEXEC) < 0 || pipe2(us.go, O_CLOEXEC) < 0))) {
         berr_set(&err, errno, "pipe");
         return exe_fail(e, err);
     }
@@ -215,10 +246,26 @@ int exe_run(struct exe *e)
     }
     if (pid == 0) {
         close(pfd[0]);
-        exe_task_child(e, pfd[1]);
+        exe_task_child(e, pfd[1], &us);
     }
     close(pfd[1]);
     e->task_pid = pid;
+    if (e->spec.userns_base) {
+        /* the child unshares its user namespace, we map it: EOF instead of its byte means
+         * it failed before, and its error is on pfd */
+        char c;
+        close(us.ready[1]);
+        close(us.go[0]);
+        if (read(us.ready[0], &c, 1) == 1) {
+            _cleanup_berr_ struct berr *merr = NULL;
+            if (iso_userns_map(pid, e->spec.userns_base, &merr) < 0)
+                log_error("task child: %s", berr_msg(merr)); /* the child then fails */
+            else if (write(us.go[1], &c, 1) != 1)
+                log_msg(LOG_ERR, errno, "task child: cannot release it");
+        }
+        close(us.ready[0]);
+        close(us.go[1]);
+    }
 
     /* 8. */
     _cleanup_free_ char *msg = NULL;

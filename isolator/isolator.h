@@ -175,7 +175,20 @@ struct iso_spec {
     size_t n_volumes;
     uint64_t nofile;   /* RLIMIT_NOFILE soft=hard; 0 = leave */
     uint64_t grace_ms; /* default SIGTERM -> SIGKILL grace */
+    /* > 0: the task runs in its own user namespace, uids and gids 0..ISO_USERNS_SIZE-1
+     * inside mapped to userns_base.. on the host (docs/security.md) */
+    uint64_t userns_base;
 };
+
+#define ISO_USERNS_SIZE 65536
+/* The host uid (or gid) of id inside the spec's user namespace (id itself without one). */
+static inline uint32_t iso_host_id(const struct iso_spec *s, uint32_t id)
+{
+    return s->userns_base ? (uint32_t) (s->userns_base + id) : id;
+}
+/* Write pid's uid_map and gid_map: 0..ISO_USERNS_SIZE-1 -> base.. (as root in the parent
+ * user namespace, after pid unshared CLONE_NEWUSER). */
+int iso_userns_map(pid_t pid, uint64_t base, struct berr **err);
 
 /* JSON codec for the spec (runtime_dir/spec.json). to_json returns a malloc'd string. */
 char *iso_spec_to_json(const struct iso_spec *s);
@@ -198,11 +211,15 @@ struct iso_user {
     int n_groups;
 };
 int iso_user_resolve(const char *user, struct iso_user *ret, struct berr **err);
-/* In the task child, last steps before execve: rlimits, user (setgroups/setgid/setuid),
- * capabilities (bounding set to the default set; none for non-root), no_new_privs, mark
- * fds >= 3 close-on-exec, seccomp deny-list. Allocation is allowed (the executor is
- * single-threaded). */
-int iso_task_prepare(const struct iso_spec *s, const struct iso_user *u, struct berr **err);
+/* In the task child, last steps before execve: rlimits, user namespace (when
+ * s->userns_base: enter_userns(arg, err) must leave the process in it with its maps
+ * written, e.g. unshare + the parent's iso_userns_map, or setns), user
+ * (setgroups/setgid/setuid), capabilities (bounding set to the default set; none for
+ * non-root), no_new_privs, mark fds >= 3 close-on-exec, seccomp deny-list. Allocation is
+ * allowed (the executor is single-threaded). */
+int iso_task_prepare(const struct iso_spec *s, const struct iso_user *u,
+                     int (*enter_userns)(void *arg, struct berr **err), void *arg,
+                     struct berr **err);
 /* Load only the seccomp deny-list (used by iso_task_prepare; exposed for tests). */
 int iso_seccomp_load(struct berr **err);
 /* Capabilities kept for root tasks (CAP_CHOWN ... as in docker's default). */

@@ -3,6 +3,7 @@
  * sandbox dir and volumes writable, private /proc, /tmp and a minimal /dev, then pivot_root.
  * task.c does the per-process steps (user, caps, seccomp) that follow in the task child. */
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -48,6 +49,23 @@ static bool path_is_clean(const char *p)
 static int mnt_bind(const char *src, const char *dst, struct berr **err)
 {
     if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return berr_set(err, errno, "bind '%s' on '%s'", src, dst);
+    log_debug("sandbox: bound '%s' on '%s'", src, dst);
+    return 0;
+}
+
+/* Bind host path src (canonical: the agent resolved it at admission) onto dst without
+ * following any symlink on the way: one that is there now was planted since, e.g. by a task
+ * in a shared directory, and would point the bind somewhere the policy never allowed. */
+static int mnt_bind_nofollow(const char *src, const char *dst, struct berr **err)
+{
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+    _cleanup_close_ int fd = (int) syscall(SYS_openat2, AT_FDCWD, src, &how, sizeof(how));
+    if (fd < 0)
+        return berr_set(err, errno, "open host path '%s' (symlinks refused)", src);
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    if (mount(proc, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
         return berr_set(err, errno, "bind '%s' on '%s'", src, dst);
     log_debug("sandbox: bound '%s' on '%s'", src, dst);
     return 0;
@@ -241,7 +259,8 @@ static int mnt_volumes(struct mnt_ctx *m, struct berr **err)
             if (mnt_make_target(v->host, dst, err) < 0)
                 return berr_wrap(err, "volume '%s'", v->container);
         }
-        if (mnt_bind(v->host, dst, err) < 0 || (v->readonly && mnt_make_ro(dst, true, err) < 0))
+        if (mnt_bind_nofollow(v->host, dst, err) < 0 ||
+            (v->readonly && mnt_make_ro(dst, true, err) < 0))
             return berr_wrap(err, "volume '%s'", v->container);
     }
     return 0;

@@ -72,6 +72,7 @@ char *iso_spec_to_json(const struct iso_spec *s)
     yajl_gen_array_close(g);
     gen_key_u64(g, "nofile", s->nofile);
     gen_key_u64(g, "grace_ms", s->grace_ms);
+    gen_key_u64(g, "userns_base", s->userns_base);
     yajl_gen_map_close(g);
 
     const unsigned char *buf;
@@ -203,6 +204,7 @@ int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err
         get_volumes(member(root, "volumes"), s, err) < 0 ||
         get_u64(member(root, "nofile"), "nofile", &s->nofile, err) < 0 ||
         get_u64(member(root, "grace_ms"), "grace_ms", &s->grace_ms, err) < 0 ||
+        get_u64(member(root, "userns_base"), "userns_base", &s->userns_base, err) < 0 ||
         get_u64(fv, "flags", &flags, err) < 0)
         goto fail;
     if (fv && !YAJL_IS_NULL(fv)) {
@@ -233,6 +235,11 @@ int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err
     }
     if (!s->argv[0]) {
         bad(err, "argv", "a non-empty array of strings");
+        goto fail;
+    }
+    if (s->userns_base && (s->userns_base < ISO_USERNS_SIZE ||
+                           s->userns_base + ISO_USERNS_SIZE > (uint64_t) UINT32_MAX)) {
+        bad(err, "userns_base", "0, or a host uid with room for 65536 above it");
         goto fail;
     }
     for (size_t i = 0; s->mask_dirs[i]; i++) {

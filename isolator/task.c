@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 
 #include "isolator/isolator.h"
@@ -81,10 +82,41 @@ static int task_user(const struct iso_user *u, struct berr **err)
 /* Runs in the task child, single-threaded, so allocation is fine. Without ISO_CAPS a root
  * task keeps the executor's capabilities (a non-root one still loses them at setuid).
  * Returns 0 or -errno with err set; the caller reports and _exits. */
-int iso_task_prepare(const struct iso_spec *s, const struct iso_user *u, struct berr **err)
+int iso_userns_map(pid_t pid, uint64_t base, struct berr **err)
 {
+    char map[64], path[64];
+    snprintf(map, sizeof(map), "0 %llu %u\n", (unsigned long long) base, ISO_USERNS_SIZE);
+    /* setgroups stays "allow": the writer is privileged in the parent namespace, and the
+     * task's supplementary groups (mapped ones) are set by iso_task_prepare */
+    static const char *const files[] = {"uid_map", "gid_map"};
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, files[i]);
+        int r = write_file_at(AT_FDCWD, path, map);
+        if (r < 0)
+            return berr_set(err, -r, "write '%s'", path);
+    }
+    return 0;
+}
+
+int iso_task_prepare(const struct iso_spec *s, const struct iso_user *u,
+                     int (*enter_userns)(void *arg, struct berr **err), void *arg,
+                     struct berr **err)
+{
+    /* rlimits first: raising a hard limit needs CAP_SYS_RESOURCE in the host's namespace */
     if (task_rlimits(s, err) < 0)
         return berr_wrap(err, "rlimits");
+    /* then the user namespace: from here on every capability is one inside it, over
+     * nothing of the host's (its mount, pid and net namespaces belong to the host's) */
+    if (s->userns_base && (!enter_userns || enter_userns(arg, err) < 0))
+        return berr_wrap(err, "user namespace");
+    struct iso_user mapped = *u;
+    if (s->userns_base) { /* groups outside the namespace's range cannot be set in it */
+        mapped.n_groups = 0;
+        for (int i = 0; i < u->n_groups; i++)
+            if (u->groups[i] < ISO_USERNS_SIZE)
+                mapped.groups[mapped.n_groups++] = u->groups[i];
+        u = &mapped;
+    }
     if ((s->flags & ISO_CAPS) && caps_drop_bounding(err) < 0)
         return berr_wrap(err, "capabilities");
     if (task_user(u, err) < 0)

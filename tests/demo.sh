@@ -90,25 +90,33 @@ echo "== stopping the tasks and the agent"
 kill "$AGENT_PID"; wait "$AGENT_PID" || true
 AGENT_PID=
 
-# ---- issue #7: the same two tasks through berth-master ------------------------------------
+# ---- issues #7, #11: the same two tasks through berth-master, over TLS -----------------------
 echo
-echo "== berth-master from its embedded default config, and the agent reporting to it"
+echo "== a private CA and the master's certificate (packaging/berth-gen-tls), two tokens"
+sh "$(dirname "$0")/../packaging/berth-gen-tls" "$TMP/tls"
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-MURL=http://127.0.0.1:$PORT
-head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/token"
-chmod 600 "$TMP/token"
+MURL=https://127.0.0.1:$PORT
+for t in admin join; do
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/$t.token"
+    chmod 600 "$TMP/$t.token"
+done
+echo "admin token $TMP/admin.token (for berthctl), join token $TMP/join.token (for agents)"
+echo
+echo "== berth-master from its embedded default config, serving TLS; the agent reporting to it"
 "$B/berth-master" --print-default-config > "$TMP/master.conf"
 "$B/berth-master" --config="$TMP/master.conf" --listen="127.0.0.1:$PORT" \
-    --work_dir="$TMP/master" --token_file="$TMP/token" --heartbeat_interval=1s \
-    2>"$TMP/master.log" &
+    --work_dir="$TMP/master" --token_file="$TMP/admin.token" \
+    --join_token_file="$TMP/join.token" --tls_cert="$TMP/tls/master.crt" \
+    --tls_key="$TMP/tls/master.key" --heartbeat_interval=1s 2>"$TMP/master.log" &
 MASTER_PID=$!
-MCTL=("$B/berthctl" --master "$MURL" --token-file "$TMP/token")
+MCTL=("$B/berthctl" --master "$MURL" --cacert "$TMP/tls/ca.crt" --token-file "$TMP/admin.token")
 for _ in $(seq 50); do "${MCTL[@]}" agents >/dev/null 2>&1 && break; sleep 0.1; done
-"$B/berth-agent" --config="$TMP/agent.conf" --master="$MURL" --token_file="$TMP/token" \
-    2>>"$TMP/agent.log" &
+"$B/berth-agent" --config="$TMP/agent.conf" --master="$MURL" --master_ca="$TMP/tls/ca.crt" \
+    --token_file="$TMP/join.token" 2>>"$TMP/agent.log" &
 AGENT_PID=$!
 for _ in $(seq 50); do "${MCTL[@]}" agents 2>/dev/null | grep -q REACHABLE && break; sleep 0.1; done
 "${MCTL[@]}" agents
+grep -h "registered with\|our key" "$TMP/master.log" "$TMP/agent.log" | sed 's/^/  /'
 
 echo
 echo "== submitting the seed's two tasks to the master"

@@ -45,6 +45,8 @@ def _session_checks():
     yield
     bt.remove_probe()
     bt.sweep_stale_cgroups()
+    import mastertest
+    mastertest.remove_tls()
 
 
 def _need(path, what):
@@ -86,17 +88,18 @@ def agent(agent_factory):
 
 @pytest.fixture
 def master_factory():
-    """master_factory(flags=()) -> mastertest.Master (started), stopped at the end; fails the
-    test on sanitizer reports in its log (issue #7; agents come from agent_factory)."""
+    """master_factory(flags=(), tls=True, start=True) -> mastertest.Master (started), stopped
+    at the end; fails the test on sanitizer reports in its log (issues #7, #11; agents come
+    from agent_factory with m.agent_flags())."""
     import mastertest
     _need(mastertest.MASTER_BIN, "berth-master")
     masters = []
 
-    def make(flags=()):
+    def make(flags=(), tls=True, start=True):
         tmp = tempfile.mkdtemp(prefix="berth-test-master-%d-" % os.getpid(), dir=bt.TMP_BASE)
-        m = mastertest.Master(tmp, flags)
+        m = mastertest.Master(tmp, flags, tls=tls)
         masters.append(m)
-        return m.start()
+        return m.start() if start else m
 
     yield make
     problems = []

@@ -1,21 +1,46 @@
-"""tests/system/mastertest.py - helpers of the master tests (issue #7): a running
-berth-master on a free loopback port with its own work_dir and token (start, SIGKILL,
-restart, HTTP calls with or without the token, berthctl --master), and the flags that hook
-an agent from conftest's agent_factory to it. conftest.py's master_factory fixture builds
-it; test_master.py uses it."""
+"""tests/system/mastertest.py - helpers of the master tests (issues #7, #11): a running
+berth-master on a free loopback port with its own work_dir, admin token and join token,
+serving TLS with a certificate of the test session's own CA (packaging/berth-gen-tls), or
+plain HTTP when asked (start, SIGKILL, restart, HTTP calls with or without the token,
+berthctl --master), and the flags that hook an agent from conftest's agent_factory to it.
+conftest.py's master_factory fixture builds it; test_master.py and test_trust.py use it."""
 
 import http.client
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
 import berthtest as bt
 
 MASTER_BIN = os.path.join(bt.BUILD, "berth-master")
+GEN_TLS = os.path.join(bt.REPO, "packaging", "berth-gen-tls")
+# One CA and master certificate per test session, outside /tmp like every test dir.
+TLS_DIR = os.path.join(bt.TMP_BASE, "berth-test-tls-%d" % os.getpid())
+
+
+def tls_dir():
+    """The session's CA (ca.crt) and master certificate (master.crt, master.key)."""
+    if not os.path.exists(os.path.join(TLS_DIR, "master.crt")):
+        subprocess.run([GEN_TLS, TLS_DIR], check=True, capture_output=True, text=True)
+    return TLS_DIR
+
+
+def remove_tls():
+    shutil.rmtree(TLS_DIR, ignore_errors=True)
+
+
+def write_token(path, text=None):
+    text = text or secrets.token_hex(20)
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, 0o600)
+    return text
 
 
 def free_port():
@@ -27,19 +52,29 @@ def free_port():
 
 
 class Master:
-    def __init__(self, tmp, flags=()):
+    def __init__(self, tmp, flags=(), tls=True):
         self.tmp = tmp
         self.work = os.path.join(tmp, "master")
         self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.token = secrets.token_hex(20)
+        self.tls = tls
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
         self.token_file = os.path.join(tmp, "token")
-        with open(self.token_file, "w") as f:
-            f.write(self.token + "\n")
-        os.chmod(self.token_file, 0o600)
+        self.token = write_token(self.token_file)
+        self.join_token_file = os.path.join(tmp, "join.token")
+        self.join_token = write_token(self.join_token_file)
         self.log_path = os.path.join(tmp, "master.log")
         self.argv = [MASTER_BIN, "--config=/dev/null", "--listen=127.0.0.1:%d" % self.port,
-                     "--work_dir=" + self.work, "--token_file=" + self.token_file] + list(flags)
+                     "--work_dir=" + self.work, "--token_file=" + self.token_file,
+                     "--join_token_file=" + self.join_token_file]
+        if tls:
+            d = tls_dir()
+            self.ca = os.path.join(d, "ca.crt")
+            self.argv += ["--tls_cert=" + os.path.join(d, "master.crt"),
+                          "--tls_key=" + os.path.join(d, "master.key")]
+        else:
+            self.ca = None
+            self.argv.append("--plain_http=true")
+        self.argv += list(flags)
         self.proc = None
 
     @property
@@ -81,11 +116,20 @@ class Master:
             return "killed after %ss" % timeout
 
     def agent_flags(self):
-        return ["--master=" + self.url, "--token_file=" + self.token_file]
+        """An agent registering with the join token, verifying the master's certificate."""
+        f = ["--master=" + self.url, "--token_file=" + self.join_token_file]
+        return f + (["--master_ca=" + self.ca] if self.tls else ["--master_plain_http=true"])
+
+    def connection(self, timeout=10):
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=self.ca)
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=ctx)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     # -- HTTP --
     def request(self, method, path, body=None, raw=None, token=True, headers=None, timeout=10):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = self.connection(timeout)
         try:
             data = raw if raw is not None else (json.dumps(body).encode()
                                                 if body is not None else None)
@@ -123,10 +167,11 @@ class Master:
         assert st == 200, body
         return body["tasks"]
 
-    def submit(self, shell, cpus=0.25, mem="64MiB", name=None, expect=201):
+    def submit(self, shell, cpus=0.25, mem="64MiB", name=None, expect=201, **extra):
         body = {"command": {"shell": shell}, "resources": {"cpus": cpus, "mem": mem}}
         if name:
             body["name"] = name
+        body.update(extra)
         st, t = self.request("POST", "/v1/tasks", body)
         assert st == expect, "submit -> %s %r" % (st, t)
         return t
@@ -148,10 +193,11 @@ class Master:
             return t if t["state"] in states else None
         return bt.wait_for(ok, timeout, interval=0.1, what="task %s in %s" % (tid, states))
 
-    def ctl(self, *args, timeout=60):
-        return subprocess.run([bt.CTL_BIN, "--master", self.url, "--token-file", self.token_file]
-                              + [str(a) for a in args], capture_output=True, text=True,
-                              timeout=timeout)
+    def ctl(self, *args, timeout=60, token_file=None):
+        ca = ["--cacert", self.ca] if self.ca else []
+        return subprocess.run([bt.CTL_BIN, "--master", self.url, "--token-file",
+                               token_file or self.token_file] + ca + [str(a) for a in args],
+                              capture_output=True, text=True, timeout=timeout)
 
 
 def history_states(task):

@@ -173,8 +173,9 @@ def test_bad_calls_are_refused_and_nothing_crashes(master_factory, agent_factory
     path = "/api/v1/agent"
     hb = {"type": "HEARTBEAT", "agent_id": agent_id, "heartbeat": {"usage": {}}}
     cases = [
-        (dict(body=hb, token=False), 401, "UNAUTHORIZED", "no bearer token"),
-        (dict(body=hb, token="Bearer wrong-token-wrong-token"), 401, "UNAUTHORIZED", "wrong"),
+        (dict(body=hb, token=True), 401, "UNAUTHORIZED", "takes no bearer token"),
+        (dict(body=hb, token="Bearer wrong-token-wrong-token"), 401, "UNAUTHORIZED",
+         "no bearer token"),
         (dict(raw=b'{"type": "HEARTBEAT", '), 400, "INVALID_ARGUMENT", "malformed JSON"),
         (dict(raw=b"[" * 100000), 400, "INVALID_ARGUMENT", "nested deeper"),
         (dict(body={"type": "FROBNICATE", "agent_id": agent_id}), 400, "INVALID_ARGUMENT",
@@ -185,11 +186,12 @@ def test_bad_calls_are_refused_and_nothing_crashes(master_factory, agent_factory
         (dict(body=hb, headers={"Berth-Stream-Id": "0" * 32}), 409, "STALE_STREAM",
          "SUBSCRIBE again"),
         (dict(body=hb), 409, "STALE_STREAM", "Berth-Stream-Id"),
-        (dict(raw=b" " * (2 << 20)), 413, "BODY_TOO_LARGE", "limit"),
+        (dict(raw=b" " * (3 << 19)), 413, "BODY_TOO_LARGE", "limit"),
         (dict(body={"type": "UPDATE", "agent_id": agent_id, "update": {"status": {}}},
               headers={"Berth-Stream-Id": "0" * 32}), 409, "STALE_STREAM", ""),
     ]
     for kw, status, code, text in cases:
+        kw.setdefault("token", False)  # agents never send one; the first two cases do
         st, body = m.request("POST", path, **kw)
         assert st == status, (kw.get("body"), st, body)
         assert body["error"]["code"] == code and text in body["error"]["message"], body
@@ -197,7 +199,7 @@ def test_bad_calls_are_refused_and_nothing_crashes(master_factory, agent_factory
     for bad, text in [({"command": {"shell": "x"}}, "resources"),
                       ({"command": {}, "resources": {"cpus": 1, "mem": 1}}, "command"),
                       ({"command": {"shell": "x"}, "resources": {"cpus": 1, "mem": 1},
-                        "volumes": []}, "unknown field")]:
+                        "frobnicate": []}, "unknown field")]:
         st, body = m.request("POST", "/v1/tasks", bad)
         assert st == 400 and text in body["error"]["message"], body
     st, body = m.get("/v1/tasks", token=False)
@@ -242,14 +244,17 @@ class _BadMaster(http.server.BaseHTTPRequestHandler):
 @pytest.mark.parametrize("mode,logged", [("garbage", "bad event stream"),
                                          ("huge", "the limit is"),
                                          ("401", "HTTP 401: wrong bearer token")])
-def test_agent_survives_a_bad_master(agent_factory, mode, logged):
+def test_agent_survives_a_bad_master(agent_factory, mode, logged, tmp_path):
+    join = str(tmp_path / "join.token")
+    mt.write_token(join)
     handler = type("H", (_BadMaster,), {"mode": mode, "hits": 0})
     srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     srv.daemon_threads = True
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
     try:
-        a = agent_factory(flags=["--master=http://127.0.0.1:%d" % srv.server_address[1]])
+        a = agent_factory(flags=["--master=http://127.0.0.1:%d" % srv.server_address[1],
+                                 "--master_plain_http=true", "--token_file=" + join])
         bt.wait_for(lambda: logged in a.log and handler.hits >= 3, 15,
                     what="the agent to refuse the stream and retry")
         assert a.healthy() and a.proc.poll() is None

@@ -46,7 +46,7 @@ def tcp_agent(agent_factory):
         f.write(TOKEN + "\n")
     agent.argv[agent.argv.index("--listen=unix:" + agent.sock)] = \
         "--listen=unix:%s,tcp:127.0.0.1:%d" % (agent.sock, port)
-    agent.argv.append("--token_file=" + token)
+    agent.argv.append("--api_token_file=" + token)
     agent.start()
     return agent, port
 

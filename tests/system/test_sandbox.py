@@ -76,7 +76,11 @@ def test_nobody_has_no_caps(agent):
     assert int(kv["CapBnd"], 16) & ~bt.DOCKER_CAP_MASK == 0, kv
 
 
-def test_root_has_default_caps_only(agent):
+@pytest.mark.parametrize("userns", ["root", "none"])
+def test_root_has_default_caps_only(agent_factory, userns):
+    """Docker's capability set, inside the task's user namespace (the default for root
+    tasks, #11) or, with userns = none, on the host."""
+    agent = agent_factory(flags=["--userns=" + userns])
     kv = caps_of(agent, user="root")
     assert kv["uid"] == "0", kv
     assert int(kv["CapBnd"], 16) == bt.DOCKER_CAP_MASK, \
@@ -86,7 +90,9 @@ def test_root_has_default_caps_only(agent):
     assert kv["Seccomp"] == "2", "no seccomp filter: %r" % kv
 
 
-def test_root_cannot_escape(agent):
+@pytest.mark.parametrize("userns", ["root", "none"])
+def test_root_cannot_escape(agent_factory, userns):
+    agent = agent_factory(flags=["--userns=" + userns])
     cid = agent.probe("syscalls", user="root")["id"]
     uu = agent.launch(["/usr/bin/unshare", "-U", "/bin/true"], user="root")["id"]
     um = agent.launch(["/usr/bin/unshare", "-m", "/bin/true"], user="root")["id"]
@@ -99,10 +105,15 @@ def test_root_cannot_escape(agent):
     # on a kernel without module support, where an unfiltered call gives ENOSYS)
     # a host block device: mknod may be allowed, opening it must not be
     assert "root_dev" in kv, kv
-    # CAP_MKNOD is in the default set and the device filter allows mknod (as docker's does):
-    # the node gets made, and opening it is what the devices cgroup / BPF program refuses
-    assert kv.get("mknod_blk") == "OK", kv
-    assert kv.get("open_blk") == "EPERM", "the task could open the host's disk: %r" % kv
+    if userns == "root":
+        # in a user namespace the kernel makes no device nodes at all
+        assert kv.get("mknod_blk") == "EPERM", kv
+    else:
+        # CAP_MKNOD is in the default set and the device filter allows mknod (as docker's
+        # does): the node gets made, and opening it is what the devices cgroup / BPF
+        # program refuses
+        assert kv.get("mknod_blk") == "OK", kv
+        assert kv.get("open_blk") == "EPERM", "the task could open the host's disk: %r" % kv
     for k in ("kexec_load", "bpf", "keyctl", "perf_event_open"):
         assert kv.get(k) == "EPERM", "%s not refused by the filter: %r" % (k, kv)
     for x in (uu, um):
@@ -146,13 +157,16 @@ def test_agent_files_are_hidden(agent_factory):
     token = os.path.join(agent.tmp, "token")
     with open(token, "w") as f:
         f.write("hidden-token-0123456789abcdef\n")
-    agent.argv.append("--token_file=" + token)
+    join = os.path.join(agent.tmp, "join.token")
+    with open(join, "w") as f:
+        f.write("hidden-join-0123456789abcdef\n")
+    agent.argv += ["--api_token_file=" + token, "--token_file=" + join]
     agent.start()
     other = agent.launch(["sleep", "30"])["id"]
     agent.wait_state(other, "RUNNING")
-    script = ("ls -a %s/sandboxes; ls -a %s/containers; ls %s/state.db; ls %s; cat %s; "
+    script = ("ls -a %s/sandboxes; ls -a %s/containers; ls %s/state.db; ls %s; cat %s %s; "
               "ls /proc/self/fd; echo done=1" % (agent.work, agent.work, agent.work,
-                                                 os.path.dirname(agent.sock), token))
+                                                 os.path.dirname(agent.sock), token, join))
     cid = agent.launch(["/bin/sh", "-c", script], user="root")["id"]
     c = agent.wait_terminal(cid)
     out, err = agent.output(cid), agent.output(cid, "stderr")
@@ -160,7 +174,8 @@ def test_agent_files_are_hidden(agent_factory):
     assert other not in out, "another sandbox is visible: %s" % out
     assert "state.db" in err and "No such file" in err, err
     assert "agent.sock" not in out, out
-    assert "hidden-token" not in out, "the token file is readable in the sandbox"
+    assert "hidden-token" not in out, "the TCP API's token file is readable in the sandbox"
+    assert "hidden-join" not in out, "the master link's join token is readable in the sandbox"
     # the host path of the sandbox dirs is closed to other users (a root task may plant
     # device nodes or setuid files there)
     assert os.stat(os.path.join(agent.work, "sandboxes")).st_mode & 0o777 == 0o700

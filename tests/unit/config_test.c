@@ -163,6 +163,17 @@ static void test_file_values(void **state)
                  "# other comment\n"
                  "[agent]\n"
                  "master = http://10.0.0.1:5050   ; inline comment\n"
+                 "master_plain_http = yes\n"
+                 "master_ca = /etc/berth/tls/ca.crt\n"
+                 "master_pin = sha256//AAAA\n"
+                 "api_token_file = /etc/berth/api.token\n"
+                 "volume_paths = /srv/data, /var/lib/shared\n"
+                 "local_volume_paths =\n"
+                 "allow_root = all\n"
+                 "allowed_users = nobody,1000\n"
+                 "userns = all\n"
+                 "userns_range = 200000-400000\n"
+                 "mask_paths = /etc/secret,/opt/keys/*\n"
                  "work_dir = /srv/berth\n"
                  "listen = unix:/tmp/a.sock,tcp:127.0.0.1:5051\n"
                  "token_file = /etc/berth/token\n"
@@ -193,6 +204,18 @@ static void test_file_values(void **state)
     struct berr *err = NULL;
     assert_int_equal(LOAD(f, &cfg, &err), 0);
     assert_string_equal(cfg.master, "http://10.0.0.1:5050");
+    assert_true(cfg.master_plain_http);
+    assert_string_equal(cfg.master_ca, "/etc/berth/tls/ca.crt");
+    assert_string_equal(cfg.master_pin, "sha256//AAAA");
+    assert_string_equal(cfg.api_token_file, "/etc/berth/api.token");
+    assert_string_equal(cfg.volume_paths, "/srv/data, /var/lib/shared");
+    assert_string_equal(cfg.local_volume_paths, "");
+    assert_string_equal(cfg.allow_root, "all");
+    assert_string_equal(cfg.allowed_users, "nobody,1000");
+    assert_string_equal(cfg.userns, "all");
+    assert_int_equal(cfg.userns_first, 200000);
+    assert_int_equal(cfg.userns_last, 400000);
+    assert_string_equal(cfg.mask_paths, "/etc/secret,/opt/keys/*");
     assert_string_equal(cfg.work_dir, "/srv/berth");
     assert_string_equal(cfg.listen, "unix:/tmp/a.sock,tcp:127.0.0.1:5051");
     assert_string_equal(cfg.token_file, "/etc/berth/token");
@@ -420,6 +443,20 @@ static void test_bad_values(void **state)
             {"positional", "'positional': unexpected argument"},
             {"-v", "'-v': unexpected argument"},
             {"--config=", "--config: empty FILE"},
+            {"--master=http://10.0.0.1:5050", "[agent] master 'http://10.0.0.1:5050' is plain HTTP"},
+            {"--master_ca=ca.pem", "[agent] master_ca: bad path 'ca.pem'"},
+            {"--master_pin=AAAA", "[agent] master_pin: bad pin 'AAAA'"},
+            {"--master_plain_http=maybe", "[agent] master_plain_http: bad boolean"},
+            {"--token_file=token", "[agent] token_file: bad path 'token'"},
+            {"--volume_paths=/srv,data", "[agent] volume_paths: bad path list"},
+            {"--local_volume_paths=/srv/../etc", "bad path list"},
+            {"--mask_paths=/a/..", "[agent] mask_paths: bad path list"},
+            {"--allow_root=yes", "[agent] allow_root: bad value 'yes'"},
+            {"--allowed_users=", "[agent] allowed_users: bad user list"},
+            {"--userns=maybe", "[agent] userns: bad value 'maybe'"},
+            {"--userns_range=100-200", "[agent] userns_range: bad uid range"},
+            {"--userns_range=100000-110000", "[agent] userns_range: bad uid range"},
+            {"--userns_range=1-x", "[agent] userns_range: bad uid range"},
     };
     unlink(f->conf);
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++)

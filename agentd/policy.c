@@ -1,0 +1,98 @@
+/* agentd/policy.c - what anyone may ask of this agent, the master included ([agent]
+ * volume_paths, local_volume_paths, allow_root, allowed_users; docs/security.md): checked
+ * on a parsed launch before anything is recorded or created, so a refused launch leaves
+ * nothing behind. Also resolves each volume's host path to its canonical form, which the
+ * executor then binds without following any symlink (a task cannot swap one in later).
+ * lifecycle.c calls it from ctr launch; request.c parsed the fields. */
+#include <string.h>
+
+#include "agentd/agent.h"
+
+#define DENY(...) berr_setc(err, EPERM, "FORBIDDEN", __VA_ARGS__)
+
+static bool in_list(const char *csv, const char *word)
+{
+    _cleanup_free_ char *copy = xstrdup(csv);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (streq(tok, word))
+            return true;
+    }
+    return false;
+}
+
+/* Is canonical path p the directory dir or below it? Both canonical. */
+static bool path_under(const char *p, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (streq(dir, "/"))
+        return true;
+    return strncmp(p, dir, n) == 0 && (p[n] == 0 || p[n] == '/');
+}
+
+static bool volume_allowed(const char *canonical, const char *csv)
+{
+    _cleanup_free_ char *copy = xstrdup(csv);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        _cleanup_free_ char *dir = realpath(tok, NULL);
+        if (dir && path_under(canonical, dir))
+            return true;
+    }
+    return false;
+}
+
+static int check_user(struct agent *a, struct container *c, bool from_master, struct berr **err)
+{
+    struct iso_user u;
+    _cleanup_berr_ struct berr *uerr = NULL;
+    /* unknown names are the executor's LAUNCH_FAILED "user 'x' unknown"; a numeric uid
+     * resolves to itself */
+    bool known = iso_user_resolve(c->user, &u, &uerr) == 0;
+    if (known && u.uid == 0) {
+        const char *who = a->cfg.allow_root;
+        if (streq(who, "none") || (streq(who, "local") && from_master))
+            return DENY("user '%s' is uid 0, and [agent] allow_root = %s on this agent%s", c->user,
+                        who, from_master ? " (this launch came from the master)" : "");
+        return 0; /* root is allow_root's alone to allow */
+    }
+    if (streq(a->cfg.allowed_users, "*") || in_list(a->cfg.allowed_users, c->user))
+        return 0;
+    char uid[24];
+    snprintf(uid, sizeof(uid), "%u", known ? (unsigned) u.uid : 0);
+    if (known && in_list(a->cfg.allowed_users, uid))
+        return 0;
+    return DENY("user '%s' is not in [agent] allowed_users (%s)", c->user, a->cfg.allowed_users);
+}
+
+int policy_check(struct agent *a, struct container *c, bool from_master, struct berr **err)
+{
+    int r = check_user(a, c, from_master, err);
+    if (r < 0)
+        return r;
+    const char *allowed = from_master ? a->cfg.volume_paths : a->cfg.local_volume_paths;
+    const char *key = from_master ? "volume_paths" : "local_volume_paths";
+    for (size_t i = 0; i < c->n_volumes; i++) {
+        struct iso_volume *v = &c->volumes[i];
+        char *canonical = realpath(v->host, NULL);
+        if (!canonical)
+            return berr_setc(err, errno, "INVALID_ARGUMENT", "volumes[%zu]: host path '%s': %s",
+                             i, v->host, strerror(errno));
+        if (!allowed[0] || !volume_allowed(canonical, allowed)) {
+            r = DENY("volumes[%zu]: host path '%s'%s%s%s is not under [agent] %s (%s)%s", i,
+                     v->host, streq(canonical, v->host) ? "" : " ('",
+                     streq(canonical, v->host) ? "" : canonical,
+                     streq(canonical, v->host) ? "" : "')", key, allowed[0] ? allowed : "none",
+                     from_master ? ": the master may not give tasks host directories" : "");
+            free(canonical);
+            return r;
+        }
+        free(v->host);
+        v->host = canonical;
+    }
+    return 0;
+}
