@@ -6,8 +6,15 @@
 #      format / check-deps
 
 SAN ?= 0
+FUZZ ?= 0
 CC ?= gcc
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+# libFuzzer builds (tests/fuzz): clang, every library instrumented for coverage and sanitized
+B ?= build-fuzz
+CC = clang
+SANFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined
+else ifeq ($(SAN),1)
 B ?= build-san
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
@@ -65,7 +72,7 @@ DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-
 DEB_BENCH = crun hyperfine
 
 .PHONY: install-agent install-master all deps check check-unit check-system check-vm demo bench install clean format format-check \
-        check-deps asan analyze deb rpm helpers check-packages
+        check-deps asan analyze deb rpm helpers check-packages fuzz fuzz-build fuzz-bins check-fuzz
 
 all: $(BINS) $(HELPERS)
 
@@ -105,6 +112,32 @@ $(B)/berth-master: $(call obj,$(MASTER_SRC)) $(LIBCONFIG) $(LIBML) $(LIBCOMMON)
 $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
+
+# libFuzzer targets (make fuzz; tests/fuzz/README.md): one binary per tests/fuzz/fuzz_*.c,
+# linked with the instrumented libraries of a FUZZ=1 build.
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS = $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+$(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
+
+fuzz-build:
+	$(MAKE) FUZZ=1 fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS)
+
+# make fuzz [FUZZ_SECONDS=3600] [FUZZ_TARGETS="fuzz_codec ..."]: long runs, corpus kept in
+# build-fuzz/corpus; .ci/run runs every target briefly (check-fuzz).
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	@bash tests/install-deps.sh clang libclang-rt-14-dev
+	$(MAKE) fuzz-build
+	bash tests/fuzz/run.sh $(abspath build-fuzz) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+check-fuzz: deps
+	@bash tests/install-deps.sh clang libclang-rt-14-dev
+	$(MAKE) fuzz-build
+	bash tests/fuzz/run.sh --ci $(abspath build-fuzz) $${BERTH_FUZZ_CI_SECONDS:-15}
 
 # The probe is a task, not part of berth: static and unsanitised so it runs in any sandbox.
 $(B)/tests/probe: tests/helpers/probe.c
@@ -214,6 +247,6 @@ check-deps:
 	@bash tests/check-deps.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -103,7 +103,8 @@ def fake_dir(agent):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", d + "/fake.key", "-out",
                     d + "/fake.crt", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
-                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True,
+                   env=dict(os.environ, OPENSSL_CONF="/dev/null"))
     for n in os.listdir(d):
         os.chmod(os.path.join(d, n), 0o644)
     os.chmod(d, 0o755)
