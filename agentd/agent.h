@@ -56,12 +56,14 @@ static inline bool ctr_state_terminal(enum ctr_state s)
 
 struct waiter; /* a pending GET .../wait */
 
-/* Node resources (resources.c): cpus in millicores, mem and disk in bytes, ports a count. */
+/* Node resources (resources.c): cpus in millicores, mem and disk in bytes, ports and pids
+ * counts. */
 enum res_kind {
     RES_CPUS,
     RES_MEM,
     RES_DISK,
     RES_PORTS,
+    RES_PIDS,
     _RES_MAX,
 };
 struct res_amounts {
@@ -130,6 +132,9 @@ struct agent {
     char *executor_path;
     char **masks; /* hidden from tasks (agent_masks_init), ancestors first, NULL-terminated */
     char *socket_path;
+    ino_t socket_ino; /* the socket we bound, so we never unlink another's */
+    dev_t socket_dev;
+    int lock_fd;      /* work_dir/agent.lock, flock'ed while we run (main.c) */
     char *sandboxes_dir; /* work_dir/sandboxes */
     char *runtime_root;  /* work_dir/containers */
     char node_id[33];
@@ -289,12 +294,20 @@ int link_start(struct agent *a, struct berr **err);
 void link_stop(struct agent *a);
 void link_note_transition(struct agent *a, struct container *c);
 
+/* path.c: split a request path into at most max segments of < API_SEG_MAX bytes each;
+ * their number, or -1 when there are more or one is longer (the caller answers 404). */
+#define API_SEG_MAX 80
+int api_split_path(const char *path, char seg[][API_SEG_MAX], int max);
+
 /* api.c, api-error.c */
 int api_start(struct agent *a, struct berr **err);
 void api_stop(struct agent *a);
 void api_reply_error(struct evhttp_request *req, struct berr *err);
 void api_reply_json(struct evhttp_request *req, int status, yajl_gen g);
 int api_status_for_code(const char *code);
+/* The answer to a CONNECT request: a JSON 405 with its own Content-Length (libevent's
+ * framing of CONNECT answers has none). */
+void api_reply_connect(struct evhttp_request *req);
 
 /* main.c: canonical paths tasks must not see - work_dir, the socket's dir, token_file -
  * sorted so an ancestor comes before what it contains (the executor then skips the inner

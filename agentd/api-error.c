@@ -2,6 +2,7 @@
  * JSON error reply ({"error": {"code", "message"}}) every failing handler ends in. */
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <string.h>
 
 #include "agentd/agent.h"
@@ -50,4 +51,22 @@ void api_reply_error(struct evhttp_request *req, struct berr *err)
     yajl_gen_map_close(g);
     api_reply_json(req, status, g);
     yajl_gen_free(g);
+}
+
+void api_reply_connect(struct evhttp_request *req)
+{
+    /* libevent writes a body after CONNECT but frames it with neither a length nor chunks,
+     * and keeps the connection (for a tunnel): the client never knew where the answer ends
+     * (the review's hanging CONNECTs). Our own Content-Length frames it. */
+    static const char body[] = "{\"error\":{\"code\":\"METHOD_NOT_ALLOWED\",\"message\":"
+                               "\"CONNECT is not a method of this API\"}}\n";
+    char len[16];
+    snprintf(len, sizeof(len), "%zu", sizeof(body) - 1);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Content-Length", len);
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add(out, body, sizeof(body) - 1);
+    evhttp_send_reply(req, 405, "Method Not Allowed", out);
+    evbuffer_free(out);
 }

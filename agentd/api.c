@@ -16,8 +16,8 @@
 
 #include "agentd/agent.h"
 
-#define API_MAX_BODY (1u << 20)       /* larger bodies get a JSON 413 */
-#define API_HARD_MAX_BODY (64u << 20) /* beyond this evhttp drops the connection */
+#define API_MAX_BODY (1u << 20)      /* larger bodies get a JSON 413 */
+#define API_HARD_MAX_BODY (2u << 20) /* beyond this evhttp ends the connection (review M12) */
 
 static void reply_container(struct agent *a, struct evhttp_request *req, int status,
                             struct container *c)
@@ -357,27 +357,18 @@ static void route(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (m == EVHTTP_REQ_CONNECT) {
+        api_reply_connect(req);
+        return;
+    }
     if (!path) {
         fail(req, "INVALID_ARGUMENT", EINVAL, "bad request URI");
         return;
     }
-    char seg[4][80];
-    int n = 0;
-    for (const char *p = path; *p && n <= 4;) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        size_t l = strcspn(p, "/");
-        if (n == 4 || l >= sizeof(seg[0])) {
-            n = 5;
-            break;
-        }
-        memcpy(seg[n], p, l);
-        seg[n][l] = 0;
-        n++;
-        p += l;
-    }
+    char seg[4][API_SEG_MAX];
+    int n = api_split_path(path, seg, 4);
+    if (n < 0)
+        goto notfound;
     bool get = m == EVHTTP_REQ_GET, post = m == EVHTTP_REQ_POST;
     if (n == 1 && streq(seg[0], "health")) {
         if (get)
@@ -415,6 +406,26 @@ method:
     fail(req, "METHOD_NOT_ALLOWED", EINVAL, "method not allowed on '%s'", path);
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    evconnlistener_enable(arg);
+}
+
+/* accept() failed (EMFILE, ENFILE, ENOMEM...): libevent would retry at once, forever, and log
+ * each time (review H4: 100% CPU, 16 million lines). Stop accepting on this listener for a
+ * quarter second and say so, rate-limited. (Its callback data is evhttp's, so the resume
+ * timer carries the listener itself.) */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void) arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    evconnlistener_disable(lev);
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 250000};
+    event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, on_accept_resume, lev, &tv);
+    log_limited("agent-accept", LOG_WARNING, e, "API: accept failed; pausing the listener 250 ms");
+}
+
 /* Create the unix socket: 0660, group "berth" when that group exists. */
 static int listen_unix(const char *path, struct berr **err)
 {
@@ -432,6 +443,13 @@ static int listen_unix(const char *path, struct berr **err)
     _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return berr_set(err, errno, "socket");
+    /* a socket someone still accepts on is another agent's (review M10): never take it */
+    _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+        return berr_setx(err, EADDRINUSE,
+                         "'%s' is the live socket of another process (a second agent?): not "
+                         "taking it over",
+                         path);
     if (unlink(path) < 0 && errno != ENOENT)
         return berr_set(err, errno, "remove stale socket '%s'", path);
     mode_t old = umask(0117);
@@ -447,6 +465,14 @@ static int listen_unix(const char *path, struct berr **err)
     return TAKE_FD(fd);
 }
 
+/* Remove our socket at exit, but only if the path still is ours (the inode we bound). */
+static void unlink_own_socket(struct agent *a)
+{
+    struct stat st;
+    if (stat(a->socket_path, &st) == 0 && st.st_ino == a->socket_ino && st.st_dev == a->socket_dev)
+        unlink(a->socket_path);
+}
+
 static struct evhttp *new_http(struct agent *a, void (*cb)(struct evhttp_request *, void *))
 {
     struct evhttp *h = evhttp_new(a->base);
@@ -454,8 +480,18 @@ static struct evhttp *new_http(struct agent *a, void (*cb)(struct evhttp_request
         return NULL;
     evhttp_set_max_body_size(h, API_HARD_MAX_BODY);
     evhttp_set_max_headers_size(h, 64 * 1024);
-    evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
-                                          EVHTTP_REQ_HEAD);
+    /* every method reaches the router, which answers a JSON 405: libevent's own refusal is
+     * an HTML 501 (review L1) */
+    evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                          EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                          EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                          EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    /* an idle connection, a request that stops arriving, or a reader that stops reading an
+     * answer is closed after http_timeout (review H4). Long polls (/wait) and a follower's
+     * quiet stream are neither reading nor writing, so the timeout does not touch them. */
+    struct timeval tv = {.tv_sec = (time_t) (a->cfg.http_timeout_ms / 1000),
+                         .tv_usec = (suseconds_t) (a->cfg.http_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(h, &tv);
     evhttp_set_gencb(h, cb, a);
     return h;
 }
@@ -501,9 +537,12 @@ static int listen_tcp(struct agent *a, const char *spec, struct berr **err)
     else
         host = xstrndup(spec, (size_t) (colon - spec));
     a->http_tcp = new_http(a, route_tcp);
-    if (!a->http_tcp || evhttp_bind_socket(a->http_tcp, host, (uint16_t) port) < 0)
+    struct evhttp_bound_socket *bound =
+            a->http_tcp ? evhttp_bind_socket_with_handle(a->http_tcp, host, (uint16_t) port) : NULL;
+    if (!bound)
         return berr_set(err, errno ? errno : EADDRINUSE, "listen on tcp '%s' port %llu", host,
                         (unsigned long long) port);
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), on_accept_error);
     return 0;
 }
 
@@ -511,7 +550,7 @@ int api_start(struct agent *a, struct berr **err)
 {
     if (read_token(a, err) < 0)
         return -EINVAL;
-    /* listen = unix:PATH[,tcp:HOST:PORT] - TCP comes with the token (a later issue) */
+    /* listen = unix:PATH[,tcp:HOST:PORT] */
     _cleanup_free_ char *spec = xstrdup(a->cfg.listen);
     a->http = new_http(a, route);
     if (!a->http)
@@ -527,6 +566,11 @@ int api_start(struct agent *a, struct berr **err)
             if (fd < 0)
                 return fd;
             a->socket_path = xstrdup(tok + 5);
+            struct stat st;
+            if (stat(a->socket_path, &st) == 0) {
+                a->socket_ino = st.st_ino;
+                a->socket_dev = st.st_dev;
+            }
             a->listener = evconnlistener_new(a->base, NULL, NULL,
                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
             if (!a->listener) {
@@ -535,6 +579,7 @@ int api_start(struct agent *a, struct berr **err)
             }
             if (!evhttp_bind_listener(a->http, a->listener))
                 return berr_setx(err, EIO, "evhttp_bind_listener failed");
+            evconnlistener_set_error_cb(a->listener, on_accept_error);
         } else if (str_has_prefix(tok, "tcp:")) {
             if (listen_tcp(a, tok + 4, err) < 0)
                 return -EINVAL;
@@ -562,7 +607,7 @@ void api_stop(struct agent *a)
         a->listener = NULL;
     }
     if (a->socket_path) {
-        unlink(a->socket_path);
+        unlink_own_socket(a);
         free(a->socket_path);
         a->socket_path = NULL;
     }

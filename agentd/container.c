@@ -64,10 +64,14 @@ struct container *agent_find(struct agent *a, const char *ref, struct berr **err
         berr_setc(err, ENOENT, "NOT_FOUND", "no container '%s'", ref);
         return NULL;
     }
+    /* an exact id first, then an exact name, then an id prefix (names cannot look like
+     * ids, request.c refuses them, so the order only matters for records of older agents) */
+    struct container *found = agent_find_id(a, ref);
+    if (found)
+        return found;
     for (struct container *c = a->containers; c; c = c->next)
-        if (streq(c->id, ref) || streq(c->name, ref))
+        if (streq(c->name, ref))
             return c;
-    struct container *found = NULL;
     size_t n = strlen(ref);
     for (struct container *c = a->containers; c; c = c->next) {
         if (strncmp(c->id, ref, n) != 0)

@@ -87,13 +87,9 @@ static void on_exit_run(evutil_socket_t fd, short what, void *arg)
         yajl_gen g = yajl_gen_alloc(NULL);
         /* output may be any bytes: yajl would refuse invalid UTF-8 only when validating */
         yajl_gen_map_open(g);
+        /* the exec helper ends the way the command did: by its signal, or its exit code */
         int code = si.si_code == CLD_EXITED ? si.si_status : -1;
         int sig = si.si_code == CLD_EXITED ? 0 : si.si_status;
-        /* the exec helper reports the command's death by signal as 128+N */
-        if (code > 128 && code < 128 + 65) {
-            sig = code - 128;
-            code = -1;
-        }
         if (code >= 0)
             json_kv_i64(g, "exit_code", code);
         else

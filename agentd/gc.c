@@ -2,8 +2,11 @@
  * output and files), its runtime dir and its record for [agent] gc_delay, then it is removed
  * as DELETE would (lifecycle.c agent_remove). When the file system of work_dir is used above
  * gc_disk_watermark, ended containers go sooner, oldest end first, until it is below again.
- * A live container is never a candidate. One timer drives it: the next due removal, at most
- * gc_interval away for the watermark check, and at once whenever a task ends.
+ * A live container is never a candidate, nor, for the watermark, one that ended less than
+ * gc_min_age ago: a live task filling the disk must not make every other container vanish
+ * the moment it ends, with its logs and its reason (review M3). One timer drives it: the next
+ * due removal, at most gc_interval away for the watermark check, and at once whenever a task
+ * ends.
  *
  * Rejected: Mesos's scheme (shorten every sandbox's age by the disk usage) - it removes
  * sandboxes a bit earlier everywhere even when one more removal would do; oldest-first to a
@@ -41,12 +44,21 @@ static void gc_remove(struct agent *a, struct container *c, const char *why)
         log_info("gc: removed container '%s' (%s): %s", id, name, why);
 }
 
-static struct container *oldest_ended(struct agent *a)
+/* The container that ended first, at least gc_min_age ago; *ret_young counts the ended ones
+ * too recent to go. */
+static struct container *oldest_ended(struct agent *a, double now, unsigned *ret_young)
 {
     struct container *best = NULL;
-    for (struct container *c = a->containers; c; c = c->next)
-        if (ctr_state_terminal(c->state) && (!best || ended_at(c) < ended_at(best)))
+    double min_age = (double) a->cfg.gc_min_age_ms / 1000.0;
+    *ret_young = 0;
+    for (struct container *c = a->containers; c; c = c->next) {
+        if (!ctr_state_terminal(c->state))
+            continue;
+        if (ended_at(c) + min_age > now)
+            (*ret_young)++;
+        else if (!best || ended_at(c) < ended_at(best))
             best = c;
+    }
     return best;
 }
 
@@ -82,12 +94,15 @@ static void gc_pass(evutil_socket_t fd, short what, void *arg)
     double pct;
     unsigned removed = 0;
     while (disk_used_pct(a, &pct) == 0 && pct >= (double) a->cfg.gc_disk_watermark) {
-        struct container *c = oldest_ended(a);
+        unsigned young;
+        struct container *c = oldest_ended(a, now, &young);
         if (!c) {
             if (!a->gc_full_warned)
                 log_warning("gc: '%s' is %.0f%% used (gc_disk_watermark %llu%%) and no ended "
-                            "container is left to remove",
-                            a->cfg.work_dir, pct, (unsigned long long) a->cfg.gc_disk_watermark);
+                            "container is left to remove (%u ended less than gc_min_age ago "
+                            "are kept: the space is held by live tasks or recent ones)",
+                            a->cfg.work_dir, pct, (unsigned long long) a->cfg.gc_disk_watermark,
+                            young);
             a->gc_full_warned = true;
             break;
         }

@@ -47,8 +47,9 @@ void json_kv_double(yajl_gen g, const char *k, double v)
 {
     json_str(g, k);
     if (isfinite(v)) {
+        /* bounded: "%.6f" of 1e90 would not fit (fuzz_codec found it in the master) */
         char buf[64];
-        int n = snprintf(buf, sizeof(buf), "%.6f", v);
+        int n = snprintf(buf, sizeof(buf), fabs(v) < 1e15 ? "%.6f" : "%.17g", v);
         yajl_gen_number(g, buf, (size_t) n);
     } else {
         yajl_gen_null(g);
@@ -114,6 +115,7 @@ void json_kv_raw(yajl_gen g, const char *k, const char *json)
 struct depth_ctx {
     int depth;
     bool too_deep;
+    bool nul;
 };
 
 static int depth_open(void *ctx)
@@ -137,17 +139,22 @@ static int depth_map_open(void *ctx)
     return depth_open(ctx);
 }
 
-static int depth_map_key(void *ctx, const unsigned char *k, size_t l)
+/* A string (or key) holding U+0000 ("\u0000") would be cut short as a C string: "ab\u0000cd"
+ * would name a container "ab" and run argv "a" (review L2). Refused. */
+static int no_nul(void *ctx, const unsigned char *s, size_t l)
 {
-    (void) ctx, (void) k, (void) l;
-    return 1;
+    if (!memchr(s, 0, l))
+        return 1;
+    ((struct depth_ctx *) ctx)->nul = true;
+    return 0;
 }
 
 yajl_val json_parse(const char *text, size_t len, struct berr **err)
 {
     static const yajl_callbacks cbs = {
             .yajl_start_map = depth_map_open,
-            .yajl_map_key = depth_map_key,
+            .yajl_map_key = no_nul,
+            .yajl_string = no_nul,
             .yajl_end_map = depth_close,
             .yajl_start_array = depth_open,
             .yajl_end_array = depth_close,
@@ -158,10 +165,13 @@ yajl_val json_parse(const char *text, size_t len, struct berr **err)
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
     if (st != yajl_status_ok) {
-        if (d.too_deep) {
+        if (d.too_deep || d.nul) {
             yajl_free(h);
-            berr_setc(err, EINVAL, "INVALID_ARGUMENT", "JSON nested deeper than %d levels",
-                      JSON_MAX_DEPTH);
+            if (d.nul)
+                berr_setc(err, EINVAL, "INVALID_ARGUMENT", "a JSON string holds U+0000");
+            else
+                berr_setc(err, EINVAL, "INVALID_ARGUMENT", "JSON nested deeper than %d levels",
+                          JSON_MAX_DEPTH);
             return NULL;
         }
         unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *) text, len);

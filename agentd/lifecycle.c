@@ -363,6 +363,8 @@ static int write_spec(struct agent *a, struct container *c, struct berr **err)
             .nofile = nofile,
             .grace_ms = a->cfg.kill_grace_ms,
             .userns_base = c->userns_base,
+            .log_max_bytes = a->cfg.log_max_bytes,
+            .log_max_files = a->cfg.log_max_files,
     };
     _cleanup_free_ char *json = iso_spec_to_json(&s);
     _cleanup_close_ int dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -568,11 +570,38 @@ int agent_launch(struct agent *a, enum ctr_origin origin, const char *body, size
     return 0;
 }
 
+/* Signals that end a task: the executor gives SIGTERM/INT/HUP/QUIT a grace period, then
+ * SIGKILL. Any other signal (USR1, USR2) is only passed on (review M2). */
+static bool ends_task(int sig)
+{
+    return sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT || sig == SIGKILL;
+}
+
+static int send_to_executor(struct container *c, int sig, uint64_t grace_ms, struct berr **err)
+{
+    /* SI_QUEUE carries the grace period to the executor, which escalates to SIGKILL */
+    siginfo_t si = {0};
+    si.si_signo = sig;
+    si.si_code = SI_QUEUE;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    si.si_value.sival_int = (int) (grace_ms > INT32_MAX ? INT32_MAX : grace_ms);
+    if (syscall(SYS_pidfd_send_signal, c->pidfd, sig, &si, 0) < 0 && errno != ESRCH)
+        return berr_set(err, errno, "signal berth-executor of '%s'", c->id);
+    return 0;
+}
+
 int agent_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err)
 {
     if (ctr_state_terminal(c->state))
         return berr_setc(err, EINVAL, "CONFLICT", "container '%s' is already %s", c->id,
                          ctr_state_name(c->state));
+    if (!ends_task(sig)) {
+        if (c->pidfd < 0)
+            return berr_setc(err, ESRCH, "CONFLICT", "container '%s' has no executor to signal",
+                             c->id);
+        return send_to_executor(c, sig, 0, err);
+    }
     /* recorded first: an agent that dies before the task does finishes the kill when it
      * re-adopts the executor (agent_adopt), and reports KILLED either way */
     c->kill_requested = true;
@@ -584,21 +613,24 @@ int agent_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms,
         agent_fault(a, "kill-after-signal");
         return 0;
     }
-    /* SI_QUEUE carries the grace period to the executor, which escalates to SIGKILL */
-    siginfo_t si = {0};
-    si.si_signo = sig;
-    si.si_code = SI_QUEUE;
-    si.si_pid = getpid();
-    si.si_uid = getuid();
-    si.si_value.sival_int = (int) (grace_ms > INT32_MAX ? INT32_MAX : grace_ms);
-    if (syscall(SYS_pidfd_send_signal, c->pidfd, sig, &si, 0) < 0 && errno != ESRCH)
-        return berr_set(err, errno, "signal berth-executor of '%s'", c->id);
+    int r = send_to_executor(c, sig, grace_ms, err);
+    if (r < 0)
+        return r;
     agent_fault(a, "kill-after-signal");
-    /* backstop: the executor may not have installed its handlers yet, or may be stuck */
-    free_event(&c->ev_backstop);
-    c->ev_backstop = ctr_event_new(a, c, -1, 0, on_backstop);
+    /* backstop: the executor may not have installed its handlers yet, or may be stuck. A
+     * later kill may shorten the grace, never lengthen it (review L7): the executor keeps its
+     * earlier deadline too. */
     struct timeval tv = {.tv_sec = (time_t) (grace_ms / 1000) + 2,
                          .tv_usec = (suseconds_t) (grace_ms % 1000) * 1000};
+    struct timeval due, now, left;
+    if (c->ev_backstop && evtimer_pending(c->ev_backstop, &due)) {
+        event_base_gettimeofday_cached(a->base, &now);
+        timersub(&due, &now, &left);
+        if (timercmp(&left, &tv, <))
+            return 0;
+    }
+    free_event(&c->ev_backstop);
+    c->ev_backstop = ctr_event_new(a, c, -1, 0, on_backstop);
     evtimer_add(c->ev_backstop, &tv);
     return 0;
 }

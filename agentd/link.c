@@ -770,12 +770,13 @@ static void handle_event(struct link *l, const char *rec, size_t len)
         const char *sid = ml_get_str(ev.payload, "stream_id");
         double hb = 5;
         (void) ml_get_double(ev.payload, "heartbeat_interval_seconds", &hb);
+        hb = hb >= 0.1 && hb <= 3600 ? hb : 5; /* and so logged (review L8) */
         if (!sid || !streq(sid, l->hs.stream_id)) {
             log_warning("master link: SUBSCRIBED for another stream than the challenge's");
             l->stream->abort = true;
             break;
         }
-        l->hb_interval_ms = hb >= 0.1 && hb <= 3600 ? (uint64_t) (hb * 1000) : 5000;
+        l->hb_interval_ms = (uint64_t) (hb * 1000);
         l->subscribed = true;
         l->backoff_ms = 0;
         log_info("master link: subscribed to '%s' as '%s' (heartbeat every %.1fs)", l->url,

@@ -1,7 +1,10 @@
 /* agentd/logs.c - GET /v1/containers/{id}/logs: the task's stdout/stderr files from its
- * sandbox, whole, the last N lines, or followed: a chunked reply fed by inotify (IN_MODIFY)
- * until the container ends and the file is drained. No polling. lifecycle.c tells this
- * file when a container ends (logs_container_ended). */
+ * sandbox, whole, the last N lines, or followed: a chunked reply fed by inotify on the
+ * sandbox dir until the container ends and the file is drained. No polling, and bounded:
+ * a follower has at most one chunk in the connection's output buffer and reads the next
+ * when libevent has written it (a reader that stops reading stops us reading: review H2),
+ * and it follows the file across the executor's rotations (stdout -> stdout.1). lifecycle.c
+ * tells this file when a container ends (logs_container_ended). */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -12,29 +15,40 @@
 
 #include "agentd/agent.h"
 
+#define FOLLOW_CHUNK (256u << 10) /* what one follower may have in its output buffer */
+#define TAIL_SCAN_MAX (4u << 20)  /* how far back tail=N looks for newlines */
+#define WATCH_MASK (IN_MODIFY | IN_CREATE | IN_MOVED_TO)
+
 struct follower {
     struct agent *a;
     char id[17];
+    char *path;   /* sandbox/stream */
+    char *stream; /* "stdout" or "stderr": the name inotify reports */
     int fd;
-    int wd;
+    int wd;       /* the sandbox dir's watch (shared by its followers) */
+    bool sending; /* a chunk is on its way: the write callback pumps again */
+    bool ending;  /* the container ended: drain the file, then end the reply */
     struct evhttp_request *req;
     struct evhttp_connection *conn;
     struct follower *next;
 };
 
-/* Offset where the last n lines of fd start. */
+/* Offset where the last n lines of fd start. It looks back at most TAIL_SCAN_MAX bytes: the
+ * task controls the file's size and its newlines, and this runs on the loop (review H3: a
+ * 3 GB line stalled the agent 38 s); past that the answer starts there. */
 static off_t tail_offset(int fd, uint64_t n)
 {
     struct stat st;
     if (fstat(fd, &st) < 0 || st.st_size == 0)
         return 0;
     off_t end = st.st_size, pos = end;
+    off_t floor = end > (off_t) TAIL_SCAN_MAX ? end - (off_t) TAIL_SCAN_MAX : 0;
     char buf[8192];
     uint64_t lines = 0;
     /* a final newline ends the last line; it does not start another */
     bool skip_last = true;
-    while (pos > 0) {
-        size_t chunk = pos > (off_t) sizeof(buf) ? sizeof(buf) : (size_t) pos;
+    while (pos > floor) {
+        size_t chunk = pos - floor > (off_t) sizeof(buf) ? sizeof(buf) : (size_t) (pos - floor);
         pos -= (off_t) chunk;
         ssize_t r = pread(fd, buf, chunk, pos);
         if (r <= 0)
@@ -50,21 +64,7 @@ static off_t tail_offset(int fd, uint64_t n)
                 return pos + i + 1;
         }
     }
-    return 0;
-}
-
-/* Append what is new in fd to out; returns bytes read or -errno. */
-static ssize_t drain(int fd, struct evbuffer *out)
-{
-    char buf[65536];
-    ssize_t total = 0, n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        evbuffer_add(out, buf, (size_t) n);
-        total += n;
-        if (total >= 4 * 1024 * 1024)
-            break; /* let the loop breathe; the next event brings the rest */
-    }
-    return n < 0 ? -errno : total;
+    return floor;
 }
 
 static void follower_free(struct agent *a, struct follower *f)
@@ -80,7 +80,10 @@ static void follower_free(struct agent *a, struct follower *f)
         shared |= o->wd == f->wd;
     if (!shared && f->wd >= 0)
         inotify_rm_watch(a->inotify_fd, f->wd);
-    close(f->fd);
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->path);
+    free(f->stream);
     free(f);
 }
 
@@ -91,17 +94,59 @@ static void follower_closed(struct evhttp_connection *conn, void *arg)
     follower_free(f->a, f);
 }
 
-static void follower_push(struct follower *f, bool end)
+/* At the end of f's file: has the executor rotated it (a new file under the name)? Then
+ * go on with the new one. */
+static bool follower_reopen(struct follower *f)
 {
-    struct evbuffer *out = evbuffer_new();
-    drain(f->fd, out);
-    if (evbuffer_get_length(out) > 0)
-        evhttp_send_reply_chunk(f->req, out);
-    evbuffer_free(out);
-    if (end) {
-        evhttp_connection_set_closecb(f->conn, NULL, NULL);
-        evhttp_send_reply_end(f->req);
-        follower_free(f->a, f);
+    struct stat now, cur;
+    if (stat(f->path, &now) < 0 || fstat(f->fd, &cur) < 0 ||
+        (now.st_ino == cur.st_ino && now.st_dev == cur.st_dev))
+        return false;
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 || fstat(fd, &now) < 0 || !S_ISREG(now.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    close(f->fd);
+    f->fd = fd;
+    return true;
+}
+
+static void follower_pump(struct follower *f);
+
+static void on_chunk_sent(struct evhttp_connection *conn, void *arg)
+{
+    (void) conn;
+    struct follower *f = arg;
+    f->sending = false;
+    follower_pump(f);
+}
+
+/* Send the next chunk of f's file, unless one is still on its way; at the end of a file
+ * that will not grow (the container ended), end the reply. */
+static void follower_pump(struct follower *f)
+{
+    if (f->sending)
+        return;
+    for (;;) {
+        struct evbuffer *out = evbuffer_new();
+        int n = evbuffer_read(out, f->fd, FOLLOW_CHUNK);
+        if (n > 0) {
+            f->sending = true;
+            evhttp_send_reply_chunk_with_cb(f->req, out, on_chunk_sent, f);
+            evbuffer_free(out);
+            return;
+        }
+        evbuffer_free(out);
+        if (n == 0 && follower_reopen(f))
+            continue;
+        if (f->ending) {
+            evhttp_connection_set_closecb(f->conn, NULL, NULL);
+            evhttp_send_reply_end(f->req);
+            follower_free(f->a, f);
+        }
+        return; /* the next inotify event brings more */
     }
 }
 
@@ -115,8 +160,8 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
         struct inotify_event *ev = (struct inotify_event *) p;
         for (struct follower *f = a->followers, *next; f; f = next) {
             next = f->next;
-            if (f->wd == ev->wd)
-                follower_push(f, false);
+            if (f->wd == ev->wd && (ev->len == 0 || streq(ev->name, f->stream)))
+                follower_pump(f);
         }
         p += sizeof(*ev) + ev->len;
     }
@@ -150,8 +195,10 @@ void logs_container_ended(struct agent *a, const char *id)
 {
     for (struct follower *f = a->followers, *next; f; f = next) {
         next = f->next;
-        if (streq(f->id, id))
-            follower_push(f, true);
+        if (streq(f->id, id)) {
+            f->ending = true;
+            follower_pump(f);
+        }
     }
 }
 
@@ -184,6 +231,7 @@ void logs_serve(struct agent *a, struct container *c, struct evhttp_request *req
     if (tail_s && parse_u64(tail_s, &tail) < 0)
         bad_arg = 3;
     _cleanup_free_ char *path = xasprintf("%s/%s/%s", a->sandboxes_dir, c->id, stream);
+    const char *stream_name = streq(stream, "stderr") ? "stderr" : "stdout";
     evhttp_clear_headers(&q);
     if (bad_arg)
         return bad(req, "INVALID_ARGUMENT",
@@ -229,12 +277,16 @@ void logs_serve(struct agent *a, struct container *c, struct evhttp_request *req
     f->a = a;
     snprintf(f->id, sizeof(f->id), "%s", c->id);
     f->fd = fd;
+    f->path = TAKE_PTR(path);
+    f->stream = xstrdup(stream_name);
     f->req = req;
     f->conn = evhttp_request_get_connection(req);
-    f->wd = inotify_add_watch(a->inotify_fd, path, IN_MODIFY);
+    /* the sandbox dir, not the file: the executor's rotation puts a new file under the name */
+    _cleanup_free_ char *dir = xasprintf("%s/%s", a->sandboxes_dir, c->id);
+    f->wd = inotify_add_watch(a->inotify_fd, dir, WATCH_MASK);
     f->next = a->followers;
     a->followers = f;
     evhttp_send_reply_start(req, 200, "OK");
     evhttp_connection_set_closecb(f->conn, follower_closed, f);
-    follower_push(f, false);
+    follower_pump(f);
 }

@@ -7,6 +7,7 @@
 #include <glob.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -124,13 +125,75 @@ int agent_masks_init(struct agent *a, struct berr **err)
     return 0;
 }
 
+/* A file a key names must be there and readable (a token: one line of >= 16 characters):
+ * said now, with the key's file:line, before recovery touches anything (review L4). */
+static int preflight_file(struct agent *a, const char *key, const char *path, bool token,
+                          struct berr **err)
+{
+    if (!path[0])
+        return 0;
+    _cleanup_free_ char *text = NULL;
+    int r = read_file_alloc(path, 1 << 20, &text, NULL);
+    if (r < 0)
+        return berr_setx(err, -r, "%s: [agent] %s '%s': %s", cfg_where(&a->cfg, "agent", key), key,
+                         path, strerror(-r));
+    if (token && strcspn(text, "\r\n") < 16)
+        return berr_setx(err, EINVAL, "%s: [agent] %s '%s': a token has at least 16 characters",
+                         cfg_where(&a->cfg, "agent", key), key, path);
+    return 0;
+}
+
+static int preflight(struct agent *a, struct berr **err)
+{
+    struct cfg_agent *cfg = &a->cfg;
+    if (preflight_file(a, "token_file", cfg->token_file, true, err) < 0 ||
+        preflight_file(a, "api_token_file", cfg->api_token_file, true, err) < 0 ||
+        preflight_file(a, "master_ca", cfg->master_ca, false, err) < 0)
+        return -EINVAL;
+    struct iso_user u;
+    _cleanup_berr_ struct berr *uerr = NULL;
+    if (iso_user_resolve(cfg->task_user, &u, &uerr) < 0)
+        return berr_setx(err, EINVAL, "%s: [agent] task_user: %s",
+                         cfg_where(cfg, "agent", "task_user"), berr_msg(uerr));
+    /* a unix socket path has room for 107 bytes */
+    _cleanup_free_ char *listen = xstrdup(cfg->listen);
+    char *save = NULL;
+    for (char *tok = strtok_r(listen, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (str_has_prefix(tok, "unix:") && strlen(tok + 5) > 107)
+            return berr_setx(err, ENAMETOOLONG,
+                             "%s: [agent] listen: socket path '%s' has %zu bytes, at most 107",
+                             cfg_where(cfg, "agent", "listen"), tok + 5, strlen(tok + 5));
+    }
+    return 0;
+}
+
 static int setup(struct agent *a, struct berr **err)
 {
     struct cfg_agent *cfg = &a->cfg;
     if (iso_parse_isolation(cfg->isolation, &a->iso_flags, err) < 0)
-        return berr_wrap(err, "[agent] isolation");
+        return berr_wrap(err, "%s: [agent] isolation", cfg_where(cfg, "agent", "isolation"));
+    if (preflight(a, err) < 0)
+        return -EINVAL;
     if (mkdir_p(cfg->work_dir, 0700) < 0)
         return berr_set(err, errno, "create work_dir '%s'", cfg->work_dir);
+    /* one agent per work_dir (review M10): a second would manage the same executors */
+    _cleanup_free_ char *lock = xasprintf("%s/agent.lock", cfg->work_dir);
+    a->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (a->lock_fd < 0)
+        return berr_set(err, errno, "open '%s'", lock);
+    if (flock(a->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "?";
+        (void) !pread(a->lock_fd, pid, sizeof(pid) - 1, 0);
+        pid[strcspn(pid, "\n")] = 0;
+        return berr_setx(err, EBUSY, "work_dir '%s' is in use by another berth-agent (pid %s)",
+                         cfg->work_dir, pid);
+    }
+    char me[32];
+    int n = snprintf(me, sizeof(me), "%d\n", (int) getpid());
+    if (ftruncate(a->lock_fd, 0) < 0 || pwrite(a->lock_fd, me, (size_t) n, 0) != n)
+        return berr_set(err, errno, "write '%s'", lock);
     /* Canonical from here on: the executor hides work_dir from tasks by this path inside
      * the new root, where a symlink in it would point back at the host. */
     char *real = realpath(cfg->work_dir, NULL);
@@ -164,6 +227,7 @@ static int setup(struct agent *a, struct berr **err)
             .cpus_millis = a->allocatable.v[RES_CPUS],
             .cpu_limit_millis = a->allocatable.v[RES_CPUS],
             .mem_bytes = a->allocatable.v[RES_MEM],
+            .pids_max = a->allocatable.v[RES_PIDS],
     };
     if (iso_host_set_limits(a->host, &all, err) < 0)
         return berr_wrap(err, "limit the cgroup parent to allocatable");
@@ -218,6 +282,7 @@ static void teardown(struct agent *a)
     free(a->sandboxes_dir);
     free(a->runtime_root);
     free(a->fault_point);
+    closep(&a->lock_fd);
     cfg_done(&a->cfg);
 }
 
@@ -239,8 +304,9 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    event_set_log_callback(log_libevent); /* libevent's warnings, rate-limited */
     _cleanup_free_ char *notify = agent_notify_socket_take(); /* Type=notify (notify.c) */
-    struct agent a = {.inotify_fd = -1, .proc_stat_fd = -1, .meminfo_fd = -1};
+    struct agent a = {.inotify_fd = -1, .proc_stat_fd = -1, .meminfo_fd = -1, .lock_fd = -1};
     _cleanup_berr_ struct berr *err = NULL;
     if (cfg_load(&a.cfg, argc, argv, &err) < 0) {
         log_error("%s", berr_msg(err));

@@ -50,10 +50,11 @@ static int check_user(struct agent *a, struct container *c, bool from_master, st
 {
     struct iso_user u;
     _cleanup_berr_ struct berr *uerr = NULL;
-    /* unknown names are the executor's LAUNCH_FAILED "user 'x' unknown"; a numeric uid
-     * resolves to itself */
-    bool known = iso_user_resolve(c->user, &u, &uerr) == 0;
-    if (known && u.uid == 0) {
+    /* refused now rather than as LAUNCH_FAILED later (review L3); a numeric uid without a
+     * passwd entry resolves to itself */
+    if (iso_user_resolve(c->user, &u, &uerr) < 0)
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "%s on this host", berr_msg(uerr));
+    if (u.uid == 0) {
         const char *who = a->cfg.allow_root;
         if (streq(who, "none") || (streq(who, "local") && from_master))
             return DENY("user '%s' is uid 0, and [agent] allow_root = %s on this agent%s", c->user,
@@ -63,8 +64,8 @@ static int check_user(struct agent *a, struct container *c, bool from_master, st
     if (streq(a->cfg.allowed_users, "*") || in_list(a->cfg.allowed_users, c->user))
         return 0;
     char uid[24];
-    snprintf(uid, sizeof(uid), "%u", known ? (unsigned) u.uid : 0);
-    if (known && in_list(a->cfg.allowed_users, uid))
+    snprintf(uid, sizeof(uid), "%u", (unsigned) u.uid);
+    if (in_list(a->cfg.allowed_users, uid))
         return 0;
     return DENY("user '%s' is not in [agent] allowed_users (%s)", c->user, a->cfg.allowed_users);
 }

@@ -199,6 +199,11 @@ int request_parse_launch(struct agent *a, yajl_val req, struct container *c, str
         if (!name_ok(c->name))
             return BAD("name '%s' must be 1-63 of [A-Za-z0-9_.-], not starting with '.' or '-'",
                        c->name);
+        /* an id or id prefix as a name would make `kill NAME` reach another container */
+        if (strlen(c->name) <= 16 && strspn(c->name, "0123456789abcdef") == strlen(c->name))
+            return BAD("name '%s' looks like a container id (up to 16 of 0-9a-f): add a letter "
+                       "or a '-'",
+                       c->name);
     }
     if (!(v = json_get(req, "command")))
         return BAD("command is required");
@@ -254,6 +259,12 @@ int request_parse_launch(struct agent *a, yajl_val req, struct container *c, str
     if ((v = json_get(req, "role")) && !YAJL_IS_NULL(v)) {
         if (get_string(v, "role", &c->role, err) < 0)
             return -EINVAL;
+        /* any role may use the unreserved pool (Mesos's model); the name must be one */
+        size_t n = strlen(c->role);
+        if (!streq(c->role, "*") &&
+            (n == 0 || n > 64 || strspn(c->role, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n))
+            return BAD("role '%s' is not a role name (\"*\", or 1-64 of a-z, 0-9, '_', '-')",
+                       c->role);
     } else {
         c->role = xstrdup("*");
     }

@@ -9,7 +9,7 @@
 
 #include "agentd/agent.h"
 
-static const char *const res_names[_RES_MAX] = {"cpus", "mem", "disk", "ports"};
+static const char *const res_names[_RES_MAX] = {"cpus", "mem", "disk", "ports", "pids"};
 
 const char *res_name(enum res_kind k)
 {
@@ -20,7 +20,7 @@ void res_format(enum res_kind k, uint64_t v, char *buf, size_t len)
 {
     if (k == RES_CPUS)
         format_cpus(v, buf, len);
-    else if (k == RES_PORTS)
+    else if (k == RES_PORTS || k == RES_PIDS)
         snprintf(buf, len, "%llu", (unsigned long long) v);
     else
         format_size(v, buf, len);
@@ -123,10 +123,23 @@ int resources_measure(struct agent *a, struct berr **err)
     else
         a->total.v[RES_DISK] = cfg->disk.value;
     a->total.v[RES_PORTS] = count_ports(cfg->ports);
+    /* pids: the kernel's pid_max, shared with the host; tasks together may never take the
+     * host's last ones (review M8), so 10% of them stay the host's unless configured */
+    if (cfg->pids.is_auto) {
+        char buf[32];
+        uint64_t max = 32768;
+        if (read_file_at(AT_FDCWD, "/proc/sys/kernel/pid_max", buf, sizeof(buf)) > 0)
+            (void) parse_u64(buf, &max);
+        a->total.v[RES_PIDS] = max;
+    } else {
+        a->total.v[RES_PIDS] = cfg->pids.value;
+    }
 
     a->reserved.v[RES_CPUS] = cfg->reserved_cpus_millis;
     a->reserved.v[RES_MEM] = cfg->reserved_mem;
     a->reserved.v[RES_DISK] = cfg->reserved_disk;
+    a->reserved.v[RES_PIDS] = cfg->reserved_pids_auto ? a->total.v[RES_PIDS] / 10
+                                                      : cfg->reserved_pids;
     uint64_t role_cpus = 0, role_mem = 0;
     for (size_t i = 0; i < cfg->n_roles; i++) {
         role_cpus += cfg->roles[i].cpus_millis;
@@ -137,6 +150,8 @@ int resources_measure(struct agent *a, struct berr **err)
         return -EINVAL;
     if (a->reserved.v[RES_DISK] && a->reserved.v[RES_DISK] >= a->total.v[RES_DISK])
         return check_reserved(a, RES_DISK, a->reserved.v[RES_DISK], 0, err);
+    if (a->reserved.v[RES_PIDS] >= a->total.v[RES_PIDS])
+        return check_reserved(a, RES_PIDS, a->reserved.v[RES_PIDS], 0, err);
     for (int k = 0; k < _RES_MAX; k++)
         a->allocatable.v[k] = a->total.v[k] > a->reserved.v[k] ? a->total.v[k] - a->reserved.v[k]
                                                                 : 0;
@@ -151,17 +166,19 @@ void resources_allocated(struct agent *a, struct res_amounts *ret)
             continue;
         ret->v[RES_CPUS] += c->cpus_millis;
         ret->v[RES_MEM] += c->mem_bytes;
+        ret->v[RES_PIDS] += c->pids_max;
     }
 }
 
 static uint64_t amount(const struct container *c, int k)
 {
-    return k == RES_CPUS ? c->cpus_millis : c->mem_bytes;
+    return k == RES_CPUS ? c->cpus_millis : k == RES_MEM ? c->mem_bytes : c->pids_max;
 }
 
+/* Roles reserve cpus and mem; pids come from the node's pool only. */
 static uint64_t role_reserved(const struct cfg_role *r, int k)
 {
-    return k == RES_CPUS ? r->cpus_millis : r->mem_bytes;
+    return k == RES_CPUS ? r->cpus_millis : k == RES_MEM ? r->mem_bytes : 0;
 }
 
 /* A role's tasks use its static reservation first, then the unreserved pool (Mesos's
@@ -202,8 +219,8 @@ static uint64_t free_for(struct agent *a, const char *role, int k)
 
 int resources_admit(struct agent *a, const struct container *c, struct berr **err)
 {
-    const int kinds[] = {RES_CPUS, RES_MEM};
-    const uint64_t asked[] = {c->cpus_millis, c->mem_bytes};
+    const int kinds[] = {RES_CPUS, RES_MEM, RES_PIDS};
+    const uint64_t asked[] = {c->cpus_millis, c->mem_bytes, c->pids_max};
     char need[32], freeb[32], all[32];
     for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
         int k = kinds[i];

@@ -379,6 +379,24 @@ static int verb_token(struct ctl *ctl, int argc, char **argv, struct berr **err)
     return 0;
 }
 
+/* rm TASK (an ended task) | agent rm AGENT (admin; one that is not connected) */
+static int verb_remove(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    bool agent = streq(argv[0], "agent");
+    if (agent ? argc != 3 || !streq(argv[1], "rm") : argc != 2 || argv[1][0] == '-')
+        return berr_setx(err, EINVAL, "usage: berthctl --master URL %s",
+                         agent ? "agent rm AGENT" : "rm TASK");
+    const char *ref = argv[agent ? 2 : 1];
+    _cleanup_free_ char *esc = ctl_url_escape(ref);
+    _cleanup_free_ char *path = agent ? xasprintf("/v1/agents/%s", esc) : task_path(ref, NULL);
+    yajl_val v = NULL;
+    int r = ctl_call(ctl, "DELETE", path, NULL, &v, err);
+    yajl_tree_free(v);
+    if (r == 0)
+        printf("%s\n", ref);
+    return r;
+}
+
 int ctl_master_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
     const char *verb = argv[0];
@@ -394,7 +412,10 @@ int ctl_master_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **er
         return verb_inspect(ctl, argc, argv, err);
     if (streq(verb, "token"))
         return verb_token(ctl, argc, argv, err);
+    if (streq(verb, "rm") || streq(verb, "agent"))
+        return verb_remove(ctl, argc, argv, err);
     return berr_setx(err, EINVAL,
-                     "'%s' is not a master verb (agents, tasks, run, kill, inspect, wait, token)",
+                     "'%s' is not a master verb (agents, agent rm, tasks, run, kill, inspect, "
+                     "wait, rm, token)",
                      verb);
 }

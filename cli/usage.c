@@ -59,7 +59,8 @@ static const struct {
                "\n"
                "List containers, newest first: running ones, or all with -a.\n"
                "Columns: ID NAME STATE CPUS MEM CPU% MEM USED PIDS AGE COMMAND.\n"
-               "CPU% is the average since the task started (100% = one core).\n"
+               "CPU% is the average over the container's life, at least 100 ms (100% = one\n"
+               "core).\n"
                "\n"
                "  -a, --all    include ended containers\n"
                "  -o json      print the API's JSON\n"},

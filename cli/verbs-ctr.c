@@ -58,8 +58,10 @@ static void state_text(yajl_val ctr, char *buf, size_t len)
         snprintf(buf, len, "%s", state);
 }
 
-/* One `ps` row. CPU% is the average since the task started: usage.cpu_seconds over the
- * time it has been running (until finished_at once it ended). */
+/* One `ps` row. CPU% is the average over the container's life: usage.cpu_seconds (its
+ * cgroup's, launch work included) over the time since it was created (until finished_at
+ * once it ended), and at least one CPU quota period (100 ms): a 0.1-CPU task that lived
+ * 20 ms showed 198% (review L8) though the quota held it. */
 static void ps_row(struct ctl_table *t, yajl_val ctr, double now)
 {
     char id[13], cpus[32] = "-", mem[32] = "-", cpu_pct[32] = "-", mem_used[32] = "-",
@@ -73,9 +75,9 @@ static void ps_row(struct ctl_table *t, yajl_val ctr, double now)
         ctl_format_cores(d, cpus, sizeof(cpus));
     if (ctl_json_num(res, "mem", &d) && d >= 0)
         format_size((uint64_t) d, mem, sizeof(mem));
-    if (ctl_json_num(usage, "cpu_seconds", &d) && ctl_json_num(ctr, "started_at", &started)) {
+    if (ctl_json_num(usage, "cpu_seconds", &d) && ctl_json_num(ctr, "created_at", &started)) {
         double end = ctl_json_num(ctr, "finished_at", &finished) ? finished : now;
-        double pct = ctl_cpu_percent(d, end - started);
+        double pct = ctl_cpu_percent(d, end - started < 0.1 ? 0.1 : end - started);
         if (pct >= 0)
             snprintf(cpu_pct, sizeof(cpu_pct), "%.1f%%", pct);
     }

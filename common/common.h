@@ -114,6 +114,20 @@ int log_msg(int prio, int errnum, const char *fmt, ...) __attribute__((format(pr
 #define log_debug(...) log_msg(LOG_DEBUG, 0, __VA_ARGS__)
 /* r is a negative errno; returns r */
 #define log_errno(prio, r, ...) (log_msg((prio), -(r), __VA_ARGS__), (r))
+/* A message that may repeat without bound (a failing accept): true when it may go out now,
+ * at most burst per interval_ns; *ret_suppressed gets how many were dropped before it. */
+struct log_ratelimit {
+    uint64_t window_start_ns;
+    unsigned count, suppressed;
+};
+bool log_ratelimit_ok(struct log_ratelimit *rl, uint64_t interval_ns, unsigned burst,
+                      unsigned *ret_suppressed);
+/* log_msg, but at most 3 lines per 10 s for key (a static string), each saying how many were
+ * dropped before it: for messages that may repeat without bound. */
+void log_limited(const char *key, int prio, int errnum, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+/* event_set_log_callback()'s callback: libevent's warnings through this log, rate-limited. */
+void log_libevent(int severity, const char *msg);
 
 /* ---- allocation (abort on OOM) ---------------------------------------------------------- */
 

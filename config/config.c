@@ -56,13 +56,19 @@ void cfg_defaults(struct cfg_agent *cfg)
     cfg->pids_max = 1024;
     cfg->kill_grace_ms = 10000;
     cfg->stats_interval_ms = 1000;
+    cfg->http_timeout_ms = 60000;
+    cfg->log_max_bytes = UINT64_C(100) << 20;
+    cfg->log_max_files = 2;
     cfg->recover = xstrdup("reconnect");
     cfg->gc_delay_ms = UINT64_C(7) * 24 * 3600 * 1000;
     cfg->gc_interval_ms = 60000;
+    cfg->gc_min_age_ms = 3600000;
     cfg->gc_disk_watermark = 90;
     cfg->cpus.is_auto = true;
     cfg->mem.is_auto = true;
     cfg->disk.is_auto = true;
+    cfg->pids.is_auto = true;
+    cfg->reserved_pids_auto = true;
     cfg->ports = xstrdup("[31000-32000]");
     cfg->config_file = xstrdup(CFG_DEFAULT_FILE);
 }
@@ -84,7 +90,21 @@ void cfg_done(struct cfg_agent *cfg)
     free(cfg->roles);
     for (size_t i = 0; i < ARRAY_SIZE(cfg->reserved_where); i++)
         free(cfg->reserved_where[i]);
+    for (size_t i = 0; i < cfg->n_wheres; i++) {
+        free(cfg->wheres[i].key);
+        free(cfg->wheres[i].where);
+    }
+    free(cfg->wheres);
     memset(cfg, 0, sizeof(*cfg)); /* a second cfg_done is harmless */
+}
+
+const char *cfg_where(const struct cfg_agent *cfg, const char *section, const char *key)
+{
+    _cleanup_free_ char *k = xasprintf("%s\n%s", section, key);
+    for (size_t i = cfg->n_wheres; i-- > 0;)
+        if (streq(cfg->wheres[i].key, k))
+            return cfg->wheres[i].where;
+    return cfg->config_file ? cfg->config_file : "the configuration";
 }
 
 /* ---- value parsers: 0 or -EINVAL/-ERANGE, *ret written only on success ------------------ */
@@ -257,12 +277,16 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
     uint64_t u;
 
     if (streq(key, "master")) {
-        if (*value && !str_has_prefix(value, "http://") && !str_has_prefix(value, "https://"))
-            return BAD("URL", "http://HOST:PORT, https://HOST:PORT or empty for standalone");
+        const char *host = str_has_prefix(value, "https://")  ? value + 8
+                           : str_has_prefix(value, "http://") ? value + 7
+                                                              : NULL;
+        if (*value && (!host || !*host || strchr("/?#:", *host)))
+            return BAD("URL", "https://HOST:PORT (http:// with master_plain_http) or empty for "
+                              "standalone");
         set_str(&cfg->master, value);
     } else if (streq(key, "work_dir")) {
-        if (!*value)
-            return BAD("path", "a directory, e.g. /var/lib/berth");
+        if (*value != '/')
+            return BAD("path", "an absolute directory, e.g. /var/lib/berth");
         set_str(&cfg->work_dir, value);
     } else if (streq(key, "listen")) {
         if (parse_listen(value) < 0)
@@ -317,8 +341,8 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
     } else if (streq(key, "isolation")) {
         set_str(&cfg->isolation, value); /* the isolator checks the names */
     } else if (streq(key, "cgroup_parent")) {
-        if (!*value || strstr(value, ".."))
-            return BAD("cgroup", "auto or a cgroup path without '..'");
+        if (!value[strspn(value, "/")] || strstr(value, ".."))
+            return BAD("cgroup", "auto or a cgroup path below the agent's own, without '..'");
         set_str(&cfg->cgroup_parent, value);
     } else if (streq(key, "task_user")) {
         if (!*value)
@@ -335,13 +359,25 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
             return BAD("level", "error, warning, info or debug");
         set_str(&cfg->log_level, value);
     } else if (streq(key, "pids_max")) {
-        if (parse_u64(value, &u) < 0 || u == 0)
-            return BAD("count", "an integer > 0");
+        if (parse_u64(value, &u) < 0 || u == 0 || u > 4194304)
+            return BAD("count", "1 to 4194304, the kernel's limit");
         cfg->pids_max = u;
     } else if (streq(key, "kill_grace")) {
         if (cfg_parse_duration_ms(value, &u) < 0)
             return BAD("duration", "e.g. 10, 10s, 500ms, 2m");
         cfg->kill_grace_ms = u;
+    } else if (streq(key, "log_max_size")) {
+        if (!streq(value, "0") && (parse_size(value, &u) < 0 || u < 4096))
+            return BAD("size", "0 (no cap) or at least 4KiB, e.g. 100MiB");
+        cfg->log_max_bytes = streq(value, "0") ? 0 : u;
+    } else if (streq(key, "log_max_files")) {
+        if (parse_u64(value, &u) < 0 || u < 1 || u > 100)
+            return BAD("count", "1 to 100");
+        cfg->log_max_files = u;
+    } else if (streq(key, "http_timeout")) {
+        if (cfg_parse_duration_ms(value, &u) < 0 || u < 100 || u > 86400000)
+            return BAD("duration", "100ms to 1d, e.g. 60s");
+        cfg->http_timeout_ms = u;
     } else if (streq(key, "stats_interval")) {
         if (cfg_parse_duration_ms(value, &u) < 0 || u == 0)
             return BAD("duration", "> 0, e.g. 1s or 500ms");
@@ -359,6 +395,10 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
         if (cfg_parse_duration_ms(value, &u) < 0 || u == 0)
             return BAD("duration", "> 0, e.g. 1m or 30s");
         cfg->gc_interval_ms = u;
+    } else if (streq(key, "gc_min_age")) {
+        if (cfg_parse_duration_ms(value, &u) < 0)
+            return BAD("duration", "e.g. 1h, 10m, 0");
+        cfg->gc_min_age_ms = u;
     } else if (streq(key, "gc_disk_watermark")) {
         _cleanup_free_ char *num = xstrdup(value);
         size_t n = strlen(num);
@@ -382,8 +422,9 @@ static int set_amount(struct cfg_amount *a, bool cpus, const char *section, cons
         a->value = 0;
         return 0;
     }
-    if (cpus ? parse_cpus(value, &v) < 0 : parse_size(value, &v) < 0)
-        return cpus ? BAD("cpus", "auto or " CPUS_HINT) : BAD("size", "auto, or " SIZE_HINT);
+    if (cpus ? parse_cpus(value, &v) < 0 : parse_size(value, &v) < 0 || v == 0)
+        return cpus ? BAD("cpus", "auto or " CPUS_HINT)
+                    : BAD("size", "auto, or > 0: " SIZE_HINT);
     a->is_auto = false;
     a->value = v;
     return 0;
@@ -398,6 +439,17 @@ static int set_resources(struct cfg_agent *cfg, const char *section, const char 
         return set_amount(&cfg->mem, false, section, key, value, err);
     if (streq(key, "disk"))
         return set_amount(&cfg->disk, false, section, key, value, err);
+    if (streq(key, "pids")) {
+        uint64_t n;
+        if (streq(value, "auto")) {
+            cfg->pids = (struct cfg_amount){.is_auto = true};
+            return 0;
+        }
+        if (parse_u64(value, &n) < 0 || n < 64 || n > 4194304)
+            return BAD("count", "auto (the kernel's pid_max) or 64 to 4194304");
+        cfg->pids = (struct cfg_amount){.value = n};
+        return 0;
+    }
     if (streq(key, "ports")) {
         if (cfg_parse_ports(value) < 0)
             return BAD("ports", "[A-B,C-D,...] with 1 <= A <= B <= 65535, not overlapping");
@@ -437,6 +489,21 @@ int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const c
         return set_agent(cfg, section, key, value, err);
     if (streq(section, "resources"))
         return set_resources(cfg, section, key, value, err);
+    if (streq(section, "reserved") && streq(key, "pids")) {
+        uint64_t n;
+        if (streq(value, "auto")) {
+            cfg->reserved_pids_auto = true;
+            return 0;
+        }
+        if (parse_u64(value, &n) < 0 || n > 4194304)
+            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                             "[reserved] pids: bad count '%s' (auto = 10%% of the node's, or "
+                             "0 to 4194304)",
+                             value);
+        cfg->reserved_pids = n;
+        cfg->reserved_pids_auto = false;
+        return 0;
+    }
     if (streq(section, "reserved"))
         return set_quantity(&cfg->reserved_cpus_millis, &cfg->reserved_mem, &cfg->reserved_disk,
                             section, key, value, err);

@@ -51,16 +51,21 @@ struct cfg_agent {
     uint64_t pids_max;          /* default pids.max per task (1024) */
     uint64_t kill_grace_ms;     /* default SIGTERM -> SIGKILL grace (10 s) */
     uint64_t stats_interval_ms; /* usage sampling period (1 s) */
+    uint64_t http_timeout_ms;   /* idle / slow request / stalled reader on the API (60 s) */
+    uint64_t log_max_bytes;     /* per output file of a task, then rotated (100 MiB; 0 = none) */
+    uint64_t log_max_files;     /* files kept per stream, the current one included (2) */
     char *recover;              /* at start: "reconnect" (default) or "cleanup" */
     uint64_t gc_delay_ms;       /* keep a terminal container's sandbox this long (1 week) */
     uint64_t gc_interval_ms;    /* how often GC checks the disk watermark (1 min) */
+    uint64_t gc_min_age_ms;     /* the watermark never removes what ended this recently (1 h) */
     uint64_t gc_disk_watermark; /* percent of the work_dir file system; above it GC removes
                                  * terminal sandboxes early, oldest first (90) */
     /* [resources] */
-    struct cfg_amount cpus, mem, disk;
+    struct cfg_amount cpus, mem, disk, pids;
     char *ports; /* "[31000-32000]" */
     /* [reserved] */
-    uint64_t reserved_cpus_millis, reserved_mem, reserved_disk;
+    uint64_t reserved_cpus_millis, reserved_mem, reserved_disk, reserved_pids;
+    bool reserved_pids_auto; /* 10% of the node's pids */
     /* [role.NAME] */
     struct cfg_role *roles;
     size_t n_roles;
@@ -69,7 +74,16 @@ struct cfg_agent {
     /* "FILE:LINE" or "--flag" where [reserved] cpus, mem, disk were set (NULL: default), so
      * checks that need the measured node can still point at the line */
     char *reserved_where[3];
+    /* the same for every key set: "section\nkey" and where, for checks made at start-up */
+    struct cfg_where {
+        char *key, *where;
+    } *wheres;
+    size_t n_wheres;
 };
+
+/* "FILE:LINE" or "--flag" where [section] key was last set, or the config file's name when it
+ * kept its default. */
+const char *cfg_where(const struct cfg_agent *cfg, const char *section, const char *key);
 
 /* Fill cfg with defaults, then the config file (argv's --config=FILE or CFG_DEFAULT_FILE;
  * a missing default file is fine, a missing named one is an error), then FILE.d/NAME.conf in

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <ini.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/common.h"
 #include "config/config.h"
@@ -28,9 +29,12 @@ struct file_ctx {
     struct berr *err; /* first error from cfg_set */
 };
 
-/* Remember where a [reserved] key was set (takes where). */
+/* Remember where a key was set (takes where). */
 static void note_where(struct cfg_agent *cfg, const char *section, const char *key, char *where)
 {
+    cfg->wheres = xrealloc(cfg->wheres, (cfg->n_wheres + 1) * sizeof(*cfg->wheres));
+    cfg->wheres[cfg->n_wheres].key = xasprintf("%s\n%s", section, key);
+    cfg->wheres[cfg->n_wheres++].where = xstrdup(where);
     static const char *const keys[] = {"cpus", "mem", "disk"};
     for (size_t i = 0; streq(section, "reserved") && i < ARRAY_SIZE(keys); i++) {
         if (streq(key, keys[i])) {
@@ -46,10 +50,21 @@ static char *file_reader(char *str, int num, void *stream)
     struct file_ctx *c = stream;
     if (c->err || c->too_long)
         return NULL; /* stop: the first error is the one reported */
+    long before = ftell(c->f);
     if (!fgets(str, num, c->f))
         return NULL;
     c->line++;
     size_t len = strlen(str);
+    /* a NUL would end the line early for inih, and control characters are never meant:
+     * "\x00\x01\xff" was silently ignored (review L4) */
+    bool nul = before >= 0 && ftell(c->f) - before > (long) len;
+    size_t bad = strcspn(str, "\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x11\x12"
+                              "\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f");
+    if (nul || bad < len) {
+        INVALID(&c->err, "%s in the line", nul ? "a NUL byte" : "a control character");
+        c->err_line = c->line;
+        return NULL;
+    }
     if (len > 0 && str[len - 1] != '\n' && len + 1 == (size_t) num) {
         /* inih would parse the rest of this line as a line of its own */
         int ch = getc(c->f);
@@ -98,6 +113,9 @@ static int parse_file(struct cfg_agent *cfg, const char *path, bool missing_ok, 
             return 0;
         return INVALID(err, "%s: %s", path, strerror(errno));
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode))
+        return INVALID(err, "%s: is a directory, not a config file", path);
     struct file_ctx c = {.cfg = cfg, .path = path, .f = f};
     int r = ini_parse_stream(file_reader, &c, file_handler, &c);
     free(c.prev_key);
@@ -267,10 +285,10 @@ static int load(struct cfg_agent *cfg, const char *default_path, int argc, char 
         return r;
     if (str_has_prefix(cfg->master, "http://") && !cfg->master_plain_http)
         return INVALID(err,
-                       "[agent] master '%s' is plain HTTP: the agent could not tell the master "
-                       "from anything else bound to its address; use https:// with master_ca "
-                       "(docs/security.md), or set master_plain_http = true",
-                       cfg->master);
+                       "%s: [agent] master '%s' is plain HTTP: the agent could not tell the "
+                       "master from anything else bound to its address; use https:// with "
+                       "master_ca (docs/security.md), or set master_plain_http = true",
+                       cfg_where(cfg, "agent", "master"), cfg->master);
     return 0;
 }
 

@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "executor/executor.h"
@@ -104,8 +106,34 @@ static pid_t exec_spawn(struct exe *e, pid_t pid, char **argv, struct berr **err
     return child;
 }
 
+/* End the way the command ended: by its signal (so the agent reports a signal, not an exit
+ * code 128+N that a command may also exit with: review L7), else with its exit code. */
+static int exec_end_like(int st)
+{
+    if (!WIFSIGNALED(st))
+        return WEXITSTATUS(st);
+    int sig = WTERMSIG(st);
+    struct rlimit none = {0, 0};
+    (void) setrlimit(RLIMIT_CORE, &none);
+    signal(sig, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    sigprocmask(SIG_UNBLOCK, &one, NULL);
+    raise(sig);
+    return 128 + sig; /* a signal that does not end a process (SIGCHLD...) */
+}
+
 int exe_exec(struct exe *e, pid_t pid, char **argv)
 {
+    /* First, before we hold anything of the sandbox: not dumpable, so no process of the
+     * task (same uid, its own capabilities) can ptrace us or the child we fork into its
+     * namespaces before that child's seccomp filter is loaded (review H1). execve resets it
+     * for the command. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        log_msg(LOG_ERR, errno, "exec: PR_SET_DUMPABLE");
+        return EXE_LAUNCH_FAILED;
+    }
     _cleanup_berr_ struct berr *err = NULL;
     if (exe_load(e, &err) < 0) {
         log_error("exec: %s", berr_msg(err));
@@ -135,6 +163,6 @@ int exe_exec(struct exe *e, pid_t pid, char **argv)
         int st;
         pid_t r = waitpid(child, &st, WNOHANG);
         if (r == child)
-            return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+            return exec_end_like(st);
     }
 }

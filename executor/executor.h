@@ -26,6 +26,12 @@ struct exe {
     int sig_fd, timer_fd; /* signalfd, grace timerfd */
     pid_t task_pid;
     bool pid1; /* pid 1 of a pid namespace: kill(-1) reaches exactly the sandbox */
+    /* relay.c: with spec.log_max_bytes the task writes into pipes we copy and rotate */
+    int sandbox_fd;
+    struct {
+        int rd, wr;    /* -1 when unused */
+        uint64_t size; /* bytes in the current file */
+    } relay[2];        /* stdout, stderr */
 };
 
 /* status.c */
@@ -45,6 +51,14 @@ int exe_report_exit(struct exe *e, int wstatus);
 int exe_load(struct exe *e, struct berr **err);
 /* Steps 2-8 of docs/design/sandbox.md, then supervise. Returns the exit status. */
 int exe_run(struct exe *e);
+
+/* relay.c: pipes and sandbox dir fd when the spec caps the output (else nothing). */
+int exe_relay_setup(struct exe *e, struct berr **err);
+/* Copy what pipe i (0 stdout, 1 stderr) holds now, rotating the file at the cap: 1 when
+ * it copied (call again), 0 at EOF (every writer gone), -EAGAIN when empty now. */
+int exe_relay_pump(struct exe *e, int i);
+/* After the task: copy what is left, close the pipes. */
+void exe_relay_drain(struct exe *e);
 
 /* supervise.c */
 /* pid-1 loop until the task child has ended; returns the executor's exit status. */

@@ -98,6 +98,8 @@ static int exe_setup(struct exe *e, struct berr **err)
         return e->out_fd;
     if ((e->err_fd = exe_open_output(e, "stderr", err)) < 0)
         return e->err_fd;
+    if ((r = exe_relay_setup(e, err)) < 0)
+        return r;
 
     /* 5. */
     if ((r = iso_sandbox_enter(&e->spec, err)) < 0)
@@ -164,7 +166,10 @@ __attribute__((noreturn)) static void exe_task_child(struct exe *e, int errfd,
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0)
         child_fail(errfd, errno, "open /dev/null");
-    if (dup2(null, 0) < 0 || dup2(e->out_fd, 1) < 0 || dup2(e->err_fd, 2) < 0)
+    /* the files, or the relay's pipes when the output is capped (relay.c) */
+    int out = e->relay[0].wr >= 0 ? e->relay[0].wr : e->out_fd;
+    int errout = e->relay[1].wr >= 0 ? e->relay[1].wr : e->err_fd;
+    if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errout, 2) < 0)
         child_fail(errfd, errno, "set up stdio");
     if (write_file_at(AT_FDCWD, "/proc/self/oom_score_adj", e->oom_adj) < 0)
         child_fail(errfd, errno, "restore oom_score_adj");
@@ -250,6 +255,8 @@ int exe_run(struct exe *e)
     }
     close(pfd[1]);
     e->task_pid = pid;
+    for (int i = 0; i < 2; i++) /* only the task writes them: EOF once it is gone */
+        closep(&e->relay[i].wr);
     if (e->spec.userns_base) {
         /* the child unshares its user namespace, we map it: EOF instead of its byte means
          * it failed before, and its error is on pfd */

@@ -29,7 +29,9 @@ void exe_done(struct exe *e)
         free(e->envp[i]);
     free(e->envp);
     e->envp = NULL;
-    const int fds[] = {e->runtime_fd, e->out_fd, e->err_fd, e->sig_fd, e->timer_fd};
+    const int fds[] = {e->runtime_fd, e->out_fd,      e->err_fd,      e->sig_fd,
+                       e->timer_fd,   e->sandbox_fd,  e->relay[0].rd, e->relay[0].wr,
+                       e->relay[1].rd, e->relay[1].wr};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -42,7 +44,9 @@ int main(int argc, char **argv)
                     .out_fd = -1,
                     .err_fd = -1,
                     .sig_fd = -1,
-                    .timer_fd = -1};
+                    .timer_fd = -1,
+                    .sandbox_fd = -1,
+                    .relay = {{-1, -1, 0}, {-1, -1, 0}}};
     /* First, before any open(): a closed fd 3 must not be mistaken for the status pipe. */
     exe_status_init(&e);
     log_set_ident("berth-executor");

@@ -32,6 +32,12 @@ static void sup_arm_grace(struct exe *e, uint64_t ms)
             return;
         }
     }
+    /* a second kill may shorten the grace, never lengthen it (review L7) */
+    struct itimerspec cur;
+    if (timerfd_gettime(e->timer_fd, &cur) == 0 &&
+        (cur.it_value.tv_sec || cur.it_value.tv_nsec) &&
+        (uint64_t) cur.it_value.tv_sec * 1000 + (uint64_t) cur.it_value.tv_nsec / 1000000 <= ms)
+        return;
     struct itimerspec its = {0};
     its.it_value.tv_sec = (time_t) (ms / 1000);
     its.it_value.tv_nsec = (long) (ms % 1000) * 1000000L;
@@ -97,17 +103,21 @@ static void sup_finish(struct exe *e)
         while (waitpid(-1, NULL, WNOHANG) > 0)
             ;
     }
+    exe_relay_drain(e); /* every writer is gone: the rest of the output, up to EOF */
 }
 
 int exe_supervise(struct exe *e)
 {
     int task_status = 0;
     for (;;) {
-        struct pollfd pfd[2] = {
+        /* unused slots have fd -1, which poll skips */
+        struct pollfd pfd[4] = {
                 {.fd = e->sig_fd, .events = POLLIN},
                 {.fd = e->timer_fd, .events = POLLIN},
+                {.fd = e->relay[0].rd, .events = POLLIN},
+                {.fd = e->relay[1].rd, .events = POLLIN},
         };
-        int n = poll(pfd, e->timer_fd >= 0 ? 2 : 1, -1);
+        int n = poll(pfd, 4, -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -123,6 +133,10 @@ int exe_supervise(struct exe *e)
             (void) !read(e->timer_fd, &ticks, sizeof(ticks));
             log_info("grace period over: killing the sandbox");
             sup_kill_all(e, SIGKILL);
+        }
+        for (int i = 0; i < 2; i++) {
+            if (pfd[2 + i].revents && exe_relay_pump(e, i) == 0)
+                closep(&e->relay[i].rd); /* EOF: the task and its children closed it */
         }
         if (!(pfd[0].revents & POLLIN))
             continue;

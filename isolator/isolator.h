@@ -178,6 +178,9 @@ struct iso_spec {
     /* > 0: the task runs in its own user namespace, uids and gids 0..ISO_USERNS_SIZE-1
      * inside mapped to userns_base.. on the host (docs/security.md) */
     uint64_t userns_base;
+    /* > 0: the output files are capped at this many bytes each and rotated, keeping
+     * log_max_files files (the current one included) per stream */
+    uint64_t log_max_bytes, log_max_files;
 };
 
 #define ISO_USERNS_SIZE 65536

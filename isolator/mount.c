@@ -172,6 +172,10 @@ static int mnt_masks(struct mnt_ctx *m, struct berr **err)
     m->masked = xcalloc(n + 2, sizeof(char *));
     for (size_t i = 0; i <= n; i++) {
         const char *dir = i < n ? s->mask_dirs[i] : s->runtime_dir;
+        /* the private /tmp hides all of the host's /tmp already; a mask there would make the
+         * task's own /tmp read-only (review L6: the socket under /tmp) */
+        if (streq(dir, "/tmp") || str_has_prefix(dir, "/tmp/"))
+            continue;
         _cleanup_free_ char *p = mnt_in_root(m, dir);
         struct stat st;
         /* A mask may sit inside an earlier one or under the private /tmp (hidden already),
@@ -213,55 +217,100 @@ static int mnt_sandbox(struct mnt_ctx *m, struct berr **err)
     return mnt_bind(m->spec->sandbox_dir, sb, err);
 }
 
-/* Create an empty file or dir at dst to bind src onto (relative volumes only). */
-static int mnt_make_target(const char *src, const char *dst, struct berr **err)
+/* openat2 that never follows a symlink nor leaves dirfd (RESOLVE_BENEATH) or, with in_root,
+ * treats dirfd as "/" (RESOLVE_IN_ROOT). */
+static int mnt_open_at(int dirfd, const char *path, int flags, mode_t mode, bool in_root)
 {
-    struct stat st;
-    if (stat(src, &st) < 0)
-        return berr_set(err, errno, "host path '%s'", src);
-    if (S_ISDIR(st.st_mode)) {
-        int r = mkdir_p(dst, 0755);
-        return r < 0 ? berr_set(err, -r, "create '%s'", dst) : 0;
+    struct open_how how = {
+            .flags = (uint64_t) (flags | O_CLOEXEC),
+            .mode = flags & O_CREAT ? mode : 0,
+            .resolve = RESOLVE_NO_SYMLINKS | (in_root ? RESOLVE_IN_ROOT : RESOLVE_BENEATH),
+    };
+    return (int) syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+/* The mount point of a volume whose container path rel is relative to the sandbox dir
+ * (sandbox_fd): every missing component is created, and every existing one must be a
+ * directory reached without a symlink or "..". A task may have planted a symlink in a
+ * shared volume mounted before this one (review M6): followed from the executor's view of
+ * the host, it would have made root-owned files anywhere on the host. Returns an fd of the
+ * mount point (bind onto /proc/self/fd/N), or -errno with err set. */
+static int mnt_volume_target(int sandbox_fd, const char *rel, bool is_dir, struct berr **err)
+{
+    _cleanup_close_ int dir = fcntl(sandbox_fd, F_DUPFD_CLOEXEC, 3);
+    if (dir < 0)
+        return berr_set(err, errno, "dup");
+    _cleanup_free_ char *copy = xstrdup(rel);
+    char *save = NULL;
+    char *comp = strtok_r(copy, "/", &save);
+    while (comp) {
+        char *next = strtok_r(NULL, "/", &save);
+        bool last = next == NULL;
+        int fd;
+        if (!last || is_dir) {
+            if (mkdirat(dir, comp, 0755) < 0 && errno != EEXIST)
+                return berr_set(err, errno, "create '%s' in '%s'", comp, rel);
+            fd = mnt_open_at(dir, comp, O_PATH | O_DIRECTORY, 0, false);
+        } else {
+            fd = mnt_open_at(dir, comp, O_WRONLY | O_CREAT | O_NOCTTY, 0644, false);
+        }
+        if (fd < 0)
+            return berr_set(err, errno, "'%s' in '%s' (symlinks and '..' refused)", comp, rel);
+        closep(&dir);
+        dir = fd;
+        comp = next;
     }
-    _cleanup_free_ char *parent = xstrdup(dst);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) {
-        *slash = 0;
-        int r = mkdir_p(parent, 0755);
-        if (r < 0)
-            return berr_set(err, -r, "create '%s'", parent);
-    }
-    _cleanup_close_ int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0 && errno != EEXIST)
-        return berr_set(err, errno, "create '%s'", dst);
-    return 0;
+    return TAKE_FD(dir);
 }
 
 /* Volumes: absolute container paths must already exist in the host tree (we never create
- * directories in the read-only host view); relative ones are created inside the sandbox
- * dir. Caveat: the target path is resolved in the executor's view, so a symlink planted in
- * the sandbox dir by an earlier task is followed; targets with ".." are refused. */
+ * directories in the read-only host view) and are resolved inside the new root without
+ * following symlinks; relative ones are created inside the sandbox dir (mnt_volume_target).
+ * Host paths come canonical from the agent and are bound without following symlinks. */
 static int mnt_volumes(struct mnt_ctx *m, struct berr **err)
 {
     const struct iso_spec *s = m->spec;
+    if (!s->n_volumes)
+        return 0;
+    _cleanup_free_ char *sb = mnt_in_root(m, s->sandbox_dir);
+    _cleanup_close_ int root_fd = open(m->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int sb_fd = open(sb, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0 || sb_fd < 0)
+        return berr_set(err, errno, "open '%s'", root_fd < 0 ? m->root : sb);
     for (size_t i = 0; i < s->n_volumes; i++) {
         const struct iso_volume *v = &s->volumes[i];
         if (!path_is_clean(v->container) || !path_is_clean(v->host))
             return berr_setx(err, EINVAL, "volume '%s': '..' not allowed", v->container);
-        _cleanup_free_ char *dst = NULL;
+        struct stat st;
+        if (stat(v->host, &st) < 0)
+            return berr_set(err, errno, "volume '%s': host path '%s'", v->container, v->host);
+        _cleanup_close_ int target = -1;
         if (v->container[0] == '/') {
-            dst = mnt_in_root(m, v->container);
-            if (!path_exists(dst))
-                return berr_setx(err, ENOENT, "volume '%s': mount point does not exist",
-                                 v->container);
-        } else {
-            dst = xasprintf("%s%s/%s", m->root, s->sandbox_dir, v->container);
-            if (mnt_make_target(v->host, dst, err) < 0)
-                return berr_wrap(err, "volume '%s'", v->container);
-        }
-        if (mnt_bind_nofollow(v->host, dst, err) < 0 ||
-            (v->readonly && mnt_make_ro(dst, true, err) < 0))
+            target = mnt_open_at(root_fd, v->container, O_PATH, 0, true);
+            if (target < 0)
+                return berr_set(err, errno,
+                                "volume '%s': mount point (it must exist, reached without "
+                                "symlinks)",
+                                v->container);
+        } else if ((target = mnt_volume_target(sb_fd, v->container, S_ISDIR(st.st_mode), err)) <
+                   0) {
             return berr_wrap(err, "volume '%s'", v->container);
+        }
+        char dst[64];
+        snprintf(dst, sizeof(dst), "/proc/self/fd/%d", target);
+        if (mnt_bind_nofollow(v->host, dst, err) < 0)
+            return berr_wrap(err, "volume '%s'", v->container);
+        if (v->readonly) {
+            /* the new mount is on the same path in the root; reach it the same safe way */
+            _cleanup_close_ int mp =
+                    v->container[0] == '/'
+                            ? mnt_open_at(root_fd, v->container, O_PATH, 0, true)
+                            : mnt_open_at(sb_fd, v->container, O_PATH, 0, false);
+            char mpath[64];
+            snprintf(mpath, sizeof(mpath), "/proc/self/fd/%d", mp);
+            if (mp < 0 || mnt_make_ro(mpath, true, err) < 0)
+                return berr_wrap(err, "volume '%s': read-only", v->container);
+        }
     }
     return 0;
 }

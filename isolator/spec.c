@@ -73,6 +73,8 @@ char *iso_spec_to_json(const struct iso_spec *s)
     gen_key_u64(g, "nofile", s->nofile);
     gen_key_u64(g, "grace_ms", s->grace_ms);
     gen_key_u64(g, "userns_base", s->userns_base);
+    gen_key_u64(g, "log_max_bytes", s->log_max_bytes);
+    gen_key_u64(g, "log_max_files", s->log_max_files);
     yajl_gen_map_close(g);
 
     const unsigned char *buf;
@@ -205,6 +207,8 @@ int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err
         get_u64(member(root, "nofile"), "nofile", &s->nofile, err) < 0 ||
         get_u64(member(root, "grace_ms"), "grace_ms", &s->grace_ms, err) < 0 ||
         get_u64(member(root, "userns_base"), "userns_base", &s->userns_base, err) < 0 ||
+        get_u64(member(root, "log_max_bytes"), "log_max_bytes", &s->log_max_bytes, err) < 0 ||
+        get_u64(member(root, "log_max_files"), "log_max_files", &s->log_max_files, err) < 0 ||
         get_u64(fv, "flags", &flags, err) < 0)
         goto fail;
     if (fv && !YAJL_IS_NULL(fv)) {
@@ -240,6 +244,10 @@ int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err
     if (s->userns_base && (s->userns_base < ISO_USERNS_SIZE ||
                            s->userns_base + ISO_USERNS_SIZE > (uint64_t) UINT32_MAX)) {
         bad(err, "userns_base", "0, or a host uid with room for 65536 above it");
+        goto fail;
+    }
+    if (s->log_max_bytes && (s->log_max_files < 1 || s->log_max_files > 100)) {
+        bad(err, "log_max_files", "1 to 100 when log_max_bytes is set");
         goto fail;
     }
     for (size_t i = 0; s->mask_dirs[i]; i++) {

@@ -3,7 +3,8 @@
  * of RecordIO records that stays open) and reconciles its tasks; HEARTBEAT takes usage;
  * UPDATE applies a status and sends ACKNOWLEDGE on the stream. A one-second tick PINGs the
  * streams, marks silent agents unreachable and, after the grace period, their tasks LOST.
- * Agents are never freed while the loop runs, so callbacks may carry the agent pointer. */
+ * An agent is freed while the loop runs only by master_agent_remove, and only when it has no
+ * stream: the one callback that carries its pointer is its stream's close callback. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -176,6 +177,15 @@ static void accepted(struct evhttp_request *req)
 
 /* ---- the handshake (docs/protocol.md, Authentication) ----------------------------------- */
 
+/* A host name (RFC 1123 letters, digits, '-', '.', '_'): it goes to logs and tables, where a
+ * newline would forge lines (review L5). */
+static bool hostname_ok(const char *h)
+{
+    size_t n = strlen(h);
+    return n > 0 && n <= 253 &&
+           strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
+}
+
 #define PENDING_MAX 256                /* unproven SUBSCRIBEs held at once */
 #define PENDING_MAX_BYTES (16u << 20)  /* ... and their bodies together */
 #define PENDING_TIMEOUT_NS 10000000000ULL
@@ -254,10 +264,10 @@ static void subscribe_start(struct master *m, struct evhttp_request *req, struct
     yajl_val res = ml_get(p, "resources");
     yajl_val auth = ml_get(p, "auth");
     const char *method = ml_get_str(auth, "method"), *nonce = ml_get_str(auth, "nonce");
-    if (!host || !host[0] || strlen(host) > 255 || !res || !YAJL_IS_OBJECT(res)) {
+    if (!host || !hostname_ok(host) || !res || !YAJL_IS_OBJECT(res)) {
         master_refuse(m, req, "INVALID_ARGUMENT",
-                      "SUBSCRIBE needs \"hostname\" and \"resources\" {total, reserved, "
-                      "allocatable}");
+                      "SUBSCRIBE needs \"hostname\" (a host name: letters, digits, '-', '.', "
+                      "up to 253) and \"resources\" {total, reserved, allocatable}");
         return;
     }
     if (!method || !ml_nonce_valid(nonce) ||
@@ -272,6 +282,13 @@ static void subscribe_start(struct master *m, struct evhttp_request *req, struct
         return;
     }
     struct m_agent *ag = master_agent_find(m, call->agent_id);
+    if (!ag && m->n_agents >= m->cfg.max_agents) {
+        master_refuse(m, req, "UNAVAILABLE",
+                      "the registry holds max_agents (%llu) agents: remove gone ones "
+                      "(berthctl --master URL agent rm ID)",
+                      (unsigned long long) m->cfg.max_agents);
+        return;
+    }
     struct m_pending *pd = xzalloc(sizeof(*pd));
     if (streq(method, "agent-key")) {
         if (!ag || !ag->has_key) {
@@ -565,6 +582,14 @@ void master_link_tick(evutil_socket_t fd, short what, void *arg)
     bool ping = now - m->last_ping_ns >= hb_ns;
     if (ping)
         m->last_ping_ns = now;
+    /* ended tasks: once a minute, or twice per task_gc_delay when that is shorter */
+    uint64_t gc_every = m->cfg.task_gc_delay_ms / 2 * 1000000ULL;
+    if (gc_every > 60000000000ULL)
+        gc_every = 60000000000ULL;
+    if (now - m->last_gc_ns >= gc_every) {
+        m->last_gc_ns = now;
+        master_tasks_gc(m);
+    }
     for (struct m_pending *p = m->pending, *next; p; p = next) {
         next = p->next;
         if (now - p->created_ns > PENDING_TIMEOUT_NS) {

@@ -5,6 +5,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <fcntl.h>
 #include <string.h>
 
@@ -137,6 +138,14 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
     } else if (!verb[0] && cmd == EVHTTP_REQ_GET) {
         master_task_json(m, t, g, true);
         master_reply_json(req, 200, g);
+    } else if (!verb[0] && cmd == EVHTTP_REQ_DELETE) {
+        if (!master_token_may(caller, M_RIGHTS_SUBMIT, t->role))
+            master_refuse(m, req, "FORBIDDEN", "token '%s' may not remove tasks of role '%s'",
+                          caller->id, t->role);
+        else if (master_task_remove(m, t, &err) < 0)
+            master_reply_error(req, err);
+        else
+            evhttp_send_reply(req, 204, "No Content", NULL);
     } else if (streq(verb, "/kill") && cmd == EVHTTP_REQ_POST) {
         if (!master_token_may(caller, M_RIGHTS_SUBMIT, t->role)) {
             master_refuse(m, req, "FORBIDDEN", "token '%s' may not kill tasks of role '%s'",
@@ -148,16 +157,30 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
             master_reply_json(req, 202, g);
         }
     } else {
-        master_refuse(m, req, "NOT_FOUND", "no such call: GET /v1/tasks/ID, POST .../kill");
+        master_refuse(m, req, "NOT_FOUND",
+                      "no such call: GET or DELETE /v1/tasks/ID, POST /v1/tasks/ID/kill");
     }
     yajl_gen_free(g);
 }
 
-static void serve_agents(struct master *m, struct evhttp_request *req, const char *rest,
-                         enum evhttp_cmd_type cmd)
+static void serve_agents(struct master *m, struct evhttp_request *req,
+                         const struct m_token *caller, const char *rest, enum evhttp_cmd_type cmd)
 {
+    if (rest[0] && cmd == EVHTTP_REQ_DELETE) {
+        _cleanup_berr_ struct berr *err = NULL;
+        struct m_agent *ag = master_agent_find(m, rest);
+        if (caller->rights != M_RIGHTS_ADMIN)
+            master_refuse(m, req, "FORBIDDEN", "agents are removed with the admin token");
+        else if (!ag)
+            master_refuse(m, req, "NOT_FOUND", "no agent '%.64s'", rest);
+        else if (master_agent_remove(m, ag, &err) < 0)
+            master_reply_error(req, err);
+        else
+            evhttp_send_reply(req, 204, "No Content", NULL);
+        return;
+    }
     if (cmd != EVHTTP_REQ_GET) {
-        master_refuse(m, req, "METHOD_NOT_ALLOWED", "GET only");
+        master_refuse(m, req, "METHOD_NOT_ALLOWED", "GET /v1/agents[/ID], DELETE /v1/agents/ID");
         return;
     }
     yajl_gen g = yajl_gen_alloc(NULL);
@@ -318,6 +341,23 @@ static void route(struct evhttp_request *req, void *arg)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd == EVHTTP_REQ_CONNECT) {
+        /* libevent frames an answer to CONNECT with neither a length nor chunks and keeps
+         * the connection for a tunnel: our own Content-Length ends it */
+        static const char body[] = "{\"error\":{\"code\":\"METHOD_NOT_ALLOWED\",\"message\":"
+                                   "\"CONNECT is not a method of this API\"}}\n";
+        char len[16];
+        snprintf(len, sizeof(len), "%zu", sizeof(body) - 1);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, body, sizeof(body) - 1);
+        evhttp_send_reply(req, 405, "Method Not Allowed", b);
+        evbuffer_free(b);
+        m->refused_total++;
+        return;
+    }
     if (!path) {
         master_refuse(m, req, "NOT_FOUND", "no path");
         return;
@@ -361,7 +401,7 @@ static void route(struct evhttp_request *req, void *arg)
     if (streq(path, "/v1/tasks") || str_has_prefix(path, "/v1/tasks/")) {
         serve_tasks(m, req, caller, path[9] ? path + 10 : "", cmd, body, len);
     } else if (streq(path, "/v1/agents") || str_has_prefix(path, "/v1/agents/")) {
-        serve_agents(m, req, path[10] ? path + 11 : "", cmd);
+        serve_agents(m, req, caller, path[10] ? path + 11 : "", cmd);
     } else if (streq(path, "/v1/tokens") || str_has_prefix(path, "/v1/tokens/")) {
         if (caller->rights != M_RIGHTS_ADMIN)
             master_refuse(m, req, "FORBIDDEN", "tokens are managed with the admin token");
@@ -370,6 +410,25 @@ static void route(struct evhttp_request *req, void *arg)
     } else {
         master_refuse(m, req, "NOT_FOUND", "no such path '%.200s'", path);
     }
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    evconnlistener_enable(arg);
+}
+
+/* accept() failed (EMFILE...): pause the listener a quarter second instead of letting
+ * libevent retry at once, forever, logging each time (review H4: 2.5 GB of log, no token
+ * needed). */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void) arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    evconnlistener_disable(lev);
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 250000};
+    event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, on_accept_resume, lev, &tv);
+    log_limited("master-accept", LOG_WARNING, e, "accept failed; pausing the listener 250 ms");
 }
 
 /* The pid whose socket of inode ino is, by its fds, or 0. */
@@ -450,7 +509,12 @@ int master_api_start(struct master *m, struct berr **err)
     if (m->tls)
         evhttp_set_bevcb(m->http, master_tls_bev, m);
     evhttp_set_max_headers_size(m->http, 16384);
-    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+    /* every method reaches the router, which answers a JSON 405 (libevent's own refusal is
+     * an HTML 501: review L1) */
+    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                                EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                                EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     /* event streams are long-lived and quiet between PINGs: the idle timeout must exceed
      * the PING period by far, yet still reap connections of vanished peers */
     evhttp_set_timeout(m->http, (int) (m->cfg.heartbeat_interval_ms / 1000) * 6 + 30);
@@ -463,13 +527,15 @@ int master_api_start(struct master *m, struct berr **err)
     const char *h = host[0] == '[' ? host + 1 : host;
     if (host[0] == '[' && h[strlen(h) - 1] == ']')
         ((char *) h)[strlen(h) - 1] = 0;
-    if (!evhttp_bind_socket_with_handle(m->http, h, (uint16_t) port)) {
+    struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(m->http, h, (uint16_t) port);
+    if (!bound) {
         int e = errno ? errno : EADDRINUSE;
         char who[160] = "";
         if (e == EADDRINUSE)
             port_holder((unsigned) port, who, sizeof(who));
         return berr_set(err, e, "bind '%s'%s", m->cfg.listen, who);
     }
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), on_accept_error);
     return 0;
 }
 

@@ -4,6 +4,7 @@
  * keys under "berth-master". main.c calls master_cfg_load once. */
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <ini.h>
 #include <string.h>
 
@@ -29,6 +30,10 @@ const char master_default_config[] =
         "; lost_grace = 30s\n"
         "; placement = spread\n"
         "; reconcile_kill = true\n"
+        "; registry bounds, and how long an ended task is kept\n"
+        "; max_agents = 10000\n"
+        "; max_tasks = 100000\n"
+        "; task_gc_delay = 1w\n"
         "; log_level = info\n";
 
 static void set_str(char **dst, const char *v)
@@ -51,7 +56,27 @@ static void defaults(struct master_cfg *cfg)
     cfg->lost_grace_ms = 30000;
     cfg->placement = xstrdup("spread");
     cfg->reconcile_kill = true;
+    cfg->max_agents = 10000;
+    cfg->max_tasks = 100000;
+    cfg->task_gc_delay_ms = UINT64_C(7) * 24 * 3600 * 1000;
     cfg->log_level = xstrdup("info");
+}
+
+/* HOST of listen: a numeric IPv4 that parses, [IPv6] that parses, or a host name
+ * ("999.1.1.1" failed late as "bind: No such file or directory": review L4). */
+static bool host_ok(const char *s, size_t n)
+{
+    _cleanup_free_ char *h = xstrndup(s, n);
+    unsigned char buf[16];
+    if (h[0] == '[') {
+        if (n < 3 || h[n - 1] != ']')
+            return false;
+        h[n - 1] = 0;
+        return inet_pton(AF_INET6, h + 1, buf) == 1;
+    }
+    if (strspn(h, "0123456789.") == n)
+        return inet_pton(AF_INET, h, buf) == 1;
+    return strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
 }
 
 static int set_key(struct master_cfg *cfg, const char *section, const char *key, const char *value,
@@ -62,8 +87,18 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
     uint64_t *dur = streq(key, "heartbeat_interval") ? &cfg->heartbeat_interval_ms
                     : streq(key, "agent_timeout")    ? &cfg->agent_timeout_ms
                     : streq(key, "lost_grace")       ? &cfg->lost_grace_ms
+                    : streq(key, "task_gc_delay")    ? &cfg->task_gc_delay_ms
                                                      : NULL;
-    if (dur) {
+    uint64_t *count = streq(key, "max_agents") ? &cfg->max_agents
+                      : streq(key, "max_tasks") ? &cfg->max_tasks
+                                                : NULL;
+    if (count) {
+        uint64_t n;
+        if (parse_u64(value, &n) < 0 || n == 0 || n > 10000000)
+            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                             "[master] %s: bad count '%s' (1 to 10000000)", key, value);
+        *count = n;
+    } else if (dur) {
         uint64_t ms;
         if (cfg_parse_duration_ms(value, &ms) < 0 || (ms == 0 && !streq(key, "lost_grace")))
             return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
@@ -72,9 +107,12 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
     } else if (streq(key, "listen")) {
         const char *colon = strrchr(value, ':');
         uint64_t port;
-        if (!colon || colon == value || parse_u64(colon + 1, &port) < 0 || port > 65535)
+        if (!colon || colon == value || parse_u64(colon + 1, &port) < 0 || port > 65535 ||
+            !host_ok(value, (size_t) (colon - value)))
             return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
-                             "[master] listen: bad address '%s' (want HOST:PORT)", value);
+                             "[master] listen: bad address '%s' (want HOST:PORT: an IPv4 "
+                             "address, [IPv6] or a host name)",
+                             value);
         set_str(&cfg->listen, value);
     } else if (streq(key, "work_dir")) {
         if (value[0] != '/')
@@ -181,6 +219,15 @@ int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr *
             return berr_wrap(err, "%s", argv[i]);
     }
     /* keys that only make sense together */
+    if (cfg->heartbeat_interval_ms > 3600000)
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                         "%s: [master] heartbeat_interval: at most 1h", cfg->config_file);
+    if (cfg->agent_timeout_ms < 2 * cfg->heartbeat_interval_ms)
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                         "%s: [master] agent_timeout (%llu ms) must be at least twice "
+                         "heartbeat_interval (%llu ms), or agents flap between reachable and not",
+                         cfg->config_file, (unsigned long long) cfg->agent_timeout_ms,
+                         (unsigned long long) cfg->heartbeat_interval_ms);
     if (!cfg->tls_cert[0] != !cfg->tls_key[0])
         return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
                          "%s: [master] tls_cert and tls_key go together", cfg->config_file);

@@ -99,6 +99,7 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    event_set_log_callback(log_libevent); /* libevent's warnings, rate-limited */
     struct master m = {0};
     _cleanup_berr_ struct berr *err = NULL;
     if (master_cfg_load(&m.cfg, argc, argv, &err) < 0) {

@@ -33,6 +33,8 @@ struct master_cfg {
     uint64_t lost_grace_ms;         /* unreachable this long: its tasks LOST (30 s) */
     char *placement;                /* spread | binpack */
     bool reconcile_kill;            /* kill tasks an agent runs that the master dropped */
+    uint64_t max_agents, max_tasks; /* registry bounds (10000, 100000) */
+    uint64_t task_gc_delay_ms;      /* an ended task is forgotten this long after (1 week) */
     char *log_level;
     char *config_file; /* the file read, for messages */
 };
@@ -142,7 +144,7 @@ struct master {
     struct m_agent *agents;
     struct m_task *tasks;
     size_t n_agents, n_tasks;
-    uint64_t last_ping_ns;
+    uint64_t last_ping_ns, last_gc_ns;
     /* counters for /metrics */
     uint64_t heartbeats_total, updates_total, updates_duplicate_total, subscribes_total;
     uint64_t auth_failures_total;
@@ -166,6 +168,9 @@ int master_store_task(struct master *m, const struct m_task *t);
  * there (a retried update), -EIO. */
 int master_store_update(struct master *m, const char *task_id, const struct ml_status *s,
                         const char *source);
+int master_store_agent_delete(struct master *m, const char *id);
+/* The task's row and its history. */
+int master_store_task_delete(struct master *m, const char *id);
 /* Load agents and tasks into the tables (at start). */
 int master_store_load(struct master *m, struct berr **err);
 /* The history of one task as a JSON array into g, oldest first. */
@@ -218,6 +223,13 @@ struct m_agent *master_agent_find(struct master *m, const char *id);
 int master_task_submit(struct master *m, const struct m_token *caller, const char *body,
                        size_t len, struct m_task **ret, struct berr **err);
 int master_task_kill(struct master *m, struct m_task *t, struct berr **err);
+/* Forget an ended task (record and history); CONFLICT while it is not ended. */
+int master_task_remove(struct master *m, struct m_task *t, struct berr **err);
+/* Forget ended tasks older than task_gc_delay (the tick). */
+void master_tasks_gc(struct master *m);
+/* Forget an agent that is not connected: its live tasks are LOST/AGENT_REMOVED, its key
+ * goes with it (a join token can register it again). */
+int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err);
 /* Apply a status (from an agent, or the master's own LOST): forward-only - a state not after
  * the current one, or any after a terminal one, is ignored (0); 1 when applied. Records it
  * in the history in the same transaction. */

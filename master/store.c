@@ -378,3 +378,34 @@ int master_store_tokens_load(struct master *m,
     sqlite3_finalize(st);
     return r < 0 ? berr_setx(err, -r, "master.db: cannot load the tokens") : 0;
 }
+
+static int delete_by(struct master *m, const char *sql, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int r = sqlite3_prepare_v2(m->db, sql, -1, &st, NULL);
+    if (r == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        r = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE)
+        return log_msg(LOG_ERR, EIO, "master.db: %s ('%s'): %s", sql, id, sqlite3_errmsg(m->db));
+    return 0;
+}
+
+int master_store_agent_delete(struct master *m, const char *id)
+{
+    return delete_by(m, "DELETE FROM agents WHERE id = ?1", id);
+}
+
+int master_store_task_delete(struct master *m, const char *id)
+{
+    if (master_store_begin(m) < 0)
+        return -EIO;
+    if (delete_by(m, "DELETE FROM updates WHERE task_id = ?1", id) < 0 ||
+        delete_by(m, "DELETE FROM tasks WHERE id = ?1", id) < 0) {
+        (void) master_store_commit(m);
+        return -EIO;
+    }
+    return master_store_commit(m);
+}

@@ -89,6 +89,40 @@ static int check_command(yajl_val cmd, struct berr **err)
                      "\"command\" needs exactly one of a non-empty \"shell\" or \"argv\"");
 }
 
+/* env, user and volumes as the agent will read them (review L3: the master forwarded them
+ * unchecked, and the task failed later on the agent). The agent checks them again. */
+static int check_extras(yajl_val v, struct berr **err)
+{
+    yajl_val env = ml_get(v, "env"), vols = ml_get(v, "volumes");
+    const char *user = ml_get_str(v, "user");
+    if (env && !YAJL_IS_NULL(env)) {
+        if (!YAJL_IS_OBJECT(env))
+            return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "\"env\" must be an object");
+        for (size_t i = 0; i < env->u.object.len; i++) {
+            const char *k = env->u.object.keys[i];
+            if (!k[0] || strchr(k, '=') || !YAJL_IS_STRING(env->u.object.values[i]))
+                return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                                 "env: '%.64s' must be a name without '=' with a string value",
+                                 k);
+        }
+    }
+    if (ml_get(v, "user") && (!user || !user[0] || strlen(user) > 64 || strpbrk(user, ":/")))
+        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                         "\"user\" must be a user name or uid");
+    if (vols && !YAJL_IS_NULL(vols)) {
+        if (!YAJL_IS_ARRAY(vols))
+            return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "\"volumes\" must be an array");
+        for (size_t i = 0; i < vols->u.array.len; i++) {
+            yajl_val x = vols->u.array.values[i];
+            const char *h = YAJL_IS_STRING(x) ? x->u.string : ml_get_str(x, "host");
+            if (!h || h[0] != '/')
+                return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                                 "volumes[%zu] needs an absolute host path", i);
+        }
+    }
+    return 0;
+}
+
 static char *new_task_id(struct master *m)
 {
     char hex[17];
@@ -173,8 +207,15 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
                       caller ? caller->id : "?", caller ? caller->name : "?", role ? role : "*");
         goto out;
     }
-    if ((r = check_command(ml_get(v, "command"), err)) < 0)
+    if ((r = check_command(ml_get(v, "command"), err)) < 0 || (r = check_extras(v, err)) < 0)
         goto out;
+    if (m->n_tasks >= m->cfg.max_tasks) {
+        r = berr_setc(err, EAGAIN, "UNAVAILABLE",
+                      "the registry holds max_tasks (%llu) tasks: remove ended ones (berthctl "
+                      "--master URL rm TASK) or wait for task_gc_delay",
+                      (unsigned long long) m->cfg.max_tasks);
+        goto out;
+    }
     if (!res || !YAJL_IS_OBJECT(res) || !ml_get_cpus(res, "cpus", &cpus) ||
         !ml_get_size(res, "mem", &mem) || mem == 0) {
         r = berr_setc(err, EINVAL, "INVALID_ARGUMENT",
@@ -423,4 +464,71 @@ void master_tasks_free(struct master *m)
         free(t);
     }
     ml_table_free(&m->tasks_by_id);
+}
+
+static void task_unlink(struct master *m, struct m_task *t)
+{
+    for (struct m_task **p = &m->tasks; *p; p = &(*p)->next) {
+        if (*p == t) {
+            *p = t->next;
+            break;
+        }
+    }
+    ml_table_del(&m->tasks_by_id, t->id);
+    m->n_tasks--;
+    free(t->name);
+    free(t->spec_json);
+    free(t->role);
+    free(t->message);
+    free(t);
+}
+
+int master_task_remove(struct master *m, struct m_task *t, struct berr **err)
+{
+    if (!ml_state_terminal(t->state))
+        return berr_setc(err, EBUSY, "CONFLICT", "task '%s' is %s: kill it first", t->id,
+                         ml_state_name(t->state));
+    if (master_store_task_delete(m, t->id) < 0)
+        return berr_setc(err, EIO, "INTERNAL", "cannot remove task '%s' from master.db", t->id);
+    task_unlink(m, t);
+    return 0;
+}
+
+void master_tasks_gc(struct master *m)
+{
+    double cutoff = now_realtime() - (double) m->cfg.task_gc_delay_ms / 1000.0;
+    for (struct m_task *t = m->tasks, *next; t; t = next) {
+        next = t->next;
+        if (ml_state_terminal(t->state) && t->updated_at < cutoff) {
+            log_debug("task '%s' ended more than task_gc_delay ago: forgotten", t->id);
+            _cleanup_berr_ struct berr *err = NULL;
+            (void) master_task_remove(m, t, &err);
+        }
+    }
+}
+
+int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
+{
+    if (ag->stream)
+        return berr_setc(err, EBUSY, "CONFLICT",
+                         "agent '%s' is connected: stop it first (it would register again)",
+                         ag->id);
+    for (struct m_task *t = m->tasks; t; t = t->next)
+        if (!ml_state_terminal(t->state) && streq(t->agent_id, ag->id))
+            master_task_lose(m, t, "AGENT_REMOVED", "its agent was removed from the registry");
+    if (master_store_agent_delete(m, ag->id) < 0)
+        return berr_setc(err, EIO, "INTERNAL", "cannot remove agent '%s' from master.db", ag->id);
+    for (struct m_agent **p = &m->agents; *p; p = &(*p)->next) {
+        if (*p == ag) {
+            *p = ag->next;
+            break;
+        }
+    }
+    ml_table_del(&m->agents_by_id, ag->id);
+    m->n_agents--;
+    log_info("agent '%s' (%s) removed from the registry", ag->id, ag->hostname);
+    explicit_bzero(ag->key, sizeof(ag->key));
+    free(ag->hostname);
+    free(ag);
+    return 0;
 }

@@ -11,6 +11,7 @@
 struct depth_ctx {
     int depth;
     bool too_deep;
+    bool nul;
 };
 
 static int depth_open(void *ctx)
@@ -29,17 +30,22 @@ static int depth_close(void *ctx)
     return 1;
 }
 
-static int depth_key(void *ctx, const unsigned char *k, size_t l)
+/* A string (or key) holding U+0000 ("\u0000") would be cut short as a C string: "ab\u0000cd"
+ * would name a container "ab" (review L2). Refused, like a raw NUL. */
+static int no_nul(void *ctx, const unsigned char *s, size_t l)
 {
-    (void) ctx, (void) k, (void) l;
-    return 1;
+    if (!memchr(s, 0, l))
+        return 1;
+    ((struct depth_ctx *) ctx)->nul = true;
+    return 0;
 }
 
 yajl_val ml_json_parse(const char *text, size_t len, struct berr **err)
 {
     static const yajl_callbacks cbs = {
             .yajl_start_map = depth_open,
-            .yajl_map_key = depth_key,
+            .yajl_map_key = no_nul,
+            .yajl_string = no_nul,
             .yajl_end_map = depth_close,
             .yajl_start_array = depth_open,
             .yajl_end_array = depth_close,
@@ -57,6 +63,8 @@ yajl_val ml_json_parse(const char *text, size_t len, struct berr **err)
         if (d.too_deep) {
             berr_setc(err, EINVAL, "INVALID_ARGUMENT", "JSON nested deeper than %d levels",
                       ML_MAX_DEPTH);
+        } else if (d.nul) {
+            berr_setc(err, EINVAL, "INVALID_ARGUMENT", "a JSON string holds U+0000");
         } else {
             unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *) text, len);
             berr_setc(err, EINVAL, "INVALID_ARGUMENT", "malformed JSON: %.200s",
@@ -176,8 +184,10 @@ void ml_kv_double(yajl_gen g, const char *k, double v)
         yajl_gen_null(g);
         return;
     }
+    /* "%.6f" of 1e90 has 98 characters: a peer's timestamp must not make us read past buf
+     * (found by tests/fuzz/fuzz_codec); beyond 1e15 the exponent form is exact enough */
     char buf[64];
-    int n = snprintf(buf, sizeof(buf), "%.6f", v);
+    int n = snprintf(buf, sizeof(buf), fabs(v) < 1e15 ? "%.6f" : "%.17g", v);
     yajl_gen_number(g, buf, (size_t) n);
 }
 

@@ -21,10 +21,13 @@ _counter = itertools.count(1)
 
 # Defaults for every test agent: this 2-CPU test host must hold the seed's two tasks
 # (2 + 1 CPUs) at once, and nothing is withheld for the host, so the burst test can use
-# every CPU. Tests pass their own text to agent_factory(conf=...) when they need another.
+# every CPU. pids: the test host's pid_max is 32768, which admits only ~28 tasks of the
+# default 1024 pids; the suite runs more at once (test_pids.py checks the real budget).
+# Tests pass their own text to agent_factory(conf=...) when they need another.
 BASE_CONF = """\
 [resources]
 cpus = 4
+pids = 4194304
 [reserved]
 cpus = 0
 mem = 512MiB

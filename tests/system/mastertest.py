@@ -5,6 +5,8 @@ plain HTTP when asked (start, SIGKILL, restart, HTTP calls with or without the t
 berthctl --master), and the flags that hook an agent from conftest's agent_factory to it.
 conftest.py's master_factory fixture builds it; test_master.py and test_trust.py use it."""
 
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -218,3 +220,56 @@ def check_history(task):
     if terminal:
         assert states[-1] == terminal[0], "terminal state not last: %r" % states
     return states
+
+
+# ---- the agent protocol's handshake, from outside (docs/protocol.md "Authentication") ------
+
+def proof(key, label, agent_id, na, nm, sid):
+    msg = b"".join(x.encode() + b"\0" for x in (label, agent_id, na, nm, sid))
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def read_record(resp):
+    line = b""
+    while not line.endswith(b"\n"):
+        c = resp.read(1)
+        if not c:
+            return None
+        line += c
+    return json.loads(resp.read(int(line)))
+
+
+def open_subscribe(m, call, headers=None):
+    """POST a SUBSCRIBE and read its first event: (connection, response, challenge)."""
+    conn = m.connection(timeout=10)
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    conn.request("POST", "/api/v1/agent", body=json.dumps(call).encode(), headers=h)
+    resp = conn.getresponse()
+    if resp.status != 200:
+        body = json.loads(resp.read())
+        conn.close()
+        return None, resp.status, body
+    ev = read_record(resp)
+    assert ev["type"] == "CHALLENGE", ev
+    return conn, resp, ev["challenge"]
+
+
+def authenticate(m, agent_id, stream_id, prf):
+    call = {"type": "AUTHENTICATE", "agent_id": agent_id, "authenticate": {"proof": prf}}
+    return m.request("POST", "/api/v1/agent", call, token=False,
+                     headers={"Berth-Stream-Id": stream_id})
+
+
+def subscribe_call(agent_id, method, nonce, key_id=None):
+    auth = {"method": method, "nonce": nonce}
+    if key_id:
+        auth["key_id"] = key_id
+    res = {"cpus": 100000, "mem": 1 << 60, "disk": 1}
+    return {"type": "SUBSCRIBE", "agent_id": agent_id,
+            "subscribe": {"hostname": "impostor", "tasks": [], "auth": auth,
+                          "resources": {"total": res, "reserved": {}, "allocatable": res}}}
+
+
+def token_id(text):
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -96,14 +96,15 @@ def test_kill_reaches_daemonized_grandchild(agent):
 
 def test_launch_failures(agent):
     nocmd = agent.launch(["/no/such/command"])
-    nouser = agent.launch(["true"], user="no-such-user-berth")
-    done = agent.wait_all_terminal([nocmd["id"], nouser["id"]])
-    a, b = done[nocmd["id"]], done[nouser["id"]]
+    # an unknown user is refused when submitted (#12, review L3), not at launch
+    st, body = agent.post("/v1/containers", {"command": {"argv": ["true"]},
+                                             "user": "no-such-user-berth",
+                                             "resources": {"cpus": 0.25, "mem": "64MiB"}})
+    assert st == 400 and "no-such-user-berth" in body["error"]["message"], body
+    done = agent.wait_all_terminal([nocmd["id"]])
+    a = done[nocmd["id"]]
     assert (a["state"], a["reason"]) == ("FAILED", "LAUNCH_FAILED"), a
     assert "No such file or directory" in a["message"], a
-    assert (b["state"], b["reason"]) == ("FAILED", "LAUNCH_FAILED"), b
-    assert "unknown" in b["message"] and "no-such-user-berth" in b["message"], b
     gone(agent, a)
-    gone(agent, b)
     w = agent.ctl("wait", nocmd["id"])
     assert w.returncode != 0

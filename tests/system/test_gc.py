@@ -57,7 +57,8 @@ def test_gc_by_disk_watermark_oldest_first(agent_factory):
     """work_dir on a 64 MiB tmpfs, watermark 50%, gc_delay a week: each task leaves 12 MiB
     of output. Once the disk passes 50%, the oldest ended sandboxes go first until it is
     below; a live container holding 12 MiB, the oldest of all, is never removed."""
-    a = agent_factory(start=False, flags=["--gc_disk_watermark=50%", "--gc_delay=1w"])
+    a = agent_factory(start=False, flags=["--gc_disk_watermark=50%", "--gc_delay=1w",
+                                          "--gc_min_age=0", "--log_max_size=0"])
     os.makedirs(a.work)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "berth-test-gc", a.work],
                    check=True)

@@ -34,21 +34,27 @@ def test_detected_totals_match_the_host(agent_factory):
                         text=True).stdout.split()
     assert res["total"]["disk"] == int(df[-1])
     assert res["total"]["ports"] == 1001  # default [31000-32000]
+    pid_max = int(bt.read("/proc/sys/kernel/pid_max"))
+    assert res["total"]["pids"] == pid_max and res["reserved"]["pids"] == pid_max // 10
     assert res["allocatable"]["cpus"] == nproc and res["reserved"]["mem"] == 0
 
 
 def test_explicit_values_and_reservations(agent_factory):
     agent = agent_factory(conf="[resources]\ncpus = 1.5\nmem = 3GiB\ndisk = 10GiB\n"
-                               "ports = [31000-31009,40000-40004]\n"
-                               "[reserved]\ncpus = 0.5\nmem = 1GiB\ndisk = 1GiB\n")
+                               "ports = [31000-31009,40000-40004]\npids = 5000\n"
+                               "[reserved]\ncpus = 0.5\nmem = 1GiB\ndisk = 1GiB\npids = 1000\n")
     res = node(agent)["resources"]
-    assert res["total"] == {"cpus": 1.5, "mem": 3 << 30, "disk": 10 << 30, "ports": 15}
-    assert res["reserved"] == {"cpus": 0.5, "mem": 1 << 30, "disk": 1 << 30, "ports": 0}
-    assert res["allocatable"] == {"cpus": 1, "mem": 2 << 30, "disk": 9 << 30, "ports": 15}
+    assert res["total"] == {"cpus": 1.5, "mem": 3 << 30, "disk": 10 << 30, "ports": 15,
+                            "pids": 5000}
+    assert res["reserved"] == {"cpus": 0.5, "mem": 1 << 30, "disk": 1 << 30, "ports": 0,
+                               "pids": 1000}
+    assert res["allocatable"] == {"cpus": 1, "mem": 2 << 30, "disk": 9 << 30, "ports": 15,
+                                  "pids": 4000}
     c = agent.launch(["sleep", "30"], cpus=0.25, mem="256MiB")
     agent.wait_state(c["id"], "RUNNING")
     res = node(agent)["resources"]
     assert res["allocated"]["cpus"] == 0.25 and res["allocated"]["mem"] == 256 << 20
+    assert res["allocated"]["pids"] == 1024  # the task's default pids_max
     # the table shows the same figures
     r = agent.ctl("node")
     assert r.returncode == 0

@@ -6,8 +6,6 @@ what the master (or anyone) may not ask (volumes, uid 0); root in a sandbox is r
 namespace only and reads no host secret (M4); local users read no task's env (M7).
 Helpers: berthtest.py, mastertest.py; fixtures: conftest.py."""
 
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -176,57 +174,9 @@ def test_a_task_on_the_masters_port_gets_nothing(master_factory, agent_factory, 
         assert m.agents()[0]["connected"]
 
 
-# ---- the handshake, from outside (docs/protocol.md "Authentication") ----------------------
-
-def proof(key, label, agent_id, na, nm, sid):
-    msg = b"".join(x.encode() + b"\0" for x in (label, agent_id, na, nm, sid))
-    return hmac.new(key, msg, hashlib.sha256).hexdigest()
-
-
-def read_record(resp):
-    line = b""
-    while not line.endswith(b"\n"):
-        c = resp.read(1)
-        if not c:
-            return None
-        line += c
-    return json.loads(resp.read(int(line)))
-
-
-def open_subscribe(m, call, headers=None):
-    """POST a SUBSCRIBE and read its first event: (connection, response, challenge)."""
-    conn = m.connection(timeout=10)
-    h = {"Content-Type": "application/json"}
-    h.update(headers or {})
-    conn.request("POST", "/api/v1/agent", body=json.dumps(call).encode(), headers=h)
-    resp = conn.getresponse()
-    if resp.status != 200:
-        body = json.loads(resp.read())
-        conn.close()
-        return None, resp.status, body
-    ev = read_record(resp)
-    assert ev["type"] == "CHALLENGE", ev
-    return conn, resp, ev["challenge"]
-
-
-def authenticate(m, agent_id, stream_id, prf):
-    call = {"type": "AUTHENTICATE", "agent_id": agent_id, "authenticate": {"proof": prf}}
-    return m.request("POST", "/api/v1/agent", call, token=False,
-                     headers={"Berth-Stream-Id": stream_id})
-
-
-def subscribe_call(agent_id, method, nonce, key_id=None):
-    auth = {"method": method, "nonce": nonce}
-    if key_id:
-        auth["key_id"] = key_id
-    res = {"cpus": 100000, "mem": 1 << 60, "disk": 1}
-    return {"type": "SUBSCRIBE", "agent_id": agent_id,
-            "subscribe": {"hostname": "impostor", "tasks": [], "auth": auth,
-                          "resources": {"total": res, "reserved": {}, "allocatable": res}}}
-
-
-def token_id(text):
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+# the handshake, from outside (docs/protocol.md "Authentication"): mastertest.py
+proof, open_subscribe, authenticate = mt.proof, mt.open_subscribe, mt.authenticate
+subscribe_call, token_id = mt.subscribe_call, mt.token_id
 
 
 def test_nobody_subscribes_as_an_agent_without_its_key(master_factory, agent_factory):

@@ -332,7 +332,7 @@ static void test_error_in_confd_names_file(void **state)
     struct cfg_agent cfg;
     struct berr *err = NULL;
     _cleanup_free_ char *want =
-            xasprintf("%s/a.conf:4: [agent] pids_max: bad count '0' (an integer > 0)", f->confd);
+            xasprintf("%s/a.conf:4: [agent] pids_max: bad count '0' (1 to 4194304, the kernel's limit)", f->confd);
     expect_error(LOAD(f, &cfg, &err), &err, want);
 }
 
@@ -388,7 +388,7 @@ static void test_bad_values(void **state)
     struct berr *err = NULL;
     put(f->conf, "[resources]\nmem = 12XB\n");
     _cleanup_free_ char *want =
-            xasprintf("%s:2: [resources] mem: bad size '12XB' (auto, or use B, KiB, MiB, GiB, "
+            xasprintf("%s:2: [resources] mem: bad size '12XB' (auto, or > 0: use B, KiB, MiB, GiB, "
                       "TiB, KB, MB, GB or plain bytes)",
                       f->conf);
     expect_error(LOAD(f, &cfg, &err), &err, want);

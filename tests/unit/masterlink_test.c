@@ -2,6 +2,7 @@
  * (split reads, several records per read, bad and oversized length lines), the call and
  * event envelopes, the status update codec, ids and uuids, the JSON parse's depth limit and
  * the hash table. No I/O, no root. The system tests (test_master.py) drive the daemons. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -294,6 +295,29 @@ static void test_auth_known_answers(void **state)
     assert_string_not_equal(other, "8d2d53c3e72e4c55e9e558231946462f84fd84b6cda3bf8473b31f1c74b72520");
 }
 
+/* fuzz_codec found it: a status with a timestamp of 7.77e90 made ml_kv_double hand yajl the
+ * length "%.6f" would have had (98), past its 64-byte buffer. */
+static void test_huge_doubles_encode(void **state)
+{
+    (void) state;
+    const double values[] = {7.777777777777777e90, -1e300, 1e15, 123.5, 0};
+    for (size_t i = 0; i < ARRAY_SIZE(values); i++) {
+        yajl_gen g = yajl_gen_alloc(NULL);
+        yajl_gen_map_open(g);
+        ml_kv_double(g, "t", values[i]);
+        yajl_gen_map_close(g);
+        char *json = ml_gen_take(g);
+        struct berr *err = NULL;
+        yajl_val v = ml_json_parse(json, strlen(json), &err);
+        assert_non_null(v);
+        double back;
+        assert_true(ml_get_double(v, "t", &back));
+        assert_true(back == values[i] || fabs(back - values[i]) <= fabs(values[i]) * 1e-15);
+        yajl_tree_free(v);
+        free(json);
+    }
+}
+
 static void test_auth_hex_helpers(void **state)
 {
     (void) state;
@@ -333,6 +357,7 @@ int main(void)
             cmocka_unit_test(test_table),
             cmocka_unit_test(test_auth_known_answers),
             cmocka_unit_test(test_auth_hex_helpers),
+            cmocka_unit_test(test_huge_doubles_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
