@@ -117,7 +117,9 @@ $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) 
 # linked with the instrumented libraries of a FUZZ=1 build.
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS = $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
-$(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
+# agentd is no library: the few of its files a target feeds (pure parsers) are linked as such
+FUZZ_AGENTD = $(call obj,agentd/path.c agentd/json.c agentd/request.c)
+$(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(FUZZ_AGENTD) $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
 
@@ -150,6 +152,7 @@ check: deps
 	$(MAKE) check-system
 	bash tests/vm/check.sh --if-possible $(abspath $(B))
 	$(MAKE) check-packages
+	$(MAKE) check-fuzz
 
 check-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -150,10 +150,8 @@ static void finish(struct agent *a, struct container *c, enum ctr_state st, enum
     gc_container_ended(a);
 }
 
-/* Parse the executor's status.json: {"exit_code": N} | {"signal": N} |
- * {"launch_error": "...", "errno": N}. Returns 0 when one was found. */
-static int read_exit_status(struct agent *a, struct container *c, int *code, int *sig,
-                            char **launch_error)
+/* The executor's status.json (isolator/status.c), or -ENOENT / -EINVAL. */
+static int read_exit_status(struct agent *a, struct container *c, struct iso_status *ret)
 {
     char path[4096];
     runtime_path(a, c->id, path, sizeof(path));
@@ -161,21 +159,8 @@ static int read_exit_status(struct agent *a, struct container *c, int *code, int
     _cleanup_free_ char *text = NULL;
     if (read_file_alloc(path, 65536, &text, NULL) < 0)
         return -ENOENT;
-    yajl_val v = yajl_tree_parse(text, NULL, 0);
-    if (!v)
-        return -EINVAL;
-    yajl_val x;
-    *code = -1;
-    *sig = 0;
-    *launch_error = NULL;
-    if ((x = json_get(v, "exit_code")) && YAJL_IS_INTEGER(x))
-        *code = (int) YAJL_GET_INTEGER(x);
-    if ((x = json_get(v, "signal")) && YAJL_IS_INTEGER(x))
-        *sig = (int) YAJL_GET_INTEGER(x);
-    if ((x = json_get(v, "launch_error")) && YAJL_IS_STRING(x))
-        *launch_error = xstrdup(x->u.string);
-    yajl_tree_free(v);
-    return 0;
+    _cleanup_berr_ struct berr *err = NULL;
+    return iso_status_from_json(text, ret, &err);
 }
 
 /* The executor is gone: decide how the task ended. wstatus is its wait status, or -1 when
@@ -183,16 +168,20 @@ static int read_exit_status(struct agent *a, struct container *c, int *code, int
 static void executor_ended(struct agent *a, struct container *c, int wstatus)
 {
     int code = -1, sig = 0;
-    _cleanup_free_ char *launch_error = NULL;
-    bool have = read_exit_status(a, c, &code, &sig, &launch_error) == 0;
-    /* status pipe messages ("ERROR errno msg") are the same news, earlier */
-    if (!launch_error && str_has_prefix(c->status_buf, "ERROR ")) {
-        const char *m = strchr(c->status_buf + 6, ' ');
-        launch_error = xstrdup(m ? m + 1 : c->status_buf + 6);
-        char *nl = strchr(launch_error, '\n');
-        if (nl)
-            *nl = 0;
-    }
+    struct iso_status st = {0}, line = {0};
+    bool have = read_exit_status(a, c, &st) == 0;
+    if (have && st.kind == ISO_STATUS_EXITED)
+        code = st.code;
+    else if (have && st.kind == ISO_STATUS_SIGNALED)
+        sig = st.code;
+    _cleanup_free_ char *launch_error =
+            have && st.kind == ISO_STATUS_LAUNCH_ERROR ? xstrdup(st.message) : NULL;
+    iso_status_done(&st);
+    /* the status pipe's ERROR line is the same news, earlier */
+    if (!launch_error && iso_status_from_line(c->status_buf, &line) == 0 &&
+        line.kind == ISO_STATUS_LAUNCH_ERROR)
+        launch_error = TAKE_PTR(line.message);
+    iso_status_done(&line);
     uint64_t ooms = c->cg ? iso_cgroup_oom_kills(c->cg) : 0;
     if (launch_error) {
         set_message(c, launch_error);
@@ -251,7 +240,12 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
     if (n > 0) {
         c->status_len += (size_t) n;
         c->status_buf[c->status_len] = 0;
-        if (c->state == CTR_STARTING && str_has_prefix(c->status_buf, "RUNNING")) {
+        struct iso_status line = {0};
+        bool running = c->state == CTR_STARTING &&
+                       iso_status_from_line(c->status_buf, &line) == 0 &&
+                       line.kind == ISO_STATUS_RUNNING;
+        iso_status_done(&line); /* an ERROR line is read again when the executor ends */
+        if (running) {
             c->state = CTR_RUNNING;
             c->started_at = now_realtime();
             if (c->launched_at_ns)

@@ -198,6 +198,31 @@ char *iso_spec_to_json(const struct iso_spec *s);
 int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err);
 void iso_spec_done(struct iso_spec *s); /* frees members; tolerates a half-built spec */
 
+/* ---- what the executor reports (status.c) ----------------------------------------------- */
+
+enum iso_status_kind {
+    ISO_STATUS_NONE,
+    ISO_STATUS_RUNNING,      /* the task exec'd (pipe only) */
+    ISO_STATUS_EXITED,       /* code = exit code */
+    ISO_STATUS_SIGNALED,     /* code = signal */
+    ISO_STATUS_LAUNCH_ERROR, /* code = errno, message says what failed */
+};
+struct iso_status {
+    enum iso_status_kind kind;
+    int code;
+    char *message; /* owned */
+};
+/* status.json's text (malloc'd, newline-terminated); for EXITED, SIGNALED, LAUNCH_ERROR. */
+char *iso_status_to_json(const struct iso_status *s);
+/* 0, or -EINVAL with err when the text is not one of the three shapes. */
+int iso_status_from_json(const char *json, struct iso_status *ret, struct berr **err);
+/* The status pipe's line: "RUNNING\n" or "ERROR <errno> <message>\n" (malloc'd). */
+char *iso_status_line(const struct iso_status *s);
+/* What the pipe said so far (NUL-terminated): 0 with *ret for a whole line, -EAGAIN when
+ * none is complete yet. */
+int iso_status_from_line(const char *buf, struct iso_status *ret);
+void iso_status_done(struct iso_status *s);
+
 /* ---- inside the sandbox (berth-executor) ------------------------------------------------ */
 
 /* In a fresh mount namespace, as root: make "/" private, build the read-only view of the
