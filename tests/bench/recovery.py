@@ -36,7 +36,8 @@ class Bench:
         conf = os.path.join(self.tmp, "agent.conf")
         with open(conf, "w") as f:
             # room for N tiny tasks whatever the host: the bench measures bookkeeping
-            f.write("[resources]\ncpus = %d\nmem = %dGiB\n[reserved]\ncpus = 0\nmem = 0\n"
+            f.write("[resources]\ncpus = %d\nmem = %dGiB\npids = 4194304\n"
+                    "[reserved]\ncpus = 0\nmem = 0\n"
                     % (n, max(16, n * 8 // 1024 + 1)))
         self.argv = [os.path.join(build, "berth-agent"), "--config=" + conf,
                      "--work_dir=" + self.work, "--listen=unix:" + self.sock,

@@ -8,6 +8,8 @@
 # process, cgroup, mount and temp dir it made, also on failure. Env: BENCH_RUNS (30),
 # BENCH_LAUNCHES (200), BENCH_RECOVERY_N (1000). (e) tests/bench/master_load.py loads berth-master
 # with simulated agents and rewrites "## Master" (BENCH_MASTER_AGENTS, _SECONDS, _TASKS).
+# (f) tests/bench/hostile.py measures the security review's hostile-input figures again and
+# rewrites "## Hostile input".
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -107,7 +109,7 @@ cp "$STAMP" "$STAMP_DIR/stamp"
 STAMP=$STAMP_DIR/stamp
 
 echo "== berth-agent on $SOCK (cgroup_parent $PARENT)"
-printf '[resources]\ncpus = 4\n[reserved]\ncpus = 0\nmem = 512MiB\n' >"$TMP/agent.conf"
+printf '[resources]\ncpus = 4\npids = 4194304\n[reserved]\ncpus = 0\nmem = 512MiB\n' >"$TMP/agent.conf"
 "$B/berth-agent" --config="$TMP/agent.conf" --work_dir="$TMP/work" --listen="unix:$SOCK" \
     --cgroup_parent="$PARENT" 2>"$TMP/agent.log" &
 AGENT_PID=$!
@@ -174,3 +176,7 @@ echo "== (e) berth-master: 1,000 and 10,000 simulated agents heartbeating every 
 [ -x "$B/berth-master" ] || { echo "missing $B/berth-master (make all first)" >&2; exit 1; }
 "$PY" "$HERE/master_load.py" "$B" "$TMP/master.md"
 "$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Master" "$TMP/master.md"
+
+echo
+echo "== (f) hostile input: a log follower that never reads, a 3 GiB tail, 1100 idle connections"
+"$PY" "$HERE/hostile.py" "$B" "$ROOT/docs/performance.md"
