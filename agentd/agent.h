@@ -17,42 +17,9 @@
 #include "common/common.h"
 #include "config/config.h"
 #include "isolator/isolator.h"
+#include "masterlink/masterlink.h"
 
 struct sqlite3;
-
-enum ctr_state {
-    CTR_STAGING,
-    CTR_STARTING,
-    CTR_RUNNING,
-    CTR_FINISHED,
-    CTR_FAILED,
-    CTR_KILLED,
-    CTR_LOST,
-    _CTR_STATE_MAX,
-    _CTR_STATE_INVALID = -EINVAL,
-};
-
-enum ctr_reason {
-    CTR_REASON_NONE,
-    CTR_REASON_EXITED,
-    CTR_REASON_SIGNALED,
-    CTR_REASON_MEMORY_LIMIT,
-    CTR_REASON_LAUNCH_FAILED,
-    CTR_REASON_KILLED_BY_REQUEST,
-    CTR_REASON_AGENT_RESTARTED_LOST,
-    CTR_REASON_INSUFFICIENT_RESOURCES,
-    _CTR_REASON_MAX,
-    _CTR_REASON_INVALID = -EINVAL,
-};
-
-const char *ctr_state_name(enum ctr_state s);
-enum ctr_state ctr_state_from_name(const char *s);
-const char *ctr_reason_name(enum ctr_reason r);
-enum ctr_reason ctr_reason_from_name(const char *s);
-static inline bool ctr_state_terminal(enum ctr_state s)
-{
-    return s >= CTR_FINISHED;
-}
 
 struct waiter; /* a pending GET .../wait */
 
@@ -88,8 +55,8 @@ struct container {
     /* > 0: its user namespace maps uids 0..65535 to this host uid and up (docs/security.md) */
     uint64_t userns_base;
     /* what happened */
-    enum ctr_state state;
-    enum ctr_reason reason;
+    enum ml_state state;
+    enum ml_reason reason;
     int exit_code; /* -1 unless EXITED */
     int signal;    /* 0 unless SIGNALED */
     char *message;
@@ -304,7 +271,13 @@ int api_start(struct agent *a, struct berr **err);
 void api_stop(struct agent *a);
 void api_reply_error(struct evhttp_request *req, struct berr *err);
 void api_reply_json(struct evhttp_request *req, int status, yajl_gen g);
-int api_status_for_code(const char *code);
+/* One error answer built here (code and message), like api_reply_error. */
+void api_fail(struct evhttp_request *req, enum berr_code code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* The request body as a NUL-terminated copy (*ret_len bytes); NULL after answering 413
+ * BODY_TOO_LARGE when it is over API_MAX_BODY. */
+#define API_MAX_BODY (1u << 20)
+char *api_read_body(struct evhttp_request *req, size_t *ret_len);
 /* The answer to a CONNECT request: a JSON 405 with its own Content-Length (libevent's
  * framing of CONNECT answers has none). */
 void api_reply_connect(struct evhttp_request *req);
@@ -333,19 +306,3 @@ void logs_serve(struct agent *a, struct container *c, struct evhttp_request *req
 void logs_container_ended(struct agent *a, const char *id);
 int logs_init(struct agent *a, struct berr **err);
 void logs_free(struct agent *a);
-
-/* json helpers (json.c) */
-void json_str(yajl_gen g, const char *s);
-void json_kv_str(yajl_gen g, const char *k, const char *v);
-void json_u64(yajl_gen g, uint64_t v);
-void json_kv_u64(yajl_gen g, const char *k, uint64_t v);
-void json_kv_i64(yajl_gen g, const char *k, int64_t v);
-void json_kv_double(yajl_gen g, const char *k, double v);
-void json_kv_null(yajl_gen g, const char *k);
-void json_kv_bool(yajl_gen g, const char *k, bool v);
-/* Embed an already-serialised JSON value (object) under key k, or null. */
-void json_kv_raw(yajl_gen g, const char *k, const char *json);
-void json_cpus(yajl_gen g, uint64_t millis);
-/* Parse with a depth limit (32) first, so deeply nested input cannot exhaust the stack. */
-yajl_val json_parse(const char *text, size_t len, struct berr **err);
-yajl_val json_get(yajl_val obj, const char *key);

@@ -1,28 +1,12 @@
-/* agentd/api-error.c - the only place that maps an error code to an HTTP status, and the
- * JSON error reply ({"error": {"code", "message"}}) every failing handler ends in. */
+/* agentd/api-error.c - the agent's one reply path: JSON answers, and the JSON error reply
+ * ({"error": {"code", "message"}}, its status from common/apicode.c's table) every failing
+ * handler ends in. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <string.h>
 
 #include "agentd/agent.h"
-
-int api_status_for_code(const char *code)
-{
-    static const struct {
-        const char *code;
-        int status;
-    } map[] = {
-            {"INVALID_ARGUMENT", 400},   {"UNAUTHORIZED", 401}, {"FORBIDDEN", 403},
-            {"NOT_FOUND", 404},          {"METHOD_NOT_ALLOWED", 405},
-            {"CONFLICT", 409},           {"INSUFFICIENT_RESOURCES", 409},
-            {"BODY_TOO_LARGE", 413},     {"INTERNAL", 500},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(map); i++)
-        if (streq(map[i].code, code))
-            return map[i].status;
-    return 500;
-}
 
 void api_reply_json(struct evhttp_request *req, int status, yajl_gen g)
 {
@@ -39,18 +23,44 @@ void api_reply_json(struct evhttp_request *req, int status, yajl_gen g)
 
 void api_reply_error(struct evhttp_request *req, struct berr *err)
 {
-    const char *code = err && err->code[0] ? err->code : "INTERNAL";
-    int status = api_status_for_code(code);
+    enum berr_code code = err && err->code != BERR_CODE_NONE ? err->code : BERR_INTERNAL;
+    int status = berr_code_http_status(code);
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
     json_str(g, "error");
     yajl_gen_map_open(g);
-    json_kv_str(g, "code", code);
+    json_kv_str(g, "code", berr_code_name(code));
     json_kv_str(g, "message", err ? err->msg : "unknown error");
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     api_reply_json(req, status, g);
     yajl_gen_free(g);
+}
+
+void api_fail(struct evhttp_request *req, enum berr_code code, const char *fmt, ...)
+{
+    struct berr e = {.errnum = EINVAL, .code = code};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    va_end(ap);
+    api_reply_error(req, &e);
+}
+
+char *api_read_body(struct evhttp_request *req, size_t *ret_len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > API_MAX_BODY) {
+        api_fail(req, BERR_BODY_TOO_LARGE, "request body of %zu bytes is over the %u byte limit",
+                 len, API_MAX_BODY);
+        return NULL;
+    }
+    char *body = xmalloc(len + 1);
+    evbuffer_copyout(in, body, len);
+    body[len] = 0;
+    *ret_len = len;
+    return body;
 }
 
 void api_reply_connect(struct evhttp_request *req)

@@ -16,48 +16,17 @@
 
 #include "agentd/agent.h"
 
-#define API_MAX_BODY (1u << 20)      /* larger bodies get a JSON 413 */
 #define API_HARD_MAX_BODY (2u << 20) /* beyond this evhttp ends the connection (review M12) */
 
 static void reply_container(struct agent *a, struct evhttp_request *req, int status,
                             struct container *c)
 {
-    if (c->cg && !ctr_state_terminal(c->state))
+    if (c->cg && !ml_state_terminal(c->state))
         sampler_sample(a, c); /* inspect shows usage now, not a second ago */
     yajl_gen g = yajl_gen_alloc(NULL);
     agent_container_json(a, c, g, true);
     api_reply_json(req, status, g);
     yajl_gen_free(g);
-}
-
-static void fail(struct evhttp_request *req, const char *code, int errnum, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-static void fail(struct evhttp_request *req, const char *code, int errnum, const char *fmt, ...)
-{
-    struct berr e = {.errnum = errnum};
-    snprintf(e.code, sizeof(e.code), "%s", code);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
-    va_end(ap);
-    api_reply_error(req, &e);
-}
-
-/* Copy the body; refuses bodies over API_MAX_BODY with a JSON 413. */
-static char *read_body(struct evhttp_request *req, size_t *ret_len)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    if (len > API_MAX_BODY) {
-        fail(req, "BODY_TOO_LARGE", EFBIG, "request body of %zu bytes is over the %u byte limit",
-             len, API_MAX_BODY);
-        return NULL;
-    }
-    char *body = xmalloc(len + 1);
-    evbuffer_copyout(in, body, len);
-    body[len] = 0;
-    *ret_len = len;
-    return body;
 }
 
 static void handle_health(struct agent *a, struct evhttp_request *req)
@@ -172,7 +141,7 @@ static void handle_list(struct agent *a, struct evhttp_request *req)
 static void handle_launch(struct agent *a, struct evhttp_request *req)
 {
     size_t len;
-    _cleanup_free_ char *body = read_body(req, &len);
+    _cleanup_free_ char *body = api_read_body(req, &len);
     if (!body)
         return;
     struct container *c = NULL;
@@ -190,8 +159,8 @@ static void handle_stats(struct agent *a, struct evhttp_request *req, struct con
     yajl_gen_map_open(g);
     json_kv_str(g, "id", c->id);
     json_kv_str(g, "name", c->name);
-    json_kv_str(g, "state", ctr_state_name(c->state));
-    if (c->cg && !ctr_state_terminal(c->state))
+    json_kv_str(g, "state", ml_state_name(c->state));
+    if (c->cg && !ml_state_terminal(c->state))
         sampler_sample(a, c);
     agent_usage_json(c, g);
     json_str(g, "limits");
@@ -243,7 +212,7 @@ static int signal_from(yajl_val v, int *ret)
 static void handle_kill(struct agent *a, struct evhttp_request *req, struct container *c)
 {
     size_t len;
-    _cleanup_free_ char *body = read_body(req, &len);
+    _cleanup_free_ char *body = api_read_body(req, &len);
     if (!body)
         return;
     int sig = SIGTERM;
@@ -268,9 +237,9 @@ static void handle_kill(struct agent *a, struct evhttp_request *req, struct cont
         }
         yajl_tree_free(v);
         if (bad) {
-            fail(req, "INVALID_ARGUMENT", EINVAL,
-                 "kill takes {\"signal\": TERM|KILL|INT|HUP|QUIT|USR1|USR2, \"grace_seconds\": "
-                 "0-86400}");
+            api_fail(req, BERR_INVALID_ARGUMENT,
+                     "kill takes {\"signal\": TERM|KILL|INT|HUP|QUIT|USR1|USR2, "
+                     "\"grace_seconds\": 0-86400}");
             return;
         }
     }
@@ -289,7 +258,7 @@ static int route_container(struct agent *a, struct evhttp_request *req, const ch
     _cleanup_berr_ struct berr *err = NULL;
     if (sub && !streq(sub, "stats") && !streq(sub, "wait") && !streq(sub, "logs") &&
         !streq(sub, "kill") && !streq(sub, "exec")) {
-        fail(req, "NOT_FOUND", ENOENT, "no such endpoint '%s'", sub);
+        api_fail(req, BERR_NOT_FOUND, "no such endpoint '%s'", sub);
         return 0;
     }
     struct container *c = agent_find(a, ref, &err);
@@ -344,7 +313,7 @@ static void route_tcp(struct evhttp_request *req, void *arg)
         if (!auth || !str_has_prefix(auth, "Bearer ") || !token_equal(auth + 7, a->token)) {
             evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                               "Bearer");
-            fail(req, "UNAUTHORIZED", EACCES, "a valid bearer token is required");
+            api_fail(req, BERR_UNAUTHORIZED, "a valid bearer token is required");
             return;
         }
     }
@@ -362,7 +331,7 @@ static void route(struct evhttp_request *req, void *arg)
         return;
     }
     if (!path) {
-        fail(req, "INVALID_ARGUMENT", EINVAL, "bad request URI");
+        api_fail(req, BERR_INVALID_ARGUMENT, "bad request URI");
         return;
     }
     char seg[4][API_SEG_MAX];
@@ -400,10 +369,10 @@ static void route(struct evhttp_request *req, void *arg)
         return;
     goto method;
 notfound:
-    fail(req, "NOT_FOUND", ENOENT, "no such endpoint '%s'", path);
+    api_fail(req, BERR_NOT_FOUND, "no such endpoint '%s'", path);
     return;
 method:
-    fail(req, "METHOD_NOT_ALLOWED", EINVAL, "method not allowed on '%s'", path);
+    api_fail(req, BERR_METHOD_NOT_ALLOWED, "method not allowed on '%s'", path);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)

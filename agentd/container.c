@@ -5,51 +5,6 @@
 
 #include "agentd/agent.h"
 
-static const char *const state_names[_CTR_STATE_MAX] = {
-        [CTR_STAGING] = "STAGING",   [CTR_STARTING] = "STARTING", [CTR_RUNNING] = "RUNNING",
-        [CTR_FINISHED] = "FINISHED", [CTR_FAILED] = "FAILED",     [CTR_KILLED] = "KILLED",
-        [CTR_LOST] = "LOST",
-};
-
-static const char *const reason_names[_CTR_REASON_MAX] = {
-        [CTR_REASON_NONE] = NULL,
-        [CTR_REASON_EXITED] = "EXITED",
-        [CTR_REASON_SIGNALED] = "SIGNALED",
-        [CTR_REASON_MEMORY_LIMIT] = "MEMORY_LIMIT",
-        [CTR_REASON_LAUNCH_FAILED] = "LAUNCH_FAILED",
-        [CTR_REASON_KILLED_BY_REQUEST] = "KILLED_BY_REQUEST",
-        [CTR_REASON_AGENT_RESTARTED_LOST] = "AGENT_RESTARTED_LOST",
-        [CTR_REASON_INSUFFICIENT_RESOURCES] = "INSUFFICIENT_RESOURCES",
-};
-
-const char *ctr_state_name(enum ctr_state s)
-{
-    return s >= 0 && s < _CTR_STATE_MAX ? state_names[s] : "UNKNOWN";
-}
-
-enum ctr_state ctr_state_from_name(const char *s)
-{
-    for (int i = 0; s && i < _CTR_STATE_MAX; i++)
-        if (streq(state_names[i], s))
-            return (enum ctr_state) i;
-    return _CTR_STATE_INVALID;
-}
-
-const char *ctr_reason_name(enum ctr_reason r)
-{
-    return r >= 0 && r < _CTR_REASON_MAX ? reason_names[r] : NULL;
-}
-
-enum ctr_reason ctr_reason_from_name(const char *s)
-{
-    if (!s)
-        return CTR_REASON_NONE;
-    for (int i = 1; i < _CTR_REASON_MAX; i++)
-        if (streq(reason_names[i], s))
-            return (enum ctr_reason) i;
-    return _CTR_REASON_INVALID;
-}
-
 struct container *agent_find_id(struct agent *a, const char *id)
 {
     for (struct container *c = a->containers; c; c = c->next)
@@ -61,7 +16,7 @@ struct container *agent_find_id(struct agent *a, const char *id)
 struct container *agent_find(struct agent *a, const char *ref, struct berr **err)
 {
     if (!ref[0] || strlen(ref) > 64 || strchr(ref, '/')) {
-        berr_setc(err, ENOENT, "NOT_FOUND", "no container '%s'", ref);
+        berr_setc(err, ENOENT, BERR_NOT_FOUND, "no container '%s'", ref);
         return NULL;
     }
     /* an exact id first, then an exact name, then an id prefix (names cannot look like
@@ -77,13 +32,13 @@ struct container *agent_find(struct agent *a, const char *ref, struct berr **err
         if (strncmp(c->id, ref, n) != 0)
             continue;
         if (found) {
-            berr_setc(err, EINVAL, "CONFLICT", "id prefix '%s' is ambiguous", ref);
+            berr_setc(err, EINVAL, BERR_CONFLICT, "id prefix '%s' is ambiguous", ref);
             return NULL;
         }
         found = c;
     }
     if (!found)
-        berr_setc(err, ENOENT, "NOT_FOUND", "no container '%s'", ref);
+        berr_setc(err, ENOENT, BERR_NOT_FOUND, "no container '%s'", ref);
     return found;
 }
 
@@ -180,8 +135,8 @@ void agent_container_json(struct agent *a, struct container *c, yajl_gen g, bool
     yajl_gen_map_open(g);
     json_kv_str(g, "id", c->id);
     json_kv_str(g, "name", c->name);
-    json_kv_str(g, "state", ctr_state_name(c->state));
-    json_kv_str(g, "reason", ctr_reason_name(c->reason));
+    json_kv_str(g, "state", ml_state_name(c->state));
+    json_kv_str(g, "reason", ml_reason_name(c->reason));
     if (c->exit_code >= 0)
         json_kv_i64(g, "exit_code", c->exit_code);
     else

@@ -118,42 +118,28 @@ static void on_client_gone(struct evhttp_connection *conn, void *arg)
 
 void exec_serve(struct agent *a, struct container *c, struct evhttp_request *req)
 {
-    struct berr e0 = {.errnum = EINVAL};
     _cleanup_berr_ struct berr *err = NULL;
-    if (c->state != CTR_RUNNING || !c->cg || c->pid <= 0) {
-        snprintf(e0.code, sizeof(e0.code), "CONFLICT");
-        snprintf(e0.msg, sizeof(e0.msg), "container '%s' is %s, not RUNNING", c->id,
-                 ctr_state_name(c->state));
-        return api_reply_error(req, &e0);
-    }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    if (len > (1u << 20)) {
-        snprintf(e0.code, sizeof(e0.code), "BODY_TOO_LARGE");
-        snprintf(e0.msg, sizeof(e0.msg), "request body too large");
-        return api_reply_error(req, &e0);
-    }
-    _cleanup_free_ char *body = xmalloc(len + 1);
-    evbuffer_copyout(in, body, len);
-    body[len] = 0;
+    if (c->state != ML_RUNNING || !c->cg || c->pid <= 0)
+        return api_fail(req, BERR_CONFLICT, "container '%s' is %s, not RUNNING", c->id,
+                        ml_state_name(c->state));
+    size_t len;
+    _cleanup_free_ char *body = api_read_body(req, &len);
+    if (!body)
+        return;
     yajl_val v = json_parse(body, len, &err);
-    if (!v)
-        return api_reply_error(req, err);
-    yajl_val argv = json_get(v, "argv"), shell = json_get(v, "shell");
-    size_t n = YAJL_IS_ARRAY(argv) ? argv->u.array.len : 0;
-    bool ok = (n > 0 && n < 4096) || (shell && YAJL_IS_STRING(shell));
-    for (size_t i = 0; ok && i < n; i++)
-        ok = YAJL_IS_STRING(argv->u.array.values[i]);
-    if (!ok) {
+    struct ml_command cmd = {0};
+    if (!v || ml_command_parse(v, &cmd, &err) < 0) {
         yajl_tree_free(v);
-        snprintf(e0.code, sizeof(e0.code), "INVALID_ARGUMENT");
-        snprintf(e0.msg, sizeof(e0.msg), "exec takes {\"argv\": [strings]} or {\"shell\": string}");
-        return api_reply_error(req, &e0);
+        berr_wrap(&err, "exec");
+        return api_reply_error(req, err);
     }
+    yajl_tree_free(v);
     _cleanup_free_ char *rdir = xasprintf("%s/%s", a->runtime_root, c->id);
     char pidbuf[16];
     snprintf(pidbuf, sizeof(pidbuf), "%d", (int) c->pid);
-    size_t cmdn = shell ? 3 : n;
+    size_t cmdn = 0;
+    while (cmd.argv[cmdn])
+        cmdn++;
     char **args = xcalloc(cmdn + 7, sizeof(char *));
     size_t k = 0;
     args[k++] = a->executor_path;
@@ -162,18 +148,12 @@ void exec_serve(struct agent *a, struct container *c, struct evhttp_request *req
     args[k++] = (char *) "--exec-pid";
     args[k++] = pidbuf;
     args[k++] = (char *) "--";
-    if (shell) {
-        args[k++] = (char *) "/bin/sh";
-        args[k++] = (char *) "-c";
-        args[k++] = shell->u.string;
-    } else {
-        for (size_t i = 0; i < n; i++)
-            args[k++] = argv->u.array.values[i]->u.string;
-    }
+    for (size_t i = 0; i < cmdn; i++)
+        args[k++] = cmd.argv[i];
     int op[2] = {-1, -1}, ep[2] = {-1, -1};
     _cleanup_close_ int devnull = agent_dup_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || devnull < 0) {
-        berr_setc(&err, errno, "INTERNAL", "exec pipes: %s", strerror(errno));
+        berr_setc(&err, errno, BERR_INTERNAL, "exec pipes: %s", strerror(errno));
         goto fail;
     }
     for (int i = 0; i < 2; i++) {
@@ -188,10 +168,8 @@ void exec_serve(struct agent *a, struct container *c, struct evhttp_request *req
     };
     pid_t pid;
     int pidfd;
-    if (agent_spawn(a, &sp, &pid, &pidfd, &err) < 0) {
-        snprintf(err->code, sizeof(err->code), "INTERNAL");
+    if (agent_spawn(a, &sp, &pid, &pidfd, &err) < 0)
         goto fail;
-    }
     close(op[1]);
     close(ep[1]);
     struct exec_run *r = xzalloc(sizeof(*r));
@@ -215,7 +193,7 @@ void exec_serve(struct agent *a, struct container *c, struct evhttp_request *req
     a->execs = r;
     evhttp_connection_set_closecb(r->conn, on_client_gone, r);
     free(args);
-    yajl_tree_free(v);
+    ml_command_done(&cmd);
     return;
 fail:
     for (int i = 0; i < 2; i++) {
@@ -225,7 +203,7 @@ fail:
             close(ep[i]);
     }
     free(args);
-    yajl_tree_free(v);
+    ml_command_done(&cmd);
     api_reply_error(req, err);
 }
 

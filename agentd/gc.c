@@ -52,7 +52,7 @@ static struct container *oldest_ended(struct agent *a, double now, unsigned *ret
     double min_age = (double) a->cfg.gc_min_age_ms / 1000.0;
     *ret_young = 0;
     for (struct container *c = a->containers; c; c = c->next) {
-        if (!ctr_state_terminal(c->state))
+        if (!ml_state_terminal(c->state))
             continue;
         if (ended_at(c) + min_age > now)
             (*ret_young)++;
@@ -83,7 +83,7 @@ static void gc_pass(evutil_socket_t fd, short what, void *arg)
     for (bool again = true; again;) {
         again = false;
         for (struct container *c = a->containers; c; c = c->next) {
-            if (ctr_state_terminal(c->state) && ended_at(c) + delay <= now) {
+            if (ml_state_terminal(c->state) && ended_at(c) + delay <= now) {
                 gc_remove(a, c, "older than gc_delay");
                 again = true;
                 break;
@@ -117,7 +117,7 @@ static void gc_pass(evutil_socket_t fd, short what, void *arg)
     /* next: the next ended container's due time, or the watermark check */
     double next = (double) a->cfg.gc_interval_ms / 1000.0;
     for (struct container *c = a->containers; c; c = c->next)
-        if (ctr_state_terminal(c->state) && ended_at(c) + delay - now < next)
+        if (ml_state_terminal(c->state) && ended_at(c) + delay - now < next)
             next = ended_at(c) + delay - now;
     /* at least 1 s: a removal that keeps failing must not spin the loop */
     gc_schedule(a, next < 1.0 ? 1.0 : next);

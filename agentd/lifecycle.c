@@ -92,7 +92,7 @@ static void waiter_closed(struct evhttp_connection *conn, void *arg)
 
 void agent_add_waiter(struct agent *a, struct container *c, struct evhttp_request *req)
 {
-    if (ctr_state_terminal(c->state)) {
+    if (ml_state_terminal(c->state)) {
         yajl_gen g = yajl_gen_alloc(NULL);
         agent_container_json(a, c, g, false);
         api_reply_json(req, 200, g);
@@ -123,7 +123,7 @@ static void release_cgroups(struct agent *a, struct container *c)
     c->cg = iso_cgroup_free(c->cg);
 }
 
-static void finish(struct agent *a, struct container *c, enum ctr_state st, enum ctr_reason reason)
+static void finish(struct agent *a, struct container *c, enum ml_state st, enum ml_reason reason)
 {
     c->state = st;
     c->reason = reason;
@@ -142,8 +142,8 @@ static void finish(struct agent *a, struct container *c, enum ctr_state st, enum
     store_save(a, c);
     agent_fault(a, "finish-after-record");
     release_cgroups(a, c);
-    log_info("container '%s' (%s): %s%s%s%s%s", c->id, c->name, ctr_state_name(st),
-             reason ? "/" : "", reason ? ctr_reason_name(reason) : "",
+    log_info("container '%s' (%s): %s%s%s%s%s", c->id, c->name, ml_state_name(st),
+             reason ? "/" : "", reason ? ml_reason_name(reason) : "",
              c->message && c->message[0] ? ": " : "", c->message ? c->message : "");
     answer_waiters(a, c);
     logs_container_ended(a, c->id);
@@ -185,7 +185,7 @@ static void executor_ended(struct agent *a, struct container *c, int wstatus)
     uint64_t ooms = c->cg ? iso_cgroup_oom_kills(c->cg) : 0;
     if (launch_error) {
         set_message(c, launch_error);
-        finish(a, c, CTR_FAILED, CTR_REASON_LAUNCH_FAILED);
+        finish(a, c, ML_FAILED, ML_REASON_LAUNCH_FAILED);
         return;
     }
     if (!have && wstatus < 0 && !c->kill_requested && ooms == 0) {
@@ -194,7 +194,7 @@ static void executor_ended(struct agent *a, struct container *c, int wstatus)
         set_message(c, "the task ended and left no exit status (berth-executor's status.json), "
                        "and the executor was not the agent's child (an agent restart came "
                        "between): how it ended is unknown");
-        finish(a, c, CTR_LOST, CTR_REASON_AGENT_RESTARTED_LOST);
+        finish(a, c, ML_LOST, ML_REASON_AGENT_RESTARTED_LOST);
         return;
     }
     if (!have && wstatus >= 0) {
@@ -214,17 +214,17 @@ static void executor_ended(struct agent *a, struct container *c, int wstatus)
     c->exit_code = sig ? -1 : code;
     c->signal = sig;
     if (c->kill_requested) {
-        finish(a, c, CTR_KILLED, CTR_REASON_KILLED_BY_REQUEST);
+        finish(a, c, ML_KILLED, ML_REASON_KILLED_BY_REQUEST);
     } else if (ooms > 0 && !(code == 0 && !sig)) {
         char msg[128];
         snprintf(msg, sizeof(msg), "the kernel OOM-killed %llu process(es) at the %s limit",
                  (unsigned long long) ooms, "memory");
         set_message(c, msg);
-        finish(a, c, CTR_FAILED, CTR_REASON_MEMORY_LIMIT);
+        finish(a, c, ML_FAILED, ML_REASON_MEMORY_LIMIT);
     } else if (sig) {
-        finish(a, c, CTR_FAILED, CTR_REASON_SIGNALED);
+        finish(a, c, ML_FAILED, ML_REASON_SIGNALED);
     } else {
-        finish(a, c, code == 0 ? CTR_FINISHED : CTR_FAILED, CTR_REASON_EXITED);
+        finish(a, c, code == 0 ? ML_FINISHED : ML_FAILED, ML_REASON_EXITED);
     }
 }
 
@@ -241,12 +241,12 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
         c->status_len += (size_t) n;
         c->status_buf[c->status_len] = 0;
         struct iso_status line = {0};
-        bool running = c->state == CTR_STARTING &&
+        bool running = c->state == ML_STARTING &&
                        iso_status_from_line(c->status_buf, &line) == 0 &&
                        line.kind == ISO_STATUS_RUNNING;
         iso_status_done(&line); /* an ERROR line is read again when the executor ends */
         if (running) {
-            c->state = CTR_RUNNING;
+            c->state = ML_RUNNING;
             c->started_at = now_realtime();
             if (c->launched_at_ns)
                 sampler_note_launch(r->a, (double) (now_monotonic_ns() - c->launched_at_ns) / 1e9);
@@ -313,7 +313,7 @@ static void on_backstop(evutil_socket_t fd, short what, void *arg)
     (void) fd, (void) what;
     struct ctr_ref *r = arg;
     struct container *c = agent_find_id(r->a, r->id);
-    if (!c || !c->cg || ctr_state_terminal(c->state))
+    if (!c || !c->cg || ml_state_terminal(c->state))
         return;
     /* the executor should have SIGKILLed the sandbox by now; do it from outside */
     log_warning("container '%s': still alive after the grace period, killing its cgroup", c->id);
@@ -482,14 +482,14 @@ static int userns_pick(struct agent *a, struct container *c, struct berr **err)
         uint64_t base = a->cfg.userns_first + slot * ISO_USERNS_SIZE;
         bool used = false;
         for (struct container *o = a->containers; o && !used; o = o->next)
-            used = o->userns_base == base && !ctr_state_terminal(o->state);
+            used = o->userns_base == base && !ml_state_terminal(o->state);
         if (!used) {
             c->userns_base = base;
             a->userns_next = slot + 1;
             return 0;
         }
     }
-    return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
+    return berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
                      "every user namespace slice of [agent] userns_range is in use");
 }
 
@@ -511,14 +511,14 @@ int agent_launch(struct agent *a, enum ctr_origin origin, const char *body, size
     do {
         if (random_hex(c->id, 16) < 0) {
             ctr_free(c);
-            return berr_setc(err, EIO, "INTERNAL", "no randomness for an id");
+            return berr_setc(err, EIO, BERR_INTERNAL, "no randomness for an id");
         }
     } while (agent_find_id(a, c->id));
     if (!c->name)
         c->name = xasprintf("c-%.8s", c->id);
     for (struct container *o = a->containers; o; o = o->next) {
         if (streq(o->name, c->name)) {
-            r = berr_setc(err, EEXIST, "CONFLICT", "name '%s' is used by container '%s'", c->name,
+            r = berr_setc(err, EEXIST, BERR_CONFLICT, "name '%s' is used by container '%s'", c->name,
                           o->id);
             ctr_free(c);
             return r;
@@ -531,12 +531,12 @@ int agent_launch(struct agent *a, enum ctr_origin origin, const char *body, size
     }
     c->created_at = now_realtime();
     c->launched_at_ns = now_monotonic_ns();
-    c->state = CTR_STAGING;
+    c->state = ML_STAGING;
     /* the record comes before any side effect (dirs, cgroups, processes), so a crash at any
      * later point leaves something the next start can clean up (recover.c) */
     if (store_save(a, c) < 0) {
         ctr_free(c);
-        return berr_setc(err, EIO, "INTERNAL", "cannot record the container in state.db");
+        return berr_setc(err, EIO, BERR_INTERNAL, "cannot record the container in state.db");
     }
     c->next = a->containers;
     a->containers = c;
@@ -545,9 +545,9 @@ int agent_launch(struct agent *a, enum ctr_origin origin, const char *body, size
     _cleanup_berr_ struct berr *lerr = NULL;
     if (launch_sandbox(a, c, &lerr) < 0) {
         set_message(c, berr_msg(lerr));
-        finish(a, c, CTR_FAILED, CTR_REASON_LAUNCH_FAILED);
+        finish(a, c, ML_FAILED, ML_REASON_LAUNCH_FAILED);
     } else {
-        c->state = CTR_STARTING;
+        c->state = ML_STARTING;
         if (store_save(a, c) < 0) {
             /* the 201 would promise a container the next start cannot know: undo it */
             _cleanup_berr_ struct berr *kerr = NULL;
@@ -555,7 +555,7 @@ int agent_launch(struct agent *a, enum ctr_origin origin, const char *body, size
             siginfo_t si;
             (void) waitid(P_PIDFD, (id_t) c->pidfd, &si, WEXITED); /* dead: reap it */
             set_message(c, "cannot record the launch in state.db");
-            finish(a, c, CTR_FAILED, CTR_REASON_LAUNCH_FAILED);
+            finish(a, c, ML_FAILED, ML_REASON_LAUNCH_FAILED);
         } else {
             agent_fault(a, "launch-after-starting");
         }
@@ -587,12 +587,12 @@ static int send_to_executor(struct container *c, int sig, uint64_t grace_ms, str
 
 int agent_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err)
 {
-    if (ctr_state_terminal(c->state))
-        return berr_setc(err, EINVAL, "CONFLICT", "container '%s' is already %s", c->id,
-                         ctr_state_name(c->state));
+    if (ml_state_terminal(c->state))
+        return berr_setc(err, EINVAL, BERR_CONFLICT, "container '%s' is already %s", c->id,
+                         ml_state_name(c->state));
     if (!ends_task(sig)) {
         if (c->pidfd < 0)
-            return berr_setc(err, ESRCH, "CONFLICT", "container '%s' has no executor to signal",
+            return berr_setc(err, ESRCH, BERR_CONFLICT, "container '%s' has no executor to signal",
                              c->id);
         return send_to_executor(c, sig, 0, err);
     }
@@ -631,14 +631,14 @@ int agent_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms,
 
 int agent_remove(struct agent *a, struct container *c, struct berr **err)
 {
-    if (!ctr_state_terminal(c->state))
-        return berr_setc(err, EBUSY, "CONFLICT", "container '%s' is %s: kill it first", c->id,
-                         ctr_state_name(c->state));
+    if (!ml_state_terminal(c->state))
+        return berr_setc(err, EBUSY, BERR_CONFLICT, "container '%s' is %s: kill it first", c->id,
+                         ml_state_name(c->state));
     /* the record goes first: a crash halfway leaves dirs without a record, which the next
      * start removes (orphans.c); the other order would leave a record of a container whose
      * sandbox is half gone */
     if (store_delete(a, c->id) < 0)
-        return berr_setc(err, EIO, "INTERNAL", "cannot remove the record of '%s' from state.db",
+        return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove the record of '%s' from state.db",
                          c->id);
     agent_fault(a, "remove-after-record");
     for (struct container **p = &a->containers; *p; p = &(*p)->next) {
@@ -691,10 +691,10 @@ int agent_adopt(struct agent *a, struct container *c, struct berr **ret_err)
             c->pid_start = agent_proc_start(c->pid); /* a record of an older agent */
             changed = true;
         }
-        if (c->state != CTR_RUNNING) {
+        if (c->state != ML_RUNNING) {
             /* STARTING: the RUNNING line went to the old agent's pipe; the executor's start
              * is the closest truthful time we have */
-            c->state = CTR_RUNNING;
+            c->state = ML_RUNNING;
             if (c->started_at <= 0)
                 c->started_at = agent_ticks_to_realtime(c->pid_start);
             changed = true;

@@ -222,10 +222,10 @@ static void enqueue_state(struct link *l, struct link_task *t, struct container 
     if (ml_state_terminal(st)) {
         if (c->finished_at > 0)
             s.timestamp = c->finished_at;
-        if (c->reason != CTR_REASON_NONE)
-            snprintf(s.reason, sizeof(s.reason), "%s", ctr_reason_name(c->reason));
+        if (c->reason != ML_REASON_NONE)
+            snprintf(s.reason, sizeof(s.reason), "%s", ml_reason_name(c->reason));
         s.message = c->message && c->message[0] ? c->message : NULL;
-        s.has_exit_code = c->reason == CTR_REASON_EXITED && c->exit_code >= 0;
+        s.has_exit_code = c->reason == ML_REASON_EXITED && c->exit_code >= 0;
         s.exit_code = c->exit_code;
         s.signal = c->signal;
     }
@@ -236,7 +236,7 @@ static void enqueue_state(struct link *l, struct link_task *t, struct container 
  * that the master has not been told of, in order (a restart may have skipped some). */
 static void catch_up(struct link *l, struct link_task *t, struct container *c)
 {
-    /* enum ctr_state and enum ml_state list the states in the same order */
+    /* enum ml_state and enum ml_state list the states in the same order */
     int now = (int) c->state;
     if (t->last_state >= 0 && ml_state_terminal((enum ml_state) t->last_state))
         return;
@@ -465,11 +465,11 @@ static void call_unlink(struct link *l, struct link_call *c)
 
 static void json_amounts(yajl_gen g, const char *k, const struct res_amounts *r)
 {
-    ml_str(g, k);
+    json_str(g, k);
     yajl_gen_map_open(g);
-    ml_kv_cpus(g, "cpus", r->v[RES_CPUS]);
-    ml_kv_u64(g, "mem", r->v[RES_MEM]);
-    ml_kv_u64(g, "disk", r->v[RES_DISK]);
+    json_kv_cpus(g, "cpus", r->v[RES_CPUS]);
+    json_kv_u64(g, "mem", r->v[RES_MEM]);
+    json_kv_u64(g, "disk", r->v[RES_DISK]);
     yajl_gen_map_close(g);
 }
 
@@ -478,35 +478,35 @@ static char *subscribe_body(struct link *l)
     struct agent *a = l->a;
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    ml_kv_str(g, "hostname", a->hostname);
-    ml_kv_str(g, "version", BERTH_VERSION);
-    ml_str(g, "auth");
+    json_kv_str(g, "hostname", a->hostname);
+    json_kv_str(g, "version", BERTH_VERSION);
+    json_str(g, "auth");
     yajl_gen_map_open(g);
-    ml_kv_str(g, "method", l->use_join ? "join" : "agent-key");
+    json_kv_str(g, "method", l->use_join ? "join" : "agent-key");
     if (l->use_join)
-        ml_kv_str(g, "key_id", l->join_id);
-    ml_kv_str(g, "nonce", l->hs.nonce_agent);
+        json_kv_str(g, "key_id", l->join_id);
+    json_kv_str(g, "nonce", l->hs.nonce_agent);
     yajl_gen_map_close(g);
-    ml_str(g, "resources");
+    json_str(g, "resources");
     yajl_gen_map_open(g);
     json_amounts(g, "total", &a->total);
     json_amounts(g, "reserved", &a->reserved);
     json_amounts(g, "allocatable", &a->allocatable);
     yajl_gen_map_close(g);
-    ml_str(g, "tasks");
+    json_str(g, "tasks");
     yajl_gen_array_open(g);
     for (struct link_task *t = l->tasks; t; t = t->next) {
         struct container *c = t->container_id[0] ? agent_find_id(a, t->container_id) : NULL;
         int st = c ? (int) c->state : t->last_state >= 0 ? t->last_state : ML_STAGING;
         yajl_gen_map_open(g);
-        ml_kv_str(g, "task_id", t->task_id);
-        ml_kv_str(g, "container_id", t->container_id[0] ? t->container_id : NULL);
-        ml_kv_str(g, "state", ml_state_name((enum ml_state) st));
+        json_kv_str(g, "task_id", t->task_id);
+        json_kv_str(g, "container_id", t->container_id[0] ? t->container_id : NULL);
+        json_kv_str(g, "state", ml_state_name((enum ml_state) st));
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
-    _cleanup_free_ char *payload = ml_gen_take(g);
+    _cleanup_free_ char *payload = json_gen_take(g);
     return ml_call_encode(ML_CALL_SUBSCRIBE, a->node_id, payload);
 }
 
@@ -586,8 +586,8 @@ static void send_heartbeat(struct link *l);
 static void on_launch(struct link *l, yajl_val p)
 {
     struct agent *a = l->a;
-    const char *id = ml_get_str(p, "task_id");
-    yajl_val spec = ml_get(p, "container");
+    const char *id = json_get_str(p, "task_id");
+    yajl_val spec = json_get(p, "container");
     if (!ml_id_valid(id) || !spec || !YAJL_IS_OBJECT(spec)) {
         log_warning("master link: LAUNCH without a valid task_id and container: ignored");
         return;
@@ -602,8 +602,8 @@ static void on_launch(struct link *l, yajl_val p)
         return;
     }
     yajl_gen g = yajl_gen_alloc(NULL);
-    ml_gen_value(g, spec);
-    _cleanup_free_ char *body = ml_gen_take(g);
+    json_gen_value(g, spec);
+    _cleanup_free_ char *body = json_gen_take(g);
     struct container *c = NULL;
     _cleanup_berr_ struct berr *err = NULL;
     l->launching = t->task_id;
@@ -612,9 +612,10 @@ static void on_launch(struct link *l, yajl_val p)
     if (r < 0) {
         log_info("task '%s' from the master: launch refused: %s", id, berr_msg(err));
         end_without_container(l, t, ML_FAILED,
-                              streq(err->code, "INSUFFICIENT_RESOURCES") ? "INSUFFICIENT_RESOURCES"
-                              : streq(err->code, "FORBIDDEN")            ? "POLICY_DENIED"
-                                                                         : "LAUNCH_FAILED",
+                              ml_reason_name(err->code == BERR_INSUFFICIENT_RESOURCES
+                                                     ? ML_REASON_INSUFFICIENT_RESOURCES
+                                             : err->code == BERR_FORBIDDEN ? ML_REASON_POLICY_DENIED
+                                                                           : ML_REASON_LAUNCH_FAILED),
                               berr_msg(err));
         return;
     }
@@ -626,7 +627,7 @@ static void on_launch(struct link *l, yajl_val p)
 static void on_kill(struct link *l, yajl_val p)
 {
     struct agent *a = l->a;
-    const char *id = ml_get_str(p, "task_id");
+    const char *id = json_get_str(p, "task_id");
     if (!ml_id_valid(id))
         return;
     struct link_task *t = ml_table_get(&l->by_task, id);
@@ -638,11 +639,11 @@ static void on_kill(struct link *l, yajl_val p)
         return;
     }
     struct container *c = t->container_id[0] ? agent_find_id(a, t->container_id) : NULL;
-    if (!c || ctr_state_terminal(c->state))
+    if (!c || ml_state_terminal(c->state))
         return; /* its end is queued already */
     double grace_s;
     uint64_t grace_ms = a->cfg.kill_grace_ms;
-    if (ml_get_double(p, "grace_seconds", &grace_s) && grace_s >= 0 && grace_s < 86400)
+    if (json_get_double(p, "grace_seconds", &grace_s) && grace_s >= 0 && grace_s < 86400)
         grace_ms = (uint64_t) (grace_s * 1000);
     _cleanup_berr_ struct berr *err = NULL;
     if (agent_kill(a, c, SIGTERM, grace_ms, &err) < 0)
@@ -653,7 +654,7 @@ static void on_kill(struct link *l, yajl_val p)
 
 static void on_ack(struct link *l, yajl_val p)
 {
-    const char *uuid = ml_get_str(p, "uuid");
+    const char *uuid = json_get_str(p, "uuid");
     if (!uuid)
         return;
     for (struct link_update **pp = &l->updates; *pp; pp = &(*pp)->next) {
@@ -693,8 +694,8 @@ static int key_save(struct link *l, const uint8_t key[ML_KEY_LEN])
  * and nothing it can use. */
 static void on_challenge(struct link *l, yajl_val p)
 {
-    const char *sid = ml_get_str(p, "stream_id"), *nonce = ml_get_str(p, "nonce");
-    const char *proof = ml_get_str(p, "proof");
+    const char *sid = json_get_str(p, "stream_id"), *nonce = json_get_str(p, "nonce");
+    const char *proof = json_get_str(p, "proof");
     if (l->proven || !ml_id_valid(sid) || strlen(sid) >= sizeof(l->hs.stream_id) ||
         !ml_nonce_valid(nonce)) {
         log_warning("master link: a bad CHALLENGE: dropping the stream");
@@ -767,9 +768,9 @@ static void handle_event(struct link *l, const char *rec, size_t len)
         on_challenge(l, ev.payload);
         break;
     case ML_EVENT_SUBSCRIBED: {
-        const char *sid = ml_get_str(ev.payload, "stream_id");
+        const char *sid = json_get_str(ev.payload, "stream_id");
         double hb = 5;
-        (void) ml_get_double(ev.payload, "heartbeat_interval_seconds", &hb);
+        (void) json_get_double(ev.payload, "heartbeat_interval_seconds", &hb);
         hb = hb >= 0.1 && hb <= 3600 ? hb : 5; /* and so logged (review L8) */
         if (!sid || !streq(sid, l->hs.stream_id)) {
             log_warning("master link: SUBSCRIBED for another stream than the challenge's");
@@ -808,19 +809,19 @@ static char *heartbeat_body(struct link *l)
     struct agent *a = l->a;
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    ml_str(g, "usage");
+    json_str(g, "usage");
     yajl_gen_map_open(g);
-    ml_str(g, "node");
+    json_str(g, "node");
     yajl_gen_map_open(g);
-    ml_kv_double(g, "cpus", a->node_cpu_cores);
-    ml_kv_u64(g, "mem", a->node_mem_used);
+    json_kv_double(g, "cpus", a->node_cpu_cores);
+    json_kv_u64(g, "mem", a->node_mem_used);
     yajl_gen_map_close(g);
     double used_cpus = 0;
     uint64_t used_mem = 0;
-    ml_str(g, "tasks");
+    json_str(g, "tasks");
     yajl_gen_array_open(g);
     for (struct container *c = a->containers; c; c = c->next) {
-        if (ctr_state_terminal(c->state) || !c->has_usage)
+        if (ml_state_terminal(c->state) || !c->has_usage)
             continue;
         const struct iso_stats *st = &c->usage, *pv = &c->usage_prev;
         double dt = (double) (c->usage_at_ns - c->usage_prev_at_ns) / 1e9;
@@ -833,20 +834,20 @@ static char *heartbeat_body(struct link *l)
         if (!t)
             continue;
         yajl_gen_map_open(g);
-        ml_kv_str(g, "task_id", t->task_id);
-        ml_kv_double(g, "cpus", cores);
-        ml_kv_u64(g, "mem", st->mem_usage);
+        json_kv_str(g, "task_id", t->task_id);
+        json_kv_double(g, "cpus", cores);
+        json_kv_u64(g, "mem", st->mem_usage);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
-    ml_str(g, "used");
+    json_str(g, "used");
     yajl_gen_map_open(g);
-    ml_kv_double(g, "cpus", used_cpus);
-    ml_kv_u64(g, "mem", used_mem);
+    json_kv_double(g, "cpus", used_cpus);
+    json_kv_u64(g, "mem", used_mem);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
-    _cleanup_free_ char *payload = ml_gen_take(g);
+    _cleanup_free_ char *payload = json_gen_take(g);
     return ml_call_encode(ML_CALL_HEARTBEAT, a->node_id, payload);
 }
 
@@ -925,11 +926,20 @@ static struct link_update *update_find(struct link *l, const char *uuid)
     return NULL;
 }
 
+/* The code of an answer of the master's error JSON, or BERR_CODE_NONE. */
+static enum berr_code answer_code(struct link_call *c)
+{
+    yajl_val v = c->answer ? json_parse(c->answer, c->answer_len, NULL) : NULL;
+    enum berr_code code = berr_code_from_name(json_get_str(json_get(v, "error"), "code"));
+    yajl_tree_free(v);
+    return code < 0 ? BERR_CODE_NONE : code;
+}
+
 /* An answer of the master's error JSON: its message, else the body's start. */
 static void answer_message(struct link_call *c, char *buf, size_t len)
 {
     yajl_val v = c->answer ? yajl_tree_parse(c->answer, NULL, 0) : NULL;
-    const char *msg = ml_get_str(ml_get(v, "error"), "message");
+    const char *msg = json_get_str(json_get(v, "error"), "message");
     snprintf(buf, len, "%s", msg ? msg : c->answer ? c->answer : "");
     yajl_tree_free(v);
 }
@@ -947,7 +957,7 @@ static void call_done(struct link *l, struct link_call *c, CURLcode rc)
         why[0] = 0;
     if (c->kind == CALL_STREAM) {
         if (status == 401 && l->has_join && !l->use_join && c->answer &&
-            strstr(c->answer, "\"UNKNOWN_AGENT_KEY\"")) {
+            answer_code(c) == BERR_UNKNOWN_AGENT_KEY) {
             /* the master does not know our key (its state was lost, or our key was kept
              * but its registration did not go through): register again with the join token */
             log_warning("master link: the master does not know this agent's key: registering "

@@ -202,20 +202,12 @@ void logs_container_ended(struct agent *a, const char *id)
     }
 }
 
-static void bad(struct evhttp_request *req, const char *code, const char *msg)
-{
-    struct berr e = {.errnum = EINVAL};
-    snprintf(e.code, sizeof(e.code), "%s", code);
-    snprintf(e.msg, sizeof(e.msg), "%s", msg);
-    api_reply_error(req, &e);
-}
-
 void logs_serve(struct agent *a, struct container *c, struct evhttp_request *req)
 {
     struct evkeyvalq q;
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     if (evhttp_parse_query_str(query ? query : "", &q) < 0)
-        return bad(req, "INVALID_ARGUMENT", "bad query string");
+        return api_fail(req, BERR_INVALID_ARGUMENT, "bad query string");
     const char *stream = evhttp_find_header(&q, "stream");
     const char *follow_s = evhttp_find_header(&q, "follow");
     const char *tail_s = evhttp_find_header(&q, "tail");
@@ -234,8 +226,8 @@ void logs_serve(struct agent *a, struct container *c, struct evhttp_request *req
     const char *stream_name = streq(stream, "stderr") ? "stderr" : "stdout";
     evhttp_clear_headers(&q);
     if (bad_arg)
-        return bad(req, "INVALID_ARGUMENT",
-                   "logs takes stream=stdout|stderr, follow=0|1 and tail=N (lines)");
+        return api_fail(req, BERR_INVALID_ARGUMENT,
+                        "logs takes stream=stdout|stderr, follow=0|1 and tail=N (lines)");
     /* the task owns its sandbox: never follow a link it planted */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT && !follow) {
@@ -245,22 +237,20 @@ void logs_serve(struct agent *a, struct container *c, struct evhttp_request *req
         return;
     }
     if (fd < 0) {
-        struct berr e = {.errnum = errno};
-        snprintf(e.code, sizeof(e.code), "%s", errno == ENOENT ? "NOT_FOUND" : "INTERNAL");
-        snprintf(e.msg, sizeof(e.msg), "open '%s': %s", path, strerror(errno));
-        return api_reply_error(req, &e);
+        return api_fail(req, errno == ENOENT ? BERR_NOT_FOUND : BERR_INTERNAL, "open '%s': %s",
+                        path, strerror(errno));
     }
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         /* the task owns its sandbox: a FIFO or device planted as "stdout" is not its output */
         close(fd);
-        return bad(req, "CONFLICT", "the task's output file is not a regular file");
+        return api_fail(req, BERR_CONFLICT, "the task's output file is not a regular file");
     }
     if (tail_s)
         lseek(fd, tail_offset(fd, tail), SEEK_SET);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; charset=utf-8");
-    if (!follow || ctr_state_terminal(c->state)) {
+    if (!follow || ml_state_terminal(c->state)) {
         /* the file as it is now, without copying it into memory: libevent sends it with
          * sendfile/mmap as the client reads (a task may write gigabytes) */
         struct evbuffer *out = evbuffer_new();

@@ -144,7 +144,7 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
     for (int m = 0; m < _CM_MAX; m++) {
         head(b, container_metrics[m].name, container_metrics[m].type, container_metrics[m].help);
         for (struct container *c = a->containers; c; c = c->next) {
-            if (!c->has_usage || ctr_state_terminal(c->state))
+            if (!c->has_usage || ml_state_terminal(c->state))
                 continue;
             char name[256], nb[40];
             label_escape(c->name, name, sizeof(name));
@@ -162,11 +162,11 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
     evbuffer_add_printf(b, "berth_node_memory_used_bytes %llu\n",
                         (unsigned long long) a->node_mem_used);
     head(b, "berth_containers", "gauge", "Containers the agent knows, by state.");
-    for (int st = 0; st < _CTR_STATE_MAX; st++) {
+    for (int st = 0; st < _ML_STATE_MAX; st++) {
         unsigned n = 0;
         for (struct container *c = a->containers; c; c = c->next)
             n += (int) c->state == st;
-        evbuffer_add_printf(b, "berth_containers{state=\"%s\"} %u\n", ctr_state_name(st), n);
+        evbuffer_add_printf(b, "berth_containers{state=\"%s\"} %u\n", ml_state_name(st), n);
     }
     head(b, "berth_sampler_passes_total", "counter", "Usage sampling passes done.");
     evbuffer_add_printf(b, "berth_sampler_passes_total %llu\n",

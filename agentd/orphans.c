@@ -156,7 +156,7 @@ int agent_is_executor(struct agent *a, const struct container *c, int pidfd)
 static bool live_id(struct agent *a, const char *id)
 {
     struct container *c = agent_find_id(a, id);
-    return c && !ctr_state_terminal(c->state);
+    return c && !ml_state_terminal(c->state);
 }
 
 /* SIGKILL every executor (and exec helper) of a container that is not live. Killing the

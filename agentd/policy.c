@@ -8,7 +8,7 @@
 
 #include "agentd/agent.h"
 
-#define DENY(...) berr_setc(err, EPERM, "FORBIDDEN", __VA_ARGS__)
+#define DENY(...) berr_setc(err, EPERM, BERR_FORBIDDEN, __VA_ARGS__)
 
 static bool in_list(const char *csv, const char *word)
 {
@@ -53,7 +53,7 @@ static int check_user(struct agent *a, struct container *c, bool from_master, st
     /* refused now rather than as LAUNCH_FAILED later (review L3); a numeric uid without a
      * passwd entry resolves to itself */
     if (iso_user_resolve(c->user, &u, &uerr) < 0)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "%s on this host", berr_msg(uerr));
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "%s on this host", berr_msg(uerr));
     if (u.uid == 0) {
         const char *who = a->cfg.allow_root;
         if (streq(who, "none") || (streq(who, "local") && from_master))
@@ -81,7 +81,7 @@ int policy_check(struct agent *a, struct container *c, bool from_master, struct 
         struct iso_volume *v = &c->volumes[i];
         char *canonical = realpath(v->host, NULL);
         if (!canonical)
-            return berr_setc(err, errno, "INVALID_ARGUMENT", "volumes[%zu]: host path '%s': %s",
+            return berr_setc(err, errno, BERR_INVALID_ARGUMENT, "volumes[%zu]: host path '%s': %s",
                              i, v->host, strerror(errno));
         if (!allowed[0] || !volume_allowed(canonical, allowed)) {
             r = DENY("volumes[%zu]: host path '%s'%s%s%s is not under [agent] %s (%s)%s", i,

@@ -102,12 +102,12 @@ static int load_one(struct agent *a, const char *id, const char *json, uint64_t 
     c->cpu_limit_millis = millis_of(json_get(res, "cpus_limit"));
     c->mem_bytes = u64_of(json_get(res, "mem"));
     c->pids_max = u64_of(json_get(res, "pids"));
-    c->state = ctr_state_from_name(str_or(json_get(v, "state"), ""));
+    c->state = ml_state_from_name(str_or(json_get(v, "state"), ""));
     if ((int) c->state < 0)
-        c->state = CTR_LOST;
-    c->reason = ctr_reason_from_name(str_or(json_get(v, "reason"), NULL));
+        c->state = ML_LOST;
+    c->reason = ml_reason_from_name(str_or(json_get(v, "reason"), NULL));
     if ((int) c->reason < 0)
-        c->reason = CTR_REASON_NONE;
+        c->reason = ML_REASON_NONE;
     yajl_val ec = json_get(v, "exit_code"), sg = json_get(v, "signal");
     c->exit_code = ec && YAJL_IS_INTEGER(ec) ? (int) YAJL_GET_INTEGER(ec) : -1;
     c->signal = sg && YAJL_IS_INTEGER(sg) ? (int) YAJL_GET_INTEGER(sg) : 0;
@@ -264,10 +264,10 @@ int agent_recover(struct agent *a, struct berr **err)
         return berr_setx(err, EIO, "state.db: cannot write");
     for (struct container *c = a->containers, *next; c; c = next) {
         next = c->next;
-        if (c->state == CTR_STAGING) {
+        if (c->state == ML_STAGING) {
             drop_unfinished(a, c);
             dropped++;
-        } else if (!ctr_state_terminal(c->state)) {
+        } else if (!ml_state_terminal(c->state)) {
             _cleanup_berr_ struct berr *aerr = NULL;
             if (agent_adopt(a, c, &aerr) < 0) {
                 /* nothing is committed or swept: the next start finds everything as it was */
@@ -277,9 +277,9 @@ int agent_recover(struct agent *a, struct berr **err)
                                  "LimitNOFILE if that is the cause)",
                                  berr_msg(aerr));
             }
-            if (!ctr_state_terminal(c->state))
+            if (!ml_state_terminal(c->state))
                 adopted++;
-            else if (c->reason == CTR_REASON_AGENT_RESTARTED_LOST)
+            else if (c->reason == ML_REASON_AGENT_RESTARTED_LOST)
                 lost++;
             else
                 ended++;

@@ -5,7 +5,7 @@
 
 #include "agentd/agent.h"
 
-#define BAD(...) berr_setc(err, EINVAL, "INVALID_ARGUMENT", __VA_ARGS__)
+#define BAD(...) berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, __VA_ARGS__)
 
 static int get_string(yajl_val v, const char *what, char **ret, struct berr **err)
 {

@@ -87,7 +87,7 @@ static int check_reserved(struct agent *a, enum res_kind k, uint64_t reserved, u
     char roles_txt[64] = "";
     if (roles)
         snprintf(roles_txt, sizeof(roles_txt), " plus %s for roles", ro);
-    return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+    return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                      "%s: [reserved] %s = %s%s does not fit the node's %s %s", where ? where : "config",
                      res_name(k), r, roles_txt, t, res_name(k));
 }
@@ -162,7 +162,7 @@ void resources_allocated(struct agent *a, struct res_amounts *ret)
 {
     memset(ret, 0, sizeof(*ret));
     for (struct container *c = a->containers; c; c = c->next) {
-        if (ctr_state_terminal(c->state))
+        if (ml_state_terminal(c->state))
             continue;
         ret->v[RES_CPUS] += c->cpus_millis;
         ret->v[RES_MEM] += c->mem_bytes;
@@ -192,7 +192,7 @@ static uint64_t free_for(struct agent *a, const char *role, int k)
     memset(used_by, 0, sizeof(used_by));
     uint64_t own_used = 0;
     for (struct container *c = a->containers; c; c = c->next) {
-        if (ctr_state_terminal(c->state))
+        if (ml_state_terminal(c->state))
             continue;
         size_t i = 0;
         while (i < nr && !streq(a->cfg.roles[i].name, c->role))
@@ -230,7 +230,7 @@ int resources_admit(struct agent *a, const struct container *c, struct berr **er
         res_format(k, asked[i], need, sizeof(need));
         res_format(k, avail, freeb, sizeof(freeb));
         res_format(k, a->allocatable.v[k], all, sizeof(all));
-        return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
+        return berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
                          "%s: asked %s, %s free for role '%s' of %s allocatable", res_name(k),
                          need, freeb, c->role, all);
     }
@@ -238,7 +238,7 @@ int resources_admit(struct agent *a, const struct container *c, struct berr **er
         /* the parent's quota is allocatable; v1 refuses a child quota above its parent's */
         res_format(RES_CPUS, c->cpu_limit_millis, need, sizeof(need));
         res_format(RES_CPUS, a->allocatable.v[RES_CPUS], all, sizeof(all));
-        return berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
+        return berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
                          "cpus_limit: asked %s, the node has %s allocatable", need, all);
     }
     return 0;

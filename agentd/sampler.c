@@ -86,7 +86,7 @@ static void on_sample(evutil_socket_t fd, short what, void *arg)
     uint64_t t0 = now_monotonic_ns();
     sample_node(a);
     for (struct container *c = a->containers; c; c = c->next)
-        if (c->cg && !ctr_state_terminal(c->state))
+        if (c->cg && !ml_state_terminal(c->state))
             sampler_sample(a, c);
     /* what a pass costs, for berth_sampler_pass_seconds_total (make bench reads it) */
     a->sample_passes++;

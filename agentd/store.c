@@ -147,7 +147,7 @@ void store_close(struct agent *a)
 /* Only the states the API announced need to survive a machine crash (see the top). */
 static bool needs_fsync(const struct container *c)
 {
-    return c->state == CTR_STARTING || ctr_state_terminal(c->state);
+    return c->state == ML_STARTING || ml_state_terminal(c->state);
 }
 
 static void set_synchronous(struct agent *a, bool full)

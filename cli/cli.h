@@ -38,20 +38,10 @@ int ctl_call(struct ctl *ctl, const char *method, const char *path, const char *
  * buffered and reported as for ctl_call. Returns 0 or -errno. */
 int ctl_stream(struct ctl *ctl, const char *path, int fd, struct berr **err);
 
-/* ---- json.c: yajl helpers --------------------------------------------------------------- */
+/* ---- json.c: berthctl's JSON output (common/json.c has the helpers) ---------------------- */
 
-/* Look up key in object v (NULL when v is not an object or key is absent / null). */
-yajl_val ctl_json_get(yajl_val v, const char *key);
-/* String value of key, or NULL. */
-const char *ctl_json_str(yajl_val v, const char *key);
-/* Numeric value of key into *ret; false when absent, null or not a number. */
-bool ctl_json_num(yajl_val v, const char *key, double *ret);
-/* Generate v into g (numbers keep their original text). Returns yajl_gen_status_ok or error. */
-yajl_gen_status ctl_json_gen(yajl_gen g, yajl_val v);
 /* Print v to f, pretty (indent 2) and newline-terminated. Returns 0 or -EIO. */
 int ctl_json_print(FILE *f, yajl_val v);
-/* Copy the generated buffer of g into a malloc'd NUL-terminated string. */
-char *ctl_json_take(yajl_gen g);
 /* Short one-line text of a command object: shell string or argv joined by spaces.
  * Returns a malloc'd string ("" if absent). */
 char *ctl_command_text(yajl_val command);

@@ -48,39 +48,45 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 /* errno that best matches an API error code, so callers can test berr_errno(). */
-static int code_errno(const char *code)
+static int code_errno(enum berr_code code)
 {
-    static const struct {
-        const char *code;
-        int errnum;
-    } map[] = {
-            {"INVALID_ARGUMENT", EINVAL}, {"NOT_FOUND", ENOENT},
-            {"CONFLICT", EBUSY},          {"INSUFFICIENT_RESOURCES", ENOSPC},
-            {"BODY_TOO_LARGE", E2BIG},    {"METHOD_NOT_ALLOWED", EPERM},
-    };
-    for (size_t i = 0; code && i < ARRAY_SIZE(map); i++)
-        if (streq(code, map[i].code))
-            return map[i].errnum;
-    return EIO;
+    switch (code) {
+    case BERR_INVALID_ARGUMENT:
+        return EINVAL;
+    case BERR_NOT_FOUND:
+        return ENOENT;
+    case BERR_CONFLICT:
+        return EBUSY;
+    case BERR_INSUFFICIENT_RESOURCES:
+        return ENOSPC;
+    case BERR_BODY_TOO_LARGE:
+        return E2BIG;
+    case BERR_METHOD_NOT_ALLOWED:
+        return EPERM;
+    default:
+        return EIO;
+    }
 }
 
 /* Turn an error answer into err: the JSON error's message, else the status and first line. */
 static int answer_error(long status, const char *body, struct berr **err)
 {
-    char ebuf[256];
-    yajl_val root = body ? yajl_tree_parse(body, ebuf, sizeof(ebuf)) : NULL;
-    yajl_val e = ctl_json_get(root, "error");
-    const char *code = ctl_json_str(e, "code");
-    const char *msg = ctl_json_str(e, "message");
+    yajl_val root = body ? json_parse(body, strlen(body), NULL) : NULL;
+    yajl_val e = json_get(root, "error");
+    const char *name = json_get_str(e, "code");
+    const char *msg = json_get_str(e, "message");
+    enum berr_code code = berr_code_from_name(name);
+    if (code < 0)
+        code = BERR_CODE_NONE; /* a code this berthctl does not know: the message says it */
     int r;
     /* "insufficient resources: mem: asked ..." reads better than the bare resource line */
-    if (msg && *msg && code && streq(code, "INSUFFICIENT_RESOURCES") &&
+    if (msg && *msg && code == BERR_INSUFFICIENT_RESOURCES &&
         strncasecmp(msg, "insufficient resources", 22) != 0)
         r = berr_setc(err, ENOSPC, code, "insufficient resources: %s", msg);
     else if (msg && *msg)
-        r = berr_setc(err, code_errno(code), code ? code : "", "%s", msg);
-    else if (code)
-        r = berr_setc(err, code_errno(code), code, "%s (HTTP %ld)", code, status);
+        r = berr_setc(err, code_errno(code), code, "%s", msg);
+    else if (name)
+        r = berr_setc(err, code_errno(code), code, "%.40s (HTTP %ld)", name, status);
     else
         r = berr_setx(err, EIO, "the agent answered HTTP %ld: %.*s", status,
                       body ? (int) strcspn(body, "\n") : 0, body ? body : "");

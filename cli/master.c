@@ -41,7 +41,7 @@ static char *num_text(yajl_val obj, const char *key, bool bytes)
 {
     double d;
     char buf[64];
-    if (!ctl_json_num(obj, key, &d))
+    if (!json_get_double(obj, key, &d))
         return xstrdup("-");
     if (bytes)
         ctl_format_human(d, buf, sizeof(buf));
@@ -75,23 +75,23 @@ static int verb_agents(struct ctl *ctl, int argc, char **argv, struct berr **err
                                          "USED",  "NODE USED",   "LAST SEEN"};
     struct ctl_table t;
     ctl_table_init(&t, ARRAY_SIZE(header), header);
-    yajl_val agents = ctl_json_get(v, "agents");
+    yajl_val agents = json_get(v, "agents");
     double now = (double) time(NULL);
     for (size_t i = 0; agents && YAJL_IS_ARRAY(agents) && i < agents->u.array.len; i++) {
         yajl_val a = agents->u.array.values[i];
-        yajl_val res = ctl_json_get(a, "resources"), use = ctl_json_get(a, "usage");
+        yajl_val res = json_get(a, "resources"), use = json_get(a, "usage");
         char id[16], tasks[16], seen[32];
-        const char *aid = ctl_json_str(a, "id");
+        const char *aid = json_get_str(a, "id");
         snprintf(id, sizeof(id), "%.12s", aid ? aid : "-");
         double n = 0, last = 0;
-        (void) ctl_json_num(a, "tasks", &n);
+        (void) json_get_double(a, "tasks", &n);
         snprintf(tasks, sizeof(tasks), "%.0f", n);
-        if (ctl_json_num(a, "last_seen_at", &last))
+        if (json_get_double(a, "last_seen_at", &last))
             ctl_format_age(now - last, seen, sizeof(seen));
         else
             snprintf(seen, sizeof(seen), "-");
-        _cleanup_free_ char *alloc = pair_text(ctl_json_get(res, "allocatable"));
-        _cleanup_free_ char *placed = pair_text(ctl_json_get(res, "allocated"));
+        _cleanup_free_ char *alloc = pair_text(json_get(res, "allocatable"));
+        _cleanup_free_ char *placed = pair_text(json_get(res, "allocated"));
         _cleanup_free_ char *used = use ? pair_text(use) : xstrdup("-");
         _cleanup_free_ char *nc = num_text(use, "node_cpus", false);
         _cleanup_free_ char *nm = num_text(use, "node_mem", true);
@@ -99,8 +99,8 @@ static int verb_agents(struct ctl *ctl, int argc, char **argv, struct berr **err
         char ago[40];
         snprintf(ago, sizeof(ago), "%s ago", seen);
         const char *row[] = {id,
-                             ctl_json_str(a, "hostname"),
-                             ctl_json_str(a, "state"),
+                             json_get_str(a, "hostname"),
+                             json_get_str(a, "state"),
                              tasks,
                              alloc,
                              placed,
@@ -133,30 +133,30 @@ static int verb_tasks(struct ctl *ctl, int argc, char **argv, struct berr **err)
                                          "MEM", "CPU USED", "MEM USED", "AGE",   "COMMAND"};
     struct ctl_table t;
     ctl_table_init(&t, ARRAY_SIZE(header), header);
-    yajl_val tasks = ctl_json_get(v, "tasks");
+    yajl_val tasks = json_get(v, "tasks");
     double now = (double) time(NULL);
     for (size_t i = 0; tasks && YAJL_IS_ARRAY(tasks) && i < tasks->u.array.len; i++) {
         yajl_val x = tasks->u.array.values[i];
-        const char *state = ctl_json_str(x, "state");
+        const char *state = json_get_str(x, "state");
         if (!all && state && ctl_state_terminal(state))
             continue;
-        yajl_val res = ctl_json_get(x, "resources"), use = ctl_json_get(x, "usage");
+        yajl_val res = json_get(x, "resources"), use = json_get(x, "usage");
         _cleanup_free_ char *cpus = num_text(res, "cpus", false);
         _cleanup_free_ char *mem = num_text(res, "mem", true);
         _cleanup_free_ char *ucpu = num_text(use, "cpu_cores", false);
         _cleanup_free_ char *umem = num_text(use, "memory_bytes", true);
-        _cleanup_free_ char *cmd = ctl_command_text(ctl_json_get(x, "command"));
+        _cleanup_free_ char *cmd = ctl_command_text(json_get(x, "command"));
         char age[32], cmdbuf[48];
         double created = 0;
-        if (ctl_json_num(x, "created_at", &created))
+        if (json_get_double(x, "created_at", &created))
             ctl_format_age(now - created, age, sizeof(age));
         else
             snprintf(age, sizeof(age), "-");
         ctl_truncate(cmd, 40, cmdbuf, sizeof(cmdbuf));
-        const char *row[] = {ctl_json_str(x, "id"),
-                             ctl_json_str(x, "name"),
+        const char *row[] = {json_get_str(x, "id"),
+                             json_get_str(x, "name"),
                              state,
-                             ctl_json_str(x, "hostname"),
+                             json_get_str(x, "hostname"),
                              cpus,
                              mem,
                              ucpu,
@@ -186,7 +186,7 @@ static int wait_task(struct ctl *ctl, const char *id, yajl_val *ret, struct berr
         int r = ctl_call(ctl, "GET", path, NULL, &v, err);
         if (r < 0)
             return r;
-        const char *state = ctl_json_str(v, "state");
+        const char *state = json_get_str(v, "state");
         if (state && ctl_state_terminal(state)) {
             *ret = v;
             return 0;
@@ -218,7 +218,7 @@ static int verb_run(struct ctl *ctl, int argc, char **argv, struct berr **err)
         ctl_run_opts_free(&o);
         return r;
     }
-    _cleanup_free_ char *id = xstrdup(ctl_json_str(v, "id") ? ctl_json_str(v, "id") : "");
+    _cleanup_free_ char *id = xstrdup(json_get_str(v, "id") ? json_get_str(v, "id") : "");
     if (o.json)
         ctl_json_print(stdout, v);
     else if (!o.wait)
@@ -245,7 +245,7 @@ static int verb_kill(struct ctl *ctl, int argc, char **argv, struct berr **err)
     int r = ctl_call(ctl, "POST", path, "{}", &v, err);
     if (r < 0)
         return r;
-    printf("%s\n", ctl_json_str(v, "id") ? ctl_json_str(v, "id") : argv[1]);
+    printf("%s\n", json_get_str(v, "id") ? json_get_str(v, "id") : argv[1]);
     yajl_tree_free(v);
     return 0;
 }
@@ -291,9 +291,9 @@ static int verb_token(struct ctl *ctl, int argc, char **argv, struct berr **err)
         static const char *const header[] = {"ID", "NAME", "RIGHTS", "ROLES", "FROM"};
         struct ctl_table t;
         ctl_table_init(&t, ARRAY_SIZE(header), header);
-        yajl_val list = ctl_json_get(v, "tokens");
+        yajl_val list = json_get(v, "tokens");
         for (size_t i = 0; list && YAJL_IS_ARRAY(list) && i < list->u.array.len; i++) {
-            yajl_val e = list->u.array.values[i], roles = ctl_json_get(e, "roles");
+            yajl_val e = list->u.array.values[i], roles = json_get(e, "roles");
             _cleanup_free_ char *rtext = xstrdup("");
             for (size_t k = 0; roles && YAJL_IS_ARRAY(roles) && k < roles->u.array.len; k++) {
                 const char *x = YAJL_IS_STRING(roles->u.array.values[k])
@@ -303,9 +303,9 @@ static int verb_token(struct ctl *ctl, int argc, char **argv, struct berr **err)
                 free(rtext);
                 rtext = n;
             }
-            const char *cells[] = {ctl_json_str(e, "id"), ctl_json_str(e, "name"),
-                                   ctl_json_str(e, "rights"), rtext,
-                                   YAJL_IS_TRUE(ctl_json_get(e, "static")) ? "config" : "api"};
+            const char *cells[] = {json_get_str(e, "id"), json_get_str(e, "name"),
+                                   json_get_str(e, "rights"), rtext,
+                                   YAJL_IS_TRUE(json_get(e, "static")) ? "config" : "api"};
             ctl_table_add(&t, cells);
         }
         ctl_table_print(&t, stdout);
@@ -366,14 +366,13 @@ static int verb_token(struct ctl *ctl, int argc, char **argv, struct berr **err)
         yajl_gen_array_close(g);
     }
     yajl_gen_map_close(g);
-    _cleanup_free_ char *body = ctl_json_take(g);
-    yajl_gen_free(g);
+    _cleanup_free_ char *body = json_gen_take(g);
     if ((r = ctl_call(ctl, "POST", "/v1/tokens", body, &v, err)) < 0)
         return r;
     /* the token's text is shown once: stdout, for a file */
-    printf("%s\n", ctl_json_str(v, "token") ? ctl_json_str(v, "token") : "");
+    printf("%s\n", json_get_str(v, "token") ? json_get_str(v, "token") : "");
     fprintf(stderr, "berthctl: token '%s' created; its text is not shown again\n",
-            ctl_json_str(ctl_json_get(v, "info"), "id") ? ctl_json_str(ctl_json_get(v, "info"), "id")
+            json_get_str(json_get(v, "info"), "id") ? json_get_str(json_get(v, "info"), "id")
                                                          : "?");
     yajl_tree_free(v);
     return 0;

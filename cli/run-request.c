@@ -260,8 +260,7 @@ int ctl_run_body(const struct ctl_run_opts *o, char **ret, struct berr **err)
         yajl_gen_array_close(g);
     }
     yajl_gen_map_close(g);
-    *ret = ctl_json_take(g);
-    yajl_gen_free(g);
+    *ret = json_gen_take(g);
     return 0;
 }
 
@@ -280,7 +279,6 @@ char *ctl_exec_body(int argc, char *const *argv, const char *shell)
         yajl_gen_array_close(g);
     }
     yajl_gen_map_close(g);
-    char *out = ctl_json_take(g);
-    yajl_gen_free(g);
+    char *out = json_gen_take(g);
     return out;
 }

@@ -11,7 +11,7 @@
  * ("none", absent, null). */
 static bool cores_value(yajl_val obj, const char *key, double *ret)
 {
-    yajl_val v = ctl_json_get(obj, key);
+    yajl_val v = json_get(obj, key);
     uint64_t millis;
     if (v && YAJL_IS_STRING(v)) {
         if (parse_cpus(v->u.string, &millis) < 0)
@@ -19,7 +19,7 @@ static bool cores_value(yajl_val obj, const char *key, double *ret)
         *ret = (double) millis / 1000.0;
         return true;
     }
-    return ctl_json_num(obj, key, ret);
+    return json_get_double(obj, key, ret);
 }
 
 void ctl_top_state_free(struct ctl_top_state *s)
@@ -38,14 +38,14 @@ static struct ctl_top_rate *rate_find(struct ctl_top_state *s, const char *id)
 
 double ctl_top_cores(struct ctl_top_state *s, yajl_val ctr)
 {
-    const char *id = ctl_json_str(ctr, "id");
-    yajl_val usage = ctl_json_get(ctr, "usage");
+    const char *id = json_get_str(ctr, "id");
+    yajl_val usage = json_get(ctr, "usage");
     double cpu, at = 0, agent_cores = -1;
-    if (!ctl_json_num(usage, "cpu_cores", &agent_cores) || !(agent_cores >= 0))
+    if (!json_get_double(usage, "cpu_cores", &agent_cores) || !(agent_cores >= 0))
         agent_cores = -1;
-    if (!id || !ctl_json_num(usage, "cpu_seconds", &cpu))
+    if (!id || !json_get_double(usage, "cpu_seconds", &cpu))
         return agent_cores;
-    bool have_at = ctl_json_num(usage, "sampled_at", &at);
+    bool have_at = json_get_double(usage, "sampled_at", &at);
     struct ctl_top_rate *r = rate_find(s, id);
     if (!r) {
         s->rates = xrealloc(s->rates, (s->nrates + 1) * sizeof(*s->rates));
@@ -72,7 +72,7 @@ void ctl_top_forget(struct ctl_top_state *s, yajl_val *ctrs, size_t n)
     for (size_t i = 0; i < s->nrates; i++) {
         bool seen = false;
         for (size_t j = 0; j < n && !seen; j++) {
-            const char *id = ctl_json_str(ctrs[j], "id");
+            const char *id = json_get_str(ctrs[j], "id");
             seen = id && streq(id, s->rates[i].id);
         }
         if (seen)
@@ -83,10 +83,10 @@ void ctl_top_forget(struct ctl_top_state *s, yajl_val *ctrs, size_t n)
 
 double ctl_top_limit_cores(yajl_val ctr)
 {
-    yajl_val res = ctl_json_get(ctr, "resources");
+    yajl_val res = json_get(ctr, "resources");
     double d;
     if (!res)
-        res = ctl_json_get(ctr, "limits"); /* a /stats answer */
+        res = json_get(ctr, "limits"); /* a /stats answer */
     if (cores_value(res, "cpus_limit", &d) && d > 0)
         return d;
     if (cores_value(res, "cpus", &d) && d > 0) /* "none": no quota, measure against cpus */
@@ -99,13 +99,13 @@ static void top_row(struct ctl_table *t, struct ctl_top_state *s, yajl_val ctr, 
 {
     char id[13] = "-", cpu_pct[32] = "-", host_pct[32] = "-", mem[80] = "-", mem_pct[32] = "-",
          pids[32] = "-", used[32] = "-", limit[32] = "-";
-    const char *full_id = ctl_json_str(ctr, "id");
+    const char *full_id = json_get_str(ctr, "id");
     if (full_id)
         snprintf(id, sizeof(id), "%s", full_id);
-    yajl_val usage = ctl_json_get(ctr, "usage");
-    yajl_val res = ctl_json_get(ctr, "resources");
+    yajl_val usage = json_get(ctr, "usage");
+    yajl_val res = json_get(ctr, "resources");
     if (!res)
-        res = ctl_json_get(ctr, "limits");
+        res = json_get(ctr, "limits");
     double cores = usage ? ctl_top_cores(s, ctr) : -1, lim = ctl_top_limit_cores(ctr), d;
     if (cores >= 0 && lim > 0)
         snprintf(cpu_pct, sizeof(cpu_pct), "%.1f%%", cores / lim * 100.0);
@@ -114,20 +114,20 @@ static void top_row(struct ctl_table *t, struct ctl_top_state *s, yajl_val ctr, 
     /* like docker stats: the working set (usage minus inactive page cache) is what the
      * kernel cannot drop, so it is what approaches the limit */
     double mem_used = -1, mem_limit = -1;
-    if (ctl_json_num(usage, "working_set_bytes", &mem_used) ||
-        ctl_json_num(usage, "memory_bytes", &mem_used))
+    if (json_get_double(usage, "working_set_bytes", &mem_used) ||
+        json_get_double(usage, "memory_bytes", &mem_used))
         ctl_format_human(mem_used, used, sizeof(used));
-    if (ctl_json_num(res, "mem", &mem_limit) && mem_limit > 0)
+    if (json_get_double(res, "mem", &mem_limit) && mem_limit > 0)
         ctl_format_human(mem_limit, limit, sizeof(limit));
     if (mem_used >= 0 || mem_limit > 0)
         snprintf(mem, sizeof(mem), "%s / %s", used, limit);
     if (mem_used >= 0 && mem_limit > 0)
         snprintf(mem_pct, sizeof(mem_pct), "%.1f%%", mem_used / mem_limit * 100.0);
-    if (ctl_json_num(usage, "pids", &d))
+    if (json_get_double(usage, "pids", &d))
         snprintf(pids, sizeof(pids), "%.0f", d);
     const char *row[] = {id,
-                         ctl_json_str(ctr, "name"),
-                         ctl_json_str(ctr, "state"),
+                         json_get_str(ctr, "name"),
+                         json_get_str(ctr, "state"),
                          cpu_pct,
                          host_pct,
                          mem,
@@ -139,13 +139,13 @@ static void top_row(struct ctl_table *t, struct ctl_top_state *s, yajl_val ctr, 
 /* "node: CPU 1.03 of 4 cores (25.8%)   MEM 1.2GiB of 3.0GiB (40.0%)" */
 static void node_line(yajl_val node, FILE *f)
 {
-    yajl_val total = ctl_json_get(ctl_json_get(node, "resources"), "total");
-    yajl_val now = ctl_json_get(node, "node");
+    yajl_val total = json_get(json_get(node, "resources"), "total");
+    yajl_val now = json_get(node, "node");
     double cpus = -1, cores, mem = -1, used;
     char a[32], b[32];
     fputs("node:", f);
     cores_value(total, "cpus", &cpus);
-    if (ctl_json_num(now, "cpu_cores", &cores) && cores >= 0) {
+    if (json_get_double(now, "cpu_cores", &cores) && cores >= 0) {
         snprintf(a, sizeof(a), "%.2f", cores);
         if (cpus > 0) {
             ctl_format_cores(cpus, b, sizeof(b));
@@ -156,8 +156,8 @@ static void node_line(yajl_val node, FILE *f)
     } else {
         fputs("  CPU -", f);
     }
-    ctl_json_num(total, "mem", &mem);
-    if (ctl_json_num(now, "memory_used_bytes", &used)) {
+    json_get_double(total, "mem", &mem);
+    if (json_get_double(now, "memory_used_bytes", &used)) {
         ctl_format_human(used, a, sizeof(a));
         if (mem > 0) {
             ctl_format_human(mem, b, sizeof(b));
@@ -179,12 +179,12 @@ char *ctl_top_frame(struct ctl_top_state *s, const char *title, yajl_val node, y
     FILE *f = open_memstream(&text, &len);
     if (!f)
         abort(); /* only fails on ENOMEM, like the x-allocators */
-    yajl_val total = ctl_json_get(ctl_json_get(node, "resources"), "total");
+    yajl_val total = json_get(json_get(node, "resources"), "total");
     double host_cpus = -1;
     cores_value(total, "cpus", &host_cpus);
     size_t shown = 0;
     for (size_t i = 0; i < n; i++)
-        if (all || !ctl_state_terminal(ctl_json_str(ctrs[i], "state")))
+        if (all || !ctl_state_terminal(json_get_str(ctrs[i], "state")))
             shown++;
     fprintf(f, "%s - %zu container%s\n", title, shown, shown == 1 ? "" : "s");
     node_line(node, f);
@@ -194,7 +194,7 @@ char *ctl_top_frame(struct ctl_top_state *s, const char *title, yajl_val node, y
     struct ctl_table t;
     ctl_table_init(&t, ARRAY_SIZE(header), header);
     for (size_t i = 0; i < n; i++)
-        if (all || !ctl_state_terminal(ctl_json_str(ctrs[i], "state")))
+        if (all || !ctl_state_terminal(json_get_str(ctrs[i], "state")))
             top_row(&t, s, ctrs[i], host_cpus);
     ctl_top_forget(s, ctrs, n);
     ctl_table_print(&t, f);

@@ -226,7 +226,7 @@ static int view_fetch(struct ctl *ctl, struct view *v, struct berr **err)
         yajl_tree_free(node);
         return r;
     }
-    yajl_val list = ctl_json_get(ctrs, "containers");
+    yajl_val list = json_get(ctrs, "containers");
     if (!v->id && (!list || !YAJL_IS_ARRAY(list))) {
         yajl_tree_free(node);
         yajl_tree_free(ctrs);
@@ -250,7 +250,7 @@ static char *view_text(struct view *v)
         return ctl_top_frame(&v->rates, title, v->node, &v->ctrs, 1, true);
     }
     snprintf(title, sizeof(title), "berthctl top %s", clock);
-    yajl_val list = ctl_json_get(v->ctrs, "containers");
+    yajl_val list = json_get(v->ctrs, "containers");
     return ctl_top_frame(&v->rates, title, v->node, list->u.array.values, list->u.array.len, false);
 }
 

@@ -41,16 +41,16 @@ static int parse_id_verb(int argc, char **argv, bool *ret_json, const char **ret
 /* "RUNNING", or for an ended container "FAILED (exit 3)", "KILLED (signal 15)", ... */
 static void state_text(yajl_val ctr, char *buf, size_t len)
 {
-    const char *state = ctl_json_str(ctr, "state");
-    const char *reason = ctl_json_str(ctr, "reason");
+    const char *state = json_get_str(ctr, "state");
+    const char *reason = json_get_str(ctr, "reason");
     double d;
     if (!state)
         state = "?";
     if (!ctl_state_terminal(state) || streq(state, "FINISHED"))
         snprintf(buf, len, "%s", state);
-    else if (ctl_json_num(ctr, "exit_code", &d))
+    else if (json_get_double(ctr, "exit_code", &d))
         snprintf(buf, len, "%s (exit %lld)", state, (long long) d);
-    else if (ctl_json_num(ctr, "signal", &d))
+    else if (json_get_double(ctr, "signal", &d))
         snprintf(buf, len, "%s (signal %lld)", state, (long long) d);
     else if (reason)
         snprintf(buf, len, "%s (%s)", state, reason);
@@ -66,32 +66,32 @@ static void ps_row(struct ctl_table *t, yajl_val ctr, double now)
 {
     char id[13], cpus[32] = "-", mem[32] = "-", cpu_pct[32] = "-", mem_used[32] = "-",
                  pids[32] = "-", age[32] = "-", command[64], state[96];
-    const char *full_id = ctl_json_str(ctr, "id");
+    const char *full_id = json_get_str(ctr, "id");
     snprintf(id, sizeof(id), "%s", full_id ? full_id : "-");
-    yajl_val res = ctl_json_get(ctr, "resources");
-    yajl_val usage = ctl_json_get(ctr, "usage");
+    yajl_val res = json_get(ctr, "resources");
+    yajl_val usage = json_get(ctr, "usage");
     double d, started, finished, created;
-    if (ctl_json_num(res, "cpus", &d))
+    if (json_get_double(res, "cpus", &d))
         ctl_format_cores(d, cpus, sizeof(cpus));
-    if (ctl_json_num(res, "mem", &d) && d >= 0)
+    if (json_get_double(res, "mem", &d) && d >= 0)
         format_size((uint64_t) d, mem, sizeof(mem));
-    if (ctl_json_num(usage, "cpu_seconds", &d) && ctl_json_num(ctr, "created_at", &started)) {
-        double end = ctl_json_num(ctr, "finished_at", &finished) ? finished : now;
+    if (json_get_double(usage, "cpu_seconds", &d) && json_get_double(ctr, "created_at", &started)) {
+        double end = json_get_double(ctr, "finished_at", &finished) ? finished : now;
         double pct = ctl_cpu_percent(d, end - started < 0.1 ? 0.1 : end - started);
         if (pct >= 0)
             snprintf(cpu_pct, sizeof(cpu_pct), "%.1f%%", pct);
     }
-    if (ctl_json_num(usage, "memory_bytes", &d))
+    if (json_get_double(usage, "memory_bytes", &d))
         ctl_format_human(d, mem_used, sizeof(mem_used));
-    if (ctl_json_num(usage, "pids", &d))
+    if (json_get_double(usage, "pids", &d))
         snprintf(pids, sizeof(pids), "%.0f", d);
-    if (ctl_json_num(ctr, "created_at", &created))
+    if (json_get_double(ctr, "created_at", &created))
         ctl_format_age(now - created, age, sizeof(age));
-    _cleanup_free_ char *cmd = ctl_command_text(ctl_json_get(ctr, "command"));
+    _cleanup_free_ char *cmd = ctl_command_text(json_get(ctr, "command"));
     ctl_truncate(cmd, 30, command, sizeof(command));
     state_text(ctr, state, sizeof(state));
     const char *row[] = {
-            id, ctl_json_str(ctr, "name"), state, cpus, mem, cpu_pct, mem_used, pids, age, command};
+            id, json_get_str(ctr, "name"), state, cpus, mem, cpu_pct, mem_used, pids, age, command};
     ctl_table_add(t, row);
 }
 
@@ -126,7 +126,7 @@ int ctl_verb_ps(struct ctl *ctl, int argc, char **argv, struct berr **err)
     int r = ctl_call(ctl, "GET", "/v1/containers", NULL, &root, err);
     if (r < 0)
         return r;
-    yajl_val list = ctl_json_get(root, "containers");
+    yajl_val list = json_get(root, "containers");
     if (!list || !YAJL_IS_ARRAY(list)) {
         yajl_tree_free(root);
         return berr_setx(err, EPROTO, "list containers: the agent's answer has no 'containers'");
@@ -136,7 +136,7 @@ int ctl_verb_ps(struct ctl *ctl, int argc, char **argv, struct berr **err)
         size_t keep = 0;
         for (size_t i = 0; i < list->u.array.len; i++) {
             yajl_val v = list->u.array.values[i];
-            if (ctl_state_terminal(ctl_json_str(v, "state")))
+            if (ctl_state_terminal(json_get_str(v, "state")))
                 yajl_tree_free(v);
             else
                 list->u.array.values[keep++] = v;
@@ -269,8 +269,7 @@ int ctl_verb_kill(struct ctl *ctl, int argc, char **argv, struct berr **err)
         yajl_gen_integer(g, (long long) grace_s);
     }
     yajl_gen_map_close(g);
-    _cleanup_free_ char *body = ctl_json_take(g);
-    yajl_gen_free(g);
+    _cleanup_free_ char *body = json_gen_take(g);
 
     _cleanup_free_ char *path = ctl_ctr_path(id, "/kill");
     yajl_val ctr = NULL;
@@ -312,8 +311,8 @@ static int stats_once(struct ctl *ctl, const char *id, bool json, struct berr **
         return r;
     uint64_t t0 = now_monotonic_ns();
     double cpu0 = 0, cpu1 = 0, d;
-    bool have0 = ctl_json_num(ctl_json_get(first, "usage"), "cpu_seconds", &cpu0);
-    if (have0 && !ctl_state_terminal(ctl_json_str(first, "state"))) {
+    bool have0 = json_get_double(json_get(first, "usage"), "cpu_seconds", &cpu0);
+    if (have0 && !ctl_state_terminal(json_get_str(first, "state"))) {
         sleep_seconds(0.5);
         r = ctl_call(ctl, "GET", path, NULL, &second, err);
         if (r < 0) {
@@ -323,7 +322,7 @@ static int stats_once(struct ctl *ctl, const char *id, bool json, struct berr **
     }
     double elapsed = (double) (now_monotonic_ns() - t0) / 1e9;
     yajl_val cur = second ? second : first;
-    yajl_val usage = ctl_json_get(cur, "usage"), limits = ctl_json_get(cur, "limits");
+    yajl_val usage = json_get(cur, "usage"), limits = json_get(cur, "limits");
     if (json) {
         r = ctl_json_print(stdout, cur);
         yajl_tree_free(first);
@@ -332,32 +331,32 @@ static int stats_once(struct ctl *ctl, const char *id, bool json, struct berr **
     }
     char cpu_pct[32] = "-", cpus[32] = "-", used[32] = "-", limit[32] = "-", mem_pct[32] = "-",
          pids[32] = "-", throttled[32] = "-", id12[13], state[32];
-    const char *full_id = ctl_json_str(cur, "id");
+    const char *full_id = json_get_str(cur, "id");
     snprintf(id12, sizeof(id12), "%s", full_id ? full_id : id);
     snprintf(state, sizeof(state), "%s",
-             ctl_json_str(cur, "state") ? ctl_json_str(cur, "state") : "-");
-    if (second && ctl_json_num(usage, "cpu_seconds", &cpu1)) {
+             json_get_str(cur, "state") ? json_get_str(cur, "state") : "-");
+    if (second && json_get_double(usage, "cpu_seconds", &cpu1)) {
         double pct = ctl_cpu_percent(cpu1 - cpu0, elapsed);
         if (pct >= 0)
             snprintf(cpu_pct, sizeof(cpu_pct), "%.1f%%", pct);
     }
-    if (ctl_json_num(limits, "cpus_limit", &d) || ctl_json_num(limits, "cpus", &d))
+    if (json_get_double(limits, "cpus_limit", &d) || json_get_double(limits, "cpus", &d))
         ctl_format_cores(d, cpus, sizeof(cpus));
     double mem_used = -1, mem_limit = -1;
-    if (ctl_json_num(usage, "memory_bytes", &mem_used))
+    if (json_get_double(usage, "memory_bytes", &mem_used))
         ctl_format_human(mem_used, used, sizeof(used));
-    if (ctl_json_num(limits, "mem", &mem_limit))
+    if (json_get_double(limits, "mem", &mem_limit))
         ctl_format_human(mem_limit, limit, sizeof(limit));
     if (mem_used >= 0 && mem_limit > 0)
         snprintf(mem_pct, sizeof(mem_pct), "%.1f%%", mem_used / mem_limit * 100.0);
-    if (ctl_json_num(usage, "pids", &d))
+    if (json_get_double(usage, "pids", &d))
         snprintf(pids, sizeof(pids), "%.0f", d);
-    if (ctl_json_num(usage, "throttled_seconds", &d))
+    if (json_get_double(usage, "throttled_seconds", &d))
         snprintf(throttled, sizeof(throttled), "%.2fs", d);
     static const char *const header[] = {"ID",       "NAME",      "STATE", "CPU%", "CPUS",
                                          "MEM USED", "MEM LIMIT", "MEM%",  "PIDS", "THROTTLED"};
     const char *row[] = {
-            id12,     ctl_json_str(cur, "name"), state, cpu_pct, cpus, used, limit, mem_pct, pids,
+            id12,     json_get_str(cur, "name"), state, cpu_pct, cpus, used, limit, mem_pct, pids,
             throttled};
     struct ctl_table t;
     ctl_table_init(&t, ARRAY_SIZE(header), header);

@@ -27,12 +27,7 @@ static char *quantity_text(const char *resource, yajl_val v)
             snprintf(buf, sizeof(buf), "%.0f", d);
         return xstrdup(buf);
     }
-    yajl_gen g = yajl_gen_alloc(NULL);
-    if (!g)
-        abort();
-    char *out = ctl_json_gen(g, v) == yajl_gen_status_ok ? ctl_json_take(g) : NULL;
-    yajl_gen_free(g);
-    return out;
+    return json_to_text(v);
 }
 
 /* Resource names in order of first appearance across the columns. */
@@ -40,7 +35,7 @@ static size_t resource_names(yajl_val res, const char **names, size_t max)
 {
     size_t n = 0;
     for (size_t c = 0; c < ARRAY_SIZE(node_columns); c++) {
-        yajl_val col = ctl_json_get(res, node_columns[c]);
+        yajl_val col = json_get(res, node_columns[c]);
         if (!col || !YAJL_IS_OBJECT(col))
             continue;
         for (size_t i = 0; i < col->u.object.len; i++) {
@@ -89,16 +84,16 @@ int ctl_verb_node(struct ctl *ctl, int argc, char **argv, struct berr **err)
         return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
     }
     double cgv;
-    const char *id = ctl_json_str(node, "id"), *host = ctl_json_str(node, "hostname");
+    const char *id = json_get_str(node, "id"), *host = json_get_str(node, "hostname");
     printf("node:       %s\n", id ? id : "-");
     printf("hostname:   %s\n", host ? host : "-");
-    if (ctl_json_num(node, "cgroup_version", &cgv))
+    if (json_get_double(node, "cgroup_version", &cgv))
         printf("cgroups:    v%.0f\n", cgv);
-    if (ctl_json_str(node, "isolation"))
-        printf("isolation:  %s\n", ctl_json_str(node, "isolation"));
+    if (json_get_str(node, "isolation"))
+        printf("isolation:  %s\n", json_get_str(node, "isolation"));
     printf("\n");
 
-    yajl_val res = ctl_json_get(node, "resources");
+    yajl_val res = json_get(node, "resources");
     const char *names[32];
     size_t n = resource_names(res, names, ARRAY_SIZE(names));
     const char *header[1 + ARRAY_SIZE(node_columns)] = {"RESOURCE",    "TOTAL",     "RESERVED",
@@ -109,7 +104,7 @@ int ctl_verb_node(struct ctl *ctl, int argc, char **argv, struct berr **err)
         char *cells[1 + ARRAY_SIZE(node_columns)] = {xstrdup(names[i])};
         for (size_t col = 0; col < ARRAY_SIZE(node_columns); col++)
             cells[col + 1] = quantity_text(
-                    names[i], ctl_json_get(ctl_json_get(res, node_columns[col]), names[i]));
+                    names[i], json_get(json_get(res, node_columns[col]), names[i]));
         ctl_table_add(&t, (const char *const *) cells);
         for (size_t col = 0; col < ARRAY_SIZE(cells); col++)
             free(cells[col]);

@@ -11,15 +11,15 @@ static void end_from_json(yajl_val ctr, struct ctl_end *e)
 {
     double d;
     *e = (struct ctl_end){
-            .state = ctl_json_str(ctr, "state"),
-            .reason = ctl_json_str(ctr, "reason"),
-            .message = ctl_json_str(ctr, "message"),
+            .state = json_get_str(ctr, "state"),
+            .reason = json_get_str(ctr, "reason"),
+            .message = json_get_str(ctr, "message"),
     };
-    if (ctl_json_num(ctr, "exit_code", &d)) {
+    if (json_get_double(ctr, "exit_code", &d)) {
         e->has_exit_code = true;
         e->exit_code = (int64_t) d;
     }
-    if (ctl_json_num(ctr, "signal", &d)) {
+    if (json_get_double(ctr, "signal", &d)) {
         e->has_signal = true;
         e->signal = (int64_t) d;
     }
@@ -32,7 +32,7 @@ int ctl_report_end(yajl_val ctr, const char *id)
     int status = ctl_end_status(&e);
     if (!e.state || !streq(e.state, "FINISHED")) {
         char line[1400];
-        const char *name = ctl_json_str(ctr, "name");
+        const char *name = json_get_str(ctr, "name");
         ctl_end_describe(&e, line, sizeof(line));
         fflush(stdout);
         fprintf(stderr, "berthctl: '%s' %s\n", name ? name : id, line);
@@ -50,7 +50,7 @@ static int wait_for(struct ctl *ctl, const char *id, bool json, struct berr **er
         int r = ctl_call(ctl, "GET", path, NULL, &ctr, err);
         if (r < 0)
             return r;
-        if (!ctr || ctl_state_terminal(ctl_json_str(ctr, "state")))
+        if (!ctr || ctl_state_terminal(json_get_str(ctr, "state")))
             break;
         yajl_tree_free(ctr);
         ctr = NULL;
@@ -83,7 +83,7 @@ int ctl_verb_run(struct ctl *ctl, int argc, char **argv, struct berr **err)
         ctl_run_opts_free(&o);
         return r;
     }
-    const char *id = ctl_json_str(ctr, "id");
+    const char *id = json_get_str(ctr, "id");
     if (!id) {
         yajl_tree_free(ctr);
         ctl_run_opts_free(&o);
@@ -164,7 +164,7 @@ int ctl_verb_exec(struct ctl *ctl, int argc, char **argv, struct berr **err)
     int r = ctl_call(ctl, "POST", path, body, &res, err);
     if (r < 0)
         return r;
-    const char *out = ctl_json_str(res, "stdout"), *errout = ctl_json_str(res, "stderr");
+    const char *out = json_get_str(res, "stdout"), *errout = json_get_str(res, "stderr");
     int w = out ? write_all(STDOUT_FILENO, out, strlen(out)) : 0;
     if (w < 0 && w != -EPIPE) {
         r = berr_set(err, -w, "write stdout");
@@ -175,10 +175,10 @@ int ctl_verb_exec(struct ctl *ctl, int argc, char **argv, struct berr **err)
         (void) write_all(STDERR_FILENO, errout, strlen(errout));
     struct ctl_end e = {.state = "EXITED"};
     double d;
-    if (ctl_json_num(res, "exit_code", &d)) {
+    if (json_get_double(res, "exit_code", &d)) {
         e.has_exit_code = true;
         e.exit_code = (int64_t) d;
-    } else if (ctl_json_num(res, "signal", &d)) {
+    } else if (json_get_double(res, "signal", &d)) {
         e.has_signal = true;
         e.signal = (int64_t) d;
     }

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <sys/types.h>
 #include <syslog.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 #include <unistd.h>
 
 /* ---- cleanup ---------------------------------------------------------------------------- */
@@ -70,13 +72,40 @@ void killp(pid_t *pid); /* SIGKILL and reap a still-owned child; no-op for <= 0 
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
+/* The API's error codes (docs/api.md), one list for berth-agent and berth-master: the enum
+ * is what code sets, apicode.c holds the one table of their names and HTTP statuses. */
+enum berr_code {
+    BERR_CODE_NONE, /* not said: the reply path makes it INTERNAL */
+    BERR_INVALID_ARGUMENT,
+    BERR_UNAUTHORIZED,
+    BERR_UNKNOWN_AGENT_KEY,
+    BERR_FORBIDDEN,
+    BERR_NOT_FOUND,
+    BERR_UNKNOWN_AGENT,
+    BERR_METHOD_NOT_ALLOWED,
+    BERR_CONFLICT,
+    BERR_STALE_STREAM,
+    BERR_INSUFFICIENT_RESOURCES,
+    BERR_BODY_TOO_LARGE,
+    BERR_INTERNAL,
+    BERR_UNAVAILABLE,
+    _BERR_CODE_MAX,
+    _BERR_CODE_INVALID = -EINVAL,
+};
+/* "INVALID_ARGUMENT"...; NULL for BERR_CODE_NONE or out of range. */
+const char *berr_code_name(enum berr_code c);
+/* The code of a name (a client reading an error answer), or _BERR_CODE_INVALID. */
+enum berr_code berr_code_from_name(const char *name);
+/* The HTTP status a daemon answers with for c (500 for NONE and INTERNAL). */
+int berr_code_http_status(enum berr_code c);
+
 /* One error travels up as one object; each level prepends context ("launch 'web': ...").
- * code optionally names an API error code (INSUFFICIENT_RESOURCES, INVALID_ARGUMENT ...);
- * only agentd/api-error.c maps codes to HTTP statuses. */
+ * code optionally names an API error code; the daemons' reply paths (agentd/api-error.c,
+ * master/reply.c) turn it into a status with berr_code_http_status. */
 struct berr {
-    int errnum;     /* positive errno */
-    char code[40];  /* API code, "" if none */
-    char msg[1024]; /* "context: context: cause" */
+    int errnum;          /* positive errno */
+    enum berr_code code; /* BERR_CODE_NONE if none */
+    char msg[1024];      /* "context: context: cause" */
 };
 
 /* Set *err (if err != NULL and *err is still NULL) and return -errnum. The cause text is
@@ -87,7 +116,7 @@ int berr_set(struct berr **err, int errnum, const char *fmt, ...)
 int berr_setx(struct berr **err, int errnum, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Same as berr_setx, also records an API code. */
-int berr_setc(struct berr **err, int errnum, const char *code, const char *fmt, ...)
+int berr_setc(struct berr **err, int errnum, enum berr_code code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 /* Prepend "context: " to *err's message; returns -errnum of *err (or -EIO if none). */
 int berr_wrap(struct berr **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -180,6 +209,49 @@ int rm_rf(const char *path);
 /* Random lowercase hex id of len chars (len <= 64) into buf (len+1 bytes). */
 int random_hex(char *buf, size_t len);
 bool str_has_prefix(const char *s, const char *prefix);
+bool str_has_suffix(const char *s, const char *suffix);
 /* Seconds since the epoch as a double (CLOCK_REALTIME) and monotonic ns. */
 double now_realtime(void);
 uint64_t now_monotonic_ns(void);
+
+/* ---- JSON (json.c): the one set of yajl helpers --------------------------------------- */
+
+#define JSON_MAX_DEPTH 32
+/* Parse text (len bytes, need not be NUL-terminated) with a nesting limit of JSON_MAX_DEPTH,
+ * refusing NUL bytes and U+0000. NULL with err (INVALID_ARGUMENT) when it is not JSON. The
+ * caller frees the tree with yajl_tree_free. */
+yajl_val json_parse(const char *text, size_t len, struct berr **err);
+/* The value under key in an object; NULL when obj is not an object, the key is absent or its
+ * value is null (berth's JSON treats null as absent everywhere). */
+yajl_val json_get(yajl_val obj, const char *key);
+/* Typed getters: NULL / false when the member is absent or of another type. */
+const char *json_get_str(yajl_val obj, const char *key);
+bool json_get_double(yajl_val obj, const char *key, double *ret); /* finite numbers only */
+bool json_get_u64(yajl_val obj, const char *key, uint64_t *ret);  /* the whole u64 range */
+bool json_get_i64(yajl_val obj, const char *key, int64_t *ret);   /* integers only */
+bool json_get_cpus(yajl_val obj, const char *key, uint64_t *ret_millis); /* 1.5 or "1.5" */
+bool json_get_size(yajl_val obj, const char *key, uint64_t *ret); /* bytes or "1GiB" */
+/* An array of strings as a NULL-terminated vector (owned by the caller; *ret NULL when the
+ * member is absent); -EINVAL when it is not an array of strings. */
+int json_get_strv(yajl_val obj, const char *key, char ***ret);
+/* Emitters; a NULL string is emitted as null. */
+void json_str(yajl_gen g, const char *s);
+void json_u64(yajl_gen g, uint64_t v);
+void json_double(yajl_gen g, double v); /* non-finite: null */
+void json_cpus(yajl_gen g, uint64_t millis);
+void json_kv_str(yajl_gen g, const char *k, const char *v);
+void json_kv_u64(yajl_gen g, const char *k, uint64_t v);
+void json_kv_i64(yajl_gen g, const char *k, int64_t v);
+void json_kv_double(yajl_gen g, const char *k, double v);
+void json_kv_bool(yajl_gen g, const char *k, bool v);
+void json_kv_null(yajl_gen g, const char *k);
+void json_kv_cpus(yajl_gen g, const char *k, uint64_t millis);
+void json_kv_strv(yajl_gen g, const char *k, char *const *v); /* NULL: null */
+/* Embed already-serialised JSON under k (NULL, empty or unreadable: null). */
+void json_kv_raw(yajl_gen g, const char *k, const char *json);
+/* Emit a parsed tree as it is (NULL: null). */
+void json_gen_value(yajl_gen g, yajl_val v);
+/* The generator's text (malloc'd); frees g. */
+char *json_gen_take(yajl_gen g);
+/* A parsed tree as text (malloc'd). */
+char *json_to_text(yajl_val v);

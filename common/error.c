@@ -6,7 +6,7 @@
 #include "common/common.h"
 
 __attribute__((format(printf, 5, 0))) static int berr_vset(struct berr **err, int errnum,
-                                                           const char *code, bool with_strerror,
+                                                           enum berr_code code, bool with_strerror,
                                                            const char *fmt, va_list ap)
 {
     if (errnum < 0)
@@ -17,8 +17,7 @@ __attribute__((format(printf, 5, 0))) static int berr_vset(struct berr **err, in
         return -errnum;
     struct berr *e = xzalloc(sizeof(*e));
     e->errnum = errnum;
-    if (code)
-        snprintf(e->code, sizeof(e->code), "%s", code);
+    e->code = code;
     int n = vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
     if (with_strerror && n >= 0 && (size_t) n < sizeof(e->msg))
         snprintf(e->msg + n, sizeof(e->msg) - (size_t) n, ": %s", strerror(errnum));
@@ -30,7 +29,7 @@ int berr_set(struct berr **err, int errnum, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = berr_vset(err, errnum, NULL, true, fmt, ap);
+    int r = berr_vset(err, errnum, BERR_CODE_NONE, true, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -39,12 +38,12 @@ int berr_setx(struct berr **err, int errnum, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = berr_vset(err, errnum, NULL, false, fmt, ap);
+    int r = berr_vset(err, errnum, BERR_CODE_NONE, false, fmt, ap);
     va_end(ap);
     return r;
 }
 
-int berr_setc(struct berr **err, int errnum, const char *code, const char *fmt, ...)
+int berr_setc(struct berr **err, int errnum, enum berr_code code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -235,6 +235,12 @@ bool str_has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+bool str_has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && streq(s + n - m, suffix);
+}
+
 double now_realtime(void)
 {
     struct timespec ts;

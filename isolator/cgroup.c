@@ -932,6 +932,20 @@ int iso_cgroup_kill(struct iso_cgroup *cg, struct berr **err)
     return cg->lay.ops->kill(&cg->lay, &cg->node, err);
 }
 
+/* TODO(#13): non-blocking cgroup.kill / one kill round; these wrap the blocking kill. */
+int iso_cgroup_kill_wait(struct iso_cgroup *cg, unsigned timeout_ms, struct berr **err)
+{
+    (void) timeout_ms;
+    return cg->lay.ops->kill(&cg->lay, &cg->node, err);
+}
+
+char *iso_cgroup_events_path(const struct iso_cgroup *cg)
+{
+    if (cg->lay.ops->version != ISO_CG_V2 || !cg->node.path[0])
+        return NULL;
+    return xasprintf("%s/cgroup.events", cg->node.path[0]);
+}
+
 int iso_cgroup_destroy(struct iso_cgroup *cg, struct berr **err)
 {
     /* A cgroup that just emptied can still be busy while the kernel frees its css

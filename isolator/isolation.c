@@ -23,7 +23,7 @@ static const struct {
 int iso_parse_isolation(const char *s, unsigned *ret_flags, struct berr **err)
 {
     if (!s)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "isolation: missing list");
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "isolation: missing list");
     unsigned flags = 0;
     const char *p = s;
     while (*p) {
@@ -44,7 +44,7 @@ int iso_parse_isolation(const char *s, unsigned *ret_flags, struct berr **err)
                 }
             }
             if (!found)
-                return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "isolation: unknown '%.*s'",
+                return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "isolation: unknown '%.*s'",
                                  (int) n, b);
         }
         p += len;

@@ -142,10 +142,21 @@ uint64_t iso_cgroup_oom_kills(struct iso_cgroup *cg);
 int iso_cgroup_stats(struct iso_cgroup *cg, struct iso_stats *ret);
 /* True if any process is still in the cgroup. */
 bool iso_cgroup_populated(struct iso_cgroup *cg);
-/* SIGKILL every process in the cgroup until cgroup.procs stays empty (v2: cgroup.kill when
- * present; v1: freeze, kill, thaw - always thaw). Returns 0 when empty. */
+/* Send SIGKILL to every process in the cgroup once and return: v2 writes cgroup.kill (the
+ * kernel also kills what forks meanwhile); without it (v1, Linux < 5.14) freeze, one round
+ * of kill(2) over cgroup.procs, thaw (always thaw). Never waits, so the agent's loop never
+ * blocks: whether the cgroup is empty is learned from iso_cgroup_populated when the file of
+ * iso_cgroup_events_path changes (v2) or on a timer (v1), where the caller repeats the kill
+ * until it is. 0, or -errno with err. */
 int iso_cgroup_kill(struct iso_cgroup *cg, struct berr **err);
-/* rmdir the cgroups (leaves first). Returns 0, or the first error. Closes nothing. */
+/* The file whose change (inotify IN_MODIFY) says the cgroup may have emptied: v2's
+ * cgroup.events as an absolute path (malloc'd); NULL on v1, where no file says so. */
+char *iso_cgroup_events_path(const struct iso_cgroup *cg);
+/* Kill and wait until empty, at most timeout_ms; -EBUSY with err when processes remain.
+ * Blocks: only for start-up (orphans.c) before the loop runs. */
+int iso_cgroup_kill_wait(struct iso_cgroup *cg, unsigned timeout_ms, struct berr **err);
+/* rmdir the cgroups (leaves first), one attempt each: 0; -EBUSY while the kernel still
+ * frees the last task (the caller tries again later); another -errno with err. */
 int iso_cgroup_destroy(struct iso_cgroup *cg, struct berr **err);
 /* Absolute cgroup directory per hierarchy, for inspect: fn(controller_name, path, arg). */
 void iso_cgroup_foreach_path(const struct iso_cgroup *cg,

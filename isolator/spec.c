@@ -9,35 +9,6 @@
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-static void gen_str(yajl_gen g, const char *s)
-{
-    yajl_gen_string(g, (const unsigned char *) s, strlen(s));
-}
-
-static void gen_key_str(yajl_gen g, const char *key, const char *val)
-{
-    gen_str(g, key);
-    if (val)
-        gen_str(g, val);
-    else
-        yajl_gen_null(g);
-}
-
-static void gen_key_u64(yajl_gen g, const char *key, uint64_t v)
-{
-    gen_str(g, key);
-    yajl_gen_integer(g, v > (uint64_t) INT64_MAX ? INT64_MAX : (long long) v);
-}
-
-static void gen_key_strv(yajl_gen g, const char *key, char *const *v)
-{
-    gen_str(g, key);
-    yajl_gen_array_open(g);
-    for (size_t i = 0; v && v[i]; i++)
-        gen_str(g, v[i]);
-    yajl_gen_array_close(g);
-}
-
 /* Returns a malloc'd JSON object (never NULL: allocation failure aborts). NULL members are
  * written as null / empty arrays. Strings are written as given (UTF-8 expected). */
 char *iso_spec_to_json(const struct iso_spec *s)
@@ -49,54 +20,47 @@ char *iso_spec_to_json(const struct iso_spec *s)
     iso_format_isolation(s->flags, iso, sizeof(iso));
 
     yajl_gen_map_open(g);
-    gen_key_str(g, "id", s->id);
-    gen_key_str(g, "hostname", s->hostname);
-    gen_key_u64(g, "flags", s->flags);
-    gen_key_str(g, "isolation", iso); /* for humans; "flags" wins when reading */
-    gen_key_str(g, "sandbox_dir", s->sandbox_dir);
-    gen_key_str(g, "runtime_dir", s->runtime_dir);
-    gen_key_strv(g, "mask_dirs", s->mask_dirs);
-    gen_key_str(g, "user", s->user);
-    gen_key_strv(g, "argv", s->argv);
-    gen_key_strv(g, "env", s->env);
-    gen_str(g, "volumes");
+    json_kv_str(g, "id", s->id);
+    json_kv_str(g, "hostname", s->hostname);
+    json_kv_u64(g, "flags", s->flags);
+    json_kv_str(g, "isolation", iso); /* for humans; "flags" wins when reading */
+    json_kv_str(g, "sandbox_dir", s->sandbox_dir);
+    json_kv_str(g, "runtime_dir", s->runtime_dir);
+    json_kv_strv(g, "mask_dirs", s->mask_dirs);
+    json_kv_str(g, "user", s->user);
+    json_kv_strv(g, "argv", s->argv);
+    json_kv_strv(g, "env", s->env);
+    json_str(g, "volumes");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < s->n_volumes; i++) {
         yajl_gen_map_open(g);
-        gen_key_str(g, "host", s->volumes[i].host);
-        gen_key_str(g, "container", s->volumes[i].container);
-        gen_str(g, "readonly");
-        yajl_gen_bool(g, s->volumes[i].readonly);
+        json_kv_str(g, "host", s->volumes[i].host);
+        json_kv_str(g, "container", s->volumes[i].container);
+        json_kv_bool(g, "readonly", s->volumes[i].readonly);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
-    gen_key_u64(g, "nofile", s->nofile);
-    gen_key_u64(g, "grace_ms", s->grace_ms);
-    gen_key_u64(g, "userns_base", s->userns_base);
-    gen_key_u64(g, "log_max_bytes", s->log_max_bytes);
-    gen_key_u64(g, "log_max_files", s->log_max_files);
+    json_kv_u64(g, "nofile", s->nofile);
+    json_kv_u64(g, "grace_ms", s->grace_ms);
+    json_kv_u64(g, "userns_base", s->userns_base);
+    json_kv_u64(g, "log_max_bytes", s->log_max_bytes);
+    json_kv_u64(g, "log_max_files", s->log_max_files);
     yajl_gen_map_close(g);
-
-    const unsigned char *buf;
-    size_t len;
-    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
-        abort(); /* only a programming error (unbalanced containers) gets here */
-    char *out = xstrndup((const char *) buf, len);
-    yajl_gen_free(g);
-    return out;
+    return json_gen_take(g);
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
 static int bad(struct berr **err, const char *key, const char *what)
 {
-    return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "spec: '%s' must be %s", key, what);
+    return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "spec: '%s' must be %s", key, what);
 }
 
-/* Optional string member: NULL stays NULL; null is accepted as absent. */
-static int get_str(yajl_val v, const char *key, char **ret, struct berr **err)
+/* Optional string member: absent (or null) stays NULL. */
+static int get_str(yajl_val root, const char *key, char **ret, struct berr **err)
 {
-    if (!v || YAJL_IS_NULL(v))
+    yajl_val v = json_get(root, key);
+    if (!v)
         return 0;
     if (!YAJL_IS_STRING(v))
         return bad(err, key, "a string");
@@ -104,30 +68,20 @@ static int get_str(yajl_val v, const char *key, char **ret, struct berr **err)
     return 0;
 }
 
-static int get_u64(yajl_val v, const char *key, uint64_t *ret, struct berr **err)
+static int get_u64(yajl_val root, const char *key, uint64_t *ret, struct berr **err)
 {
-    if (!v || YAJL_IS_NULL(v))
-        return 0;
-    if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0)
+    if (json_get(root, key) && !json_get_u64(root, key, ret))
         return bad(err, key, "a non-negative integer");
-    *ret = (uint64_t) YAJL_GET_INTEGER(v);
     return 0;
 }
 
 /* NULL-terminated string vector; an absent member gives an empty (non-NULL) vector. */
-static int get_strv(yajl_val v, const char *key, char ***ret, struct berr **err)
+static int get_strv(yajl_val root, const char *key, char ***ret, struct berr **err)
 {
-    if (v && !YAJL_IS_NULL(v) && !YAJL_IS_ARRAY(v))
+    if (json_get_strv(root, key, ret) < 0)
         return bad(err, key, "an array of strings");
-    size_t n = v && YAJL_IS_ARRAY(v) ? v->u.array.len : 0;
-    char **out = xcalloc(n + 1, sizeof(char *));
-    *ret = out; /* owned by the spec from here, so iso_spec_done frees it on failure */
-    for (size_t i = 0; i < n; i++) {
-        yajl_val e = v->u.array.values[i];
-        if (!YAJL_IS_STRING(e))
-            return bad(err, key, "an array of strings");
-        out[i] = xstrdup(YAJL_GET_STRING(e));
-    }
+    if (!*ret)
+        *ret = xcalloc(1, sizeof(char *));
     return 0;
 }
 
@@ -136,9 +90,10 @@ static bool is_abs(const char *p)
     return p && p[0] == '/';
 }
 
-static int get_volumes(yajl_val v, struct iso_spec *s, struct berr **err)
+static int get_volumes(yajl_val root, struct iso_spec *s, struct berr **err)
 {
-    if (!v || YAJL_IS_NULL(v))
+    yajl_val v = json_get(root, "volumes");
+    if (!v)
         return 0;
     if (!YAJL_IS_ARRAY(v))
         return bad(err, "volumes", "an array of objects");
@@ -149,15 +104,11 @@ static int get_volumes(yajl_val v, struct iso_spec *s, struct berr **err)
         if (!YAJL_IS_OBJECT(e))
             return bad(err, "volumes", "an array of objects");
         struct iso_volume *vol = &s->volumes[s->n_volumes++];
-        const char *host_path[] = {"host", NULL};
-        const char *ctr_path[] = {"container", NULL};
-        const char *ro_path[] = {"readonly", NULL};
-        if (get_str(yajl_tree_get(e, host_path, yajl_t_any), "volumes.host", &vol->host, err) < 0 ||
-            get_str(yajl_tree_get(e, ctr_path, yajl_t_any), "volumes.container", &vol->container,
-                    err) < 0)
-            return -EINVAL;
-        yajl_val ro = yajl_tree_get(e, ro_path, yajl_t_any);
-        if (ro && !YAJL_IS_NULL(ro) && !YAJL_IS_TRUE(ro) && !YAJL_IS_FALSE(ro))
+        if (get_str(e, "host", &vol->host, err) < 0 ||
+            get_str(e, "container", &vol->container, err) < 0)
+            return berr_wrap(err, "volumes");
+        yajl_val ro = json_get(e, "readonly");
+        if (ro && !YAJL_IS_TRUE(ro) && !YAJL_IS_FALSE(ro))
             return bad(err, "volumes.readonly", "a boolean");
         vol->readonly = ro && YAJL_IS_TRUE(ro);
         if (!is_abs(vol->host))
@@ -168,59 +119,44 @@ static int get_volumes(yajl_val v, struct iso_spec *s, struct berr **err)
     return 0;
 }
 
-static yajl_val member(yajl_val root, const char *key)
-{
-    const char *path[] = {key, NULL};
-    return yajl_tree_get(root, path, yajl_t_any);
-}
-
 /* Parse json into *ret (zeroed first). Unknown members are ignored (forward compatible).
  * Required: id, sandbox_dir and runtime_dir (absolute), a non-empty argv. Returns 0, or
  * -EINVAL with err set (code INVALID_ARGUMENT) and *ret emptied. */
 int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err)
 {
     memset(ret, 0, sizeof(*ret));
-    char errbuf[256] = "";
-    yajl_val root = yajl_tree_parse(json, errbuf, sizeof(errbuf));
-    if (!root) {
-        errbuf[strcspn(errbuf, "\n")] = 0;
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "spec: bad JSON: %s",
-                         errbuf[0] ? errbuf : "parse error");
-    }
+    yajl_val root = json_parse(json, strlen(json), err);
+    if (!root)
+        return berr_wrap(err, "spec");
     int r = -EINVAL;
     struct iso_spec *s = ret;
     if (!YAJL_IS_OBJECT(root)) {
-        berr_setc(err, EINVAL, "INVALID_ARGUMENT", "spec: not a JSON object");
+        berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "spec: not a JSON object");
         goto fail;
     }
     uint64_t flags = 0;
-    yajl_val fv = member(root, "flags");
-    if (get_str(member(root, "id"), "id", &s->id, err) < 0 ||
-        get_str(member(root, "hostname"), "hostname", &s->hostname, err) < 0 ||
-        get_str(member(root, "sandbox_dir"), "sandbox_dir", &s->sandbox_dir, err) < 0 ||
-        get_str(member(root, "runtime_dir"), "runtime_dir", &s->runtime_dir, err) < 0 ||
-        get_strv(member(root, "mask_dirs"), "mask_dirs", &s->mask_dirs, err) < 0 ||
-        get_str(member(root, "user"), "user", &s->user, err) < 0 ||
-        get_strv(member(root, "argv"), "argv", &s->argv, err) < 0 ||
-        get_strv(member(root, "env"), "env", &s->env, err) < 0 ||
-        get_volumes(member(root, "volumes"), s, err) < 0 ||
-        get_u64(member(root, "nofile"), "nofile", &s->nofile, err) < 0 ||
-        get_u64(member(root, "grace_ms"), "grace_ms", &s->grace_ms, err) < 0 ||
-        get_u64(member(root, "userns_base"), "userns_base", &s->userns_base, err) < 0 ||
-        get_u64(member(root, "log_max_bytes"), "log_max_bytes", &s->log_max_bytes, err) < 0 ||
-        get_u64(member(root, "log_max_files"), "log_max_files", &s->log_max_files, err) < 0 ||
-        get_u64(fv, "flags", &flags, err) < 0)
+    if (get_str(root, "id", &s->id, err) < 0 || get_str(root, "hostname", &s->hostname, err) < 0 ||
+        get_str(root, "sandbox_dir", &s->sandbox_dir, err) < 0 ||
+        get_str(root, "runtime_dir", &s->runtime_dir, err) < 0 ||
+        get_strv(root, "mask_dirs", &s->mask_dirs, err) < 0 ||
+        get_str(root, "user", &s->user, err) < 0 || get_strv(root, "argv", &s->argv, err) < 0 ||
+        get_strv(root, "env", &s->env, err) < 0 || get_volumes(root, s, err) < 0 ||
+        get_u64(root, "nofile", &s->nofile, err) < 0 ||
+        get_u64(root, "grace_ms", &s->grace_ms, err) < 0 ||
+        get_u64(root, "userns_base", &s->userns_base, err) < 0 ||
+        get_u64(root, "log_max_bytes", &s->log_max_bytes, err) < 0 ||
+        get_u64(root, "log_max_files", &s->log_max_files, err) < 0 ||
+        get_u64(root, "flags", &flags, err) < 0)
         goto fail;
-    if (fv && !YAJL_IS_NULL(fv)) {
+    if (json_get(root, "flags")) {
         if (flags > UINT32_MAX) {
             bad(err, "flags", "a 32-bit integer");
             goto fail;
         }
         s->flags = (unsigned) flags;
     } else {
-        yajl_val iv = member(root, "isolation");
-        if (iv && YAJL_IS_STRING(iv) &&
-            iso_parse_isolation(YAJL_GET_STRING(iv), &s->flags, err) < 0) {
+        const char *iv = json_get_str(root, "isolation");
+        if (iv && iso_parse_isolation(iv, &s->flags, err) < 0) {
             berr_wrap(err, "spec");
             goto fail;
         }

@@ -4,8 +4,6 @@
  * survives an agent restart ({"exit_code": N} | {"signal": N} | {"launch_error": "...",
  * "errno": N}). executor/status.c writes them, agentd/lifecycle.c reads them. */
 #include <string.h>
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_tree.h>
 
 #include "isolator/isolator.h"
 
@@ -26,49 +24,37 @@ char *iso_status_to_json(const struct iso_status *s)
             [ISO_STATUS_SIGNALED] = "signal",
             [ISO_STATUS_LAUNCH_ERROR] = "errno",
     };
-    if (s->kind == ISO_STATUS_LAUNCH_ERROR) {
-        const char *m = s->message ? s->message : "launch failed";
-        yajl_gen_string(g, (const unsigned char *) "launch_error", 12);
-        yajl_gen_string(g, (const unsigned char *) m, strlen(m));
-    }
-    if (s->kind >= ISO_STATUS_EXITED && s->kind <= ISO_STATUS_LAUNCH_ERROR) {
-        yajl_gen_string(g, (const unsigned char *) keys[s->kind], strlen(keys[s->kind]));
-        yajl_gen_integer(g, s->code);
-    }
+    if (s->kind == ISO_STATUS_LAUNCH_ERROR)
+        json_kv_str(g, "launch_error", s->message ? s->message : "launch failed");
+    if (s->kind >= ISO_STATUS_EXITED && s->kind <= ISO_STATUS_LAUNCH_ERROR)
+        json_kv_i64(g, keys[s->kind], s->code);
     yajl_gen_map_close(g);
-    const unsigned char *buf;
-    size_t len;
-    yajl_gen_get_buf(g, &buf, &len);
-    char *out = xasprintf("%.*s\n", (int) len, (const char *) buf);
-    yajl_gen_free(g);
-    return out;
+    _cleanup_free_ char *text = json_gen_take(g);
+    return xasprintf("%s\n", text);
 }
 
 static bool int_member(yajl_val root, const char *key, int *ret)
 {
-    const char *path[] = {key, NULL};
-    yajl_val v = yajl_tree_get(root, path, yajl_t_any);
-    if (!v || !YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0 || YAJL_GET_INTEGER(v) > 65535)
+    int64_t v;
+    if (!json_get_i64(root, key, &v) || v < 0 || v > 65535)
         return false;
-    *ret = (int) YAJL_GET_INTEGER(v);
+    *ret = (int) v;
     return true;
 }
 
 int iso_status_from_json(const char *json, struct iso_status *ret, struct berr **err)
 {
     *ret = (struct iso_status){0};
-    char ebuf[128];
-    yajl_val v = yajl_tree_parse(json, ebuf, sizeof(ebuf));
+    yajl_val v = json_parse(json, strlen(json), NULL);
     if (!v || !YAJL_IS_OBJECT(v)) {
         yajl_tree_free(v);
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "status.json is not a JSON object");
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "status.json is not a JSON object");
     }
-    const char *path[] = {"launch_error", NULL};
-    yajl_val le = yajl_tree_get(v, path, yajl_t_string);
+    const char *le = json_get_str(v, "launch_error");
     int n;
     if (le) {
         ret->kind = ISO_STATUS_LAUNCH_ERROR;
-        ret->message = xstrdup(YAJL_GET_STRING(le));
+        ret->message = xstrdup(le);
         ret->code = int_member(v, "errno", &n) && n > 0 ? n : EIO;
     } else if (int_member(v, "exit_code", &n) && n <= 255) {
         ret->kind = ISO_STATUS_EXITED;
@@ -79,7 +65,7 @@ int iso_status_from_json(const char *json, struct iso_status *ret, struct berr *
     }
     yajl_tree_free(v);
     if (ret->kind == ISO_STATUS_NONE)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                          "status.json holds no exit_code, signal or launch_error");
     return 0;
 }

@@ -100,11 +100,11 @@ void master_agents_free(struct master *m)
 
 static void read_amounts(yajl_val res, const char *key, uint64_t *cpus, uint64_t *mem)
 {
-    yajl_val v = ml_get(res, key);
+    yajl_val v = json_get(res, key);
     double c;
-    if (ml_get_double(v, "cpus", &c) && c >= 0 && c < 1e6)
+    if (json_get_double(v, "cpus", &c) && c >= 0 && c < 1e6)
         *cpus = (uint64_t) (c * 1000 + 0.5);
-    (void) ml_get_u64(v, "mem", mem);
+    (void) json_get_u64(v, "mem", mem);
 }
 
 static void kill_payload_send(struct master *m, struct m_agent *ag, const char *task_id)
@@ -120,8 +120,8 @@ static void reconcile(struct master *m, struct m_agent *ag, yajl_val tasks)
     size_t n = tasks && YAJL_IS_ARRAY(tasks) ? tasks->u.array.len : 0;
     for (size_t i = 0; i < n; i++) {
         yajl_val e = tasks->u.array.values[i];
-        const char *id = ml_get_str(e, "task_id");
-        enum ml_state st = ml_state_from_name(ml_get_str(e, "state"));
+        const char *id = json_get_str(e, "task_id");
+        enum ml_state st = ml_state_from_name(json_get_str(e, "state"));
         if (!ml_id_valid(id))
             continue;
         ml_table_put(&listed, id, e);
@@ -260,30 +260,30 @@ static void subscribe_start(struct master *m, struct evhttp_request *req, struct
                             const char *body, size_t len)
 {
     yajl_val p = call->payload;
-    const char *host = ml_get_str(p, "hostname");
-    yajl_val res = ml_get(p, "resources");
-    yajl_val auth = ml_get(p, "auth");
-    const char *method = ml_get_str(auth, "method"), *nonce = ml_get_str(auth, "nonce");
+    const char *host = json_get_str(p, "hostname");
+    yajl_val res = json_get(p, "resources");
+    yajl_val auth = json_get(p, "auth");
+    const char *method = json_get_str(auth, "method"), *nonce = json_get_str(auth, "nonce");
     if (!host || !hostname_ok(host) || !res || !YAJL_IS_OBJECT(res)) {
-        master_refuse(m, req, "INVALID_ARGUMENT",
+        master_refuse(m, req, BERR_INVALID_ARGUMENT,
                       "SUBSCRIBE needs \"hostname\" (a host name: letters, digits, '-', '.', "
                       "up to 253) and \"resources\" {total, reserved, allocatable}");
         return;
     }
     if (!method || !ml_nonce_valid(nonce) ||
         (!streq(method, "agent-key") && !streq(method, "join"))) {
-        master_refuse(m, req, "UNAUTHORIZED",
+        master_refuse(m, req, BERR_UNAUTHORIZED,
                       "SUBSCRIBE needs \"auth\": {\"method\": \"agent-key\" or \"join\", "
                       "\"nonce\": 64 hex digits} (docs/protocol.md)");
         return;
     }
     if (m->n_pending >= PENDING_MAX || pending_bytes(m) + len > PENDING_MAX_BYTES) {
-        master_refuse(m, req, "UNAVAILABLE", "too many subscriptions waiting to authenticate");
+        master_refuse(m, req, BERR_UNAVAILABLE, "too many subscriptions waiting to authenticate");
         return;
     }
     struct m_agent *ag = master_agent_find(m, call->agent_id);
     if (!ag && m->n_agents >= m->cfg.max_agents) {
-        master_refuse(m, req, "UNAVAILABLE",
+        master_refuse(m, req, BERR_UNAVAILABLE,
                       "the registry holds max_agents (%llu) agents: remove gone ones "
                       "(berthctl --master URL agent rm ID)",
                       (unsigned long long) m->cfg.max_agents);
@@ -293,19 +293,19 @@ static void subscribe_start(struct master *m, struct evhttp_request *req, struct
     if (streq(method, "agent-key")) {
         if (!ag || !ag->has_key) {
             free(pd);
-            master_refuse(m, req, "UNKNOWN_AGENT_KEY",
+            master_refuse(m, req, BERR_UNKNOWN_AGENT_KEY,
                           "agent '%s' has no key at this master: register with a join token",
                           call->agent_id);
             return;
         }
         memcpy(pd->key, ag->key, ML_KEY_LEN);
     } else {
-        const char *kid = ml_get_str(auth, "key_id");
+        const char *kid = json_get_str(auth, "key_id");
         struct m_token *t = kid ? master_join_token_by_id(m, kid) : NULL;
         if (!t) {
             free(pd);
             m->auth_failures_total++;
-            master_refuse(m, req, "UNAUTHORIZED", "no join token '%.16s' at this master",
+            master_refuse(m, req, BERR_UNAUTHORIZED, "no join token '%.16s' at this master",
                           kid ? kid : "");
             return;
         }
@@ -316,7 +316,7 @@ static void subscribe_start(struct master *m, struct evhttp_request *req, struct
             log_warning("agent '%s': a join SUBSCRIBE from %s for an id that is registered "
                         "with its own key: refused",
                         call->agent_id, peer_of(req, peer, sizeof(peer)));
-            master_refuse(m, req, "UNAUTHORIZED",
+            master_refuse(m, req, BERR_UNAUTHORIZED,
                           "agent '%s' is registered with its own key: a join token cannot take "
                           "it over",
                           call->agent_id);
@@ -330,7 +330,7 @@ static void subscribe_start(struct master *m, struct evhttp_request *req, struct
     snprintf(pd->hs.nonce_agent, sizeof(pd->hs.nonce_agent), "%s", nonce);
     if (random_hex(pd->hs.nonce_master, ML_HEX_LEN) < 0 || random_hex(pd->hs.stream_id, 32) < 0) {
         pending_free(pd);
-        master_refuse(m, req, "INTERNAL", "no randomness for a challenge");
+        master_refuse(m, req, BERR_INTERNAL, "no randomness for a challenge");
         return;
     }
     pd->body = xstrndup(body, len);
@@ -350,11 +350,11 @@ static void subscribe_start(struct master *m, struct evhttp_request *req, struct
     ml_auth_proof(pd->key, &pd->hs, true, proof);
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    ml_kv_str(g, "stream_id", pd->hs.stream_id);
-    ml_kv_str(g, "nonce", pd->hs.nonce_master);
-    ml_kv_str(g, "proof", proof);
+    json_kv_str(g, "stream_id", pd->hs.stream_id);
+    json_kv_str(g, "nonce", pd->hs.nonce_master);
+    json_kv_str(g, "proof", proof);
     yajl_gen_map_close(g);
-    _cleanup_free_ char *ch = ml_gen_take(g);
+    _cleanup_free_ char *ch = json_gen_take(g);
     send_on(req, ML_EVENT_CHALLENGE, ch);
 }
 
@@ -363,8 +363,8 @@ static void subscribe_start(struct master *m, struct evhttp_request *req, struct
 static void subscribe_apply(struct master *m, struct m_pending *pd, struct ml_call *call)
 {
     yajl_val p = call->payload;
-    const char *host = ml_get_str(p, "hostname");
-    yajl_val res = ml_get(p, "resources");
+    const char *host = json_get_str(p, "hostname");
+    yajl_val res = json_get(p, "resources");
     struct m_agent *ag = master_agent_find(m, call->agent_id);
     bool is_new = !ag;
     if (!ag) {
@@ -401,17 +401,17 @@ static void subscribe_apply(struct master *m, struct m_pending *pd, struct ml_ca
     evhttp_connection_set_closecb(ag->stream_conn, stream_closed, ag);
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    ml_kv_str(g, "agent_id", ag->id);
-    ml_kv_str(g, "stream_id", ag->stream_id);
-    ml_kv_double(g, "heartbeat_interval_seconds", (double) m->cfg.heartbeat_interval_ms / 1000);
+    json_kv_str(g, "agent_id", ag->id);
+    json_kv_str(g, "stream_id", ag->stream_id);
+    json_kv_double(g, "heartbeat_interval_seconds", (double) m->cfg.heartbeat_interval_ms / 1000);
     yajl_gen_map_close(g);
-    _cleanup_free_ char *sub = ml_gen_take(g);
+    _cleanup_free_ char *sub = json_gen_take(g);
     master_link_send(m, ag, ML_EVENT_SUBSCRIBED, sub);
     log_info("agent '%s' (%s) %s", ag->id, ag->hostname,
              is_new            ? "registered"
              : was_unreachable ? "is back"
                                : "subscribed again");
-    reconcile(m, ag, ml_get(p, "tasks"));
+    reconcile(m, ag, json_get(p, "tasks"));
 }
 
 /* AUTHENTICATE: the agent's proof for the challenge of its pending stream. */
@@ -423,14 +423,14 @@ static void authenticate(struct master *m, struct evhttp_request *req, struct ml
         if (streq(x->hs.stream_id, sid) && streq(x->hs.agent_id, call->agent_id))
             pd = x;
     if (!pd) {
-        master_refuse(m, req, "STALE_STREAM",
+        master_refuse(m, req, BERR_STALE_STREAM,
                       "no subscription of agent '%s' waits for this %s: SUBSCRIBE again",
                       call->agent_id, ML_STREAM_HEADER);
         return;
     }
     char want[ML_HEX_LEN + 1];
     ml_auth_proof(pd->key, &pd->hs, false, want);
-    if (!ml_hex_equal(ml_get_str(call->payload, "proof"), want)) {
+    if (!ml_hex_equal(json_get_str(call->payload, "proof"), want)) {
         m->auth_failures_total++;
         char peer[96];
         log_warning("agent '%s': AUTHENTICATE from %s with a wrong proof (%s): refused, its "
@@ -438,14 +438,14 @@ static void authenticate(struct master *m, struct evhttp_request *req, struct ml
                     call->agent_id, peer_of(req, peer, sizeof(peer)),
                     pd->join ? "not the join token" : "not the agent's key");
         pending_drop(m, pd);
-        master_refuse(m, req, "UNAUTHORIZED", "wrong proof for agent '%s'", call->agent_id);
+        master_refuse(m, req, BERR_UNAUTHORIZED, "wrong proof for agent '%s'", call->agent_id);
         return;
     }
     struct ml_call sub;
     _cleanup_berr_ struct berr *err = NULL;
     if (ml_call_decode(pd->body, pd->len, &sub, &err) < 0) { /* decoded once already */
         pending_drop(m, pd);
-        master_refuse(m, req, "INTERNAL", "%s", berr_msg(err));
+        master_refuse(m, req, BERR_INTERNAL, "%s", berr_msg(err));
         return;
     }
     pending_unlink(m, pd);
@@ -458,22 +458,22 @@ static void authenticate(struct master *m, struct evhttp_request *req, struct ml
 
 static void heartbeat(struct master *m, struct m_agent *ag, struct ml_call *call)
 {
-    yajl_val usage = ml_get(call->payload, "usage");
-    yajl_val node = ml_get(usage, "node"), used = ml_get(usage, "used");
+    yajl_val usage = json_get(call->payload, "usage");
+    yajl_val node = json_get(usage, "node"), used = json_get(usage, "used");
     ag->has_usage = true;
     ag->usage_at = now_realtime();
-    (void) ml_get_double(node, "cpus", &ag->node_cpus);
-    (void) ml_get_u64(node, "mem", &ag->node_mem);
-    (void) ml_get_double(used, "cpus", &ag->used_cpus);
-    (void) ml_get_u64(used, "mem", &ag->used_mem);
-    yajl_val tasks = ml_get(usage, "tasks");
+    (void) json_get_double(node, "cpus", &ag->node_cpus);
+    (void) json_get_u64(node, "mem", &ag->node_mem);
+    (void) json_get_double(used, "cpus", &ag->used_cpus);
+    (void) json_get_u64(used, "mem", &ag->used_mem);
+    yajl_val tasks = json_get(usage, "tasks");
     for (size_t i = 0; tasks && YAJL_IS_ARRAY(tasks) && i < tasks->u.array.len; i++) {
         yajl_val e = tasks->u.array.values[i];
-        struct m_task *t = master_task_find(m, ml_get_str(e, "task_id"));
+        struct m_task *t = master_task_find(m, json_get_str(e, "task_id"));
         if (!t || !streq(t->agent_id, ag->id) || ml_state_terminal(t->state))
             continue;
-        bool c = ml_get_double(e, "cpus", &t->usage_cpus);
-        bool mm = ml_get_u64(e, "mem", &t->usage_mem);
+        bool c = json_get_double(e, "cpus", &t->usage_cpus);
+        bool mm = json_get_u64(e, "mem", &t->usage_mem);
         t->has_usage = c || mm;
     }
     ag->heartbeats++;
@@ -486,8 +486,8 @@ static int update(struct master *m, struct evhttp_request *req, struct m_agent *
 {
     struct ml_status s;
     _cleanup_berr_ struct berr *err = NULL;
-    if (ml_status_decode(ml_get(call->payload, "status"), &s, &err) < 0) {
-        master_refuse(m, req, "INVALID_ARGUMENT", "UPDATE: %s", berr_msg(err));
+    if (ml_status_decode(json_get(call->payload, "status"), &s, &err) < 0) {
+        master_refuse(m, req, BERR_INVALID_ARGUMENT, "UPDATE: %s", berr_msg(err));
         return 0;
     }
     struct m_task *t = master_task_find(m, s.task_id);
@@ -500,7 +500,7 @@ static int update(struct master *m, struct evhttp_request *req, struct m_agent *
         int r = master_task_apply(m, t, &s, "agent");
         if (r < 0) {
             ml_status_done(&s);
-            master_refuse(m, req, "INTERNAL", "cannot record the update in master.db");
+            master_refuse(m, req, BERR_INTERNAL, "cannot record the update in master.db");
             return 0;
         }
         if (r == 0)
@@ -519,7 +519,7 @@ void master_link_serve(struct master *m, struct evhttp_request *req, const char 
     struct ml_call call;
     _cleanup_berr_ struct berr *err = NULL;
     if (ml_call_decode(body, len, &call, &err) < 0) {
-        master_refuse(m, req, "INVALID_ARGUMENT", "%s", berr_msg(err));
+        master_refuse(m, req, BERR_INVALID_ARGUMENT, "%s", berr_msg(err));
         return;
     }
     if (call.type == ML_CALL_SUBSCRIBE) {
@@ -538,11 +538,11 @@ void master_link_serve(struct master *m, struct evhttp_request *req, const char 
     const char *sig = evhttp_find_header(in, ML_SIGNATURE_HEADER);
     char want[ML_HEX_LEN + 1];
     if (!ag) {
-        master_refuse(m, req, "UNKNOWN_AGENT", "agent '%s' is not registered: SUBSCRIBE first",
+        master_refuse(m, req, BERR_UNKNOWN_AGENT, "agent '%s' is not registered: SUBSCRIBE first",
                       call.agent_id);
     } else if (!sid || !ag->stream_id[0] || !streq(sid, ag->stream_id)) {
         /* an old stream's call (replayed, or from before a newer SUBSCRIBE) */
-        master_refuse(m, req, "STALE_STREAM",
+        master_refuse(m, req, BERR_STALE_STREAM,
                       "%s of agent '%s' does not carry its current %s: SUBSCRIBE again",
                       ml_call_name(call.type), call.agent_id, ML_STREAM_HEADER);
     } else if (ml_auth_sign(ag->session, body, len, want), !ml_hex_equal(sig, want)) {
@@ -551,7 +551,7 @@ void master_link_serve(struct master *m, struct evhttp_request *req, const char 
         log_warning("agent '%s': %s from %s with a wrong or missing %s: refused", ag->id,
                     ml_call_name(call.type), peer_of(req, peer, sizeof(peer)),
                     ML_SIGNATURE_HEADER);
-        master_refuse(m, req, "UNAUTHORIZED", "%s of agent '%s': bad %s",
+        master_refuse(m, req, BERR_UNAUTHORIZED, "%s of agent '%s': bad %s",
                       ml_call_name(call.type), call.agent_id, ML_SIGNATURE_HEADER);
     } else {
         ag->last_seen_ns = now_monotonic_ns();

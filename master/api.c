@@ -11,27 +11,6 @@
 
 #include "master/master.h"
 
-static const struct {
-    const char *code;
-    int status;
-} statuses[] = {
-        {"INVALID_ARGUMENT", 400},       {"UNAUTHORIZED", 401},
-        {"UNKNOWN_AGENT_KEY", 401},      {"FORBIDDEN", 403},
-        {"NOT_FOUND", 404},              {"UNKNOWN_AGENT", 404},
-        {"METHOD_NOT_ALLOWED", 405},     {"CONFLICT", 409},
-        {"STALE_STREAM", 409},           {"INSUFFICIENT_RESOURCES", 409},
-        {"BODY_TOO_LARGE", 413},         {"INTERNAL", 500},
-        {"UNAVAILABLE", 503},
-};
-
-static int status_for(const char *code)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(statuses); i++)
-        if (streq(statuses[i].code, code))
-            return statuses[i].status;
-    return 500;
-}
-
 void master_reply_json(struct evhttp_request *req, int status, yajl_gen g)
 {
     const unsigned char *buf;
@@ -45,28 +24,28 @@ void master_reply_json(struct evhttp_request *req, int status, yajl_gen g)
     evbuffer_free(b);
 }
 
-static void reply_error(struct evhttp_request *req, const char *code, const char *msg)
+static void reply_error(struct evhttp_request *req, enum berr_code code, const char *msg)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    ml_str(g, "error");
+    json_str(g, "error");
     yajl_gen_map_open(g);
-    ml_kv_str(g, "code", code);
-    ml_kv_str(g, "message", msg);
+    json_kv_str(g, "code", berr_code_name(code));
+    json_kv_str(g, "message", msg);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
-    master_reply_json(req, status_for(code), g);
+    master_reply_json(req, berr_code_http_status(code), g);
     yajl_gen_free(g);
 }
 
 void master_reply_error(struct evhttp_request *req, struct berr *err)
 {
-    reply_error(req, err && err->code[0] ? err->code : "INTERNAL",
+    reply_error(req, err && err->code != BERR_CODE_NONE ? err->code : BERR_INTERNAL,
                 err ? berr_msg(err) : "unknown error");
 }
 
-void master_refuse(struct master *m, struct evhttp_request *req, const char *code, const char *fmt,
-                   ...)
+void master_refuse(struct master *m, struct evhttp_request *req, enum berr_code code,
+                   const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -74,7 +53,7 @@ void master_refuse(struct master *m, struct evhttp_request *req, const char *cod
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     m->refused_total++;
-    log_debug("refused %s: %s", code, msg);
+    log_debug("refused %s: %s", berr_code_name(code), msg);
     reply_error(req, code, msg);
 }
 
@@ -94,9 +73,9 @@ static struct m_task *find_task(struct master *m, const char *ref, struct berr *
     if (n == 1)
         return hit;
     if (n > 1)
-        berr_setc(err, EINVAL, "CONFLICT", "'%s' names %u tasks: give the task id", ref, n);
+        berr_setc(err, EINVAL, BERR_CONFLICT, "'%s' names %u tasks: give the task id", ref, n);
     else
-        berr_setc(err, ENOENT, "NOT_FOUND", "no task '%s'", ref);
+        berr_setc(err, ENOENT, BERR_NOT_FOUND, "no task '%s'", ref);
     return NULL;
 }
 
@@ -108,7 +87,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
     if (!rest[0]) {
         if (cmd == EVHTTP_REQ_GET) {
             yajl_gen_map_open(g);
-            ml_str(g, "tasks");
+            json_str(g, "tasks");
             yajl_gen_array_open(g);
             for (struct m_task *t = m->tasks; t; t = t->next)
                 master_task_json(m, t, g, false);
@@ -125,7 +104,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
                 master_reply_json(req, 201, g);
             }
         } else {
-            master_refuse(m, req, "METHOD_NOT_ALLOWED", "GET or POST /v1/tasks");
+            master_refuse(m, req, BERR_METHOD_NOT_ALLOWED, "GET or POST /v1/tasks");
         }
         yajl_gen_free(g);
         return;
@@ -140,7 +119,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
         master_reply_json(req, 200, g);
     } else if (!verb[0] && cmd == EVHTTP_REQ_DELETE) {
         if (!master_token_may(caller, M_RIGHTS_SUBMIT, t->role))
-            master_refuse(m, req, "FORBIDDEN", "token '%s' may not remove tasks of role '%s'",
+            master_refuse(m, req, BERR_FORBIDDEN, "token '%s' may not remove tasks of role '%s'",
                           caller->id, t->role);
         else if (master_task_remove(m, t, &err) < 0)
             master_reply_error(req, err);
@@ -148,7 +127,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
             evhttp_send_reply(req, 204, "No Content", NULL);
     } else if (streq(verb, "/kill") && cmd == EVHTTP_REQ_POST) {
         if (!master_token_may(caller, M_RIGHTS_SUBMIT, t->role)) {
-            master_refuse(m, req, "FORBIDDEN", "token '%s' may not kill tasks of role '%s'",
+            master_refuse(m, req, BERR_FORBIDDEN, "token '%s' may not kill tasks of role '%s'",
                           caller->id, t->role);
         } else if (master_task_kill(m, t, &err) < 0) {
             master_reply_error(req, err);
@@ -157,7 +136,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
             master_reply_json(req, 202, g);
         }
     } else {
-        master_refuse(m, req, "NOT_FOUND",
+        master_refuse(m, req, BERR_NOT_FOUND,
                       "no such call: GET or DELETE /v1/tasks/ID, POST /v1/tasks/ID/kill");
     }
     yajl_gen_free(g);
@@ -170,9 +149,9 @@ static void serve_agents(struct master *m, struct evhttp_request *req,
         _cleanup_berr_ struct berr *err = NULL;
         struct m_agent *ag = master_agent_find(m, rest);
         if (caller->rights != M_RIGHTS_ADMIN)
-            master_refuse(m, req, "FORBIDDEN", "agents are removed with the admin token");
+            master_refuse(m, req, BERR_FORBIDDEN, "agents are removed with the admin token");
         else if (!ag)
-            master_refuse(m, req, "NOT_FOUND", "no agent '%.64s'", rest);
+            master_refuse(m, req, BERR_NOT_FOUND, "no agent '%.64s'", rest);
         else if (master_agent_remove(m, ag, &err) < 0)
             master_reply_error(req, err);
         else
@@ -180,13 +159,13 @@ static void serve_agents(struct master *m, struct evhttp_request *req,
         return;
     }
     if (cmd != EVHTTP_REQ_GET) {
-        master_refuse(m, req, "METHOD_NOT_ALLOWED", "GET /v1/agents[/ID], DELETE /v1/agents/ID");
+        master_refuse(m, req, BERR_METHOD_NOT_ALLOWED, "GET /v1/agents[/ID], DELETE /v1/agents/ID");
         return;
     }
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!rest[0]) {
         yajl_gen_map_open(g);
-        ml_str(g, "agents");
+        json_str(g, "agents");
         yajl_gen_array_open(g);
         for (struct m_agent *ag = m->agents; ag; ag = ag->next)
             master_agent_json(m, ag, g);
@@ -196,7 +175,7 @@ static void serve_agents(struct master *m, struct evhttp_request *req,
     } else {
         struct m_agent *ag = master_agent_find(m, rest);
         if (!ag) {
-            master_refuse(m, req, "NOT_FOUND", "no agent '%.64s'", rest);
+            master_refuse(m, req, BERR_NOT_FOUND, "no agent '%.64s'", rest);
         } else {
             master_agent_json(m, ag, g);
             master_reply_json(req, 200, g);
@@ -213,7 +192,7 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!rest[0] && cmd == EVHTTP_REQ_GET) {
         yajl_gen_map_open(g);
-        ml_str(g, "tokens");
+        json_str(g, "tokens");
         yajl_gen_array_open(g);
         for (struct m_token *t = m->tokens; t; t = t->next)
             master_token_json(t, g);
@@ -221,9 +200,9 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
         yajl_gen_map_close(g);
         master_reply_json(req, 200, g);
     } else if (!rest[0] && cmd == EVHTTP_REQ_POST) {
-        yajl_val v = ml_json_parse(body, len, &err);
-        const char *name = ml_get_str(v, "name"), *rights = ml_get_str(v, "rights");
-        yajl_val roles = ml_get(v, "roles");
+        yajl_val v = json_parse(body, len, &err);
+        const char *name = json_get_str(v, "name"), *rights = json_get_str(v, "rights");
+        yajl_val roles = json_get(v, "roles");
         enum m_rights r = master_rights_from_name(rights);
         _cleanup_free_ char *csv = NULL;
         bool ok = v && YAJL_IS_OBJECT(v) && (int) r >= 0 && r != M_RIGHTS_ADMIN &&
@@ -247,7 +226,7 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
         if (!v) {
             master_reply_error(req, err);
         } else if (!ok) {
-            master_refuse(m, req, "INVALID_ARGUMENT",
+            master_refuse(m, req, BERR_INVALID_ARGUMENT,
                           "a token needs \"rights\": read, submit or join, and may have \"name\" "
                           "(up to 64 chars) and \"roles\" (submit: role names, or \"*\")");
         } else if (master_token_create(m, name ? name : "", r, csv ? csv : "*", &text, &t, &err) <
@@ -256,8 +235,8 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
         } else {
             log_info("token '%s' (%s, %s) created", t->id, t->name, master_rights_name(r));
             yajl_gen_map_open(g);
-            ml_kv_str(g, "token", text);
-            ml_str(g, "info");
+            json_kv_str(g, "token", text);
+            json_str(g, "info");
             master_token_json(t, g);
             yajl_gen_map_close(g);
             master_reply_json(req, 201, g);
@@ -272,7 +251,7 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
             evhttp_send_reply(req, 204, "No Content", NULL);
         }
     } else {
-        master_refuse(m, req, "METHOD_NOT_ALLOWED", "GET or POST /v1/tokens, DELETE /v1/tokens/ID");
+        master_refuse(m, req, BERR_METHOD_NOT_ALLOWED, "GET or POST /v1/tokens, DELETE /v1/tokens/ID");
     }
     yajl_gen_free(g);
 }
@@ -359,13 +338,13 @@ static void route(struct evhttp_request *req, void *arg)
         return;
     }
     if (!path) {
-        master_refuse(m, req, "NOT_FOUND", "no path");
+        master_refuse(m, req, BERR_NOT_FOUND, "no path");
         return;
     }
     if (streq(path, "/health")) {
         yajl_gen g = yajl_gen_alloc(NULL);
         yajl_gen_map_open(g);
-        ml_kv_str(g, "status", "ok");
+        json_kv_str(g, "status", "ok");
         yajl_gen_map_close(g);
         master_reply_json(req, 200, g);
         yajl_gen_free(g);
@@ -378,7 +357,7 @@ static void route(struct evhttp_request *req, void *arg)
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if (len > ML_MAX_MESSAGE) {
-        master_refuse(m, req, "BODY_TOO_LARGE", "the body has %zu bytes, the limit is %d", len,
+        master_refuse(m, req, BERR_BODY_TOO_LARGE, "the body has %zu bytes, the limit is %d", len,
                       ML_MAX_MESSAGE);
         return;
     }
@@ -387,10 +366,10 @@ static void route(struct evhttp_request *req, void *arg)
         /* agents prove their key in the handshake and sign their calls; a bearer token here
          * is a client's (or a stolen one) trying to act as an agent */
         if (evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))
-            master_refuse(m, req, "UNAUTHORIZED",
+            master_refuse(m, req, BERR_UNAUTHORIZED,
                           "the agent protocol takes no bearer token (docs/protocol.md)");
         else if (cmd != EVHTTP_REQ_POST)
-            master_refuse(m, req, "METHOD_NOT_ALLOWED", "POST %s", ML_AGENT_PATH);
+            master_refuse(m, req, BERR_METHOD_NOT_ALLOWED, "POST %s", ML_AGENT_PATH);
         else
             master_link_serve(m, req, body, len);
         return;
@@ -404,11 +383,11 @@ static void route(struct evhttp_request *req, void *arg)
         serve_agents(m, req, caller, path[10] ? path + 11 : "", cmd);
     } else if (streq(path, "/v1/tokens") || str_has_prefix(path, "/v1/tokens/")) {
         if (caller->rights != M_RIGHTS_ADMIN)
-            master_refuse(m, req, "FORBIDDEN", "tokens are managed with the admin token");
+            master_refuse(m, req, BERR_FORBIDDEN, "tokens are managed with the admin token");
         else
             serve_tokens(m, req, path[10] ? path + 11 : "", cmd, body, len);
     } else {
-        master_refuse(m, req, "NOT_FOUND", "no such path '%.200s'", path);
+        master_refuse(m, req, BERR_NOT_FOUND, "no such path '%.200s'", path);
     }
 }
 

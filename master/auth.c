@@ -199,18 +199,18 @@ struct m_token *master_auth_client(struct master *m, struct evhttp_request *req)
 {
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (!auth) {
-        master_refuse(m, req, "UNAUTHORIZED",
+        master_refuse(m, req, BERR_UNAUTHORIZED,
                       "no bearer token: send \"Authorization: Bearer <token>\"");
         return NULL;
     }
     struct m_token *t = str_has_prefix(auth, "Bearer ") ? master_token_find(m, auth + 7) : NULL;
     if (!t) {
-        master_refuse(m, req, "UNAUTHORIZED", "wrong bearer token");
+        master_refuse(m, req, BERR_UNAUTHORIZED, "wrong bearer token");
         return NULL;
     }
     if (t->rights == M_RIGHTS_JOIN) {
         /* a join token only registers agents through the agent protocol */
-        master_refuse(m, req, "FORBIDDEN", "a join token cannot call the client API");
+        master_refuse(m, req, BERR_FORBIDDEN, "a join token cannot call the client API");
         return NULL;
     }
     return t;
@@ -222,7 +222,7 @@ int master_token_create(struct master *m, const char *name, enum m_rights rights
 {
     char text[49];
     if (random_hex(text, 48) < 0)
-        return berr_setc(err, EIO, "INTERNAL", "no randomness for a token");
+        return berr_setc(err, EIO, BERR_INTERNAL, "no randomness for a token");
     uint8_t key[ML_KEY_LEN];
     char id[ML_TOKEN_ID_LEN + 1];
     ml_token_key(text, key, id);
@@ -235,7 +235,7 @@ int master_token_create(struct master *m, const char *name, enum m_rights rights
         free(*r);
     free(probe.roles);
     if (master_store_token_put(m, id, key_hex, name, master_rights_name(rights), csv, now) < 0)
-        return berr_setc(err, EIO, "INTERNAL", "cannot record the token in master.db");
+        return berr_setc(err, EIO, BERR_INTERNAL, "cannot record the token in master.db");
     *ret = token_add(m, id, key, name, rights, csv, now, false);
     *ret_text = xstrdup(text);
     explicit_bzero(text, sizeof(text));
@@ -249,36 +249,36 @@ int master_token_remove(struct master *m, const char *id, struct berr **err)
         if (!streq(t->id, id))
             continue;
         if (t->is_static)
-            return berr_setc(err, EPERM, "CONFLICT",
+            return berr_setc(err, EPERM, BERR_CONFLICT,
                              "token '%s' comes from the master's configuration (%s): change "
                              "the file instead",
                              id, t->name);
         if (master_store_token_delete(m, id) < 0)
-            return berr_setc(err, EIO, "INTERNAL", "cannot remove the token from master.db");
+            return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove the token from master.db");
         *p = t->next;
         token_free(t);
         return 0;
     }
-    return berr_setc(err, ENOENT, "NOT_FOUND", "no token '%s'", id);
+    return berr_setc(err, ENOENT, BERR_NOT_FOUND, "no token '%s'", id);
 }
 
 void master_token_json(const struct m_token *t, yajl_gen g)
 {
     yajl_gen_map_open(g);
-    ml_kv_str(g, "id", t->id);
-    ml_kv_str(g, "name", t->name);
-    ml_kv_str(g, "rights", master_rights_name(t->rights));
-    ml_str(g, "roles");
+    json_kv_str(g, "id", t->id);
+    json_kv_str(g, "name", t->name);
+    json_kv_str(g, "rights", master_rights_name(t->rights));
+    json_str(g, "roles");
     yajl_gen_array_open(g);
     if (!t->roles)
-        ml_str(g, "*");
+        json_str(g, "*");
     for (char **r = t->roles; r && *r; r++)
-        ml_str(g, *r);
+        json_str(g, *r);
     yajl_gen_array_close(g);
-    ml_kv_bool(g, "static", t->is_static);
+    json_kv_bool(g, "static", t->is_static);
     if (t->created_at > 0)
-        ml_kv_double(g, "created_at", t->created_at);
+        json_kv_double(g, "created_at", t->created_at);
     else
-        ml_kv_null(g, "created_at");
+        json_kv_null(g, "created_at");
     yajl_gen_map_close(g);
 }

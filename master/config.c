@@ -83,7 +83,7 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
                    struct berr **err)
 {
     if (!streq(section, "master"))
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown section [%s]", section);
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown section [%s]", section);
     uint64_t *dur = streq(key, "heartbeat_interval") ? &cfg->heartbeat_interval_ms
                     : streq(key, "agent_timeout")    ? &cfg->agent_timeout_ms
                     : streq(key, "lost_grace")       ? &cfg->lost_grace_ms
@@ -95,13 +95,13 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
     if (count) {
         uint64_t n;
         if (parse_u64(value, &n) < 0 || n == 0 || n > 10000000)
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] %s: bad count '%s' (1 to 10000000)", key, value);
         *count = n;
     } else if (dur) {
         uint64_t ms;
         if (cfg_parse_duration_ms(value, &ms) < 0 || (ms == 0 && !streq(key, "lost_grace")))
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] %s: bad duration '%s' (e.g. 500ms, 5s, 2m)", key, value);
         *dur = ms;
     } else if (streq(key, "listen")) {
@@ -109,20 +109,20 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
         uint64_t port;
         if (!colon || colon == value || parse_u64(colon + 1, &port) < 0 || port > 65535 ||
             !host_ok(value, (size_t) (colon - value)))
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] listen: bad address '%s' (want HOST:PORT: an IPv4 "
                              "address, [IPv6] or a host name)",
                              value);
         set_str(&cfg->listen, value);
     } else if (streq(key, "work_dir")) {
         if (value[0] != '/')
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] work_dir: '%s' is not an absolute path", value);
         set_str(&cfg->work_dir, value);
     } else if (streq(key, "token_file") || streq(key, "join_token_file") ||
                streq(key, "tls_cert") || streq(key, "tls_key")) {
         if (value[0] && value[0] != '/')
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] %s: '%s' is not an absolute path", key, value);
         set_str(streq(key, "token_file")        ? &cfg->token_file
                 : streq(key, "join_token_file") ? &cfg->join_token_file
@@ -131,25 +131,25 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
                 value);
     } else if (streq(key, "plain_http")) {
         if (parse_bool(value, &cfg->plain_http) < 0)
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] plain_http: '%s' is not a boolean", value);
     } else if (streq(key, "placement")) {
         if (!streq(value, "spread") && !streq(value, "binpack"))
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] placement: '%s' is not spread or binpack", value);
         set_str(&cfg->placement, value);
     } else if (streq(key, "reconcile_kill")) {
         if (parse_bool(value, &cfg->reconcile_kill) < 0)
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] reconcile_kill: '%s' is not a boolean", value);
     } else if (streq(key, "log_level")) {
         if (!streq(value, "error") && !streq(value, "warning") && !streq(value, "info") &&
             !streq(value, "debug"))
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] log_level: '%s' (error, warning, info or debug)", value);
         set_str(&cfg->log_level, value);
     } else {
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown key '%s' in [master]", key);
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [master]", key);
     }
     return 0;
 }
@@ -187,7 +187,7 @@ int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr *
     cfg->config_file = xstrdup(file);
     FILE *f = fopen(file, "re");
     if (!f && (named || errno != ENOENT))
-        return berr_setc(err, errno, "INVALID_ARGUMENT", "%s: %s", file, strerror(errno));
+        return berr_setc(err, errno, BERR_INVALID_ARGUMENT, "%s: %s", file, strerror(errno));
     if (f) {
         struct parse_ctx c = {.cfg = cfg, .file = file, .err = err};
         int line = ini_parse_file(f, handler, &c);
@@ -195,7 +195,7 @@ int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr *
         if (line != 0) {
             if (*err)
                 return berr_wrap(err, "%s:%d", file, line);
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "%s:%d: syntax error (expected [section] or key = value)", file, line);
         }
     }
@@ -208,7 +208,7 @@ int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr *
             continue;
         const char *eq = strchr(argv[i], '=');
         if (!str_has_prefix(argv[i], "--") || !eq)
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "%s: expected --KEY=VALUE (see berth-master --help)", argv[i]);
         _cleanup_free_ char *key = xstrndup(argv[i] + 2, (size_t) (eq - argv[i] - 2));
         for (char *p = key; *p; p++)
@@ -220,19 +220,19 @@ int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr *
     }
     /* keys that only make sense together */
     if (cfg->heartbeat_interval_ms > 3600000)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                          "%s: [master] heartbeat_interval: at most 1h", cfg->config_file);
     if (cfg->agent_timeout_ms < 2 * cfg->heartbeat_interval_ms)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                          "%s: [master] agent_timeout (%llu ms) must be at least twice "
                          "heartbeat_interval (%llu ms), or agents flap between reachable and not",
                          cfg->config_file, (unsigned long long) cfg->agent_timeout_ms,
                          (unsigned long long) cfg->heartbeat_interval_ms);
     if (!cfg->tls_cert[0] != !cfg->tls_key[0])
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                          "%s: [master] tls_cert and tls_key go together", cfg->config_file);
     if (!cfg->tls_cert[0] && !cfg->plain_http)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                          "%s: [master] tls_cert and tls_key are not set: agents and clients "
                          "need TLS to know they talk to this master (docs/security.md); set "
                          "them, or plain_http = true to serve plain HTTP",

@@ -262,5 +262,5 @@ void master_api_stop(struct master *m);
 void master_reply_error(struct evhttp_request *req, struct berr *err);
 void master_reply_json(struct evhttp_request *req, int status, yajl_gen g);
 /* Refuse with code/status and a message (counts refused calls). */
-void master_refuse(struct master *m, struct evhttp_request *req, const char *code, const char *fmt,
+void master_refuse(struct master *m, struct evhttp_request *req, enum berr_code code, const char *fmt,
                    ...) __attribute__((format(printf, 4, 5)));

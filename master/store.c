@@ -96,22 +96,22 @@ static char *agent_row_json(const struct m_agent *ag)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    ml_kv_u64(g, "total_cpus", ag->total_cpus);
-    ml_kv_u64(g, "total_mem", ag->total_mem);
-    ml_kv_u64(g, "reserved_cpus", ag->reserved_cpus);
-    ml_kv_u64(g, "reserved_mem", ag->reserved_mem);
-    ml_kv_u64(g, "alloc_cpus", ag->alloc_cpus);
-    ml_kv_u64(g, "alloc_mem", ag->alloc_mem);
-    ml_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
-    ml_kv_bool(g, "lost_done", ag->lost_done);
-    ml_kv_double(g, "last_seen_at", ag->last_seen_at);
+    json_kv_u64(g, "total_cpus", ag->total_cpus);
+    json_kv_u64(g, "total_mem", ag->total_mem);
+    json_kv_u64(g, "reserved_cpus", ag->reserved_cpus);
+    json_kv_u64(g, "reserved_mem", ag->reserved_mem);
+    json_kv_u64(g, "alloc_cpus", ag->alloc_cpus);
+    json_kv_u64(g, "alloc_mem", ag->alloc_mem);
+    json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
+    json_kv_bool(g, "lost_done", ag->lost_done);
+    json_kv_double(g, "last_seen_at", ag->last_seen_at);
     if (ag->has_key) {
         char hex[ML_HEX_LEN + 1];
         ml_hex(ag->key, ML_KEY_LEN, hex);
-        ml_kv_str(g, "key", hex);
+        json_kv_str(g, "key", hex);
     }
     yajl_gen_map_close(g);
-    return ml_gen_take(g);
+    return json_gen_take(g);
 }
 
 int master_store_agent(struct master *m, const struct m_agent *ag)
@@ -200,11 +200,11 @@ void master_store_history(struct master *m, const char *task_id, yajl_gen g)
             yajl_val v = json ? yajl_tree_parse(json, NULL, 0) : NULL;
             yajl_gen_map_open(g);
             for (size_t i = 0; v && YAJL_IS_OBJECT(v) && i < v->u.object.len; i++) {
-                ml_str(g, v->u.object.keys[i]);
-                ml_gen_value(g, v->u.object.values[i]);
+                json_str(g, v->u.object.keys[i]);
+                json_gen_value(g, v->u.object.values[i]);
             }
-            ml_kv_str(g, "source", (const char *) sqlite3_column_text(st, 1));
-            ml_kv_double(g, "received_at", sqlite3_column_double(st, 2));
+            json_kv_str(g, "source", (const char *) sqlite3_column_text(st, 1));
+            json_kv_double(g, "received_at", sqlite3_column_double(st, 2));
             yajl_gen_map_close(g);
             yajl_tree_free(v);
         }
@@ -222,18 +222,18 @@ static void load_agent(struct master *m, const char *id, const char *host, const
     struct m_agent *ag = xzalloc(sizeof(*ag));
     snprintf(ag->id, sizeof(ag->id), "%s", id);
     ag->hostname = xstrdup(host ? host : "");
-    (void) ml_get_u64(v, "total_cpus", &ag->total_cpus);
-    (void) ml_get_u64(v, "total_mem", &ag->total_mem);
-    (void) ml_get_u64(v, "reserved_cpus", &ag->reserved_cpus);
-    (void) ml_get_u64(v, "reserved_mem", &ag->reserved_mem);
-    (void) ml_get_u64(v, "alloc_cpus", &ag->alloc_cpus);
-    (void) ml_get_u64(v, "alloc_mem", &ag->alloc_mem);
-    (void) ml_get_double(v, "last_seen_at", &ag->last_seen_at);
-    const char *state = ml_get_str(v, "state");
+    (void) json_get_u64(v, "total_cpus", &ag->total_cpus);
+    (void) json_get_u64(v, "total_mem", &ag->total_mem);
+    (void) json_get_u64(v, "reserved_cpus", &ag->reserved_cpus);
+    (void) json_get_u64(v, "reserved_mem", &ag->reserved_mem);
+    (void) json_get_u64(v, "alloc_cpus", &ag->alloc_cpus);
+    (void) json_get_u64(v, "alloc_mem", &ag->alloc_mem);
+    (void) json_get_double(v, "last_seen_at", &ag->last_seen_at);
+    const char *state = json_get_str(v, "state");
     ag->state = state && streq(state, "UNREACHABLE") ? M_AGENT_UNREACHABLE : M_AGENT_REACHABLE;
-    yajl_val ld = ml_get(v, "lost_done");
+    yajl_val ld = json_get(v, "lost_done");
     ag->lost_done = ld && YAJL_IS_TRUE(ld);
-    ag->has_key = ml_unhex(ml_get_str(v, "key"), ag->key, ML_KEY_LEN) == 0;
+    ag->has_key = ml_unhex(json_get_str(v, "key"), ag->key, ML_KEY_LEN) == 0;
     ag->registered_at = registered_at;
     /* the timers count from the master's start: agents get agent_timeout to come back */
     ag->last_seen_ns = now_monotonic_ns();
@@ -248,7 +248,7 @@ static void load_agent(struct master *m, const char *id, const char *host, const
 static void load_task(struct master *m, const char *json)
 {
     yajl_val v = json ? yajl_tree_parse(json, NULL, 0) : NULL;
-    const char *id = ml_get_str(v, "id");
+    const char *id = json_get_str(v, "id");
     if (!ml_id_valid(id) || master_task_find(m, id)) {
         yajl_tree_free(v);
         return;
@@ -256,38 +256,38 @@ static void load_task(struct master *m, const char *json)
     struct m_task *t = xzalloc(sizeof(*t));
     snprintf(t->id, sizeof(t->id), "%s", id);
     const char *s;
-    t->name = xstrdup((s = ml_get_str(v, "name")) ? s : id);
-    snprintf(t->agent_id, sizeof(t->agent_id), "%s", (s = ml_get_str(v, "agent_id")) ? s : "");
+    t->name = xstrdup((s = json_get_str(v, "name")) ? s : id);
+    snprintf(t->agent_id, sizeof(t->agent_id), "%s", (s = json_get_str(v, "agent_id")) ? s : "");
     snprintf(t->container_id, sizeof(t->container_id), "%s",
-             (s = ml_get_str(v, "container_id")) ? s : "");
-    t->role = xstrdup((s = ml_get_str(v, "role")) ? s : "*");
-    t->state = ml_state_from_name(ml_get_str(v, "state"));
+             (s = json_get_str(v, "container_id")) ? s : "");
+    t->role = xstrdup((s = json_get_str(v, "role")) ? s : "*");
+    t->state = ml_state_from_name(json_get_str(v, "state"));
     if ((int) t->state < 0)
         t->state = ML_STAGING;
-    snprintf(t->reason, sizeof(t->reason), "%s", (s = ml_get_str(v, "reason")) ? s : "");
-    t->message = (s = ml_get_str(v, "message")) ? xstrdup(s) : NULL;
-    t->has_exit_code = ml_get_i64(v, "exit_code", &t->exit_code);
-    (void) ml_get_i64(v, "signal", &t->signal);
-    (void) ml_get_double(v, "created_at", &t->created_at);
-    (void) ml_get_double(v, "updated_at", &t->updated_at);
-    yajl_val k = ml_get(v, "kill_requested");
+    snprintf(t->reason, sizeof(t->reason), "%s", (s = json_get_str(v, "reason")) ? s : "");
+    t->message = (s = json_get_str(v, "message")) ? xstrdup(s) : NULL;
+    t->has_exit_code = json_get_i64(v, "exit_code", &t->exit_code);
+    (void) json_get_i64(v, "signal", &t->signal);
+    (void) json_get_double(v, "created_at", &t->created_at);
+    (void) json_get_double(v, "updated_at", &t->updated_at);
+    yajl_val k = json_get(v, "kill_requested");
     t->kill_requested = k && YAJL_IS_TRUE(k);
-    yajl_val res = ml_get(v, "resources");
-    (void) ml_get_cpus(res, "cpus", &t->cpus_millis);
-    (void) ml_get_size(res, "mem", &t->mem_bytes);
+    yajl_val res = json_get(v, "resources");
+    (void) json_get_cpus(res, "cpus", &t->cpus_millis);
+    (void) json_get_size(res, "mem", &t->mem_bytes);
     /* the spec to launch: command, resources, role, user, env, volumes */
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
     static const char *const keys[] = {"command", "resources", "role", "user", "env", "volumes"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-        yajl_val x = ml_get(v, keys[i]);
+        yajl_val x = json_get(v, keys[i]);
         if (x && !YAJL_IS_NULL(x)) {
-            ml_str(g, keys[i]);
-            ml_gen_value(g, x);
+            json_str(g, keys[i]);
+            json_gen_value(g, x);
         }
     }
     yajl_gen_map_close(g);
-    t->spec_json = ml_gen_take(g);
+    t->spec_json = json_gen_take(g);
     yajl_tree_free(v);
     /* the list is newest first: rows come oldest first */
     t->next = m->tasks;

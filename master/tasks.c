@@ -73,19 +73,19 @@ static struct m_agent *place(struct master *m, uint64_t cpus, uint64_t mem, unsi
 static int check_command(yajl_val cmd, struct berr **err)
 {
     if (!cmd || !YAJL_IS_OBJECT(cmd))
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                          "\"command\" must be {\"shell\": \"...\"} or {\"argv\": [...]}");
-    yajl_val shell = ml_get(cmd, "shell"), argv = ml_get(cmd, "argv");
+    yajl_val shell = json_get(cmd, "shell"), argv = json_get(cmd, "argv");
     if (shell && YAJL_IS_STRING(shell) && shell->u.string[0] && !argv)
         return 0;
     if (argv && YAJL_IS_ARRAY(argv) && argv->u.array.len > 0 && !shell) {
         for (size_t i = 0; i < argv->u.array.len; i++)
             if (!YAJL_IS_STRING(argv->u.array.values[i]))
-                return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                                  "\"command\".\"argv\" must hold strings");
         return 0;
     }
-    return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+    return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                      "\"command\" needs exactly one of a non-empty \"shell\" or \"argv\"");
 }
 
@@ -93,30 +93,30 @@ static int check_command(yajl_val cmd, struct berr **err)
  * unchecked, and the task failed later on the agent). The agent checks them again. */
 static int check_extras(yajl_val v, struct berr **err)
 {
-    yajl_val env = ml_get(v, "env"), vols = ml_get(v, "volumes");
-    const char *user = ml_get_str(v, "user");
+    yajl_val env = json_get(v, "env"), vols = json_get(v, "volumes");
+    const char *user = json_get_str(v, "user");
     if (env && !YAJL_IS_NULL(env)) {
         if (!YAJL_IS_OBJECT(env))
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "\"env\" must be an object");
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "\"env\" must be an object");
         for (size_t i = 0; i < env->u.object.len; i++) {
             const char *k = env->u.object.keys[i];
             if (!k[0] || strchr(k, '=') || !YAJL_IS_STRING(env->u.object.values[i]))
-                return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                                  "env: '%.64s' must be a name without '=' with a string value",
                                  k);
         }
     }
-    if (ml_get(v, "user") && (!user || !user[0] || strlen(user) > 64 || strpbrk(user, ":/")))
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+    if (json_get(v, "user") && (!user || !user[0] || strlen(user) > 64 || strpbrk(user, ":/")))
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                          "\"user\" must be a user name or uid");
     if (vols && !YAJL_IS_NULL(vols)) {
         if (!YAJL_IS_ARRAY(vols))
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "\"volumes\" must be an array");
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "\"volumes\" must be an array");
         for (size_t i = 0; i < vols->u.array.len; i++) {
             yajl_val x = vols->u.array.values[i];
-            const char *h = YAJL_IS_STRING(x) ? x->u.string : ml_get_str(x, "host");
+            const char *h = YAJL_IS_STRING(x) ? x->u.string : json_get_str(x, "host");
             if (!h || h[0] != '/')
-                return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+                return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                                  "volumes[%zu] needs an absolute host path", i);
         }
     }
@@ -155,35 +155,35 @@ char *master_task_launch_payload(struct m_task *t)
     yajl_val spec = yajl_tree_parse(t->spec_json, NULL, 0);
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    ml_kv_str(g, "task_id", t->id);
-    ml_str(g, "container");
+    json_kv_str(g, "task_id", t->id);
+    json_str(g, "container");
     yajl_gen_map_open(g);
-    ml_kv_str(g, "name", t->id);
+    json_kv_str(g, "name", t->id);
     for (size_t i = 0; spec && YAJL_IS_OBJECT(spec) && i < spec->u.object.len; i++) {
-        ml_str(g, spec->u.object.keys[i]);
-        ml_gen_value(g, spec->u.object.values[i]);
+        json_str(g, spec->u.object.keys[i]);
+        json_gen_value(g, spec->u.object.values[i]);
     }
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     yajl_tree_free(spec);
-    return ml_gen_take(g);
+    return json_gen_take(g);
 }
 
 int master_task_submit(struct master *m, const struct m_token *caller, const char *body,
                        size_t len, struct m_task **ret, struct berr **err)
 {
-    yajl_val v = ml_json_parse(body, len, err);
+    yajl_val v = json_parse(body, len, err);
     if (!v)
         return -EINVAL;
     int r = 0;
     uint64_t cpus = 0, mem = 0;
     _cleanup_free_ char *payload = NULL;
-    yajl_val res = ml_get(v, "resources");
-    const char *name = ml_get_str(v, "name"), *role = ml_get_str(v, "role");
+    yajl_val res = json_get(v, "resources");
+    const char *name = json_get_str(v, "name"), *role = json_get_str(v, "role");
     static const char *const allowed[] = {"name", "command", "resources", "role",
                                           "user", "env",     "volumes"};
     if (!YAJL_IS_OBJECT(v)) {
-        r = berr_setc(err, EINVAL, "INVALID_ARGUMENT", "the task must be a JSON object");
+        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "the task must be a JSON object");
         goto out;
     }
     for (size_t i = 0; i < v->u.object.len; i++) {
@@ -191,34 +191,34 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
         for (size_t j = 0; j < ARRAY_SIZE(allowed); j++)
             ok = ok || streq(v->u.object.keys[i], allowed[j]);
         if (!ok) {
-            r = berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown field '%.64s'",
+            r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown field '%.64s'",
                           v->u.object.keys[i]);
             goto out;
         }
     }
-    if ((ml_get(v, "name") && (!name || !name[0] || strlen(name) > 128)) ||
-        (ml_get(v, "role") && (!role || !role[0] || strlen(role) > 64))) {
-        r = berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+    if ((json_get(v, "name") && (!name || !name[0] || strlen(name) > 128)) ||
+        (json_get(v, "role") && (!role || !role[0] || strlen(role) > 64))) {
+        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                       "\"name\" (1-128 chars) and \"role\" (1-64) must be strings");
         goto out;
     }
     if (!master_token_may(caller, M_RIGHTS_SUBMIT, role ? role : "*")) {
-        r = berr_setc(err, EPERM, "FORBIDDEN", "token '%s' (%s) may not submit in role '%s'",
+        r = berr_setc(err, EPERM, BERR_FORBIDDEN, "token '%s' (%s) may not submit in role '%s'",
                       caller ? caller->id : "?", caller ? caller->name : "?", role ? role : "*");
         goto out;
     }
-    if ((r = check_command(ml_get(v, "command"), err)) < 0 || (r = check_extras(v, err)) < 0)
+    if ((r = check_command(json_get(v, "command"), err)) < 0 || (r = check_extras(v, err)) < 0)
         goto out;
     if (m->n_tasks >= m->cfg.max_tasks) {
-        r = berr_setc(err, EAGAIN, "UNAVAILABLE",
+        r = berr_setc(err, EAGAIN, BERR_UNAVAILABLE,
                       "the registry holds max_tasks (%llu) tasks: remove ended ones (berthctl "
                       "--master URL rm TASK) or wait for task_gc_delay",
                       (unsigned long long) m->cfg.max_tasks);
         goto out;
     }
-    if (!res || !YAJL_IS_OBJECT(res) || !ml_get_cpus(res, "cpus", &cpus) ||
-        !ml_get_size(res, "mem", &mem) || mem == 0) {
-        r = berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+    if (!res || !YAJL_IS_OBJECT(res) || !json_get_cpus(res, "cpus", &cpus) ||
+        !json_get_size(res, "mem", &mem) || mem == 0) {
+        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                       "\"resources\" needs \"cpus\" (> 0, e.g. 2 or \"0.5\") and \"mem\" "
                       "(bytes or a size such as \"1GiB\")");
         goto out;
@@ -229,7 +229,7 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
         char cb[32], mb[32];
         format_cpus(cpus, cb, sizeof(cb));
         format_size(mem, mb, sizeof(mb));
-        r = berr_setc(err, ENOSPC, "INSUFFICIENT_RESOURCES",
+        r = berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
                       "no agent has %s cpus and %s mem free (%u agent%s connected)", cb, mb, up,
                       up == 1 ? "" : "s");
         goto out;
@@ -238,7 +238,7 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
     char *id = new_task_id(m);
     if (!id) {
         free(t);
-        r = berr_setc(err, EIO, "INTERNAL", "no randomness for a task id");
+        r = berr_setc(err, EIO, BERR_INTERNAL, "no randomness for a task id");
         goto out;
     }
     snprintf(t->id, sizeof(t->id), "%s", id);
@@ -257,24 +257,24 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
         const char *k = v->u.object.keys[i];
         if (streq(k, "name"))
             continue;
-        ml_str(g, k);
+        json_str(g, k);
         if (!streq(k, "resources")) {
-            ml_gen_value(g, v->u.object.values[i]);
+            json_gen_value(g, v->u.object.values[i]);
             continue;
         }
         yajl_gen_map_open(g);
-        ml_kv_cpus(g, "cpus", cpus);
-        ml_kv_u64(g, "mem", mem);
+        json_kv_cpus(g, "cpus", cpus);
+        json_kv_u64(g, "mem", mem);
         for (size_t j = 0; j < res->u.object.len; j++) {
             if (streq(res->u.object.keys[j], "cpus") || streq(res->u.object.keys[j], "mem"))
                 continue;
-            ml_str(g, res->u.object.keys[j]);
-            ml_gen_value(g, res->u.object.values[j]);
+            json_str(g, res->u.object.keys[j]);
+            json_gen_value(g, res->u.object.values[j]);
         }
         yajl_gen_map_close(g);
     }
     yajl_gen_map_close(g);
-    t->spec_json = ml_gen_take(g);
+    t->spec_json = json_gen_take(g);
     t->next = m->tasks;
     m->tasks = t;
     m->n_tasks++;
@@ -286,7 +286,7 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
     (void) master_store_task(m, t);
     record_own(m, t, ML_STAGING);
     if (master_store_commit(m) < 0) {
-        r = berr_setc(err, EIO, "INTERNAL", "cannot record the task in master.db");
+        r = berr_setc(err, EIO, BERR_INTERNAL, "cannot record the task in master.db");
         /* keep it in memory as LOST so the numbers stay right; it never launched */
         master_task_lose(m, t, "LAUNCH_FAILED", "not recorded in master.db");
         goto out;
@@ -304,7 +304,7 @@ out:
 int master_task_kill(struct master *m, struct m_task *t, struct berr **err)
 {
     if (ml_state_terminal(t->state))
-        return berr_setc(err, EINVAL, "CONFLICT", "task '%s' is already %s", t->id,
+        return berr_setc(err, EINVAL, BERR_CONFLICT, "task '%s' is already %s", t->id,
                          ml_state_name(t->state));
     t->kill_requested = true;
     (void) master_store_task(m, t);
@@ -369,44 +369,44 @@ void master_task_json(struct master *m, struct m_task *t, yajl_gen g, bool with_
 {
     struct m_agent *ag = master_agent_find(m, t->agent_id);
     yajl_gen_map_open(g);
-    ml_kv_str(g, "id", t->id);
-    ml_kv_str(g, "name", t->name);
-    ml_kv_str(g, "state", ml_state_name(t->state));
-    ml_kv_str(g, "reason", t->reason[0] ? t->reason : NULL);
-    ml_kv_str(g, "message", t->message);
+    json_kv_str(g, "id", t->id);
+    json_kv_str(g, "name", t->name);
+    json_kv_str(g, "state", ml_state_name(t->state));
+    json_kv_str(g, "reason", t->reason[0] ? t->reason : NULL);
+    json_kv_str(g, "message", t->message);
     if (t->has_exit_code)
-        ml_kv_i64(g, "exit_code", t->exit_code);
+        json_kv_i64(g, "exit_code", t->exit_code);
     else
-        ml_kv_null(g, "exit_code");
+        json_kv_null(g, "exit_code");
     if (t->signal)
-        ml_kv_i64(g, "signal", t->signal);
+        json_kv_i64(g, "signal", t->signal);
     else
-        ml_kv_null(g, "signal");
-    ml_kv_str(g, "agent_id", t->agent_id[0] ? t->agent_id : NULL);
-    ml_kv_str(g, "hostname", ag ? ag->hostname : NULL);
-    ml_kv_str(g, "container_id", t->container_id[0] ? t->container_id : NULL);
+        json_kv_null(g, "signal");
+    json_kv_str(g, "agent_id", t->agent_id[0] ? t->agent_id : NULL);
+    json_kv_str(g, "hostname", ag ? ag->hostname : NULL);
+    json_kv_str(g, "container_id", t->container_id[0] ? t->container_id : NULL);
     yajl_val spec = yajl_tree_parse(t->spec_json, NULL, 0);
     for (size_t i = 0; spec && YAJL_IS_OBJECT(spec) && i < spec->u.object.len; i++) {
-        ml_str(g, spec->u.object.keys[i]);
-        ml_gen_value(g, spec->u.object.values[i]);
+        json_str(g, spec->u.object.keys[i]);
+        json_gen_value(g, spec->u.object.values[i]);
     }
-    if (!ml_get(spec, "role"))
-        ml_kv_str(g, "role", t->role);
+    if (!json_get(spec, "role"))
+        json_kv_str(g, "role", t->role);
     yajl_tree_free(spec);
-    ml_kv_bool(g, "kill_requested", t->kill_requested);
-    ml_kv_double(g, "created_at", t->created_at);
-    ml_kv_double(g, "updated_at", t->updated_at);
-    ml_str(g, "usage");
+    json_kv_bool(g, "kill_requested", t->kill_requested);
+    json_kv_double(g, "created_at", t->created_at);
+    json_kv_double(g, "updated_at", t->updated_at);
+    json_str(g, "usage");
     if (t->has_usage) {
         yajl_gen_map_open(g);
-        ml_kv_double(g, "cpu_cores", t->usage_cpus);
-        ml_kv_u64(g, "memory_bytes", t->usage_mem);
+        json_kv_double(g, "cpu_cores", t->usage_cpus);
+        json_kv_u64(g, "memory_bytes", t->usage_mem);
         yajl_gen_map_close(g);
     } else {
         yajl_gen_null(g);
     }
     if (with_history) {
-        ml_str(g, "history");
+        json_str(g, "history");
         master_store_history(m, t->id, g);
     }
     yajl_gen_map_close(g);
@@ -416,35 +416,35 @@ void master_agent_json(struct master *m, struct m_agent *ag, yajl_gen g)
 {
     (void) m;
     yajl_gen_map_open(g);
-    ml_kv_str(g, "id", ag->id);
-    ml_kv_str(g, "hostname", ag->hostname);
-    ml_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
-    ml_kv_bool(g, "connected", ag->stream != NULL);
-    ml_kv_double(g, "registered_at", ag->registered_at);
-    ml_kv_double(g, "last_seen_at", ag->last_seen_at);
-    ml_kv_u64(g, "heartbeats", ag->heartbeats);
-    ml_kv_u64(g, "tasks", ag->placed_tasks);
-    ml_str(g, "resources");
+    json_kv_str(g, "id", ag->id);
+    json_kv_str(g, "hostname", ag->hostname);
+    json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
+    json_kv_bool(g, "connected", ag->stream != NULL);
+    json_kv_double(g, "registered_at", ag->registered_at);
+    json_kv_double(g, "last_seen_at", ag->last_seen_at);
+    json_kv_u64(g, "heartbeats", ag->heartbeats);
+    json_kv_u64(g, "tasks", ag->placed_tasks);
+    json_str(g, "resources");
     yajl_gen_map_open(g);
     const char *names[] = {"total", "reserved", "allocatable", "allocated"};
     uint64_t cpus[] = {ag->total_cpus, ag->reserved_cpus, ag->alloc_cpus, ag->placed_cpus};
     uint64_t mem[] = {ag->total_mem, ag->reserved_mem, ag->alloc_mem, ag->placed_mem};
     for (int i = 0; i < 4; i++) {
-        ml_str(g, names[i]);
+        json_str(g, names[i]);
         yajl_gen_map_open(g);
-        ml_kv_cpus(g, "cpus", cpus[i]);
-        ml_kv_u64(g, "mem", mem[i]);
+        json_kv_cpus(g, "cpus", cpus[i]);
+        json_kv_u64(g, "mem", mem[i]);
         yajl_gen_map_close(g);
     }
     yajl_gen_map_close(g);
-    ml_str(g, "usage");
+    json_str(g, "usage");
     if (ag->has_usage) {
         yajl_gen_map_open(g);
-        ml_kv_double(g, "sampled_at", ag->usage_at);
-        ml_kv_double(g, "cpus", ag->used_cpus);
-        ml_kv_u64(g, "mem", ag->used_mem);
-        ml_kv_double(g, "node_cpus", ag->node_cpus);
-        ml_kv_u64(g, "node_mem", ag->node_mem);
+        json_kv_double(g, "sampled_at", ag->usage_at);
+        json_kv_double(g, "cpus", ag->used_cpus);
+        json_kv_u64(g, "mem", ag->used_mem);
+        json_kv_double(g, "node_cpus", ag->node_cpus);
+        json_kv_u64(g, "node_mem", ag->node_mem);
         yajl_gen_map_close(g);
     } else {
         yajl_gen_null(g);
@@ -486,10 +486,10 @@ static void task_unlink(struct master *m, struct m_task *t)
 int master_task_remove(struct master *m, struct m_task *t, struct berr **err)
 {
     if (!ml_state_terminal(t->state))
-        return berr_setc(err, EBUSY, "CONFLICT", "task '%s' is %s: kill it first", t->id,
+        return berr_setc(err, EBUSY, BERR_CONFLICT, "task '%s' is %s: kill it first", t->id,
                          ml_state_name(t->state));
     if (master_store_task_delete(m, t->id) < 0)
-        return berr_setc(err, EIO, "INTERNAL", "cannot remove task '%s' from master.db", t->id);
+        return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove task '%s' from master.db", t->id);
     task_unlink(m, t);
     return 0;
 }
@@ -510,14 +510,14 @@ void master_tasks_gc(struct master *m)
 int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
 {
     if (ag->stream)
-        return berr_setc(err, EBUSY, "CONFLICT",
+        return berr_setc(err, EBUSY, BERR_CONFLICT,
                          "agent '%s' is connected: stop it first (it would register again)",
                          ag->id);
     for (struct m_task *t = m->tasks; t; t = t->next)
         if (!ml_state_terminal(t->state) && streq(t->agent_id, ag->id))
             master_task_lose(m, t, "AGENT_REMOVED", "its agent was removed from the registry");
     if (master_store_agent_delete(m, ag->id) < 0)
-        return berr_setc(err, EIO, "INTERNAL", "cannot remove agent '%s' from master.db", ag->id);
+        return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove agent '%s' from master.db", ag->id);
     for (struct m_agent **p = &m->agents; *p; p = &(*p)->next) {
         if (*p == ag) {
             *p = ag->next;

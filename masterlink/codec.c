@@ -27,10 +27,26 @@ static const char *const state_names[_ML_STATE_MAX] = {
         [ML_LOST] = "LOST",
 };
 
+static const char *const reason_names[_ML_REASON_MAX] = {
+        [ML_REASON_NONE] = NULL,
+        [ML_REASON_EXITED] = "EXITED",
+        [ML_REASON_SIGNALED] = "SIGNALED",
+        [ML_REASON_MEMORY_LIMIT] = "MEMORY_LIMIT",
+        [ML_REASON_LAUNCH_FAILED] = "LAUNCH_FAILED",
+        [ML_REASON_KILLED_BY_REQUEST] = "KILLED_BY_REQUEST",
+        [ML_REASON_AGENT_RESTARTED_LOST] = "AGENT_RESTARTED_LOST",
+        [ML_REASON_INSUFFICIENT_RESOURCES] = "INSUFFICIENT_RESOURCES",
+        [ML_REASON_POLICY_DENIED] = "POLICY_DENIED",
+        [ML_REASON_UNKNOWN_TO_AGENT] = "UNKNOWN_TO_AGENT",
+        [ML_REASON_AGENT_UNREACHABLE] = "AGENT_UNREACHABLE",
+        [ML_REASON_RECONCILED_LOST] = "RECONCILED_LOST",
+        [ML_REASON_AGENT_REMOVED] = "AGENT_REMOVED",
+};
+
 static int lookup(const char *const *names, int n, const char *s)
 {
     for (int i = 0; s && i < n; i++)
-        if (streq(names[i], s))
+        if (names[i] && streq(names[i], s))
             return i;
     return -EINVAL;
 }
@@ -63,6 +79,16 @@ const char *ml_state_name(enum ml_state s)
 enum ml_state ml_state_from_name(const char *s)
 {
     return (enum ml_state) lookup(state_names, _ML_STATE_MAX, s);
+}
+
+const char *ml_reason_name(enum ml_reason r)
+{
+    return r >= 0 && r < _ML_REASON_MAX ? reason_names[r] : NULL;
+}
+
+enum ml_reason ml_reason_from_name(const char *s)
+{
+    return s ? (enum ml_reason) lookup(reason_names, _ML_REASON_MAX, s) : ML_REASON_NONE;
 }
 
 bool ml_id_valid(const char *s)
@@ -116,12 +142,12 @@ static char *envelope(const char *type, const char *id_key, const char *id,
     lower(type, key, sizeof(key));
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    ml_kv_str(g, "type", type);
+    json_kv_str(g, "type", type);
     if (id_key)
-        ml_kv_str(g, id_key, id);
-    ml_kv_raw(g, key, payload_json && payload_json[0] ? payload_json : "{}");
+        json_kv_str(g, id_key, id);
+    json_kv_raw(g, key, payload_json && payload_json[0] ? payload_json : "{}");
     yajl_gen_map_close(g);
-    return ml_gen_take(g);
+    return json_gen_take(g);
 }
 
 char *ml_call_encode(enum ml_call_type t, const char *agent_id, const char *payload_json)
@@ -136,28 +162,28 @@ char *ml_event_encode(enum ml_event_type t, const char *payload_json)
 
 int ml_call_decode(const char *body, size_t len, struct ml_call *ret, struct berr **err)
 {
-    yajl_val root = ml_json_parse(body, len, err);
+    yajl_val root = json_parse(body, len, err);
     if (!root)
         return -EINVAL;
-    const char *type = ml_get_str(root, "type");
-    const char *id = ml_get_str(root, "agent_id");
+    const char *type = json_get_str(root, "type");
+    const char *id = json_get_str(root, "agent_id");
     int r;
     if (!YAJL_IS_OBJECT(root)) {
-        r = berr_setc(err, EINVAL, "INVALID_ARGUMENT", "a call must be a JSON object");
+        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "a call must be a JSON object");
     } else if (!type) {
-        r = berr_setc(err, EINVAL, "INVALID_ARGUMENT", "the call has no \"type\"");
+        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "the call has no \"type\"");
     } else if (ml_call_from_name(type) < 0) {
-        r = berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                       "unknown call type '%.64s' (SUBSCRIBE, HEARTBEAT or UPDATE)", type);
     } else if (!ml_id_valid(id)) {
-        r = berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                       "\"agent_id\" must be 1-64 characters of [A-Za-z0-9_-]");
     } else {
         char key[32];
         lower(type, key, sizeof(key));
-        yajl_val p = ml_get(root, key);
+        yajl_val p = json_get(root, key);
         if (p && !YAJL_IS_OBJECT(p)) {
-            r = berr_setc(err, EINVAL, "INVALID_ARGUMENT", "\"%s\" must be an object", key);
+            r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "\"%s\" must be an object", key);
         } else {
             *ret = (struct ml_call){
                     .type = ml_call_from_name(type), .agent_id = id, .payload = p, .root = root};
@@ -176,20 +202,20 @@ void ml_call_done(struct ml_call *c)
 
 int ml_event_decode(const char *body, size_t len, struct ml_event *ret, struct berr **err)
 {
-    yajl_val root = ml_json_parse(body, len, err);
+    yajl_val root = json_parse(body, len, err);
     if (!root)
         return -EINVAL;
-    const char *type = ml_get_str(root, "type");
+    const char *type = json_get_str(root, "type");
     enum ml_event_type t = ml_event_from_name(type);
     if (t < 0) {
-        berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown event type '%.64s'",
+        berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown event type '%.64s'",
                   type ? type : "(none)");
         yajl_tree_free(root);
         return -EINVAL;
     }
     char key[32];
     lower(type, key, sizeof(key));
-    yajl_val p = ml_get(root, key);
+    yajl_val p = json_get(root, key);
     *ret = (struct ml_event){.type = t, .payload = p && YAJL_IS_OBJECT(p) ? p : NULL, .root = root};
     return 0;
 }
@@ -203,21 +229,21 @@ void ml_event_done(struct ml_event *e)
 void ml_status_gen(yajl_gen g, const struct ml_status *s)
 {
     yajl_gen_map_open(g);
-    ml_kv_str(g, "task_id", s->task_id);
-    ml_kv_str(g, "uuid", s->uuid);
-    ml_kv_str(g, "container_id", s->container_id[0] ? s->container_id : NULL);
-    ml_kv_str(g, "state", ml_state_name(s->state));
-    ml_kv_str(g, "reason", s->reason[0] ? s->reason : NULL);
-    ml_kv_str(g, "message", s->message);
+    json_kv_str(g, "task_id", s->task_id);
+    json_kv_str(g, "uuid", s->uuid);
+    json_kv_str(g, "container_id", s->container_id[0] ? s->container_id : NULL);
+    json_kv_str(g, "state", ml_state_name(s->state));
+    json_kv_str(g, "reason", s->reason[0] ? s->reason : NULL);
+    json_kv_str(g, "message", s->message);
     if (s->has_exit_code)
-        ml_kv_i64(g, "exit_code", s->exit_code);
+        json_kv_i64(g, "exit_code", s->exit_code);
     else
-        ml_kv_null(g, "exit_code");
+        json_kv_null(g, "exit_code");
     if (s->signal)
-        ml_kv_i64(g, "signal", s->signal);
+        json_kv_i64(g, "signal", s->signal);
     else
-        ml_kv_null(g, "signal");
-    ml_kv_double(g, "timestamp", s->timestamp);
+        json_kv_null(g, "signal");
+    json_kv_double(g, "timestamp", s->timestamp);
     yajl_gen_map_close(g);
 }
 
@@ -225,37 +251,37 @@ char *ml_status_encode(const struct ml_status *s)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     ml_status_gen(g, s);
-    return ml_gen_take(g);
+    return json_gen_take(g);
 }
 
 int ml_status_decode(yajl_val v, struct ml_status *ret, struct berr **err)
 {
     struct ml_status s = {0};
-    const char *task = ml_get_str(v, "task_id"), *uuid = ml_get_str(v, "uuid");
-    const char *state = ml_get_str(v, "state"), *reason = ml_get_str(v, "reason");
-    const char *ctr = ml_get_str(v, "container_id"), *msg = ml_get_str(v, "message");
+    const char *task = json_get_str(v, "task_id"), *uuid = json_get_str(v, "uuid");
+    const char *state = json_get_str(v, "state"), *reason = json_get_str(v, "reason");
+    const char *ctr = json_get_str(v, "container_id"), *msg = json_get_str(v, "message");
     if (!v || !YAJL_IS_OBJECT(v))
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "the status must be an object");
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "the status must be an object");
     if (!ml_id_valid(task))
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "status: bad \"task_id\"");
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "status: bad \"task_id\"");
     if (!ml_uuid_valid(uuid))
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                          "status: bad \"uuid\" (want 8-4-4-4-12 hex)");
     if (ml_state_from_name(state) < 0)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "status: bad \"state\" '%.32s'",
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "status: bad \"state\" '%.32s'",
                          state ? state : "(none)");
     if (ctr && ctr[0] && !ml_id_valid(ctr))
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "status: bad \"container_id\"");
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "status: bad \"container_id\"");
     if (reason && strlen(reason) >= sizeof(s.reason))
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "status: \"reason\" too long");
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "status: \"reason\" too long");
     snprintf(s.task_id, sizeof(s.task_id), "%s", task);
     snprintf(s.uuid, sizeof(s.uuid), "%s", uuid);
     snprintf(s.container_id, sizeof(s.container_id), "%s", ctr ? ctr : "");
     snprintf(s.reason, sizeof(s.reason), "%s", reason ? reason : "");
     s.state = ml_state_from_name(state);
-    s.has_exit_code = ml_get_i64(v, "exit_code", &s.exit_code);
-    (void) ml_get_i64(v, "signal", &s.signal);
-    (void) ml_get_double(v, "timestamp", &s.timestamp);
+    s.has_exit_code = json_get_i64(v, "exit_code", &s.exit_code);
+    (void) json_get_i64(v, "signal", &s.signal);
+    (void) json_get_double(v, "timestamp", &s.timestamp);
     s.message = msg ? xstrndup(msg, 4096) : NULL;
     *ret = s;
     return 0;

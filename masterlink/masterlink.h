@@ -1,7 +1,7 @@
 /* masterlink/masterlink.h - the one public header of masterlink/: the agent<->master protocol
  * (docs/protocol.md) without any I/O. recordio.c frames and unframes the event stream,
- * codec.c encodes and decodes the JSON envelopes of calls and events and the status update,
- * json.c has the yajl helpers both daemons share. berth-agent (agentd/link.c) and
+ * codec.c encodes and decodes the JSON envelopes of calls and events and the status update
+ * (on common/json.c's helpers). berth-agent (agentd/link.c) and
  * berth-master (master/) both link it, so the two sides cannot drift apart. */
 #pragma once
 
@@ -19,8 +19,6 @@
 #define ML_STREAM_HEADER "Berth-Stream-Id"
 /* Largest call body and largest record on the stream, in bytes. */
 #define ML_MAX_MESSAGE (1024 * 1024)
-/* Deepest JSON nesting accepted (yajl_tree_free recurses). */
-#define ML_MAX_DEPTH 32
 
 /* ---- message types ---------------------------------------------------------------------- */
 
@@ -57,12 +55,34 @@ enum ml_state {
     _ML_STATE_INVALID = -EINVAL,
 };
 
+/* Why a task ended (SPEC §5), as the agent and the master report it; one list for both. */
+enum ml_reason {
+    ML_REASON_NONE,
+    ML_REASON_EXITED,
+    ML_REASON_SIGNALED,
+    ML_REASON_MEMORY_LIMIT,
+    ML_REASON_LAUNCH_FAILED,
+    ML_REASON_KILLED_BY_REQUEST,
+    ML_REASON_AGENT_RESTARTED_LOST,
+    ML_REASON_INSUFFICIENT_RESOURCES,
+    ML_REASON_POLICY_DENIED,
+    ML_REASON_UNKNOWN_TO_AGENT,
+    ML_REASON_AGENT_UNREACHABLE,
+    ML_REASON_RECONCILED_LOST,
+    ML_REASON_AGENT_REMOVED,
+    _ML_REASON_MAX,
+    _ML_REASON_INVALID = -EINVAL,
+};
+
 const char *ml_call_name(enum ml_call_type t);
 enum ml_call_type ml_call_from_name(const char *s);
 const char *ml_event_name(enum ml_event_type t);
 enum ml_event_type ml_event_from_name(const char *s);
 const char *ml_state_name(enum ml_state s);
 enum ml_state ml_state_from_name(const char *s);
+/* NULL for ML_REASON_NONE; ml_reason_from_name(NULL) is ML_REASON_NONE. */
+const char *ml_reason_name(enum ml_reason r);
+enum ml_reason ml_reason_from_name(const char *s);
 static inline bool ml_state_terminal(enum ml_state s)
 {
     return s >= ML_FINISHED;
@@ -93,37 +113,60 @@ void ml_reader_feed(struct ml_reader *r, const char *data, size_t len);
  * -EMSGSIZE (record over max) with err set - the stream cannot be resynchronised. */
 int ml_reader_next(struct ml_reader *r, const char **ret, size_t *ret_len, struct berr **err);
 
-/* ---- JSON helpers (json.c) -------------------------------------------------------------- */
+/* ---- the task spec (spec.c): what to run ----------------------------------------------- */
 
-/* Parse text (len bytes, need not be NUL-terminated) with a nesting limit of ML_MAX_DEPTH.
- * NULL with err (code INVALID_ARGUMENT) when malformed, too deep or holding a NUL. */
-yajl_val ml_json_parse(const char *text, size_t len, struct berr **err);
-yajl_val ml_get(yajl_val obj, const char *key);
-/* The string under key, or NULL when absent or not a string. */
-const char *ml_get_str(yajl_val obj, const char *key);
-/* Numbers under key: false when absent or not a number (or negative for u64). */
-bool ml_get_double(yajl_val obj, const char *key, double *ret);
-bool ml_get_u64(yajl_val obj, const char *key, uint64_t *ret);
-bool ml_get_i64(yajl_val obj, const char *key, int64_t *ret);
-void ml_str(yajl_gen g, const char *s); /* NULL -> null */
-void ml_kv_str(yajl_gen g, const char *k, const char *v);
-void ml_kv_u64(yajl_gen g, const char *k, uint64_t v);
-void ml_kv_i64(yajl_gen g, const char *k, int64_t v);
-void ml_kv_double(yajl_gen g, const char *k, double v);
-void ml_kv_bool(yajl_gen g, const char *k, bool v);
-void ml_kv_null(yajl_gen g, const char *k);
-/* millicores as a decimal number (2, 0.5, 1.25) */
-void ml_kv_cpus(yajl_gen g, const char *k, uint64_t millis);
-/* Embed already-serialised JSON under k (a NULL or empty json embeds null). */
-void ml_kv_raw(yajl_gen g, const char *k, const char *json);
-/* Re-emit a parsed value. */
-void ml_gen_value(yajl_gen g, yajl_val v);
-/* The generated text as a malloc'd string; frees g. */
-char *ml_gen_take(yajl_gen g);
-/* cpus from JSON: a number or a decimal string, in millicores (> 0). */
-bool ml_get_cpus(yajl_val obj, const char *key, uint64_t *ret_millis);
-/* mem from JSON: bytes as a number, or a size string ("1GiB"). */
-bool ml_get_size(yajl_val obj, const char *key, uint64_t *ret);
+#define ML_PIDS_MAX 4194304u /* the kernel's PID_MAX_LIMIT */
+
+/* A command: shell (run as /bin/sh -c) or argv; argv is always set (from shell too). */
+struct ml_command {
+    char *shell; /* NULL unless given as {"shell": ...} */
+    char **argv; /* NULL-terminated */
+};
+/* {"shell": "..."} or {"argv": [...]}: 0, or -EINVAL with err (INVALID_ARGUMENT). */
+int ml_command_parse(yajl_val v, struct ml_command *ret, struct berr **err);
+void ml_command_gen(yajl_gen g, const struct ml_command *c);
+void ml_command_done(struct ml_command *c);
+
+struct ml_volume {
+    char *host;      /* absolute */
+    char *container; /* relative to the task's root, or absolute */
+    bool readonly;
+};
+
+enum ml_cpus_limit {
+    ML_CPUS_LIMIT_DEFAULT, /* the agent's [agent] cpu_limit decides */
+    ML_CPUS_LIMIT_NONE,    /* "none": may burst */
+    ML_CPUS_LIMIT_SET,     /* cpus_limit_millis */
+};
+
+/* A task as asked for; absent fields stay NULL / 0 (the agent fills its defaults). */
+struct ml_task_spec {
+    char *name;
+    struct ml_command command;
+    uint64_t cpus_millis;
+    enum ml_cpus_limit cpus_limit;
+    uint64_t cpus_limit_millis;
+    uint64_t mem_bytes;
+    uint64_t pids; /* 0: the agent's default */
+    char *user;    /* NULL: the agent's task_user */
+    char **env;    /* "K=V", NULL-terminated; never NULL once parsed */
+    struct ml_volume *volumes;
+    size_t n_volumes;
+    char *role; /* NULL: "*" */
+};
+/* ML_SPEC_RECORD: the spec part of a stored record, among the record's other fields
+ * (unknown fields allowed, the name not checked again). */
+#define ML_SPEC_RECORD 1u
+/* Parse and check every field of v: 0 with *ret (free with ml_task_spec_done), or -EINVAL
+ * with err (INVALID_ARGUMENT) naming the first bad field. */
+int ml_task_spec_parse(yajl_val v, unsigned flags, struct ml_task_spec *ret, struct berr **err);
+/* Its fields as key/value pairs into an open map (the API view and the record embed them). */
+void ml_task_spec_gen_fields(yajl_gen g, const struct ml_task_spec *s);
+/* As one JSON object (malloc'd). */
+char *ml_task_spec_encode(const struct ml_task_spec *s);
+void ml_task_spec_done(struct ml_task_spec *s);
+bool ml_name_valid(const char *s); /* 1-63 of [A-Za-z0-9_.-], not starting with '.' or '-' */
+bool ml_role_valid(const char *s); /* "*" or 1-64 of [a-z0-9_-] */
 
 /* ---- envelopes and status updates (codec.c) ---------------------------------------------- */
 

@@ -17,11 +17,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct berr *err = NULL;
     if (ml_call_decode((const char *) data, size, &call, &err) == 0) {
         struct ml_status s;
-        if (ml_status_decode(ml_get(call.payload, "status"), &s, &err) == 0) {
+        if (ml_status_decode(json_get(call.payload, "status"), &s, &err) == 0) {
             char *json = ml_status_encode(&s);
             struct ml_status again;
             struct berr *e2 = NULL;
-            yajl_val v = ml_json_parse(json, strlen(json), &e2);
+            yajl_val v = json_parse(json, strlen(json), &e2);
             if (!v || ml_status_decode(v, &again, &e2) < 0)
                 abort(); /* what we encode we must read back */
             if (strcmp(again.task_id, s.task_id) || strcmp(again.uuid, s.uuid) ||

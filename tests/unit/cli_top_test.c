@@ -112,7 +112,7 @@ static void test_frame(void **state)
                   "{\"id\": \"1111222233334444\", \"name\": \"new\", \"state\": \"STARTING\","
                   " \"resources\": {\"cpus\": 2, \"cpus_limit\": 2, \"mem\": 1073741824},"
                   " \"usage\": null}]}");
-    yajl_val arr = ctl_json_get(list, "containers");
+    yajl_val arr = json_get(list, "containers");
     _cleanup_free_ char *text = ctl_top_frame(&s, "berthctl top 12:00:00", node,
                                               arr->u.array.values, arr->u.array.len, false);
     const char *want =

@@ -246,7 +246,7 @@ static void test_berr_compose(void **state)
     assert_int_equal(berr_wrap(&err, "%s", "a"), -EINVAL);
     assert_string_equal(berr_msg(err), "a: b: c: Invalid argument");
     assert_int_equal(berr_errno(err), EINVAL);
-    assert_string_equal(err->code, "");
+    assert_int_equal(err->code, BERR_CODE_NONE);
 
     /* first failure wins */
     assert_int_equal(berr_set(&err, ENOENT, "later"), -ENOENT);
@@ -254,6 +254,42 @@ static void test_berr_compose(void **state)
     berr_free(&err);
     assert_null(err);
     berr_free(&err); /* harmless */
+}
+
+/* The one table of API codes: every code has a name that reads back as itself and a 4xx/5xx
+ * status; the statuses the API documents (docs/api.md) are these. */
+static void test_api_codes(void **state)
+{
+    (void) state;
+    static const struct {
+        enum berr_code code;
+        const char *name;
+        int status;
+    } want[] = {
+            {BERR_INVALID_ARGUMENT, "INVALID_ARGUMENT", 400},
+            {BERR_UNAUTHORIZED, "UNAUTHORIZED", 401},
+            {BERR_UNKNOWN_AGENT_KEY, "UNKNOWN_AGENT_KEY", 401},
+            {BERR_FORBIDDEN, "FORBIDDEN", 403},
+            {BERR_NOT_FOUND, "NOT_FOUND", 404},
+            {BERR_UNKNOWN_AGENT, "UNKNOWN_AGENT", 404},
+            {BERR_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", 405},
+            {BERR_CONFLICT, "CONFLICT", 409},
+            {BERR_STALE_STREAM, "STALE_STREAM", 409},
+            {BERR_INSUFFICIENT_RESOURCES, "INSUFFICIENT_RESOURCES", 409},
+            {BERR_BODY_TOO_LARGE, "BODY_TOO_LARGE", 413},
+            {BERR_INTERNAL, "INTERNAL", 500},
+            {BERR_UNAVAILABLE, "UNAVAILABLE", 503},
+    };
+    assert_int_equal(ARRAY_SIZE(want), _BERR_CODE_MAX - 1);
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        assert_string_equal(berr_code_name(want[i].code), want[i].name);
+        assert_int_equal(berr_code_from_name(want[i].name), want[i].code);
+        assert_int_equal(berr_code_http_status(want[i].code), want[i].status);
+    }
+    assert_null(berr_code_name(BERR_CODE_NONE));
+    assert_int_equal(berr_code_http_status(BERR_CODE_NONE), 500);
+    assert_int_equal(berr_code_from_name("NOPE"), _BERR_CODE_INVALID);
+    assert_int_equal(berr_code_from_name(NULL), _BERR_CODE_INVALID);
 }
 
 static void test_berr_variants(void **state)
@@ -264,8 +300,8 @@ static void test_berr_variants(void **state)
     assert_string_equal(berr_msg(err), "no 'x'");
     berr_free(&err);
 
-    assert_int_equal(berr_setc(&err, EINVAL, "INVALID_ARGUMENT", "bad %d", 5), -EINVAL);
-    assert_string_equal(err->code, "INVALID_ARGUMENT");
+    assert_int_equal(berr_setc(&err, EINVAL, BERR_INVALID_ARGUMENT, "bad %d", 5), -EINVAL);
+    assert_int_equal(err->code, BERR_INVALID_ARGUMENT);
     assert_string_equal(berr_msg(err), "bad 5");
     berr_free(&err);
 
@@ -479,6 +515,7 @@ int main(void)
             cmocka_unit_test(test_format_cpus),
             cmocka_unit_test(test_berr_compose),
             cmocka_unit_test(test_berr_variants),
+            cmocka_unit_test(test_api_codes),
             cmocka_unit_test_setup_teardown(test_write_file_atomic, tmp_setup, tmp_teardown),
             cmocka_unit_test_setup_teardown(test_read_file_at, tmp_setup, tmp_teardown),
             cmocka_unit_test_setup_teardown(test_write_file_at, tmp_setup, tmp_teardown),

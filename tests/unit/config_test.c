@@ -66,7 +66,7 @@ static void expect_error(int r, struct berr **err, const char *want)
 {
     assert_int_equal(r, -EINVAL);
     assert_non_null(*err);
-    assert_string_equal((*err)->code, "INVALID_ARGUMENT");
+    assert_int_equal((*err)->code, BERR_INVALID_ARGUMENT);
     if (!strstr(berr_msg(*err), want))
         fail_msg("error '%s' does not contain '%s'", berr_msg(*err), want);
     berr_free(err);

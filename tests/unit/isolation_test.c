@@ -45,7 +45,7 @@ static void test_unknown(void **state)
                      -EINVAL);
     assert_non_null(err);
     assert_non_null(strstr(berr_msg(err), "'cgroups/gpu'"));
-    assert_string_equal(err->code, "INVALID_ARGUMENT");
+    assert_int_equal(err->code, BERR_INVALID_ARGUMENT);
     assert_int_equal(f, 77); /* untouched on failure */
     berr_free(&err);
     assert_int_equal(iso_parse_isolation("cgroups/cpu,", &f, NULL), 0);

@@ -108,7 +108,7 @@ static void expect_error(const char *json, const char *needle)
     assert_non_null(err);
     if (!strstr(berr_msg(err), needle))
         fail_msg("'%s' does not contain '%s'", berr_msg(err), needle);
-    assert_string_equal(err->code, "INVALID_ARGUMENT");
+    assert_int_equal(err->code, BERR_INVALID_ARGUMENT);
     berr_free(&err);
     assert_null(s.id); /* emptied on failure */
     assert_null(s.argv);
@@ -119,9 +119,9 @@ static void expect_error(const char *json, const char *needle)
 static void test_errors(void **state)
 {
     (void) state;
-    expect_error("", "bad JSON");
-    expect_error("{\"id\": ", "bad JSON");
-    expect_error("{\"id\":\"a\",}", "bad JSON");
+    expect_error("", "malformed JSON");
+    expect_error("{\"id\": ", "malformed JSON");
+    expect_error("{\"id\":\"a\",}", "malformed JSON");
     expect_error("[1,2]", "not a JSON object");
     expect_error("{" BASE "}", "'argv'");
     expect_error("{" BASE ",\"argv\":[]}", "'argv'");
