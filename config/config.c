@@ -266,7 +266,7 @@ static struct cfg_role *role_get(struct cfg_agent *cfg, const char *name)
 /* ---- one key ---------------------------------------------------------------------------- */
 
 #define BAD(what, hint)                                                                            \
-    berr_setc(err, EINVAL, "INVALID_ARGUMENT", "[%s] %s: bad %s '%s' (%s)", section, key, what,    \
+    berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "[%s] %s: bad %s '%s' (%s)", section, key, what,    \
               value, hint)
 
 static int set_agent(struct cfg_agent *cfg, const char *section, const char *key, const char *value,
@@ -408,7 +408,7 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
             return BAD("percentage", "1% to 100% of the work_dir file system, e.g. 90%");
         cfg->gc_disk_watermark = u;
     } else {
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown key '%s' in [%s]", key, section);
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [%s]", key, section);
     }
     return 0;
 }
@@ -456,7 +456,7 @@ static int set_resources(struct cfg_agent *cfg, const char *section, const char 
         set_str(&cfg->ports, value);
         return 0;
     }
-    return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown key '%s' in [%s]", key, section);
+    return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [%s]", key, section);
 }
 
 /* [reserved] and [role.NAME]: cpus and mem (and disk for [reserved]), 0 allowed. */
@@ -473,7 +473,7 @@ static int set_quantity(uint64_t *cpus, uint64_t *mem, uint64_t *disk, const cha
             return BAD("size", SIZE_HINT);
         *(streq(key, "mem") ? mem : disk) = v;
     } else {
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "unknown key '%s' in [%s]", key, section);
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [%s]", key, section);
     }
     return 0;
 }
@@ -482,9 +482,9 @@ int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const c
             struct berr **err)
 {
     if (!*section)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "key '%s' before any [section]", key);
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "key '%s' before any [section]", key);
     if (!value)
-        return berr_setc(err, EINVAL, "INVALID_ARGUMENT", "[%s] %s: missing value", section, key);
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "[%s] %s: missing value", section, key);
     if (streq(section, "agent"))
         return set_agent(cfg, section, key, value, err);
     if (streq(section, "resources"))
@@ -496,7 +496,7 @@ int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const c
             return 0;
         }
         if (parse_u64(value, &n) < 0 || n > 4194304)
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[reserved] pids: bad count '%s' (auto = 10%% of the node's, or "
                              "0 to 4194304)",
                              value);
@@ -510,7 +510,7 @@ int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const c
     if (str_has_prefix(section, "role.")) {
         const char *name = section + strlen("role.");
         if (!role_name_ok(name))
-            return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "bad role name '%s' in [%s] (use a-z, 0-9, '_' and '-')", name,
                              section);
         /* check before role_get so that a bad line leaves no empty role behind */
@@ -525,7 +525,7 @@ int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const c
             role->mem_bytes = mem;
         return 0;
     }
-    return berr_setc(err, EINVAL, "INVALID_ARGUMENT",
+    return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                      "unknown section [%s] (known: agent, resources, reserved, role.NAME)",
                      section);
 }

@@ -10,7 +10,7 @@
 #include "common/common.h"
 #include "config/config.h"
 
-#define INVALID(err, ...) berr_setc((err), EINVAL, "INVALID_ARGUMENT", __VA_ARGS__)
+#define INVALID(err, ...) berr_setc((err), EINVAL, BERR_INVALID_ARGUMENT, __VA_ARGS__)
 
 /* One file being parsed. Debian's libinih (r55) is built without INI_HANDLER_LINENO, so the
  * handler cannot see line numbers; we feed inih through our own fgets-style reader
