@@ -113,12 +113,19 @@ $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) 
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
 
+# agentd is no library: the unit test of its pure decisions links those of its files alone
+UNIT_AGENTD = $(call obj,agentd/decide.c agentd/resources.c)
+$(B)/tests/agentd_test: $(B)/obj/tests/unit/agentd_test.o $(UNIT_AGENTD) $(LIBCONFIG) $(LIBISO) \
+                        $(LIBML) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
+
 # libFuzzer targets (make fuzz; tests/fuzz/README.md): one binary per tests/fuzz/fuzz_*.c,
 # linked with the instrumented libraries of a FUZZ=1 build.
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS = $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 # agentd is no library: the few of its files a target feeds (pure parsers) are linked as such
-FUZZ_AGENTD = $(call obj,agentd/path.c agentd/json.c agentd/request.c)
+FUZZ_AGENTD = $(call obj,agentd/path.c)
 $(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(FUZZ_AGENTD) $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)

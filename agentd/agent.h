@@ -1,9 +1,19 @@
 /* agentd/agent.h - private header of berth-agent: the daemon's one context (struct agent),
  * the container record (struct container) and the functions the agentd files share.
- * main.c builds the context and runs the loop; api*.c serve HTTP; container.c owns the
- * table and the state machine; launch.c spawns executors; store.c persists records;
- * logs.c serves output; resources.c does the node's arithmetic; recover.c and orphans.c
- * rebuild the table and clean up at start; gc.c removes old sandboxes. */
+ * File map: main.c builds the context and runs the loop; api.c, api-node.c, api-error.c
+ * and path.c serve HTTP (exec.c, logs.c, metrics.c their endpoints); container.c owns the
+ * table; record.c is the container's JSON (API view and state.db record); lifecycle.c is
+ * the state machine and its one transition point, ctr_set_state; sandbox.c prepares a
+ * launch (dirs, spec.json, cgroups, limits) and launch.c spawns executors; release.c ends
+ * a container's cgroups and trash.c its dirs, off the loop; waiters.c answers GET .../wait;
+ * decide.c holds the pure decisions (how a task ended, which updates the master lacks);
+ * store.c persists rows; policy.c and resources.c judge a launch; sampler.c measures;
+ * recover.c, orphans.c and proc.c rebuild the table and clean up at start; gc.c removes old
+ * sandboxes; link.c (protocol), link-updates.c (tasks and their updates), link-auth.c
+ * (keys), link-db.c (tables) and link-http.c (curl) are the master link; fault.c is a test
+ * hook.
+ * Calls go one way: api/link/gc -> lifecycle -> sandbox/release/store/record; lifecycle
+ * tells the link and the GC of transitions through watchers they register. */
 #pragma once
 
 #include <event2/event.h>
@@ -21,7 +31,9 @@
 
 struct sqlite3;
 
-struct waiter; /* a pending GET .../wait */
+struct waiter;    /* a pending GET .../wait (waiters.c) */
+struct trash_job; /* a directory being removed (trash.c) */
+struct release_job; /* an ended container's cgroups being removed (release.c) */
 
 /* Node resources (resources.c): cpus in millicores, mem and disk in bytes, ports and pids
  * counts. */
@@ -39,19 +51,12 @@ struct res_amounts {
 
 struct container {
     char id[17];
-    char *name;
-    /* what was asked */
-    char *shell; /* command.shell, or NULL */
-    char **argv; /* command.argv (or {"/bin/sh","-c",shell}) */
-    char **env;  /* "K=V" */
-    struct iso_volume *volumes;
-    size_t n_volumes;
-    char *user;
-    char *role;
-    uint64_t cpus_millis;
-    uint64_t cpu_limit_millis; /* 0 = none */
-    uint64_t mem_bytes;
-    uint64_t pids_max;
+    /* the master's task it runs, "" for a local launch: kept in the record so the master
+     * link binds its updates by it (link.c) */
+    char task_id[65];
+    /* what was asked (masterlink/spec.c), the agent's defaults filled in: name, user, role
+     * and pids always set, cpus_limit SET or NONE (ctr_cpu_limit) */
+    struct ml_task_spec spec;
     /* > 0: its user namespace maps uids 0..65535 to this host uid and up (docs/security.md) */
     uint64_t userns_base;
     /* what happened */
@@ -84,6 +89,12 @@ struct container {
     struct waiter *waiters;
     struct container *next; /* table order: newest first */
 };
+
+/* The CPU limit written to the cgroup: 0 = none (may burst). */
+static inline uint64_t ctr_cpu_limit(const struct container *c)
+{
+    return c->spec.cpus_limit == ML_CPUS_LIMIT_SET ? c->spec.cpus_limit_millis : 0;
+}
 
 struct agent {
     struct cfg_agent cfg;
@@ -131,6 +142,17 @@ struct agent {
     char *fault_point;    /* BERTH_FAULT=POINT[:N], or NULL */
     unsigned fault_count; /* passes of fault_point left before the agent dies */
     struct link *link;    /* the master link (link.c), NULL when standalone */
+    /* told of every stored transition (ctr_watch_add) */
+    void (*watchers[4])(struct agent *a, struct container *c);
+    unsigned n_watchers;
+    /* release.c: cgroups of ended containers being emptied and removed, and one inotify fd
+     * on their cgroup.events (v2) */
+    struct release_job *releases;
+    int cg_inotify_fd;
+    struct event *ev_cg_inotify;
+    /* trash.c: directories being removed by a child process */
+    char *trash_dir;
+    struct trash_job *trash;
     uint64_t userns_next; /* the user namespace slice to try first (lifecycle.c) */
 };
 
@@ -142,10 +164,18 @@ int policy_check(struct agent *a, struct container *c, bool from_master, struct 
 /* resources.c */
 const char *res_name(enum res_kind k);
 void res_format(enum res_kind k, uint64_t v, char *buf, size_t len);
+/* Every kind of r under key k (/v1/node, SUBSCRIBE): cpus as a decimal, the rest as counts. */
+void res_amounts_gen(yajl_gen g, const char *k, const struct res_amounts *r);
 /* Fill total/reserved/allocatable; err names the config line of a reservation that does not
  * fit. Needs a->host (own cgroup limits). */
 int resources_measure(struct agent *a, struct berr **err);
 void resources_allocated(struct agent *a, struct res_amounts *ret);
+/* What the live tasks use now, from their latest samples: busy cores and memory charged
+ * (/v1/node's "used" and the heartbeat's are this one sum). */
+void resources_used(struct agent *a, double *ret_cores, uint64_t *ret_mem);
+/* Busy cores between c's last two samples (0 until there are two): the one computation the
+ * API, the metrics, /v1/node and the heartbeat share. */
+double ctr_cpu_cores(const struct container *c);
 /* 0 when c fits what is free for its role; else INSUFFICIENT_RESOURCES naming the resource. */
 int resources_admit(struct agent *a, const struct container *c, struct berr **err);
 
@@ -157,24 +187,112 @@ void sampler_sample(struct agent *a, struct container *c);
 extern const double launch_bucket_bounds[11];
 void sampler_note_launch(struct agent *a, double seconds);
 
-/* container.c */
-struct container *agent_find(struct agent *a, const char *ref, struct berr **err);
-struct container *agent_find_id(struct agent *a, const char *id);
-/* Where a launch comes from: the agent's policy ([agent] volume_paths, allow_root...) may
- * allow more to the local API than to the master. */
+/* container.c: the table. ctr_find: an exact id, an exact name, else a unique id prefix;
+ * NULL with err (NOT_FOUND, or CONFLICT for an ambiguous prefix). */
+struct container *ctr_find(struct agent *a, const char *ref, struct berr **err);
+struct container *ctr_find_id(struct agent *a, const char *id);
+struct container *ctr_new(void);
+/* An async callback's argument: the agent and a container's id, never a pointer (STYLE.md);
+ * ctr_event_new makes an event (added when fd >= 0) that owns one, ctr_event_free frees
+ * both and clears *ev. */
+struct ctr_ref {
+    struct agent *a;
+    char id[17];
+};
+struct ctr_ref *ctr_ref_new(struct agent *a, const char *id);
+struct event *ctr_event_new(struct agent *a, struct container *c, int fd, short what,
+                            event_callback_fn cb);
+void ctr_event_free(struct event **ev);
+void ctr_unlink(struct agent *a, struct container *c);
+struct container *ctr_free(struct container *c);
+void ctr_free_all(struct agent *a);
+
+/* record.c: a container as JSON. CTR_GEN_USAGE adds the last sample (the API's views);
+ * CTR_GEN_RECORD adds what the state.db record keeps besides (task id, version). */
+#define CTR_GEN_USAGE 1u
+#define CTR_GEN_RECORD 2u
+void ctr_gen(struct agent *a, const struct container *c, yajl_gen g, unsigned what);
+void ctr_usage_gen(const struct container *c, yajl_gen g);
+char *ctr_record_encode(struct agent *a, const struct container *c);
+/* Fill c (from ctr_new) from a record; -errno with err when it is not one. */
+int ctr_record_decode(const char *id, const char *json, struct container *c, struct berr **err);
+
+/* lifecycle.c: the state machine. Where a launch comes from: the agent's policy ([agent]
+ * volume_paths, allow_root...) may allow more to the local API than to the master. */
 enum ctr_origin {
     CTR_ORIGIN_LOCAL,
     CTR_ORIGIN_MASTER,
 };
-int agent_launch(struct agent *a, enum ctr_origin origin, const char *body, size_t len,
-                 struct container **ret, struct berr **err);
-int agent_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err);
-int agent_remove(struct agent *a, struct container *c, struct berr **err);
-void agent_container_json(struct agent *a, struct container *c, yajl_gen g, bool with_usage);
-void agent_usage_json(struct container *c, yajl_gen g);
-void agent_add_waiter(struct agent *a, struct container *c, struct evhttp_request *req);
-void agent_containers_free(struct agent *a);
-struct container *ctr_free(struct container *c);
+/* Admit and launch the parsed spec (taken: *spec is emptied either way). task_id names the
+ * master's task ("" for a local launch; it also names the container when the spec has no
+ * name). 0 with *ret (STARTING, or FAILED/LAUNCH_FAILED when the sandbox could not be made:
+ * the caller reports that state); -errno with err when it was refused (nothing kept). */
+int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spec,
+               const char *task_id, struct container **ret, struct berr **err);
+int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err);
+int ctr_remove(struct agent *a, struct container *c, struct berr **err);
+/* Take over a container that was live when the agent last stopped (recover.c); -errno with
+ * err when the host could not be asked (its task is then left alone and the start fails). */
+int ctr_adopt(struct agent *a, struct container *c, struct berr **err);
+/* The one transition point: set the state (and the times it implies), store the record
+ * (durably for STARTING and terminal states), then tell the watchers (the link, the GC) -
+ * only once stored: the next start derives what was not - and on a terminal state release
+ * the cgroups, answer the waiters and end the log followers. 0, or -EIO when the record
+ * could not be stored (logged). */
+int ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum ml_reason reason);
+/* Store c's record as it is (a change that is no transition: kill requested). 0 or -EIO. */
+int ctr_save(struct agent *a, struct container *c);
+void ctr_watch_add(struct agent *a, void (*fn)(struct agent *a, struct container *c));
+
+/* waiters.c: GET .../wait answers when c is terminal (at once if it is). */
+void ctr_add_waiter(struct agent *a, struct container *c, struct evhttp_request *req);
+void ctr_answer_waiters(struct agent *a, struct container *c);
+void ctr_drop_waiters(struct container *c);
+
+/* sandbox.c: the host side of a launch before the executor runs: the sandbox and runtime
+ * dirs, spec.json, the cgroups and their limits. On failure err says why. */
+int sandbox_prepare(struct agent *a, struct container *c, struct berr **err);
+void sandbox_path(struct agent *a, const char *id, char *buf, size_t len);
+void runtime_path(struct agent *a, const char *id, char *buf, size_t len);
+
+/* release.c: after a container ended, kill what is left in its cgroups and remove them,
+ * never blocking the loop: cgroup.kill (or one kill round) now, then rmdir once
+ * cgroup.events says the cgroup is empty (v2) or a short timer finds it so (v1). It takes
+ * c->cg (NULL afterwards). release_free drops what is still under way (the next start's
+ * orphan sweep removes it). */
+int release_init(struct agent *a, struct berr **err);
+void release_start(struct agent *a, struct container *c);
+void release_free(struct agent *a);
+
+/* trash.c: remove a directory tree off the loop: renamed into work_dir/trash at once (so
+ * the container's paths are free), removed there by `rm -rf` in a child process. */
+int trash_init(struct agent *a, struct berr **err);
+int trash_move(struct agent *a, const char *path);
+void trash_free(struct agent *a);
+
+/* decide.c: pure decisions, unit-tested (tests/unit/agentd_test.c). How a task ended, from
+ * what is known when its executor is gone. */
+struct ctr_end_facts {
+    const struct iso_status *status; /* status.json as read, or NULL when absent */
+    const char *pipe_error;          /* the status pipe's ERROR message, or NULL */
+    int wstatus;                     /* the executor's wait status, -1 when not our child */
+    bool kill_requested;
+    uint64_t oom_kills;
+};
+struct ctr_outcome {
+    enum ml_state state;
+    enum ml_reason reason;
+    int exit_code; /* -1 unless EXITED */
+    int signal;    /* 0 unless SIGNALED */
+    char message[512];
+};
+void ctr_decide_end(const struct ctr_end_facts *f, struct ctr_outcome *ret);
+/* The updates the master has not had for a task whose last update was last (-1: none) and
+ * whose container is in state now, in order (a restart may have skipped some): fills out
+ * (at most 3) and returns their number. has_pid / has_started: the container had an
+ * executor / reached RUNNING before it ended. */
+size_t link_catch_up_states(int last, enum ml_state now, bool has_pid, bool has_started,
+                            enum ml_state out[3]);
 
 /* launch.c */
 struct spawn {
@@ -192,14 +310,15 @@ int agent_dup_high(int fd); /* F_DUPFD_CLOEXEC to >= 4, closes fd */
 int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, int *ret_status_fd,
                          struct berr **err);
 
-/* store.c: work_dir/state.db, one row per container (its JSON, the executor's start time
- * and the boot it ran in). store_open opens an existing file only (-ENOENT when there is
- * none) unless create; a file SQLite cannot read or that fails its quick_check is -EBADMSG
- * with err saying why. store_save is durable (synchronous=FULL) for STARTING and terminal
- * records, the states the API has announced; 0 or -EIO (logged). */
+/* store.c: work_dir/state.db, one row per container: its record (record.c), the
+ * executor's start time and the boot it ran in. Rows only: it calls nothing above it.
+ * store_open opens an existing file only (-ENOENT when there is none) unless create; a file
+ * SQLite cannot read or that fails its quick_check is -EBADMSG with err saying why.
+ * store_save writes durably (synchronous=FULL) when durable; 0 or -EIO (logged). */
 int store_open(struct agent *a, bool create, struct berr **err);
 void store_close(struct agent *a);
-int store_save(struct agent *a, struct container *c);
+int store_save(struct agent *a, const char *id, const char *name, double created_at,
+               const char *record, uint64_t pid_start, bool durable);
 int store_delete(struct agent *a, const char *id);
 /* Calls fn for every row, oldest first; stops at and returns the first negative result
  * (err set by fn), else the number of rows. boot_id and pid_start are NULL/0 when absent. */
@@ -222,28 +341,33 @@ int agent_recover(struct agent *a, struct berr **err);
 /* orphans.c: remove what no record owns - executors of containers that are not live
  * (SIGKILL), container cgroups under the parent that no live container holds (kill, rmdir),
  * mounts below the sandbox and runtime dirs (detach), and those dirs without a record.
- * dry_run only counts. */
+ * dry_run only counts. Runs at start, before the loop: it may wait. */
 struct orphan_counts {
     unsigned executors, cgroups, mounts, dirs;
 };
 void orphans_sweep(struct agent *a, bool dry_run, struct orphan_counts *ret);
-/* orphans.c, how a process is recognised across a restart. Start time (ticks since boot)
- * of a live, non-zombie process, or 0 when it is gone. */
-uint64_t agent_proc_start(pid_t pid);
+
+/* proc.c: how a process is recognised across a restart. Start time (ticks since boot) of a
+ * live, non-zombie process, or 0 when it is gone. */
+uint64_t proc_start_time(pid_t pid);
 /* 1 when c->pid (opened as pidfd) is the berth-executor of container c: started at
  * c->pid_start (or, for older records, naming c's runtime dir on its command line) and
  * living in c's cgroups; 0 when it is not (or is gone); -errno when /proc could not be read
  * (EMFILE...), and nobody may conclude that the task is gone. */
-int agent_is_executor(struct agent *a, const struct container *c, int pidfd);
+int proc_is_executor(struct agent *a, const struct container *c, int pidfd);
+/* The container id on an executor's command line (--runtime-dir RUNTIME_ROOT/ID): 1 and id
+ * set, 0 when pid is something else or gone, -errno when we cannot tell. */
+int proc_executor_id(struct agent *a, pid_t pid, char id[17]);
 /* Realtime seconds at which a process with this start time (ticks since boot) started. */
-double agent_ticks_to_realtime(uint64_t ticks);
+double proc_ticks_to_realtime(uint64_t ticks);
+/* Container ids are 16 lowercase hex digits: anything else is not ours to remove. */
+bool ctr_id_shaped(const char *s);
 
 /* gc.c: terminal containers are removed (sandbox, runtime dir, record) gc_delay after they
  * ended, and sooner, oldest first, while the work_dir file system is above
- * gc_disk_watermark. Never a live container. */
+ * gc_disk_watermark. Never a live container. It watches transitions (ctr_watch_add). */
 void gc_start(struct agent *a);
 void gc_stop(struct agent *a);
-void gc_container_ended(struct agent *a); /* schedule a pass now */
 
 /* fault.c: test hook. BERTH_FAULT=POINT[:N] makes the agent SIGKILL itself the Nth time
  * (default: the first) it reaches agent_fault(a, "POINT"); docs/design/recovery.md lists
@@ -252,21 +376,18 @@ void agent_fault_init(struct agent *a);
 void agent_fault(struct agent *a, const char *point);
 
 /* link.c: the master link ([agent] master; docs/protocol.md). link_start (after the
- * recovery and api_start: it needs state.db and the token) loads the unacknowledged updates
- * and subscribes; nothing when standalone. link_note_transition is called by store_save
- * after every saved record: it queues (in state.db) the status updates the master has not
- * had for a container launched by the master. */
+ * recovery and api_start: it needs state.db and the token) loads the unacknowledged updates,
+ * watches transitions and subscribes; nothing when standalone. */
 struct link;
 int link_start(struct agent *a, struct berr **err);
 void link_stop(struct agent *a);
-void link_note_transition(struct agent *a, struct container *c);
 
 /* path.c: split a request path into at most max segments of < API_SEG_MAX bytes each;
  * their number, or -1 when there are more or one is longer (the caller answers 404). */
 #define API_SEG_MAX 80
 int api_split_path(const char *path, char seg[][API_SEG_MAX], int max);
 
-/* api.c, api-error.c */
+/* api.c, api-node.c, api-error.c: the agent's one reply path. */
 int api_start(struct agent *a, struct berr **err);
 void api_stop(struct agent *a);
 void api_reply_error(struct evhttp_request *req, struct berr *err);
@@ -281,6 +402,7 @@ char *api_read_body(struct evhttp_request *req, size_t *ret_len);
 /* The answer to a CONNECT request: a JSON 405 with its own Content-Length (libevent's
  * framing of CONNECT answers has none). */
 void api_reply_connect(struct evhttp_request *req);
+void api_serve_node(struct agent *a, struct evhttp_request *req);
 
 /* main.c: canonical paths tasks must not see - work_dir, the socket's dir, token_file -
  * sorted so an ancestor comes before what it contains (the executor then skips the inner
@@ -291,10 +413,6 @@ int agent_masks_init(struct agent *a, struct berr **err);
 void metrics_serve(struct agent *a, struct evhttp_request *req);
 void exec_serve(struct agent *a, struct container *c, struct evhttp_request *req);
 void exec_free_all(struct agent *a);
-int request_parse_launch(struct agent *a, yajl_val req, struct container *c, struct berr **err);
-/* lifecycle.c: take over a live container at start (recover.c); -errno with err when the
- * host could not be asked (its task is then left alone and the start fails). */
-int agent_adopt(struct agent *a, struct container *c, struct berr **err);
 
 /* notify.c: $NOTIFY_SOCKET, read and removed from the environment (owned, NULL if unset);
  * agent_notify() sends one sd_notify datagram ("READY=1"), 0 or -errno; NULL socket: 0. */

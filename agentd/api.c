@@ -24,7 +24,7 @@ static void reply_container(struct agent *a, struct evhttp_request *req, int sta
     if (c->cg && !ml_state_terminal(c->state))
         sampler_sample(a, c); /* inspect shows usage now, not a second ago */
     yajl_gen g = yajl_gen_alloc(NULL);
-    agent_container_json(a, c, g, true);
+    ctr_gen(a, c, g, CTR_GEN_USAGE);
     api_reply_json(req, status, g);
     yajl_gen_free(g);
 }
@@ -40,87 +40,6 @@ static void handle_health(struct agent *a, struct evhttp_request *req)
     yajl_gen_free(g);
 }
 
-static void res_map(yajl_gen g, const char *name, const struct res_amounts *r)
-{
-    json_str(g, name);
-    yajl_gen_map_open(g);
-    for (int k = 0; k < _RES_MAX; k++) {
-        json_str(g, res_name(k));
-        if (k == RES_CPUS)
-            json_cpus(g, r->v[k]);
-        else
-            json_u64(g, r->v[k]);
-    }
-    yajl_gen_map_close(g);
-}
-
-static void parent_path(const char *ctrl, const char *path, void *arg)
-{
-    json_kv_str(arg, ctrl, path);
-}
-
-static void handle_node(struct agent *a, struct evhttp_request *req)
-{
-    struct res_amounts allocated;
-    resources_allocated(a, &allocated);
-    /* used: what the tasks use now, from the latest samples (cpus: busy cores) */
-    double used_cores = 0;
-    uint64_t used_mem = 0;
-    for (struct container *c = a->containers; c; c = c->next) {
-        if (!c->has_usage || !c->cg)
-            continue;
-        double dt = (double) (c->usage_at_ns - c->usage_prev_at_ns) / 1e9;
-        if (dt > 0 && c->usage.cpu_usage_ns >= c->usage_prev.cpu_usage_ns)
-            used_cores += (double) (c->usage.cpu_usage_ns - c->usage_prev.cpu_usage_ns) / 1e9 / dt;
-        used_mem += c->usage.mem_usage;
-    }
-    char iso[512];
-    iso_format_isolation(a->iso_flags, iso, sizeof(iso));
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_map_open(g);
-    json_kv_str(g, "id", a->node_id);
-    json_kv_str(g, "hostname", a->hostname);
-    json_kv_i64(g, "cgroup_version", iso_host_version(a->host));
-    json_kv_str(g, "isolation", iso);
-    json_kv_str(g, "ports", a->cfg.ports);
-    json_str(g, "cgroup_parent");
-    yajl_gen_map_open(g);
-    iso_host_foreach_path(a->host, parent_path, g);
-    yajl_gen_map_close(g);
-    json_str(g, "resources");
-    yajl_gen_map_open(g);
-    res_map(g, "total", &a->total);
-    res_map(g, "reserved", &a->reserved);
-    res_map(g, "allocatable", &a->allocatable);
-    res_map(g, "allocated", &allocated);
-    json_str(g, "used");
-    yajl_gen_map_open(g);
-    json_kv_double(g, "cpus", used_cores);
-    json_kv_u64(g, "mem", used_mem);
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    json_str(g, "roles");
-    yajl_gen_map_open(g);
-    for (size_t i = 0; i < a->cfg.n_roles; i++) {
-        json_str(g, a->cfg.roles[i].name);
-        yajl_gen_map_open(g);
-        json_str(g, "cpus");
-        json_cpus(g, a->cfg.roles[i].cpus_millis);
-        json_kv_u64(g, "mem", a->cfg.roles[i].mem_bytes);
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    json_str(g, "node");
-    yajl_gen_map_open(g);
-    json_kv_double(g, "cpu_seconds", (double) a->node_cpu_ns / 1e9);
-    json_kv_double(g, "cpu_cores", a->node_cpu_cores);
-    json_kv_u64(g, "memory_used_bytes", a->node_mem_used);
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    api_reply_json(req, 200, g);
-    yajl_gen_free(g);
-}
-
 static void handle_list(struct agent *a, struct evhttp_request *req)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
@@ -130,7 +49,7 @@ static void handle_list(struct agent *a, struct evhttp_request *req)
     for (struct container *c = a->containers; c; c = c->next) {
         if (c->cg && !c->has_usage)
             sampler_sample(a, c); /* new since the last pass */
-        agent_container_json(a, c, g, true);
+        ctr_gen(a, c, g, CTR_GEN_USAGE);
     }
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
@@ -146,7 +65,12 @@ static void handle_launch(struct agent *a, struct evhttp_request *req)
         return;
     struct container *c = NULL;
     _cleanup_berr_ struct berr *err = NULL;
-    if (agent_launch(a, CTR_ORIGIN_LOCAL, body, len, &c, &err) < 0) {
+    /* parsed at the edge, once, by the schema the master uses too (masterlink/spec.c) */
+    struct ml_task_spec spec;
+    yajl_val v = json_parse(body, len, &err);
+    int r = v ? ml_task_spec_parse(v, 0, &spec, &err) : -EINVAL;
+    yajl_tree_free(v);
+    if (r < 0 || ctr_launch(a, CTR_ORIGIN_LOCAL, &spec, NULL, &c, &err) < 0) {
         api_reply_error(req, err);
         return;
     }
@@ -158,23 +82,13 @@ static void handle_stats(struct agent *a, struct evhttp_request *req, struct con
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
     json_kv_str(g, "id", c->id);
-    json_kv_str(g, "name", c->name);
+    json_kv_str(g, "name", c->spec.name);
     json_kv_str(g, "state", ml_state_name(c->state));
     if (c->cg && !ml_state_terminal(c->state))
         sampler_sample(a, c);
-    agent_usage_json(c, g);
+    ctr_usage_gen(c, g);
     json_str(g, "limits");
-    yajl_gen_map_open(g);
-    json_str(g, "cpus");
-    json_cpus(g, c->cpus_millis);
-    json_str(g, "cpus_limit");
-    if (c->cpu_limit_millis)
-        json_cpus(g, c->cpu_limit_millis);
-    else
-        json_str(g, "none");
-    json_kv_u64(g, "mem", c->mem_bytes);
-    json_kv_u64(g, "pids", c->pids_max);
-    yajl_gen_map_close(g);
+    ml_resources_gen(g, &c->spec);
     yajl_gen_map_close(g);
     api_reply_json(req, 200, g);
     yajl_gen_free(g);
@@ -243,7 +157,7 @@ static void handle_kill(struct agent *a, struct evhttp_request *req, struct cont
             return;
         }
     }
-    if (agent_kill(a, c, sig, grace_ms, &err) < 0) {
+    if (ctr_kill(a, c, sig, grace_ms, &err) < 0) {
         api_reply_error(req, err);
         return;
     }
@@ -261,7 +175,7 @@ static int route_container(struct agent *a, struct evhttp_request *req, const ch
         api_fail(req, BERR_NOT_FOUND, "no such endpoint '%s'", sub);
         return 0;
     }
-    struct container *c = agent_find(a, ref, &err);
+    struct container *c = ctr_find(a, ref, &err);
     if (!c) {
         api_reply_error(req, err);
         return 0;
@@ -269,14 +183,14 @@ static int route_container(struct agent *a, struct evhttp_request *req, const ch
     if (!sub && get)
         reply_container(a, req, 200, c);
     else if (!sub && del) {
-        if (agent_remove(a, c, &err) < 0)
+        if (ctr_remove(a, c, &err) < 0)
             api_reply_error(req, err);
         else
             evhttp_send_reply(req, 204, "No Content", NULL);
     } else if (sub && streq(sub, "stats") && get)
         handle_stats(a, req, c);
     else if (sub && streq(sub, "wait") && get)
-        agent_add_waiter(a, c, req);
+        ctr_add_waiter(a, c, req);
     else if (sub && streq(sub, "logs") && get)
         logs_serve(a, c, req);
     else if (sub && streq(sub, "kill") && post)
@@ -353,7 +267,7 @@ static void route(struct evhttp_request *req, void *arg)
         goto notfound;
     if (n == 2 && streq(seg[1], "node")) {
         if (get)
-            return handle_node(a, req);
+            return api_serve_node(a, req);
         goto method;
     }
     if (!streq(seg[1], "containers"))

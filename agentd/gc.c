@@ -1,6 +1,6 @@
 /* agentd/gc.c - sandbox garbage collection. A container that ended keeps its sandbox (its
  * output and files), its runtime dir and its record for [agent] gc_delay, then it is removed
- * as DELETE would (lifecycle.c agent_remove). When the file system of work_dir is used above
+ * as DELETE would (lifecycle.c ctr_remove). When the file system of work_dir is used above
  * gc_disk_watermark, ended containers go sooner, oldest end first, until it is below again.
  * A live container is never a candidate, nor, for the watermark, one that ended less than
  * gc_min_age ago: a live task filling the disk must not make every other container vanish
@@ -36,9 +36,9 @@ static void gc_remove(struct agent *a, struct container *c, const char *why)
 {
     char id[17];
     snprintf(id, sizeof(id), "%s", c->id);
-    _cleanup_free_ char *name = xstrdup(c->name);
+    _cleanup_free_ char *name = xstrdup(c->spec.name);
     _cleanup_berr_ struct berr *err = NULL;
-    if (agent_remove(a, c, &err) < 0)
+    if (ctr_remove(a, c, &err) < 0)
         log_warning("gc: container '%s' (%s): %s", id, name, berr_msg(err));
     else
         log_info("gc: removed container '%s' (%s): %s", id, name, why);
@@ -90,10 +90,13 @@ static void gc_pass(evutil_socket_t fd, short what, void *arg)
             }
         }
     }
-    /* by disk use */
+    /* by disk use, one removal at a time: its space only comes back once trash.c's `rm`
+     * is done, and until then the disk would look as full as before (removing on would
+     * take every ended container, the newest too) */
     double pct;
     unsigned removed = 0;
-    while (disk_used_pct(a, &pct) == 0 && pct >= (double) a->cfg.gc_disk_watermark) {
+    bool pending = a->trash != NULL;
+    while (!pending && disk_used_pct(a, &pct) == 0 && pct >= (double) a->cfg.gc_disk_watermark) {
         unsigned young;
         struct container *c = oldest_ended(a, now, &young);
         if (!c) {
@@ -111,21 +114,32 @@ static void gc_pass(evutil_socket_t fd, short what, void *arg)
                  pct);
         gc_remove(a, c, why);
         removed++;
+        pending = a->trash != NULL;
     }
-    if (removed || (disk_used_pct(a, &pct) == 0 && pct < (double) a->cfg.gc_disk_watermark))
+    if (removed || (!pending && disk_used_pct(a, &pct) == 0 &&
+                    pct < (double) a->cfg.gc_disk_watermark))
         a->gc_full_warned = false;
     /* next: the next ended container's due time, or the watermark check */
     double next = (double) a->cfg.gc_interval_ms / 1000.0;
     for (struct container *c = a->containers; c; c = c->next)
         if (ml_state_terminal(c->state) && ended_at(c) + delay - now < next)
             next = ended_at(c) + delay - now;
-    /* at least 1 s: a removal that keeps failing must not spin the loop */
-    gc_schedule(a, next < 1.0 ? 1.0 : next);
+    /* at least 1 s: a removal that keeps failing must not spin the loop; 50 ms while a
+     * removal is under way, to look at the disk again soon after it */
+    gc_schedule(a, pending ? 0.05 : next < 1.0 ? 1.0 : next);
+}
+
+/* A watcher of transitions (lifecycle.c): a task that ended may make room now. */
+static void gc_on_transition(struct agent *a, struct container *c)
+{
+    if (ml_state_terminal(c->state))
+        gc_schedule(a, 0);
 }
 
 void gc_start(struct agent *a)
 {
     a->ev_gc = evtimer_new(a->base, gc_pass, a);
+    ctr_watch_add(a, gc_on_transition);
     gc_schedule(a, 0);
 }
 
@@ -134,9 +148,4 @@ void gc_stop(struct agent *a)
     if (a->ev_gc)
         event_free(a->ev_gc);
     a->ev_gc = NULL;
-}
-
-void gc_container_ended(struct agent *a)
-{
-    gc_schedule(a, 0);
 }

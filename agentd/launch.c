@@ -158,8 +158,9 @@ int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, i
             .cg = c->cg,
     };
     pid_t pid;
-    if (agent_spawn(a, &sp, &pid, ret_pidfd, err) < 0)
-        return -EIO;
+    int r = agent_spawn(a, &sp, &pid, ret_pidfd, err);
+    if (r < 0)
+        return r;
     c->pid = pid;
     *ret_status_fd = TAKE_FD(st_rd);
     return 0;

@@ -174,10 +174,12 @@ static int setup(struct agent *a, struct berr **err)
     struct cfg_agent *cfg = &a->cfg;
     if (iso_parse_isolation(cfg->isolation, &a->iso_flags, err) < 0)
         return berr_wrap(err, "%s: [agent] isolation", cfg_where(cfg, "agent", "isolation"));
-    if (preflight(a, err) < 0)
-        return -EINVAL;
-    if (mkdir_p(cfg->work_dir, 0700) < 0)
-        return berr_set(err, errno, "create work_dir '%s'", cfg->work_dir);
+    int r = preflight(a, err);
+    if (r < 0)
+        return r;
+    r = mkdir_p(cfg->work_dir, 0700);
+    if (r < 0)
+        return berr_set(err, -r, "create work_dir '%s'", cfg->work_dir);
     /* one agent per work_dir (review M10): a second would manage the same executors */
     _cleanup_free_ char *lock = xasprintf("%s/agent.lock", cfg->work_dir);
     a->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -203,16 +205,16 @@ static int setup(struct agent *a, struct berr **err)
     cfg->work_dir = real;
     a->sandboxes_dir = xasprintf("%s/sandboxes", cfg->work_dir);
     a->runtime_root = xasprintf("%s/containers", cfg->work_dir);
-    if (mkdir_p(a->sandboxes_dir, 0700) < 0 || mkdir_p(a->runtime_root, 0700) < 0)
-        return berr_set(err, errno, "create '%s'", a->sandboxes_dir);
+    if ((r = mkdir_p(a->sandboxes_dir, 0700)) < 0 || (r = mkdir_p(a->runtime_root, 0700)) < 0)
+        return berr_set(err, -r, "create '%s'", r == 0 ? a->runtime_root : a->sandboxes_dir);
     /* 0700 also on existing dirs: state.db and spec.json hold the tasks' env, master.key
      * the agent's key; a root task may leave device nodes or setuid files in its sandbox;
      * no host user may walk there (tasks reach their sandbox through a bind mount) */
     if (chmod(cfg->work_dir, 0700) < 0 || chmod(a->sandboxes_dir, 0700) < 0 ||
         chmod(a->runtime_root, 0700) < 0)
         return berr_set(err, errno, "chmod '%s'", cfg->work_dir);
-    if (node_id(a) < 0)
-        return berr_set(err, errno, "write '%s/node-id'", cfg->work_dir);
+    if ((r = node_id(a)) < 0)
+        return berr_set(err, -r, "write '%s/node-id'", cfg->work_dir);
     if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0)
         snprintf(a->hostname, sizeof(a->hostname), "localhost");
     a->executor_path = find_executor(cfg->executor);
@@ -220,8 +222,8 @@ static int setup(struct agent *a, struct berr **err)
         return berr_set(err, errno, "executor '%s'", a->executor_path);
     if (iso_host_open("/sys/fs/cgroup", cfg->cgroup_parent, a->iso_flags, NULL, &a->host, err) < 0)
         return berr_wrap(err, "cgroup_parent '%s'", cfg->cgroup_parent);
-    if (resources_measure(a, err) < 0)
-        return -EINVAL;
+    if ((r = resources_measure(a, err)) < 0)
+        return r;
     /* tasks together can never eat the host's reservation, even if our accounting were wrong */
     struct iso_limits all = {
             .cpus_millis = a->allocatable.v[RES_CPUS],
@@ -234,18 +236,19 @@ static int setup(struct agent *a, struct berr **err)
     a->base = event_base_new();
     if (!a->base)
         return berr_setx(err, ENOMEM, "event_base_new failed");
-    if (logs_init(a, err) < 0)
-        return -EIO;
+    if ((r = logs_init(a, err)) < 0 || (r = release_init(a, err)) < 0 ||
+        (r = trash_init(a, err)) < 0)
+        return r;
     agent_fault_init(a);
-    if (agent_recover(a, err) < 0) /* opens state.db */
-        return -EIO;
+    if ((r = agent_recover(a, err)) < 0) /* opens state.db */
+        return r;
     gc_start(a);
-    if (sampler_start(a, err) < 0)
-        return -EIO;
+    if ((r = sampler_start(a, err)) < 0)
+        return r;
     if (api_start(a, err) < 0)
         return berr_wrap(err, "listen '%s'", cfg->listen);
-    if (agent_masks_init(a, err) < 0)
-        return -EINVAL;
+    if ((r = agent_masks_init(a, err)) < 0)
+        return r;
     if (link_start(a, err) < 0)
         return berr_wrap(err, "master link '%s'", cfg->master);
     a->ev_sigterm = evsignal_new(a->base, SIGTERM, on_stop_signal, a);
@@ -263,7 +266,9 @@ static void teardown(struct agent *a)
     logs_free(a);
     sampler_stop(a);
     gc_stop(a);
-    agent_containers_free(a);
+    ctr_free_all(a);
+    release_free(a);
+    trash_free(a);
     if (a->ev_sigterm)
         event_free(a->ev_sigterm);
     if (a->ev_sigint)
@@ -306,7 +311,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     event_set_log_callback(log_libevent); /* libevent's warnings, rate-limited */
     _cleanup_free_ char *notify = agent_notify_socket_take(); /* Type=notify (notify.c) */
-    struct agent a = {.inotify_fd = -1, .proc_stat_fd = -1, .meminfo_fd = -1, .lock_fd = -1};
+    struct agent a = {.inotify_fd = -1,
+                      .cg_inotify_fd = -1,
+                      .proc_stat_fd = -1,
+                      .meminfo_fd = -1,
+                      .lock_fd = -1};
     _cleanup_berr_ struct berr *err = NULL;
     if (cfg_load(&a.cfg, argc, argv, &err) < 0) {
         log_error("%s", berr_msg(err));

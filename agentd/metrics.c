@@ -97,9 +97,9 @@ static double container_value(const struct container *c, enum cm m)
     case CM_RSS:
         return (double) st->mem_rss;
     case CM_MEM_LIMIT:
-        return (double) c->mem_bytes;
+        return (double) c->spec.mem_bytes;
     case CM_CPU_LIMIT:
-        return (double) c->cpu_limit_millis / 1000.0;
+        return (double) ctr_cpu_limit(c) / 1000.0;
     case CM_OOM:
         return (double) st->oom_kills;
     case CM_PIDS:
@@ -147,7 +147,7 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
             if (!c->has_usage || ml_state_terminal(c->state))
                 continue;
             char name[256], nb[40];
-            label_escape(c->name, name, sizeof(name));
+            label_escape(c->spec.name, name, sizeof(name));
             evbuffer_add_printf(b, "%s{id=\"%s\",name=\"%s\"} %s\n", container_metrics[m].name,
                                 c->id, name, num(container_value(c, (enum cm) m), nb, sizeof(nb)));
         }

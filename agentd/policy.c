@@ -52,22 +52,22 @@ static int check_user(struct agent *a, struct container *c, bool from_master, st
     _cleanup_berr_ struct berr *uerr = NULL;
     /* refused now rather than as LAUNCH_FAILED later (review L3); a numeric uid without a
      * passwd entry resolves to itself */
-    if (iso_user_resolve(c->user, &u, &uerr) < 0)
+    if (iso_user_resolve(c->spec.user, &u, &uerr) < 0)
         return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "%s on this host", berr_msg(uerr));
     if (u.uid == 0) {
         const char *who = a->cfg.allow_root;
         if (streq(who, "none") || (streq(who, "local") && from_master))
-            return DENY("user '%s' is uid 0, and [agent] allow_root = %s on this agent%s", c->user,
+            return DENY("user '%s' is uid 0, and [agent] allow_root = %s on this agent%s", c->spec.user,
                         who, from_master ? " (this launch came from the master)" : "");
         return 0; /* root is allow_root's alone to allow */
     }
-    if (streq(a->cfg.allowed_users, "*") || in_list(a->cfg.allowed_users, c->user))
+    if (streq(a->cfg.allowed_users, "*") || in_list(a->cfg.allowed_users, c->spec.user))
         return 0;
     char uid[24];
     snprintf(uid, sizeof(uid), "%u", (unsigned) u.uid);
     if (in_list(a->cfg.allowed_users, uid))
         return 0;
-    return DENY("user '%s' is not in [agent] allowed_users (%s)", c->user, a->cfg.allowed_users);
+    return DENY("user '%s' is not in [agent] allowed_users (%s)", c->spec.user, a->cfg.allowed_users);
 }
 
 int policy_check(struct agent *a, struct container *c, bool from_master, struct berr **err)
@@ -77,8 +77,8 @@ int policy_check(struct agent *a, struct container *c, bool from_master, struct 
         return r;
     const char *allowed = from_master ? a->cfg.volume_paths : a->cfg.local_volume_paths;
     const char *key = from_master ? "volume_paths" : "local_volume_paths";
-    for (size_t i = 0; i < c->n_volumes; i++) {
-        struct iso_volume *v = &c->volumes[i];
+    for (size_t i = 0; i < c->spec.n_volumes; i++) {
+        struct ml_volume *v = &c->spec.volumes[i];
         char *canonical = realpath(v->host, NULL);
         if (!canonical)
             return berr_setc(err, errno, BERR_INVALID_ARGUMENT, "volumes[%zu]: host path '%s': %s",

@@ -164,15 +164,53 @@ void resources_allocated(struct agent *a, struct res_amounts *ret)
     for (struct container *c = a->containers; c; c = c->next) {
         if (ml_state_terminal(c->state))
             continue;
-        ret->v[RES_CPUS] += c->cpus_millis;
-        ret->v[RES_MEM] += c->mem_bytes;
-        ret->v[RES_PIDS] += c->pids_max;
+        ret->v[RES_CPUS] += c->spec.cpus_millis;
+        ret->v[RES_MEM] += c->spec.mem_bytes;
+        ret->v[RES_PIDS] += c->spec.pids;
     }
+}
+
+/* The one computation of a container's busy cores (agent.h). */
+double ctr_cpu_cores(const struct container *c)
+{
+    if (!c->has_usage)
+        return 0;
+    double dt = (double) (c->usage_at_ns - c->usage_prev_at_ns) / 1e9;
+    if (dt <= 0 || c->usage.cpu_usage_ns < c->usage_prev.cpu_usage_ns)
+        return 0;
+    return (double) (c->usage.cpu_usage_ns - c->usage_prev.cpu_usage_ns) / 1e9 / dt;
+}
+
+void resources_used(struct agent *a, double *ret_cores, uint64_t *ret_mem)
+{
+    double cores = 0;
+    uint64_t mem = 0;
+    for (struct container *c = a->containers; c; c = c->next) {
+        if (ml_state_terminal(c->state) || !c->has_usage)
+            continue;
+        cores += ctr_cpu_cores(c);
+        mem += c->usage.mem_usage;
+    }
+    *ret_cores = cores;
+    *ret_mem = mem;
+}
+
+void res_amounts_gen(yajl_gen g, const char *k, const struct res_amounts *r)
+{
+    json_str(g, k);
+    yajl_gen_map_open(g);
+    for (int i = 0; i < _RES_MAX; i++) {
+        if (i == RES_CPUS)
+            json_kv_cpus(g, res_name(i), r->v[i]);
+        else
+            json_kv_u64(g, res_name(i), r->v[i]);
+    }
+    yajl_gen_map_close(g);
 }
 
 static uint64_t amount(const struct container *c, int k)
 {
-    return k == RES_CPUS ? c->cpus_millis : k == RES_MEM ? c->mem_bytes : c->pids_max;
+    return k == RES_CPUS ? c->spec.cpus_millis : k == RES_MEM ? c->spec.mem_bytes : c->spec.pids;
 }
 
 /* Roles reserve cpus and mem; pids come from the node's pool only. */
@@ -195,10 +233,10 @@ static uint64_t free_for(struct agent *a, const char *role, int k)
         if (ml_state_terminal(c->state))
             continue;
         size_t i = 0;
-        while (i < nr && !streq(a->cfg.roles[i].name, c->role))
+        while (i < nr && !streq(a->cfg.roles[i].name, c->spec.role))
             i++;
         used_by[i] += amount(c, k);
-        if (streq(c->role, role))
+        if (streq(c->spec.role, role))
             own_used += amount(c, k);
     }
     uint64_t reserved_for_roles = 0, pool_used = used_by[nr], my_res = 0;
@@ -220,11 +258,11 @@ static uint64_t free_for(struct agent *a, const char *role, int k)
 int resources_admit(struct agent *a, const struct container *c, struct berr **err)
 {
     const int kinds[] = {RES_CPUS, RES_MEM, RES_PIDS};
-    const uint64_t asked[] = {c->cpus_millis, c->mem_bytes, c->pids_max};
+    const uint64_t asked[] = {c->spec.cpus_millis, c->spec.mem_bytes, c->spec.pids};
     char need[32], freeb[32], all[32];
     for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
         int k = kinds[i];
-        uint64_t avail = free_for(a, c->role, k);
+        uint64_t avail = free_for(a, c->spec.role, k);
         if (asked[i] <= avail)
             continue;
         res_format(k, asked[i], need, sizeof(need));
@@ -232,11 +270,11 @@ int resources_admit(struct agent *a, const struct container *c, struct berr **er
         res_format(k, a->allocatable.v[k], all, sizeof(all));
         return berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
                          "%s: asked %s, %s free for role '%s' of %s allocatable", res_name(k),
-                         need, freeb, c->role, all);
+                         need, freeb, c->spec.role, all);
     }
-    if (c->cpu_limit_millis > a->allocatable.v[RES_CPUS]) {
+    if (ctr_cpu_limit(c) > a->allocatable.v[RES_CPUS]) {
         /* the parent's quota is allocatable; v1 refuses a child quota above its parent's */
-        res_format(RES_CPUS, c->cpu_limit_millis, need, sizeof(need));
+        res_format(RES_CPUS, ctr_cpu_limit(c), need, sizeof(need));
         res_format(RES_CPUS, a->allocatable.v[RES_CPUS], all, sizeof(all));
         return berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
                          "cpus_limit: asked %s, the node has %s allocatable", need, all);

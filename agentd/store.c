@@ -1,9 +1,9 @@
 /* agentd/store.c - the agent's durable container records in work_dir/state.db (SQLite, WAL).
- * A record is the container's JSON (as the API shows it, without usage) keyed by id, plus
- * the executor's start time and the boot it ran in, so a restarted agent can tell its
- * executor from a process that reused the pid. lifecycle.c writes a record before every
- * side effect of a launch and after every transition; recover.c reads them back at start.
- * This file only reads and writes rows.
+ * A row is a container's record (record.c encodes it) keyed by id, plus the executor's start
+ * time and the boot it ran in, so a restarted agent can tell its executor from a process
+ * that reused the pid. lifecycle.c writes a record before every side effect of a launch and
+ * at every transition; recover.c reads them back at start. This file only reads and writes
+ * rows: it calls nothing of the agent above it (`make check-deps` checks).
  *
  * Durability: WAL with synchronous=NORMAL survives any crash of the agent (a commit is in
  * the WAL, in the page cache, before sqlite3_step returns); only a crash of the machine can
@@ -103,8 +103,9 @@ int store_open(struct agent *a, bool create, struct berr **err)
     struct stat sb;
     if (!create && stat(path, &sb) < 0)
         return berr_set(err, errno, "'%s'", path);
-    if (store_secure(path, create, err) < 0)
-        return -EIO;
+    int sr = store_secure(path, create, err);
+    if (sr < 0)
+        return sr;
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     int r = sqlite3_open_v2(path, &a->db, flags, NULL);
     _cleanup_free_ char *msg = NULL;
@@ -144,12 +145,6 @@ void store_close(struct agent *a)
     a->db = NULL;
 }
 
-/* Only the states the API announced need to survive a machine crash (see the top). */
-static bool needs_fsync(const struct container *c)
-{
-    return c->state == ML_STARTING || ml_state_terminal(c->state);
-}
-
 static void set_synchronous(struct agent *a, bool full)
 {
     /* per connection, applied at the next commit; outside a transaction only */
@@ -158,42 +153,35 @@ static void set_synchronous(struct agent *a, bool full)
                         NULL);
 }
 
-int store_save(struct agent *a, struct container *c)
+int store_save(struct agent *a, const char *id, const char *name, double created_at,
+               const char *record, uint64_t pid_start, bool durable)
 {
     if (!a->db)
         return -EIO;
-    yajl_gen g = yajl_gen_alloc(NULL);
-    agent_container_json(a, c, g, false);
-    const unsigned char *buf;
-    size_t len;
-    yajl_gen_get_buf(g, &buf, &len);
     sqlite3_stmt *st = NULL;
-    bool full = needs_fsync(c);
-    if (full)
+    if (durable)
         set_synchronous(a, true);
     int r = sqlite3_prepare_v2(a->db,
                                "INSERT OR REPLACE INTO containers(id, name, created_at, json, "
                                "pid_start, boot_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                                -1, &st, NULL);
     if (r == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, c->name, -1, SQLITE_STATIC);
-        sqlite3_bind_double(st, 3, c->created_at);
-        sqlite3_bind_text(st, 4, (const char *) buf, (int) len, SQLITE_STATIC);
-        if (c->pid_start)
-            sqlite3_bind_int64(st, 5, (sqlite3_int64) c->pid_start);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 3, created_at);
+        sqlite3_bind_text(st, 4, record, -1, SQLITE_STATIC);
+        if (pid_start)
+            sqlite3_bind_int64(st, 5, (sqlite3_int64) pid_start);
         else
             sqlite3_bind_null(st, 5);
         sqlite3_bind_text(st, 6, a->boot_id, -1, SQLITE_STATIC);
         r = sqlite3_step(st);
     }
     sqlite3_finalize(st);
-    yajl_gen_free(g);
-    if (full)
+    if (durable)
         set_synchronous(a, false);
     if (r != SQLITE_DONE)
-        return log_msg(LOG_ERR, EIO, "store container '%s': %s", c->id, sqlite3_errmsg(a->db));
-    link_note_transition(a, c); /* the master link queues the update it implies (link.c) */
+        return log_msg(LOG_ERR, EIO, "store container '%s': %s", id, sqlite3_errmsg(a->db));
     return 0;
 }
 

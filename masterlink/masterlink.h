@@ -164,6 +164,8 @@ int ml_task_spec_parse(yajl_val v, unsigned flags, struct ml_task_spec *ret, str
 void ml_task_spec_gen_fields(yajl_gen g, const struct ml_task_spec *s);
 /* As one JSON object (malloc'd). */
 char *ml_task_spec_encode(const struct ml_task_spec *s);
+/* Its "resources" object alone: {"cpus", "cpus_limit", "mem", "pids"} as set. */
+void ml_resources_gen(yajl_gen g, const struct ml_task_spec *s);
 void ml_task_spec_done(struct ml_task_spec *s);
 bool ml_name_valid(const char *s); /* 1-63 of [A-Za-z0-9_.-], not starting with '.' or '-' */
 bool ml_role_valid(const char *s); /* "*" or 1-64 of [a-z0-9_-] */

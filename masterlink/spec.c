@@ -338,13 +338,8 @@ fail:
     return r;
 }
 
-void ml_task_spec_gen_fields(yajl_gen g, const struct ml_task_spec *s)
+void ml_resources_gen(yajl_gen g, const struct ml_task_spec *s)
 {
-    if (s->name)
-        json_kv_str(g, "name", s->name);
-    json_str(g, "command");
-    ml_command_gen(g, &s->command);
-    json_str(g, "resources");
     yajl_gen_map_open(g);
     json_kv_cpus(g, "cpus", s->cpus_millis);
     if (s->cpus_limit == ML_CPUS_LIMIT_SET)
@@ -355,6 +350,16 @@ void ml_task_spec_gen_fields(yajl_gen g, const struct ml_task_spec *s)
     if (s->pids)
         json_kv_u64(g, "pids", s->pids);
     yajl_gen_map_close(g);
+}
+
+void ml_task_spec_gen_fields(yajl_gen g, const struct ml_task_spec *s)
+{
+    if (s->name)
+        json_kv_str(g, "name", s->name);
+    json_str(g, "command");
+    ml_command_gen(g, &s->command);
+    json_str(g, "resources");
+    ml_resources_gen(g, s);
     if (s->user)
         json_kv_str(g, "user", s->user);
     json_str(g, "env");
