@@ -1,7 +1,8 @@
-/* tests/fuzz/fuzz_launch.c - libFuzzer target: what the agent's local API does with a
- * request before anything is created: the path split of its router (agentd/path.c) and the
- * launch body's parse and checks (agentd/json.c's depth-limited parse, agentd/request.c).
- * The input's first line is the path, the rest the body. */
+/* tests/fuzz/fuzz_launch.c - libFuzzer target: what the agent's local API and the master's
+ * task API do with a request before anything is created: the path split of the agent's
+ * router (agentd/path.c) and the task spec's parse and checks (common/json.c's depth-limited
+ * parse, masterlink/spec.c), which both daemons share. The input's first line is the path,
+ * the rest the body. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,33 +12,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void container_done(struct container *c)
-{
-    free(c->name);
-    free(c->shell);
-    for (char **p = c->argv; p && *p; p++)
-        free(*p);
-    free(c->argv);
-    for (char **p = c->env; p && *p; p++)
-        free(*p);
-    free(c->env);
-    for (size_t i = 0; i < c->n_volumes; i++) {
-        free(c->volumes[i].host);
-        free(c->volumes[i].container);
-    }
-    free(c->volumes);
-    free(c->user);
-    free(c->role);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct agent a;
-    static bool init;
-    if (!init) {
-        cfg_defaults(&a.cfg);
-        init = true;
-    }
     const uint8_t *nl = memchr(data, '\n', size);
     size_t plen = nl ? (size_t) (nl - data) : size;
     char *path = strndup((const char *) data, plen);
@@ -54,10 +30,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct berr *err = NULL;
     yajl_val v = json_parse((const char *) nl + 1, size - plen - 1, &err);
     if (v) {
-        struct container c = {0};
-        if (request_parse_launch(&a, v, &c, &err) == 0 && (!c.argv || !c.argv[0] || !c.user))
-            abort(); /* a launch that parsed has a command and a user */
-        container_done(&c);
+        struct ml_task_spec s;
+        if (ml_task_spec_parse(v, 0, &s, &err) == 0) {
+            /* a spec that parsed has a command, positive resources and an env vector, and
+             * reads back the same after a round trip */
+            if (!s.command.argv || !s.command.argv[0] || !s.cpus_millis || !s.mem_bytes || !s.env)
+                abort();
+            char *text = ml_task_spec_encode(&s);
+            yajl_val again = json_parse(text, strlen(text), NULL);
+            struct ml_task_spec t;
+            if (!again || ml_task_spec_parse(again, 0, &t, NULL) < 0)
+                abort();
+            char *text2 = ml_task_spec_encode(&t);
+            if (strcmp(text, text2) != 0)
+                abort();
+            free(text2);
+            ml_task_spec_done(&t);
+            yajl_tree_free(again);
+            free(text);
+            ml_task_spec_done(&s);
+        } else if (!err || err->code != BERR_INVALID_ARGUMENT) {
+            abort(); /* every refusal is a 400 the client can act on */
+        }
         yajl_tree_free(v);
     }
     berr_free(&err);
