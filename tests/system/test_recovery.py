@@ -212,7 +212,8 @@ def test_restart_keeps_20_running_tasks(agent):
             if cid not in killed:
                 assert bt.alive(before[cid]["pid"], starts[cid]), "%s died with the agent" % cid
         lines = len(stdout(agent, ticker).splitlines())
-        time.sleep(0.3)
+        bt.wait_for(lambda: len(stdout(agent, ticker).splitlines()) > lines, 5,
+                    what="the ticker's output while the agent is down")
         t0 = time.monotonic()
         start(agent)
         up = time.monotonic() - t0
