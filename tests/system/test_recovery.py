@@ -44,11 +44,7 @@ def start(a, fault=None, extra=(), expect_up=True):
         if expect_up:
             a.start()
             return 0
-        logf = open(a.log_path, "ab")
-        a.proc = subprocess.Popen(a.argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                  stderr=subprocess.STDOUT, close_fds=True)
-        logf.close()
-        return a.proc.wait(15)
+        return a.spawn().wait(15)
     finally:
         a.argv = saved_argv
         if old is None:
