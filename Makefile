@@ -251,6 +251,7 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 format-check:
+	@bash tests/install-deps.sh clang-format
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 check-deps:
