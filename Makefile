@@ -72,7 +72,7 @@ DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-
 DEB_BENCH = crun hyperfine
 
 .PHONY: install-agent install-master all deps check check-unit check-system check-vm demo bench install clean format format-check \
-        check-deps asan analyze deb rpm helpers check-packages fuzz fuzz-build fuzz-bins check-fuzz
+        check-deps asan analyze clean-analyze deb rpm check-packages fuzz fuzz-build fuzz-bins check-fuzz
 
 all: $(BINS) $(HELPERS)
 
@@ -184,8 +184,15 @@ bench: deps
 asan:
 	$(MAKE) SAN=1 all
 
-analyze:
-	$(MAKE) clean-analyze; scan-build $(MAKE) B=build-analyze all
+# clang's static analyzer (Debian's clang-tools) over a fresh build in build-analyze/; fails
+# on any finding (--status-bugs), its HTML reports in build-analyze/scan/.
+analyze: deps
+	@bash tests/install-deps.sh clang-tools
+	$(MAKE) clean-analyze
+	scan-build --status-bugs -o build-analyze/scan $(MAKE) B=build-analyze all
+
+clean-analyze:
+	rm -rf build-analyze
 
 # install = both; the berth-agent packages stage install-agent only (the master gets its
 # own package later)
@@ -251,6 +258,7 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 format-check:
+	@bash tests/install-deps.sh clang-format
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 check-deps:

@@ -9,7 +9,9 @@
 # BENCH_LAUNCHES (200), BENCH_RECOVERY_N (1000). (e) tests/bench/master_load.py loads berth-master
 # with simulated agents and rewrites "## Master" (BENCH_MASTER_AGENTS, _SECONDS, _TASKS).
 # (f) tests/bench/hostile.py measures the security review's hostile-input figures again and
-# rewrites "## Hostile input".
+# rewrites "## Hostile input". (g) tests/bench/kill_stall.py times GET /health while 50 tasks
+# that ignore SIGTERM are killed at once with grace 0 and rewrites "## Kill stall"
+# (BENCH_KILL_N, BENCH_KILL_ROUNDS).
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -180,3 +182,7 @@ echo "== (e) berth-master: 1,000 and 10,000 simulated agents heartbeating every 
 echo
 echo "== (f) hostile input: a log follower that never reads, a 3 GiB tail, 1100 idle connections"
 "$PY" "$HERE/hostile.py" "$B" "$ROOT/docs/performance.md"
+
+echo
+echo "== (g) kill stall: ${BENCH_KILL_N:-50} tasks that ignore SIGTERM killed at once (grace 0), GET /health every 10 ms"
+"$PY" "$HERE/kill_stall.py" "$B" "$ROOT/docs/performance.md"

@@ -1,7 +1,9 @@
 """tests/system/berthtest.py - shared helpers of the system tests: where the binaries are,
-the host's cgroup hierarchies seen from our own cgroup, a client for one running berth-agent
-(HTTP over its unix socket, berthctl, the container's cgroup dirs), and leak checks.
-conftest.py builds the fixtures on top of it; the test_*.py files use the client."""
+the host's cgroup hierarchies seen from our own cgroup, Daemon (start until /health answers,
+stop, SIGKILL, sanitizer reports: the base of Agent here and of mastertest.Master), a client
+for one running berth-agent (HTTP over its unix socket, berthctl, the container's cgroup
+dirs), and leak checks. conftest.py builds the fixtures on top of it; the test_*.py files
+use the client."""
 
 import http.client
 import json
@@ -276,17 +278,121 @@ def _decode(resp_body, ctype):
     return text
 
 
-class Agent:
+SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+class Daemon:
+    """A berth daemon a test runs (Agent, mastertest.Master): its argv, its log file in its
+    temp dir, start (until GET /health answers 200), stop (SIGTERM, then SIGKILL), SIGKILL,
+    and the sanitizer reports (SAN=1 builds) of its log. Subclasses set NAME, build argv and
+    implement request(method, path, body=None, raw=None, timeout=..., headers=None) ->
+    (status, parsed JSON or text) for their transport."""
+
+    NAME = "berth daemon"
+
+    def __init__(self, tmp, log_name):
+        self.tmp = tmp
+        self.log_path = os.path.join(tmp, log_name)
+        self.argv = []
+        self.proc = None
+
+    @property
+    def log(self):
+        return read(self.log_path, "")
+
+    # -- life cycle --
+    def spawn(self):
+        """Start the process with its output appended to the log; don't wait for it."""
+        logf = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT, close_fds=True)
+        finally:
+            logf.close()
+        return self.proc
+
+    def start(self, timeout=5.0):
+        """spawn(), then wait until GET /health answers 200 (timeout scaled by SLOW); fails
+        with the log if the daemon exits or does not answer."""
+        self.spawn()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited with %s during start-up:\n%s"
+                                     % (self.NAME, self.proc.returncode, self.log))
+            try:
+                return self.request("GET", "/health", timeout=1)[0] == 200
+            except OSError:
+                return False
+        try:
+            wait_for(up, timeout, what="%s to answer GET /health" % self.NAME)
+        except AssertionError as e:
+            if self.proc.poll() is not None:
+                raise
+            raise AssertionError("%s:\n%s" % (e, self.log)) from None
+        return self
+
+    def stop(self, timeout=10.0):
+        """SIGTERM the daemon, SIGKILL after timeout. Returns its exit status (None if it
+        never ran, "killed after Ns" if it had to be killed)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return "killed after %ss" % timeout
+
+    def kill9(self):
+        """SIGKILL the daemon (a crash: what it runs keeps running) and reap it."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def healthy(self):
+        st, _ = self.request("GET", "/health", timeout=5)
+        return st == 200
+
+    def sanitizer_reports(self, paths=()):
+        """Problems for the sanitizer reports in the log and in the files paths."""
+        problems = []
+        for path in [self.log_path] + list(paths):
+            text = read(path, "")
+            for pat in SANITIZER_PATTERNS:
+                if pat in text:
+                    i = text.index(pat)
+                    problems.append("%s in %s:\n%s"
+                                    % (pat, path, text[max(0, i - 200):i + 2000]))
+        return problems
+
+    # -- HTTP --
+    def request(self, method, path, body=None, raw=None, timeout=30, headers=None):
+        raise NotImplementedError
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+class Agent(Daemon):
     """A running berth-agent and what the tests need to poke at it."""
 
+    NAME = "berth-agent"
+
     def __init__(self, tmp, n, conf_text, flags):
-        self.tmp = tmp
+        super().__init__(tmp, "agent.log")
         self.work = os.path.join(tmp, "work")
         # socket and work_dir in sibling dirs, as /run/berth and /var/lib/berth are
         self.sock = os.path.join(tmp, "run", "agent.sock")
         os.makedirs(os.path.dirname(self.sock), exist_ok=True)
         self.conf = os.path.join(tmp, "agent.conf")
-        self.log_path = os.path.join(tmp, "agent.log")
         self.parent_name = "berth-test-%d-%d" % (os.getpid(), n)
         self.parent_dirs = {k: os.path.join(d, self.parent_name)
                             for k, d in own_cgroup_dirs().items()}
@@ -297,29 +403,6 @@ class Agent:
         self.argv = [AGENT_BIN, "--config=" + self.conf, "--work_dir=" + self.work,
                      "--listen=unix:" + self.sock, "--cgroup_parent=" + self.parent_name,
                      "--executor=" + EXECUTOR_BIN] + list(flags)
-        self.proc = None
-
-    # -- life cycle --
-    def start(self, timeout=5.0):
-        logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                     stderr=subprocess.STDOUT, close_fds=True)
-        logf.close()
-        timeout *= SLOW
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise AssertionError("berth-agent exited with %s during start-up:\n%s"
-                                     % (self.proc.returncode, self.log))
-            try:
-                st, _ = self.get("/health", timeout=1)
-                if st == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("berth-agent did not answer GET /health within %.0fs:\n%s"
-                             % (timeout, self.log))
 
     def run_foreground(self, timeout=10):
         """Run the agent to completion (for start-up failures): CompletedProcess, text."""
@@ -329,10 +412,6 @@ class Agent:
     @property
     def work_dir(self):
         return self.work
-
-    @property
-    def log(self):
-        return read(self.log_path, "")
 
     # -- HTTP --
     def request(self, method, path, body=None, raw=None, timeout=30, headers=None):
@@ -348,19 +427,6 @@ class Agent:
             return resp.status, _decode(resp.read(), resp.getheader("Content-Type"))
         finally:
             conn.close()
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, body=None, **kw):
-        return self.request("POST", path, body=body, **kw)
-
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
-
-    def healthy(self):
-        st, body = self.get("/health", timeout=5)
-        return st == 200
 
     # -- berthctl --
     def ctl(self, *args, timeout=60, **kw):
@@ -491,18 +557,6 @@ class Agent:
             self.wait_all_terminal(live, timeout)
         except (AssertionError, OSError):
             pass
-
-    def stop(self, timeout=10.0):
-        """SIGTERM the agent, SIGKILL after timeout. Returns its exit status."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return "killed after %ss" % timeout
 
 
 def procs_mentioning(path):

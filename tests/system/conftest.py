@@ -110,9 +110,7 @@ def master_factory():
         rc = m.stop()
         if rc not in (0, None, -9):
             problems.append("berth-master stop: exit status %s" % rc)
-        for pat in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-            if pat in m.log:
-                problems.append("%s in the master log:\n%s" % (pat, m.log[-3000:]))
+        problems += m.sanitizer_reports()
         shutil.rmtree(m.tmp, ignore_errors=True)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
@@ -158,13 +156,8 @@ def _teardown(a):
         except OSError:
             pass
     # sanitizer reports (SAN=1 builds) in the agent's and the executors' logs
-    logs = [a.log_path] + glob.glob(os.path.join(a.work, "containers", "*", "executor.log"))
-    for path in logs:
-        text = bt.read(path, "")
-        for pat in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-            if pat in text:
-                i = text.index(pat)
-                problems.append("%s in %s:\n%s" % (pat, path, text[max(0, i - 200):i + 2000]))
+    problems += a.sanitizer_reports(
+        glob.glob(os.path.join(a.work, "containers", "*", "executor.log")))
     mounts = bt.mounts_mentioning(a.tmp)
     if mounts:
         problems.append("mounts left in our namespace: %s" % mounts)

@@ -12,11 +12,9 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
-import time
 
 import berthtest as bt
 
@@ -53,9 +51,14 @@ def free_port():
     return port
 
 
-class Master:
+class Master(bt.Daemon):
+    """A running berth-master on a free loopback port (start, stop, kill9 and the log come
+    from berthtest.Daemon)."""
+
+    NAME = "berth-master"
+
     def __init__(self, tmp, flags=(), tls=True):
-        self.tmp = tmp
+        super().__init__(tmp, "master.log")
         self.work = os.path.join(tmp, "master")
         self.port = free_port()
         self.tls = tls
@@ -64,7 +67,6 @@ class Master:
         self.token = write_token(self.token_file)
         self.join_token_file = os.path.join(tmp, "join.token")
         self.join_token = write_token(self.join_token_file)
-        self.log_path = os.path.join(tmp, "master.log")
         self.argv = [MASTER_BIN, "--config=/dev/null", "--listen=127.0.0.1:%d" % self.port,
                      "--work_dir=" + self.work, "--token_file=" + self.token_file,
                      "--join_token_file=" + self.join_token_file]
@@ -77,45 +79,6 @@ class Master:
             self.ca = None
             self.argv.append("--plain_http=true")
         self.argv += list(flags)
-        self.proc = None
-
-    @property
-    def log(self):
-        return bt.read(self.log_path, "")
-
-    def start(self, timeout=5.0):
-        logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                     stderr=subprocess.STDOUT, close_fds=True)
-        logf.close()
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise AssertionError("berth-master exited with %s:\n%s"
-                                     % (self.proc.returncode, self.log))
-            try:
-                if self.request("GET", "/health", timeout=1)[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("berth-master did not answer /health:\n" + self.log)
-
-    def kill9(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self, timeout=10):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return "killed after %ss" % timeout
 
     def agent_flags(self):
         """An agent registering with the join token, verifying the master's certificate."""
@@ -150,9 +113,6 @@ class Master:
                 return resp.status, text
         finally:
             conn.close()
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
 
     def agents(self):
         st, body = self.get("/v1/agents")

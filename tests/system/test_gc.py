@@ -81,8 +81,10 @@ def test_gc_by_disk_watermark_oldest_first(agent_factory):
             c = a.launch(shell=write12, mem="128MiB", name="w%d" % i)
             a.wait_terminal(c["id"])
             ended.append(c["id"])
-            time.sleep(0.3)  # a GC pass runs at every end
-            assert used_pct() < 50 or all(gone(a, x) for x in ended), used_pct()
+            # a GC pass runs at every end (the next check is gc_interval, 1 min, away)
+            bt.wait_for(lambda: used_pct() < 50 or all(gone(a, x) for x in ended), 5,
+                        interval=0.1,
+                        what="the GC pass at the end of %s to go below 50%%" % c["id"])
         # 5 x 12 MiB were written to 64 MiB: the live 12 and the 2 newest fit below 50%
         kept = [x for x in ended if not gone(a, x)]
         removed = [x for x in ended if gone(a, x)]

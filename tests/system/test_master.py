@@ -9,6 +9,7 @@ import http.server
 import json
 import os
 import socketserver
+import sqlite3
 import threading
 import time
 
@@ -35,6 +36,29 @@ def agent_of(agents, task):
     raise AssertionError("no agent %s" % task["agent_id"])
 
 
+def master_counter(m, name):
+    """The value of an unlabelled counter in the master's /metrics."""
+    st, text = m.get("/metrics")
+    assert st == 200, text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("%s not in the master's /metrics" % name)
+
+
+def unacknowledged(a, task_id):
+    """Updates of task_id the master has not acknowledged yet: the rows of the agent's
+    durable outbox (link_updates in its state.db; WAL lets us read beside the agent). The
+    agent deletes a row when the ACKNOWLEDGE arrives, which the master sends only after it
+    has applied or ignored the update."""
+    db = sqlite3.connect(os.path.join(a.work, "state.db"), timeout=5)
+    try:
+        return db.execute("SELECT count(*) FROM link_updates WHERE task_id = ?",
+                          (task_id,)).fetchone()[0]
+    finally:
+        db.close()
+
+
 def test_agents_register_with_resources_and_measured_usage(master_factory, agent_factory):
     m, agents = start_cluster(master_factory, agent_factory)
     ids = {a.get("/v1/node")[1]["id"] for a in agents}
@@ -56,8 +80,8 @@ def test_agents_register_with_resources_and_measured_usage(master_factory, agent
         return (ag, task) if ag["usage"]["cpus"] > 0.5 and u.get("cpu_cores", 0) > 0.5 else None
     ag, task = bt.wait_for(busy, 15, interval=0.2, what="heartbeats with the task's CPU")
     beats = ag["heartbeats"]
-    time.sleep(1.2)
-    assert [a for a in m.agents() if a["id"] == ag["id"]][0]["heartbeats"] > beats
+    bt.wait_for(lambda: [a for a in m.agents() if a["id"] == ag["id"]][0]["heartbeats"] > beats,
+                3, interval=0.1, what="the next heartbeat (every 500 ms)")
     # berthctl --master URL agents shows each one with allocatable and usage
     r = m.ctl("agents")
     assert r.returncode == 0, r.stderr
@@ -147,11 +171,15 @@ def test_agent_gone_past_timeout_tasks_lost_then_reconciled(master_factory, agen
     assert [x for x in m.agents() if x["id"] == t["agent_id"]][0]["state"] == "UNREACHABLE"
     assert bt.alive(ctr["pid"]), "the task must survive the agent's death"
     # the agent comes back: it re-adopts the task, the master kills it (it is LOST there)
+    dup0 = master_counter(m, "berth_master_updates_duplicate_total")
     a.start()
     m.wait_agents(1)
     c = a.wait_terminal(ctr["id"], timeout=20)
     assert c["state"] == "KILLED"
-    time.sleep(1.5)  # the KILLED update reaches the master and is ignored
+    # the KILLED update reaches the master, which acknowledges it and leaves the task LOST
+    bt.wait_for(lambda: unacknowledged(a, t["id"]) == 0, 10, interval=0.1,
+                what="the master to acknowledge the task's KILLED update")
+    assert master_counter(m, "berth_master_updates_duplicate_total") > dup0
     final = m.task(t["id"])
     assert final["state"] == "LOST" and mt.check_history(final)[-1] == "LOST"
     assert "killing it" in m.log

@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 
@@ -63,9 +62,13 @@ def http_get(url, headers=None, timeout=10):
 def test_metrics_names_promtool_and_docs(agent):
     c = agent.probe("spin", 2, 1, 30, cpus=0.5, mem="64MiB")
     agent.wait_state(c["id"], "RUNNING")
-    time.sleep(1.2)  # one sampling pass
-    st, text = agent.request("GET", "/metrics")
-    assert st == 200
+    series = 'berth_container_cpu_usage_seconds_total{id="%s",' % c["id"]
+
+    def sampled():  # a container's series appear once the sampler has read its cgroup
+        st, text = agent.request("GET", "/metrics")
+        assert st == 200
+        return text if series in text else None
+    text = bt.wait_for(sampled, 5, interval=0.1, what="a sample of %s in /metrics" % c["id"])
     for name in SPEC_NAMES:
         assert "# TYPE %s " % name in text, "metric %s missing" % name
     assert 'berth_container_cpu_usage_seconds_total{id="%s",name="%s"}' % (c["id"], c["name"]) \

@@ -44,11 +44,7 @@ def start(a, fault=None, extra=(), expect_up=True):
         if expect_up:
             a.start()
             return 0
-        logf = open(a.log_path, "ab")
-        a.proc = subprocess.Popen(a.argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                  stderr=subprocess.STDOUT, close_fds=True)
-        logf.close()
-        return a.proc.wait(15)
+        return a.spawn().wait(15)
     finally:
         a.argv = saved_argv
         if old is None:
@@ -212,7 +208,8 @@ def test_restart_keeps_20_running_tasks(agent):
             if cid not in killed:
                 assert bt.alive(before[cid]["pid"], starts[cid]), "%s died with the agent" % cid
         lines = len(stdout(agent, ticker).splitlines())
-        time.sleep(0.3)
+        bt.wait_for(lambda: len(stdout(agent, ticker).splitlines()) > lines, 5,
+                    what="the ticker's output while the agent is down")
         t0 = time.monotonic()
         start(agent)
         up = time.monotonic() - t0

@@ -202,9 +202,12 @@ def test_throttling_follows_the_kernel(agent):
         st, s = agent.get("/v1/containers/%s/stats" % c["id"])
         kern = int(bt.parse_kv(bt.read(os.path.join(d, stat_name)).replace(" ", "="))[key])
         return s["usage"]["throttled_periods"], kern
-    time.sleep(0.5)
-    a1, k1 = both()
-    time.sleep(1.0)
+    def throttled_once():  # the spinning threads have started once the quota holds them
+        ak = both()
+        return ak if ak[0] > 0 else None
+    a1, k1 = bt.wait_for(throttled_once, 5, interval=0.1,
+                         what="the first throttled period of %s" % c["id"])
+    time.sleep(1.0)  # the measurement window: both counters must grow across it
     a2, k2 = both()
     assert a2 > a1 and k2 > k1, (a1, k1, a2, k2)
     # read right after ours, the kernel's count is ahead by at most a couple of periods
