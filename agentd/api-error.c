@@ -68,15 +68,24 @@ void api_reply_connect(struct evhttp_request *req)
     /* libevent writes a body after CONNECT but frames it with neither a length nor chunks,
      * and keeps the connection (for a tunnel): the client never knew where the answer ends
      * (the review's hanging CONNECTs). Our own Content-Length frames it. */
-    static const char body[] = "{\"error\":{\"code\":\"METHOD_NOT_ALLOWED\",\"message\":"
-                               "\"CONNECT is not a method of this API\"}}\n";
-    char len[16];
-    snprintf(len, sizeof(len), "%zu", sizeof(body) - 1);
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    json_str(g, "error");
+    yajl_gen_map_open(g);
+    json_kv_str(g, "code", berr_code_name(BERR_METHOD_NOT_ALLOWED));
+    json_kv_str(g, "message", "CONNECT is not a method of this API");
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    _cleanup_free_ char *text = json_gen_take(g);
+    size_t n = strlen(text);
+    char len[24];
+    snprintf(len, sizeof(len), "%zu", n + 1);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Content-Length", len);
     struct evbuffer *out = evbuffer_new();
-    evbuffer_add(out, body, sizeof(body) - 1);
+    evbuffer_add(out, text, n);
+    evbuffer_add(out, "\n", 1);
     evhttp_send_reply(req, 405, "Method Not Allowed", out);
     evbuffer_free(out);
 }
