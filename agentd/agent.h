@@ -296,11 +296,6 @@ int request_parse_launch(struct agent *a, yajl_val req, struct container *c, str
  * host could not be asked (its task is then left alone and the start fails). */
 int agent_adopt(struct agent *a, struct container *c, struct berr **err);
 
-/* notify.c: $NOTIFY_SOCKET, read and removed from the environment (owned, NULL if unset);
- * agent_notify() sends one sd_notify datagram ("READY=1"), 0 or -errno; NULL socket: 0. */
-char *agent_notify_socket_take(void);
-int agent_notify(const char *socket_path, const char *state);
-
 /* logs.c */
 void logs_serve(struct agent *a, struct container *c, struct evhttp_request *req);
 void logs_container_ended(struct agent *a, const char *id);

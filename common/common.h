@@ -169,3 +169,13 @@ bool str_has_prefix(const char *s, const char *prefix);
 /* Seconds since the epoch as a double (CLOCK_REALTIME) and monotonic ns. */
 double now_realtime(void);
 uint64_t now_monotonic_ns(void);
+
+/* ---- readiness (notify.c): the sd_notify datagram of Type=notify units ------------------ */
+
+/* $NOTIFY_SOCKET, read and removed from the environment so that nothing the daemon starts
+ * can talk to its service manager. Owned by the caller; NULL when unset or empty. */
+char *notify_socket_take(void);
+/* Send one datagram ("READY=1", "STOPPING=1") to socket_path (a path, or "@name" for an
+ * abstract address). 0 when sent, also for a NULL socket_path (not under a service
+ * manager); -errno otherwise. Logs at debug only. */
+int notify_send(const char *socket_path, const char *state);

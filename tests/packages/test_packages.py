@@ -280,7 +280,7 @@ def test_unit_settings():
     assert s["Delegate"] == ["yes"]
     assert s["KillMode"] == ["process"]  # tasks survive an agent restart
     assert s["Restart"] == ["on-failure"]
-    assert s["Type"] == ["notify"]  # agentd/notify.c sends READY=1 once the API listens
+    assert s["Type"] == ["notify"]  # common/notify.c sends READY=1 once the API listens
     assert int(s["LimitNOFILE"][0]) >= 65536
     assert "network-online.target" in s["After"][0]
     assert s["ExecStart"] == ["/usr/sbin/berth-agent"]
