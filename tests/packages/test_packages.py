@@ -44,6 +44,7 @@ FILES_DEB = FILES_COMMON + [
     "/usr/share/lintian/overrides/berth-agent",
 ]
 FILES_RPM = FILES_COMMON + [
+    "/usr/share/licenses/berth-agent/LICENSE",
     "/usr/lib/systemd/system/berth-agent.service",
     "/usr/share/bash-completion/", "/usr/share/bash-completion/completions/",
 ]
@@ -141,6 +142,28 @@ def test_rpm_signed_and_verified():
     print(r.stdout)
     assert r.returncode == 0
     assert re.search(r"Header V4 RSA/SHA\d+ Signature, key ID \w+: OK", r.stdout)
+
+
+# ---- the license ---------------------------------------------------------------------------
+
+def test_license_is_apache_2():
+    """LICENSE is the Apache License 2.0, and both packages say so: DEP-5 copyright with
+    License: Apache-2.0 (the text in Debian's common-licenses), rpm License: Apache-2.0."""
+    text = open(os.path.join(REPO, "LICENSE")).read()
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    common = "/usr/share/common-licenses/Apache-2.0"
+    if os.path.exists(common):
+        assert text == open(common).read(), "LICENSE differs from " + common
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(["dpkg-deb", "-x", DEB, d], check=True)
+        copyright = open(os.path.join(d, "usr/share/doc/berth-agent/copyright")).read()
+    assert copyright.startswith(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n")
+    assert re.search(r"^Files: \*\n(.+\n)*License: Apache-2.0$", copyright, re.M)
+    assert '"/usr/share/common-licenses/Apache-2.0"' in copyright
+    assert rpm_q("--qf", "%{LICENSE}") == "Apache-2.0"
+    assert "/usr/share/licenses/berth-agent/LICENSE" in rpm_q("-L").split()
 
 
 # ---- the .rpm: rpm -qp -------------------------------------------------------------------
