@@ -9,18 +9,37 @@
 
 #include "master/master.h"
 
+/* The annotated defaults (--print-default-config): every key at its built-in value, so
+ * loading this text gives the defaults. The packages install it as /etc/berth/master.conf
+ * with every key commented out (packaging/gen-conf.sh). */
 const char master_default_config[] =
-        "; /etc/berth/master.conf - berth-master (docs/config.md, docs/protocol.md)\n"
+        "; /etc/berth/master.conf - berth-master configuration (INI; docs/config.md).\n"
+        "; Read in this order, later wins: built-in defaults (the values below), this file,\n"
+        "; then command-line flags --KEY=VALUE (--listen=0.0.0.0:5050).\n"
+        "; Durations: 10, 10s, 500ms, 2m.\n"
+        "\n"
         "[master]\n"
-        "; listen = 127.0.0.1:5050\n"
-        "; work_dir = /var/lib/berth-master\n"
-        "; token_file =\n"
-        "; heartbeat_interval = 5s\n"
-        "; agent_timeout = 15s\n"
-        "; lost_grace = 30s\n"
-        "; placement = spread\n"
-        "; reconcile_kill = true\n"
-        "; log_level = info\n";
+        "; HOST:PORT of the HTTP server: the agents' link, the task API, /metrics, /health.\n"
+        "listen = 127.0.0.1:5050\n"
+        "; Holds master.db (SQLite: agents, tasks, status history).\n"
+        "work_dir = /var/lib/berth-master\n"
+        "; File holding the bearer token every agent and client must send (its first line,\n"
+        "; at least 16 characters); empty = no authentication.\n"
+        "token_file =\n"
+        "; How often agents send HEARTBEAT (told to them when they subscribe); also the\n"
+        "; PING period on their streams.\n"
+        "heartbeat_interval = 5s\n"
+        "; An agent without a call for this long is unreachable.\n"
+        "agent_timeout = 15s\n"
+        "; Unreachable this long: its tasks are LOST (0 = at once).\n"
+        "lost_grace = 30s\n"
+        "; Where a task goes among the agents with room: spread or binpack.\n"
+        "placement = spread\n"
+        "; Kill tasks an agent reports running that the master holds as ended or does\n"
+        "; not know.\n"
+        "reconcile_kill = true\n"
+        "; error, warning, info or debug.\n"
+        "log_level = info\n";
 
 static void set_str(char **dst, const char *v)
 {
