@@ -239,6 +239,7 @@ int agent_recover(struct agent *a, struct berr **err);
  * dry_run only counts. */
 struct orphan_counts {
     unsigned executors, cgroups, mounts, dirs;
+    unsigned busy_cgroups; /* of cgroups: those holding a process (or that could not be read) */
 };
 void orphans_sweep(struct agent *a, bool dry_run, struct orphan_counts *ret);
 /* orphans.c, how a process is recognised across a restart. Start time (ticks since boot)
