@@ -573,6 +573,9 @@ def test_completion_option_values():
     assert complete("berthctl ps -o ") == ["json"]
     assert complete("berthctl run --cpus-limit n") == ["none"]
     assert complete("berthctl run --cpus 2 --mem 1GiB --name ") == []
+    assert complete("berthctl ps --filter state=RU") == ["state=RUNNING"]
+    assert complete("berthctl ps -f status=ex") == ["status=exited"]
+    assert "name=" in complete("berthctl ps --filter ")
 
 
 # ---- the conffile ------------------------------------------------------------------------
