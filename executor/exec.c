@@ -20,7 +20,7 @@ static int exec_other_ns(const struct exe *e)
            (f & ISO_NS_UTS ? CLONE_NEWUTS : 0) | (f & ISO_NS_NET ? CLONE_NEWNET : 0);
 }
 
-__attribute__((noreturn)) static void exec_child(struct exe *e, int pidfd, int rootfd, char **argv)
+__attribute__((noreturn)) static void exec_child(struct exe *e, int pidfd, char **argv)
 {
     struct berr *err = NULL;
     sigset_t none;
@@ -31,14 +31,9 @@ __attribute__((noreturn)) static void exec_child(struct exe *e, int pidfd, int r
     setsid();
     int ns = exec_other_ns(e);
     /* setns with a pidfd joins several namespaces at once (5.8+); joining the mount
-     * namespace moves root and cwd to the namespace's root. That is the sandbox's after a
-     * pivot_root, but rootfs, the host's, under the sandbox moved onto it on a host whose
-     * root is the initramfs (isolator/mount.c, mnt_move_root): so take the executor's root
-     * as ours, in both cases. */
+     * namespace also moves root and cwd to the sandbox's root. */
     if (ns && setns(pidfd, ns) < 0) {
         berr_set(&err, errno, "join the namespaces of the sandbox");
-    } else if (rootfd >= 0 && (fchdir(rootfd) < 0 || chroot(".") < 0)) {
-        berr_set(&err, errno, "enter the root of the sandbox");
     } else if (chdir(e->spec.sandbox_dir) < 0) {
         berr_set(&err, errno, "chdir '%s'", e->spec.sandbox_dir);
     } else if (iso_task_prepare(&e->spec, &e->user, &err) == 0) {
@@ -59,18 +54,6 @@ static pid_t exec_spawn(struct exe *e, pid_t pid, char **argv, struct berr **err
     _cleanup_close_ int pidfd = pidfd_open(pid, 0);
     if (pidfd < 0)
         return berr_set(err, errno, "pidfd_open %d", (int) pid);
-    /* the executor's root (see exec_child), opened while its pid is surely its: the pidfd
-     * is open, and the process is still alive after the open */
-    _cleanup_close_ int rootfd = -1;
-    if (e->spec.flags & ISO_NS_MOUNT) {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/root", (int) pid);
-        rootfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rootfd < 0)
-            return berr_set(err, errno, "open '%s'", path);
-        if (pidfd_send_signal(pidfd, 0, NULL, 0) < 0)
-            return berr_set(err, errno, "executor %d", (int) pid);
-    }
     bool newpid = e->spec.flags & ISO_NS_PID;
     _cleanup_close_ int own = -1;
     if (newpid) {
@@ -82,7 +65,7 @@ static pid_t exec_spawn(struct exe *e, pid_t pid, char **argv, struct berr **err
     }
     pid_t child = fork();
     if (child == 0)
-        exec_child(e, pidfd, rootfd, argv);
+        exec_child(e, pidfd, argv);
     int fork_errno = errno;
     if (newpid && setns(own, CLONE_NEWPID) < 0)
         log_msg(LOG_WARNING, errno, "exec: return to our pid namespace");

@@ -394,8 +394,10 @@ static bool path_below(const char *path, const char *dir)
  *   on it, so a root task that chroots out (docker's default set keeps CAP_SYS_CHROOT;
  *   other users have no capability at all) still ends in the sandbox. Uncovering rootfs
  *   takes umount or a new mount namespace, both CAP_SYS_ADMIN, which no task has.
- * - Joining the namespace (setns) puts a process at the namespace's root, which is rootfs
- *   here: `berthctl exec` (executor/exec.c) chroots into the executor's root after it joins.
+ * - Joining the namespace (setns, `berthctl exec`) needs nothing more: the kernel resolves
+ *   the namespace's "/" down through the mounts on it, so the joiner lands on the moved
+ *   root, not on rootfs; for the same reason the task does not count as chrooted (it may
+ *   still create a user namespace, which the kernel refuses to chrooted processes).
  * tests/system/test_sandbox.py runs on such a root in the VM suite (berthvm.root=initramfs). */
 static int mnt_move_root(const char *root, struct berr **err)
 {

@@ -192,8 +192,9 @@ def test_root_cannot_chroot_out(agent):
 
 
 def test_exec_stays_in_the_sandbox(agent):
-    """`berthctl exec` joins the sandbox's namespaces and must get its root too, not the
-    mount namespace's (rootfs, under the sandbox, on an initramfs root)."""
+    """`berthctl exec` joins the sandbox's namespaces and must land on its root, not on
+    what lies under it (rootfs, with the host's files, on an initramfs root: the sandbox is
+    moved on top of it, and setns follows the mounts on "/" down to it)."""
     db = os.path.join(agent.work, "state.db")
     c = agent.launch(["sleep", "600"], user="root")
     agent.wait_state(c["id"], "RUNNING")
