@@ -194,12 +194,21 @@ analyze: deps
 clean-analyze:
 	rm -rf build-analyze
 
-# install = both; the berth-agent packages stage install-agent only (the master gets its
-# own package later)
+# install = both; each package stages its own half (install-agent, install-master)
 install: install-agent install-master
 
-install-master: $(B)/berth-master
+install-master: $(B)/berth-master $(B)/master.conf $(B)/man/berth-master.conf.5
 	install -D -m 0755 $(B)/berth-master $(DESTDIR)$(PREFIX)/sbin/berth-master
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth
+	sed 's|/usr/sbin/berth-master|$(PREFIX)/sbin/berth-master|' packaging/berth-master.service \
+	        > $(DESTDIR)$(UNITDIR)/berth-master.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/berth-master.service
+	@# never overwrite an operator's config (packages handle theirs as a conffile); the
+	@# state dir (/var/lib/berth-master) is the unit's StateDirectory=, made at start
+	test -e $(DESTDIR)$(SYSCONFDIR)/berth/master.conf || \
+	        install -m 0644 $(B)/master.conf $(DESTDIR)$(SYSCONFDIR)/berth/master.conf
+	install -D -m 0644 packaging/man/berth-master.8 $(DESTDIR)$(MANDIR)/man8/berth-master.8
+	install -D -m 0644 $(B)/man/berth-master.conf.5 $(DESTDIR)$(MANDIR)/man5/berth-master.conf.5
 
 install-agent: $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/agent.conf \
                $(B)/man/berth-agent.conf.5
@@ -220,10 +229,10 @@ install-agent: $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/agent.con
 	install -D -m 0644 packaging/completion/berthctl \
 	        $(DESTDIR)$(PREFIX)/share/bash-completion/completions/berthctl
 
-# ---- packages (issue #8, packaging/README.md): `make deb`, `make rpm` write
-# $(B)/pkg/*.deb and *.rpm from binaries built with the distribution's hardening flags
+# ---- packages (issues #8, #19, packaging/README.md): `make deb`, `make rpm` write
+# $(B)/pkg/*.deb and *.rpm (berth-agent and berth-master) from binaries built with the distribution's hardening flags
 # (packaging/build-tree.sh); `make check-packages` lints them and installs, upgrades and
-# purges the .deb in a fresh Debian 12 root (tests/packages/run.sh, about 2 minutes).
+# purges the .debs in a fresh Debian 12 root (tests/packages/run.sh, about 2 minutes).
 SYSCONFDIR ?= /etc
 LOCALSTATEDIR ?= /var
 UNITDIR ?= /lib/systemd/system
@@ -231,16 +240,24 @@ MANDIR ?= $(PREFIX)/share/man
 PKG_B = $(B)/pkg
 DEB_PKG_TOOLS = dpkg-dev rpm lintian rpmlint gpg gpg-agent mmdebstrap man-db bash-completion systemd
 
-# the conffile: the agent's annotated defaults, every key commented out
-$(B)/agent.conf: $(B)/berth-agent packaging/gen-agent-conf.sh
-	sh packaging/gen-agent-conf.sh $(B)/berth-agent > $@.tmp && mv $@.tmp $@
+# the conffiles: each daemon's annotated defaults, every key commented out
+$(B)/agent.conf: $(B)/berth-agent packaging/gen-conf.sh
+	sh packaging/gen-conf.sh $(B)/berth-agent > $@.tmp && mv $@.tmp $@
+$(B)/master.conf: $(B)/berth-master packaging/gen-conf.sh
+	sh packaging/gen-conf.sh $(B)/berth-master > $@.tmp && mv $@.tmp $@
 
-# berth-agent.conf(5): its key list is generated from docs/config.md's tables
+# berth-agent.conf(5) and berth-master.conf(5): their key lists are generated from
+# docs/config.md's tables
 $(B)/man/berth-agent.conf.5: packaging/man/berth-agent.conf.5.in docs/config.md \
                              packaging/man/config-keys.py
 	@mkdir -p $(dir $@)
 	python3 packaging/man/config-keys.py packaging/man/berth-agent.conf.5.in docs/config.md \
 	        $(VERSION) > $@.tmp && mv $@.tmp $@
+$(B)/man/berth-master.conf.5: packaging/man/berth-master.conf.5.in docs/config.md \
+                              packaging/man/config-keys.py
+	@mkdir -p $(dir $@)
+	python3 packaging/man/config-keys.py packaging/man/berth-master.conf.5.in docs/config.md \
+	        $(VERSION) '## berth-master' > $@.tmp && mv $@.tmp $@
 
 deb: deps
 	@bash tests/install-deps.sh dpkg-dev

@@ -344,6 +344,7 @@ int agent_recover(struct agent *a, struct berr **err);
  * dry_run only counts. Runs at start, before the loop: it may wait. */
 struct orphan_counts {
     unsigned executors, cgroups, mounts, dirs;
+    unsigned busy_cgroups; /* of cgroups: those holding a process (or that could not be read) */
 };
 void orphans_sweep(struct agent *a, bool dry_run, struct orphan_counts *ret);
 
@@ -413,11 +414,6 @@ int agent_masks_init(struct agent *a, struct berr **err);
 void metrics_serve(struct agent *a, struct evhttp_request *req);
 void exec_serve(struct agent *a, struct container *c, struct evhttp_request *req);
 void exec_free_all(struct agent *a);
-
-/* notify.c: $NOTIFY_SOCKET, read and removed from the environment (owned, NULL if unset);
- * agent_notify() sends one sd_notify datagram ("READY=1"), 0 or -errno; NULL socket: 0. */
-char *agent_notify_socket_take(void);
-int agent_notify(const char *socket_path, const char *state);
 
 /* logs.c */
 void logs_serve(struct agent *a, struct container *c, struct evhttp_request *req);

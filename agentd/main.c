@@ -310,7 +310,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     event_set_log_callback(log_libevent); /* libevent's warnings, rate-limited */
-    _cleanup_free_ char *notify = agent_notify_socket_take(); /* Type=notify (notify.c) */
+    _cleanup_free_ char *notify = notify_socket_take(); /* Type=notify (common/notify.c) */
     struct agent a = {.inotify_fd = -1,
                       .cg_inotify_fd = -1,
                       .proc_stat_fd = -1,
@@ -335,10 +335,10 @@ int main(int argc, char **argv)
     } else {
         log_info("serving on '%s' (cgroup v%d, work_dir '%s')", a.socket_path,
                  (int) iso_host_version(a.host), a.cfg.work_dir);
-        if (agent_notify(notify, "READY=1") < 0)
+        if (notify_send(notify, "READY=1") < 0)
             log_warning("cannot notify '%s' that the agent is ready", notify);
         event_base_dispatch(a.base);
-        agent_notify(notify, "STOPPING=1");
+        notify_send(notify, "STOPPING=1");
     }
     teardown(&a);
     return rc;

@@ -83,23 +83,31 @@ static void collect_cgroups(const char *ctrl, const char *path, void *arg)
 }
 
 /* Kill and remove every container cgroup under the parent that no live container holds
- * (terminal containers have released theirs: one left is the rest of a crash). */
-static unsigned sweep_cgroups(struct agent *a, bool dry_run)
+ * (terminal containers have released theirs: one left is the rest of a crash). Counts them,
+ * and in *ret_busy those that hold a process (or could not be opened to tell). */
+static unsigned sweep_cgroups(struct agent *a, bool dry_run, unsigned *ret_busy)
 {
     struct names s = {0};
     iso_host_foreach_path(a->host, collect_cgroups, &s);
     unsigned n = 0;
+    *ret_busy = 0;
     for (size_t i = 0; i < s.n; i++) {
         struct container *c = ctr_find_id(a, s.v[i]);
         if (c && c->cg)
             continue;
         n++;
-        if (dry_run)
-            continue;
         _cleanup_berr_ struct berr *err = NULL;
         struct iso_cgroup *cg = NULL;
         if (iso_cgroup_open(a->host, s.v[i], &cg, &err) < 0) {
-            log_warning("orphan cgroup '%s': %s", s.v[i], berr_msg(err));
+            (*ret_busy)++; /* cannot tell: count it as holding a process */
+            if (!dry_run)
+                log_warning("orphan cgroup '%s': %s", s.v[i], berr_msg(err));
+            continue;
+        }
+        if (iso_cgroup_populated(cg))
+            (*ret_busy)++;
+        if (dry_run) {
+            iso_cgroup_free(cg);
             continue;
         }
         if (iso_cgroup_kill_wait(cg, 2000, &err) < 0 || iso_cgroup_destroy(cg, &err) < 0)
@@ -204,7 +212,7 @@ void orphans_sweep(struct agent *a, bool dry_run, struct orphan_counts *ret)
 {
     /* executors first (their sandboxes die with them), then what held them */
     ret->executors = sweep_executors(a, dry_run);
-    ret->cgroups = sweep_cgroups(a, dry_run);
+    ret->cgroups = sweep_cgroups(a, dry_run, &ret->busy_cgroups);
     ret->mounts = sweep_mounts(a, dry_run);
     ret->dirs = sweep_dirs(a, a->runtime_root, dry_run) + sweep_dirs(a, a->sandboxes_dir, dry_run);
 }

@@ -5,9 +5,10 @@
  * ctr_adopt: same pid, same start time, in the container's cgroups), else finished from
  * the status.json the executor left, else LOST/AGENT_RESTARTED_LOST; then orphans.c removes
  * whatever no record owns. With cleanup, every record is dropped and everything swept.
- * A state.db that is missing while containers are still around, or that SQLite cannot
- * read, stops the start before anything is touched: running tasks are never killed because
- * their records could not be read. */
+ * A state.db that is missing while a task may still run (an executor, a cgroup holding a
+ * process), or that SQLite cannot read, stops the start before anything is touched: running
+ * tasks are never killed because their records could not be read. Missing next to leftovers
+ * without a process (a fresh work_dir beside empty cgroups), it starts and sweeps them. */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,9 +65,11 @@ static const char fix_hint[] =
         "running tasks are left alone. Restore it, or start once with --recover=cleanup to "
         "kill every task of this agent and start empty";
 
-/* Open state.db. Missing: fine on a first start; refused (err) while the work_dir or the
- * cgroup parent still hold containers, unless cleanup. Unreadable: refused unless cleanup,
- * which moves it aside. */
+/* Open state.db. Missing: fine on a first start, and next to what an earlier agent left
+ * that holds no process (empty cgroups, dirs, mounts: the sweep after the load removes them,
+ * with a warning here); refused (err) while an executor runs or a cgroup of the parent
+ * holds a process, unless cleanup: without the records, a live task would be taken for an
+ * orphan and killed. Unreadable: refused unless cleanup, which moves it aside. */
 static int open_state(struct agent *a, bool cleanup, struct berr **err)
 {
     _cleanup_berr_ struct berr *oerr = NULL;
@@ -76,18 +79,22 @@ static int open_state(struct agent *a, bool cleanup, struct berr **err)
     if (r == -ENOENT) {
         struct orphan_counts n;
         orphans_sweep(a, true, &n); /* the table is empty: everything counts */
-        if (n.executors || n.cgroups || n.dirs) {
-            if (!cleanup)
-                return berr_setx(err, ENOENT,
-                                 "state.db: '%s/state.db' is missing, but %u executor(s), %u "
-                                 "cgroup(s) and %u container dir(s) of this agent are still "
-                                 "there: refusing to start, so they are not taken for orphans; "
-                                 "%s",
-                                 a->cfg.work_dir, n.executors, n.cgroups, n.dirs, fix_hint);
+        if ((n.executors || n.busy_cgroups) && !cleanup)
+            return berr_setx(err, ENOENT,
+                             "state.db: '%s/state.db' is missing, but %u executor(s) and %u "
+                             "cgroup(s) with processes of this agent are still there (and %u "
+                             "container dir(s)): refusing to start, so they are not taken for "
+                             "orphans; %s",
+                             a->cfg.work_dir, n.executors, n.busy_cgroups, n.dirs, fix_hint);
+        if (n.executors || n.busy_cgroups)
             log_warning("state.db is missing: --recover=cleanup removes %u executor(s), %u "
                         "cgroup(s) and %u container dir(s)",
                         n.executors, n.cgroups, n.dirs);
-        }
+        else if (n.cgroups || n.dirs || n.mounts)
+            log_warning("state.db: '%s/state.db' is missing; removing what an earlier agent "
+                        "left without a process: %u empty cgroup(s), %u container dir(s), %u "
+                        "mount(s)",
+                        a->cfg.work_dir, n.cgroups, n.dirs, n.mounts);
         return store_open(a, true, err);
     }
     if (r == -EBADMSG && cleanup) {

@@ -1,6 +1,7 @@
 /* cli/cli.h - private header of berthctl (cli/): the context passed to every verb, the HTTP
  * client (http.c), JSON helpers (json.c), pure formatting helpers (format.c), run/exec
- * option parsing and request bodies (run-request.c) and the verbs (verbs-*.c). */
+ * option parsing and request bodies (run-request.c), ps filters (ps-filter.c) and the verbs
+ * (verbs-*.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -155,6 +156,29 @@ int ctl_run_body(const struct ctl_run_opts *opts, char **ret, struct berr **err)
 char *ctl_exec_body(int argc, char *const *argv, const char *shell);
 /* getopt_long wrapper state helper: turn a '?' / ':' from getopt_long into a usage error. */
 int ctl_usage_error(const char *verb, int c, int argc, char **argv, struct berr **err);
+
+/* ---- ps-filter.c: `ps --filter KEY=VALUE` (pure, unit-tested) ---------------------------- */
+
+enum ctl_filter_key {
+    CTL_FILTER_ID,     /* prefix of the id */
+    CTL_FILTER_NAME,   /* part of the name */
+    CTL_FILTER_STATE,  /* state, exactly (state=, or status= with docker's words) */
+    CTL_FILTER_REASON, /* reason, exactly */
+    CTL_FILTER_MAX,
+};
+#define CTL_FILTER_KEYS "state, status, name, id, reason"
+/* The filters given; zero-initialise, free with ctl_ps_filter_free. Values of one key are
+ * alternatives, different keys must all match. */
+struct ctl_ps_filter {
+    char **values[CTL_FILTER_MAX];
+    size_t n[CTL_FILTER_MAX];
+};
+/* Add one "KEY=VALUE". Unknown keys, a missing '=' or value and unknown states fail with
+ * -EINVAL and one line in err naming the accepted keys or states. */
+int ctl_ps_filter_add(struct ctl_ps_filter *f, const char *arg, struct berr **err);
+/* True when the container object ctr passes every filter (true for none). */
+bool ctl_ps_filter_match(const struct ctl_ps_filter *f, yajl_val ctr);
+void ctl_ps_filter_free(struct ctl_ps_filter *f);
 
 /* ---- usage.c: help texts --------------------------------------------------------------- */
 

@@ -10,7 +10,7 @@ static const struct {
     const char *text;
 } usages[] = {
         {NULL,
-         "Usage: berthctl [--socket PATH] VERB [OPTIONS] [ARGS]\n"
+         "Usage: berthctl [--socket PATH | --master URL] VERB [OPTIONS] [ARGS]\n"
          "\n"
          "Control the berth agent of this host through its local API.\n"
          "\n"
@@ -24,15 +24,15 @@ static const struct {
          "\n"
          "Verbs:\n"
          "  run       launch a container: run --cpus C --mem M [OPTIONS] -- CMD ARGS...\n"
-         "  ps        list running containers (-a: all)\n"
+         "  ps        list running containers (-a: all, -q: ids only, --filter)\n"
          "  inspect   show a container as JSON\n"
          "  logs      print a container's output (-f to follow)\n"
          "  stats     show a container's resource usage, live on a terminal\n"
          "  top       live view of every running container's resource usage\n"
          "  exec      run a command inside a running container\n"
-         "  kill      signal a container\n"
+         "  kill      signal containers\n"
          "  wait      wait for a container to end; exit with its status\n"
-         "  rm        remove an ended container\n"
+         "  rm        remove ended containers\n"
          "  node      show the node's resources\n"
          "\n"
          "IDs may be a container id, a unique prefix of it, or a name.\n"
@@ -55,15 +55,24 @@ static const struct {
                 "  --shell CMDLINE        run CMDLINE with /bin/sh -c instead of an argv\n"
                 "  --wait                 wait for the task to end and exit with its status\n"
                 "  -o json                print the container object instead of the id\n"},
-        {"ps", "Usage: berthctl ps [-a] [-o json]\n"
+        {"ps", "Usage: berthctl ps [-a] [-q] [--filter KEY=VALUE]... [--no-trunc] [-o json]\n"
                "\n"
                "List containers, newest first: running ones, or all with -a.\n"
                "Columns: ID NAME STATE CPUS MEM CPU% MEM USED PIDS AGE COMMAND.\n"
                "CPU% is the average over the container's life, at least 100 ms (100% = one\n"
                "core).\n"
                "\n"
-               "  -a, --all    include ended containers\n"
-               "  -o json      print the API's JSON\n"},
+               "  -a, --all              include ended containers\n"
+               "  -q, --quiet            print only the ids, one per line\n"
+               "  -f, --filter KEY=VALUE only containers that match (repeatable: a key given\n"
+               "                         twice matches either value, different keys all):\n"
+               "                         state=RUNNING (a state filter implies -a),\n"
+               "                         status=running|exited|created|dead (docker's),\n"
+               "                         name=PART, id=PREFIX, reason=MEMORY_LIMIT\n"
+               "  --no-trunc             full ids and commands\n"
+               "  -o json                print the API's JSON\n"
+               "\n"
+               "Kill every running container: berthctl ps -q | xargs -r berthctl kill\n"},
         {"inspect", "Usage: berthctl inspect ID\n"
                     "\n"
                     "Print the container object as indented JSON.\n"},
@@ -99,10 +108,11 @@ static const struct {
                  "\n"
                  "Run a command inside a running container's namespaces and cgroups; print its\n"
                  "output and exit with its status (128+N when killed by signal N).\n"},
-        {"kill", "Usage: berthctl kill [--signal S] [--grace SEC] ID\n"
+        {"kill", "Usage: berthctl kill [--signal S] [--grace SEC] ID...\n"
                  "\n"
-                 "Send a signal (default TERM) to every process of the container; after SEC\n"
-                 "seconds the rest get SIGKILL.\n"
+                 "Send a signal (default TERM) to every process of each container; after SEC\n"
+                 "seconds the rest get SIGKILL. Every ID is tried; one line on stderr for each\n"
+                 "that fails, and exit status 1 if any did.\n"
                  "\n"
                  "  -s, --signal S   name (TERM, SIGINT) or number\n"
                  "  -g, --grace SEC  seconds before SIGKILL\n"},
@@ -110,9 +120,10 @@ static const struct {
                  "\n"
                  "Wait until the container ends and exit with its status: 0 if FINISHED, the\n"
                  "exit code, 128+signal, 137 for MEMORY_LIMIT, else 1.\n"},
-        {"rm", "Usage: berthctl rm ID\n"
+        {"rm", "Usage: berthctl rm ID...\n"
                "\n"
-               "Remove an ended container: its sandbox directory and its record.\n"},
+               "Remove ended containers: their sandbox directories and records. Every ID is\n"
+               "tried; one line on stderr for each that fails, and exit status 1 if any did.\n"},
         {"node", "Usage: berthctl node [-o json]\n"
                  "\n"
                  "Show the node and its resources: total, reserved, allocatable, allocated and\n"

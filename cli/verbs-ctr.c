@@ -1,6 +1,7 @@
-/* cli/verbs-ctr.c - the verbs that look at or act on existing containers: `ps`, `inspect`,
- * `logs`, `kill`, `rm` and `stats`. verbs-run.c starts containers and waits for them,
- * verbs-node.c shows the node; format.c renders the numbers. */
+/* cli/verbs-ctr.c - the verbs that look at or act on existing containers: `ps` (its filters
+ * in ps-filter.c), `inspect`, `logs`, `kill`, `rm` (both on several ids) and `stats`.
+ * verbs-run.c starts containers and waits for them, verbs-node.c shows the node; format.c
+ * renders the numbers. */
 #include <getopt.h>
 #include <string.h>
 #include <time.h>
@@ -62,12 +63,12 @@ static void state_text(yajl_val ctr, char *buf, size_t len)
  * cgroup's, launch work included) over the time since it was created (until finished_at
  * once it ended), and at least one CPU quota period (100 ms): a 0.1-CPU task that lived
  * 20 ms showed 198% (review L8) though the quota held it. */
-static void ps_row(struct ctl_table *t, yajl_val ctr, double now)
+static void ps_row(struct ctl_table *t, yajl_val ctr, double now, bool no_trunc)
 {
-    char id[13], cpus[32] = "-", mem[32] = "-", cpu_pct[32] = "-", mem_used[32] = "-",
+    char id[40], cpus[32] = "-", mem[32] = "-", cpu_pct[32] = "-", mem_used[32] = "-",
                  pids[32] = "-", age[32] = "-", command[64], state[96];
     const char *full_id = json_get_str(ctr, "id");
-    snprintf(id, sizeof(id), "%s", full_id ? full_id : "-");
+    snprintf(id, sizeof(id), "%.*s", no_trunc ? 39 : 12, full_id ? full_id : "-");
     yajl_val res = json_get(ctr, "resources");
     yajl_val usage = json_get(ctr, "usage");
     double d, started, finished, created;
@@ -90,29 +91,44 @@ static void ps_row(struct ctl_table *t, yajl_val ctr, double now)
     _cleanup_free_ char *cmd = ctl_command_text(json_get(ctr, "command"));
     ctl_truncate(cmd, 30, command, sizeof(command));
     state_text(ctr, state, sizeof(state));
-    const char *row[] = {
-            id, json_get_str(ctr, "name"), state, cpus, mem, cpu_pct, mem_used, pids, age, command};
+    const char *row[] = {id,  json_get_str(ctr, "name"), state, cpus, mem, cpu_pct, mem_used, pids,
+                         age, no_trunc ? cmd : command};
     ctl_table_add(t, row);
 }
 
 int ctl_verb_ps(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
+    enum {
+        O_NO_TRUNC = 256
+    };
     static const struct option longopts[] = {
             {"all", no_argument, NULL, 'a'},
+            {"quiet", no_argument, NULL, 'q'},
+            {"filter", required_argument, NULL, 'f'},
+            {"no-trunc", no_argument, NULL, O_NO_TRUNC},
             {"output", required_argument, NULL, 'o'},
             {"help", no_argument, NULL, 'h'},
             {0},
     };
-    bool all = false, json = false;
+    bool all = false, json = false, quiet = false, no_trunc = false;
+    _cleanup_(ctl_ps_filter_free) struct ctl_ps_filter filter = {0};
     int c;
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:ao:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:aqf:o:h", longopts, NULL)) != -1) {
         if (c == 'h')
             return ctl_print_usage("ps");
         else if (c == 'a')
             all = true;
-        else if (c == 'o' && streq(optarg, "json"))
+        else if (c == 'q')
+            quiet = true;
+        else if (c == O_NO_TRUNC)
+            no_trunc = true;
+        else if (c == 'f') {
+            int r = ctl_ps_filter_add(&filter, optarg, err);
+            if (r < 0)
+                return r;
+        } else if (c == 'o' && streq(optarg, "json"))
             json = true;
         else if (c == 'o')
             return berr_setx(err, EINVAL, "ps: unknown output format '%s' (only 'json')", optarg);
@@ -121,6 +137,12 @@ int ctl_verb_ps(struct ctl *ctl, int argc, char **argv, struct berr **err)
     }
     if (optind < argc)
         return berr_setx(err, EINVAL, "ps: unexpected argument '%s'", argv[optind]);
+    if (quiet && json)
+        return berr_setx(err, EINVAL, "ps: -q and -o json exclude each other");
+    /* asking for a state shows containers in it even when they ended (as docker's
+     * --filter status=exited does without -a) */
+    if (filter.n[CTL_FILTER_STATE] > 0)
+        all = true;
 
     yajl_val root = NULL;
     int r = ctl_call(ctl, "GET", "/v1/containers", NULL, &root, err);
@@ -131,22 +153,31 @@ int ctl_verb_ps(struct ctl *ctl, int argc, char **argv, struct berr **err)
         yajl_tree_free(root);
         return berr_setx(err, EPROTO, "list containers: the agent's answer has no 'containers'");
     }
-    /* hide ended containers without -a, in the table and in the JSON alike */
-    if (!all) {
-        size_t keep = 0;
-        for (size_t i = 0; i < list->u.array.len; i++) {
-            yajl_val v = list->u.array.values[i];
-            if (ctl_state_terminal(json_get_str(v, "state")))
-                yajl_tree_free(v);
-            else
-                list->u.array.values[keep++] = v;
-        }
-        list->u.array.len = keep;
+    /* hide ended containers without -a, and what the filters refuse, in every output */
+    size_t keep = 0;
+    for (size_t i = 0; i < list->u.array.len; i++) {
+        yajl_val v = list->u.array.values[i];
+        if ((!all && ctl_state_terminal(json_get_str(v, "state"))) ||
+            !ctl_ps_filter_match(&filter, v))
+            yajl_tree_free(v);
+        else
+            list->u.array.values[keep++] = v;
     }
+    list->u.array.len = keep;
     if (json) {
         r = ctl_json_print(stdout, root);
         yajl_tree_free(root);
         return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
+    }
+    if (quiet) {
+        /* ids only, one per line: `berthctl ps -q | xargs -r berthctl kill` */
+        for (size_t i = 0; i < list->u.array.len; i++) {
+            const char *id = json_get_str(list->u.array.values[i], "id");
+            if (id)
+                printf("%.*s\n", no_trunc ? (int) strlen(id) : 12, id);
+        }
+        yajl_tree_free(root);
+        return 0;
     }
     static const char *const header[] = {"ID",   "NAME",     "STATE", "CPUS", "MEM",
                                          "CPU%", "MEM USED", "PIDS",  "AGE",  "COMMAND"};
@@ -154,7 +185,7 @@ int ctl_verb_ps(struct ctl *ctl, int argc, char **argv, struct berr **err)
     ctl_table_init(&t, ARRAY_SIZE(header), header);
     double now = now_realtime();
     for (size_t i = 0; i < list->u.array.len; i++)
-        ps_row(&t, list->u.array.values[i], now);
+        ps_row(&t, list->u.array.values[i], now, no_trunc);
     ctl_table_print(&t, stdout);
     ctl_table_free(&t);
     yajl_tree_free(root);
@@ -163,7 +194,7 @@ int ctl_verb_ps(struct ctl *ctl, int argc, char **argv, struct berr **err)
 
 int ctl_verb_inspect(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
-    const char *id;
+    const char *id = NULL;
     bool json = true; /* inspect always prints JSON; -o json is accepted for symmetry */
     int r = parse_id_verb(argc, argv, &json, &id, err);
     if (r != 0)
@@ -224,6 +255,32 @@ int ctl_verb_logs(struct ctl *ctl, int argc, char **argv, struct berr **err)
     return r < 0 ? r : 0;
 }
 
+/* The same call for each of ids[0..n) (kill, rm: `berthctl ps -q | xargs -r berthctl kill`),
+ * each one whatever happened to the others, as docker does. Every failure but the last is
+ * printed at once, one line each; the last comes back in err for main to print. 0 when all
+ * succeeded. */
+static int each_id(const char *suffix, const char *method, const char *body, struct ctl *ctl, int n,
+                   char **ids, struct berr **err)
+{
+    int ret = 0;
+    for (int i = 0; i < n; i++) {
+        _cleanup_free_ char *path = ctl_ctr_path(ids[i], suffix);
+        yajl_val res = NULL;
+        _cleanup_berr_ struct berr *e = NULL;
+        int r = ctl_call(ctl, method, path, body, &res, &e);
+        yajl_tree_free(res);
+        if (r >= 0)
+            continue;
+        if (ret < 0) { /* the earlier failure is not the last: print it now */
+            log_error("%s", berr_msg(*err));
+            berr_free(err);
+        }
+        *err = TAKE_PTR(e);
+        ret = r;
+    }
+    return ret;
+}
+
 int ctl_verb_kill(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
     static const struct option longopts[] = {
@@ -249,9 +306,8 @@ int ctl_verb_kill(struct ctl *ctl, int argc, char **argv, struct berr **err)
         } else
             return ctl_usage_error("kill", c, argc, argv, err);
     }
-    if (argc - optind != 1)
-        return berr_setx(err, EINVAL, "kill: expected exactly one container ID");
-    const char *id = argv[optind];
+    if (optind >= argc)
+        return berr_setx(err, EINVAL, "kill: expected a container ID");
 
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
@@ -270,25 +326,26 @@ int ctl_verb_kill(struct ctl *ctl, int argc, char **argv, struct berr **err)
     }
     yajl_gen_map_close(g);
     _cleanup_free_ char *body = json_gen_take(g);
-
-    _cleanup_free_ char *path = ctl_ctr_path(id, "/kill");
-    yajl_val ctr = NULL;
-    int r = ctl_call(ctl, "POST", path, body, &ctr, err);
-    yajl_tree_free(ctr);
-    return r < 0 ? r : 0;
+    return each_id("/kill", "POST", body, ctl, argc - optind, argv + optind, err);
 }
 
 int ctl_verb_rm(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
-    const char *id;
-    int r = parse_id_verb(argc, argv, NULL, &id, err);
-    if (r != 0)
-        return r < 0 ? r : 0;
-    _cleanup_free_ char *path = ctl_ctr_path(id, NULL);
-    yajl_val res = NULL;
-    r = ctl_call(ctl, "DELETE", path, NULL, &res, err);
-    yajl_tree_free(res);
-    return r < 0 ? r : 0;
+    static const struct option longopts[] = {
+            {"help", no_argument, NULL, 'h'},
+            {0},
+    };
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+        if (c == 'h')
+            return ctl_print_usage("rm");
+        return ctl_usage_error("rm", c, argc, argv, err);
+    }
+    if (optind >= argc)
+        return berr_setx(err, EINVAL, "rm: expected a container ID");
+    return each_id(NULL, "DELETE", NULL, ctl, argc - optind, argv + optind, err);
 }
 
 static void sleep_seconds(double s)

@@ -255,3 +255,13 @@ void json_gen_value(yajl_gen g, yajl_val v);
 char *json_gen_take(yajl_gen g);
 /* A parsed tree as text (malloc'd). */
 char *json_to_text(yajl_val v);
+
+/* ---- readiness (notify.c): the sd_notify datagram of Type=notify units ------------------ */
+
+/* $NOTIFY_SOCKET, read and removed from the environment so that nothing the daemon starts
+ * can talk to its service manager. Owned by the caller; NULL when unset or empty. */
+char *notify_socket_take(void);
+/* Send one datagram ("READY=1", "STOPPING=1") to socket_path (a path, or "@name" for an
+ * abstract address). 0 when sent, also for a NULL socket_path (not under a service
+ * manager); -errno otherwise. Logs at debug only. */
+int notify_send(const char *socket_path, const char *state);

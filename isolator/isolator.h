@@ -238,8 +238,9 @@ void iso_status_done(struct iso_status *s);
 
 /* In a fresh mount namespace, as root: make "/" private, build the read-only view of the
  * host with the sandbox dir and volumes writable, private /proc, /tmp, minimal /dev,
- * masked paths, pivot_root into it, chdir to the sandbox dir; set the hostname when
- * ISO_NS_UTS. Without ISO_NS_MOUNT only chdir. */
+ * masked paths, pivot_root into it (on a host whose root is the initramfs: move it onto
+ * "/" and chroot), chdir to the sandbox dir; set the hostname when ISO_NS_UTS. Without
+ * ISO_NS_MOUNT only chdir. */
 int iso_sandbox_enter(const struct iso_spec *s, struct berr **err);
 /* Resolve spec->user to uid/gid/home (before the task child forks, so the error is
  * reported as LAUNCH_FAILED "user 'x' unknown"). */

@@ -1,6 +1,7 @@
 /* isolator/mount.c - the sandbox's filesystem, built by berth-executor in its fresh mount
  * namespace: a read-only recursive bind of the host root with the agent's dirs masked, the
- * sandbox dir and volumes writable, private /proc, /tmp and a minimal /dev, then pivot_root.
+ * sandbox dir and volumes writable, private /proc, /tmp and a minimal /dev, then pivot_root
+ * (or, on a host whose root is the initramfs, MS_MOVE and chroot: mnt_move_root).
  * task.c does the per-process steps (user, caps, seccomp) that follow in the task child. */
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -400,14 +401,120 @@ static int mnt_dev(struct mnt_ctx *m, struct berr **err)
     return 0;
 }
 
+/* The mount points of our namespace, unescaped, in /proc/self/mountinfo's order (parents
+ * before children). *ret_points are pointers into *ret_text; free both. -errno on failure.
+ * With ret_rootfs: whether the first mount on "/" (the namespace's root) is the initial
+ * ramfs, "rootfs". */
+static int mnt_list(char **ret_text, char ***ret_points, size_t *ret_n, bool *ret_rootfs)
+{
+    char *text = NULL, **points = NULL;
+    size_t n = 0;
+    bool rootfs = false, seen_root = false;
+    int r = read_file_alloc("/proc/self/mountinfo", 4 << 20, &text, NULL);
+    if (r < 0)
+        return r;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        /* id parent major:minor root mount-point options [optional...] - fstype source ... */
+        char *f = line;
+        for (int i = 0; i < 4 && f; i++)
+            if ((f = strchr(f, ' ')))
+                f++;
+        const char *sep = f ? strstr(f, " - ") : NULL;
+        if (!f || !sep)
+            continue;
+        f[strcspn(f, " ")] = 0;
+        mnt_unescape(f);
+        if (streq(f, "/") && !seen_root) {
+            seen_root = true;
+            rootfs = str_has_prefix(sep + 3, "rootfs ");
+        }
+        points = xrealloc(points, (n + 1) * sizeof(*points));
+        points[n++] = f;
+    }
+    *ret_text = text;
+    *ret_points = points;
+    *ret_n = n;
+    if (ret_rootfs)
+        *ret_rootfs = rootfs;
+    return 0;
+}
+
+static bool path_below(const char *path, const char *dir)
+{
+    size_t l = strlen(dir);
+    return strncmp(path, dir, l) == 0 && (path[l] == '/' || (l == 1 && dir[0] == '/'));
+}
+
+/* pivot_root(2) refuses a root that is the namespace's very first mount (EINVAL: it has no
+ * parent to be moved to): the initial ramfs, "rootfs", on diskless and PXE-booted nodes
+ * that run from their initramfs. There we do what runc's --no-pivot and crun's no_pivot do,
+ * MS_MOVE and chroot, and make up for what pivot_root gave us:
+ * - pivot_root detached the old root and with it every host mount from the sandbox's
+ *   namespace. rootfs itself cannot be detached, so every mount that is neither the new
+ *   root, below it, nor an ancestor holding it is (the host's /proc and /sys among them:
+ *   the kernel consults such full mounts before it lets anyone mount a new proc or sysfs).
+ * - pivot_root made the sandbox the namespace's root, where even a chroot escape ends.
+ *   Here the new root is moved on top of "/" and we chroot into it: a walk up ("..") from
+ *   its top reaches rootfs's "/", and the lookup steps straight back down into the mount
+ *   on it, so a root task that chroots out (docker's default set keeps CAP_SYS_CHROOT;
+ *   other users have no capability at all) still ends in the sandbox. Uncovering rootfs
+ *   takes umount or a new mount namespace, both CAP_SYS_ADMIN, which no task has.
+ * - Joining the namespace (setns, `berthctl exec`) needs nothing more: the kernel resolves
+ *   the namespace's "/" down through the mounts on it, so the joiner lands on the moved
+ *   root, not on rootfs; for the same reason the task does not count as chrooted (it may
+ *   still create a user namespace, which the kernel refuses to chrooted processes).
+ * tests/system/test_sandbox.py runs on such a root in the VM suite (berthvm.root=initramfs). */
+static int mnt_move_root(const char *root, struct berr **err)
+{
+    _cleanup_free_ char *text = NULL;
+    _cleanup_free_ char **points = NULL;
+    size_t n = 0;
+    int r = mnt_list(&text, &points, &n, NULL);
+    if (r < 0)
+        return berr_set(err, -r, "read /proc/self/mountinfo");
+    for (size_t i = n; i-- > 0;) { /* children first */
+        const char *p = points[i];
+        if (streq(p, "/") || streq(p, root) || path_below(p, root) || path_below(root, p))
+            continue;
+        /* EINVAL/ENOENT: gone already with a parent detached before it */
+        if (umount2(p, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+            return berr_set(err, errno, "detach '%s' from the old root", p);
+    }
+    if (mount(root, "/", NULL, MS_MOVE, NULL) < 0)
+        return berr_set(err, errno, "move '%s' onto /", root);
+    /* our cwd is the moved mount's top: make it our root */
+    if (chroot(".") < 0)
+        return berr_set(err, errno, "chroot into '%s'", root);
+    if (chdir("/") < 0)
+        return berr_set(err, errno, "chdir /");
+    log_debug("sandbox: '/' is rootfs: moved '%s' onto it and chrooted (no pivot_root)", root);
+    return 0;
+}
+
 static int mnt_pivot(struct mnt_ctx *m, struct berr **err)
 {
     /* pivot_root(".", "."): the old root ends up stacked on the new one, so no put_old
      * directory is needed inside the (read-only) new root; detach it right away. */
     if (chdir(m->root) < 0)
         return berr_set(err, errno, "chdir '%s'", m->root);
-    if (syscall(SYS_pivot_root, ".", ".") < 0)
-        return berr_set(err, errno, "pivot_root '%s'", m->root);
+    if (syscall(SYS_pivot_root, ".", ".") < 0) {
+        int e = errno;
+        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char **points = NULL;
+        size_t n;
+        bool rootfs = false;
+        if (e == EINVAL && mnt_list(&text, &points, &n, &rootfs) == 0 && rootfs) {
+            /* mountinfo names paths without symlinks: compare in that form */
+            _cleanup_free_ char *real = realpath(m->root, NULL);
+            if (!real)
+                return berr_set(err, errno, "realpath '%s'", m->root);
+            return mnt_move_root(real, err);
+        }
+        return berr_set(err, e, "pivot_root '%s'", m->root);
+    }
     if (umount2(".", MNT_DETACH) < 0)
         return berr_set(err, errno, "detach the old root");
     if (chdir("/") < 0)

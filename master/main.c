@@ -1,7 +1,9 @@
 /* master/main.c - berth-master's entry point: reads master.conf and flags, opens master.db
  * and loads the registry, serves HTTP (api.c) with the agent protocol (agents.c) on one
  * libevent loop with a one-second tick, and on SIGTERM/SIGINT ends the agents' streams
- * and frees everything. Agents and their tasks keep running while the master is away. */
+ * and frees everything. Agents and their tasks keep running while the master is away.
+ * Under systemd (berth-master.service, Type=notify) it sends READY=1 once the listener is
+ * bound and STOPPING=1 when the loop ends (common/notify.c). */
 #include <event2/event.h>
 #include <signal.h>
 #include <string.h>
@@ -100,6 +102,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     event_set_log_callback(log_libevent); /* libevent's warnings, rate-limited */
+    _cleanup_free_ char *notify = notify_socket_take(); /* Type=notify (common/notify.c) */
     struct master m = {0};
     _cleanup_berr_ struct berr *err = NULL;
     if (master_cfg_load(&m.cfg, argc, argv, &err) < 0) {
@@ -120,7 +123,11 @@ int main(int argc, char **argv)
     } else {
         log_info("serving on '%s' (work_dir '%s', %zu agents, %zu tasks known)", m.cfg.listen,
                  m.cfg.work_dir, m.n_agents, m.n_tasks);
+        /* the listener is bound (master_api_start): agents and berthctl can connect now */
+        if (notify_send(notify, "READY=1") < 0)
+            log_warning("cannot notify '%s' that the master is ready", notify);
         event_base_dispatch(m.base);
+        notify_send(notify, "STOPPING=1");
     }
     teardown(&m);
     return rc;

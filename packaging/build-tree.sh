@@ -1,5 +1,5 @@
 #!/bin/bash
-# packaging/build-tree.sh PKG_B VERSION - builds the binaries both packages ship, into
+# packaging/build-tree.sh PKG_B VERSION - builds the binaries the packages ship, into
 # PKG_B/build, with Debian's hardening flags (dpkg-buildflags, hardening=+all: fortify,
 # stack protector, relro, bindnow, PIE) and without sanitizers. deb/build.sh and
 # rpm/build.sh call it and then stage with `make install`. A change of version or flags
@@ -22,5 +22,6 @@ mkdir -p "$PKG_B/build"
 # flags go through the environment: the Makefile appends its own (-std, -I., -D...) to them
 make -C "$REPO" -s --no-print-directory SAN=0 B="$PKG_B/build" VERSION="$VERSION" \
     "$PKG_B/build/berth-agent" "$PKG_B/build/berth-executor" "$PKG_B/build/berthctl" \
-    "$PKG_B/build/agent.conf" "$PKG_B/build/man/berth-agent.conf.5"
+    "$PKG_B/build/agent.conf" "$PKG_B/build/man/berth-agent.conf.5" \
+    "$PKG_B/build/berth-master" "$PKG_B/build/master.conf" "$PKG_B/build/man/berth-master.conf.5"
 echo "$want" >"$stamp"

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""packaging/man/config-keys.py TEMPLATE CONFIG_MD VERSION > berth-agent.conf.5 - fills the
-@KEYS@ line of the berth-agent.conf(5) template with one .TP entry per key of the tables under
-docs/config.md's "## Keys" (one .SS per "### `[section]`" heading), and @VERSION@, so the
-manual page lists exactly the keys the documentation does. Stdlib only."""
+"""packaging/man/config-keys.py TEMPLATE CONFIG_MD VERSION [HEADING] > PAGE - fills the
+@KEYS@ line of a manual page template with one .TP entry per key of the tables under the
+docs/config.md section whose heading starts with HEADING (default "## Keys", berth-agent's;
+"## berth-master" for berth-master.conf(5)), one .SS per "### `[section]`" heading, and
+@VERSION@, so the manual page lists exactly the keys the documentation does. Stdlib only."""
 
 import re
 import sys
@@ -17,6 +18,7 @@ def roff_inline(text):
     for char, glyph in NON_ASCII.items():
         text = text.replace(char, glyph)
     text = text.replace("\\e|", "|")  # markdown's escaped pipe inside tables
+    text = re.sub(r"\[([^]]+)\]\([^)]+\)", r"\1", text)  # [link](target): its text
     out = []
     for i, part in enumerate(re.split(r"`([^`]*)`", text)):
         if i % 2:
@@ -49,14 +51,15 @@ def split_row(line):
     return cells
 
 
-def keys_roff(md):
+def keys_roff(md, heading):
     lines = md.splitlines()
     try:
-        start = next(i for i, l in enumerate(lines) if l.strip() == "## Keys")
+        start = next(i for i, l in enumerate(lines) if l.strip().startswith(heading))
     except StopIteration:
-        sys.exit("config-keys.py: no '## Keys' section in the config documentation")
-    out, n = [], 0
+        sys.exit("config-keys.py: no '%s' section in the config documentation" % heading)
+    out, n, prev = [], 0, ""
     for line in lines[start + 1:]:
+        last_was_table, prev = prev.startswith("|"), line if line.strip() else prev
         if line.startswith("## "):
             break
         if line.startswith("### "):
@@ -76,17 +79,20 @@ def keys_roff(md):
             n += 1
             continue
         if line.strip() and not line.startswith("|"):
-            out.append(".PP" if not out or out[-1].startswith(".SS") else "")
+            # a paragraph starts after a heading or a table (not inside the last key's entry)
+            new_par = not out or out[-1].startswith(".SS") or last_was_table
+            out.append(".PP" if new_par else "")
             out.append(roff_inline(line.strip()))
     if n == 0:
-        sys.exit("config-keys.py: no key rows found under '## Keys'")
+        sys.exit("config-keys.py: no key rows found under '%s'" % heading)
     return "\n".join(l for l in out if l != "")
 
 
 def main():
     tmpl, md, version = sys.argv[1], sys.argv[2], sys.argv[3]
+    heading = sys.argv[4] if len(sys.argv) > 4 else "## Keys"
     text = open(tmpl).read()
-    keys = keys_roff(open(md).read())
+    keys = keys_roff(open(md).read(), heading)
     if "@KEYS@\n" not in text:
         sys.exit("config-keys.py: no @KEYS@ line in " + tmpl)
     sys.stdout.write(text.replace("@KEYS@\n", keys + "\n").replace("@VERSION@", version))

@@ -344,6 +344,31 @@ static int cmd_write(int argc, char **argv)
     return 0;
 }
 
+/* escape PATH: the classic chroot escape - chroot into a subdirectory of the cwd (which
+ * leaves the cwd outside the new root), walk up from there, chroot to where the walk ends -
+ * then whether PATH exists, a path the sandbox hides and the host's root holds. Prints
+ * chroot=OK or the errno name, and exists=yes|no. */
+static int cmd_escape(int argc, char **argv)
+{
+    if (argc < 1)
+        return 2;
+    int e = 0;
+    if (mkdir("escape.d", 0700) < 0 && errno != EEXIST)
+        e = errno;
+    else if (chroot("escape.d") < 0)
+        e = errno;
+    else {
+        for (int i = 0; i < 64; i++)
+            if (chdir("..") < 0)
+                break;
+        if (chroot(".") < 0)
+            e = errno;
+    }
+    struct stat st;
+    printf("chroot=%s\nexists=%s\n", ename(e), stat(argv[0], &st) == 0 ? "yes" : "no");
+    return 0;
+}
+
 /* ignoreterm SECONDS: ignore SIGTERM and sleep. */
 static int cmd_ignoreterm(int argc, char **argv)
 {
@@ -519,7 +544,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: probe spin SECONDS THREADS | alloc MiB | forkbomb | syscalls | caps |\n"
                     "       write PATH | ignoreterm SECONDS | daemonize | exit N | kill SIG |\n"
-                    "       ps | hostname | dev b|c MAJOR MINOR | ptraceexec SECONDS\n");
+                    "       ps | hostname | dev b|c MAJOR MINOR | ptraceexec SECONDS |\n"
+                    "       escape PATH\n");
 }
 
 int main(int argc, char **argv)
@@ -562,6 +588,8 @@ int main(int argc, char **argv)
         return cmd_hostname();
     if (strcmp(cmd, "ptraceexec") == 0)
         return cmd_ptraceexec(n, a);
+    if (strcmp(cmd, "escape") == 0)
+        return cmd_escape(n, a);
     usage();
     return 2;
 }

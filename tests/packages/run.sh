@@ -1,9 +1,10 @@
 #!/bin/bash
-# tests/packages/run.sh PKG_B VERSION - `make check-packages` (as root): builds the .deb, a
-# second .deb with a higher version and a signed .rpm into PKG_B/check, checks them
-# statically (test_packages.py: lintian, rpmlint, rpm -qp, systemd-analyze verify, manual
-# pages, completion, conffile), then installs, upgrades and purges the .deb in a fresh
-# Debian 12 root (install-test.sh). Prints the time of each phase.
+# tests/packages/run.sh PKG_B VERSION - `make check-packages` (as root): builds the .debs of
+# berth-agent and berth-master, a second pair with a higher version and the signed .rpms
+# into PKG_B/check, checks them statically (test_packages.py: lintian, rpmlint, rpm -qp,
+# systemd-analyze verify and security, manual pages, completion, conffiles), then installs,
+# runs, upgrades and purges the .debs in a fresh Debian 12 root, the master under systemd
+# (install-test.sh). Prints the time of each phase.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -24,7 +25,7 @@ phase() {
     printf '== [%4ss] %s\n' "$((now - t0))" "$*"
 }
 
-phase "build: .deb $VERSION, .deb $UP_VERSION (the upgrade), signed .rpm $VERSION"
+phase "build: .debs $VERSION, .debs $UP_VERSION (the upgrade), signed .rpms $VERSION"
 rm -rf "${T:?}/gnupg" "${T:?}/rpmdb" "${T:?}/home"
 mkdir -p "$T/gnupg" "$T/home"
 chmod 0700 "$T/gnupg"
@@ -37,24 +38,30 @@ KEY=pkgtest@berth.invalid
 gpg --batch --quiet --passphrase '' --quick-gen-key "berth package test <$KEY>" rsa3072 sign 1d \
     2>/dev/null
 gpg --batch --export --armor "$KEY" >"$T/RPM-GPG-KEY-berth-pkgtest"
-DEB=$(bash "$REPO/packaging/deb/build.sh" "$T" "$VERSION")
-UP_DEB=$(bash "$REPO/packaging/deb/build.sh" "$T/upgrade" "$UP_VERSION")
+# each build prints its packages' paths, berth-agent's first
+out=$(bash "$REPO/packaging/deb/build.sh" "$T" "$VERSION")
+DEB=$(sed -n 1p <<<"$out") MASTER_DEB=$(sed -n 2p <<<"$out")
+out=$(bash "$REPO/packaging/deb/build.sh" "$T/upgrade" "$UP_VERSION")
+UP_DEB=$(sed -n 1p <<<"$out") MASTER_UP_DEB=$(sed -n 2p <<<"$out")
 # (rpmsign warns that it cannot set GPG_TTY: there is no terminal, and no passphrase either)
-RPM=$(RPM_SIGN_KEY=$KEY bash "$REPO/packaging/rpm/build.sh" "$T" "$VERSION" \
+out=$(RPM_SIGN_KEY=$KEY bash "$REPO/packaging/rpm/build.sh" "$T" "$VERSION" \
     2> >(grep -v 'Could not set GPG_TTY' >&2))
+RPM=$(sed -n 1p <<<"$out") MASTER_RPM=$(sed -n 2p <<<"$out")
 # rpmlint runs `rpm -Kv`: give it a database holding only the throwaway key
 rpm --dbpath "$T/rpmdb" --initdb
 rpm --dbpath "$T/rpmdb" --import "$T/RPM-GPG-KEY-berth-pkgtest"
 echo "%_dbpath $T/rpmdb" >"$T/home/.rpmmacros"
-ls -l "$DEB" "$UP_DEB" "$RPM"
+ls -l "$DEB" "$MASTER_DEB" "$UP_DEB" "$MASTER_UP_DEB" "$RPM" "$MASTER_RPM"
 
 phase "static checks (tests/packages/test_packages.py)"
-export BERTH_PKG_DEB=$DEB BERTH_PKG_UP_DEB=$UP_DEB BERTH_PKG_RPM=$RPM BERTH_PKG_DIR=$T \
-    BERTH_PKG_RPMLINT_HOME=$T/home BERTH_PKG_BUILD=$T/build
+export BERTH_PKG_DEB=$DEB BERTH_PKG_UP_DEB=$UP_DEB BERTH_PKG_RPM=$RPM \
+    BERTH_PKG_MASTER_DEB=$MASTER_DEB BERTH_PKG_MASTER_UP_DEB=$MASTER_UP_DEB \
+    BERTH_PKG_MASTER_RPM=$MASTER_RPM BERTH_PKG_DIR=$T BERTH_PKG_RPMLINT_HOME=$T/home \
+    BERTH_PKG_BUILD=$T/build
 # shellcheck disable=SC2086 # PYTEST_ARGS holds several words
 /usr/bin/python3 -m pytest -v -p no:cacheprovider "$HERE/test_packages.py" ${PYTEST_ARGS:-}
 
-phase "install test: fresh Debian 12 root, apt install, run, upgrade, purge"
-bash "$HERE/install-test.sh" "$DEB" "$UP_DEB"
+phase "install test: fresh Debian 12 root, apt install, run (the master under systemd), upgrade, purge"
+bash "$HERE/install-test.sh" "$DEB" "$UP_DEB" "$MASTER_DEB" "$MASTER_UP_DEB"
 
 phase "check-packages passed"

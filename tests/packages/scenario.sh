@@ -1,19 +1,38 @@
 #!/bin/bash
-# tests/packages/scenario.sh DEB UP_DEB CGNAME - runs as root inside the fresh Debian 12 root
-# that install-test.sh prepared (its own pid and mount namespaces), doing what an operator
-# does: apt install the .deb, edit a reservation in /etc/berth/agent.conf, start the
+# tests/packages/scenario.sh DEB UP_DEB MASTER_DEB MASTER_UP_DEB CGNAME SD_CGROUP ROOT - runs as
+# root inside the fresh Debian 12 root that install-test.sh prepared (its own pid and mount
+# namespaces; pid 1 here), doing what an operator does.
+# The agent: apt install the .deb, edit a reservation in /etc/berth/agent.conf, start the
 # installed agent from the installed config, launch a task with the installed berthctl and
 # check its limits in the kernel's files, use the installed bash completion, upgrade to
 # UP_DEB with the task running, restart the agent (as postinst's restart would under
-# systemd) and find the task re-adopted, then purge and compare the file tree with the one
-# before. CGNAME is the cgroup_parent (berth-pkgtest-*, below our own cgroups: host safety).
-# Only bash, coreutils, grep, sed, awk and apt: no python in a minimal root.
+# systemd) and find the task re-adopted.
+# The master: boot the root's own systemd (boot-systemd.sh: namespaces of its own, cgroup2
+# in SD_CGROUP, a network namespace with only lo), apt install the master's .deb under it
+# (postinst makes the user and starts the unit), configure a token and restart it, check the
+# running unit's sandbox in the kernel's files, point the installed agent at it and run the
+# seed's two tasks (2 CPUs / 1 GiB, 1 CPU / 2 GiB) with `berthctl --master`, read their
+# limits in the kernel's files, upgrade the master with the tasks running, kill them through
+# the master, remove and purge it.
+# Then purge the agent and compare the file tree with the one before. CGNAME is the agent's
+# cgroup_parent (berth-pkgtest-*, below our own cgroups: host safety); ROOT is this root's
+# path on the host (boot-systemd.sh pivots to it).
+# Only bash, coreutils, util-linux, grep, sed, awk and apt: no python in a minimal root.
 set -euo pipefail
 DEB=$1
 UP_DEB=$2
-CGNAME=$3
+MASTER_DEB=$3
+MASTER_UP_DEB=$4
+CGNAME=$5
+SD_CGROUP=$6
+HOST_ROOT=$7
 W=/root/pkgtest
 LOG=$W/agent.log
+# The master's address, in one place: master.conf's listen and the URL agents and berthctl
+# use (it listens in systemd's network namespace, so the default port cannot collide with
+# anything on the host). A TLS master changes these two lines and configure_master.
+MASTER_LISTEN=127.0.0.1:5050
+MASTER_URL=http://$MASTER_LISTEN
 export DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
 APT_OPTS=(-y -q -o Dpkg::Use-Pty=0 -o APT::Color=0)
 AGENT_PID=
@@ -26,7 +45,67 @@ fail() {
         echo "agent log (tail):" >&2
         tail -20 "$LOG" >&2
     fi
+    if [ -n "$SD_PID" ] && kill -0 "$SD_PID" 2>/dev/null; then
+        echo "systemd: failed units and berth-master's journal (tail):" >&2
+        in_sd systemctl --no-pager --failed >&2 || true
+        in_sd systemctl --no-pager status berth-master >&2 || true
+        in_sd journalctl --no-pager -n 20 -u berth-master >&2 || true
+    fi
     exit 1
+}
+
+SD_PID=     # systemd, pid 1 of its namespaces (boot-systemd.sh), in our numbering
+SD_UNSHARE= # the unshare that started it
+# A command in systemd's pid and mount namespaces, at its root: what a shell on that host
+# runs (apt and systemctl; systemd refuses bus peers it cannot see in its pid namespace).
+in_sd() { nsenter --target "$SD_PID" --pid --mount --root --wd -- "$@"; }
+# A command in systemd's network namespace only (the agent, berthctl --master): our own pid
+# and mount namespaces, where the host's v1 cgroups are, and the master's loopback.
+in_net() { nsenter --target "$SD_PID" --net -- "$@"; }
+
+start_systemd() {
+    # move into our cgroup2 cgroup (below ours: host safety), then the namespaces
+    (
+        echo "$BASHPID" >"$SD_CGROUP/cgroup.procs"
+        exec unshare --pid --mount --uts --cgroup --net --fork --kill-child \
+            --propagation private /bin/bash "$W/boot-systemd.sh" "$HOST_ROOT"
+    ) </dev/null >"$W/systemd.log" 2>&1 &
+    SD_UNSHARE=$!
+    for _ in $(seq 100); do
+        SD_PID=$(cat /proc/"$SD_UNSHARE"/task/*/children 2>/dev/null | tr -d ' ')
+        [ -n "$SD_PID" ] && break
+        sleep 0.1
+    done
+    [ -n "$SD_PID" ] || fail "systemd did not start: $(cat "$W/systemd.log")"
+    # until its bus socket exists, then until the boot is over
+    local state=
+    for _ in $(seq 300); do
+        state=$(timeout 60 nsenter --target "$SD_PID" --pid --mount --root --wd -- \
+            systemctl is-system-running --wait 2>&1) || true
+        case $state in *"Failed to connect"* | offline | "") sleep 0.1 ;; *) break ;; esac
+    done
+    [ "$state" = running ] || fail "systemd is '$state', not running"
+    ok "systemd $(in_sd systemctl --version | head -1 | cut -d' ' -f2) is pid 1 of its" \
+        "namespaces (our pid $SD_PID), system state: running"
+}
+
+stop_systemd() {
+    in_sd systemctl start poweroff.target --job-mode=replace-irreversibly --no-block \
+        >/dev/null 2>&1 || true
+    for _ in $(seq 300); do
+        kill -0 "$SD_UNSHARE" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$SD_UNSHARE" 2>/dev/null; then
+        kill -9 "$SD_PID" # pid 1 of its namespace: the kernel ends everything in it
+        fail "systemd did not power off within 30 s"
+    fi
+    wait "$SD_UNSHARE" || true
+    SD_PID=
+    # its runtime state lives on our /run: without it, the maintainer scripts see a host
+    # without systemd again
+    rm -rf /run/systemd
+    ok "systemd powered off"
 }
 expect_eq() { [ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"; ok "$3 = $2"; }
 
@@ -65,8 +144,14 @@ cgroup_file() {
 }
 
 start_agent() {
-    # as the unit's ExecStart: no flags, the installed config
-    /usr/sbin/berth-agent </dev/null >>"$LOG" 2>&1 &
+    # as the unit's ExecStart: no flags, the installed config; once systemd runs, in its
+    # network namespace, where the master listens
+    if [ -n "$SD_PID" ]; then
+        # (not through in_net: a function in the background is a subshell, not the agent)
+        nsenter --target "$SD_PID" --net -- /usr/sbin/berth-agent </dev/null >>"$LOG" 2>&1 &
+    else
+        /usr/sbin/berth-agent </dev/null >>"$LOG" 2>&1 &
+    fi
     AGENT_PID=$!
     for _ in $(seq 100); do
         if berthctl node >/dev/null 2>&1; then
@@ -96,16 +181,19 @@ wait_state() {
     fail "container pkgtest: state '$state', want '$want'"
 }
 
+# check_task_limits PID CPUS_X1000 SHARES MEM: the limits of the task whose executor is PID,
+# read from the kernel's files of its cgroups (v1: quota/period, shares, limit_in_bytes;
+# v2: cpu.max, memory.max)
 check_task_limits() {
-    local pid=$1
+    local pid=$1 cpus=$2 shares=$3 mem=$4
     if grep -q '^[0-9]*:[^:]*cpu[,:]' "/proc/$pid/cgroup"; then
         local quota period
         quota=$(cat "$(cgroup_file "$pid" cpu cpu.cfs_quota_us)")
         period=$(cat "$(cgroup_file "$pid" cpu cpu.cfs_period_us)")
-        expect_eq "$((quota * 1000 / period))" 500 "cpu.cfs_quota_us/cfs_period_us x 1000 (--cpus 0.5)"
-        expect_eq "$(cat "$(cgroup_file "$pid" cpu cpu.shares)")" 512 "cpu.shares"
-        expect_eq "$(cat "$(cgroup_file "$pid" memory memory.limit_in_bytes)")" 67108864 \
-            "memory.limit_in_bytes (--mem 64MiB)"
+        expect_eq "$((quota * 1000 / period))" "$cpus" "cpu.cfs_quota_us/cfs_period_us x 1000"
+        expect_eq "$(cat "$(cgroup_file "$pid" cpu cpu.shares)")" "$shares" "cpu.shares"
+        expect_eq "$(cat "$(cgroup_file "$pid" memory memory.limit_in_bytes)")" "$mem" \
+            "memory.limit_in_bytes"
         case $(cgroup_file "$pid" memory memory.limit_in_bytes) in
             */"$CGNAME"/*) ok "the task's cgroup is below cgroup_parent '$CGNAME'" ;;
             *) fail "the task's memory cgroup is not below '$CGNAME'" ;;
@@ -113,8 +201,8 @@ check_task_limits() {
     else
         local max
         max=$(cat "$(cgroup_file "$pid" cpu cpu.max)")
-        expect_eq "$((${max% *} * 1000 / ${max#* }))" 500 "cpu.max quota/period x 1000"
-        expect_eq "$(cat "$(cgroup_file "$pid" memory memory.max)")" 67108864 "memory.max"
+        expect_eq "$((${max% *} * 1000 / ${max#* }))" "$cpus" "cpu.max quota/period x 1000"
+        expect_eq "$(cat "$(cgroup_file "$pid" memory memory.max)")" "$mem" "memory.max"
     fi
 }
 
@@ -130,8 +218,11 @@ complete_line() {
         printf "%s\n" "${COMPREPLY[@]}"' _ "$1"
 }
 
-step "apt-get update (Debian's archive)"
+step "apt-get update (Debian's archive); install systemd (not in a minimal root) for the master"
 apt-get update -q >/dev/null
+apt-get install "${APT_OPTS[@]}" --no-install-recommends systemd </dev/null >"$W/apt-systemd.log" 2>&1 ||
+    { tail -30 "$W/apt-systemd.log"; fail "apt-get install systemd"; }
+ok "systemd $(dpkg-query -W -f='${Version}' systemd) installed (not running yet)"
 snapshot >"$W/before.txt"
 dpkg-query -W -f='${Package}\n' | sort >"$W/packages-before.txt"
 ok "$(wc -l <"$W/before.txt") paths and $(wc -l <"$W/packages-before.txt") packages before the install"
@@ -188,7 +279,7 @@ ID=$(berthctl run --name pkgtest --cpus 0.5 --mem 64MiB -- /bin/sleep 100000)
 wait_state RUNNING
 TASK_PID=$(berthctl inspect pkgtest | jget pid)
 ok "container $ID RUNNING, executor pid $TASK_PID"
-check_task_limits "$TASK_PID"
+check_task_limits "$TASK_PID" 500 512 67108864 # --cpus 0.5 --mem 64MiB
 
 step "bash completion, installed, from a scripted bash session"
 expect_eq "$(complete_line 'berthctl ki')" kill "completion of 'berthctl ki'"
@@ -218,7 +309,7 @@ start_agent
 expect_eq "$(berth-agent --version)" "berth-agent ${UP_VERSION%-*}" "berth-agent --version"
 expect_eq "$(berthctl inspect pkgtest | jget state)" RUNNING "task state after the restart"
 expect_eq "$(berthctl inspect pkgtest | jget pid)" "$TASK_PID" "task pid after the restart"
-check_task_limits "$TASK_PID"
+check_task_limits "$TASK_PID" 500 512 67108864
 
 step "end the task, stop the agent"
 berthctl kill --grace 1 pkgtest
@@ -227,6 +318,179 @@ berthctl wait pkgtest 2>/dev/null || rc=$?
 expect_eq "$rc" 143 "berthctl wait (SIGTERM)"
 berthctl rm pkgtest
 stop_agent
+
+# ---- berth-master, under systemd ------------------------------------------------------------
+
+# ctlm ARGS: the installed berthctl talking to the master (in its network namespace)
+ctlm() { in_net berthctl --master "$MASTER_URL" --token-file /etc/berth/master.token "$@"; }
+
+# wait_task ID STATE...: until the master holds task ID in one of the states
+wait_task() {
+    local id=$1 state=
+    shift
+    for _ in $(seq 150); do
+        state=$(ctlm inspect "$id" 2>/dev/null | jget state)
+        for want in "$@"; do [ "$state" = "$want" ] && return; done
+        sleep 0.2
+    done
+    fail "task $id: state '$state' at the master, want $*"
+}
+
+# configure_master: what an operator does after the install: a token for agents and clients
+# (readable by the service user only through its group), the address, a restart. A TLS
+# master adds its tls_cert/tls_key here (and https:// in MASTER_URL above).
+configure_master() {
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >/etc/berth/master.token
+    chown root:berth-master /etc/berth/master.token
+    chmod 0640 /etc/berth/master.token
+    install -m 0600 /etc/berth/master.token /etc/berth/agent.token
+    sed -i -e "s|^#listen = .*|listen = $MASTER_LISTEN|" \
+        -e "s|^#token_file =.*|token_file = /etc/berth/master.token|" /etc/berth/master.conf
+    grep -q "^listen = $MASTER_LISTEN$" /etc/berth/master.conf &&
+        grep -q '^token_file = /etc/berth/master.token$' /etc/berth/master.conf ||
+        fail "sed did not edit master.conf"
+    in_sd systemctl restart berth-master
+}
+
+# field NAME TEXT: the value of "NAME:<tab>VALUE" in a /proc/PID/status text
+field() { awk -v k="$1:" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' <<<"$2"; }
+
+step "boot the root's systemd (boot-systemd.sh: pid, mount, cgroup, network namespaces of its own)"
+start_systemd
+
+step "install $(basename "$MASTER_DEB") with apt under systemd: postinst adds the user, starts the unit"
+in_sd apt-get install "${APT_OPTS[@]}" "$W/$(basename "$MASTER_DEB")" </dev/null \
+    >"$W/apt-master.log" 2>&1 || { tail -30 "$W/apt-master.log"; fail "apt-get install"; }
+expect_eq "$(dpkg-query -W -f='${db:Status-Abbrev}' berth-master)" "ii " "dpkg status"
+IFS=: read -r _ _ MUID MGID _ MHOME MSHELL < <(getent passwd berth-master) ||
+    fail "no user berth-master"
+[ "$MUID" -lt 1000 ] || fail "berth-master is not a system user (uid $MUID)"
+expect_eq "$(getent group berth-master | cut -d: -f3)" "$MGID" "group berth-master: the user's"
+expect_eq "$MHOME $MSHELL" "/var/lib/berth-master /usr/sbin/nologin" "home and shell"
+dpkg-query -W -f='${Conffiles}\n' berth-master | grep -q '^ /etc/berth/master.conf ' ||
+    fail "/etc/berth/master.conf is not a conffile"
+if grep -En '^[a-z_]+ *=' /etc/berth/master.conf; then
+    fail "the packaged master.conf sets a key (all must be commented out)"
+fi
+ok "/etc/berth/master.conf is a conffile, every key commented out"
+[ -L /etc/systemd/system/multi-user.target.wants/berth-master.service ] ||
+    fail "berth-master.service was not enabled"
+# Type=notify: the postinst's start returned once the master said READY=1
+expect_eq "$(in_sd systemctl is-active berth-master)" active "berth-master.service, started by postinst"
+
+step "configure the master (token, listen = $MASTER_LISTEN) and restart it"
+configure_master
+expect_eq "$(in_sd systemctl is-active berth-master)" active "berth-master.service after the restart"
+in_sd journalctl --no-pager -u berth-master | grep -q "serving on '$MASTER_LISTEN'" ||
+    fail "the journal does not say the master serves on '$MASTER_LISTEN'"
+ok "the journal says: serving on '$MASTER_LISTEN'"
+
+step "the running unit's sandbox, from the kernel's files of its main process"
+MPID=$(in_sd systemctl show -P MainPID berth-master)
+ST=$(in_sd cat "/proc/$MPID/status")
+expect_eq "$(field Uid "$ST" | awk '{ print $1, $2, $3, $4 }')" "$MUID $MUID $MUID $MUID" "Uid (berth-master)"
+expect_eq "$(field Gid "$ST" | awk '{ print $1, $2, $3, $4 }')" "$MGID $MGID $MGID $MGID" "Gid"
+expect_eq "$(field NoNewPrivs "$ST")" 1 "NoNewPrivs"
+expect_eq "$(field Seccomp "$ST")" 2 "Seccomp (filter mode: SystemCallFilter=)"
+expect_eq "$(field CapEff "$ST") $(field CapPrm "$ST") $(field CapBnd "$ST")" \
+    "0000000000000000 0000000000000000 0000000000000000" "CapEff, CapPrm, CapBnd"
+MI=$(in_sd cat "/proc/$MPID/mountinfo")
+# mount options of the mount at a path: field 6 of its (last) mountinfo line
+mopts() { awk -v p="$1" '$5 == p { o = $6 } END { print o }' <<<"$MI"; }
+case ,$(mopts /), in *,ro,*) ok "/ is read-only for it (ProtectSystem=strict)" ;;
+    *) fail "/ is mounted '$(mopts /)' for the master" ;; esac
+case ,$(mopts /var/lib/berth-master), in *,rw,*) ok "/var/lib/berth-master is writable" ;;
+    *) fail "/var/lib/berth-master is '$(mopts /var/lib/berth-master)'" ;; esac
+[ -n "$(mopts /tmp)" ] || fail "no /tmp of its own (PrivateTmp)"
+# mount id of /dev: the master's is not systemd's own (PrivateDevices)
+devid() { awk '$5 == "/dev" { id = $1 } END { print id }' <<<"$1"; }
+[ -n "$(devid "$MI")" ] && [ "$(devid "$MI")" != "$(devid "$(in_sd cat /proc/1/mountinfo)")" ] ||
+    fail "the master shares systemd's /dev (PrivateDevices)"
+case ,$(mopts /home), in *,ro,*) ok "/tmp and /dev of its own, /home hidden" ;;
+    *) fail "/home is '$(mopts /home)' for the master (ProtectHome)" ;; esac
+# PrivateUsers: its own user namespace, mapping root and itself only
+expect_eq "$(in_sd cat "/proc/$MPID/uid_map" | awk '{ print $1, $2, $3 }' | sort | xargs)" \
+    "0 0 1 $MUID $MUID 1" "uid_map (PrivateUsers)"
+expect_eq "$(stat -c '%U:%G %a' /var/lib/berth-master /var/lib/berth-master/master.db | xargs)" \
+    "berth-master:berth-master 700 berth-master:berth-master 600" "state dir and master.db"
+
+step "point the installed agent at the master; the seed's two tasks through the master"
+# the seed needs 3 CPUs; this test host may have fewer (as tests/system/conftest.py)
+printf '[agent]\nmaster = %s\ntoken_file = /etc/berth/agent.token\n[resources]\ncpus = 4\n' \
+    "$MASTER_URL" >/etc/berth/agent.conf.d/60-master.conf
+start_agent
+for _ in $(seq 100); do
+    [ "$(ctlm agents -o json 2>/dev/null | jget state)" = REACHABLE ] && break
+    sleep 0.1
+done
+expect_eq "$(ctlm agents -o json | jget state)" REACHABLE "the agent at the master"
+TA=$(ctlm run --name seed-a --cpus 2 --mem 1GiB -- /bin/sleep 100000)
+TB=$(ctlm run --name seed-b --cpus 1 --mem 2GiB -- /bin/sleep 100000)
+wait_task "$TA" RUNNING
+wait_task "$TB" RUNNING
+ok "tasks $TA (2 CPUs, 1 GiB) and $TB (1 CPU, 2 GiB) RUNNING"
+PA=$(berthctl inspect "$(ctlm inspect "$TA" | jget container_id)" | jget pid)
+PB=$(berthctl inspect "$(ctlm inspect "$TB" | jget container_id)" | jget pid)
+check_task_limits "$PA" 2000 2048 1073741824
+check_task_limits "$PB" 1000 1024 2147483648
+ctlm tasks | grep -q "seed-a .*RUNNING" && ctlm tasks | grep -q "seed-b .*RUNNING" ||
+    fail "berthctl --master tasks does not list both: $(ctlm tasks)"
+ok "berthctl --master tasks lists both RUNNING"
+
+step "upgrade to $(basename "$MASTER_UP_DEB") with the tasks running"
+cp /etc/berth/master.conf "$W/master.conf.edited"
+in_sd apt-get install "${APT_OPTS[@]}" "$W/$(basename "$MASTER_UP_DEB")" </dev/null \
+    >"$W/apt-master-upgrade.log" 2>&1 ||
+    { tail -30 "$W/apt-master-upgrade.log"; fail "apt-get install (upgrade)"; }
+M_UP_VERSION=$(dpkg-deb -f "$W/$(basename "$MASTER_UP_DEB")" Version)
+grep -q "Unpacking berth-master ($M_UP_VERSION) over" "$W/apt-master-upgrade.log" ||
+    fail "not an upgrade"
+cmp -s /etc/berth/master.conf "$W/master.conf.edited" || fail "the edited master.conf was changed"
+ls /etc/berth/master.conf.dpkg-* 2>/dev/null && fail "dpkg left a new conffile beside it"
+ok "the edited /etc/berth/master.conf is kept"
+expect_eq "$(in_sd systemctl is-active berth-master)" active "berth-master.service after the upgrade"
+[ "$(in_sd systemctl show -P MainPID berth-master)" != "$MPID" ] || fail "postinst did not restart it"
+expect_eq "$(berth-master --version)" "berth-master ${M_UP_VERSION%-*}" "berth-master --version"
+wait_task "$TA" RUNNING
+wait_task "$TB" RUNNING
+kill -0 "$PA" && kill -0 "$PB" || fail "a task died in the master's upgrade"
+ok "both tasks still RUNNING at the restarted master (master.db kept them)"
+
+step "kill the tasks through the master"
+ctlm kill "$TA" >/dev/null
+ctlm kill "$TB" >/dev/null
+wait_task "$TA" KILLED
+wait_task "$TB" KILLED
+for p in "$PA" "$PB"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$p" 2>/dev/null && fail "executor $p is still running"
+done
+ok "both KILLED at the master, their executors gone"
+stop_agent
+
+step "remove berth-master (not purge): config, registry and user stay"
+in_sd apt-get remove "${APT_OPTS[@]}" berth-master </dev/null >"$W/apt-master-remove.log" 2>&1 ||
+    { tail -30 "$W/apt-master-remove.log"; fail "apt-get remove berth-master"; }
+expect_eq "$(dpkg-query -W -f='${db:Status-Abbrev}' berth-master)" "rc " "dpkg status"
+expect_eq "$(in_sd systemctl is-active berth-master)" inactive "berth-master.service (prerm stopped it)"
+cmp -s /etc/berth/master.conf "$W/master.conf.edited" || fail "remove changed the conffile"
+[ -f /var/lib/berth-master/master.db ] || fail "remove deleted master.db"
+getent passwd berth-master >/dev/null || fail "remove deleted the user"
+ok "stopped; master.conf, /var/lib/berth-master/master.db and user berth-master kept"
+
+step "purge berth-master"
+# the tokens are the operator's files, not the packages': purge leaves them
+rm -f /etc/berth/master.token /etc/berth/agent.token
+in_sd apt-get purge "${APT_OPTS[@]}" berth-master </dev/null >"$W/apt-master-purge.log" 2>&1 ||
+    { tail -30 "$W/apt-master-purge.log"; fail "apt-get purge berth-master"; }
+for p in /var/lib/berth-master /etc/berth/master.conf \
+    /etc/systemd/system/multi-user.target.wants/berth-master.service; do
+    [ -e "$p" ] && fail "$p is left"
+done
+getent passwd berth-master >/dev/null && fail "user berth-master is left"
+getent group berth-master >/dev/null && fail "group berth-master is left"
+ok "no registry, conffile, enablement, user or group left"
+stop_systemd
 
 step "remove (not purge): config, state and group stay"
 dpkg-query -L berth-agent >"$W/files.txt"

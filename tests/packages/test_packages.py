@@ -1,11 +1,12 @@
-"""tests/packages/test_packages.py - static checks of the built packages, run by run.sh
-(`make check-packages`) with BERTH_PKG_* naming the .deb, the upgrade .deb, the signed .rpm
-and the package build tree: lintian and rpmlint (every remaining message must be an
-override or filter with a written reason), the .rpm's files, scripts, config marks and
-dependencies (rpm -qp), the .deb's contents and computed dependencies, the unit
-(systemd-analyze verify), the manual pages (man -l), the completion (bash -n, and its verbs
-and options against berthctl's help) and the conffile (against docs/config.md and the
-agent's defaults). install-test.sh does the install, upgrade and purge."""
+"""tests/packages/test_packages.py - static checks of the built packages, berth-agent and
+berth-master, run by run.sh (`make check-packages`) with BERTH_PKG_* naming the .debs, the
+upgrade .debs, the signed .rpms and the package build tree: lintian and rpmlint (every
+remaining message must be an override or filter with a written reason), the license, the
+.rpms' files, scripts, config marks and dependencies (rpm -qp), the .debs' contents and
+computed dependencies, the units (systemd-analyze verify, and security for the master's
+sandbox), the manual pages (man -l), the completion (bash -n, and its verbs and options
+against berthctl's help) and the conffiles (against docs/config.md and the daemons'
+defaults). install-test.sh does the install, upgrade and purge."""
 
 import glob
 import gzip
@@ -18,36 +19,59 @@ import tempfile
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEB = os.environ.get("BERTH_PKG_DEB", "")
-UP_DEB = os.environ.get("BERTH_PKG_UP_DEB", "")
-RPM = os.environ.get("BERTH_PKG_RPM", "")
+PKGS = ["berth-agent", "berth-master"]
+DEBS = {"berth-agent": os.environ.get("BERTH_PKG_DEB", ""),
+        "berth-master": os.environ.get("BERTH_PKG_MASTER_DEB", "")}
+UP_DEBS = {"berth-agent": os.environ.get("BERTH_PKG_UP_DEB", ""),
+           "berth-master": os.environ.get("BERTH_PKG_MASTER_UP_DEB", "")}
+RPMS = {"berth-agent": os.environ.get("BERTH_PKG_RPM", ""),
+        "berth-master": os.environ.get("BERTH_PKG_MASTER_RPM", "")}
+DEB, UP_DEB, RPM = DEBS["berth-agent"], UP_DEBS["berth-agent"], RPMS["berth-agent"]
 PKG_DIR = os.environ.get("BERTH_PKG_DIR", "")
 BUILD = os.environ.get("BERTH_PKG_BUILD", "")
 RPMLINT_HOME = os.environ.get("BERTH_PKG_RPMLINT_HOME", "")
 
-if not (DEB and RPM and BUILD):
+if not (all(DEBS.values()) and all(RPMS.values()) and BUILD):
     pytest.skip("run by tests/packages/run.sh (make check-packages), which builds the packages",
                 allow_module_level=True)
 
-# What the packages hold (SPEC section 2, issue #8). Directories end in "/".
-FILES_COMMON = [
-    "/etc/berth/", "/etc/berth/agent.conf", "/etc/berth/agent.conf.d/",
-    "/usr/bin/berthctl", "/usr/libexec/berth/", "/usr/libexec/berth/berth-executor",
-    "/usr/sbin/berth-agent", "/usr/share/bash-completion/completions/berthctl",
-    "/usr/share/doc/berth-agent/README.md", "/usr/share/doc/berth-agent/config.md",
-    "/usr/share/man/man1/berthctl.1.gz", "/usr/share/man/man5/berth-agent.conf.5.gz",
-    "/usr/share/man/man8/berth-agent.8.gz", "/var/lib/berth/",
-]
-FILES_DEB = FILES_COMMON + [
-    "/lib/systemd/system/berth-agent.service",
-    "/usr/share/doc/berth-agent/changelog.Debian.gz", "/usr/share/doc/berth-agent/copyright",
-    "/usr/share/lintian/overrides/berth-agent",
-]
-FILES_RPM = FILES_COMMON + [
-    "/usr/lib/systemd/system/berth-agent.service",
-    "/usr/share/bash-completion/", "/usr/share/bash-completion/completions/",
-]
-BINARIES = ["berth-agent", "berth-executor", "berthctl"]
+# What the packages hold (SPEC section 2, issues #8 and #19). Directories end in "/".
+FILES_COMMON = {
+    "berth-agent": [
+        "/etc/berth/", "/etc/berth/agent.conf", "/etc/berth/agent.conf.d/",
+        "/usr/bin/berthctl", "/usr/libexec/berth/", "/usr/libexec/berth/berth-executor",
+        "/usr/sbin/berth-agent", "/usr/share/bash-completion/completions/berthctl",
+        "/usr/share/doc/berth-agent/README.md", "/usr/share/doc/berth-agent/config.md",
+        "/usr/share/man/man1/berthctl.1.gz", "/usr/share/man/man5/berth-agent.conf.5.gz",
+        "/usr/share/man/man8/berth-agent.8.gz", "/var/lib/berth/",
+    ],
+    # no /var/lib/berth-master: the unit's StateDirectory= makes it, owned by berth-master
+    "berth-master": [
+        "/etc/berth/", "/etc/berth/master.conf", "/usr/sbin/berth-master",
+        "/usr/share/doc/berth-master/README.md", "/usr/share/doc/berth-master/config.md",
+        "/usr/share/man/man5/berth-master.conf.5.gz", "/usr/share/man/man8/berth-master.8.gz",
+    ],
+}
+FILES_DEB = {
+    p: FILES_COMMON[p] + [
+        "/lib/systemd/system/%s.service" % p,
+        "/usr/share/doc/%s/changelog.Debian.gz" % p, "/usr/share/doc/%s/copyright" % p,
+        "/usr/share/lintian/overrides/%s" % p,
+    ] for p in PKGS}
+FILES_RPM = {
+    p: FILES_COMMON[p] + [
+        "/usr/lib/systemd/system/%s.service" % p, "/usr/share/licenses/%s/LICENSE" % p,
+    ] for p in PKGS}
+FILES_RPM["berth-agent"] += ["/usr/share/bash-completion/",
+                             "/usr/share/bash-completion/completions/"]
+BINARIES = {"berth-agent": ["berth-agent", "berth-executor", "berthctl"],
+            "berth-master": ["berth-master"]}
+INSTALLED = {"berth-agent": "/usr/sbin/berth-agent", "berth-executor":
+             "/usr/libexec/berth/berth-executor", "berthctl": "/usr/bin/berthctl",
+             "berth-master": "/usr/sbin/berth-master"}
+CONFFILE = {"berth-agent": "/etc/berth/agent.conf", "berth-master": "/etc/berth/master.conf"}
+# who owns what the package leaves behind, and what purge deletes
+STATE_DIR = {"berth-agent": "/var/lib/berth", "berth-master": "/var/lib/berth-master"}
 
 
 def run(argv, **kw):
@@ -58,12 +82,21 @@ def run(argv, **kw):
 
 
 @pytest.fixture(scope="module")
-def deb_root():
-    """The .deb unpacked (dpkg-deb -x) into a temp dir."""
-    d = tempfile.mkdtemp(prefix="berth-pkgtest-deb-")
-    subprocess.run(["dpkg-deb", "-x", DEB, d], check=True)
-    yield d
-    shutil.rmtree(d)
+def deb_roots():
+    """{package: its .deb unpacked (dpkg-deb -x) into a temp dir}."""
+    roots = {}
+    for p in PKGS:
+        roots[p] = tempfile.mkdtemp(prefix="berth-pkgtest-deb-")
+        subprocess.run(["dpkg-deb", "-x", DEBS[p], roots[p]], check=True)
+    yield roots
+    for d in roots.values():
+        shutil.rmtree(d)
+
+
+@pytest.fixture(scope="module")
+def deb_root(deb_roots):
+    """The agent's .deb unpacked."""
+    return deb_roots["berth-agent"]
 
 
 def deb_listing(deb):
@@ -78,10 +111,10 @@ def deb_listing(deb):
     return paths
 
 
-def needed_sonames():
-    """DT_NEEDED of the three binaries, as built for the packages."""
+def needed_sonames(pkg):
+    """DT_NEEDED of the package's binaries, as built for the packages."""
     sonames = set()
-    for b in BINARIES:
+    for b in BINARIES[pkg]:
         out = run(["readelf", "-d", os.path.join(BUILD, b)]).stdout
         sonames |= set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
     return sonames
@@ -99,9 +132,10 @@ def comments_before(lines, i):
 
 # ---- lint ------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("pkg", PKGS)
 @pytest.mark.parametrize("which", ["deb", "upgrade-deb"])
-def test_lintian_clean(which):
-    deb = DEB if which == "deb" else UP_DEB
+def test_lintian_clean(pkg, which):
+    deb = DEBS[pkg] if which == "deb" else UP_DEBS[pkg]
     # for the log: what was overridden, and why (--show-overrides changes the exit status)
     print(run(["lintian", "--pedantic", "--display-info", "--show-overrides", deb]).stdout)
     r = run(["lintian", "--fail-on", "error,warning", "--display-info", "--pedantic", deb])
@@ -110,111 +144,149 @@ def test_lintian_clean(which):
     assert not re.search(r"^[EW]: ", r.stdout, re.M)
 
 
-def test_lintian_overrides_have_reasons():
-    lines = open(os.path.join(REPO, "packaging/deb/lintian-overrides")).read().splitlines()
-    tags = [i for i, l in enumerate(lines) if l.startswith("berth-agent:")]
+@pytest.mark.parametrize("pkg", PKGS)
+def test_lintian_overrides_have_reasons(pkg):
+    lines = open(os.path.join(REPO, "packaging/deb/%s.lintian-overrides" % pkg)).read() \
+        .splitlines()
+    tags = [i for i, l in enumerate(lines) if l.startswith(pkg + ":")]
     assert tags
+    assert all(l.startswith(("#", pkg + ":")) or not l.strip() for l in lines), \
+        "an override for another package"
     for i in tags:
         assert comments_before(lines, i), "override without a reason: " + lines[i]
 
 
 def test_rpmlint_clean():
-    spec = os.path.join(PKG_DIR, "rpm", "SPECS", "berth-agent.spec")
+    specs = [os.path.join(PKG_DIR, "rpm", "SPECS", p + ".spec") for p in PKGS]
     env = dict(os.environ, HOME=RPMLINT_HOME)  # .rpmmacros there: the test key's rpm db
-    r = run(["rpmlint", "-c", os.path.join(REPO, "packaging/rpm/rpmlint.toml"), RPM, spec],
-            env=env)
+    r = run(["rpmlint", "-c", os.path.join(REPO, "packaging/rpm/rpmlint.toml")] +
+            [RPMS[p] for p in PKGS] + specs, env=env)
     print(r.stdout + r.stderr)
     assert r.returncode == 0
-    assert re.search(r"\b0 errors, 0 warnings\b", r.stdout), r.stdout
+    assert re.search(r"\b2 packages and 2 specfiles checked; 0 errors, 0 warnings\b", r.stdout), \
+        r.stdout
 
 
 def test_rpmlint_filters_have_reasons():
     lines = open(os.path.join(REPO, "packaging/rpm/rpmlint.toml")).read().splitlines()
-    filters = [i for i, l in enumerate(lines) if l.strip().startswith('"berth-agent')]
+    filters = [i for i, l in enumerate(lines) if l.strip().startswith('"berth-')]
     assert filters
     for i in filters:
         assert comments_before(lines, i), "filter without a reason: " + lines[i]
 
 
-def test_rpm_signed_and_verified():
-    r = run(["rpm", "--dbpath", os.path.join(PKG_DIR, "rpmdb"), "-Kv", RPM])
+@pytest.mark.parametrize("pkg", PKGS)
+def test_rpm_signed_and_verified(pkg):
+    r = run(["rpm", "--dbpath", os.path.join(PKG_DIR, "rpmdb"), "-Kv", RPMS[pkg]])
     print(r.stdout)
     assert r.returncode == 0
     assert re.search(r"Header V4 RSA/SHA\d+ Signature, key ID \w+: OK", r.stdout)
 
 
+# ---- the license ---------------------------------------------------------------------------
+
+def test_license_is_apache_2(deb_roots):
+    """LICENSE is the Apache License 2.0, and every package says so: DEP-5 copyright with
+    License: Apache-2.0 (the text in Debian's common-licenses), rpm License: Apache-2.0."""
+    text = open(os.path.join(REPO, "LICENSE")).read()
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    common = "/usr/share/common-licenses/Apache-2.0"
+    if os.path.exists(common):
+        assert text == open(common).read(), "LICENSE differs from " + common
+    for p in PKGS:
+        copyright = open(os.path.join(deb_roots[p], "usr/share/doc/%s/copyright" % p)).read()
+        assert copyright.startswith(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n")
+        assert re.search(r"^Files: \*\n(.+\n)*License: Apache-2.0$", copyright, re.M)
+        assert '"/usr/share/common-licenses/Apache-2.0"' in copyright
+        assert rpm_q(p, "--qf", "%{LICENSE}") == "Apache-2.0"
+        assert "/usr/share/licenses/%s/LICENSE" % p in rpm_q(p, "-L").split()
+
+
 # ---- the .rpm: rpm -qp -------------------------------------------------------------------
 
-def rpm_q(*args):
-    r = run(["rpm", "-qp"] + list(args) + [RPM])
+def rpm_q(pkg, *args):
+    r = run(["rpm", "-qp"] + list(args) + [RPMS[pkg]])
     assert r.returncode == 0, r.stderr
     return r.stdout
 
 
-def test_rpm_files():
-    out = rpm_q("--qf", "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]")
+@pytest.mark.parametrize("pkg", PKGS)
+def test_rpm_files(pkg):
+    out = rpm_q(pkg, "--qf", "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]")
     got = sorted(l.split()[2] + ("/" if l.startswith("d") else "") for l in out.splitlines())
-    assert got == sorted(FILES_RPM)
+    assert got == sorted(FILES_RPM[pkg])
+    execs = {INSTALLED[b] for b in BINARIES[pkg]}
     for l in out.splitlines():
         perms, owner, path = l.split()
         assert owner == "root:root", l
-        if path.endswith(("/berth-agent", "/berth-executor", "/berthctl")) and "/bin" in path \
-                or "libexec/berth/berth-executor" in path:
+        if path in execs:
             assert perms == "-rwxr-xr-x", l
 
 
-def test_rpm_config_marks():
-    assert rpm_q("-c").split() == ["/etc/berth/agent.conf"]
+@pytest.mark.parametrize("pkg", PKGS)
+def test_rpm_config_marks(pkg):
+    assert rpm_q(pkg, "-c").split() == [CONFFILE[pkg]]
     marks = dict(l.split(" ", 1)[::-1] for l in rpm_q(
-        "--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]").splitlines() if l.strip())
-    # c = %config, n = noreplace: a changed agent.conf is kept, the new one is .rpmnew
-    assert marks["/etc/berth/agent.conf"] == "cn"
+        pkg, "--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]").splitlines() if l.strip())
+    # c = %config, n = noreplace: a changed file is kept, the new one is .rpmnew
+    assert marks[CONFFILE[pkg]] == "cn"
     docs = [p for p, f in marks.items() if "d" in f]
-    assert "/usr/share/man/man1/berthctl.1.gz" in docs
+    assert "/usr/share/man/man8/%s.8.gz" % pkg in docs
 
 
-def test_rpm_scripts():
-    out = rpm_q("--scripts")
+@pytest.mark.parametrize("pkg", PKGS)
+def test_rpm_scripts(pkg):
+    out = rpm_q(pkg, "--scripts")
     parts = re.split(r"^(\w+) scriptlet \(using /bin/sh\):\n", out, flags=re.M)
     scripts = dict(zip(parts[1::2], parts[2::2]))
+    unit = pkg + ".service"
     assert set(scripts) == {"preinstall", "postinstall", "preuninstall", "postuninstall"}
-    assert "groupadd -r berth" in scripts["preinstall"]
-    # install: enable per preset, never start; erase: stop; upgrade: try-restart the agent
-    assert "preset berth-agent.service" in scripts["postinstall"]
+    if pkg == "berth-agent":
+        assert "groupadd -r berth" in scripts["preinstall"]
+    else:
+        # the unit's User=: a system user with its own group, no login
+        assert "groupadd -r berth-master" in scripts["preinstall"]
+        assert re.search(r"useradd -r -g berth-master .*-s /sbin/nologin", scripts["preinstall"])
+    # install: enable per preset, never start; erase: stop; upgrade: try-restart
+    assert "preset %s" % unit in scripts["postinstall"]
     assert "$1 -eq 0" in scripts["preuninstall"]
-    assert "disable --now berth-agent.service" in scripts["preuninstall"]
-    assert re.search(r"\$1 -ge 1 .*\n\s+systemctl try-restart berth-agent.service",
+    assert "disable --now %s" % unit in scripts["preuninstall"]
+    assert re.search(r"\$1 -ge 1 .*\n\s+systemctl try-restart %s" % re.escape(unit),
                      scripts["postuninstall"])
-    # nothing in them touches a task (tasks live on across agent restarts)
+    # nothing in them touches a task (tasks live on across agent restarts) or deletes state
     for name, text in scripts.items():
         assert not re.search(r"\b(kill|pkill|berthctl|cgroup)\b", text), name
         assert "rm -rf" not in text, name
 
 
-def test_rpm_requires_computed():
-    requires = set(rpm_q("--requires").split("\n"))
-    for soname in needed_sonames():
+@pytest.mark.parametrize("pkg", PKGS)
+def test_rpm_requires_computed(pkg):
+    requires = set(rpm_q(pkg, "--requires").split("\n"))
+    for soname in needed_sonames(pkg):
         assert soname + "()(64bit)" in requires, "no automatic requires for " + soname
     assert "/usr/sbin/groupadd" in requires
     # the spec types no library dependency: rpm's ELF dependency generator computes them
-    spec = open(os.path.join(REPO, "packaging/rpm/berth-agent.spec.in")).read()
+    spec = open(os.path.join(REPO, "packaging/rpm/%s.spec.in" % pkg)).read()
     assert not re.search(r"^Requires:.*lib", spec, re.M)
 
 
 # ---- the .deb ----------------------------------------------------------------------------
 
-def test_deb_files():
-    assert sorted(p for p in deb_listing(DEB) if not p.endswith("/") or p in FILES_DEB) == \
-        sorted(FILES_DEB)
+@pytest.mark.parametrize("pkg", PKGS)
+def test_deb_files(pkg):
+    assert sorted(p for p in deb_listing(DEBS[pkg])
+                  if not p.endswith("/") or p in FILES_DEB[pkg]) == sorted(FILES_DEB[pkg])
 
 
-def test_deb_control_and_conffiles():
-    ctrl = run(["dpkg-deb", "-f", DEB]).stdout
-    assert "Package: berth-agent" in ctrl
-    conffiles = run(["dpkg-deb", "--ctrl-tarfile", DEB], text=False).stdout
+@pytest.mark.parametrize("pkg", PKGS)
+def test_deb_control_and_conffiles(pkg):
+    ctrl = run(["dpkg-deb", "-f", DEBS[pkg]]).stdout
+    assert "Package: %s\n" % pkg in ctrl
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run(["dpkg-deb", "-e", DEB, d], check=True)
-        assert open(os.path.join(d, "conffiles")).read().split() == ["/etc/berth/agent.conf"]
+        subprocess.run(["dpkg-deb", "-e", DEBS[pkg], d], check=True)
+        assert open(os.path.join(d, "conffiles")).read().split() == [CONFFILE[pkg]]
         for s in ("postinst", "prerm", "postrm"):
             path = os.path.join(d, s)
             assert os.access(path, os.X_OK)
@@ -222,52 +294,61 @@ def test_deb_control_and_conffiles():
         postinst = open(os.path.join(d, "postinst")).read()
         prerm = open(os.path.join(d, "prerm")).read()
         postrm = open(os.path.join(d, "postrm")).read()
-    assert conffiles
-    assert "addgroup --system --quiet berth" in postinst
-    # upgrade: restart (the agent only); fresh install: start; remove: stop; never a task
+    unit = pkg + ".service"
+    if pkg == "berth-agent":
+        assert "addgroup --system --quiet berth" in postinst
+    else:
+        assert re.search(r"adduser --system --group .*--no-create-home", postinst)
+        assert "berth-master" in postinst.split("adduser", 1)[1].split("\n\n", 1)[0]
+    # upgrade: restart (the daemon only); fresh install: start; remove: stop; never a task
     assert '_dh_action=restart' in postinst and 'deb-systemd-invoke $_dh_action' in postinst
+    assert "'%s'" % unit in postinst and "'%s'" % unit in prerm and "'%s'" % unit in postrm
     assert '[ "$1" = remove ]' in prerm
     for text in (postinst, prerm, postrm):
         code = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
         assert not re.search(r"\b(kill|pkill|berthctl)\b", code)
     # state goes on purge only
     purge = postrm.split('if [ "$1" = "purge" ]; then', 1)[1]
-    assert "rm -rf --one-file-system /var/lib/berth" in purge
+    assert "rm -rf --one-file-system %s" % STATE_DIR[pkg] in purge
     assert postrm.count("rm -rf") == 1
 
 
-def test_deb_depends_computed():
-    depends = run(["dpkg-deb", "-f", DEB, "Depends"]).stdout
+@pytest.mark.parametrize("pkg", PKGS)
+def test_deb_depends_computed(pkg):
+    depends = run(["dpkg-deb", "-f", DEBS[pkg], "Depends"]).stdout
     # the control template types no library: dpkg-shlibdeps computed every one
     template = open(os.path.join(REPO, "packaging/deb/control")).read()
-    assert re.search(r"^Depends: \$\{shlibs:Depends\}, adduser$", template, re.M)
-    for soname in needed_sonames():
+    stanza = template.split("Package: %s\n" % pkg, 1)[1].split("\n\n", 1)[0]
+    assert re.search(r"^Depends: \$\{shlibs:Depends\}, adduser$", stanza, re.M)
+    for soname in needed_sonames(pkg):
         lib = run(["dpkg-query", "-S", "*/" + soname]).stdout.split(":")[0]
         assert lib, soname
         assert re.search(r"(^|, )%s( \(|,|$)" % re.escape(lib), depends), (soname, lib, depends)
 
 
-def test_deb_binaries_hardened(deb_root):
-    for path in ("usr/sbin/berth-agent", "usr/libexec/berth/berth-executor", "usr/bin/berthctl"):
-        f = os.path.join(deb_root, path)
+@pytest.mark.parametrize("pkg", PKGS)
+def test_deb_binaries_hardened(deb_roots, pkg):
+    for b in BINARIES[pkg]:
+        f = os.path.join(deb_roots[pkg], INSTALLED[b].lstrip("/"))
         hdr = run(["readelf", "-h", "-d", "-l", "-S", f]).stdout
-        assert "DYN (Position-Independent Executable" in hdr, path
-        assert "GNU_RELRO" in hdr and "BIND_NOW" in hdr, path
-        assert ".debug_info" not in hdr and ".symtab" not in hdr, path + " is not stripped"
+        assert "DYN (Position-Independent Executable" in hdr, b
+        assert "GNU_RELRO" in hdr and "BIND_NOW" in hdr, b
+        assert ".debug_info" not in hdr and ".symtab" not in hdr, b + " is not stripped"
         syms = run(["readelf", "--dyn-syms", "-W", f]).stdout
-        assert "__stack_chk_fail" in syms, path
+        assert "__stack_chk_fail" in syms, b
 
 
-def test_deb_unit_is_the_packaging_one(deb_root):
-    shipped = open(os.path.join(deb_root, "lib/systemd/system/berth-agent.service")).read()
-    assert shipped == open(os.path.join(REPO, "packaging/berth-agent.service")).read()
+@pytest.mark.parametrize("pkg", PKGS)
+def test_deb_unit_is_the_packaging_one(deb_roots, pkg):
+    shipped = open(os.path.join(deb_roots[pkg], "lib/systemd/system/%s.service" % pkg)).read()
+    assert shipped == open(os.path.join(REPO, "packaging/%s.service" % pkg)).read()
 
 
-# ---- the unit ----------------------------------------------------------------------------
+# ---- the units ---------------------------------------------------------------------------
 
-def unit_settings():
+def unit_settings(pkg="berth-agent"):
     settings = {}
-    for line in open(os.path.join(REPO, "packaging/berth-agent.service")):
+    for line in open(os.path.join(REPO, "packaging/%s.service" % pkg)):
         line = line.strip()
         if line and not line.startswith(("#", "[")):
             k, v = line.split("=", 1)
@@ -280,28 +361,75 @@ def test_unit_settings():
     assert s["Delegate"] == ["yes"]
     assert s["KillMode"] == ["process"]  # tasks survive an agent restart
     assert s["Restart"] == ["on-failure"]
-    assert s["Type"] == ["notify"]  # agentd/notify.c sends READY=1 once the API listens
+    assert s["Type"] == ["notify"]  # common/notify.c sends READY=1 once the API listens
     assert int(s["LimitNOFILE"][0]) >= 65536
     assert "network-online.target" in s["After"][0]
     assert s["ExecStart"] == ["/usr/sbin/berth-agent"]
     assert s["WantedBy"] == ["multi-user.target"]
 
 
-def test_systemd_analyze_verify(deb_root):
-    """systemd-analyze verify on the packaged unit, in a private mount namespace where the
-    packaged binary and manual pages are overlaid on the host's /usr/sbin and
-    /usr/share/man (verify checks that ExecStart exists and Documentation= man pages open)."""
-    unit = os.path.join(deb_root, "lib/systemd/system/berth-agent.service")
-    script = """set -e
+def test_master_unit_settings():
+    """berth-master.service: Type=notify, its own system user, and systemd's sandbox for a
+    network daemon that writes nothing but its state directory (docs/install.md). The
+    install test runs it under systemd and checks the running process."""
+    s = unit_settings("berth-master")
+    assert s["Type"] == ["notify"]  # common/notify.c: READY=1 once the listener is bound
+    assert s["ExecStart"] == ["/usr/sbin/berth-master"]
+    assert s["User"] == ["berth-master"] and s["Group"] == ["berth-master"]
+    assert s["StateDirectory"] == ["berth-master"]  # /var/lib/berth-master, its work_dir
+    assert s["Restart"] == ["on-failure"]
+    for k in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices",
+              "PrivateMounts", "PrivateUsers", "ProtectKernelTunables", "ProtectKernelModules",
+              "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock", "ProtectHostname",
+              "RestrictNamespaces", "RestrictRealtime", "RestrictSUIDSGID", "LockPersonality",
+              "MemoryDenyWriteExecute", "RemoveIPC"):
+        assert s.get(k) == ["yes"], k
+    assert s["ProtectSystem"] == ["strict"]
+    assert s["CapabilityBoundingSet"] == [""] and s["AmbientCapabilities"] == [""]
+    assert s["RestrictAddressFamilies"] == ["AF_INET AF_INET6 AF_UNIX"]
+    assert s["SystemCallFilter"][0] == "@system-service"
+    for k in ("Delegate", "KillMode"):  # the agent's, not the master's
+        assert k not in s
+    assert s["WantedBy"] == ["multi-user.target"]
+
+
+def verify_script(tool_args):
+    """A shell script for unshare: the packaged binaries and manual pages overlaid on the
+    host's /usr/sbin and /usr/share/man, then systemd-analyze TOOL_ARGS "$2" (verify
+    checks that ExecStart exists and that the Documentation= man pages open)."""
+    return """set -e
 mount -t overlay overlay -o lowerdir=$1/usr/sbin:/usr/sbin /usr/sbin
 mount -t overlay overlay -o lowerdir=$1/usr/share/man:/usr/share/man /usr/share/man
-exec systemd-analyze verify --man=yes "$2"
-"""
-    r = run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh",
-             deb_root, unit])
+exec systemd-analyze %s "$2"
+""" % tool_args
+
+
+@pytest.mark.parametrize("pkg", PKGS)
+def test_systemd_analyze_verify(deb_roots, pkg):
+    """systemd-analyze verify on the packaged unit, in a private mount namespace where the
+    packaged binary and manual pages are overlaid on the host's."""
+    root = deb_roots[pkg]
+    unit = os.path.join(root, "lib/systemd/system/%s.service" % pkg)
+    r = run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+             verify_script("verify --man=yes"), "sh", root, unit])
     print(r.stdout + r.stderr)
     assert r.returncode == 0
     assert r.stdout + r.stderr == ""
+
+
+def test_master_unit_exposure(deb_roots):
+    """systemd's own rating of the master's sandbox: at most 2.0 of 10 ("OK"; a unit
+    without sandboxing rates 9.6 UNSAFE)."""
+    root = deb_roots["berth-master"]
+    unit = os.path.join(root, "lib/systemd/system/berth-master.service")
+    r = run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+             verify_script("security --offline=true --threshold=20 --no-pager"), "sh", root,
+             unit])
+    print(r.stdout + r.stderr)
+    m = re.search(r"Overall exposure level for berth-master.service: (\d+\.\d)", r.stdout)
+    assert m, r.stdout + r.stderr
+    assert float(m.group(1)) <= 2.0
+    assert r.returncode == 0
 
 
 # ---- manual pages ------------------------------------------------------------------------
@@ -353,11 +481,20 @@ def test_man_berth_agent_renders_and_is_complete(deb_root):
     assert not missing, "berth-agent.8 lacks %s" % missing
 
 
-def doc_keys():
-    """{section: [keys]} from the tables under docs/config.md's '## Keys'."""
+def test_man_berth_master_renders_and_is_complete(deb_roots):
+    text = render(deb_roots["berth-master"], "usr/share/man/man8/berth-master.8.gz")
+    assert text.startswith("BERTH-MASTER(8)")
+    opts = help_options(run([os.path.join(BUILD, "berth-master"), "--help"]).stdout)
+    missing = sorted(o for o in opts if o not in text)
+    assert not missing, "berth-master.8 lacks %s" % missing
+
+
+def doc_keys(heading="## Keys"):
+    """{section: [keys]} from the tables under the docs/config.md section whose heading
+    starts with heading: berth-agent's '## Keys', or '## berth-master' (one [master])."""
     md = open(os.path.join(REPO, "docs/config.md")).read()
-    body = md.split("\n## Keys\n", 1)[1].split("\n## ", 1)[0]
-    keys, section = {}, None
+    body = md.split("\n" + heading, 1)[1].split("\n## ", 1)[0]
+    keys, section = {}, None if heading == "## Keys" else "master"
     for line in body.splitlines():
         m = re.match(r"### `\[([\w.]+)\]`", line)
         if m:
@@ -378,6 +515,16 @@ def test_man_conf_renders_and_has_every_key(deb_root):
         block = text.split("[%s]" % section, 1)[1]
         for k in names:
             assert re.search(r"^       %s\b" % k, block, re.M), "[%s] %s" % (section, k)
+
+
+def test_man_master_conf_renders_and_has_every_key(deb_roots):
+    text = render(deb_roots["berth-master"], "usr/share/man/man5/berth-master.conf.5.gz")
+    assert text.startswith("BERTH-MASTER.CONF(5)")
+    keys = doc_keys("## berth-master")["master"]
+    assert {"listen", "work_dir", "token_file"} <= set(keys)
+    block = text.split("\nKEYS\n", 1)[1]
+    for k in keys:
+        assert re.search(r"^       %s\b" % k, block, re.M), "[master] %s" % k
 
 
 # ---- completion --------------------------------------------------------------------------
@@ -426,6 +573,9 @@ def test_completion_option_values():
     assert complete("berthctl ps -o ") == ["json"]
     assert complete("berthctl run --cpus-limit n") == ["none"]
     assert complete("berthctl run --cpus 2 --mem 1GiB --name ") == []
+    assert complete("berthctl ps --filter state=RU") == ["state=RUNNING"]
+    assert complete("berthctl ps -f status=ex") == ["status=exited"]
+    assert "name=" in complete("berthctl ps --filter ")
 
 
 # ---- the conffile ------------------------------------------------------------------------
@@ -455,3 +605,17 @@ def test_conffile_documents_every_key_of_the_docs(deb_root):
     docs.pop("role.NAME", None)  # shown as the commented [role.analytics] example
     assert found == docs
     assert "; [role.analytics]" in conf
+
+
+def test_master_conffile_every_key_commented_at_its_default(deb_roots):
+    conf = open(os.path.join(deb_roots["berth-master"], "etc/berth/master.conf")).read()
+    assert not re.search(r"^[a-z_]+\s*=", conf, re.M), "a key is set"
+    defaults = run([os.path.join(BUILD, "berth-master"), "--print-default-config"]).stdout
+    uncommented = re.sub(r"^#([a-z_]+ =)", r"\1", conf, flags=re.M)
+    note = [l for l in uncommented.splitlines() if l not in defaults.splitlines()]
+    assert note and all(l.startswith(";") for l in note), note
+    assert [l for l in uncommented.splitlines() if l not in note] == defaults.splitlines()
+    # and its keys are exactly the documented ones, in [master]
+    found = re.findall(r"^#([a-z_]+) =", conf, re.M)
+    assert found == doc_keys("## berth-master")["master"]
+    assert re.search(r"^\[master\]$", conf, re.M)

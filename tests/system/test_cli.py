@@ -1,6 +1,7 @@
 """tests/system/test_cli.py - berthctl's everyday verbs against a real agent: logs (stdout,
 stderr, --tail, -f following until the end), exec inside the sandbox, ps / inspect / rm,
-ids by unique prefix and by name, node."""
+ids by unique prefix and by name, node; ps -q piped into kill and rm (several ids), and
+ps --filter."""
 
 import json
 import os
@@ -124,3 +125,92 @@ def test_node_and_stats(agent):
     assert r.returncode == 0, r
     st, text = agent.get("/metrics")
     assert st == 200 and "berth_container_memory_usage_bytes" in text
+
+
+def test_ps_quiet_piped_into_kill_kills_them_all(agent):
+    """Issue #19: `berthctl ps -q` prints the ids, one per line, and `berthctl ps -q | xargs
+    berthctl kill` ends every running container (kill takes several ids); -a adds the ended
+    ones, --no-trunc the whole id."""
+    live = [agent.launch(["sleep", "600"], name="sleeper-%d" % i)["id"] for i in range(3)]
+    done = agent.launch(["true"], name="done")["id"]
+    agent.wait_terminal(done)
+    pids = [agent.wait_state(cid, "RUNNING")["pid"] for cid in live]
+    r = agent.ctl("ps", "-q")
+    assert r.returncode == 0 and r.stderr == "", r
+    assert sorted(r.stdout.splitlines()) == sorted(cid[:12] for cid in live), r.stdout
+    r = agent.ctl("ps", "-a", "-q", "--no-trunc")
+    assert sorted(r.stdout.splitlines()) == sorted(live + [done]), r.stdout
+    ctl = "%s --socket %s" % (bt.CTL_BIN, agent.sock)
+    r = subprocess.run(["/bin/sh", "-c", "%s ps -q | xargs %s kill --grace 1" % (ctl, ctl)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r
+    for cid in live:
+        c = agent.wait_terminal(cid)
+        assert (c["state"], c["reason"]) == ("KILLED", "KILLED_BY_REQUEST"), c
+    for p in pids:
+        bt.wait_for(lambda: not bt.alive(p), 5, what="executor %d to be gone" % p)
+    r = agent.ctl("ps", "-q")
+    assert r.returncode == 0 and r.stdout == "", r
+    # and rm takes several ids too: remove every ended one
+    r = subprocess.run(["/bin/sh", "-c", "%s ps -aq | xargs -r %s rm" % (ctl, ctl)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r
+    assert agent.ctl("ps", "-aq").stdout == ""
+
+
+def test_kill_several_ids_reports_each_failure(agent):
+    a = agent.launch(["sleep", "600"], name="a")["id"]
+    agent.wait_state(a, "RUNNING")
+    r = agent.ctl("kill", "nosuch1", a, "nosuch2")
+    # every id is tried; one line per failure, status 1
+    assert r.returncode == 1, r
+    assert r.stderr.splitlines() == ["berthctl: no container 'nosuch1'",
+                                     "berthctl: no container 'nosuch2'"], r.stderr
+    assert agent.wait_terminal(a)["state"] == "KILLED"
+    r = agent.ctl("kill")
+    assert r.returncode == 1 and r.stderr == "berthctl: kill: expected a container ID\n", r
+
+
+def test_ps_filter(agent):
+    """`ps --filter` as docker users type it: state= / status=, name=, id=, reason=; a key
+    twice is either value, two keys both; a state filter lists ended containers without -a;
+    an unknown key is one line on stderr and status 1."""
+    web = agent.launch(["sleep", "600"], name="web-1")["id"]
+    api = agent.launch(["sleep", "600"], name="api-1")["id"]
+    ok = agent.launch(["true"], name="web-done")["id"]
+    bad = agent.launch(["/bin/sh", "-c", "exit 3"], name="job")["id"]
+    agent.wait_all_terminal([ok, bad])
+    agent.wait_state(web, "RUNNING")
+    agent.wait_state(api, "RUNNING")
+
+    def ids(*args):
+        r = agent.ctl("ps", "-q", "--no-trunc", *args)
+        assert r.returncode == 0 and r.stderr == "", r
+        return set(r.stdout.split())
+
+    assert ids("--filter", "state=RUNNING") == {web, api}
+    assert ids("--filter", "state=finished") == {ok}  # no -a needed
+    assert ids("-f", "state=FINISHED", "-f", "state=FAILED") == {ok, bad}
+    assert ids("--filter", "status=exited") == {ok, bad}
+    assert ids("--filter", "status=running") == {web, api}
+    assert ids("--filter", "name=web") == {web}  # without -a: running ones only
+    assert ids("-a", "--filter", "name=web") == {web, ok}
+    assert ids("-a", "--filter", "name=web", "--filter", "status=exited") == {ok}
+    assert ids("-a", "--filter", "id=" + api[:6]) == {api}
+    exited = {c for c in (ok, bad) if agent.inspect(c).get("reason") == "EXITED"}
+    assert bad in exited
+    assert ids("-a", "--filter", "reason=exited") == exited
+    # the table and the JSON are filtered alike
+    r = agent.ctl("ps", "--filter", "name=api")
+    assert r.returncode == 0 and "api-1" in r.stdout and "web-1" not in r.stdout, r
+    r = agent.ctl("ps", "-o", "json", "--filter", "state=FAILED")
+    assert [c["id"] for c in json.loads(r.stdout)["containers"]] == [bad], r.stdout
+    for bad_arg, msg in (("label=x", "ps: unknown filter 'label' (state, status, name, id, "
+                                     "reason)"),
+                         ("state=PAUSED", "ps: --filter 'state=PAUSED': no such state"),
+                         ("running", "ps: --filter 'running': expected KEY=VALUE")):
+        r = agent.ctl("ps", "--filter", bad_arg)
+        assert r.returncode == 1 and r.stdout == "", r
+        assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("berthctl: " + msg), r
+    r = agent.ctl("ps", "-q", "-o", "json")
+    assert r.returncode == 1 and "exclude each other" in r.stderr, r

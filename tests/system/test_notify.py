@@ -1,7 +1,8 @@
-"""tests/system/test_notify.py - the agent's readiness protocol (agentd/notify.c), which
-berth-agent.service relies on as Type=notify: READY=1 to $NOTIFY_SOCKET only once the API
-socket accepts connections, STOPPING=1 on SIGTERM, and nothing the agent starts inherits
-NOTIFY_SOCKET. systemd is not pid 1 here, so the test plays the service manager."""
+"""tests/system/test_notify.py - the daemons' readiness protocol (common/notify.c), which
+berth-agent.service and berth-master.service rely on as Type=notify: READY=1 to
+$NOTIFY_SOCKET only once the agent's API socket (the master's TCP listener) accepts
+connections, STOPPING=1 on SIGTERM, and nothing the agent starts inherits NOTIFY_SOCKET.
+systemd is not pid 1 here, so the test plays the service manager."""
 
 import os
 import socket
@@ -59,3 +60,24 @@ def test_abstract_notify_socket(agent_factory, monkeypatch):
 
 def test_no_notify_socket_is_fine(agent):
     assert agent.healthy()
+
+
+def test_master_ready_after_listen_and_stopping_on_sigterm(master_factory, monkeypatch):
+    """berth-master.service is Type=notify too: READY=1 once its TCP listener accepts (so
+    agents ordered after it connect at once), STOPPING=1 on SIGTERM."""
+    path = "/run/berth-test-master-notify-%d.sock" % os.getpid()
+    s = _notify_socket(path)
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        m = master_factory()
+        monkeypatch.delenv("NOTIFY_SOCKET")
+        msg = s.recv(4096).decode()
+        assert "READY=1" in msg.split("\n"), msg
+        c = socket.create_connection(("127.0.0.1", m.port), timeout=5)
+        c.close()
+        assert m.stop() == 0
+        msg = s.recv(4096).decode()
+        assert "STOPPING=1" in msg.split("\n"), msg
+    finally:
+        s.close()
+        os.unlink(path)

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -616,8 +617,9 @@ def test_missing_state_db_is_reported_and_never_kills(agent):
         if n.startswith("state.db"):
             os.unlink(os.path.join(agent.work, n))
     assert start(agent, expect_up=False) == 1
-    assert re.search(r"state.db' is missing, but 1 executor\(s\), 1 cgroup\(s\) and 2 container "
-                     r"dir\(s\)", agent.log), agent.log[-2000:]
+    assert re.search(r"state.db' is missing, but 1 executor\(s\) and 1 cgroup\(s\) with processes "
+                     r"of this agent are still there \(and 2 container dir\(s\)\)", agent.log), \
+        agent.log[-2000:]
     assert "refusing to start" in agent.log and "--recover=cleanup" in agent.log
     assert bt.alive(pid), "a missing state.db killed a running task"
     assert not os.path.exists(os.path.join(agent.work, "state.db")), \
@@ -625,6 +627,35 @@ def test_missing_state_db_is_reported_and_never_kills(agent):
     start(agent, extra=["--recover=cleanup"])
     bt.wait_for(lambda: not bt.alive(pid), 5, what="the task to be killed by cleanup")
     assert containers(agent) == []
+    check_consistent(agent)
+
+
+def test_fresh_work_dir_next_to_empty_cgroups_starts(agent):
+    """Issue #19: an agent stopped while a task's cgroups are still there, the task then
+    killed (its cgroups left empty: nobody removes them while the agent is down), its
+    work_dir deleted: a new agent on a fresh work_dir must start and remove those empty
+    cgroups with a warning, not refuse as if a live task could be lost. A live task still
+    stops it (test_missing_state_db_is_reported_and_never_kills)."""
+    c = agent.launch(**sh("sleep 600"))
+    pid = agent.wait_state(c["id"], "RUNNING")["pid"]
+    dirs = agent.cgroup_dirs(c["id"])
+    assert dirs and all(os.path.isdir(d) for d in dirs.values())
+    assert agent.stop() == 0
+    os.kill(pid, signal.SIGKILL)  # the executor, pid 1 of the sandbox: the task goes with it
+    bt.wait_for(lambda: not any(bt.cgroup_procs(d) for d in dirs.values() if os.path.isdir(d)),
+                5, what="the task's cgroups to empty")
+    assert all(os.path.isdir(d) for d in dirs.values()), "the empty cgroups went by themselves"
+    shutil.rmtree(agent.work)
+    start(agent)
+    log = agent.log
+    assert "refusing to start" not in log, log[-2000:]
+    assert re.search(r"state.db' is missing; removing what an earlier agent left without a "
+                     r"process: 1 empty cgroup\(s\)", log), log[-2000:]
+    for d in dirs.values():
+        assert not os.path.exists(d), "the empty cgroup %s was left" % d
+    assert containers(agent) == []
+    done = agent.launch(**sh("true"))
+    assert agent.wait_terminal(done["id"])["state"] == "FINISHED"
     check_consistent(agent)
 
 

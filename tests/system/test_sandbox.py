@@ -1,7 +1,10 @@
 """tests/system/test_sandbox.py - issue #3 item 5: what a task sees and may do inside its
 sandbox: its own pid namespace and hostname, a private /tmp, a read-only host except its
 cwd, no capabilities as nobody, docker's default set as root, and no mount, unshare, reboot,
-module loading or raw block device access - checked with the probe and with real binaries."""
+module loading or raw block device access - checked with the probe and with real binaries.
+Neither a task that chroots out nor `berthctl exec` leaves the sandbox's root. The VM suite
+also runs this file on a guest whose root is the initramfs (issue #19: no pivot_root there,
+isolator/mount.c moves the sandbox onto it instead)."""
 
 import os
 import socket
@@ -182,3 +185,41 @@ def test_agent_files_are_hidden(agent_factory):
     fds = [l for l in out.splitlines() if l.isdigit()]
     # ls itself opens one fd for the directory it lists
     assert set(fds) <= {"0", "1", "2", "3"}, "the task inherited fds %s" % fds
+
+
+def test_root_cannot_chroot_out(agent):
+    """A root task keeps CAP_SYS_CHROOT (docker's default set): the classic escape must end
+    inside the sandbox, where the agent's work_dir (state.db) is masked. With pivot_root
+    the namespace's root is the sandbox; on an initramfs root the sandbox is moved on top of
+    it and a walk up lands back in it. As nobody, chroot is refused outright."""
+    db = os.path.join(agent.work, "state.db")
+    assert os.path.exists(db)
+    as_root = agent.probe("escape", db, user="root")["id"]
+    as_nobody = agent.probe("escape", db)["id"]
+    done = agent.wait_all_terminal([as_root, as_nobody])
+    for cid in (as_root, as_nobody):
+        assert done[cid]["state"] == "FINISHED", (done[cid], agent.output(cid, "stderr"))
+    kv = bt.parse_kv(agent.output(as_root))
+    assert kv["chroot"] == "OK", kv  # the capability is there: the root is what holds
+    assert kv["exists"] == "no", "a root task chrooted out of its sandbox: %r" % kv
+    kv = bt.parse_kv(agent.output(as_nobody))
+    assert kv == {"chroot": "EPERM", "exists": "no"}, kv
+
+
+def test_exec_stays_in_the_sandbox(agent):
+    """`berthctl exec` joins the sandbox's namespaces and must land on its root, not on
+    what lies under it (rootfs, with the host's files, on an initramfs root: the sandbox is
+    moved on top of it, and setns follows the mounts on "/" down to it)."""
+    db = os.path.join(agent.work, "state.db")
+    c = agent.launch(["sleep", "600"], user="root")
+    agent.wait_state(c["id"], "RUNNING")
+    r = agent.ctl("exec", c["id"], "--", "/bin/sh", "-c",
+                  "pwd; test -e %s && echo host-visible; echo done" % db, timeout=30)
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0] == agent.inspect(c["id"])["sandbox"], lines
+    assert "host-visible" not in lines, "exec sees the host's root: %r" % lines
+    assert lines[-1] == "done"
+    r = agent.ctl("exec", c["id"], "--", bt.PROBE, "escape", db, timeout=30)
+    assert r.returncode == 0, r
+    assert bt.parse_kv(r.stdout) == {"chroot": "OK", "exists": "no"}, r.stdout

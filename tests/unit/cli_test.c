@@ -1,6 +1,7 @@
 /* tests/unit/cli_test.c - unit tests of berthctl's pure helpers: ages, sizes, CPU percent,
- * truncation, URL escaping, end status, the table printer, JSON helpers and `run`/`exec`
- * request building. The cli/ files have no library of their own, so they are compiled in. */
+ * truncation, URL escaping, end status, the table printer, JSON helpers, `ps --filter` and
+ * `run`/`exec` request building. The cli/ files have no library of their own, so they are
+ * compiled in. */
 /* cmocka.h needs these first */
 /* clang-format off */
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 
 #include "cli/format.c"
 #include "cli/json.c"
+#include "cli/ps-filter.c"
 #include "cli/run-request.c"
 
 static void test_age(void **state)
@@ -304,6 +306,89 @@ static void test_exec_body(void **state)
     free(b);
 }
 
+static yajl_val ctr_json(const char *id, const char *name, const char *state, const char *reason)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "{\"id\": \"%s\", \"name\": \"%s\", \"state\": \"%s\"%s%s%s}", id,
+             name, state, reason ? ", \"reason\": \"" : "", reason ? reason : "",
+             reason ? "\"" : "");
+    yajl_val v = yajl_tree_parse(buf, NULL, 0);
+    assert_non_null(v);
+    return v;
+}
+
+static void test_ps_filter(void **state)
+{
+    (void) state;
+    yajl_val web = ctr_json("0123456789abcdef", "web-1", "RUNNING", NULL);
+    yajl_val job = ctr_json("fedcba9876543210", "batch", "FAILED", "MEMORY_LIMIT");
+    yajl_val old = ctr_json("00aa00aa00aa00aa", "web-old", "FINISHED", "EXITED");
+    struct ctl_ps_filter f = {0};
+    struct berr *err = NULL;
+
+    /* no filter: everything */
+    assert_true(ctl_ps_filter_match(&f, web) && ctl_ps_filter_match(&f, job));
+    /* state, any case; one key twice: either */
+    assert_int_equal(ctl_ps_filter_add(&f, "state=running", &err), 0);
+    assert_true(ctl_ps_filter_match(&f, web));
+    assert_false(ctl_ps_filter_match(&f, job));
+    assert_int_equal(ctl_ps_filter_add(&f, "state=FAILED", &err), 0);
+    assert_true(ctl_ps_filter_match(&f, job));
+    assert_false(ctl_ps_filter_match(&f, old));
+    /* different keys: both */
+    assert_int_equal(ctl_ps_filter_add(&f, "name=web", &err), 0);
+    assert_true(ctl_ps_filter_match(&f, web));
+    assert_false(ctl_ps_filter_match(&f, job)); /* FAILED but not named web */
+    ctl_ps_filter_free(&f);
+
+    /* docker's status words */
+    assert_int_equal(ctl_ps_filter_add(&f, "status=exited", &err), 0);
+    assert_false(ctl_ps_filter_match(&f, web));
+    assert_true(ctl_ps_filter_match(&f, job) && ctl_ps_filter_match(&f, old));
+    assert_int_equal(f.n[CTL_FILTER_STATE], 4);
+    ctl_ps_filter_free(&f);
+    assert_int_equal(ctl_ps_filter_add(&f, "status=running", &err), 0);
+    assert_true(ctl_ps_filter_match(&f, web));
+    assert_false(ctl_ps_filter_match(&f, old));
+    ctl_ps_filter_free(&f);
+    assert_int_equal(ctl_ps_filter_add(&f, "status=LOST", &err), 0); /* ours work too */
+    assert_int_equal(f.n[CTL_FILTER_STATE], 1);
+    ctl_ps_filter_free(&f);
+
+    /* id: a prefix; name: a part; reason: exactly */
+    assert_int_equal(ctl_ps_filter_add(&f, "id=0123", &err), 0);
+    assert_true(ctl_ps_filter_match(&f, web));
+    assert_false(ctl_ps_filter_match(&f, old));
+    ctl_ps_filter_free(&f);
+    assert_int_equal(ctl_ps_filter_add(&f, "name=eb-o", &err), 0);
+    assert_true(ctl_ps_filter_match(&f, old));
+    assert_false(ctl_ps_filter_match(&f, web));
+    ctl_ps_filter_free(&f);
+    assert_int_equal(ctl_ps_filter_add(&f, "reason=memory_limit", &err), 0);
+    assert_true(ctl_ps_filter_match(&f, job));
+    assert_false(ctl_ps_filter_match(&f, web)); /* no reason at all */
+    ctl_ps_filter_free(&f);
+
+    /* errors: one line naming what is accepted */
+    assert_int_equal(ctl_ps_filter_add(&f, "label=x", &err), -EINVAL);
+    assert_string_equal(berr_msg(err),
+                        "ps: unknown filter 'label' (state, status, name, id, reason)");
+    berr_free(&err);
+    assert_int_equal(ctl_ps_filter_add(&f, "state=paused", &err), -EINVAL);
+    assert_non_null(strstr(berr_msg(err), "no such state"));
+    berr_free(&err);
+    assert_int_equal(ctl_ps_filter_add(&f, "running", &err), -EINVAL);
+    assert_non_null(strstr(berr_msg(err), "expected KEY=VALUE"));
+    berr_free(&err);
+    assert_int_equal(ctl_ps_filter_add(&f, "name=", &err), -EINVAL);
+    berr_free(&err);
+    ctl_ps_filter_free(&f);
+
+    yajl_tree_free(web);
+    yajl_tree_free(job);
+    yajl_tree_free(old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +403,7 @@ int main(void)
             cmocka_unit_test(test_run_parse_and_body),
             cmocka_unit_test(test_run_errors),
             cmocka_unit_test(test_exec_body),
+            cmocka_unit_test(test_ps_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
 # tests/vm/check.sh [--if-possible] BUILD_DIR - `make check-vm`: run the system test suite
 # (tests/system, against the binaries in BUILD_DIR) inside the throw-away VM, once on a pure
 # cgroup2 kernel and once on cgroup v1 (BERTH_VM_CG="v2 v1" by default; "hybrid" works too),
-# and report each run's wall time. Installs qemu-system-x86 and cpio (root, Debian archive),
+# plus a short run of the sandbox tests on a guest whose root is the initramfs (issue #19;
+# BERTH_VM_INITRAMFS=0 leaves it out), all at once, and report each run's wall time. Installs qemu-system-x86 and cpio (root, Debian archive),
 # builds BUILD_DIR/vm with setup.sh (kernel and busybox cached in $BERTH_VM_CACHE), boots
 # with run.sh. --if-possible (`make check`): when qemu cannot be installed or the kernel
 # cannot be fetched, print one line saying why the VM suite was not run and exit 0.
@@ -61,47 +62,70 @@ for t in "${DESELECT[@]}"; do ARGS+=("--deselect '$t'"); done
 # Inside: root, cwd = the repository (read-only), /var/tmp a tmpfs of the guest's own.
 # BERTH_TEST_SLOW scales the suite's waits and latency bounds (berthtest.SLOW): code runs
 # 5-10 times slower under TCG, a task at 0.25 CPU even more so. Limits are never scaled.
-CMD="BERTH_BUILD=$BUILD BERTH_TEST_TMP=/var/tmp BERTH_TEST_SLOW=${BERTH_TEST_SLOW:-8} \
+PYTEST="BERTH_BUILD=$BUILD BERTH_TEST_TMP=/var/tmp BERTH_TEST_SLOW=${BERTH_TEST_SLOW:-8} \
 PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -p no:cacheprovider -v -rs \
---durations=${BERTH_VM_DURATIONS:-5} ${ARGS[*]} ${BERTH_VM_PYTEST:-} tests/system"
+--durations=${BERTH_VM_DURATIONS:-5}"
+CMD="$PYTEST ${ARGS[*]} ${BERTH_VM_PYTEST:-} tests/system"
+# The initramfs run: the guest stays on its initramfs (rootfs), where pivot_root(2) fails and
+# the sandbox is moved onto "/" instead (isolator/mount.c, mnt_move_root); what that changes
+# is the sandbox's root and `berthctl exec`'s way into it, so only those tests (~1 min).
+INITRAMFS_CMD="$PYTEST tests/system/test_sandbox.py tests/system/test_cli.py::test_exec_runs_inside"
 
 # Both layouts boot at once (BERTH_VM_JOBS=2, the default; 1 runs them one after the other
 # with the console on stdout): the guests mostly wait, so two share our 2 CPUs well (measured
 # 6m23s for both against 8m52s in turn). Each console goes to a log, shown on failure.
-CGS=(${BERTH_VM_CG:-v2 v1})
+# The runs: NAME CG ROOT; NAME "initramfs" runs INITRAMFS_CMD, the others the suite.
+RUNS=()
+for cg in ${BERTH_VM_CG:-v2 v1}; do RUNS+=("$cg $cg tmpfs"); done
+[ "${BERTH_VM_INITRAMFS:-1}" != 0 ] && RUNS+=("initramfs v2 initramfs")
 JOBS=${BERTH_VM_JOBS:-2}
 LOGDIR=$(mktemp -d /tmp/berth-check-vm.XXXXXX)
-run_one() { # run_one CG: boot, run the suite, leave "status seconds" in LOGDIR/CG.rc
-    local cg=$1 t0 r
+run_one() { # run_one NAME CG ROOT: boot, run, leave "status seconds" in LOGDIR/NAME.rc
+    local name=$1 cg=$2 root=$3 t0 r cmd=$CMD
+    [ "$name" = initramfs ] && cmd=$INITRAMFS_CMD
     t0=$(date +%s)
-    bash "$HERE/run.sh" --vm "$BUILD/vm" --cg "$cg" --timeout "${BERTH_VM_TIMEOUT:-1200}" \
-        --log "$LOGDIR/$cg.log" "${SHARE[@]}" -- "$CMD"
+    bash "$HERE/run.sh" --vm "$BUILD/vm" --cg "$cg" --root "$root" \
+        --timeout "${BERTH_VM_TIMEOUT:-1200}" --log "$LOGDIR/$name.log" "${SHARE[@]}" -- "$cmd"
     r=$?
-    echo "$r $(($(date +%s) - t0))" > "$LOGDIR/$cg.rc"
+    echo "$r $(($(date +%s) - t0))" > "$LOGDIR/$name.rc"
+}
+describe() { # describe NAME CG ROOT
+    if [ "$1" = initramfs ]; then
+        echo "sandbox tests in the VM on cgroup $2 with the initramfs as root"
+    else
+        echo "system tests in the VM on cgroup $2"
+    fi
 }
 if [ "$JOBS" -gt 1 ]; then
-    for cg in "${CGS[@]}"; do
-        echo "== check-vm: system tests in the VM on cgroup $cg (console: $LOGDIR/$cg.log)"
-        run_one "$cg" > "$LOGDIR/$cg.out" 2>&1 &
+    # the initramfs run is short: it shares the CPUs with the long ones for a minute
+    for run in "${RUNS[@]}"; do
+        set -- $run
+        echo "== check-vm: $(describe "$@") (console: $LOGDIR/$1.log)"
+        run_one "$@" > "$LOGDIR/$1.out" 2>&1 &
     done
     wait
 else
-    for cg in "${CGS[@]}"; do
-        echo "== check-vm: system tests in the VM on cgroup $cg"
-        run_one "$cg"
+    for run in "${RUNS[@]}"; do
+        set -- $run
+        echo "== check-vm: $(describe "$@")"
+        run_one "$@"
     done
 fi
 RC=0
-for cg in "${CGS[@]}"; do
-    read -r r secs < "$LOGDIR/$cg.rc" || { r=125; secs=0; }
+for run in "${RUNS[@]}"; do
+    set -- $run
+    read -r r secs < "$LOGDIR/$1.rc" || { r=125; secs=0; }
     if [ "$r" != 0 ]; then
         RC=1
-        [ "$JOBS" -gt 1 ] && { echo "== cgroup $cg:"; grep -v '^\[' "$LOGDIR/$cg.log" | tail -60; }
+        [ "$JOBS" -gt 1 ] && { echo "== $1:"; grep -v '^\[' "$LOGDIR/$1.log" | tail -60; }
     fi
 done
-for cg in "${CGS[@]}"; do
-    read -r r secs < "$LOGDIR/$cg.rc" || { r=125; secs=0; }
-    echo "check-vm: cgroup $cg: $([ "$r" = 0 ] && echo passed || echo "FAILED (status $r)") in ${secs}s"
+for run in "${RUNS[@]}"; do
+    set -- $run
+    read -r r secs < "$LOGDIR/$1.rc" || { r=125; secs=0; }
+    what="cgroup $2"
+    [ "$1" = initramfs ] && what="initramfs root (cgroup $2, sandbox tests)"
+    echo "check-vm: $what: $([ "$r" = 0 ] && echo passed || echo "FAILED (status $r)") in ${secs}s"
 done
 [ $RC = 0 ] && rm -rf "$LOGDIR" || echo "check-vm: consoles kept in $LOGDIR"
 exit $RC

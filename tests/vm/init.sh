@@ -1,17 +1,30 @@
 #!/.bb/sh
 # tests/vm/init.sh - /init of the test VM (busybox sh; setup.sh packs it, run.sh boots it).
 # Stage 1 copies the initramfs into a tmpfs and switch_roots there: pivot_root(2), which
-# every sandbox uses, refuses to move the initial rootfs. Stage 2 mounts /proc, /sys, /dev,
-# loads the virtio and 9p modules, mounts the 9p shares (host /usr read-only on /usr, the
-# repository and other dirs read-only at their host paths, the run's io dir read-write),
-# mounts cgroups as berthvm.cg= asks (v2: pure cgroup2 with +cpu +io +memory +pids in the
-# root, like systemd; v1: one hierarchy per controller, cpu,cpuacct joint; hybrid: v1 plus
-# an empty cgroup2 at unified/, like our CI host), runs io/cmd and powers off. The exit
-# status goes to io/rc and to the console line "BERTH-VM: DONE rc=N".
+# every sandbox uses, refuses to move the initial rootfs. With berthvm.root=initramfs it
+# stays on the initramfs instead, as a diskless or PXE-booted node does, so the sandbox's
+# fallback for such a root (MS_MOVE and chroot, isolator/mount.c) is what runs. Stage 2
+# mounts /proc, /sys, /dev, loads the virtio and 9p modules, mounts the 9p shares (host /usr
+# read-only on /usr, the repository and other dirs read-only at their host paths, the run's
+# io dir read-write), mounts cgroups as berthvm.cg= asks (v2: pure cgroup2 with +cpu +io
+# +memory +pids in the root, like systemd; v1: one hierarchy per controller, cpu,cpuacct
+# joint; hybrid: v1 plus an empty cgroup2 at unified/, like our CI host), runs io/cmd and
+# powers off. The exit status goes to io/rc and to the console line "BERTH-VM: DONE rc=N".
 export PATH=/.bb
 say() { echo "BERTH-VM: $*"; }
 
 if [ "$1" != stage2 ]; then
+    mount -t proc proc /proc
+    ROOT=tmpfs
+    for a in $(cat /proc/cmdline); do
+        case "$a" in berthvm.root=*) ROOT=${a#*=} ;; esac
+    done
+    umount /proc
+    if [ "$ROOT" = initramfs ]; then
+        # the archive's top dir was setup.sh's private temp dir (0700); a real root is 0755
+        chmod 0755 /
+        exec /.bb/sh /init stage2
+    fi
     mount -t tmpfs -o mode=0755 root /newroot
     for d in /.bb /modules /etc /init /bin /sbin /lib /lib64; do cp -a "$d" /newroot/; done
     mkdir -p /newroot/dev /newroot/proc /newroot/sys /newroot/tmp /newroot/run /newroot/usr \
@@ -36,12 +49,13 @@ chmod 1777 /var/tmp
 hostname berth-vm
 ip link set lo up 2>/dev/null
 
-CG=v2; REPO=; SHARES=; IO=/run/berth-vm-io
+CG=v2; REPO=; SHARES=; IO=/run/berth-vm-io; ROOTFS=tmpfs
 for a in $(cat /proc/cmdline); do
     case "$a" in
     berthvm.cg=*) CG=${a#*=} ;;
     berthvm.repo=*) REPO=${a#*=} ;;
     berthvm.shares=*) SHARES=${a#*=} ;;
+    berthvm.root=*) ROOTFS=${a#*=} ;;
     esac
 done
 
@@ -80,7 +94,8 @@ v1 | hybrid)
     ;;
 esac
 say "up in $(cut -d' ' -f1 /proc/uptime)s: kernel $(uname -r), cgroup $CG, $(nproc) cpus," \
-    "$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB"
+    "$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB, root: $ROOTFS" \
+    "($(awk '$5 == "/" { print $9; exit }' /proc/self/mountinfo))"
 
 RC=125
 if [ -f "$IO/cmd" ]; then

@@ -2,6 +2,8 @@
 # tests/vm/run.sh [options] -- CMD... - boot the test VM once, run CMD in it, exit with its status.
 #   --vm DIR          kernel and initramfs from setup.sh (default build/vm)
 #   --cg v2|v1|hybrid cgroup layout in the guest (default v2)
+#   --root tmpfs|initramfs  the guest's root: a tmpfs it switch_roots into (default), or the
+#                     initramfs itself (rootfs, where pivot_root(2) fails: diskless nodes)
 #   --mem MiB --smp N guest size (default 4096, 2)
 #   --timeout SEC     kill the VM after SEC seconds (default 1200; exit 124)
 #   --log FILE        keep the console log there (default: a temp file, removed on success)
@@ -15,12 +17,13 @@
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 VM=$REPO/build/vm
-CG=v2; MEM=4096; SMP=2; TMO=1200; LOG=
+CG=v2; ROOTFS=tmpfs; MEM=4096; SMP=2; TMO=1200; LOG=
 SHARES=("$REPO")
 while [ $# -gt 0 ]; do
     case "$1" in
     --vm) VM=$2; shift ;;
     --cg) CG=$2; shift ;;
+    --root) ROOTFS=$2; shift ;;
     --mem) MEM=$2; shift ;;
     --smp) SMP=$2; shift ;;
     --timeout) TMO=$2; shift ;;
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "usage: run.sh [options] -- CMD..." >&2; exit 2; }
 case "$CG" in v2 | v1 | hybrid) ;; *) echo "run.sh: --cg v2|v1|hybrid" >&2; exit 2 ;; esac
+case "$ROOTFS" in tmpfs | initramfs) ;; *) echo "run.sh: --root tmpfs|initramfs" >&2; exit 2 ;; esac
 [ -f "$VM/vmlinux" ] && [ -f "$VM/initramfs.gz" ] ||
     { echo "run.sh: no kernel/initramfs in '$VM' (run tests/vm/setup.sh $VM)" >&2; exit 2; }
 command -v qemu-system-x86_64 >/dev/null ||
@@ -73,7 +77,7 @@ t0=$(date +%s.%N)
 qemu-system-x86_64 -accel tcg -cpu "$CPU" -m "$MEM" -smp "$SMP" \
     -nodefaults -nographic -no-reboot -serial stdio \
     -kernel "$VM/vmlinux" -initrd "$VM/initramfs.gz" \
-    -append "console=ttyS0 loglevel=1 panic=-1 $NOV1 berthvm.cg=$CG berthvm.repo=$REPO berthvm.shares=$SHARED" \
+    -append "console=ttyS0 loglevel=1 panic=-1 $NOV1 berthvm.cg=$CG berthvm.root=$ROOTFS berthvm.repo=$REPO berthvm.shares=$SHARED" \
     -virtfs local,path=/usr,mount_tag=hostusr,security_model=none,readonly=on \
     -virtfs "local,path=$IO,mount_tag=io,security_model=none" \
     "${VIRTFS[@]}" \
@@ -104,7 +108,7 @@ else
     RC=124
     echo "run.sh: the VM did not finish within ${TMO}s (qemu status $QRC)"
 fi
-echo "run.sh: cgroup $CG: status $RC after ${WALL}s (qemu status $QRC)"
+echo "run.sh: cgroup $CG, root $ROOTFS: status $RC after ${WALL}s (qemu status $QRC)"
 [ "$RC" = 0 ] && [ "$KEEP_LOG" = 0 ] && rm -f "$LOG"
 [ "$RC" != 0 ] && echo "run.sh: console log: $LOG"
 exit "$RC"

@@ -1,22 +1,23 @@
-/* agentd/notify.c - the service manager's readiness protocol (sd_notify): one datagram
- * "READY=1" to $NOTIFY_SOCKET once the API listens, "STOPPING=1" on SIGTERM, so that
- * berth-agent.service can be Type=notify. main.c calls it; api.c opens the listener first.
+/* common/notify.c - the service manager's readiness protocol (sd_notify), shared by both
+ * daemons so that berth-agent.service and berth-master.service can be Type=notify: one
+ * datagram "READY=1" to $NOTIFY_SOCKET once the daemon listens, "STOPPING=1" on SIGTERM.
+ * agentd/main.c and master/main.c call it once each; what "listens" means is theirs.
  *
  * Why not libsystemd's sd_notify(): the protocol is a stable, documented interface (one
  * AF_UNIX datagram of "KEY=VALUE\n" lines to a path or an abstract address), it costs 40
  * lines, and linking libsystemd would add a dependency to every build and package for one
  * call (and one the rpm and non-systemd hosts would carry for nothing). Why not Type=exec
- * with an ExecStartPost socket probe: the probe must guess the socket from the config
- * (listen= may name another path), polls, and cannot tell a second agent's socket from ours;
- * the agent itself knows exactly when its listener is bound. */
+ * with an ExecStartPost socket probe: the probe must guess the address from the config
+ * (listen= may name another one), polls, and cannot tell a second daemon's socket from ours;
+ * the daemon itself knows exactly when its listener is bound. */
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "agentd/agent.h"
+#include "common/common.h"
 
-char *agent_notify_socket_take(void)
+char *notify_socket_take(void)
 {
     const char *e = getenv("NOTIFY_SOCKET");
     char *s = e && e[0] ? xstrdup(e) : NULL;
@@ -25,14 +26,14 @@ char *agent_notify_socket_take(void)
     return s;
 }
 
-int agent_notify(const char *socket_path, const char *state)
+int notify_send(const char *socket_path, const char *state)
 {
     if (!socket_path)
         return 0;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t len = strlen(socket_path);
     if ((socket_path[0] != '/' && socket_path[0] != '@') || len < 2 || len >= sizeof(sa.sun_path))
-        return -EAFNOSUPPORT; /* e.g. vsock:..., which the agent never runs under */
+        return -EAFNOSUPPORT; /* e.g. vsock:..., which our daemons never run under */
     memcpy(sa.sun_path, socket_path, len);
     if (sa.sun_path[0] == '@')
         sa.sun_path[0] = 0; /* abstract namespace; the address length counts the name only */
