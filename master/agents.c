@@ -186,8 +186,8 @@ static bool hostname_ok(const char *h)
            strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
 }
 
-#define PENDING_MAX 256                /* unproven SUBSCRIBEs held at once */
-#define PENDING_MAX_BYTES (16u << 20)  /* ... and their bodies together */
+#define PENDING_MAX 256               /* unproven SUBSCRIBEs held at once */
+#define PENDING_MAX_BYTES (16u << 20) /* ... and their bodies together */
 #define PENDING_TIMEOUT_NS 10000000000ULL
 
 static size_t pending_bytes(struct master *m)
@@ -549,8 +549,7 @@ void master_link_serve(struct master *m, struct evhttp_request *req, const char 
         m->auth_failures_total++;
         char peer[96];
         log_warning("agent '%s': %s from %s with a wrong or missing %s: refused", ag->id,
-                    ml_call_name(call.type), peer_of(req, peer, sizeof(peer)),
-                    ML_SIGNATURE_HEADER);
+                    ml_call_name(call.type), peer_of(req, peer, sizeof(peer)), ML_SIGNATURE_HEADER);
         master_refuse(m, req, BERR_UNAUTHORIZED, "%s of agent '%s': bad %s",
                       ml_call_name(call.type), call.agent_id, ML_SIGNATURE_HEADER);
     } else {

@@ -142,8 +142,8 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
     yajl_gen_free(g);
 }
 
-static void serve_agents(struct master *m, struct evhttp_request *req,
-                         const struct m_token *caller, const char *rest, enum evhttp_cmd_type cmd)
+static void serve_agents(struct master *m, struct evhttp_request *req, const struct m_token *caller,
+                         const char *rest, enum evhttp_cmd_type cmd)
 {
     if (rest[0] && cmd == EVHTTP_REQ_DELETE) {
         _cleanup_berr_ struct berr *err = NULL;
@@ -214,8 +214,8 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
                 yajl_val x = roles->u.array.values[i];
                 const char *role = YAJL_IS_STRING(x) ? x->u.string : NULL;
                 ok = role && role[0] && strlen(role) <= 64 &&
-                     (streq(role, "*") || strspn(role, "abcdefghijklmnopqrstuvwxyz0123456789_-") ==
-                                                  strlen(role));
+                     (streq(role, "*") ||
+                      strspn(role, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(role));
                 char *next = xasprintf("%s%s%s", csv ? csv : "", csv ? "," : "", role ? role : "");
                 free(csv);
                 csv = next;
@@ -251,7 +251,8 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
             evhttp_send_reply(req, 204, "No Content", NULL);
         }
     } else {
-        master_refuse(m, req, BERR_METHOD_NOT_ALLOWED, "GET or POST /v1/tokens, DELETE /v1/tokens/ID");
+        master_refuse(m, req, BERR_METHOD_NOT_ALLOWED,
+                      "GET or POST /v1/tokens, DELETE /v1/tokens/ID");
     }
     yajl_gen_free(g);
 }
@@ -448,8 +449,8 @@ static void port_holder(unsigned port, char *buf, size_t len)
             char local[128];
             unsigned st, uid;
             unsigned long ino;
-            if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %u %*s %lu", local, &st, &uid,
-                       &ino) != 4 ||
+            if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %u %*s %lu", local, &st, &uid, &ino) !=
+                        4 ||
                 st != 0x0A)
                 continue;
             const char *colon = strrchr(local, ':');

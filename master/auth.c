@@ -216,9 +216,8 @@ struct m_token *master_auth_client(struct master *m, struct evhttp_request *req)
     return t;
 }
 
-int master_token_create(struct master *m, const char *name, enum m_rights rights,
-                        const char *roles, char **ret_text, struct m_token **ret,
-                        struct berr **err)
+int master_token_create(struct master *m, const char *name, enum m_rights rights, const char *roles,
+                        char **ret_text, struct m_token **ret, struct berr **err)
 {
     char text[49];
     if (random_hex(text, 48) < 0)

@@ -179,9 +179,8 @@ int master_store_begin(struct master *m);
 int master_store_commit(struct master *m);
 
 /* store.c: bearer tokens made through the API (their SHA-256, hex), and their removal. */
-int master_store_token_put(struct master *m, const char *id, const char *key_hex,
-                           const char *name, const char *rights, const char *roles,
-                           double created_at);
+int master_store_token_put(struct master *m, const char *id, const char *key_hex, const char *name,
+                           const char *rights, const char *roles, double created_at);
 int master_store_token_delete(struct master *m, const char *id);
 int master_store_tokens_load(struct master *m,
                              int (*fn)(struct master *m, const char *id, const char *key_hex,
@@ -203,9 +202,8 @@ struct m_token *master_auth_client(struct master *m, struct evhttp_request *req)
 /* May t do need (in role, for submit; NULL role: any)? */
 bool master_token_may(const struct m_token *t, enum m_rights need, const char *role);
 /* A new random token: *ret_text (malloc'd, shown once) and its record *ret. */
-int master_token_create(struct master *m, const char *name, enum m_rights rights,
-                        const char *roles, char **ret_text, struct m_token **ret,
-                        struct berr **err);
+int master_token_create(struct master *m, const char *name, enum m_rights rights, const char *roles,
+                        char **ret_text, struct m_token **ret, struct berr **err);
 int master_token_remove(struct master *m, const char *id, struct berr **err);
 void master_token_json(const struct m_token *t, yajl_gen g);
 
@@ -220,8 +218,8 @@ struct m_task *master_task_find(struct master *m, const char *id);
 struct m_agent *master_agent_find(struct master *m, const char *id);
 /* Submit: parse, validate, place, record (STAGING) and send LAUNCH when the agent's stream
  * is up. 0 with *ret, or -errno with err (INVALID_ARGUMENT, INSUFFICIENT_RESOURCES). */
-int master_task_submit(struct master *m, const struct m_token *caller, const char *body,
-                       size_t len, struct m_task **ret, struct berr **err);
+int master_task_submit(struct master *m, const struct m_token *caller, const char *body, size_t len,
+                       struct m_task **ret, struct berr **err);
 int master_task_kill(struct master *m, struct m_task *t, struct berr **err);
 /* Forget an ended task (record and history); CONFLICT while it is not ended. */
 int master_task_remove(struct master *m, struct m_task *t, struct berr **err);
@@ -262,5 +260,5 @@ void master_api_stop(struct master *m);
 void master_reply_error(struct evhttp_request *req, struct berr *err);
 void master_reply_json(struct evhttp_request *req, int status, yajl_gen g);
 /* Refuse with code/status and a message (counts refused calls). */
-void master_refuse(struct master *m, struct evhttp_request *req, enum berr_code code, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
+void master_refuse(struct master *m, struct evhttp_request *req, enum berr_code code,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));

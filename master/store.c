@@ -318,9 +318,8 @@ int master_store_load(struct master *m, struct berr **err)
     return 0;
 }
 
-int master_store_token_put(struct master *m, const char *id, const char *key_hex,
-                           const char *name, const char *rights, const char *roles,
-                           double created_at)
+int master_store_token_put(struct master *m, const char *id, const char *key_hex, const char *name,
+                           const char *rights, const char *roles, double created_at)
 {
     sqlite3_stmt *st = NULL;
     int r = sqlite3_prepare_v2(m->db,
@@ -352,8 +351,7 @@ int master_store_token_delete(struct master *m, const char *id)
     }
     sqlite3_finalize(st);
     if (r != SQLITE_DONE)
-        return log_msg(LOG_ERR, EIO, "master.db: delete token '%s': %s", id,
-                       sqlite3_errmsg(m->db));
+        return log_msg(LOG_ERR, EIO, "master.db: delete token '%s': %s", id, sqlite3_errmsg(m->db));
     return 0;
 }
 

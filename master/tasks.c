@@ -102,13 +102,11 @@ static int check_extras(yajl_val v, struct berr **err)
             const char *k = env->u.object.keys[i];
             if (!k[0] || strchr(k, '=') || !YAJL_IS_STRING(env->u.object.values[i]))
                 return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                                 "env: '%.64s' must be a name without '=' with a string value",
-                                 k);
+                                 "env: '%.64s' must be a name without '=' with a string value", k);
         }
     }
     if (json_get(v, "user") && (!user || !user[0] || strlen(user) > 64 || strpbrk(user, ":/")))
-        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                         "\"user\" must be a user name or uid");
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "\"user\" must be a user name or uid");
     if (vols && !YAJL_IS_NULL(vols)) {
         if (!YAJL_IS_ARRAY(vols))
             return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "\"volumes\" must be an array");
@@ -169,8 +167,8 @@ char *master_task_launch_payload(struct m_task *t)
     return json_gen_take(g);
 }
 
-int master_task_submit(struct master *m, const struct m_token *caller, const char *body,
-                       size_t len, struct m_task **ret, struct berr **err)
+int master_task_submit(struct master *m, const struct m_token *caller, const char *body, size_t len,
+                       struct m_task **ret, struct berr **err)
 {
     yajl_val v = json_parse(body, len, err);
     if (!v)
@@ -517,7 +515,8 @@ int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
         if (!ml_state_terminal(t->state) && streq(t->agent_id, ag->id))
             master_task_lose(m, t, "AGENT_REMOVED", "its agent was removed from the registry");
     if (master_store_agent_delete(m, ag->id) < 0)
-        return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove agent '%s' from master.db", ag->id);
+        return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove agent '%s' from master.db",
+                         ag->id);
     for (struct m_agent **p = &m->agents; *p; p = &(*p)->next) {
         if (*p == ag) {
             *p = ag->next;
