@@ -166,15 +166,6 @@ static void reconcile(struct master *m, struct m_agent *ag, yajl_val tasks)
     ml_table_free(&listed);
 }
 
-static void accepted(struct evhttp_request *req)
-{
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, "{}", 2);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply(req, 202, "Accepted", b);
-    evbuffer_free(b);
-}
-
 /* ---- the handshake (docs/protocol.md, Authentication) ----------------------------------- */
 
 /* A host name (RFC 1123 letters, digits, '-', '.', '_'): it goes to logs and tables, where a
@@ -453,7 +444,7 @@ static void authenticate(struct master *m, struct evhttp_request *req, struct ml
     subscribe_apply(m, pd, &sub);
     ml_call_done(&sub);
     pending_free(pd);
-    accepted(req);
+    master_reply_accepted(req);
 }
 
 static void heartbeat(struct master *m, struct m_agent *ag, struct ml_call *call)
@@ -557,7 +548,7 @@ void master_link_serve(struct master *m, struct evhttp_request *req, const char 
         ag->last_seen_at = now_realtime();
         if (call.type == ML_CALL_HEARTBEAT) {
             heartbeat(m, ag, &call);
-            accepted(req);
+            master_reply_accepted(req);
             double d = (double) (now_monotonic_ns() - t0) / 1e9;
             size_t i = 0;
             while (i < ARRAY_SIZE(hb_bounds) && d > hb_bounds[i])
@@ -566,7 +557,7 @@ void master_link_serve(struct master *m, struct evhttp_request *req, const char 
             m->hb_count++;
             m->hb_sum += d;
         } else if (update(m, req, ag, &call) > 0) {
-            accepted(req);
+            master_reply_accepted(req);
         }
     }
     ml_call_done(&call);

@@ -150,11 +150,12 @@ int master_auth_load(struct master *m, struct berr **err)
         return berr_setx(err, EINVAL,
                          "[master] token_file is not set: the master needs an admin token "
                          "(docs/security.md)");
-    if (load_static(m, m->cfg.token_file, "token_file", M_RIGHTS_ADMIN, err) < 0)
-        return -EINVAL;
+    int r = load_static(m, m->cfg.token_file, "token_file", M_RIGHTS_ADMIN, err);
+    if (r < 0)
+        return r;
     if (m->cfg.join_token_file[0] &&
-        load_static(m, m->cfg.join_token_file, "join_token_file", M_RIGHTS_JOIN, err) < 0)
-        return -EINVAL;
+        (r = load_static(m, m->cfg.join_token_file, "join_token_file", M_RIGHTS_JOIN, err)) < 0)
+        return r;
     return master_store_tokens_load(m, load_row, err);
 }
 

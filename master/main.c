@@ -36,12 +36,10 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 
 static int setup(struct master *m, struct berr **err)
 {
-    if (master_store_open(m, err) < 0)
-        return -EIO;
-    if (master_store_load(m, err) < 0)
-        return -EIO;
-    if (master_auth_load(m, err) < 0)
-        return -EINVAL;
+    int r;
+    if ((r = master_store_open(m, err)) < 0 || (r = master_store_load(m, err)) < 0 ||
+        (r = master_auth_load(m, err)) < 0)
+        return r;
     m->base = event_base_new();
     if (!m->base)
         return berr_setx(err, ENOMEM, "event_base_new failed");

@@ -2,8 +2,9 @@
  * the registry's records (struct m_agent, struct m_task) and the functions master/ files
  * share. main.c builds the context and runs the loop; config.c reads master.conf; store.c
  * keeps master.db (SQLite); api.c serves HTTP (routing, auth, the task and agent API,
- * metrics); agents.c speaks the agent protocol (SUBSCRIBE streams, HEARTBEAT, UPDATE, the
- * timers that mark agents unreachable and their tasks LOST); tasks.c places and tracks tasks. */
+ * metrics); reply.c reads bodies and sends every answer and error; agents.c speaks the
+ * agent protocol (SUBSCRIBE streams, HEARTBEAT, UPDATE, the timers that mark agents
+ * unreachable and their tasks LOST); tasks.c places and tracks tasks. */
 #pragma once
 
 #include <event2/event.h>
@@ -257,8 +258,17 @@ void master_agents_free(struct master *m);
 /* api.c */
 int master_api_start(struct master *m, struct berr **err);
 void master_api_stop(struct master *m);
-void master_reply_error(struct evhttp_request *req, struct berr *err);
+
+/* reply.c: every answer of both APIs; each error reply counts in refused_total. */
 void master_reply_json(struct evhttp_request *req, int status, yajl_gen g);
-/* Refuse with code/status and a message (counts refused calls). */
+/* 202 {} (an agent's call taken). */
+void master_reply_accepted(struct evhttp_request *req);
+/* The error err carries (its code, or INTERNAL). */
+void master_reply_error(struct master *m, struct evhttp_request *req, const struct berr *err);
+/* Refuse with code and a message. */
 void master_refuse(struct master *m, struct evhttp_request *req, enum berr_code code,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The request's body (not NUL-terminated; "" when empty): 0, or -EMSGSIZE after answering
+ * 413 BODY_TOO_LARGE when it exceeds ML_MAX_MESSAGE. */
+int master_read_body(struct master *m, struct evhttp_request *req, const char **ret,
+                     size_t *ret_len);
