@@ -98,6 +98,75 @@ void master_agents_free(struct master *m)
     ml_table_free(&m->agents_by_id);
 }
 
+/* An agent's row: what a restarted master needs before the agent subscribes again. */
+static char *agent_row_json(const struct m_agent *ag)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    json_kv_u64(g, "total_cpus", ag->total_cpus);
+    json_kv_u64(g, "total_mem", ag->total_mem);
+    json_kv_u64(g, "reserved_cpus", ag->reserved_cpus);
+    json_kv_u64(g, "reserved_mem", ag->reserved_mem);
+    json_kv_u64(g, "alloc_cpus", ag->alloc_cpus);
+    json_kv_u64(g, "alloc_mem", ag->alloc_mem);
+    json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
+    json_kv_bool(g, "lost_done", ag->lost_done);
+    json_kv_double(g, "last_seen_at", ag->last_seen_at);
+    if (ag->has_key) {
+        char hex[ML_HEX_LEN + 1];
+        ml_hex(ag->key, ML_KEY_LEN, hex);
+        json_kv_str(g, "key", hex);
+    }
+    yajl_gen_map_close(g);
+    return json_gen_take(g);
+}
+
+int master_agent_save(struct master *m, const struct m_agent *ag)
+{
+    _cleanup_free_ char *json = agent_row_json(ag);
+    return master_store_agent_put(m, ag->id, ag->hostname, json, ag->registered_at);
+}
+
+/* master_store_agents_load's callback: one row back into the registry (a bad row is
+ * skipped). */
+static int load_row(struct master *m, const char *id, const char *host, const char *json,
+                    double registered_at)
+{
+    if (!ml_id_valid(id) || master_agent_find(m, id))
+        return 0;
+    yajl_val v = json ? yajl_tree_parse(json, NULL, 0) : NULL;
+    struct m_agent *ag = xzalloc(sizeof(*ag));
+    snprintf(ag->id, sizeof(ag->id), "%s", id);
+    ag->hostname = xstrdup(host ? host : "");
+    (void) json_get_u64(v, "total_cpus", &ag->total_cpus);
+    (void) json_get_u64(v, "total_mem", &ag->total_mem);
+    (void) json_get_u64(v, "reserved_cpus", &ag->reserved_cpus);
+    (void) json_get_u64(v, "reserved_mem", &ag->reserved_mem);
+    (void) json_get_u64(v, "alloc_cpus", &ag->alloc_cpus);
+    (void) json_get_u64(v, "alloc_mem", &ag->alloc_mem);
+    (void) json_get_double(v, "last_seen_at", &ag->last_seen_at);
+    const char *state = json_get_str(v, "state");
+    ag->state = state && streq(state, "UNREACHABLE") ? M_AGENT_UNREACHABLE : M_AGENT_REACHABLE;
+    yajl_val ld = json_get(v, "lost_done");
+    ag->lost_done = ld && YAJL_IS_TRUE(ld);
+    ag->has_key = ml_unhex(json_get_str(v, "key"), ag->key, ML_KEY_LEN) == 0;
+    ag->registered_at = registered_at;
+    /* the timers count from the master's start: agents get agent_timeout to come back */
+    ag->last_seen_ns = now_monotonic_ns();
+    ag->unreachable_ns = ag->last_seen_ns;
+    yajl_tree_free(v);
+    ag->next = m->agents;
+    m->agents = ag;
+    m->n_agents++;
+    ml_table_put(&m->agents_by_id, ag->id, ag);
+    return 0;
+}
+
+int master_agents_load(struct master *m, struct berr **err)
+{
+    return master_store_agents_load(m, load_row, err);
+}
+
 static void read_amounts(yajl_val res, const char *key, uint64_t *cpus, uint64_t *mem)
 {
     yajl_val v = json_get(res, key);
@@ -383,7 +452,7 @@ static void subscribe_apply(struct master *m, struct m_pending *pd, struct ml_ca
     ag->lost_done = false;
     ag->last_seen_ns = now_monotonic_ns();
     ag->last_seen_at = now_realtime();
-    (void) master_store_agent(m, ag);
+    (void) master_agent_save(m, ag);
     stream_end(ag); /* the agent restarted, or its old connection is half dead */
     snprintf(ag->stream_id, sizeof(ag->stream_id), "%s", pd->hs.stream_id);
     m->subscribes_total++;
@@ -598,7 +667,7 @@ void master_link_tick(evutil_socket_t fd, short what, void *arg)
              * the two reconcile */
             stream_end(ag);
             ag->stream_id[0] = 0;
-            (void) master_store_agent(m, ag);
+            (void) master_agent_save(m, ag);
         }
         if (ag->state == M_AGENT_UNREACHABLE && !ag->lost_done &&
             now - ag->unreachable_ns >= m->cfg.lost_grace_ms * 1000000ULL) {
@@ -611,7 +680,7 @@ void master_link_tick(evutil_socket_t fd, short what, void *arg)
                     n++;
                 }
             }
-            (void) master_store_agent(m, ag);
+            (void) master_agent_save(m, ag);
             log_warning("agent '%s' (%s): unreachable past lost_grace: %u task(s) LOST", ag->id,
                         ag->hostname, n);
         }

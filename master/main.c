@@ -37,8 +37,8 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 static int setup(struct master *m, struct berr **err)
 {
     int r;
-    if ((r = master_store_open(m, err)) < 0 || (r = master_store_load(m, err)) < 0 ||
-        (r = master_auth_load(m, err)) < 0)
+    if ((r = master_store_open(m, err)) < 0 || (r = master_agents_load(m, err)) < 0 ||
+        (r = master_tasks_load(m, err)) < 0 || (r = master_auth_load(m, err)) < 0)
         return r;
     m->base = event_base_new();
     if (!m->base)

@@ -160,26 +160,39 @@ int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr *
 void master_cfg_done(struct master_cfg *cfg);
 extern const char master_default_config[];
 
-/* store.c: work_dir/master.db. Every write returns 0 or -EIO (logged). */
+/* store.c: work_dir/master.db's rows. Callers encode their records and decode them in the
+ * load callbacks (a callback's negative return stops the load with err). Every write returns
+ * 0 or -EIO (logged). */
 int master_store_open(struct master *m, struct berr **err);
 void master_store_close(struct master *m);
-int master_store_agent(struct master *m, const struct m_agent *ag);
-int master_store_task(struct master *m, const struct m_task *t);
-/* Record one status in the task's history. 1 when recorded, 0 when its uuid was already
- * there (a retried update), -EIO. */
-int master_store_update(struct master *m, const char *task_id, const struct ml_status *s,
-                        const char *source);
-int master_store_agent_delete(struct master *m, const char *id);
-/* The task's row and its history. */
-int master_store_task_delete(struct master *m, const char *id);
-/* Load agents and tasks into the tables (at start). */
-int master_store_load(struct master *m, struct berr **err);
-/* The history of one task as a JSON array into g, oldest first. */
-void master_store_history(struct master *m, const char *task_id, yajl_gen g);
 int master_store_begin(struct master *m);
+/* COMMIT, or ROLLBACK when that fails. */
 int master_store_commit(struct master *m);
-
-/* store.c: bearer tokens made through the API (their SHA-256, hex), and their removal. */
+/* ROLLBACK the open transaction, if one is. */
+void master_store_rollback(struct master *m);
+int master_store_agent_put(struct master *m, const char *id, const char *hostname, const char *json,
+                           double registered_at);
+int master_store_agent_delete(struct master *m, const char *id);
+int master_store_agents_load(struct master *m,
+                             int (*fn)(struct master *m, const char *id, const char *hostname,
+                                       const char *json, double registered_at),
+                             struct berr **err);
+int master_store_task_put(struct master *m, const char *id, double created_at, const char *json);
+/* The task's row and its history, in one transaction. */
+int master_store_task_delete(struct master *m, const char *id);
+/* Rows oldest first. */
+int master_store_tasks_load(struct master *m, int (*fn)(struct master *m, const char *json),
+                            struct berr **err);
+/* Record one status (json, encoded by the caller) in a task's history. 1 when recorded, 0
+ * when its uuid was already there (a retried update), -EIO. */
+int master_store_update(struct master *m, const char *task_id, const char *uuid, const char *state,
+                        const char *source, double received_at, const char *json);
+/* The history of one task, oldest first, one fn call per status. 0 or -EIO. */
+int master_store_history(struct master *m, const char *task_id,
+                         void (*fn)(void *arg, const char *json, const char *source,
+                                    double received_at),
+                         void *arg);
+/* Bearer tokens made through the API (their SHA-256, hex), and their removal. */
 int master_store_token_put(struct master *m, const char *id, const char *key_hex, const char *name,
                            const char *rights, const char *roles, double created_at);
 int master_store_token_delete(struct master *m, const char *id);
@@ -236,7 +249,8 @@ int master_task_apply(struct master *m, struct m_task *t, const struct ml_status
                       const char *source);
 /* The master itself ends a task (LOST with reason), recorded like an update. */
 void master_task_lose(struct master *m, struct m_task *t, const char *reason, const char *msg);
-void master_task_json(struct master *m, struct m_task *t, yajl_gen g, bool with_history);
+void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool with_history);
+int master_tasks_load(struct master *m, struct berr **err);
 void master_agent_json(struct master *m, struct m_agent *ag, yajl_gen g);
 /* The LAUNCH payload of t (malloc'd JSON). */
 char *master_task_launch_payload(struct m_task *t);
@@ -254,6 +268,9 @@ void master_link_close_all(struct master *m);
 void master_pending_free_all(struct master *m);
 void master_hb_histogram(struct master *m, struct evbuffer *out); /* api.c: /metrics */
 void master_agents_free(struct master *m);
+/* Write ag's row (its resources, state and key). 0 or -EIO (logged). */
+int master_agent_save(struct master *m, const struct m_agent *ag);
+int master_agents_load(struct master *m, struct berr **err);
 
 /* api.c */
 int master_api_start(struct master *m, struct berr **err);

@@ -134,16 +134,32 @@ static char *new_task_id(struct master *m)
     }
 }
 
-/* Record a status the master made itself (STAGING, LOST...) in the history. */
-static void record_own(struct master *m, struct m_task *t, enum ml_state st)
+/* The task's row: its API view without the history (tasks_load reads it back). */
+static int task_save(struct master *m, const struct m_task *t)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    master_task_json(m, t, g, false);
+    _cleanup_free_ char *json = json_gen_take(g);
+    return master_store_task_put(m, t->id, t->created_at, json);
+}
+
+static int record_status(struct master *m, const struct ml_status *s, const char *source)
+{
+    _cleanup_free_ char *json = ml_status_encode(s);
+    return master_store_update(m, s->task_id, s->uuid, ml_state_name(s->state), source,
+                               now_realtime(), json);
+}
+
+/* Record a status the master made itself (STAGING) in the history. */
+static int record_own(struct master *m, struct m_task *t, enum ml_state st)
 {
     struct ml_status s = {.state = st, .timestamp = now_realtime()};
     snprintf(s.task_id, sizeof(s.task_id), "%s", t->id);
     snprintf(s.reason, sizeof(s.reason), "%s", t->reason);
     s.message = t->message;
     snprintf(s.container_id, sizeof(s.container_id), "%s", t->container_id);
-    if (ml_uuid_new(s.uuid) == 0)
-        (void) master_store_update(m, t->id, &s, "master");
+    int r = ml_uuid_new(s.uuid);
+    return r < 0 ? r : record_status(m, &s, "master");
 }
 
 char *master_task_launch_payload(struct m_task *t)
@@ -280,10 +296,9 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
     master_task_account(m, t, +1);
     /* recorded before LAUNCH leaves: a master that dies now resends it when the agent
      * subscribes again without the task */
-    (void) master_store_begin(m);
-    (void) master_store_task(m, t);
-    record_own(m, t, ML_STAGING);
-    if (master_store_commit(m) < 0) {
+    if (master_store_begin(m) < 0 || task_save(m, t) < 0 || record_own(m, t, ML_STAGING) < 0 ||
+        master_store_commit(m) < 0) {
+        master_store_rollback(m);
         r = berr_setc(err, EIO, BERR_INTERNAL, "cannot record the task in master.db");
         /* keep it in memory as LOST so the numbers stay right; it never launched */
         master_task_lose(m, t, "LAUNCH_FAILED", "not recorded in master.db");
@@ -305,7 +320,7 @@ int master_task_kill(struct master *m, struct m_task *t, struct berr **err)
         return berr_setc(err, EINVAL, BERR_CONFLICT, "task '%s' is already %s", t->id,
                          ml_state_name(t->state));
     t->kill_requested = true;
-    (void) master_store_task(m, t);
+    (void) task_save(m, t);
     struct m_agent *ag = master_agent_find(m, t->agent_id);
     _cleanup_free_ char *payload = xasprintf("{\"task_id\": \"%s\"}", t->id);
     if (ag && !master_link_send(m, ag, ML_EVENT_KILL, payload))
@@ -321,17 +336,19 @@ int master_task_apply(struct master *m, struct m_task *t, const struct ml_status
      * state (a task the master declared LOST stays LOST; see docs/protocol.md) */
     if (ml_state_terminal(t->state) || s->state <= t->state)
         return 0;
-    if (master_store_begin(m) < 0)
-        return -EIO;
-    int r = master_store_update(m, t->id, s, source);
-    if (r <= 0) {
-        (void) master_store_commit(m);
+    int r = master_store_begin(m);
+    if (r < 0)
+        return r;
+    if ((r = record_status(m, s, source)) <= 0) {
+        master_store_rollback(m);
         return r;
     }
+    /* t as it was, to put back when master.db refuses the change: a status that is not
+     * recorded is not acknowledged, and the agent sends it again */
+    struct m_task old = *t;
     bool was_live = !ml_state_terminal(t->state);
     t->state = s->state;
     snprintf(t->reason, sizeof(t->reason), "%s", s->reason);
-    free(t->message);
     t->message = s->message ? xstrdup(s->message) : NULL;
     t->has_exit_code = s->has_exit_code;
     t->exit_code = s->exit_code;
@@ -339,8 +356,13 @@ int master_task_apply(struct master *m, struct m_task *t, const struct ml_status
     if (s->container_id[0])
         snprintf(t->container_id, sizeof(t->container_id), "%s", s->container_id);
     t->updated_at = now_realtime();
-    if (master_store_task(m, t) < 0 || master_store_commit(m) < 0)
-        return -EIO;
+    if ((r = task_save(m, t)) < 0 || (r = master_store_commit(m)) < 0) {
+        master_store_rollback(m);
+        free(t->message);
+        *t = old;
+        return r;
+    }
+    free(old.message);
     if (was_live && ml_state_terminal(t->state)) {
         master_task_account(m, t, -1);
         t->has_usage = false;
@@ -363,7 +385,23 @@ void master_task_lose(struct master *m, struct m_task *t, const char *reason, co
         m->tasks_lost_total++;
 }
 
-void master_task_json(struct master *m, struct m_task *t, yajl_gen g, bool with_history)
+/* master_store_history's callback: one recorded status, with where and when it came. */
+static void history_row(void *arg, const char *json, const char *source, double received_at)
+{
+    yajl_gen g = arg;
+    yajl_val v = json ? yajl_tree_parse(json, NULL, 0) : NULL;
+    yajl_gen_map_open(g);
+    for (size_t i = 0; v && YAJL_IS_OBJECT(v) && i < v->u.object.len; i++) {
+        json_str(g, v->u.object.keys[i]);
+        json_gen_value(g, v->u.object.values[i]);
+    }
+    json_kv_str(g, "source", source);
+    json_kv_double(g, "received_at", received_at);
+    yajl_gen_map_close(g);
+    yajl_tree_free(v);
+}
+
+void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool with_history)
 {
     struct m_agent *ag = master_agent_find(m, t->agent_id);
     yajl_gen_map_open(g);
@@ -405,7 +443,9 @@ void master_task_json(struct master *m, struct m_task *t, yajl_gen g, bool with_
     }
     if (with_history) {
         json_str(g, "history");
-        master_store_history(m, t->id, g);
+        yajl_gen_array_open(g);
+        (void) master_store_history(m, t->id, history_row, g);
+        yajl_gen_array_close(g);
     }
     yajl_gen_map_close(g);
 }
@@ -448,6 +488,69 @@ void master_agent_json(struct master *m, struct m_agent *ag, yajl_gen g)
         yajl_gen_null(g);
     }
     yajl_gen_map_close(g);
+}
+
+/* master_store_tasks_load's callback: a task's row (task_save's record) back into the
+ * registry. Its spec was checked when it was submitted, by that version's rules: the
+ * fields are taken as they are (a bad row is skipped). */
+static int load_row(struct master *m, const char *json)
+{
+    yajl_val v = json ? yajl_tree_parse(json, NULL, 0) : NULL;
+    const char *id = json_get_str(v, "id");
+    if (!ml_id_valid(id) || master_task_find(m, id)) {
+        yajl_tree_free(v);
+        return 0;
+    }
+    struct m_task *t = xzalloc(sizeof(*t));
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    const char *s;
+    t->name = xstrdup((s = json_get_str(v, "name")) ? s : id);
+    snprintf(t->agent_id, sizeof(t->agent_id), "%s", (s = json_get_str(v, "agent_id")) ? s : "");
+    snprintf(t->container_id, sizeof(t->container_id), "%s",
+             (s = json_get_str(v, "container_id")) ? s : "");
+    t->role = xstrdup((s = json_get_str(v, "role")) ? s : "*");
+    t->state = ml_state_from_name(json_get_str(v, "state"));
+    if ((int) t->state < 0)
+        t->state = ML_STAGING;
+    snprintf(t->reason, sizeof(t->reason), "%s", (s = json_get_str(v, "reason")) ? s : "");
+    t->message = (s = json_get_str(v, "message")) ? xstrdup(s) : NULL;
+    t->has_exit_code = json_get_i64(v, "exit_code", &t->exit_code);
+    (void) json_get_i64(v, "signal", &t->signal);
+    (void) json_get_double(v, "created_at", &t->created_at);
+    (void) json_get_double(v, "updated_at", &t->updated_at);
+    yajl_val k = json_get(v, "kill_requested");
+    t->kill_requested = k && YAJL_IS_TRUE(k);
+    yajl_val res = json_get(v, "resources");
+    (void) json_get_cpus(res, "cpus", &t->cpus_millis);
+    (void) json_get_size(res, "mem", &t->mem_bytes);
+    /* the spec to launch: command, resources, role, user, env, volumes */
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    static const char *const keys[] = {"command", "resources", "role", "user", "env", "volumes"};
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        yajl_val x = json_get(v, keys[i]);
+        if (x && !YAJL_IS_NULL(x)) {
+            json_str(g, keys[i]);
+            json_gen_value(g, x);
+        }
+    }
+    yajl_gen_map_close(g);
+    t->spec_json = json_gen_take(g);
+    yajl_tree_free(v);
+    /* the list is newest first: rows come oldest first */
+    t->next = m->tasks;
+    m->tasks = t;
+    m->n_tasks++;
+    ml_table_put(&m->tasks_by_id, t->id, t);
+    if (!ml_state_terminal(t->state))
+        master_task_account(m, t, +1);
+    return 0;
+}
+
+/* After master_agents_load: a live task counts on its agent. */
+int master_tasks_load(struct master *m, struct berr **err)
+{
+    return master_store_tasks_load(m, load_row, err);
 }
 
 void master_tasks_free(struct master *m)
