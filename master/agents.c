@@ -215,12 +215,8 @@ static void reconcile(struct master *m, struct m_agent *ag, yajl_val tasks)
             ml_table_get(&listed, t->id))
             continue;
         if (t->state == ML_STAGING && t->kill_requested) {
-            struct ml_status s = {.state = ML_KILLED, .timestamp = now_realtime()};
-            snprintf(s.task_id, sizeof(s.task_id), "%s", t->id);
-            snprintf(s.reason, sizeof(s.reason), "KILLED_BY_REQUEST");
-            s.message = "killed before the agent received it";
-            if (ml_uuid_new(s.uuid) == 0)
-                (void) master_task_apply(m, t, &s, "master");
+            master_task_end(m, t, ML_KILLED, ML_REASON_KILLED_BY_REQUEST,
+                            "killed before the agent received it");
         } else if (t->state == ML_STAGING) {
             /* LAUNCH may have been lost with the previous stream or master: send it again
              * (the agent ignores a task id it already has) */
@@ -228,8 +224,8 @@ static void reconcile(struct master *m, struct m_agent *ag, yajl_val tasks)
             if (master_link_send(m, ag, ML_EVENT_LAUNCH, p))
                 m->launches_sent_total++;
         } else {
-            master_task_lose(m, t, "RECONCILED_LOST",
-                             "the agent subscribed again without this task");
+            master_task_end(m, t, ML_LOST, ML_REASON_RECONCILED_LOST,
+                            "the agent subscribed again without this task");
         }
     }
     ml_table_free(&listed);
@@ -672,14 +668,9 @@ void master_link_tick(evutil_socket_t fd, short what, void *arg)
         if (ag->state == M_AGENT_UNREACHABLE && !ag->lost_done &&
             now - ag->unreachable_ns >= m->cfg.lost_grace_ms * 1000000ULL) {
             ag->lost_done = true;
-            unsigned n = 0;
-            for (struct m_task *t = m->tasks; t; t = t->next) {
-                if (!ml_state_terminal(t->state) && streq(t->agent_id, ag->id)) {
-                    master_task_lose(m, t, "AGENT_UNREACHABLE",
-                                     "the agent was unreachable for longer than lost_grace");
-                    n++;
-                }
-            }
+            unsigned n = master_tasks_lose_on(m, ag->id, ML_REASON_AGENT_UNREACHABLE,
+                                              "the agent was unreachable for longer than "
+                                              "lost_grace");
             (void) master_agent_save(m, ag);
             log_warning("agent '%s' (%s): unreachable past lost_grace: %u task(s) LOST", ag->id,
                         ag->hostname, n);

@@ -247,8 +247,13 @@ int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
  * in the history in the same transaction. */
 int master_task_apply(struct master *m, struct m_task *t, const struct ml_status *s,
                       const char *source);
-/* The master itself ends a task (LOST with reason), recorded like an update. */
-void master_task_lose(struct master *m, struct m_task *t, const char *reason, const char *msg);
+/* The master itself ends a task (state KILLED or LOST, with reason), recorded like an
+ * update; a LOST one counts in tasks_lost_total. */
+void master_task_end(struct master *m, struct m_task *t, enum ml_state state, enum ml_reason reason,
+                     const char *msg);
+/* End every live task placed on agent_id LOST with reason; how many. */
+unsigned master_tasks_lose_on(struct master *m, const char *agent_id, enum ml_reason reason,
+                              const char *msg);
 void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool with_history);
 int master_tasks_load(struct master *m, struct berr **err);
 void master_agent_json(struct master *m, struct m_agent *ag, yajl_gen g);

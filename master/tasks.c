@@ -301,7 +301,7 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
         master_store_rollback(m);
         r = berr_setc(err, EIO, BERR_INTERNAL, "cannot record the task in master.db");
         /* keep it in memory as LOST so the numbers stay right; it never launched */
-        master_task_lose(m, t, "LAUNCH_FAILED", "not recorded in master.db");
+        master_task_end(m, t, ML_LOST, ML_REASON_LAUNCH_FAILED, "not recorded in master.db");
         goto out;
     }
     payload = master_task_launch_payload(t);
@@ -372,17 +372,31 @@ int master_task_apply(struct master *m, struct m_task *t, const struct ml_status
     return 1;
 }
 
-void master_task_lose(struct master *m, struct m_task *t, const char *reason, const char *msg)
+void master_task_end(struct master *m, struct m_task *t, enum ml_state state, enum ml_reason reason,
+                     const char *msg)
 {
-    struct ml_status s = {.state = ML_LOST, .timestamp = now_realtime()};
+    struct ml_status s = {.state = state, .timestamp = now_realtime()};
     snprintf(s.task_id, sizeof(s.task_id), "%s", t->id);
-    snprintf(s.reason, sizeof(s.reason), "%s", reason);
+    snprintf(s.reason, sizeof(s.reason), "%s", ml_reason_name(reason));
     snprintf(s.container_id, sizeof(s.container_id), "%s", t->container_id);
     s.message = (char *) msg;
     if (ml_uuid_new(s.uuid) < 0)
         return;
-    if (master_task_apply(m, t, &s, "master") > 0)
+    if (master_task_apply(m, t, &s, "master") > 0 && state == ML_LOST)
         m->tasks_lost_total++;
+}
+
+unsigned master_tasks_lose_on(struct master *m, const char *agent_id, enum ml_reason reason,
+                              const char *msg)
+{
+    unsigned n = 0;
+    for (struct m_task *t = m->tasks; t; t = t->next) {
+        if (!ml_state_terminal(t->state) && streq(t->agent_id, agent_id)) {
+            master_task_end(m, t, ML_LOST, reason, msg);
+            n++;
+        }
+    }
+    return n;
 }
 
 /* master_store_history's callback: one recorded status, with where and when it came. */
@@ -614,9 +628,8 @@ int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
         return berr_setc(err, EBUSY, BERR_CONFLICT,
                          "agent '%s' is connected: stop it first (it would register again)",
                          ag->id);
-    for (struct m_task *t = m->tasks; t; t = t->next)
-        if (!ml_state_terminal(t->state) && streq(t->agent_id, ag->id))
-            master_task_lose(m, t, "AGENT_REMOVED", "its agent was removed from the registry");
+    master_tasks_lose_on(m, ag->id, ML_REASON_AGENT_REMOVED,
+                         "its agent was removed from the registry");
     if (master_store_agent_delete(m, ag->id) < 0)
         return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove agent '%s' from master.db",
                          ag->id);
