@@ -1,7 +1,7 @@
-/* master/api.c - berth-master's HTTP server (libevent): routing, bearer-token auth, body
- * limits, the task and agent API for users and tools (docs/api.md, "berth-master"), /health
- * and /metrics; reply.c reads bodies and sends answers and errors. The agent protocol's endpoint is
- * handed to agents.c; tasks.c does the work behind /v1/tasks. */
+/* master/api.c - berth-master's HTTP server (libevent): routing, bearer-token auth, the
+ * task, agent and token API for users and tools (docs/api.md, "berth-master"), /health and
+ * /metrics. reply.c reads bodies and sends answers and errors; the agent protocol's endpoint
+ * is handed to link.c; tasks.c and agents.c do the work behind /v1/tasks and /v1/agents. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -10,28 +10,6 @@
 #include <string.h>
 
 #include "master/master.h"
-
-static struct m_task *find_task(struct master *m, const char *ref, struct berr **err)
-{
-    struct m_task *t = master_task_find(m, ref), *hit = NULL;
-    if (t)
-        return t;
-    unsigned n = 0;
-    size_t rl = strlen(ref);
-    for (t = m->tasks; t; t = t->next) {
-        if (strncmp(t->id, ref, rl) == 0 || streq(t->name, ref)) {
-            hit = hit ? hit : t;
-            n++;
-        }
-    }
-    if (n == 1)
-        return hit;
-    if (n > 1)
-        berr_setc(err, EINVAL, BERR_CONFLICT, "'%s' names %u tasks: give the task id", ref, n);
-    else
-        berr_setc(err, ENOENT, BERR_NOT_FOUND, "no task '%s'", ref);
-    return NULL;
-}
 
 static void serve_tasks(struct master *m, struct evhttp_request *req, const struct m_token *caller,
                         const char *rest, enum evhttp_cmd_type cmd, const char *body, size_t len)
@@ -64,7 +42,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
     }
     _cleanup_free_ char *ref = xstrndup(rest, strcspn(rest, "/"));
     const char *verb = rest + strlen(ref);
-    struct m_task *t = find_task(m, ref, &err);
+    struct m_task *t = master_task_lookup(m, ref, &err);
     if (!t) {
         master_reply_error(m, req, err);
     } else if (!verb[0] && cmd == EVHTTP_REQ_GET) {
@@ -95,6 +73,19 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
     yajl_gen_free(g);
 }
 
+/* DELETE /v1/agents/ID: the agent goes (not while it is connected), and its live tasks
+ * end LOST/AGENT_REMOVED. */
+static int agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
+{
+    char id[sizeof(ag->id)];
+    snprintf(id, sizeof(id), "%s", ag->id);
+    int r = master_agent_remove(m, ag, err);
+    if (r < 0)
+        return r;
+    master_tasks_lose_on(m, id, ML_REASON_AGENT_REMOVED, "its agent was removed from the registry");
+    return 0;
+}
+
 static void serve_agents(struct master *m, struct evhttp_request *req, const struct m_token *caller,
                          const char *rest, enum evhttp_cmd_type cmd)
 {
@@ -105,7 +96,7 @@ static void serve_agents(struct master *m, struct evhttp_request *req, const str
             master_refuse(m, req, BERR_FORBIDDEN, "agents are removed with the admin token");
         else if (!ag)
             master_refuse(m, req, BERR_NOT_FOUND, "no agent '%.64s'", rest);
-        else if (master_agent_remove(m, ag, &err) < 0)
+        else if (agent_remove(m, ag, &err) < 0)
             master_reply_error(m, req, err);
         else
             evhttp_send_reply(req, 204, "No Content", NULL);
@@ -121,7 +112,7 @@ static void serve_agents(struct master *m, struct evhttp_request *req, const str
         json_str(g, "agents");
         yajl_gen_array_open(g);
         for (struct m_agent *ag = m->agents; ag; ag = ag->next)
-            master_agent_json(m, ag, g);
+            master_agent_json(ag, g);
         yajl_gen_array_close(g);
         yajl_gen_map_close(g);
         master_reply_json(req, 200, g);
@@ -130,7 +121,7 @@ static void serve_agents(struct master *m, struct evhttp_request *req, const str
         if (!ag) {
             master_refuse(m, req, BERR_NOT_FOUND, "no agent '%.64s'", rest);
         } else {
-            master_agent_json(m, ag, g);
+            master_agent_json(ag, g);
             master_reply_json(req, 200, g);
         }
     }

@@ -2,7 +2,7 @@
  * (admin; submit in given roles; read; join for agents to register), the static ones from
  * token_file and join_token_file and those made through /v1/tokens (kept in master.db as
  * their SHA-256, never their text), and the check every client call passes before the
- * router acts on it. Agents never send a bearer token: agents.c runs their handshake with
+ * router acts on it. Agents never send a bearer token: handshake.c runs their handshake with
  * the keys this file finds. */
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>

@@ -1,5 +1,5 @@
 /* master/main.c - berth-master's entry point: reads master.conf and flags, opens master.db
- * and loads the registry, serves HTTP (api.c) with the agent protocol (agents.c) on one
+ * and loads the registry, serves HTTP (api.c) with the agent protocol (link.c) on one
  * libevent loop with a one-second tick, and on SIGTERM/SIGINT ends the agents' streams
  * and frees everything. Agents and their tasks keep running while the master is away. */
 #include <event2/event.h>
@@ -61,7 +61,7 @@ static int setup(struct master *m, struct berr **err)
 
 static void teardown(struct master *m)
 {
-    master_link_close_all(m);
+    master_agents_streams_free(m);
     master_pending_free_all(m);
     master_api_stop(m);
     if (m->ev_tick)

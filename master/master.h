@@ -1,10 +1,14 @@
 /* master/master.h - private header of berth-master: the daemon's one context (struct master),
  * the registry's records (struct m_agent, struct m_task) and the functions master/ files
- * share. main.c builds the context and runs the loop; config.c reads master.conf; store.c
- * keeps master.db (SQLite); api.c serves HTTP (routing, auth, the task and agent API,
- * metrics); reply.c reads bodies and sends every answer and error; agents.c speaks the
- * agent protocol (SUBSCRIBE streams, HEARTBEAT, UPDATE, the timers that mark agents
- * unreachable and their tasks LOST); tasks.c places and tracks tasks. */
+ * share. main.c builds the context and runs the loop; config.c reads master.conf; api.c
+ * serves the client API (routing, the task, agent and token calls, metrics); reply.c reads
+ * bodies and sends every answer and error; auth.c checks bearer tokens; tls.c wraps
+ * connections in TLS; handshake.c proves a SUBSCRIBE's key; link.c speaks the rest of the
+ * agent protocol (registration, HEARTBEAT, UPDATE, reconciliation, and the timers that mark
+ * agents unreachable and their tasks LOST); tasks.c keeps the tasks (submit, kill, status
+ * updates); agents.c keeps the agents and their event streams; store.c keeps master.db's
+ * rows (SQLite). Calls go one way: main -> api -> link -> handshake; api, link -> tasks ->
+ * agents; tasks, agents, auth -> store; handlers -> reply. */
 #pragma once
 
 #include <event2/event.h>
@@ -67,7 +71,7 @@ struct m_token {
     struct m_token *next;
 };
 
-/* A SUBSCRIBE whose sender has not proven its key yet (agents.c): its stream is open and
+/* A SUBSCRIBE whose sender has not proven its key yet (handshake.c): its stream is open and
  * carries the CHALLENGE, and nothing else happens until AUTHENTICATE proves it. */
 struct m_pending {
     struct ml_handshake hs;
@@ -227,9 +231,38 @@ void master_tls_free(struct master *m);
 /* evhttp_set_bevcb's callback: a TLS server bufferevent for each new connection. */
 struct bufferevent *master_tls_bev(struct event_base *base, void *arg);
 
-/* tasks.c */
-struct m_task *master_task_find(struct master *m, const char *id);
+/* agents.c: the registry of agents and their event streams. */
 struct m_agent *master_agent_find(struct master *m, const char *id);
+/* The agent with this id, made (registered now, counted) when it is new; *ret_new says
+ * which. */
+struct m_agent *master_agent_get(struct master *m, const char *id, bool *ret_new);
+/* Write ag's row (its resources, state and key). 0 or -EIO (logged). */
+int master_agent_save(struct master *m, const struct m_agent *ag);
+int master_agents_load(struct master *m, struct berr **err);
+/* Forget an agent that is not connected (CONFLICT while it is): its record, its row and its
+ * key (a join token can register it again). Its tasks are the caller's to end. */
+int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err);
+void master_agents_free(struct master *m);
+void master_agent_json(const struct m_agent *ag, yajl_gen g);
+/* Add (sign > 0) or release one task's cpus and mem on the agent's placed sums. */
+void master_agent_account(struct m_agent *ag, uint64_t cpus, uint64_t mem, int sign);
+/* Make the open chunked reply req (of conn) ag's event stream, ending an older one. */
+void master_agent_stream_set(struct m_agent *ag, struct evhttp_request *req,
+                             struct evhttp_connection *conn);
+/* End ag's stream (unreachable, a newer SUBSCRIBE): the agent sees the reply end. */
+void master_agent_stream_end(struct m_agent *ag);
+/* At shutdown, when the loop no longer runs to flush a reply's end: free the streams'
+ * connections outright; the agents see them drop. */
+void master_agents_streams_free(struct master *m);
+/* One event as a RecordIO record on the open chunked reply req. */
+void master_stream_send(struct evhttp_request *req, enum ml_event_type t, const char *payload);
+/* Send one event on ag's stream; false when it has none. */
+bool master_agent_send(struct m_agent *ag, enum ml_event_type t, const char *payload);
+
+/* tasks.c: the registry of tasks. */
+struct m_task *master_task_find(struct master *m, const char *id);
+/* A task by id, unique id prefix or unique name; NULL with err (NOT_FOUND, CONFLICT). */
+struct m_task *master_task_lookup(struct master *m, const char *ref, struct berr **err);
 /* Submit: parse, validate, place, record (STAGING) and send LAUNCH when the agent's stream
  * is up. 0 with *ret, or -errno with err (INVALID_ARGUMENT, INSUFFICIENT_RESOURCES). */
 int master_task_submit(struct master *m, const struct m_token *caller, const char *body, size_t len,
@@ -239,12 +272,10 @@ int master_task_kill(struct master *m, struct m_task *t, struct berr **err);
 int master_task_remove(struct master *m, struct m_task *t, struct berr **err);
 /* Forget ended tasks older than task_gc_delay (the tick). */
 void master_tasks_gc(struct master *m);
-/* Forget an agent that is not connected: its live tasks are LOST/AGENT_REMOVED, its key
- * goes with it (a join token can register it again). */
-int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err);
-/* Apply a status (from an agent, or the master's own LOST): forward-only - a state not after
- * the current one, or any after a terminal one, is ignored (0); 1 when applied. Records it
- * in the history in the same transaction. */
+/* Apply a status (from an agent, or the master's own): forward-only - a state not after the
+ * current one, or any after a terminal one, is ignored (0); 1 when applied; -EIO (logged)
+ * when master.db refused it, and t is as it was. Records it in the history in the same
+ * transaction. */
 int master_task_apply(struct master *m, struct m_task *t, const struct ml_status *s,
                       const char *source);
 /* The master itself ends a task (state KILLED or LOST, with reason), recorded like an
@@ -254,28 +285,32 @@ void master_task_end(struct master *m, struct m_task *t, enum ml_state state, en
 /* End every live task placed on agent_id LOST with reason; how many. */
 unsigned master_tasks_lose_on(struct master *m, const char *agent_id, enum ml_reason reason,
                               const char *msg);
+/* A HEARTBEAT's per-task usage ([{task_id, cpus, mem}]) for the live tasks on agent_id. */
+void master_tasks_usage(struct master *m, const char *agent_id, yajl_val tasks);
 void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool with_history);
-int master_tasks_load(struct master *m, struct berr **err);
-void master_agent_json(struct master *m, struct m_agent *ag, yajl_gen g);
 /* The LAUNCH payload of t (malloc'd JSON). */
-char *master_task_launch_payload(struct m_task *t);
+char *master_task_launch_payload(const struct m_task *t);
+/* After master_agents_load: a live task counts on its agent. */
+int master_tasks_load(struct master *m, struct berr **err);
 void master_tasks_free(struct master *m);
-/* Account t's resources on its agent (placed) or release them (terminal). */
-void master_task_account(struct master *m, struct m_task *t, int sign);
 
-/* agents.c: the agent protocol on POST ML_AGENT_PATH, and the timers. */
-void master_link_serve(struct master *m, struct evhttp_request *req, const char *body, size_t len);
-/* Send one event on ag's stream; false when it has none. */
-bool master_link_send(struct master *m, struct m_agent *ag, enum ml_event_type t,
-                      const char *payload);
-void master_link_tick(evutil_socket_t fd, short what, void *arg);
-void master_link_close_all(struct master *m);
+/* handshake.c: a SUBSCRIBE's proof of its key (docs/protocol.md, Authentication). */
+/* SUBSCRIBE: check it, open its stream and send the CHALLENGE, or refuse. */
+void master_handshake_start(struct master *m, struct evhttp_request *req, struct ml_call *call,
+                            const char *body, size_t len);
+/* AUTHENTICATE: the pending SUBSCRIBE it proves, unlinked (free it with master_pending_free),
+ * with that SUBSCRIBE decoded into *ret_sub (free with ml_call_done); NULL after refusing. */
+struct m_pending *master_handshake_prove(struct master *m, struct evhttp_request *req,
+                                         struct ml_call *call, struct ml_call *ret_sub);
+void master_pending_free(struct m_pending *p);
+/* Close the pending streams whose AUTHENTICATE is overdue (the tick). */
+void master_handshake_expire(struct master *m, uint64_t now_ns);
 void master_pending_free_all(struct master *m);
+
+/* link.c: the agent protocol on POST ML_AGENT_PATH, and the timers. */
+void master_link_serve(struct master *m, struct evhttp_request *req, const char *body, size_t len);
+void master_link_tick(evutil_socket_t fd, short what, void *arg);
 void master_hb_histogram(struct master *m, struct evbuffer *out); /* api.c: /metrics */
-void master_agents_free(struct master *m);
-/* Write ag's row (its resources, state and key). 0 or -EIO (logged). */
-int master_agent_save(struct master *m, const struct m_agent *ag);
-int master_agents_load(struct master *m, struct berr **err);
 
 /* api.c */
 int master_api_start(struct master *m, struct berr **err);
@@ -294,3 +329,5 @@ void master_refuse(struct master *m, struct evhttp_request *req, enum berr_code 
  * 413 BODY_TOO_LARGE when it exceeds ML_MAX_MESSAGE. */
 int master_read_body(struct master *m, struct evhttp_request *req, const char **ret,
                      size_t *ret_len);
+/* "ADDRESS:PORT" of the peer of req into buf, for log lines about refused callers. */
+const char *master_peer(struct evhttp_request *req, char *buf, size_t len);

@@ -2,7 +2,8 @@
  * replies, and errors as {"error": {"code", "message"}} with the HTTP status of the code's
  * row in common/apicode.c, each counted in berth_master_refused_total. api.c (the client
  * API), link.c and handshake.c (the agent protocol) and auth.c answer through here; none of
- * them names a code as a string or a status for an error. */
+ * them names a code as a string or a status for an error. Also the peer's address for
+ * their log lines. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -91,4 +92,15 @@ int master_read_body(struct master *m, struct evhttp_request *req, const char **
     *ret = len ? (const char *) evbuffer_pullup(in, -1) : "";
     *ret_len = len;
     return 0;
+}
+
+const char *master_peer(struct evhttp_request *req, char *buf, size_t len)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (c)
+        evhttp_connection_get_peer(c, &addr, &port);
+    snprintf(buf, len, "%s:%u", addr ? addr : "?", (unsigned) port);
+    return buf;
 }

@@ -1,7 +1,8 @@
 /* master/tasks.c - the master's tasks: submit (check the request, place it on an agent with
  * enough free allocatable resources - spread or binpack - record it STAGING and send LAUNCH),
  * kill, and apply status updates forward-only, so a task's history holds every state once
- * and exactly one terminal state. agents.c carries the messages; store.c persists. */
+ * and exactly one terminal state. agents.c holds the agents and carries the messages (tasks.c
+ * calls it, never the other way); store.c persists. */
 #include <math.h>
 #include <string.h>
 
@@ -12,25 +13,34 @@ struct m_task *master_task_find(struct master *m, const char *id)
     return id ? ml_table_get(&m->tasks_by_id, id) : NULL;
 }
 
-struct m_agent *master_agent_find(struct master *m, const char *id)
+struct m_task *master_task_lookup(struct master *m, const char *ref, struct berr **err)
 {
-    return id ? ml_table_get(&m->agents_by_id, id) : NULL;
+    struct m_task *t = master_task_find(m, ref), *hit = NULL;
+    if (t)
+        return t;
+    unsigned n = 0;
+    size_t rl = strlen(ref);
+    for (t = m->tasks; t; t = t->next) {
+        if (strncmp(t->id, ref, rl) == 0 || streq(t->name, ref)) {
+            hit = hit ? hit : t;
+            n++;
+        }
+    }
+    if (n == 1)
+        return hit;
+    if (n > 1)
+        berr_setc(err, EINVAL, BERR_CONFLICT, "'%s' names %u tasks: give the task id", ref, n);
+    else
+        berr_setc(err, ENOENT, BERR_NOT_FOUND, "no task '%s'", ref);
+    return NULL;
 }
 
-void master_task_account(struct master *m, struct m_task *t, int sign)
+/* Account t's resources on its agent (placed) or release them (ended). */
+static void task_account(struct master *m, const struct m_task *t, int sign)
 {
     struct m_agent *ag = master_agent_find(m, t->agent_id);
-    if (!ag)
-        return;
-    if (sign > 0) {
-        ag->placed_cpus += t->cpus_millis;
-        ag->placed_mem += t->mem_bytes;
-        ag->placed_tasks++;
-    } else {
-        ag->placed_cpus -= t->cpus_millis <= ag->placed_cpus ? t->cpus_millis : ag->placed_cpus;
-        ag->placed_mem -= t->mem_bytes <= ag->placed_mem ? t->mem_bytes : ag->placed_mem;
-        ag->placed_tasks -= ag->placed_tasks > 0;
-    }
+    if (ag)
+        master_agent_account(ag, t->cpus_millis, t->mem_bytes, sign);
 }
 
 /* Free share of ag after placing (cpus, mem): the smaller of the two fractions, or -1 when
@@ -162,7 +172,7 @@ static int record_own(struct master *m, struct m_task *t, enum ml_state st)
     return r < 0 ? r : record_status(m, &s, "master");
 }
 
-char *master_task_launch_payload(struct m_task *t)
+char *master_task_launch_payload(const struct m_task *t)
 {
     /* the agent's POST /v1/containers body, named after the task (the agent's link finds
      * the container by that name while the launch runs) */
@@ -293,7 +303,7 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
     m->tasks = t;
     m->n_tasks++;
     ml_table_put(&m->tasks_by_id, t->id, t);
-    master_task_account(m, t, +1);
+    task_account(m, t, +1);
     /* recorded before LAUNCH leaves: a master that dies now resends it when the agent
      * subscribes again without the task */
     if (master_store_begin(m) < 0 || task_save(m, t) < 0 || record_own(m, t, ML_STAGING) < 0 ||
@@ -305,7 +315,7 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
         goto out;
     }
     payload = master_task_launch_payload(t);
-    if (master_link_send(m, ag, ML_EVENT_LAUNCH, payload))
+    if (master_agent_send(ag, ML_EVENT_LAUNCH, payload))
         m->launches_sent_total++;
     log_info("task '%s' (%s): placed on agent '%s' (%s)", t->id, t->name, ag->id, ag->hostname);
     *ret = t;
@@ -323,7 +333,7 @@ int master_task_kill(struct master *m, struct m_task *t, struct berr **err)
     (void) task_save(m, t);
     struct m_agent *ag = master_agent_find(m, t->agent_id);
     _cleanup_free_ char *payload = xasprintf("{\"task_id\": \"%s\"}", t->id);
-    if (ag && !master_link_send(m, ag, ML_EVENT_KILL, payload))
+    if (ag && !master_agent_send(ag, ML_EVENT_KILL, payload))
         log_info("task '%s': agent '%s' is not connected; the kill goes out when it subscribes",
                  t->id, ag->id);
     return 0;
@@ -364,7 +374,7 @@ int master_task_apply(struct master *m, struct m_task *t, const struct ml_status
     }
     free(old.message);
     if (was_live && ml_state_terminal(t->state)) {
-        master_task_account(m, t, -1);
+        task_account(m, t, -1);
         t->has_usage = false;
     }
     log_info("task '%s' (%s): %s%s%s (from %s)", t->id, t->name, ml_state_name(t->state),
@@ -397,6 +407,19 @@ unsigned master_tasks_lose_on(struct master *m, const char *agent_id, enum ml_re
         }
     }
     return n;
+}
+
+void master_tasks_usage(struct master *m, const char *agent_id, yajl_val tasks)
+{
+    for (size_t i = 0; tasks && YAJL_IS_ARRAY(tasks) && i < tasks->u.array.len; i++) {
+        yajl_val e = tasks->u.array.values[i];
+        struct m_task *t = master_task_find(m, json_get_str(e, "task_id"));
+        if (!t || !streq(t->agent_id, agent_id) || ml_state_terminal(t->state))
+            continue;
+        bool c = json_get_double(e, "cpus", &t->usage_cpus);
+        bool mm = json_get_u64(e, "mem", &t->usage_mem);
+        t->has_usage = c || mm;
+    }
 }
 
 /* master_store_history's callback: one recorded status, with where and when it came. */
@@ -464,46 +487,6 @@ void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool
     yajl_gen_map_close(g);
 }
 
-void master_agent_json(struct master *m, struct m_agent *ag, yajl_gen g)
-{
-    (void) m;
-    yajl_gen_map_open(g);
-    json_kv_str(g, "id", ag->id);
-    json_kv_str(g, "hostname", ag->hostname);
-    json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
-    json_kv_bool(g, "connected", ag->stream != NULL);
-    json_kv_double(g, "registered_at", ag->registered_at);
-    json_kv_double(g, "last_seen_at", ag->last_seen_at);
-    json_kv_u64(g, "heartbeats", ag->heartbeats);
-    json_kv_u64(g, "tasks", ag->placed_tasks);
-    json_str(g, "resources");
-    yajl_gen_map_open(g);
-    const char *names[] = {"total", "reserved", "allocatable", "allocated"};
-    uint64_t cpus[] = {ag->total_cpus, ag->reserved_cpus, ag->alloc_cpus, ag->placed_cpus};
-    uint64_t mem[] = {ag->total_mem, ag->reserved_mem, ag->alloc_mem, ag->placed_mem};
-    for (int i = 0; i < 4; i++) {
-        json_str(g, names[i]);
-        yajl_gen_map_open(g);
-        json_kv_cpus(g, "cpus", cpus[i]);
-        json_kv_u64(g, "mem", mem[i]);
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    json_str(g, "usage");
-    if (ag->has_usage) {
-        yajl_gen_map_open(g);
-        json_kv_double(g, "sampled_at", ag->usage_at);
-        json_kv_double(g, "cpus", ag->used_cpus);
-        json_kv_u64(g, "mem", ag->used_mem);
-        json_kv_double(g, "node_cpus", ag->node_cpus);
-        json_kv_u64(g, "node_mem", ag->node_mem);
-        yajl_gen_map_close(g);
-    } else {
-        yajl_gen_null(g);
-    }
-    yajl_gen_map_close(g);
-}
-
 /* master_store_tasks_load's callback: a task's row (task_save's record) back into the
  * registry. Its spec was checked when it was submitted, by that version's rules: the
  * fields are taken as they are (a bad row is skipped). */
@@ -557,7 +540,7 @@ static int load_row(struct master *m, const char *json)
     m->n_tasks++;
     ml_table_put(&m->tasks_by_id, t->id, t);
     if (!ml_state_terminal(t->state))
-        master_task_account(m, t, +1);
+        task_account(m, t, +1);
     return 0;
 }
 
@@ -620,30 +603,4 @@ void master_tasks_gc(struct master *m)
             (void) master_task_remove(m, t, &err);
         }
     }
-}
-
-int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
-{
-    if (ag->stream)
-        return berr_setc(err, EBUSY, BERR_CONFLICT,
-                         "agent '%s' is connected: stop it first (it would register again)",
-                         ag->id);
-    master_tasks_lose_on(m, ag->id, ML_REASON_AGENT_REMOVED,
-                         "its agent was removed from the registry");
-    if (master_store_agent_delete(m, ag->id) < 0)
-        return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove agent '%s' from master.db",
-                         ag->id);
-    for (struct m_agent **p = &m->agents; *p; p = &(*p)->next) {
-        if (*p == ag) {
-            *p = ag->next;
-            break;
-        }
-    }
-    ml_table_del(&m->agents_by_id, ag->id);
-    m->n_agents--;
-    log_info("agent '%s' (%s) removed from the registry", ag->id, ag->hostname);
-    explicit_bzero(ag->key, sizeof(ag->key));
-    free(ag->hostname);
-    free(ag);
-    return 0;
 }
