@@ -11,6 +11,34 @@
 
 #include "master/master.h"
 
+/* POST /v1/tasks: the body is parsed and checked here, once, by the schema the agent's
+ * POST /v1/containers uses (masterlink/spec.c); tasks.c gets the parsed spec. */
+static void submit(struct master *m, struct evhttp_request *req, const struct m_token *caller,
+                   const char *body, size_t len, yajl_gen g)
+{
+    _cleanup_berr_ struct berr *err = NULL;
+    struct ml_task_spec spec;
+    struct m_task *t = NULL;
+    yajl_val v = json_parse(body, len, &err);
+    if (!v || ml_task_spec_parse(v, 0, &spec, &err) < 0) {
+        yajl_tree_free(v);
+        master_reply_error(m, req, err);
+        return;
+    }
+    yajl_tree_free(v);
+    const char *role = spec.role ? spec.role : "*";
+    if (!master_token_may(caller, M_RIGHTS_SUBMIT, role)) {
+        master_refuse(m, req, BERR_FORBIDDEN, "token '%s' (%s) may not submit in role '%s'",
+                      caller->id, caller->name, role);
+    } else if (master_task_submit(m, &spec, &t, &err) < 0) {
+        master_reply_error(m, req, err);
+    } else {
+        master_task_json(m, t, g, false);
+        master_reply_json(req, 201, g);
+    }
+    ml_task_spec_done(&spec);
+}
+
 static void serve_tasks(struct master *m, struct evhttp_request *req, const struct m_token *caller,
                         const char *rest, enum evhttp_cmd_type cmd, const char *body, size_t len)
 {
@@ -27,13 +55,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
             yajl_gen_map_close(g);
             master_reply_json(req, 200, g);
         } else if (cmd == EVHTTP_REQ_POST) {
-            struct m_task *t = NULL;
-            if (master_task_submit(m, caller, body, len, &t, &err) < 0) {
-                master_reply_error(m, req, err);
-            } else {
-                master_task_json(m, t, g, false);
-                master_reply_json(req, 201, g);
-            }
+            submit(m, req, caller, body, len, g);
         } else {
             master_refuse(m, req, BERR_METHOD_NOT_ALLOWED, "GET or POST /v1/tasks");
         }

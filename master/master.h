@@ -119,7 +119,7 @@ struct m_task {
     char *name;
     char agent_id[65];
     char container_id[65];
-    char *spec_json; /* {"command", "resources", "role", "user", "env", "volumes"} */
+    char *spec_json; /* ml_task_spec_encode of the spec without its name: what LAUNCH sends */
     char *role;
     uint64_t cpus_millis, mem_bytes;
     enum ml_state state;
@@ -263,10 +263,11 @@ bool master_agent_send(struct m_agent *ag, enum ml_event_type t, const char *pay
 struct m_task *master_task_find(struct master *m, const char *id);
 /* A task by id, unique id prefix or unique name; NULL with err (NOT_FOUND, CONFLICT). */
 struct m_task *master_task_lookup(struct master *m, const char *ref, struct berr **err);
-/* Submit: parse, validate, place, record (STAGING) and send LAUNCH when the agent's stream
- * is up. 0 with *ret, or -errno with err (INVALID_ARGUMENT, INSUFFICIENT_RESOURCES). */
-int master_task_submit(struct master *m, const struct m_token *caller, const char *body, size_t len,
-                       struct m_task **ret, struct berr **err);
+/* Submit a parsed and checked spec (borrowed): place it, record it (STAGING) and send
+ * LAUNCH when the agent's stream is up. 0 with *ret, or -errno with err (UNAVAILABLE at
+ * max_tasks, INSUFFICIENT_RESOURCES, INTERNAL). */
+int master_task_submit(struct master *m, const struct ml_task_spec *spec, struct m_task **ret,
+                       struct berr **err);
 int master_task_kill(struct master *m, struct m_task *t, struct berr **err);
 /* Forget an ended task (record and history); CONFLICT while it is not ended. */
 int master_task_remove(struct master *m, struct m_task *t, struct berr **err);

@@ -1,8 +1,8 @@
-/* master/tasks.c - the master's tasks: submit (check the request, place it on an agent with
- * enough free allocatable resources - spread or binpack - record it STAGING and send LAUNCH),
- * kill, and apply status updates forward-only, so a task's history holds every state once
- * and exactly one terminal state. agents.c holds the agents and carries the messages (tasks.c
- * calls it, never the other way); store.c persists. */
+/* master/tasks.c - the master's tasks: submit (a spec api.c has parsed: place it on an agent
+ * with enough free allocatable resources - spread or binpack - record it STAGING and send
+ * LAUNCH), kill, and apply status updates forward-only, so a task's history holds every state
+ * once and exactly one terminal state. agents.c holds the agents and carries the messages
+ * (tasks.c calls it, never the other way); store.c persists. */
 #include <math.h>
 #include <string.h>
 
@@ -80,57 +80,6 @@ static struct m_agent *place(struct master *m, uint64_t cpus, uint64_t mem, unsi
     return best;
 }
 
-static int check_command(yajl_val cmd, struct berr **err)
-{
-    if (!cmd || !YAJL_IS_OBJECT(cmd))
-        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                         "\"command\" must be {\"shell\": \"...\"} or {\"argv\": [...]}");
-    yajl_val shell = json_get(cmd, "shell"), argv = json_get(cmd, "argv");
-    if (shell && YAJL_IS_STRING(shell) && shell->u.string[0] && !argv)
-        return 0;
-    if (argv && YAJL_IS_ARRAY(argv) && argv->u.array.len > 0 && !shell) {
-        for (size_t i = 0; i < argv->u.array.len; i++)
-            if (!YAJL_IS_STRING(argv->u.array.values[i]))
-                return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                                 "\"command\".\"argv\" must hold strings");
-        return 0;
-    }
-    return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                     "\"command\" needs exactly one of a non-empty \"shell\" or \"argv\"");
-}
-
-/* env, user and volumes as the agent will read them (review L3: the master forwarded them
- * unchecked, and the task failed later on the agent). The agent checks them again. */
-static int check_extras(yajl_val v, struct berr **err)
-{
-    yajl_val env = json_get(v, "env"), vols = json_get(v, "volumes");
-    const char *user = json_get_str(v, "user");
-    if (env && !YAJL_IS_NULL(env)) {
-        if (!YAJL_IS_OBJECT(env))
-            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "\"env\" must be an object");
-        for (size_t i = 0; i < env->u.object.len; i++) {
-            const char *k = env->u.object.keys[i];
-            if (!k[0] || strchr(k, '=') || !YAJL_IS_STRING(env->u.object.values[i]))
-                return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                                 "env: '%.64s' must be a name without '=' with a string value", k);
-        }
-    }
-    if (json_get(v, "user") && (!user || !user[0] || strlen(user) > 64 || strpbrk(user, ":/")))
-        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "\"user\" must be a user name or uid");
-    if (vols && !YAJL_IS_NULL(vols)) {
-        if (!YAJL_IS_ARRAY(vols))
-            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "\"volumes\" must be an array");
-        for (size_t i = 0; i < vols->u.array.len; i++) {
-            yajl_val x = vols->u.array.values[i];
-            const char *h = YAJL_IS_STRING(x) ? x->u.string : json_get_str(x, "host");
-            if (!h || h[0] != '/')
-                return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                                 "volumes[%zu] needs an absolute host path", i);
-        }
-    }
-    return 0;
-}
-
 static char *new_task_id(struct master *m)
 {
     char hex[17];
@@ -174,131 +123,73 @@ static int record_own(struct master *m, struct m_task *t, enum ml_state st)
 
 char *master_task_launch_payload(const struct m_task *t)
 {
-    /* the agent's POST /v1/containers body, named after the task (the agent's link finds
-     * the container by that name while the launch runs) */
-    yajl_val spec = yajl_tree_parse(t->spec_json, NULL, 0);
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_map_open(g);
-    json_kv_str(g, "task_id", t->id);
-    json_str(g, "container");
-    yajl_gen_map_open(g);
-    json_kv_str(g, "name", t->id);
-    for (size_t i = 0; spec && YAJL_IS_OBJECT(spec) && i < spec->u.object.len; i++) {
-        json_str(g, spec->u.object.keys[i]);
-        json_gen_value(g, spec->u.object.values[i]);
-    }
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    yajl_tree_free(spec);
-    return json_gen_take(g);
+    /* the agent's POST /v1/containers body: spec_json embedded as text, not parsed again.
+     * It is named after the task because the agent's link finds the container it launches
+     * by that name; once the agent names a nameless spec after task_id itself, "container"
+     * can be spec_json as it is. */
+    const char *rest = t->spec_json[0] == '{' ? t->spec_json + 1 : "}";
+    return xasprintf("{\"task_id\":\"%s\",\"container\":{\"name\":\"%s\"%s%s}", t->id, t->id,
+                     rest[0] == '}' ? "" : ",", rest);
 }
 
-int master_task_submit(struct master *m, const struct m_token *caller, const char *body, size_t len,
-                       struct m_task **ret, struct berr **err)
+static void task_free(struct m_task *t)
 {
-    yajl_val v = json_parse(body, len, err);
-    if (!v)
-        return -EINVAL;
-    int r = 0;
-    uint64_t cpus = 0, mem = 0;
-    _cleanup_free_ char *payload = NULL;
-    yajl_val res = json_get(v, "resources");
-    const char *name = json_get_str(v, "name"), *role = json_get_str(v, "role");
-    static const char *const allowed[] = {"name", "command", "resources", "role",
-                                          "user", "env",     "volumes"};
-    if (!YAJL_IS_OBJECT(v)) {
-        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "the task must be a JSON object");
-        goto out;
-    }
-    for (size_t i = 0; i < v->u.object.len; i++) {
-        bool ok = false;
-        for (size_t j = 0; j < ARRAY_SIZE(allowed); j++)
-            ok = ok || streq(v->u.object.keys[i], allowed[j]);
-        if (!ok) {
-            r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown field '%.64s'",
-                          v->u.object.keys[i]);
-            goto out;
+    free(t->name);
+    free(t->spec_json);
+    free(t->role);
+    free(t->message);
+    free(t);
+}
+
+static void task_unlink(struct master *m, struct m_task *t)
+{
+    for (struct m_task **p = &m->tasks; *p; p = &(*p)->next) {
+        if (*p == t) {
+            *p = t->next;
+            break;
         }
     }
-    if ((json_get(v, "name") && (!name || !name[0] || strlen(name) > 128)) ||
-        (json_get(v, "role") && (!role || !role[0] || strlen(role) > 64))) {
-        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                      "\"name\" (1-128 chars) and \"role\" (1-64) must be strings");
-        goto out;
-    }
-    if (!master_token_may(caller, M_RIGHTS_SUBMIT, role ? role : "*")) {
-        r = berr_setc(err, EPERM, BERR_FORBIDDEN, "token '%s' (%s) may not submit in role '%s'",
-                      caller ? caller->id : "?", caller ? caller->name : "?", role ? role : "*");
-        goto out;
-    }
-    if ((r = check_command(json_get(v, "command"), err)) < 0 || (r = check_extras(v, err)) < 0)
-        goto out;
-    if (m->n_tasks >= m->cfg.max_tasks) {
-        r = berr_setc(err, EAGAIN, BERR_UNAVAILABLE,
-                      "the registry holds max_tasks (%llu) tasks: remove ended ones (berthctl "
-                      "--master URL rm TASK) or wait for task_gc_delay",
-                      (unsigned long long) m->cfg.max_tasks);
-        goto out;
-    }
-    if (!res || !YAJL_IS_OBJECT(res) || !json_get_cpus(res, "cpus", &cpus) ||
-        !json_get_size(res, "mem", &mem) || mem == 0) {
-        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                      "\"resources\" needs \"cpus\" (> 0, e.g. 2 or \"0.5\") and \"mem\" "
-                      "(bytes or a size such as \"1GiB\")");
-        goto out;
-    }
+    ml_table_del(&m->tasks_by_id, t->id);
+    m->n_tasks--;
+    task_free(t);
+}
+
+int master_task_submit(struct master *m, const struct ml_task_spec *spec, struct m_task **ret,
+                       struct berr **err)
+{
+    if (m->n_tasks >= m->cfg.max_tasks)
+        return berr_setc(err, EAGAIN, BERR_UNAVAILABLE,
+                         "the registry holds max_tasks (%llu) tasks: remove ended ones (berthctl "
+                         "--master URL rm TASK) or wait for task_gc_delay",
+                         (unsigned long long) m->cfg.max_tasks);
+    uint64_t cpus = spec->cpus_millis, mem = spec->mem_bytes;
     unsigned up = 0;
     struct m_agent *ag = place(m, cpus, mem, &up);
     if (!ag) {
         char cb[32], mb[32];
         format_cpus(cpus, cb, sizeof(cb));
         format_size(mem, mb, sizeof(mb));
-        r = berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
-                      "no agent has %s cpus and %s mem free (%u agent%s connected)", cb, mb, up,
-                      up == 1 ? "" : "s");
-        goto out;
+        return berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
+                         "no agent has %s cpus and %s mem free (%u agent%s connected)", cb, mb, up,
+                         up == 1 ? "" : "s");
     }
+    _cleanup_free_ char *id = new_task_id(m);
+    if (!id)
+        return berr_setc(err, EIO, BERR_INTERNAL, "no randomness for a task id");
     struct m_task *t = xzalloc(sizeof(*t));
-    char *id = new_task_id(m);
-    if (!id) {
-        free(t);
-        r = berr_setc(err, EIO, BERR_INTERNAL, "no randomness for a task id");
-        goto out;
-    }
     snprintf(t->id, sizeof(t->id), "%s", id);
-    free(id);
-    t->name = xstrdup(name ? name : t->id);
-    t->role = xstrdup(role ? role : "*");
+    t->name = xstrdup(spec->name ? spec->name : t->id);
+    t->role = xstrdup(spec->role ? spec->role : "*");
     snprintf(t->agent_id, sizeof(t->agent_id), "%s", ag->id);
     t->cpus_millis = cpus;
     t->mem_bytes = mem;
     t->state = ML_STAGING;
     t->created_at = t->updated_at = now_realtime();
-    /* the spec as the agent gets it: resources normalised, the rest as submitted */
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_map_open(g);
-    for (size_t i = 0; i < v->u.object.len; i++) {
-        const char *k = v->u.object.keys[i];
-        if (streq(k, "name"))
-            continue;
-        json_str(g, k);
-        if (!streq(k, "resources")) {
-            json_gen_value(g, v->u.object.values[i]);
-            continue;
-        }
-        yajl_gen_map_open(g);
-        json_kv_cpus(g, "cpus", cpus);
-        json_kv_u64(g, "mem", mem);
-        for (size_t j = 0; j < res->u.object.len; j++) {
-            if (streq(res->u.object.keys[j], "cpus") || streq(res->u.object.keys[j], "mem"))
-                continue;
-            json_str(g, res->u.object.keys[j]);
-            json_gen_value(g, res->u.object.values[j]);
-        }
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    t->spec_json = json_gen_take(g);
+    /* the spec as the agent gets it, without the name: the master keeps that, and the
+     * container is named after the task */
+    struct ml_task_spec unnamed = *spec;
+    unnamed.name = NULL;
+    t->spec_json = ml_task_spec_encode(&unnamed);
     t->next = m->tasks;
     m->tasks = t;
     m->n_tasks++;
@@ -309,19 +200,17 @@ int master_task_submit(struct master *m, const struct m_token *caller, const cha
     if (master_store_begin(m) < 0 || task_save(m, t) < 0 || record_own(m, t, ML_STAGING) < 0 ||
         master_store_commit(m) < 0) {
         master_store_rollback(m);
-        r = berr_setc(err, EIO, BERR_INTERNAL, "cannot record the task in master.db");
-        /* keep it in memory as LOST so the numbers stay right; it never launched */
-        master_task_end(m, t, ML_LOST, ML_REASON_LAUNCH_FAILED, "not recorded in master.db");
-        goto out;
+        /* never recorded, never launched, its id never shown: it goes */
+        task_account(m, t, -1);
+        task_unlink(m, t);
+        return berr_setc(err, EIO, BERR_INTERNAL, "cannot record the task in master.db");
     }
-    payload = master_task_launch_payload(t);
+    _cleanup_free_ char *payload = master_task_launch_payload(t);
     if (master_agent_send(ag, ML_EVENT_LAUNCH, payload))
         m->launches_sent_total++;
     log_info("task '%s' (%s): placed on agent '%s' (%s)", t->id, t->name, ag->id, ag->hostname);
     *ret = t;
-out:
-    yajl_tree_free(v);
-    return r;
+    return 0;
 }
 
 int master_task_kill(struct master *m, struct m_task *t, struct berr **err)
@@ -555,30 +444,9 @@ void master_tasks_free(struct master *m)
     while (m->tasks) {
         struct m_task *t = m->tasks;
         m->tasks = t->next;
-        free(t->name);
-        free(t->spec_json);
-        free(t->role);
-        free(t->message);
-        free(t);
+        task_free(t);
     }
     ml_table_free(&m->tasks_by_id);
-}
-
-static void task_unlink(struct master *m, struct m_task *t)
-{
-    for (struct m_task **p = &m->tasks; *p; p = &(*p)->next) {
-        if (*p == t) {
-            *p = t->next;
-            break;
-        }
-    }
-    ml_table_del(&m->tasks_by_id, t->id);
-    m->n_tasks--;
-    free(t->name);
-    free(t->spec_json);
-    free(t->role);
-    free(t->message);
-    free(t);
 }
 
 int master_task_remove(struct master *m, struct m_task *t, struct berr **err)
