@@ -112,6 +112,8 @@ $(B)/berth-master: $(call obj,$(MASTER_SRC)) $(LIBCONFIG) $(LIBML) $(LIBCOMMON)
 $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
+# master is no library: master_test links the one pure file it tests
+$(B)/tests/master_test: $(call obj,master/placement.c)
 
 # libFuzzer targets (make fuzz; tests/fuzz/README.md): one binary per tests/fuzz/fuzz_*.c,
 # linked with the instrumented libraries of a FUZZ=1 build.

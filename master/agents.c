@@ -2,9 +2,9 @@
  * the first proven SUBSCRIBE, saved to and loaded from master.db, removed by an admin), the
  * resources the master has placed on each, their API view, and each agent's event stream (a
  * chunked reply of RecordIO records that stays open; link.c and handshake.c open it, tasks.c
- * and link.c send on it). An agent is freed while the loop runs only by master_agent_remove,
- * and only when it has no stream: the one callback that carries its pointer is its stream's
- * close callback. */
+ * and link.c send on it); placement.c decides over these records. An agent is freed while the loop
+ * runs only by master_agent_remove, and only when it has no stream: the one callback that carries
+ * its pointer is its stream's close callback. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <string.h>
@@ -190,6 +190,33 @@ void master_agent_account(struct m_agent *ag, uint64_t cpus, uint64_t mem, int s
         ag->placed_mem -= mem <= ag->placed_mem ? mem : ag->placed_mem;
         ag->placed_tasks -= ag->placed_tasks > 0;
     }
+}
+
+struct m_agent *master_agents_place(struct master *m, uint64_t cpus, uint64_t mem, unsigned *ret_up)
+{
+    size_t n = 0;
+    struct m_place_agent *cand = xcalloc(m->n_agents + 1, sizeof(*cand));
+    struct m_agent **by = xcalloc(m->n_agents + 1, sizeof(*by));
+    unsigned up = 0;
+    for (struct m_agent *ag = m->agents; ag && n < m->n_agents; ag = ag->next, n++) {
+        by[n] = ag;
+        cand[n] = (struct m_place_agent){
+                .reachable = ag->state == M_AGENT_REACHABLE,
+                .connected = ag->stream != NULL,
+                .alloc_cpus = ag->alloc_cpus,
+                .alloc_mem = ag->alloc_mem,
+                .placed_cpus = ag->placed_cpus,
+                .placed_mem = ag->placed_mem,
+                .placed_tasks = ag->placed_tasks,
+        };
+        up += master_place_eligible(&cand[n]);
+    }
+    int i = master_place(cand, n, cpus, mem, streq(m->cfg.placement, "binpack"));
+    struct m_agent *ag = i >= 0 ? by[i] : NULL;
+    free(cand);
+    free(by);
+    *ret_up = up;
+    return ag;
 }
 
 void master_agent_json(const struct m_agent *ag, yajl_gen g)

@@ -6,9 +6,10 @@
  * connections in TLS; handshake.c proves a SUBSCRIBE's key; link.c speaks the rest of the
  * agent protocol (registration, HEARTBEAT, UPDATE, reconciliation, and the timers that mark
  * agents unreachable and their tasks LOST); tasks.c keeps the tasks (submit, kill, status
- * updates); agents.c keeps the agents and their event streams; store.c keeps master.db's
- * rows (SQLite). Calls go one way: main -> api -> link -> handshake; api, link -> tasks ->
- * agents; tasks, agents, auth -> store; handlers -> reply. */
+ * updates); agents.c keeps the agents and their event streams; placement.c decides where a
+ * task goes (pure); store.c keeps master.db's rows (SQLite). Calls go one way: main -> api
+ * -> link -> handshake; api, link -> tasks -> agents -> placement; tasks, agents, auth ->
+ * store; handlers -> reply. */
 #pragma once
 
 #include <event2/event.h>
@@ -231,6 +232,23 @@ void master_tls_free(struct master *m);
 /* evhttp_set_bevcb's callback: a TLS server bufferevent for each new connection. */
 struct bufferevent *master_tls_bev(struct event_base *base, void *arg);
 
+/* placement.c: where a task goes, decided over plain numbers (tests/unit/master_test.c).
+ * One candidate agent: */
+struct m_place_agent {
+    bool reachable, connected;        /* REACHABLE, and its event stream is open */
+    uint64_t alloc_cpus, alloc_mem;   /* allocatable (millicores, bytes) */
+    uint64_t placed_cpus, placed_mem; /* what the master's live tasks hold there */
+    unsigned placed_tasks;
+};
+/* May a task go to a at all: reachable, connected, some allocatable cpus and mem? */
+bool master_place_eligible(const struct m_place_agent *a);
+/* The index of the agent a task of cpus (millicores) and mem (bytes) goes to, or -1 when it
+ * fits on none that is eligible. spread: the agent left with the largest free share (the
+ * smaller of its free cpu and mem fractions after the task); binpack: the smallest share
+ * that still fits. Equal shares: fewer tasks, then the earlier agent. */
+int master_place(const struct m_place_agent *agents, size_t n, uint64_t cpus, uint64_t mem,
+                 bool binpack);
+
 /* agents.c: the registry of agents and their event streams. */
 struct m_agent *master_agent_find(struct master *m, const char *id);
 /* The agent with this id, made (registered now, counted) when it is new; *ret_new says
@@ -244,6 +262,10 @@ int master_agents_load(struct master *m, struct berr **err);
 int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err);
 void master_agents_free(struct master *m);
 void master_agent_json(const struct m_agent *ag, yajl_gen g);
+/* The agent a task of (cpus, mem) goes to under [master] placement (placement.c), or NULL;
+ * *ret_up counts the agents that could take tasks at all. */
+struct m_agent *master_agents_place(struct master *m, uint64_t cpus, uint64_t mem,
+                                    unsigned *ret_up);
 /* Add (sign > 0) or release one task's cpus and mem on the agent's placed sums. */
 void master_agent_account(struct m_agent *ag, uint64_t cpus, uint64_t mem, int sign);
 /* Make the open chunked reply req (of conn) ag's event stream, ending an older one. */

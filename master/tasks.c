@@ -43,43 +43,6 @@ static void task_account(struct master *m, const struct m_task *t, int sign)
         master_agent_account(ag, t->cpus_millis, t->mem_bytes, sign);
 }
 
-/* Free share of ag after placing (cpus, mem): the smaller of the two fractions, or -1 when
- * it does not fit. */
-static double free_share_after(const struct m_agent *ag, uint64_t cpus, uint64_t mem)
-{
-    if (ag->placed_cpus + cpus > ag->alloc_cpus || ag->placed_mem + mem > ag->alloc_mem)
-        return -1;
-    double fc = (double) (ag->alloc_cpus - ag->placed_cpus - cpus) / (double) ag->alloc_cpus;
-    double fm = (double) (ag->alloc_mem - ag->placed_mem - mem) / (double) ag->alloc_mem;
-    return fc < fm ? fc : fm;
-}
-
-/* spread: the agent left with the largest free share (ties: fewer tasks); binpack: the
- * smallest share that still fits. Only reachable agents with a live stream qualify. */
-static struct m_agent *place(struct master *m, uint64_t cpus, uint64_t mem, unsigned *ret_up)
-{
-    bool binpack = streq(m->cfg.placement, "binpack");
-    struct m_agent *best = NULL;
-    double best_share = 0;
-    unsigned up = 0;
-    for (struct m_agent *ag = m->agents; ag; ag = ag->next) {
-        if (ag->state != M_AGENT_REACHABLE || !ag->stream || !ag->alloc_cpus || !ag->alloc_mem)
-            continue;
-        up++;
-        double s = free_share_after(ag, cpus, mem);
-        if (s < 0)
-            continue;
-        bool better = !best || (binpack ? s < best_share : s > best_share) ||
-                      (s == best_share && ag->placed_tasks < best->placed_tasks);
-        if (better) {
-            best = ag;
-            best_share = s;
-        }
-    }
-    *ret_up = up;
-    return best;
-}
-
 static char *new_task_id(struct master *m)
 {
     char hex[17];
@@ -164,7 +127,7 @@ int master_task_submit(struct master *m, const struct ml_task_spec *spec, struct
                          (unsigned long long) m->cfg.max_tasks);
     uint64_t cpus = spec->cpus_millis, mem = spec->mem_bytes;
     unsigned up = 0;
-    struct m_agent *ag = place(m, cpus, mem, &up);
+    struct m_agent *ag = master_agents_place(m, cpus, mem, &up);
     if (!ag) {
         char cb[32], mb[32];
         format_cpus(cpus, cb, sizeof(cb));
