@@ -49,17 +49,18 @@ int master_store_open(struct master *m, struct berr **err)
     close(fd);
     if (sqlite3_open_v2(path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
-        berr_setx(err, EIO, "open '%s': %s", path, m->db ? sqlite3_errmsg(m->db) : "no memory");
+        int r = berr_setx(err, EIO, "open '%s': %s", path,
+                          m->db ? sqlite3_errmsg(m->db) : "no memory");
         master_store_close(m);
-        return -EIO;
+        return r;
     }
     sqlite3_busy_timeout(m->db, 2000);
     char *msg = NULL;
     if (sqlite3_exec(m->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-        berr_setx(err, EIO, "'%s': %s", path, msg ? msg : "cannot create the schema");
+        int r = berr_setx(err, EIO, "'%s': %s", path, msg ? msg : "cannot create the schema");
         sqlite3_free(msg);
         master_store_close(m);
-        return -EIO;
+        return r;
     }
     return 0;
 }
