@@ -126,8 +126,8 @@ static int load_row(struct master *m, const char *id, const char *host, const ch
     if (!ml_id_valid(id) || master_agent_find(m, id))
         return 0;
     yajl_val v = json ? yajl_tree_parse(json, NULL, 0) : NULL;
-    struct m_agent *ag = xzalloc(sizeof(*ag));
-    snprintf(ag->id, sizeof(ag->id), "%s", id);
+    bool is_new;
+    struct m_agent *ag = master_agent_get(m, id, &is_new);
     ag->hostname = xstrdup(host ? host : "");
     (void) json_get_u64(v, "total_cpus", &ag->total_cpus);
     (void) json_get_u64(v, "total_mem", &ag->total_mem);
@@ -146,10 +146,6 @@ static int load_row(struct master *m, const char *id, const char *host, const ch
     ag->last_seen_ns = now_monotonic_ns();
     ag->unreachable_ns = ag->last_seen_ns;
     yajl_tree_free(v);
-    ag->next = m->agents;
-    m->agents = ag;
-    m->n_agents++;
-    ml_table_put(&m->agents_by_id, ag->id, ag);
     return 0;
 }
 

@@ -3,7 +3,6 @@
  * LAUNCH), kill, and apply status updates forward-only, so a task's history holds every state
  * once and exactly one terminal state. agents.c holds the agents and carries the messages
  * (tasks.c calls it, never the other way); store.c persists. */
-#include <math.h>
 #include <string.h>
 
 #include "master/master.h"
@@ -104,6 +103,18 @@ static void task_free(struct m_task *t)
     free(t);
 }
 
+/* Into the registry, newest first; a live task counts on its agent. */
+static void task_link(struct master *m, struct m_task *t)
+{
+    t->next = m->tasks;
+    m->tasks = t;
+    m->n_tasks++;
+    ml_table_put(&m->tasks_by_id, t->id, t);
+    if (!ml_state_terminal(t->state))
+        task_account(m, t, +1);
+}
+
+/* Out of the registry (its resources already released) and freed. */
 static void task_unlink(struct master *m, struct m_task *t)
 {
     for (struct m_task **p = &m->tasks; *p; p = &(*p)->next) {
@@ -153,11 +164,7 @@ int master_task_submit(struct master *m, const struct ml_task_spec *spec, struct
     struct ml_task_spec unnamed = *spec;
     unnamed.name = NULL;
     t->spec_json = ml_task_spec_encode(&unnamed);
-    t->next = m->tasks;
-    m->tasks = t;
-    m->n_tasks++;
-    ml_table_put(&m->tasks_by_id, t->id, t);
-    task_account(m, t, +1);
+    task_link(m, t);
     /* recorded before LAUNCH leaves: a master that dies now resends it when the agent
      * subscribes again without the task */
     if (master_store_begin(m) < 0 || task_save(m, t) < 0 || record_own(m, t, ML_STAGING) < 0 ||
@@ -386,13 +393,7 @@ static int load_row(struct master *m, const char *json)
     yajl_gen_map_close(g);
     t->spec_json = json_gen_take(g);
     yajl_tree_free(v);
-    /* the list is newest first: rows come oldest first */
-    t->next = m->tasks;
-    m->tasks = t;
-    m->n_tasks++;
-    ml_table_put(&m->tasks_by_id, t->id, t);
-    if (!ml_state_terminal(t->state))
-        task_account(m, t, +1);
+    task_link(m, t); /* rows come oldest first: the list is newest first */
     return 0;
 }
 
