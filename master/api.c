@@ -1,7 +1,7 @@
-/* master/api.c - berth-master's HTTP server (libevent): routing, bearer-token auth, body
- * limits, JSON replies and errors, the task and agent API for users and tools (docs/api.md,
- * "berth-master"), /health and /metrics. The agent protocol's endpoint is handed to
- * agents.c; tasks.c does the work behind /v1/tasks. */
+/* master/api.c - berth-master's HTTP server (libevent): routing, bearer-token auth, the
+ * task, agent and token API for users and tools (docs/api.md, "berth-master"), /health and
+ * /metrics. reply.c reads bodies and sends answers and errors; the agent protocol's endpoint
+ * is handed to link.c; tasks.c and agents.c do the work behind /v1/tasks and /v1/agents. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -11,72 +11,32 @@
 
 #include "master/master.h"
 
-void master_reply_json(struct evhttp_request *req, int status, yajl_gen g)
+/* POST /v1/tasks: the body is parsed and checked here, once, by the schema the agent's
+ * POST /v1/containers uses (masterlink/spec.c); tasks.c gets the parsed spec. */
+static void submit(struct master *m, struct evhttp_request *req, const struct m_token *caller,
+                   const char *body, size_t len, yajl_gen g)
 {
-    const unsigned char *buf;
-    size_t len;
-    yajl_gen_get_buf(g, &buf, &len);
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, buf, len);
-    evbuffer_add(b, "\n", 1);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply(req, status, status < 300 ? "OK" : "Error", b);
-    evbuffer_free(b);
-}
-
-static void reply_error(struct evhttp_request *req, enum berr_code code, const char *msg)
-{
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_map_open(g);
-    json_str(g, "error");
-    yajl_gen_map_open(g);
-    json_kv_str(g, "code", berr_code_name(code));
-    json_kv_str(g, "message", msg);
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    master_reply_json(req, berr_code_http_status(code), g);
-    yajl_gen_free(g);
-}
-
-void master_reply_error(struct evhttp_request *req, struct berr *err)
-{
-    reply_error(req, err && err->code != BERR_CODE_NONE ? err->code : BERR_INTERNAL,
-                err ? berr_msg(err) : "unknown error");
-}
-
-void master_refuse(struct master *m, struct evhttp_request *req, enum berr_code code,
-                   const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    m->refused_total++;
-    log_debug("refused %s: %s", berr_code_name(code), msg);
-    reply_error(req, code, msg);
-}
-
-static struct m_task *find_task(struct master *m, const char *ref, struct berr **err)
-{
-    struct m_task *t = master_task_find(m, ref), *hit = NULL;
-    if (t)
-        return t;
-    unsigned n = 0;
-    size_t rl = strlen(ref);
-    for (t = m->tasks; t; t = t->next) {
-        if (strncmp(t->id, ref, rl) == 0 || streq(t->name, ref)) {
-            hit = hit ? hit : t;
-            n++;
-        }
+    _cleanup_berr_ struct berr *err = NULL;
+    struct ml_task_spec spec;
+    struct m_task *t = NULL;
+    yajl_val v = json_parse(body, len, &err);
+    if (!v || ml_task_spec_parse(v, 0, &spec, &err) < 0) {
+        yajl_tree_free(v);
+        master_reply_error(m, req, err);
+        return;
     }
-    if (n == 1)
-        return hit;
-    if (n > 1)
-        berr_setc(err, EINVAL, BERR_CONFLICT, "'%s' names %u tasks: give the task id", ref, n);
-    else
-        berr_setc(err, ENOENT, BERR_NOT_FOUND, "no task '%s'", ref);
-    return NULL;
+    yajl_tree_free(v);
+    const char *role = spec.role ? spec.role : "*";
+    if (!master_token_may(caller, M_RIGHTS_SUBMIT, role)) {
+        master_refuse(m, req, BERR_FORBIDDEN, "token '%s' (%s) may not submit in role '%s'",
+                      caller->id, caller->name, role);
+    } else if (master_task_submit(m, &spec, &t, &err) < 0) {
+        master_reply_error(m, req, err);
+    } else {
+        master_task_json(m, t, g, false);
+        master_reply_json(req, 201, g);
+    }
+    ml_task_spec_done(&spec);
 }
 
 static void serve_tasks(struct master *m, struct evhttp_request *req, const struct m_token *caller,
@@ -95,14 +55,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
             yajl_gen_map_close(g);
             master_reply_json(req, 200, g);
         } else if (cmd == EVHTTP_REQ_POST) {
-            struct m_task *t = NULL;
-            if (master_task_submit(m, caller, body, len, &t, &err) < 0) {
-                m->refused_total++;
-                master_reply_error(req, err);
-            } else {
-                master_task_json(m, t, g, false);
-                master_reply_json(req, 201, g);
-            }
+            submit(m, req, caller, body, len, g);
         } else {
             master_refuse(m, req, BERR_METHOD_NOT_ALLOWED, "GET or POST /v1/tasks");
         }
@@ -111,9 +64,9 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
     }
     _cleanup_free_ char *ref = xstrndup(rest, strcspn(rest, "/"));
     const char *verb = rest + strlen(ref);
-    struct m_task *t = find_task(m, ref, &err);
+    struct m_task *t = master_task_lookup(m, ref, &err);
     if (!t) {
-        master_reply_error(req, err);
+        master_reply_error(m, req, err);
     } else if (!verb[0] && cmd == EVHTTP_REQ_GET) {
         master_task_json(m, t, g, true);
         master_reply_json(req, 200, g);
@@ -122,7 +75,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
             master_refuse(m, req, BERR_FORBIDDEN, "token '%s' may not remove tasks of role '%s'",
                           caller->id, t->role);
         else if (master_task_remove(m, t, &err) < 0)
-            master_reply_error(req, err);
+            master_reply_error(m, req, err);
         else
             evhttp_send_reply(req, 204, "No Content", NULL);
     } else if (streq(verb, "/kill") && cmd == EVHTTP_REQ_POST) {
@@ -130,7 +83,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
             master_refuse(m, req, BERR_FORBIDDEN, "token '%s' may not kill tasks of role '%s'",
                           caller->id, t->role);
         } else if (master_task_kill(m, t, &err) < 0) {
-            master_reply_error(req, err);
+            master_reply_error(m, req, err);
         } else {
             master_task_json(m, t, g, false);
             master_reply_json(req, 202, g);
@@ -142,8 +95,21 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
     yajl_gen_free(g);
 }
 
-static void serve_agents(struct master *m, struct evhttp_request *req,
-                         const struct m_token *caller, const char *rest, enum evhttp_cmd_type cmd)
+/* DELETE /v1/agents/ID: the agent goes (not while it is connected), and its live tasks
+ * end LOST/AGENT_REMOVED. */
+static int agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
+{
+    char id[sizeof(ag->id)];
+    snprintf(id, sizeof(id), "%s", ag->id);
+    int r = master_agent_remove(m, ag, err);
+    if (r < 0)
+        return r;
+    master_tasks_lose_on(m, id, ML_REASON_AGENT_REMOVED, "its agent was removed from the registry");
+    return 0;
+}
+
+static void serve_agents(struct master *m, struct evhttp_request *req, const struct m_token *caller,
+                         const char *rest, enum evhttp_cmd_type cmd)
 {
     if (rest[0] && cmd == EVHTTP_REQ_DELETE) {
         _cleanup_berr_ struct berr *err = NULL;
@@ -152,8 +118,8 @@ static void serve_agents(struct master *m, struct evhttp_request *req,
             master_refuse(m, req, BERR_FORBIDDEN, "agents are removed with the admin token");
         else if (!ag)
             master_refuse(m, req, BERR_NOT_FOUND, "no agent '%.64s'", rest);
-        else if (master_agent_remove(m, ag, &err) < 0)
-            master_reply_error(req, err);
+        else if (agent_remove(m, ag, &err) < 0)
+            master_reply_error(m, req, err);
         else
             evhttp_send_reply(req, 204, "No Content", NULL);
         return;
@@ -168,7 +134,7 @@ static void serve_agents(struct master *m, struct evhttp_request *req,
         json_str(g, "agents");
         yajl_gen_array_open(g);
         for (struct m_agent *ag = m->agents; ag; ag = ag->next)
-            master_agent_json(m, ag, g);
+            master_agent_json(ag, g);
         yajl_gen_array_close(g);
         yajl_gen_map_close(g);
         master_reply_json(req, 200, g);
@@ -177,7 +143,7 @@ static void serve_agents(struct master *m, struct evhttp_request *req,
         if (!ag) {
             master_refuse(m, req, BERR_NOT_FOUND, "no agent '%.64s'", rest);
         } else {
-            master_agent_json(m, ag, g);
+            master_agent_json(ag, g);
             master_reply_json(req, 200, g);
         }
     }
@@ -214,8 +180,8 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
                 yajl_val x = roles->u.array.values[i];
                 const char *role = YAJL_IS_STRING(x) ? x->u.string : NULL;
                 ok = role && role[0] && strlen(role) <= 64 &&
-                     (streq(role, "*") || strspn(role, "abcdefghijklmnopqrstuvwxyz0123456789_-") ==
-                                                  strlen(role));
+                     (streq(role, "*") ||
+                      strspn(role, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(role));
                 char *next = xasprintf("%s%s%s", csv ? csv : "", csv ? "," : "", role ? role : "");
                 free(csv);
                 csv = next;
@@ -224,14 +190,14 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
         struct m_token *t = NULL;
         _cleanup_free_ char *text = NULL;
         if (!v) {
-            master_reply_error(req, err);
+            master_reply_error(m, req, err);
         } else if (!ok) {
             master_refuse(m, req, BERR_INVALID_ARGUMENT,
                           "a token needs \"rights\": read, submit or join, and may have \"name\" "
                           "(up to 64 chars) and \"roles\" (submit: role names, or \"*\")");
         } else if (master_token_create(m, name ? name : "", r, csv ? csv : "*", &text, &t, &err) <
                    0) {
-            master_reply_error(req, err);
+            master_reply_error(m, req, err);
         } else {
             log_info("token '%s' (%s, %s) created", t->id, t->name, master_rights_name(r));
             yajl_gen_map_open(g);
@@ -245,13 +211,14 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
         yajl_tree_free(v);
     } else if (rest[0] && !strchr(rest, '/') && cmd == EVHTTP_REQ_DELETE) {
         if (master_token_remove(m, rest, &err) < 0) {
-            master_reply_error(req, err);
+            master_reply_error(m, req, err);
         } else {
             log_info("token '%s' removed", rest);
             evhttp_send_reply(req, 204, "No Content", NULL);
         }
     } else {
-        master_refuse(m, req, BERR_METHOD_NOT_ALLOWED, "GET or POST /v1/tokens, DELETE /v1/tokens/ID");
+        master_refuse(m, req, BERR_METHOD_NOT_ALLOWED,
+                      "GET or POST /v1/tokens, DELETE /v1/tokens/ID");
     }
     yajl_gen_free(g);
 }
@@ -321,20 +288,7 @@ static void route(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (cmd == EVHTTP_REQ_CONNECT) {
-        /* libevent frames an answer to CONNECT with neither a length nor chunks and keeps
-         * the connection for a tunnel: our own Content-Length ends it */
-        static const char body[] = "{\"error\":{\"code\":\"METHOD_NOT_ALLOWED\",\"message\":"
-                                   "\"CONNECT is not a method of this API\"}}\n";
-        char len[16];
-        snprintf(len, sizeof(len), "%zu", sizeof(body) - 1);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "application/json");
-        struct evbuffer *b = evbuffer_new();
-        evbuffer_add(b, body, sizeof(body) - 1);
-        evhttp_send_reply(req, 405, "Method Not Allowed", b);
-        evbuffer_free(b);
-        m->refused_total++;
+        master_refuse(m, req, BERR_METHOD_NOT_ALLOWED, "CONNECT is not a method of this API");
         return;
     }
     if (!path) {
@@ -354,14 +308,10 @@ static void route(struct evhttp_request *req, void *arg)
         serve_metrics(m, req);
         return;
     }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    if (len > ML_MAX_MESSAGE) {
-        master_refuse(m, req, BERR_BODY_TOO_LARGE, "the body has %zu bytes, the limit is %d", len,
-                      ML_MAX_MESSAGE);
+    const char *body;
+    size_t len;
+    if (master_read_body(m, req, &body, &len) < 0)
         return;
-    }
-    const char *body = len ? (const char *) evbuffer_pullup(in, -1) : "";
     if (streq(path, ML_AGENT_PATH)) {
         /* agents prove their key in the handshake and sign their calls; a bearer token here
          * is a client's (or a stolen one) trying to act as an agent */
@@ -448,8 +398,8 @@ static void port_holder(unsigned port, char *buf, size_t len)
             char local[128];
             unsigned st, uid;
             unsigned long ino;
-            if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %u %*s %lu", local, &st, &uid,
-                       &ino) != 4 ||
+            if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %u %*s %lu", local, &st, &uid, &ino) !=
+                        4 ||
                 st != 0x0A)
                 continue;
             const char *colon = strrchr(local, ':');
@@ -469,8 +419,9 @@ static void port_holder(unsigned port, char *buf, size_t len)
 
 int master_api_start(struct master *m, struct berr **err)
 {
-    if (master_tls_init(m, err) < 0)
-        return -EINVAL;
+    int r = master_tls_init(m, err);
+    if (r < 0)
+        return r;
     if (!m->tls)
         log_warning("plain_http = true: agents and clients talk to '%s' without TLS; a peer "
                     "on the path can read and change what they say (docs/security.md)",

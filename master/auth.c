@@ -2,7 +2,7 @@
  * (admin; submit in given roles; read; join for agents to register), the static ones from
  * token_file and join_token_file and those made through /v1/tokens (kept in master.db as
  * their SHA-256, never their text), and the check every client call passes before the
- * router acts on it. Agents never send a bearer token: agents.c runs their handshake with
+ * router acts on it. Agents never send a bearer token: handshake.c runs their handshake with
  * the keys this file finds. */
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -150,11 +150,12 @@ int master_auth_load(struct master *m, struct berr **err)
         return berr_setx(err, EINVAL,
                          "[master] token_file is not set: the master needs an admin token "
                          "(docs/security.md)");
-    if (load_static(m, m->cfg.token_file, "token_file", M_RIGHTS_ADMIN, err) < 0)
-        return -EINVAL;
+    int r = load_static(m, m->cfg.token_file, "token_file", M_RIGHTS_ADMIN, err);
+    if (r < 0)
+        return r;
     if (m->cfg.join_token_file[0] &&
-        load_static(m, m->cfg.join_token_file, "join_token_file", M_RIGHTS_JOIN, err) < 0)
-        return -EINVAL;
+        (r = load_static(m, m->cfg.join_token_file, "join_token_file", M_RIGHTS_JOIN, err)) < 0)
+        return r;
     return master_store_tokens_load(m, load_row, err);
 }
 
@@ -216,9 +217,8 @@ struct m_token *master_auth_client(struct master *m, struct evhttp_request *req)
     return t;
 }
 
-int master_token_create(struct master *m, const char *name, enum m_rights rights,
-                        const char *roles, char **ret_text, struct m_token **ret,
-                        struct berr **err)
+int master_token_create(struct master *m, const char *name, enum m_rights rights, const char *roles,
+                        char **ret_text, struct m_token **ret, struct berr **err)
 {
     char text[49];
     if (random_hex(text, 48) < 0)

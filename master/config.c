@@ -109,7 +109,7 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
                     : streq(key, "lost_grace")       ? &cfg->lost_grace_ms
                     : streq(key, "task_gc_delay")    ? &cfg->task_gc_delay_ms
                                                      : NULL;
-    uint64_t *count = streq(key, "max_agents") ? &cfg->max_agents
+    uint64_t *count = streq(key, "max_agents")  ? &cfg->max_agents
                       : streq(key, "max_tasks") ? &cfg->max_tasks
                                                 : NULL;
     if (count) {

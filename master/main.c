@@ -1,5 +1,5 @@
 /* master/main.c - berth-master's entry point: reads master.conf and flags, opens master.db
- * and loads the registry, serves HTTP (api.c) with the agent protocol (agents.c) on one
+ * and loads the registry, serves HTTP (api.c) with the agent protocol (link.c) on one
  * libevent loop with a one-second tick, and on SIGTERM/SIGINT ends the agents' streams
  * and frees everything. Agents and their tasks keep running while the master is away.
  * Under systemd (berth-master.service, Type=notify) it sends READY=1 once the listener is
@@ -38,12 +38,10 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 
 static int setup(struct master *m, struct berr **err)
 {
-    if (master_store_open(m, err) < 0)
-        return -EIO;
-    if (master_store_load(m, err) < 0)
-        return -EIO;
-    if (master_auth_load(m, err) < 0)
-        return -EINVAL;
+    int r;
+    if ((r = master_store_open(m, err)) < 0 || (r = master_agents_load(m, err)) < 0 ||
+        (r = master_tasks_load(m, err)) < 0 || (r = master_auth_load(m, err)) < 0)
+        return r;
     m->base = event_base_new();
     if (!m->base)
         return berr_setx(err, ENOMEM, "event_base_new failed");
@@ -65,7 +63,7 @@ static int setup(struct master *m, struct berr **err)
 
 static void teardown(struct master *m)
 {
-    master_link_close_all(m);
+    master_agents_streams_free(m);
     master_pending_free_all(m);
     master_api_stop(m);
     if (m->ev_tick)

@@ -1,9 +1,15 @@
 /* master/master.h - private header of berth-master: the daemon's one context (struct master),
  * the registry's records (struct m_agent, struct m_task) and the functions master/ files
- * share. main.c builds the context and runs the loop; config.c reads master.conf; store.c
- * keeps master.db (SQLite); api.c serves HTTP (routing, auth, the task and agent API,
- * metrics); agents.c speaks the agent protocol (SUBSCRIBE streams, HEARTBEAT, UPDATE, the
- * timers that mark agents unreachable and their tasks LOST); tasks.c places and tracks tasks. */
+ * share. main.c builds the context and runs the loop; config.c reads master.conf; api.c
+ * serves the client API (routing, the task, agent and token calls, metrics); reply.c reads
+ * bodies and sends every answer and error; auth.c checks bearer tokens; tls.c wraps
+ * connections in TLS; handshake.c proves a SUBSCRIBE's key; link.c speaks the rest of the
+ * agent protocol (registration, HEARTBEAT, UPDATE, reconciliation, and the timers that mark
+ * agents unreachable and their tasks LOST); tasks.c keeps the tasks (submit, kill, status
+ * updates); agents.c keeps the agents and their event streams; placement.c decides where a
+ * task goes (pure); store.c keeps master.db's rows (SQLite). Calls go one way: main -> api
+ * -> link -> handshake; api, link -> tasks -> agents -> placement; tasks, agents, auth ->
+ * store; handlers -> reply. */
 #pragma once
 
 #include <event2/event.h>
@@ -66,7 +72,7 @@ struct m_token {
     struct m_token *next;
 };
 
-/* A SUBSCRIBE whose sender has not proven its key yet (agents.c): its stream is open and
+/* A SUBSCRIBE whose sender has not proven its key yet (handshake.c): its stream is open and
  * carries the CHALLENGE, and nothing else happens until AUTHENTICATE proves it. */
 struct m_pending {
     struct ml_handshake hs;
@@ -114,7 +120,7 @@ struct m_task {
     char *name;
     char agent_id[65];
     char container_id[65];
-    char *spec_json; /* {"command", "resources", "role", "user", "env", "volumes"} */
+    char *spec_json; /* ml_task_spec_encode of the spec without its name: what LAUNCH sends */
     char *role;
     uint64_t cpus_millis, mem_bytes;
     enum ml_state state;
@@ -159,29 +165,41 @@ int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr *
 void master_cfg_done(struct master_cfg *cfg);
 extern const char master_default_config[];
 
-/* store.c: work_dir/master.db. Every write returns 0 or -EIO (logged). */
+/* store.c: work_dir/master.db's rows. Callers encode their records and decode them in the
+ * load callbacks (a callback's negative return stops the load with err). Every write returns
+ * 0 or -EIO (logged). */
 int master_store_open(struct master *m, struct berr **err);
 void master_store_close(struct master *m);
-int master_store_agent(struct master *m, const struct m_agent *ag);
-int master_store_task(struct master *m, const struct m_task *t);
-/* Record one status in the task's history. 1 when recorded, 0 when its uuid was already
- * there (a retried update), -EIO. */
-int master_store_update(struct master *m, const char *task_id, const struct ml_status *s,
-                        const char *source);
-int master_store_agent_delete(struct master *m, const char *id);
-/* The task's row and its history. */
-int master_store_task_delete(struct master *m, const char *id);
-/* Load agents and tasks into the tables (at start). */
-int master_store_load(struct master *m, struct berr **err);
-/* The history of one task as a JSON array into g, oldest first. */
-void master_store_history(struct master *m, const char *task_id, yajl_gen g);
 int master_store_begin(struct master *m);
+/* COMMIT, or ROLLBACK when that fails. */
 int master_store_commit(struct master *m);
-
-/* store.c: bearer tokens made through the API (their SHA-256, hex), and their removal. */
-int master_store_token_put(struct master *m, const char *id, const char *key_hex,
-                           const char *name, const char *rights, const char *roles,
-                           double created_at);
+/* ROLLBACK the open transaction, if one is. */
+void master_store_rollback(struct master *m);
+int master_store_agent_put(struct master *m, const char *id, const char *hostname, const char *json,
+                           double registered_at);
+int master_store_agent_delete(struct master *m, const char *id);
+int master_store_agents_load(struct master *m,
+                             int (*fn)(struct master *m, const char *id, const char *hostname,
+                                       const char *json, double registered_at),
+                             struct berr **err);
+int master_store_task_put(struct master *m, const char *id, double created_at, const char *json);
+/* The task's row and its history, in one transaction. */
+int master_store_task_delete(struct master *m, const char *id);
+/* Rows oldest first. */
+int master_store_tasks_load(struct master *m, int (*fn)(struct master *m, const char *json),
+                            struct berr **err);
+/* Record one status (json, encoded by the caller) in a task's history. 1 when recorded, 0
+ * when its uuid was already there (a retried update), -EIO. */
+int master_store_update(struct master *m, const char *task_id, const char *uuid, const char *state,
+                        const char *source, double received_at, const char *json);
+/* The history of one task, oldest first, one fn call per status. 0 or -EIO. */
+int master_store_history(struct master *m, const char *task_id,
+                         void (*fn)(void *arg, const char *json, const char *source,
+                                    double received_at),
+                         void *arg);
+/* Bearer tokens made through the API (their SHA-256, hex), and their removal. */
+int master_store_token_put(struct master *m, const char *id, const char *key_hex, const char *name,
+                           const char *rights, const char *roles, double created_at);
 int master_store_token_delete(struct master *m, const char *id);
 int master_store_tokens_load(struct master *m,
                              int (*fn)(struct master *m, const char *id, const char *key_hex,
@@ -203,9 +221,8 @@ struct m_token *master_auth_client(struct master *m, struct evhttp_request *req)
 /* May t do need (in role, for submit; NULL role: any)? */
 bool master_token_may(const struct m_token *t, enum m_rights need, const char *role);
 /* A new random token: *ret_text (malloc'd, shown once) and its record *ret. */
-int master_token_create(struct master *m, const char *name, enum m_rights rights,
-                        const char *roles, char **ret_text, struct m_token **ret,
-                        struct berr **err);
+int master_token_create(struct master *m, const char *name, enum m_rights rights, const char *roles,
+                        char **ret_text, struct m_token **ret, struct berr **err);
 int master_token_remove(struct master *m, const char *id, struct berr **err);
 void master_token_json(const struct m_token *t, yajl_gen g);
 
@@ -215,52 +232,125 @@ void master_tls_free(struct master *m);
 /* evhttp_set_bevcb's callback: a TLS server bufferevent for each new connection. */
 struct bufferevent *master_tls_bev(struct event_base *base, void *arg);
 
-/* tasks.c */
-struct m_task *master_task_find(struct master *m, const char *id);
+/* placement.c: where a task goes, decided over plain numbers (tests/unit/master_test.c).
+ * One candidate agent: */
+struct m_place_agent {
+    bool reachable, connected;        /* REACHABLE, and its event stream is open */
+    uint64_t alloc_cpus, alloc_mem;   /* allocatable (millicores, bytes) */
+    uint64_t placed_cpus, placed_mem; /* what the master's live tasks hold there */
+    unsigned placed_tasks;
+};
+/* May a task go to a at all: reachable, connected, some allocatable cpus and mem? */
+bool master_place_eligible(const struct m_place_agent *a);
+/* The index of the agent a task of cpus (millicores) and mem (bytes) goes to, or -1 when it
+ * fits on none that is eligible. spread: the agent left with the largest free share (the
+ * smaller of its free cpu and mem fractions after the task); binpack: the smallest share
+ * that still fits. Equal shares: fewer tasks, then the earlier agent. */
+int master_place(const struct m_place_agent *agents, size_t n, uint64_t cpus, uint64_t mem,
+                 bool binpack);
+
+/* agents.c: the registry of agents and their event streams. */
 struct m_agent *master_agent_find(struct master *m, const char *id);
-/* Submit: parse, validate, place, record (STAGING) and send LAUNCH when the agent's stream
- * is up. 0 with *ret, or -errno with err (INVALID_ARGUMENT, INSUFFICIENT_RESOURCES). */
-int master_task_submit(struct master *m, const struct m_token *caller, const char *body,
-                       size_t len, struct m_task **ret, struct berr **err);
+/* The agent with this id, made (registered now, counted) when it is new; *ret_new says
+ * which. */
+struct m_agent *master_agent_get(struct master *m, const char *id, bool *ret_new);
+/* Write ag's row (its resources, state and key). 0 or -EIO (logged). */
+int master_agent_save(struct master *m, const struct m_agent *ag);
+int master_agents_load(struct master *m, struct berr **err);
+/* Forget an agent that is not connected (CONFLICT while it is): its record, its row and its
+ * key (a join token can register it again). Its tasks are the caller's to end. */
+int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err);
+void master_agents_free(struct master *m);
+void master_agent_json(const struct m_agent *ag, yajl_gen g);
+/* The agent a task of (cpus, mem) goes to under [master] placement (placement.c), or NULL;
+ * *ret_up counts the agents that could take tasks at all. */
+struct m_agent *master_agents_place(struct master *m, uint64_t cpus, uint64_t mem,
+                                    unsigned *ret_up);
+/* Add (sign > 0) or release one task's cpus and mem on the agent's placed sums. */
+void master_agent_account(struct m_agent *ag, uint64_t cpus, uint64_t mem, int sign);
+/* Make the open chunked reply req (of conn) ag's event stream, ending an older one. */
+void master_agent_stream_set(struct m_agent *ag, struct evhttp_request *req,
+                             struct evhttp_connection *conn);
+/* End ag's stream (unreachable, a newer SUBSCRIBE): the agent sees the reply end. */
+void master_agent_stream_end(struct m_agent *ag);
+/* At shutdown, when the loop no longer runs to flush a reply's end: free the streams'
+ * connections outright; the agents see them drop. */
+void master_agents_streams_free(struct master *m);
+/* One event as a RecordIO record on the open chunked reply req. */
+void master_stream_send(struct evhttp_request *req, enum ml_event_type t, const char *payload);
+/* Send one event on ag's stream; false when it has none. */
+bool master_agent_send(struct m_agent *ag, enum ml_event_type t, const char *payload);
+
+/* tasks.c: the registry of tasks. */
+struct m_task *master_task_find(struct master *m, const char *id);
+/* A task by id, unique id prefix or unique name; NULL with err (NOT_FOUND, CONFLICT). */
+struct m_task *master_task_lookup(struct master *m, const char *ref, struct berr **err);
+/* Submit a parsed and checked spec (borrowed): place it, record it (STAGING) and send
+ * LAUNCH when the agent's stream is up. 0 with *ret, or -errno with err (UNAVAILABLE at
+ * max_tasks, INSUFFICIENT_RESOURCES, INTERNAL). */
+int master_task_submit(struct master *m, const struct ml_task_spec *spec, struct m_task **ret,
+                       struct berr **err);
 int master_task_kill(struct master *m, struct m_task *t, struct berr **err);
 /* Forget an ended task (record and history); CONFLICT while it is not ended. */
 int master_task_remove(struct master *m, struct m_task *t, struct berr **err);
 /* Forget ended tasks older than task_gc_delay (the tick). */
 void master_tasks_gc(struct master *m);
-/* Forget an agent that is not connected: its live tasks are LOST/AGENT_REMOVED, its key
- * goes with it (a join token can register it again). */
-int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err);
-/* Apply a status (from an agent, or the master's own LOST): forward-only - a state not after
- * the current one, or any after a terminal one, is ignored (0); 1 when applied. Records it
- * in the history in the same transaction. */
+/* Apply a status (from an agent, or the master's own): forward-only - a state not after the
+ * current one, or any after a terminal one, is ignored (0); 1 when applied; -EIO (logged)
+ * when master.db refused it, and t is as it was. Records it in the history in the same
+ * transaction. */
 int master_task_apply(struct master *m, struct m_task *t, const struct ml_status *s,
                       const char *source);
-/* The master itself ends a task (LOST with reason), recorded like an update. */
-void master_task_lose(struct master *m, struct m_task *t, const char *reason, const char *msg);
-void master_task_json(struct master *m, struct m_task *t, yajl_gen g, bool with_history);
-void master_agent_json(struct master *m, struct m_agent *ag, yajl_gen g);
+/* The master itself ends a task (state KILLED or LOST, with reason), recorded like an
+ * update; a LOST one counts in tasks_lost_total. */
+void master_task_end(struct master *m, struct m_task *t, enum ml_state state, enum ml_reason reason,
+                     const char *msg);
+/* End every live task placed on agent_id LOST with reason; how many. */
+unsigned master_tasks_lose_on(struct master *m, const char *agent_id, enum ml_reason reason,
+                              const char *msg);
+/* A HEARTBEAT's per-task usage ([{task_id, cpus, mem}]) for the live tasks on agent_id. */
+void master_tasks_usage(struct master *m, const char *agent_id, yajl_val tasks);
+void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool with_history);
 /* The LAUNCH payload of t (malloc'd JSON). */
-char *master_task_launch_payload(struct m_task *t);
+char *master_task_launch_payload(const struct m_task *t);
+/* After master_agents_load: a live task counts on its agent. */
+int master_tasks_load(struct master *m, struct berr **err);
 void master_tasks_free(struct master *m);
-/* Account t's resources on its agent (placed) or release them (terminal). */
-void master_task_account(struct master *m, struct m_task *t, int sign);
 
-/* agents.c: the agent protocol on POST ML_AGENT_PATH, and the timers. */
-void master_link_serve(struct master *m, struct evhttp_request *req, const char *body, size_t len);
-/* Send one event on ag's stream; false when it has none. */
-bool master_link_send(struct master *m, struct m_agent *ag, enum ml_event_type t,
-                      const char *payload);
-void master_link_tick(evutil_socket_t fd, short what, void *arg);
-void master_link_close_all(struct master *m);
+/* handshake.c: a SUBSCRIBE's proof of its key (docs/protocol.md, Authentication). */
+/* SUBSCRIBE: check it, open its stream and send the CHALLENGE, or refuse. */
+void master_handshake_start(struct master *m, struct evhttp_request *req, struct ml_call *call,
+                            const char *body, size_t len);
+/* AUTHENTICATE: the pending SUBSCRIBE it proves, unlinked (free it with master_pending_free),
+ * with that SUBSCRIBE decoded into *ret_sub (free with ml_call_done); NULL after refusing. */
+struct m_pending *master_handshake_prove(struct master *m, struct evhttp_request *req,
+                                         struct ml_call *call, struct ml_call *ret_sub);
+void master_pending_free(struct m_pending *p);
+/* Close the pending streams whose AUTHENTICATE is overdue (the tick). */
+void master_handshake_expire(struct master *m, uint64_t now_ns);
 void master_pending_free_all(struct master *m);
+
+/* link.c: the agent protocol on POST ML_AGENT_PATH, and the timers. */
+void master_link_serve(struct master *m, struct evhttp_request *req, const char *body, size_t len);
+void master_link_tick(evutil_socket_t fd, short what, void *arg);
 void master_hb_histogram(struct master *m, struct evbuffer *out); /* api.c: /metrics */
-void master_agents_free(struct master *m);
 
 /* api.c */
 int master_api_start(struct master *m, struct berr **err);
 void master_api_stop(struct master *m);
-void master_reply_error(struct evhttp_request *req, struct berr *err);
+
+/* reply.c: every answer of both APIs; each error reply counts in refused_total. */
 void master_reply_json(struct evhttp_request *req, int status, yajl_gen g);
-/* Refuse with code/status and a message (counts refused calls). */
-void master_refuse(struct master *m, struct evhttp_request *req, enum berr_code code, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
+/* 202 {} (an agent's call taken). */
+void master_reply_accepted(struct evhttp_request *req);
+/* The error err carries (its code, or INTERNAL). */
+void master_reply_error(struct master *m, struct evhttp_request *req, const struct berr *err);
+/* Refuse with code and a message. */
+void master_refuse(struct master *m, struct evhttp_request *req, enum berr_code code,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The request's body (not NUL-terminated; "" when empty): 0, or -EMSGSIZE after answering
+ * 413 BODY_TOO_LARGE when it exceeds ML_MAX_MESSAGE. */
+int master_read_body(struct master *m, struct evhttp_request *req, const char **ret,
+                     size_t *ret_len);
+/* "ADDRESS:PORT" of the peer of req into buf, for log lines about refused callers. */
+const char *master_peer(struct evhttp_request *req, char *buf, size_t len);

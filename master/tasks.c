@@ -1,8 +1,8 @@
-/* master/tasks.c - the master's tasks: submit (check the request, place it on an agent with
- * enough free allocatable resources - spread or binpack - record it STAGING and send LAUNCH),
- * kill, and apply status updates forward-only, so a task's history holds every state once
- * and exactly one terminal state. agents.c carries the messages; store.c persists. */
-#include <math.h>
+/* master/tasks.c - the master's tasks: submit (a spec api.c has parsed: place it on an agent
+ * with enough free allocatable resources - spread or binpack - record it STAGING and send
+ * LAUNCH), kill, and apply status updates forward-only, so a task's history holds every state
+ * once and exactly one terminal state. agents.c holds the agents and carries the messages
+ * (tasks.c calls it, never the other way); store.c persists. */
 #include <string.h>
 
 #include "master/master.h"
@@ -12,115 +12,34 @@ struct m_task *master_task_find(struct master *m, const char *id)
     return id ? ml_table_get(&m->tasks_by_id, id) : NULL;
 }
 
-struct m_agent *master_agent_find(struct master *m, const char *id)
+struct m_task *master_task_lookup(struct master *m, const char *ref, struct berr **err)
 {
-    return id ? ml_table_get(&m->agents_by_id, id) : NULL;
+    struct m_task *t = master_task_find(m, ref), *hit = NULL;
+    if (t)
+        return t;
+    unsigned n = 0;
+    size_t rl = strlen(ref);
+    for (t = m->tasks; t; t = t->next) {
+        if (strncmp(t->id, ref, rl) == 0 || streq(t->name, ref)) {
+            hit = hit ? hit : t;
+            n++;
+        }
+    }
+    if (n == 1)
+        return hit;
+    if (n > 1)
+        berr_setc(err, EINVAL, BERR_CONFLICT, "'%s' names %u tasks: give the task id", ref, n);
+    else
+        berr_setc(err, ENOENT, BERR_NOT_FOUND, "no task '%s'", ref);
+    return NULL;
 }
 
-void master_task_account(struct master *m, struct m_task *t, int sign)
+/* Account t's resources on its agent (placed) or release them (ended). */
+static void task_account(struct master *m, const struct m_task *t, int sign)
 {
     struct m_agent *ag = master_agent_find(m, t->agent_id);
-    if (!ag)
-        return;
-    if (sign > 0) {
-        ag->placed_cpus += t->cpus_millis;
-        ag->placed_mem += t->mem_bytes;
-        ag->placed_tasks++;
-    } else {
-        ag->placed_cpus -= t->cpus_millis <= ag->placed_cpus ? t->cpus_millis : ag->placed_cpus;
-        ag->placed_mem -= t->mem_bytes <= ag->placed_mem ? t->mem_bytes : ag->placed_mem;
-        ag->placed_tasks -= ag->placed_tasks > 0;
-    }
-}
-
-/* Free share of ag after placing (cpus, mem): the smaller of the two fractions, or -1 when
- * it does not fit. */
-static double free_share_after(const struct m_agent *ag, uint64_t cpus, uint64_t mem)
-{
-    if (ag->placed_cpus + cpus > ag->alloc_cpus || ag->placed_mem + mem > ag->alloc_mem)
-        return -1;
-    double fc = (double) (ag->alloc_cpus - ag->placed_cpus - cpus) / (double) ag->alloc_cpus;
-    double fm = (double) (ag->alloc_mem - ag->placed_mem - mem) / (double) ag->alloc_mem;
-    return fc < fm ? fc : fm;
-}
-
-/* spread: the agent left with the largest free share (ties: fewer tasks); binpack: the
- * smallest share that still fits. Only reachable agents with a live stream qualify. */
-static struct m_agent *place(struct master *m, uint64_t cpus, uint64_t mem, unsigned *ret_up)
-{
-    bool binpack = streq(m->cfg.placement, "binpack");
-    struct m_agent *best = NULL;
-    double best_share = 0;
-    unsigned up = 0;
-    for (struct m_agent *ag = m->agents; ag; ag = ag->next) {
-        if (ag->state != M_AGENT_REACHABLE || !ag->stream || !ag->alloc_cpus || !ag->alloc_mem)
-            continue;
-        up++;
-        double s = free_share_after(ag, cpus, mem);
-        if (s < 0)
-            continue;
-        bool better = !best || (binpack ? s < best_share : s > best_share) ||
-                      (s == best_share && ag->placed_tasks < best->placed_tasks);
-        if (better) {
-            best = ag;
-            best_share = s;
-        }
-    }
-    *ret_up = up;
-    return best;
-}
-
-static int check_command(yajl_val cmd, struct berr **err)
-{
-    if (!cmd || !YAJL_IS_OBJECT(cmd))
-        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                         "\"command\" must be {\"shell\": \"...\"} or {\"argv\": [...]}");
-    yajl_val shell = json_get(cmd, "shell"), argv = json_get(cmd, "argv");
-    if (shell && YAJL_IS_STRING(shell) && shell->u.string[0] && !argv)
-        return 0;
-    if (argv && YAJL_IS_ARRAY(argv) && argv->u.array.len > 0 && !shell) {
-        for (size_t i = 0; i < argv->u.array.len; i++)
-            if (!YAJL_IS_STRING(argv->u.array.values[i]))
-                return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                                 "\"command\".\"argv\" must hold strings");
-        return 0;
-    }
-    return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                     "\"command\" needs exactly one of a non-empty \"shell\" or \"argv\"");
-}
-
-/* env, user and volumes as the agent will read them (review L3: the master forwarded them
- * unchecked, and the task failed later on the agent). The agent checks them again. */
-static int check_extras(yajl_val v, struct berr **err)
-{
-    yajl_val env = json_get(v, "env"), vols = json_get(v, "volumes");
-    const char *user = json_get_str(v, "user");
-    if (env && !YAJL_IS_NULL(env)) {
-        if (!YAJL_IS_OBJECT(env))
-            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "\"env\" must be an object");
-        for (size_t i = 0; i < env->u.object.len; i++) {
-            const char *k = env->u.object.keys[i];
-            if (!k[0] || strchr(k, '=') || !YAJL_IS_STRING(env->u.object.values[i]))
-                return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                                 "env: '%.64s' must be a name without '=' with a string value",
-                                 k);
-        }
-    }
-    if (json_get(v, "user") && (!user || !user[0] || strlen(user) > 64 || strpbrk(user, ":/")))
-        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                         "\"user\" must be a user name or uid");
-    if (vols && !YAJL_IS_NULL(vols)) {
-        if (!YAJL_IS_ARRAY(vols))
-            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "\"volumes\" must be an array");
-        for (size_t i = 0; i < vols->u.array.len; i++) {
-            yajl_val x = vols->u.array.values[i];
-            const char *h = YAJL_IS_STRING(x) ? x->u.string : json_get_str(x, "host");
-            if (!h || h[0] != '/')
-                return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                                 "volumes[%zu] needs an absolute host path", i);
-        }
-    }
-    return 0;
+    if (ag)
+        master_agent_account(ag, t->cpus_millis, t->mem_bytes, sign);
 }
 
 static char *new_task_id(struct master *m)
@@ -136,169 +55,132 @@ static char *new_task_id(struct master *m)
     }
 }
 
-/* Record a status the master made itself (STAGING, LOST...) in the history. */
-static void record_own(struct master *m, struct m_task *t, enum ml_state st)
+/* The task's row: its API view without the history (tasks_load reads it back). */
+static int task_save(struct master *m, const struct m_task *t)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    master_task_json(m, t, g, false);
+    _cleanup_free_ char *json = json_gen_take(g);
+    return master_store_task_put(m, t->id, t->created_at, json);
+}
+
+static int record_status(struct master *m, const struct ml_status *s, const char *source)
+{
+    _cleanup_free_ char *json = ml_status_encode(s);
+    return master_store_update(m, s->task_id, s->uuid, ml_state_name(s->state), source,
+                               now_realtime(), json);
+}
+
+/* Record a status the master made itself (STAGING) in the history. */
+static int record_own(struct master *m, struct m_task *t, enum ml_state st)
 {
     struct ml_status s = {.state = st, .timestamp = now_realtime()};
     snprintf(s.task_id, sizeof(s.task_id), "%s", t->id);
     snprintf(s.reason, sizeof(s.reason), "%s", t->reason);
     s.message = t->message;
     snprintf(s.container_id, sizeof(s.container_id), "%s", t->container_id);
-    if (ml_uuid_new(s.uuid) == 0)
-        (void) master_store_update(m, t->id, &s, "master");
+    int r = ml_uuid_new(s.uuid);
+    return r < 0 ? r : record_status(m, &s, "master");
 }
 
-char *master_task_launch_payload(struct m_task *t)
+char *master_task_launch_payload(const struct m_task *t)
 {
-    /* the agent's POST /v1/containers body, named after the task (the agent's link finds
-     * the container by that name while the launch runs) */
-    yajl_val spec = yajl_tree_parse(t->spec_json, NULL, 0);
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_map_open(g);
-    json_kv_str(g, "task_id", t->id);
-    json_str(g, "container");
-    yajl_gen_map_open(g);
-    json_kv_str(g, "name", t->id);
-    for (size_t i = 0; spec && YAJL_IS_OBJECT(spec) && i < spec->u.object.len; i++) {
-        json_str(g, spec->u.object.keys[i]);
-        json_gen_value(g, spec->u.object.values[i]);
-    }
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    yajl_tree_free(spec);
-    return json_gen_take(g);
+    /* the agent's POST /v1/containers body: spec_json embedded as text, not parsed again.
+     * It is named after the task because the agent's link finds the container it launches
+     * by that name; once the agent names a nameless spec after task_id itself, "container"
+     * can be spec_json as it is. */
+    const char *rest = t->spec_json[0] == '{' ? t->spec_json + 1 : "}";
+    return xasprintf("{\"task_id\":\"%s\",\"container\":{\"name\":\"%s\"%s%s}", t->id, t->id,
+                     rest[0] == '}' ? "" : ",", rest);
 }
 
-int master_task_submit(struct master *m, const struct m_token *caller, const char *body,
-                       size_t len, struct m_task **ret, struct berr **err)
+static void task_free(struct m_task *t)
 {
-    yajl_val v = json_parse(body, len, err);
-    if (!v)
-        return -EINVAL;
-    int r = 0;
-    uint64_t cpus = 0, mem = 0;
-    _cleanup_free_ char *payload = NULL;
-    yajl_val res = json_get(v, "resources");
-    const char *name = json_get_str(v, "name"), *role = json_get_str(v, "role");
-    static const char *const allowed[] = {"name", "command", "resources", "role",
-                                          "user", "env",     "volumes"};
-    if (!YAJL_IS_OBJECT(v)) {
-        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "the task must be a JSON object");
-        goto out;
-    }
-    for (size_t i = 0; i < v->u.object.len; i++) {
-        bool ok = false;
-        for (size_t j = 0; j < ARRAY_SIZE(allowed); j++)
-            ok = ok || streq(v->u.object.keys[i], allowed[j]);
-        if (!ok) {
-            r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown field '%.64s'",
-                          v->u.object.keys[i]);
-            goto out;
+    free(t->name);
+    free(t->spec_json);
+    free(t->role);
+    free(t->message);
+    free(t);
+}
+
+/* Into the registry, newest first; a live task counts on its agent. */
+static void task_link(struct master *m, struct m_task *t)
+{
+    t->next = m->tasks;
+    m->tasks = t;
+    m->n_tasks++;
+    ml_table_put(&m->tasks_by_id, t->id, t);
+    if (!ml_state_terminal(t->state))
+        task_account(m, t, +1);
+}
+
+/* Out of the registry (its resources already released) and freed. */
+static void task_unlink(struct master *m, struct m_task *t)
+{
+    for (struct m_task **p = &m->tasks; *p; p = &(*p)->next) {
+        if (*p == t) {
+            *p = t->next;
+            break;
         }
     }
-    if ((json_get(v, "name") && (!name || !name[0] || strlen(name) > 128)) ||
-        (json_get(v, "role") && (!role || !role[0] || strlen(role) > 64))) {
-        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                      "\"name\" (1-128 chars) and \"role\" (1-64) must be strings");
-        goto out;
-    }
-    if (!master_token_may(caller, M_RIGHTS_SUBMIT, role ? role : "*")) {
-        r = berr_setc(err, EPERM, BERR_FORBIDDEN, "token '%s' (%s) may not submit in role '%s'",
-                      caller ? caller->id : "?", caller ? caller->name : "?", role ? role : "*");
-        goto out;
-    }
-    if ((r = check_command(json_get(v, "command"), err)) < 0 || (r = check_extras(v, err)) < 0)
-        goto out;
-    if (m->n_tasks >= m->cfg.max_tasks) {
-        r = berr_setc(err, EAGAIN, BERR_UNAVAILABLE,
-                      "the registry holds max_tasks (%llu) tasks: remove ended ones (berthctl "
-                      "--master URL rm TASK) or wait for task_gc_delay",
-                      (unsigned long long) m->cfg.max_tasks);
-        goto out;
-    }
-    if (!res || !YAJL_IS_OBJECT(res) || !json_get_cpus(res, "cpus", &cpus) ||
-        !json_get_size(res, "mem", &mem) || mem == 0) {
-        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                      "\"resources\" needs \"cpus\" (> 0, e.g. 2 or \"0.5\") and \"mem\" "
-                      "(bytes or a size such as \"1GiB\")");
-        goto out;
-    }
+    ml_table_del(&m->tasks_by_id, t->id);
+    m->n_tasks--;
+    task_free(t);
+}
+
+int master_task_submit(struct master *m, const struct ml_task_spec *spec, struct m_task **ret,
+                       struct berr **err)
+{
+    if (m->n_tasks >= m->cfg.max_tasks)
+        return berr_setc(err, EAGAIN, BERR_UNAVAILABLE,
+                         "the registry holds max_tasks (%llu) tasks: remove ended ones (berthctl "
+                         "--master URL rm TASK) or wait for task_gc_delay",
+                         (unsigned long long) m->cfg.max_tasks);
+    uint64_t cpus = spec->cpus_millis, mem = spec->mem_bytes;
     unsigned up = 0;
-    struct m_agent *ag = place(m, cpus, mem, &up);
+    struct m_agent *ag = master_agents_place(m, cpus, mem, &up);
     if (!ag) {
         char cb[32], mb[32];
         format_cpus(cpus, cb, sizeof(cb));
         format_size(mem, mb, sizeof(mb));
-        r = berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
-                      "no agent has %s cpus and %s mem free (%u agent%s connected)", cb, mb, up,
-                      up == 1 ? "" : "s");
-        goto out;
+        return berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
+                         "no agent has %s cpus and %s mem free (%u agent%s connected)", cb, mb, up,
+                         up == 1 ? "" : "s");
     }
+    _cleanup_free_ char *id = new_task_id(m);
+    if (!id)
+        return berr_setc(err, EIO, BERR_INTERNAL, "no randomness for a task id");
     struct m_task *t = xzalloc(sizeof(*t));
-    char *id = new_task_id(m);
-    if (!id) {
-        free(t);
-        r = berr_setc(err, EIO, BERR_INTERNAL, "no randomness for a task id");
-        goto out;
-    }
     snprintf(t->id, sizeof(t->id), "%s", id);
-    free(id);
-    t->name = xstrdup(name ? name : t->id);
-    t->role = xstrdup(role ? role : "*");
+    t->name = xstrdup(spec->name ? spec->name : t->id);
+    t->role = xstrdup(spec->role ? spec->role : "*");
     snprintf(t->agent_id, sizeof(t->agent_id), "%s", ag->id);
     t->cpus_millis = cpus;
     t->mem_bytes = mem;
     t->state = ML_STAGING;
     t->created_at = t->updated_at = now_realtime();
-    /* the spec as the agent gets it: resources normalised, the rest as submitted */
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_map_open(g);
-    for (size_t i = 0; i < v->u.object.len; i++) {
-        const char *k = v->u.object.keys[i];
-        if (streq(k, "name"))
-            continue;
-        json_str(g, k);
-        if (!streq(k, "resources")) {
-            json_gen_value(g, v->u.object.values[i]);
-            continue;
-        }
-        yajl_gen_map_open(g);
-        json_kv_cpus(g, "cpus", cpus);
-        json_kv_u64(g, "mem", mem);
-        for (size_t j = 0; j < res->u.object.len; j++) {
-            if (streq(res->u.object.keys[j], "cpus") || streq(res->u.object.keys[j], "mem"))
-                continue;
-            json_str(g, res->u.object.keys[j]);
-            json_gen_value(g, res->u.object.values[j]);
-        }
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    t->spec_json = json_gen_take(g);
-    t->next = m->tasks;
-    m->tasks = t;
-    m->n_tasks++;
-    ml_table_put(&m->tasks_by_id, t->id, t);
-    master_task_account(m, t, +1);
+    /* the spec as the agent gets it, without the name: the master keeps that, and the
+     * container is named after the task */
+    struct ml_task_spec unnamed = *spec;
+    unnamed.name = NULL;
+    t->spec_json = ml_task_spec_encode(&unnamed);
+    task_link(m, t);
     /* recorded before LAUNCH leaves: a master that dies now resends it when the agent
      * subscribes again without the task */
-    (void) master_store_begin(m);
-    (void) master_store_task(m, t);
-    record_own(m, t, ML_STAGING);
-    if (master_store_commit(m) < 0) {
-        r = berr_setc(err, EIO, BERR_INTERNAL, "cannot record the task in master.db");
-        /* keep it in memory as LOST so the numbers stay right; it never launched */
-        master_task_lose(m, t, "LAUNCH_FAILED", "not recorded in master.db");
-        goto out;
+    if (master_store_begin(m) < 0 || task_save(m, t) < 0 || record_own(m, t, ML_STAGING) < 0 ||
+        master_store_commit(m) < 0) {
+        master_store_rollback(m);
+        /* never recorded, never launched, its id never shown: it goes */
+        task_account(m, t, -1);
+        task_unlink(m, t);
+        return berr_setc(err, EIO, BERR_INTERNAL, "cannot record the task in master.db");
     }
-    payload = master_task_launch_payload(t);
-    if (master_link_send(m, ag, ML_EVENT_LAUNCH, payload))
+    _cleanup_free_ char *payload = master_task_launch_payload(t);
+    if (master_agent_send(ag, ML_EVENT_LAUNCH, payload))
         m->launches_sent_total++;
     log_info("task '%s' (%s): placed on agent '%s' (%s)", t->id, t->name, ag->id, ag->hostname);
     *ret = t;
-out:
-    yajl_tree_free(v);
-    return r;
+    return 0;
 }
 
 int master_task_kill(struct master *m, struct m_task *t, struct berr **err)
@@ -307,10 +189,10 @@ int master_task_kill(struct master *m, struct m_task *t, struct berr **err)
         return berr_setc(err, EINVAL, BERR_CONFLICT, "task '%s' is already %s", t->id,
                          ml_state_name(t->state));
     t->kill_requested = true;
-    (void) master_store_task(m, t);
+    (void) task_save(m, t);
     struct m_agent *ag = master_agent_find(m, t->agent_id);
     _cleanup_free_ char *payload = xasprintf("{\"task_id\": \"%s\"}", t->id);
-    if (ag && !master_link_send(m, ag, ML_EVENT_KILL, payload))
+    if (ag && !master_agent_send(ag, ML_EVENT_KILL, payload))
         log_info("task '%s': agent '%s' is not connected; the kill goes out when it subscribes",
                  t->id, ag->id);
     return 0;
@@ -323,17 +205,19 @@ int master_task_apply(struct master *m, struct m_task *t, const struct ml_status
      * state (a task the master declared LOST stays LOST; see docs/protocol.md) */
     if (ml_state_terminal(t->state) || s->state <= t->state)
         return 0;
-    if (master_store_begin(m) < 0)
-        return -EIO;
-    int r = master_store_update(m, t->id, s, source);
-    if (r <= 0) {
-        (void) master_store_commit(m);
+    int r = master_store_begin(m);
+    if (r < 0)
+        return r;
+    if ((r = record_status(m, s, source)) <= 0) {
+        master_store_rollback(m);
         return r;
     }
+    /* t as it was, to put back when master.db refuses the change: a status that is not
+     * recorded is not acknowledged, and the agent sends it again */
+    struct m_task old = *t;
     bool was_live = !ml_state_terminal(t->state);
     t->state = s->state;
     snprintf(t->reason, sizeof(t->reason), "%s", s->reason);
-    free(t->message);
     t->message = s->message ? xstrdup(s->message) : NULL;
     t->has_exit_code = s->has_exit_code;
     t->exit_code = s->exit_code;
@@ -341,10 +225,15 @@ int master_task_apply(struct master *m, struct m_task *t, const struct ml_status
     if (s->container_id[0])
         snprintf(t->container_id, sizeof(t->container_id), "%s", s->container_id);
     t->updated_at = now_realtime();
-    if (master_store_task(m, t) < 0 || master_store_commit(m) < 0)
-        return -EIO;
+    if ((r = task_save(m, t)) < 0 || (r = master_store_commit(m)) < 0) {
+        master_store_rollback(m);
+        free(t->message);
+        *t = old;
+        return r;
+    }
+    free(old.message);
     if (was_live && ml_state_terminal(t->state)) {
-        master_task_account(m, t, -1);
+        task_account(m, t, -1);
         t->has_usage = false;
     }
     log_info("task '%s' (%s): %s%s%s (from %s)", t->id, t->name, ml_state_name(t->state),
@@ -352,20 +241,63 @@ int master_task_apply(struct master *m, struct m_task *t, const struct ml_status
     return 1;
 }
 
-void master_task_lose(struct master *m, struct m_task *t, const char *reason, const char *msg)
+void master_task_end(struct master *m, struct m_task *t, enum ml_state state, enum ml_reason reason,
+                     const char *msg)
 {
-    struct ml_status s = {.state = ML_LOST, .timestamp = now_realtime()};
+    struct ml_status s = {.state = state, .timestamp = now_realtime()};
     snprintf(s.task_id, sizeof(s.task_id), "%s", t->id);
-    snprintf(s.reason, sizeof(s.reason), "%s", reason);
+    snprintf(s.reason, sizeof(s.reason), "%s", ml_reason_name(reason));
     snprintf(s.container_id, sizeof(s.container_id), "%s", t->container_id);
     s.message = (char *) msg;
     if (ml_uuid_new(s.uuid) < 0)
         return;
-    if (master_task_apply(m, t, &s, "master") > 0)
+    if (master_task_apply(m, t, &s, "master") > 0 && state == ML_LOST)
         m->tasks_lost_total++;
 }
 
-void master_task_json(struct master *m, struct m_task *t, yajl_gen g, bool with_history)
+unsigned master_tasks_lose_on(struct master *m, const char *agent_id, enum ml_reason reason,
+                              const char *msg)
+{
+    unsigned n = 0;
+    for (struct m_task *t = m->tasks; t; t = t->next) {
+        if (!ml_state_terminal(t->state) && streq(t->agent_id, agent_id)) {
+            master_task_end(m, t, ML_LOST, reason, msg);
+            n++;
+        }
+    }
+    return n;
+}
+
+void master_tasks_usage(struct master *m, const char *agent_id, yajl_val tasks)
+{
+    for (size_t i = 0; tasks && YAJL_IS_ARRAY(tasks) && i < tasks->u.array.len; i++) {
+        yajl_val e = tasks->u.array.values[i];
+        struct m_task *t = master_task_find(m, json_get_str(e, "task_id"));
+        if (!t || !streq(t->agent_id, agent_id) || ml_state_terminal(t->state))
+            continue;
+        bool c = json_get_double(e, "cpus", &t->usage_cpus);
+        bool mm = json_get_u64(e, "mem", &t->usage_mem);
+        t->has_usage = c || mm;
+    }
+}
+
+/* master_store_history's callback: one recorded status, with where and when it came. */
+static void history_row(void *arg, const char *json, const char *source, double received_at)
+{
+    yajl_gen g = arg;
+    yajl_val v = json ? yajl_tree_parse(json, NULL, 0) : NULL;
+    yajl_gen_map_open(g);
+    for (size_t i = 0; v && YAJL_IS_OBJECT(v) && i < v->u.object.len; i++) {
+        json_str(g, v->u.object.keys[i]);
+        json_gen_value(g, v->u.object.values[i]);
+    }
+    json_kv_str(g, "source", source);
+    json_kv_double(g, "received_at", received_at);
+    yajl_gen_map_close(g);
+    yajl_tree_free(v);
+}
+
+void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool with_history)
 {
     struct m_agent *ag = master_agent_find(m, t->agent_id);
     yajl_gen_map_open(g);
@@ -407,49 +339,68 @@ void master_task_json(struct master *m, struct m_task *t, yajl_gen g, bool with_
     }
     if (with_history) {
         json_str(g, "history");
-        master_store_history(m, t->id, g);
+        yajl_gen_array_open(g);
+        (void) master_store_history(m, t->id, history_row, g);
+        yajl_gen_array_close(g);
     }
     yajl_gen_map_close(g);
 }
 
-void master_agent_json(struct master *m, struct m_agent *ag, yajl_gen g)
+/* master_store_tasks_load's callback: a task's row (task_save's record) back into the
+ * registry. Its spec was checked when it was submitted, by that version's rules: the
+ * fields are taken as they are (a bad row is skipped). */
+static int load_row(struct master *m, const char *json)
 {
-    (void) m;
+    yajl_val v = json ? yajl_tree_parse(json, NULL, 0) : NULL;
+    const char *id = json_get_str(v, "id");
+    if (!ml_id_valid(id) || master_task_find(m, id)) {
+        yajl_tree_free(v);
+        return 0;
+    }
+    struct m_task *t = xzalloc(sizeof(*t));
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    const char *s;
+    t->name = xstrdup((s = json_get_str(v, "name")) ? s : id);
+    snprintf(t->agent_id, sizeof(t->agent_id), "%s", (s = json_get_str(v, "agent_id")) ? s : "");
+    snprintf(t->container_id, sizeof(t->container_id), "%s",
+             (s = json_get_str(v, "container_id")) ? s : "");
+    t->role = xstrdup((s = json_get_str(v, "role")) ? s : "*");
+    t->state = ml_state_from_name(json_get_str(v, "state"));
+    if ((int) t->state < 0)
+        t->state = ML_STAGING;
+    snprintf(t->reason, sizeof(t->reason), "%s", (s = json_get_str(v, "reason")) ? s : "");
+    t->message = (s = json_get_str(v, "message")) ? xstrdup(s) : NULL;
+    t->has_exit_code = json_get_i64(v, "exit_code", &t->exit_code);
+    (void) json_get_i64(v, "signal", &t->signal);
+    (void) json_get_double(v, "created_at", &t->created_at);
+    (void) json_get_double(v, "updated_at", &t->updated_at);
+    yajl_val k = json_get(v, "kill_requested");
+    t->kill_requested = k && YAJL_IS_TRUE(k);
+    yajl_val res = json_get(v, "resources");
+    (void) json_get_cpus(res, "cpus", &t->cpus_millis);
+    (void) json_get_size(res, "mem", &t->mem_bytes);
+    /* the spec to launch: command, resources, role, user, env, volumes */
+    yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    json_kv_str(g, "id", ag->id);
-    json_kv_str(g, "hostname", ag->hostname);
-    json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
-    json_kv_bool(g, "connected", ag->stream != NULL);
-    json_kv_double(g, "registered_at", ag->registered_at);
-    json_kv_double(g, "last_seen_at", ag->last_seen_at);
-    json_kv_u64(g, "heartbeats", ag->heartbeats);
-    json_kv_u64(g, "tasks", ag->placed_tasks);
-    json_str(g, "resources");
-    yajl_gen_map_open(g);
-    const char *names[] = {"total", "reserved", "allocatable", "allocated"};
-    uint64_t cpus[] = {ag->total_cpus, ag->reserved_cpus, ag->alloc_cpus, ag->placed_cpus};
-    uint64_t mem[] = {ag->total_mem, ag->reserved_mem, ag->alloc_mem, ag->placed_mem};
-    for (int i = 0; i < 4; i++) {
-        json_str(g, names[i]);
-        yajl_gen_map_open(g);
-        json_kv_cpus(g, "cpus", cpus[i]);
-        json_kv_u64(g, "mem", mem[i]);
-        yajl_gen_map_close(g);
+    static const char *const keys[] = {"command", "resources", "role", "user", "env", "volumes"};
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        yajl_val x = json_get(v, keys[i]);
+        if (x && !YAJL_IS_NULL(x)) {
+            json_str(g, keys[i]);
+            json_gen_value(g, x);
+        }
     }
     yajl_gen_map_close(g);
-    json_str(g, "usage");
-    if (ag->has_usage) {
-        yajl_gen_map_open(g);
-        json_kv_double(g, "sampled_at", ag->usage_at);
-        json_kv_double(g, "cpus", ag->used_cpus);
-        json_kv_u64(g, "mem", ag->used_mem);
-        json_kv_double(g, "node_cpus", ag->node_cpus);
-        json_kv_u64(g, "node_mem", ag->node_mem);
-        yajl_gen_map_close(g);
-    } else {
-        yajl_gen_null(g);
-    }
-    yajl_gen_map_close(g);
+    t->spec_json = json_gen_take(g);
+    yajl_tree_free(v);
+    task_link(m, t); /* rows come oldest first: the list is newest first */
+    return 0;
+}
+
+/* After master_agents_load: a live task counts on its agent. */
+int master_tasks_load(struct master *m, struct berr **err)
+{
+    return master_store_tasks_load(m, load_row, err);
 }
 
 void master_tasks_free(struct master *m)
@@ -457,30 +408,9 @@ void master_tasks_free(struct master *m)
     while (m->tasks) {
         struct m_task *t = m->tasks;
         m->tasks = t->next;
-        free(t->name);
-        free(t->spec_json);
-        free(t->role);
-        free(t->message);
-        free(t);
+        task_free(t);
     }
     ml_table_free(&m->tasks_by_id);
-}
-
-static void task_unlink(struct master *m, struct m_task *t)
-{
-    for (struct m_task **p = &m->tasks; *p; p = &(*p)->next) {
-        if (*p == t) {
-            *p = t->next;
-            break;
-        }
-    }
-    ml_table_del(&m->tasks_by_id, t->id);
-    m->n_tasks--;
-    free(t->name);
-    free(t->spec_json);
-    free(t->role);
-    free(t->message);
-    free(t);
 }
 
 int master_task_remove(struct master *m, struct m_task *t, struct berr **err)
@@ -505,30 +435,4 @@ void master_tasks_gc(struct master *m)
             (void) master_task_remove(m, t, &err);
         }
     }
-}
-
-int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
-{
-    if (ag->stream)
-        return berr_setc(err, EBUSY, BERR_CONFLICT,
-                         "agent '%s' is connected: stop it first (it would register again)",
-                         ag->id);
-    for (struct m_task *t = m->tasks; t; t = t->next)
-        if (!ml_state_terminal(t->state) && streq(t->agent_id, ag->id))
-            master_task_lose(m, t, "AGENT_REMOVED", "its agent was removed from the registry");
-    if (master_store_agent_delete(m, ag->id) < 0)
-        return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove agent '%s' from master.db", ag->id);
-    for (struct m_agent **p = &m->agents; *p; p = &(*p)->next) {
-        if (*p == ag) {
-            *p = ag->next;
-            break;
-        }
-    }
-    ml_table_del(&m->agents_by_id, ag->id);
-    m->n_agents--;
-    log_info("agent '%s' (%s) removed from the registry", ag->id, ag->hostname);
-    explicit_bzero(ag->key, sizeof(ag->key));
-    free(ag->hostname);
-    free(ag);
-    return 0;
 }

@@ -33,8 +33,8 @@ int master_tls_init(struct master *m, struct berr **err)
     /* TLS 1.2 and 1.3 only; no renegotiation or compression (CRIME), no session tickets
      * whose key would have to be rotated: agents keep one stream up anyway */
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                     SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
+                                     SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_use_certificate_chain_file(ctx, m->cfg.tls_cert) != 1)
         return berr_setx(err, EINVAL, "[master] tls_cert '%s': %s", m->cfg.tls_cert,
                          tls_error(ebuf, sizeof(ebuf)));
@@ -60,10 +60,10 @@ struct bufferevent *master_tls_bev(struct event_base *base, void *arg)
     /* Both fail only without memory. Returning NULL would make evhttp serve the connection
      * in plain text, so, like the x* allocators, abort instead. */
     SSL *ssl = SSL_new(m->tls);
-    struct bufferevent *bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl,
-                                                                   BUFFEREVENT_SSL_ACCEPTING,
-                                                                   BEV_OPT_CLOSE_ON_FREE)
-                                  : NULL;
+    struct bufferevent *bev =
+            ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                 BEV_OPT_CLOSE_ON_FREE)
+                : NULL;
     if (!bev) {
         log_error("TLS: out of memory for a new connection");
         abort();
