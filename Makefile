@@ -211,6 +211,10 @@ install-master: $(B)/berth-master $(B)/master.conf $(B)/man/berth-master.conf.5
 	        install -m 0644 $(B)/master.conf $(DESTDIR)$(SYSCONFDIR)/berth/master.conf
 	install -D -m 0644 packaging/man/berth-master.8 $(DESTDIR)$(MANDIR)/man8/berth-master.8
 	install -D -m 0644 $(B)/man/berth-master.conf.5 $(DESTDIR)$(MANDIR)/man5/berth-master.conf.5
+	@# TLS and tokens of a fresh install (the packages' postinst runs berth-master-init)
+	install -D -m 0755 packaging/berth-gen-tls $(DESTDIR)$(PREFIX)/sbin/berth-gen-tls
+	install -D -m 0644 packaging/man/berth-gen-tls.8 $(DESTDIR)$(MANDIR)/man8/berth-gen-tls.8
+	install -D -m 0755 packaging/berth-master-init $(DESTDIR)$(PREFIX)/libexec/berth/berth-master-init
 
 install-agent: $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/agent.conf \
                $(B)/man/berth-agent.conf.5

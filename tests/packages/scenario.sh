@@ -30,9 +30,10 @@ W=/root/pkgtest
 LOG=$W/agent.log
 # The master's address, in one place: master.conf's listen and the URL agents and berthctl
 # use (it listens in systemd's network namespace, so the default port cannot collide with
-# anything on the host). A TLS master changes these two lines and configure_master.
+# anything on the host). The package made its TLS certificate (berth-master-init): agents and
+# berthctl verify it against /etc/berth/tls/ca.crt.
 MASTER_LISTEN=127.0.0.1:5050
-MASTER_URL=http://$MASTER_LISTEN
+MASTER_URL=https://$MASTER_LISTEN
 export DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
 APT_OPTS=(-y -q -o Dpkg::Use-Pty=0 -o APT::Color=0)
 AGENT_PID=
@@ -322,7 +323,10 @@ stop_agent
 # ---- berth-master, under systemd ------------------------------------------------------------
 
 # ctlm ARGS: the installed berthctl talking to the master (in its network namespace)
-ctlm() { in_net berthctl --master "$MASTER_URL" --token-file /etc/berth/master.token "$@"; }
+ctlm() {
+    in_net berthctl --master "$MASTER_URL" --token-file /etc/berth/master.token \
+        --cacert /etc/berth/tls/ca.crt "$@"
+}
 
 # wait_task ID STATE...: until the master holds task ID in one of the states
 wait_task() {
@@ -336,19 +340,12 @@ wait_task() {
     fail "task $id: state '$state' at the master, want $*"
 }
 
-# configure_master: what an operator does after the install: a token for agents and clients
-# (readable by the service user only through its group), the address, a restart. A TLS
-# master adds its tls_cert/tls_key here (and https:// in MASTER_URL above).
+# configure_master: what an operator does after the install: the address, a restart, and
+# the join token for the agent (as it would be copied to an agent host).
 configure_master() {
-    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >/etc/berth/master.token
-    chown root:berth-master /etc/berth/master.token
-    chmod 0640 /etc/berth/master.token
-    install -m 0600 /etc/berth/master.token /etc/berth/agent.token
-    sed -i -e "s|^#listen = .*|listen = $MASTER_LISTEN|" \
-        -e "s|^#token_file =.*|token_file = /etc/berth/master.token|" /etc/berth/master.conf
-    grep -q "^listen = $MASTER_LISTEN$" /etc/berth/master.conf &&
-        grep -q '^token_file = /etc/berth/master.token$' /etc/berth/master.conf ||
-        fail "sed did not edit master.conf"
+    install -m 0600 /etc/berth/join.token /etc/berth/agent.token
+    sed -i -e "s|^#listen = .*|listen = $MASTER_LISTEN|" /etc/berth/master.conf
+    grep -q "^listen = $MASTER_LISTEN$" /etc/berth/master.conf || fail "sed did not edit master.conf"
     in_sd systemctl restart berth-master
 }
 
@@ -369,10 +366,18 @@ expect_eq "$(getent group berth-master | cut -d: -f3)" "$MGID" "group berth-mast
 expect_eq "$MHOME $MSHELL" "/var/lib/berth-master /usr/sbin/nologin" "home and shell"
 dpkg-query -W -f='${Conffiles}\n' berth-master | grep -q '^ /etc/berth/master.conf ' ||
     fail "/etc/berth/master.conf is not a conffile"
-if grep -En '^[a-z_]+ *=' /etc/berth/master.conf; then
-    fail "the packaged master.conf sets a key (all must be commented out)"
-fi
-ok "/etc/berth/master.conf is a conffile, every key commented out"
+expect_eq "$(grep -E '^[a-z_]+ *=' /etc/berth/master.conf | xargs)" \
+    "token_file = /etc/berth/master.token join_token_file = /etc/berth/join.token tls_cert = /etc/berth/tls/master.crt tls_key = /etc/berth/tls/master.key" \
+    "the keys the packaged master.conf sets"
+ok "/etc/berth/master.conf is a conffile; every other key commented out"
+# berth-master-init made the TLS certificate and the tokens, readable by the master's group
+expect_eq "$(stat -c '%U:%G %a' /etc/berth/tls/master.key /etc/berth/tls/ca.key \
+    /etc/berth/master.token /etc/berth/join.token /etc/berth/tls/ca.crt | xargs)" \
+    "root:berth-master 640 root:root 600 root:berth-master 640 root:berth-master 640 root:root 644" \
+    "TLS key, CA key, tokens, CA certificate"
+openssl verify -CAfile /etc/berth/tls/ca.crt /etc/berth/tls/master.crt >/dev/null ||
+    fail "master.crt does not chain to ca.crt"
+ok "berth-master-init: a CA, the master's certificate and two tokens"
 [ -L /etc/systemd/system/multi-user.target.wants/berth-master.service ] ||
     fail "berth-master.service was not enabled"
 # Type=notify: the postinst's start returned once the master said READY=1
@@ -416,7 +421,7 @@ expect_eq "$(stat -c '%U:%G %a' /var/lib/berth-master /var/lib/berth-master/mast
 
 step "point the installed agent at the master; the seed's two tasks through the master"
 # the seed needs 3 CPUs; this test host may have fewer (as tests/system/conftest.py)
-printf '[agent]\nmaster = %s\ntoken_file = /etc/berth/agent.token\n[resources]\ncpus = 4\n' \
+printf '[agent]\nmaster = %s\nmaster_ca = /etc/berth/tls/ca.crt\ntoken_file = /etc/berth/agent.token\n[resources]\ncpus = 4\n' \
     "$MASTER_URL" >/etc/berth/agent.conf.d/60-master.conf
 start_agent
 for _ in $(seq 100); do
@@ -479,12 +484,12 @@ getent passwd berth-master >/dev/null || fail "remove deleted the user"
 ok "stopped; master.conf, /var/lib/berth-master/master.db and user berth-master kept"
 
 step "purge berth-master"
-# the tokens are the operator's files, not the packages': purge leaves them
-rm -f /etc/berth/master.token /etc/berth/agent.token
+# the agent's copy of the join token is the operator's file; the package's go with purge
+rm -f /etc/berth/agent.token
 in_sd apt-get purge "${APT_OPTS[@]}" berth-master </dev/null >"$W/apt-master-purge.log" 2>&1 ||
     { tail -30 "$W/apt-master-purge.log"; fail "apt-get purge berth-master"; }
-for p in /var/lib/berth-master /etc/berth/master.conf \
-    /etc/systemd/system/multi-user.target.wants/berth-master.service; do
+for p in /var/lib/berth-master /etc/berth/master.conf /etc/berth/tls /etc/berth/master.token \
+    /etc/berth/join.token /etc/systemd/system/multi-user.target.wants/berth-master.service; do
     [ -e "$p" ] && fail "$p is left"
 done
 getent passwd berth-master >/dev/null && fail "user berth-master is left"

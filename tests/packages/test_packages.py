@@ -47,9 +47,11 @@ FILES_COMMON = {
     ],
     # no /var/lib/berth-master: the unit's StateDirectory= makes it, owned by berth-master
     "berth-master": [
-        "/etc/berth/", "/etc/berth/master.conf", "/usr/sbin/berth-master",
+        "/etc/berth/", "/etc/berth/master.conf", "/usr/libexec/berth/berth-master-init",
+        "/usr/sbin/berth-gen-tls", "/usr/sbin/berth-master",
         "/usr/share/doc/berth-master/README.md", "/usr/share/doc/berth-master/config.md",
-        "/usr/share/man/man5/berth-master.conf.5.gz", "/usr/share/man/man8/berth-master.8.gz",
+        "/usr/share/man/man5/berth-master.conf.5.gz", "/usr/share/man/man8/berth-gen-tls.8.gz",
+        "/usr/share/man/man8/berth-master.8.gz",
     ],
 }
 FILES_DEB = {
@@ -310,7 +312,11 @@ def test_deb_control_and_conffiles(pkg):
     # state goes on purge only
     purge = postrm.split('if [ "$1" = "purge" ]; then', 1)[1]
     assert "rm -rf --one-file-system %s" % STATE_DIR[pkg] in purge
-    assert postrm.count("rm -rf") == 1
+    # besides the state: the master's CA, certificate and tokens its postinst made
+    assert postrm.count("rm -rf") == (2 if pkg == "berth-master" else 1)
+    if pkg == "berth-master":
+        assert "/usr/libexec/berth/berth-master-init" in postinst
+        assert "rm -rf /etc/berth/tls" in purge
 
 
 @pytest.mark.parametrize("pkg", PKGS)
@@ -319,7 +325,9 @@ def test_deb_depends_computed(pkg):
     # the control template types no library: dpkg-shlibdeps computed every one
     template = open(os.path.join(REPO, "packaging/deb/control")).read()
     stanza = template.split("Package: %s\n" % pkg, 1)[1].split("\n\n", 1)[0]
-    assert re.search(r"^Depends: \$\{shlibs:Depends\}, adduser$", stanza, re.M)
+    # besides the libraries: adduser (the users), openssl for the master (berth-gen-tls)
+    extra = ", openssl" if pkg == "berth-master" else ""
+    assert re.search(r"^Depends: \$\{shlibs:Depends\}, adduser%s$" % extra, stanza, re.M)
     for soname in needed_sonames(pkg):
         lib = run(["dpkg-query", "-S", "*/" + soname]).stdout.split(":")[0]
         assert lib, soname
@@ -607,15 +615,22 @@ def test_conffile_documents_every_key_of_the_docs(deb_root):
     assert "; [role.analytics]" in conf
 
 
+# the keys the packaged master.conf sets: the files berth-master-init makes at install
+MASTER_SET = {"token_file": "/etc/berth/master.token", "join_token_file": "/etc/berth/join.token",
+              "tls_cert": "/etc/berth/tls/master.crt", "tls_key": "/etc/berth/tls/master.key"}
+
+
 def test_master_conffile_every_key_commented_at_its_default(deb_roots):
     conf = open(os.path.join(deb_roots["berth-master"], "etc/berth/master.conf")).read()
-    assert not re.search(r"^[a-z_]+\s*=", conf, re.M), "a key is set"
+    assert dict(re.findall(r"^([a-z_]+) = (.*)$", conf, re.M)) == MASTER_SET
     defaults = run([os.path.join(BUILD, "berth-master"), "--print-default-config"]).stdout
     uncommented = re.sub(r"^#([a-z_]+ =)", r"\1", conf, flags=re.M)
+    for k in MASTER_SET:
+        uncommented = re.sub(r"^%s = .*$" % k, "%s =" % k, uncommented, flags=re.M)
     note = [l for l in uncommented.splitlines() if l not in defaults.splitlines()]
     assert note and all(l.startswith(";") for l in note), note
     assert [l for l in uncommented.splitlines() if l not in note] == defaults.splitlines()
     # and its keys are exactly the documented ones, in [master]
-    found = re.findall(r"^#([a-z_]+) =", conf, re.M)
+    found = re.findall(r"^#?([a-z_]+) =", conf, re.M)
     assert found == doc_keys("## berth-master")["master"]
     assert re.search(r"^\[master\]$", conf, re.M)
