@@ -2,178 +2,36 @@
 crashed (SIGKILL) with tasks running keeps them (same pids, start times, logs, usage; kill
 and exec still work); tasks that ended while it was down are reported truthfully (exit 0,
 exit 7, OOM, vanished -> LOST); a reused pid is not adopted; orphans (cgroups, processes,
-mounts, dirs no record owns) are removed; the agent dying at every fault point of the
-launch, kill, end, remove and recovery paths (BERTH_FAULT, agentd/fault.c) and at 200
-random moments leaves every container in exactly one truthful state with nothing left
-over; a corrupt or missing state.db stops the start without touching running tasks, and
---recover=cleanup kills everything and starts empty. test_gc.py covers sandbox GC."""
+mounts, dirs no record owns) are removed; a corrupt or missing state.db stops the start
+without touching running tasks, and --recover=cleanup kills everything and starts empty.
+test_recovery_faults.py crashes the agent at every fault point and at random moments;
+test_gc.py covers sandbox GC."""
 
-import http.client
 import json
 import os
-import random
 import re
 import shutil
 import signal
 import sqlite3
 import subprocess
-import threading
 import time
 
-import pytest
 
 import berthtest as bt
 
-ID_IN_PATH = re.compile(r"/(?:containers|sandboxes)/([0-9a-f]{16})(?:/|$|\x00| )")
-API_ERRORS = (OSError, http.client.HTTPException)
+from recoverytest import (  # the helpers both recovery files share
+    BURNER,
+    TICKER,
+    check_consistent,
+    child_dirs,
+    containers,
+    crash,
+    sh,
+    start,
+    stdout,
+)
 
 
-# ---- helpers -------------------------------------------------------------------------------
-
-def start(a, fault=None, extra=(), expect_up=True):
-    """Start agent a again (same work_dir, socket, cgroup parent), optionally with
-    BERTH_FAULT=fault and extra flags. expect_up=False: it must exit during start-up;
-    returns its exit status."""
-    saved_argv = list(a.argv)
-    a.argv += list(extra)
-    old = os.environ.get("BERTH_FAULT")
-    if fault:
-        os.environ["BERTH_FAULT"] = fault
-    else:
-        os.environ.pop("BERTH_FAULT", None)
-    try:
-        if expect_up:
-            a.start()
-            return 0
-        return a.spawn().wait(15)
-    finally:
-        a.argv = saved_argv
-        if old is None:
-            os.environ.pop("BERTH_FAULT", None)
-        else:
-            os.environ["BERTH_FAULT"] = old
-
-
-def crash(a):
-    """SIGKILL the agent (tasks keep running)."""
-    a.proc.kill()
-    a.proc.wait(10)
-
-
-def wait_died(a, timeout=15):
-    """The agent is expected to kill itself at a fault point."""
-    try:
-        rc = a.proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        raise AssertionError("the agent did not die at its fault point:\n" + a.log[-3000:])
-    assert rc == -signal.SIGKILL, "agent exit status %s, want SIGKILL:\n%s" % (rc, a.log[-3000:])
-    assert "BERTH_FAULT: dying at" in a.log
-
-
-def containers(a):
-    st, body = a.get("/v1/containers")
-    assert st == 200, body
-    for c in body["containers"]:
-        a.note(c)
-    return body["containers"]
-
-
-def cmdline(pid):
-    return bt.read("/proc/%d/cmdline" % pid, "")
-
-
-def proc_ids(a):
-    """{pid: container id} of every process that names one of a's container dirs in its
-    command line or cwd (executors, exec helpers, tasks)."""
-    out = {}
-    for pid in bt.procs_mentioning(a.work):
-        if a.proc and pid == a.proc.pid:
-            continue
-        start = bt.proc_start_time(pid)
-        try:
-            cwd = os.readlink("/proc/%d/cwd" % pid)
-        except OSError:
-            cwd = ""
-        m = ID_IN_PATH.search(cmdline(pid)) or ID_IN_PATH.search(cwd + "/")
-        if not m and not bt.alive(pid, start):
-            continue  # a short-lived process that ended while we looked
-        out[pid] = m.group(1) if m else None
-    return out
-
-
-def stdout(a, cid):
-    """The task's output, read from its sandbox (works while the agent is down)."""
-    return bt.read(os.path.join(a.work, "sandboxes", cid, "stdout"), "")
-
-
-def child_dirs(d):
-    try:
-        return {n for n in os.listdir(d) if os.path.isdir(os.path.join(d, n))}
-    except FileNotFoundError:
-        return set()
-
-
-def check_consistent(a):
-    """Every container is in exactly one truthful state and nothing is left that no record
-    owns. Tasks may end while this runs: what must hold is checked between two listings
-    (a container live in the second was live in the first; the agent serves one request
-    at a time, so a listing never sees half a transition)."""
-    first = containers(a)
-    ids = [c["id"] for c in first]
-    assert len(ids) == len(set(ids)), "a container is listed twice: %s" % ids
-    live1 = {c["id"] for c in first if c["state"] not in bt.TERMINAL}
-    # the hierarchies the agent uses (its parent exists there)
-    cg = {k: child_dirs(d) for k, d in a.parent_dirs.items() if os.path.isdir(d)}
-    procs = proc_ids(a)
-    dirs = {s: set(os.listdir(os.path.join(a.work, s))) for s in ("containers", "sandboxes")}
-    mounts = bt.mounts_mentioning(a.work)
-    second = containers(a)
-    assert [c["id"] for c in second] == ids, "records changed while nothing was launched"
-    live2 = {c["id"]: c for c in second if c["state"] not in bt.TERMINAL}
-    for key, names in cg.items():
-        assert names <= live1, "cgroups no live container owns in %s: %s (live %s)" % (
-            key, sorted(names - live1), sorted(live1))
-        assert set(live2) <= names, "live containers without a cgroup in %s: %s" % (
-            key, sorted(set(live2) - names))
-    stray = {p: i for p, i in procs.items() if i not in live1}
-    # one killed just before (its cgroup emptied, its exit not finished) may still be seen
-    # on its way out: only one that is still there a moment later is left over
-    starts = {p: bt.proc_start_time(p) for p in stray}
-    end = time.monotonic() + 2
-    while stray and time.monotonic() < end:
-        stray = {p: i for p, i in stray.items() if bt.alive(p, starts[p])}
-        time.sleep(0.05)
-    assert not stray, "processes of no live container: %s" % {
-        p: (i, bt.proc_comm(p), cmdline(p)[:120]) for p, i in stray.items()}
-    for sub, names in dirs.items():
-        assert names <= set(ids), "%s dirs without a record: %s" % (sub, sorted(names - set(ids)))
-        assert set(live2) <= names, "live containers without a %s dir" % sub
-    assert not mounts, "mounts left in our namespace: %s" % mounts
-    for cid, c in live2.items():
-        assert c["state"] == "RUNNING", c
-        pid = c["pid"]
-        inside = pid in set().union(*(bt.cgroup_procs(d) for d in c["cgroups"].values()
-                                      if os.path.isdir(d)))
-        if not (bt.alive(pid) and inside):
-            now = a.inspect(cid)
-            assert now["state"] in bt.TERMINAL, \
-                "RUNNING container %s: executor %s alive=%s in its cgroup=%s" % (
-                    cid, pid, bt.alive(pid), inside)
-    return {c["id"]: c for c in second}
-
-
-def sh(cmd, **kw):
-    """Keyword arguments of Agent.launch for a shell command."""
-    return dict(shell=cmd, cpus=kw.pop("cpus", 0.05), mem=kw.pop("mem", "32MiB"), **kw)
-
-
-def body(cmd, name, cpus=0.05, mem="32MiB"):
-    """The POST /v1/containers body for a shell command."""
-    return {"name": name, "command": {"shell": cmd}, "resources": {"cpus": cpus, "mem": mem}}
-
-
-TICKER = "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done"
-BURNER = "while :; do :; done"
 
 
 # ---- restart with tasks running -----------------------------------------------------------
@@ -379,199 +237,6 @@ def test_orphans_are_removed(agent):
             subprocess.run(["umount", "-l", m.split()[4]])
 
 
-# ---- fault injection ------------------------------------------------------------------------
-
-# point -> what the crash there must turn into after the restart
-GONE, RUNNING, KILLED, FINISHED = "gone", "RUNNING", "KILLED", "FINISHED"
-POINTS = {
-    # before the 201: the launch never finished, nothing of it may remain
-    "launch-after-record": GONE,
-    "launch-after-dirs": GONE,
-    "launch-after-cgroup": GONE,
-    "launch-after-limits": GONE,
-    "spawn-after-clone": GONE,
-    "launch-after-exec": GONE,
-    # after the 201: the container exists and its task runs on
-    "launch-after-starting": RUNNING,
-    "launch-after-running": RUNNING,
-    # mid-kill: the kill is completed at the restart
-    "kill-after-record": KILLED,
-    "kill-after-signal": KILLED,
-    # the end recorded, its cgroups not yet removed
-    "finish-after-record": FINISHED,
-    "finish-after-kill": FINISHED,
-    # DELETE: the record gone, the dirs not yet
-    "remove-after-record": GONE,
-    # a crash during the recovery itself
-    "recover-after-load": RUNNING,
-    "recover-before-sweep": RUNNING,
-}
-
-
-def test_fault_points_are_all_walked():
-    """The walk below covers every agent_fault() point in agentd/."""
-    found = set()
-    for name in os.listdir(os.path.join(bt.REPO, "agentd")):
-        if name.endswith(".c"):
-            src = bt.read(os.path.join(bt.REPO, "agentd", name))
-            found.update(re.findall(r'agent_fault\(\s*[\w>-]+\s*,\s*"([a-z-]+)"\s*\)', src))
-    assert found == set(POINTS), "untested: %s, gone: %s" % (
-        sorted(found - set(POINTS)), sorted(set(POINTS) - found))
-
-
-@pytest.mark.parametrize("point", sorted(POINTS))
-def test_fault_point(agent_factory, point):
-    """The agent dies at `point`; after a restart every container is in exactly one
-    truthful state and nothing is left that no container owns. A bystander container
-    launched first must be untouched."""
-    a = agent_factory(start=False)
-    target = None
-    if point.startswith("recover-"):
-        start(a)
-    else:
-        # launch points fire on the 2nd launch, the bystander's being the 1st
-        start(a, fault=point + (":2" if point.startswith(("launch-", "spawn-")) else ""))
-    by = a.launch(**sh("sleep 600", name="bystander"))
-    by_pid = a.wait_state(by["id"], "RUNNING")["pid"]
-    if point.startswith(("launch-", "spawn-")):
-        try:
-            st, c = a.post("/v1/containers", body("sleep 600", "target"))
-            assert st in (201,), (st, c)
-            target = c["id"]
-        except API_ERRORS:
-            pass
-        wait_died(a)
-    elif point.startswith("kill-"):
-        target = a.launch(**sh("sleep 600", name="target"))["id"]
-        a.wait_state(target, "RUNNING")
-        try:
-            a.post("/v1/containers/%s/kill" % target, {"signal": "TERM", "grace_seconds": 30})
-        except API_ERRORS:
-            pass
-        wait_died(a)
-    elif point.startswith("finish-"):
-        target = a.launch(**sh("sleep 0.3", name="target"))["id"]
-        wait_died(a)
-    elif point.startswith("remove-"):
-        target = a.launch(**sh("true", name="target"))["id"]
-        a.wait_terminal(target)
-        try:
-            a.delete("/v1/containers/" + target)
-        except API_ERRORS:
-            pass
-        wait_died(a)
-    else:  # recover-*: crash with one task running and one ending meanwhile, then die
-        target = a.launch(**sh("sleep 600", name="target"))["id"]
-        ends = a.launch(**sh("while [ ! -e go ]; do sleep 0.05; done; exit 3", name="ends"))
-        a.wait_state(target, "RUNNING")
-        a.wait_state(ends["id"], "RUNNING")
-        ends_pid = a.inspect(ends["id"])["pid"]
-        crash(a)
-        with open(os.path.join(a.work, "sandboxes", ends["id"], "go"), "w"):
-            pass
-        bt.wait_for(lambda: not bt.alive(ends_pid), 10, what="task to end")
-        assert start(a, fault=point, expect_up=False) == -signal.SIGKILL, a.log[-2000:]
-    start(a)
-    got = check_consistent(a)
-    assert got[by["id"]]["state"] == "RUNNING" and got[by["id"]]["pid"] == by_pid
-    assert bt.alive(by_pid)
-    want = POINTS[point]
-    named = [i for i, n in got.items() if n["name"] == "target"]
-    if target is None and named:  # died before its 201: the container exists all the same
-        target = named[0]
-    others = set(got) - {by["id"]} - ({target} if target else set())
-    if point.startswith("recover-"):
-        assert (got[ends["id"]]["state"], got[ends["id"]]["exit_code"]) == ("FAILED", 3)
-        others -= {ends["id"]}
-    assert not others, "unexpected containers: %s" % [got[i] for i in others]
-    if want == GONE:
-        assert target is None or target not in got, got.get(target)
-        assert not named, [got[i] for i in named]
-        return
-    assert target in got, "the container of an announced launch was forgotten"
-    if want == RUNNING:
-        assert got[target]["state"] == "RUNNING", got[target]
-        return
-    end = a.wait_terminal(target)
-    if want == KILLED:
-        assert (end["state"], end["reason"]) == ("KILLED", "KILLED_BY_REQUEST"), end
-    else:
-        assert (end["state"], end["reason"], end["exit_code"]) == ("FINISHED", "EXITED", 0), end
-    check_consistent(a)
-
-
-def test_200_launches_with_random_agent_kills(agent_factory):
-    """200 launches (tasks that exit 0, exit 7 or run until killed) while the agent is
-    SIGKILLed at random moments and restarted: after every restart the state is consistent
-    (check_consistent), no launch that got its 201 is forgotten, and a container seen ended
-    is never reported again with another ending. At the end every container ended
-    truthfully."""
-    a = agent_factory()
-    seed = int(os.environ.get("BERTH_TEST_SEED", "6"))
-    rng, wrng = random.Random(seed), random.Random(seed + 1)
-    kinds = {"ok": "sleep 0.%d; exit 0", "seven": "sleep 0.%d; exit 7", "long": "sleep 600 #%d"}
-    launched, ended, kind_of = {}, {}, {}
-    state = {"attempts": 0, "killed": set()}
-
-    def worker(stop):
-        while not stop.is_set() and state["attempts"] < 200:
-            kind = wrng.choice(sorted(kinds))
-            name = "r%03d-%s" % (state["attempts"], kind)
-            state["attempts"] += 1
-            req = body(kinds[kind] % wrng.randint(0, 5), name, cpus=0.01, mem="16MiB")
-            try:
-                st, c = a.post("/v1/containers", req, timeout=5)
-            except API_ERRORS:
-                return
-            if st == 201:
-                launched[c["id"]] = name
-            longs = [i for i, n in launched.items() if n.endswith("long")
-                     and i not in state["killed"]]
-            if longs and wrng.random() < 0.3:
-                victim = wrng.choice(longs)
-                try:
-                    a.post("/v1/containers/%s/kill" % victim,
-                           {"signal": "KILL", "grace_seconds": 0}, timeout=5)
-                    state["killed"].add(victim)
-                except API_ERRORS:
-                    return
-
-    restarts = 0
-    while state["attempts"] < 200:
-        stop = threading.Event()
-        t = threading.Thread(target=worker, args=(stop,))
-        t.start()
-        time.sleep(rng.uniform(0.0, 0.25))
-        crash(a)
-        stop.set()
-        t.join(30)
-        assert not t.is_alive()
-        start(a)
-        restarts += 1
-        got = check_consistent(a)
-        for cid, c in got.items():
-            kind_of[cid] = c["name"].split("-")[1]
-        forgotten = set(launched) - set(got)
-        assert not forgotten, "launches that got a 201 were forgotten: %s" % sorted(forgotten)
-        for cid, c in got.items():
-            if c["state"] in bt.TERMINAL:
-                end = (c["state"], c["reason"], c["exit_code"], c["signal"], c["finished_at"])
-                assert ended.setdefault(cid, end) == end, \
-                    "%s reported again: %s, before %s" % (cid, end, ended[cid])
-    # the end: kill what still runs forever, then every ending must match what the task did
-    for cid, c in check_consistent(a).items():
-        if c["state"] not in bt.TERMINAL and kind_of[cid] == "long":
-            a.post("/v1/containers/%s/kill" % cid, {"signal": "KILL", "grace_seconds": 0})
-    final = a.wait_all_terminal(list(kind_of), timeout=30)
-    want = {"ok": ("FINISHED", "EXITED", 0), "seven": ("FAILED", "EXITED", 7),
-            "long": ("KILLED", "KILLED_BY_REQUEST", None)}
-    for cid, c in final.items():
-        got_end = (c["state"], c["reason"], c["exit_code"])
-        assert got_end == want[kind_of[cid]], (c["name"], got_end, c["message"], [
-            l for l in a.log.splitlines() if cid in l or "dying" in l or "recovered" in l])
-    check_consistent(a)
-    print("seed %d: %d launches, %d accepted, %d restarts" % (seed, state["attempts"],
-                                                              len(kind_of), restarts))
 
 
 # ---- state.db missing or corrupt, --recover=cleanup ------------------------------------------

@@ -49,8 +49,8 @@ DESELECT=(
     # the agent's crash-point walk (~100 s under TCG) and 200 launches with random agent kills
     # (~140 s): the agent's state machine, no cgroup-version code of its own; restarts with
     # live tasks, endings while down (an OOM among them) and orphan cgroups do run
-    "tests/system/test_recovery.py::test_fault_point["
-    tests/system/test_recovery.py::test_200_launches_with_random_agent_kills
+    "tests/system/test_recovery_faults.py::test_fault_point["
+    tests/system/test_recovery_faults.py::test_200_launches_with_random_agent_kills
     # compares the cgroup's CPU time (which includes the executor's own set-up, ~0.1 CPU-s
     # under TCG) with the task's alone within 3%
     tests/system/test_resources.py::test_cpu_seconds_are_true
