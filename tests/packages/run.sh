@@ -59,7 +59,8 @@ export BERTH_PKG_DEB=$DEB BERTH_PKG_UP_DEB=$UP_DEB BERTH_PKG_RPM=$RPM \
     BERTH_PKG_MASTER_RPM=$MASTER_RPM BERTH_PKG_DIR=$T BERTH_PKG_RPMLINT_HOME=$T/home \
     BERTH_PKG_BUILD=$T/build
 # shellcheck disable=SC2086 # PYTEST_ARGS holds several words
-/usr/bin/python3 -m pytest -v -p no:cacheprovider "$HERE/test_packages.py" ${PYTEST_ARGS:-}
+/usr/bin/python3 -m pytest -v -p no:cacheprovider "$HERE/test_packages.py" "$HERE/test_packages_docs.py" \
+    ${PYTEST_ARGS:-}
 
 phase "install test: fresh Debian 12 root, apt install, run (the master under systemd), upgrade, purge"
 bash "$HERE/install-test.sh" "$DEB" "$UP_DEB" "$MASTER_DEB" "$MASTER_UP_DEB"

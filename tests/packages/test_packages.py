@@ -4,132 +4,40 @@ upgrade .debs, the signed .rpms and the package build tree: lintian and rpmlint 
 remaining message must be an override or filter with a written reason), the license, the
 .rpms' files, scripts, config marks and dependencies (rpm -qp), the .debs' contents and
 computed dependencies, the units (systemd-analyze verify, and security for the master's
-sandbox), the manual pages (man -l), the completion (bash -n, and its verbs and options
-against berthctl's help) and the conffiles (against docs/config.md and the daemons'
-defaults). install-test.sh does the install, upgrade and purge."""
+sandbox), test_packages_docs.py the manual pages, the completion and the conffiles.
+install-test.sh does the install, upgrade and purge."""
 
-import glob
-import gzip
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PKGS = ["berth-agent", "berth-master"]
-DEBS = {"berth-agent": os.environ.get("BERTH_PKG_DEB", ""),
-        "berth-master": os.environ.get("BERTH_PKG_MASTER_DEB", "")}
-UP_DEBS = {"berth-agent": os.environ.get("BERTH_PKG_UP_DEB", ""),
-           "berth-master": os.environ.get("BERTH_PKG_MASTER_UP_DEB", "")}
-RPMS = {"berth-agent": os.environ.get("BERTH_PKG_RPM", ""),
-        "berth-master": os.environ.get("BERTH_PKG_MASTER_RPM", "")}
-DEB, UP_DEB, RPM = DEBS["berth-agent"], UP_DEBS["berth-agent"], RPMS["berth-agent"]
-PKG_DIR = os.environ.get("BERTH_PKG_DIR", "")
-BUILD = os.environ.get("BERTH_PKG_BUILD", "")
-RPMLINT_HOME = os.environ.get("BERTH_PKG_RPMLINT_HOME", "")
+from pkgtest import (  # what the package checks share
+    BUILT,
+    BINARIES,
+    CONFFILE,
+    DEBS,
+    FILES_DEB,
+    FILES_RPM,
+    INSTALLED,
+    PKGS,
+    PKG_DIR,
+    REPO,
+    RPMLINT_HOME,
+    RPMS,
+    STATE_DIR,
+    UP_DEBS,
+    comments_before,
+    deb_listing,
+    needed_sonames,
+    run,
+)
 
-if not (all(DEBS.values()) and all(RPMS.values()) and BUILD):
+if not BUILT:
     pytest.skip("run by tests/packages/run.sh (make check-packages), which builds the packages",
                 allow_module_level=True)
-
-# What the packages hold (SPEC section 2, issues #8 and #19). Directories end in "/".
-FILES_COMMON = {
-    "berth-agent": [
-        "/etc/berth/", "/etc/berth/agent.conf", "/etc/berth/agent.conf.d/",
-        "/usr/bin/berthctl", "/usr/libexec/berth/", "/usr/libexec/berth/berth-executor",
-        "/usr/sbin/berth-agent", "/usr/share/bash-completion/completions/berthctl",
-        "/usr/share/doc/berth-agent/README.md", "/usr/share/doc/berth-agent/config.md",
-        "/usr/share/man/man1/berthctl.1.gz", "/usr/share/man/man5/berth-agent.conf.5.gz",
-        "/usr/share/man/man8/berth-agent.8.gz", "/var/lib/berth/",
-    ],
-    # no /var/lib/berth-master: the unit's StateDirectory= makes it, owned by berth-master
-    "berth-master": [
-        "/etc/berth/", "/etc/berth/master.conf", "/usr/libexec/berth/berth-master-init",
-        "/usr/sbin/berth-gen-tls", "/usr/sbin/berth-master",
-        "/usr/share/doc/berth-master/README.md", "/usr/share/doc/berth-master/config.md",
-        "/usr/share/man/man5/berth-master.conf.5.gz", "/usr/share/man/man8/berth-gen-tls.8.gz",
-        "/usr/share/man/man8/berth-master.8.gz",
-    ],
-}
-FILES_DEB = {
-    p: FILES_COMMON[p] + [
-        "/lib/systemd/system/%s.service" % p,
-        "/usr/share/doc/%s/changelog.Debian.gz" % p, "/usr/share/doc/%s/copyright" % p,
-        "/usr/share/lintian/overrides/%s" % p,
-    ] for p in PKGS}
-FILES_RPM = {
-    p: FILES_COMMON[p] + [
-        "/usr/lib/systemd/system/%s.service" % p, "/usr/share/licenses/%s/LICENSE" % p,
-    ] for p in PKGS}
-FILES_RPM["berth-agent"] += ["/usr/share/bash-completion/",
-                             "/usr/share/bash-completion/completions/"]
-BINARIES = {"berth-agent": ["berth-agent", "berth-executor", "berthctl"],
-            "berth-master": ["berth-master"]}
-INSTALLED = {"berth-agent": "/usr/sbin/berth-agent", "berth-executor":
-             "/usr/libexec/berth/berth-executor", "berthctl": "/usr/bin/berthctl",
-             "berth-master": "/usr/sbin/berth-master"}
-CONFFILE = {"berth-agent": "/etc/berth/agent.conf", "berth-master": "/etc/berth/master.conf"}
-# who owns what the package leaves behind, and what purge deletes
-STATE_DIR = {"berth-agent": "/var/lib/berth", "berth-master": "/var/lib/berth-master"}
-
-
-def run(argv, **kw):
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    kw.setdefault("timeout", 300)
-    return subprocess.run(argv, **kw)
-
-
-@pytest.fixture(scope="module")
-def deb_roots():
-    """{package: its .deb unpacked (dpkg-deb -x) into a temp dir}."""
-    roots = {}
-    for p in PKGS:
-        roots[p] = tempfile.mkdtemp(prefix="berth-pkgtest-deb-")
-        subprocess.run(["dpkg-deb", "-x", DEBS[p], roots[p]], check=True)
-    yield roots
-    for d in roots.values():
-        shutil.rmtree(d)
-
-
-@pytest.fixture(scope="module")
-def deb_root(deb_roots):
-    """The agent's .deb unpacked."""
-    return deb_roots["berth-agent"]
-
-
-def deb_listing(deb):
-    out = run(["dpkg-deb", "-c", deb]).stdout
-    paths = []
-    for line in out.splitlines():
-        name = line.split(None, 5)[5].split(" -> ")[0]
-        name = name[1:] if name.startswith("./") else name
-        name = "/" + name.lstrip("/")
-        if name != "/":
-            paths.append(name)
-    return paths
-
-
-def needed_sonames(pkg):
-    """DT_NEEDED of the package's binaries, as built for the packages."""
-    sonames = set()
-    for b in BINARIES[pkg]:
-        out = run(["readelf", "-d", os.path.join(BUILD, b)]).stdout
-        sonames |= set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
-    return sonames
-
-
-def comments_before(lines, i):
-    """The comment lines directly above line i."""
-    out = []
-    j = i - 1
-    while j >= 0 and lines[j].lstrip().startswith("#"):
-        out.append(lines[j])
-        j -= 1
-    return out
 
 
 # ---- lint ------------------------------------------------------------------------------
@@ -438,199 +346,3 @@ def test_master_unit_exposure(deb_roots):
     assert m, r.stdout + r.stderr
     assert float(m.group(1)) <= 2.0
     assert r.returncode == 0
-
-
-# ---- manual pages ------------------------------------------------------------------------
-
-def render(deb_root, page):
-    env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8")
-    r = run(["man", "--warnings", "-l", os.path.join(deb_root, page)], env=env)
-    assert r.returncode == 0, r.stderr
-    assert r.stderr == "", "groff warnings in %s:\n%s" % (page, r.stderr)
-    return r.stdout
-
-
-def help_options(text):
-    """Long and short options named in a --help text."""
-    return set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", text))
-
-
-def berthctl_verbs():
-    out = run([os.path.join(BUILD, "berthctl"), "--help"]).stdout
-    block = out.split("Verbs:\n", 1)[1].split("\n\n", 1)[0]
-    return [l.split()[0] for l in block.splitlines()]
-
-
-def test_man_berthctl_renders_and_is_complete(deb_root):
-    text = render(deb_root, "usr/share/man/man1/berthctl.1.gz")
-    assert text.startswith("BERTHCTL(1)")
-    ctl = os.path.join(BUILD, "berthctl")
-    verbs = berthctl_verbs()
-    assert {"run", "ps", "kill", "exec", "node"} <= set(verbs)
-    missing = []
-    for v in verbs:
-        if not re.search(r"^   %s$" % v, text, re.M):
-            missing.append("verb " + v)
-        for opt in help_options(run([ctl, v, "--help"]).stdout) - {"-h", "--help"}:
-            if opt not in text:
-                missing.append("%s %s" % (v, opt))
-    for opt in help_options(run([ctl, "--help"]).stdout.split("Verbs:")[0]):
-        if opt not in text:
-            missing.append("global " + opt)
-    assert not missing, "berthctl.1 lacks: %s" % missing
-
-
-def test_man_berth_agent_renders_and_is_complete(deb_root):
-    text = render(deb_root, "usr/share/man/man8/berth-agent.8.gz")
-    assert text.startswith("BERTH-AGENT(8)")
-    opts = help_options(run([os.path.join(BUILD, "berth-agent"), "--help"]).stdout)
-    opts -= {"--work_dir", "--listen", "--reserved", "--resources"}  # examples, not options
-    missing = sorted(o for o in opts if o not in text)
-    assert not missing, "berth-agent.8 lacks %s" % missing
-
-
-def test_man_berth_master_renders_and_is_complete(deb_roots):
-    text = render(deb_roots["berth-master"], "usr/share/man/man8/berth-master.8.gz")
-    assert text.startswith("BERTH-MASTER(8)")
-    opts = help_options(run([os.path.join(BUILD, "berth-master"), "--help"]).stdout)
-    missing = sorted(o for o in opts if o not in text)
-    assert not missing, "berth-master.8 lacks %s" % missing
-
-
-def doc_keys(heading="## Keys"):
-    """{section: [keys]} from the tables under the docs/config.md section whose heading
-    starts with heading: berth-agent's '## Keys', or '## berth-master' (one [master])."""
-    md = open(os.path.join(REPO, "docs/config.md")).read()
-    body = md.split("\n" + heading, 1)[1].split("\n## ", 1)[0]
-    keys, section = {}, None if heading == "## Keys" else "master"
-    for line in body.splitlines():
-        m = re.match(r"### `\[([\w.]+)\]`", line)
-        if m:
-            section = m.group(1)
-            continue
-        m = re.match(r"\| `([a-z_]+)` \|", line)
-        if m and section:
-            keys.setdefault(section, []).append(m.group(1))
-    return keys
-
-
-def test_man_conf_renders_and_has_every_key(deb_root):
-    text = render(deb_root, "usr/share/man/man5/berth-agent.conf.5.gz")
-    assert text.startswith("BERTH-AGENT.CONF(5)")
-    keys = doc_keys()
-    assert len(keys.get("agent", [])) >= 10
-    for section, names in keys.items():
-        block = text.split("[%s]" % section, 1)[1]
-        for k in names:
-            assert re.search(r"^       %s\b" % k, block, re.M), "[%s] %s" % (section, k)
-
-
-def test_man_master_conf_renders_and_has_every_key(deb_roots):
-    text = render(deb_roots["berth-master"], "usr/share/man/man5/berth-master.conf.5.gz")
-    assert text.startswith("BERTH-MASTER.CONF(5)")
-    keys = doc_keys("## berth-master")["master"]
-    assert {"listen", "work_dir", "token_file"} <= set(keys)
-    block = text.split("\nKEYS\n", 1)[1]
-    for k in keys:
-        assert re.search(r"^       %s\b" % k, block, re.M), "[master] %s" % k
-
-
-# ---- completion --------------------------------------------------------------------------
-
-COMPLETION = os.path.join(REPO, "packaging/completion/berthctl")
-
-
-def complete(line, cmd="berthctl"):
-    """COMPREPLY for `line` (cursor at the end), from the completion without bash-completion."""
-    script = r'''source "$1"
-COMP_LINE=$2; COMP_POINT=${#2}
-read -r -a COMP_WORDS <<<"$2"
-[[ $2 == *" " ]] && COMP_WORDS+=("")
-COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-COMP_WORDS[0]=$3
-_berthctl berthctl
-printf "%s\n" "${COMPREPLY[@]}"'''
-    r = run(["bash", "--norc", "--noprofile", "-c", script, "bash", COMPLETION, line, cmd])
-    assert r.returncode == 0, r.stderr
-    return [w for w in r.stdout.splitlines() if w]
-
-
-def test_completion_syntax():
-    assert run(["bash", "-n", COMPLETION]).returncode == 0
-
-
-def test_completion_verbs_match_the_binary():
-    ctl = os.path.join(BUILD, "berthctl")
-    assert sorted(complete("berthctl ", ctl)) == sorted(berthctl_verbs() + ["help"])
-    assert complete("berthctl ki", ctl) == ["kill"]
-
-
-def test_completion_options_match_the_binary():
-    ctl = os.path.join(BUILD, "berthctl")
-    missing = []
-    for v in berthctl_verbs():
-        offered = set(complete("berthctl %s -" % v, ctl))
-        longs = {o for o in help_options(run([ctl, v, "--help"]).stdout) if o.startswith("--")}
-        missing += ["%s %s" % (v, o) for o in sorted(longs - offered)]
-    assert not missing, "the completion does not offer: %s" % missing
-    assert set(complete("berthctl --", ctl)) >= {"--socket", "--help", "--version"}
-
-
-def test_completion_option_values():
-    assert complete("berthctl kill --signal K") == ["KILL"]
-    assert complete("berthctl ps -o ") == ["json"]
-    assert complete("berthctl run --cpus-limit n") == ["none"]
-    assert complete("berthctl run --cpus 2 --mem 1GiB --name ") == []
-    assert complete("berthctl ps --filter state=RU") == ["state=RUNNING"]
-    assert complete("berthctl ps -f status=ex") == ["status=exited"]
-    assert "name=" in complete("berthctl ps --filter ")
-
-
-# ---- the conffile ------------------------------------------------------------------------
-
-def test_conffile_every_key_commented_at_its_default(deb_root):
-    conf = open(os.path.join(deb_root, "etc/berth/agent.conf")).read()
-    assert not re.search(r"^[a-z_]+\s*=", conf, re.M), "a key is set"
-    # uncommented, it is exactly the agent's own defaults plus the note we add
-    defaults = run([os.path.join(BUILD, "berth-agent"), "--print-default-config"]).stdout
-    uncommented = re.sub(r"^#([a-z_]+ =)", r"\1", conf, flags=re.M)
-    note = [l for l in uncommented.splitlines() if l not in defaults.splitlines()]
-    assert all(l.startswith(";") for l in note), note
-    assert [l for l in uncommented.splitlines() if l not in note] == defaults.splitlines()
-
-
-def test_conffile_documents_every_key_of_the_docs(deb_root):
-    conf = open(os.path.join(deb_root, "etc/berth/agent.conf")).read()
-    section, found = None, {}
-    for line in conf.splitlines():
-        m = re.match(r"^\[([\w.]+)\]", line)
-        if m:
-            section = m.group(1)
-        m = re.match(r"^#([a-z_]+) =", line)
-        if m:
-            found.setdefault(section, []).append(m.group(1))
-    docs = doc_keys()
-    docs.pop("role.NAME", None)  # shown as the commented [role.analytics] example
-    assert found == docs
-    assert "; [role.analytics]" in conf
-
-
-# the keys the packaged master.conf sets: the files berth-master-init makes at install
-MASTER_SET = {"token_file": "/etc/berth/master.token", "join_token_file": "/etc/berth/join.token",
-              "tls_cert": "/etc/berth/tls/master.crt", "tls_key": "/etc/berth/tls/master.key"}
-
-
-def test_master_conffile_every_key_commented_at_its_default(deb_roots):
-    conf = open(os.path.join(deb_roots["berth-master"], "etc/berth/master.conf")).read()
-    assert dict(re.findall(r"^([a-z_]+) = (.*)$", conf, re.M)) == MASTER_SET
-    defaults = run([os.path.join(BUILD, "berth-master"), "--print-default-config"]).stdout
-    uncommented = re.sub(r"^#([a-z_]+ =)", r"\1", conf, flags=re.M)
-    for k in MASTER_SET:
-        uncommented = re.sub(r"^%s = .*$" % k, "%s =" % k, uncommented, flags=re.M)
-    note = [l for l in uncommented.splitlines() if l not in defaults.splitlines()]
-    assert note and all(l.startswith(";") for l in note), note
-    assert [l for l in uncommented.splitlines() if l not in note] == defaults.splitlines()
-    # and its keys are exactly the documented ones, in [master]
-    found = re.findall(r"^#?([a-z_]+) =", conf, re.M)
-    assert found == doc_keys("## berth-master")["master"]
-    assert re.search(r"^\[master\]$", conf, re.M)
