@@ -211,6 +211,8 @@ void exec_free_all(struct agent *a)
 {
     while (a->execs) {
         struct exec_run *r = a->execs;
+        a->execs = r->next; /* unlinked here: run_free finds it in no list */
+        r->next = NULL;
         if (r->req) {
             evhttp_connection_set_closecb(r->conn, NULL, NULL);
             evhttp_send_error(r->req, 503, "agent stopping");

@@ -93,7 +93,7 @@ static void gc_pass(evutil_socket_t fd, short what, void *arg)
     /* by disk use, one removal at a time: its space only comes back once trash.c's `rm`
      * is done, and until then the disk would look as full as before (removing on would
      * take every ended container, the newest too) */
-    double pct;
+    double pct = 0;
     unsigned removed = 0;
     bool pending = a->trash != NULL;
     while (!pending && disk_used_pct(a, &pct) == 0 && pct >= (double) a->cfg.gc_disk_watermark) {

@@ -102,7 +102,6 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
     if (pid == 0)
         child_exec(&cf, sp->path, sp->argv, envp);
 
-    _cleanup_kill_ pid_t owned = (pid_t) pid;
     closep(&err_wr);
     agent_fault(a, "spawn-after-clone");
     /* EOF means execve succeeded (the pipe is CLOEXEC); an int is the child's errno */
@@ -110,9 +109,11 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
     ssize_t n;
     while ((n = read(err_rd, &e, sizeof(e))) < 0 && errno == EINTR)
         ;
-    if (n == (ssize_t) sizeof(e))
+    if (n == (ssize_t) sizeof(e)) {
+        pid_t failed = (pid_t) pid;
+        killp(&failed); /* it never ran: kill and reap it */
         return berr_set(err, e, "start '%s' (join its cgroups, exec)", sp->path);
-    owned = 0;
+    }
     *ret_pid = (pid_t) pid;
     *ret_pidfd = TAKE_FD(pidfd);
     return 0;
@@ -157,7 +158,7 @@ int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, i
             .fd = {devnull, logfd, logfd, st_wr},
             .cg = c->cg,
     };
-    pid_t pid;
+    pid_t pid = 0;
     int r = agent_spawn(a, &sp, &pid, ret_pidfd, err);
     if (r < 0)
         return r;

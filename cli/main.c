@@ -69,10 +69,11 @@ static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **er
     }
     if (optind >= argc)
         return berr_setx(err, EINVAL, "no verb given (see 'berthctl --help')");
-    if (!ctl->cacert && getenv("BERTH_CACERT") && *getenv("BERTH_CACERT"))
-        ctl->cacert = getenv("BERTH_CACERT");
-    if (!token_file && getenv("BERTH_TOKEN_FILE") && *getenv("BERTH_TOKEN_FILE"))
-        token_file = getenv("BERTH_TOKEN_FILE");
+    const char *env_ca = getenv("BERTH_CACERT"), *env_token = getenv("BERTH_TOKEN_FILE");
+    if (!ctl->cacert && env_ca && *env_ca)
+        ctl->cacert = env_ca;
+    if (!token_file && env_token && *env_token)
+        token_file = env_token;
     if (token_file) {
         int r = read_file_alloc(token_file, 4096, &ctl->token, NULL);
         if (r < 0)

@@ -274,7 +274,7 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
 {
     static const char *const limits[] = {"hard", "burst"};
     static const char *const levels[] = {"error", "warning", "info", "debug"};
-    uint64_t u;
+    uint64_t u = 0;
 
     if (streq(key, "master")) {
         const char *host = str_has_prefix(value, "https://")  ? value + 8
@@ -471,7 +471,10 @@ static int set_quantity(uint64_t *cpus, uint64_t *mem, uint64_t *disk, const cha
     } else if (streq(key, "mem") || (disk && streq(key, "disk"))) {
         if (parse_size(value, &v) < 0)
             return BAD("size", SIZE_HINT);
-        *(streq(key, "mem") ? mem : disk) = v;
+        if (streq(key, "mem"))
+            *mem = v;
+        else
+            *disk = v;
     } else {
         return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [%s]", key, section);
     }

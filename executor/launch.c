@@ -53,7 +53,7 @@ int exe_load(struct exe *e, struct berr **err)
     int r = read_file_alloc(path, 1 << 20, &json, NULL);
     if (r < 0)
         return berr_set(err, -r, "read '%s'", path);
-    if ((r = iso_spec_from_json(json, &e->spec, err)) < 0)
+    if (iso_spec_from_json(json, &e->spec, err) < 0)
         return berr_wrap(err, "'%s'", path);
     if ((r = iso_user_resolve(e->spec.user, &e->user, err)) < 0)
         return r;

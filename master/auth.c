@@ -120,7 +120,7 @@ static int load_static(struct master *m, const char *path, const char *what, enu
                        struct berr **err)
 {
     _cleanup_free_ char *text = NULL;
-    if (read_token_file(path, &text, err) < 0)
+    if (read_token_file(path, &text, err) < 0 || !text)
         return berr_wrap(err, "[master] %s", what);
     uint8_t key[ML_KEY_LEN];
     char id[ML_TOKEN_ID_LEN + 1];

@@ -142,6 +142,9 @@ static int cmd_alloc(int argc, char **argv)
     uint64_t mib = num(argv[0]);
     long page = sysconf(_SC_PAGESIZE);
     printf("pid=%d\nwant_mib=%llu\n", getpid(), (unsigned long long) mib);
+    /* each MiB is kept (chained through its first bytes) until the process ends: the
+     * memory held is the point */
+    static void *held;
     for (uint64_t i = 0; i < mib; i++) {
         char *p = malloc(1 << 20);
         if (!p) {
@@ -150,6 +153,8 @@ static int cmd_alloc(int argc, char **argv)
         }
         for (long off = 0; off < (1 << 20); off += page)
             p[off] = 1;
+        *(void **) p = held;
+        held = p;
     }
     printf("allocated_mib=%llu\n", (unsigned long long) mib);
     sleep_s(30);
