@@ -1,7 +1,8 @@
 /* isolator/cgroup-internal.h - private to isolator/cgroup*.c: the layout of the detected
- * hierarchies, one cgroup node (an open dir fd per hierarchy), the version ops table
- * (struct cg_ops, filled by cgroup-v1.c and cgroup-v2.c, dispatched by cgroup.c) and the
- * small openat helpers both versions share (defined in cgroup.c). */
+ * hierarchies, one cgroup node (an open dir fd per hierarchy), the host object
+ * (cgroup-host.c), the version ops table (struct cg_ops, filled by cgroup-v1.c and
+ * cgroup-v2.c, dispatched by cgroup.c) and the openat helpers they all share
+ * (cgroup-util.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -80,6 +81,18 @@ struct cg_ops {
 extern const struct cg_ops cg1_ops;
 extern const struct cg_ops cg2_ops;
 
+/* The detected hierarchies and the parent of all tasks (cgroup-host.c builds it; cgroup.c
+ * reads the parent's fds and paths to make containers under it). */
+struct iso_host {
+    struct cg_layout lay;
+    char *root;
+    char *rel;                /* parent path relative to the agent's own cgroup: "berth" */
+    char *mount[CG_MAX_HIER]; /* hierarchy mount point: "/sys/fs/cgroup/memory" */
+    char *own[CG_MAX_HIER];   /* agent's own cgroup in it: "/" or "/system.slice/x" */
+    int created[CG_MAX_HIER]; /* index of the first component of rel we created, -1 none */
+    struct cg_node parent;
+};
+
 /* ---- v2 device filter (cgroup-v2-devices.c) ----------------------------------------------- */
 
 struct bpf_insn;
@@ -91,7 +104,19 @@ int cg2_devices_attach(int dirfd, struct berr **err);
 /* How many device programs are attached to dirfd itself, or -errno. */
 int cg2_devices_attached(int dirfd);
 
-/* ---- helpers shared by cgroup-v1.c and cgroup-v2.c (cgroup.c) ---------------------------- */
+/* ---- helpers shared by all cgroup*.c (cgroup-util.c) --------------------------------------- */
+
+/* "cpu", "memory", ... (the v1 controller name), NULL for an invalid c. */
+const char *cg_ctrl_name(enum cg_ctrl c);
+/* An empty node: no fds, no paths, USER_HZ tick length read once. */
+void cg_node_init(struct cg_node *n);
+/* Close every fd of n and free its paths; n is empty (as cg_node_init) afterwards. */
+void cg_node_done(struct cg_node *n);
+/* Absolute path of n per hierarchy: v1 calls fn once per controller (a joint hierarchy is
+ * named once per controller, so API clients can look up "cpu" and "cpuacct" alike); v2
+ * once, as "unified". */
+void cg_foreach_path(const struct cg_layout *lay, const struct cg_node *n,
+                     void (*fn)(const char *ctrl, const char *path, void *arg), void *arg);
 
 /* fd of the node in the hierarchy of ctrl, or -1. */
 int cg_fd(const struct cg_layout *lay, const struct cg_node *n, enum cg_ctrl c);

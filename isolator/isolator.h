@@ -1,7 +1,8 @@
 /* isolator/isolator.h - the one public header of isolator/: what a sandbox is made of.
  *  - host + cgroup: detect the cgroup mode once, create a container's cgroups under the
  *    agent's parent, write limits, attach, read usage, watch OOM, kill, remove
- *    (cgroup.c dispatches to cgroup-v1.c / cgroup-v2.c through struct cg_ops);
+ *    (cgroup-host.c: the host; cgroup.c: containers, dispatching to cgroup-v1.c /
+ *    cgroup-v2.c through struct cg_ops; cgroup-util.c: shared helpers);
  *  - spec: the sandbox description the agent writes to the runtime dir and the executor
  *    reads back (spec.c, JSON);
  *  - sandbox: what berth-executor does inside the new namespaces (mount.c: mounts, /dev,
