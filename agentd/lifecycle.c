@@ -114,7 +114,9 @@ static void release_cgroups(struct agent *a, struct container *c)
     if (!c->cg)
         return;
     _cleanup_berr_ struct berr *err = NULL;
-    if (iso_cgroup_kill(c->cg, &err) < 0)
+    /* TODO(#13): blocks up to 2 s; the agent's owner replaces it with kill + cgroup.events
+     * (v2) / a timer (v1) and a destroy retried on -EBUSY */
+    if (iso_cgroup_kill_wait(c->cg, 2000, &err) < 0)
         log_warning("container '%s': kill leftovers: %s", c->id, berr_msg(err));
     berr_free(&err);
     agent_fault(a, "finish-after-kill");

@@ -242,7 +242,8 @@ static unsigned sweep_cgroups(struct agent *a, bool dry_run)
             log_warning("orphan cgroup '%s': %s", s.v[i], berr_msg(err));
             continue;
         }
-        if (iso_cgroup_kill(cg, &err) < 0 || iso_cgroup_destroy(cg, &err) < 0)
+        /* before the loop runs: blocking is fine here */
+        if (iso_cgroup_kill_wait(cg, 2000, &err) < 0 || iso_cgroup_destroy(cg, &err) < 0)
             log_warning("orphan cgroup '%s': %s", s.v[i], berr_msg(err));
         else
             log_info("removed orphan cgroup '%s'", s.v[i]);
