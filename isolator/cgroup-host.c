@@ -367,7 +367,8 @@ int iso_host_remove(struct iso_host *h)
     for (size_t i = 0; i < h->lay.n_hier; i++) {
         if (!h->parent.path[i])
             continue;
-        /* The parent leaf always goes (it is ours); its ancestors only if we made them. */
+        /* The parent leaf always goes (it is ours); its ancestors only if we made them. One
+         * rmdir each, no retry: this runs at the agent's stop, and a busy parent stays. */
         _cleanup_free_ char *p = xstrdup(h->parent.path[i]);
         int depth = 0;
         for (const char *q = h->rel; *q; q++)

@@ -73,7 +73,18 @@ struct cg_ops {
     /* Open n->oom_fd (and n->oom_ctl_fd). */
     int (*oom_open)(const struct cg_layout *lay, struct cg_node *n, struct berr **err);
     uint64_t (*oom_kills)(const struct cg_layout *lay, struct cg_node *n);
+    /* SIGKILL every process once and return (iso_cgroup_kill): v2 cgroup.kill, else
+     * cg_kill_round. Never waits or sleeps. 0, or -errno with err. */
     int (*kill)(const struct cg_layout *lay, struct cg_node *n, struct berr **err);
+    /* Write the freezer's state (v1 freezer.state FROZEN/THAWED, v2 cgroup.freeze 1/0) and
+     * return without waiting for the kernel to get there. 0; -EOPNOTSUPP when there is no
+     * freezer (v1 freezer not mounted, v2 before Linux 5.2); another -errno. */
+    int (*freeze)(const struct cg_layout *lay, struct cg_node *n, bool frozen);
+    /* True while a task is in the node (iso_cgroup_populated); one read, never waits. */
+    bool (*populated)(const struct cg_layout *lay, struct cg_node *n);
+    /* The file in the node's (only) hierarchy whose change says it may have emptied, for
+     * inotify and poll(POLLPRI): "cgroup.events" on v2; NULL on v1, which has none. */
+    const char *events_file;
     /* fd for clone3(CLONE_INTO_CGROUP) or -1. */
     int (*clone_fd)(const struct cg_layout *lay, const struct cg_node *n);
 };
@@ -142,16 +153,19 @@ int cg_keyed(const char *text, const char *key, uint64_t *ret);
  * in *rets[i]; returns the bit mask of keys found. Cheaper than n cg_keyed() scans of a
  * 40-line memory.stat on every sampling pass. */
 unsigned cg_keyed_many(const char *text, const char *const *keys, uint64_t *const *rets, size_t n);
-/* Call fn(pid, arg) for each pid in dirfd/cgroup.procs, reading in fixed chunks (no
- * allocation); fn may be NULL to just count. Stops on the first negative return of fn and
- * returns it; else the number of pids. */
-int cg_foreach_pid(int dirfd, int (*fn)(pid_t pid, void *arg), void *arg);
-/* Kill everything in the node with SIGKILL: read cgroup.procs of every hierarchy, kill,
- * re-read until empty or tries run out. freeze/thaw are called around each round when
- * not NULL (thaw always runs). Returns 0 when empty, else -EBUSY with err. */
-int cg_kill_loop(const struct cg_layout *lay, struct cg_node *n,
-                 int (*freeze)(const struct cg_layout *, struct cg_node *, bool frozen),
-                 struct berr **err);
-/* Sleep ms milliseconds (short waits for the kernel; never called from the event loop's
- * hot path except on kill/destroy). */
-void cg_sleep_ms(unsigned ms);
+/* Call fn(pid, arg) for each pid in dirfd/file ("cgroup.procs", or v1's per-thread "tasks"),
+ * reading in fixed chunks (no allocation); fn may be NULL to just count. Stops on the first
+ * negative return of fn and returns it; else the number of pids. */
+int cg_foreach_pid(int dirfd, const char *file, int (*fn)(pid_t pid, void *arg), void *arg);
+/* True if dirfd/file lists at least one pid (reads no further than the first). */
+bool cg_lists_pid(int dirfd, const char *file);
+/* "populated" of an open v2 cgroup.events, read from offset 0 (which also re-arms its
+ * POLLPRI notification): 1, 0, or -errno. */
+int cg_events_populated(int fd);
+/* One kill round, the same on v1 and on v2 without cgroup.kill: when cgroup.procs of some
+ * hierarchy lists a pid, freeze (lay->ops->freeze, without waiting for FROZEN), kill(2)
+ * SIGKILL every pid cgroup.procs of each hierarchy lists (never our own), thaw (always,
+ * unless there is no freezer). Never sleeps. Returns how many pids it signalled (0: nobody
+ * was listed; the cgroup may still be populated by tasks that are exiting), or -errno with
+ * err. */
+int cg_kill_round(const struct cg_layout *lay, struct cg_node *n, struct berr **err);

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 
 #include "isolator/cgroup-internal.h"
 
@@ -20,13 +19,6 @@ const char *cg_ctrl_name(enum cg_ctrl c)
 }
 
 /* ---- shared helpers ---------------------------------------------------------------------- */
-
-void cg_sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 int cg_fd(const struct cg_layout *lay, const struct cg_node *n, enum cg_ctrl c)
 {
@@ -180,9 +172,9 @@ unsigned cg_keyed_many(const char *text, const char *const *keys, uint64_t *cons
     return found;
 }
 
-int cg_foreach_pid(int dirfd, int (*fn)(pid_t pid, void *arg), void *arg)
+int cg_foreach_pid(int dirfd, const char *file, int (*fn)(pid_t pid, void *arg), void *arg)
 {
-    _cleanup_close_ int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+    _cleanup_close_ int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     char buf[4096];
@@ -233,45 +225,58 @@ static int cg_kill_one(pid_t pid, void *arg)
     return 0;
 }
 
-static int cg_count_one(pid_t pid, void *arg)
+static int cg_stop(pid_t pid, void *arg)
 {
     (void) pid;
-    (*(int *) arg)++;
-    return 0;
+    (void) arg;
+    return -ECANCELED; /* one is enough */
 }
 
-int cg_kill_loop(const struct cg_layout *lay, struct cg_node *n,
-                 int (*freeze)(const struct cg_layout *, struct cg_node *, bool frozen),
-                 struct berr **err)
+bool cg_lists_pid(int dirfd, const char *file)
+{
+    return dirfd >= 0 && cg_foreach_pid(dirfd, file, cg_stop, NULL) == -ECANCELED;
+}
+
+int cg_events_populated(int fd)
+{
+    char buf[256];
+    /* cgroupfs regenerates the text on a read at offset 0; the read also re-arms POLLPRI */
+    ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (len < 0)
+        return -errno;
+    buf[len] = 0;
+    uint64_t v;
+    int r = cg_keyed(buf, "populated", &v);
+    return r < 0 ? r : v != 0;
+}
+
+int cg_kill_round(const struct cg_layout *lay, struct cg_node *n, struct berr **err)
 {
     /* The usual case at a task's end: pid 1 of the sandbox is gone and the kernel has
-     * already killed the rest. Then one read of each cgroup.procs is all it costs. */
-    int present = 0;
-    for (size_t i = 0; i < lay->n_hier; i++)
-        if (n->fd[i] >= 0)
-            (void) cg_foreach_pid(n->fd[i], cg_count_one, &present);
-    if (present == 0)
+     * already killed the rest. Then one read of each cgroup.procs is all it costs, and the
+     * freezer is left alone. */
+    bool present = false;
+    for (size_t i = 0; i < lay->n_hier && !present; i++)
+        present = cg_lists_pid(n->fd[i], "cgroup.procs");
+    if (!present)
         return 0;
-    /* As systemd's cg_kill_items: re-read cgroup.procs after each round, because a process
-     * may fork between our read and its death; stop once a read finds nobody. Frozen, no
-     * one can fork; we thaw after each round so the SIGKILLs get delivered. */
-    for (unsigned round = 0; round < 200; round++) {
-        if (freeze)
-            (void) freeze(lay, n, true); /* a failed freeze still leaves kill-and-retry */
-        int seen = 0, r = 0;
-        for (size_t i = 0; i < lay->n_hier && r >= 0; i++)
-            if (n->fd[i] >= 0)
-                r = cg_foreach_pid(n->fd[i], cg_kill_one, &seen);
-        int t = freeze ? freeze(lay, n, false) : 0; /* always thaw */
-        if (r < 0 && r != -ENOENT)
-            return berr_set(err, -r, "kill processes");
-        if (t < 0)
-            return berr_set(err, -t, "thaw");
-        if (seen == 0)
-            return 0;
-        cg_sleep_ms(round < 20 ? 1 : 10);
-    }
-    return berr_setx(err, EBUSY, "processes remain in the cgroup after SIGKILL");
+    /* Freezing stops forks between our read of cgroup.procs and the SIGKILLs. We do not wait
+     * for FROZEN (it can take as long as a task takes to reach a freezable point, and the
+     * caller may be the event loop): a task still FREEZING takes its SIGKILL when thawed, and
+     * one that forked in the meantime keeps the cgroup populated, so the caller's next
+     * round finds it. A failed freeze still leaves kill-and-retry. */
+    int f = lay->ops->freeze(lay, n, true);
+    int seen = 0, r = 0;
+    for (size_t i = 0; i < lay->n_hier && r >= 0; i++)
+        if (n->fd[i] >= 0)
+            r = cg_foreach_pid(n->fd[i], "cgroup.procs", cg_kill_one, &seen);
+    /* always thaw: a frozen v1 task cannot die, and a cgroup left frozen hangs its tasks */
+    int t = f == -EOPNOTSUPP ? 0 : lay->ops->freeze(lay, n, false);
+    if (r < 0 && r != -ENOENT)
+        return berr_set(err, -r, "kill processes");
+    if (t < 0)
+        return berr_set(err, -t, "thaw");
+    return seen;
 }
 
 /* ---- nodes -------------------------------------------------------------------------------- */

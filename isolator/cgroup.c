@@ -3,6 +3,7 @@
  * kill) to struct cg_ops in cgroup-v1.c / cgroup-v2.c. Helpers: cgroup-util.c. All I/O is
  * openat on O_DIRECTORY fds, so unit tests can point the host's root at a temp dir. */
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -176,19 +177,9 @@ int iso_cgroup_stats(struct iso_cgroup *cg, struct iso_stats *ret)
     return cg->lay.ops->stats(&cg->lay, &cg->node, ret);
 }
 
-static int cg_found(pid_t pid, void *arg)
-{
-    (void) pid;
-    (void) arg;
-    return -ECANCELED; /* one is enough */
-}
-
 bool iso_cgroup_populated(struct iso_cgroup *cg)
 {
-    for (size_t i = 0; i < cg->lay.n_hier; i++)
-        if (cg->node.fd[i] >= 0 && cg_foreach_pid(cg->node.fd[i], cg_found, NULL) == -ECANCELED)
-            return true;
-    return false;
+    return cg->lay.ops->populated(&cg->lay, &cg->node);
 }
 
 int iso_cgroup_kill(struct iso_cgroup *cg, struct berr **err)
@@ -196,41 +187,74 @@ int iso_cgroup_kill(struct iso_cgroup *cg, struct berr **err)
     return cg->lay.ops->kill(&cg->lay, &cg->node, err);
 }
 
-/* TODO(#13): non-blocking cgroup.kill / one kill round; these wrap the blocking kill. */
-int iso_cgroup_kill_wait(struct iso_cgroup *cg, unsigned timeout_ms, struct berr **err)
-{
-    (void) timeout_ms;
-    return cg->lay.ops->kill(&cg->lay, &cg->node, err);
-}
-
 char *iso_cgroup_events_path(const struct iso_cgroup *cg)
 {
-    if (cg->lay.ops->version != ISO_CG_V2 || !cg->node.path[0])
+    const char *file = cg->lay.ops->events_file;
+    if (!file || !cg->node.path[0])
         return NULL;
-    return xasprintf("%s/cgroup.events", cg->node.path[0]);
+    return xasprintf("%s/%s", cg->node.path[0], file);
+}
+
+/* The one function of isolator/ that sleeps, for callers that may block (the agent's
+ * start-up, before its loop runs). Rounds of look-and-kill until the cgroup is empty, as
+ * systemd's cg_kill_items re-reads cgroup.procs after each pass (a process may fork between
+ * our read and its SIGKILL). Between rounds it waits:
+ *  - v2: poll(POLLPRI) on cgroup.events, which kernfs signals on every change of the file
+ *    (kernfs_notify; our pread re-arms it), so it wakes when the last task is gone rather
+ *    than on a timer; each wait is capped at 100 ms for a change we would not see (a
+ *    fake tree's plain file never signals POLLPRI; a v2 kernel without cgroup.kill may
+ *    miss a fork between freeze and kill, which no event reports);
+ *  - v1: no file says when a cgroup empties: 1 ms for the first 20 rounds, then 10 ms.
+ * No round waits for FROZEN: the next round catches what a FREEZING cgroup forked. */
+int iso_cgroup_kill_wait(struct iso_cgroup *cg, unsigned timeout_ms, struct berr **err)
+{
+    const struct cg_ops *ops = cg->lay.ops;
+    uint64_t deadline = now_monotonic_ns() + (uint64_t) timeout_ms * 1000000u;
+    _cleanup_close_ int efd = -1;
+    if (ops->events_file && cg->node.fd[0] >= 0)
+        efd = openat(cg->node.fd[0], ops->events_file, O_RDONLY | O_CLOEXEC);
+    for (unsigned round = 0;; round++) {
+        int populated = efd >= 0 ? cg_events_populated(efd) : -1;
+        if (populated < 0)
+            populated = ops->populated(&cg->lay, &cg->node);
+        if (!populated)
+            return 0;
+        uint64_t now = now_monotonic_ns();
+        if (round > 0 && now >= deadline)
+            break;
+        int r = ops->kill(&cg->lay, &cg->node, err);
+        if (r < 0)
+            return r;
+        uint64_t left_ms = deadline > now ? (deadline - now + 999999) / 1000000 : 0;
+        uint64_t cap = efd >= 0 ? 100 : round < 20 ? 1 : 10;
+        int wait_ms = (int) (left_ms < cap ? left_ms : cap);
+        struct pollfd pfd = {.fd = efd, .events = POLLPRI};
+        if (poll(&pfd, efd >= 0 ? 1 : 0, wait_ms) < 0 && errno != EINTR)
+            return berr_set(err, errno, "wait for '%s'", ops->events_file);
+    }
+    return berr_setx(err, EBUSY, "processes remain in the cgroup %u ms after SIGKILL", timeout_ms);
 }
 
 int iso_cgroup_destroy(struct iso_cgroup *cg, struct berr **err)
 {
-    /* A cgroup that just emptied can still be busy while the kernel frees its css
-     * asynchronously (the last task is a zombie until reaped): retry EBUSY briefly. */
-    int ret = 0;
+    /* One rmdir per hierarchy and no retry: a cgroup whose last task is still exiting (not
+     * yet past the kernel's cgroup_exit) is EBUSY for a moment, and the caller, not a sleep
+     * here, decides when to try again. A hierarchy already removed is ENOENT: done. */
+    int ret = 0, busy = -1;
     for (size_t i = 0; i < cg->lay.n_hier; i++) {
         if (cg->node.fd[i] < 0)
             continue; /* never existed in this hierarchy */
         _cleanup_close_ int pfd = openat(cg->node.fd[i], "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        int r = pfd < 0 ? -errno : 0;
-        for (unsigned tries = 0; pfd >= 0 && tries < 50; tries++) {
-            r = unlinkat(pfd, cg->name, AT_REMOVEDIR) < 0 ? -errno : 0;
-            if (r != -EBUSY)
-                break;
-            cg_sleep_ms(tries < 10 ? 2 : 20);
-        }
+        int r = pfd < 0 ? -errno : unlinkat(pfd, cg->name, AT_REMOVEDIR) < 0 ? -errno : 0;
         if (r == -ENOENT)
-            r = 0;
-        if (r < 0 && ret == 0)
+            continue;
+        if (r == -EBUSY && busy < 0)
+            busy = (int) i;
+        else if (r < 0 && r != -EBUSY && ret == 0)
             ret = berr_set(err, -r, "rmdir '%s'", cg->node.path[i]);
     }
+    if (ret == 0 && busy >= 0) /* any other failure wins: retrying would not cure it */
+        ret = berr_set(err, EBUSY, "rmdir '%s'", cg->node.path[busy]);
     return ret;
 }
 

@@ -405,7 +405,7 @@ static void test_v1_stats_oom_kill(void **state)
     assert_int_equal(iso_cgroup_oom_kills(cg), 2);
     assert_int_equal(iso_cgroup_oom_ack(cg), 2);
 
-    /* Kill on an empty cgroup: freezes, finds nobody, always thaws. */
+    /* Kill on an empty cgroup: finds nobody, leaves the freezer alone. */
     put(t, "freezer/berth-test-1/c/freezer.state", "THAWED");
     const char *dirs[] = {"cpu", "cpuacct", "pids", "devices", "freezer"};
     for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
@@ -417,7 +417,7 @@ static void test_v1_stats_oom_kill(void **state)
     assert_false(iso_cgroup_populated(cg));
     assert_int_equal(iso_cgroup_kill(cg, &err), 0);
     assert_string_equal(get(t, "freezer/berth-test-1/c/freezer.state"), "THAWED");
-    put(t, "pids/berth-test-1/c/cgroup.procs", "1\n"); /* never killed: just looked at */
+    put(t, "pids/berth-test-1/c/tasks", "1\n"); /* never killed: just looked at */
     assert_true(iso_cgroup_populated(cg));
 
     iso_cgroup_free(cg);
