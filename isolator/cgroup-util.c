@@ -267,12 +267,15 @@ int cg_kill_round(const struct cg_layout *lay, struct cg_node *n, struct berr **
      * round finds it. A failed freeze still leaves kill-and-retry. */
     int f = lay->ops->freeze(lay, n, true);
     int seen = 0, r = 0;
-    for (size_t i = 0; i < lay->n_hier && r >= 0; i++)
-        if (n->fd[i] >= 0)
-            r = cg_foreach_pid(n->fd[i], "cgroup.procs", cg_kill_one, &seen);
+    for (size_t i = 0; i < lay->n_hier; i++) {
+        /* every hierarchy, even after one failed: a process may sit in some of them only */
+        int k = n->fd[i] < 0 ? 0 : cg_foreach_pid(n->fd[i], "cgroup.procs", cg_kill_one, &seen);
+        if (k < 0 && k != -ENOENT && r == 0)
+            r = k;
+    }
     /* always thaw: a frozen v1 task cannot die, and a cgroup left frozen hangs its tasks */
     int t = f == -EOPNOTSUPP ? 0 : lay->ops->freeze(lay, n, false);
-    if (r < 0 && r != -ENOENT)
+    if (r < 0)
         return berr_set(err, -r, "kill processes");
     if (t < 0)
         return berr_set(err, -t, "thaw");
