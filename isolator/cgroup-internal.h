@@ -1,8 +1,7 @@
-/* isolator/cgroup-internal.h - private to isolator/cgroup*.c: the layout of the detected
- * hierarchies, one cgroup node (an open dir fd per hierarchy), the host object
- * (cgroup-host.c), the version ops table (struct cg_ops, filled by cgroup-v1.c and
- * cgroup-v2.c, dispatched by cgroup.c) and the openat helpers they all share
- * (cgroup-util.c). */
+/* isolator/cgroup-internal.h - private to isolator/cgroup*.c: the detected hierarchies, one
+ * cgroup node (a dir fd per hierarchy), the host (cgroup-host.c), the version ops table
+ * (struct cg_ops: cgroup-v1.c, cgroup-v2.c; dispatched by cgroup.c) and the helpers they all
+ * share (cgroup-util.c). */
 #pragma once
 
 #include <stdbool.h>

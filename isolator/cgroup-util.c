@@ -1,7 +1,7 @@
 /* isolator/cgroup-util.c - helpers all cgroup*.c share: openat reads and writes on a node's
- * dir fds (bounded, "max"-aware, recorded for inspect), keyed files, pids of cgroup.procs,
- * the kill loop, a node's fds. No policy: cgroup-host.c finds the hierarchies, cgroup.c
- * dispatches to cgroup-v1.c / cgroup-v2.c, which hold what differs. */
+ * dir fds (bounded, "max"-aware, recorded for inspect), keyed files, pid lists, one
+ * freeze/kill/thaw round, a node's fds. No policy: cgroup-host.c finds the hierarchies,
+ * cgroup.c dispatches to cgroup-v1.c / cgroup-v2.c, which hold what differs. */
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>

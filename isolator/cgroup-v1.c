@@ -1,7 +1,7 @@
 /* isolator/cgroup-v1.c - the cgroup v1 backend of struct cg_ops: limits (cpu, memory, pids,
- * the devices allow-list), usage from cpuacct/cpu/memory/pids, OOM events through
- * cgroup.event_control, kill with the freezer. One hierarchy per controller, or joint ones;
- * cgroup-host.c found them, cgroup.c owns the dir fds; cgroup-v2.c is the unified twin. */
+ * devices allow-list), usage, OOM (cgroup.event_control), kill with the freezer, emptiness
+ * from tasks. A hierarchy per controller, or joint ones: cgroup-host.c found them, cgroup.c
+ * owns the dir fds; cgroup-v2.c is the unified twin. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>

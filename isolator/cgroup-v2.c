@@ -1,8 +1,7 @@
-/* isolator/cgroup-v2.c - the cgroup v2 (unified) backend of struct cg_ops: delegation of
- * controllers down to the parent (with the "no internal processes" rule), limits (cpu.max,
- * cpu.weight, memory.max, memory.swap.max, pids.max), usage with pressure (PSI), OOM via
- * inotify on memory.events, kill (cgroup.kill), emptiness (cgroup.events). cgroup.c owns the
- * dir fd; cgroup-v1.c is the per-controller twin; cgroup-v2-devices.c the device filter. */
+/* isolator/cgroup-v2.c - the cgroup v2 (unified) backend of struct cg_ops: delegation to the
+ * parent ("no internal processes"), limits, usage with PSI, OOM (inotify on memory.events),
+ * kill (cgroup.kill), emptiness (cgroup.events). cgroup.c owns the dir fd; cgroup-v1.c is
+ * the per-controller twin; cgroup-v2-devices.c builds the device filter. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>

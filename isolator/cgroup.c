@@ -1,7 +1,7 @@
 /* isolator/cgroup.c - one container's cgroups (iso_cgroup_*): create or reopen them under the
- * parent cgroup-host.c made, attach, rmdir, and dispatch what differs (limits, stats, OOM,
- * kill) to struct cg_ops in cgroup-v1.c / cgroup-v2.c. Helpers: cgroup-util.c. All I/O is
- * openat on O_DIRECTORY fds, so unit tests can point the host's root at a temp dir. */
+ * parent cgroup-host.c made, attach, kill-until-empty (the one function that sleeps), rmdir;
+ * what differs (limits, stats, OOM, kill, populated) goes to struct cg_ops in cgroup-v1.c /
+ * cgroup-v2.c. Helpers: cgroup-util.c. All I/O is openat on the nodes' O_DIRECTORY fds. */
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
