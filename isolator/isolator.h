@@ -155,18 +155,21 @@ bool iso_cgroup_populated(struct iso_cgroup *cg);
  * so the agent's loop never blocks. The tasks die asynchronously: the caller learns that
  * the cgroup is empty from iso_cgroup_populated when the file of iso_cgroup_events_path
  * changes (v2) or on a timer (v1), and on v1 (or v2 without cgroup.kill) repeats the kill
- * while it is not, since a task may have forked between the read and its SIGKILL.
+ * while it is still populated, since a task may have forked between the read and its
+ * SIGKILL.
  * 0, or -errno with err. */
 int iso_cgroup_kill(struct iso_cgroup *cg, struct berr **err);
 /* The file whose change (inotify IN_MODIFY) says the cgroup may have emptied: v2 the
  * container's cgroup.events as an absolute path (malloc'd, the caller frees it); NULL on
  * v1, where no file says so. */
 char *iso_cgroup_events_path(const struct iso_cgroup *cg);
-/* Kill until empty, waiting at most timeout_ms: rounds of iso_cgroup_kill, each followed by
- * a wait for cgroup.events to change (v2, at most 100 ms) or a 1-10 ms sleep (v1), until
- * iso_cgroup_populated is false. At least one round, even with timeout 0. 0 when empty;
- * -EBUSY with err when tasks remain after timeout_ms; another -errno with err. BLOCKS: only
- * for start-up (orphans.c) before the agent's loop runs; the only sleep in isolator/. */
+/* Kill until empty, waiting at most timeout_ms: while iso_cgroup_populated is true (v2:
+ * read from cgroup.events), iso_cgroup_kill and then wait for cgroup.events to change (v2,
+ * at most 100 ms at a time) or sleep 1 ms (v1, the first 20 rounds; then 10 ms). An empty
+ * cgroup is not signalled; a populated one is killed at least once, even with timeout 0.
+ * 0 when empty; -EBUSY with err ("processes remain in the cgroup <timeout_ms> ms after
+ * SIGKILL") when tasks remain; another -errno with err. BLOCKS: only for start-up
+ * (orphans.c) before the agent's loop runs; the only sleep in isolator/. */
 int iso_cgroup_kill_wait(struct iso_cgroup *cg, unsigned timeout_ms, struct berr **err);
 /* rmdir the container's directory in each hierarchy, one attempt each, never waiting.
  * 0 when all are gone (ENOENT counts as gone, so calling it again is fine). -EBUSY, with
