@@ -79,6 +79,7 @@ struct container {
     uint64_t usage_at_ns, usage_prev_at_ns;
     bool has_usage;
     bool kill_requested;
+    bool unrecorded; /* STARTING could not be stored: FAILED at once, the pidfd kept to reap */
     /* live resources (not persisted) */
     struct iso_cgroup *cg;
     int pidfd;

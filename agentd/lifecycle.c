@@ -60,12 +60,14 @@ static void set_message(struct container *c, const char *msg)
  * make the outcome the container's end. */
 static void ctr_end(struct agent *a, struct container *c, const struct ctr_outcome *o)
 {
-    ctr_event_free(&c->ev_exit);
+    if (!c->unrecorded) { /* else the pidfd stays, to reap the killed executor (on_exit_ev) */
+        ctr_event_free(&c->ev_exit);
+        closep(&c->pidfd);
+        c->pidfd = -1;
+    }
     ctr_event_free(&c->ev_status);
     ctr_event_free(&c->ev_oom);
     ctr_event_free(&c->ev_backstop);
-    closep(&c->pidfd);
-    c->pidfd = -1;
     closep(&c->status_fd);
     c->status_fd = -1;
     sampler_sample(a, c); /* the final figures (an OOM kill, the last CPU seconds) */
@@ -175,6 +177,12 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
         return; /* spurious wake-up: still running */
     if (w < 0 && errno != ECHILD)
         return;
+    if (ml_state_terminal(c->state)) { /* ended already (unrecorded): only the reaping was left */
+        ctr_event_free(&c->ev_exit);
+        closep(&c->pidfd);
+        c->pidfd = -1;
+        return;
+    }
     /* ECHILD: an executor adopted after an agent restart is not our child; its status file
      * says how the task ended (wstatus stays unknown) */
     if (w == 0 && si.si_code == CLD_EXITED)
@@ -348,11 +356,11 @@ int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spe
     if (launch_sandbox(a, c, &lerr) < 0) {
         launch_failed(a, c, berr_msg(lerr));
     } else if (ctr_set_state(a, c, ML_STARTING, ML_REASON_NONE) < 0) {
-        /* the 201 would promise a container the next start cannot know: undo it */
+        /* the 201 would promise a container the next start cannot know: undo it (the
+         * executor's end is only reaped, through its pidfd, in on_exit_ev) */
         _cleanup_berr_ struct berr *kerr = NULL;
+        c->unrecorded = true;
         (void) iso_cgroup_kill(c->cg, &kerr);
-        siginfo_t si;
-        (void) waitid(P_PIDFD, (id_t) c->pidfd, &si, WEXITED); /* SIGKILLed: reap it */
         launch_failed(a, c, "cannot record the launch in state.db");
     } else {
         agent_fault(a, "launch-after-starting");

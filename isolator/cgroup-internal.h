@@ -1,7 +1,7 @@
-/* isolator/cgroup-internal.h - private to isolator/cgroup*.c: the layout of the detected
- * hierarchies, one cgroup node (an open dir fd per hierarchy), the version ops table
- * (struct cg_ops, filled by cgroup-v1.c and cgroup-v2.c, dispatched by cgroup.c) and the
- * small openat helpers both versions share (defined in cgroup.c). */
+/* isolator/cgroup-internal.h - private to isolator/cgroup*.c: the detected hierarchies, one
+ * cgroup node (a dir fd per hierarchy), the host (cgroup-host.c), the version ops table
+ * (struct cg_ops: cgroup-v1.c, cgroup-v2.c; dispatched by cgroup.c) and the helpers they all
+ * share (cgroup-util.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -72,13 +72,36 @@ struct cg_ops {
     /* Open n->oom_fd (and n->oom_ctl_fd). */
     int (*oom_open)(const struct cg_layout *lay, struct cg_node *n, struct berr **err);
     uint64_t (*oom_kills)(const struct cg_layout *lay, struct cg_node *n);
+    /* SIGKILL every process once and return (iso_cgroup_kill): v2 cgroup.kill, else
+     * cg_kill_round. Never waits or sleeps. 0, or -errno with err. */
     int (*kill)(const struct cg_layout *lay, struct cg_node *n, struct berr **err);
+    /* Write the freezer's state (v1 freezer.state FROZEN/THAWED, v2 cgroup.freeze 1/0) and
+     * return without waiting for the kernel to get there. 0; -EOPNOTSUPP when there is no
+     * freezer (v1 freezer not mounted, v2 before Linux 5.2); another -errno. */
+    int (*freeze)(const struct cg_layout *lay, struct cg_node *n, bool frozen);
+    /* True while a task is in the node (iso_cgroup_populated); one read, never waits. */
+    bool (*populated)(const struct cg_layout *lay, struct cg_node *n);
+    /* The file in the node's (only) hierarchy whose change says it may have emptied, for
+     * inotify and poll(POLLPRI): "cgroup.events" on v2; NULL on v1, which has none. */
+    const char *events_file;
     /* fd for clone3(CLONE_INTO_CGROUP) or -1. */
     int (*clone_fd)(const struct cg_layout *lay, const struct cg_node *n);
 };
 
 extern const struct cg_ops cg1_ops;
 extern const struct cg_ops cg2_ops;
+
+/* The detected hierarchies and the parent of all tasks (cgroup-host.c builds it; cgroup.c
+ * reads the parent's fds and paths to make containers under it). */
+struct iso_host {
+    struct cg_layout lay;
+    char *root;
+    char *rel;                /* parent path relative to the agent's own cgroup: "berth" */
+    char *mount[CG_MAX_HIER]; /* hierarchy mount point: "/sys/fs/cgroup/memory" */
+    char *own[CG_MAX_HIER];   /* agent's own cgroup in it: "/" or "/system.slice/x" */
+    int created[CG_MAX_HIER]; /* index of the first component of rel we created, -1 none */
+    struct cg_node parent;
+};
 
 /* ---- v2 device filter (cgroup-v2-devices.c) ----------------------------------------------- */
 
@@ -91,7 +114,19 @@ int cg2_devices_attach(int dirfd, struct berr **err);
 /* How many device programs are attached to dirfd itself, or -errno. */
 int cg2_devices_attached(int dirfd);
 
-/* ---- helpers shared by cgroup-v1.c and cgroup-v2.c (cgroup.c) ---------------------------- */
+/* ---- helpers shared by all cgroup*.c (cgroup-util.c) --------------------------------------- */
+
+/* "cpu", "memory", ... (the v1 controller name), NULL for an invalid c. */
+const char *cg_ctrl_name(enum cg_ctrl c);
+/* An empty node: no fds, no paths, USER_HZ tick length read once. */
+void cg_node_init(struct cg_node *n);
+/* Close every fd of n and free its paths; n is empty (as cg_node_init) afterwards. */
+void cg_node_done(struct cg_node *n);
+/* Absolute path of n per hierarchy: v1 calls fn once per controller (a joint hierarchy is
+ * named once per controller, so API clients can look up "cpu" and "cpuacct" alike); v2
+ * once, as "unified". */
+void cg_foreach_path(const struct cg_layout *lay, const struct cg_node *n,
+                     void (*fn)(const char *ctrl, const char *path, void *arg), void *arg);
 
 /* fd of the node in the hierarchy of ctrl, or -1. */
 int cg_fd(const struct cg_layout *lay, const struct cg_node *n, enum cg_ctrl c);
@@ -117,16 +152,19 @@ int cg_keyed(const char *text, const char *key, uint64_t *ret);
  * in *rets[i]; returns the bit mask of keys found. Cheaper than n cg_keyed() scans of a
  * 40-line memory.stat on every sampling pass. */
 unsigned cg_keyed_many(const char *text, const char *const *keys, uint64_t *const *rets, size_t n);
-/* Call fn(pid, arg) for each pid in dirfd/cgroup.procs, reading in fixed chunks (no
- * allocation); fn may be NULL to just count. Stops on the first negative return of fn and
- * returns it; else the number of pids. */
-int cg_foreach_pid(int dirfd, int (*fn)(pid_t pid, void *arg), void *arg);
-/* Kill everything in the node with SIGKILL: read cgroup.procs of every hierarchy, kill,
- * re-read until empty or tries run out. freeze/thaw are called around each round when
- * not NULL (thaw always runs). Returns 0 when empty, else -EBUSY with err. */
-int cg_kill_loop(const struct cg_layout *lay, struct cg_node *n,
-                 int (*freeze)(const struct cg_layout *, struct cg_node *, bool frozen),
-                 struct berr **err);
-/* Sleep ms milliseconds (short waits for the kernel; never called from the event loop's
- * hot path except on kill/destroy). */
-void cg_sleep_ms(unsigned ms);
+/* Call fn(pid, arg) for each pid in dirfd/file ("cgroup.procs", or v1's per-thread "tasks"),
+ * reading in fixed chunks (no allocation); fn may be NULL to just count. Stops on the first
+ * negative return of fn and returns it; else the number of pids. */
+int cg_foreach_pid(int dirfd, const char *file, int (*fn)(pid_t pid, void *arg), void *arg);
+/* True if dirfd/file lists at least one pid (reads no further than the first). */
+bool cg_lists_pid(int dirfd, const char *file);
+/* "populated" of an open v2 cgroup.events, read from offset 0 (which also re-arms its
+ * POLLPRI notification): 1, 0, or -errno. */
+int cg_events_populated(int fd);
+/* One kill round, the same on v1 and on v2 without cgroup.kill: when cgroup.procs of some
+ * hierarchy lists a pid, freeze (lay->ops->freeze, without waiting for FROZEN), kill(2)
+ * SIGKILL every pid cgroup.procs of each hierarchy lists (never our own), thaw (always,
+ * unless there is no freezer). Never sleeps. Returns how many pids it signalled (0: nobody
+ * was listed; the cgroup may still be populated by tasks that are exiting), or -errno with
+ * err. */
+int cg_kill_round(const struct cg_layout *lay, struct cg_node *n, struct berr **err);

@@ -1,7 +1,7 @@
 /* isolator/cgroup-v1.c - the cgroup v1 backend of struct cg_ops: limits (cpu, memory, pids,
- * the devices allow-list), usage from cpuacct/cpu/memory/pids, OOM events through
- * cgroup.event_control, kill with the freezer. One hierarchy per controller, or joint ones;
- * cgroup.c found them and owns the dir fds; cgroup-v2.c is the unified twin. */
+ * devices allow-list), usage, OOM (cgroup.event_control), kill with the freezer, emptiness
+ * from tasks. A hierarchy per controller, or joint ones: cgroup-host.c found them, cgroup.c
+ * owns the dir fds; cgroup-v2.c is the unified twin. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
@@ -230,26 +230,35 @@ static uint64_t cg1_oom_kills(const struct cg_layout *lay, struct cg_node *n)
     return v;
 }
 
-/* Freeze (FROZEN) and wait briefly until the kernel reports it, or thaw (THAWED). */
+/* Write FROZEN or THAWED and return: the state reads FREEZING until every task reached a
+ * freezable point, and nothing here waits for that. */
 static int cg1_freeze(const struct cg_layout *lay, struct cg_node *n, bool frozen)
 {
     int fd = cg_fd(lay, n, CG_FREEZER);
+    if (fd < 0)
+        return -EOPNOTSUPP; /* no freezer hierarchy mounted */
     int r = write_file_at(fd, "freezer.state", frozen ? "FROZEN" : "THAWED");
-    if (r < 0 || !frozen)
-        return r;
-    char buf[32];
-    for (unsigned i = 0; i < 100; i++) {
-        if (read_file_at(fd, "freezer.state", buf, sizeof(buf)) >= 0 && streq(buf, "FROZEN"))
-            return 0;
-        cg_sleep_ms(1);
-    }
-    return -EAGAIN; /* still FREEZING: kill anyway, the loop re-reads */
+    return r == -ENOENT ? -EOPNOTSUPP : r;
 }
 
+/* v1 has no cgroup.kill: one freeze/kill/thaw round over cgroup.procs. */
 static int cg1_kill(const struct cg_layout *lay, struct cg_node *n, struct berr **err)
 {
-    bool freezer = cg_has(cg_fd(lay, n, CG_FREEZER), "freezer.state");
-    return cg_kill_loop(lay, n, freezer ? cg1_freeze : NULL, err);
+    int r = cg_kill_round(lay, n, err);
+    return r < 0 ? r : 0;
+}
+
+/* The per-thread "tasks" file, not cgroup.procs: cgroup.procs stops listing a process once
+ * its last thread has begun to exit, but the kernel counts each thread as populated (and
+ * rmdir fails with EBUSY) until that thread passed cgroup_exit(), which is when it leaves
+ * "tasks". So false here means iso_cgroup_destroy can succeed. Any hierarchy counts: a
+ * failed attach can leave a process in some of them only. */
+static bool cg1_populated(const struct cg_layout *lay, struct cg_node *n)
+{
+    for (size_t i = 0; i < lay->n_hier; i++)
+        if (cg_lists_pid(n->fd[i], "tasks"))
+            return true;
+    return false;
 }
 
 static int cg1_clone_fd(const struct cg_layout *lay, const struct cg_node *n)
@@ -267,5 +276,8 @@ const struct cg_ops cg1_ops = {
         .oom_open = cg1_oom_open,
         .oom_kills = cg1_oom_kills,
         .kill = cg1_kill,
+        .freeze = cg1_freeze,
+        .populated = cg1_populated,
+        .events_file = NULL, /* nothing tells when a v1 cgroup empties: poll on a timer */
         .clone_fd = cg1_clone_fd,
 };

@@ -1,16 +1,12 @@
-/* isolator/cgroup-v2.c - the cgroup v2 (unified) backend of struct cg_ops: delegation of
- * controllers down to the parent (with the "no internal processes" rule), limits (cpu.max,
- * cpu.weight, memory.max, memory.swap.max, pids.max), usage with pressure (PSI), OOM via
- * inotify on memory.events, kill with cgroup.kill (waiting on cgroup.events) or freeze+kill.
- * cgroup.c owns the one dir fd per node; cgroup-v1.c is the per-controller twin; the device
- * filter (a BPF program, v2 has no devices files) is assembled in cgroup-v2-devices.c. */
+/* isolator/cgroup-v2.c - the cgroup v2 (unified) backend of struct cg_ops: delegation to the
+ * parent ("no internal processes"), limits, usage with PSI, OOM (inotify on memory.events),
+ * kill (cgroup.kill), emptiness (cgroup.events). cgroup.c owns the dir fd; cgroup-v1.c is
+ * the per-controller twin; cgroup-v2-devices.c builds the device filter. */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "isolator/cgroup-internal.h"
 
@@ -96,7 +92,7 @@ static int cg2_evacuate(int own_fd, struct berr **err)
     struct cg2_move m = {.to_fd = leaf};
     for (unsigned pass = 0; pass < 10; pass++) {
         m.new_this_pass = 0;
-        int r = cg_foreach_pid(own_fd, cg2_move_one, &m);
+        int r = cg_foreach_pid(own_fd, "cgroup.procs", cg2_move_one, &m);
         if (r < 0)
             return berr_set(err, -r, "move our processes to leaf 'agent'");
         if (m.new_this_pass == 0)
@@ -124,7 +120,7 @@ static int cg2_host_setup(const struct cg_layout *lay, int own_fd, bool own_is_r
     (void) parent;
     char want[64];
     cg2_missing(lay, own_fd, want, sizeof(want));
-    if (want[0] && !own_is_root && cg_foreach_pid(own_fd, NULL, NULL) > 0) {
+    if (want[0] && !own_is_root && cg_lists_pid(own_fd, "cgroup.procs")) {
         int r = cg2_evacuate(own_fd, err);
         if (r < 0)
             return r;
@@ -355,62 +351,15 @@ static uint64_t cg2_oom_kills(const struct cg_layout *lay, struct cg_node *n)
     return v;
 }
 
-/* cgroup.events "key" value, or -errno. */
-static int cg2_event(int fd, const char *key, uint64_t *ret)
-{
-    char buf[256];
-    ssize_t len = read_file_at(fd, "cgroup.events", buf, sizeof(buf));
-    if (len < 0)
-        return (int) len;
-    return cg_keyed(buf, key, ret);
-}
-
+/* Write cgroup.freeze and return: cgroup.events says "frozen 1" once every task stopped,
+ * and nothing here waits for that. */
 static int cg2_freeze(const struct cg_layout *lay, struct cg_node *n, bool frozen)
 {
     (void) lay;
-    int fd = n->fd[0];
-    int r = write_file_at(fd, "cgroup.freeze", frozen ? "1" : "0");
-    if (r < 0 || !frozen)
-        return r;
-    for (unsigned i = 0; i < 100; i++) {
-        uint64_t v;
-        if (cg2_event(fd, "frozen", &v) == 0 && v == 1)
-            return 0;
-        cg_sleep_ms(1);
-    }
-    return -EAGAIN;
-}
-
-/* Wait until cgroup.events says "populated 0", at most timeout_ms. cgroupfs notifies a
- * change of cgroup.events to poll() as POLLPRI (kernfs_notify; re-reading the file from
- * offset 0 re-arms it), so this sleeps until the kernel has reaped the last process instead
- * of polling the file on a timer. Returns 0 when empty, -ETIMEDOUT, or -errno. */
-static int cg2_wait_empty(int dirfd, int timeout_ms)
-{
-    _cleanup_close_ int fd = openat(dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        char buf[256];
-        uint64_t populated = 1;
-        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-        if (n < 0)
-            return -errno;
-        buf[n] = 0;
-        if (cg_keyed(buf, "populated", &populated) == 0 && populated == 0)
-            return 0;
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long left = timeout_ms -
-                    ((now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L);
-        if (left <= 0)
-            return -ETIMEDOUT;
-        struct pollfd pfd = {.fd = fd, .events = POLLPRI};
-        if (poll(&pfd, 1, (int) left) < 0 && errno != EINTR)
-            return -errno;
-    }
+    if (n->fd[0] < 0)
+        return -EOPNOTSUPP;
+    int r = write_file_at(n->fd[0], "cgroup.freeze", frozen ? "1" : "0");
+    return r == -ENOENT ? -EOPNOTSUPP : r; /* before Linux 5.2 */
 }
 
 static int cg2_kill(const struct cg_layout *lay, struct cg_node *n, struct berr **err)
@@ -418,21 +367,29 @@ static int cg2_kill(const struct cg_layout *lay, struct cg_node *n, struct berr 
     int fd = n->fd[0];
     if (fd < 0)
         return 0;
-    if (!cg_has(fd, "cgroup.kill")) /* before Linux 5.14 */
-        return cg_kill_loop(lay, n, cg_has(fd, "cgroup.freeze") ? cg2_freeze : NULL, err);
     /* cgroup.kill SIGKILLs every process of the subtree, including ones forking meanwhile
-     * (the kernel walks the cgroup with new forks into it blocked), so one write suffices. */
+     * (the kernel walks the cgroup with new forks into it blocked), so one write suffices;
+     * the tasks then die asynchronously, and cgroup.events says when the last one is gone. */
     int r = write_file_at(fd, "cgroup.kill", "1");
+    if (r == -ENOENT) { /* before Linux 5.14: freeze, kill what cgroup.procs lists, thaw */
+        r = cg_kill_round(lay, n, err);
+        return r < 0 ? r : 0;
+    }
     if (r < 0)
         return berr_set(err, -r, "write 'cgroup.kill' = '1'");
-    r = cg2_wait_empty(fd, 2000);
-    if (r == -ETIMEDOUT)
-        return berr_setx(err, EBUSY, "processes remain in the cgroup 2 s after cgroup.kill");
-    if (r < 0) /* no cgroup.events (fake tree): count the pids */
-        return cg_foreach_pid(fd, NULL, NULL) > 0
-                       ? berr_setx(err, EBUSY, "processes remain in the cgroup after cgroup.kill")
-                       : 0;
     return 0;
+}
+
+/* cgroup.events "populated" is the kernel's own test, the one rmdir's EBUSY uses; a node
+ * without it (a fake tree) falls back to cgroup.procs. */
+static bool cg2_populated(const struct cg_layout *lay, struct cg_node *n)
+{
+    (void) lay;
+    if (n->fd[0] < 0)
+        return false;
+    _cleanup_close_ int fd = openat(n->fd[0], "cgroup.events", O_RDONLY | O_CLOEXEC);
+    int r = fd < 0 ? -errno : cg_events_populated(fd);
+    return r >= 0 ? r > 0 : cg_lists_pid(n->fd[0], "cgroup.procs");
 }
 
 static int cg2_clone_fd(const struct cg_layout *lay, const struct cg_node *n)
@@ -449,5 +406,8 @@ const struct cg_ops cg2_ops = {
         .oom_open = cg2_oom_open,
         .oom_kills = cg2_oom_kills,
         .kill = cg2_kill,
+        .freeze = cg2_freeze,
+        .populated = cg2_populated,
+        .events_file = "cgroup.events",
         .clone_fd = cg2_clone_fd,
 };

@@ -1,7 +1,8 @@
 /* isolator/isolator.h - the one public header of isolator/: what a sandbox is made of.
  *  - host + cgroup: detect the cgroup mode once, create a container's cgroups under the
  *    agent's parent, write limits, attach, read usage, watch OOM, kill, remove
- *    (cgroup.c dispatches to cgroup-v1.c / cgroup-v2.c through struct cg_ops);
+ *    (cgroup-host.c: the host; cgroup.c: containers, dispatching to cgroup-v1.c /
+ *    cgroup-v2.c through struct cg_ops; cgroup-util.c: shared helpers);
  *  - spec: the sandbox description the agent writes to the runtime dir and the executor
  *    reads back (spec.c, JSON);
  *  - sandbox: what berth-executor does inside the new namespaces (mount.c: mounts, /dev,
@@ -97,7 +98,9 @@ int iso_host_set_limits(struct iso_host *h, const struct iso_limits *l, struct b
  * and its ancestors, as read from the kernel: 0 means none. Used to narrow what the node
  * offers when the agent itself runs in a limited cgroup. */
 void iso_host_own_limits(const struct iso_host *h, uint64_t *ret_cpu_millis, uint64_t *ret_mem);
-/* Remove the parent cgroups if empty (best effort; returns -EBUSY if containers remain). */
+/* Remove the parent cgroups (and the ancestors iso_host_open created), leaf first: one
+ * rmdir each, never waiting. 0; -EBUSY (no err) while containers remain; another -errno of
+ * rmdir. For the agent's stop, after its containers were released. */
 int iso_host_remove(struct iso_host *h);
 struct iso_host *iso_host_free(struct iso_host *h);
 enum iso_cg_version iso_host_version(const struct iso_host *h);
@@ -140,23 +143,40 @@ int64_t iso_cgroup_oom_ack(struct iso_cgroup *cg);
 uint64_t iso_cgroup_oom_kills(struct iso_cgroup *cg);
 /* Read usage now. */
 int iso_cgroup_stats(struct iso_cgroup *cg, struct iso_stats *ret);
-/* True if any process is still in the cgroup. */
+/* True while a task is in the cgroup, by one read and without waiting: v2 cgroup.events
+ * "populated" (cgroup.procs where that file is missing); v1 the per-thread "tasks" file of
+ * every hierarchy, which, unlike cgroup.procs, lists a thread until the kernel stops
+ * counting it. False therefore means iso_cgroup_destroy can succeed. */
 bool iso_cgroup_populated(struct iso_cgroup *cg);
 /* Send SIGKILL to every process in the cgroup once and return: v2 writes cgroup.kill (the
- * kernel also kills what forks meanwhile); without it (v1, Linux < 5.14) freeze, one round
- * of kill(2) over cgroup.procs, thaw (always thaw). Never waits, so the agent's loop never
- * blocks: whether the cgroup is empty is learned from iso_cgroup_populated when the file of
- * iso_cgroup_events_path changes (v2) or on a timer (v1), where the caller repeats the kill
- * until it is. 0, or -errno with err. */
+ * kernel also kills what forks meanwhile); without it (v1, v2 before Linux 5.14), when
+ * cgroup.procs lists anyone: freeze, one round of kill(2) over cgroup.procs, thaw (always;
+ * no wait for FROZEN: a task still FREEZING gets its SIGKILL on thaw). Never waits or sleeps,
+ * so the agent's loop never blocks. The tasks die asynchronously: the caller learns that
+ * the cgroup is empty from iso_cgroup_populated when the file of iso_cgroup_events_path
+ * changes (v2) or on a timer (v1), and on v1 (or v2 without cgroup.kill) repeats the kill
+ * while it is still populated, since a task may have forked between the read and its
+ * SIGKILL.
+ * 0, or -errno with err. */
 int iso_cgroup_kill(struct iso_cgroup *cg, struct berr **err);
-/* The file whose change (inotify IN_MODIFY) says the cgroup may have emptied: v2's
- * cgroup.events as an absolute path (malloc'd); NULL on v1, where no file says so. */
+/* The file whose change (inotify IN_MODIFY) says the cgroup may have emptied: v2 the
+ * container's cgroup.events as an absolute path (malloc'd, the caller frees it); NULL on
+ * v1, where no file says so. */
 char *iso_cgroup_events_path(const struct iso_cgroup *cg);
-/* Kill and wait until empty, at most timeout_ms; -EBUSY with err when processes remain.
- * Blocks: only for start-up (orphans.c) before the loop runs. */
+/* Kill until empty, waiting at most timeout_ms: while iso_cgroup_populated is true (v2:
+ * read from cgroup.events), iso_cgroup_kill and then wait for cgroup.events to change (v2,
+ * at most 100 ms at a time) or sleep 1 ms (v1, the first 20 rounds; then 10 ms). An empty
+ * cgroup is not signalled; a populated one is killed at least once, even with timeout 0.
+ * 0 when empty; -EBUSY with err ("processes remain in the cgroup <timeout_ms> ms after
+ * SIGKILL") when tasks remain; another -errno with err. BLOCKS: only for start-up
+ * (orphans.c) before the agent's loop runs; the only sleep in isolator/. */
 int iso_cgroup_kill_wait(struct iso_cgroup *cg, unsigned timeout_ms, struct berr **err);
-/* rmdir the cgroups (leaves first), one attempt each: 0; -EBUSY while the kernel still
- * frees the last task (the caller tries again later); another -errno with err. */
+/* rmdir the container's directory in each hierarchy, one attempt each, never waiting.
+ * 0 when all are gone (ENOENT counts as gone, so calling it again is fine). -EBUSY, with
+ * err ("rmdir '<path>': Device or resource busy"), while the kernel still counts a task in
+ * it (iso_cgroup_populated is true, or the last task is still exiting): the caller tries
+ * again later (and, to swallow it, berr_free()s err). Any other -errno with err, which
+ * takes precedence over EBUSY. cg stays valid either way; free it with iso_cgroup_free. */
 int iso_cgroup_destroy(struct iso_cgroup *cg, struct berr **err);
 /* Absolute cgroup directory per hierarchy, for inspect: fn(controller_name, path, arg). */
 void iso_cgroup_foreach_path(const struct iso_cgroup *cg,

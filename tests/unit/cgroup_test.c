@@ -1,12 +1,9 @@
-/* tests/unit/cgroup_test.c - isolator cgroups (cgroup.c, cgroup-v1.c, cgroup-v2.c) against
- * fake cgroupfs trees in a temp dir: detection, parent paths, the values written for the
- * seed's tasks, read-back, stats parsing, OOM fds, kill and errors; the v2 device program
- * (cgroup-v2-devices.c) run through a tiny eBPF interpreter. No root needed. */
-#include <fcntl.h>
+/* tests/unit/cgroup_test.c - isolator's cgroups against fake cgroupfs trees (cgroup-fake.h),
+ * no root: what means the same on v1 and v2 (limits, parent limits, stats, OOM counters,
+ * names and paths) runs once per layout from one table; then what one version has alone,
+ * and the v2 device program. The kill contract is in cgroup_kill_test.c. */
 #include <linux/bpf.h>
 #include <poll.h>
-#include <string.h>
-#include <sys/stat.h>
 /* cmocka.h needs these four first */
 /* clang-format off */
 #include <setjmp.h>
@@ -16,262 +13,330 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include "common/common.h"
-#include "isolator/cgroup-internal.h"
-#include "isolator/isolator.h"
+#include "tests/unit/cgroup-fake.h"
 
-#define GIB (UINT64_C(1) << 30)
-#define ALL_CG (ISO_CG_CPU | ISO_CG_MEM | ISO_CG_PIDS | ISO_CG_DEVICES)
+/* ---- the same on both versions: one table, run per layout ----------------------------- */
 
-/* ---- fake tree helpers ---------------------------------------------------------------- */
+#define MAX_WANT 10
 
-static char *mktree(void)
-{
-    char *t = xstrdup("/tmp/berth-cgtest-XXXXXX");
-    assert_non_null(mkdtemp(t));
-    return t;
-}
-
-/* Create root/rel (and its directories) with content. */
-static void put(const char *root, const char *rel, const char *content)
-{
-    char *p = xasprintf("%s/%s", root, rel);
-    char *slash = strrchr(p, '/');
-    *slash = 0;
-    assert_int_equal(mkdir_p(p, 0755), 0);
-    *slash = '/';
-    FILE *f = fopen(p, "we");
-    assert_non_null(f);
-    fputs(content, f);
-    fclose(f);
-    free(p);
-}
-
-static void mkd(const char *root, const char *rel)
-{
-    char *p = xasprintf("%s/%s", root, rel);
-    assert_int_equal(mkdir_p(p, 0755), 0);
-    free(p);
-}
-
-/* Contents of root/rel (static buffer; "<missing>" if absent). */
-static const char *get(const char *root, const char *rel)
-{
-    static char buf[4096];
-    char *p = xasprintf("%s/%s", root, rel);
-    if (read_file_at(AT_FDCWD, p, buf, sizeof(buf)) < 0)
-        snprintf(buf, sizeof(buf), "<missing>");
-    free(p);
-    return buf;
-}
-
-static bool exists(const char *root, const char *rel)
-{
-    char *p = xasprintf("%s/%s", root, rel);
-    bool r = access(p, F_OK) == 0;
-    free(p);
-    return r;
-}
-
-static const char *value_of(struct iso_cgroup *cg, const char *file)
-{
-    const struct iso_cg_value *v;
-    size_t n = iso_cgroup_values(cg, &v);
-    for (size_t i = 0; i < n; i++)
-        if (streq(v[i].file, file))
-            return v[i].value;
-    return "<none>";
-}
-
-struct paths {
-    char buf[2048];
+/* Limits of one container and what each layout's files hold afterwards ([0] v1, [1] v2).
+ * A file listed as untouched was not written: it keeps the fresh cgroup's value. */
+static const struct apply_case {
+    const char *what;
+    struct iso_limits l;
+    struct {
+        const char *file, *value;
+    } want[2][MAX_WANT];
+    const char *untouched[2][4];
+} apply_cases[] = {
+        {
+                "seed task 1: 2 CPUs, 1 GiB, 1024 pids",
+                {.cpus_millis = 2000, .cpu_limit_millis = 2000, .mem_bytes = GIB, .pids_max = 1024},
+                {{{"cpu.cfs_period_us", "100000"},
+                  {"cpu.cfs_quota_us", "200000"},
+                  {"cpu.shares", "2048"},
+                  {"memory.limit_in_bytes", "1073741824"},
+                  {"memory.memsw.limit_in_bytes", "1073741824"},
+                  {"memory.swappiness", "0"},
+                  {"pids.max", "1024"},
+                  {"devices.deny", "a"},
+                  {"devices.allow", "b *:* m"}}, /* the last of the allow-list */
+                 {{"cpu.max", "200000 100000"},
+                  {"cpu.weight", "79"}, /* 1 + (2046 * 9999) / 262142 */
+                  {"memory.max", "1073741824"},
+                  {"memory.swap.max", "0"},
+                  {"pids.max", "1024"}}},
+                {{NULL}, {NULL}},
+        },
+        {
+                "seed task 2: 1 CPU, 2 GiB, no pids limit",
+                {.cpus_millis = 1000, .cpu_limit_millis = 1000, .mem_bytes = 2 * GIB},
+                {{{"cpu.cfs_quota_us", "100000"},
+                  {"cpu.shares", "1024"},
+                  {"memory.limit_in_bytes", "2147483648"},
+                  {"pids.max", "max"}},
+                 {{"cpu.max", "100000 100000"},
+                  {"cpu.weight", "39"}, /* the 1024 -> 39 mapping (docs/design/cgroups.md) */
+                  {"memory.max", "2147483648"},
+                  {"pids.max", "max"}}},
+                {{NULL}, {NULL}},
+        },
+        {
+                "cpus_limit none: weight only",
+                {.cpus_millis = 2000, .mem_bytes = GIB},
+                {{{"cpu.cfs_quota_us", "-1"}, {"cpu.shares", "2048"}},
+                 {{"cpu.max", "max 100000"}, {"cpu.weight", "79"}}},
+                {{NULL}, {NULL}},
+        },
+        {
+                "no share, no memory limit, a quota under the kernel's 1 ms floor",
+                {.cpu_limit_millis = 5},
+                {{{"cpu.cfs_quota_us", "1000"}, {"pids.max", "max"}},
+                 {{"cpu.max", "1000 100000"}, {"pids.max", "max"}}},
+                {{"cpu.shares", "memory.limit_in_bytes"}, {"cpu.weight", "memory.max"}},
+        },
+        {
+                "the smallest share",
+                {.cpus_millis = 1, .cpu_limit_millis = 1},
+                {{{"cpu.shares", "2"}, {"cpu.cfs_quota_us", "1000"}},
+                 {{"cpu.weight", "1"}, {"cpu.max", "1000 100000"}}},
+                {{NULL}, {NULL}},
+        },
+        {
+                "a share above the kernel's maximum",
+                {.cpus_millis = 512000},
+                {{{"cpu.shares", "262144"}, {"cpu.cfs_quota_us", "-1"}},
+                 {{"cpu.weight", "10000"}, {"cpu.max", "max 100000"}}},
+                {{NULL}, {NULL}},
+        },
 };
 
-static void collect(const char *ctrl, const char *path, void *arg)
+static void test_apply(void **state)
 {
-    struct paths *p = arg;
-    size_t l = strlen(p->buf);
-    snprintf(p->buf + l, sizeof(p->buf) - l, "%s=%s;", ctrl, path);
+    const struct layout *L = *state;
+    size_t li = L->version == ISO_CG_V1 ? 0 : 1;
+    _cleanup_free_ char *t = L->tree();
+    struct iso_host *h = host_open(L, t, "/berth"); /* a leading '/' is ignored */
+    assert_int_equal(iso_host_version(h), L->version);
+    assert_int_equal(iso_host_flags(h), L->flags);
+    for (size_t k = 0; k < ARRAY_SIZE(apply_cases); k++) {
+        const struct apply_case *c = &apply_cases[k];
+        _cleanup_berr_ struct berr *err = NULL;
+        char name[16];
+        snprintf(name, sizeof(name), "c%zu", k);
+        struct iso_cgroup *cg = ctr_create(L, h, t, name, true);
+        if (iso_cgroup_apply(cg, &c->l, &err) < 0)
+            fail_msg("%s: %s: apply: %s", L->name, c->what, berr_msg(err));
+        for (size_t i = 0; i < MAX_WANT && c->want[li][i].file; i++) {
+            const char *file = c->want[li][i].file, *want = c->want[li][i].value;
+            const char *got = getc_(L, t, name, file);
+            if (!streq(got, want))
+                fail_msg("%s: %s: '%s' holds '%s', want '%s'", L->name, c->what, file, got, want);
+            /* read back for inspect; the device rules are a list, not a value */
+            if (!str_has_prefix(file, "devices.") && !streq(value_of(cg, file), want))
+                fail_msg("%s: %s: read back '%s' = '%s', want '%s'", L->name, c->what, file,
+                         value_of(cg, file), want);
+        }
+        for (size_t i = 0; i < 4 && c->untouched[li][i]; i++)
+            if (!streq(value_of(cg, c->untouched[li][i]), "<none>"))
+                fail_msg("%s: %s: '%s' written", L->name, c->what, c->untouched[li][i]);
+        /* applying again replaces the recorded values instead of adding to them */
+        const struct iso_cg_value *vals;
+        size_t n = iso_cgroup_values(cg, &vals);
+        assert_int_equal(iso_cgroup_apply(cg, &c->l, &err), 0);
+        assert_int_equal(iso_cgroup_values(cg, &vals), n);
+        iso_cgroup_free(cg);
+    }
+    iso_host_free(h);
+    assert_int_equal(rm_rf(t), 0);
 }
 
-/* ---- v1 ------------------------------------------------------------------------------- */
-
-static const char v1_self[] = "9:name=systemd:/\n8:pids:/\n6:freezer:/\n5:devices:/\n"
-                              "4:memory:/process_api/x\n2:cpuacct:/\n1:cpu:/\n0::/\n";
-
-static char *v1_tree(void)
+/* Where things are, names, reopening, a failed apply, and removal. */
+static void test_container_lifecycle(void **state)
 {
-    char *t = mktree();
-    const char *dirs[] = {"cpu", "cpuacct", "pids", "devices", "freezer", "memory/process_api/x"};
-    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
-        mkd(t, dirs[i]);
-    return t;
-}
-
-/* The files a v1 container's apply writes, as the kernel would show them. */
-static void v1_populate(const char *t, const char *parent_cpu, const char *parent_mem,
-                        const char *name)
-{
-    char rel[512];
-#define P(dir, file, val)                                                                          \
-    do {                                                                                           \
-        snprintf(rel, sizeof(rel), "%s/%s/%s", dir, name, file);                                   \
-        put(t, rel, val);                                                                          \
-    } while (0)
-    P(parent_cpu, "cpu.cfs_period_us", "100000");
-    P(parent_cpu, "cpu.cfs_quota_us", "-1");
-    P(parent_cpu, "cpu.shares", "1024");
-    P(parent_mem, "memory.limit_in_bytes", "9223372036854771712");
-    P(parent_mem, "memory.memsw.limit_in_bytes", "9223372036854771712");
-    P(parent_mem, "memory.swappiness", "60");
-    P("pids/berth-test-1", "pids.max", "max");
-    P("devices/berth-test-1", "devices.allow", "");
-    P("devices/berth-test-1", "devices.deny", "");
-    P("freezer/berth-test-1", "freezer.state", "THAWED");
-    P("freezer/berth-test-1", "cgroup.procs", "");
-#undef P
-}
-
-static void test_v1_apply(void **state)
-{
-    (void) state;
-    _cleanup_free_ char *t = v1_tree();
+    const struct layout *L = *state;
+    _cleanup_free_ char *t = L->tree();
     _cleanup_berr_ struct berr *err = NULL;
-    struct iso_host *h = NULL;
-    assert_int_equal(iso_host_open(t, "/berth-test-1", ALL_CG, v1_self, &h, &err), 0);
-    assert_int_equal(iso_host_version(h), ISO_CG_V1);
-    assert_int_equal(iso_host_flags(h), ALL_CG);
-
-    /* The parent nests under our own cgroup of each hierarchy. */
+    struct iso_host *h = host_open(L, t, "berth");
     struct paths p = {{0}};
     iso_host_foreach_path(h, collect, &p);
-    char *want = xasprintf("cpu=%s/cpu/berth-test-1;cpuacct=%s/cpuacct/berth-test-1;"
-                           "memory=%s/memory/process_api/x/berth-test-1;"
-                           "pids=%s/pids/berth-test-1;devices=%s/devices/berth-test-1;"
-                           "freezer=%s/freezer/berth-test-1;",
-                           t, t, t, t, t, t);
+    _cleanup_free_ char *want = expand(L->host_paths, t);
     assert_string_equal(p.buf, want);
-    free(want);
 
-    /* task 1: 2 CPUs / 1 GiB, pids 1024 */
-    struct iso_cgroup *cg = NULL;
-    assert_int_equal(iso_cgroup_create(h, "c1", &cg, &err), 0);
-    assert_int_equal(iso_cgroup_clone_fd(cg), -1);
-    v1_populate(t, "cpu/berth-test-1", "memory/process_api/x/berth-test-1", "c1");
-    struct iso_limits l1 = {
-            .cpus_millis = 2000, .cpu_limit_millis = 2000, .mem_bytes = GIB, .pids_max = 1024};
-    assert_int_equal(iso_cgroup_apply(cg, &l1, &err), 0);
-    assert_string_equal(get(t, "cpu/berth-test-1/c1/cpu.cfs_period_us"), "100000");
-    assert_string_equal(get(t, "cpu/berth-test-1/c1/cpu.cfs_quota_us"), "200000");
-    assert_string_equal(get(t, "cpu/berth-test-1/c1/cpu.shares"), "2048");
-    const char *mem = "memory/process_api/x/berth-test-1/c1/";
-    char rel[256];
-    snprintf(rel, sizeof(rel), "%smemory.limit_in_bytes", mem);
-    assert_string_equal(get(t, rel), "1073741824");
-    snprintf(rel, sizeof(rel), "%smemory.memsw.limit_in_bytes", mem);
-    assert_string_equal(get(t, rel), "1073741824");
-    snprintf(rel, sizeof(rel), "%smemory.swappiness", mem);
-    assert_string_equal(get(t, rel), "0");
-    assert_string_equal(get(t, "pids/berth-test-1/c1/pids.max"), "1024");
-    assert_string_equal(get(t, "devices/berth-test-1/c1/devices.deny"), "a");
-    assert_string_equal(get(t, "devices/berth-test-1/c1/devices.allow"), "b *:* m"); /* last */
-    assert_string_equal(value_of(cg, "cpu.cfs_period_us"), "100000");
-    assert_string_equal(value_of(cg, "cpu.cfs_quota_us"), "200000");
-    assert_string_equal(value_of(cg, "cpu.shares"), "2048");
-    assert_string_equal(value_of(cg, "memory.limit_in_bytes"), "1073741824");
-    assert_string_equal(value_of(cg, "memory.memsw.limit_in_bytes"), "1073741824");
-    assert_string_equal(value_of(cg, "pids.max"), "1024");
-
-    /* Re-applying replaces entries instead of growing the list. */
-    const struct iso_cg_value *vals;
-    size_t n = iso_cgroup_values(cg, &vals);
-    assert_int_equal(iso_cgroup_apply(cg, &l1, &err), 0);
-    assert_int_equal(iso_cgroup_values(cg, &vals), n);
-
-    /* Container paths */
+    struct iso_cgroup *cg = ctr_create(L, h, t, "c1", true);
     struct paths cp = {{0}};
     iso_cgroup_foreach_path(cg, collect, &cp);
-    assert_non_null(strstr(cp.buf, "/memory/process_api/x/berth-test-1/c1;"));
+    _cleanup_free_ char *cwant = expand(L->host_paths, t);
+    for (char *s; (s = strstr(cwant, "/berth;"));) { /* each parent path + "/c1" */
+        char *next = xasprintf("%.*s/berth/c1;%s", (int) (s - cwant), cwant, s + 7);
+        free(cwant);
+        cwant = next;
+    }
+    assert_string_equal(cp.buf, cwant);
+    /* v2: born in the cgroup by clone3; v1: the child writes itself to each tasks file */
+    int fds[8];
+    if (L->version == ISO_CG_V2) {
+        assert_true(iso_cgroup_clone_fd(cg) >= 0);
+        assert_int_equal(iso_cgroup_self_attach_fds(cg, fds, ARRAY_SIZE(fds)), 0);
+    } else {
+        assert_int_equal(iso_cgroup_clone_fd(cg), -1);
+        assert_int_equal(iso_cgroup_self_attach_fds(cg, fds, ARRAY_SIZE(fds)), L->n_dirs);
+    }
 
     /* Same name again: EEXIST, and the existing cgroup is untouched. */
     struct iso_cgroup *dup = NULL;
     assert_int_equal(iso_cgroup_create(h, "c1", &dup, &err), -EEXIST);
     assert_null(dup);
     berr_free(&err);
-    assert_true(exists(t, "cpu/berth-test-1/c1/cpu.shares"));
-
-    /* task 2: 1 CPU / 2 GiB, no pids limit */
-    struct iso_cgroup *cg2 = NULL;
-    assert_int_equal(iso_cgroup_create(h, "c2", &cg2, &err), 0);
-    v1_populate(t, "cpu/berth-test-1", "memory/process_api/x/berth-test-1", "c2");
-    struct iso_limits l2 = {.cpus_millis = 1000, .cpu_limit_millis = 1000, .mem_bytes = 2 * GIB};
-    assert_int_equal(iso_cgroup_apply(cg2, &l2, &err), 0);
-    assert_string_equal(get(t, "cpu/berth-test-1/c2/cpu.cfs_quota_us"), "100000");
-    assert_string_equal(get(t, "cpu/berth-test-1/c2/cpu.shares"), "1024");
-    assert_string_equal(value_of(cg2, "memory.limit_in_bytes"), "2147483648");
-    assert_string_equal(get(t, "pids/berth-test-1/c2/pids.max"), "max");
-
-    /* cpus_limit none: weight only */
-    struct iso_limits l3 = {.cpus_millis = 2000, .cpu_limit_millis = 0, .mem_bytes = GIB};
-    assert_int_equal(iso_cgroup_apply(cg2, &l3, &err), 0);
-    assert_string_equal(get(t, "cpu/berth-test-1/c2/cpu.cfs_quota_us"), "-1");
-    assert_string_equal(value_of(cg2, "cpu.cfs_quota_us"), "-1");
-    assert_string_equal(get(t, "cpu/berth-test-1/c2/cpu.shares"), "2048");
-
-    /* A container whose files are missing: the error names file, value and cause. */
-    struct iso_cgroup *cg3 = NULL;
-    assert_int_equal(iso_cgroup_create(h, "c3", &cg3, &err), 0);
-    assert_int_equal(iso_cgroup_apply(cg3, &l1, &err), -ENOENT);
-    assert_string_equal(berr_msg(err),
-                        "write 'cpu.cfs_period_us' = '100000': No such file or directory");
+    assert_true(existsc(L, t, "c1", "pids.max"));
+    assert_int_equal(iso_cgroup_create(h, "../x", &dup, &err), -EINVAL);
     berr_free(&err);
-    /* Destroy removes every hierarchy's dir; a second destroy is fine (ENOENT). */
-    assert_int_equal(iso_cgroup_destroy(cg3, &err), 0);
-    assert_false(exists(t, "cpu/berth-test-1/c3"));
-    assert_false(exists(t, "memory/process_api/x/berth-test-1/c3"));
-    assert_int_equal(iso_cgroup_destroy(cg3, &err), 0);
-    iso_cgroup_free(cg3);
+    assert_int_equal(iso_cgroup_create(h, ".", &dup, &err), -EINVAL);
+    berr_free(&err);
+
+    /* A container whose files are missing: the error names the file, value and cause of
+     * the first write (the cpu controller's period or max). */
+    struct iso_cgroup *c3 = ctr_create(L, h, t, "c3", false);
+    struct iso_limits l = {.cpus_millis = 2000, .cpu_limit_millis = 2000, .mem_bytes = GIB};
+    assert_int_equal(iso_cgroup_apply(c3, &l, &err), -ENOENT);
+    assert_string_equal(berr_msg(err), L->version == ISO_CG_V1
+                                               ? "write 'cpu.cfs_period_us' = '100000': No "
+                                                 "such file or directory"
+                                               : "write 'cpu.max' = '200000 100000': No such "
+                                                 "file or directory");
+    berr_free(&err);
+    /* Destroy removes every hierarchy's dir; again is fine (ENOENT counts as done). */
+    assert_dirs(L, t, "c3", true);
+    assert_int_equal(iso_cgroup_destroy(c3, &err), 0);
+    assert_dirs(L, t, "c3", false);
+    assert_int_equal(iso_cgroup_destroy(c3, &err), 0);
+    assert_null(err);
+    iso_cgroup_free(c3);
 
     /* Reopen after a restart; a name that never existed is ENOENT. */
     struct iso_cgroup *re = NULL;
-    assert_int_equal(iso_cgroup_open(h, "c2", &re, &err), 0);
+    assert_int_equal(iso_cgroup_open(h, "c1", &re, &err), 0);
     iso_cgroup_free(re);
     assert_int_equal(iso_cgroup_open(h, "nope", &re, &err), -ENOENT);
     berr_free(&err);
-    assert_int_equal(iso_cgroup_create(h, "../x", &re, &err), -EINVAL);
-    berr_free(&err);
 
     iso_cgroup_free(cg);
-    iso_cgroup_free(cg2);
     iso_host_free(h);
     assert_int_equal(rm_rf(t), 0);
 }
 
-static void test_v1_host_limits(void **state)
+/* Aggregate limits on the parent: only the non-zero fields, never swap or devices. */
+static void test_host_limits(void **state)
 {
-    (void) state;
-    _cleanup_free_ char *t = v1_tree();
+    const struct layout *L = *state;
+    _cleanup_free_ char *t = L->tree();
     _cleanup_berr_ struct berr *err = NULL;
-    struct iso_host *h = NULL;
-    assert_int_equal(iso_host_open(t, "auto", ISO_CG_CPU | ISO_CG_MEM, v1_self, &h, &err), 0);
-    /* auto = <own>/berth */
-    assert_true(exists(t, "memory/process_api/x/berth"));
-    assert_true(exists(t, "cpu/berth"));
-    assert_false(exists(t, "pids/berth")); /* not asked for */
-    put(t, "cpu/berth/cpu.cfs_period_us", "100000");
-    put(t, "cpu/berth/cpu.cfs_quota_us", "-1");
-    put(t, "cpu/berth/cpu.shares", "1024");
-    put(t, "memory/process_api/x/berth/memory.limit_in_bytes", "9223372036854771712");
+    struct iso_host *h = host_open(L, t, "auto"); /* <own cgroup>/berth */
+    assert_true(existsc(L, t, NULL, "cpu:"));
+    assert_true(existsc(L, t, NULL, "memory:")); /* v1: under our nested memory cgroup */
+    for (size_t i = 0; i < L->n_files; i++)
+        if (!str_has_prefix(L->files[i][0], "memory.swap") &&
+            !str_has_prefix(L->files[i][0], "memory.memsw"))
+            putc_(L, t, NULL, L->files[i][0], L->files[i][1]);
     /* allocatable 3.5 CPUs / 4 GiB; cpus 0 leaves the parent's weight alone */
     struct iso_limits l = {.cpu_limit_millis = 3500, .mem_bytes = 4 * GIB};
     assert_int_equal(iso_host_set_limits(h, &l, &err), 0);
-    assert_string_equal(get(t, "cpu/berth/cpu.cfs_quota_us"), "350000");
-    assert_string_equal(get(t, "cpu/berth/cpu.shares"), "1024");
-    assert_string_equal(get(t, "memory/process_api/x/berth/memory.limit_in_bytes"), "4294967296");
-    assert_false(exists(t, "memory/process_api/x/berth/memory.memsw.limit_in_bytes"));
+    static const char *const want[2][3][2] = {
+            {{"cpu.cfs_quota_us", "350000"},
+             {"cpu.shares", "1024"},
+             {"memory.limit_in_bytes", "4294967296"}},
+            {{"cpu.max", "350000 100000"}, {"cpu.weight", "100"}, {"memory.max", "4294967296"}},
+    };
+    size_t li = L->version == ISO_CG_V1 ? 0 : 1;
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(getc_(L, t, NULL, want[li][i][0]), want[li][i][1]);
+    assert_false(existsc(L, t, NULL, li ? "memory.swap.max" : "memory.memsw.limit_in_bytes"));
+    assert_string_equal(getc_(L, t, NULL, "pids.max"), "max"); /* 0: left alone */
     iso_host_free(h);
     assert_int_equal(rm_rf(t), 0);
 }
+
+/* The kernel's files for the same usage on each version, and what iso_cgroup_stats makes
+ * of them (one expectation for both). */
+static const char *const stats_files[2][11][2] = {
+        {
+                {"cpuacct.usage", "123456000\n"},
+                {"cpuacct.stat", "user 100\nsystem 50\n"}, /* USER_HZ ticks */
+                {"cpu.stat",
+                 "nr_periods 10\nnr_throttled 3\nthrottled_time 5000000\nnr_bursts 0\n"},
+                {"memory.usage_in_bytes", "1000000\n"},
+                /* total_* (the subtree) win over the cgroup's own keys */
+                {"memory.stat",
+                 "cache 1\nrss 2\ninactive_file 3\nhierarchical_memory_limit 9\n"
+                 "total_cache 300000\ntotal_rss 600000\ntotal_inactive_file 200000\n"},
+                {"memory.max_usage_in_bytes", "2000000\n"},
+                {"memory.limit_in_bytes", "1073741824\n"},
+                {"memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"},
+                {"memory:cgroup.event_control", ""},
+                {"pids.current", "3\n"},
+        },
+        {
+                {"cpu.stat", "usage_usec 123456\nuser_usec 1000000\nsystem_usec 500000\n"
+                             "nr_periods 10\nnr_throttled 3\nthrottled_usec 5000\n"},
+                {"memory.current", "1000000\n"},
+                {"memory.stat", "anon 600000\nfile 300000\nkernel 1\nactive_file 50000\n"
+                                "inactive_file 200000\n"},
+                {"memory.peak", "2000000\n"},
+                {"memory.max", "1073741824\n"},
+                {"memory.events", "low 0\nhigh 0\nmax 1\noom 2\noom_kill 2\n"},
+                {"pids.current", "3\n"},
+        },
+};
+/* Then: working set floors at 0, and an unlimited limit reads as 0 ("no limit"). */
+static const char *const stats_files2[2][2][2] = {
+        {{"memory.stat", "total_inactive_file 5000000\n"},
+         {"memory.limit_in_bytes", "9223372036854771712\n"}},
+        {{"memory.stat", "inactive_file 5000000\n"}, {"memory.max", "max\n"}},
+};
+
+static void test_stats_oom(void **state)
+{
+    const struct layout *L = *state;
+    size_t li = L->version == ISO_CG_V1 ? 0 : 1;
+    /* USER_HZ is 100 on every architecture Debian builds for but alpha */
+    assert_int_equal(sysconf(_SC_CLK_TCK), 100);
+    _cleanup_free_ char *t = L->tree();
+    _cleanup_berr_ struct berr *err = NULL;
+    struct iso_host *h = host_open(L, t, "berth");
+    struct iso_cgroup *cg = ctr_create(L, h, t, "c", false);
+    for (size_t i = 0; i < ARRAY_SIZE(stats_files[li]) && stats_files[li][i][0]; i++)
+        putc_(L, t, "c", stats_files[li][i][0], stats_files[li][i][1]);
+    struct iso_stats s;
+    assert_int_equal(iso_cgroup_stats(cg, &s), 0);
+    assert_int_equal(s.cpu_usage_ns, 123456000);
+    assert_int_equal(s.cpu_user_ns, 1000000000);
+    assert_int_equal(s.cpu_system_ns, 500000000);
+    assert_int_equal(s.nr_periods, 10);
+    assert_int_equal(s.nr_throttled, 3);
+    assert_int_equal(s.throttled_ns, 5000000);
+    assert_int_equal(s.mem_usage, 1000000);
+    assert_int_equal(s.mem_working_set, 800000); /* usage - inactive_file */
+    assert_int_equal(s.mem_rss, 600000);
+    assert_int_equal(s.mem_cache, 300000);
+    assert_int_equal(s.mem_peak, 2000000);
+    assert_int_equal(s.mem_limit, GIB);
+    assert_int_equal(s.oom_kills, 2);
+    assert_int_equal(s.pids, 3);
+    assert_false(s.has_pressure);
+
+    for (size_t i = 0; i < 2; i++)
+        putc_(L, t, "c", stats_files2[li][i][0], stats_files2[li][i][1]);
+    assert_int_equal(iso_cgroup_stats(cg, &s), 0);
+    assert_int_equal(s.mem_working_set, 0);
+    assert_int_equal(s.mem_limit, 0);
+
+    /* OOM: one fd, close-on-exec, the same on the second call; the count from the kernel */
+    int fd = iso_cgroup_oom_fd(cg, &err);
+    assert_true(fd >= 0);
+    assert_int_equal(iso_cgroup_oom_fd(cg, &err), fd);
+    assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    assert_int_equal(iso_cgroup_oom_kills(cg), 2);
+    assert_int_equal(iso_cgroup_oom_ack(cg), 2);
+    if (L->version == ISO_CG_V1) {
+        /* an eventfd registered as "<efd> <fd of memory.oom_control>" */
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "%d ", fd);
+        assert_true(str_has_prefix(getc_(L, t, "c", "memory:cgroup.event_control"), prefix));
+    } else {
+        /* inotify on memory.events fires when the kernel modifies it */
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, 0), 0);
+        putc_(L, t, "c", "memory.events", "low 0\nhigh 0\nmax 3\noom 3\noom_kill 3\n");
+        assert_int_equal(poll(&pfd, 1, 1000), 1);
+        assert_int_equal(iso_cgroup_oom_ack(cg), 3);
+        assert_int_equal(poll(&pfd, 1, 0), 0); /* drained */
+    }
+    iso_cgroup_free(cg);
+    iso_host_free(h);
+    assert_int_equal(rm_rf(t), 0);
+}
+
+/* ---- v1 only -------------------------------------------------------------------------- */
 
 static void test_v1_remove_and_errors(void **state)
 {
@@ -337,255 +402,27 @@ static void test_v1_joint_cpu_cpuacct(void **state)
     assert_int_equal(rm_rf(t), 0);
 }
 
-static void test_v1_stats_oom_kill(void **state)
-{
-    (void) state;
-    _cleanup_free_ char *t = v1_tree();
-    _cleanup_berr_ struct berr *err = NULL;
-    struct iso_host *h = NULL;
-    assert_int_equal(iso_host_open(t, "berth-test-1", ALL_CG, v1_self, &h, &err), 0);
-    struct iso_cgroup *cg = NULL;
-    assert_int_equal(iso_cgroup_create(h, "c", &cg, &err), 0);
-    const char *m = "memory/process_api/x/berth-test-1/c/";
-    char rel[256];
-#define PM(file, val)                                                                              \
-    do {                                                                                           \
-        snprintf(rel, sizeof(rel), "%s%s", m, file);                                               \
-        put(t, rel, val);                                                                          \
-    } while (0)
-    put(t, "cpuacct/berth-test-1/c/cpuacct.usage", "123456789\n");
-    put(t, "cpuacct/berth-test-1/c/cpuacct.stat", "user 100\nsystem 50\n");
-    put(t, "cpu/berth-test-1/c/cpu.stat",
-        "nr_periods 10\nnr_throttled 3\nthrottled_time 5000\nnr_bursts 0\n");
-    PM("memory.usage_in_bytes", "1000000\n");
-    PM("memory.stat", "cache 1\nrss 2\ninactive_file 3\nhierarchical_memory_limit 9\n"
-                      "total_cache 300000\ntotal_rss 600000\ntotal_inactive_file 200000\n");
-    PM("memory.max_usage_in_bytes", "2000000\n");
-    PM("memory.limit_in_bytes", "1073741824\n");
-    PM("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
-    PM("cgroup.event_control", "");
-    put(t, "pids/berth-test-1/c/pids.current", "3\n");
-#undef PM
-    struct iso_stats s;
-    assert_int_equal(iso_cgroup_stats(cg, &s), 0);
-    long hz = sysconf(_SC_CLK_TCK);
-    assert_int_equal(s.cpu_usage_ns, 123456789);
-    assert_int_equal(s.cpu_user_ns, 100 * (1000000000 / hz));
-    assert_int_equal(s.cpu_system_ns, 50 * (1000000000 / hz));
-    assert_int_equal(s.nr_periods, 10);
-    assert_int_equal(s.nr_throttled, 3);
-    assert_int_equal(s.throttled_ns, 5000);
-    assert_int_equal(s.mem_usage, 1000000);
-    assert_int_equal(s.mem_working_set, 800000); /* usage - total_inactive_file */
-    assert_int_equal(s.mem_rss, 600000);
-    assert_int_equal(s.mem_cache, 300000);
-    assert_int_equal(s.mem_peak, 2000000);
-    assert_int_equal(s.mem_limit, GIB);
-    assert_int_equal(s.oom_kills, 2);
-    assert_int_equal(s.pids, 3);
+/* ---- v2 only -------------------------------------------------------------------------- */
 
-    /* working set floors at 0; an unlimited v1 limit reads as 0 (no limit) */
-    snprintf(rel, sizeof(rel), "%smemory.stat", m);
-    put(t, rel, "total_inactive_file 5000000\n");
-    snprintf(rel, sizeof(rel), "%smemory.limit_in_bytes", m);
-    put(t, rel, "9223372036854771712\n");
-    assert_int_equal(iso_cgroup_stats(cg, &s), 0);
-    assert_int_equal(s.mem_working_set, 0);
-    assert_int_equal(s.mem_limit, 0);
-
-    /* OOM: eventfd registered as "<efd> <fd of memory.oom_control>" */
-    int fd = iso_cgroup_oom_fd(cg, &err);
-    assert_true(fd >= 0);
-    assert_int_equal(iso_cgroup_oom_fd(cg, &err), fd); /* same fd on the second call */
-    snprintf(rel, sizeof(rel), "%scgroup.event_control", m);
-    char want[32];
-    snprintf(want, sizeof(want), "%d ", fd);
-    assert_true(str_has_prefix(get(t, rel), want));
-    assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-    assert_int_equal(iso_cgroup_oom_kills(cg), 2);
-    assert_int_equal(iso_cgroup_oom_ack(cg), 2);
-
-    /* Kill on an empty cgroup: freezes, finds nobody, always thaws. */
-    put(t, "freezer/berth-test-1/c/freezer.state", "THAWED");
-    const char *dirs[] = {"cpu", "cpuacct", "pids", "devices", "freezer"};
-    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-        snprintf(rel, sizeof(rel), "%s/berth-test-1/c/cgroup.procs", dirs[i]);
-        put(t, rel, "");
-    }
-    snprintf(rel, sizeof(rel), "%scgroup.procs", m);
-    put(t, rel, "");
-    assert_false(iso_cgroup_populated(cg));
-    assert_int_equal(iso_cgroup_kill(cg, &err), 0);
-    assert_string_equal(get(t, "freezer/berth-test-1/c/freezer.state"), "THAWED");
-    put(t, "pids/berth-test-1/c/cgroup.procs", "1\n"); /* never killed: just looked at */
-    assert_true(iso_cgroup_populated(cg));
-
-    iso_cgroup_free(cg);
-    iso_host_free(h);
-    assert_int_equal(rm_rf(t), 0);
-}
-
-/* ---- v2 ------------------------------------------------------------------------------- */
-
-static char *v2_tree(void)
-{
-    char *t = mktree();
-    put(t, "cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n");
-    put(t, "x/cgroup.controllers", "cpu io memory pids\n");
-    put(t, "x/cgroup.subtree_control", "");
-    put(t, "x/cgroup.procs", "4242\n4243\n");
-    put(t, "x/agent/cgroup.procs", ""); /* the fake kernel's leaf */
-    put(t, "x/berth/cgroup.controllers", "cpu memory pids\n");
-    put(t, "x/berth/cgroup.subtree_control", "");
-    return t;
-}
-
-static void v2_populate(const char *t, const char *name)
-{
-    const char *files[][2] = {
-            {"cpu.max", "max 100000"}, {"cpu.weight", "100"},
-            {"memory.max", "max"},     {"memory.swap.max", "max"},
-            {"pids.max", "max"},       {"cgroup.procs", ""},
-            {"cgroup.kill", ""},       {"cgroup.events", "populated 0\nfrozen 0\n"},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-        char *rel = xasprintf("x/berth/%s/%s", name, files[i][0]);
-        put(t, rel, files[i][1]);
-        free(rel);
-    }
-}
-
-static void test_v2_host_and_apply(void **state)
+static void test_v2_delegation(void **state)
 {
     (void) state;
     _cleanup_free_ char *t = v2_tree();
     _cleanup_berr_ struct berr *err = NULL;
     struct iso_host *h = NULL;
-    /* Without cgroups/devices: a fake tree is no cgroup2 dir a BPF program can attach to
-     * (test_v2_devices_need_a_real_cgroup). */
     assert_int_equal(iso_host_open(t, "auto", ALL_CG & ~ISO_CG_DEVICES, "0::/x\n", &h, &err), 0);
-    assert_int_equal(iso_host_version(h), ISO_CG_V2);
     /* Our processes went to the leaf before controllers were enabled down the path. */
     assert_string_equal(get(t, "x/agent/cgroup.procs"), "4243"); /* last write of a fake */
     assert_string_equal(get(t, "x/cgroup.subtree_control"), "+cpu +memory +pids");
     assert_string_equal(get(t, "x/berth/cgroup.subtree_control"), "+cpu +memory +pids");
-    struct paths p = {{0}};
-    iso_host_foreach_path(h, collect, &p);
-    char *want = xasprintf("unified=%s/x/berth;", t);
-    assert_string_equal(p.buf, want);
-    free(want);
-
-    struct iso_cgroup *cg = NULL;
-    assert_int_equal(iso_cgroup_create(h, "c1", &cg, &err), 0);
-    assert_true(iso_cgroup_clone_fd(cg) >= 0);
-    v2_populate(t, "c1");
-    struct iso_limits l1 = {
-            .cpus_millis = 2000, .cpu_limit_millis = 2000, .mem_bytes = GIB, .pids_max = 1024};
-    assert_int_equal(iso_cgroup_apply(cg, &l1, &err), 0);
-    assert_string_equal(get(t, "x/berth/c1/cpu.max"), "200000 100000");
-    assert_string_equal(get(t, "x/berth/c1/cpu.weight"), "79"); /* 1 + (2046*9999)/262142 */
-    assert_string_equal(get(t, "x/berth/c1/memory.max"), "1073741824");
-    assert_string_equal(get(t, "x/berth/c1/memory.swap.max"), "0");
-    assert_string_equal(get(t, "x/berth/c1/pids.max"), "1024");
-    assert_string_equal(value_of(cg, "cpu.max"), "200000 100000");
-    assert_string_equal(value_of(cg, "memory.max"), "1073741824");
-    assert_string_equal(value_of(cg, "memory.swap.max"), "0");
-
-    struct iso_cgroup *cg2 = NULL;
-    assert_int_equal(iso_cgroup_create(h, "c2", &cg2, &err), 0);
-    v2_populate(t, "c2");
-    struct iso_limits l2 = {.cpus_millis = 1000, .cpu_limit_millis = 1000, .mem_bytes = 2 * GIB};
-    assert_int_equal(iso_cgroup_apply(cg2, &l2, &err), 0);
-    assert_string_equal(get(t, "x/berth/c2/cpu.max"), "100000 100000");
-    assert_string_equal(get(t, "x/berth/c2/cpu.weight"), "39"); /* the 1024 -> 39 mapping */
-    assert_string_equal(get(t, "x/berth/c2/memory.max"), "2147483648");
-    assert_string_equal(get(t, "x/berth/c2/pids.max"), "max");
-    struct iso_limits l3 = {.cpus_millis = 500};
-    assert_int_equal(iso_cgroup_apply(cg2, &l3, &err), 0);
-    assert_string_equal(get(t, "x/berth/c2/cpu.max"), "max 100000");
-
-    /* Missing file error on v2 */
-    struct iso_cgroup *cg3 = NULL;
-    assert_int_equal(iso_cgroup_create(h, "c3", &cg3, &err), 0);
-    assert_int_equal(iso_cgroup_apply(cg3, &l1, &err), -ENOENT);
-    assert_string_equal(berr_msg(err),
-                        "write 'cpu.max' = '200000 100000': No such file or directory");
-    berr_free(&err);
-    assert_int_equal(iso_cgroup_destroy(cg3, &err), 0);
-    assert_false(exists(t, "x/berth/c3"));
-    iso_cgroup_free(cg3);
-
-    /* Kill with cgroup.kill: writes 1, then sees populated 0. */
-    assert_int_equal(iso_cgroup_kill(cg, &err), 0);
-    assert_string_equal(get(t, "x/berth/c1/cgroup.kill"), "1");
-    assert_false(iso_cgroup_populated(cg));
-
-    /* Parent limits */
-    put(t, "x/berth/cpu.max", "max 100000");
-    put(t, "x/berth/memory.max", "max");
-    struct iso_limits hl = {.cpu_limit_millis = 1500, .mem_bytes = 3 * GIB};
-    assert_int_equal(iso_host_set_limits(h, &hl, &err), 0);
-    assert_string_equal(get(t, "x/berth/cpu.max"), "150000 100000");
-    assert_string_equal(get(t, "x/berth/memory.max"), "3221225472");
-    assert_false(exists(t, "x/berth/memory.swap.max"));
-
-    iso_cgroup_free(cg);
-    iso_cgroup_free(cg2);
-    iso_host_free(h);
+    h = iso_host_free(h);
     assert_int_equal(rm_rf(t), 0);
-}
 
-static void test_v2_stats_oom(void **state)
-{
-    (void) state;
-    _cleanup_free_ char *t = v2_tree();
-    _cleanup_berr_ struct berr *err = NULL;
-    struct iso_host *h = NULL;
+    /* only the controllers asked for */
+    free(t);
+    t = v2_tree();
     assert_int_equal(iso_host_open(t, "berth", ISO_CG_CPU | ISO_CG_MEM, "0::/x\n", &h, &err), 0);
     assert_string_equal(get(t, "x/cgroup.subtree_control"), "+cpu +memory");
-    struct iso_cgroup *cg = NULL;
-    assert_int_equal(iso_cgroup_create(h, "c", &cg, &err), 0);
-    put(t, "x/berth/c/cpu.stat",
-        "usage_usec 1000\nuser_usec 600\nsystem_usec 400\n"
-        "nr_periods 5\nnr_throttled 1\nthrottled_usec 7\n");
-    put(t, "x/berth/c/memory.current", "500000\n");
-    put(t, "x/berth/c/memory.stat",
-        "anon 300000\nfile 150000\nkernel 1\n"
-        "active_file 50000\ninactive_file 100000\n");
-    put(t, "x/berth/c/memory.max", "max\n");
-    put(t, "x/berth/c/memory.peak", "700000\n");
-    put(t, "x/berth/c/memory.events", "low 0\nhigh 0\nmax 1\noom 1\noom_kill 1\n");
-    put(t, "x/berth/c/pids.current", "2\n");
-    struct iso_stats s;
-    assert_int_equal(iso_cgroup_stats(cg, &s), 0);
-    assert_int_equal(s.cpu_usage_ns, 1000000);
-    assert_int_equal(s.cpu_user_ns, 600000);
-    assert_int_equal(s.cpu_system_ns, 400000);
-    assert_int_equal(s.nr_periods, 5);
-    assert_int_equal(s.nr_throttled, 1);
-    assert_int_equal(s.throttled_ns, 7000);
-    assert_int_equal(s.mem_usage, 500000);
-    assert_int_equal(s.mem_working_set, 400000);
-    assert_int_equal(s.mem_rss, 300000);
-    assert_int_equal(s.mem_cache, 150000);
-    assert_int_equal(s.mem_peak, 700000);
-    assert_int_equal(s.mem_limit, 0); /* "max" */
-    assert_int_equal(s.oom_kills, 1);
-    assert_int_equal(s.pids, 2);
-
-    /* inotify on memory.events fires when the file is modified */
-    int fd = iso_cgroup_oom_fd(cg, &err);
-    assert_true(fd >= 0);
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    assert_int_equal(poll(&pfd, 1, 0), 0);
-    char *path = xasprintf("%s/x/berth/c/memory.events", t);
-    assert_int_equal(write_file_at(AT_FDCWD, path, "low 0\nhigh 0\nmax 2\noom 2\noom_kill 2\n"), 0);
-    free(path);
-    assert_int_equal(poll(&pfd, 1, 1000), 1);
-    assert_int_equal(iso_cgroup_oom_ack(cg), 2);
-    assert_int_equal(poll(&pfd, 1, 0), 0); /* drained */
-
-    iso_cgroup_free(cg);
     iso_host_free(h);
     assert_int_equal(rm_rf(t), 0);
 }
@@ -724,7 +561,7 @@ static void test_v2_devices_need_a_real_cgroup(void **state)
     assert_int_equal(iso_host_open(t, "berth", ALL_CG, "0::/x\n", &h, &err), 0);
     struct iso_cgroup *cg = NULL;
     assert_int_equal(iso_cgroup_create(h, "c", &cg, &err), 0);
-    v2_populate(t, "c");
+    populate(&layouts[1], t, "c");
     struct iso_limits l = {.cpus_millis = 1000, .mem_bytes = GIB};
     assert_true(iso_cgroup_apply(cg, &l, &err) < 0);
     assert_true(strncmp(berr_msg(err), "device filter: ", 15) == 0);
@@ -785,13 +622,13 @@ static void test_v2_stats_pressure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_v1_apply),
-            cmocka_unit_test(test_v1_host_limits),
+            PER_LAYOUT(test_apply),
+            PER_LAYOUT(test_container_lifecycle),
+            PER_LAYOUT(test_host_limits),
+            PER_LAYOUT(test_stats_oom),
             cmocka_unit_test(test_v1_remove_and_errors),
             cmocka_unit_test(test_v1_joint_cpu_cpuacct),
-            cmocka_unit_test(test_v1_stats_oom_kill),
-            cmocka_unit_test(test_v2_host_and_apply),
-            cmocka_unit_test(test_v2_stats_oom),
+            cmocka_unit_test(test_v2_delegation),
             cmocka_unit_test(test_v2_no_memory_controller),
             cmocka_unit_test(test_v2_device_program),
             cmocka_unit_test(test_v2_devices_need_a_real_cgroup),
