@@ -143,7 +143,15 @@ def check_consistent(a):
         inside = pid in set().union(*(bt.cgroup_procs(d) for d in c["cgroups"].values()
                                       if os.path.isdir(d)))
         if not (bt.alive(pid) and inside):
-            now = a.inspect(cid)
+            # killed just before (a kill completed at the restart returns at once and the
+            # kernel ends the task after it): the agent learns it from the executor's end
+            def ended():
+                x = a.inspect(cid)
+                return x if x["state"] in bt.TERMINAL else None
+            try:
+                now = bt.wait_for(ended, 5, what="container %s on its way out" % cid)
+            except AssertionError:
+                now = a.inspect(cid)
             assert now["state"] in bt.TERMINAL, \
                 "RUNNING container %s: executor %s alive=%s in its cgroup=%s" % (
                     cid, pid, bt.alive(pid), inside)

@@ -159,7 +159,7 @@ def test_ps_quiet_piped_into_kill_kills_them_all(agent):
 
 
 def test_kill_several_ids_reports_each_failure(agent):
-    a = agent.launch(["sleep", "600"], name="a")["id"]
+    a = agent.launch(["sleep", "600"], name="k1")["id"]
     agent.wait_state(a, "RUNNING")
     r = agent.ctl("kill", "nosuch1", a, "nosuch2")
     # every id is tried; one line per failure, status 1
