@@ -394,6 +394,9 @@ int api_start(struct agent *a, struct berr **err);
 void api_stop(struct agent *a);
 void api_reply_error(struct evhttp_request *req, struct berr *err);
 void api_reply_json(struct evhttp_request *req, int status, yajl_gen g);
+/* From a connection's close callback: the request we were answering (a wait, a log follower,
+ * an exec) will not be answered; frees it when libevent left it to us. */
+void api_request_gone(struct evhttp_request *req);
 /* One error answer built here (code and message), like api_reply_error. */
 void api_fail(struct evhttp_request *req, enum berr_code code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

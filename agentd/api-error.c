@@ -37,6 +37,15 @@ void api_reply_error(struct evhttp_request *req, struct berr *err)
     yajl_gen_free(g);
 }
 
+void api_request_gone(struct evhttp_request *req)
+{
+    /* libevent detaches a request whose answer is unfinished when its connection fails
+     * (evhttp_connection_incoming_fail: req->evcon = NULL) and leaves it to us; one still
+     * attached (the connection freed at stop) is freed by libevent after the close callback */
+    if (req && !evhttp_request_get_connection(req))
+        evhttp_request_free(req);
+}
+
 void api_fail(struct evhttp_request *req, enum berr_code code, const char *fmt, ...)
 {
     struct berr e = {.errnum = EINVAL, .code = code};

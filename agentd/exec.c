@@ -113,6 +113,7 @@ static void on_client_gone(struct evhttp_connection *conn, void *arg)
 {
     (void) conn;
     struct exec_run *r = arg;
+    api_request_gone(r->req);
     r->req = NULL; /* the process still gets reaped when it ends */
 }
 

@@ -91,6 +91,7 @@ static void follower_closed(struct evhttp_connection *conn, void *arg)
 {
     (void) conn;
     struct follower *f = arg;
+    api_request_gone(f->req);
     follower_free(f->a, f);
 }
 

@@ -52,6 +52,7 @@ static void waiter_closed(struct evhttp_connection *conn, void *arg)
         if ((*p)->conn == conn) {
             struct waiter *w = *p;
             *p = w->next;
+            api_request_gone(w->req);
             free(w);
             break;
         }
