@@ -31,8 +31,8 @@
 
 struct sqlite3;
 
-struct waiter;    /* a pending GET .../wait (waiters.c) */
-struct trash_job; /* a directory being removed (trash.c) */
+struct waiter;      /* a pending GET .../wait (waiters.c) */
+struct trash_job;   /* a directory being removed (trash.c) */
 struct release_job; /* an ended container's cgroups being removed (release.c) */
 
 /* Node resources (resources.c): cpus in millicores, mem and disk in bytes, ports and pids
@@ -113,7 +113,7 @@ struct agent {
     char *socket_path;
     ino_t socket_ino; /* the socket we bound, so we never unlink another's */
     dev_t socket_dev;
-    int lock_fd;      /* work_dir/agent.lock, flock'ed while we run (main.c) */
+    int lock_fd;         /* work_dir/agent.lock, flock'ed while we run (main.c) */
     char *sandboxes_dir; /* work_dir/sandboxes */
     char *runtime_root;  /* work_dir/containers */
     char node_id[33];

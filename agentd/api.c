@@ -225,8 +225,7 @@ static void route_tcp(struct evhttp_request *req, void *arg)
         const char *auth =
                 evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
         if (!auth || !str_has_prefix(auth, "Bearer ") || !token_equal(auth + 7, a->token)) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                              "Bearer");
+            evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
             api_fail(req, BERR_UNAUTHORIZED, "a valid bearer token is required");
             return;
         }
@@ -366,9 +365,8 @@ static struct evhttp *new_http(struct agent *a, void (*cb)(struct evhttp_request
     /* every method reaches the router, which answers a JSON 405: libevent's own refusal is
      * an HTML 501 (review L1) */
     evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                          EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                          EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                          EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+                                          EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                          EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     /* an idle connection, a request that stops arriving, or a reader that stops reading an
      * answer is closed after http_timeout (review H4). Long polls (/wait) and a follower's
      * quiet stream are neither reading nor writing, so the timeout does not touch them. */

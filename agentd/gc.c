@@ -116,8 +116,8 @@ static void gc_pass(evutil_socket_t fd, short what, void *arg)
         removed++;
         pending = a->trash != NULL;
     }
-    if (removed || (!pending && disk_used_pct(a, &pct) == 0 &&
-                    pct < (double) a->cfg.gc_disk_watermark))
+    if (removed ||
+        (!pending && disk_used_pct(a, &pct) == 0 && pct < (double) a->cfg.gc_disk_watermark))
         a->gc_full_warned = false;
     /* next: the next ended container's due time, or the watermark check */
     double next = (double) a->cfg.gc_interval_ms / 1000.0;

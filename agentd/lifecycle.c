@@ -108,8 +108,8 @@ static void executor_ended(struct agent *a, struct container *c, int wstatus)
 {
     struct iso_status st = {0}, line = {0};
     bool have = read_exit_status(a, c, &st) == 0;
-    bool pipe_error = iso_status_from_line(c->status_buf, &line) == 0 &&
-                      line.kind == ISO_STATUS_LAUNCH_ERROR;
+    bool pipe_error =
+            iso_status_from_line(c->status_buf, &line) == 0 && line.kind == ISO_STATUS_LAUNCH_ERROR;
     struct ctr_end_facts f = {
             .status = have ? &st : NULL,
             .pipe_error = pipe_error ? line.message : NULL,
@@ -137,8 +137,7 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
         c->status_len += (size_t) n;
         c->status_buf[c->status_len] = 0;
         struct iso_status line = {0};
-        bool running = c->state == ML_STARTING &&
-                       iso_status_from_line(c->status_buf, &line) == 0 &&
+        bool running = c->state == ML_STARTING && iso_status_from_line(c->status_buf, &line) == 0 &&
                        line.kind == ISO_STATUS_RUNNING;
         iso_status_done(&line); /* an ERROR line is read again when the executor ends */
         if (running) {
@@ -513,8 +512,7 @@ int ctr_adopt(struct agent *a, struct container *c, struct berr **ret_err)
     c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
     watch_oom(a, c);
     /* debug: with a thousand containers, recover.c's one summary line is what helps */
-    log_debug("container '%s' (%s): re-adopted executor pid %d", c->id, c->spec.name,
-              (int) c->pid);
+    log_debug("container '%s' (%s): re-adopted executor pid %d", c->id, c->spec.name, (int) c->pid);
     if (c->kill_requested) {
         /* a kill was under way when the agent stopped; its grace period has had the
          * restart's time: finish it with SIGKILL (the end comes through the pidfd) */

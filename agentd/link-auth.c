@@ -28,8 +28,7 @@ int link_keys_load(struct link *l, struct berr **err)
     ssize_t n = read_file_at(AT_FDCWD, l->key_path, hex, sizeof(hex));
     if (n >= 0) {
         if (ml_unhex(hex, l->key, ML_KEY_LEN) < 0)
-            return berr_setx(err, EINVAL, "'%s' is not an agent key (64 hex digits)",
-                             l->key_path);
+            return berr_setx(err, EINVAL, "'%s' is not an agent key (64 hex digits)", l->key_path);
         l->has_key = true;
     } else if (n != -ENOENT) {
         return berr_set(err, (int) -n, "read '%s'", l->key_path);
@@ -57,4 +56,3 @@ int link_keys_load(struct link *l, struct berr **err)
     l->use_join = !l->has_key;
     return 0;
 }
-

@@ -75,10 +75,10 @@ struct link {
     bool has_key, has_join, use_join;
     uint8_t key[ML_KEY_LEN], join_key[ML_KEY_LEN];
     char join_id[ML_TOKEN_ID_LEN + 1];
-    struct ml_handshake hs;       /* of the current stream */
-    uint8_t session[ML_KEY_LEN];  /* signs our calls on it */
-    bool proven;                  /* the master proved it knows the key */
-    char *auth_body;              /* the AUTHENTICATE call on_kick starts */
+    struct ml_handshake hs;      /* of the current stream */
+    uint8_t session[ML_KEY_LEN]; /* signs our calls on it */
+    bool proven;                 /* the master proved it knows the key */
+    char *auth_body;             /* the AUTHENTICATE call on_kick starts */
     /* link-http.c's results, handled by link.c: bytes of the stream (false: drop it), and a
      * call that ended (c is unlinked, and freed after) */
     bool (*on_stream_data)(struct link *l, struct link_call *c, const char *data, size_t len);

@@ -10,7 +10,7 @@
 #define ACK_TIMEOUT_MS 5000
 
 struct link_task *link_task_new(struct link *l, const char *task_id, const char *ctr_id,
-                                  int last_state)
+                                int last_state)
 {
     struct link_task *t = xzalloc(sizeof(*t));
     snprintf(t->task_id, sizeof(t->task_id), "%s", task_id);
@@ -120,8 +120,8 @@ void link_on_transition(struct agent *a, struct container *c)
 }
 
 /* A task without a container ends (refused launch, unknown task, lost launch). */
-void link_task_end(struct link *l, struct link_task *t, enum ml_state st,
-                                  enum ml_reason reason, const char *msg)
+void link_task_end(struct link *l, struct link_task *t, enum ml_state st, enum ml_reason reason,
+                   const char *msg)
 {
     struct ml_status s = {.state = st, .timestamp = now_realtime()};
     snprintf(s.reason, sizeof(s.reason), "%s", ml_reason_name(reason));
@@ -226,7 +226,7 @@ int link_updates_load(struct link *l, struct berr **err)
             catch_up(l, t, c);
         else if (t->last_state < 0 || !ml_state_terminal((enum ml_state) t->last_state))
             link_task_end(l, t, ML_LOST, ML_REASON_AGENT_RESTARTED_LOST,
-                                  "the agent restarted and has no container for the task");
+                          "the agent restarted and has no container for the task");
     }
     return 0;
 }

@@ -155,9 +155,10 @@ static void on_launch(struct link *l, yajl_val p)
         r = ctr_launch(a, CTR_ORIGIN_MASTER, &parsed, t->task_id, &c, &err);
     if (r < 0) {
         log_info("task '%s' from the master: launch refused: %s", id, berr_msg(err));
-        enum ml_reason why = err->code == BERR_INSUFFICIENT_RESOURCES ? ML_REASON_INSUFFICIENT_RESOURCES
-                             : err->code == BERR_FORBIDDEN            ? ML_REASON_POLICY_DENIED
-                                                                      : ML_REASON_LAUNCH_FAILED;
+        enum ml_reason why = err->code == BERR_INSUFFICIENT_RESOURCES
+                                     ? ML_REASON_INSUFFICIENT_RESOURCES
+                             : err->code == BERR_FORBIDDEN ? ML_REASON_POLICY_DENIED
+                                                           : ML_REASON_LAUNCH_FAILED;
         link_task_end(l, t, ML_FAILED, why, berr_msg(err));
         return;
     }
@@ -175,7 +176,7 @@ static void on_kill(struct link *l, yajl_val p)
         /* the master thinks it runs here; it does not: say so */
         t = link_task_new(l, id, NULL, -1);
         link_task_end(l, t, ML_LOST, ML_REASON_UNKNOWN_TO_AGENT,
-                              "the agent has no such task (KILL)");
+                      "the agent has no such task (KILL)");
         return;
     }
     struct container *c = t->container_id[0] ? ctr_find_id(a, t->container_id) : NULL;
@@ -232,8 +233,8 @@ static void on_challenge(struct link *l, yajl_val p)
         explicit_bzero(agent_key, sizeof(agent_key));
         l->has_key = true;
         l->use_join = false;
-        log_info("master link: registering with join token '%s'; our key is in '%s'",
-                 l->join_id, l->key_path);
+        log_info("master link: registering with join token '%s'; our key is in '%s'", l->join_id,
+                 l->key_path);
     }
     ml_auth_session_key(l->key, &l->hs, l->session);
     snprintf(l->stream_header, sizeof(l->stream_header), "%s: %s", ML_STREAM_HEADER, sid);

@@ -309,7 +309,7 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
-    event_set_log_callback(log_libevent); /* libevent's warnings, rate-limited */
+    event_set_log_callback(log_libevent);               /* libevent's warnings, rate-limited */
     _cleanup_free_ char *notify = notify_socket_take(); /* Type=notify (common/notify.c) */
     struct agent a = {.inotify_fd = -1,
                       .cg_inotify_fd = -1,

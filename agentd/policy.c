@@ -57,8 +57,9 @@ static int check_user(struct agent *a, struct container *c, bool from_master, st
     if (u.uid == 0) {
         const char *who = a->cfg.allow_root;
         if (streq(who, "none") || (streq(who, "local") && from_master))
-            return DENY("user '%s' is uid 0, and [agent] allow_root = %s on this agent%s", c->spec.user,
-                        who, from_master ? " (this launch came from the master)" : "");
+            return DENY("user '%s' is uid 0, and [agent] allow_root = %s on this agent%s",
+                        c->spec.user, who,
+                        from_master ? " (this launch came from the master)" : "");
         return 0; /* root is allow_root's alone to allow */
     }
     if (streq(a->cfg.allowed_users, "*") || in_list(a->cfg.allowed_users, c->spec.user))
@@ -67,7 +68,8 @@ static int check_user(struct agent *a, struct container *c, bool from_master, st
     snprintf(uid, sizeof(uid), "%u", (unsigned) u.uid);
     if (in_list(a->cfg.allowed_users, uid))
         return 0;
-    return DENY("user '%s' is not in [agent] allowed_users (%s)", c->spec.user, a->cfg.allowed_users);
+    return DENY("user '%s' is not in [agent] allowed_users (%s)", c->spec.user,
+                a->cfg.allowed_users);
 }
 
 int policy_check(struct agent *a, struct container *c, bool from_master, struct berr **err)

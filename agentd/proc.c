@@ -145,4 +145,3 @@ int proc_is_executor(struct agent *a, const struct container *c, int pidfd)
     }
     return in_cgroup_of(c->pid, c->id);
 }
-

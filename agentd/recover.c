@@ -40,8 +40,7 @@ static int load_one(struct agent *a, const char *id, const char *json, uint64_t 
  * (if one was cloned) may be running. Forget it; the sweep kills and removes the rest. */
 static void drop_unfinished(struct agent *a, struct container *c)
 {
-    log_info("container '%s' (%s): its launch never finished, removing it", c->id,
-             c->spec.name);
+    log_info("container '%s' (%s): its launch never finished, removing it", c->id, c->spec.name);
     (void) store_delete(a, c->id);
     ctr_unlink(a, c);
     ctr_free(c);

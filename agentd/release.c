@@ -155,8 +155,7 @@ int release_init(struct agent *a, struct berr **err)
     a->cg_inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (a->cg_inotify_fd < 0)
         return berr_set(err, errno, "inotify_init1");
-    a->ev_cg_inotify =
-            event_new(a->base, a->cg_inotify_fd, EV_READ | EV_PERSIST, on_inotify, a);
+    a->ev_cg_inotify = event_new(a->base, a->cg_inotify_fd, EV_READ | EV_PERSIST, on_inotify, a);
     if (!a->ev_cg_inotify || event_add(a->ev_cg_inotify, NULL) < 0)
         return berr_setx(err, ENOMEM, "cannot watch cgroup events");
     return 0;

@@ -82,14 +82,14 @@ static int check_reserved(struct agent *a, enum res_kind k, uint64_t reserved, u
     res_format(k, a->total.v[k], t, sizeof(t));
     res_format(k, reserved, r, sizeof(r));
     res_format(k, roles, ro, sizeof(ro));
-    const char *where = k < 3 && a->cfg.reserved_where[k] ? a->cfg.reserved_where[k]
-                                                           : a->cfg.config_file;
+    const char *where =
+            k < 3 && a->cfg.reserved_where[k] ? a->cfg.reserved_where[k] : a->cfg.config_file;
     char roles_txt[64] = "";
     if (roles)
         snprintf(roles_txt, sizeof(roles_txt), " plus %s for roles", ro);
     return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                     "%s: [reserved] %s = %s%s does not fit the node's %s %s", where ? where : "config",
-                     res_name(k), r, roles_txt, t, res_name(k));
+                     "%s: [reserved] %s = %s%s does not fit the node's %s %s",
+                     where ? where : "config", res_name(k), r, roles_txt, t, res_name(k));
 }
 
 int resources_measure(struct agent *a, struct berr **err)
@@ -138,8 +138,8 @@ int resources_measure(struct agent *a, struct berr **err)
     a->reserved.v[RES_CPUS] = cfg->reserved_cpus_millis;
     a->reserved.v[RES_MEM] = cfg->reserved_mem;
     a->reserved.v[RES_DISK] = cfg->reserved_disk;
-    a->reserved.v[RES_PIDS] = cfg->reserved_pids_auto ? a->total.v[RES_PIDS] / 10
-                                                      : cfg->reserved_pids;
+    a->reserved.v[RES_PIDS] =
+            cfg->reserved_pids_auto ? a->total.v[RES_PIDS] / 10 : cfg->reserved_pids;
     uint64_t role_cpus = 0, role_mem = 0;
     for (size_t i = 0; i < cfg->n_roles; i++) {
         role_cpus += cfg->roles[i].cpus_millis;
@@ -153,8 +153,8 @@ int resources_measure(struct agent *a, struct berr **err)
     if (a->reserved.v[RES_PIDS] >= a->total.v[RES_PIDS])
         return check_reserved(a, RES_PIDS, a->reserved.v[RES_PIDS], 0, err);
     for (int k = 0; k < _RES_MAX; k++)
-        a->allocatable.v[k] = a->total.v[k] > a->reserved.v[k] ? a->total.v[k] - a->reserved.v[k]
-                                                                : 0;
+        a->allocatable.v[k] =
+                a->total.v[k] > a->reserved.v[k] ? a->total.v[k] - a->reserved.v[k] : 0;
     return 0;
 }
 
@@ -247,9 +247,8 @@ static uint64_t free_for(struct agent *a, const char *role, int k)
         if (streq(a->cfg.roles[i].name, role))
             my_res = res;
     }
-    uint64_t pool = a->allocatable.v[k] > reserved_for_roles
-                            ? a->allocatable.v[k] - reserved_for_roles
-                            : 0;
+    uint64_t pool =
+            a->allocatable.v[k] > reserved_for_roles ? a->allocatable.v[k] - reserved_for_roles : 0;
     uint64_t from_res = my_res > own_used ? my_res - own_used : 0;
     uint64_t from_pool = pool > pool_used ? pool - pool_used : 0;
     return from_res + from_pool;
@@ -269,8 +268,8 @@ int resources_admit(struct agent *a, const struct container *c, struct berr **er
         res_format(k, avail, freeb, sizeof(freeb));
         res_format(k, a->allocatable.v[k], all, sizeof(all));
         return berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
-                         "%s: asked %s, %s free for role '%s' of %s allocatable", res_name(k),
-                         need, freeb, c->spec.role, all);
+                         "%s: asked %s, %s free for role '%s' of %s allocatable", res_name(k), need,
+                         freeb, c->spec.role, all);
     }
     if (ctr_cpu_limit(c) > a->allocatable.v[RES_CPUS]) {
         /* the parent's quota is allocatable; v1 refuses a child quota above its parent's */

@@ -65,7 +65,8 @@ static void sample_node(struct agent *a)
             uint64_t busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
             uint64_t ns = busy * (1000000000ULL / (uint64_t) (hz > 0 ? hz : 100));
             if (a->sample_at_ns && now > a->sample_at_ns && ns >= a->node_cpu_ns)
-                a->node_cpu_cores = (double) (ns - a->node_cpu_ns) / (double) (now - a->sample_at_ns);
+                a->node_cpu_cores =
+                        (double) (ns - a->node_cpu_ns) / (double) (now - a->sample_at_ns);
             a->node_cpu_ns = ns;
         }
     }
@@ -102,7 +103,8 @@ int sampler_start(struct agent *a, struct berr **err)
     sample_node(a);
     a->ev_sample = event_new(a->base, -1, EV_PERSIST, on_sample, a);
     uint64_t ms = a->cfg.stats_interval_ms ? a->cfg.stats_interval_ms : 1000;
-    struct timeval tv = {.tv_sec = (time_t) (ms / 1000), .tv_usec = (suseconds_t) (ms % 1000) * 1000};
+    struct timeval tv = {.tv_sec = (time_t) (ms / 1000),
+                         .tv_usec = (suseconds_t) (ms % 1000) * 1000};
     event_add(a->ev_sample, &tv);
     return 0;
 }

@@ -20,8 +20,8 @@ void runtime_path(struct agent *a, const char *id, char *buf, size_t len)
     snprintf(buf, len, "%s/%s", a->runtime_root, id);
 }
 
-static int write_spec(struct agent *a, struct container *c, const char *sandbox,
-                      const char *rdir, struct berr **err)
+static int write_spec(struct agent *a, struct container *c, const char *sandbox, const char *rdir,
+                      struct berr **err)
 {
     /* 65536 open files, or the agent's own hard limit: without CAP_SYS_RESOURCE (some
      * container hosts drop it even for root) a hard limit can only go down */

@@ -55,8 +55,8 @@ static int remove_async(struct agent *a, const char *path)
     _cleanup_close_ int devnull = agent_dup_high(open("/dev/null", O_RDWR | O_CLOEXEC));
     if (devnull < 0)
         return -errno;
-    char *argv[] = {(char *) "rm", (char *) "-rf", (char *) "--one-file-system", (char *) "--",
-                    (char *) path, NULL};
+    char *argv[] = {(char *) "rm", (char *) "-rf", (char *) "--one-file-system",
+                    (char *) "--", (char *) path,  NULL};
     struct spawn sp = {.path = "/bin/rm", .argv = argv, .fd = {devnull, devnull, devnull, -1}};
     struct trash_job *j = xzalloc(sizeof(*j));
     j->a = a;
@@ -81,8 +81,7 @@ int trash_move(struct agent *a, const char *path)
     char suffix[9];
     if (random_hex(suffix, 8) < 0)
         snprintf(suffix, sizeof(suffix), "%08x", (unsigned) now_monotonic_ns());
-    _cleanup_free_ char *to =
-            xasprintf("%s/%s.%s", a->trash_dir, base ? base + 1 : path, suffix);
+    _cleanup_free_ char *to = xasprintf("%s/%s.%s", a->trash_dir, base ? base + 1 : path, suffix);
     if (rename(path, to) < 0) {
         if (errno == ENOENT)
             return -ENOENT;

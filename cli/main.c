@@ -23,9 +23,12 @@ static const struct {
 static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
     static const struct option longopts[] = {
-            {"socket", required_argument, NULL, 's'},     {"master", required_argument, NULL, 'm'},
-            {"token-file", required_argument, NULL, 't'}, {"cacert", required_argument, NULL, 'c'},
-            {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
+            {"socket", required_argument, NULL, 's'},
+            {"master", required_argument, NULL, 'm'},
+            {"token-file", required_argument, NULL, 't'},
+            {"cacert", required_argument, NULL, 'c'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
             {0},
     };
     const char *token_file = NULL;

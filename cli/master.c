@@ -321,9 +321,10 @@ static int verb_token(struct ctl *ctl, int argc, char **argv, struct berr **err)
         return 0;
     }
     if (!streq(sub, "create"))
-        return berr_setx(err, EINVAL,
-                         "token: usage: berthctl --master URL token create --rights "
-                         "read|submit|join [--role ROLE]... [--name NAME] | token ls | token rm ID");
+        return berr_setx(
+                err, EINVAL,
+                "token: usage: berthctl --master URL token create --rights "
+                "read|submit|join [--role ROLE]... [--name NAME] | token ls | token rm ID");
     static const struct option longopts[] = {
             {"rights", required_argument, NULL, 'r'},
             {"role", required_argument, NULL, 'R'},
@@ -344,8 +345,9 @@ static int verb_token(struct ctl *ctl, int argc, char **argv, struct berr **err)
         else if (c == 'R')
             roles[n_roles++] = optarg;
         else
-            return berr_setx(err, EINVAL, "token create: --rights read|submit|join [--role "
-                                          "ROLE]... [--name NAME]");
+            return berr_setx(err, EINVAL,
+                             "token create: --rights read|submit|join [--role "
+                             "ROLE]... [--name NAME]");
     }
     if (!rights)
         return berr_setx(err, EINVAL, "token create: --rights read, submit or join is required");
@@ -373,7 +375,7 @@ static int verb_token(struct ctl *ctl, int argc, char **argv, struct berr **err)
     printf("%s\n", json_get_str(v, "token") ? json_get_str(v, "token") : "");
     fprintf(stderr, "berthctl: token '%s' created; its text is not shown again\n",
             json_get_str(json_get(v, "info"), "id") ? json_get_str(json_get(v, "info"), "id")
-                                                         : "?");
+                                                    : "?");
     yajl_tree_free(v);
     return 0;
 }

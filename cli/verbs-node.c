@@ -103,8 +103,8 @@ int ctl_verb_node(struct ctl *ctl, int argc, char **argv, struct berr **err)
     for (size_t i = 0; i < n; i++) {
         char *cells[1 + ARRAY_SIZE(node_columns)] = {xstrdup(names[i])};
         for (size_t col = 0; col < ARRAY_SIZE(node_columns); col++)
-            cells[col + 1] = quantity_text(
-                    names[i], json_get(json_get(res, node_columns[col]), names[i]));
+            cells[col + 1] =
+                    quantity_text(names[i], json_get(json_get(res, node_columns[col]), names[i]));
         ctl_table_add(&t, (const char *const *) cells);
         for (size_t col = 0; col < ARRAY_SIZE(cells); col++)
             free(cells[col]);

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <sys/types.h>
 #include <syslog.h>
+#include <unistd.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
-#include <unistd.h>
 
 /* ---- cleanup ---------------------------------------------------------------------------- */
 
@@ -226,11 +226,11 @@ yajl_val json_parse(const char *text, size_t len, struct berr **err);
 yajl_val json_get(yajl_val obj, const char *key);
 /* Typed getters: NULL / false when the member is absent or of another type. */
 const char *json_get_str(yajl_val obj, const char *key);
-bool json_get_double(yajl_val obj, const char *key, double *ret); /* finite numbers only */
-bool json_get_u64(yajl_val obj, const char *key, uint64_t *ret);  /* the whole u64 range */
-bool json_get_i64(yajl_val obj, const char *key, int64_t *ret);   /* integers only */
+bool json_get_double(yajl_val obj, const char *key, double *ret);        /* finite numbers only */
+bool json_get_u64(yajl_val obj, const char *key, uint64_t *ret);         /* the whole u64 range */
+bool json_get_i64(yajl_val obj, const char *key, int64_t *ret);          /* integers only */
 bool json_get_cpus(yajl_val obj, const char *key, uint64_t *ret_millis); /* 1.5 or "1.5" */
-bool json_get_size(yajl_val obj, const char *key, uint64_t *ret); /* bytes or "1GiB" */
+bool json_get_size(yajl_val obj, const char *key, uint64_t *ret);        /* bytes or "1GiB" */
 /* An array of strings as a NULL-terminated vector (owned by the caller; *ret NULL when the
  * member is absent); -EINVAL when it is not an array of strings. */
 int json_get_strv(yajl_val obj, const char *key, char ***ret);

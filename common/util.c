@@ -2,9 +2,9 @@
  * single-write(2) writes for cgroupfs, atomic file replacement, mkdir -p, rm -rf that never
  * crosses a mount, random ids and clocks. */
 #include <fcntl.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/random.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -190,8 +190,8 @@ static int rm_rf_at(int dfd, const char *name, dev_t dev, unsigned depth)
 /* rm -rf --one-file-system PATH in a child, for trees too deep for rm_rf_at. */
 static int rm_rf_spawn(const char *path)
 {
-    char *argv[] = {(char *) "rm", (char *) "-rf", (char *) "--one-file-system", (char *) "--",
-                    (char *) path, NULL};
+    char *argv[] = {(char *) "rm", (char *) "-rf", (char *) "--one-file-system",
+                    (char *) "--", (char *) path,  NULL};
     char *envp[] = {(char *) "PATH=/usr/bin:/bin", NULL};
     pid_t pid;
     int r = posix_spawn(&pid, "/bin/rm", NULL, NULL, argv, envp);

@@ -77,12 +77,13 @@ void cfg_done(struct cfg_agent *cfg)
 {
     if (!cfg)
         return;
-    char **strs[] = {&cfg->master,    &cfg->work_dir,      &cfg->listen,    &cfg->token_file,
-                     &cfg->isolation, &cfg->cgroup_parent, &cfg->task_user, &cfg->executor,
-                     &cfg->cpu_limit, &cfg->log_level,     &cfg->ports,     &cfg->config_file,
-                     &cfg->recover,   &cfg->master_ca,     &cfg->master_pin,
-                     &cfg->api_token_file, &cfg->volume_paths, &cfg->local_volume_paths,
-                     &cfg->allow_root, &cfg->allowed_users, &cfg->userns, &cfg->mask_paths};
+    char **strs[] = {
+            &cfg->master,       &cfg->work_dir,           &cfg->listen,     &cfg->token_file,
+            &cfg->isolation,    &cfg->cgroup_parent,      &cfg->task_user,  &cfg->executor,
+            &cfg->cpu_limit,    &cfg->log_level,          &cfg->ports,      &cfg->config_file,
+            &cfg->recover,      &cfg->master_ca,          &cfg->master_pin, &cfg->api_token_file,
+            &cfg->volume_paths, &cfg->local_volume_paths, &cfg->allow_root, &cfg->allowed_users,
+            &cfg->userns,       &cfg->mask_paths};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         free(*strs[i]);
     for (size_t i = 0; i < cfg->n_roles; i++)
@@ -266,7 +267,7 @@ static struct cfg_role *role_get(struct cfg_agent *cfg, const char *name)
 /* ---- one key ---------------------------------------------------------------------------- */
 
 #define BAD(what, hint)                                                                            \
-    berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "[%s] %s: bad %s '%s' (%s)", section, key, what,    \
+    berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "[%s] %s: bad %s '%s' (%s)", section, key, what, \
               value, hint)
 
 static int set_agent(struct cfg_agent *cfg, const char *section, const char *key, const char *value,
@@ -408,7 +409,8 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
             return BAD("percentage", "1% to 100% of the work_dir file system, e.g. 90%");
         cfg->gc_disk_watermark = u;
     } else {
-        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [%s]", key, section);
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [%s]", key,
+                         section);
     }
     return 0;
 }
@@ -423,8 +425,7 @@ static int set_amount(struct cfg_amount *a, bool cpus, const char *section, cons
         return 0;
     }
     if (cpus ? parse_cpus(value, &v) < 0 : parse_size(value, &v) < 0 || v == 0)
-        return cpus ? BAD("cpus", "auto or " CPUS_HINT)
-                    : BAD("size", "auto, or > 0: " SIZE_HINT);
+        return cpus ? BAD("cpus", "auto or " CPUS_HINT) : BAD("size", "auto, or > 0: " SIZE_HINT);
     a->is_auto = false;
     a->value = v;
     return 0;
@@ -476,7 +477,8 @@ static int set_quantity(uint64_t *cpus, uint64_t *mem, uint64_t *disk, const cha
         else
             *disk = v;
     } else {
-        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [%s]", key, section);
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [%s]", key,
+                         section);
     }
     return 0;
 }
@@ -487,7 +489,8 @@ int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const c
     if (!*section)
         return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "key '%s' before any [section]", key);
     if (!value)
-        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "[%s] %s: missing value", section, key);
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "[%s] %s: missing value", section,
+                         key);
     if (streq(section, "agent"))
         return set_agent(cfg, section, key, value, err);
     if (streq(section, "resources"))

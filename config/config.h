@@ -24,14 +24,14 @@ struct cfg_role {
 
 struct cfg_agent {
     /* [agent] */
-    char *master;               /* "" = standalone */
-    char *work_dir;             /* /var/lib/berth */
-    char *listen;               /* "unix:/run/berth/agent.sock[,tcp:127.0.0.1:5051]" */
-    char *token_file;           /* the master link's join token; "" = none */
-    char *master_ca;            /* PEM CA bundle for the master's certificate; "" = system's */
-    char *master_pin;           /* "sha256//BASE64[;...]" pinned master key(s); "" = none */
-    bool master_plain_http;     /* allow master = http:// (no TLS) */
-    char *api_token_file;       /* bearer token of the TCP API; "" = none */
+    char *master;           /* "" = standalone */
+    char *work_dir;         /* /var/lib/berth */
+    char *listen;           /* "unix:/run/berth/agent.sock[,tcp:127.0.0.1:5051]" */
+    char *token_file;       /* the master link's join token; "" = none */
+    char *master_ca;        /* PEM CA bundle for the master's certificate; "" = system's */
+    char *master_pin;       /* "sha256//BASE64[;...]" pinned master key(s); "" = none */
+    bool master_plain_http; /* allow master = http:// (no TLS) */
+    char *api_token_file;   /* bearer token of the TCP API; "" = none */
     /* what anyone may ask (docs/security.md): volume sources for the master's launches and
      * for the local API's (comma lists of host directories; "" none, "/" any), who may run
      * tasks as uid 0 (none, local, all), the users tasks may run as ("*" any) */
@@ -41,7 +41,7 @@ struct cfg_agent {
     /* user namespaces: root (tasks as uid 0), all or none; host uid range for their slices */
     char *userns;
     uint64_t userns_first, userns_last;
-    char *mask_paths; /* comma list of host paths (globs) hidden from tasks */
+    char *mask_paths;           /* comma list of host paths (globs) hidden from tasks */
     char *isolation;            /* comma list, parsed by isolator */
     char *cgroup_parent;        /* "auto" or path */
     char *task_user;            /* "nobody" */
@@ -77,7 +77,7 @@ struct cfg_agent {
     /* the same for every key set: "section\nkey" and where, for checks made at start-up */
     struct cfg_where {
         char *key, *where;
-    } *wheres;
+    } * wheres;
     size_t n_wheres;
 };
 

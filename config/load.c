@@ -198,8 +198,8 @@ static int apply_flag(struct cfg_agent *cfg, const char *arg, struct berr **err)
 
 /* Cross-key checks that only make sense once everything is read. */
 /* "FILE:LINE: " of the [reserved] key k, or nothing: two arguments for "%s%s" */
-#define WHERE(cfg, k) (cfg)->reserved_where[k] ? (cfg)->reserved_where[k] : "", \
-                      (cfg)->reserved_where[k] ? ": " : ""
+#define WHERE(cfg, k)                                                                              \
+    (cfg)->reserved_where[k] ? (cfg)->reserved_where[k] : "", (cfg)->reserved_where[k] ? ": " : ""
 
 static int check_totals(const struct cfg_agent *cfg, struct berr **err)
 {

@@ -29,8 +29,8 @@ void exe_done(struct exe *e)
         free(e->envp[i]);
     free(e->envp);
     e->envp = NULL;
-    const int fds[] = {e->runtime_fd, e->out_fd,      e->err_fd,      e->sig_fd,
-                       e->timer_fd,   e->sandbox_fd,  e->relay[0].rd, e->relay[0].wr,
+    const int fds[] = {e->runtime_fd,  e->out_fd,     e->err_fd,      e->sig_fd,
+                       e->timer_fd,    e->sandbox_fd, e->relay[0].rd, e->relay[0].wr,
                        e->relay[1].rd, e->relay[1].wr};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)

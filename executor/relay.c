@@ -64,8 +64,8 @@ static void rotate(struct exe *e, int i)
         if (nfd < 0 && errno == EEXIST)
             (void) unlinkat(e->sandbox_fd, names[i], 0); /* the task was quicker */
     }
-    if (nfd < 0 || fchown(nfd, iso_host_id(&e->spec, e->user.uid),
-                          iso_host_id(&e->spec, e->user.gid)) < 0) {
+    if (nfd < 0 ||
+        fchown(nfd, iso_host_id(&e->spec, e->user.uid), iso_host_id(&e->spec, e->user.gid)) < 0) {
         /* keep writing the old (renamed) file rather than lose output */
         log_msg(LOG_WARNING, errno, "new '%s' after rotation", names[i]);
         if (nfd >= 0)

@@ -49,8 +49,9 @@ static void status_file(struct exe *e, const struct iso_status *st)
 void exe_report_launch_error(struct exe *e, int errnum, const char *msg)
 {
     log_error("launch failed: %s", msg);
-    struct iso_status st = {
-            .kind = ISO_STATUS_LAUNCH_ERROR, .code = errnum > 0 ? errnum : EIO, .message = (char *) msg};
+    struct iso_status st = {.kind = ISO_STATUS_LAUNCH_ERROR,
+                            .code = errnum > 0 ? errnum : EIO,
+                            .message = (char *) msg};
     status_file(e, &st);
     _cleanup_free_ char *line = iso_status_line(&st);
     status_line(e, line);

@@ -34,8 +34,7 @@ static void sup_arm_grace(struct exe *e, uint64_t ms)
     }
     /* a second kill may shorten the grace, never lengthen it (review L7) */
     struct itimerspec cur;
-    if (timerfd_gettime(e->timer_fd, &cur) == 0 &&
-        (cur.it_value.tv_sec || cur.it_value.tv_nsec) &&
+    if (timerfd_gettime(e->timer_fd, &cur) == 0 && (cur.it_value.tv_sec || cur.it_value.tv_nsec) &&
         (uint64_t) cur.it_value.tv_sec * 1000 + (uint64_t) cur.it_value.tv_nsec / 1000000 <= ms)
         return;
     struct itimerspec its = {0};

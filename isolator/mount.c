@@ -303,10 +303,9 @@ static int mnt_volumes(struct mnt_ctx *m, struct berr **err)
             return berr_wrap(err, "volume '%s'", v->container);
         if (v->readonly) {
             /* the new mount is on the same path in the root; reach it the same safe way */
-            _cleanup_close_ int mp =
-                    v->container[0] == '/'
-                            ? mnt_open_at(root_fd, v->container, O_PATH, 0, true)
-                            : mnt_open_at(sb_fd, v->container, O_PATH, 0, false);
+            _cleanup_close_ int mp = v->container[0] == '/'
+                                             ? mnt_open_at(root_fd, v->container, O_PATH, 0, true)
+                                             : mnt_open_at(sb_fd, v->container, O_PATH, 0, false);
             char mpath[64];
             snprintf(mpath, sizeof(mpath), "/proc/self/fd/%d", mp);
             if (mp < 0 || mnt_make_ro(mpath, true, err) < 0)

@@ -2,11 +2,11 @@
  * each one possible: rlimits, bounding set (needs CAP_SETPCAP), user, final capabilities,
  * no_new_privs, close-on-exec for stray fds, seccomp. Also resolves the task's user on the
  * host's passwd. caps.c and seccomp.c hold the policies; mount.c builds the filesystem. */
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <fcntl.h>
 #include <sys/resource.h>
 
 #include "isolator/isolator.h"

@@ -187,8 +187,7 @@ static int get_volume(yajl_val v, size_t i, struct ml_volume *vol, struct berr *
         return BAD("volumes[%zu] must be an object or \"HOST:CONTAINER[:ro]\"", i);
     }
     if (vol->host[0] != '/' || !vol->container[0])
-        return BAD("volumes[%zu]: the host path must be absolute and the container path given",
-                   i);
+        return BAD("volumes[%zu]: the host path must be absolute and the container path given", i);
     if (strstr(vol->host, "/../") || str_has_suffix(vol->host, "/..") ||
         strstr(vol->container, ".."))
         return BAD("volumes[%zu]: paths must not contain '..'", i);
@@ -307,7 +306,8 @@ int ml_task_spec_parse(yajl_val v, unsigned flags, struct ml_task_spec *ret, str
         BAD("command is required");
         goto fail;
     }
-    if (ml_command_parse(x, &s.command, err) < 0 || get_resources(json_get(v, "resources"), &s, err) < 0)
+    if (ml_command_parse(x, &s.command, err) < 0 ||
+        get_resources(json_get(v, "resources"), &s, err) < 0)
         goto fail;
     if ((x = json_get(v, "user"))) {
         if (!YAJL_IS_STRING(x) || !x->u.string[0] || strlen(x->u.string) > 64 ||

@@ -2,13 +2,12 @@
  * how a task ended (decide.c ctr_decide_end, its whole table), which status updates the
  * master still needs (decide.c link_catch_up_states), and resource admission by role
  * (resources.c resources_admit). Changing a row of any of these fails a test. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/wait.h>
-
-#include <cmocka.h>
 
 #include "agentd/agent.h"
 
@@ -57,8 +56,10 @@ static const struct end_row end_table[] = {
         {ST_NONE, false, W_KILLED, true, 0, ML_KILLED, ML_REASON_KILLED_BY_REQUEST, -1, 9, ""},
         {ST_NONE, false, W_UNKNOWN, true, 0, ML_KILLED, ML_REASON_KILLED_BY_REQUEST, -1, 0, ""},
         /* OOM kills: the reason unless the task still exited 0 */
-        {ST_SIG9, false, W_EXIT0, false, 1, ML_FAILED, ML_REASON_MEMORY_LIMIT, -1, 9, "OOM-killed 1"},
-        {ST_EXIT3, false, W_EXIT0, false, 2, ML_FAILED, ML_REASON_MEMORY_LIMIT, 3, 0, "OOM-killed 2"},
+        {ST_SIG9, false, W_EXIT0, false, 1, ML_FAILED, ML_REASON_MEMORY_LIMIT, -1, 9,
+         "OOM-killed 1"},
+        {ST_EXIT3, false, W_EXIT0, false, 2, ML_FAILED, ML_REASON_MEMORY_LIMIT, 3, 0,
+         "OOM-killed 2"},
         {ST_EXIT0, false, W_EXIT0, false, 1, ML_FINISHED, ML_REASON_EXITED, 0, 0, ""},
         {ST_NONE, false, W_UNKNOWN, false, 1, ML_FAILED, ML_REASON_MEMORY_LIMIT, -1, 0, "OOM"},
         {ST_NONE, false, W_KILLED, false, 1, ML_FAILED, ML_REASON_MEMORY_LIMIT, -1, 9, "OOM"},
@@ -68,10 +69,14 @@ static const struct end_row end_table[] = {
         {ST_NONE, true, W_EXIT7, false, 0, ML_FAILED, ML_REASON_LAUNCH_FAILED, -1, 0, "pipe says"},
         {ST_EXIT0, true, W_EXIT0, false, 0, ML_FAILED, ML_REASON_LAUNCH_FAILED, -1, 0, "pipe says"},
         /* no word from the executor */
-        {ST_NONE, false, W_EXIT7, false, 0, ML_FAILED, ML_REASON_EXITED, 7, 0, "without a status (exit 7)"},
-        {ST_NONE, false, W_EXIT0, false, 0, ML_FINISHED, ML_REASON_EXITED, 0, 0, "without a status (exit 0)"},
-        {ST_NONE, false, W_KILLED, false, 0, ML_FAILED, ML_REASON_SIGNALED, -1, 9, "without a status (signal 9)"},
-        {ST_NONE, false, W_UNKNOWN, false, 0, ML_LOST, ML_REASON_AGENT_RESTARTED_LOST, -1, 0, "unknown"},
+        {ST_NONE, false, W_EXIT7, false, 0, ML_FAILED, ML_REASON_EXITED, 7, 0,
+         "without a status (exit 7)"},
+        {ST_NONE, false, W_EXIT0, false, 0, ML_FINISHED, ML_REASON_EXITED, 0, 0,
+         "without a status (exit 0)"},
+        {ST_NONE, false, W_KILLED, false, 0, ML_FAILED, ML_REASON_SIGNALED, -1, 9,
+         "without a status (signal 9)"},
+        {ST_NONE, false, W_UNKNOWN, false, 0, ML_LOST, ML_REASON_AGENT_RESTARTED_LOST, -1, 0,
+         "unknown"},
 };
 
 static void test_end_table(void **state)
@@ -98,8 +103,8 @@ static void test_end_table(void **state)
         case ST_NONE:
             break;
         }
-        static const int waits[] = {[W_UNKNOWN] = -1, [W_EXIT0] = 0, [W_EXIT7] = 7 << 8,
-                                    [W_KILLED] = SIGKILL};
+        static const int waits[] = {
+                [W_UNKNOWN] = -1, [W_EXIT0] = 0, [W_EXIT7] = 7 << 8, [W_KILLED] = SIGKILL};
         struct ctr_end_facts f = {
                 .status = r->status == ST_NONE ? NULL : &st,
                 .pipe_error = r->pipe_error ? "pipe says no" : NULL,
@@ -180,8 +185,7 @@ static struct container *add(struct agent *a, const char *role, uint64_t cpus, u
     return c;
 }
 
-static int admit(struct agent *a, const char *role, uint64_t cpus, uint64_t mem,
-                 uint64_t cpu_limit)
+static int admit(struct agent *a, const char *role, uint64_t cpus, uint64_t mem, uint64_t cpu_limit)
 {
     struct container c = {0};
     c.spec.role = (char *) role;

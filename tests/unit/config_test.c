@@ -331,8 +331,9 @@ static void test_error_in_confd_names_file(void **state)
     put_d(f, "a.conf", "[agent]\n\n\npids_max = 0\n");
     struct cfg_agent cfg;
     struct berr *err = NULL;
-    _cleanup_free_ char *want =
-            xasprintf("%s/a.conf:4: [agent] pids_max: bad count '0' (1 to 4194304, the kernel's limit)", f->confd);
+    _cleanup_free_ char *want = xasprintf(
+            "%s/a.conf:4: [agent] pids_max: bad count '0' (1 to 4194304, the kernel's limit)",
+            f->confd);
     expect_error(LOAD(f, &cfg, &err), &err, want);
 }
 
@@ -443,7 +444,8 @@ static void test_bad_values(void **state)
             {"positional", "'positional': unexpected argument"},
             {"-v", "'-v': unexpected argument"},
             {"--config=", "--config: empty FILE"},
-            {"--master=http://10.0.0.1:5050", "[agent] master 'http://10.0.0.1:5050' is plain HTTP"},
+            {"--master=http://10.0.0.1:5050",
+             "[agent] master 'http://10.0.0.1:5050' is plain HTTP"},
             {"--master_ca=ca.pem", "[agent] master_ca: bad path 'ca.pem'"},
             {"--master_pin=AAAA", "[agent] master_pin: bad pin 'AAAA'"},
             {"--master_plain_http=maybe", "[agent] master_plain_http: bad boolean"},

@@ -254,7 +254,6 @@ static void test_table(void **state)
     ml_table_free(&t);
 }
 
-
 /* Known answers (computed with Python's hmac module), so the handshake of docs/protocol.md
  * can be written in any language and a change of its construction fails here. */
 static void test_auth_known_answers(void **state)
@@ -292,7 +291,8 @@ static void test_auth_known_answers(void **state)
     snprintf(h2.agent_id, sizeof(h2.agent_id), "a");
     char other[ML_HEX_LEN + 1];
     ml_auth_proof(key, &h2, true, other);
-    assert_string_not_equal(other, "8d2d53c3e72e4c55e9e558231946462f84fd84b6cda3bf8473b31f1c74b72520");
+    assert_string_not_equal(other,
+                            "8d2d53c3e72e4c55e9e558231946462f84fd84b6cda3bf8473b31f1c74b72520");
 }
 
 /* fuzz_codec found it: a status with a timestamp of 7.77e90 made json_kv_double hand yajl the
