@@ -306,6 +306,12 @@ static void fill_defaults(struct agent *a, struct container *c)
  * namespace slice. */
 static int admit(struct agent *a, struct container *c, enum ctr_origin origin, struct berr **err)
 {
+    /* the spec carries them already (masterlink/spec.c); this agent does not hand them out
+     * yet, and a task that asked for them must not run as if it had them */
+    if (c->spec.n_ports || (c->spec.network && !streq(c->spec.network, "host")))
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
+                         "ports and network modes other than host are not supported by this "
+                         "agent yet");
     for (struct container *o = a->containers; o; o = o->next)
         if (streq(o->spec.name, c->spec.name))
             return berr_setc(err, EEXIST, BERR_CONFLICT, "name '%s' is used by container '%s'",

@@ -139,6 +139,16 @@ enum ml_cpus_limit {
     ML_CPUS_LIMIT_SET,     /* cpus_limit_millis */
 };
 
+/* A port a task asks for (issue #15): its name (optional), the host port (0: any from the
+ * agent's [resources] ports ranges, or the offer's), and the port inside the task's network
+ * namespace in bridge mode (0: the same as the host port). */
+struct ml_port {
+    char *name;
+    uint16_t host_port;
+    uint16_t container_port;
+};
+#define ML_MAX_PORTS 64
+
 /* A task as asked for; absent fields stay NULL / 0 (the agent fills its defaults). */
 struct ml_task_spec {
     char *name;
@@ -152,7 +162,10 @@ struct ml_task_spec {
     char **env;    /* "K=V", NULL-terminated; never NULL once parsed */
     struct ml_volume *volumes;
     size_t n_volumes;
-    char *role; /* NULL: "*" */
+    char *role;    /* NULL: "*" */
+    char *network; /* "host", "bridge" or "none"; NULL: the agent's [agent] network */
+    struct ml_port *ports;
+    size_t n_ports;
 };
 /* ML_SPEC_RECORD: the spec part of a stored record, among the record's other fields
  * (unknown fields allowed, the name not checked again). */

@@ -208,6 +208,62 @@ static int get_volumes(yajl_val vols, struct ml_task_spec *s, struct berr **err)
     return 0;
 }
 
+static int get_port_number(yajl_val v, size_t i, const char *what, uint16_t *ret, struct berr **err)
+{
+    uint64_t n;
+    if (!v)
+        return 0;
+    if (!YAJL_IS_INTEGER(v) || parse_u64(v->u.number.r, &n) < 0 || n > 65535)
+        return BAD("ports[%zu].%s must be a port number (1-65535; 0 or absent: any)", i, what);
+    *ret = (uint16_t) n;
+    return 0;
+}
+
+/* "ports": N (N ports, any numbers) or [{"name", "host_port", "container_port"}...]. */
+static int get_ports(yajl_val v, struct ml_task_spec *s, struct berr **err)
+{
+    uint64_t n = 0;
+    if (YAJL_IS_INTEGER(v)) {
+        if (parse_u64(v->u.number.r, &n) < 0 || n > ML_MAX_PORTS)
+            return BAD("ports must be a count from 0 to %d or an array of ports", ML_MAX_PORTS);
+        s->ports = xcalloc(n + 1, sizeof(*s->ports));
+        s->n_ports = n;
+        return 0;
+    }
+    if (!YAJL_IS_ARRAY(v) || v->u.array.len > ML_MAX_PORTS)
+        return BAD("ports must be a count from 0 to %d or an array of ports", ML_MAX_PORTS);
+    s->ports = xcalloc(v->u.array.len + 1, sizeof(*s->ports));
+    for (size_t i = 0; i < v->u.array.len; i++) {
+        yajl_val p = v->u.array.values[i];
+        struct ml_port *port = &s->ports[s->n_ports++];
+        if (!YAJL_IS_OBJECT(p))
+            return BAD("ports[%zu] must be an object {\"name\", \"host_port\", \"container_port\"}",
+                       i);
+        for (size_t k = 0; k < p->u.object.len; k++) {
+            const char *key = p->u.object.keys[k];
+            if (!streq(key, "name") && !streq(key, "host_port") && !streq(key, "container_port"))
+                return BAD("ports[%zu]: unknown field '%.64s'", i, key);
+        }
+        yajl_val name = json_get(p, "name");
+        if (name) {
+            if (!YAJL_IS_STRING(name) || !ml_name_valid(name->u.string))
+                return BAD("ports[%zu].name must be 1-63 of [A-Za-z0-9_.-]", i);
+            for (size_t k = 0; k + 1 < s->n_ports; k++)
+                if (s->ports[k].name && streq(s->ports[k].name, name->u.string))
+                    return BAD("ports[%zu]: the name '%s' is used twice", i, name->u.string);
+            port->name = xstrdup(name->u.string);
+        }
+        if (get_port_number(json_get(p, "host_port"), i, "host_port", &port->host_port, err) < 0 ||
+            get_port_number(json_get(p, "container_port"), i, "container_port",
+                            &port->container_port, err) < 0)
+            return -EINVAL;
+        for (size_t k = 0; port->host_port && k + 1 < s->n_ports; k++)
+            if (s->ports[k].host_port == port->host_port)
+                return BAD("ports[%zu]: host port %u is asked for twice", i, port->host_port);
+    }
+    return 0;
+}
+
 bool ml_name_valid(const char *s)
 {
     size_t n = strlen(s);
@@ -279,8 +335,8 @@ static int get_resources(yajl_val res, struct ml_task_spec *s, struct berr **err
     return 0;
 }
 
-static const char *const spec_fields[] = {"name", "command", "resources", "user",
-                                          "env",  "volumes", "role"};
+static const char *const spec_fields[] = {"name",    "command", "resources", "user", "env",
+                                          "volumes", "role",    "network",   "ports"};
 
 int ml_task_spec_parse(yajl_val v, unsigned flags, struct ml_task_spec *ret, struct berr **err)
 {
@@ -331,6 +387,16 @@ int ml_task_spec_parse(yajl_val v, unsigned flags, struct ml_task_spec *ret, str
         }
         s.role = xstrdup(x->u.string);
     }
+    if ((x = json_get(v, "network"))) {
+        if (!YAJL_IS_STRING(x) || (!streq(x->u.string, "host") && !streq(x->u.string, "bridge") &&
+                                   !streq(x->u.string, "none"))) {
+            BAD("network must be \"host\", \"bridge\" or \"none\"");
+            goto fail;
+        }
+        s.network = xstrdup(x->u.string);
+    }
+    if ((x = json_get(v, "ports")) && get_ports(x, &s, err) < 0)
+        goto fail;
     *ret = s;
     return 0;
 fail:
@@ -382,6 +448,23 @@ void ml_task_spec_gen_fields(yajl_gen g, const struct ml_task_spec *s)
     yajl_gen_array_close(g);
     if (s->role)
         json_kv_str(g, "role", s->role);
+    if (s->network)
+        json_kv_str(g, "network", s->network);
+    if (s->n_ports) {
+        json_str(g, "ports");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < s->n_ports; i++) {
+            yajl_gen_map_open(g);
+            if (s->ports[i].name)
+                json_kv_str(g, "name", s->ports[i].name);
+            if (s->ports[i].host_port)
+                json_kv_u64(g, "host_port", s->ports[i].host_port);
+            if (s->ports[i].container_port)
+                json_kv_u64(g, "container_port", s->ports[i].container_port);
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+    }
 }
 
 char *ml_task_spec_encode(const struct ml_task_spec *s)
@@ -405,5 +488,9 @@ void ml_task_spec_done(struct ml_task_spec *s)
     }
     free(s->volumes);
     free(s->role);
+    free(s->network);
+    for (size_t i = 0; i < s->n_ports; i++)
+        free(s->ports[i].name);
+    free(s->ports);
     memset(s, 0, sizeof(*s));
 }

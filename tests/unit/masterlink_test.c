@@ -343,6 +343,138 @@ static void test_auth_hex_helpers(void **state)
     assert_int_equal(ml_event_from_name("CHALLENGE"), ML_EVENT_CHALLENGE);
 }
 
+static int spec_of(const char *json, unsigned flags, struct ml_task_spec *s, struct berr **err)
+{
+    yajl_val v = json_parse(json, strlen(json), err);
+    int r = v ? ml_task_spec_parse(v, flags, s, err) : -EINVAL;
+    yajl_tree_free(v);
+    return r;
+}
+
+/* The task spec, the one schema of both APIs: what it accepts, what it refuses (always
+ * INVALID_ARGUMENT, naming the field), and that encode/parse round-trips. */
+static void test_task_spec(void **state)
+{
+    (void) state;
+    struct ml_task_spec s;
+    struct berr *err = NULL;
+    assert_int_equal(
+            spec_of("{\"name\":\"web\",\"command\":{\"shell\":\"echo hi\"},"
+                    "\"resources\":{\"cpus\":\"0.5\",\"mem\":\"1GiB\",\"pids\":64,"
+                    "\"cpus_limit\":\"none\"},\"env\":[\"A=1\"],\"user\":\"nobody\","
+                    "\"volumes\":[\"/srv:/data:ro\"],\"role\":\"web\",\"network\":\"bridge\","
+                    "\"ports\":[{\"name\":\"http\",\"container_port\":8080},"
+                    "{\"host_port\":31005}]}",
+                    0, &s, &err),
+            0);
+    assert_string_equal(s.command.argv[0], "/bin/sh");
+    assert_string_equal(s.command.argv[2], "echo hi");
+    assert_int_equal(s.cpus_millis, 500);
+    assert_int_equal(s.mem_bytes, 1ull << 30);
+    assert_int_equal(s.pids, 64);
+    assert_int_equal(s.cpus_limit, ML_CPUS_LIMIT_NONE);
+    assert_string_equal(s.env[0], "A=1");
+    assert_true(s.volumes[0].readonly);
+    assert_string_equal(s.network, "bridge");
+    assert_int_equal(s.n_ports, 2);
+    assert_string_equal(s.ports[0].name, "http");
+    assert_int_equal(s.ports[0].container_port, 8080);
+    assert_int_equal(s.ports[1].host_port, 31005);
+    char *text = ml_task_spec_encode(&s);
+    struct ml_task_spec t;
+    assert_int_equal(spec_of(text, 0, &t, &err), 0);
+    char *again = ml_task_spec_encode(&t);
+    assert_string_equal(text, again);
+    free(text);
+    free(again);
+    ml_task_spec_done(&t);
+    ml_task_spec_done(&s);
+    assert_int_equal(spec_of("{\"command\":{\"argv\":[\"true\"]},\"resources\":{\"cpus\":1,"
+                             "\"mem\":1},\"ports\":3}",
+                             0, &s, &err),
+                     0);
+    assert_int_equal(s.n_ports, 3);
+    assert_int_equal(s.ports[2].host_port, 0);
+    ml_task_spec_done(&s);
+    static const struct {
+        const char *json, *needle;
+    } bad[] = {
+            {"[]", "JSON object"},
+            {"{\"resources\":{\"cpus\":1,\"mem\":1}}", "command is required"},
+            {"{\"command\":{\"argv\":[]},\"resources\":{\"cpus\":1,\"mem\":1}}", "argv"},
+            {"{\"command\":{\"argv\":[\"\"]},\"resources\":{\"cpus\":1,\"mem\":1}}", "argv[0]"},
+            {"{\"command\":{\"argv\":[\"x\"],\"cwd\":\"/\"},\"resources\":{\"cpus\":1,\"mem\":1}}",
+             "unknown field"},
+            {"{\"command\":{\"shell\":\"x\"}}", "resources"},
+            {"{\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":0,\"mem\":1}}", "cpus"},
+            {"{\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,\"mem\":0}}", "mem"},
+            {"{\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":2,\"mem\":1,\"cpus_limit\":1}"
+             "}",
+             "cpus_limit"},
+            {"{\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,\"mem\":1,\"pids\":0}}",
+             "pids"},
+            {"{\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,\"mem\":1,\"gpus\":1}}",
+             "unknown resource"},
+            {"{\"name\":\"abc\",\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,\"mem\":1}"
+             "}",
+             "looks like a container id"},
+            {"{\"name\":\"a/"
+             "b\",\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,\"mem\":1}}",
+             "name"},
+            {"{\"role\":\"A "
+             "B\",\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,\"mem\":1}}",
+             "role"},
+            {"{\"user\":\"a:b\",\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,\"mem\":1}"
+             "}",
+             "user"},
+            {"{\"env\":{\"A=B\":\"x\"},\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,"
+             "\"mem\":1}}",
+             "env"},
+            {"{\"volumes\":[\"rel:/"
+             "x\"],\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,\"mem\":1}}",
+             "absolute"},
+            {"{\"volumes\":[\"/a/../b:/"
+             "x\"],\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,"
+             "\"mem\":1}}",
+             ".."},
+            {"{\"network\":\"overlay\",\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,"
+             "\"mem\":1}}",
+             "network"},
+            {"{\"ports\":65,\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,\"mem\":1}}",
+             "ports"},
+            {"{\"ports\":[{\"host_port\":70000}],\"command\":{\"shell\":\"x\"},\"resources\":{"
+             "\"cpus\":1,"
+             "\"mem\":1}}",
+             "host_port"},
+            {"{\"ports\":[{\"host_port\":1},{\"host_port\":1}],\"command\":{\"shell\":\"x\"},"
+             "\"resources\":{\"cpus\":1,\"mem\":1}}",
+             "twice"},
+            {"{\"ports\":[{\"name\":\"a\"},{\"name\":\"a\"}],\"command\":{\"shell\":\"x\"},"
+             "\"resources\":{\"cpus\":1,\"mem\":1}}",
+             "twice"},
+            {"{\"ports\":[{\"proto\":\"udp\"}],\"command\":{\"shell\":\"x\"},\"resources\":{"
+             "\"cpus\":1,"
+             "\"mem\":1}}",
+             "unknown field"},
+            {"{\"what\":1,\"command\":{\"shell\":\"x\"},\"resources\":{\"cpus\":1,\"mem\":1}}",
+             "unknown field 'what'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        if (spec_of(bad[i].json, 0, &s, &err) != -EINVAL)
+            fail_msg("accepted: %s", bad[i].json);
+        assert_int_equal(err->code, BERR_INVALID_ARGUMENT);
+        if (!strstr(berr_msg(err), bad[i].needle))
+            fail_msg("'%s' does not say '%s'", berr_msg(err), bad[i].needle);
+        berr_free(&err);
+    }
+    /* a record: other fields beside the spec, the name not checked again */
+    assert_int_equal(spec_of("{\"id\":\"x\",\"name\":\"abc\",\"command\":{\"argv\":[\"t\"]},"
+                             "\"resources\":{\"cpus\":1,\"mem\":1}}",
+                             ML_SPEC_RECORD, &s, &err),
+                     0);
+    ml_task_spec_done(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,6 +489,7 @@ int main(void)
             cmocka_unit_test(test_table),
             cmocka_unit_test(test_auth_known_answers),
             cmocka_unit_test(test_auth_hex_helpers),
+            cmocka_unit_test(test_task_spec),
             cmocka_unit_test(test_huge_doubles_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
