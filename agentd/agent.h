@@ -34,6 +34,7 @@ struct sqlite3;
 struct waiter;      /* a pending GET .../wait (waiters.c) */
 struct trash_job;   /* a directory being removed (trash.c) */
 struct release_job; /* an ended container's cgroups being removed (release.c) */
+struct store_batch; /* the changes of records queued for the next commit (store.c) */
 
 /* Node resources (resources.c): cpus in millicores, mem and disk in bytes, ports and pids
  * counts. */
@@ -106,7 +107,12 @@ struct agent {
     struct evconnlistener *listener;
     struct event *ev_sigterm, *ev_sigint, *ev_sigchld;
     struct sqlite3 *db;
+    struct store_batch *batch; /* store.c's group commit */
     struct iso_host *host;
+    /* PARENT/supervisor: where executors live, so that their set-up, supervision and end are
+     * not charged to their tasks (conmon's choice; issue #18). Tasks join their own cgroups
+     * just before their execve (iso_cgroup_join_files). */
+    struct iso_cgroup *supervisor;
     unsigned iso_flags;
     char *executor_path;
     char **masks; /* hidden from tasks (agent_masks_init), ancestors first, NULL-terminated */
@@ -156,6 +162,8 @@ struct agent {
     struct trash_job *trash;
     uint64_t userns_next; /* the user namespace slice to try first (lifecycle.c) */
 };
+
+#define AGENT_SUPERVISOR_CGROUP "supervisor"
 
 /* policy.c: 0 when the parsed launch c is within the agent's policy for its origin (and its
  * volumes' host paths made canonical); -EPERM with err (code FORBIDDEN) naming the rule, or
@@ -230,19 +238,23 @@ enum ctr_origin {
  * the caller reports that state); -errno with err when it was refused (nothing kept). */
 int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spec,
                const char *task_id, struct container **ret, struct berr **err);
+/* The kill is recorded (kill_requested) and delivered once that is committed. */
 int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err);
+/* c is gone from the table at once (freed); its record's deletion is committed, then its
+ * dirs go to the trash. */
 int ctr_remove(struct agent *a, struct container *c, struct berr **err);
 /* Take over a container that was live when the agent last stopped (recover.c); -errno with
  * err when the host could not be asked (its task is then left alone and the start fails). */
 int ctr_adopt(struct agent *a, struct container *c, struct berr **err);
-/* The one transition point: set the state (and the times it implies), store the record
- * (durably for STARTING and terminal states), then tell the watchers (the link, the GC) -
- * only once stored: the next start derives what was not - and on a terminal state release
- * the cgroups, answer the waiters and end the log followers. 0, or -EIO when the record
- * could not be stored (logged). */
-int ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum ml_reason reason);
-/* Store c's record as it is (a change that is no transition: kill requested). 0 or -EIO. */
-int ctr_save(struct agent *a, struct container *c);
+/* The one transition point: set the state (and the times it implies), queue the record for
+ * the next commit (durably for STARTING and terminal states; store.c's group commit), tell
+ * the watchers (the link, the GC: their writes join that commit, what they send goes after
+ * it), and on a terminal state, once committed, release the cgroups and answer the waiters
+ * and log followers. Who answers a client about c does so after the commit too
+ * (store_after_commit): nothing is announced before it is stored. */
+void ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum ml_reason reason);
+/* Queue c's record as it is (a change that is no transition: kill requested). */
+void ctr_save(struct agent *a, struct container *c);
 void ctr_watch_add(struct agent *a, void (*fn)(struct agent *a, struct container *c));
 
 /* waiters.c: GET .../wait answers when c is terminal (at once if it is). */
@@ -315,12 +327,20 @@ int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, i
  * executor's start time and the boot it ran in. Rows only: it calls nothing above it.
  * store_open opens an existing file only (-ENOENT when there is none) unless create; a file
  * SQLite cannot read or that fails its quick_check is -EBADMSG with err saying why.
- * store_save writes durably (synchronous=FULL) when durable; 0 or -EIO (logged). */
+ * Changes are a group commit: store_put and store_drop queue them, and everything queued in
+ * one turn of the loop is written by one transaction, fsynced (synchronous=FULL) when any
+ * change asked to be durable (deletes always do). store_after_commit runs fn(a, r, arg) once
+ * what is queued before it is committed (r: 0, or -EIO when the commit failed, logged);
+ * store_flush commits now (recovery, stop) and returns the same. */
 int store_open(struct agent *a, bool create, struct berr **err);
 void store_close(struct agent *a);
-int store_save(struct agent *a, const char *id, const char *name, double created_at,
+void store_put(struct agent *a, const char *id, const char *name, double created_at,
                const char *record, uint64_t pid_start, bool durable);
-int store_delete(struct agent *a, const char *id);
+void store_drop(struct agent *a, const char *id);
+void store_after_commit(struct agent *a, void (*fn)(struct agent *a, int r, void *arg), void *arg);
+int store_flush(struct agent *a);
+/* Drop what is queued, uncommitted (a start that gives up); the callbacks get -ECANCELED. */
+void store_discard(struct agent *a);
 /* Calls fn for every row, oldest first; stops at and returns the first negative result
  * (err set by fn), else the number of rows. boot_id and pid_start are NULL/0 when absent. */
 int store_load(struct agent *a,
@@ -329,9 +349,6 @@ int store_load(struct agent *a,
                struct berr **err);
 /* Delete every record (--recover=cleanup); returns how many, or -EIO (logged). */
 int store_clear(struct agent *a);
-/* One transaction around many saves (recovery): BEGIN / COMMIT; 0 or -EIO (logged). */
-int store_begin(struct agent *a);
-int store_commit(struct agent *a);
 
 /* recover.c: build the table from state.db at start ([agent] recover = reconnect: re-adopt
  * live executors, finish or lose the others, remove orphans; cleanup: kill everything the

@@ -29,6 +29,42 @@ static void reply_container(struct agent *a, struct evhttp_request *req, int sta
     yajl_gen_free(g);
 }
 
+/* An answer that announces a change (201 launched, 202 kill under way, 204 removed) goes out
+ * once the change is committed (store.c's group commit): nothing is said before it is
+ * stored. The request waits in the loop meanwhile; a client gone by then is freed. */
+struct committed_reply {
+    struct evhttp_request *req;
+    char id[17];
+    int status;
+};
+
+static void reply_committed(struct agent *a, int r, void *arg)
+{
+    struct committed_reply *d = arg;
+    struct container *c = d->status == 204 ? NULL : ctr_find_id(a, d->id);
+    if (r == -ECANCELED)
+        api_fail(d->req, BERR_UNAVAILABLE, "the agent is stopping");
+    else if (d->status == 204 && r < 0)
+        api_fail(d->req, BERR_INTERNAL, "cannot remove the record of '%s' from state.db", d->id);
+    else if (d->status == 204)
+        evhttp_send_reply(d->req, 204, "No Content", NULL);
+    else if (!c)
+        api_fail(d->req, BERR_NOT_FOUND, "no container '%s'", d->id);
+    else
+        reply_container(a, d->req, d->status, c);
+    free(d);
+}
+
+static void reply_after_commit(struct agent *a, struct evhttp_request *req, int status,
+                               const char *id)
+{
+    struct committed_reply *d = xzalloc(sizeof(*d));
+    d->req = req;
+    d->status = status;
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    store_after_commit(a, reply_committed, d);
+}
+
 static void handle_health(struct agent *a, struct evhttp_request *req)
 {
     (void) a;
@@ -74,7 +110,7 @@ static void handle_launch(struct agent *a, struct evhttp_request *req)
         api_reply_error(req, err);
         return;
     }
-    reply_container(a, req, 201, c);
+    reply_after_commit(a, req, 201, c->id);
 }
 
 static void handle_stats(struct agent *a, struct evhttp_request *req, struct container *c)
@@ -161,7 +197,7 @@ static void handle_kill(struct agent *a, struct evhttp_request *req, struct cont
         api_reply_error(req, err);
         return;
     }
-    reply_container(a, req, 202, c);
+    reply_after_commit(a, req, 202, c->id);
 }
 
 /* /v1/containers/{ref}[/{sub}]; returns -EINVAL when the method does not fit. */
@@ -183,10 +219,12 @@ static int route_container(struct agent *a, struct evhttp_request *req, const ch
     if (!sub && get)
         reply_container(a, req, 200, c);
     else if (!sub && del) {
-        if (ctr_remove(a, c, &err) < 0)
+        char id[17];
+        snprintf(id, sizeof(id), "%s", c->id);
+        if (ctr_remove(a, c, &err) < 0) /* c is freed on success */
             api_reply_error(req, err);
         else
-            evhttp_send_reply(req, 204, "No Content", NULL);
+            reply_after_commit(a, req, 204, id);
     } else if (sub && streq(sub, "stats") && get)
         handle_stats(a, req, c);
     else if (sub && streq(sub, "wait") && get)

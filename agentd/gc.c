@@ -114,7 +114,7 @@ static void gc_pass(evutil_socket_t fd, short what, void *arg)
                  pct);
         gc_remove(a, c, why);
         removed++;
-        pending = a->trash != NULL;
+        pending = true; /* its dirs go to the trash once the removal is committed */
     }
     if (removed ||
         (!pending && disk_used_pct(a, &pct) == 0 && pct < (double) a->cfg.gc_disk_watermark))

@@ -156,7 +156,7 @@ int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, i
             .argv = argv,
             .ns_flags = ns,
             .fd = {devnull, logfd, logfd, st_wr},
-            .cg = c->cg,
+            .cg = a->supervisor, /* the task joins c->cg itself, before its execve */
     };
     pid_t pid = 0;
     int r = agent_spawn(a, &sp, &pid, ret_pidfd, err);

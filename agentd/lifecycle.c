@@ -18,15 +18,31 @@ void ctr_watch_add(struct agent *a, void (*fn)(struct agent *a, struct container
         a->watchers[a->n_watchers++] = fn;
 }
 
-int ctr_save(struct agent *a, struct container *c)
+void ctr_save(struct agent *a, struct container *c)
 {
     /* only the states the API has announced must survive a machine crash (store.c) */
     bool durable = c->state == ML_STARTING || ml_state_terminal(c->state);
     _cleanup_free_ char *record = ctr_record_encode(a, c);
-    return store_save(a, c->id, c->spec.name, c->created_at, record, c->pid_start, durable);
+    store_put(a, c->id, c->spec.name, c->created_at, record, c->pid_start, durable);
 }
 
-int ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum ml_reason reason)
+/* After the commit of a container's end: only now does anyone hear of it. */
+static void ended_committed(struct agent *a, int r, void *arg)
+{
+    (void) r; /* not stored (logged): the next start derives the end again */
+    _cleanup_free_ char *id = arg;
+    struct container *c = ctr_find_id(a, id);
+    if (!c)
+        return;
+    /* the end is recorded before the cgroups go: a crash in between leaves a terminal
+     * record and cgroups no live container holds, which the next start removes */
+    agent_fault(a, "finish-after-record");
+    release_start(a, c);
+    ctr_answer_waiters(a, c);
+    logs_container_ended(a, c->id);
+}
+
+void ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum ml_reason reason)
 {
     c->state = st;
     c->reason = reason;
@@ -34,20 +50,13 @@ int ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum m
         c->started_at = now_realtime();
     if (ml_state_terminal(st) && c->finished_at <= 0)
         c->finished_at = now_realtime();
-    int r = ctr_save(a, c);
-    if (ml_state_terminal(st)) {
-        /* the end is recorded before the cgroups go: a crash in between leaves a terminal
-         * record and cgroups no live container holds, which the next start removes */
-        agent_fault(a, "finish-after-record");
-        release_start(a, c);
-    }
-    for (unsigned i = 0; r == 0 && i < a->n_watchers; i++)
+    ctr_save(a, c);
+    /* the watchers' own writes (the link's updates) join the same commit, and what they
+     * send goes after it */
+    for (unsigned i = 0; i < a->n_watchers; i++)
         a->watchers[i](a, c);
-    if (ml_state_terminal(st)) {
-        ctr_answer_waiters(a, c);
-        logs_container_ended(a, c->id);
-    }
-    return r;
+    if (ml_state_terminal(st))
+        store_after_commit(a, ended_committed, xstrdup(c->id));
 }
 
 static void set_message(struct container *c, const char *msg)
@@ -75,7 +84,7 @@ static void ctr_end(struct agent *a, struct container *c, const struct ctr_outco
     c->signal = o->signal;
     if (o->message[0])
         set_message(c, o->message);
-    (void) ctr_set_state(a, c, o->state, o->reason);
+    ctr_set_state(a, c, o->state, o->reason);
     log_info("container '%s' (%s): %s%s%s%s%s", c->id, c->spec.name, ml_state_name(o->state),
              o->reason ? "/" : "", o->reason ? ml_reason_name(o->reason) : "",
              c->message && c->message[0] ? ": " : "", c->message ? c->message : "");
@@ -143,7 +152,7 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
         if (running) {
             if (c->launched_at_ns)
                 sampler_note_launch(r->a, (double) (now_monotonic_ns() - c->launched_at_ns) / 1e9);
-            (void) ctr_set_state(r->a, c, ML_RUNNING, ML_REASON_NONE);
+            ctr_set_state(r->a, c, ML_RUNNING, ML_REASON_NONE);
             agent_fault(r->a, "launch-after-running");
             /* nothing follows RUNNING on the pipe (ERROR only comes before the task's
              * exec): free the fd, a thousand containers need every one */
@@ -214,11 +223,14 @@ static void on_backstop(evutil_socket_t fd, short what, void *arg)
     struct container *c = ctr_find_id(r->a, r->id);
     if (!c || !c->cg || ml_state_terminal(c->state))
         return;
-    /* the executor should have SIGKILLed the sandbox by now; do it from outside */
+    /* the executor should have SIGKILLed the sandbox by now; do it from outside, the task
+     * through its cgroup and the executor (in the supervisor cgroup) through its pidfd */
     log_warning("container '%s': still alive after the grace period, killing its cgroup", c->id);
     _cleanup_berr_ struct berr *err = NULL;
     if (iso_cgroup_kill(c->cg, &err) < 0)
         log_warning("container '%s': kill: %s", c->id, berr_msg(err));
+    if (c->pidfd >= 0)
+        (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
 }
 
 static void watch_oom(struct agent *a, struct container *c)
@@ -323,6 +335,25 @@ static int admit(struct agent *a, struct container *c, enum ctr_origin origin, s
     return 0;
 }
 
+/* After the commit of STARTING: the 201 may go out (the API answers after this). */
+static void launch_committed(struct agent *a, int r, void *arg)
+{
+    _cleanup_free_ char *id = arg;
+    struct container *c = ctr_find_id(a, id);
+    if (!c || c->state != ML_STARTING)
+        return;
+    if (r < 0) {
+        /* the 201 would promise a container the next start cannot know: undo it (the
+         * executor's end is only reaped, through its pidfd, in on_exit_ev) */
+        _cleanup_berr_ struct berr *kerr = NULL;
+        c->unrecorded = true;
+        (void) iso_cgroup_kill(c->cg, &kerr);
+        launch_failed(a, c, "cannot record the launch in state.db");
+        return;
+    }
+    agent_fault(a, "launch-after-starting");
+}
+
 int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spec,
                const char *task_id, struct container **ret, struct berr **err)
 {
@@ -345,12 +376,10 @@ int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spe
     c->created_at = now_realtime();
     c->launched_at_ns = now_monotonic_ns();
     c->state = ML_STAGING;
-    /* the record comes before any side effect (dirs, cgroups, processes), so a crash at any
-     * later point leaves something the next start can clean up (recover.c) */
-    if (ctr_save(a, c) < 0) {
-        ctr_free(c);
-        return berr_setc(err, EIO, BERR_INTERNAL, "cannot record the container in state.db");
-    }
+    /* the record is queued before any side effect (dirs, cgroups, processes) and committed
+     * with STARTING in the same turn: a crash before that commit leaves dirs, cgroups or an
+     * executor without a record, which the next start removes (recover.c, orphans.c) */
+    ctr_save(a, c);
     c->next = a->containers;
     a->containers = c;
     a->launches_total++;
@@ -360,15 +389,9 @@ int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spe
     _cleanup_berr_ struct berr *lerr = NULL;
     if (launch_sandbox(a, c, &lerr) < 0) {
         launch_failed(a, c, berr_msg(lerr));
-    } else if (ctr_set_state(a, c, ML_STARTING, ML_REASON_NONE) < 0) {
-        /* the 201 would promise a container the next start cannot know: undo it (the
-         * executor's end is only reaped, through its pidfd, in on_exit_ev) */
-        _cleanup_berr_ struct berr *kerr = NULL;
-        c->unrecorded = true;
-        (void) iso_cgroup_kill(c->cg, &kerr);
-        launch_failed(a, c, "cannot record the launch in state.db");
     } else {
-        agent_fault(a, "launch-after-starting");
+        ctr_set_state(a, c, ML_STARTING, ML_REASON_NONE);
+        store_after_commit(a, launch_committed, xstrdup(c->id));
     }
     *ret = c;
     return 0;
@@ -414,6 +437,37 @@ static void arm_backstop(struct agent *a, struct container *c, uint64_t grace_ms
     evtimer_add(c->ev_backstop, &tv);
 }
 
+struct kill_order {
+    char id[17];
+    int sig;
+    uint64_t grace_ms;
+};
+
+static void kill_committed(struct agent *a, int r, void *arg)
+{
+    (void) r; /* not stored (logged): the kill still goes out */
+    struct kill_order *k = arg;
+    struct container *c = ctr_find_id(a, k->id);
+    _cleanup_berr_ struct berr *err = NULL;
+    if (c && !ml_state_terminal(c->state)) {
+        agent_fault(a, "kill-after-record");
+        if (k->sig == SIGKILL || c->pidfd < 0) {
+            /* one write of cgroup.kill (or one kill round), the executor through its pidfd
+             * (it lives in the supervisor cgroup): the end comes through the pidfd */
+            if (c->cg && iso_cgroup_kill(c->cg, &err) < 0)
+                log_warning("container '%s': kill: %s", c->id, berr_msg(err));
+            if (c->pidfd >= 0)
+                (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        } else if (send_to_executor(c, k->sig, k->grace_ms, &err) < 0) {
+            log_warning("container '%s': kill: %s", c->id, berr_msg(err));
+        } else {
+            arm_backstop(a, c, k->grace_ms);
+        }
+        agent_fault(a, "kill-after-signal");
+    }
+    free(k);
+}
+
 int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err)
 {
     if (ml_state_terminal(c->state))
@@ -425,24 +479,32 @@ int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, s
                              c->id);
         return send_to_executor(c, sig, 0, err);
     }
-    /* recorded first: an agent that dies before the task does finishes the kill when it
-     * re-adopts the executor (ctr_adopt), and reports KILLED either way */
+    /* recorded first, delivered once committed: an agent that dies before the task does
+     * finishes the kill when it re-adopts the executor (ctr_adopt), and reports KILLED */
     c->kill_requested = true;
-    (void) ctr_save(a, c);
-    agent_fault(a, "kill-after-record");
-    if (sig == SIGKILL || c->pidfd < 0) {
-        /* one write of cgroup.kill (or one kill round): the end comes through the pidfd */
-        if (c->cg && iso_cgroup_kill(c->cg, err) < 0)
-            return berr_wrap(err, "kill container '%s'", c->id);
-        agent_fault(a, "kill-after-signal");
-        return 0;
-    }
-    int r = send_to_executor(c, sig, grace_ms, err);
-    if (r < 0)
-        return r;
-    agent_fault(a, "kill-after-signal");
-    arm_backstop(a, c, grace_ms);
+    ctr_save(a, c);
+    struct kill_order *k = xzalloc(sizeof(*k));
+    snprintf(k->id, sizeof(k->id), "%s", c->id);
+    k->sig = sig;
+    k->grace_ms = grace_ms;
+    store_after_commit(a, kill_committed, k);
     return 0;
+}
+
+static void remove_committed(struct agent *a, int r, void *arg)
+{
+    _cleanup_free_ char *id = arg;
+    if (r < 0)
+        return; /* the record is still there: its dirs stay with it (logged) */
+    agent_fault(a, "remove-after-record");
+    char path[4096];
+    for (int i = 0; i < 2; i++) {
+        (i == 0 ? sandbox_path : runtime_path)(a, id, path, sizeof(path));
+        int t = trash_move(a, path);
+        if (t < 0 && t != -ENOENT)
+            log_warning("container '%s': remove '%s': %s (the next start retries)", id, path,
+                        strerror(-t));
+    }
 }
 
 int ctr_remove(struct agent *a, struct container *c, struct berr **err)
@@ -450,22 +512,12 @@ int ctr_remove(struct agent *a, struct container *c, struct berr **err)
     if (!ml_state_terminal(c->state))
         return berr_setc(err, EBUSY, BERR_CONFLICT, "container '%s' is %s: kill it first", c->id,
                          ml_state_name(c->state));
-    /* the record goes first: a crash halfway leaves dirs without a record, which the next
-     * start removes (orphans.c); the other order would leave a record of a container whose
-     * sandbox is half gone */
-    if (store_delete(a, c->id) < 0)
-        return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove the record of '%s' from state.db",
-                         c->id);
-    agent_fault(a, "remove-after-record");
+    /* the record goes first, the dirs once that is committed: a crash halfway leaves dirs
+     * without a record, which the next start removes (orphans.c); the other order would
+     * leave a record of a container whose sandbox is gone */
+    store_drop(a, c->id);
+    store_after_commit(a, remove_committed, xstrdup(c->id));
     ctr_unlink(a, c);
-    char path[4096];
-    for (int i = 0; i < 2; i++) {
-        (i == 0 ? sandbox_path : runtime_path)(a, c->id, path, sizeof(path));
-        int r = trash_move(a, path);
-        if (r < 0 && r != -ENOENT)
-            log_warning("container '%s': remove '%s': %s (the next start retries)", c->id, path,
-                        strerror(-r));
-    }
     ctr_free(c);
     return 0;
 }
@@ -511,9 +563,9 @@ int ctr_adopt(struct agent *a, struct container *c, struct berr **ret_err)
          * the closest truthful time we have */
         if (c->started_at <= 0)
             c->started_at = proc_ticks_to_realtime(c->pid_start);
-        (void) ctr_set_state(a, c, ML_RUNNING, ML_REASON_NONE);
+        ctr_set_state(a, c, ML_RUNNING, ML_REASON_NONE);
     } else if (changed) {
-        (void) ctr_save(a, c);
+        ctr_save(a, c);
     }
     c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
     watch_oom(a, c);

@@ -222,6 +222,15 @@ static int setup(struct agent *a, struct berr **err)
         return berr_set(err, errno, "executor '%s'", a->executor_path);
     if (iso_host_open("/sys/fs/cgroup", cfg->cgroup_parent, a->iso_flags, NULL, &a->host, err) < 0)
         return berr_wrap(err, "cgroup_parent '%s'", cfg->cgroup_parent);
+    /* executors of an earlier run may still be in it */
+    _cleanup_berr_ struct berr *oerr = NULL;
+    r = iso_cgroup_open(a->host, AGENT_SUPERVISOR_CGROUP, &a->supervisor, &oerr);
+    if (r == -ENOENT)
+        r = iso_cgroup_create(a->host, AGENT_SUPERVISOR_CGROUP, &a->supervisor, err);
+    else if (r < 0)
+        berr_setx(err, -r, "%s", berr_msg(oerr));
+    if (r < 0)
+        return berr_wrap(err, "cgroup_parent '%s': supervisor cgroup", cfg->cgroup_parent);
     if ((r = resources_measure(a, err)) < 0)
         return r;
     /* tasks together can never eat the host's reservation, even if our accounting were wrong */
@@ -260,6 +269,8 @@ static int setup(struct agent *a, struct berr **err)
 
 static void teardown(struct agent *a)
 {
+    if (a->batch)
+        (void) store_flush(a); /* what the last turn queued, and the answers waiting on it */
     link_stop(a);
     api_stop(a);
     exec_free_all(a);
@@ -274,7 +285,13 @@ static void teardown(struct agent *a)
     if (a->ev_sigint)
         event_free(a->ev_sigint);
     if (a->host) {
-        iso_host_remove(a->host); /* only when no task is left in it */
+        /* both only when empty: executors outlive the agent, and so do their cgroups */
+        if (a->supervisor && !iso_cgroup_populated(a->supervisor)) {
+            _cleanup_berr_ struct berr *err = NULL;
+            (void) iso_cgroup_destroy(a->supervisor, &err);
+        }
+        a->supervisor = iso_cgroup_free(a->supervisor);
+        iso_host_remove(a->host);
         a->host = iso_host_free(a->host);
     }
     store_close(a);

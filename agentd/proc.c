@@ -143,5 +143,8 @@ int proc_is_executor(struct agent *a, const struct container *c, int pidfd)
         if (!streq(id, c->id))
             return 0;
     }
-    return in_cgroup_of(c->pid, c->id);
+    /* the agent's supervisor cgroup (issue #18), or, for executors an older agent started,
+     * the container's own */
+    int r2 = in_cgroup_of(c->pid, AGENT_SUPERVISOR_CGROUP);
+    return r2 != 0 ? r2 : in_cgroup_of(c->pid, c->id);
 }

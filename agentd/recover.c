@@ -41,7 +41,7 @@ static int load_one(struct agent *a, const char *id, const char *json, uint64_t 
 static void drop_unfinished(struct agent *a, struct container *c)
 {
     log_info("container '%s' (%s): its launch never finished, removing it", c->id, c->spec.name);
-    (void) store_delete(a, c->id);
+    store_drop(a, c->id);
     ctr_unlink(a, c);
     ctr_free(c);
 }
@@ -130,8 +130,7 @@ int agent_recover(struct agent *a, struct berr **err)
     }
     agent_fault(a, "recover-after-load");
     unsigned adopted = 0, ended = 0, lost = 0, dropped = cleanup ? (unsigned) n : 0;
-    if (store_begin(a) < 0)
-        return berr_setx(err, EIO, "state.db: cannot write");
+    /* every change below is queued, and committed at once by the store_flush after them */
     for (struct container *c = a->containers, *next; c; c = next) {
         next = c->next;
         if (c->state == ML_STAGING) {
@@ -141,6 +140,7 @@ int agent_recover(struct agent *a, struct berr **err)
             _cleanup_berr_ struct berr *aerr = NULL;
             if (ctr_adopt(a, c, &aerr) < 0) {
                 /* nothing is committed or swept: the next start finds everything as it was */
+                store_discard(a);
                 ctr_free_all(a);
                 return berr_setx(err, berr_errno(aerr),
                                  "%s; refusing to start: running tasks are left alone (raise "
@@ -155,7 +155,7 @@ int agent_recover(struct agent *a, struct berr **err)
                 ended++;
         }
     }
-    if (store_commit(a) < 0)
+    if (store_flush(a) < 0)
         return berr_setx(err, EIO, "state.db: cannot write");
     agent_fault(a, "recover-before-sweep");
     struct orphan_counts o;

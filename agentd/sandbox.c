@@ -27,6 +27,7 @@ static int write_spec(struct agent *a, struct container *c, const char *sandbox,
      * container hosts drop it even for root) a hard limit can only go down */
     struct rlimit rl;
     uint64_t nofile = 65536;
+    _cleanup_(strv_freep) char **join = iso_cgroup_join_files(c->cg);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < nofile)
         nofile = rl.rlim_max;
     /* isolator/ does not know masterlink's volume type: the same three fields */
@@ -53,6 +54,7 @@ static int write_spec(struct agent *a, struct container *c, const char *sandbox,
             .userns_base = c->userns_base,
             .log_max_bytes = a->cfg.log_max_bytes,
             .log_max_files = a->cfg.log_max_files,
+            .cgroup_join = join,
     };
     _cleanup_free_ char *json = iso_spec_to_json(&s);
     _cleanup_close_ int dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -125,9 +127,10 @@ int sandbox_prepare(struct agent *a, struct container *c, struct berr **err)
     snprintf(rootfs, sizeof(rootfs), "%s/rootfs", rdir);
     if (mkdir(rootfs, 0700) < 0 && errno != EEXIST)
         return berr_set(err, errno, "create '%s'", rootfs);
-    int r = write_spec(a, c, sandbox, rdir, err);
+    agent_fault(a, "launch-after-dirs");
+    /* the cgroups before the spec: it names the files the task joins them through */
+    int r = make_cgroups(a, c, err);
     if (r < 0)
         return r;
-    agent_fault(a, "launch-after-dirs");
-    return make_cgroups(a, c, err);
+    return write_spec(a, c, sandbox, rdir, err);
 }

@@ -32,6 +32,31 @@ static const char schema[] = "PRAGMA journal_mode=WAL;"
 /* Columns added after the first release of the table, for a state.db an older agent wrote. */
 static const char *const added_columns[] = {"pid_start INTEGER", "boot_id TEXT"};
 
+struct pending {
+    char *id;
+    char *name;
+    double created_at;
+    char *record; /* NULL: delete the row */
+    uint64_t pid_start;
+    struct pending *next;
+};
+
+struct after {
+    void (*fn)(struct agent *a, int r, void *arg);
+    void *arg;
+    struct after *next;
+};
+
+struct store_batch {
+    struct event *ev_commit;
+    bool queued;  /* ev_commit is active */
+    bool durable; /* a queued change must be fsynced */
+    struct pending *pending, **pending_tail;
+    struct after *after, **after_tail;
+};
+
+static int store_batch_init(struct agent *a, struct berr **err);
+
 static int exec_sql(sqlite3 *db, const char *sql, char **ret_msg)
 {
     char *msg = NULL;
@@ -135,11 +160,19 @@ int store_open(struct agent *a, bool create, struct berr **err)
             return -EIO;
         }
     }
-    return 0;
+    return store_batch_init(a, err);
 }
 
 void store_close(struct agent *a)
 {
+    struct store_batch *b = a->batch;
+    if (b) {
+        (void) store_flush(a); /* nothing queued is lost at a stop */
+        if (b->ev_commit)
+            event_free(b->ev_commit);
+        free(b);
+        a->batch = NULL;
+    }
     if (a->db)
         sqlite3_close(a->db);
     a->db = NULL;
@@ -153,53 +186,196 @@ static void set_synchronous(struct agent *a, bool full)
                         NULL);
 }
 
-int store_save(struct agent *a, const char *id, const char *name, double created_at,
-               const char *record, uint64_t pid_start, bool durable)
+/* ---- the group commit ---------------------------------------------------------------------
+ * A change of a record is queued (store_put, store_drop) and every change queued during one
+ * turn of the loop is written in one transaction by one commit event, with one fsync when
+ * any of them must survive a machine crash: a burst of 50 kills or 1,000 launches costs a
+ * few commits, not one fsync each (issue #18; the loop stalled on them). What depends on a
+ * change being stored - an API answer, a signal after its record, a waiter - runs after the
+ * commit, through store_after_commit, in the order it was asked. */
+
+static void pending_free(struct pending *p)
 {
-    if (!a->db)
-        return -EIO;
+    free(p->id);
+    free(p->name);
+    free(p->record);
+    free(p);
+}
+
+static int write_pending(struct agent *a, const struct pending *p)
+{
     sqlite3_stmt *st = NULL;
-    if (durable)
-        set_synchronous(a, true);
     int r = sqlite3_prepare_v2(a->db,
-                               "INSERT OR REPLACE INTO containers(id, name, created_at, json, "
-                               "pid_start, boot_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                               p->record ? "INSERT OR REPLACE INTO containers(id, name, "
+                                           "created_at, json, pid_start, boot_id) VALUES "
+                                           "(?1, ?2, ?3, ?4, ?5, ?6)"
+                                         : "DELETE FROM containers WHERE id = ?1",
                                -1, &st, NULL);
     if (r == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_double(st, 3, created_at);
-        sqlite3_bind_text(st, 4, record, -1, SQLITE_STATIC);
-        if (pid_start)
-            sqlite3_bind_int64(st, 5, (sqlite3_int64) pid_start);
-        else
-            sqlite3_bind_null(st, 5);
-        sqlite3_bind_text(st, 6, a->boot_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
+        if (p->record) {
+            sqlite3_bind_text(st, 2, p->name, -1, SQLITE_STATIC);
+            sqlite3_bind_double(st, 3, p->created_at);
+            sqlite3_bind_text(st, 4, p->record, -1, SQLITE_STATIC);
+            if (p->pid_start)
+                sqlite3_bind_int64(st, 5, (sqlite3_int64) p->pid_start);
+            else
+                sqlite3_bind_null(st, 5);
+            sqlite3_bind_text(st, 6, a->boot_id, -1, SQLITE_STATIC);
+        }
         r = sqlite3_step(st);
     }
     sqlite3_finalize(st);
-    if (durable)
-        set_synchronous(a, false);
     if (r != SQLITE_DONE)
-        return log_msg(LOG_ERR, EIO, "store container '%s': %s", id, sqlite3_errmsg(a->db));
+        return log_msg(LOG_ERR, EIO, "state.db: %s container '%s': %s",
+                       p->record ? "store" : "delete", p->id, sqlite3_errmsg(a->db));
     return 0;
 }
 
-int store_delete(struct agent *a, const char *id)
+int store_flush(struct agent *a)
 {
-    if (!a->db)
+    struct store_batch *b = a->batch;
+    if (!b)
         return -EIO;
-    sqlite3_stmt *st = NULL;
-    set_synchronous(a, true); /* DELETE's reply promises it is gone */
-    int r = sqlite3_prepare_v2(a->db, "DELETE FROM containers WHERE id = ?1", -1, &st, NULL);
-    if (r == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        r = sqlite3_step(st);
+    b->queued = false;
+    struct pending *p = b->pending;
+    struct after *after = b->after;
+    bool durable = b->durable;
+    b->pending = NULL;
+    b->pending_tail = &b->pending;
+    b->after = NULL;
+    b->after_tail = &b->after;
+    b->durable = false;
+    int r = 0;
+    if (p) {
+        _cleanup_free_ char *msg = NULL;
+        if (durable)
+            set_synchronous(a, true);
+        if (exec_sql(a->db, "BEGIN IMMEDIATE", &msg) != SQLITE_OK) {
+            r = log_msg(LOG_ERR, EIO, "state.db: begin: %s", msg);
+        } else {
+            for (struct pending *q = p; q && r == 0; q = q->next)
+                r = write_pending(a, q);
+            free(msg);
+            msg = NULL;
+            if (r == 0 && exec_sql(a->db, "COMMIT", &msg) != SQLITE_OK)
+                r = log_msg(LOG_ERR, EIO, "state.db: commit: %s", msg);
+            if (r < 0)
+                (void) exec_sql(a->db, "ROLLBACK", NULL);
+        }
+        if (durable)
+            set_synchronous(a, false);
     }
-    sqlite3_finalize(st);
-    set_synchronous(a, false);
-    if (r != SQLITE_DONE)
-        return log_msg(LOG_ERR, EIO, "delete container '%s': %s", id, sqlite3_errmsg(a->db));
+    while (p) {
+        struct pending *next = p->next;
+        pending_free(p);
+        p = next;
+    }
+    /* in order; what they queue goes into the next batch */
+    while (after) {
+        struct after *next = after->next;
+        after->fn(a, r, after->arg);
+        free(after);
+        after = next;
+    }
+    return r;
+}
+
+void store_discard(struct agent *a)
+{
+    struct store_batch *b = a->batch;
+    if (!b)
+        return;
+    while (b->pending) {
+        struct pending *p = b->pending;
+        b->pending = p->next;
+        pending_free(p);
+    }
+    b->pending_tail = &b->pending;
+    b->durable = false;
+    while (b->after) {
+        struct after *x = b->after;
+        b->after = x->next;
+        x->fn(a, -ECANCELED, x->arg); /* they free what they carry */
+        free(x);
+    }
+    b->after_tail = &b->after;
+}
+
+static void on_commit(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    (void) store_flush(arg);
+}
+
+static void batch_queue(struct agent *a)
+{
+    struct store_batch *b = a->batch;
+    /* activated now, it runs after the callbacks already due in this turn: those of the
+     * same burst (50 pidfds readable at once) all queue into one commit */
+    if (!b->queued && a->base) {
+        b->queued = true;
+        event_active(b->ev_commit, 0, 0);
+    }
+}
+
+static void queue_change(struct agent *a, const char *id, const char *name, double created_at,
+                         const char *record, uint64_t pid_start, bool durable)
+{
+    struct store_batch *b = a->batch;
+    struct pending *p = NULL;
+    for (struct pending *q = b->pending; q; q = q->next)
+        if (streq(q->id, id))
+            p = q; /* the newest state of a record replaces the queued one */
+    if (!p) {
+        p = xzalloc(sizeof(*p));
+        p->id = xstrdup(id);
+        *b->pending_tail = p;
+        b->pending_tail = &p->next;
+    }
+    free(p->name);
+    free(p->record);
+    p->name = name ? xstrdup(name) : NULL;
+    p->record = record ? xstrdup(record) : NULL;
+    p->created_at = created_at;
+    p->pid_start = pid_start;
+    b->durable |= durable;
+    batch_queue(a);
+}
+
+void store_put(struct agent *a, const char *id, const char *name, double created_at,
+               const char *record, uint64_t pid_start, bool durable)
+{
+    queue_change(a, id, name, created_at, record, pid_start, durable);
+}
+
+void store_drop(struct agent *a, const char *id)
+{
+    queue_change(a, id, NULL, 0, NULL, 0, true); /* DELETE's answer promises it is gone */
+}
+
+void store_after_commit(struct agent *a, void (*fn)(struct agent *a, int r, void *arg), void *arg)
+{
+    struct store_batch *b = a->batch;
+    struct after *x = xzalloc(sizeof(*x));
+    x->fn = fn;
+    x->arg = arg;
+    *b->after_tail = x;
+    b->after_tail = &x->next;
+    batch_queue(a);
+}
+
+static int store_batch_init(struct agent *a, struct berr **err)
+{
+    struct store_batch *b = xzalloc(sizeof(*b));
+    b->pending_tail = &b->pending;
+    b->after_tail = &b->after;
+    a->batch = b;
+    if (a->base) {
+        b->ev_commit = event_new(a->base, -1, 0, on_commit, a);
+        if (!b->ev_commit)
+            return berr_setx(err, ENOMEM, "state.db: no commit event");
+    }
     return 0;
 }
 
@@ -249,32 +425,4 @@ int store_clear(struct agent *a)
     if (r != SQLITE_OK)
         return log_msg(LOG_ERR, EIO, "state.db: remove all records: %s", msg);
     return sqlite3_changes(a->db);
-}
-
-int store_begin(struct agent *a)
-{
-    _cleanup_free_ char *msg = NULL;
-    if (!a->db)
-        return -EIO;
-    /* the whole transaction commits with one fsync; the level cannot change inside it */
-    set_synchronous(a, true);
-    if (exec_sql(a->db, "BEGIN IMMEDIATE", &msg) != SQLITE_OK) {
-        set_synchronous(a, false);
-        return log_msg(LOG_ERR, EIO, "state.db: begin: %s", msg);
-    }
-    return 0;
-}
-
-int store_commit(struct agent *a)
-{
-    _cleanup_free_ char *msg = NULL;
-    if (!a->db)
-        return -EIO;
-    int r = exec_sql(a->db, "COMMIT", &msg);
-    if (r != SQLITE_OK)
-        (void) exec_sql(a->db, "ROLLBACK", NULL);
-    set_synchronous(a, false);
-    if (r != SQLITE_OK)
-        return log_msg(LOG_ERR, EIO, "state.db: commit: %s", msg);
-    return 0;
 }

@@ -208,6 +208,12 @@ int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
 /* Random lowercase hex id of len chars (len <= 64) into buf (len+1 bytes). */
 int random_hex(char *buf, size_t len);
+/* Free a NULL-terminated vector of strings and the vector (NULL is fine). */
+void strv_free(char **v);
+static inline void strv_freep(char ***v)
+{
+    strv_free(*v);
+}
 bool str_has_prefix(const char *s, const char *prefix);
 bool str_has_suffix(const char *s, const char *suffix);
 /* Seconds since the epoch as a double (CLOCK_REALTIME) and monotonic ns. */

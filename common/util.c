@@ -230,6 +230,13 @@ int random_hex(char *buf, size_t len)
     return 0;
 }
 
+void strv_free(char **v)
+{
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}
+
 bool str_has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;

@@ -25,6 +25,10 @@ struct exe {
     int out_fd, err_fd;   /* sandbox_dir/stdout and stderr */
     int sig_fd, timer_fd; /* signalfd, grace timerfd */
     pid_t task_pid;
+    /* the task's cgroup files (spec.cgroup_join), opened before the sandbox hides them; the
+     * task child writes "0" to each first thing, so only the task is charged to them */
+    int join_fd[8];
+    size_t n_join;
     bool pid1; /* pid 1 of a pid namespace: kill(-1) reaches exactly the sandbox */
     /* relay.c: with spec.log_max_bytes the task writes into pipes we copy and rotate */
     int sandbox_fd;

@@ -101,6 +101,18 @@ static int exe_setup(struct exe *e, struct berr **err)
     if ((r = exe_relay_setup(e, err)) < 0)
         return r;
 
+    /* The task's cgroups, while the host's cgroupfs is still ours to open: the executor
+     * itself lives in the agent's supervisor cgroup (issue #18), its work and its end are
+     * not the task's; the task child joins through these before anything else. */
+    for (size_t i = 0; e->spec.cgroup_join && e->spec.cgroup_join[i]; i++) {
+        if (e->n_join == ARRAY_SIZE(e->join_fd))
+            return berr_setx(err, E2BIG, "more than %zu cgroup hierarchies", e->n_join);
+        int fd = open(e->spec.cgroup_join[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return berr_set(err, errno, "open '%s'", e->spec.cgroup_join[i]);
+        e->join_fd[e->n_join++] = fd;
+    }
+
     /* 5. */
     if ((r = iso_sandbox_enter(&e->spec, err)) < 0)
         return r;
@@ -156,6 +168,11 @@ static int child_enter_userns(void *arg, struct berr **err)
 __attribute__((noreturn)) static void exe_task_child(struct exe *e, int errfd,
                                                      struct userns_sync *us)
 {
+    /* first: from here on what the task does is charged to the task's cgroups (writing "0"
+     * moves the writer; one thread, so "tasks" on v1 moves it whole) */
+    for (size_t i = 0; i < e->n_join; i++)
+        if (write(e->join_fd[i], "0", 1) != 1)
+            child_fail(errfd, errno, "join the task's cgroups");
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -255,6 +272,8 @@ int exe_run(struct exe *e)
     }
     close(pfd[1]);
     e->task_pid = pid;
+    for (size_t i = 0; i < e->n_join; i++)
+        closep(&e->join_fd[i]);
     for (int i = 0; i < 2; i++) /* only the task writes them: EOF once it is gone */
         closep(&e->relay[i].wr);
     if (e->spec.userns_base) {

@@ -131,6 +131,17 @@ size_t iso_cgroup_self_attach_fds(const struct iso_cgroup *cg, int *fds, size_t 
     return n;
 }
 
+char **iso_cgroup_join_files(const struct iso_cgroup *cg)
+{
+    const char *file = cg->lay.ops->version == ISO_CG_V2 ? "cgroup.procs" : "tasks";
+    char **v = xcalloc(cg->lay.n_hier + 1, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < cg->lay.n_hier; i++)
+        if (cg->node.fd[i] >= 0 && cg->node.path[i])
+            v[n++] = xasprintf("%s/%s", cg->node.path[i], file);
+    return v;
+}
+
 int iso_cgroup_clone_fd(const struct iso_cgroup *cg)
 {
     return cg->lay.ops->clone_fd(&cg->lay, &cg->node);

@@ -133,6 +133,12 @@ int iso_cgroup_attach(struct iso_cgroup *cg, pid_t pid, struct berr **err);
 size_t iso_cgroup_self_attach_fds(const struct iso_cgroup *cg, int *fds, size_t max);
 /* v2: the dir fd for clone3(CLONE_INTO_CGROUP); v1: -1 (see iso_cgroup_self_attach_fds). */
 int iso_cgroup_clone_fd(const struct iso_cgroup *cg);
+/* The files a process writes "0" to, to move itself into cg: v1 each hierarchy's "tasks" (a
+ * thread moving itself skips the RCU grace period of a write of its pid to cgroup.procs),
+ * v2 "cgroup.procs". A NULL-terminated vector of absolute paths (the caller frees it): the
+ * executor opens them before it enters the sandbox and its task child writes them before
+ * its execve, so only the task is charged to the task's cgroups (issue #18). */
+char **iso_cgroup_join_files(const struct iso_cgroup *cg);
 /* An fd that becomes readable when the kernel OOM-kills in this cgroup (v1: eventfd
  * registered on memory.oom_control; v2: inotify on memory.events). Owned by cg. -ENOTSUP
  * without the memory controller. After it fires call iso_cgroup_oom_ack(). */
@@ -212,6 +218,9 @@ struct iso_spec {
     /* > 0: the output files are capped at this many bytes each and rotated, keeping
      * log_max_files files (the current one included) per stream */
     uint64_t log_max_bytes, log_max_files;
+    /* the files the task child writes "0" to, to join the task's cgroups before its execve
+     * (iso_cgroup_join_files); NULL: it stays where the executor is */
+    char **cgroup_join;
 };
 
 #define ISO_USERNS_SIZE 65536

@@ -45,6 +45,7 @@ char *iso_spec_to_json(const struct iso_spec *s)
     json_kv_u64(g, "userns_base", s->userns_base);
     json_kv_u64(g, "log_max_bytes", s->log_max_bytes);
     json_kv_u64(g, "log_max_files", s->log_max_files);
+    json_kv_strv(g, "cgroup_join", s->cgroup_join);
     yajl_gen_map_close(g);
     return json_gen_take(g);
 }
@@ -146,7 +147,8 @@ int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err
         get_u64(root, "userns_base", &s->userns_base, err) < 0 ||
         get_u64(root, "log_max_bytes", &s->log_max_bytes, err) < 0 ||
         get_u64(root, "log_max_files", &s->log_max_files, err) < 0 ||
-        get_u64(root, "flags", &flags, err) < 0)
+        get_u64(root, "flags", &flags, err) < 0 ||
+        get_strv(root, "cgroup_join", &s->cgroup_join, err) < 0)
         goto fail;
     if (json_get(root, "flags")) {
         if (flags > UINT32_MAX) {
@@ -186,6 +188,12 @@ int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err
         bad(err, "log_max_files", "1 to 100 when log_max_bytes is set");
         goto fail;
     }
+    for (size_t i = 0; s->cgroup_join[i]; i++) {
+        if (!is_abs(s->cgroup_join[i])) {
+            bad(err, "cgroup_join", "absolute paths");
+            goto fail;
+        }
+    }
     for (size_t i = 0; s->mask_dirs[i]; i++) {
         if (!is_abs(s->mask_dirs[i])) {
             bad(err, "mask_dirs", "absolute paths");
@@ -198,13 +206,6 @@ fail:
     yajl_tree_free(root);
     iso_spec_done(s);
     return r;
-}
-
-static void strv_free(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
 }
 
 /* Free every member and zero the struct; safe on a zeroed or half-built spec, and twice. */
@@ -220,6 +221,7 @@ void iso_spec_done(struct iso_spec *s)
     free(s->user);
     strv_free(s->argv);
     strv_free(s->env);
+    strv_free(s->cgroup_join);
     for (size_t i = 0; i < s->n_volumes; i++) {
         free(s->volumes[i].host);
         free(s->volumes[i].container);

@@ -58,13 +58,6 @@ static char **strv_new(size_t n)
     return xcalloc(n + 1, sizeof(char *));
 }
 
-static void strv_free(char **v)
-{
-    for (char **p = v; p && *p; p++)
-        free(*p);
-    free(v);
-}
-
 int ml_command_parse(yajl_val cmd, struct ml_command *ret, struct berr **err)
 {
     struct ml_command c = {0};

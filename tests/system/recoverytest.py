@@ -94,9 +94,14 @@ def stdout(a, cid):
     return bt.read(os.path.join(a.work, "sandboxes", cid, "stdout"), "")
 
 
+SUPERVISOR = "supervisor"  # the agent's cgroup for executors (agentd/agent.h)
+
+
 def child_dirs(d):
+    """The container cgroups below a parent (the executors' supervisor cgroup is the
+    agent's own)."""
     try:
-        return {n for n in os.listdir(d) if os.path.isdir(os.path.join(d, n))}
+        return {n for n in os.listdir(d) if os.path.isdir(os.path.join(d, n)) and n != SUPERVISOR}
     except FileNotFoundError:
         return set()
 
@@ -140,8 +145,9 @@ def check_consistent(a):
     for cid, c in live2.items():
         assert c["state"] == "RUNNING", c
         pid = c["pid"]
-        inside = pid in set().union(*(bt.cgroup_procs(d) for d in c["cgroups"].values()
-                                      if os.path.isdir(d)))
+        # the executor lives in the agent's supervisor cgroup (its task in the container's)
+        sup = [os.path.join(d, SUPERVISOR) for d in a.parent_dirs.values()]
+        inside = pid in set().union(*(bt.cgroup_procs(d) for d in sup if os.path.isdir(d)))
         if not (bt.alive(pid) and inside):
             # killed just before (a kill completed at the restart returns at once and the
             # kernel ends the task after it): the agent learns it from the executor's end

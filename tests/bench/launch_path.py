@@ -1,0 +1,209 @@
+"""tests/bench/launch_path.py BUILD_DIR [DOC.md] - make bench, issue #18: the launch path
+beyond one `run --wait`, on an agent with a private work_dir and cgroup_parent (hostile.py's
+start_agent), everything it makes removed at the end:
+  (1) a 0.001-CPU `sleep` task: POST -> RUNNING and kill -> KILLED medians, against the same
+      for a 1-CPU task; the CPU its cgroup was charged over launch and teardown (the task is
+      /bin/true: its whole cpuacct/cpu.stat usage at the end);
+  (2) 1,000 `sleep` launches from 8 clients to all RUNNING, then 1,000 kill + remove to every
+      cgroup gone, while a ninth client times GET /health every 10 ms (the loop's longest
+      stall);
+  (3) `berthctl --version`, `berthctl ps` and `berthctl stats --no-stream ID` on the socket;
+  (4) berth-executor's Pss with one task and USS at 100 tasks (smem's sums of
+      /proc/PID/smaps_rollup).
+Prints a table and, given DOC.md, rewrites its "## Launch path" section. BENCH_LP_N (1000)
+and BENCH_LP_RUNS (20) scale it down."""
+
+import concurrent.futures
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "system"))
+sys.path.insert(0, HERE)
+import berthtest as bt  # noqa: E402
+from hostile import start_agent, stop_agent  # noqa: E402
+
+N = int(os.environ.get("BENCH_LP_N") or 1000)
+RUNS = int(os.environ.get("BENCH_LP_RUNS") or 20)
+
+
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+
+def running_after_post(a, cpus, cmd="sleep 1000"):
+    """(POST -> RUNNING seconds, id): the launch answered, then polled until RUNNING."""
+    t0 = time.monotonic()
+    c = a.launch(shell=cmd, cpus=cpus, mem="32MiB")
+    bt.wait_for(lambda: a.inspect(c["id"])["state"] == "RUNNING", 30, interval=0.001,
+                what="RUNNING")
+    return time.monotonic() - t0, c["id"]
+
+
+def kill_to_end(a, cid):
+    t0 = time.monotonic()
+    st, _ = a.post("/v1/containers/%s/kill" % cid, {"signal": "TERM", "grace_seconds": 0})
+    assert st == 202, st
+    a.wait_terminal(cid, timeout=30)
+    return time.monotonic() - t0
+
+
+def tiny_task(a):
+    out = {}
+    for cpus in (1, 0.001):
+        ups, kills = [], []
+        for _ in range(RUNS):
+            up, cid = running_after_post(a, cpus)
+            ups.append(up)
+            kills.append(kill_to_end(a, cid))
+            a.delete("/v1/containers/" + cid)
+        out[cpus] = (med(ups), med(kills))
+    # what launch and teardown cost the task's own cgroup: a task that does nothing
+    charged = []
+    for _ in range(RUNS):
+        c = a.launch(argv=["/bin/true"], cpus=0.001, mem="32MiB")
+        end = a.wait_terminal(c["id"], timeout=30)
+        charged.append((end.get("usage") or {}).get("cpu_seconds", float("nan")))
+        a.delete("/v1/containers/" + c["id"])
+    out["charged"] = med(charged)
+    return out
+
+
+def health_poller(a, stop, worst):
+    while not stop.is_set():
+        t0 = time.monotonic()
+        a.get("/health", timeout=60)
+        worst[0] = max(worst[0], time.monotonic() - t0)
+        time.sleep(0.01)
+
+
+def many(a):
+    stop, worst = threading.Event(), [0.0]
+    th = threading.Thread(target=health_poller, args=(a, stop, worst))
+    th.start()
+    try:
+        t0 = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(lambda i: a.launch(shell="exec sleep 1000", cpus=0.001,
+                                                   mem="8MiB")["id"], range(N)))
+        bt.wait_for(lambda: all(c["state"] == "RUNNING" for c in
+                                a.get("/v1/containers")[1]["containers"]), 120, interval=0.02,
+                    what="%d RUNNING" % N)
+        t_up = time.monotonic() - t0
+        stall_up = worst[0]
+        worst[0] = 0.0
+        t0 = time.monotonic()
+
+        def kill_rm(cid):
+            a.post("/v1/containers/%s/kill" % cid, {"signal": "KILL", "grace_seconds": 0})
+            a.wait_terminal(cid, timeout=60)
+            a.delete("/v1/containers/" + cid)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(kill_rm, ids))
+        dirs = list(a.parent_dirs.values())
+        bt.wait_for(lambda: not any(n != "supervisor" and os.path.isdir(os.path.join(d, n))
+                                    for d in dirs if os.path.isdir(d) for n in os.listdir(d)),
+                    60, interval=0.02, what="every container cgroup gone")
+        t_down = time.monotonic() - t0
+        stall_down = worst[0]
+    finally:
+        stop.set()
+        th.join()
+    return t_up, t_down, stall_up, stall_down
+
+
+def ctl_times(build, a):
+    ctl = os.path.join(build, "berthctl")
+    c = a.launch(shell="exec sleep 1000", cpus=0.01, mem="16MiB")
+    a.wait_state(c["id"], "RUNNING")
+    res = {}
+    for name, argv in (("--version", [ctl, "--version"]),
+                       ("ps", [ctl, "--socket", a.sock, "ps"]),
+                       ("stats --no-stream", [ctl, "--socket", a.sock, "stats", "--no-stream",
+                                              c["id"]])):
+        t = []
+        for _ in range(RUNS):
+            t0 = time.monotonic()
+            subprocess.run(argv, capture_output=True, check=True)
+            t.append(time.monotonic() - t0)
+        res[name] = med(t)
+    a.post("/v1/containers/%s/kill" % c["id"], {"signal": "KILL"})
+    a.wait_terminal(c["id"])
+    return res
+
+
+def rollup(pid):
+    got = {}
+    for line in bt.read("/proc/%d/smaps_rollup" % pid).splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+            got[parts[0][:-1]] = int(parts[1])
+    return got
+
+
+def executor_memory(a):
+    ids = [a.launch(shell="exec sleep 1000", cpus=0.001, mem="8MiB")["id"] for _ in range(100)]
+    for cid in ids:
+        a.wait_state(cid, "RUNNING")
+    one = rollup(a.inspect(ids[0])["pid"])
+    uss = [rollup(a.inspect(cid)["pid"]) for cid in ids]
+    a.kill_all()
+    return one.get("Pss", 0), med([u.get("Private_Clean", 0) + u.get("Private_Dirty", 0)
+                                   for u in uss])
+
+
+def main():
+    build = sys.argv[1]
+    doc = sys.argv[2] if len(sys.argv) > 2 else None
+    bt.install_probe()
+    a = start_agent(build, 5)
+    try:
+        tiny = tiny_task(a)
+        t_up, t_down, stall_up, stall_down = many(a)
+        ctl = ctl_times(build, a)
+        pss_one, uss_100 = executor_memory(a)
+    finally:
+        stop_agent(a)
+        bt.remove_probe()
+    ms = lambda s: "%.1f ms" % (s * 1000)  # noqa: E731
+    rows = [
+        ("0.001-CPU `sleep`: POST -> RUNNING (median of %d)" % RUNS, ms(tiny[0.001][0])),
+        ("1-CPU `sleep`: POST -> RUNNING", ms(tiny[1][0])),
+        ("0.001-CPU task: kill (grace 0) -> KILLED", ms(tiny[0.001][1])),
+        ("1-CPU task: kill (grace 0) -> KILLED", ms(tiny[1][1])),
+        ("CPU charged to the task's cgroup, launch to end of `/bin/true`",
+         "%.2f ms" % (tiny["charged"] * 1000)),
+        ("%d `sleep` launches from 8 clients -> all RUNNING" % N, "%.2f s" % t_up),
+        ("%d kill + remove -> every cgroup gone" % N, "%.2f s" % t_down),
+        ("longest GET /health during the launches / the kills", "%s / %s" % (ms(stall_up),
+                                                                            ms(stall_down))),
+        ("`berthctl --version`", ms(ctl["--version"])),
+        ("`berthctl ps` (one container)", ms(ctl["ps"])),
+        ("`berthctl stats --no-stream ID`", ms(ctl["stats --no-stream"])),
+        ("berth-executor Pss with one task / USS at 100 tasks", "%d kB / %d kB" % (pss_one,
+                                                                                   uss_100)),
+    ]
+    la = os.getloadavg()
+    text = ["Written by `make bench` (tests/bench/launch_path.py) on %d CPUs, kernel %s, %s, "
+            "load average %.1f." % (os.cpu_count(), os.uname().release,
+                                    time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), la[0]),
+            "", "| what | measured |", "|---|---|"]
+    text += ["| %s | %s |" % r for r in rows]
+    out = "\n".join(text) + "\n"
+    print(out)
+    if doc:
+        tmp = os.path.join(tempfile.gettempdir(), "berth-lp-%d.md" % os.getpid())
+        with open(tmp, "w") as f:
+            f.write(out)
+        subprocess.run([sys.executable, os.path.join(HERE, "section.py"), doc, "Launch path",
+                        tmp], check=True)
+        os.unlink(tmp)
+
+
+if __name__ == "__main__":
+    main()
