@@ -2,12 +2,14 @@
  * how a task ended (decide.c ctr_decide_end, its whole table), which status updates the
  * master still needs (decide.c link_catch_up_states), and resource admission by role
  * (resources.c resources_admit). Changing a row of any of these fails a test. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/wait.h>
+/* clang-format off: cmocka.h needs setjmp.h, stdarg.h and stddef.h before it */
+#include <cmocka.h>
+/* clang-format on */
 
 #include "agentd/agent.h"
 
