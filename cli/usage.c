@@ -88,7 +88,7 @@ static const struct {
                   "Show a container's resource usage. On a terminal the view refreshes every\n"
                   "second until q or Ctrl-C (like 'berthctl top' for one container). With\n"
                   "--no-stream, -o json, or when stdout is not a terminal: one line, CPU%\n"
-                  "measured over 0.5 s.\n"
+                  "as the agent measured it over its last sampling interval.\n"
                   "\n"
                   "  --no-stream       print one line and exit\n"
                   "  -i, --interval S  seconds between refreshes (default 1, 0.1 to 3600)\n"

@@ -348,42 +348,23 @@ int ctl_verb_rm(struct ctl *ctl, int argc, char **argv, struct berr **err)
     return each_id(NULL, "DELETE", NULL, ctl, argc - optind, argv + optind, err);
 }
 
-static void sleep_seconds(double s)
-{
-    struct timespec ts = {.tv_sec = (time_t) s,
-                          .tv_nsec = (long) ((s - (double) (time_t) s) * 1e9)};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-/* `stats --no-stream ID`: one line of usage. CPU% is measured over a 0.5 s window between
- * two samples (like `docker stats --no-stream`), so it shows the current rate, not an average. */
+/* `stats --no-stream ID`: one line of usage, from one request: CPU% is the agent's own rate
+ * of the container's CPU over its last sampling interval (usage.cpu_cores, [agent]
+ * stats_interval), so it shows the current rate, not an average (issue #18: two requests
+ * 0.5 s apart took 507 ms). */
 static int stats_once(struct ctl *ctl, const char *id, bool json, struct berr **err)
 {
     int r;
     _cleanup_free_ char *path = ctl_ctr_path(id, "/stats");
-    yajl_val first = NULL, second = NULL;
-    r = ctl_call(ctl, "GET", path, NULL, &first, err);
+    yajl_val cur = NULL;
+    r = ctl_call(ctl, "GET", path, NULL, &cur, err);
     if (r < 0)
         return r;
-    uint64_t t0 = now_monotonic_ns();
-    double cpu0 = 0, cpu1 = 0, d;
-    bool have0 = json_get_double(json_get(first, "usage"), "cpu_seconds", &cpu0);
-    if (have0 && !ctl_state_terminal(json_get_str(first, "state"))) {
-        sleep_seconds(0.5);
-        r = ctl_call(ctl, "GET", path, NULL, &second, err);
-        if (r < 0) {
-            yajl_tree_free(first);
-            return r;
-        }
-    }
-    double elapsed = (double) (now_monotonic_ns() - t0) / 1e9;
-    yajl_val cur = second ? second : first;
     yajl_val usage = json_get(cur, "usage"), limits = json_get(cur, "limits");
+    double d;
     if (json) {
         r = ctl_json_print(stdout, cur);
-        yajl_tree_free(first);
-        yajl_tree_free(second);
+        yajl_tree_free(cur);
         return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
     }
     char cpu_pct[32] = "-", cpus[32] = "-", used[32] = "-", limit[32] = "-", mem_pct[32] = "-",
@@ -392,11 +373,8 @@ static int stats_once(struct ctl *ctl, const char *id, bool json, struct berr **
     snprintf(id12, sizeof(id12), "%s", full_id ? full_id : id);
     snprintf(state, sizeof(state), "%s",
              json_get_str(cur, "state") ? json_get_str(cur, "state") : "-");
-    if (second && json_get_double(usage, "cpu_seconds", &cpu1)) {
-        double pct = ctl_cpu_percent(cpu1 - cpu0, elapsed);
-        if (pct >= 0)
-            snprintf(cpu_pct, sizeof(cpu_pct), "%.1f%%", pct);
-    }
+    if (!ctl_state_terminal(json_get_str(cur, "state")) && json_get_double(usage, "cpu_cores", &d))
+        snprintf(cpu_pct, sizeof(cpu_pct), "%.1f%%", d * 100.0);
     if (json_get_double(limits, "cpus_limit", &d) || json_get_double(limits, "cpus", &d))
         ctl_format_cores(d, cpus, sizeof(cpus));
     double mem_used = -1, mem_limit = -1;
@@ -420,8 +398,7 @@ static int stats_once(struct ctl *ctl, const char *id, bool json, struct berr **
     ctl_table_add(&t, row);
     ctl_table_print(&t, stdout);
     ctl_table_free(&t);
-    yajl_tree_free(first);
-    yajl_tree_free(second);
+    yajl_tree_free(cur);
     return 0;
 }
 

@@ -279,6 +279,16 @@ def test_stats_live_until_the_container_is_removed(agent, tmux):
     # not a terminal: one line, as before
     r = agent.ctl("stats", "spinner")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r
+    # ... from one request: CPU% is the agent's own rate (usage.cpu_cores), the spinner's ~100%
+    def cpu_pct():
+        r = agent.ctl("stats", "spinner")
+        assert r.returncode == 0, r
+        m = re.search(r"\s(\d+\.\d)%\s", r.stdout.splitlines()[1])
+        return m and float(m.group(1)) >= 50
+    bt.wait_for(cpu_pct, 15, interval=0.2, what="stats to show the spinner's CPU rate")
+    t0 = time.monotonic()
+    assert agent.ctl("stats", "--no-stream", "spinner").returncode == 0
+    assert time.monotonic() - t0 < 0.5, "stats --no-stream slept 0.5 s for a second sample"
     # a terminal: live, like `docker stats ID`
     tmux.run_ctl(agent, "stats", "spinner")
     first = tmux.wait_screen(lambda s: "spinner" in rows(s, "spinner"), what="stats")
