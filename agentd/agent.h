@@ -85,7 +85,7 @@ struct container {
     struct iso_cgroup *cg;
     int pidfd;
     int status_fd;
-    struct event *ev_exit, *ev_status, *ev_oom, *ev_backstop;
+    struct event *ev_exit, *ev_status, *ev_oom, *ev_backstop, *ev_grace;
     char status_buf[512];
     size_t status_len;
     struct waiter *waiters;

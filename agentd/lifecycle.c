@@ -77,6 +77,7 @@ static void ctr_end(struct agent *a, struct container *c, const struct ctr_outco
     ctr_event_free(&c->ev_status);
     ctr_event_free(&c->ev_oom);
     ctr_event_free(&c->ev_backstop);
+    ctr_event_free(&c->ev_grace);
     closep(&c->status_fd);
     c->status_fd = -1;
     sampler_sample(a, c); /* the final figures (an OOM kill, the last CPU seconds) */
@@ -216,6 +217,18 @@ static void on_oom(evutil_socket_t fd, short what, void *arg)
                  (long long) n);
 }
 
+/* A task being SIGKILLed dies at once only without its CPU quota: its exit (unmapping its
+ * memory, closing its files) is charged to its cgroup, and a 0.001-CPU task waited out
+ * periods of its quota, 100 ms and more (issue #18). The quota is lifted right before the
+ * SIGKILL (the parent's still bounds it), not before: the grace period is the task's own
+ * time, under its own limits. */
+static void unthrottle(struct container *c)
+{
+    _cleanup_berr_ struct berr *err = NULL;
+    if (c->cg && iso_cgroup_unthrottle(c->cg, &err) < 0)
+        log_debug("container '%s': lift the CPU quota: %s", c->id, berr_msg(err));
+}
+
 static void on_backstop(evutil_socket_t fd, short what, void *arg)
 {
     (void) fd, (void) what;
@@ -226,6 +239,7 @@ static void on_backstop(evutil_socket_t fd, short what, void *arg)
     /* the executor should have SIGKILLed the sandbox by now; do it from outside, the task
      * through its cgroup and the executor (in the supervisor cgroup) through its pidfd */
     log_warning("container '%s': still alive after the grace period, killing its cgroup", c->id);
+    unthrottle(c);
     _cleanup_berr_ struct berr *err = NULL;
     if (iso_cgroup_kill(c->cg, &err) < 0)
         log_warning("container '%s': kill: %s", c->id, berr_msg(err));
@@ -418,6 +432,15 @@ static int send_to_executor(struct container *c, int sig, uint64_t grace_ms, str
     return 0;
 }
 
+static void on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    struct ctr_ref *r = arg;
+    struct container *c = ctr_find_id(r->a, r->id);
+    if (c && !ml_state_terminal(c->state))
+        unthrottle(c); /* the executor SIGKILLs the task now */
+}
+
 /* A later kill may shorten the grace, never lengthen it (review L7): the executor keeps its
  * earlier deadline too. The backstop kills the cgroup if the executor has not by then (its
  * handlers may not be installed yet, or it may be stuck). */
@@ -435,6 +458,11 @@ static void arm_backstop(struct agent *a, struct container *c, uint64_t grace_ms
     ctr_event_free(&c->ev_backstop);
     c->ev_backstop = ctr_event_new(a, c, -1, 0, on_backstop);
     evtimer_add(c->ev_backstop, &tv);
+    struct timeval g = {.tv_sec = (time_t) (grace_ms / 1000),
+                        .tv_usec = (suseconds_t) (grace_ms % 1000) * 1000};
+    ctr_event_free(&c->ev_grace);
+    c->ev_grace = ctr_event_new(a, c, -1, 0, on_grace_over);
+    evtimer_add(c->ev_grace, &g);
 }
 
 struct kill_order {
@@ -451,6 +479,8 @@ static void kill_committed(struct agent *a, int r, void *arg)
     _cleanup_berr_ struct berr *err = NULL;
     if (c && !ml_state_terminal(c->state)) {
         agent_fault(a, "kill-after-record");
+        if (k->sig == SIGKILL || k->grace_ms == 0)
+            unthrottle(c);
         if (k->sig == SIGKILL || c->pidfd < 0) {
             /* one write of cgroup.kill (or one kill round), the executor through its pidfd
              * (it lives in the supervisor cgroup): the end comes through the pidfd */

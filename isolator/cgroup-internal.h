@@ -86,6 +86,9 @@ struct cg_ops {
     const char *events_file;
     /* fd for clone3(CLONE_INTO_CGROUP) or -1. */
     int (*clone_fd)(const struct cg_layout *lay, const struct cg_node *n);
+    /* The CPU quota's file in the cpu controller's hierarchy and its "no quota" value
+     * (iso_cgroup_unthrottle). */
+    const char *quota_file, *quota_none;
 };
 
 extern const struct cg_ops cg1_ops;

@@ -280,4 +280,6 @@ const struct cg_ops cg1_ops = {
         .populated = cg1_populated,
         .events_file = NULL, /* nothing tells when a v1 cgroup empties: poll on a timer */
         .clone_fd = cg1_clone_fd,
+        .quota_file = "cpu.cfs_quota_us",
+        .quota_none = "-1",
 };

@@ -410,4 +410,6 @@ const struct cg_ops cg2_ops = {
         .populated = cg2_populated,
         .events_file = "cgroup.events",
         .clone_fd = cg2_clone_fd,
+        .quota_file = "cpu.max",
+        .quota_none = "max",
 };

@@ -131,6 +131,18 @@ size_t iso_cgroup_self_attach_fds(const struct iso_cgroup *cg, int *fds, size_t 
     return n;
 }
 
+int iso_cgroup_unthrottle(struct iso_cgroup *cg, struct berr **err)
+{
+    int fd = cg_fd(&cg->lay, &cg->node, CG_CPU);
+    if (fd < 0)
+        return 0; /* no cpu controller: no quota */
+    int r = write_file_at(fd, cg->lay.ops->quota_file, cg->lay.ops->quota_none);
+    if (r < 0)
+        return berr_set(err, -r, "write '%s' = '%s'", cg->lay.ops->quota_file,
+                        cg->lay.ops->quota_none);
+    return 0;
+}
+
 char **iso_cgroup_join_files(const struct iso_cgroup *cg)
 {
     const char *file = cg->lay.ops->version == ISO_CG_V2 ? "cgroup.procs" : "tasks";

@@ -133,6 +133,10 @@ int iso_cgroup_attach(struct iso_cgroup *cg, pid_t pid, struct berr **err);
 size_t iso_cgroup_self_attach_fds(const struct iso_cgroup *cg, int *fds, size_t max);
 /* v2: the dir fd for clone3(CLONE_INTO_CGROUP); v1: -1 (see iso_cgroup_self_attach_fds). */
 int iso_cgroup_clone_fd(const struct iso_cgroup *cg);
+/* Lift cg's CPU quota (the parent's still holds): for a task being SIGKILLed, whose exit
+ * (unmapping its memory...) would otherwise wait out its quota - a 0.001-CPU task took
+ * 100 ms to die (issue #18). 0, or -errno with err. */
+int iso_cgroup_unthrottle(struct iso_cgroup *cg, struct berr **err);
 /* The files a process writes "0" to, to move itself into cg: v1 each hierarchy's "tasks" (a
  * thread moving itself skips the RCU grace period of a write of its pid to cgroup.procs),
  * v2 "cgroup.procs". A NULL-terminated vector of absolute paths (the caller frees it): the

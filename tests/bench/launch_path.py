@@ -3,7 +3,7 @@ beyond one `run --wait`, on an agent with a private work_dir and cgroup_parent (
 start_agent), everything it makes removed at the end:
   (1) a 0.001-CPU `sleep` task: POST -> RUNNING and kill -> KILLED medians, against the same
       for a 1-CPU task; the CPU its cgroup was charged over launch and teardown (the task is
-      /bin/true: its whole cpuacct/cpu.stat usage at the end);
+      a static no-op: its whole cpuacct/cpu.stat usage at the end);
   (2) 1,000 `sleep` launches from 8 clients to all RUNNING, then 1,000 kill + remove to every
       cgroup gone, while a ninth client times GET /health every 10 ms (the loop's longest
       stall);
@@ -63,10 +63,11 @@ def tiny_task(a):
             kills.append(kill_to_end(a, cid))
             a.delete("/v1/containers/" + cid)
         out[cpus] = (med(ups), med(kills))
-    # what launch and teardown cost the task's own cgroup: a task that does nothing
+    # what launch and teardown cost the task's own cgroup: a static task that does nothing
+    # (tests/helpers/probe.c `exit 0`: no dynamic loader to count)
     charged = []
     for _ in range(RUNS):
-        c = a.launch(argv=["/bin/true"], cpus=0.001, mem="32MiB")
+        c = a.launch(argv=[bt.PROBE, "exit", "0"], cpus=0.001, mem="32MiB")
         end = a.wait_terminal(c["id"], timeout=30)
         charged.append((end.get("usage") or {}).get("cpu_seconds", float("nan")))
         a.delete("/v1/containers/" + c["id"])
@@ -176,7 +177,7 @@ def main():
         ("1-CPU `sleep`: POST -> RUNNING", ms(tiny[1][0])),
         ("0.001-CPU task: kill (grace 0) -> KILLED", ms(tiny[0.001][1])),
         ("1-CPU task: kill (grace 0) -> KILLED", ms(tiny[1][1])),
-        ("CPU charged to the task's cgroup, launch to end of `/bin/true`",
+        ("CPU charged to the task's cgroup, launch to end of a static no-op",
          "%.2f ms" % (tiny["charged"] * 1000)),
         ("%d `sleep` launches from 8 clients -> all RUNNING" % N, "%.2f s" % t_up),
         ("%d kill + remove -> every cgroup gone" % N, "%.2f s" % t_down),

@@ -436,6 +436,27 @@ static void test_destroy_busy(void **state)
     assert_int_equal(rm_rf(t), 0);
 }
 
+/* A task being SIGKILLed loses its CPU quota first (its exit is charged to its cgroup: a
+ * 0.001-CPU task took 100 ms to die): only the quota changes, to the kernel's "none". */
+static void test_unthrottle(void **state)
+{
+    const struct layout *L = *state;
+    _cleanup_free_ char *t = L->tree();
+    _cleanup_berr_ struct berr *err = NULL;
+    struct iso_host *h = host_open(L, t, "berth");
+    struct iso_cgroup *cg = ctr_create(L, h, t, "u", true);
+    const char *quota = L->version == ISO_CG_V1 ? "cpu.cfs_quota_us" : "cpu.max";
+    putc_(L, t, "u", quota, L->version == ISO_CG_V1 ? "100" : "100 100000");
+    const char *shares = L->version == ISO_CG_V1 ? "cpu.shares" : "cpu.weight";
+    _cleanup_free_ char *shares0 = strdup(getc_(L, t, "u", shares));
+    assert_int_equal(iso_cgroup_unthrottle(cg, &err), 0);
+    assert_string_equal(getc_(L, t, "u", quota), L->version == ISO_CG_V1 ? "-1" : "max");
+    assert_string_equal(getc_(L, t, "u", shares), shares0);
+    iso_cgroup_free(cg);
+    iso_host_free(h);
+    assert_int_equal(rm_rf(t), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +464,7 @@ int main(void)
             PER_LAYOUT(test_kill),
             PER_LAYOUT(test_kill_wait),
             PER_LAYOUT(test_destroy_busy),
+            PER_LAYOUT(test_unthrottle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
