@@ -93,8 +93,7 @@ struct container *ctr_free(struct container *c)
 {
     if (!c)
         return NULL;
-    struct event **evs[] = {&c->ev_exit, &c->ev_status, &c->ev_oom, &c->ev_backstop,
-                            &c->ev_grace};
+    struct event **evs[] = {&c->ev_exit, &c->ev_status, &c->ev_oom, &c->ev_backstop, &c->ev_grace};
     for (size_t i = 0; i < ARRAY_SIZE(evs); i++)
         ctr_event_free(evs[i]);
     if (c->pidfd >= 0)

@@ -460,11 +460,8 @@ static void test_unthrottle(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            PER_LAYOUT(test_populated),
-            PER_LAYOUT(test_kill),
-            PER_LAYOUT(test_kill_wait),
-            PER_LAYOUT(test_destroy_busy),
-            PER_LAYOUT(test_unthrottle),
+            PER_LAYOUT(test_populated),    PER_LAYOUT(test_kill),       PER_LAYOUT(test_kill_wait),
+            PER_LAYOUT(test_destroy_busy), PER_LAYOUT(test_unthrottle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,8 @@ static void test_round_trip(void **state)
     char *argv[] = {"/bin/sh", "-c", "echo \"hi\" \\ 'x'\n\ttab é ☃", NULL};
     char *env[] = {"A=1", "B=with = sign", "C=\"quoted\"", "D=", NULL};
     char *masks[] = {"/var/lib/berth", "/run/berth", NULL};
+    char *join[] = {"/sys/fs/cgroup/cpu/berth/3f2a9c0d1e2b4a5f/tasks",
+                    "/sys/fs/cgroup/memory/berth/3f2a9c0d1e2b4a5f/tasks", NULL};
     struct iso_volume vols[] = {
             {.host = "/data", .container = "/data", .readonly = true},
             {.host = "/srv/x y", .container = "rel/dir", .readonly = false},
@@ -44,6 +46,7 @@ static void test_round_trip(void **state)
             .n_volumes = 2,
             .nofile = 4096,
             .grace_ms = 10000,
+            .cgroup_join = join,
     };
     char *json = iso_spec_to_json(&in);
     assert_non_null(json);
@@ -60,6 +63,7 @@ static void test_round_trip(void **state)
     strv_eq(out.argv, in.argv);
     strv_eq(out.env, in.env);
     strv_eq(out.mask_dirs, in.mask_dirs);
+    strv_eq(out.cgroup_join, in.cgroup_join);
     assert_int_equal(out.n_volumes, 2);
     for (size_t i = 0; i < 2; i++) {
         assert_string_equal(out.volumes[i].host, vols[i].host);
