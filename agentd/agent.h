@@ -58,6 +58,11 @@ struct container {
     /* what was asked (masterlink/spec.c), the agent's defaults filled in: name, user, role
      * and pids always set, cpus_limit SET or NONE (ctr_cpu_limit) */
     struct ml_task_spec spec;
+    /* spec.user on the host's passwd, resolved at admission (policy.c) for the spec the
+     * executor reads: the executor does no NSS lookups (issue #18). Not recorded: only a
+     * launch needs them. */
+    struct iso_user user;
+    char *user_home;
     /* > 0: its user namespace maps uids 0..65535 to this host uid and up (docs/security.md) */
     uint64_t userns_base;
     /* what happened */

@@ -104,6 +104,7 @@ struct container *ctr_free(struct container *c)
     iso_cgroup_free(c->cg);
     ml_task_spec_done(&c->spec);
     free(c->message);
+    free(c->user_home);
     free(c->limits_json);
     free(c->cgroups_json);
     free(c);

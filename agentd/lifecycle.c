@@ -286,12 +286,8 @@ static int userns_pick(struct agent *a, struct container *c, struct berr **err)
 {
     if (streq(a->cfg.userns, "none"))
         return 0;
-    if (streq(a->cfg.userns, "root")) {
-        struct iso_user u;
-        _cleanup_berr_ struct berr *uerr = NULL;
-        if (iso_user_resolve(c->spec.user, &u, &uerr) < 0 || u.uid != 0)
-            return 0;
-    }
+    if (streq(a->cfg.userns, "root") && c->user.uid != 0) /* resolved by policy_check */
+        return 0;
     uint64_t n = (a->cfg.userns_last - a->cfg.userns_first + 1) / ISO_USERNS_SIZE;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t slot = (a->userns_next + i) % n;

@@ -152,7 +152,7 @@ static int preflight(struct agent *a, struct berr **err)
         return -EINVAL;
     struct iso_user u;
     _cleanup_berr_ struct berr *uerr = NULL;
-    if (iso_user_resolve(cfg->task_user, &u, &uerr) < 0)
+    if (iso_user_resolve(cfg->task_user, &u, NULL, &uerr) < 0)
         return berr_setx(err, EINVAL, "%s: [agent] task_user: %s",
                          cfg_where(cfg, "agent", "task_user"), berr_msg(uerr));
     /* a unix socket path has room for 107 bytes */

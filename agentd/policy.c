@@ -48,12 +48,14 @@ static bool volume_allowed(const char *canonical, const char *csv)
 
 static int check_user(struct agent *a, struct container *c, bool from_master, struct berr **err)
 {
-    struct iso_user u;
     _cleanup_berr_ struct berr *uerr = NULL;
     /* refused now rather than as LAUNCH_FAILED later (review L3); a numeric uid without a
-     * passwd entry resolves to itself */
-    if (iso_user_resolve(c->spec.user, &u, &uerr) < 0)
+     * passwd entry resolves to itself. The answer goes into the executor's spec. */
+    free(c->user_home);
+    c->user_home = NULL;
+    if (iso_user_resolve(c->spec.user, &c->user, &c->user_home, &uerr) < 0)
         return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "%s on this host", berr_msg(uerr));
+    const struct iso_user u = c->user;
     if (u.uid == 0) {
         const char *who = a->cfg.allow_root;
         if (streq(who, "none") || (streq(who, "local") && from_master))

@@ -66,7 +66,7 @@ __attribute__((noreturn)) static void exec_child(struct exe *e, int pidfd, int u
         berr_set(&err, errno, "join the namespaces of the sandbox");
     } else if (chdir(e->spec.sandbox_dir) < 0) {
         berr_set(&err, errno, "chdir '%s'", e->spec.sandbox_dir);
-    } else if (iso_task_prepare(&e->spec, &e->user, exec_enter_userns, &userns_fd, &err) == 0) {
+    } else if (iso_task_prepare(&e->spec, &e->plan, exec_enter_userns, &userns_fd, &err) == 0) {
         environ = e->envp;
         execvpe(argv[0], argv, e->envp);
         berr_set(&err, errno, "exec '%s'", argv[0]);
@@ -135,7 +135,7 @@ int exe_exec(struct exe *e, pid_t pid, char **argv)
         return EXE_LAUNCH_FAILED;
     }
     _cleanup_berr_ struct berr *err = NULL;
-    if (exe_load(e, &err) < 0) {
+    if (exe_load(e, &err) < 0 || iso_task_plan_build(&e->spec, &e->plan, &err) < 0) {
         log_error("exec: %s", berr_msg(err));
         return EXE_LAUNCH_FAILED;
     }

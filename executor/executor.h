@@ -19,11 +19,12 @@ struct exe {
     int runtime_fd;          /* O_PATH of runtime_dir: status.json is written through it */
     int status_fd;           /* inherited fd 3 (status pipe) or -1 */
     struct iso_spec spec;
-    struct iso_user user;
-    char **envp;          /* spec env + PATH/HOME defaults (NULL-terminated, owned) */
-    char oom_adj[32];     /* inherited oom_score_adj, restored in the task */
-    int out_fd, err_fd;   /* sandbox_dir/stdout and stderr */
-    int sig_fd, timer_fd; /* signalfd, grace timerfd */
+    struct iso_user user;      /* spec.ids */
+    struct iso_task_plan plan; /* what the task child needs, worked out before the fork */
+    char **envp;               /* spec env + PATH/HOME defaults (NULL-terminated, owned) */
+    char oom_adj[32];          /* inherited oom_score_adj, restored in the task */
+    int out_fd, err_fd;        /* sandbox_dir/stdout and stderr */
+    int sig_fd, timer_fd;      /* signalfd, grace timerfd */
     pid_t task_pid;
     /* the task's cgroup files (spec.cgroup_join), opened before the sandbox hides them; the
      * task child writes "0" to each first thing, so only the task is charged to them */

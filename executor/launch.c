@@ -4,7 +4,6 @@
  * with iso_task_prepare and execve and reports failures over a CLOEXEC pipe.
  * supervise.c takes over once the task runs; status.c writes the reports. */
 #include <fcntl.h>
-#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -26,9 +25,9 @@ static bool env_has(char **env, const char *name)
     return false;
 }
 
-/* spec env plus PATH and HOME when the spec does not set them. HOME comes from the host's
- * passwd (read before the mounts), "/" for users without an entry. */
-static char **exe_build_env(const struct iso_spec *s, uid_t uid)
+/* spec env plus PATH and HOME when the spec does not set them. HOME is the home the agent
+ * found in the host's passwd, "/" for users without an entry. */
+static char **exe_build_env(const struct iso_spec *s)
 {
     size_t n = 0;
     while (s->env && s->env[n])
@@ -39,10 +38,8 @@ static char **exe_build_env(const struct iso_spec *s, uid_t uid)
         env[k++] = xstrdup(s->env[i]);
     if (!env_has(env, "PATH"))
         env[k++] = xstrdup(EXE_PATH);
-    if (!env_has(env, "HOME")) {
-        struct passwd *pw = getpwuid(uid);
-        env[k++] = xasprintf("HOME=%s", pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
-    }
+    if (!env_has(env, "HOME"))
+        env[k++] = xasprintf("HOME=%s", s->home && *s->home ? s->home : "/");
     return env;
 }
 
@@ -55,9 +52,8 @@ int exe_load(struct exe *e, struct berr **err)
         return berr_set(err, -r, "read '%s'", path);
     if (iso_spec_from_json(json, &e->spec, err) < 0)
         return berr_wrap(err, "'%s'", path);
-    if ((r = iso_user_resolve(e->spec.user, &e->user, err)) < 0)
-        return r;
-    e->envp = exe_build_env(&e->spec, e->user.uid);
+    e->user = e->spec.ids; /* resolved by the agent: no NSS here */
+    e->envp = exe_build_env(&e->spec);
     return 0;
 }
 
@@ -168,11 +164,6 @@ static int child_enter_userns(void *arg, struct berr **err)
 __attribute__((noreturn)) static void exe_task_child(struct exe *e, int errfd,
                                                      struct userns_sync *us)
 {
-    /* first: from here on what the task does is charged to the task's cgroups (writing "0"
-     * moves the writer; one thread, so "tasks" on v1 moves it whole) */
-    for (size_t i = 0; i < e->n_join; i++)
-        if (write(e->join_fd[i], "0", 1) != 1)
-            child_fail(errfd, errno, "join the task's cgroups");
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -197,8 +188,17 @@ __attribute__((noreturn)) static void exe_task_child(struct exe *e, int errfd,
     if (us->go[1] >= 0)
         close(us->go[1]);
     struct berr *err = NULL;
-    if (iso_task_prepare(&e->spec, &e->user, child_enter_userns, us, &err) < 0)
+    if (iso_task_prepare(&e->spec, &e->plan, child_enter_userns, us, &err) < 0)
         child_fail(errfd, berr_errno(err), berr_msg(err));
+    /* last, just before the execve: the task's cgroups, so what it costs to get here is
+     * the executor's (issue #18: a 0.001-CPU task waited out periods of its quota for it).
+     * Writing "0" moves the writer; one thread, so "tasks" on v1 moves it whole, without
+     * the RCU grace period a write of a pid to cgroup.procs waits for. The fds were opened
+     * by the executor as root, which is what the kernel checks: the user switch, dropped
+     * capabilities and seccomp filter above do not stand in the way. */
+    for (size_t i = 0; i < e->n_join; i++)
+        if (write(e->join_fd[i], "0", 1) != 1)
+            child_fail(errfd, errno, "join the task's cgroups");
     /* execvpe searches the caller's PATH, not envp's: make them the same. */
     environ = e->envp;
     execvpe(e->spec.argv[0], e->spec.argv, e->envp);
@@ -248,7 +248,8 @@ int exe_run(struct exe *e)
         berr_set(&err, errno, "open runtime dir '%s'", e->runtime_dir);
         return exe_fail(e, err);
     }
-    if (exe_load(e, &err) < 0 || exe_setup(e, &err) < 0)
+    if (exe_load(e, &err) < 0 || exe_setup(e, &err) < 0 ||
+        iso_task_plan_build(&e->spec, &e->plan, &err) < 0)
         return exe_fail(e, err);
 
     /* 7. */
@@ -257,6 +258,13 @@ int exe_run(struct exe *e)
     if (pipe2(pfd, O_CLOEXEC) < 0 ||
         (e->spec.userns_base && (pipe2(us.ready, O_CLOEXEC) < 0 || pipe2(us.go, O_CLOEXEC) < 0))) {
         berr_set(&err, errno, "pipe");
+        return exe_fail(e, err);
+    }
+    /* the task's bounding set and seccomp filter, on us (we mount, join and exec nothing
+     * from here on) so the child inherits them instead of paying for them in its cgroup */
+    if (iso_task_plan_enter(&e->spec, &e->plan, &err) < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
         return exe_fail(e, err);
     }
     pid_t pid = fork();

@@ -25,6 +25,7 @@ static void usage(FILE *f)
 void exe_done(struct exe *e)
 {
     iso_spec_done(&e->spec);
+    iso_task_plan_done(&e->plan);
     for (size_t i = 0; e->envp && e->envp[i]; i++)
         free(e->envp[i]);
     free(e->envp);

@@ -26,12 +26,16 @@ static bool caps_is_default(int cap)
     return false;
 }
 
-/* The bounding set is per-thread and only shrinks; PR_CAPBSET_DROP needs CAP_SETPCAP, so
- * this runs before the uid switch. Capabilities the running kernel does not know
- * (cap_max_bits) are skipped. */
-int caps_drop_bounding(struct berr **err)
+int caps_last(void)
 {
-    int last = (int) cap_max_bits();
+    return (int) cap_max_bits();
+}
+
+/* The bounding set is per-thread and only shrinks; PR_CAPBSET_DROP needs CAP_SETPCAP, so
+ * this runs before the uid switch. Capabilities the running kernel does not know (above
+ * caps_last) are skipped. */
+int caps_drop_bounding(int last, struct berr **err)
+{
     for (int c = 0; c < last; c++) {
         if (caps_is_default(c))
             continue;

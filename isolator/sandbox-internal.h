@@ -6,8 +6,10 @@
 
 #include "common/common.h"
 
-/* Before setuid, still with CAP_SETPCAP: drop every capability outside iso_default_caps
- * from the bounding set, clear the ambient and inheritable sets. */
-int caps_drop_bounding(struct berr **err);
+/* The highest capability the running kernel knows (libcap's cap_max_bits: a file read). */
+int caps_last(void);
+/* Before setuid, still with CAP_SETPCAP: drop every capability up to last outside
+ * iso_default_caps from the bounding set, clear the ambient and inheritable sets. */
+int caps_drop_bounding(int last, struct berr **err);
 /* After the uid switch: root gets E=P=default set; anyone else E=P=I=empty. */
 int caps_set_final(bool root, struct berr **err);

@@ -28,6 +28,14 @@ char *iso_spec_to_json(const struct iso_spec *s)
     json_kv_str(g, "runtime_dir", s->runtime_dir);
     json_kv_strv(g, "mask_dirs", s->mask_dirs);
     json_kv_str(g, "user", s->user);
+    json_kv_u64(g, "uid", s->ids.uid);
+    json_kv_u64(g, "gid", s->ids.gid);
+    json_str(g, "groups");
+    yajl_gen_array_open(g);
+    for (int i = 0; i < s->ids.n_groups; i++)
+        yajl_gen_integer(g, s->ids.groups[i]);
+    yajl_gen_array_close(g);
+    json_kv_str(g, "home", s->home);
     json_kv_strv(g, "argv", s->argv);
     json_kv_strv(g, "env", s->env);
     json_str(g, "volumes");
@@ -76,6 +84,31 @@ static int get_u64(yajl_val root, const char *key, uint64_t *ret, struct berr **
     return 0;
 }
 
+/* The user's ids: required, so a spec from an agent that did not resolve the user can
+ * never run the task as uid 0 by default. */
+static int get_ids(yajl_val root, struct iso_user *u, struct berr **err)
+{
+    uint64_t uid, gid;
+    if (!json_get_u64(root, "uid", &uid) || uid >= UINT32_MAX)
+        return bad(err, "uid", "a uid (the agent resolves the user)");
+    if (!json_get_u64(root, "gid", &gid) || gid >= UINT32_MAX)
+        return bad(err, "gid", "a gid (the agent resolves the user)");
+    u->uid = (uid_t) uid;
+    u->gid = (gid_t) gid;
+    yajl_val v = json_get(root, "groups");
+    if (!v)
+        return 0;
+    if (!YAJL_IS_ARRAY(v) || v->u.array.len > ARRAY_SIZE(u->groups))
+        return bad(err, "groups", "an array of up to 64 gids");
+    for (size_t i = 0; i < v->u.array.len; i++) {
+        yajl_val e = v->u.array.values[i];
+        if (!YAJL_IS_INTEGER(e) || YAJL_GET_INTEGER(e) < 0 || YAJL_GET_INTEGER(e) >= UINT32_MAX)
+            return bad(err, "groups", "an array of up to 64 gids");
+        u->groups[u->n_groups++] = (gid_t) YAJL_GET_INTEGER(e);
+    }
+    return 0;
+}
+
 /* NULL-terminated string vector; an absent member gives an empty (non-NULL) vector. */
 static int get_strv(yajl_val root, const char *key, char ***ret, struct berr **err)
 {
@@ -121,8 +154,8 @@ static int get_volumes(yajl_val root, struct iso_spec *s, struct berr **err)
 }
 
 /* Parse json into *ret (zeroed first). Unknown members are ignored (forward compatible).
- * Required: id, sandbox_dir and runtime_dir (absolute), a non-empty argv. Returns 0, or
- * -EINVAL with err set (code INVALID_ARGUMENT) and *ret emptied. */
+ * Required: id, sandbox_dir and runtime_dir (absolute), uid and gid, a non-empty argv. Returns 0,
+ * or -EINVAL with err set (code INVALID_ARGUMENT) and *ret emptied. */
 int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err)
 {
     memset(ret, 0, sizeof(*ret));
@@ -140,7 +173,8 @@ int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err
         get_str(root, "sandbox_dir", &s->sandbox_dir, err) < 0 ||
         get_str(root, "runtime_dir", &s->runtime_dir, err) < 0 ||
         get_strv(root, "mask_dirs", &s->mask_dirs, err) < 0 ||
-        get_str(root, "user", &s->user, err) < 0 || get_strv(root, "argv", &s->argv, err) < 0 ||
+        get_str(root, "user", &s->user, err) < 0 || get_ids(root, &s->ids, err) < 0 ||
+        get_str(root, "home", &s->home, err) < 0 || get_strv(root, "argv", &s->argv, err) < 0 ||
         get_strv(root, "env", &s->env, err) < 0 || get_volumes(root, s, err) < 0 ||
         get_u64(root, "nofile", &s->nofile, err) < 0 ||
         get_u64(root, "grace_ms", &s->grace_ms, err) < 0 ||
@@ -219,6 +253,7 @@ void iso_spec_done(struct iso_spec *s)
     free(s->runtime_dir);
     strv_free(s->mask_dirs);
     free(s->user);
+    free(s->home);
     strv_free(s->argv);
     strv_free(s->env);
     strv_free(s->cgroup_join);

@@ -1,59 +1,17 @@
 /* isolator/task.c - the last steps of the task child before execve, in the order that keeps
  * each one possible: rlimits, bounding set (needs CAP_SETPCAP), user, final capabilities,
- * no_new_privs, close-on-exec for stray fds, seccomp. Also resolves the task's user on the
- * host's passwd. caps.c and seccomp.c hold the policies; mount.c builds the filesystem. */
+ * no_new_privs, close-on-exec for stray fds, seccomp. What they need that takes work (the
+ * compiled seccomp filter, the kernel's last capability) is planned before the fork, by
+ * the executor, so the task's cgroups are not charged for it. caps.c and seccomp.c hold
+ * the policies; mount.c builds the filesystem; user.c resolves the user (in the agent). */
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include "isolator/isolator.h"
 #include "isolator/sandbox-internal.h"
-
-/* user is a name or a numeric uid; NULL or "" means root. A numeric uid missing from passwd
- * is accepted with gid = uid and no supplementary groups (like docker's --user N, but
- * never defaulting to group 0). Unknown names fail with ENOENT "user 'x' unknown". The
- * supplementary groups are truncated to ARRAY_SIZE(groups). */
-int iso_user_resolve(const char *user, struct iso_user *ret, struct berr **err)
-{
-    struct iso_user u = {0};
-    if (!user || !*user)
-        user = "root";
-    uint64_t num;
-    bool numeric = parse_u64(user, &num) == 0;
-    if (numeric && num >= (uint64_t) UINT32_MAX)
-        return berr_setx(err, EINVAL, "user '%s' invalid", user);
-    errno = 0;
-    struct passwd *pw = numeric ? getpwuid((uid_t) num) : getpwnam(user);
-    if (!pw) {
-        if (!numeric)
-            return berr_setx(err, errno && errno != ENOENT ? errno : ENOENT, "user '%s' unknown",
-                             user);
-        u.uid = (uid_t) num;
-        u.gid = (gid_t) num;
-        u.n_groups = 0;
-        *ret = u;
-        return 0;
-    }
-    u.uid = pw->pw_uid;
-    u.gid = pw->pw_gid;
-    int n = (int) ARRAY_SIZE(u.groups);
-    if (getgrouplist(pw->pw_name, pw->pw_gid, u.groups, &n) < 0) {
-        /* more groups than fit: take the first ones */
-        gid_t *all = xcalloc((size_t) n, sizeof(gid_t));
-        if (getgrouplist(pw->pw_name, pw->pw_gid, all, &n) < 0)
-            n = 0;
-        if (n > (int) ARRAY_SIZE(u.groups))
-            n = (int) ARRAY_SIZE(u.groups);
-        memcpy(u.groups, all, (size_t) n * sizeof(gid_t));
-        free(all);
-    }
-    u.n_groups = n;
-    *ret = u;
-    return 0;
-}
 
 static int task_rlimits(const struct iso_spec *s, struct berr **err)
 {
@@ -98,10 +56,47 @@ int iso_userns_map(pid_t pid, uint64_t base, struct berr **err)
     return 0;
 }
 
-int iso_task_prepare(const struct iso_spec *s, const struct iso_user *u,
+int iso_task_plan_build(const struct iso_spec *s, struct iso_task_plan *plan, struct berr **err)
+{
+    memset(plan, 0, sizeof(*plan));
+    plan->user = s->ids;
+    plan->last_cap = caps_last();
+    if ((s->flags & ISO_SECCOMP) && iso_seccomp_build(&plan->seccomp, err) < 0)
+        return berr_wrap(err, "seccomp");
+    return 0;
+}
+
+int iso_task_plan_enter(const struct iso_spec *s, struct iso_task_plan *plan, struct berr **err)
+{
+    /* A new user namespace gives its creator a full bounding set again (set_cred_user_ns),
+     * and the filter denies CLONE_NEWUSER: with one, both wait for the child's unshare. */
+    if (s->userns_base)
+        return 0;
+    /* the executor never execs again: the bounding set is only the task's concern */
+    if (s->flags & ISO_CAPS) {
+        if (caps_drop_bounding(plan->last_cap, err) < 0)
+            return berr_wrap(err, "capabilities");
+        plan->caps_bounded = true;
+    }
+    if (s->flags & ISO_SECCOMP) {
+        if (iso_seccomp_install(&plan->seccomp, err) < 0)
+            return berr_wrap(err, "seccomp");
+        plan->seccomp_loaded = true;
+    }
+    return 0;
+}
+
+void iso_task_plan_done(struct iso_task_plan *plan)
+{
+    free(plan->seccomp.insns);
+    memset(plan, 0, sizeof(*plan));
+}
+
+int iso_task_prepare(const struct iso_spec *s, const struct iso_task_plan *plan,
                      int (*enter_userns)(void *arg, struct berr **err), void *arg,
                      struct berr **err)
 {
+    const struct iso_user *u = &plan->user;
     /* rlimits first: raising a hard limit needs CAP_SYS_RESOURCE in the host's namespace */
     if (task_rlimits(s, err) < 0)
         return berr_wrap(err, "rlimits");
@@ -117,7 +112,7 @@ int iso_task_prepare(const struct iso_spec *s, const struct iso_user *u,
                 mapped.groups[mapped.n_groups++] = u->groups[i];
         u = &mapped;
     }
-    if ((s->flags & ISO_CAPS) && caps_drop_bounding(err) < 0)
+    if ((s->flags & ISO_CAPS) && !plan->caps_bounded && caps_drop_bounding(plan->last_cap, err) < 0)
         return berr_wrap(err, "capabilities");
     if (task_user(u, err) < 0)
         return berr_wrap(err, "user");
@@ -128,7 +123,8 @@ int iso_task_prepare(const struct iso_spec *s, const struct iso_user *u,
     /* The exec error pipe is CLOEXEC already; this catches anything inherited by mistake. */
     if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         return berr_set(err, errno, "mark fds close-on-exec");
-    if ((s->flags & ISO_SECCOMP) && iso_seccomp_load(err) < 0)
+    if ((s->flags & ISO_SECCOMP) && !plan->seccomp_loaded &&
+        iso_seccomp_install(&plan->seccomp, err) < 0)
         return berr_wrap(err, "seccomp");
     return 0;
 }

@@ -47,6 +47,8 @@ static void test_round_trip(void **state)
             .nofile = 4096,
             .grace_ms = 10000,
             .cgroup_join = join,
+            .ids = {.uid = 65534, .gid = 65533, .groups = {65533, 100}, .n_groups = 2},
+            .home = "/nonexistent",
     };
     char *json = iso_spec_to_json(&in);
     assert_non_null(json);
@@ -64,6 +66,8 @@ static void test_round_trip(void **state)
     strv_eq(out.env, in.env);
     strv_eq(out.mask_dirs, in.mask_dirs);
     strv_eq(out.cgroup_join, in.cgroup_join);
+    assert_memory_equal(&out.ids, &in.ids, sizeof(in.ids));
+    assert_string_equal(out.home, in.home);
     assert_int_equal(out.n_volumes, 2);
     for (size_t i = 0; i < 2; i++) {
         assert_string_equal(out.volumes[i].host, vols[i].host);
@@ -86,7 +90,8 @@ static void test_minimal_and_isolation_string(void **state)
 {
     (void) state;
     const char *json = "{\"id\":\"a\",\"sandbox_dir\":\"/s\",\"runtime_dir\":\"/r\","
-                       "\"argv\":[\"true\"],\"isolation\":\"namespaces/pid,linux/seccomp\","
+                       "\"uid\":65534,\"gid\":65534,\"argv\":[\"true\"],\"isolation\":\"namespaces/"
+                       "pid,linux/seccomp\","
                        "\"future_member\":{\"x\":[1,2]}}";
     struct iso_spec s;
     assert_int_equal(iso_spec_from_json(json, &s, NULL), 0);
@@ -99,6 +104,10 @@ static void test_minimal_and_isolation_string(void **state)
     assert_null(s.mask_dirs[0]);
     assert_int_equal(s.n_volumes, 0);
     assert_int_equal(s.nofile, 0);
+    assert_int_equal(s.ids.uid, 65534);
+    assert_int_equal(s.ids.gid, 65534);
+    assert_int_equal(s.ids.n_groups, 0);
+    assert_null(s.home);
     iso_spec_done(&s);
 }
 
@@ -118,7 +127,7 @@ static void expect_error(const char *json, const char *needle)
     assert_null(s.argv);
 }
 
-#define BASE "\"id\":\"a\",\"sandbox_dir\":\"/s\",\"runtime_dir\":\"/r\""
+#define BASE "\"id\":\"a\",\"sandbox_dir\":\"/s\",\"runtime_dir\":\"/r\",\"uid\":1,\"gid\":2"
 
 static void test_errors(void **state)
 {
@@ -131,10 +140,25 @@ static void test_errors(void **state)
     expect_error("{" BASE ",\"argv\":[]}", "'argv'");
     expect_error("{" BASE ",\"argv\":\"true\"}", "'argv'");
     expect_error("{" BASE ",\"argv\":[\"a\",1]}", "'argv'");
-    expect_error("{\"id\":\"a\",\"sandbox_dir\":\"rel\",\"runtime_dir\":\"/r\",\"argv\":[\"x\"]}",
+    /* the user's ids are required: a spec without them must not run the task as root */
+    expect_error("{\"id\":\"a\",\"sandbox_dir\":\"/s\",\"runtime_dir\":\"/r\",\"argv\":[\"x\"]}",
+                 "'uid'");
+    expect_error("{\"id\":\"a\",\"sandbox_dir\":\"/s\",\"runtime_dir\":\"/r\",\"uid\":0,"
+                 "\"argv\":[\"x\"]}",
+                 "'gid'");
+    expect_error("{\"id\":\"a\",\"sandbox_dir\":\"/s\",\"runtime_dir\":\"/r\",\"uid\":-1,\"gid\":1,"
+                 "\"argv\":[\"x\"]}",
+                 "'uid'");
+    expect_error("{" BASE ",\"argv\":[\"x\"],\"groups\":[1,\"x\"]}", "'groups'");
+    expect_error("{" BASE ",\"argv\":[\"x\"],\"groups\":[4294967296]}", "'groups'");
+    expect_error("{\"id\":\"a\",\"sandbox_dir\":\"rel\",\"runtime_dir\":\"/r\",\"uid\":1,\"gid\":1,"
+                 "\"argv\":[\"x\"]}",
                  "'sandbox_dir'");
-    expect_error("{\"sandbox_dir\":\"/s\",\"runtime_dir\":\"/r\",\"argv\":[\"x\"]}", "'id'");
-    expect_error("{\"id\":5,\"sandbox_dir\":\"/s\",\"runtime_dir\":\"/r\",\"argv\":[\"x\"]}",
+    expect_error("{\"sandbox_dir\":\"/s\",\"runtime_dir\":\"/r\",\"uid\":1,\"gid\":1,"
+                 "\"argv\":[\"x\"]}",
+                 "'id'");
+    expect_error("{\"id\":5,\"sandbox_dir\":\"/s\",\"runtime_dir\":\"/r\",\"uid\":1,\"gid\":1,"
+                 "\"argv\":[\"x\"]}",
                  "'id'");
     expect_error("{" BASE ",\"argv\":[\"x\"],\"nofile\":-1}", "'nofile'");
     expect_error("{" BASE ",\"argv\":[\"x\"],\"grace_ms\":1.5}", "'grace_ms'");
