@@ -1,13 +1,19 @@
-/* agentd/launch.c - starts berth-executor as pid 1 of a new sandbox: clone3 with the
- * namespace flags and CLONE_PIDFD (and CLONE_INTO_CGROUP on v2), so the executor is born in
- * its namespaces and cgroups. Everything the child needs is prepared before the clone; the
- * child only calls async-signal-safe functions (STYLE.md: curl resolver threads may hold
+/* agentd/launch.c - starts berth-executor as pid 1 of a new sandbox (and the agent's other
+ * children: `exec`'s executor, the trash's rm): a clone with the namespace flags and
+ * CLONE_PIDFD, so the executor is born in its namespaces. Where no cgroup v2 has to be
+ * entered at birth the clone shares the agent's memory and the agent waits for the exec
+ * (CLONE_VM | CLONE_VFORK, as posix_spawn does): nothing of the agent's memory is copied,
+ * and nothing torn down again at the exec (issue #18: 1 ms of each launch). On v2 a
+ * clone3 with CLONE_INTO_CGROUP, which glibc's clone() cannot pass, copies it. Everything
+ * the child needs is prepared before the clone; the child only calls async-signal-safe
+ * functions and writes nothing but its own stack (STYLE.md: curl resolver threads may hold
  * malloc locks). lifecycle.c decides when to launch; the executor does the rest. */
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -24,6 +30,8 @@ struct child_fds {
     int err_wr;
     int cg_fds[16]; /* v1: hierarchies to join by writing "0" to "tasks" */
     size_t n_cg;
+    const char *path;
+    char *const *argv, *const *envp;
 };
 
 static void __attribute__((noreturn)) child_fail(int err_wr, int e)
@@ -32,10 +40,12 @@ static void __attribute__((noreturn)) child_fail(int err_wr, int e)
     _exit(127);
 }
 
-/* Runs in the cloned child: async-signal-safe calls only. */
-static void __attribute__((noreturn))
-child_exec(const struct child_fds *f, const char *path, char *const argv[], char *const envp[])
+/* Runs in the cloned child: async-signal-safe calls only. Sharing the agent's memory, it
+ * writes nothing but its own stack and errno (the suspended thread's, which the agent does
+ * not read after a clone that succeeded). */
+static int child_exec(void *arg)
 {
+    const struct child_fds *f = arg;
     for (size_t i = 0; i < f->n_cg; i++) {
         /* v1: move ourselves (one thread) before exec; see iso_cgroup_self_attach_fds */
         int t = openat(f->cg_fds[i], "tasks", O_WRONLY | O_CLOEXEC);
@@ -54,8 +64,29 @@ child_exec(const struct child_fds *f, const char *path, char *const argv[], char
             child_fail(f->err_wr, errno);
     /* everything else the agent holds must not leak into the sandbox */
     syscall(SYS_close_range, f->fd[3] >= 0 ? 4U : 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-    execve(path, argv, envp);
+    execve(f->path, (char *const *) f->argv, (char *const *) f->envp);
     child_fail(f->err_wr, errno);
+}
+
+/* The child's stack for the shared-memory clone: one, reused (the agent waits for each
+ * child's exec before the next clone), with a guard page below it. */
+#define CHILD_STACK (64u << 10)
+static void *child_stack_top(void)
+{
+    static char *top;
+    if (!top) {
+        long page = sysconf(_SC_PAGESIZE);
+        char *p = mmap(NULL, CHILD_STACK + (size_t) page, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        if (mprotect(p, (size_t) page, PROT_NONE) < 0) {
+            munmap(p, CHILD_STACK + (size_t) page);
+            return NULL;
+        }
+        top = p + (size_t) page + CHILD_STACK;
+    }
+    return top;
 }
 
 int agent_dup_high(int fd)
@@ -83,24 +114,34 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
     if (err_rd < 0 || err_wr < 0)
         return berr_set(err, errno, "duplicate fds");
     int cgfd = sp->cg ? iso_cgroup_clone_fd(sp->cg) : -1;
-    struct child_fds cf = {{sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3]}, err_wr, {0}, 0};
+    struct child_fds cf = {.fd = {sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3]},
+                           .err_wr = err_wr,
+                           .path = sp->path,
+                           .argv = sp->argv,
+                           .envp = envp};
     if (sp->cg && cgfd < 0)
         cf.n_cg = iso_cgroup_self_attach_fds(sp->cg, cf.cg_fds, ARRAY_SIZE(cf.cg_fds));
 
-    uint64_t flags = CLONE_PIDFD | sp->ns_flags;
-    if (cgfd >= 0)
-        flags |= CLONE_INTO_CGROUP;
-    struct clone_args ca = {
-            .flags = flags,
-            .pidfd = (uint64_t) (uintptr_t) &pidfd,
-            .exit_signal = SIGCHLD,
-            .cgroup = cgfd >= 0 ? (uint64_t) cgfd : 0,
-    };
-    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    long pid;
+    void *stack = cgfd < 0 ? child_stack_top() : NULL;
+    if (stack) {
+        /* returns once the child exec'd or died: its error, if any, is in the pipe now */
+        pid = clone(child_exec, stack,
+                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (int) sp->ns_flags | SIGCHLD, &cf,
+                    &pidfd);
+    } else {
+        struct clone_args ca = {
+                .flags = CLONE_PIDFD | sp->ns_flags | (cgfd >= 0 ? CLONE_INTO_CGROUP : 0),
+                .pidfd = (uint64_t) (uintptr_t) &pidfd,
+                .exit_signal = SIGCHLD,
+                .cgroup = cgfd >= 0 ? (uint64_t) cgfd : 0,
+        };
+        pid = syscall(SYS_clone3, &ca, sizeof(ca));
+        if (pid == 0)
+            child_exec(&cf);
+    }
     if (pid < 0)
-        return berr_set(err, errno, "clone3 '%s'", sp->path);
-    if (pid == 0)
-        child_exec(&cf, sp->path, sp->argv, envp);
+        return berr_set(err, errno, "clone '%s'", sp->path);
 
     closep(&err_wr);
     agent_fault(a, "spawn-after-clone");
