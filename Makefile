@@ -30,7 +30,7 @@ WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -
        -Werror=implicit-function-declaration
 CFLAGS ?= -O2 -g
 CPPFLAGS += -std=gnu11 -D_GNU_SOURCE -I. -DBERTH_VERSION='"$(VERSION)"' -MMD -MP
-ALL_CFLAGS = $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS)
+ALL_CFLAGS = $(CPPFLAGS) $(CFLAGS) -fPIE $(WARN) $(SANFLAGS)
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 
 PKGS_ISO = libcgroup libseccomp libcap yajl
@@ -43,6 +43,16 @@ LIBS_CLI = $(shell pkg-config --libs libcurl yajl 2>/dev/null)
 LIBS_MASTER = $(shell pkg-config --libs libevent libevent_openssl libssl sqlite3 yajl 2>/dev/null) \
               $(LIBS_ML)
 LIBS_CMOCKA = $(shell pkg-config --libs cmocka 2>/dev/null)
+# berth-executor runs once per task: a static PIE (issue #18), so no shared objects are
+# mapped and relocated for each task (Pss, start-up); it makes no NSS lookups (the agent
+# resolves users), which is what static glibc cannot do. Sanitizer builds link dynamically.
+ifeq ($(SANFLAGS),)
+EXEC_LDFLAGS = -static-pie
+LIBS_EXEC = -lseccomp -lcap -l:libyajl_s.a
+else
+EXEC_LDFLAGS =
+LIBS_EXEC = $(LIBS_ISO) $(LIBS_COMMON)
+endif
 
 COMMON_SRC = $(wildcard common/*.c)
 CONFIG_SRC = $(wildcard config/*.c)
@@ -98,7 +108,7 @@ $(B)/berth-agent: $(call obj,$(AGENT_SRC)) $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIB
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_AGENT) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_COMMON)
 
 $(B)/berth-executor: $(call obj,$(EXEC_SRC)) $(LIBISO) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ISO) $(LIBS_COMMON)
+	$(CC) $(LDFLAGS) $(EXEC_LDFLAGS) -o $@ $^ $(LIBS_EXEC)
 
 $(B)/berthctl: $(call obj,$(CLI_SRC)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CLI)

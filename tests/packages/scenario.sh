@@ -184,9 +184,12 @@ wait_state() {
 
 # check_task_limits PID CPUS_X1000 SHARES MEM: the limits of the task whose executor is PID,
 # read from the kernel's files of its cgroups (v1: quota/period, shares, limit_in_bytes;
-# v2: cpu.max, memory.max)
+# v2: cpu.max, memory.max). The executor itself lives in the agent's supervisor cgroup;
+# the task, its child, alone is in the task's cgroups.
 check_task_limits() {
-    local pid=$1 cpus=$2 shares=$3 mem=$4
+    local pid cpus=$2 shares=$3 mem=$4
+    pid=$(cut -d' ' -f1 "/proc/$1/task/$1/children")
+    [ -n "$pid" ] || fail "executor $1 has no child task"
     if grep -q '^[0-9]*:[^:]*cpu[,:]' "/proc/$pid/cgroup"; then
         local quota period
         quota=$(cat "$(cgroup_file "$pid" cpu cpu.cfs_quota_us)")
@@ -232,7 +235,8 @@ step "install $(basename "$DEB") with apt (dependencies from the archive)"
 apt-get install "${APT_OPTS[@]}" "$W/$(basename "$DEB")" </dev/null >"$W/apt-install.log" 2>&1 ||
     { tail -30 "$W/apt-install.log"; fail "apt-get install"; }
 expect_eq "$(dpkg-query -W -f='${db:Status-Abbrev}' berth-agent)" "ii " "dpkg status"
-for dep in libevent-2.1-7 libsqlite3-0 libcurl4 libcgroup2 libseccomp2 libyajl2 libinih1 adduser; do
+# (berth-executor is static-pie, libseccomp and libcap inside it: no package of theirs is needed)
+for dep in libevent-2.1-7 libsqlite3-0 libcurl4 libcgroup2 libyajl2 libinih1 adduser; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$dep" 2>/dev/null | grep -q '^ii' ||
         fail "dependency $dep was not installed"
 done
