@@ -6,8 +6,10 @@
  * trash is removed the same way at the next start (trash_init). lifecycle.c (DELETE, GC)
  * calls trash_move; orphans.c sweeps dirs at start, before the loop runs. */
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "agentd/agent.h"
@@ -114,9 +116,18 @@ int trash_init(struct agent *a, struct berr **err)
 
 void trash_free(struct agent *a)
 {
-    /* the children finish on their own; the next start removes what they leave */
-    while (a->trash)
-        job_free(a, a->trash);
+    /* A stopped agent leaves no process behind: its rm children are killed and reaped
+     * (each dies at once), and the next start removes what they leave. */
+    while (a->trash) {
+        struct trash_job *j = a->trash;
+        if (j->pidfd >= 0) {
+            siginfo_t si;
+            (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
+            while (waitid(P_PIDFD, (id_t) j->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+                ;
+        }
+        job_free(a, j);
+    }
     free(a->trash_dir);
     a->trash_dir = NULL;
 }

@@ -99,7 +99,7 @@ def test_agent_in_a_delegated_cgroup_with_other_processes(agent_factory):
         for d in dele.values():
             os.mkdir(d)
         sleeper = subprocess.Popen(join_cmd(dele.values()) + ["sleep", "600"])
-        bt.wait_for(lambda: all(sleeper.pid in bt.cgroup_procs(d) for d in dele.values()), 5,
+        bt.wait_for(lambda: all(sleeper.pid in bt.cgroup_procs(d) for d in dele.values()), 30,
                     what="the other process in %s" % name)
 
         agent = agent_factory(start=False)
