@@ -72,7 +72,40 @@ def tiny_task(a):
         charged.append((end.get("usage") or {}).get("cpu_seconds", float("nan")))
         a.delete("/v1/containers/" + c["id"])
     out["charged"] = med(charged)
+    out["floor"] = charge_floor(a)
     return out
+
+
+def charge_floor(a):
+    """What the same static no-op costs its cgroups with nothing of berth's around it: a
+    bare fork, join and exec (`probe chargefloor`), in sibling cgroups of a task's own, made
+    here and removed again. The kernel's exec and exit: no runtime charges less."""
+    c = a.launch(shell="sleep 1000", cpus=1, mem="32MiB")
+    a.wait_state(c["id"], "RUNNING")
+    cgs = a.inspect(c["id"])["cgroups"]
+    kill_to_end(a, c["id"])
+    a.delete("/v1/containers/" + c["id"])
+    dirs = sorted({os.path.join(os.path.dirname(p), "charge-floor") for p in cgs.values()})
+    v2 = any(os.path.exists(os.path.join(os.path.dirname(p), "cgroup.controllers"))
+             for p in cgs.values())
+    try:
+        for d in dirs:
+            os.mkdir(d)
+        if v2:
+            usage = os.path.join(dirs[0], "cpu.stat")
+            join = [os.path.join(dirs[0], "cgroup.procs")]
+        else:
+            acct = [d for d in dirs if "cpuacct" in d.split("/")[-3]]
+            usage = os.path.join(acct[0], "cpuacct.usage")
+            join = [os.path.join(d, "tasks") for d in dirs]
+        r = subprocess.run([bt.PROBE, "chargefloor", str(RUNS), usage] + join,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r
+        return int(r.stdout.split("=")[1]) / 1e9
+    finally:
+        for d in dirs:
+            if os.path.isdir(d):
+                os.rmdir(d)
 
 
 def health_poller(a, stop, worst):
@@ -179,6 +212,8 @@ def main():
         ("1-CPU task: kill (grace 0) -> KILLED", ms(tiny[1][1])),
         ("CPU charged to the task's cgroup, launch to end of a static no-op",
          "%.2f ms" % (tiny["charged"] * 1000)),
+        ("the same no-op's bare fork + join + exec + exit (floor, `probe chargefloor`)",
+         "%.2f ms" % (tiny["floor"] * 1000)),
         ("%d `sleep` launches from 8 clients -> all RUNNING" % N, "%.2f s" % t_up),
         ("%d kill + remove -> every cgroup gone" % N, "%.2f s" % t_down),
         ("longest GET /health during the launches / the kills", "%s / %s" % (ms(stall_up),

@@ -11,7 +11,9 @@
 # (f) tests/bench/hostile.py measures the security review's hostile-input figures again and
 # rewrites "## Hostile input". (g) tests/bench/kill_stall.py times GET /health while 50 tasks
 # that ignore SIGTERM are killed at once with grace 0 and rewrites "## Kill stall"
-# (BENCH_KILL_N, BENCH_KILL_ROUNDS).
+# (BENCH_KILL_N, BENCH_KILL_ROUNDS). (h) tests/bench/launch_path.py: the launch path of issue
+# #18 (0.001-CPU task, 1,000 pipelined launches, berthctl start-up, executor memory),
+# rewrites "## Launch path" (BENCH_LP_N, BENCH_LP_RUNS).
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -186,3 +188,7 @@ echo "== (f) hostile input: a log follower that never reads, a 3 GiB tail, 1100 
 echo
 echo "== (g) kill stall: ${BENCH_KILL_N:-50} tasks that ignore SIGTERM killed at once (grace 0), GET /health every 10 ms"
 "$PY" "$HERE/kill_stall.py" "$B" "$ROOT/docs/performance.md"
+
+echo
+echo "== (h) the launch path (issue #18): a 0.001-CPU task, ${BENCH_LP_N:-1000} pipelined launches, berthctl, executor memory"
+"$PY" "$HERE/launch_path.py" "$B" "$ROOT/docs/performance.md"

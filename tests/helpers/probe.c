@@ -545,12 +545,78 @@ static int cmd_ptraceexec(int n, char **a)
     return 0;
 }
 
+/* `probe chargefloor N CGROUP_CPU_USAGE_FILE JOIN_FILE...` (make bench, not a task): N
+ * times fork a child that writes "0" to each JOIN_FILE (the cgroups' tasks or cgroup.procs)
+ * and execs `probe exit 0`; print the median CPU the cgroup was charged (the usage file
+ * read after each child, cpuacct.usage in ns or cpu.stat's usage_usec). The least any
+ * runtime's task pays for its exec and exit: the floor of what berth charges a task. */
+static uint64_t num_prefix(const char *s)
+{
+    uint64_t v = 0;
+    while (*s >= '0' && *s <= '9')
+        v = v * 10 + (uint64_t) (*s++ - '0');
+    return v;
+}
+
+static uint64_t usage_ns(const char *file)
+{
+    char buf[4096] = "";
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, buf, sizeof(buf) - 1) < 0) {
+        perror(file);
+        exit(1);
+    }
+    close(fd);
+    const char *u = strstr(buf, "usage_usec ");
+    return u ? num_prefix(u + 11) * 1000 : num_prefix(buf);
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *) x, b = *(const uint64_t *) y;
+    return a < b ? -1 : a > b;
+}
+
+static int cmd_chargefloor(int n, char **a)
+{
+    if (n < 3)
+        return 2;
+    unsigned runs = (unsigned) num(a[0]);
+    if (runs == 0 || runs > 10000)
+        return 2;
+    uint64_t *d = calloc(runs, sizeof(*d));
+    for (unsigned i = 0; i < runs; i++) {
+        uint64_t before = usage_ns(a[1]);
+        pid_t pid = fork();
+        if (pid < 0)
+            return 1;
+        if (pid == 0) {
+            for (int k = 2; k < n; k++) {
+                int fd = open(a[k], O_WRONLY | O_CLOEXEC);
+                if (fd < 0 || write(fd, "0", 1) != 1)
+                    _exit(126);
+                close(fd);
+            }
+            execl("/proc/self/exe", "probe", "exit", "0", (char *) NULL);
+            _exit(127);
+        }
+        int st;
+        if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            return 1;
+        d[i] = usage_ns(a[1]) - before;
+    }
+    qsort(d, runs, sizeof(*d), cmp_u64);
+    printf("charged_ns=%llu\n", (unsigned long long) d[runs / 2]);
+    free(d);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: probe spin SECONDS THREADS | alloc MiB | forkbomb | syscalls | caps |\n"
                     "       write PATH | ignoreterm SECONDS | daemonize | exit N | kill SIG |\n"
                     "       ps | hostname | dev b|c MAJOR MINOR | ptraceexec SECONDS |\n"
-                    "       escape PATH\n");
+                    "       escape PATH | chargefloor N USAGE_FILE JOIN_FILE...\n");
 }
 
 int main(int argc, char **argv)
@@ -595,6 +661,8 @@ int main(int argc, char **argv)
         return cmd_ptraceexec(n, a);
     if (strcmp(cmd, "escape") == 0)
         return cmd_escape(n, a);
+    if (strcmp(cmd, "chargefloor") == 0)
+        return cmd_chargefloor(n, a);
     usage();
     return 2;
 }
