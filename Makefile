@@ -161,9 +161,10 @@ check-fuzz: deps
 	bash tests/fuzz/run.sh --ci $(abspath build-fuzz) $${BERTH_FUZZ_CI_SECONDS:-15}
 
 # The probe is a task, not part of berth: static and unsanitised so it runs in any sandbox.
-$(B)/tests/probe: tests/helpers/probe.c
+$(B)/tests/probe: tests/helpers/probe.c tests/helpers/probe-watch.c tests/helpers/probe.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -pthread -o $@ $<
+	$(CC) -std=gnu11 -D_GNU_SOURCE -I. -O2 -Wall -Wextra -Werror -Wmissing-prototypes -static \
+		-pthread -o $@ $(filter %.c,$^)
 
 check: deps
 	$(MAKE) all

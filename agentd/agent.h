@@ -174,6 +174,7 @@ struct agent {
  * volumes' host paths made canonical); -EPERM with err (code FORBIDDEN) naming the rule, or
  * -errno (INVALID_ARGUMENT) for a volume whose host path does not resolve. */
 int policy_check(struct agent *a, struct container *c, bool from_master, struct berr **err);
+int policy_userns_pick(struct agent *a, struct container *c, struct berr **err);
 
 /* resources.c */
 const char *res_name(enum res_kind k);

@@ -279,32 +279,6 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
     return 0;
 }
 
-/* A user namespace slice for c when [agent] userns asks for one: the next free one of
- * userns_range (round robin, so a slice a task just left is not handed out at once). 0 when
- * c needs none, -ENOSPC when all are taken by live containers. */
-static int userns_pick(struct agent *a, struct container *c, struct berr **err)
-{
-    if (streq(a->cfg.userns, "none"))
-        return 0;
-    if (streq(a->cfg.userns, "root") && c->user.uid != 0) /* resolved by policy_check */
-        return 0;
-    uint64_t n = (a->cfg.userns_last - a->cfg.userns_first + 1) / ISO_USERNS_SIZE;
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t slot = (a->userns_next + i) % n;
-        uint64_t base = a->cfg.userns_first + slot * ISO_USERNS_SIZE;
-        bool used = false;
-        for (struct container *o = a->containers; o && !used; o = o->next)
-            used = o->userns_base == base && !ml_state_terminal(o->state);
-        if (!used) {
-            c->userns_base = base;
-            a->userns_next = slot + 1;
-            return 0;
-        }
-    }
-    return berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
-                     "every user namespace slice of [agent] userns_range is in use");
-}
-
 /* The agent's defaults for what the spec left out. */
 static void fill_defaults(struct agent *a, struct container *c)
 {
@@ -340,7 +314,7 @@ static int admit(struct agent *a, struct container *c, enum ctr_origin origin, s
                              c->spec.name, o->id);
     int r;
     if ((r = policy_check(a, c, origin == CTR_ORIGIN_MASTER, err)) < 0 ||
-        (r = resources_admit(a, c, err)) < 0 || (r = userns_pick(a, c, err)) < 0)
+        (r = resources_admit(a, c, err)) < 0 || (r = policy_userns_pick(a, c, err)) < 0)
         return r;
     return 0;
 }

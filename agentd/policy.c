@@ -3,7 +3,8 @@
  * on a parsed launch before anything is recorded or created, so a refused launch leaves
  * nothing behind. Also resolves each volume's host path to its canonical form, which the
  * executor then binds without following any symlink (a task cannot swap one in later).
- * lifecycle.c calls it from ctr launch; request.c parsed the fields. */
+ * Then picks the user namespace slice of a task that gets one ([agent] userns).
+ * lifecycle.c calls both from ctr launch's admission; masterlink/spec.c parsed the fields. */
 #include <string.h>
 
 #include "agentd/agent.h"
@@ -100,4 +101,30 @@ int policy_check(struct agent *a, struct container *c, bool from_master, struct 
         v->host = canonical;
     }
     return 0;
+}
+
+/* A user namespace slice for c when [agent] userns asks for one: the next free one of
+ * userns_range (round robin, so a slice a task just left is not handed out at once). 0 when
+ * c needs none, -ENOSPC when all are taken by live containers. */
+int policy_userns_pick(struct agent *a, struct container *c, struct berr **err)
+{
+    if (streq(a->cfg.userns, "none"))
+        return 0;
+    if (streq(a->cfg.userns, "root") && c->user.uid != 0) /* resolved by check_user */
+        return 0;
+    uint64_t n = (a->cfg.userns_last - a->cfg.userns_first + 1) / ISO_USERNS_SIZE;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t slot = (a->userns_next + i) % n;
+        uint64_t base = a->cfg.userns_first + slot * ISO_USERNS_SIZE;
+        bool used = false;
+        for (struct container *o = a->containers; o && !used; o = o->next)
+            used = o->userns_base == base && !ml_state_terminal(o->state);
+        if (!used) {
+            c->userns_base = base;
+            a->userns_next = slot + 1;
+            return 0;
+        }
+    }
+    return berr_setc(err, ENOSPC, BERR_INSUFFICIENT_RESOURCES,
+                     "every user namespace slice of [agent] userns_range is in use");
 }
