@@ -135,7 +135,9 @@ def test_parent_holds_allocatable_and_tasks_share_it(agent_factory):
     time.sleep(2)
     t1, u1, th1 = time.monotonic(), used_ns(), throttled()
     cores = (u1 - u0) / 1e9 / (t1 - t0)
-    assert cores <= 1.05, "two tasks under a 1-CPU parent used %.2f CPUs" % cores
+    # (without the cap they take both CPUs: 2.0; 10% covers the reads' jitter around the
+    # kernel's 100 ms periods, which a TCG guest stretches: 1.06 seen there)
+    assert cores <= 1.10, "two tasks under a 1-CPU parent used %.2f CPUs" % cores
     # the parent's quota is what held them: the kernel throttled the parent itself
     if th1 == th0 and cores < 0.8:
         pytest.skip("host too busy to test the cap: the tasks got only %.2f CPUs" % cores)
