@@ -469,13 +469,14 @@ static int set_quantity(uint64_t *cpus, uint64_t *mem, uint64_t *disk, const cha
         if (parse_cpus_or_zero(value, &v) < 0)
             return BAD("cpus", "a decimal >= 0 with at most 3 decimals, e.g. 0.5");
         *cpus = v;
-    } else if (streq(key, "mem") || (disk && streq(key, "disk"))) {
+    } else if (streq(key, "mem")) {
         if (parse_size(value, &v) < 0)
             return BAD("size", SIZE_HINT);
-        if (streq(key, "mem"))
-            *mem = v;
-        else
-            *disk = v;
+        *mem = v;
+    } else if (disk && streq(key, "disk")) {
+        if (parse_size(value, &v) < 0)
+            return BAD("size", SIZE_HINT);
+        *disk = v;
     } else {
         return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [%s]", key,
                          section);

@@ -242,7 +242,7 @@ static int cg_host_build(struct iso_host *h, const char *root, const char *paren
         return berr_setx(err, ENOENT, "no cgroup controller to use under '%s'", root);
 
     for (size_t i = 0; i < h->lay.n_hier; i++) {
-        if ((r = cg_make_parent(h, i, err)) < 0)
+        if (cg_make_parent(h, i, err) < 0)
             return berr_wrap(err, "cgroup parent in '%s'", h->lay.hier[i].name);
         log_debug("cgroup: parent '%s'", h->parent.path[i]);
     }

@@ -205,7 +205,7 @@ static int cg2_apply(const struct cg_layout *lay, struct cg_node *n, const struc
     /* No devices files on v2: a BPF_CGROUP_DEVICE program holds the same allow-list. Once
      * per cgroup: applying new limits later keeps the program it has. */
     if (!parent && (lay->flags & ISO_CG_DEVICES) && fd >= 0 && cg2_devices_attached(fd) <= 0 &&
-        (r = cg2_devices_attach(fd, err)) < 0)
+        cg2_devices_attach(fd, err) < 0)
         return berr_wrap(err, "device filter");
     return 0;
 }

@@ -105,7 +105,7 @@ int cmd_chargefloor(int n, char **a)
     unsigned runs = (unsigned) num(a[0]);
     if (runs == 0 || runs > 10000)
         return 2;
-    uint64_t *d = calloc(runs, sizeof(*d));
+    static uint64_t d[10000];
     for (unsigned i = 0; i < runs; i++) {
         uint64_t before = usage_ns(a[1]);
         pid_t pid = fork();
@@ -128,6 +128,5 @@ int cmd_chargefloor(int n, char **a)
     }
     qsort(d, runs, sizeof(*d), cmp_u64);
     printf("charged_ns=%llu\n", (unsigned long long) d[runs / 2]);
-    free(d);
     return 0;
 }
