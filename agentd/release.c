@@ -13,6 +13,7 @@
  * agent's one thread, STYLE.md). lifecycle.c starts a release at a container's end. */
 #include <string.h>
 #include <sys/inotify.h>
+#include <time.h>
 
 #include "agentd/agent.h"
 
@@ -161,10 +162,31 @@ int release_init(struct agent *a, struct berr **err)
     return 0;
 }
 
+/* The loop has stopped: finish what is pending here, bounded, so that an agent stopped
+ * right after a task ended leaves no cgroup behind (what still fails is left for the next
+ * start's sweep, with a warning). */
+static void job_finish_now(struct release_job *j)
+{
+    _cleanup_berr_ struct berr *err = NULL;
+    int r = iso_cgroup_kill_wait(j->cg, 1000, &err);
+    for (int i = 0; r == 0 && i < 200; i++) {
+        berr_free(&err);
+        if ((r = iso_cgroup_destroy(j->cg, &err)) != -EBUSY)
+            break;
+        r = 0;
+        nanosleep(&(struct timespec){0, 1000000}, NULL); /* the last task is still exiting */
+    }
+    if (r < 0 || err)
+        log_warning("container '%s': remove cgroups at stop: %s (the next start retries)", j->id,
+                    err ? berr_msg(err) : strerror(-r));
+}
+
 void release_free(struct agent *a)
 {
-    while (a->releases)
+    while (a->releases) {
+        job_finish_now(a->releases);
         job_free(a, a->releases);
+    }
     if (a->ev_cg_inotify)
         event_free(a->ev_cg_inotify);
     a->ev_cg_inotify = NULL;

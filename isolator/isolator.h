@@ -179,7 +179,8 @@ char *iso_cgroup_events_path(const struct iso_cgroup *cg);
  * cgroup is not signalled; a populated one is killed at least once, even with timeout 0.
  * 0 when empty; -EBUSY with err ("processes remain in the cgroup <timeout_ms> ms after
  * SIGKILL") when tasks remain; another -errno with err. BLOCKS: only for start-up
- * (orphans.c) before the agent's loop runs; the only sleep in isolator/. */
+ * (orphans.c) before the agent's loop runs and its stop (release.c) after it ended; the
+ * only sleep in isolator/. */
 int iso_cgroup_kill_wait(struct iso_cgroup *cg, unsigned timeout_ms, struct berr **err);
 /* rmdir the container's directory in each hierarchy, one attempt each, never waiting.
  * 0 when all are gone (ENOENT counts as gone, so calling it again is fine). -EBUSY, with
