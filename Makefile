@@ -122,8 +122,12 @@ $(B)/berth-master: $(call obj,$(MASTER_SRC)) $(LIBCONFIG) $(LIBML) $(LIBCOMMON)
 $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
-# master is no library: master_test links the one pure file it tests
+# master is no library: master_test and allocator_test link the one pure file each tests
 $(B)/tests/master_test: $(call obj,master/placement.c)
+$(B)/tests/allocator_test: $(B)/obj/tests/unit/allocator_test.o $(call obj,master/allocator.c) \
+                           $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_COMMON)
 
 # agentd is no library: the unit test of its pure decisions links those of its files alone
 UNIT_AGENTD = $(call obj,agentd/decide.c agentd/resources.c)
