@@ -156,7 +156,9 @@ static int set_role_key(struct master_cfg *cfg, const char *name, const char *ke
                              value);
         r->weight = w;
     } else if (cpus) {
-        if (parse_cpus(value, cpus) < 0)
+        if (streq(value, "0"))
+            *cpus = 0;
+        else if (parse_cpus(value, cpus) < 0)
             return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "[role.%s] %s: bad cpus '%s'",
                              name, key, value);
     } else if (mem) {

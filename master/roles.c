@@ -45,8 +45,11 @@ static int amounts(yajl_val v, const char *key, struct drf_res *q, uint64_t none
         if (!dst)
             return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "%s: unknown field '%.64s' (cpus, mem)", key, k);
+        uint64_t zero = 1;
         if (YAJL_IS_NULL(x))
             *dst = none;
+        else if (json_get_u64(o, k, &zero) && zero == 0) /* the parsers refuse a 0 amount */
+            *dst = 0;
         else if (!(dst == &q->cpus ? json_get_cpus(o, k, dst) : json_get_size(o, k, dst)))
             return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "%s.%s: want %s, or null for none",
                              key, k, dst == &q->cpus ? "cpus (1.5)" : "a size (4GiB, or bytes)");
