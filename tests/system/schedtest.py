@@ -91,8 +91,9 @@ class Framework:
             except Exception:  # noqa: BLE001 - the stream ended, however it ended
                 ev = None
             if ev is None:
-                self.events.put({"type": "_CLOSED"})
+                self.events.put({"type": "_CLOSED", "_t": time.monotonic()})
                 return
+            ev["_t"] = time.monotonic()  # when it arrived
             if ev["type"] == "UPDATE":
                 st = ev["update"]["status"]
                 self.updates[st["task_id"]] = st
@@ -161,6 +162,67 @@ class Framework:
         return bt.wait_for(lambda: self.updates.get(task_id, {}).get("state") in states
                            and self.updates[task_id], timeout, interval=0.05,
                            what="task %s in %s at framework %s" % (task_id, states, self.name))
+
+
+class Hungry(threading.Thread):
+    """Launches one task of (cpus, mem) from every offer it fits in (the rest back at once),
+    declines the others for a second."""
+
+    def __init__(self, fw, cpus, mem, prefix):
+        super().__init__(daemon=True)
+        self.fw, self.cpus, self.mem, self.prefix = fw, cpus, mem, prefix
+        self.launched = []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            ev = self.fw.next_event(("OFFERS", "_CLOSED"), timeout=0.3)
+            if not ev or ev["type"] == "_CLOSED":
+                continue
+            for o in ev["offers"]["offers"]:
+                res = o["resources"]
+                if res["cpus"] >= self.cpus and res["mem"] >= self.mem:
+                    name = "%s-%d" % (self.prefix, len(self.launched))
+                    t = task(name, cpus=self.cpus, mem=self.mem)
+                    body = self.fw.accept([o["id"]], [t], refuse=0)
+                    self.launched.append(body["tasks"][0]["task_id"])
+                else:
+                    self.fw.decline([o["id"]], refuse=1)
+
+
+def settle(frameworks, quiet=2.0, timeout=60):
+    """Wait until no framework launched anything for quiet seconds; the counts."""
+    last, since = None, time.monotonic()
+
+    def still():
+        nonlocal last, since
+        now = [len(f.launched) for f in frameworks]
+        if now != last:
+            last, since = now, time.monotonic()
+        return now if time.monotonic() - since >= quiet * bt.SLOW else None
+    return bt.wait_for(still, timeout, interval=0.1, what="the frameworks to stop launching")
+
+
+def run_hungry(m, specs):
+    """Subscribe one Hungry framework per (name, roles, cpus, mem); run until settled."""
+    drivers = []
+    for name, roles, cpus, mem in specs:
+        fw = Framework(m, name, roles=roles)
+        fw.subscribe()
+        drivers.append(Hungry(fw, cpus, mem, name))
+    for d in drivers:
+        d.start()
+    try:
+        counts = settle(drivers)
+    finally:
+        for d in drivers:
+            d.stop.set()
+        for d in drivers:
+            d.join()
+    for d in drivers:  # every launched task really runs
+        for tid in d.launched:
+            d.fw.wait_state(tid, "RUNNING")
+    return drivers, counts
 
 
 def task(name, shell="sleep 600", cpus=1, mem="64MiB", **extra):
