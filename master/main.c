@@ -73,6 +73,9 @@ static int setup(struct master *m, struct berr **err)
     event_add(m->ev_alloc_timer, &atv);
     event_add(m->ev_sched_tick, &stv);
     m->last_fw_hb_ns = now_monotonic_ns();
+    if (m->cfg.check_invariants)
+        log_warning("check_invariants = true: the allocator's books are checked after every "
+                    "event (a test hook; slow with many tasks)");
     m->ev_tick = event_new(m->base, -1, EV_PERSIST, master_link_tick, m);
     uint64_t tick_ms =
             m->cfg.heartbeat_interval_ms < 2000 ? m->cfg.heartbeat_interval_ms / 2 : 1000;
