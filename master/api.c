@@ -104,6 +104,10 @@ static int agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
 {
     char id[sizeof(ag->id)];
     snprintf(id, sizeof(id), "%s", ag->id);
+    if (ag->stream)
+        return master_agent_remove(m, ag, err); /* refused: it is connected */
+    /* a pass has rescinded them already (it went when its stream did); none may outlive it */
+    master_offers_rescind_agent(m, ag, "the agent was removed");
     int r = master_agent_remove(m, ag, err);
     if (r < 0)
         return r;
