@@ -272,6 +272,5 @@ bool ml_ports_contain(const char *ranges, unsigned p)
 {
     unsigned want = p;
     /* the whole text must be well-formed, not just up to the range that holds p */
-    return p > 0 && ml_ports_count(ranges) > 0 && ranges_walk(ranges, has_port, &want) &&
-           want == 0;
+    return p > 0 && ml_ports_count(ranges) > 0 && ranges_walk(ranges, has_port, &want) && want == 0;
 }
