@@ -106,10 +106,16 @@ static int verb_frameworks(struct ctl *ctl, int argc, char **argv, struct berr *
         _cleanup_free_ char *share = percent(f, "dominant_share");
         _cleanup_free_ char *off = pair(json_get(f, "offered"));
         _cleanup_free_ char *alloc = pair(json_get(f, "allocated"));
+        /* why it is offered nothing: SUPPRESS, or DECLINE filters it holds */
         yajl_val sup = json_get(f, "suppressed");
+        double nf = 0;
+        (void) json_get_double(f, "filters", &nf);
+        char declined[64] = "";
+        if (nf > 0)
+            snprintf(declined, sizeof(declined), ", declined %.0f", nf);
         const char *st = json_get_str(f, "state");
-        _cleanup_free_ char *state =
-                xasprintf("%s%s", st ? st : "-", sup && YAJL_IS_TRUE(sup) ? ", suppressed" : "");
+        _cleanup_free_ char *state = xasprintf(
+                "%s%s%s", st ? st : "-", sup && YAJL_IS_TRUE(sup) ? ", suppressed" : "", declined);
         const char *row[] = {json_get_str(f, "id"),
                              json_get_str(f, "name"),
                              roles,

@@ -90,6 +90,8 @@ def test_offer_timeout_decline_suppress_revive(master_factory, agent_factory):
     got_y = offers_on(y, ids[0], 5)
     assert got_y and got_y[0] - t0 <= INTERVAL + SLACK, "Y was not offered agent 0 at once"
     y.decline([got_y[1]["id"]], refuse=60)
+    row = [x for x in m.ctl("frameworks").stdout.splitlines() if "decliner" in x]
+    assert row and "CONNECTED, declined" in row[0], row  # why it is offered nothing
     again = offers_on(x, ids[0], 10)
     assert again, "X never got agent 0 back"
     assert 5 - 0.2 <= again[0] - t0 <= 5 + INTERVAL + SLACK, again[0] - t0
