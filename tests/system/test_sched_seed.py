@@ -123,6 +123,7 @@ def test_seed_through_offers_with_its_limits_in_the_kernel(master_factory, agent
         fw = [f for f in st.frameworks(m).values() if f["name"] == "berth-seed"][0]
         assert fw["allocated"] == {"cpus": 3, "mem": 3 << 30}, fw
         assert abs(fw["dominant_share"] - 0.3) < 1e-6, fw  # 3 of 10 cpus
+        assert st.metric(m, "berth_master_offers_accepted_total") == 1  # one offer took both
         r = m.ctl("offers", "-o", "json")
         assert r.returncode == 0 and "offers" in json.loads(r.stdout), r.stderr
         rc, err = seed.finish()
