@@ -42,6 +42,7 @@ LIBS_AGENT = $(shell pkg-config --libs libevent sqlite3 libcurl 2>/dev/null) $(L
 LIBS_CLI = $(shell pkg-config --libs libcurl yajl 2>/dev/null)
 LIBS_MASTER = $(shell pkg-config --libs libevent libevent_openssl libssl sqlite3 yajl 2>/dev/null) \
               $(LIBS_ML)
+LIBS_SCHED = $(shell pkg-config --libs libevent libcurl yajl 2>/dev/null) $(LIBS_ML)
 LIBS_CMOCKA = $(shell pkg-config --libs cmocka 2>/dev/null)
 # berth-executor runs once per task: a static PIE (issue #18), so no shared objects are
 # mapped and relocated for each task (Pss, start-up); it makes no NSS lookups (the agent
@@ -62,6 +63,7 @@ EXEC_SRC = $(wildcard executor/*.c)
 AGENT_SRC = $(wildcard agentd/*.c)
 CLI_SRC = $(wildcard cli/*.c)
 MASTER_SRC = $(wildcard master/*.c)
+SCHED_SRC = $(wildcard sched/*.c)
 UNIT_SRC = $(wildcard tests/unit/*_test.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -69,8 +71,10 @@ LIBCOMMON = $(B)/libcommon.a
 LIBCONFIG = $(B)/libconfig.a
 LIBISO = $(B)/libisolator.a
 LIBML = $(B)/libmasterlink.a
+LIBSCHED = $(B)/libberthsched.a
 
-BINS = $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/berth-master
+BINS = $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/berth-master \
+       $(B)/berth-seed-framework
 UNIT_BINS = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 HELPERS = $(B)/tests/probe
 
@@ -100,6 +104,7 @@ $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBCONFIG): $(call obj,$(CONFIG_SRC))
 $(LIBISO): $(call obj,$(ISO_SRC))
 $(LIBML): $(call obj,$(ML_SRC))
+$(LIBSCHED): $(call obj,$(SCHED_SRC))
 $(B)/lib%.a:
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
@@ -117,13 +122,22 @@ $(B)/berthctl: $(call obj,$(CLI_SRC)) $(LIBCOMMON)
 $(B)/berth-master: $(call obj,$(MASTER_SRC)) $(LIBCONFIG) $(LIBML) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_MASTER) $(LIBS_CONFIG) $(LIBS_COMMON)
 
+# the scheduler library (sched/, issue #14) and the example framework built with it; the
+# example is built, not packaged (SPEC §2): it replays the seed, it serves no one
+$(B)/berth-seed-framework: $(call obj,examples/seed-framework.c) $(LIBSCHED) $(LIBML) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_SCHED) $(LIBS_COMMON)
+
 # Unit tests link the module under test (all libraries are available; the linker takes
 # only what is referenced).
 $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
-# master is no library: master_test links the one pure file it tests
+# master is no library: master_test and allocator_test link the one pure file each tests
 $(B)/tests/master_test: $(call obj,master/placement.c)
+$(B)/tests/allocator_test: $(B)/obj/tests/unit/allocator_test.o $(call obj,master/allocator.c) \
+                           $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_COMMON)
 
 # agentd is no library: the unit test of its pure decisions links those of its files alone
 UNIT_AGENTD = $(call obj,agentd/decide.c agentd/resources.c)

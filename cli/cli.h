@@ -205,6 +205,8 @@ int ctl_verb_node(struct ctl *ctl, int argc, char **argv, struct berr **err);
 int ctl_verb_top(struct ctl *ctl, int argc, char **argv, struct berr **err);
 /* master.c: the verbs with --master URL (agents, tasks, run, kill, inspect, wait). */
 int ctl_master_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err);
+/* master-sched.c: frameworks, offers, roles, role set; -ENOENT for another verb. */
+int ctl_master_sched_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err);
 
 /* Exit status of a terminal container object (see ctl_end_status); prints the end line on
  * stderr unless it FINISHED. */

@@ -1,7 +1,8 @@
 /* cli/master.c - berthctl's verbs with --master URL (docs/api.md, "berth-master"): `agents`
  * (each agent's allocatable, what the master placed there and the usage its heartbeats
- * report), `tasks`, `run` (placed by the master; --wait polls until the task ends), `kill`,
- * `inspect` and `wait`. http.c sends the calls to the master with the bearer token. */
+ * report), `tasks`, `run` (queued by the master's built-in framework; --wait polls until the
+ * task ends), `kill`, `inspect` (with why a task waits) and `wait`; master-sched.c has the
+ * scheduling verbs. http.c sends the calls to the master with the bearer token. */
 #include <getopt.h>
 #include <string.h>
 #include <time.h>
@@ -415,8 +416,11 @@ int ctl_master_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **er
         return verb_token(ctl, argc, argv, err);
     if (streq(verb, "rm") || streq(verb, "agent"))
         return verb_remove(ctl, argc, argv, err);
+    int r = ctl_master_sched_dispatch(ctl, argc, argv, err);
+    if (r != -ENOENT)
+        return r;
     return berr_setx(err, EINVAL,
                      "'%s' is not a master verb (agents, agent rm, tasks, run, kill, inspect, "
-                     "wait, rm, token)",
+                     "wait, rm, token, frameworks, offers, roles, role set)",
                      verb);
 }

@@ -16,7 +16,8 @@ static const struct {
          "\n"
          "Global options:\n"
          "  --socket PATH   agent socket (default $BERTH_SOCKET, else " CTL_DEFAULT_SOCKET ")\n"
-         "  --master URL    talk to a master: agents, tasks, run, kill, inspect, wait, token\n"
+         "  --master URL    talk to a master: agents, tasks, run, kill, inspect, wait, rm,\n"
+         "                  token, frameworks, offers, roles, role set\n"
          "  --token-file F  bearer token for the master (or $BERTH_TOKEN_FILE)\n"
          "  --cacert FILE   CA bundle the master's TLS certificate chains to (or $BERTH_CACERT)\n"
          "  -h, --help      show this help; 'berthctl VERB --help' for a verb\n"
@@ -128,6 +129,24 @@ static const struct {
                  "\n"
                  "Show the node and its resources: total, reserved, allocatable, allocated and\n"
                  "used, per resource.\n"},
+        {"frameworks", "Usage: berthctl --master URL frameworks [-o json]\n"
+                       "\n"
+                       "List the frameworks: id, name, roles, weight, dominant share, what their\n"
+                       "offers hold (OFFERED), what offers and tasks hold (ALLOCATED), live\n"
+                       "tasks, and state (CONNECTED, DISCONNECTED, REMOVED; suppressed).\n"},
+        {"offers", "Usage: berthctl --master URL offers [-o json]\n"
+                   "\n"
+                   "List the outstanding offers: framework, agent, role, cpus, mem, port ranges\n"
+                   "and age.\n"},
+        {"roles", "Usage: berthctl --master URL roles [-o json]\n"
+                  "\n"
+                  "List the roles: weight, quota guarantee and limit, what is allocated to\n"
+                  "them, their dominant share and how many frameworks they have.\n"},
+        {"role", "Usage: berthctl --master URL role set NAME [--weight W] [--guarantee-cpus C]\n"
+                 "                [--guarantee-mem M] [--limit-cpus C|none] [--limit-mem M|none]\n"
+                 "\n"
+                 "Set a role's weight and quota (admin token); kept by the master across\n"
+                 "restarts, over [role.NAME] of master.conf. Prints the role.\n"},
 };
 
 bool ctl_has_usage(const char *verb)

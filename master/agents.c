@@ -1,10 +1,11 @@
 /* master/agents.c - the master's registry of agents: the records (found by id, made at
- * the first proven SUBSCRIBE, saved to and loaded from master.db, removed by an admin), the
- * resources the master has placed on each, their API view, and each agent's event stream (a
- * chunked reply of RecordIO records that stays open; link.c and handshake.c open it, tasks.c
- * and link.c send on it); placement.c decides over these records. An agent is freed while the loop
- * runs only by master_agent_remove, and only when it has no stream: the one callback that carries
- * its pointer is its stream's close callback. */
+ * the first proven SUBSCRIBE, saved to and loaded from master.db, removed by an admin), their
+ * resources (allocatable, role reservations, port ranges) and the allocator's view of them
+ * (active while reachable with a stream), what the master has placed on each, their API view,
+ * and each agent's event stream (a chunked reply of RecordIO records that stays open; link.c
+ * and handshake.c open it, tasks.c and link.c send on it). An agent is freed while the loop
+ * runs only by master_agent_remove, and only when it has no stream: the one callback that
+ * carries its pointer is its stream's close callback. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <string.h>
@@ -43,6 +44,17 @@ static void stream_closed(struct evhttp_connection *conn, void *arg)
         evhttp_send_reply_end(ag->stream);
     ag->stream = NULL;
     ag->stream_conn = NULL;
+    master_agent_activity(ag);
+}
+
+void master_agent_activity(struct m_agent *ag)
+{
+    bool on = ag->state == M_AGENT_REACHABLE && ag->stream != NULL;
+    if (ag->drf->active == on)
+        return;
+    drf_agent_activate(&ag->m->drf, ag->drf, on);
+    /* an agent that came: offer it; one that went: its offers are rescinded by the pass */
+    master_alloc_soon(ag->m);
 }
 
 void master_agent_stream_end(struct m_agent *ag)
@@ -53,6 +65,7 @@ void master_agent_stream_end(struct m_agent *ag)
     evhttp_send_reply_end(ag->stream);
     ag->stream = NULL;
     ag->stream_conn = NULL;
+    master_agent_activity(ag);
 }
 
 void master_agents_streams_free(struct master *m)
@@ -76,6 +89,26 @@ void master_agent_stream_set(struct m_agent *ag, struct evhttp_request *req,
     ag->stream = req;
     ag->stream_conn = conn;
     evhttp_connection_set_closecb(conn, stream_closed, ag);
+    master_agent_activity(ag);
+}
+
+static void resv_free(struct m_agent *ag)
+{
+    for (size_t i = 0; i < ag->n_resv; i++)
+        free(ag->resv[i].role);
+    free(ag->resv);
+    ag->resv = NULL;
+    ag->n_resv = 0;
+}
+
+static void agent_free(struct master *m, struct m_agent *ag)
+{
+    drf_agent_remove(&m->drf, ag->drf);
+    resv_free(ag);
+    free(ag->ports);
+    free(ag->ports_used);
+    free(ag->hostname);
+    free(ag);
 }
 
 void master_agents_free(struct master *m)
@@ -83,10 +116,110 @@ void master_agents_free(struct master *m)
     while (m->agents) {
         struct m_agent *ag = m->agents;
         m->agents = ag->next;
-        free(ag->hostname);
-        free(ag);
+        agent_free(m, ag);
     }
     ml_table_free(&m->agents_by_id);
+}
+
+void master_agent_drf_reset(struct master *m, struct m_agent *ag)
+{
+    const char *roles[ag->n_resv + 1];
+    struct drf_res res[ag->n_resv + 1];
+    for (size_t i = 0; i < ag->n_resv; i++) {
+        roles[i] = ag->resv[i].role;
+        res[i] = (struct drf_res){ag->resv[i].cpus, ag->resv[i].mem};
+    }
+    drf_agent_set(&m->drf, ag->drf, (struct drf_res){ag->alloc_cpus, ag->alloc_mem}, roles, res,
+                  ag->n_resv);
+}
+
+bool master_agent_resources_set(struct master *m, struct m_agent *ag, uint64_t cpus, uint64_t mem,
+                                struct m_resv *resv_take, size_t n_resv, const char *ports)
+{
+    (void) m;
+    bool changed = cpus != ag->alloc_cpus || mem != ag->alloc_mem || n_resv != ag->n_resv ||
+                   !streq(ports ? ports : "", ag->ports ? ag->ports : "");
+    for (size_t i = 0; !changed && i < n_resv; i++)
+        changed = !streq(resv_take[i].role, ag->resv[i].role) ||
+                  resv_take[i].cpus != ag->resv[i].cpus || resv_take[i].mem != ag->resv[i].mem;
+    ag->alloc_cpus = cpus;
+    ag->alloc_mem = mem;
+    resv_free(ag);
+    ag->resv = resv_take;
+    ag->n_resv = n_resv;
+    free(ag->ports);
+    ag->ports = xstrdup(ports ? ports : "");
+    return changed;
+}
+
+/* The ranges of text "[a-b,c,...]" in order, into out (at most max); how many. */
+static size_t ranges_parse(const char *text, unsigned (*out)[2], size_t max)
+{
+    size_t n = 0;
+    const char *p = text && text[0] == '[' ? text + 1 : "";
+    while (*p && *p != ']' && n < max) {
+        char *end;
+        unsigned long a = strtoul(p, &end, 10), b = a;
+        if (end == p)
+            break;
+        p = end;
+        if (*p == '-')
+            b = strtoul(p + 1, (char **) &p, 10);
+        if (a >= 1 && b >= a && b <= 65535) {
+            out[n][0] = (unsigned) a;
+            out[n++][1] = (unsigned) b;
+        }
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return n;
+}
+
+static int cmp_u16(const void *a, const void *b)
+{
+    return (int) *(const uint16_t *) a - (int) *(const uint16_t *) b;
+}
+
+/* Append the range [a, b] to the text being built in *out. */
+static void range_append(char **out, unsigned a, unsigned b)
+{
+    char *next = a == b ? xasprintf("%s%s%u", *out, (*out)[1] ? "," : "", a)
+                        : xasprintf("%s%s%u-%u", *out, (*out)[1] ? "," : "", a, b);
+    free(*out);
+    *out = next;
+}
+
+char *master_agent_free_ports(const struct m_agent *ag)
+{
+    unsigned ranges[64][2];
+    size_t n = ranges_parse(ag->ports, ranges, ARRAY_SIZE(ranges));
+    if (!n)
+        return NULL;
+    uint16_t used[ag->n_ports_used + 1];
+    memcpy(used, ag->ports_used, ag->n_ports_used * sizeof(uint16_t));
+    qsort(used, ag->n_ports_used, sizeof(uint16_t), cmp_u16);
+    char *out = xstrdup("[");
+    for (size_t i = 0; i < n; i++) {
+        unsigned a = ranges[i][0], b = ranges[i][1];
+        /* the runs between the used ports inside [a, b] */
+        for (size_t k = 0; k < ag->n_ports_used && a <= b; k++) {
+            unsigned p = used[k];
+            if (p < a || p > b)
+                continue;
+            if (p > a)
+                range_append(&out, a, p - 1);
+            a = p + 1;
+        }
+        if (a <= b)
+            range_append(&out, a, b);
+    }
+    if (!out[1]) {
+        free(out);
+        return NULL;
+    }
+    char *r = xasprintf("%s]", out);
+    free(out);
+    return r;
 }
 
 /* An agent's row: what a restarted master needs before the agent subscribes again. */
@@ -103,6 +236,17 @@ static char *agent_row_json(const struct m_agent *ag)
     json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
     json_kv_bool(g, "lost_done", ag->lost_done);
     json_kv_double(g, "last_seen_at", ag->last_seen_at);
+    json_kv_str(g, "ports", ag->ports ? ag->ports : "");
+    json_str(g, "reservations");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < ag->n_resv; i++) {
+        json_str(g, ag->resv[i].role);
+        yajl_gen_map_open(g);
+        json_kv_u64(g, "cpus", ag->resv[i].cpus);
+        json_kv_u64(g, "mem", ag->resv[i].mem);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
     if (ag->has_key) {
         char hex[ML_HEX_LEN + 1];
         ml_hex(ag->key, ML_KEY_LEN, hex);
@@ -142,6 +286,21 @@ static int load_row(struct master *m, const char *id, const char *host, const ch
     ag->lost_done = ld && YAJL_IS_TRUE(ld);
     ag->has_key = ml_unhex(json_get_str(v, "key"), ag->key, ML_KEY_LEN) == 0;
     ag->registered_at = registered_at;
+    const char *ports = json_get_str(v, "ports");
+    ag->ports = xstrdup(ports ? ports : "");
+    yajl_val rs = json_get(v, "reservations");
+    size_t n = rs && YAJL_IS_OBJECT(rs) ? rs->u.object.len : 0;
+    ag->resv = n ? xcalloc(n, sizeof(*ag->resv)) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct m_resv *x = &ag->resv[ag->n_resv];
+        if (!ml_role_valid(rs->u.object.keys[i]))
+            continue;
+        x->role = xstrdup(rs->u.object.keys[i]);
+        (void) json_get_u64(rs->u.object.values[i], "cpus", &x->cpus);
+        (void) json_get_u64(rs->u.object.values[i], "mem", &x->mem);
+        ag->n_resv++;
+    }
+    master_agent_drf_reset(m, ag);
     /* the timers count from the master's start: agents get agent_timeout to come back */
     ag->last_seen_ns = now_monotonic_ns();
     ag->unreachable_ns = ag->last_seen_ns;
@@ -167,6 +326,8 @@ struct m_agent *master_agent_get(struct master *m, const char *id, bool *ret_new
         return ag;
     ag = xzalloc(sizeof(*ag));
     snprintf(ag->id, sizeof(ag->id), "%s", id);
+    ag->m = m;
+    ag->drf = drf_agent_add(&m->drf, ag->id, ag);
     ag->registered_at = now_realtime();
     ag->next = m->agents;
     m->agents = ag;
@@ -175,7 +336,8 @@ struct m_agent *master_agent_get(struct master *m, const char *id, bool *ret_new
     return ag;
 }
 
-void master_agent_account(struct m_agent *ag, uint64_t cpus, uint64_t mem, int sign)
+void master_agent_account(struct m_agent *ag, uint64_t cpus, uint64_t mem, const uint16_t *ports,
+                          size_t n_ports, int sign)
 {
     if (sign > 0) {
         ag->placed_cpus += cpus;
@@ -186,33 +348,44 @@ void master_agent_account(struct m_agent *ag, uint64_t cpus, uint64_t mem, int s
         ag->placed_mem -= mem <= ag->placed_mem ? mem : ag->placed_mem;
         ag->placed_tasks -= ag->placed_tasks > 0;
     }
+    for (size_t i = 0; i < n_ports; i++) {
+        uint16_t p = ports[i];
+        if (!p)
+            continue;
+        if (sign > 0) {
+            ag->ports_used = xrealloc(ag->ports_used, (ag->n_ports_used + 1) * sizeof(uint16_t));
+            ag->ports_used[ag->n_ports_used++] = p;
+            continue;
+        }
+        for (size_t k = 0; k < ag->n_ports_used; k++) {
+            if (ag->ports_used[k] == p) {
+                ag->ports_used[k] = ag->ports_used[--ag->n_ports_used];
+                break;
+            }
+        }
+    }
 }
 
-struct m_agent *master_agents_place(struct master *m, uint64_t cpus, uint64_t mem, unsigned *ret_up)
+bool master_agents_could_hold(struct master *m, const char *role, uint64_t cpus, uint64_t mem,
+                              unsigned *ret_up)
 {
-    size_t n = 0;
-    struct m_place_agent *cand = xcalloc(m->n_agents + 1, sizeof(*cand));
-    struct m_agent **by = xcalloc(m->n_agents + 1, sizeof(*by));
     unsigned up = 0;
-    for (struct m_agent *ag = m->agents; ag && n < m->n_agents; ag = ag->next, n++) {
-        by[n] = ag;
-        cand[n] = (struct m_place_agent){
-                .reachable = ag->state == M_AGENT_REACHABLE,
-                .connected = ag->stream != NULL,
-                .alloc_cpus = ag->alloc_cpus,
-                .alloc_mem = ag->alloc_mem,
-                .placed_cpus = ag->placed_cpus,
-                .placed_mem = ag->placed_mem,
-                .placed_tasks = ag->placed_tasks,
-        };
-        up += master_place_eligible(&cand[n]);
+    bool could = false;
+    for (struct m_agent *ag = m->agents; ag; ag = ag->next) {
+        if (!ag->drf->active)
+            continue;
+        up++;
+        uint64_t c = ag->drf->pool.cpus, mm = ag->drf->pool.mem;
+        for (size_t i = 0; i < ag->n_resv; i++) {
+            if (streq(ag->resv[i].role, role)) {
+                c += ag->resv[i].cpus;
+                mm += ag->resv[i].mem;
+            }
+        }
+        could = could || (cpus <= c && mem <= mm);
     }
-    int i = master_place(cand, n, cpus, mem, streq(m->cfg.placement, "binpack"));
-    struct m_agent *ag = i >= 0 ? by[i] : NULL;
-    free(cand);
-    free(by);
     *ret_up = up;
-    return ag;
+    return could;
 }
 
 void master_agent_json(const struct m_agent *ag, yajl_gen g)
@@ -238,6 +411,17 @@ void master_agent_json(const struct m_agent *ag, yajl_gen g)
         json_kv_u64(g, "mem", mem[i]);
         yajl_gen_map_close(g);
     }
+    json_str(g, "reservations");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < ag->n_resv; i++) {
+        json_str(g, ag->resv[i].role);
+        yajl_gen_map_open(g);
+        json_kv_cpus(g, "cpus", ag->resv[i].cpus);
+        json_kv_u64(g, "mem", ag->resv[i].mem);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    json_kv_str(g, "ports", ag->ports && ag->ports[0] ? ag->ports : NULL);
     yajl_gen_map_close(g);
     json_str(g, "usage");
     if (ag->has_usage) {
@@ -273,7 +457,6 @@ int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
     m->n_agents--;
     log_info("agent '%s' (%s) removed from the registry", ag->id, ag->hostname);
     explicit_bzero(ag->key, sizeof(ag->key));
-    free(ag->hostname);
-    free(ag);
+    agent_free(m, ag);
     return 0;
 }

@@ -1,7 +1,9 @@
 /* master/api.c - berth-master's HTTP server (libevent): routing, bearer-token auth, the
- * task, agent and token API for users and tools (docs/api.md, "berth-master"), /health and
- * /metrics. reply.c reads bodies and sends answers and errors; the agent protocol's endpoint
- * is handed to link.c; tasks.c and agents.c do the work behind /v1/tasks and /v1/agents. */
+ * task, agent and token API for users and tools (docs/api.md, "berth-master") and /health.
+ * reply.c reads bodies and sends answers and errors; the agent protocol's endpoint is handed
+ * to link.c, the scheduler API's to sched.c, /v1/frameworks, /v1/offers and /v1/roles to
+ * api-sched.c, /metrics to metrics.c; builtin.c, tasks.c and agents.c do the work behind
+ * /v1/tasks and /v1/agents. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -12,7 +14,8 @@
 #include "master/master.h"
 
 /* POST /v1/tasks: the body is parsed and checked here, once, by the schema the agent's
- * POST /v1/containers uses (masterlink/spec.c); tasks.c gets the parsed spec. */
+ * POST /v1/containers uses (masterlink/spec.c); the built-in framework (builtin.c) queues
+ * the parsed spec until an offer places it. */
 static void submit(struct master *m, struct evhttp_request *req, const struct m_token *caller,
                    const char *body, size_t len, yajl_gen g)
 {
@@ -30,7 +33,7 @@ static void submit(struct master *m, struct evhttp_request *req, const struct m_
     if (!master_token_may(caller, M_RIGHTS_SUBMIT, role)) {
         master_refuse(m, req, BERR_FORBIDDEN, "token '%s' (%s) may not submit in role '%s'",
                       caller->id, caller->name, role);
-    } else if (master_task_submit(m, &spec, &t, &err) < 0) {
+    } else if (master_builtin_submit(m, &spec, &t, &err) < 0) {
         master_reply_error(m, req, err);
     } else {
         master_task_json(m, t, g, false);
@@ -82,7 +85,7 @@ static void serve_tasks(struct master *m, struct evhttp_request *req, const stru
         if (!master_token_may(caller, M_RIGHTS_SUBMIT, t->role)) {
             master_refuse(m, req, BERR_FORBIDDEN, "token '%s' may not kill tasks of role '%s'",
                           caller->id, t->role);
-        } else if (master_task_kill(m, t, &err) < 0) {
+        } else if (master_task_kill(m, t, -1, &err) < 0) {
             master_reply_error(m, req, err);
         } else {
             master_task_json(m, t, g, false);
@@ -101,6 +104,10 @@ static int agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
 {
     char id[sizeof(ag->id)];
     snprintf(id, sizeof(id), "%s", ag->id);
+    if (ag->stream)
+        return master_agent_remove(m, ag, err); /* refused: it is connected */
+    /* a pass has rescinded them already (it went when its stream did); none may outlive it */
+    master_offers_rescind_agent(m, ag, "the agent was removed");
     int r = master_agent_remove(m, ag, err);
     if (r < 0)
         return r;
@@ -223,67 +230,8 @@ static void serve_tokens(struct master *m, struct evhttp_request *req, const cha
     yajl_gen_free(g);
 }
 
-static void serve_metrics(struct master *m, struct evhttp_request *req)
+static void route_one(struct master *m, struct evhttp_request *req)
 {
-    struct evbuffer *b = evbuffer_new();
-    unsigned st[2] = {0}, streams = 0, tasks[_ML_STATE_MAX] = {0};
-    for (struct m_agent *ag = m->agents; ag; ag = ag->next) {
-        st[ag->state == M_AGENT_UNREACHABLE]++;
-        streams += ag->stream != NULL;
-    }
-    for (struct m_task *t = m->tasks; t; t = t->next)
-        tasks[t->state]++;
-    evbuffer_add_printf(b,
-                        "# HELP berth_master_agents Registered agents by state.\n"
-                        "# TYPE berth_master_agents gauge\n"
-                        "berth_master_agents{state=\"REACHABLE\"} %u\n"
-                        "berth_master_agents{state=\"UNREACHABLE\"} %u\n"
-                        "# HELP berth_master_streams Open agent event streams.\n"
-                        "# TYPE berth_master_streams gauge\n"
-                        "berth_master_streams %u\n"
-                        "# HELP berth_master_tasks Tasks by state.\n"
-                        "# TYPE berth_master_tasks gauge\n",
-                        st[0], st[1], streams);
-    for (int i = 0; i < _ML_STATE_MAX; i++)
-        evbuffer_add_printf(b, "berth_master_tasks{state=\"%s\"} %u\n", ml_state_name(i), tasks[i]);
-    const struct {
-        const char *name, *help;
-        uint64_t v;
-    } counters[] = {
-            {"berth_master_subscribes_total", "SUBSCRIBE calls accepted.", m->subscribes_total},
-            {"berth_master_heartbeats_total", "HEARTBEAT calls accepted.", m->heartbeats_total},
-            {"berth_master_updates_total", "UPDATE calls received.", m->updates_total},
-            {"berth_master_updates_duplicate_total",
-             "Updates acknowledged without a change (retried or stale).",
-             m->updates_duplicate_total},
-            {"berth_master_refused_total", "Calls refused with an error.", m->refused_total},
-            {"berth_master_auth_failures_total",
-             "Agent handshakes and signed calls refused for a wrong key, proof or signature.",
-             m->auth_failures_total},
-            {"berth_master_launches_sent_total", "LAUNCH events sent.", m->launches_sent_total},
-            {"berth_master_tasks_lost_total", "Tasks the master declared LOST.",
-             m->tasks_lost_total},
-            {"berth_master_reconcile_kills_total",
-             "KILLs sent for tasks an agent ran that the master had dropped.",
-             m->kills_reconciled_total},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(counters); i++)
-        evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[i].name,
-                            counters[i].help, counters[i].name, counters[i].name,
-                            (unsigned long long) counters[i].v);
-    evbuffer_add_printf(b, "# HELP berth_master_heartbeat_duration_seconds Time to handle a "
-                           "HEARTBEAT in the master.\n"
-                           "# TYPE berth_master_heartbeat_duration_seconds histogram\n");
-    master_hb_histogram(m, b);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4");
-    evhttp_send_reply(req, 200, "OK", b);
-    evbuffer_free(b);
-}
-
-static void route(struct evhttp_request *req, void *arg)
-{
-    struct master *m = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
@@ -305,13 +253,20 @@ static void route(struct evhttp_request *req, void *arg)
         return;
     }
     if (streq(path, "/metrics")) {
-        serve_metrics(m, req);
+        master_serve_metrics(m, req);
         return;
     }
     const char *body;
     size_t len;
     if (master_read_body(m, req, &body, &len) < 0)
         return;
+    if (streq(path, ML_SCHED_PATH)) {
+        if (cmd != EVHTTP_REQ_POST)
+            master_refuse(m, req, BERR_METHOD_NOT_ALLOWED, "POST %s", ML_SCHED_PATH);
+        else
+            master_sched_serve(m, req, body, len);
+        return;
+    }
     if (streq(path, ML_AGENT_PATH)) {
         /* agents prove their key in the handshake and sign their calls; a bearer token here
          * is a client's (or a stolen one) trying to act as an agent */
@@ -336,9 +291,18 @@ static void route(struct evhttp_request *req, void *arg)
             master_refuse(m, req, BERR_FORBIDDEN, "tokens are managed with the admin token");
         else
             serve_tokens(m, req, path[10] ? path + 11 : "", cmd, body, len);
+    } else if (master_api_sched(m, req, caller, path, cmd, body, len)) {
+        /* frameworks, offers, roles */
     } else {
         master_refuse(m, req, BERR_NOT_FOUND, "no such path '%.200s'", path);
     }
+}
+
+static void route(struct evhttp_request *req, void *arg)
+{
+    struct master *m = arg;
+    route_one(m, req);
+    master_check(m, "request"); /* test mode: the books after every call */
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)

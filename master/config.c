@@ -1,5 +1,6 @@
 /* master/config.c - berth-master's settings: built-in defaults, then /etc/berth/master.conf
- * (or --config=FILE; INI read with libinih, one [master] section), then --key=value flags.
+ * (or --config=FILE; INI read with libinih: [master], and [role.NAME] for the roles' weights
+ * and quota), then --key=value and --role.NAME.key=value flags.
  * Durations use config/'s parser so both daemons read "5s" alike. docs/config.md lists the
  * keys under "berth-master". main.c calls master_cfg_load once. */
 #include "config/config.h"
@@ -53,8 +54,29 @@ const char master_default_config[] =
         "max_tasks = 100000\n"
         "; An ended task is forgotten this long after it ended.\n"
         "task_gc_delay = 1w\n"
+        "; An allocation pass (offers to frameworks, Dominant Resource Fairness) at least this\n"
+        "; often; also at once whenever resources are freed.\n"
+        "allocation_interval = 1s\n"
+        "; An offer a framework leaves unanswered this long is rescinded (0 = never).\n"
+        "offer_timeout = 30s\n"
+        "; How long a framework that names no failover_timeout in SUBSCRIBE may be away\n"
+        "; before its tasks are killed.\n"
+        "failover_timeout = 1h\n"
+        "; Test hook: check the allocator's books after every event (slow; logs and counts\n"
+        "; berth_master_invariant_violations_total).\n"
+        "check_invariants = false\n"
         "; error, warning, info or debug.\n"
-        "log_level = info\n";
+        "log_level = info\n"
+        "\n"
+        "; Roles: a section per role with a weight (its share counts divided by it) and quota:\n"
+        "; a guarantee kept free for it while other roles are greedy, and a limit it never\n"
+        "; goes beyond. Also set through PUT /v1/roles/NAME (berthctl --master URL role set).\n"
+        ";[role.analytics]\n"
+        ";weight = 2\n"
+        ";guarantee_cpus = 4\n"
+        ";guarantee_mem = 8GiB\n"
+        ";limit_cpus = 16\n"
+        ";limit_mem = 64GiB\n";
 
 static void set_str(char **dst, const char *v)
 {
@@ -79,6 +101,9 @@ static void defaults(struct master_cfg *cfg)
     cfg->max_agents = 10000;
     cfg->max_tasks = 100000;
     cfg->task_gc_delay_ms = UINT64_C(7) * 24 * 3600 * 1000;
+    cfg->allocation_interval_ms = 1000;
+    cfg->offer_timeout_ms = 30000;
+    cfg->failover_timeout_ms = 3600000;
     cfg->log_level = xstrdup("info");
 }
 
@@ -99,16 +124,71 @@ static bool host_ok(const char *s, size_t n)
     return strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
 }
 
+/* [role.NAME]: weight, guarantee_cpus, guarantee_mem, limit_cpus, limit_mem. */
+static int set_role_key(struct master_cfg *cfg, const char *name, const char *key,
+                        const char *value, struct berr **err)
+{
+    if (!ml_role_valid(name))
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
+                         "[role.%s]: not a role name (1-64 of a-z, 0-9, _ and -, or *)", name);
+    struct m_role_cfg *r = NULL;
+    for (size_t i = 0; i < cfg->n_roles; i++)
+        if (streq(cfg->roles[i].name, name))
+            r = &cfg->roles[i];
+    if (!r) {
+        cfg->roles = xrealloc(cfg->roles, (cfg->n_roles + 1) * sizeof(*cfg->roles));
+        r = &cfg->roles[cfg->n_roles++];
+        *r = (struct m_role_cfg){
+                .name = xstrdup(name), .weight = 1, .limit = {DRF_UNLIMITED, DRF_UNLIMITED}};
+    }
+    uint64_t *cpus = streq(key, "guarantee_cpus") ? &r->guarantee.cpus
+                     : streq(key, "limit_cpus")   ? &r->limit.cpus
+                                                  : NULL;
+    uint64_t *mem = streq(key, "guarantee_mem") ? &r->guarantee.mem
+                    : streq(key, "limit_mem")   ? &r->limit.mem
+                                                : NULL;
+    if (streq(key, "weight")) {
+        char *end;
+        double w = strtod(value, &end);
+        if (end == value || *end || !(w > 0) || w > 1000)
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
+                             "[role.%s] weight: '%s' is not a number above 0, at most 1000", name,
+                             value);
+        r->weight = w;
+    } else if (cpus) {
+        if (streq(value, "0"))
+            *cpus = 0;
+        else if (parse_cpus(value, cpus) < 0)
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "[role.%s] %s: bad cpus '%s'",
+                             name, key, value);
+    } else if (mem) {
+        if (parse_size(value, mem) < 0)
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
+                             "[role.%s] %s: bad size '%s' (e.g. 8GiB)", name, key, value);
+    } else {
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
+                         "unknown key '%s' in [role.%s] (weight, guarantee_cpus, guarantee_mem, "
+                         "limit_cpus, limit_mem)",
+                         key, name);
+    }
+    return 0;
+}
+
 static int set_key(struct master_cfg *cfg, const char *section, const char *key, const char *value,
                    struct berr **err)
 {
+    if (str_has_prefix(section, "role."))
+        return set_role_key(cfg, section + 5, key, value, err);
     if (!streq(section, "master"))
         return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown section [%s]", section);
-    uint64_t *dur = streq(key, "heartbeat_interval") ? &cfg->heartbeat_interval_ms
-                    : streq(key, "agent_timeout")    ? &cfg->agent_timeout_ms
-                    : streq(key, "lost_grace")       ? &cfg->lost_grace_ms
-                    : streq(key, "task_gc_delay")    ? &cfg->task_gc_delay_ms
-                                                     : NULL;
+    uint64_t *dur = streq(key, "heartbeat_interval")    ? &cfg->heartbeat_interval_ms
+                    : streq(key, "agent_timeout")       ? &cfg->agent_timeout_ms
+                    : streq(key, "lost_grace")          ? &cfg->lost_grace_ms
+                    : streq(key, "task_gc_delay")       ? &cfg->task_gc_delay_ms
+                    : streq(key, "allocation_interval") ? &cfg->allocation_interval_ms
+                    : streq(key, "offer_timeout")       ? &cfg->offer_timeout_ms
+                    : streq(key, "failover_timeout")    ? &cfg->failover_timeout_ms
+                                                        : NULL;
     uint64_t *count = streq(key, "max_agents")  ? &cfg->max_agents
                       : streq(key, "max_tasks") ? &cfg->max_tasks
                                                 : NULL;
@@ -120,7 +200,9 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
         *count = n;
     } else if (dur) {
         uint64_t ms;
-        if (cfg_parse_duration_ms(value, &ms) < 0 || (ms == 0 && !streq(key, "lost_grace")))
+        bool zero_ok = streq(key, "lost_grace") || streq(key, "offer_timeout") ||
+                       streq(key, "failover_timeout");
+        if (cfg_parse_duration_ms(value, &ms) < 0 || (ms == 0 && !zero_ok))
             return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] %s: bad duration '%s' (e.g. 500ms, 5s, 2m)", key, value);
         *dur = ms;
@@ -158,6 +240,10 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
             return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] placement: '%s' is not spread or binpack", value);
         set_str(&cfg->placement, value);
+    } else if (streq(key, "check_invariants")) {
+        if (parse_bool(value, &cfg->check_invariants) < 0)
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
+                             "[master] check_invariants: '%s' is not a boolean", value);
     } else if (streq(key, "reconcile_kill")) {
         if (parse_bool(value, &cfg->reconcile_kill) < 0)
             return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
@@ -231,11 +317,19 @@ int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr *
             return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "%s: expected --KEY=VALUE (see berth-master --help)", argv[i]);
         _cleanup_free_ char *key = xstrndup(argv[i] + 2, (size_t) (eq - argv[i] - 2));
-        for (char *p = key; *p; p++)
+        /* --role.NAME.KEY=V sets [role.NAME] KEY; dashes become underscores in KEY only */
+        char *last = strrchr(key, '.');
+        for (char *p = last ? last : key; *p; p++)
             if (*p == '-')
                 *p = '_';
-        const char *k = str_has_prefix(key, "master.") ? key + 7 : key;
-        if (set_key(cfg, "master", k, eq + 1, err) < 0)
+        int r;
+        if (str_has_prefix(key, "role.") && last && last > key + 5) {
+            *last = 0;
+            r = set_key(cfg, key, last + 1, eq + 1, err);
+        } else {
+            r = set_key(cfg, "master", str_has_prefix(key, "master.") ? key + 7 : key, eq + 1, err);
+        }
+        if (r < 0)
             return berr_wrap(err, "%s", argv[i]);
     }
     /* keys that only make sense together */
@@ -248,6 +342,13 @@ int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr *
                          "heartbeat_interval (%llu ms), or agents flap between reachable and not",
                          cfg->config_file, (unsigned long long) cfg->agent_timeout_ms,
                          (unsigned long long) cfg->heartbeat_interval_ms);
+    for (size_t i = 0; i < cfg->n_roles; i++) {
+        const struct m_role_cfg *r = &cfg->roles[i];
+        if (r->guarantee.cpus > r->limit.cpus || r->guarantee.mem > r->limit.mem)
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
+                             "%s: [role.%s]: the guarantee is above the limit", cfg->config_file,
+                             r->name);
+    }
     if (!cfg->tls_cert[0] != !cfg->tls_key[0])
         return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                          "%s: [master] tls_cert and tls_key go together", cfg->config_file);
@@ -271,5 +372,8 @@ void master_cfg_done(struct master_cfg *cfg)
     free(cfg->placement);
     free(cfg->log_level);
     free(cfg->config_file);
+    for (size_t i = 0; i < cfg->n_roles; i++)
+        free(cfg->roles[i].name);
+    free(cfg->roles);
     *cfg = (struct master_cfg){0};
 }

@@ -1,9 +1,10 @@
 /* master/link.c - the master's side of the agent protocol (docs/protocol.md) on
  * POST /api/v1/agent, once handshake.c has proven a SUBSCRIBE: the proven SUBSCRIBE
- * registers the agent, makes its pending reply its event stream (agents.c) and reconciles
- * its tasks; HEARTBEAT takes usage; UPDATE applies a status (tasks.c) and sends ACKNOWLEDGE
- * on the stream. A one-second tick PINGs the streams, marks silent agents unreachable and,
- * after the grace period, their tasks LOST, and lets tasks.c forget old ended tasks. */
+ * registers the agent (its resources, reservations and ports into the allocator), makes its
+ * pending reply its event stream (agents.c) and reconciles its tasks; HEARTBEAT takes usage; UPDATE
+ * applies a status (tasks.c) and sends ACKNOWLEDGE on the stream. A one-second tick PINGs the
+ * streams, marks silent agents unreachable and, after the grace period, their tasks LOST, and lets
+ * tasks.c forget old ended tasks. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -20,6 +21,36 @@ static void read_amounts(yajl_val res, const char *key, uint64_t *cpus, uint64_t
     if (json_get_double(v, "cpus", &c) && c >= 0 && c < 1e6)
         *cpus = (uint64_t) (c * 1000 + 0.5);
     (void) json_get_u64(v, "mem", mem);
+}
+
+/* SUBSCRIBE's resources into ag: allocatable, reservations, ports; a change rebuilds the
+ * allocator's view of the agent (its offers go, its tasks are charged again). */
+static void resources_apply(struct master *m, struct m_agent *ag, yajl_val res)
+{
+    uint64_t cpus = 0, mem = 0;
+    read_amounts(res, "allocatable", &cpus, &mem);
+    yajl_val roles = json_get(res, "roles");
+    size_t n = roles && YAJL_IS_OBJECT(roles) ? roles->u.object.len : 0, k = 0;
+    struct m_resv *resv = n ? xcalloc(n, sizeof(*resv)) : NULL;
+    for (size_t i = 0; i < n && i < 64; i++) {
+        if (!ml_role_valid(roles->u.object.keys[i]) || streq(roles->u.object.keys[i], "*"))
+            continue;
+        resv[k].role = xstrdup(roles->u.object.keys[i]);
+        read_amounts(roles, resv[k].role, &resv[k].cpus, &resv[k].mem);
+        k++;
+    }
+    const char *ports = json_get_str(res, "ports");
+    if (ports && ports[0] && !ml_ports_count(ports))
+        ports = NULL; /* malformed: no ports offered */
+    master_offers_rescind_agent(m, ag, "the agent subscribed again");
+    master_tasks_recharge(m, ag, -1);
+    if (master_agent_resources_set(m, ag, cpus, mem, resv, k, ports))
+        log_info("agent '%s': allocatable %llu millicores, %llu bytes, %zu role reservation(s), "
+                 "ports '%s'",
+                 ag->id, (unsigned long long) cpus, (unsigned long long) mem, k,
+                 ports ? ports : "");
+    master_agent_drf_reset(m, ag);
+    master_tasks_recharge(m, ag, +1);
 }
 
 static void kill_payload_send(struct m_agent *ag, const char *task_id)
@@ -96,7 +127,7 @@ static void subscribe_apply(struct master *m, struct m_pending *pd, struct ml_ca
     ag->hostname = xstrdup(host);
     read_amounts(res, "total", &ag->total_cpus, &ag->total_mem);
     read_amounts(res, "reserved", &ag->reserved_cpus, &ag->reserved_mem);
-    read_amounts(res, "allocatable", &ag->alloc_cpus, &ag->alloc_mem);
+    resources_apply(m, ag, res);
     bool was_unreachable = ag->state == M_AGENT_UNREACHABLE;
     ag->state = M_AGENT_REACHABLE;
     ag->lost_done = false;

@@ -1,7 +1,9 @@
 /* master/main.c - berth-master's entry point: reads master.conf and flags, opens master.db
- * and loads the registry, serves HTTP (api.c) with the agent protocol (link.c) on one
- * libevent loop with a one-second tick, and on SIGTERM/SIGINT ends the agents' streams
- * and frees everything. Agents and their tasks keep running while the master is away.
+ * and loads the registry (roles, agents, frameworks, the built-in framework, tasks), serves
+ * HTTP (api.c) with the agent protocol (link.c) and the scheduler API (sched.c) on one
+ * libevent loop with a one-second tick each, allocation passes (offers.c) every
+ * allocation_interval and whenever resources free up, and on SIGTERM/SIGINT ends the
+ * streams and frees everything. Agents and their tasks keep running while the master is away.
  * Under systemd (berth-master.service, Type=notify) it sends READY=1 once the listener is
  * bound and STOPPING=1 when the loop ends (common/notify.c). */
 #include <event2/event.h>
@@ -13,9 +15,11 @@
 static const char usage[] =
         "Usage: berth-master [--config=FILE] [--KEY=VALUE ...]\n"
         "\n"
-        "The berth master: keeps the registry of agents and tasks (SQLite), takes agents'\n"
-        "subscriptions, heartbeats and status updates (docs/protocol.md) and places the tasks\n"
-        "users submit (docs/api.md).\n"
+        "The berth master: keeps the registry of agents, frameworks and tasks (SQLite), takes\n"
+        "agents' subscriptions, heartbeats and status updates, offers the agents' free\n"
+        "resources to frameworks by Dominant Resource Fairness across roles (the scheduler API,\n"
+        "docs/protocol.md), and runs the tasks users submit through its own framework\n"
+        "(docs/api.md).\n"
         "\n"
         "  --config=FILE          configuration file (default /etc/berth/master.conf; a missing\n"
         "                         default file is fine)\n"
@@ -25,6 +29,8 @@ static const char usage[] =
         "                         --plain_http=true\n"
         "                         --heartbeat_interval=5s --agent_timeout=15s --lost_grace=30s\n"
         "                         --placement=spread|binpack --reconcile_kill=true\n"
+        "                         --allocation_interval=1s --offer_timeout=30s\n"
+        "                         --failover_timeout=1h --role.NAME.weight=2 ...\n"
         "  --print-default-config print the annotated default master.conf and exit\n"
         "  --help, --version\n";
 
@@ -36,17 +42,40 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(m->base, NULL);
 }
 
+static struct timeval ms_tv(uint64_t ms)
+{
+    return (struct timeval){.tv_sec = (time_t) (ms / 1000),
+                            .tv_usec = (suseconds_t) (ms % 1000) * 1000};
+}
+
 static int setup(struct master *m, struct berr **err)
 {
     int r;
-    if ((r = master_store_open(m, err)) < 0 || (r = master_agents_load(m, err)) < 0 ||
-        (r = master_tasks_load(m, err)) < 0 || (r = master_auth_load(m, err)) < 0)
+    drf_init(&m->drf);
+    if ((r = master_store_open(m, err)) < 0 || (r = master_roles_load(m, err)) < 0 ||
+        (r = master_agents_load(m, err)) < 0 || (r = master_fws_load(m, err)) < 0)
         return r;
+    if (master_builtin_init(m) < 0)
+        return berr_setx(err, EIO, "cannot make the built-in framework");
+    if ((r = master_tasks_load(m, err)) < 0 || (r = master_auth_load(m, err)) < 0)
+        return r;
+    master_builtin_start(m);
     m->base = event_base_new();
     if (!m->base)
         return berr_setx(err, ENOMEM, "event_base_new failed");
     if (master_api_start(m, err) < 0)
         return berr_wrap(err, "listen '%s'", m->cfg.listen);
+    /* the allocation passes: at once when asked (ev_alloc), and every allocation_interval */
+    m->ev_alloc = event_new(m->base, -1, 0, master_alloc_pass, m);
+    m->ev_alloc_timer = event_new(m->base, -1, EV_PERSIST, master_alloc_pass, m);
+    m->ev_sched_tick = event_new(m->base, -1, EV_PERSIST, master_sched_tick, m);
+    struct timeval atv = ms_tv(m->cfg.allocation_interval_ms), stv = ms_tv(1000);
+    event_add(m->ev_alloc_timer, &atv);
+    event_add(m->ev_sched_tick, &stv);
+    m->last_fw_hb_ns = now_monotonic_ns();
+    if (m->cfg.check_invariants)
+        log_warning("check_invariants = true: the allocator's books are checked after every "
+                    "event (a test hook; slow with many tasks)");
     m->ev_tick = event_new(m->base, -1, EV_PERSIST, master_link_tick, m);
     uint64_t tick_ms =
             m->cfg.heartbeat_interval_ms < 2000 ? m->cfg.heartbeat_interval_ms / 2 : 1000;
@@ -64,16 +93,23 @@ static int setup(struct master *m, struct berr **err)
 static void teardown(struct master *m)
 {
     master_agents_streams_free(m);
+    master_fws_streams_free(m);
     master_pending_free_all(m);
     master_api_stop(m);
-    if (m->ev_tick)
-        event_free(m->ev_tick);
+    struct event *evs[] = {m->ev_tick, m->ev_alloc, m->ev_alloc_timer, m->ev_sched_tick};
+    for (size_t i = 0; i < ARRAY_SIZE(evs); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    m->ev_alloc = NULL;
     if (m->ev_sigterm)
         event_free(m->ev_sigterm);
     if (m->ev_sigint)
         event_free(m->ev_sigint);
+    master_offers_free(m);
     master_tasks_free(m);
+    master_fws_free(m);
     master_agents_free(m);
+    drf_free(&m->drf);
     master_tokens_free(m);
     master_store_close(m);
     if (m->base)

@@ -1,12 +1,14 @@
 /* master/store.c - the registry in work_dir/master.db (SQLite, WAL): one row per agent (its
- * resources as JSON), one per task (its record as JSON) and the status history (one row per
+ * resources as JSON), one per task (its record as JSON), one per framework and per role the
+ * API changed, and the status history (one row per
  * update, its uuid UNIQUE, so a retried update is recognised even across a master restart).
  * An update and the task's new state commit together, before the ACKNOWLEDGE goes out: an
  * acked update is never lost by a crash of the master (WAL, synchronous=NORMAL: a commit
  * survives the process; a machine crash may lose the last ones, and the agent, which still
  * holds every update it saw no ACKNOWLEDGE for, sends them again). Heartbeats stay in memory.
  * Rows only: callers hand in values and records they encoded themselves (agents.c, tasks.c,
- * auth.c) and read rows back through callbacks; nothing here knows the registry's structs. */
+ * auth.c, frameworks.c, roles.c) and read rows back through callbacks; nothing here knows
+ * the registry's structs. */
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <string.h>
@@ -28,7 +30,11 @@ static const char schema[] = "PRAGMA journal_mode=WAL;"
                              "CREATE INDEX IF NOT EXISTS updates_task ON updates(task_id, seq);"
                              "CREATE TABLE IF NOT EXISTS tokens ("
                              "  id TEXT PRIMARY KEY, key TEXT NOT NULL, name TEXT,"
-                             "  rights TEXT NOT NULL, roles TEXT, created_at REAL);";
+                             "  rights TEXT NOT NULL, roles TEXT, created_at REAL);"
+                             "CREATE TABLE IF NOT EXISTS frameworks ("
+                             "  id TEXT PRIMARY KEY, registered_at REAL, json TEXT NOT NULL);"
+                             "CREATE TABLE IF NOT EXISTS roles ("
+                             "  name TEXT PRIMARY KEY, json TEXT NOT NULL);";
 
 int master_store_open(struct master *m, struct berr **err)
 {
@@ -267,4 +273,53 @@ int master_store_task_delete(struct master *m, const char *id)
         return r;
     }
     return master_store_commit(m);
+}
+
+int master_store_framework_put(struct master *m, const char *id, double registered_at,
+                               const char *json)
+{
+    const char *text[] = {id, json};
+    if (run(m, "INSERT OR REPLACE INTO frameworks(id, json, registered_at) VALUES (?1, ?2, ?3)",
+            text, 2, 3, registered_at) != SQLITE_DONE)
+        return log_msg(LOG_ERR, EIO, "master.db: store framework '%s': %s", id,
+                       sqlite3_errmsg(m->db));
+    return 0;
+}
+
+int master_store_role_put(struct master *m, const char *name, const char *json)
+{
+    const char *text[] = {name, json};
+    if (run(m, "INSERT OR REPLACE INTO roles(name, json) VALUES (?1, ?2)", text, 2, 0, 0) !=
+        SQLITE_DONE)
+        return log_msg(LOG_ERR, EIO, "master.db: store role '%s': %s", name, sqlite3_errmsg(m->db));
+    return 0;
+}
+
+/* Rows of sql (one or two text columns) to fn1 or fn2. */
+static int load_rows(struct master *m, const char *sql, int (*fn1)(struct master *, const char *),
+                     int (*fn2)(struct master *, const char *, const char *), struct berr **err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return berr_setx(err, EIO, "master.db: %s", sqlite3_errmsg(m->db));
+    int r = 0;
+    while (r >= 0 && sqlite3_step(st) == SQLITE_ROW) {
+        const char *a = (const char *) sqlite3_column_text(st, 0);
+        r = fn1 ? fn1(m, a) : fn2(m, a, (const char *) sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    return r < 0 ? berr_setx(err, -r, "master.db: cannot load '%s'", sql) : 0;
+}
+
+int master_store_frameworks_load(struct master *m, int (*fn)(struct master *m, const char *json),
+                                 struct berr **err)
+{
+    return load_rows(m, "SELECT json FROM frameworks ORDER BY registered_at, id", fn, NULL, err);
+}
+
+int master_store_roles_load(struct master *m,
+                            int (*fn)(struct master *m, const char *name, const char *json),
+                            struct berr **err)
+{
+    return load_rows(m, "SELECT name, json FROM roles ORDER BY name", NULL, fn, err);
 }

@@ -41,6 +41,7 @@ static const char *const reason_names[_ML_REASON_MAX] = {
         [ML_REASON_AGENT_UNREACHABLE] = "AGENT_UNREACHABLE",
         [ML_REASON_RECONCILED_LOST] = "RECONCILED_LOST",
         [ML_REASON_AGENT_REMOVED] = "AGENT_REMOVED",
+        [ML_REASON_UNKNOWN_TASK] = "UNKNOWN_TASK",
 };
 
 static int lookup(const char *const *names, int n, const char *s)

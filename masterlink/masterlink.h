@@ -1,8 +1,10 @@
 /* masterlink/masterlink.h - the one public header of masterlink/: the agent<->master protocol
  * (docs/protocol.md) without any I/O. recordio.c frames and unframes the event stream,
  * codec.c encodes and decodes the JSON envelopes of calls and events and the status update
- * (on common/json.c's helpers). berth-agent (agentd/link.c) and
- * berth-master (master/) both link it, so the two sides cannot drift apart. */
+ * (on common/json.c's helpers); sched.c holds the scheduler API's message names, envelopes
+ * and offers (docs/protocol.md, "The scheduler API"). berth-agent (agentd/link.c),
+ * berth-master (master/) and the scheduler library (sched/) link it, so no two sides can
+ * drift apart. */
 #pragma once
 
 #include <stdbool.h>
@@ -19,6 +21,8 @@
 #define ML_STREAM_HEADER "Berth-Stream-Id"
 /* Largest call body and largest record on the stream, in bytes. */
 #define ML_MAX_MESSAGE (1024 * 1024)
+/* Offer ids: "o-" and 16 hex digits. */
+#define ML_OFFER_ID_LEN 18
 
 /* ---- message types ---------------------------------------------------------------------- */
 
@@ -70,6 +74,7 @@ enum ml_reason {
     ML_REASON_AGENT_UNREACHABLE,
     ML_REASON_RECONCILED_LOST,
     ML_REASON_AGENT_REMOVED,
+    ML_REASON_UNKNOWN_TASK, /* RECONCILE: the master knows no such task of the framework */
     _ML_REASON_MAX,
     _ML_REASON_INVALID = -EINVAL,
 };
@@ -269,6 +274,93 @@ void ml_auth_agent_key(const uint8_t join_key[ML_KEY_LEN], const struct ml_hands
                        uint8_t out[ML_KEY_LEN]);
 void ml_auth_sign(const uint8_t session[ML_KEY_LEN], const char *body, size_t len,
                   char out[ML_HEX_LEN + 1]);
+
+/* ---- the scheduler API (sched.c, docs/protocol.md "The scheduler API") ------------------ */
+
+/* The one endpoint of the scheduler API: every call is a POST of one JSON object, with a
+ * bearer token; calls after SUBSCRIBE carry ML_STREAM_HEADER. */
+#define ML_SCHED_PATH "/api/v1/scheduler"
+/* A DECLINE's (or ACCEPT's) filter when the call names none, in seconds. */
+#define ML_SCHED_REFUSE_DEFAULT 5.0
+
+enum ml_sched_call_type {
+    ML_SCHED_SUBSCRIBE,
+    ML_SCHED_ACCEPT,
+    ML_SCHED_DECLINE,
+    ML_SCHED_REVIVE,
+    ML_SCHED_SUPPRESS,
+    ML_SCHED_KILL,
+    ML_SCHED_ACKNOWLEDGE,
+    ML_SCHED_RECONCILE,
+    ML_SCHED_TEARDOWN,
+    _ML_SCHED_CALL_MAX,
+    _ML_SCHED_CALL_INVALID = -EINVAL,
+};
+
+enum ml_sched_event_type {
+    ML_SCHED_SUBSCRIBED,
+    ML_SCHED_OFFERS,
+    ML_SCHED_RESCIND,
+    ML_SCHED_UPDATE,
+    ML_SCHED_HEARTBEAT,
+    ML_SCHED_ERROR,
+    _ML_SCHED_EVENT_MAX,
+    _ML_SCHED_EVENT_INVALID = -EINVAL,
+};
+
+const char *ml_sched_call_name(enum ml_sched_call_type t);
+enum ml_sched_call_type ml_sched_call_from_name(const char *s);
+const char *ml_sched_event_name(enum ml_sched_event_type t);
+enum ml_sched_event_type ml_sched_event_from_name(const char *s);
+
+/* A framework's call: {"type": "ACCEPT", "framework_id": "...", "accept": {...}}.
+ * framework_id may be absent only in a first SUBSCRIBE. */
+struct ml_sched_call {
+    enum ml_sched_call_type type;
+    const char *framework_id; /* points into root; NULL when absent */
+    yajl_val payload;         /* object under the type's name, or NULL */
+    yajl_val root;            /* owned */
+};
+/* Decode and check a call body. 0, or -EINVAL with err (INVALID_ARGUMENT). Free with
+ * ml_sched_call_done. */
+int ml_sched_call_decode(const char *body, size_t len, struct ml_sched_call *ret,
+                         struct berr **err);
+void ml_sched_call_done(struct ml_sched_call *c);
+/* A call around payload_json (an object, or NULL for {}); framework_id may be NULL. */
+char *ml_sched_call_encode(enum ml_sched_call_type t, const char *framework_id,
+                           const char *payload_json);
+
+/* An event on a framework's stream: {"type": "OFFERS", "offers": {...}}. */
+struct ml_sched_event {
+    enum ml_sched_event_type type;
+    yajl_val payload; /* object under the type's name, or NULL */
+    yajl_val root;    /* owned */
+};
+int ml_sched_event_decode(const char *body, size_t len, struct ml_sched_event *ret,
+                          struct berr **err);
+void ml_sched_event_done(struct ml_sched_event *e);
+char *ml_sched_event_encode(enum ml_sched_event_type t, const char *payload_json);
+
+/* One offer: some of one agent's free resources, allocated to one framework in one role.
+ * ports: the agent's free port ranges ("[31000-31999]"), or NULL when the offer has none. */
+struct ml_offer {
+    char id[ML_OFFER_ID_LEN + 1];
+    char agent_id[65];
+    char *hostname;
+    char *role;
+    uint64_t cpus_millis, mem_bytes;
+    uint64_t reserved_cpus_millis, reserved_mem_bytes; /* the part from role's reservation */
+    char *ports;
+};
+void ml_offer_gen(yajl_gen g, const struct ml_offer *o);
+/* 0 or -EINVAL with err; free with ml_offer_done. */
+int ml_offer_decode(yajl_val v, struct ml_offer *ret, struct berr **err);
+void ml_offer_done(struct ml_offer *o);
+
+/* Port ranges "[A-B,C-D,...]" (the agent's [resources] ports, an offer's): how many ports
+ * they hold, and whether port p is among them. A malformed text holds none. */
+uint64_t ml_ports_count(const char *ranges);
+bool ml_ports_contain(const char *ranges, unsigned p);
 
 /* ---- a string-keyed hash table (table.c) ------------------------------------------------ */
 

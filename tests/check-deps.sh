@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/.."
 rc=0
-SRC_DIRS=(common config isolator executor masterlink agentd cli master)
+SRC_DIRS=(common config isolator executor masterlink agentd cli master sched examples)
 
 # ---- 1. includes ---------------------------------------------------------------------------
 allow() { # folder allowed-project-folders...
@@ -28,6 +28,9 @@ allow masterlink common masterlink
 allow agentd common config isolator masterlink agentd
 allow cli common cli
 allow master common config masterlink master
+# issue #14: the scheduler library and the example framework built on it (docs/design.md)
+allow sched common masterlink sched
+allow examples common masterlink sched
 
 # strip FILE [strings]: the C text of FILE with its comments blanked (line numbers kept);
 # with "strings", string and character literals become "" too.

@@ -13,7 +13,11 @@
 # that ignore SIGTERM are killed at once with grace 0 and rewrites "## Kill stall"
 # (BENCH_KILL_N, BENCH_KILL_ROUNDS). (h) tests/bench/launch_path.py: the launch path of issue
 # #18 (0.001-CPU task, 1,000 pipelined launches, berthctl start-up, executor memory),
-# rewrites "## Launch path" (BENCH_LP_N, BENCH_LP_RUNS).
+# rewrites "## Launch path" (BENCH_LP_N, BENCH_LP_RUNS). (i) tests/bench/sched_bench.py times
+# one DRF allocation pass over 10,000 simulated agents and 200 frameworks, offers per second
+# through a real master and ACCEPT -> RUNNING with one real agent, and rewrites "## Scheduler"
+# (issue #14; BENCH_ALLOC_AGENTS, BENCH_ALLOC_FRAMEWORKS, BENCH_OFFER_SECONDS,
+# BENCH_ACCEPT_TASKS).
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -192,3 +196,8 @@ echo "== (g) kill stall: ${BENCH_KILL_N:-50} tasks that ignore SIGTERM killed at
 echo
 echo "== (h) the launch path (issue #18): a 0.001-CPU task, ${BENCH_LP_N:-1000} pipelined launches, berthctl, executor memory"
 "$PY" "$HERE/launch_path.py" "$B" "$ROOT/docs/performance.md"
+
+echo
+echo "== (i) scheduler: one DRF pass over ${BENCH_ALLOC_AGENTS:-10000} agents and ${BENCH_ALLOC_FRAMEWORKS:-200} frameworks, offers/s, ACCEPT -> RUNNING"
+"$PY" "$HERE/sched_bench.py" "$B" "$TMP/sched.md"
+"$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Scheduler" "$TMP/sched.md"

@@ -1,0 +1,149 @@
+/* tests/unit/masterlink_sched_test.c - masterlink/sched.c, the scheduler API's shapes shared by
+ * berth-master and the scheduler library: the call envelope (framework_id, required after
+ * SUBSCRIBE), what a bad call is refused with, the event envelope, the offer's JSON both ways,
+ * and port ranges (counting, containing, malformed ones). masterlink_test.c covers the agent
+ * link's shapes; this binary keeps both files short. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+/* clang-format off: cmocka.h needs setjmp.h, stdarg.h and stddef.h before it */
+#include <cmocka.h>
+/* clang-format on */
+
+#include "masterlink/masterlink.h"
+
+static void test_call_envelope(void **state)
+{
+    (void) state;
+    char *body = ml_sched_call_encode(ML_SCHED_DECLINE, "f-1", "{\"offer_ids\": [\"o-1\"]}");
+    assert_string_equal(body, "{\"type\":\"DECLINE\",\"framework_id\":\"f-1\",\"decline\":{"
+                              "\"offer_ids\":[\"o-1\"]}}");
+    struct ml_sched_call c;
+    struct berr *err = NULL;
+    assert_int_equal(ml_sched_call_decode(body, strlen(body), &c, &err), 0);
+    assert_int_equal(c.type, ML_SCHED_DECLINE);
+    assert_string_equal(c.framework_id, "f-1");
+    assert_non_null(json_get(c.payload, "offer_ids"));
+    ml_sched_call_done(&c);
+    free(body);
+    /* a first SUBSCRIBE has no framework_id; NULL payload becomes {} */
+    body = ml_sched_call_encode(ML_SCHED_SUBSCRIBE, NULL, NULL);
+    assert_string_equal(body, "{\"type\":\"SUBSCRIBE\",\"subscribe\":{}}");
+    assert_int_equal(ml_sched_call_decode(body, strlen(body), &c, &err), 0);
+    assert_null(c.framework_id);
+    ml_sched_call_done(&c);
+    free(body);
+    const struct {
+        const char *body, *msg;
+    } bad[] = {
+            {"{\"type\": \"LAUNCH\", \"framework_id\": \"f\"}", "unknown call type"},
+            {"{\"framework_id\": \"f\"}", "no \"type\""},
+            {"{\"type\": \"ACCEPT\"}", "ACCEPT needs \"framework_id\""},
+            {"{\"type\": \"KILL\", \"framework_id\": \"../x\"}", "framework_id"},
+            {"{\"type\": \"KILL\", \"framework_id\": \"f\", \"kill\": []}", "object"},
+            {"[]", "object"},
+            {"{\"type\": ", "malformed"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        assert_int_equal(ml_sched_call_decode(bad[i].body, strlen(bad[i].body), &c, &err), -EINVAL);
+        assert_non_null(strstr(berr_msg(err), bad[i].msg));
+        assert_int_equal(err->code, BERR_INVALID_ARGUMENT);
+        berr_free(&err);
+    }
+}
+
+static void test_names(void **state)
+{
+    (void) state;
+    for (int t = 0; t < _ML_SCHED_CALL_MAX; t++)
+        assert_int_equal(ml_sched_call_from_name(ml_sched_call_name(t)), t);
+    for (int t = 0; t < _ML_SCHED_EVENT_MAX; t++)
+        assert_int_equal(ml_sched_event_from_name(ml_sched_event_name(t)), t);
+    assert_string_equal(ml_sched_call_name(ML_SCHED_RECONCILE), "RECONCILE");
+    assert_string_equal(ml_sched_event_name(ML_SCHED_RESCIND), "RESCIND");
+    assert_int_equal(ml_sched_call_from_name("HEARTBEAT"), -EINVAL);
+    assert_string_equal(ml_reason_name(ML_REASON_UNKNOWN_TASK), "UNKNOWN_TASK");
+}
+
+static void test_offer_round_trip(void **state)
+{
+    (void) state;
+    struct ml_offer o = {.hostname = "node1",
+                         .role = "analytics",
+                         .cpus_millis = 3500,
+                         .mem_bytes = 1ULL << 31,
+                         .reserved_cpus_millis = 2000,
+                         .reserved_mem_bytes = 1ULL << 30,
+                         .ports = "[31000-31009]"};
+    snprintf(o.id, sizeof(o.id), "o-0123456789abcdef");
+    snprintf(o.agent_id, sizeof(o.agent_id), "agent-1");
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_array_open(g);
+    ml_offer_gen(g, &o);
+    yajl_gen_array_close(g);
+    char *text = json_gen_take(g);
+    char *ev = ml_sched_event_encode(ML_SCHED_OFFERS, "{}");
+    struct ml_sched_event e;
+    struct berr *err = NULL;
+    assert_int_equal(ml_sched_event_decode(ev, strlen(ev), &e, &err), 0);
+    assert_int_equal(e.type, ML_SCHED_OFFERS);
+    ml_sched_event_done(&e);
+    free(ev);
+    yajl_val v = json_parse(text, strlen(text), &err);
+    struct ml_offer back;
+    assert_int_equal(ml_offer_decode(v->u.array.values[0], &back, &err), 0);
+    assert_string_equal(back.id, o.id);
+    assert_string_equal(back.agent_id, "agent-1");
+    assert_string_equal(back.hostname, "node1");
+    assert_string_equal(back.role, "analytics");
+    assert_int_equal(back.cpus_millis, 3500);
+    assert_int_equal(back.mem_bytes, 1ULL << 31);
+    assert_int_equal(back.reserved_cpus_millis, 2000);
+    assert_int_equal(back.reserved_mem_bytes, 1ULL << 30);
+    assert_string_equal(back.ports, "[31000-31009]");
+    ml_offer_done(&back);
+    yajl_tree_free(v);
+    free(text);
+    /* what an offer without a role, resources or a good id is */
+    const char *bad[] = {"{\"id\": \"o/1\", \"agent_id\": \"a\", \"role\": \"*\"}",
+                         "{\"id\": \"o-1\", \"agent_id\": \"a\", \"role\": \"Bad\"}",
+                         "{\"id\": \"o-1\", \"agent_id\": \"a\", \"role\": \"*\"}"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        v = json_parse(bad[i], strlen(bad[i]), &err);
+        assert_int_equal(ml_offer_decode(v, &back, &err), -EINVAL);
+        assert_int_equal(err->code, BERR_INVALID_ARGUMENT);
+        berr_free(&err);
+        yajl_tree_free(v);
+    }
+}
+
+static void test_port_ranges(void **state)
+{
+    (void) state;
+    assert_int_equal(ml_ports_count("[31000-32000]"), 1001);
+    assert_int_equal(ml_ports_count("[80,443,8000-8009]"), 12);
+    assert_int_equal(ml_ports_count("[]"), 0);
+    assert_int_equal(ml_ports_count(NULL), 0);
+    assert_int_equal(ml_ports_count("31000-32000"), 0);   /* no brackets */
+    assert_int_equal(ml_ports_count("[32000-31000]"), 0); /* backwards */
+    assert_int_equal(ml_ports_count("[1-70000]"), 0);
+    assert_int_equal(ml_ports_count("[80,]"), 0);
+    assert_true(ml_ports_contain("[80,443,8000-8009]", 8005));
+    assert_true(ml_ports_contain("[80,443,8000-8009]", 443));
+    assert_false(ml_ports_contain("[80,443,8000-8009]", 8010));
+    assert_false(ml_ports_contain("[80,443,8000-8009]", 0));
+    assert_false(ml_ports_contain(NULL, 80));
+    assert_false(ml_ports_contain("[80,bad]", 80)); /* malformed: holds none */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_call_envelope),
+            cmocka_unit_test(test_names),
+            cmocka_unit_test(test_offer_round_trip),
+            cmocka_unit_test(test_port_ranges),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
