@@ -39,7 +39,13 @@ LIBS_CONFIG = $(shell pkg-config --libs inih 2>/dev/null)
 LIBS_ISO = $(shell pkg-config --libs $(PKGS_ISO) 2>/dev/null)
 LIBS_ML = $(shell pkg-config --libs libcrypto 2>/dev/null)
 LIBS_AGENT = $(shell pkg-config --libs libevent sqlite3 libcurl 2>/dev/null) $(LIBS_ML)
-LIBS_CLI = $(shell pkg-config --libs libcurl yajl 2>/dev/null)
+# berthctl (issue #18): libevent's HTTP client and yajl come from their static archives
+# (libevent-dev's libevent_core.a/libevent_extra.a, libyajl-dev's libyajl_s.a; Debian builds
+# them position-independent, so they go into a PIE), so a call on the agent's socket maps
+# libc alone. libcurl is dlopen'ed for --master only (cli/http-curl.c needs just its header).
+# The --wrap is how cli/http-local.c puts evhttp on a unix socket; it needs libevent static.
+LIBS_CLI = -Wl,--wrap=bufferevent_socket_connect_hostname \
+           -Wl,-Bstatic -levent_extra -levent_core -lyajl_s -Wl,-Bdynamic
 LIBS_MASTER = $(shell pkg-config --libs libevent libevent_openssl libssl sqlite3 yajl 2>/dev/null) \
               $(LIBS_ML)
 LIBS_SCHED = $(shell pkg-config --libs libevent libcurl yajl 2>/dev/null) $(LIBS_ML)

@@ -1,7 +1,7 @@
 /* cli/cli.h - private header of berthctl (cli/): the context passed to every verb, the HTTP
- * client (http.c), JSON helpers (json.c), pure formatting helpers (format.c), run/exec
- * option parsing and request bodies (run-request.c), ps filters (ps-filter.c) and the verbs
- * (verbs-*.c). */
+ * calls (http.c) and their transports (http-local.c, http-curl.c), JSON helpers (json.c), pure
+ * formatting helpers (format.c), run/exec option parsing and request bodies (run-request.c), ps
+ * filters (ps-filter.c) and the verbs (verbs-*.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -15,29 +15,63 @@
 
 #define CTL_DEFAULT_SOCKET "/run/berth/agent.sock"
 
+struct ctl_local; /* http-local.c: the agent's socket */
+struct ctl_curl;  /* http-curl.c: libcurl, loaded for --master */
+
 /* One per process, built in main() and passed to every verb. */
 struct ctl {
-    const char *socket; /* agent's unix socket path (borrowed from argv/env) */
-    void *curl;         /* one libcurl easy handle for every call: its connection is reused */
-    long timeout_ms;    /* > 0: each call fails after this long (live views); 0: no limit */
-    const char *master; /* --master URL: calls go there over TCP instead (master.c) */
-    char *token;        /* bearer token for the master (--token-file, $BERTH_TOKEN_FILE) */
+    const char *socket;      /* agent's unix socket path (borrowed from argv/env) */
+    struct ctl_local *local; /* the connection to the agent, kept between calls (http-local.c) */
+    struct ctl_curl *curl;   /* libcurl and its easy handle, only ever made for --master */
+    long timeout_ms;         /* > 0: each call fails after this long (live views); 0: no limit */
+    const char *master;      /* --master URL: calls go there over TCP instead (master.c) */
+    char *token;             /* bearer token for the master (--token-file, $BERTH_TOKEN_FILE) */
     const char *cacert; /* CA bundle for the master's TLS certificate (--cacert, $BERTH_CACERT) */
 };
-/* Free what http.c kept in ctl (the curl handle). */
+/* Free what the transports kept in ctl (connection, libcurl) and the token. */
 void ctl_http_done(struct ctl *ctl);
 
-/* ---- http.c: libcurl on the agent's unix socket ---------------------------------------- */
+/* ---- http.c: calls and their answers, over http-local.c or http-curl.c ------------------ */
 
-/* Call the agent and return its parsed JSON answer in *ret (NULL for an empty body, e.g. 204;
- * free with yajl_tree_free). body may be NULL. A 4xx/5xx answer fails with the API error's
- * message in err (err->code = API code); transport failures say "cannot connect to the agent
- * at '...'". Returns 0 or -errno. */
+/* Call the agent (the master with --master) and return its parsed JSON answer in *ret (NULL
+ * for an empty body, e.g. 204; free with yajl_tree_free). body may be NULL. A 4xx/5xx answer
+ * fails with the API error's message in err (err->code = API code); transport failures say
+ * "cannot connect to the agent at '...'". Returns 0 or -errno. */
 int ctl_call(struct ctl *ctl, const char *method, const char *path, const char *body, yajl_val *ret,
              struct berr **err);
 /* GET path and copy the answer body to fd as it arrives (for logs -f). Error answers are
  * buffered and reported as for ctl_call. Returns 0 or -errno. */
 int ctl_stream(struct ctl *ctl, const char *path, int fd, struct berr **err);
+
+#define CTL_MAX_ANSWER (64u << 20) /* exec output is capped at 2 MiB; lists stay far below */
+
+/* Where a transport puts the answer of one request. */
+struct ctl_sink {
+    int fd;          /* >= 0: copy 2xx bodies here as they arrive */
+    long status;     /* the answer's HTTP status, set by the transport before any body */
+    int write_errno; /* copying to fd failed: the transfer stopped */
+    bool too_big;    /* the buffered body would pass CTL_MAX_ANSWER: the transfer stopped */
+    char *buf;       /* buffered body, NUL-terminated (error answers; 2xx unless streamed) */
+    size_t len, cap;
+};
+/* Take n bytes of the body: written to sink->fd for a 2xx answer when streaming, else
+ * appended to sink->buf. Returns 0, or -1 when the transfer must stop (write_errno or
+ * too_big says why). */
+int ctl_sink_put(struct ctl_sink *sink, const void *data, size_t n);
+/* The error of a transfer the sink stopped: "write output: ..." or "the agent's answer to
+ * METHOD PATH is larger than 64 MiB". Returns -errno. */
+int ctl_sink_error(const struct ctl_sink *sink, const char *peer, const char *method,
+                   const char *path, struct berr **err);
+
+/* The transports: one request, method and path as given, body (JSON, may be NULL) sent with
+ * its length. 0 when an answer came (of any status: sink->status, the body in sink), else
+ * -errno with err set. */
+int ctl_local_request(struct ctl *ctl, const char *method, const char *path, const char *body,
+                      struct ctl_sink *sink, struct berr **err);
+void ctl_local_free(struct ctl_local *l);
+int ctl_curl_request(struct ctl *ctl, const char *method, const char *path, const char *body,
+                     struct ctl_sink *sink, struct berr **err);
+void ctl_curl_free(struct ctl_curl *c);
 
 /* ---- json.c: berthctl's JSON output (common/json.c has the helpers) ---------------------- */
 
@@ -47,7 +81,7 @@ int ctl_json_print(FILE *f, yajl_val v);
  * Returns a malloc'd string ("" if absent). */
 char *ctl_command_text(yajl_val command);
 
-/* ---- format.c: pure helpers (unit-tested, no curl) ------------------------------------ */
+/* ---- format.c: pure helpers (unit-tested, no I/O) ------------------------------------- */
 
 /* "5s", "3m", "2h", "4d"; negative or NaN -> "0s". */
 void ctl_format_age(double seconds, char *buf, size_t len);

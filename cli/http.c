@@ -1,41 +1,28 @@
-/* cli/http.c - berthctl's only transport: one libcurl easy request per call to the agent's
- * unix socket ("http://localhost/v1/..."), JSON answers parsed with yajl_tree and API errors
- * turned into a struct berr carrying the agent's message. Verbs (verbs-*.c) decide what to
- * ask; json.c and format.c turn the answers into text. */
-#include <curl/curl.h>
+/* cli/http.c - berthctl's calls: one request per ctl_call/ctl_stream, sent over the agent's
+ * unix socket by http-local.c (libevent's HTTP client, linked in) or to --master URL by
+ * http-curl.c (libcurl, loaded only then); JSON answers parsed with yajl_tree and API errors
+ * turned into a struct berr carrying the peer's message. The sink here is what both
+ * transports fill: the 64 MiB answer cap, and 2xx bodies copied to an fd as they arrive.
+ * Verbs (verbs-*.c, master.c) decide what to ask; json.c and format.c turn answers into
+ * text. */
 #include <string.h>
 #include <strings.h>
 
 #include "cli/cli.h"
 
-#define CTL_MAX_ANSWER (64u << 20) /* exec output is capped at 2 MiB; lists stay far below */
-
-struct sink {
-    CURL *curl;
-    int fd;          /* >= 0: copy 2xx bodies here as they arrive */
-    int write_errno; /* set when copying to fd failed */
-    char *buf;       /* buffered body (always for errors, for non-streamed calls) */
-    size_t len, cap;
-    bool too_big;
-};
-
-static size_t sink_write(char *data, size_t size, size_t nmemb, void *arg)
+int ctl_sink_put(struct ctl_sink *s, const void *data, size_t n)
 {
-    struct sink *s = arg;
-    size_t n = size * nmemb;
-    long status = 0;
-    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (s->fd >= 0 && status >= 200 && status < 300) {
+    if (s->fd >= 0 && s->status >= 200 && s->status < 300) {
         int r = write_all(s->fd, data, n);
         if (r < 0) {
             s->write_errno = -r;
-            return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+            return -1;
         }
-        return n;
-    }
-    if (s->len + n > CTL_MAX_ANSWER) {
-        s->too_big = true;
         return 0;
+    }
+    if (n > CTL_MAX_ANSWER - s->len) {
+        s->too_big = true;
+        return -1;
     }
     if (s->len + n + 1 > s->cap) {
         s->cap = (s->len + n + 1) * 2;
@@ -44,7 +31,16 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *arg)
     memcpy(s->buf + s->len, data, n);
     s->len += n;
     s->buf[s->len] = 0;
-    return n;
+    return 0;
+}
+
+int ctl_sink_error(const struct ctl_sink *s, const char *peer, const char *method, const char *path,
+                   struct berr **err)
+{
+    if (s->write_errno)
+        return berr_set(err, s->write_errno, "write output");
+    return berr_setx(err, E2BIG, "the %s's answer to %s %s is larger than %u MiB", peer, method,
+                     path, CTL_MAX_ANSWER >> 20);
 }
 
 /* errno that best matches an API error code, so callers can test berr_errno(). */
@@ -69,7 +65,7 @@ static int code_errno(enum berr_code code)
 }
 
 /* Turn an error answer into err: the JSON error's message, else the status and first line. */
-static int answer_error(long status, const char *body, struct berr **err)
+static int answer_error(const char *peer, long status, const char *body, struct berr **err)
 {
     yajl_val root = body ? json_parse(body, strlen(body), NULL) : NULL;
     yajl_val e = json_get(root, "error");
@@ -88,116 +84,40 @@ static int answer_error(long status, const char *body, struct berr **err)
     else if (name)
         r = berr_setc(err, code_errno(code), code, "%.40s (HTTP %ld)", name, status);
     else
-        r = berr_setx(err, EIO, "the agent answered HTTP %ld: %.*s", status,
+        r = berr_setx(err, EIO, "the %s answered HTTP %ld: %.*s", peer, status,
                       body ? (int) strcspn(body, "\n") : 0, body ? body : "");
     yajl_tree_free(root);
     return r;
 }
 
-/* One request. On transport success, *ret_status gets the HTTP status and *ret_body the
- * buffered body (NULL when empty or streamed). */
-static int request(struct ctl *ctl, const char *method, const char *path, const char *body, int fd,
-                   long *ret_status, char **ret_body, struct berr **err)
+/* One request on the transport ctl calls for; the answer in *sink (free sink->buf). */
+static int request(struct ctl *ctl, const char *method, const char *path, const char *body,
+                   struct ctl_sink *sink, struct berr **err)
 {
-    /* one handle for the process: curl keeps the agent connection alive between calls
-     * (run --wait: POST, then GET .../wait on the same socket) */
-    if (!ctl->curl)
-        ctl->curl = curl_easy_init();
-    else
-        curl_easy_reset(ctl->curl);
-    CURL *curl = ctl->curl;
-    if (!curl)
-        return berr_setx(err, ENOMEM, "cannot initialise libcurl");
-    struct sink s = {.curl = curl, .fd = fd};
-    struct curl_slist *headers = NULL;
-    char errbuf[CURL_ERROR_SIZE] = "";
-    _cleanup_free_ char *url = ctl->master ? xasprintf("%s%s", ctl->master, path)
-                                           : xasprintf("http://localhost%s", path);
-    _cleanup_free_ char *auth =
-            ctl->token ? xasprintf("Authorization: Bearer %s", ctl->token) : NULL;
-
-    if (!ctl->master)
-        curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, ctl->socket);
-    if (ctl->master && ctl->cacert)
-        curl_easy_setopt(curl, CURLOPT_CAINFO, ctl->cacert);
-    if (auth)
-        headers = curl_slist_append(headers, auth);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-    if (ctl->timeout_ms > 0)
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, ctl->timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, ctl->master ? "http,https" : "http");
-    if (streq(method, "HEAD"))
-        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-    if (body) {
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
-    }
-    headers = curl_slist_append(headers, "Accept: application/json");
-    headers = curl_slist_append(headers, "User-Agent: berthctl/" BERTH_VERSION);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-
-    CURLcode rc = curl_easy_perform(curl);
-    long status = 0, oserr = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &oserr);
-    curl_slist_free_all(headers);
-
-    int r = 0;
-    if (rc == CURLE_COULDNT_CONNECT || (rc == CURLE_OPERATION_TIMEDOUT && status == 0)) {
-        const char *peer = ctl->master ? "master" : "agent";
-        const char *where = ctl->master ? ctl->master : ctl->socket;
-        if (oserr > 0)
-            r = berr_set(err, (int) oserr, "cannot connect to the %s at '%s'", peer, where);
-        else
-            r = berr_setx(err, ECONNREFUSED, "cannot connect to the %s at '%s': %s", peer, where,
-                          *errbuf ? errbuf : curl_easy_strerror(rc));
-    } else if (rc == CURLE_WRITE_ERROR && s.write_errno) {
-        r = berr_set(err, s.write_errno, "write output");
-    } else if (rc == CURLE_WRITE_ERROR && s.too_big) {
-        r = berr_setx(err, E2BIG, "the agent's answer to %s %s is larger than %u MiB", method, path,
-                      CTL_MAX_ANSWER >> 20);
-    } else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-               rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
-        r = berr_setx(err, EACCES, "the master at '%s' is not who it should be: %s (--cacert)",
-                      ctl->master, *errbuf ? errbuf : curl_easy_strerror(rc));
-    } else if (rc != CURLE_OK) {
-        r = berr_setx(err, EIO, "%s %s on '%s': %s", method, path,
-                      ctl->master ? ctl->master : ctl->socket,
-                      *errbuf ? errbuf : curl_easy_strerror(rc));
-    }
-    if (r < 0) {
-        free(s.buf);
+    int r = ctl->master ? ctl_curl_request(ctl, method, path, body, sink, err)
+                        : ctl_local_request(ctl, method, path, body, sink, err);
+    if (r < 0)
         return r;
-    }
-    *ret_status = status;
-    *ret_body = s.buf;
+    if (sink->status < 200 || sink->status >= 300)
+        return answer_error(ctl->master ? "master" : "agent", sink->status, sink->buf, err);
     return 0;
 }
 
 int ctl_call(struct ctl *ctl, const char *method, const char *path, const char *body, yajl_val *ret,
              struct berr **err)
 {
-    long status = 0;
-    _cleanup_free_ char *answer = NULL;
-    int r = request(ctl, method, path, body, -1, &status, &answer, err);
+    struct ctl_sink sink = {.fd = -1};
+    int r = request(ctl, method, path, body, &sink, err);
+    _cleanup_free_ char *answer = sink.buf;
     if (r < 0)
         return r;
-    if (status < 200 || status >= 300)
-        return answer_error(status, answer, err);
     yajl_val root = NULL;
     if (answer && answer[strspn(answer, " \t\r\n")]) {
         char ebuf[256] = "";
         root = yajl_tree_parse(answer, ebuf, sizeof(ebuf));
         if (!root)
-            return berr_setx(err, EPROTO, "%s %s: the agent's answer is not JSON: %.*s", method,
-                             path, (int) strcspn(ebuf, "\n"), ebuf);
+            return berr_setx(err, EPROTO, "%s %s: the %s's answer is not JSON: %.*s", method, path,
+                             ctl->master ? "master" : "agent", (int) strcspn(ebuf, "\n"), ebuf);
     }
     *ret = root;
     return 0;
@@ -205,20 +125,17 @@ int ctl_call(struct ctl *ctl, const char *method, const char *path, const char *
 
 int ctl_stream(struct ctl *ctl, const char *path, int fd, struct berr **err)
 {
-    long status = 0;
-    _cleanup_free_ char *answer = NULL;
-    int r = request(ctl, "GET", path, NULL, fd, &status, &answer, err);
-    if (r < 0)
-        return r;
-    if (status < 200 || status >= 300)
-        return answer_error(status, answer, err);
-    return 0;
+    struct ctl_sink sink = {.fd = fd};
+    int r = request(ctl, "GET", path, NULL, &sink, err);
+    free(sink.buf);
+    return r;
 }
 
 void ctl_http_done(struct ctl *ctl)
 {
-    if (ctl->curl)
-        curl_easy_cleanup(ctl->curl);
+    ctl_local_free(ctl->local);
+    ctl->local = NULL;
+    ctl_curl_free(ctl->curl);
     ctl->curl = NULL;
     free(ctl->token);
     ctl->token = NULL;

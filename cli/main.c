@@ -1,7 +1,6 @@
 /* cli/main.c - berthctl's entry point: global options (--socket, --master, --help,
  * --version), verb dispatch, and the one place that prints an error and picks the exit
- * status. The verbs live in verbs-*.c; http.c talks to the agent. */
-#include <curl/curl.h>
+ * status. The verbs live in verbs-*.c; http.c talks to the agent (or the master). */
 #include <getopt.h>
 #include <signal.h>
 #include <string.h>
@@ -109,19 +108,12 @@ int main(int argc, char **argv)
     /* a closed pipe (`berthctl logs -f x | head`) must be an EPIPE we can handle, not death */
     signal(SIGPIPE, SIG_IGN);
 
+    /* nothing is set up before a verb calls: the transports connect (and load libcurl for
+     * --master) on their first call, so --help and --version cost a bare process start */
     int r = parse_global(&ctl, argc, argv, &err);
-    if (r > 0) {
-        /* plain HTTP on a unix socket: no TLS to initialise (OpenSSL's start-up reads its
-         * config file and costs about a millisecond per call) */
-        if (curl_global_init(ctl.master ? CURL_GLOBAL_DEFAULT : CURL_GLOBAL_NOTHING) != CURLE_OK) {
-            r = berr_setx(&err, ENOMEM, "cannot initialise libcurl");
-        } else {
-            r = dispatch(&ctl, argc - r, argv + r, &err);
-            ctl_http_done(&ctl);
-            curl_global_cleanup();
-        }
-    }
-    free(ctl.token);
+    if (r > 0)
+        r = dispatch(&ctl, argc - r, argv + r, &err);
+    ctl_http_done(&ctl);
     if (fflush(stdout) != 0 && errno != EPIPE && r >= 0)
         r = berr_set(&err, errno, "write stdout");
     if (r < 0) {

@@ -1,6 +1,6 @@
 /* cli/ps-filter.c - `berthctl ps --filter KEY=VALUE`: parses the filters docker and podman
  * users type (state/status, name, id, reason) and matches container objects against them.
- * Pure (no curl), unit-tested in tests/unit/cli_test.c; verbs-ctr.c's `ps` uses it.
+ * Pure (no I/O), unit-tested in tests/unit/cli_test.c; verbs-ctr.c's `ps` uses it.
  *
  * As docker's: values of one key are alternatives (OR), different keys must all match
  * (AND). name matches a part of the name, id a prefix of the id, state and reason exactly

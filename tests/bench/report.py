@@ -67,7 +67,7 @@ def main():
         row("(c) phase: first instruction -> GET .../wait answered", dict(
             ph["first_instruction_to_wait_answered"], n=c["n"])),
         row("(c') phase: POST answered, 50 ms apart", dict(phi["post_answered"], n=ci["n"])),
-        row("floor: `berthctl --version` (process start-up: libcurl and its 31 libraries)",
+        row("floor: `berthctl --version` (process start-up; section \"CLI start-up\")",
             floors["ctl"]),
         row("floor: `crun --version`", floors["crun"]),
         row("floor: a static no-op binary (tests/bench/stamp)", floors["static"]),

@@ -18,6 +18,9 @@
 # through a real master and ACCEPT -> RUNNING with one real agent, and rewrites "## Scheduler"
 # (issue #14; BENCH_ALLOC_AGENTS, BENCH_ALLOC_FRAMEWORKS, BENCH_OFFER_SECONDS,
 # BENCH_ACCEPT_TASKS).
+# (j) tests/bench/cli_start.py times berthctl's start-up in detail (--version, ps on the
+# socket, spawn to first byte; static no-op, -lcurl no-op and crun --version floors in the
+# same rounds) and rewrites "## CLI start-up" (BENCH_CLI_RUNS).
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -152,6 +155,14 @@ echo "== floors: process start-up alone"
 "${TIME[@]}" "$TMP/floor-ctl.json" 3 "$RUNS" "$B/berthctl" --version
 "${TIME[@]}" "$TMP/floor-crun.json" 3 "$RUNS" crun --version
 "${TIME[@]}" "$TMP/floor-static.json" 3 "$RUNS" "$STAMP"
+
+echo
+echo "== (j) berthctl start-up: --version, ps on the socket, to first byte; floors in the same rounds"
+printf 'int main(void)\n{\n    return 0;\n}\n' >"$TMP/noop.c"
+gcc -O2 -static -o "$B/bench/noop" "$TMP/noop.c"
+printf '#include <curl/curl.h>\nint main(int argc, char **argv)\n{\n    (void) argv;\n    return argc > 1 && !curl_version();\n}\n' >"$TMP/curl_noop.c"
+gcc -O2 -o "$B/bench/curl_noop" "$TMP/curl_noop.c" -lcurl
+"$PY" "$HERE/cli_start.py" "$B" "$SOCK" "$B/bench/noop" "$B/bench/curl_noop" "$ROOT/docs/performance.md"
 
 echo
 echo "== cgroup v1 attach: parent writes the pid to cgroup.procs vs the child writes 0 to tasks"

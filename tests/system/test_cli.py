@@ -214,3 +214,70 @@ def test_ps_filter(agent):
         assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("berthctl: " + msg), r
     r = agent.ctl("ps", "-q", "-o", "json")
     assert r.returncode == 1 and "exclude each other" in r.stderr, r
+
+
+SAN_RUNTIME = ("libasan.so", "libubsan.so", "libm.so", "libgcc_s.so", "libstdc++.so")
+
+
+def _loaded_objects(ld_debug_dir):
+    """The shared objects the dynamic loader mapped, from LD_DEBUG=files logs (one file per
+    process): "file=libcurl.so.4 [0];  needed by ..." or "... dynamically loaded by ..."."""
+    names = set()
+    for f in os.listdir(ld_debug_dir):
+        with open(os.path.join(ld_debug_dir, f)) as fh:
+            for line in fh:
+                line = line.strip()
+                if "file=" in line and ("needed by" in line or "dynamically loaded" in line):
+                    names.add(line.split("file=", 1)[1].split()[0])
+    return names
+
+
+def test_local_verbs_load_no_libcurl(agent, tmp_path):
+    """Issue #18: berthctl on the agent's socket maps libc alone (libevent's HTTP client and
+    yajl are linked in); libcurl, with its 33 libraries and ~4 ms of start-up, is dlopen'ed
+    for --master only. Seen by the dynamic loader (LD_DEBUG=files, which also reports a
+    dlopen) and, for a berthctl in mid-call, in /proc/PID/maps."""
+    c = agent.launch(["/bin/sh", "-c", "echo hello=1; exec sleep 600"], name="lib-check")
+    agent.wait_output(c["id"], "hello")
+
+    def loaded(*args):
+        d = tmp_path / ("ld-%d" % len(os.listdir(tmp_path)))
+        d.mkdir()
+        env = dict(os.environ, LD_DEBUG="files", LD_DEBUG_OUTPUT=str(d / "ld"))
+        r = subprocess.run([bt.CTL_BIN] + list(args), capture_output=True, text=True,
+                           timeout=30, env=env)
+        names = _loaded_objects(d)
+        assert "libc.so.6" in names, "LD_DEBUG reported nothing: %r" % names
+        if any(n.startswith("libasan.so") for n in names):  # a SAN=1 build: its runtime
+            names = {n for n in names if not n.startswith(SAN_RUNTIME)}
+        return r, names
+
+    for verb in (["ps"], ["inspect", "lib-check"], ["logs", "lib-check"], ["node"],
+                 ["stats", "--no-stream", "lib-check"]):
+        r, names = loaded("--socket", agent.sock, *verb)
+        assert r.returncode == 0, (verb, r)
+        assert names == {"libc.so.6"}, "berthctl %s loaded %s" % (verb[0], sorted(names))
+    # the check sees a dlopen: --master loads libcurl (the connection is refused, one line)
+    r, names = loaded("--master", "http://127.0.0.1:1", "agents")
+    assert r.returncode == 1 and r.stderr.startswith(
+        "berthctl: cannot connect to the master at 'http://127.0.0.1:1': "), r
+    assert len(r.stderr.splitlines()) == 1, r
+    assert "libcurl.so.4" in names, sorted(names)
+
+    # a berthctl following a log, between two calls' bytes: nothing of curl is mapped
+    p = subprocess.Popen([bt.CTL_BIN, "--socket", agent.sock, "logs", "-f", "lib-check"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "hello=1\n"
+        with open("/proc/%d/maps" % p.pid) as f:
+            maps = {line.split()[-1] for line in f if "/" in line.split()[-1]}
+        libs = {os.path.basename(m) for m in maps if ".so" in os.path.basename(m)}
+        if any(m.startswith("libasan.so") for m in libs):
+            libs = {m for m in libs if not m.startswith(SAN_RUNTIME)}
+        assert not any("curl" in m or "ssl" in m or "crypto" in m for m in libs), sorted(libs)
+        assert {m.split(".so")[0] for m in libs} <= {"libc", "ld-linux-x86-64"}, sorted(libs)
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        p.stderr.close()
