@@ -101,9 +101,27 @@ int sched_suppress(struct sched *s)
     return empty_call(s, ML_SCHED_SUPPRESS);
 }
 
+/* TEARDOWN goes out last: after the calls already on their way, and after the ACKNOWLEDGE
+ * of the update whose callback asked for it (sent once the callback returns). The master
+ * refuses them once the framework is gone, and a task would stay unacknowledged. */
 int sched_teardown(struct sched *s)
 {
-    return empty_call(s, ML_SCHED_TEARDOWN);
+    if (!s->subscribed || s->stopped)
+        return -ENOTCONN;
+    s->teardown_queued = true;
+    event_active(s->ev_kick, 0, 0);
+    return 0;
+}
+
+void sched_teardown_if_idle(struct sched *s)
+{
+    if (!s->teardown_queued)
+        return;
+    for (const struct sched_req *r = s->reqs; r; r = r->next)
+        if (r->kind == SCHED_REQ_CALL)
+            return;
+    s->teardown_queued = false;
+    (void) empty_call(s, ML_SCHED_TEARDOWN);
 }
 
 int sched_kill(struct sched *s, const char *task_id, double grace_seconds)

@@ -65,6 +65,7 @@ static void on_curl_timer(evutil_socket_t fd, short kind, void *arg)
     int running;
     curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(s);
+    sched_teardown_if_idle(s);
 }
 
 static size_t answer_write(char *data, size_t size, size_t n, void *arg)
@@ -171,6 +172,7 @@ static void on_kick(evutil_socket_t fd, short kind, void *arg)
     int running;
     curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(s);
+    sched_teardown_if_idle(s);
 }
 
 static void req_unlink(struct sched *s, struct sched_req *r)

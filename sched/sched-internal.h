@@ -43,6 +43,7 @@ struct sched {
     char *framework_id;
     char stream_id[33];
     bool subscribed, stopped, started;
+    bool teardown_queued; /* sched_teardown: sent once no other call is on its way */
     double heartbeat_s;
     uint64_t last_rx_ns;
     unsigned backoff_ms;
@@ -55,6 +56,9 @@ struct sched {
 
 /* calls.c: one call on the current stream (payload taken); NULL when not subscribed. */
 struct sched_req *sched_call(struct sched *s, enum ml_sched_call_type t, char *payload_take);
+/* calls.c: send a queued TEARDOWN when no other call is on its way (http.c's kick and
+ * sched.c's end of a call ask). */
+void sched_teardown_if_idle(struct sched *s);
 
 /* http.c */
 int sched_http_init(struct sched *s, struct berr **err);

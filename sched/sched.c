@@ -261,6 +261,7 @@ static void on_done(struct sched *s, struct sched_req *r, CURLcode rc, long stat
     if (r->call == ML_SCHED_ACCEPT)
         accept_done(s, r, err);
     berr_free(&err);
+    sched_teardown_if_idle(s);
 }
 
 /* A silent stream (no HEARTBEAT for three intervals), or no SUBSCRIBED in time: drop it. */

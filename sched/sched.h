@@ -92,5 +92,7 @@ int sched_kill(struct sched *s, const char *task_id, double grace_seconds);
 int sched_acknowledge(struct sched *s, const char *task_id, const char *uuid);
 /* n == 0: implicit (every task the master holds for this framework). */
 int sched_reconcile(struct sched *s, const char *const *task_ids, size_t n);
-/* End the framework: its tasks are killed and the library stops (fatal error callback). */
+/* End the framework: its tasks are killed and the library stops (fatal error callback).
+ * Sent once the calls already on their way have ended, the acknowledgement of the update
+ * being handled included (the master refuses calls of a framework that is gone). */
 int sched_teardown(struct sched *s);
