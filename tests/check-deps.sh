@@ -6,7 +6,8 @@
 #     another .c file of their own folder defines (they get what they need as parameters
 #     or callbacks; lifecycle, link, tasks and agents call them, never the other way);
 #  3. one table of API codes: an API error code's name (the names in common/apicode.c's
-#     table) appears as a string literal in no C file of the product but common/apicode.c.
+#     table) appears as a string literal in no C file of the product but common/apicode.c;
+#  4. files with one job: no tracked C, Python or shell source is over 600 lines (issue #13).
 set -u
 cd "$(dirname "$0")/.."
 rc=0
@@ -103,4 +104,12 @@ for f in $(for d in "${SRC_DIRS[@]}"; do ls "$d"/*.[ch] 2>/dev/null; done); do
         rc=1
     done < <(strip "$f" | grep -nE "\\\\?\"($pat)\\\\?\"")
 done
+# ---- 4. no source file over 600 lines ------------------------------------------------------
+while read -r n f; do
+    [ "$f" = total ] && continue
+    if [ "$n" -gt 600 ]; then
+        echo "check-deps: $f: $n lines (at most 600: split it by job)" >&2
+        rc=1
+    fi
+done < <(git ls-files '*.c' '*.h' '*.py' '*.sh' | xargs wc -l)
 exit $rc
