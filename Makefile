@@ -150,11 +150,13 @@ $(B)/tests/allocator_test: $(B)/obj/tests/unit/allocator_test.o $(call obj,maste
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_COMMON)
 
 # agentd is no library: the unit test of its pure decisions links those of its files alone
-UNIT_AGENTD = $(call obj,agentd/decide.c agentd/resources.c)
-$(B)/tests/agentd_test: $(B)/obj/tests/unit/agentd_test.o $(UNIT_AGENTD) $(LIBCONFIG) $(LIBISO) \
-                        $(LIBML) $(LIBCOMMON)
+UNIT_AGENTD = $(call obj,agentd/decide.c agentd/resources.c agentd/ports.c agentd/ipam.c \
+                       agentd/net-files.c)
+$(B)/tests/agentd_test $(B)/tests/net_test: $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o \
+                        $(UNIT_AGENTD) $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_NET) \
+	        $(LIBS_COMMON)
 
 # libFuzzer targets (make fuzz; tests/fuzz/README.md): one binary per tests/fuzz/fuzz_*.c,
 # linked with the instrumented libraries of a FUZZ=1 build.
