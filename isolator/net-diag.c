@@ -3,6 +3,7 @@
  * and inode. The agent's enforce_ports watcher (agentd/ports-watch.c) matches the inodes
  * to the sockets its host-network tasks hold, as Mesos's network/ports isolator does; no
  * /proc/net/tcp parsing (its text costs a formatting pass per socket in the kernel). */
+#include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <netlink/cache.h>
 #include <netlink/idiag/idiagnl.h>
@@ -26,7 +27,8 @@ static void collect_one(struct nl_object *o, void *arg)
     if (!inode)
         return; /* a socket being set up or torn down: nobody holds it */
     c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
-    c->v[c->n++] = (struct iso_listen){.port = idiagnl_msg_get_sport(m), .inode = inode};
+    /* libnl hands the port over as the kernel has it: in network byte order */
+    c->v[c->n++] = (struct iso_listen){.port = ntohs(idiagnl_msg_get_sport(m)), .inode = inode};
 }
 
 int iso_listen_sockets(struct iso_listen **ret, size_t *ret_n, struct berr **err)
