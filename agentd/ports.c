@@ -45,6 +45,13 @@ int ports_ranges_parse(const char *s, struct port_range **ret, size_t *ret_n)
         v = xrealloc(v, (n + 1) * sizeof(*v));
         v[n++] = (struct port_range){(uint16_t) lo, (uint16_t) hi};
     }
+    /* in port order (they never overlap: config/ checks), for the round robin */
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0 && v[k - 1].lo > v[k].lo; k--) {
+            struct port_range t = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = t;
+        }
     *ret = v;
     *ret_n = n;
     return 0;
@@ -80,14 +87,26 @@ uint64_t ports_count_free(const struct port_range *r, size_t nr, const uint64_t 
     return n;
 }
 
-/* The next free port of the ranges at or after *cursor (wrapping), or 0. */
+/* The next free port of the ranges (sorted) at or after cursor, wrapping to the first, or
+ * 0: the ranges' ports only, never the 64Ki space around them. */
 static unsigned next_free(const struct port_range *r, size_t nr, const uint64_t *used,
                           unsigned cursor)
 {
-    for (unsigned k = 0; k < 65536; k++) {
-        unsigned p = (cursor + k) & 0xffff;
-        if (p && ports_in_ranges(r, nr, p) && !used_get(used, p))
-            return p;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < nr; i++) {
+            unsigned lo = r[i].lo, hi = r[i].hi;
+            if (pass == 0 && hi < cursor)
+                continue;
+            if (pass == 0 && lo < cursor)
+                lo = cursor;
+            if (pass == 1 && lo >= cursor)
+                break; /* the first pass saw the rest */
+            if (pass == 1 && hi >= cursor)
+                hi = cursor - 1;
+            for (unsigned p = lo; p <= hi; p++)
+                if (!used_get(used, p))
+                    return p;
+        }
     }
     return 0;
 }

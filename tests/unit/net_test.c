@@ -34,6 +34,19 @@ static void test_ranges_parse(void **state)
     assert_int_equal(ports_ranges_parse("[]", &r, &n), 0);
     assert_int_equal(n, 0);
     free(r);
+    /* sorted, for the round robin */
+    assert_int_equal(ports_ranges_parse("[200-201,100-101]", &r, &n), 0);
+    assert_int_equal(r[0].lo, 100);
+    assert_int_equal(r[1].lo, 200);
+    uint64_t used[1024] = {0};
+    uint16_t cursor = 101;
+    struct ml_port p[4] = {{0}};
+    assert_int_equal(ports_pick(r, n, used, &cursor, p, 4, NULL), 0);
+    assert_int_equal(p[0].host_port, 101);
+    assert_int_equal(p[1].host_port, 200);
+    assert_int_equal(p[2].host_port, 201);
+    assert_int_equal(p[3].host_port, 100); /* wrapped to the first range */
+    free(r);
     assert_int_equal(ports_ranges_parse("[2-1]", &r, &n), -EINVAL);
     assert_int_equal(ports_ranges_parse("[70000]", &r, &n), -EINVAL);
 }
