@@ -215,6 +215,7 @@ int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **e
 {
     if (ctr_net_mode(c) != ISO_NET_BRIDGE)
         return 0;
+    uint64_t t0 = now_monotonic_ns();
     int r = net_ready(a, c, err);
     if (r < 0)
         return r;
@@ -233,6 +234,7 @@ int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **e
                                 .prefix = c->net_prefix};
     if ((r = iso_net_attach(a->net, &at, err)) < 0)
         return r;
+    uint64_t t1 = now_monotonic_ns();
     agent_fault(a, "net-after-veth");
     _cleanup_free_ struct iso_nat_map *m = NULL;
     size_t n = mappings(c, &m);
@@ -242,6 +244,9 @@ int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **e
     agent_fault(a, "net-after-nat");
     if (write(go_fd, "1", 1) != 1)
         return berr_set(err, errno, "tell berth-executor its network is ready");
+    uint64_t t2 = now_monotonic_ns();
+    log_debug("container '%s': network in %.3f ms (veth, address, route %.3f; mappings %.3f)",
+              c->id, (double) (t2 - t0) / 1e6, (double) (t1 - t0) / 1e6, (double) (t2 - t1) / 1e6);
     return 0;
 }
 
