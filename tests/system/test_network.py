@@ -231,3 +231,17 @@ def test_host_network_refused_when_not_allowed(net_factory):
     bad = net_factory("[agent]\nnetwork = host\nallow_host_network = false\n", start=False)
     r = subprocess.run(bad.agent.argv, capture_output=True, text=True, timeout=30 * bt.SLOW)
     assert r.returncode == 1 and "allow_host_network = false" in r.stderr, r.stderr
+
+
+def test_linked_libraries():
+    """Issue #15 test 7, first part: the agent does its networking through libnl-route (links,
+    addresses, routes), libnl-idiag (enforce_ports) and libnftables (the table); the executor,
+    pid 1 of every sandbox, links none of them (docs/design/network.md)."""
+    libs = {}
+    for name, path in (("agent", bt.AGENT_BIN), ("executor", bt.EXECUTOR_BIN)):
+        r = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=30)
+        # a static executor: "not a dynamic executable" (exit 1), and then it links nothing
+        libs[name] = r.stdout
+    for lib in ("libnl-route-3", "libnl-idiag-3", "libnl-3", "libnftables"):
+        assert lib in libs["agent"], libs["agent"]
+        assert lib not in libs["executor"], libs["executor"]
