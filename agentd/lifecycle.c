@@ -294,10 +294,10 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
     c->ev_status = ctr_event_new(a, c, stfd, EV_READ | EV_PERSIST, on_status);
     c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
     if (go_wr >= 0 && (r = net_connect(a, c, go_wr, err)) < 0) {
-        /* the executor waits for a go that never comes: kill it; on_exit_ev reaps it */
-        _cleanup_berr_ struct berr *kerr = NULL;
+        /* the executor waits for a go that never comes: kill it (it lives in the supervisor
+         * cgroup, the task's is still empty); on_exit_ev reaps it */
         c->unrecorded = true;
-        (void) iso_cgroup_kill(c->cg, &kerr);
+        (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
         return r;
     }
     return 0;
