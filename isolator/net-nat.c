@@ -59,7 +59,8 @@ int iso_nat_run(struct iso_nat *n, const char *text, struct berr **err)
     return 0;
 }
 
-/* One element of nft's JSON: [{"concat": ["tcp", 31000]}, {"concat": ["172.31.0.2", 80]}]. */
+/* One element of nft's JSON: [{"concat": ["tcp", 31000]}, {"concat": ["172.31.0.2", 80]}]
+ * ("tcp" may be 6). */
 static bool parse_elem(yajl_val e, struct iso_nat_map *ret, bool *ret_tcp)
 {
     if (!YAJL_IS_ARRAY(e) || e->u.array.len != 2)
@@ -72,10 +73,15 @@ static bool parse_elem(yajl_val e, struct iso_nat_map *ret, bool *ret_tcp)
     yajl_val proto = k->u.array.values[0], hport = k->u.array.values[1];
     yajl_val addr = v->u.array.values[0], port = v->u.array.values[1];
     struct in_addr in;
-    if (!YAJL_IS_STRING(proto) || !YAJL_IS_INTEGER(hport) || !YAJL_IS_STRING(addr) ||
-        !YAJL_IS_INTEGER(port) || inet_pton(AF_INET, addr->u.string, &in) != 1)
+    if (!(YAJL_IS_STRING(proto) || YAJL_IS_INTEGER(proto)) || !YAJL_IS_INTEGER(hport) ||
+        !YAJL_IS_STRING(addr) || !YAJL_IS_INTEGER(port) ||
+        inet_pton(AF_INET, addr->u.string, &in) != 1)
         return false;
-    *ret_tcp = streq(proto->u.string, "tcp");
+    /* nft names the protocol from /etc/protocols; a host without that file (a minimal
+     * image, the VM suite's guest) gets its number */
+    *ret_tcp = YAJL_IS_INTEGER(proto)
+                       ? YAJL_GET_INTEGER(proto) == IPPROTO_TCP
+                       : streq(proto->u.string, "tcp") || streq(proto->u.string, "6");
     *ret = (struct iso_nat_map){.host_port = (uint16_t) YAJL_GET_INTEGER(hport),
                                 .addr = ntohl(in.s_addr),
                                 .port = (uint16_t) YAJL_GET_INTEGER(port)};

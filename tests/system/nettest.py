@@ -127,7 +127,10 @@ class NetEnv:
         if "elements = {" not in text:
             return []
         body = text.split("elements = {", 1)[1].split("}", 1)[0]
-        return [e.strip() for e in body.split(",") if e.strip()]
+        # without /etc/protocols (the VM suite's guest) nft prints the protocols' numbers
+        names = {"6": "tcp", "17": "udp"}
+        return [" ".join([names.get(e.split()[0], e.split()[0])] + e.split()[1:])
+                for e in body.split(",") if e.strip()]
 
     def ruleset(self):
         return self.host.run("nft", "list", "ruleset").stdout
