@@ -265,6 +265,9 @@ int net_admit(struct agent *a, struct container *c, struct berr **err);
 int net_etc_dir(struct agent *a, struct container *c, const char *rdir, char **ret,
                 struct berr **err);
 int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **err);
+/* Bridge mode: the pipe the executor waits on for its network's go (its read end in
+ * c->net_go_fd for the spawn, the write end in *ret_wr); -1 and 0 in other modes. */
+int net_go_pipe(struct container *c, int *ret_wr, struct berr **err);
 void net_release(struct agent *a, struct container *c);
 void net_sweep(struct agent *a, bool dry_run, unsigned *ret_links, unsigned *ret_rules);
 /* "bth" + the first 12 hex digits of the id: the host end of c's veth (IFNAMSIZ - 1). */

@@ -273,14 +273,10 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
     if (r < 0)
         return r;
     watch_oom(a, c);
-    int pidfd = -1, stfd = -1, go[2] = {-1, -1};
-    if (ctr_net_mode(c) == ISO_NET_BRIDGE &&
-        (pipe2(go, O_CLOEXEC) < 0 || (c->net_go_fd = agent_dup_high(go[0])) < 0 ||
-         (go[1] = agent_dup_high(go[1])) < 0)) {
-        closep(&go[1]);
-        return berr_set(err, errno, "network pipe");
-    }
-    _cleanup_close_ int go_wr = go[1];
+    int pidfd = -1, stfd = -1;
+    _cleanup_close_ int go_wr = -1;
+    if ((r = net_go_pipe(c, &go_wr, err)) < 0)
+        return r;
     r = agent_spawn_executor(a, c, &pidfd, &stfd, err);
     closep(&c->net_go_fd);
     c->net_go_fd = -1;
@@ -506,24 +502,6 @@ int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, s
     snprintf(k->id, sizeof(k->id), "%s", c->id);
     k->sig = sig;
     k->grace_ms = grace_ms;
-    store_after_commit(a, kill_committed, k);
-    return 0;
-}
-
-int ctr_limit(struct agent *a, struct container *c, enum ml_reason reason, const char *message)
-{
-    if (ml_state_terminal(c->state) || c->limitation)
-        return 0;
-    /* recorded first, delivered once committed, like a kill: after a restart the end is
-     * still this reason's */
-    c->kill_requested = true;
-    c->limitation = reason;
-    set_message(c, message);
-    ctr_save(a, c);
-    log_info("container '%s' (%s): killed: %s", c->id, c->spec.name, message);
-    struct kill_order *k = xzalloc(sizeof(*k));
-    snprintf(k->id, sizeof(k->id), "%s", c->id);
-    k->sig = SIGKILL;
     store_after_commit(a, kill_committed, k);
     return 0;
 }

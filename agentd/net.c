@@ -211,6 +211,21 @@ static int net_ready(struct agent *a, const struct container *skip, struct berr 
     return 0;
 }
 
+int net_go_pipe(struct container *c, int *ret_wr, struct berr **err)
+{
+    int go[2] = {-1, -1};
+    *ret_wr = -1;
+    if (ctr_net_mode(c) != ISO_NET_BRIDGE)
+        return 0;
+    if (pipe2(go, O_CLOEXEC) < 0 || (c->net_go_fd = agent_dup_high(go[0])) < 0 ||
+        (go[1] = agent_dup_high(go[1])) < 0) {
+        closep(&go[1]);
+        return berr_set(err, errno, "network pipe");
+    }
+    *ret_wr = go[1];
+    return 0;
+}
+
 int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **err)
 {
     if (ctr_net_mode(c) != ISO_NET_BRIDGE)

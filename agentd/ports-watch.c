@@ -8,10 +8,28 @@
  * ports at all. A timer, not an event: the kernel tells nobody when a socket starts to
  * listen. Cost per pass: the dump, and one readlink per fd of the host-network tasks. */
 #include <dirent.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agentd/agent.h"
+
+int ctr_limit(struct agent *a, struct container *c, enum ml_reason reason, const char *message)
+{
+    if (ml_state_terminal(c->state) || c->limitation)
+        return 0;
+    /* the reason and message go into the kill's record (ctr_kill: recorded first, the
+     * SIGKILL once committed): after a restart the end is still this reason's */
+    c->limitation = reason;
+    free(c->message);
+    c->message = xstrdup(message);
+    log_info("container '%s' (%s): killed: %s", c->id, c->spec.name, message);
+    _cleanup_berr_ struct berr *err = NULL;
+    if (ctr_kill(a, c, SIGKILL, 0, &err) < 0)
+        return log_errno(LOG_WARNING, -berr_errno(err), "container '%s': kill: %s", c->id,
+                         berr_msg(err));
+    return 0;
+}
 
 static int by_inode(const void *x, const void *y)
 {
