@@ -38,7 +38,11 @@ LIBS_COMMON = $(shell pkg-config --libs yajl 2>/dev/null)
 LIBS_CONFIG = $(shell pkg-config --libs inih 2>/dev/null)
 LIBS_ISO = $(shell pkg-config --libs $(PKGS_ISO) 2>/dev/null)
 LIBS_ML = $(shell pkg-config --libs libcrypto 2>/dev/null)
-LIBS_AGENT = $(shell pkg-config --libs libevent sqlite3 libcurl 2>/dev/null) $(LIBS_ML)
+# the agent's networking (isolator/net-*.c, issue #15): libnl-route, libnl-idiag, libnftables
+PKGS_NET = libnl-3.0 libnl-route-3.0 libnl-idiag-3.0 libnftables
+CPPFLAGS += $(shell pkg-config --cflags-only-I libnl-3.0 2>/dev/null)
+LIBS_NET = $(shell pkg-config --libs $(PKGS_NET) 2>/dev/null)
+LIBS_AGENT = $(shell pkg-config --libs libevent sqlite3 libcurl 2>/dev/null) $(LIBS_ML) $(LIBS_NET)
 # berthctl (issue #18): libevent's HTTP client and yajl come from their static archives
 # (libevent-dev's libevent_core.a/libevent_extra.a, libyajl-dev's libyajl_s.a; Debian builds
 # them position-independent, so they go into a PIE), so a call on the agent's socket maps
@@ -86,9 +90,9 @@ HELPERS = $(B)/tests/probe
 
 # Debian packages needed to build, test and demo (installed by `make deps` as root).
 DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-dev \
-            libnl-route-3-dev libyajl-dev libevent-dev libcurl4-openssl-dev libsqlite3-dev \
-            libinih-dev libcmocka-dev libssl-dev openssl python3-pytest busybox-static util-linux \
-            procps iproute2 prometheus tmux
+            libnl-route-3-dev libnl-idiag-3-dev libnftables-dev nftables libyajl-dev \
+            libevent-dev libcurl4-openssl-dev libsqlite3-dev libinih-dev libcmocka-dev libssl-dev \
+            openssl python3-pytest busybox-static util-linux procps iproute2 prometheus tmux
 DEB_BENCH = crun hyperfine
 
 .PHONY: install-agent install-master all deps check check-unit check-system check-vm demo bench install clean format format-check \
@@ -146,11 +150,13 @@ $(B)/tests/allocator_test: $(B)/obj/tests/unit/allocator_test.o $(call obj,maste
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_COMMON)
 
 # agentd is no library: the unit test of its pure decisions links those of its files alone
-UNIT_AGENTD = $(call obj,agentd/decide.c agentd/resources.c)
-$(B)/tests/agentd_test: $(B)/obj/tests/unit/agentd_test.o $(UNIT_AGENTD) $(LIBCONFIG) $(LIBISO) \
-                        $(LIBML) $(LIBCOMMON)
+UNIT_AGENTD = $(call obj,agentd/decide.c agentd/resources.c agentd/ports.c agentd/ipam.c \
+                       agentd/net-files.c)
+$(B)/tests/agentd_test $(B)/tests/net_test: $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o \
+                        $(UNIT_AGENTD) $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_NET) \
+	        $(LIBS_COMMON)
 
 # libFuzzer targets (make fuzz; tests/fuzz/README.md): one binary per tests/fuzz/fuzz_*.c,
 # linked with the instrumented libraries of a FUZZ=1 build.

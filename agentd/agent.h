@@ -9,11 +9,12 @@
  * decide.c holds the pure decisions (how a task ended, which updates the master lacks);
  * store.c persists rows; policy.c and resources.c judge a launch; sampler.c measures;
  * recover.c, orphans.c and proc.c rebuild the table and clean up at start; gc.c removes old
- * sandboxes; link.c (protocol), link-updates.c (tasks and their updates), link-auth.c
- * (keys), link-db.c (tables) and link-http.c (curl) are the master link; fault.c is a test
- * hook.
- * Calls go one way: api/link/gc -> lifecycle -> sandbox/release/store/record; lifecycle
- * tells the link and the GC of transitions through watchers they register. */
+ * sandboxes; ports.c assigns ports, net.c connects tasks to the network (net-files.c: their
+ * /etc files), ports-watch.c enforces ports; link.c (protocol), link-updates.c (tasks and their
+ * updates), link-auth.c (keys), link-db.c (tables) and link-http.c (curl) are the master link;
+ * fault.c is a test hook. Calls go one way: api/link/gc -> lifecycle ->
+ * sandbox/release/store/record; lifecycle tells the link and the GC of transitions through watchers
+ * they register. */
 #pragma once
 
 #include <event2/event.h>
@@ -85,7 +86,17 @@ struct container {
     uint64_t usage_at_ns, usage_prev_at_ns;
     bool has_usage;
     bool kill_requested;
-    bool unrecorded; /* STARTING could not be stored: FAILED at once, the pidfd kept to reap */
+    /* ended before its executor was reaped (STARTING could not be stored, or its network
+     * could not be made): FAILED at once, the pidfd kept to reap it */
+    bool unrecorded;
+    /* why the agent killed it, when a limit did (PORTS_LIMITATION), kept in the record so the
+     * ending is KILLED with this reason even across a restart; ML_REASON_NONE otherwise */
+    enum ml_reason limitation;
+    /* bridge mode (net.c): its address, prefix length and gateway (host order), 0 when it
+     * has none; kept in the record, which is the address's allocation (IPAM) */
+    uint32_t net_addr, net_gateway;
+    unsigned net_prefix;
+    int net_go_fd; /* launch only: the read end of the executor's "network ready" pipe, or -1 */
     /* live resources (not persisted) */
     struct iso_cgroup *cg;
     int pidfd;
@@ -96,6 +107,13 @@ struct container {
     struct waiter *waiters;
     struct container *next; /* table order: newest first */
 };
+
+/* Its network mode (spec.network, the agent's default filled in at admission). */
+static inline enum iso_net_mode ctr_net_mode(const struct container *c)
+{
+    enum iso_net_mode m = iso_net_mode_from_name(c->spec.network ? c->spec.network : "host");
+    return (int) m < 0 ? ISO_NET_HOST : m;
+}
 
 /* The CPU limit written to the cgroup: 0 = none (may burst). */
 static inline uint64_t ctr_cpu_limit(const struct container *c)
@@ -166,6 +184,19 @@ struct agent {
     char *trash_dir;
     struct trash_job *trash;
     uint64_t userns_next; /* the user namespace slice to try first (lifecycle.c) */
+    /* ports.c: the [resources] ports ranges, and where the next assignment starts */
+    struct port_range *port_ranges;
+    size_t n_port_ranges;
+    uint16_t port_cursor;
+    /* net.c: rtnetlink and nftables, opened when first needed; the bridge and the table are
+     * ready once this run made them; the next address to try */
+    struct iso_net *net;
+    struct iso_nat *nat;
+    bool net_ready;
+    uint32_t ipam_cursor;
+    /* ports-watch.c: the enforce_ports timer */
+    struct event *ev_ports_watch;
+    uint64_t ports_watch_passes, ports_watch_kills;
 };
 
 #define AGENT_SUPERVISOR_CGROUP "supervisor"
@@ -193,6 +224,76 @@ void resources_used(struct agent *a, double *ret_cores, uint64_t *ret_mem);
 double ctr_cpu_cores(const struct container *c);
 /* 0 when c fits what is free for its role; else INSUFFICIENT_RESOURCES naming the resource. */
 int resources_admit(struct agent *a, const struct container *c, struct berr **err);
+
+/* ports.c: ports as a resource. Pure (unit-tested): ports_ranges_parse reads "[A-B,C]"
+ * (0, or -EINVAL); ports_pick gives every entry of ports without a host port a free one of
+ * the ranges, round robin from *cursor, after checking the named ones are in the ranges and
+ * free, marking them all in used (a 65536-bit map); -errno with err (INSUFFICIENT_RESOURCES
+ * naming ports) when they do not fit, used then half-marked. */
+struct port_range {
+    uint16_t lo, hi;
+};
+int ports_ranges_parse(const char *s, struct port_range **ret, size_t *ret_n);
+bool ports_in_ranges(const struct port_range *r, size_t nr, unsigned port);
+uint64_t ports_count_free(const struct port_range *r, size_t nr, const uint64_t *used);
+int ports_pick(const struct port_range *r, size_t nr, uint64_t *used, uint16_t *cursor,
+               struct ml_port *ports, size_t n, struct berr **err);
+/* "[31000-31001,31005-31005]" of the ports marked in used (malloc'd). */
+char *ports_ranges_text(const uint64_t *used);
+/* The host ports the live containers hold. */
+void ports_used(struct agent *a, uint64_t used[1024]);
+/* Give c's spec its host ports (and container ports, the same unless named); 0 or -errno
+ * with err (nothing of c's is kept by the agent, so a refusal frees nothing). */
+int ports_assign(struct agent *a, struct container *c, struct berr **err);
+/* The task's environment: its own plus PORT0.., HOST_PORT0.., PORT_<NAME>, PORTS (ours win);
+ * malloc'd strv. */
+char **ports_env(const struct ml_task_spec *s);
+
+/* net.c: network modes (docs/design/network.md). net_init (at start: the ranges, the
+ * defaults) fails with err on a configuration that cannot work. net_admit fills c's mode,
+ * checks it is allowed and its ports fit it, assigns ports and, for bridge, an address.
+ * net_etc_dir writes c's hosts/resolv.conf/hostname into rdir/etc (its path in *ret,
+ * malloc'd). net_connect (bridge, after the executor is cloned) makes the bridge and the
+ * table if this run has not, the veth, the address, the route and the NAT mappings, then
+ * writes the executor's go on go_fd; -errno with err (the caller kills the executor).
+ * net_release (a terminal container) removes its mappings and veth. net_sweep (recovery)
+ * removes veths and mappings no live container owns, rebuilds the table from the records,
+ * and with no bridge task left removes the table and the bridge; counts them. */
+int net_init(struct agent *a, struct berr **err);
+void net_free(struct agent *a);
+int net_admit(struct agent *a, struct container *c, struct berr **err);
+int net_etc_dir(struct agent *a, struct container *c, const char *rdir, char **ret,
+                struct berr **err);
+int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **err);
+/* Bridge mode: the pipe the executor waits on for its network's go (its read end in
+ * c->net_go_fd for the spawn, the write end in *ret_wr); -1 and 0 in other modes. */
+int net_go_pipe(struct container *c, int *ret_wr, struct berr **err);
+void net_release(struct agent *a, struct container *c);
+void net_sweep(struct agent *a, bool dry_run, unsigned *ret_links, unsigned *ret_rules);
+/* "bth" + the first 12 hex digits of the id: the host end of c's veth (IFNAMSIZ - 1). */
+void net_ifname(const char *id, char buf[16]);
+
+/* ipam.c (pure, unit-tested): offsets into the subnet; ipam_reserve marks the network, the
+ * gateway (offset 1) and the broadcast; ipam_pick gives the first free offset at or after
+ * *cursor (wrapping; moves it past), 0 when none is free. */
+uint32_t ipam_size(unsigned prefix);
+bool ipam_in_subnet(uint32_t subnet, unsigned prefix, uint32_t addr);
+void ipam_mark(uint64_t *used, uint32_t offset);
+void ipam_reserve(uint64_t *used, uint32_t size);
+uint32_t ipam_pick(const uint64_t *used, uint32_t size, uint32_t *cursor);
+
+/* net-files.c (pure, unit-tested): a sandbox's /etc/hosts, from the host's (host mode, NULL
+ * otherwise), with its hostname on its address (0: 127.0.1.1); its /etc/resolv.conf from the
+ * host's without loopback nameservers (none mode: none at all), falling back to upstream's
+ * (systemd-resolved's own list) when none is left. malloc'd. */
+char *netfiles_hosts(const char *host_hosts, const char *hostname, uint32_t addr);
+char *netfiles_resolv(enum iso_net_mode mode, const char *host_resolv, const char *upstream);
+
+/* ports-watch.c: with [agent] enforce_ports, every enforce_ports_interval the TCP sockets
+ * listening in the agent's namespace (sock_diag) are matched to the host-network tasks that
+ * hold them; a task listening on a port it was not given is killed (ctr_limit). */
+void ports_watch_start(struct agent *a);
+void ports_watch_stop(struct agent *a);
 
 /* sampler.c */
 int sampler_start(struct agent *a, struct berr **err);
@@ -246,6 +347,9 @@ int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spe
                const char *task_id, struct container **ret, struct berr **err);
 /* The kill is recorded (kill_requested) and delivered once that is committed. */
 int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err);
+/* End c because it broke a limit: recorded first (reason, message), its cgroup SIGKILLed once
+ * that is committed; the end comes through its pidfd as KILLED with that reason. 0. */
+int ctr_limit(struct agent *a, struct container *c, enum ml_reason reason, const char *message);
 /* c is gone from the table at once (freed); its record's deletion is committed, then its
  * dirs go to the trash. */
 int ctr_remove(struct agent *a, struct container *c, struct berr **err);
@@ -296,6 +400,7 @@ struct ctr_end_facts {
     const char *pipe_error;          /* the status pipe's ERROR message, or NULL */
     int wstatus;                     /* the executor's wait status, -1 when not our child */
     bool kill_requested;
+    enum ml_reason limitation; /* the agent killed it for this (PORTS_LIMITATION), or NONE */
     uint64_t oom_kills;
 };
 struct ctr_outcome {
@@ -368,6 +473,7 @@ int agent_recover(struct agent *a, struct berr **err);
  * dry_run only counts. Runs at start, before the loop: it may wait. */
 struct orphan_counts {
     unsigned executors, cgroups, mounts, dirs;
+    unsigned links, rules; /* veths and NAT mappings (net.c) */
     unsigned busy_cgroups; /* of cgroups: those holding a process (or that could not be read) */
 };
 void orphans_sweep(struct agent *a, bool dry_run, struct orphan_counts *ret);

@@ -24,6 +24,23 @@ void api_serve_node(struct agent *a, struct evhttp_request *req)
     json_kv_i64(g, "cgroup_version", iso_host_version(a->host));
     json_kv_str(g, "isolation", iso);
     json_kv_str(g, "ports", a->cfg.ports);
+    /* which host ports the live tasks hold, as ranges (the offers' view of them) */
+    uint64_t used[1024];
+    ports_used(a, used);
+    _cleanup_free_ char *held = ports_ranges_text(used);
+    json_kv_str(g, "ports_allocated", held);
+    json_str(g, "network");
+    yajl_gen_map_open(g);
+    json_kv_str(g, "default", a->cfg.network);
+    json_kv_bool(g, "allow_host_network", a->cfg.allow_host_network);
+    json_kv_bool(g, "enforce_ports", a->cfg.enforce_ports);
+    json_kv_str(g, "bridge", a->cfg.net_bridge);
+    json_kv_str(g, "subnet", a->cfg.net_subnet);
+    unsigned addrs = 0;
+    for (struct container *c = a->containers; c; c = c->next)
+        addrs += !ml_state_terminal(c->state) && c->net_addr;
+    json_kv_u64(g, "addresses_allocated", addrs);
+    yajl_gen_map_close(g);
     json_str(g, "cgroup_parent");
     yajl_gen_map_open(g);
     iso_host_foreach_path(a->host, parent_path, g);

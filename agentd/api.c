@@ -439,12 +439,13 @@ static int listen_tcp(struct agent *a, const char *spec, struct berr **err)
 {
     if (a->http_tcp)
         return berr_setx(err, EINVAL, "listen: only one tcp: listener is supported");
-    /* Tasks share the host's network unless namespaces/net is on: without a token any task
-     * could reach this listener and launch a task with the host's root as a volume. */
-    if (!a->token && !(a->iso_flags & ISO_NS_NET))
+    /* A task on the host's network could reach this listener and, without a token, launch
+     * a task with the host's root as a volume; tasks in their own namespaces (bridge, none)
+     * cannot reach the host's ports at all (docs/design/network.md). */
+    if (!a->token && a->cfg.allow_host_network)
         return berr_setx(err, EINVAL,
-                         "listen: 'tcp:%s' needs api_token_file (tasks share the host's network "
-                         "and could reach it), or namespaces/net in isolation",
+                         "listen: 'tcp:%s' needs api_token_file (tasks may share the host's "
+                         "network and could reach it), or allow_host_network = false",
                          spec);
     _cleanup_free_ char *host = NULL;
     const char *colon = strrchr(spec, ':');

@@ -46,7 +46,7 @@ struct container *ctr_find(struct agent *a, const char *ref, struct berr **err)
 struct container *ctr_new(void)
 {
     struct container *c = xzalloc(sizeof(*c));
-    c->pidfd = c->status_fd = -1;
+    c->pidfd = c->status_fd = c->net_go_fd = -1;
     c->exit_code = -1;
     return c;
 }

@@ -57,7 +57,8 @@ void ctr_decide_end(const struct ctr_end_facts *f, struct ctr_outcome *ret)
     o.exit_code = sig ? -1 : code;
     o.signal = sig;
     if (f->kill_requested) {
-        outcome(&o, ML_KILLED, ML_REASON_KILLED_BY_REQUEST);
+        /* a limit's kill (enforce_ports) says which limit; the container keeps its message */
+        outcome(&o, ML_KILLED, f->limitation ? f->limitation : ML_REASON_KILLED_BY_REQUEST);
     } else if (f->oom_kills > 0 && !(code == 0 && !sig)) {
         snprintf(o.message, sizeof(o.message),
                  "the kernel OOM-killed %llu process(es) at the memory limit",

@@ -190,13 +190,14 @@ int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, i
         ns |= CLONE_NEWIPC;
     if (a->iso_flags & ISO_NS_UTS)
         ns |= CLONE_NEWUTS;
-    if (a->iso_flags & ISO_NS_NET)
+    if (ctr_net_mode(c) != ISO_NET_HOST) /* none, bridge: its own (net.c) */
         ns |= CLONE_NEWNET;
     struct spawn sp = {
             .path = a->executor_path,
             .argv = argv,
             .ns_flags = ns,
-            .fd = {devnull, logfd, logfd, st_wr},
+            /* bridge: stdin is the "network ready" pipe the executor waits on */
+            .fd = {c->net_go_fd >= 0 ? c->net_go_fd : devnull, logfd, logfd, st_wr},
             .cg = a->supervisor, /* the task joins c->cg itself, before its execve */
     };
     pid_t pid = 0;

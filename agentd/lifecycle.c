@@ -51,6 +51,11 @@ void ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum 
     if (ml_state_terminal(st) && c->finished_at <= 0)
         c->finished_at = now_realtime();
     ctr_save(a, c);
+    /* its ports and address are free with its end: the mappings go now, before another task
+     * could be given the same host port (the commit comes later, and the sweep at the next
+     * start removes what a crash in between leaves) */
+    if (ml_state_terminal(st))
+        net_release(a, c);
     /* the watchers' own writes (the link's updates) join the same commit, and what they
      * send goes after it */
     for (unsigned i = 0; i < a->n_watchers; i++)
@@ -125,6 +130,7 @@ static void executor_ended(struct agent *a, struct container *c, int wstatus)
             .pipe_error = pipe_error ? line.message : NULL,
             .wstatus = wstatus,
             .kill_requested = c->kill_requested,
+            .limitation = c->limitation,
             .oom_kills = c->cg ? iso_cgroup_oom_kills(c->cg) : 0,
     };
     struct ctr_outcome o;
@@ -259,7 +265,8 @@ static void watch_oom(struct agent *a, struct container *c)
         log_debug("container '%s': no OOM notification: %s", c->id, berr_msg(err));
 }
 
-/* The sandbox, then the executor and the events that follow it. */
+/* The sandbox, then the executor and the events that follow it; in bridge mode its network
+ * is made while the executor builds the sandbox, which waits on a pipe before the task. */
 static int launch_sandbox(struct agent *a, struct container *c, struct berr **err)
 {
     int r = sandbox_prepare(a, c, err);
@@ -267,7 +274,13 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
         return r;
     watch_oom(a, c);
     int pidfd = -1, stfd = -1;
-    if ((r = agent_spawn_executor(a, c, &pidfd, &stfd, err)) < 0)
+    _cleanup_close_ int go_wr = -1;
+    if ((r = net_go_pipe(c, &go_wr, err)) < 0)
+        return r;
+    r = agent_spawn_executor(a, c, &pidfd, &stfd, err);
+    closep(&c->net_go_fd);
+    c->net_go_fd = -1;
+    if (r < 0)
         return r;
     /* with the pid, how to recognise it after a restart (pids get reused) */
     c->pid_start = proc_start_time(c->pid);
@@ -276,6 +289,13 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
     c->status_fd = stfd;
     c->ev_status = ctr_event_new(a, c, stfd, EV_READ | EV_PERSIST, on_status);
     c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
+    if (go_wr >= 0 && (r = net_connect(a, c, go_wr, err)) < 0) {
+        /* the executor waits for a go that never comes: kill it (it lives in the supervisor
+         * cgroup, the task's is still empty); on_exit_ev reaps it */
+        c->unrecorded = true;
+        (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        return r;
+    }
     return 0;
 }
 
@@ -298,23 +318,18 @@ static void fill_defaults(struct agent *a, struct container *c)
     }
 }
 
-/* Checks that need the table and the host: a free name, the policy, resources, a user
- * namespace slice. */
+/* Checks that need the table and the host: a free name, the policy, resources, the network
+ * (mode, ports, an address), a user namespace slice. */
 static int admit(struct agent *a, struct container *c, enum ctr_origin origin, struct berr **err)
 {
-    /* the spec carries them already (masterlink/spec.c); this agent does not hand them out
-     * yet, and a task that asked for them must not run as if it had them */
-    if (c->spec.n_ports || (c->spec.network && !streq(c->spec.network, "host")))
-        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                         "ports and network modes other than host are not supported by this "
-                         "agent yet");
     for (struct container *o = a->containers; o; o = o->next)
         if (streq(o->spec.name, c->spec.name))
             return berr_setc(err, EEXIST, BERR_CONFLICT, "name '%s' is used by container '%s'",
                              c->spec.name, o->id);
     int r;
     if ((r = policy_check(a, c, origin == CTR_ORIGIN_MASTER, err)) < 0 ||
-        (r = resources_admit(a, c, err)) < 0 || (r = policy_userns_pick(a, c, err)) < 0)
+        (r = resources_admit(a, c, err)) < 0 || (r = net_admit(a, c, err)) < 0 ||
+        (r = policy_userns_pick(a, c, err)) < 0)
         return r;
     return 0;
 }

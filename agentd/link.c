@@ -50,6 +50,12 @@ static char *subscribe_body(struct link *l)
     yajl_gen_map_close(g);
     json_kv_str(g, "ports", a->cfg.ports ? a->cfg.ports : "");
     yajl_gen_map_close(g);
+    /* the ranges the offers may carry, and what the live tasks hold of them */
+    uint64_t used[1024];
+    ports_used(a, used);
+    _cleanup_free_ char *held = ports_ranges_text(used);
+    json_kv_str(g, "ports", a->cfg.ports);
+    json_kv_str(g, "ports_allocated", held);
     json_str(g, "tasks");
     yajl_gen_array_open(g);
     for (struct link_task *t = l->tasks; t; t = t->next) {
@@ -353,6 +359,19 @@ static char *heartbeat_body(struct link *l)
     json_kv_double(g, "cpus", used_cpus);
     json_kv_u64(g, "mem", used_mem);
     yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    /* ports come and go with tasks the master did not place too (local launches) */
+    struct res_amounts allocated;
+    resources_allocated(a, &allocated);
+    uint64_t ports[1024];
+    ports_used(a, ports);
+    _cleanup_free_ char *held = ports_ranges_text(ports);
+    json_str(g, "ports");
+    yajl_gen_map_open(g);
+    json_kv_u64(g, "allocated", allocated.v[RES_PORTS]);
+    json_kv_u64(g, "free", a->allocatable.v[RES_PORTS] - allocated.v[RES_PORTS]);
+    json_kv_str(g, "ranges", a->cfg.ports);
+    json_kv_str(g, "allocated_ranges", held);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     _cleanup_free_ char *payload = json_gen_take(g);

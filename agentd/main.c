@@ -231,7 +231,7 @@ static int setup(struct agent *a, struct berr **err)
         berr_setx(err, -r, "%s", berr_msg(oerr));
     if (r < 0)
         return berr_wrap(err, "cgroup_parent '%s': supervisor cgroup", cfg->cgroup_parent);
-    if ((r = resources_measure(a, err)) < 0)
+    if ((r = resources_measure(a, err)) < 0 || (r = net_init(a, err)) < 0)
         return r;
     /* tasks together can never eat the host's reservation, even if our accounting were wrong */
     struct iso_limits all = {
@@ -254,6 +254,7 @@ static int setup(struct agent *a, struct berr **err)
     gc_start(a);
     if ((r = sampler_start(a, err)) < 0)
         return r;
+    ports_watch_start(a);
     if (api_start(a, err) < 0)
         return berr_wrap(err, "listen '%s'", cfg->listen);
     if ((r = agent_masks_init(a, err)) < 0)
@@ -277,7 +278,9 @@ static void teardown(struct agent *a)
     logs_free(a);
     sampler_stop(a);
     gc_stop(a);
+    ports_watch_stop(a);
     ctr_free_all(a);
+    net_free(a);
     release_free(a);
     trash_free(a);
     if (a->ev_sigterm)

@@ -177,6 +177,10 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
                         (double) a->sample_pass_ns_total / 1e9);
     head(b, "berth_launches_total", "counter", "Launches accepted since the agent started.");
     evbuffer_add_printf(b, "berth_launches_total %llu\n", (unsigned long long) a->launches_total);
+    head(b, "berth_enforce_ports_kills_total", "counter",
+         "Tasks enforce_ports killed for listening on a port they were not given.");
+    evbuffer_add_printf(b, "berth_enforce_ports_kills_total %llu\n",
+                        (unsigned long long) a->ports_watch_kills);
     head(b, "berth_launch_duration_seconds", "histogram",
          "Time from a launch request to the task running (its first instruction).");
     uint64_t cum = 0;

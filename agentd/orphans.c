@@ -1,8 +1,8 @@
 /* agentd/orphans.c - what no container record owns, found and removed at start: executors
  * running from our work_dir, cgroups under the cgroup parent, mounts in our namespace below
- * work_dir, sandbox and runtime dirs. It runs before the loop, so it may wait (a killed
- * executor's end, a cgroup's emptying). proc.c recognises our executors; recover.c decides
- * when to sweep; lifecycle.c records what the sweep compares against. */
+ * work_dir, sandbox and runtime dirs, veths and NAT mappings (net.c). It runs before the loop, so
+ * it may wait (a killed executor's end, a cgroup's emptying). proc.c recognises our executors;
+ * recover.c decides when to sweep; lifecycle.c records what the sweep compares against. */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -215,4 +215,6 @@ void orphans_sweep(struct agent *a, bool dry_run, struct orphan_counts *ret)
     ret->cgroups = sweep_cgroups(a, dry_run, &ret->busy_cgroups);
     ret->mounts = sweep_mounts(a, dry_run);
     ret->dirs = sweep_dirs(a, a->runtime_root, dry_run) + sweep_dirs(a, a->sandboxes_dir, dry_run);
+    /* veths no live container owns, the NAT table rebuilt from the records (net.c) */
+    net_sweep(a, dry_run, &ret->links, &ret->rules);
 }

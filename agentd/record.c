@@ -7,6 +7,7 @@
  * API showed and there is one writer to keep true; the version lets a later layout tell old
  * records apart (records of agents before version 1 carry none and read the same way). The
  * spec part (command, resources, user, env, volumes, role) is masterlink/spec.c's codec. */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "agentd/agent.h"
@@ -62,6 +63,34 @@ static void kv_time(yajl_gen g, const char *k, double t)
         json_kv_null(g, k);
 }
 
+/* Bridge mode's address, gateway and host interface ("net"), null for the other modes. The
+ * mappings are the spec's "ports" (host_port -> container_port). */
+static void net_gen(const struct container *c, yajl_gen g)
+{
+    if (!c->net_addr) {
+        json_kv_null(g, "net");
+        return;
+    }
+    char addr[16], gw[16], ifname[16];
+    iso_ipv4_format(c->net_addr, addr);
+    iso_ipv4_format(c->net_gateway, gw);
+    net_ifname(c->id, ifname);
+    json_str(g, "net");
+    yajl_gen_map_open(g);
+    json_kv_str(g, "address", addr);
+    json_kv_u64(g, "prefix", c->net_prefix);
+    json_kv_str(g, "gateway", gw);
+    json_kv_str(g, "interface", ifname);
+    yajl_gen_map_close(g);
+}
+
+static uint32_t ipv4_of(yajl_val v, const char *k)
+{
+    const char *s = json_get_str(v, k);
+    struct in_addr in;
+    return s && inet_pton(AF_INET, s, &in) == 1 ? ntohl(in.s_addr) : 0;
+}
+
 void ctr_gen(struct agent *a, const struct container *c, yajl_gen g, unsigned what)
 {
     yajl_gen_map_open(g);
@@ -91,6 +120,9 @@ void ctr_gen(struct agent *a, const struct container *c, yajl_gen g, unsigned wh
     } else {
         json_kv_null(g, "userns");
     }
+    net_gen(c, g);
+    if (c->limitation)
+        json_kv_str(g, "limitation", ml_reason_name(c->limitation));
     if (c->pid > 0)
         json_kv_i64(g, "pid", c->pid);
     else
@@ -167,6 +199,15 @@ int ctr_record_decode(const char *id, const char *json, struct container *c, str
     c->started_at = time_of(v, "started_at");
     c->finished_at = time_of(v, "finished_at");
     c->pid = json_get_i64(v, "pid", &n) && n > 0 && n <= INT32_MAX ? (pid_t) n : 0;
+    yajl_val net = json_get(v, "net");
+    uint64_t prefix = 0;
+    if (net && YAJL_IS_OBJECT(net) && json_get_u64(net, "prefix", &prefix) && prefix <= 32) {
+        c->net_addr = ipv4_of(net, "address");
+        c->net_gateway = ipv4_of(net, "gateway");
+        c->net_prefix = (unsigned) prefix;
+    }
+    enum ml_reason lim = ml_reason_from_name(json_get_str(v, "limitation"));
+    c->limitation = (int) lim < 0 ? ML_REASON_NONE : lim;
     yajl_val kr = json_get(v, "kill_requested");
     c->kill_requested = kr && YAJL_IS_TRUE(kr);
     c->limits_json = object_text(v, "limits");

@@ -162,10 +162,10 @@ int agent_recover(struct agent *a, struct berr **err)
     orphans_sweep(a, false, &o);
     log_info("recovered %u record(s) in %.1f ms (%s): %u re-adopted, %u ended while the agent "
              "was down, %u lost, %u %s; orphans removed: %u executor(s), %u cgroup(s), %u "
-             "mount(s), %u dir(s)",
+             "mount(s), %u dir(s), %u veth(s), %u port mapping(s)",
              (unsigned) n, (double) (now_monotonic_ns() - t0) / 1e6,
              cleanup ? "cleanup" : "reconnect", adopted, ended, lost, dropped,
              cleanup ? "dropped" : "unfinished launch(es) dropped", o.executors, o.cgroups,
-             o.mounts, o.dirs);
+             o.mounts, o.dirs, o.links, o.rules);
     return 0;
 }

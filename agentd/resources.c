@@ -167,6 +167,7 @@ void resources_allocated(struct agent *a, struct res_amounts *ret)
         ret->v[RES_CPUS] += c->spec.cpus_millis;
         ret->v[RES_MEM] += c->spec.mem_bytes;
         ret->v[RES_PIDS] += c->spec.pids;
+        ret->v[RES_PORTS] += c->spec.n_ports; /* each holds a host port (ports.c) */
     }
 }
 

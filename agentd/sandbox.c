@@ -37,10 +37,18 @@ static int write_spec(struct agent *a, struct container *c, const char *sandbox,
         vols[i] = (struct iso_volume){.host = c->spec.volumes[i].host,
                                       .container = c->spec.volumes[i].container,
                                       .readonly = c->spec.volumes[i].readonly};
+    /* its network (net.c): a namespace of its own unless host, its /etc files, PORT0.. */
+    enum iso_net_mode net = ctr_net_mode(c);
+    unsigned flags =
+            (a->iso_flags & ~(unsigned) ISO_NS_NET) | (net != ISO_NET_HOST ? ISO_NS_NET : 0);
+    _cleanup_free_ char *etc = NULL;
+    if ((a->iso_flags & ISO_NS_MOUNT) && net_etc_dir(a, c, rdir, &etc, err) < 0)
+        return -berr_errno(*err);
+    char **env = ports_env(&c->spec);
     struct iso_spec s = {
             .id = c->id,
             .hostname = c->spec.name,
-            .flags = a->iso_flags,
+            .flags = flags,
             .sandbox_dir = (char *) sandbox,
             .runtime_dir = (char *) rdir,
             .mask_dirs = a->masks,
@@ -48,7 +56,7 @@ static int write_spec(struct agent *a, struct container *c, const char *sandbox,
             .ids = c->user,
             .home = c->user_home,
             .argv = c->spec.command.argv,
-            .env = c->spec.env,
+            .env = env,
             .volumes = vols,
             .n_volumes = nv,
             .nofile = nofile,
@@ -57,8 +65,13 @@ static int write_spec(struct agent *a, struct container *c, const char *sandbox,
             .log_max_bytes = a->cfg.log_max_bytes,
             .log_max_files = a->cfg.log_max_files,
             .cgroup_join = join,
+            .net = net,
+            .etc_dir = etc,
     };
     _cleanup_free_ char *json = iso_spec_to_json(&s);
+    for (char **e = env; *e; e++)
+        free(*e);
+    free(env);
     _cleanup_close_ int dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return berr_set(err, errno, "open '%s'", rdir);

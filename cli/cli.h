@@ -80,6 +80,9 @@ int ctl_json_print(FILE *f, yajl_val v);
 /* Short one-line text of a command object: shell string or argv joined by spaces.
  * Returns a malloc'd string ("" if absent). */
 char *ctl_command_text(yajl_val command);
+/* The PORTS column of ps: "31000,31001" (host network), "172.31.0.2 31000->8080" (bridge:
+ * its address, host port -> port inside when they differ), "none", or "-". malloc'd. */
+char *ctl_ports_text(yajl_val ctr);
 
 /* ---- format.c: pure helpers (unit-tested, no I/O) ------------------------------------- */
 
@@ -175,6 +178,10 @@ struct ctl_run_opts {
     size_t nenv;
     const char **volumes; /* "H:C[:ro]" strings */
     size_t nvolumes;
+    const char *ports;    /* --ports N: that many ports, any numbers */
+    const char *network;  /* --network host|bridge|none */
+    const char **publish; /* -p HOSTPORT:PORT, HOSTPORT or :PORT (repeatable) */
+    size_t npublish;
     bool wait, json, help;
     char **argv; /* command, argc of them (borrowed from the command line) */
     int argc;

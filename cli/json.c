@@ -48,3 +48,39 @@ char *ctl_command_text(yajl_val command)
     out[off] = 0;
     return out;
 }
+
+char *ctl_ports_text(yajl_val ctr)
+{
+    yajl_val ports = json_get(ctr, "ports");
+    const char *addr = json_get_str(json_get(ctr, "net"), "address");
+    size_t cap = 64, len = 0;
+    char *out = xzalloc(cap);
+    if (addr)
+        len += (size_t) snprintf(out, cap, "%s", addr);
+    for (size_t i = 0; ports && YAJL_IS_ARRAY(ports) && i < ports->u.array.len; i++) {
+        uint64_t h = 0, p = 0;
+        yajl_val v = ports->u.array.values[i];
+        (void) json_get_u64(v, "host_port", &h);
+        (void) json_get_u64(v, "container_port", &p);
+        char one[32];
+        int n = p && p != h ? snprintf(one, sizeof(one), "%s%llu->%llu",
+                                       i      ? ","
+                                       : addr ? " "
+                                              : "",
+                                       (unsigned long long) h, (unsigned long long) p)
+                            : snprintf(one, sizeof(one), "%s%llu",
+                                       i      ? ","
+                                       : addr ? " "
+                                              : "",
+                                       (unsigned long long) h);
+        if (len + (size_t) n + 1 > cap)
+            out = xrealloc(out, cap = (len + (size_t) n + 1) * 2);
+        memcpy(out + len, one, (size_t) n + 1);
+        len += (size_t) n;
+    }
+    if (!len) {
+        const char *net = json_get_str(ctr, "network");
+        snprintf(out, cap, "%s", net && streq(net, "none") ? "none" : "-");
+    }
+    return out;
+}

@@ -33,7 +33,9 @@ int ctl_run_parse(int argc, char **argv, struct ctl_run_opts *opts, struct berr 
         O_USER,
         O_SHELL,
         O_WAIT,
-        O_ROLE
+        O_ROLE,
+        O_PORTS,
+        O_NETWORK
     };
     static const struct option longopts[] = {
             {"name", required_argument, NULL, O_NAME},
@@ -47,6 +49,9 @@ int ctl_run_parse(int argc, char **argv, struct ctl_run_opts *opts, struct berr 
             {"volume", required_argument, NULL, 'v'},
             {"shell", required_argument, NULL, O_SHELL},
             {"role", required_argument, NULL, O_ROLE},
+            {"ports", required_argument, NULL, O_PORTS},
+            {"network", required_argument, NULL, O_NETWORK},
+            {"publish", required_argument, NULL, 'p'},
             {"wait", no_argument, NULL, O_WAIT},
             {"output", required_argument, NULL, 'o'},
             {"help", no_argument, NULL, 'h'},
@@ -56,7 +61,7 @@ int ctl_run_parse(int argc, char **argv, struct ctl_run_opts *opts, struct berr 
     optind = 0; /* glibc: full re-initialisation, verbs parse their own argv */
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+:u:e:v:o:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:u:e:v:p:o:h", longopts, NULL)) != -1) {
         switch (c) {
         case O_NAME:
             opts->name = optarg;
@@ -87,6 +92,15 @@ int ctl_run_parse(int argc, char **argv, struct ctl_run_opts *opts, struct berr 
             break;
         case O_ROLE:
             opts->role = optarg;
+            break;
+        case O_PORTS:
+            opts->ports = optarg;
+            break;
+        case O_NETWORK:
+            opts->network = optarg;
+            break;
+        case 'p':
+            push(&opts->publish, &opts->npublish, optarg);
             break;
         case O_WAIT:
             opts->wait = true;
@@ -122,8 +136,9 @@ void ctl_run_opts_free(struct ctl_run_opts *opts)
 {
     free(opts->env);
     free(opts->volumes);
-    opts->env = opts->volumes = NULL;
-    opts->nenv = opts->nvolumes = 0;
+    free(opts->publish);
+    opts->env = opts->volumes = opts->publish = NULL;
+    opts->nenv = opts->nvolumes = opts->npublish = 0;
 }
 
 static void gen_str(yajl_gen g, const char *s)
@@ -142,6 +157,38 @@ static yajl_gen gen_new(void)
     if (!g)
         abort();
     return g;
+}
+
+/* A port number 1-65535 of n characters at s (n 0: absent, *ret 0). */
+static bool port_number(const char *s, size_t n, unsigned *ret)
+{
+    char buf[8];
+    uint64_t v = 0;
+    *ret = 0;
+    if (n == 0)
+        return true;
+    if (n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    if (parse_u64(buf, &v) < 0 || v < 1 || v > 65535)
+        return false;
+    *ret = (unsigned) v;
+    return true;
+}
+
+/* -p HOSTPORT:PORT, HOSTPORT (the same inside) or :PORT (any host port): 0 with the two
+ * numbers (0 = any / the host's), or -EINVAL. */
+static int parse_publish(const char *s, unsigned *ret_host, unsigned *ret_port)
+{
+    const char *colon = strchr(s, ':');
+    size_t hl = colon ? (size_t) (colon - s) : strlen(s);
+    if (!port_number(s, hl, ret_host) ||
+        (colon && !port_number(colon + 1, strlen(colon + 1), ret_port)))
+        return -EINVAL;
+    if (!colon)
+        *ret_port = 0;
+    return *ret_host || *ret_port ? 0 : -EINVAL;
 }
 
 /* Check the quantities so the user hears "--mem '1XB'" rather than a JSON field name. */
@@ -168,6 +215,20 @@ static int run_validate(const struct ctl_run_opts *o, uint64_t *ret_pids, struct
         const char *eq = strchr(o->env[i], '=');
         if (!eq || eq == o->env[i])
             return berr_setx(err, EINVAL, "run: --env '%s': expected KEY=VALUE", o->env[i]);
+    }
+    uint64_t nports = 0;
+    if (o->ports && (parse_u64(o->ports, &nports) < 0 || nports > 64))
+        return berr_setx(err, EINVAL, "run: --ports '%s': expected a count from 0 to 64", o->ports);
+    if (o->network && !streq(o->network, "host") && !streq(o->network, "bridge") &&
+        !streq(o->network, "none"))
+        return berr_setx(err, EINVAL, "run: --network '%s': expected host, bridge or none",
+                         o->network);
+    for (size_t i = 0; i < o->npublish; i++) {
+        unsigned h, p;
+        if (parse_publish(o->publish[i], &h, &p) < 0)
+            return berr_setx(err, EINVAL,
+                             "run: -p '%s': expected HOSTPORT:PORT, HOSTPORT or :PORT (1-65535)",
+                             o->publish[i]);
     }
     for (size_t i = 0; i < o->nvolumes; i++) {
         const char *v = o->volumes[i];
@@ -230,6 +291,37 @@ int ctl_run_body(const struct ctl_run_opts *o, char **ret, struct berr **err)
     if (o->role) {
         gen_str(g, "role");
         gen_str(g, o->role);
+    }
+    if (o->network) {
+        gen_str(g, "network");
+        gen_str(g, o->network);
+    }
+    uint64_t nports = 0;
+    if (o->ports)
+        (void) parse_u64(o->ports, &nports); /* checked by run_validate */
+    if (o->npublish) {
+        /* the named ones, then --ports more of any number */
+        gen_str(g, "ports");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < o->npublish + nports; i++) {
+            unsigned h = 0, p = 0;
+            if (i < o->npublish)
+                (void) parse_publish(o->publish[i], &h, &p);
+            yajl_gen_map_open(g);
+            if (h) {
+                gen_str(g, "host_port");
+                yajl_gen_integer(g, h);
+            }
+            if (p) {
+                gen_str(g, "container_port");
+                yajl_gen_integer(g, p);
+            }
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+    } else if (o->ports) {
+        gen_str(g, "ports");
+        yajl_gen_integer(g, (long long) nports);
     }
     if (o->nenv) {
         gen_str(g, "env");

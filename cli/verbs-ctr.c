@@ -90,9 +90,21 @@ static void ps_row(struct ctl_table *t, yajl_val ctr, double now, bool no_trunc)
         ctl_format_age(now - created, age, sizeof(age));
     _cleanup_free_ char *cmd = ctl_command_text(json_get(ctr, "command"));
     ctl_truncate(cmd, 30, command, sizeof(command));
+    _cleanup_free_ char *port_list = ctl_ports_text(ctr);
+    char ports[64];
+    ctl_truncate(port_list, 40, ports, sizeof(ports));
     state_text(ctr, state, sizeof(state));
-    const char *row[] = {id,  json_get_str(ctr, "name"), state, cpus, mem, cpu_pct, mem_used, pids,
-                         age, no_trunc ? cmd : command};
+    const char *row[] = {id,
+                         json_get_str(ctr, "name"),
+                         state,
+                         cpus,
+                         mem,
+                         cpu_pct,
+                         mem_used,
+                         pids,
+                         age,
+                         no_trunc ? port_list : ports,
+                         no_trunc ? cmd : command};
     ctl_table_add(t, row);
 }
 
@@ -179,8 +191,8 @@ int ctl_verb_ps(struct ctl *ctl, int argc, char **argv, struct berr **err)
         yajl_tree_free(root);
         return 0;
     }
-    static const char *const header[] = {"ID",   "NAME",     "STATE", "CPUS", "MEM",
-                                         "CPU%", "MEM USED", "PIDS",  "AGE",  "COMMAND"};
+    static const char *const header[] = {"ID",       "NAME", "STATE", "CPUS",  "MEM",    "CPU%",
+                                         "MEM USED", "PIDS", "AGE",   "PORTS", "COMMAND"};
     struct ctl_table t;
     ctl_table_init(&t, ARRAY_SIZE(header), header);
     double now = now_realtime();

@@ -50,6 +50,28 @@ static size_t resource_names(yajl_val res, const char **names, size_t max)
     return n;
 }
 
+/* Below the table: which ports the tasks hold and how many are free, and the network. */
+static void print_ports_network(yajl_val node, yajl_val res)
+{
+    uint64_t alloc = 0, total = 0;
+    const char *ranges = json_get_str(node, "ports"), *held = json_get_str(node, "ports_allocated");
+    if (ranges && json_get_u64(json_get(res, "allocated"), "ports", &alloc) &&
+        json_get_u64(json_get(res, "allocatable"), "ports", &total))
+        printf("\nports:      %llu allocated %s, %llu free of %s\n", (unsigned long long) alloc,
+               held ? held : "", (unsigned long long) (total > alloc ? total - alloc : 0), ranges);
+    yajl_val net = json_get(node, "network");
+    const char *def = json_get_str(net, "default");
+    uint64_t addrs = 0;
+    if (def) {
+        yajl_val host = json_get(net, "allow_host_network");
+        (void) json_get_u64(net, "addresses_allocated", &addrs);
+        printf("network:    default %s%s; bridge %s %s, %llu address(es) allocated\n", def,
+               host && YAJL_IS_FALSE(host) ? " (host not allowed)" : "",
+               json_get_str(net, "bridge") ?: "-", json_get_str(net, "subnet") ?: "-",
+               (unsigned long long) addrs);
+    }
+}
+
 int ctl_verb_node(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
     static const struct option longopts[] = {
@@ -111,6 +133,7 @@ int ctl_verb_node(struct ctl *ctl, int argc, char **argv, struct berr **err)
     }
     ctl_table_print(&t, stdout);
     ctl_table_free(&t);
+    print_ports_network(node, res);
     yajl_tree_free(node);
     return 0;
 }

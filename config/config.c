@@ -71,6 +71,7 @@ void cfg_defaults(struct cfg_agent *cfg)
     cfg->reserved_pids_auto = true;
     cfg->ports = xstrdup("[31000-32000]");
     cfg->config_file = xstrdup(CFG_DEFAULT_FILE);
+    cfg_network_defaults(cfg);
 }
 
 void cfg_done(struct cfg_agent *cfg)
@@ -86,6 +87,7 @@ void cfg_done(struct cfg_agent *cfg)
             &cfg->userns,       &cfg->mask_paths};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         free(*strs[i]);
+    cfg_network_done(cfg);
     for (size_t i = 0; i < cfg->n_roles; i++)
         free(cfg->roles[i].name);
     free(cfg->roles);
@@ -409,8 +411,7 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
             return BAD("percentage", "1% to 100% of the work_dir file system, e.g. 90%");
         cfg->gc_disk_watermark = u;
     } else {
-        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "unknown key '%s' in [%s]", key,
-                         section);
+        return cfg_set_network_key(cfg, section, key, value, err); /* or unknown */
     }
     return 0;
 }
@@ -496,6 +497,8 @@ int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const c
         return set_agent(cfg, section, key, value, err);
     if (streq(section, "resources"))
         return set_resources(cfg, section, key, value, err);
+    if (streq(section, "network"))
+        return cfg_set_network_key(cfg, section, key, value, err);
     if (streq(section, "reserved") && streq(key, "pids")) {
         uint64_t n;
         if (streq(value, "auto")) {
@@ -533,6 +536,6 @@ int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const c
         return 0;
     }
     return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                     "unknown section [%s] (known: agent, resources, reserved, role.NAME)",
+                     "unknown section [%s] (known: agent, resources, reserved, network, role.NAME)",
                      section);
 }

@@ -60,6 +60,18 @@ struct cfg_agent {
     uint64_t gc_min_age_ms;     /* the watermark never removes what ended this recently (1 h) */
     uint64_t gc_disk_watermark; /* percent of the work_dir file system; above it GC removes
                                  * terminal sandboxes early, oldest first (90) */
+    /* networking (network.c, docs/design/network.md): a task's mode when it names none
+     * (host, bridge, none), whether host is allowed at all, and the listen watcher */
+    char *network;
+    bool allow_host_network;
+    bool enforce_ports;
+    uint64_t enforce_ports_interval_ms;
+    /* [network]: the bridge mode's subnet ("172.31.0.0/16": address in host order and
+     * prefix length) and its bridge's name */
+    char *net_subnet;
+    uint32_t net_addr;
+    unsigned net_prefix;
+    char *net_bridge;
     /* [resources] */
     struct cfg_amount cpus, mem, disk, pids;
     char *ports; /* "[31000-32000]" */
@@ -111,6 +123,16 @@ int cfg_parse_duration_ms(const char *s, uint64_t *ret_ms);
 /* Check a ports value: "[A-B,C-D,...]", 1 <= A <= B <= 65535, ranges not overlapping; ""
  * and "[]" mean none. 0 or -EINVAL/-ERANGE. */
 int cfg_parse_ports(const char *s);
+/* network.c: the networking keys ([agent] network, allow_host_network, enforce_ports,
+ * enforce_ports_interval; [network] subnet, bridge) - defaults, release, and one key as
+ * cfg_set takes it. cfg_parse_subnet: "A.B.C.D/N", N 16-29, no host bits: 0 with the address
+ * (host order) and N, or -EINVAL/-ERANGE. */
+#define CFG_DEFAULT_SUBNET "172.31.0.0/16"
+void cfg_network_defaults(struct cfg_agent *cfg);
+void cfg_network_done(struct cfg_agent *cfg);
+int cfg_set_network_key(struct cfg_agent *cfg, const char *section, const char *key,
+                        const char *value, struct berr **err);
+int cfg_parse_subnet(const char *s, uint32_t *ret_addr, unsigned *ret_prefix);
 /* Each uid range slice a user namespace gets (uids 0..65535 inside). */
 #define CFG_USERNS_SLICE 65536
 /* The default mask_paths. */

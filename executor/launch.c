@@ -72,6 +72,21 @@ static int exe_open_output(struct exe *e, const char *name, struct berr **err)
     return TAKE_FD(fd);
 }
 
+/* Bridge mode: the agent makes the veth, address and route from outside while we build the
+ * sandbox, and says "go" on fd 0 (a pipe) once they are there, so the task never starts
+ * without its network. EOF instead means the agent gave up (it then kills us anyway). */
+static int exe_wait_network(struct berr **err)
+{
+    char c;
+    ssize_t n;
+    while ((n = read(0, &c, 1)) < 0 && errno == EINTR)
+        ;
+    if (n != 1)
+        return berr_setx(err, n < 0 ? errno : ENETDOWN,
+                         "network: the agent did not connect the task's network");
+    return 0;
+}
+
 /* Everything up to the fork: steps 2-6. Errors leave err set. */
 static int exe_setup(struct exe *e, struct berr **err)
 {
@@ -110,8 +125,12 @@ static int exe_setup(struct exe *e, struct berr **err)
         e->join_fd[e->n_join++] = fd;
     }
 
-    /* 5. */
+    /* 5. The task's own network namespace (none, bridge) starts with lo down. */
+    if (e->spec.net != ISO_NET_HOST && (r = iso_net_lo_up(err)) < 0)
+        return r;
     if ((r = iso_sandbox_enter(&e->spec, err)) < 0)
+        return r;
+    if (e->spec.net == ISO_NET_BRIDGE && (r = exe_wait_network(err)) < 0)
         return r;
 
     /* 6. Signals arrive through a signalfd so the loop handles them in order. */

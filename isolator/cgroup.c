@@ -205,6 +205,39 @@ bool iso_cgroup_populated(struct iso_cgroup *cg)
     return cg->lay.ops->populated(&cg->lay, &cg->node);
 }
 
+struct pid_list {
+    pid_t *v;
+    size_t n, cap;
+};
+
+static int add_pid(pid_t pid, void *arg)
+{
+    struct pid_list *l = arg;
+    if (l->n == l->cap)
+        l->v = xrealloc(l->v, (l->cap = l->cap ? 2 * l->cap : 16) * sizeof(*l->v));
+    l->v[l->n++] = pid;
+    return 0;
+}
+
+int iso_cgroup_pids(struct iso_cgroup *cg, pid_t **ret, size_t *ret_n)
+{
+    /* every hierarchy holds the same processes: the first one open is enough */
+    struct pid_list l = {0};
+    for (int i = 0; i < CG_MAX_HIER; i++) {
+        if (cg->node.fd[i] < 0)
+            continue;
+        int r = cg_foreach_pid(cg->node.fd[i], "cgroup.procs", add_pid, &l);
+        if (r < 0) {
+            free(l.v);
+            return r;
+        }
+        break;
+    }
+    *ret = l.v;
+    *ret_n = l.n;
+    return 0;
+}
+
 int iso_cgroup_kill(struct iso_cgroup *cg, struct berr **err)
 {
     return cg->lay.ops->kill(&cg->lay, &cg->node, err);

@@ -6,7 +6,12 @@
  *  - spec: the sandbox description the agent writes to the runtime dir and the executor
  *    reads back (spec.c, JSON);
  *  - sandbox: what berth-executor does inside the new namespaces (mount.c: mounts, /dev,
- *    masks, pivot_root; task.c: rlimits, user, caps (caps.c), no_new_privs, seccomp (seccomp.c)).
+ *    masks, pivot_root; mount-etc.c: its own /etc/hosts, resolv.conf, hostname; task.c:
+ *    rlimits, user, caps (caps.c), no_new_privs, seccomp (seccomp.c));
+ *  - network (docs/design/network.md): net-lo.c brings lo up (executor), net-link.c the
+ *    bridge and veths through libnl-route, net-rules.c renders and net-nat.c applies the
+ *    agent's nftables table through libnftables, net-diag.c lists listening sockets through
+ *    libnl-idiag (the agent; the executor links none of them).
  * The library logs at debug level only; failures come back as struct berr. */
 #pragma once
 
@@ -158,6 +163,9 @@ int iso_cgroup_stats(struct iso_cgroup *cg, struct iso_stats *ret);
  * every hierarchy, which, unlike cgroup.procs, lists a thread until the kernel stops
  * counting it. False therefore means iso_cgroup_destroy can succeed. */
 bool iso_cgroup_populated(struct iso_cgroup *cg);
+/* The processes in the cgroup now (cgroup.procs; *ret malloc'd, NULL when none). 0 or
+ * -errno. */
+int iso_cgroup_pids(struct iso_cgroup *cg, pid_t **ret, size_t *ret_n);
 /* Send SIGKILL to every process in the cgroup once and return: v2 writes cgroup.kill (the
  * kernel also kills what forks meanwhile); without it (v1, v2 before Linux 5.14), when
  * cgroup.procs lists anyone: freeze, one round of kill(2) over cgroup.procs, thaw (always;
@@ -216,6 +224,18 @@ struct iso_user {
  * and writes the answer into the spec, the executor does none (issue #18). */
 int iso_user_resolve(const char *user, struct iso_user *ret, char **ret_home, struct berr **err);
 
+/* A task's network (docs/design/network.md): the host's; its own namespace with lo only;
+ * its own namespace with a veth on the agent's bridge. */
+enum iso_net_mode {
+    ISO_NET_HOST,
+    ISO_NET_NONE,
+    ISO_NET_BRIDGE,
+    _ISO_NET_MAX,
+    _ISO_NET_INVALID = -EINVAL,
+};
+const char *iso_net_mode_name(enum iso_net_mode m);
+enum iso_net_mode iso_net_mode_from_name(const char *s); /* _ISO_NET_INVALID if unknown */
+
 struct iso_spec {
     char *id;            /* container id */
     char *hostname;      /* uts name */
@@ -242,6 +262,14 @@ struct iso_spec {
     /* the files the task child writes "0" to, to join the task's cgroups before its execve
      * (iso_cgroup_join_files); NULL: it stays where the executor is */
     char **cgroup_join;
+    /* its network; with ISO_NET_NONE or ISO_NET_BRIDGE flags has ISO_NS_NET (the agent cloned
+     * the executor into a new network namespace) and the executor brings lo up; with
+     * ISO_NET_BRIDGE it waits, before the task starts, for the agent's go on fd 0 (the veth,
+     * address and route are the agent's to make, from outside) */
+    enum iso_net_mode net;
+    /* host dir holding hosts, resolv.conf and hostname, bound read-only over the sandbox's
+     * /etc/hosts, /etc/resolv.conf and /etc/hostname (mount-etc.c); NULL: none */
+    char *etc_dir;
 };
 
 #define ISO_USERNS_SIZE 65536
@@ -331,3 +359,90 @@ int iso_seccomp_install(const struct iso_bpf *prog, struct berr **err);
 /* Capabilities kept for root tasks (CAP_CHOWN ... as in docker's default). */
 extern const int iso_default_caps[];
 extern const size_t iso_n_default_caps;
+
+/* ---- network (docs/design/network.md) --------------------------------------------------- */
+
+/* net-lo.c, in the executor: bring lo up in the current network namespace (an ioctl). 0 or
+ * -errno with err. */
+int iso_net_lo_up(struct berr **err);
+
+/* net-link.c, in the agent (libnl-route): the bridge and the veths. Every link berth makes
+ * carries the interface alias ISO_NET_OWNER_PREFIX + owner ("bridge", or the container id),
+ * which is how a sweep tells ours from anyone else's. */
+#define ISO_NET_OWNER_PREFIX "berth:"
+#define ISO_NET_TASK_IF "eth0" /* the task's end of its veth, inside its namespace */
+struct iso_net;
+/* A NETLINK_ROUTE socket in the calling thread's network namespace. 0 or -errno with err. */
+int iso_net_open(struct iso_net **ret, struct berr **err);
+struct iso_net *iso_net_free(struct iso_net *n);
+/* Make the bridge `name` ready: created (marked ours) when missing, IPv6 off and
+ * route_localnet 0 on it, gateway/prefix its address (addr in host order), up, and
+ * net.ipv4.ip_forward on. Idempotent. 0, or -errno with err (-EEXIST: `name` is no bridge). */
+int iso_net_bridge_up(struct iso_net *n, const char *name, uint32_t gateway, unsigned prefix,
+                      struct berr **err);
+/* 1 when the bridge `name` exists and is ours, 0 when not, -errno when we cannot tell. */
+int iso_net_bridge_owned(struct iso_net *n, const char *name);
+/* Remove the bridge if it is ours: 1 removed, 0 absent or not ours, -errno with err. */
+int iso_net_bridge_remove(struct iso_net *n, const char *name, struct berr **err);
+/* One task's link: host_if (<= 15 characters) on the bridge, marked as owner's, hairpin on;
+ * its peer ISO_NET_TASK_IF made inside netns_fd with addr/prefix and a default route via
+ * gateway (host order). Needs iso_net_bridge_up first. 0, or -errno with err (nothing left:
+ * the pair is removed again). */
+struct iso_net_attach {
+    const char *host_if;
+    const char *owner;
+    int netns_fd;
+    uint32_t addr, gateway;
+    unsigned prefix;
+};
+int iso_net_attach(struct iso_net *n, const struct iso_net_attach *at, struct berr **err);
+/* Remove a task's host end (its peer goes with it): 1 removed, 0 already gone, -errno. */
+int iso_net_detach(struct iso_net *n, const char *host_if, struct berr **err);
+/* fn(ifname, owner, arg) for every veth marked ISO_NET_OWNER_PREFIX in this namespace, and
+ * with owner NULL for every unmarked one whose name starts with unmarked_prefix (made, then
+ * a crash before it was marked). */
+int iso_net_foreach_veth(struct iso_net *n, const char *unmarked_prefix,
+                         void (*fn)(const char *ifname, const char *owner, void *arg), void *arg,
+                         struct berr **err);
+
+/* net-rules.c (pure) and net-nat.c (libnftables): the agent's table, `inet berth`. Its map
+ * ISO_NAT_MAP sends protocol . host port to task address . port; its chains (which never
+ * change) DNAT through it at prerouting and output, masquerade tasks' traffic, and keep
+ * tasks off the host's own ports (docs/design/network.md). */
+#define ISO_NAT_TABLE "berth"
+#define ISO_NAT_MAP "ports"
+struct iso_nat_net {
+    const char *bridge;
+    uint32_t subnet; /* host order */
+    unsigned prefix;
+};
+struct iso_nat_map {
+    uint16_t host_port;
+    uint32_t addr; /* the task's, host order */
+    uint16_t port; /* inside the task */
+};
+/* The dotted quad of addr (host order). */
+void iso_ipv4_format(uint32_t addr, char buf[16]);
+/* nft text replacing the whole table (created if missing) with these mappings; malloc'd. */
+char *iso_nat_table_text(const struct iso_nat_net *net, const struct iso_nat_map *m, size_t n);
+/* "add element ..." (add) or "delete element ..." for one task's mappings (TCP and UDP of
+ * each); malloc'd, NULL when n is 0. */
+char *iso_nat_elements_text(bool add, const struct iso_nat_map *m, size_t n);
+/* Text removing the table whether it exists or not; malloc'd. */
+char *iso_nat_delete_text(void);
+struct iso_nat;
+int iso_nat_open(struct iso_nat **ret, struct berr **err);
+struct iso_nat *iso_nat_free(struct iso_nat *n);
+/* Run nft text as one transaction: 0, or -EIO with err quoting nft's message. */
+int iso_nat_run(struct iso_nat *n, const char *text, struct berr **err);
+/* The map's mappings as the kernel has them (*ret malloc'd): 0; -ENOENT (no err) when the
+ * table does not exist; -EIO with err. */
+int iso_nat_list(struct iso_nat *n, struct iso_nat_map **ret, size_t *ret_n, struct berr **err);
+
+/* net-diag.c, in the agent (libnl-idiag): the TCP sockets listening in the caller's network
+ * namespace, IPv4 and IPv6 (*ret malloc'd). 0 or -EIO with err. */
+struct iso_listen {
+    uint16_t port;
+    uint64_t inode;
+};
+int iso_listen_sockets(struct iso_listen **ret, size_t *ret_n, struct berr **err);

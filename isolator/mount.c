@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 
 #include "isolator/isolator.h"
+#include "isolator/sandbox-internal.h"
 
 /* Scratch state of one iso_sandbox_enter call. */
 struct mnt_ctx {
@@ -545,6 +546,8 @@ static int mnt_build(struct mnt_ctx *m, struct berr **err)
     if ((r = mnt_sandbox(m, err)) < 0 || (r = mnt_seal_masks(m, err)) < 0)
         return r;
     if ((r = mnt_volumes(m, err)) < 0 || (r = mnt_proc(m, ro, err)) < 0)
+        return r;
+    if (s->etc_dir && (r = mnt_etc_files(m->root, s->etc_dir, err)) < 0)
         return r;
     if (ro && (r = mnt_dev(m, err)) < 0)
         return r;

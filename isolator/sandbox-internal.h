@@ -1,5 +1,6 @@
 /* isolator/sandbox-internal.h - private to isolator/: the capability steps task.c runs
- * around the uid switch (caps.c). Not for other folders; they use isolator.h. */
+ * around the uid switch (caps.c), and the /etc files mount.c binds (mount-etc.c). Not for
+ * other folders; they use isolator.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -13,3 +14,6 @@ int caps_last(void);
 int caps_drop_bounding(int last, struct berr **err);
 /* After the uid switch: root gets E=P=default set; anyone else E=P=I=empty. */
 int caps_set_final(bool root, struct berr **err);
+/* mount-etc.c: bind etc_dir's hosts, resolv.conf and hostname read-only over the ones in the
+ * new root (root: its host path, before pivot_root); the targets the root lacks are skipped. */
+int mnt_etc_files(const char *root, const char *etc_dir, struct berr **err);

@@ -54,6 +54,8 @@ char *iso_spec_to_json(const struct iso_spec *s)
     json_kv_u64(g, "log_max_bytes", s->log_max_bytes);
     json_kv_u64(g, "log_max_files", s->log_max_files);
     json_kv_strv(g, "cgroup_join", s->cgroup_join);
+    json_kv_str(g, "network", iso_net_mode_name(s->net));
+    json_kv_str(g, "etc_dir", s->etc_dir);
     yajl_gen_map_close(g);
     return json_gen_take(g);
 }
@@ -182,8 +184,15 @@ int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err
         get_u64(root, "log_max_bytes", &s->log_max_bytes, err) < 0 ||
         get_u64(root, "log_max_files", &s->log_max_files, err) < 0 ||
         get_u64(root, "flags", &flags, err) < 0 ||
-        get_strv(root, "cgroup_join", &s->cgroup_join, err) < 0)
+        get_strv(root, "cgroup_join", &s->cgroup_join, err) < 0 ||
+        get_str(root, "etc_dir", &s->etc_dir, err) < 0)
         goto fail;
+    /* absent (a spec of an older agent): the host's network */
+    const char *net = json_get(root, "network") ? json_get_str(root, "network") : "host";
+    if ((int) (s->net = iso_net_mode_from_name(net)) < 0) {
+        bad(err, "network", "\"host\", \"none\" or \"bridge\"");
+        goto fail;
+    }
     if (json_get(root, "flags")) {
         if (flags > UINT32_MAX) {
             bad(err, "flags", "a 32-bit integer");
@@ -207,6 +216,10 @@ int iso_spec_from_json(const char *json, struct iso_spec *ret, struct berr **err
     }
     if (!is_abs(s->runtime_dir)) {
         bad(err, "runtime_dir", "an absolute path");
+        goto fail;
+    }
+    if (s->etc_dir && !is_abs(s->etc_dir)) {
+        bad(err, "etc_dir", "an absolute path");
         goto fail;
     }
     if (!s->argv[0]) {
@@ -262,5 +275,6 @@ void iso_spec_done(struct iso_spec *s)
         free(s->volumes[i].container);
     }
     free(s->volumes);
+    free(s->etc_dir);
     memset(s, 0, sizeof(*s));
 }

@@ -42,6 +42,7 @@ static const char *const reason_names[_ML_REASON_MAX] = {
         [ML_REASON_RECONCILED_LOST] = "RECONCILED_LOST",
         [ML_REASON_AGENT_REMOVED] = "AGENT_REMOVED",
         [ML_REASON_UNKNOWN_TASK] = "UNKNOWN_TASK",
+        [ML_REASON_PORTS_LIMITATION] = "PORTS_LIMITATION",
 };
 
 static int lookup(const char *const *names, int n, const char *s)

@@ -74,7 +74,8 @@ enum ml_reason {
     ML_REASON_AGENT_UNREACHABLE,
     ML_REASON_RECONCILED_LOST,
     ML_REASON_AGENT_REMOVED,
-    ML_REASON_UNKNOWN_TASK, /* RECONCILE: the master knows no such task of the framework */
+    ML_REASON_UNKNOWN_TASK,     /* RECONCILE: the master knows no such task of the framework */
+    ML_REASON_PORTS_LIMITATION, /* enforce_ports: it listened on a port it was not given */
     _ML_REASON_MAX,
     _ML_REASON_INVALID = -EINVAL,
 };

@@ -21,6 +21,9 @@
 # (j) tests/bench/cli_start.py times berthctl's start-up in detail (--version, ps on the
 # socket, spawn to first byte; static no-op, -lcurl no-op and crun --version floors in the
 # same rounds) and rewrites "## CLI start-up" (BENCH_CLI_RUNS).
+# (k) tests/bench/net_launch.py times host, none and bridge launches in a network namespace
+# of its own, and ports_assign.c port assignment with 1,000 live one-port tasks; rewrites
+# "## Networking" (issue #15; BENCH_NET_LAUNCHES).
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -212,3 +215,12 @@ echo
 echo "== (i) scheduler: one DRF pass over ${BENCH_ALLOC_AGENTS:-10000} agents and ${BENCH_ALLOC_FRAMEWORKS:-200} frameworks, offers/s, ACCEPT -> RUNNING"
 "$PY" "$HERE/sched_bench.py" "$B" "$TMP/sched.md"
 "$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Scheduler" "$TMP/sched.md"
+
+echo
+echo "== (k) networking: host / none / bridge launches (${BENCH_NET_LAUNCHES:-100} each), ports at 1,000 tasks"
+command -v nsenter >/dev/null || { echo "make bench needs nsenter (util-linux)" >&2; exit 1; }
+gcc -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -I"$ROOT" \
+    $(pkg-config --cflags-only-I libnl-3.0) -o "$B/bench/ports_assign" \
+    "$HERE/ports_assign.c" "$B/obj/agentd/ports.o" "$B/libcommon.a" $(pkg-config --libs yajl)
+"$B/bench/ports_assign" 1000 2000 >"$TMP/ports.json"
+"$PY" "$HERE/net_launch.py" "$B" "$STAMP" "$TMP/ports.json" "$ROOT/docs/performance.md"

@@ -1,7 +1,8 @@
 /* tests/unit/agentd_test.c - the agent's pure decisions, without root or a running agent:
  * how a task ended (decide.c ctr_decide_end, its whole table), which status updates the
  * master still needs (decide.c link_catch_up_states), and resource admission by role
- * (resources.c resources_admit). Changing a row of any of these fails a test. */
+ * (resources.c resources_admit), and a limit's ending (PORTS_LIMITATION). Changing a row of
+ * any of these fails a test. net_test.c covers ports.c, ipam.c and net-files.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,6 +124,33 @@ static void test_end_table(void **state)
                      ml_reason_name(o.reason) ? ml_reason_name(o.reason) : "-", o.exit_code,
                      o.signal, o.message);
     }
+}
+
+/* A limit's kill (enforce_ports) ends KILLED with the limit as its reason, whatever the task
+ * did meanwhile; a launch error still wins (the task never ran). */
+static void test_limitation(void **state)
+{
+    (void) state;
+    struct iso_status exit0 = {.kind = ISO_STATUS_EXITED, .code = 0};
+    struct ctr_end_facts f = {.status = &exit0,
+                              .wstatus = -1,
+                              .kill_requested = true,
+                              .limitation = ML_REASON_PORTS_LIMITATION};
+    struct ctr_outcome o;
+    ctr_decide_end(&f, &o);
+    assert_int_equal(o.state, ML_KILLED);
+    assert_int_equal(o.reason, ML_REASON_PORTS_LIMITATION);
+    assert_string_equal(o.message, ""); /* the container keeps the limit's message */
+    f.status = NULL;
+    f.wstatus = SIGKILL;
+    ctr_decide_end(&f, &o);
+    assert_int_equal(o.reason, ML_REASON_PORTS_LIMITATION);
+    assert_int_equal(o.signal, SIGKILL);
+    f.pipe_error = "exec 'x': No such file or directory";
+    ctr_decide_end(&f, &o);
+    assert_int_equal(o.reason, ML_REASON_LAUNCH_FAILED);
+    assert_string_equal(ml_reason_name(ML_REASON_PORTS_LIMITATION), "PORTS_LIMITATION");
+    assert_int_equal(ml_reason_from_name("PORTS_LIMITATION"), ML_REASON_PORTS_LIMITATION);
 }
 
 /* ---- the master's catch-up ------------------------------------------------------------- */
@@ -259,6 +287,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_end_table),
+            cmocka_unit_test(test_limitation),
             cmocka_unit_test(test_catch_up_table),
             cmocka_unit_test(test_admission),
     };

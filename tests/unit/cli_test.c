@@ -248,6 +248,57 @@ static void test_run_parse_and_body(void **state)
     ctl_run_opts_free(&o);
 }
 
+/* --ports, -p, --network (issue #15): a count alone, or the named ports then N more. */
+static void test_run_ports_and_network(void **state)
+{
+    (void) state;
+    struct ctl_run_opts o;
+    _cleanup_berr_ struct berr *err = NULL;
+    char *body = NULL;
+    char *argv[] = {"run", "--cpus", "1", "--mem", "64MiB", "--ports", "2", "--", "x", NULL};
+    assert_int_equal(ctl_run_parse(9, argv, &o, &err), 0);
+    assert_int_equal(ctl_run_body(&o, &body, &err), 0);
+    assert_non_null(strstr(body, ",\"ports\":2}"));
+    free(body);
+    ctl_run_opts_free(&o);
+    char *argv2[] = {"run",    "--cpus",  "1",       "--mem",     "64MiB", "--network",
+                     "bridge", "-p",      "8080:80", "--publish", ":53",   "-p",
+                     "9000",   "--ports", "1",       "x",         NULL};
+    assert_int_equal(ctl_run_parse(16, argv2, &o, &err), 0);
+    assert_int_equal(o.npublish, 3);
+    assert_int_equal(ctl_run_body(&o, &body, &err), 0);
+    assert_non_null(strstr(body, "\"network\":\"bridge\",\"ports\":[{\"host_port\":8080,"
+                                 "\"container_port\":80},{\"container_port\":53},{\"host_port\":"
+                                 "9000},{}]"));
+    free(body);
+    ctl_run_opts_free(&o);
+}
+
+static void test_ports_text(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *json, *want;
+    } rows[] = {
+            {"{\"ports\": [{\"host_port\": 31000, \"container_port\": 31000}, "
+             "{\"host_port\": 31001, \"container_port\": 31001}], \"net\": null}",
+             "31000,31001"},
+            {"{\"ports\": [{\"host_port\": 31000, \"container_port\": 8080}], "
+             "\"net\": {\"address\": \"198.18.0.2\"}}",
+             "198.18.0.2 31000->8080"},
+            {"{\"net\": {\"address\": \"198.18.0.3\"}}", "198.18.0.3"},
+            {"{\"network\": \"none\"}", "none"},
+            {"{}", "-"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        yajl_val v = yajl_tree_parse(rows[i].json, NULL, 0);
+        char *t = ctl_ports_text(v);
+        assert_string_equal(t, rows[i].want);
+        free(t);
+        yajl_tree_free(v);
+    }
+}
+
 /* Parse argv (NULL-terminated) and expect a usage error whose message contains want. */
 static void expect_run_error(char **argv, const char *want)
 {
@@ -289,6 +340,16 @@ static void test_run_errors(void **state)
                      "HOST:CONTAINER");
     expect_run_error((char *[]){"run", "--cpus", "1", "--mem", "1G", "-v", "/a:", "x", NULL},
                      "HOST:CONTAINER");
+    expect_run_error((char *[]){"run", "--cpus", "1", "--mem", "1G", "--ports", "65", "x", NULL},
+                     "--ports '65'");
+    expect_run_error((char *[]){"run", "--cpus", "1", "--mem", "1G", "-p", "1:2:3", "x", NULL},
+                     "-p '1:2:3'");
+    expect_run_error((char *[]){"run", "--cpus", "1", "--mem", "1G", "-p", "70000", "x", NULL},
+                     "-p '70000'");
+    expect_run_error((char *[]){"run", "--cpus", "1", "--mem", "1G", "-p", ":", "x", NULL},
+                     "-p ':'");
+    expect_run_error((char *[]){"run", "--cpus", "1", "--mem", "1G", "--network", "nat", "x", NULL},
+                     "--network 'nat'");
     expect_run_error((char *[]){"run", "--frob", NULL}, "unknown option '--frob'");
     expect_run_error((char *[]){"run", "--cpus", NULL}, "needs a value");
     expect_run_error((char *[]){"run", "-o", "yaml", NULL}, "'yaml'");
@@ -402,6 +463,8 @@ int main(void)
             cmocka_unit_test(test_json_helpers),
             cmocka_unit_test(test_run_parse_and_body),
             cmocka_unit_test(test_run_errors),
+            cmocka_unit_test(test_run_ports_and_network),
+            cmocka_unit_test(test_ports_text),
             cmocka_unit_test(test_exec_body),
             cmocka_unit_test(test_ps_filter),
     };

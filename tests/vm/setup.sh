@@ -41,11 +41,19 @@ fetch busybox-static
 # PVH note, skipping the real-mode setup and the xz decompressor: ~4 s less per boot under
 # TCG) and the few modules the guest loads, in dependency order (from each module's
 # .modinfo "depends=", since the .deb ships no modules.dep).
-KDIR=$CACHE/kernel-$KVER
+# The modules: the guest's disk and shares, then networking's (issue #15: veth, the bridge,
+# nf_tables with NAT, fib, ct and masquerade, sock_diag for enforce_ports; crc32c_generic
+# first: libcrc32c, which nf_tables and nf_conntrack need, asks the crypto API for crc32c at
+# load time and fails without it, a soft dependency .modinfo's depends= does not list);
+# those the kernel has built in are skipped. The cache dir is named by the list, so a new one re-extracts.
+MODS="virtio_pci virtio_blk 9pnet_virtio 9p"
+NETMODS="crc32c_generic veth bridge nf_tables nft_chain_nat nft_nat nft_masq nft_ct nft_fib_inet nft_fib_ipv4
+         inet_diag tcp_diag"
+KDIR=$CACHE/kernel-$KVER-$(echo $MODS $NETMODS | md5sum | cut -c1-8)
 if [ ! -f "$KDIR/ok" ]; then
     rm -rf "$KDIR" "$KDIR.tmp" && mkdir -p "$KDIR.tmp/x"
     dpkg-deb -x "$(ls "$CACHE/debs/${KPKG}"_*.deb | sort -V | tail -1)" "$KDIR.tmp/x"
-    python3 - "$KDIR.tmp" "$KVER" <<'PY'
+    python3 - "$KDIR.tmp" "$KVER" "$MODS" "$NETMODS" <<'PY'
 import lzma, os, re, shutil, sys
 top, kver = sys.argv[1], sys.argv[2]
 z = open(os.path.join(top, "x/boot/vmlinuz-" + kver), "rb").read()
@@ -67,8 +75,14 @@ def add(name):
         if dep:
             add(dep.replace("-", "_"))
     order.append(name)
-for want in ("virtio_pci", "virtio_blk", "9pnet_virtio", "9p"):
+for want in sys.argv[3].split():
     add(want)
+for want in sys.argv[4].split():
+    if want in index:
+        add(want)
+    else:
+        print("setup.sh: module %s: not a module of this kernel (built in?)" % want,
+              file=sys.stderr)
 os.makedirs(os.path.join(top, "modules"))
 for name in order:
     shutil.copy(index[name], os.path.join(top, "modules", name + ".ko"))
