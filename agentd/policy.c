@@ -54,8 +54,11 @@ static int check_user(struct agent *a, struct container *c, bool from_master, st
      * passwd entry resolves to itself. The answer goes into the executor's spec. */
     free(c->user_home);
     c->user_home = NULL;
-    if (iso_user_resolve(c->spec.user, &c->user, &c->user_home, &uerr) < 0)
+    int r = iso_user_resolve(c->spec.user, &c->user, &c->user_home, &uerr);
+    if (r == -ENOENT || r == -EINVAL)
         return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, "%s on this host", berr_msg(uerr));
+    if (r < 0) /* the host could not say (out of fds, ...): not the caller's mistake */
+        return berr_setc(err, -r, BERR_UNAVAILABLE, "%s", berr_msg(uerr));
     const struct iso_user u = c->user;
     if (u.uid == 0) {
         const char *who = a->cfg.allow_root;

@@ -2,6 +2,7 @@
  * it at admission and writes the ids and home into the spec, so berth-executor does no NSS
  * lookups (no NSS modules loaded into every executor, none of their work charged to the
  * task; issue #18). */
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <string.h>
@@ -19,10 +20,23 @@ int iso_user_resolve(const char *user, struct iso_user *ret, char **ret_home, st
         return berr_setx(err, EINVAL, "user '%s' invalid", user);
     errno = 0;
     struct passwd *pw = numeric ? getpwuid((uid_t) num) : getpwnam(user);
+    /* getpwnam(3): 0, ENOENT, ESRCH, EBADF or EPERM mean "not found"; anything else (EMFILE
+     * when the agent is out of fds, EIO) is a failure to look, not an unknown user */
+    int e = errno;
+    if (!pw && (!e || e == ENOENT)) {
+        /* glibc says "not found" when the files module could not open /etc/passwd and a
+         * module after it (nss-systemd) found nothing: see whether we could have */
+        int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+            e = errno;
+        else if (fd >= 0)
+            close(fd);
+    }
+    if (!pw && e && e != ENOENT && e != ESRCH && e != EBADF && e != EPERM)
+        return berr_set(err, e, "user '%s': cannot read the host's user database", user);
     if (!pw) {
         if (!numeric)
-            return berr_setx(err, errno && errno != ENOENT ? errno : ENOENT, "user '%s' unknown",
-                             user);
+            return berr_setx(err, ENOENT, "user '%s' unknown", user);
         u.uid = (uid_t) num;
         u.gid = (gid_t) num;
         u.n_groups = 0;
