@@ -135,3 +135,47 @@ def test_submitted_task_waits_and_says_why(master_factory, agent_factory):
     assert t["state"] == "FINISHED" and t["agent_id"], t
     fws = st.frameworks(m)
     assert fws["berth-master"]["builtin"] and fws["berth-master"]["suppressed"], fws
+
+
+def test_ports_come_from_the_offer(master_factory, agent_factory):
+    """Issue #15 through #14: a framework launches a task on a host port its offer holds; the
+    task gets it as PORT0, the next offer leaves it out while the task runs, and has it again
+    once the task ended."""
+    m, agents = st.cluster(master_factory, agent_factory,
+                           [st.agent_conf(4, "8GiB", ports="[31000-31009]")])
+    fw = st.Framework(m, "porty")
+    fw.subscribe()
+    [o] = fw.offers()
+    assert o["resources"]["ports"] == "[31000-31009]", o
+    t = st.task("listener", shell='echo "port=$PORT0"; exec sleep 600', cpus=1,
+                ports=[{"host_port": 31003, "container_port": 31003}])
+    ok = fw.accept([o["id"]], [t])
+    tid = ok["tasks"][0]["task_id"]
+    fw.wait_state(tid, "RUNNING")
+    cid = m.task(tid)["container_id"]
+    a = agents[0]
+    assert a.wait_output(cid, "port")["port"] == "31003"
+    # the next offer holds the agent's other ports only
+    o2 = bt.wait_for(lambda: [x for x in fw.offers(timeout=5) if x["resources"].get("ports")],
+                     20, what="an offer with ports")[0]
+    assert o2["resources"]["ports"] == "[31000-31002,31004-31009]", o2
+    fw.decline([o2["id"]], refuse=0)
+    st_, _ = fw.call("KILL", {"task_id": tid})
+    assert st_ == 202
+    fw.wait_state(tid, "KILLED")
+    seen = []
+
+    def whole():
+        # one offer holds an agent's free ports at a time: hand the others back
+        got = fw.offers(timeout=5)
+        seen.extend(x["resources"] for x in got)
+        back = [x["id"] for x in got if x["resources"].get("ports") != "[31000-31009]"]
+        if back:
+            fw.decline(back, refuse=0)
+        return [x for x in got if x["resources"].get("ports") == "[31000-31009]"]
+    try:
+        o3 = bt.wait_for(whole, 20, what="the whole range offered again")[0]
+    except AssertionError as e:
+        raise AssertionError("%s; offers seen: %s" % (e, seen))
+    assert o3["agent_id"] == o["agent_id"], o3
+    fw.call("TEARDOWN")
