@@ -112,7 +112,8 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
         log_limited("ports-watch", LOG_WARNING, 0, "enforce_ports: %s", berr_msg(err));
         return;
     }
-    qsort(ls, n, sizeof(*ls), by_inode);
+    if (n > 1)
+        qsort(ls, n, sizeof(*ls), by_inode);
     a->ports_watch_passes++;
     for (struct container *c = a->containers; c; c = c->next)
         if (c->state == ML_RUNNING && ctr_net_mode(c) == ISO_NET_HOST && !c->limitation)

@@ -417,11 +417,13 @@ static void sort_all(struct drf *d)
         r->share = drf_share(d, r->alloc) / r->weight;
         for (size_t k = 0; k < r->n_clients; k++)
             r->clients[k]->share = drf_share(d, r->clients[k]->alloc);
-        qsort(r->clients, r->n_clients, sizeof(*r->clients), client_qsort);
+        if (r->n_clients > 1)
+            qsort(r->clients, r->n_clients, sizeof(*r->clients), client_qsort);
         for (size_t k = 0; k < r->n_clients; k++)
             r->clients[k]->pos = k;
     }
-    qsort(d->roles, d->n_roles, sizeof(*d->roles), role_qsort);
+    if (d->n_roles > 1)
+        qsort(d->roles, d->n_roles, sizeof(*d->roles), role_qsort);
     for (size_t i = 0; i < d->n_roles; i++)
         d->roles[i]->pos = i;
 }

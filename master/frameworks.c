@@ -282,18 +282,7 @@ static void status_gen(yajl_gen g, const struct m_task *t, bool reconcile)
     yajl_gen_map_open(g);
     json_kv_str(g, "task_id", t->id);
     json_kv_str(g, "name", t->name);
-    json_kv_str(g, "state", ml_state_name(t->state));
-    json_kv_str(g, "reason", t->reason[0] ? t->reason : NULL);
-    json_kv_str(g, "message", t->message);
-    if (t->has_exit_code)
-        json_kv_i64(g, "exit_code", t->exit_code);
-    else
-        json_kv_null(g, "exit_code");
-    if (t->signal)
-        json_kv_i64(g, "signal", t->signal);
-    else
-        json_kv_null(g, "signal");
-    json_kv_str(g, "agent_id", t->agent_id[0] ? t->agent_id : NULL);
+    master_task_outcome_json(g, t);
     json_kv_str(g, "container_id", t->container_id[0] ? t->container_id : NULL);
     json_kv_str(g, "uuid", reconcile ? NULL : t->uuid);
     json_kv_bool(g, "reconciliation", reconcile);

@@ -453,6 +453,8 @@ int master_tasks_load(struct master *m, struct berr **err);
 void master_tasks_free(struct master *m);
 /* tasks-view.c: a task's API view (also its row in master.db) and the row read back. */
 void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool with_history);
+/* state, reason, message, exit_code, signal, agent_id: the task view's and UPDATE's own */
+void master_task_outcome_json(yajl_gen g, const struct m_task *t);
 /* A task record from its row (NULL when the row is unusable); linking it is the caller's. */
 struct m_task *master_task_from_row(struct master *m, const char *json);
 void master_task_free(struct m_task *t);

@@ -264,7 +264,8 @@ void master_alloc_pass(evutil_socket_t fd, short what, void *arg)
         log_debug("allocation pass: %zu offer(s) in %.3f ms", p.n, d * 1e3);
     /* deliver: each framework's offers in one go (the built-in one may accept at once, which
      * schedules the next pass for what it leaves) */
-    qsort(p.made, p.n, sizeof(*p.made), by_framework);
+    if (p.n > 1) /* qsort(NULL, 0) is undefined (UBSan) */
+        qsort(p.made, p.n, sizeof(*p.made), by_framework);
     for (size_t i = 0, j; i < p.n; i = j) {
         struct m_framework *fw = p.made[i]->fw;
         for (j = i; j < p.n && p.made[j]->fw == fw; j++)

@@ -85,13 +85,8 @@ void master_task_why(struct master *m, const struct m_task *t, char *buf, size_t
     }
 }
 
-void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool with_history)
+void master_task_outcome_json(yajl_gen g, const struct m_task *t)
 {
-    struct m_agent *ag = master_agent_find(m, t->agent_id);
-    yajl_gen_map_open(g);
-    json_kv_str(g, "id", t->id);
-    json_kv_str(g, "name", t->name);
-    json_kv_str(g, "framework_id", t->framework_id);
     json_kv_str(g, "state", ml_state_name(t->state));
     json_kv_str(g, "reason", t->reason[0] ? t->reason : NULL);
     json_kv_str(g, "message", t->message);
@@ -104,6 +99,16 @@ void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool
     else
         json_kv_null(g, "signal");
     json_kv_str(g, "agent_id", t->agent_id[0] ? t->agent_id : NULL);
+}
+
+void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool with_history)
+{
+    struct m_agent *ag = master_agent_find(m, t->agent_id);
+    yajl_gen_map_open(g);
+    json_kv_str(g, "id", t->id);
+    json_kv_str(g, "name", t->name);
+    json_kv_str(g, "framework_id", t->framework_id);
+    master_task_outcome_json(g, t);
     json_kv_str(g, "hostname", ag ? ag->hostname : NULL);
     json_kv_str(g, "container_id", t->container_id[0] ? t->container_id : NULL);
     yajl_val spec = yajl_tree_parse(t->spec_json, NULL, 0);

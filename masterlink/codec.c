@@ -45,7 +45,7 @@ static const char *const reason_names[_ML_REASON_MAX] = {
         [ML_REASON_PORTS_LIMITATION] = "PORTS_LIMITATION",
 };
 
-static int lookup(const char *const *names, int n, const char *s)
+int ml_name_index(const char *const *names, int n, const char *s)
 {
     for (int i = 0; s && i < n; i++)
         if (names[i] && streq(names[i], s))
@@ -60,7 +60,7 @@ const char *ml_call_name(enum ml_call_type t)
 
 enum ml_call_type ml_call_from_name(const char *s)
 {
-    return (enum ml_call_type) lookup(call_names, _ML_CALL_MAX, s);
+    return (enum ml_call_type) ml_name_index(call_names, _ML_CALL_MAX, s);
 }
 
 const char *ml_event_name(enum ml_event_type t)
@@ -70,7 +70,7 @@ const char *ml_event_name(enum ml_event_type t)
 
 enum ml_event_type ml_event_from_name(const char *s)
 {
-    return (enum ml_event_type) lookup(event_names, _ML_EVENT_MAX, s);
+    return (enum ml_event_type) ml_name_index(event_names, _ML_EVENT_MAX, s);
 }
 
 const char *ml_state_name(enum ml_state s)
@@ -80,7 +80,7 @@ const char *ml_state_name(enum ml_state s)
 
 enum ml_state ml_state_from_name(const char *s)
 {
-    return (enum ml_state) lookup(state_names, _ML_STATE_MAX, s);
+    return (enum ml_state) ml_name_index(state_names, _ML_STATE_MAX, s);
 }
 
 const char *ml_reason_name(enum ml_reason r)
@@ -90,7 +90,7 @@ const char *ml_reason_name(enum ml_reason r)
 
 enum ml_reason ml_reason_from_name(const char *s)
 {
-    return s ? (enum ml_reason) lookup(reason_names, _ML_REASON_MAX, s) : ML_REASON_NONE;
+    return s ? (enum ml_reason) ml_name_index(reason_names, _ML_REASON_MAX, s) : ML_REASON_NONE;
 }
 
 bool ml_id_valid(const char *s)

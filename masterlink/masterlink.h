@@ -363,6 +363,10 @@ void ml_offer_done(struct ml_offer *o);
 uint64_t ml_ports_count(const char *ranges);
 bool ml_ports_contain(const char *ranges, unsigned p);
 
+/* The index of s in names[0..n) (NULL entries skipped), or -EINVAL: the name tables of the
+ * link's and the scheduler API's message types, states and reasons (codec.c). */
+int ml_name_index(const char *const *names, int n, const char *s);
+
 /* ---- a string-keyed hash table (table.c) ------------------------------------------------ */
 
 struct ml_entry;

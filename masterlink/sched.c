@@ -21,14 +21,6 @@ static const char *const event_names[_ML_SCHED_EVENT_MAX] = {
         [ML_SCHED_HEARTBEAT] = "HEARTBEAT",   [ML_SCHED_ERROR] = "ERROR",
 };
 
-static int lookup(const char *const *names, int n, const char *s)
-{
-    for (int i = 0; s && i < n; i++)
-        if (streq(names[i], s))
-            return i;
-    return -EINVAL;
-}
-
 const char *ml_sched_call_name(enum ml_sched_call_type t)
 {
     return t >= 0 && t < _ML_SCHED_CALL_MAX ? call_names[t] : "INVALID";
@@ -36,7 +28,7 @@ const char *ml_sched_call_name(enum ml_sched_call_type t)
 
 enum ml_sched_call_type ml_sched_call_from_name(const char *s)
 {
-    return (enum ml_sched_call_type) lookup(call_names, _ML_SCHED_CALL_MAX, s);
+    return (enum ml_sched_call_type) ml_name_index(call_names, _ML_SCHED_CALL_MAX, s);
 }
 
 const char *ml_sched_event_name(enum ml_sched_event_type t)
@@ -46,7 +38,7 @@ const char *ml_sched_event_name(enum ml_sched_event_type t)
 
 enum ml_sched_event_type ml_sched_event_from_name(const char *s)
 {
-    return (enum ml_sched_event_type) lookup(event_names, _ML_SCHED_EVENT_MAX, s);
+    return (enum ml_sched_event_type) ml_name_index(event_names, _ML_SCHED_EVENT_MAX, s);
 }
 
 /* "ACCEPT" -> "accept": the key of a message's payload */
