@@ -38,15 +38,19 @@ struct health {
     const struct ml_health_check *hc; /* c->spec.health_check: lives as long as c */
     bool own_netns;                   /* connect from inside the task's network namespace */
     bool in_flight;
-    uint16_t port;     /* TCP, HTTP: where the check in flight connects */
-    bool result_ready; /* an HTTP answer arrived: handled on the next turn (ev_tick) */
+    uint16_t port;        /* TCP, HTTP: where the check in flight connects */
+    bool result_ready;    /* an HTTP answer arrived inside evhttp_make_request: see on_http */
+    bool http_pending;    /* a request is out on evcon */
+    bool in_make_request; /* the loop's thread may be in the task's network namespace */
     bool result_ok;
-    bool succeeded_once; /* the grace period ended at the first success */
-    uint64_t check_started_ns;
+    bool succeeded_once;   /* the grace period ended at the first success */
+    uint64_t due_ns;       /* when the check in flight (or the next) was due, monotonic */
     struct event *ev_tick; /* the next check, or the timeout of the one in flight */
-    struct event *ev_done; /* activated by libevent's HTTP callback: the answer is handled here */
+    struct event *ev_done; /* an answer that came inside evhttp_make_request is handled here */
     struct event *ev_io;   /* TCP: the socket's connect; COMMAND: the helper's pidfd */
     int fd;                /* TCP socket, or COMMAND helper's pidfd */
+    /* HTTP: one connection object per task, reused by every check (each check still makes
+     * a new TCP connection: the request says Connection: close) */
     struct evhttp_connection *evcon;
     char result_msg[128];
     char http_error[40];
@@ -84,9 +88,12 @@ static void check_abort(struct health *h)
     }
     closep(&h->fd);
     h->fd = -1;
-    if (h->evcon) {
-        evhttp_connection_free(h->evcon); /* a pending request goes without its callback */
+    if (h->evcon && h->http_pending) {
+        /* a request still out (the timeout): it goes without its callback, and the next
+         * check makes a new connection */
+        evhttp_connection_free(h->evcon);
         h->evcon = NULL;
+        h->http_pending = false;
     }
     h->in_flight = false;
     h->result_ready = false;
@@ -101,6 +108,8 @@ static void health_free(struct health *h)
         event_free(h->ev_tick);
     if (h->ev_done)
         event_free(h->ev_done);
+    if (h->evcon)
+        evhttp_connection_free(h->evcon); /* idle: no request is out */
     free(h);
 }
 
@@ -153,10 +162,23 @@ static void health_set(struct agent *a, struct container *c, enum ml_health v)
     ctr_notify(a, c); /* the link sends a RUNNING update saying so */
 }
 
+/* The next check is due interval after this one was due (not after it started: timer
+ * latency must not stretch the interval), moved to the nearest point of a grid of a tenth of
+ * the interval (at most 100 ms) on the monotonic clock: checks of many tasks then start in
+ * the same turns of the loop, and the agent wakes a few times a second for all of them
+ * instead of once per check (fewer wake-ups and context switches: docs/design.md). A check
+ * that took longer than the interval is followed at once. */
 static void schedule_next(struct health *h)
 {
-    uint64_t spent_ms = (now_monotonic_ns() - h->check_started_ns) / 1000000;
-    tick_in(h, spent_ms >= h->hc->interval_ms ? 0 : h->hc->interval_ms - spent_ms);
+    uint64_t now = now_monotonic_ns();
+    uint64_t due = h->due_ns + h->hc->interval_ms * 1000000ULL;
+    uint64_t grid = (h->hc->interval_ms < 1000 ? h->hc->interval_ms / 10 : 100) * 1000000ULL;
+    if (grid)
+        due = (due + grid / 2) / grid * grid;
+    if (due < now)
+        due = now;
+    h->due_ns = due;
+    tick_in(h, (due - now) / 1000000);
 }
 
 /* One check ended: count it, and kill the task after too many failures outside the grace. */
@@ -287,18 +309,30 @@ static void on_http_error(enum evhttp_request_error e, void *arg)
     snprintf(h->http_error, sizeof(h->http_error), "%s", what);
 }
 
-/* libevent calls this inside its own code (even inside evhttp_make_request): the result is
- * kept and handled on the next turn, where freeing the connection is allowed. */
+/* The answer, or libevent giving up (req NULL or code 0). Called from inside libevent: the
+ * connection object must not be freed here, and nothing here frees it (check_done may kill
+ * the task, which ends the checks only at a later transition). When it comes from inside
+ * evhttp_make_request (an immediate failure), the loop's thread may still be in the task's
+ * network namespace: the result is then handled on the next turn (ev_done), where no socket
+ * the agent makes for itself can land in the task's network. */
 static void on_http(struct evhttp_request *req, void *arg)
 {
     struct health *h = arg;
+    if (!h->http_pending)
+        return;
+    h->http_pending = false;
     int code = req ? evhttp_request_get_response_code(req) : 0;
-    h->result_ok = code >= 200 && code < 400;
+    bool ok = code >= 200 && code < 400;
+    char msg[sizeof(h->result_msg)];
     if (code > 0)
-        snprintf(h->result_msg, sizeof(h->result_msg), "GET %s: HTTP %d", h->hc->path, code);
+        snprintf(msg, sizeof(msg), "GET %s: HTTP %d", h->hc->path, code);
     else
-        snprintf(h->result_msg, sizeof(h->result_msg), "GET %s: no answer (%s)", h->hc->path,
+        snprintf(msg, sizeof(msg), "GET %s: no answer (%s)", h->hc->path,
                  h->http_error[0] ? h->http_error : "connection refused or closed");
+    if (!h->in_make_request)
+        return check_done(h, ok, "%s", msg);
+    h->result_ok = ok;
+    snprintf(h->result_msg, sizeof(h->result_msg), "%s", msg);
     h->result_ready = true;
     event_active(h->ev_done, EV_READ, 0);
 }
@@ -309,21 +343,21 @@ static void on_http_done(evutil_socket_t fd, short what, void *arg)
     struct health *h = arg;
     if (!h->in_flight || !h->result_ready)
         return;
-    bool ok = h->result_ok;
     char msg[sizeof(h->result_msg)];
     snprintf(msg, sizeof(msg), "%s", h->result_msg);
-    check_abort(h); /* frees the finished connection, outside libevent's callback */
-    check_done(h, ok, "%s", msg);
+    check_done(h, h->result_ok, "%s", msg);
 }
 
 static void start_http(struct health *h, struct container *c, uint16_t port)
 {
-    h->evcon = evhttp_connection_base_new(h->a->base, NULL, "127.0.0.1", port);
-    if (!h->evcon)
-        return check_done(h, false, "no memory for an HTTP connection");
-    evhttp_connection_set_max_headers_size(h->evcon, HTTP_MAX_HEADERS);
-    evhttp_connection_set_max_body_size(h->evcon, HTTP_MAX_BODY);
-    evhttp_connection_set_retries(h->evcon, 0);
+    if (!h->evcon) {
+        h->evcon = evhttp_connection_base_new(h->a->base, NULL, "127.0.0.1", port);
+        if (!h->evcon)
+            return check_done(h, false, "no memory for an HTTP connection");
+        evhttp_connection_set_max_headers_size(h->evcon, HTTP_MAX_HEADERS);
+        evhttp_connection_set_max_body_size(h->evcon, HTTP_MAX_BODY);
+        evhttp_connection_set_retries(h->evcon, 0);
+    }
     struct evhttp_request *req = evhttp_request_new(on_http, h);
     evhttp_request_set_chunked_cb(req, on_http_chunk);
     evhttp_request_set_error_cb(req, on_http_error);
@@ -341,10 +375,15 @@ static void start_http(struct health *h, struct container *c, uint16_t port)
     }
     /* for "127.0.0.1" and no evdns base, libevent resolves, creates the socket and connects
      * before this returns: the socket is the task network's */
+    h->http_pending = true;
+    h->in_make_request = true;
     r = evhttp_make_request(h->evcon, req, EVHTTP_REQ_GET, h->hc->path);
+    h->in_make_request = false;
     netns_leave(h);
-    if (r < 0 && !h->result_ready) { /* the request was freed by libevent */
-        check_abort(h);
+    if (r < 0 && h->http_pending) { /* the request was freed by libevent */
+        h->http_pending = false;
+        evhttp_connection_free(h->evcon);
+        h->evcon = NULL;
         check_done(h, false, "GET %s: cannot start the request", h->hc->path);
     }
 }
@@ -448,7 +487,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     check_abort(h); /* a COMMAND that outlived its timeout and the interval */
     h->in_flight = true;
-    h->check_started_ns = now_monotonic_ns();
     tick_in(h, h->hc->timeout_ms);
     uint16_t port = h->port = check_port(c, h->hc);
     switch (h->hc->type) {
@@ -476,6 +514,7 @@ static void health_begin(struct agent *a, struct container *c)
     h->ev_tick = evtimer_new(a->base, on_tick, h);
     h->ev_done = event_new(a->base, -1, 0, on_http_done, h);
     c->health = h;
+    h->due_ns = now_monotonic_ns() + h->hc->delay_ms * 1000000ULL;
     tick_in(h, h->hc->delay_ms);
     log_debug("container '%s': %s health check every %gs%s", c->id,
               ml_health_type_name(h->hc->type), (double) h->hc->interval_ms / 1000,
