@@ -191,6 +191,13 @@ const char *ml_health_type_name(enum ml_health_type t); /* "command", "http", "t
 void ml_health_gen(yajl_gen g, const char *k, enum ml_health h);
 /* The "healthy" member of v (true, false, absent/null). */
 enum ml_health ml_health_get(yajl_val v, const char *k);
+/* spec-health.c: the task spec's "health_check" object; n_ports is how many ports the task
+ * asks for (port_index must name one). 0 with *ret (free with ml_health_check_free), or
+ * -EINVAL with err (INVALID_ARGUMENT) naming the bad field. */
+int ml_health_check_parse(yajl_val v, size_t n_ports, struct ml_health_check **ret,
+                          struct berr **err);
+void ml_health_check_gen(yajl_gen g, const struct ml_health_check *hc);
+void ml_health_check_free(struct ml_health_check *hc); /* NULL, or half-parsed, is fine */
 
 /* A task as asked for; absent fields stay NULL / 0 (the agent fills its defaults). */
 struct ml_task_spec {
