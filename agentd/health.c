@@ -451,16 +451,20 @@ static void start_command(struct health *h, struct container *c)
 
 /* ---- the schedule ------------------------------------------------------------------------- */
 
-/* The port a check connects to: its number, or the task's port at port_index (inside the
- * task's network namespace that is the container port). 0 when it has none. */
-static uint16_t check_port(const struct container *c, const struct ml_health_check *hc)
+/* The port a check connects to: its number, or the task's port at port_index as the agent
+ * assigned it (ports.c): inside the task's own network namespace (bridge, none) the port the
+ * task listens on there, its container port (PORTn); on the host's network its host port
+ * (the same number there). 0 when it has none. */
+static uint16_t check_port(const struct health *h, const struct container *c)
 {
+    const struct ml_health_check *hc = h->hc;
     if (hc->port)
         return hc->port;
     if (hc->port_index < 0 || (size_t) hc->port_index >= c->spec.n_ports)
         return 0;
     const struct ml_port *p = &c->spec.ports[hc->port_index];
-    return p->container_port ? p->container_port : p->host_port;
+    uint16_t inside = p->container_port ? p->container_port : p->host_port;
+    return h->own_netns ? inside : p->host_port ? p->host_port : inside;
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -488,7 +492,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     check_abort(h); /* a COMMAND that outlived its timeout and the interval */
     h->in_flight = true;
     tick_in(h, h->hc->timeout_ms);
-    uint16_t port = h->port = check_port(c, h->hc);
+    uint16_t port = h->port = check_port(h, c);
     switch (h->hc->type) {
     case ML_HEALTH_TCP:
     case ML_HEALTH_HTTP:

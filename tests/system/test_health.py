@@ -226,6 +226,20 @@ def test_http_check_reaches_a_server_in_the_tasks_network_namespace(agent_factor
         s.close()
 
 
+def test_port_index_names_the_port_the_agent_assigned(agent):
+    """port_index: the check follows the port the agent gave the task (PORT0), by index."""
+    st, c = agent.post("/v1/containers", {
+        "command": {"shell": "exec /usr/bin/python3 -c '%s' \"$PORT0\" 0" % SERVER},
+        "resources": {"cpus": 0.25, "mem": "128MiB"}, "ports": 1,
+        "health_check": {"type": "http", "port_index": 0, "interval": 0.2, "grace": 30}})
+    if st == 400 and "not supported by this agent yet" in c["error"]["message"]:
+        pytest.skip("this build's agent hands out no ports yet (issue #15)")
+    assert st == 201, (st, c)
+    agent.note(c)
+    c = wait_health(agent, c["id"], True)
+    assert c["ports"][0]["host_port"] > 0 and c["health"]["last_result"] == "GET /: HTTP 200"
+
+
 def test_checks_resume_after_an_agent_restart(agent):
     port = free_port()
     c = agent.launch(server_argv(port), mem="128MiB",
