@@ -12,9 +12,9 @@
  * sandboxes; ports.c assigns ports, net.c connects tasks to the network (net-files.c: their
  * /etc files), ports-watch.c enforces ports; link.c (protocol), link-updates.c (tasks and their
  * updates), link-auth.c (keys), link-db.c (tables) and link-http.c (curl) are the master link;
- * fault.c is a test hook. Calls go one way: api/link/gc -> lifecycle ->
- * sandbox/release/store/record; lifecycle tells the link and the GC of transitions through watchers
- * they register. */
+ * fault.c is a test hook; health.c runs health checks. Calls go one way: api/link/gc -> lifecycle
+ * -> sandbox/release/store/record; lifecycle tells the link and the GC of transitions through
+ * watchers they register. */
 #pragma once
 
 #include <event2/event.h>
@@ -97,6 +97,12 @@ struct container {
     uint32_t net_addr, net_gateway;
     unsigned net_prefix;
     int net_go_fd; /* launch only: the read end of the executor's "network ready" pipe, or -1 */
+    /* health checks (health.c), live only: after a restart they start again, unknown */
+    struct health *health; /* while checks run (RUNNING, no kill under way) */
+    enum ml_health healthy;
+    uint64_t health_checks, health_failures; /* checks done; counted failures in a row */
+    double health_checked_at;
+    char *health_message; /* the last check's result */
     /* live resources (not persisted) */
     struct iso_cgroup *cg;
     int pidfd;
@@ -197,6 +203,8 @@ struct agent {
     /* ports-watch.c: the enforce_ports timer */
     struct event *ev_ports_watch;
     uint64_t ports_watch_passes, ports_watch_kills;
+    int netns_fd; /* the agent's own network namespace (health.c returns to it) */
+    uint64_t health_checks_total;
 };
 
 #define AGENT_SUPERVISOR_CGROUP "supervisor"
@@ -366,6 +374,8 @@ void ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum 
 /* Queue c's record as it is (a change that is no transition: kill requested). */
 void ctr_save(struct agent *a, struct container *c);
 void ctr_watch_add(struct agent *a, void (*fn)(struct agent *a, struct container *c));
+/* container.c: tell the watchers of a change that is no transition and is not stored (healthy). */
+void ctr_notify(struct agent *a, struct container *c);
 
 /* waiters.c: GET .../wait answers when c is terminal (at once if it is). */
 void ctr_add_waiter(struct agent *a, struct container *c, struct evhttp_request *req);
@@ -400,7 +410,8 @@ struct ctr_end_facts {
     const char *pipe_error;          /* the status pipe's ERROR message, or NULL */
     int wstatus;                     /* the executor's wait status, -1 when not our child */
     bool kill_requested;
-    enum ml_reason limitation; /* the agent killed it for this (PORTS_LIMITATION), or NONE */
+    enum ml_reason limitation; /* the agent killed it for this (PORTS_LIMITATION,
+                                * HEALTH_CHECK_FAILED), or NONE */
     uint64_t oom_kills;
 };
 struct ctr_outcome {
@@ -542,6 +553,15 @@ void api_serve_node(struct agent *a, struct evhttp_request *req);
  * sorted so an ancestor comes before what it contains (the executor then skips the inner
  * one, already hidden). */
 int agent_masks_init(struct agent *a, struct berr **err);
+
+/* health.c: health checks (issue #16) of RUNNING containers whose spec has one. health_start
+ * (after the recovery) watches transitions and starts the checks of re-adopted tasks;
+ * health_stop ends them all; health_end (ctr_free) ends c's; health_gen adds "healthy" and
+ * "health" to a container's API view when it has a check. */
+int health_start(struct agent *a, struct berr **err);
+void health_stop(struct agent *a);
+void health_end(struct container *c);
+void health_gen(const struct container *c, yajl_gen g);
 
 /* metrics.c, exec.c */
 void metrics_serve(struct agent *a, struct evhttp_request *req);

@@ -78,6 +78,14 @@ void ctr_event_free(struct event **ev)
     }
 }
 
+/* The watchers registered with ctr_watch_add (lifecycle.c), for a change that is no
+ * transition (health.c's healthy). */
+void ctr_notify(struct agent *a, struct container *c)
+{
+    for (unsigned i = 0; i < a->n_watchers; i++)
+        a->watchers[i](a, c);
+}
+
 void ctr_unlink(struct agent *a, struct container *c)
 {
     for (struct container **p = &a->containers; *p; p = &(*p)->next) {
@@ -101,6 +109,8 @@ struct container *ctr_free(struct container *c)
     if (c->status_fd >= 0)
         close(c->status_fd);
     ctr_drop_waiters(c);
+    health_end(c);
+    free(c->health_message);
     iso_cgroup_free(c->cg);
     ml_task_spec_done(&c->spec);
     free(c->message);

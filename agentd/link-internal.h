@@ -14,8 +14,9 @@
 
 struct link_task {
     char task_id[65];
-    char container_id[17]; /* "" until the launch made one */
-    int last_state;        /* enum ml_state of the last update recorded, -1 = none */
+    char container_id[17];  /* "" until the launch made one */
+    int last_state;         /* enum ml_state of the last update recorded, -1 = none */
+    enum ml_health healthy; /* of the last update recorded (not kept across restarts) */
     struct link_task *next;
 };
 

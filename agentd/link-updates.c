@@ -77,6 +77,10 @@ static void enqueue_state(struct link *l, struct link_task *t, struct container 
         s.timestamp = c->created_at;
     if (st == ML_RUNNING && c->started_at > 0)
         s.timestamp = c->started_at;
+    if (st == ML_RUNNING && c->state == ML_RUNNING) {
+        s.healthy = c->healthy;
+        t->healthy = c->healthy;
+    }
     if (ml_state_terminal(st)) {
         if (c->finished_at > 0)
             s.timestamp = c->finished_at;
@@ -98,6 +102,14 @@ static void catch_up(struct link *l, struct link_task *t, struct container *c)
     size_t n = link_catch_up_states(t->last_state, c->state, c->pid > 0, c->started_at > 0, todo);
     for (size_t i = 0; i < n; i++)
         enqueue_state(l, t, c, todo[i]);
+    /* a health check's verdict changed: one more RUNNING update carries it (Mesos's way) */
+    if (n == 0 && c->state == ML_RUNNING && t->last_state == ML_RUNNING &&
+        c->healthy != ML_HEALTH_UNKNOWN && c->healthy != t->healthy) {
+        struct ml_status s = {.state = ML_RUNNING, .timestamp = now_realtime()};
+        snprintf(s.container_id, sizeof(s.container_id), "%s", c->id);
+        s.healthy = t->healthy = c->healthy;
+        enqueue(l, t, &s);
+    }
 }
 
 /* A watcher of stored transitions (lifecycle.c): a container of the master's binds to its

@@ -252,6 +252,8 @@ static int setup(struct agent *a, struct berr **err)
     if ((r = agent_recover(a, err)) < 0) /* opens state.db */
         return r;
     gc_start(a);
+    if ((r = health_start(a, err)) < 0)
+        return r;
     if ((r = sampler_start(a, err)) < 0)
         return r;
     ports_watch_start(a);
@@ -279,6 +281,7 @@ static void teardown(struct agent *a)
     sampler_stop(a);
     gc_stop(a);
     ports_watch_stop(a);
+    health_stop(a);
     ctr_free_all(a);
     net_free(a);
     release_free(a);
@@ -335,6 +338,7 @@ int main(int argc, char **argv)
                       .cg_inotify_fd = -1,
                       .proc_stat_fd = -1,
                       .meminfo_fd = -1,
+                      .netns_fd = -1,
                       .lock_fd = -1};
     _cleanup_berr_ struct berr *err = NULL;
     if (cfg_load(&a.cfg, argc, argv, &err) < 0) {

@@ -152,6 +152,17 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
                                 c->id, name, num(container_value(c, (enum cm) m), nb, sizeof(nb)));
         }
     }
+    head(b, "berth_container_healthy", "gauge",
+         "1 when the container's health check passes, 0 when it fails (absent: no check, or "
+         "no result yet).");
+    for (struct container *c = a->containers; c; c = c->next) {
+        if (ml_state_terminal(c->state) || c->healthy == ML_HEALTH_UNKNOWN)
+            continue;
+        char name[256];
+        label_escape(c->spec.name, name, sizeof(name));
+        evbuffer_add_printf(b, "berth_container_healthy{id=\"%s\",name=\"%s\"} %d\n", c->id, name,
+                            c->healthy == ML_HEALTHY);
+    }
     node_resources(a, b);
     head(b, "berth_node_cpu_usage_seconds_total", "counter",
          "CPU time the whole node spent busy, from /proc/stat.");
@@ -175,6 +186,9 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
          "Time spent in usage sampling passes (node and every live container).");
     evbuffer_add_printf(b, "berth_sampler_pass_seconds_total %.9f\n",
                         (double) a->sample_pass_ns_total / 1e9);
+    head(b, "berth_health_checks_total", "counter", "Health checks run since the agent started.");
+    evbuffer_add_printf(b, "berth_health_checks_total %llu\n",
+                        (unsigned long long) a->health_checks_total);
     head(b, "berth_launches_total", "counter", "Launches accepted since the agent started.");
     evbuffer_add_printf(b, "berth_launches_total %llu\n", (unsigned long long) a->launches_total);
     head(b, "berth_enforce_ports_kills_total", "counter",

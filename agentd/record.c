@@ -132,6 +132,8 @@ void ctr_gen(struct agent *a, const struct container *c, yajl_gen g, unsigned wh
     json_kv_raw(g, "cgroups", c->cgroups_json);
     json_kv_raw(g, "limits", c->limits_json);
     json_kv_bool(g, "kill_requested", c->kill_requested);
+    if (!(what & CTR_GEN_RECORD))
+        health_gen(c, g); /* live, not recorded: checks start again after a restart */
     json_kv_double(g, "created_at", c->created_at);
     kv_time(g, "started_at", c->started_at);
     kv_time(g, "finished_at", c->finished_at);

@@ -45,9 +45,12 @@ static void state_text(yajl_val ctr, char *buf, size_t len)
     const char *state = json_get_str(ctr, "state");
     const char *reason = json_get_str(ctr, "reason");
     double d;
+    yajl_val healthy = json_get(ctr, "healthy");
     if (!state)
         state = "?";
-    if (!ctl_state_terminal(state) || streq(state, "FINISHED"))
+    if (streq(state, "RUNNING") && healthy && (YAJL_IS_TRUE(healthy) || YAJL_IS_FALSE(healthy)))
+        snprintf(buf, len, "%s (%s)", state, YAJL_IS_TRUE(healthy) ? "healthy" : "unhealthy");
+    else if (!ctl_state_terminal(state) || streq(state, "FINISHED"))
         snprintf(buf, len, "%s", state);
     else if (json_get_double(ctr, "exit_code", &d))
         snprintf(buf, len, "%s (exit %lld)", state, (long long) d);

@@ -287,6 +287,8 @@ static void status_gen(yajl_gen g, const struct m_task *t, bool reconcile)
     json_kv_str(g, "uuid", reconcile ? NULL : t->uuid);
     json_kv_bool(g, "reconciliation", reconcile);
     json_kv_double(g, "timestamp", t->updated_at);
+    if (t->state == ML_RUNNING && t->healthy != ML_HEALTH_UNKNOWN)
+        ml_health_gen(g, "healthy", t->healthy); /* the agent's health checks (issue #16) */
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
 }

@@ -168,6 +168,7 @@ struct m_task {
     char uuid[37]; /* of its current status: what the framework ACKNOWLEDGEs */
     bool fw_acked; /* the framework acknowledged the current status */
     bool kill_requested;
+    enum ml_health healthy; /* the agent's health check verdict, while RUNNING */
     double created_at, updated_at;
     bool has_usage;
     double usage_cpus;

@@ -120,6 +120,8 @@ void master_task_json(struct master *m, const struct m_task *t, yajl_gen g, bool
         json_kv_str(g, "role", t->role);
     yajl_tree_free(spec);
     json_kv_bool(g, "kill_requested", t->kill_requested);
+    if (t->healthy != ML_HEALTH_UNKNOWN && t->state == ML_RUNNING)
+        ml_health_gen(g, "healthy", t->healthy);
     json_kv_str(g, "uuid", t->uuid[0] ? t->uuid : NULL);
     json_kv_bool(g, "acknowledged", t->fw_acked);
     json_kv_double(g, "created_at", t->created_at);
@@ -193,6 +195,7 @@ struct m_task *master_task_from_row(struct master *m, const char *json)
     yajl_val k = json_get(v, "kill_requested"), ack = json_get(v, "acknowledged");
     t->kill_requested = k && YAJL_IS_TRUE(k);
     t->fw_acked = !ack || YAJL_IS_TRUE(ack);
+    t->healthy = ml_health_get(v, "healthy");
     yajl_val res = json_get(v, "resources"), ports = json_get(v, "ports");
     (void) json_get_cpus(res, "cpus", &t->cpus_millis);
     (void) json_get_size(res, "mem", &t->mem_bytes);
@@ -206,8 +209,8 @@ struct m_task *master_task_from_row(struct master *m, const char *json)
     /* the spec to launch: what the agent's POST /v1/containers takes */
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    static const char *const keys[] = {"command", "resources", "role",    "user",
-                                       "env",     "volumes",   "network", "ports"};
+    static const char *const keys[] = {"command", "resources", "role",  "user",        "env",
+                                       "volumes", "network",   "ports", "health_check"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         yajl_val x = json_get(v, keys[i]);
         if (x && !YAJL_IS_NULL(x)) {

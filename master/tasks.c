@@ -259,11 +259,43 @@ int master_task_kill(struct master *m, struct m_task *t, double grace_s, struct 
     return 0;
 }
 
+/* A RUNNING update that only says whether the task's health checks pass. */
+static int health_apply(struct master *m, struct m_task *t, const struct ml_status *s,
+                        const char *source)
+{
+    int r = master_store_begin(m);
+    if (r < 0)
+        return r;
+    if ((r = record_status(m, s, source)) <= 0) {
+        master_store_rollback(m);
+        return r;
+    }
+    struct m_task old = *t;
+    t->healthy = s->healthy;
+    snprintf(t->uuid, sizeof(t->uuid), "%s", s->uuid);
+    t->fw_acked = false;
+    t->updated_at = now_realtime();
+    if ((r = task_save(m, t)) < 0 || (r = master_store_commit(m)) < 0) {
+        master_store_rollback(m);
+        *t = old;
+        return r;
+    }
+    log_info("task '%s' (%s): %s (from %s)", t->id, t->name,
+             t->healthy == ML_HEALTHY ? "healthy" : "unhealthy", source);
+    /* the framework hears it as one more RUNNING update, with its own uuid to acknowledge */
+    master_fw_update(m, t, false);
+    return 1;
+}
+
 int master_task_apply(struct master *m, struct m_task *t, const struct ml_status *s,
                       const char *source)
 {
     /* forward only: STAGING < STARTING < RUNNING < terminal, and nothing after a terminal
-     * state (a task the master declared LOST stays LOST; see docs/protocol.md) */
+     * state (a task the master declared LOST stays LOST; see docs/protocol.md); a RUNNING
+     * task's health may change while it stays RUNNING */
+    if (s->state == ML_RUNNING && t->state == ML_RUNNING && s->healthy != ML_HEALTH_UNKNOWN &&
+        s->healthy != t->healthy)
+        return health_apply(m, t, s, source);
     if (ml_state_terminal(t->state) || s->state <= t->state)
         return 0;
     int r = master_store_begin(m);

@@ -43,6 +43,7 @@ static const char *const reason_names[_ML_REASON_MAX] = {
         [ML_REASON_AGENT_REMOVED] = "AGENT_REMOVED",
         [ML_REASON_UNKNOWN_TASK] = "UNKNOWN_TASK",
         [ML_REASON_PORTS_LIMITATION] = "PORTS_LIMITATION",
+        [ML_REASON_HEALTH_CHECK_FAILED] = "HEALTH_CHECK_FAILED",
 };
 
 int ml_name_index(const char *const *names, int n, const char *s)
@@ -246,6 +247,8 @@ void ml_status_gen(yajl_gen g, const struct ml_status *s)
     else
         json_kv_null(g, "signal");
     json_kv_double(g, "timestamp", s->timestamp);
+    if (s->healthy != ML_HEALTH_UNKNOWN)
+        ml_health_gen(g, "healthy", s->healthy);
     yajl_gen_map_close(g);
 }
 
@@ -285,6 +288,7 @@ int ml_status_decode(yajl_val v, struct ml_status *ret, struct berr **err)
     (void) json_get_i64(v, "signal", &s.signal);
     (void) json_get_double(v, "timestamp", &s.timestamp);
     s.message = msg ? xstrndup(msg, 4096) : NULL;
+    s.healthy = ml_health_get(v, "healthy");
     *ret = s;
     return 0;
 }

@@ -74,8 +74,9 @@ enum ml_reason {
     ML_REASON_AGENT_UNREACHABLE,
     ML_REASON_RECONCILED_LOST,
     ML_REASON_AGENT_REMOVED,
-    ML_REASON_UNKNOWN_TASK,     /* RECONCILE: the master knows no such task of the framework */
-    ML_REASON_PORTS_LIMITATION, /* enforce_ports: it listened on a port it was not given */
+    ML_REASON_UNKNOWN_TASK,        /* RECONCILE: the master knows no such task of the framework */
+    ML_REASON_PORTS_LIMITATION,    /* enforce_ports: it listened on a port it was not given */
+    ML_REASON_HEALTH_CHECK_FAILED, /* the agent killed it after its allowed failed checks */
     _ML_REASON_MAX,
     _ML_REASON_INVALID = -EINVAL,
 };
@@ -155,6 +156,49 @@ struct ml_port {
 };
 #define ML_MAX_PORTS 64
 
+/* A health check (issue #16, docs/api.md "Health checks"), run by the agent while the task is
+ * RUNNING. Times in milliseconds; parse fills every default, so the encoded spec shows what
+ * runs. */
+enum ml_health_type {
+    ML_HEALTH_COMMAND, /* command exits 0: run inside the task's namespaces and cgroups */
+    ML_HEALTH_HTTP,    /* GET path answers 200-399 */
+    ML_HEALTH_TCP,     /* a connection is accepted */
+    _ML_HEALTH_TYPE_MAX,
+    _ML_HEALTH_TYPE_INVALID = -EINVAL,
+};
+struct ml_health_check {
+    enum ml_health_type type;
+    struct ml_command command; /* COMMAND */
+    char *path;                /* HTTP: starts with '/'; default "/" */
+    uint16_t port;             /* HTTP, TCP: a port number, or 0 when port_index names one */
+    int port_index;            /* HTTP, TCP: index into the task's ports, or -1 */
+    uint64_t delay_ms;         /* after RUNNING, before the first check (default 0) */
+    uint64_t interval_ms;      /* from one check's start to the next's (default 10 s) */
+    uint64_t timeout_ms;       /* a check not done by then failed (default 5 s) */
+    uint64_t grace_ms; /* failures before the first success within this long after RUNNING do
+                        * not count (default 60 s); the first success ends it */
+    uint64_t consecutive_failures; /* counted failures in a row that kill the task (default 3) */
+};
+/* What the agent knows of a task's health: zero (unknown: no check, or none counted yet) is
+ * what a zeroed struct says. */
+enum ml_health {
+    ML_HEALTH_UNKNOWN,
+    ML_HEALTHY,
+    ML_UNHEALTHY,
+};
+const char *ml_health_type_name(enum ml_health_type t); /* "command", "http", "tcp" */
+/* "healthy": true, false, or null (unknown) under key k. */
+void ml_health_gen(yajl_gen g, const char *k, enum ml_health h);
+/* The "healthy" member of v (true, false, absent/null). */
+enum ml_health ml_health_get(yajl_val v, const char *k);
+/* spec-health.c: the task spec's "health_check" object; n_ports is how many ports the task
+ * asks for (port_index must name one). 0 with *ret (free with ml_health_check_free), or
+ * -EINVAL with err (INVALID_ARGUMENT) naming the bad field. */
+int ml_health_check_parse(yajl_val v, size_t n_ports, struct ml_health_check **ret,
+                          struct berr **err);
+void ml_health_check_gen(yajl_gen g, const struct ml_health_check *hc);
+void ml_health_check_free(struct ml_health_check *hc); /* NULL, or half-parsed, is fine */
+
 /* A task as asked for; absent fields stay NULL / 0 (the agent fills its defaults). */
 struct ml_task_spec {
     char *name;
@@ -172,6 +216,7 @@ struct ml_task_spec {
     char *network; /* "host", "bridge" or "none"; NULL: the agent's [agent] network */
     struct ml_port *ports;
     size_t n_ports;
+    struct ml_health_check *health_check; /* NULL: none */
 };
 /* ML_SPEC_RECORD: the spec part of a stored record, among the record's other fields
  * (unknown fields allowed, the name not checked again). */
@@ -229,6 +274,9 @@ struct ml_status {
     int64_t exit_code;
     int64_t signal;   /* 0 = none */
     double timestamp; /* when it happened, on the agent (seconds since the epoch) */
+    /* RUNNING with a health check: what the checks say. A RUNNING update may follow another
+     * when only this changed. */
+    enum ml_health healthy;
 };
 /* Encode as a JSON object (malloc'd). */
 char *ml_status_encode(const struct ml_status *s);

@@ -4,7 +4,8 @@
  * where it arrives, into struct ml_task_spec; every check of a field's type and range is
  * here, so the agent and the master refuse the same bodies with the same words. What
  * depends on a host (users that exist, volume policy, free resources) is the agent's.
- * codec.c does the envelopes around it; state.c the states and reasons. */
+ * codec.c does the envelopes around it; state.c the states and reasons; spec-health.c the
+ * health_check member. */
 #include <string.h>
 
 #include "masterlink/masterlink.h"
@@ -328,8 +329,9 @@ static int get_resources(yajl_val res, struct ml_task_spec *s, struct berr **err
     return 0;
 }
 
-static const char *const spec_fields[] = {"name",    "command", "resources", "user", "env",
-                                          "volumes", "role",    "network",   "ports"};
+static const char *const spec_fields[] = {"name",  "command",     "resources", "user",
+                                          "env",   "volumes",     "role",      "network",
+                                          "ports", "health_check"};
 
 int ml_task_spec_parse(yajl_val v, unsigned flags, struct ml_task_spec *ret, struct berr **err)
 {
@@ -389,6 +391,9 @@ int ml_task_spec_parse(yajl_val v, unsigned flags, struct ml_task_spec *ret, str
         s.network = xstrdup(x->u.string);
     }
     if ((x = json_get(v, "ports")) && get_ports(x, &s, err) < 0)
+        goto fail;
+    if ((x = json_get(v, "health_check")) && !YAJL_IS_NULL(x) &&
+        ml_health_check_parse(x, s.n_ports, &s.health_check, err) < 0)
         goto fail;
     *ret = s;
     return 0;
@@ -458,6 +463,10 @@ void ml_task_spec_gen_fields(yajl_gen g, const struct ml_task_spec *s)
         }
         yajl_gen_array_close(g);
     }
+    if (s->health_check) {
+        json_str(g, "health_check");
+        ml_health_check_gen(g, s->health_check);
+    }
 }
 
 char *ml_task_spec_encode(const struct ml_task_spec *s)
@@ -485,5 +494,6 @@ void ml_task_spec_done(struct ml_task_spec *s)
     for (size_t i = 0; i < s->n_ports; i++)
         free(s->ports[i].name);
     free(s->ports);
+    ml_health_check_free(s->health_check);
     memset(s, 0, sizeof(*s));
 }

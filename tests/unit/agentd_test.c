@@ -153,6 +153,32 @@ static void test_limitation(void **state)
     assert_int_equal(ml_reason_from_name("PORTS_LIMITATION"), ML_REASON_PORTS_LIMITATION);
 }
 
+/* A kill the health checks asked for (issue #16) ends KILLED with their reason, however the
+ * task ended; a launch error still wins. */
+static void test_end_health_kill(void **state)
+{
+    (void) state;
+    struct iso_status sig = {.kind = ISO_STATUS_SIGNALED, .code = 15};
+    struct iso_status exit0 = {.kind = ISO_STATUS_EXITED, .code = 0};
+    const struct iso_status *sts[] = {&sig, &exit0, NULL};
+    for (size_t i = 0; i < ARRAY_SIZE(sts); i++) {
+        struct ctr_end_facts f = {.status = sts[i],
+                                  .wstatus = sts[i] ? 0 : SIGKILL,
+                                  .kill_requested = true,
+                                  .limitation = ML_REASON_HEALTH_CHECK_FAILED};
+        struct ctr_outcome o;
+        ctr_decide_end(&f, &o);
+        assert_int_equal(o.state, ML_KILLED);
+        assert_int_equal(o.reason, ML_REASON_HEALTH_CHECK_FAILED);
+    }
+    struct iso_status launch = {.kind = ISO_STATUS_LAUNCH_ERROR, .message = (char *) "exec"};
+    struct ctr_end_facts f = {
+            .status = &launch, .kill_requested = true, .limitation = ML_REASON_HEALTH_CHECK_FAILED};
+    struct ctr_outcome o;
+    ctr_decide_end(&f, &o);
+    assert_int_equal(o.reason, ML_REASON_LAUNCH_FAILED);
+}
+
 /* ---- the master's catch-up ------------------------------------------------------------- */
 
 struct catch_row {
@@ -286,9 +312,8 @@ static void test_admission(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_end_table),
-            cmocka_unit_test(test_limitation),
-            cmocka_unit_test(test_catch_up_table),
+            cmocka_unit_test(test_end_table),       cmocka_unit_test(test_limitation),
+            cmocka_unit_test(test_end_health_kill), cmocka_unit_test(test_catch_up_table),
             cmocka_unit_test(test_admission),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
