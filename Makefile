@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # berth - one Makefile for everything (README.md shows `make demo` and `make check` first).
 # make            build into build/ (SAN=1: build-san/ with ASan+UBSan)
 # make check      install missing Debian build deps (as root), unit tests, system tests, then

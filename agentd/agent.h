@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/agent.h - private header of berth-agent: the daemon's one context (struct agent),
  * the container record (struct container) and the functions the agentd files share.
  * File map: main.c builds the context and runs the loop; api.c, api-node.c, api-error.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/api-error.c - the agent's one reply path: JSON answers, and the JSON error reply
  * ({"error": {"code", "message"}}, its status from common/apicode.c's table) every failing
  * handler ends in. */

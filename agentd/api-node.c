@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/api-node.c - GET /v1/node: what the agent measured about its host and what it has
  * promised (total, reserved, allocatable, allocated, used; docs/api.md). resources.c does
  * the arithmetic, sampler.c the measuring; api.c routes here. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/api.c - the local HTTP API (docs/api.md) on libevent's evhttp: the unix socket
  * listener, routing by method and path, and the handlers. Each handler ends in exactly one
  * reply, errors through api_reply_error(). Launch/kill/remove are lifecycle.c's; logs are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/container.c - the container table: lookup by id, name or id prefix, unlinking and
  * freeing. The table owns the records; async callbacks carry a container's id and look it up
  * here (STYLE.md). record.c writes and reads a container's JSON; lifecycle.c changes state. */

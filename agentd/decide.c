@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/decide.c - the agent's pure decisions, apart from any I/O so that their whole
  * tables are unit-tested (tests/unit/agentd_test.c): how a task ended, from what is known
  * once its executor is gone (lifecycle.c gathers the facts and applies the outcome), and

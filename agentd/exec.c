@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/exec.c - POST /v1/containers/{id}/exec: runs a command inside a running sandbox by
  * starting `berth-executor --exec-pid PID` in the container's cgroups; the executor joins the
  * sandbox's namespaces and applies the task's user, caps and seccomp. Output is collected

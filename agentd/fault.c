@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/fault.c - fault injection, a test hook: with BERTH_FAULT=POINT[:N] in its
  * environment the agent SIGKILLs itself the Nth time (default: the first) it reaches
  * agent_fault(a, "POINT"), so tests/system/test_recovery.py can crash it between any two

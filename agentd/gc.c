@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/gc.c - sandbox garbage collection. A container that ended keeps its sandbox (its
  * output and files), its runtime dir and its record for [agent] gc_delay, then it is removed
  * as DELETE would (lifecycle.c ctr_remove). When the file system of work_dir is used above

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/health.c - health checks (issue #16, docs/api.md "Health checks"): while a task is
  * RUNNING the agent checks it every interval - TCP (a connection to 127.0.0.1:port is
  * accepted), HTTP (GET path answers 200-399, through libevent's HTTP client) or COMMAND

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/ipam.c - bridge mode's address allocation (docs/design/network.md): which address
  * of [network] subnet a task gets. The allocation itself is the container's record in
  * state.db (its "net" address, written with STAGING before any side effect): an address is

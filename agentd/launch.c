@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/launch.c - starts berth-executor as pid 1 of a new sandbox (and the agent's other
  * children: `exec`'s executor, the trash's rm): a clone with the namespace flags and
  * CLONE_PIDFD, so the executor is born in its namespaces. Where no cgroup v2 has to be

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/lifecycle.c - the container state machine: admit and launch (STAGING -> STARTING),
  * learn from the executor's status pipe that the task runs (RUNNING), and from the pidfd
  * that the executor ended (FINISHED/FAILED/KILLED with a reason: decide.c), kill and

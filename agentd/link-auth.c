@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/link-auth.c - the keys the master link proves itself with (docs/security.md): this
  * agent's own key in work_dir/master.key (kept after its first, join-token handshake) and the
  * join token of [agent] token_file. Neither is ever sent; link.c's handshake proves them. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/link-db.c - the master link's two tables in state.db: link_tasks (which container
  * runs each task of the master, and the last state the master was told of) and link_updates
  * (the status updates not yet acknowledged, in the order they happened). An update is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/link-http.c - the master link's calls as libcurl easy handles in one multi handle,
  * driven by the agent's libevent loop (curl's docs/examples/hiperfifo.c: curl tells us which
  * sockets and timeouts to watch, libevent tells curl when they fire; no threads, no blocking

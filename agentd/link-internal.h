@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/link-internal.h - what the three files of the master link share: link.c speaks
  * the protocol (docs/protocol.md), link-db.c keeps its two tables in state.db, link-http.c
  * runs libcurl multi inside the agent's loop. Private to them; agent.h has the link's public

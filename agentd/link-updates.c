@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/link-updates.c - the master's tasks on this agent and their status updates: which
  * container runs each task, the updates it has not had (decide.c's catch-up, from the
  * transitions lifecycle.c stores), queued in state.db (link-db.c) before they are sent,

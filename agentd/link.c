@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/link.c - the agent's side of the master link protocol (docs/protocol.md). One
  * long-lived SUBSCRIBE stream carries the master's events (CHALLENGE, SUBSCRIBED, LAUNCH,
  * KILL, ACKNOWLEDGE, PING) as RecordIO records; HEARTBEAT (usage) and UPDATE (one status)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/logs.c - GET /v1/containers/{id}/logs: the task's stdout/stderr files from its
  * sandbox, whole, the last N lines, or followed: a chunked reply fed by inotify on the
  * sandbox dir until the container ends and the file is drained. No polling, and bounded:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/main.c - berth-agent's entry point: reads the configuration, measures the node,
  * opens the cgroup parent and state.db, serves the local API on one libevent loop, and on
  * SIGTERM/SIGINT frees everything and leaves the tasks running (they outlive an agent

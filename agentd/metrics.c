@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/metrics.c - GET /metrics in the Prometheus text format (docs/metrics.md): per
  * container usage labelled {id, name} from the sampler's latest pass (sampler.c), node
  * resources and usage, container counts by state and the launch histogram. Nothing is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/net-files.c - a sandbox's own /etc/hosts and /etc/resolv.conf, as text: pure
  * functions of what the host has and what the task is (unit-tested, tests/unit/net_test.c).
  * net.c writes them into the container's runtime dir, isolator/mount-etc.c binds them

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/net.c - a task's network (docs/design/network.md). host: the host's, its ports
  * still assigned and accounted; none: its own namespace, lo only (the executor brings it
  * up); bridge: its own namespace with a veth on the agent's bridge, an address of [network]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/orphans.c - what no container record owns, found and removed at start: executors
  * running from our work_dir, cgroups under the cgroup parent, mounts in our namespace below
  * work_dir, sandbox and runtime dirs, veths and NAT mappings (net.c). It runs before the loop, so

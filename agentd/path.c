@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/path.c - the local API's request path split into its segments, a pure function the
  * router (api.c) calls first and tests/fuzz/fuzz_path.c feeds. Empty segments ("//") are
  * skipped; a path with more segments than asked, or one segment too long, is refused whole,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/policy.c - what anyone may ask of this agent, the master included ([agent]
  * volume_paths, local_volume_paths, allow_root, allowed_users; docs/security.md): checked
  * on a parsed launch before anything is recorded or created, so a refused launch leaves

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/ports-watch.c - [agent] enforce_ports (docs/design/network.md), Mesos's
  * network/ports isolator: a task on the host's network may listen only on the ports it was
  * given. Every enforce_ports_interval, one NETLINK_SOCK_DIAG dump (isolator/net-diag.c)

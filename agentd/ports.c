@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/ports.c - ports as a resource (docs/design/network.md): the [resources] ports
  * ranges, which host ports a launch gets (the ones it names, if they are in the ranges and
  * free, then any free ones, round robin from where the last launch stopped, so a port a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/proc.c - how a process is recognised across an agent restart, from /proc: its
  * start time (pids get reused), the container id on an executor's command line, the cgroup
  * it lives in. lifecycle.c re-adopts executors with it, orphans.c finds the others. */

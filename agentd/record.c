@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/record.c - a container as JSON, both directions side by side: ctr_gen writes the
  * API view (GET /v1/containers/ID, the list, wait) and the record state.db keeps;
  * ctr_record_decode reads a record back when the agent starts (recover.c).

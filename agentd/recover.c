@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/recover.c - rebuilds the container table from state.db when the agent starts, and
  * makes what is on the host agree with it. With [agent] recover = reconnect (the default):
  * records whose launch never finished (STAGING: no client was told of them) are dropped;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/release.c - an ended container's cgroups: kill what is left in them and remove
  * them, without ever blocking the agent's loop (STYLE.md; systemd: "wait for the proper
  * event, instead of time-based poll loops"). The kill is one write of cgroup.kill (or one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/resources.c - the node's resource model: what the host has (measured, narrowed by
  * the agent's own cpuset, CPU quota and memory limit, or as configured), what is reserved
  * for the host and for roles, what is allocatable, and whether a launch fits its role's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/sampler.c - usage sampling: a timer (stats_interval, default 1 s) reads every live
  * container's cgroup statistics (kept-open files, pread: no open/close and no allocation
  * per pass) and the node's CPU time and memory (/proc/stat, /proc/meminfo, also kept open);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/sandbox.c - the host side of a launch, before the executor runs: the sandbox dir
  * (the task's files and output) and the runtime dir (spec.json, status.json, the rootfs
  * mount point), the spec berth-executor reads (isolator/spec.c), and the container's cgroups

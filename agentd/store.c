@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/store.c - the agent's durable container records in work_dir/state.db (SQLite, WAL).
  * A row is a container's record (record.c encodes it) keyed by id, plus the executor's start
  * time and the boot it ran in, so a restarted agent can tell its executor from a process

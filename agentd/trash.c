@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/trash.c - removing a container's directories without blocking the loop. A sandbox
  * can hold millions of files; rm_rf on the loop stalled every client for as long. Instead
  * the tree is renamed into work_dir/trash (atomic and instant: the container's paths are

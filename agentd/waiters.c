@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/waiters.c - GET /v1/containers/ID/wait: the request is held until the container is
  * terminal (lifecycle.c's ctr_set_state answers them all) or its client goes away. Each
  * waiter's close callback carries the container id, never a pointer. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/cli.h - private header of berthctl (cli/): the context passed to every verb, the HTTP
  * calls (http.c) and their transports (http-local.c, http-curl.c), JSON helpers (json.c), pure
  * formatting helpers (format.c), run/exec option parsing and request bodies (run-request.c), ps

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/format.c - berthctl's pure text helpers: ages, human sizes, CPU percent, truncation,
  * URL escaping, exit status of an ended container, and a column-aligned table printer.
  * No I/O besides printing to a given FILE; http.c talks to the agent, verbs-*.c use these. */

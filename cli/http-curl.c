@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/http-curl.c - berthctl's transport to a master (--master URL): libcurl, for https with
  * --cacert and the bearer token. libcurl is loaded with dlopen() on the first --master call
  * and the dozen functions used are looked up by name, so the verbs on the agent's socket

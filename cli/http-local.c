@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/http-local.c - berthctl's transport to the agent: HTTP/1.1 on the agent's unix socket
  * with libevent's HTTP client (evhttp_connection), one connection kept open for the whole
  * process (run --wait: POST, then GET .../wait on it). http.c turns the answers into JSON or

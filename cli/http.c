@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/http.c - berthctl's calls: one request per ctl_call/ctl_stream, sent over the agent's
  * unix socket by http-local.c (libevent's HTTP client, linked in) or to --master URL by
  * http-curl.c (libcurl, loaded only then); JSON answers parsed with yajl_tree and API errors

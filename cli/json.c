@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/json.c - berthctl's own JSON output on common/json.c's helpers: a tree as pretty JSON
  * for `inspect` and `-o json`, and a command as one line of text. http.c parses the answers;
  * run-request.c builds request bodies; format.c formats the values for tables. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/main.c - berthctl's entry point: global options (--socket, --master, --help,
  * --version), verb dispatch, and the one place that prints an error and picks the exit
  * status. The verbs live in verbs-*.c; http.c talks to the agent (or the master). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/master-sched.c - berthctl's scheduling verbs with --master URL (docs/cli.md):
  * `frameworks` (name, roles, weight, dominant share, offered, allocated, tasks, state),
  * `offers` (outstanding offers by framework and agent, with age), `roles` (weights, quota,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/master.c - berthctl's verbs with --master URL (docs/api.md, "berth-master"): `agents`
  * (each agent's allocatable, what the master placed there and the usage its heartbeats
  * report), `tasks`, `run` (queued by the master's built-in framework; --wait polls until the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/ps-filter.c - `berthctl ps --filter KEY=VALUE`: parses the filters docker and podman
  * users type (state/status, name, id, reason) and matches container objects against them.
  * Pure (no I/O), unit-tested in tests/unit/cli_test.c; verbs-ctr.c's `ps` uses it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/run-request.c - turns `berthctl run` options into the POST /v1/containers body and
  * `exec` arguments into its body, validating quantities before the agent sees them. Pure
  * (getopt + yajl_gen, no I/O) so tests/unit/cli_test.c covers it; verbs-run.c sends them. */

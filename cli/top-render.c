@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/top-render.c - the text of berthctl's live views (`top`, live `stats ID`): the node
  * line, one row per container (CPU% of its own limit and of the host, memory used / limit,
  * pids) and the CPU rates remembered between frames. Pure: no I/O, no terminal; top.c owns

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/top.c - berthctl's live views: `top` (every running container, refreshed like
  * `docker stats`) and `stats ID` on a terminal. Owns the terminal while a view runs:
  * alternate screen, hidden cursor, stdin without echo and line editing; restores it on q,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/usage.c - the help texts of berthctl and of each verb (`berthctl VERB --help`),
  * kept in one place so docs/cli.md and the binary are easy to compare. main.c dispatches;
  * the verbs-*.c files print these on --help. */

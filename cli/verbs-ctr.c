@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/verbs-ctr.c - the verbs that look at or act on existing containers: `ps` (its filters
  * in ps-filter.c), `inspect`, `logs`, `kill`, `rm` (both on several ids) and `stats`.
  * verbs-run.c starts containers and waits for them, verbs-node.c shows the node; format.c

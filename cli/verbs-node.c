@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/verbs-node.c - `berthctl node`: the agent's identity and its resources as a table,
  * one row per resource, columns total / reserved / allocatable / allocated / used (GET
  * /v1/node). verbs-ctr.c covers containers; format.c renders the quantities. */

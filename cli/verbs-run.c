@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli/verbs-run.c - the verbs that start something and report how it ended: `run` (launch,
  * optionally --wait), `wait` and `exec`. Their exit status is the task's (ctl_end_status).
  * run-request.c builds the bodies; verbs-ctr.c holds the read-only and kill/rm verbs. */

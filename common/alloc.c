@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* common/alloc.c - allocators that abort on OOM (x*), and killp(), the _cleanup_kill_ helper.
  * An agent that cannot allocate a few bytes cannot report anything truthful either. */
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* common/apicode.c - the one table of the API's error codes: each code's name as the JSON
  * error answers carry it ({"error": {"code": "CONFLICT", ...}}) and the HTTP status both
  * daemons answer it with. Code anywhere sets an enum berr_code (common.h); only the daemons'

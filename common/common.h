@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* common/common.h - the one public header of common/: cleanup attributes, the error object
  * (struct berr), logging, aborting allocators, quantity parsers and small fd/string helpers.
  * Every other folder may include it; it includes only libc. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* common/error.c - struct berr: one error object that travels up the call chain and gathers
  * context on the way ("launch 'web': limit memory: write 'memory.max': Invalid argument").
  * log.c prints, alloc.c allocates, parse.c parses; this file only builds messages. */

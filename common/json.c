@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* common/json.c - the one set of yajl helpers every berth binary uses: a parse with a
  * nesting limit (yajl_tree_free recurses, so a body of 100000 '[' must be refused before it
  * becomes a tree) that also refuses U+0000, typed getters that never trust the input's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* common/log.c - the one log sink: a line on stderr, "<N>"-prefixed when stderr is the
  * journal (JOURNAL_STREAM names stderr's dev:inode). The level and ident are the only
  * mutable file-scope state in the project (STYLE.md). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* common/notify.c - the service manager's readiness protocol (sd_notify), shared by both
  * daemons so that berth-agent.service and berth-master.service can be Type=notify: one
  * datagram "READY=1" to $NOTIFY_SOCKET once the daemon listens, "STOPPING=1" on SIGTERM.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* common/parse.c - the project's only number parsers (STYLE.md: no atoi/strtol elsewhere):
  * unsigned and signed integers, sizes with units, CPU counts in millicores, booleans, and
  * their formatters. Pure functions: no logging, no allocation. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* common/util.c - small fd, file and string helpers shared by every binary: bounded reads,
  * single-write(2) writes for cgroupfs, atomic file replacement, mkdir -p, rm -rf that never
  * crosses a mount, random ids and clocks. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config/config.c - the agent's configuration keys: defaults, and cfg_set(), which checks and
  * stores one section/key/value whatever its origin (file line or flag). load.c reads files,
  * agent.conf.d and flags and feeds them here; default-text.c holds the annotated agent.conf.

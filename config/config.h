@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config/config.h - the one public header of config/: berth-agent's configuration from
  * /etc/berth/agent.conf, agent.conf.d/NAME.conf and --key=value flags (flags win). Parsing
  * (libinih) and validation live in config.c; nothing here touches the host. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config/default-text.c - the annotated default agent.conf: every key with its default and
  * meaning. `make demo` writes it out and docs/config.md shows it; config_test.c checks that
  * loading it gives exactly cfg_defaults(). config.c owns the keys, load.c the sources. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config/load.c - where the agent's settings come from, in order: defaults, the config file
  * (--config=FILE or /etc/berth/agent.conf), FILE.d/NAME.conf in name order, then --KEY=VALUE
  * flags. libinih does the INI syntax; config.c checks and stores each key (cfg_set) and

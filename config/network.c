@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config/network.c - the networking keys (issue #15, docs/design/network.md): [agent]
  * network, allow_host_network, enforce_ports and enforce_ports_interval, and the [network]
  * section (subnet, bridge). config.c owns every other key and hands these over; load.c reads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* examples/seed-framework.c - berth-seed-framework: the seed's two tasks through offers, with
  * the scheduler library (sched/sched.h). It subscribes, waits for one offer from an agent with
  * room for both (3 CPUs and 3 GiB, declining the others), launches task 1 (2 CPUs / 1 GiB) and

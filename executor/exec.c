@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* executor/exec.c - `berth-executor --exec-pid PID -- ARGV`, behind `berthctl exec`: join
  * the namespaces of a running sandbox (through a pidfd of its executor), fork so the child
  * lands in its pid namespace, and run ARGV there as the task's user with the task's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* executor/executor.h - private to executor/: the one context of berth-executor and the
  * entry points of its files: main.c (arguments), launch.c (sandbox setup and the task
  * child), supervise.c (pid 1: reap, forward signals, grace timer), status.c (status fd

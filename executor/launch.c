@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* executor/launch.c - berth-executor's setup, in the order docs/design/sandbox.md gives:
  * read the spec, shield itself from the OOM killer, resolve the user, prepare the output
  * files, enter the sandbox (isolator/mount.c), then fork the task child, which finishes

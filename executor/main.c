@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* executor/main.c - berth-executor's entry: arguments, --help/--version, and the choice
  * between starting a sandbox (launch.c, then supervise.c as pid 1) and running a command
  * in a running one (exec.c). The agent starts it; docs/design/sandbox.md has the contract. */

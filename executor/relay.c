@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* executor/relay.c - the task's output, capped (review M3: 3 GB of stdout in 2.6 s filled the
  * disk). With spec.log_max_bytes the task writes into two pipes and berth-executor copies
  * them into sandbox/stdout and stderr; a file that reaches the cap is rotated, as docker's

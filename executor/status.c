@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* executor/status.c - what berth-executor tells the agent: one line on the status pipe
  * (fd 3) while the agent waits for the launch, and runtime_dir/status.json for the end,
  * which survives an agent restart. The shapes are isolator/status.c's (the agent reads them

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* executor/supervise.c - berth-executor after the task has exec'd: as pid 1 of the
  * sandbox it reaps every process, forwards the agent's signals to all of them, enforces
  * the SIGTERM -> SIGKILL grace period with a timerfd, and when the task child ends kills

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/caps.c - the task's capabilities with libcap: docker's default set for root
  * tasks, nothing for other users, and a bounding set cut to the default set so no exec can
  * regain more. task.c calls the two phases around setuid; seccomp.c filters syscalls. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/cgroup-host.c - the host (iso_host_*): detect v1 or v2 once, find the agent's own
  * cgroup (libcgroup, or /proc/self/cgroup text), make the parent of all tasks (per version:
  * cg_ops host_setup), read the agent's own limits, remove the parent at stop. cgroup.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/cgroup-internal.h - private to isolator/cgroup*.c: the detected hierarchies, one
  * cgroup node (a dir fd per hierarchy), the host (cgroup-host.c), the version ops table
  * (struct cg_ops: cgroup-v1.c, cgroup-v2.c; dispatched by cgroup.c) and the helpers they all

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/cgroup-util.c - helpers all cgroup*.c share: openat reads and writes on a node's
  * dir fds (bounded, "max"-aware, recorded for inspect), keyed files, pid lists, one
  * freeze/kill/thaw round, a node's fds. No policy: cgroup-host.c finds the hierarchies,

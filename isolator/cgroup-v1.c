@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/cgroup-v1.c - the cgroup v1 backend of struct cg_ops: limits (cpu, memory, pids,
  * devices allow-list), usage, OOM (cgroup.event_control), kill with the freezer, emptiness
  * from tasks. A hierarchy per controller, or joint ones: cgroup-host.c found them, cgroup.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/cgroup-v2-devices.c - device access on cgroup v2: v2 has no devices controller, so
  * a BPF_PROG_TYPE_CGROUP_DEVICE program, assembled here by hand and loaded with the raw bpf()
  * syscall (as crun's src/libcrun/ebpf.c and systemd do; libbpf is not a dependency), is

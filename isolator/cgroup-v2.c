@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/cgroup-v2.c - the cgroup v2 (unified) backend of struct cg_ops: delegation to the
  * parent ("no internal processes"), limits, usage with PSI, OOM (inotify on memory.events),
  * kill (cgroup.kill), emptiness (cgroup.events). cgroup.c owns the dir fd; cgroup-v1.c is

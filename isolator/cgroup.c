@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/cgroup.c - one container's cgroups (iso_cgroup_*): create or reopen them under the
  * parent cgroup-host.c made, attach, kill-until-empty (the one function that sleeps), rmdir;
  * what differs (limits, stats, OOM, kill, populated) goes to struct cg_ops in cgroup-v1.c /

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/isolation.c - the [agent] isolation list: "cgroups/cpu,namespaces/pid,..." to and
  * from ISO_* bits. Pure string work; spec.c carries the bits to the executor, cgroup*.c,
  * mount.c and task.c act on them. */

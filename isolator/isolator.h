@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/isolator.h - the one public header of isolator/: what a sandbox is made of.
  *  - host + cgroup: detect the cgroup mode once, create a container's cgroups under the
  *    agent's parent, write limits, attach, read usage, watch OOM, kill, remove

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/mount-etc.c - a sandbox's own /etc/hosts, /etc/resolv.conf and /etc/hostname: the
  * files the agent wrote into the spec's etc_dir (agentd/net-files.c renders them) are bound
  * read-only over the host's, inside the new root, before pivot_root. mount.c builds the rest

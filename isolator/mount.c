@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/mount.c - the sandbox's filesystem, built by berth-executor in its fresh mount
  * namespace: a read-only recursive bind of the host root with the agent's dirs masked, the
  * sandbox dir and volumes writable, private /proc, /tmp and a minimal /dev, then pivot_root

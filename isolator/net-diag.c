@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/net-diag.c - the TCP sockets listening in the caller's network namespace, through
  * NETLINK_SOCK_DIAG (libnl-idiag): one dump per address family, each socket's local port
  * and inode. The agent's enforce_ports watcher (agentd/ports-watch.c) matches the inodes

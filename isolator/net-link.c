@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/net-link.c - links, addresses and routes through libnl-route, from the agent's
  * side (docs/design/network.md): the bridge (created once, marked as ours), and per task a
  * veth pair whose host end joins the bridge and whose other end is born inside the task's

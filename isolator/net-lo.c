@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/net-lo.c - the network namespace's first step, taken by berth-executor inside it:
  * bring the loopback up (a new namespace's lo is down, so 127.0.0.1 would not even answer
  * the task itself), and the names of the network modes. One ioctl, no libnl: pid-1 code

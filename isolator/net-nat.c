@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/net-nat.c - the agent's nftables table through libnftables, nftables' own library
  * (the kernel's netlink protocol for nf_tables, with nft's parser and cache): runs the text
  * net-rules.c renders, each call one kernel transaction, and reads the map back (as nft's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/net-rules.c - the agent's nftables table as text (nft's own syntax), rendered by
  * pure functions so tests/unit/net_test.c can read every rule: the whole table, rebuilt in
  * one transaction when the agent starts, and the map elements one task adds and removes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/sandbox-internal.h - private to isolator/: the capability steps task.c runs
  * around the uid switch (caps.c), and the /etc files mount.c binds (mount-etc.c). Not for
  * other folders; they use isolator.h. */

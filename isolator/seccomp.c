@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/seccomp.c - the task's seccomp deny-list with libseccomp: default allow, EPERM
  * for syscalls that reach the host kernel's global state (modules, kexec, mounts, keys,
  * bpf, clocks, new user namespaces). The executor compiles it to BPF before the fork

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/spec.c - the sandbox spec's JSON codec: the agent writes runtime_dir/spec.json
  * with iso_spec_to_json, berth-executor reads it back with iso_spec_from_json. Only data
  * here; mount.c and task.c act on the spec, isolation.c names its flags. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/status.c - the codec of what berth-executor reports about its task, both sides of
  * it in one place: the line on the status pipe while the agent waits for the launch
  * ("RUNNING", "ERROR <errno> <message>") and runtime_dir/status.json for the end, which

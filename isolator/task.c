@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/task.c - the last steps of the task child before execve, in the order that keeps
  * each one possible: rlimits, bounding set (needs CAP_SETPCAP), user, final capabilities,
  * no_new_privs, close-on-exec for stray fds, seccomp. What they need that takes work (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/user.c - a task's user on the host's passwd and group files: the agent resolves
  * it at admission and writes the ids and home into the spec, so berth-executor does no NSS
  * lookups (no NSS modules loaded into every executor, none of their work charged to the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/accept.c - a framework's answers to its offers (docs/protocol.md, ACCEPT and
  * DECLINE): ACCEPT is checked whole - its offers outstanding for this framework, on one agent
  * in one role, each LAUNCH a task spec (masterlink/spec.c, plus an optional "task_id") in that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/agents.c - the master's registry of agents: the records (found by id, made at
  * the first proven SUBSCRIBE, saved to and loaded from master.db, removed by an admin), their
  * resources (allocatable, role reservations, port ranges) and the allocator's view of them

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/allocator.c - the DRF allocator's core (drf.h): roles with weights and quota, the
  * frameworks (clients) of each role, agents with their reservations and DECLINE filters, what
  * each holds, and the allocation pass that decides which framework is offered which agent's

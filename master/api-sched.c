@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/api-sched.c - the client API's view of scheduling (docs/api.md): GET /v1/frameworks
  * (name, roles, weight, dominant share, offered, allocated, tasks, suppressed, filters),
  * GET /v1/frameworks/ID, DELETE /v1/frameworks/ID (admin: TEARDOWN on the framework's

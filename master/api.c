@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/api.c - berth-master's HTTP server (libevent): routing, bearer-token auth, the
  * task, agent and token API for users and tools (docs/api.md, "berth-master") and /health.
  * reply.c reads bodies and sends answers and errors; the agent protocol's endpoint is handed

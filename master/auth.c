@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/auth.c - who may call the master (docs/security.md): bearer tokens with rights
  * (admin; submit in given roles; read; join for agents to register), the static ones from
  * token_file and join_token_file and those made through /v1/tokens (kept in master.db as

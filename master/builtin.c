@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/builtin.c - the framework inside the master that serves POST /v1/tasks and
  * `berthctl --master URL run`: a submitted task is queued (STAGING, no agent yet) when some
  * connected agent could ever hold it in its role, and refused when none could; the framework

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/config.c - berth-master's settings: built-in defaults, then /etc/berth/master.conf
  * (or --config=FILE; INI read with libinih: [master], and [role.NAME] for the roles' weights
  * and quota), then --key=value and --role.NAME.key=value flags.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/drf.h - private header of berth-master's allocator core (allocator.c): Dominant
  * Resource Fairness (Ghodsi et al., NSDI 2011) over cpus and mem, across weighted roles with
  * quota (guarantee, limit), frameworks within each role, and agents with static role

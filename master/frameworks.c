@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/frameworks.c - the master's registry of frameworks (docs/protocol.md, "The scheduler
  * API"): records made at a first SUBSCRIBE, saved to and loaded from master.db (so a restarted
  * master knows them and their tasks), their place in the allocator (a client per role), their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/handshake.c - the first two calls of the agent protocol (docs/protocol.md,
  * Authentication): SUBSCRIBE opens a pending event stream and gets a CHALLENGE with the
  * master's proof; AUTHENTICATE proves the agent's key (or its join token) and hands the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/invariant.c - test mode ([master] check_invariants = true, the chaos test's hook):
  * after every request, pass and tick, the allocator's books are recomputed from the tasks and
  * offers and compared: every role's and framework's allocation, every agent's use of its pool

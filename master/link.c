@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/link.c - the master's side of the agent protocol (docs/protocol.md) on
  * POST /api/v1/agent, once handshake.c has proven a SUBSCRIBE: the proven SUBSCRIBE
  * registers the agent (its resources, reservations and ports into the allocator), makes its

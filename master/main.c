@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/main.c - berth-master's entry point: reads master.conf and flags, opens master.db
  * and loads the registry (roles, agents, frameworks, the built-in framework, tasks), serves
  * HTTP (api.c) with the agent protocol (link.c) and the scheduler API (sched.c) on one

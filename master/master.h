@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/master.h - private header of berth-master: the daemon's one context (struct master),
  * the registry's records (struct m_agent, m_task, m_framework, m_offer) and the functions
  * master/ files share. main.c builds the context and runs the loop; config.c reads

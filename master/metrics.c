@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/metrics.c - berth-master's GET /metrics (Prometheus text, docs/metrics.md): agents,
  * streams and tasks by state, the counters of the agent link, offers (made, accepted,
  * declined, rescinded, outstanding), frameworks by state, the allocation pass duration and

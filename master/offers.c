@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/offers.c - allocation passes and offers (docs/protocol.md "The scheduler API"). A
  * pass runs every allocation_interval and at once when resources were freed (a task ended,
  * an offer came back, an agent or a framework arrived: master_alloc_soon): it first rescinds

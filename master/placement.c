@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/placement.c - where the master puts a task: a pure decision over a small array of
  * candidate agents (what each may hold and what the master already placed there), with no
  * registry, sockets or SQLite behind it, so tests/unit/master_test.c checks every rule.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/reply.c - the one way berth-master reads a request's body and answers: JSON
  * replies, and errors as {"error": {"code", "message"}} with the HTTP status of the code's
  * row in common/apicode.c, each counted in berth_master_refused_total. api.c (the client

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/roles.c - the roles' weights and quota (docs/config.md "[role.NAME]", docs/api.md
  * "/v1/roles"): [role.NAME] sections of master.conf first, then what an admin set through
  * PUT /v1/roles/NAME, which master.db keeps and which wins at the next start. The allocator

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/sched.c - the scheduler API (docs/protocol.md, "The scheduler API") on
  * POST /api/v1/scheduler: every call carries a bearer token with submit rights in the
  * framework's roles; SUBSCRIBE registers a framework (or takes it over again with its id after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/store.c - the registry in work_dir/master.db (SQLite, WAL): one row per agent (its
  * resources as JSON), one per task (its record as JSON), one per framework and per role the
  * API changed, and the status history (one row per

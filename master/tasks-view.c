@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/tasks-view.c - how a task looks: its API view (GET /v1/tasks; also its row in
  * master.db, without the history), the row read back into a record at start, and for a task
  * of the built-in framework still waiting for an offer, why it waits: which resource in which

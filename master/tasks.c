@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/tasks.c - the master's tasks: created from a framework's ACCEPT (placed on the
  * offer's agent, LAUNCH sent) or queued by the built-in framework until an offer places them,
  * kills, and status updates applied forward-only, so a task's history holds every state once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* master/tls.c - the master's TLS: an OpenSSL server context from [master] tls_cert and
  * tls_key, and for every connection evhttp accepts a libevent OpenSSL bufferevent in
  * accepting state (libevent's sample/https-server.c does the same). Agents verify the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* masterlink/auth.c - the cryptography of the agent link (docs/security.md, docs/protocol.md
  * "Authentication"): HMAC-SHA256 proofs of a challenge-response handshake in which neither
  * side ever sends its key, the session key that signs every later call, the agent key a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* masterlink/codec.c - the JSON shapes of the agent link (docs/protocol.md): names of call,
  * event and state types, ids and uuids, the envelope {"type": T, <t>: {...}} of calls and
  * events, and the status update. Decoding checks everything a peer could get wrong and

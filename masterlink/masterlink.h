@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* masterlink/masterlink.h - the one public header of masterlink/: the agent<->master protocol
  * (docs/protocol.md) without any I/O. recordio.c frames and unframes the event stream,
  * codec.c encodes and decodes the JSON envelopes of calls and events and the status update

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* masterlink/recordio.c - RecordIO framing of the master's event stream: every record is
  * its length in decimal ASCII, a newline, then that many bytes of JSON (Mesos' format, so a
  * record may itself hold newlines and a reader never scans the payload). The writer is one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* masterlink/sched.c - the JSON shapes of the scheduler API (docs/protocol.md, "The
  * scheduler API"): names of its calls and events, their envelopes {"type": T, <t>: {...}}
  * (calls carry "framework_id"), the offer object, and port ranges as offers carry them.

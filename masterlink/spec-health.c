@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* masterlink/spec-health.c - the task spec's "health_check" member (issue #16, docs/api.md
  * "Health checks"): parsed with every default filled, each bad field refused by name, and
  * encoded back; part of the one task-spec schema, which spec.c parses and calls this for.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* masterlink/spec.c - the task spec, the one schema of "what to run" (docs/api.md): the body
  * of the agent's POST /v1/containers, of the master's POST /v1/tasks and of LAUNCH's
  * "container", and the spec part of the agent's container record. Parsed once, at the edge

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* masterlink/table.c - a small string-keyed hash table (chained, power-of-two buckets) for
  * the ids both daemons look up on every message: the master finds one of 10,000 agents per
  * heartbeat, the agent one of its tasks per event. Keys are borrowed from the values. */

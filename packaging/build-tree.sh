@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # packaging/build-tree.sh PKG_B VERSION - builds the binaries the packages ship, into
 # PKG_B/build, with Debian's hardening flags (dpkg-buildflags, hardening=+all: fortify,
 # stack protector, relro, bindnow, PIE) and without sanitizers. deb/build.sh and

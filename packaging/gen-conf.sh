@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # packaging/gen-conf.sh DAEMON > FILE - writes a packaged config file, /etc/berth/agent.conf
 # (DAEMON = .../berth-agent) or /etc/berth/master.conf (.../berth-master): the daemon's own
 # annotated defaults (--print-default-config: the C strings cfg_default_text and

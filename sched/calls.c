@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sched/calls.c - the scheduler library's calls (docs/protocol.md, "The scheduler API"):
  * ACCEPT with LAUNCH operations built from task specs (masterlink/spec.c), DECLINE with a
  * filter, REVIVE, SUPPRESS, KILL, ACKNOWLEDGE, RECONCILE and TEARDOWN, each one POST on the

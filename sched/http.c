@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sched/http.c - the scheduler library's transport: each request to berth-master's
  * POST /api/v1/scheduler is a libcurl easy handle in one multi handle that the caller's
  * libevent loop drives (curl's docs/examples/hiperfifo.c: curl says which sockets and timeouts

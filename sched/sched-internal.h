@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sched/sched-internal.h - what the scheduler library's files share: sched.c speaks the
  * protocol (subscribe, events, re-subscription), calls.c makes the calls, http.c runs libcurl
  * multi inside the caller's libevent loop (curl's hiperfifo pattern, as agentd/link-http.c does).

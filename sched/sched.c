@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sched/sched.c - the scheduler library's protocol (docs/protocol.md, "The scheduler API"):
  * SUBSCRIBE and the event stream (RecordIO, masterlink/recordio.c) decoded into the caller's
  * callbacks, automatic ACKNOWLEDGE of status updates, the calls, and keeping the stream: one

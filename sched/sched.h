@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sched/sched.h - the one public header of berth's scheduler library (libberthsched): write a
  * framework for berth-master in C. It speaks the scheduler API (docs/protocol.md, "The
  * scheduler API") over libcurl's multi interface inside the caller's libevent loop: no threads,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/check-deps.sh - the layering rules `make check-deps` enforces, by grepping the
 # sources (STYLE.md §3, issue #13). Each violation is printed as file:line.
 #  1. includes: each folder includes only what STYLE.md's "may include" table allows;
@@ -7,7 +8,9 @@
 #     or callbacks; lifecycle, link, tasks and agents call them, never the other way);
 #  3. one table of API codes: an API error code's name (the names in common/apicode.c's
 #     table) appears as a string literal in no C file of the product but common/apicode.c;
-#  4. files with one job: no tracked C, Python or shell source is over 600 lines (issue #13).
+#  4. files with one job: no tracked C, Python or shell source is over 600 lines (issue #13);
+#  5. the license: every tracked C, header, Python and shell source, the Makefile and the
+#     package scripts say `SPDX-License-Identifier: Apache-2.0` near their top (issue #19).
 set -u
 cd "$(dirname "$0")/.."
 rc=0
@@ -112,4 +115,13 @@ while read -r n f; do
         rc=1
     fi
 done < <(git ls-files '*.c' '*.h' '*.py' '*.sh' | xargs wc -l)
+
+# ---- 5. an SPDX line in every source -------------------------------------------------------
+while read -r f; do
+    [ -f "$f" ] || continue
+    head -c 400 "$f" | grep -q 'SPDX-License-Identifier: Apache-2.0' && continue
+    echo "check-deps: $f: no 'SPDX-License-Identifier: Apache-2.0' line at its top" >&2
+    rc=1
+done < <(git ls-files '*.c' '*.h' '*.py' '*.sh' Makefile .ci/run 'packaging/berth-*' \
+    'packaging/deb/*.post*' 'packaging/deb/*.pre*' | grep -v '\.service$')
 exit $rc

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/demo.sh BUILD_DIR - `make demo`: start a standalone berth-agent from an embedded
 # config in a temporary directory, launch the seed's two tasks (2 CPUs / 1 GiB and
 # 1 CPU / 2 GiB), show them with `berthctl ps` and the limits read back from the kernel's

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/install-deps.sh PKG... - install the Debian packages that are missing (as root only).
 # `make check`, `make demo` and `make bench` call it, so a fresh Debian 12 machine needs
 # nothing but make.

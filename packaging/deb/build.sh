@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # packaging/deb/build.sh PKG_B VERSION - `make deb`: builds PKG_B/berth-agent_VERSION-REV_ARCH.deb
 # and PKG_B/berth-master_VERSION-REV_ARCH.deb with dpkg's own tools (no debhelper, so it runs
 # from any tree): binaries from ../build-tree.sh (hardened, stripped here), each package

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """packaging/man/config-keys.py TEMPLATE CONFIG_MD VERSION [HEADING] > PAGE - fills the
 @KEYS@ line of a manual page template with one .TP entry per key of the tables under the
 docs/config.md section whose heading starts with HEADING (default "## Keys", berth-agent's;

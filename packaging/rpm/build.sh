@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # packaging/rpm/build.sh PKG_B VERSION - `make rpm`: builds PKG_B/berth-agent-VERSION-1.ARCH.rpm
 # and PKG_B/berth-master-VERSION-1.ARCH.rpm with rpmbuild (Debian's `rpm` package) from
 # PACKAGE.spec.in, staging the binaries of ../build-tree.sh with `make install-agent` /

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/bench/alloc_bench.c - `make bench`, issue #14: the DRF allocator's core
  * (master/allocator.c) alone: one allocation pass over AGENTS simulated agents (4 to 64 cpus,
  * 8 to 256 GiB, one in ten with a reservation for a role) and FRAMEWORKS frameworks spread over

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/cg_attach.py CGROUP_NAME OUT.json [RUNS] - the cost of putting a new process
 into a cgroup v1, the step that dominates a berth launch on an idle v1 host: a fresh child
 is moved into CGROUP_NAME (made under our own cgroup in the cpu hierarchy, removed at the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/cli_start.py BUILD SOCK NOOP CURL_NOOP DOC - berthctl's start-up (issue #18),
 against floors measured in the same run, interleaved (one run of each command per round, so
 that the machine's noise falls on all of them alike), medians over BENCH_CLI_RUNS (200):

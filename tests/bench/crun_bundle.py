@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/crun_bundle.py BUNDLE_DIR CGROUP_PARENT - turn the config.json that
 `crun spec` wrote in BUNDLE_DIR into the baseline of the launch benchmark: /bin/true with
 the limits berth writes for `--cpus 1 --mem 1GiB` (quota 100000/100000, shares 1024,

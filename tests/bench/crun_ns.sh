@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/bench/crun_ns.sh BUNDLE STATE_DIR EMPTY_FILE RUNS OUT.json - benchmark (b), run by
 # run.sh under `unshare -m --propagation private`: every mount below dies with this mount
 # namespace. It makes crun 1.8.1 accept the hybrid cgroup layout, roots each hierarchy at

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/health_bench.py [BUILD_DIR] - issue #16: what health checks cost the agent.
 
 One agent, one run, four phases (N = BENCH_HEALTH_N, 100): N tasks without

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/hostile.py BUILD_DIR [DOC.md] - make bench, issue #12: the December review's
 three hostile figures, measured again on this machine: (1) the agent's RSS while a task
 writes 2 GiB to a `logs -f` client that never reads, (2) the longest /health answer while

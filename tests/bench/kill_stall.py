@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/kill_stall.py BUILD_DIR [DOC.md] - make bench, issue #13: does the agent's
 event loop stall while it kills many tasks at once? An agent (private work_dir and
 cgroup_parent, as in hostile.py) runs N (BENCH_KILL_N, 50) tasks that ignore SIGTERM

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/launch_latency.py SOCKET STAMP N OUT.json [GAP_MS] - measure (c), the agent
 API's launch latency: N sequential launches of STAMP (cpus 0.1, mem 64MiB) through
 POST /v1/containers on the unix SOCKET, GAP_MS apart (default 0: back to back). t0 is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/launch_path.py BUILD_DIR [DOC.md] - make bench, issue #18: the launch path
 beyond one `run --wait`, on an agent with a private work_dir and cgroup_parent (hostile.py's
 start_agent), everything it makes removed at the end:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/master_load.py BUILD_DIR [OUT_MD] - `make bench`, issue #7: one berth-master
 under simulated agents. For N in BENCH_MASTER_AGENTS (1000,10000): N agents SUBSCRIBE (each
 keeps its event stream open, as real agents do) and then send a HEARTBEAT every 5 s, spread

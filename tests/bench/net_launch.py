@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/net_launch.py BUILD STAMP PORTS_JSON DOC - `make bench` (k), issue #15: what
 bridge mode adds to a launch, and what assigning ports costs at 1,000 tasks.
 

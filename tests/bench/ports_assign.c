@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/bench/ports_assign.c - `make bench` (k): what assigning ports costs a launch when
  * 1,000 tasks already hold theirs: agentd/ports.c's ports_assign (the live containers' ports
  * into a 65536-bit map, then the pick) with N live containers of one port each, timed over

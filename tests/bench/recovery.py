@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/recovery.py BUILD_DIR DOC.md - the recovery step of `make bench` (issue #6
 item 4): start berth-agent, launch N (BENCH_RECOVERY_N, default 1000) sleeping containers,
 then restart the agent 3 times after SIGTERM and 3 times after SIGKILL and time each start

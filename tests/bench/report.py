@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/report.py RESULTS_DIR DOC.md - the last step of `make bench`: read what
 run.sh left in RESULTS_DIR (berth.json and crun.json from timecmd.py for (a) and (b);
 latency.json and latency-idle.json from launch_latency.py for (c); floor-*.json;

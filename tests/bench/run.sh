@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/bench/run.sh BUILD_DIR - `make bench`: on this machine, in one run, time (a)
 # `berthctl run --wait --cpus 1 --mem 1GiB -- /bin/true` end to end, (b) `crun run` of a
 # bundle with the same limits and namespaces, (c) the agent API's launch latency (request

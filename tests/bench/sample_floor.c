@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/bench/sample_floor.c - the floor for the agent's sampling pass: a bare loop that
  * keeps the same cgroup files open and pread()s each of them once per pass, with no parsing
  * and no bookkeeping. Usage: sample_floor PASSES INTERVAL_MS FILE... ; prints the median ms

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/sampling.py BUILD_DIR TMP - make bench, issue #5: the cost of one usage
 sampling pass with 100 and 1000 running containers, next to the floor measured in the same
 run (tests/bench/sample_floor.c preads the same cgroup files), and the agent's RSS with 0,

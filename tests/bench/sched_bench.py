@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/sched_bench.py BUILD_DIR [OUT_MD] - `make bench`, issue #14: the scheduler.
 (a) the DRF allocator's core alone (tests/bench/alloc_bench.c, built here against
 master/allocator.c): one pass over BENCH_ALLOC_AGENTS (10000) simulated agents and

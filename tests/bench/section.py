@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/section.py DOC TITLE FILE - replace the "## TITLE" section of DOC with the
 contents of FILE (or append it), keeping every other section as it is."""
 import re

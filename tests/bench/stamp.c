@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/bench/stamp.c - the task of the launch-latency benchmark: its first action prints
  * the wall clock (CLOCK_REALTIME, nanoseconds since the epoch) on stdout, so the client can
  * subtract the moment it sent POST /v1/containers. Static and unsanitised so it runs in any

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/timecmd.py OUT.json WARMUP RUNS CMD ARGS... - time a command end to end like
 hyperfine -N (no shell): WARMUP untimed runs, then RUNS timed ones, each from just before
 the spawn to the reaped exit (time.perf_counter_ns), output to /dev/null. "{n}" in an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/fuzz/fuzz_codec.c - libFuzzer target: the agent link's call envelope (what the master
  * decodes from any peer, before it knows who that is), the status update inside an UPDATE,
  * and the re-encoding of a decoded status, which must decode again to the same values

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/fuzz/fuzz_config.c - libFuzzer target: berth-agent's configuration loader
  * (config/load.c through libinih, config.c's checks) on a whole file, given to it as a memfd:
  * any text must load or fail with a message, never crash or leak. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/fuzz/fuzz_launch.c - libFuzzer target: what the agent's local API and the master's
  * task API do with a request before anything is created: the path split of the agent's
  * router (agentd/path.c) and the task spec's parse and checks (common/json.c's depth-limited

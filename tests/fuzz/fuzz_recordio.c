@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/fuzz/fuzz_recordio.c - libFuzzer target: the RecordIO reader of the agent link's event
  * stream (masterlink/recordio.c), fed the input in pieces whose sizes the input's first byte
  * chooses, as a TCP stream may cut it, with every record decoded as an event

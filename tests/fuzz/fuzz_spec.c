@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/fuzz/fuzz_spec.c - libFuzzer target: the sandbox spec codec (isolator/spec.c) that
  * berth-executor reads from runtime_dir/spec.json: decode, and a decoded spec must encode and
  * decode again. */

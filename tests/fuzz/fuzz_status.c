@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/fuzz/fuzz_status.c - libFuzzer target: what berth-executor reports, as the agent reads
  * it (isolator/status.c): the status pipe's line and status.json. Whatever decodes must
  * encode and decode again to the same kind and code. */

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/fuzz/run.sh [--ci] BUILD SECONDS [TARGET...] - run the libFuzzer targets of a FUZZ=1
 # build (BUILD/fuzz/fuzz_*), each for SECONDS, one after the other. Seeds come from
 # tests/fuzz/corpus/TARGET (committed); what a run finds goes to BUILD/corpus/TARGET (kept

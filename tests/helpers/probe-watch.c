@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/helpers/probe-watch.c - the probe's modes that watch other processes rather than
  * test the sandbox they run in: ptraceexec (review H1, a task catching exec helpers before
  * their seccomp filter) and chargefloor (make bench: the least CPU a task's cgroup is charged

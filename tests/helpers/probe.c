@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/helpers/probe.c - a task for the system tests: it runs inside a berth sandbox and
  * reports what it sees or what the kernel let it do, as `key=value` lines on stdout.
  * Static and unsanitised so it runs in any sandbox; it links nothing of berth. The tests in

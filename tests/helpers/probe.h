@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/helpers/probe.h - what probe.c and probe-watch.c share: the probe's modes in the
  * other file, and its number parser (exits 2 on garbage). */
 #ifndef BERTH_TESTS_PROBE_H

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/packages/boot-systemd.sh HOST_ROOT - pid 1 of fresh pid, mount, uts, cgroup and network
 # namespaces inside the install test's Debian root (scenario.sh starts it with unshare): sets
 # up what systemd-nspawn would give a container, then execs the root's own systemd, so the

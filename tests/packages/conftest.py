@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/packages/conftest.py - the fixtures of the static package checks: the .debs
 unpacked once per module."""
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/packages/install-test.sh DEB UP_DEB MASTER_DEB MASTER_UP_DEB - the install test of
 # `make check-packages`: a fresh minimal Debian 12 root (mmdebstrap --variant=apt from
 # Debian's archive, cached as a tarball in /var/cache/berth-pkgtest for a week) unpacked below

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/packages/pkgtest.py - what the static package checks share (test_packages.py,
 test_packages_docs.py): where run.sh put the packages, what each must hold, and small
 helpers to run a tool and read a package. BUILT says whether run.sh set it all up."""

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/packages/run.sh PKG_B VERSION - `make check-packages` (as root): builds the .debs of
 # berth-agent and berth-master, a second pair with a higher version and the signed .rpms
 # into PKG_B/check, checks them statically (test_packages.py: lintian, rpmlint, rpm -qp,

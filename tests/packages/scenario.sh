@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/packages/scenario.sh DEB UP_DEB MASTER_DEB MASTER_UP_DEB CGNAME SD_CGROUP ROOT - runs as
 # root inside the fresh Debian 12 root that install-test.sh prepared (its own pid and mount
 # namespaces; pid 1 here), doing what an operator does.

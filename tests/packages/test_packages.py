@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/packages/test_packages.py - static checks of the built packages, berth-agent and
 berth-master, run by run.sh (`make check-packages`) with BERTH_PKG_* naming the .debs, the
 upgrade .debs, the signed .rpms and the package build tree: lintian and rpmlint (every

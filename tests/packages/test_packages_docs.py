@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/packages/test_packages_docs.py - static checks of what the packages tell their
 users, run by run.sh with test_packages.py: the manual pages (man -l, every option of the
 binaries' --help), the completion (bash -n, and its verbs and options against berthctl's

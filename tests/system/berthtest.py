@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/berthtest.py - shared helpers of the system tests: where the binaries are,
 the host's cgroup hierarchies seen from our own cgroup, Daemon (start until /health answers,
 stop, SIGKILL, sanitizer reports: the base of Agent here and of mastertest.Master), a client

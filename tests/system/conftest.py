@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/conftest.py - fixtures of the system tests: a session sweep of stale
 berth-test-* cgroups, and `agent` / `agent_factory`, which start berth-agent on a temp
 work_dir and socket with cgroup_parent=berth-test-<pid>-<n>, and whose finalizer stops it,

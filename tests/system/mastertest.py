@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/mastertest.py - helpers of the master tests (issues #7, #11): a running
 berth-master on a free loopback port with its own work_dir, admin token and join token,
 serving TLS with a certificate of the test session's own CA (packaging/berth-gen-tls), or

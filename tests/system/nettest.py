@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/nettest.py - what the networking tests share (test_ports.py,
 test_network.py; issue #15): an agent that runs inside a network namespace the test makes
 (so its bridge, its nftables table and ip_forward live and die there, never in the

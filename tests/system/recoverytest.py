@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/recoverytest.py - what the recovery tests share (test_recovery.py,
 test_recovery_faults.py): starting and crashing an agent with a fault point, reading its
 containers, its processes and dirs, and the consistency check every crash must pass."""

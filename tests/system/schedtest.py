@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/schedtest.py - helpers of the scheduler API tests (issue #14): a framework
 written in Python from docs/protocol.md alone ("The scheduler API"): SUBSCRIBE on its own
 connection, a thread that reads the RecordIO event stream into a queue (and acknowledges

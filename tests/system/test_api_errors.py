@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_api_errors.py - issue #3 item 7: bad input gets a 4xx JSON error and
 the agent keeps serving; a bad config file stops start-up with file:line and the reason;
 berthctl errors are one line on stderr with exit status 1."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_cgroups.py - issue #4 on both cgroup versions (tests/vm runs the suite on
 a pure cgroup2 kernel and on v1, `make check-system` on this host's v1): the device filter (v1
 devices allow-list, v2 BPF_CGROUP_DEVICE program) keeps a root task with CAP_MKNOD away from

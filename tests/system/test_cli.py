@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_cli.py - berthctl's everyday verbs against a real agent: logs (stdout,
 stderr, --tail, -f following until the end), exec inside the sandbox, ps / inspect / rm,
 ids by unique prefix and by name, node; ps -q piped into kill and rm (several ids), and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_completion.py - berthctl's bash completion (packaging/completion/berthctl)
 in a real interactive bash on a pty: TAB after `berthctl ki`, after a prefix of a running
 container's id, and after a prefix of its name (with --socket on the line), against a running

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_contract.py - issue #13 "parse at the edge, validate once": the agent's
 POST /v1/containers and the master's POST /v1/tasks take the same task spec (docs/api.md),
 so the same bad body must get the same refusal from both. One table of 40 bad launch bodies

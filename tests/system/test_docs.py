@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_docs.py - docs/ kept true: every config key the parser in config/*.c
 accepts (found by grepping its key comparisons) appears in docs/config.md. Needs no agent."""
 

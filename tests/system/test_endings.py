@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_endings.py - issue #3 item 6: how tasks end (states, reasons, exit
 codes, signals, kills with and without a grace period, daemonized grandchildren, launch
 errors), that nothing of a task outlives it (processes, cgroup dirs), and that

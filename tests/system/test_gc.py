@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_gc.py - issue #6 item 5, sandbox garbage collection (agentd/gc.c): an
 ended container is removed (sandbox, runtime dir, record) gc_delay after it ended; when the
 work_dir file system is above gc_disk_watermark, ended containers go sooner, oldest end

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_health.py - issue #16's health checks, run by the agent for any task:
 the issue's must-show item 5 (an HTTP server that first answers at 8 s with a 10 s grace is
 not killed; once it answers 500 it is KILLED with HEALTH_CHECK_FAILED after its allowed

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_hostile.py - issue #12: hostile input and slow clients, one regression test
 per finding of the December security review (../shared/reviews/security-2026-12.md) that
 the trust issue did not take: each reproduces the finding and passes only with its fix.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_limits.py - issue #3 items 1 and 2, on cgroup v1 and (issue #4) v2: the
 limits berth writes are the kernel's (read back from the cgroup files, not from our API), and
 they hold: a 0.5 CPU task gets 0.5 CPU, measured by the cgroup's accounting (cpuacct.usage /

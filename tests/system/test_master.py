@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_master.py - issue #7: berth-master and the agents' master link, with one
 master and three agents on this host (each agent with its own work_dir, cgroup_parent and
 socket): registration and heartbeat usage, the seed's two tasks placed through the master

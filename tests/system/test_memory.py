@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_memory.py - issue #3 item 3: a task that touches more than its memory
 limit is OOM-killed inside its own cgroup and ends FAILED/MEMORY_LIMIT quickly; the executor
 (oom_score_adj -999) survives to report it; the agent and a neighbour task are unaffected."""

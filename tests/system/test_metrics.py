@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_metrics.py - issue #5: GET /metrics is valid Prometheus text with the
 SPEC §8 names (checked by Debian's promtool), every name is documented in docs/metrics.md,
 and a real Prometheus server (loopback, its own temp dir) scrapes the agent's TCP listener

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_network.py - network modes (issue #15, docs/design/network.md): bridge
 (lo up, an address of the subnet, its ports reached through the host's address from the
 host itself, from another namespace and from another task; tasks reach each other by

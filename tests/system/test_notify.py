@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_notify.py - the daemons' readiness protocol (common/notify.c), which
 berth-agent.service and berth-master.service rely on as Type=notify: READY=1 to
 $NOTIFY_SOCKET only once the agent's API socket (the master's TCP listener) accepts

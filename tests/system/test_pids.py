@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_pids.py - issue #3 item 4: a fork bomb under --pids 64 is contained by
 pids.max (the kernel says so in pids.current, the task sees EAGAIN), can be killed, and the
 host can still fork."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_ports.py - ports as a real resource (issue #15, docs/design/network.md):
 PORT0.. in the task, counted by `berthctl node` while it runs and not after; a range's
 worth of one-port tasks, every port once (checked against `ss -ltn` for those that

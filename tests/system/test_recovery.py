@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_recovery.py - issue #6, nothing lost: the agent restarted (SIGTERM) or
 crashed (SIGKILL) with tasks running keeps them (same pids, start times, logs, usage; kill
 and exec still work); tasks that ended while it was down are reported truthfully (exit 0,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_recovery_faults.py - issue #6: the agent dying at every fault point of
 the launch, kill, end, remove and recovery paths (BERTH_FAULT, agentd/fault.c) and at 200
 random moments leaves every container in exactly one truthful state with nothing left

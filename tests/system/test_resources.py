@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_resources.py - issue #5: the node's resource model and the truth of the
 usage figures. Detected totals match what the host says (nproc, /proc/meminfo, df), explicit
 values and reservations show in `berthctl node`, bad reservations stop start-up with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_sandbox.py - issue #3 item 5: what a task sees and may do inside its
 sandbox: its own pid namespace and hostname, a private /tmp, a read-only host except its
 cwd, no capabilities as nobody, docker's default set as root, and no mount, unshare, reboot,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_sched_chaos.py - issue #14, what it must show 6: three frameworks launch
 300 short tasks in total through offers while the master and the agents are SIGKILLed and
 restarted at random. The master runs in test mode (check_invariants): after every request,

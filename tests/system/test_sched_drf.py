@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_sched_drf.py - issue #14, what it must show 2: Dominant Resource Fairness
 between frameworks that are always hungry (each launches one task from every offer it can use
 and gives the rest back at once), with real agents and sandboxes. The DRF paper's example (9

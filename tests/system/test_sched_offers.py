@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_sched_offers.py - issue #14, what it must show 3: starvation cannot happen.
 On one cluster (three agents, offer_timeout 3 s, a pass every 200 ms): a framework that holds
 offers and never answers loses them after offer_timeout, and a second framework gets those

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_sched_roles.py - issue #14, what it must show 4, and the refusals: an
 agent's [role.analytics] reservation is offered only to frameworks in role analytics (and
 admitted by the agent as such); quota guarantees a role its share while another role is greedy

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_sched_seed.py - issue #14, what it must show 1 and 5: the seed through
 offers (berth-seed-framework, built on the C scheduler library, gets one offer and launches
 both tasks on one agent, whose kernel files carry exactly what was offered), the views of it

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_top.py - berthctl's live views in a real terminal: `top` and `stats ID`
 run inside a detached tmux session (its own server socket), read back with capture-pane and
 driven with send-keys: rows and changing figures, q / Ctrl-C / SIGTERM / Ctrl-Z, and the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/system/test_trust.py - issue #11, the trust model (docs/security.md), each attack of
 the December security review replayed: a `nobody` task that takes the master's port while it
 restarts (C1) gets nothing it can use and launches nothing; nobody subscribes as an agent

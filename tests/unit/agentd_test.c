@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/agentd_test.c - the agent's pure decisions, without root or a running agent:
  * how a task ended (decide.c ctr_decide_end, its whole table), which status updates the
  * master still needs (decide.c link_catch_up_states), and resource admission by role

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/allocator_test.c - master/allocator.c, the DRF core, without a master: the DRF
  * paper's example (A ends with 3 tasks, B with 2, both at a dominant share of 2/3), role
  * weights 2:1 over 30 one-CPU slots, suppressed and inactive frameworks and agents get

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/cgroup-fake.h - the fake cgroupfs trees of the cgroup unit tests (cgroup_test.c:
  * limits, stats, host; cgroup_kill_test.c: populated, kill, kill_wait, destroy): temp-dir
  * helpers and the two layouts, v1 with a hierarchy per controller and v2 unified, that the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/cgroup_devices_test.c - the v2 device program (cgroups/devices on cgroup2 is an
  * eBPF program, not a file): each rule's accesses run through a tiny interpreter of the eBPF
  * subset it uses, and an apply against a fake tree must fail rather than skip the filter.

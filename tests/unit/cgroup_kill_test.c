@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/cgroup_kill_test.c - the end of a container's cgroups (isolator/cgroup.c,
  * cgroup-util.c, the backends' kill/freeze/populated) on the fake trees of cgroup-fake.h, per
  * layout from one table: iso_cgroup_populated, the non-blocking kill (inotify shows what was

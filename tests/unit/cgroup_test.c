@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/cgroup_test.c - isolator's cgroups against fake cgroupfs trees (cgroup-fake.h),
  * no root: what means the same on v1 and v2 (limits, parent limits, stats, OOM counters,
  * names and paths) runs once per layout from one table; then what one version has alone.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/cli_test.c - unit tests of berthctl's pure helpers: ages, sizes, CPU percent,
  * truncation, URL escaping, end status, the table printer, JSON helpers, `ps --filter` and
  * `run`/`exec` request building. The cli/ files have no library of their own, so they are

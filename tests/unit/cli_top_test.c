@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/cli_top_test.c - unit tests of the text of berthctl's live views
  * (cli/top-render.c): CPU rates measured between frames, the limit a CPU% is taken
  * against, and a whole frame from canned agent answers. cli_test.c covers the other pure

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/common_test.c - common/: the quantity parsers and formatters (parse.c), the error
  * object's message composition (error.c) and the file helpers (util.c). No root needed;
  * file tests work in a temp dir. config_test.c covers config/ on top of these. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/config_test.c - config/: defaults, files, agent.conf.d, flags and their
  * precedence, and the "FILE:LINE: reason" / "--flag: reason" errors. Works in a temp dir;
  * needs no root. common_test.c covers the quantity parsers underneath. */

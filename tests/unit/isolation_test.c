@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/isolation_test.c - the isolation list parser and formatter
  * (isolator/isolation.c): names, spacing, round trip, and errors naming the bad entry. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/master_test.c - master/placement.c: where the master puts a task. spread takes
  * the agent left with the largest free share (the smaller of its cpu and mem fractions),
  * binpack the smallest that still fits; equal shares go to the agent with fewer tasks, then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/masterlink_health_test.c - the task spec's health_check member
  * (masterlink/spec-health.c, issue #16): defaults, round trips, port_index against the
  * task's ports, every bad field refused by name; "healthy" in status updates and the reason

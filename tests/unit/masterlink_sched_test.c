@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/masterlink_sched_test.c - masterlink/sched.c, the scheduler API's shapes shared by
  * berth-master and the scheduler library: the call envelope (framework_id, required after
  * SUBSCRIBE), what a bad call is refused with, the event envelope, the offer's JSON both ways,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/masterlink_test.c - masterlink/: RecordIO framing and the incremental reader
  * (split reads, several records per read, bad and oversized length lines), the call and
  * event envelopes, the status update codec, ids and uuids, the JSON parse's depth limit and

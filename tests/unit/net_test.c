@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/net_test.c - networking's pure decisions, without root (issue #15): which host
  * ports a launch gets (agentd/ports.c: ranges, named and any ports, round robin, refusals,
  * 1,001 one-port tasks on a 1,001-port range), the PORT0.. environment, which address IPAM

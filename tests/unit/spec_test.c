@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/spec_test.c - the sandbox spec's JSON codec (isolator/spec.c): round trips
  * with every member and awkward strings, defaults for absent members, and errors on bad
  * JSON or wrong types. */

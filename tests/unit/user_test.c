@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/user_test.c - iso_user_resolve (isolator/user.c), the agent's lookup of a task's
  * user on the host's passwd: root, a name, a numeric uid without an entry, an unknown name,
  * and a lookup that could not be made (no fd left) told apart from an unknown user. */

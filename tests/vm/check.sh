@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/vm/check.sh [--if-possible] BUILD_DIR - `make check-vm`: run the system test suite
 # (tests/system, against the binaries in BUILD_DIR) inside the throw-away VM, once on a pure
 # cgroup2 kernel and once on cgroup v1 (BERTH_VM_CG="v2 v1" by default; "hybrid" works too),

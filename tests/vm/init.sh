@@ -1,4 +1,5 @@
 #!/.bb/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/vm/init.sh - /init of the test VM (busybox sh; setup.sh packs it, run.sh boots it).
 # Stage 1 copies the initramfs into a tmpfs and switch_roots there: pivot_root(2), which
 # every sandbox uses, refuses to move the initial rootfs. With berthvm.root=initramfs it

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/vm/run.sh [options] -- CMD... - boot the test VM once, run CMD in it, exit with its status.
 #   --vm DIR          kernel and initramfs from setup.sh (default build/vm)
 #   --cg v2|v1|hybrid cgroup layout in the guest (default v2)

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/vm/setup.sh OUT - build the throw-away test VM's kernel and initramfs into OUT.
 # Downloads (once, cached in $BERTH_VM_CACHE, default /var/cache/berth-vm) the Debian kernel
 # that linux-image-amd64 points at and busybox-static with `apt-get download`, unpacks them
