@@ -172,7 +172,8 @@ static char *table_text(struct agent *a, const struct container *skip)
         struct iso_nat_map *m;
         size_t k = mappings(c, &m);
         all = xrealloc(all, (n + k + 1) * sizeof(*all));
-        memcpy(all + n, m, k * sizeof(*m));
+        if (k)
+            memcpy(all + n, m, k * sizeof(*m));
         n += k;
         free(m);
     }

@@ -197,8 +197,10 @@ char *master_agent_free_ports(const struct m_agent *ag)
     if (!n)
         return NULL;
     uint16_t used[ag->n_ports_used + 1];
-    memcpy(used, ag->ports_used, ag->n_ports_used * sizeof(uint16_t));
-    qsort(used, ag->n_ports_used, sizeof(uint16_t), cmp_u16);
+    if (ag->n_ports_used) { /* ports_used may be NULL then: memcpy(NULL) is undefined */
+        memcpy(used, ag->ports_used, ag->n_ports_used * sizeof(uint16_t));
+        qsort(used, ag->n_ports_used, sizeof(uint16_t), cmp_u16);
+    }
     char *out = xstrdup("[");
     for (size_t i = 0; i < n; i++) {
         unsigned a = ranges[i][0], b = ranges[i][1];
