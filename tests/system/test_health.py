@@ -243,9 +243,11 @@ def test_port_index_names_the_port_the_agent_assigned(agent):
 
 def test_checks_resume_after_an_agent_restart(agent):
     port = free_port()
+    # a grace, so a server slow to listen (0.25 CPU in a TCG guest) is not killed before its
+    # first answer; the first success ends it, before and again after the restart
     c = agent.launch(server_argv(port), mem="128MiB",
                      health_check={"type": "http", "port": port, "interval": 0.2,
-                                   "grace": 0, "consecutive_failures": 2})
+                                   "grace": 60, "consecutive_failures": 2})
     cid = c["id"]
     wait_health(agent, cid, True)
     agent.stop()
