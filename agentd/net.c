@@ -205,7 +205,7 @@ static int net_ready(struct agent *a, const struct container *skip, struct berr 
                                err)) < 0)
         return r;
     _cleanup_free_ char *text = table_text(a, skip);
-    if ((r = iso_nat_run(a->nat, text, err)) < 0)
+    if (iso_nat_run(a->nat, text, err) < 0)
         return berr_wrap(err, "build table inet %s", ISO_NAT_TABLE);
     a->net_ready = true;
     log_info("network: bridge '%s' (%s) and table inet %s ready", a->cfg.net_bridge,
@@ -256,7 +256,7 @@ int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **e
     _cleanup_free_ struct iso_nat_map *m = NULL;
     size_t n = mappings(c, &m);
     _cleanup_free_ char *add = iso_nat_elements_text(true, m, n);
-    if (add && (r = iso_nat_run(a->nat, add, err)) < 0)
+    if (add && iso_nat_run(a->nat, add, err) < 0)
         return berr_wrap(err, "map the ports of '%s'", c->id);
     agent_fault(a, "net-after-nat");
     if (write(go_fd, "1", 1) != 1)

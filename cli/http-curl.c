@@ -111,6 +111,8 @@ int ctl_curl_request(struct ctl *ctl, const char *method, const char *path, cons
     if (!ctl->curl && (r = curl_load(&ctl->curl, err)) < 0)
         return r;
     struct ctl_curl *c = ctl->curl;
+    if (!c)
+        return berr_setx(err, EIO, "--master: libcurl is not loaded");
     /* one handle for the process: curl keeps the connection alive between calls */
     c->easy_reset(c->easy);
     CURL *curl = c->easy;

@@ -114,9 +114,9 @@ static int launches_parse(yajl_val ops, struct launch **ret, size_t *ret_n, stru
     struct launch *l = NULL;
     int r = 0;
     if (!ops || !YAJL_IS_ARRAY(ops))
-        r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                      "ACCEPT needs \"operations\": [{\"type\": \"LAUNCH\", \"launch\": "
-                      "{\"tasks\": [...]}}]");
+        return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
+                         "ACCEPT needs \"operations\": [{\"type\": \"LAUNCH\", \"launch\": "
+                         "{\"tasks\": [...]}}]");
     for (size_t i = 0; r == 0 && i < ops->u.array.len; i++) {
         yajl_val op = ops->u.array.values[i];
         const char *type = json_get_str(op, "type");
@@ -238,7 +238,7 @@ int master_offers_accept(struct master *m, struct m_framework *fw, yajl_val payl
     yajl_val ids = json_get(payload, "offer_ids");
     size_t n = offers_of(m, fw, ids, offers, ARRAY_SIZE(offers), &unknown, &first);
     int r = 0;
-    if (!ids || !YAJL_IS_ARRAY(ids) || !ids->u.array.len)
+    if (!ids || !YAJL_IS_ARRAY(ids) || !ids->u.array.len || (!n && !unknown))
         r = berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                       "ACCEPT needs \"offer_ids\": [\"o-...\"] (one agent's offers)");
     else if (unknown)
@@ -249,7 +249,7 @@ int master_offers_accept(struct master *m, struct m_framework *fw, yajl_val payl
     else if (launches_parse(json_get(payload, "operations"), &l, &nl, err) < 0 ||
              check(m, offers, n, l, nl, err) < 0)
         r = -berr_errno(*err);
-    if (r < 0) {
+    if (r < 0 || !n) { /* (!n: no offer, said above; spelled out for the analyzer) */
         /* refused whole: its offers come back now, to be offered again */
         for (size_t i = 0; i < n; i++)
             master_offer_close(m, offers[i], 0, false);

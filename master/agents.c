@@ -126,7 +126,7 @@ void master_agent_drf_reset(struct master *m, struct m_agent *ag)
 {
     const char *roles[ag->n_resv + 1];
     struct drf_res res[ag->n_resv + 1];
-    for (size_t i = 0; i < ag->n_resv; i++) {
+    for (size_t i = 0; ag->resv && i < ag->n_resv; i++) {
         roles[i] = ag->resv[i].role;
         res[i] = (struct drf_res){ag->resv[i].cpus, ag->resv[i].mem};
     }
