@@ -221,6 +221,8 @@ const char *res_name(enum res_kind k);
 void res_format(enum res_kind k, uint64_t v, char *buf, size_t len);
 /* Every kind of r under key k (/v1/node, SUBSCRIBE): cpus as a decimal, the rest as counts. */
 void res_amounts_gen(yajl_gen g, const char *k, const struct res_amounts *r);
+/* "roles": each [role.NAME] reservation's cpus and mem (/v1/node, SUBSCRIBE). */
+void res_roles_gen(yajl_gen g, const struct agent *a);
 /* Fill total/reserved/allocatable; err names the config line of a reservation that does not
  * fit. Needs a->host (own cgroup limits). */
 int resources_measure(struct agent *a, struct berr **err);
@@ -443,6 +445,9 @@ struct spawn {
 int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
                 struct berr **err);
 int agent_dup_high(int fd); /* F_DUPFD_CLOEXEC to >= 4, closes fd */
+/* exec.c: `berth-executor --runtime-dir RDIR --exec-pid PID -- CMD...` (berthctl exec and
+ * COMMAND health checks), NULL-terminated, the strings borrowed; free() the array only. */
+char **agent_exec_argv(const struct agent *a, char *rdir, char *pid, char *const *cmd);
 int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, int *ret_status_fd,
                          struct berr **err);
 

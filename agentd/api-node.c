@@ -58,16 +58,7 @@ void api_serve_node(struct agent *a, struct evhttp_request *req)
     json_kv_u64(g, "mem", used_mem);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
-    json_str(g, "roles");
-    yajl_gen_map_open(g);
-    for (size_t i = 0; i < a->cfg.n_roles; i++) {
-        json_str(g, a->cfg.roles[i].name);
-        yajl_gen_map_open(g);
-        json_kv_cpus(g, "cpus", a->cfg.roles[i].cpus_millis);
-        json_kv_u64(g, "mem", a->cfg.roles[i].mem_bytes);
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
+    res_roles_gen(g, a);
     json_str(g, "node");
     yajl_gen_map_open(g);
     json_kv_double(g, "cpu_seconds", (double) a->node_cpu_ns / 1e9);

@@ -139,19 +139,7 @@ void exec_serve(struct agent *a, struct container *c, struct evhttp_request *req
     _cleanup_free_ char *rdir = xasprintf("%s/%s", a->runtime_root, c->id);
     char pidbuf[16];
     snprintf(pidbuf, sizeof(pidbuf), "%d", (int) c->pid);
-    size_t cmdn = 0;
-    while (cmd.argv[cmdn])
-        cmdn++;
-    char **args = xcalloc(cmdn + 7, sizeof(char *));
-    size_t k = 0;
-    args[k++] = a->executor_path;
-    args[k++] = (char *) "--runtime-dir";
-    args[k++] = rdir;
-    args[k++] = (char *) "--exec-pid";
-    args[k++] = pidbuf;
-    args[k++] = (char *) "--";
-    for (size_t i = 0; i < cmdn; i++)
-        args[k++] = cmd.argv[i];
+    char **args = agent_exec_argv(a, rdir, pidbuf, cmd.argv);
     int op[2] = {-1, -1}, ep[2] = {-1, -1};
     _cleanup_close_ int devnull = agent_dup_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || devnull < 0) {
@@ -223,4 +211,22 @@ void exec_free_all(struct agent *a)
         /* the exec'd command stays in the sandbox: it ends with the task */
         run_free(r);
     }
+}
+
+char **agent_exec_argv(const struct agent *a, char *rdir, char *pid, char *const *cmd)
+{
+    size_t n = 0;
+    while (cmd[n])
+        n++;
+    char **args = xcalloc(n + 7, sizeof(char *));
+    size_t k = 0;
+    args[k++] = a->executor_path;
+    args[k++] = (char *) "--runtime-dir";
+    args[k++] = rdir;
+    args[k++] = (char *) "--exec-pid";
+    args[k++] = pid;
+    args[k++] = (char *) "--";
+    for (size_t i = 0; i < n; i++)
+        args[k++] = cmd[i];
+    return args;
 }

@@ -418,19 +418,7 @@ static void start_command(struct health *h, struct container *c)
     _cleanup_free_ char *rdir = xasprintf("%s/%s", a->runtime_root, c->id);
     char pidbuf[16];
     snprintf(pidbuf, sizeof(pidbuf), "%d", (int) c->pid);
-    size_t n = 0;
-    while (h->hc->command.argv[n])
-        n++;
-    _cleanup_free_ char **args = xcalloc(n + 7, sizeof(char *));
-    size_t k = 0;
-    args[k++] = a->executor_path;
-    args[k++] = (char *) "--runtime-dir";
-    args[k++] = rdir;
-    args[k++] = (char *) "--exec-pid";
-    args[k++] = pidbuf;
-    args[k++] = (char *) "--";
-    for (size_t i = 0; i < n; i++)
-        args[k++] = h->hc->command.argv[i];
+    _cleanup_free_ char **args = agent_exec_argv(a, rdir, pidbuf, h->hc->command.argv);
     _cleanup_close_ int devnull = agent_dup_high(open("/dev/null", O_RDWR | O_CLOEXEC));
     if (devnull < 0)
         return check_done(h, false, "open '/dev/null': %s", strerror(errno));

@@ -39,16 +39,7 @@ static char *subscribe_body(struct link *l)
     res_amounts_gen(g, "reserved", &a->reserved);
     res_amounts_gen(g, "allocatable", &a->allocatable);
     /* the master offers a role's reservation only to that role, and ports by range */
-    json_str(g, "roles");
-    yajl_gen_map_open(g);
-    for (size_t i = 0; i < a->cfg.n_roles; i++) {
-        json_str(g, a->cfg.roles[i].name);
-        yajl_gen_map_open(g);
-        json_kv_cpus(g, "cpus", a->cfg.roles[i].cpus_millis);
-        json_kv_u64(g, "mem", a->cfg.roles[i].mem_bytes);
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
+    res_roles_gen(g, a);
     json_kv_str(g, "ports", a->cfg.ports ? a->cfg.ports : "");
     yajl_gen_map_close(g);
     /* the ranges the offers may carry, and what the live tasks hold of them */

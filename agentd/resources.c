@@ -282,3 +282,17 @@ int resources_admit(struct agent *a, const struct container *c, struct berr **er
     }
     return 0;
 }
+
+void res_roles_gen(yajl_gen g, const struct agent *a)
+{
+    json_str(g, "roles");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < a->cfg.n_roles; i++) {
+        json_str(g, a->cfg.roles[i].name);
+        yajl_gen_map_open(g);
+        json_kv_cpus(g, "cpus", a->cfg.roles[i].cpus_millis);
+        json_kv_u64(g, "mem", a->cfg.roles[i].mem_bytes);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+}
