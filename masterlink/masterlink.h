@@ -393,6 +393,14 @@ char *ml_sched_event_encode(enum ml_sched_event_type t, const char *payload_json
 
 /* One offer: some of one agent's free resources, allocated to one framework in one role.
  * ports: the agent's free port ranges ("[31000-31999]"), or NULL when the offer has none. */
+/* An agent attribute ([attributes] in agent.conf, e.g. rack = r1): sent with SUBSCRIBE,
+ * carried by every offer of the agent (issue #16, constraints). */
+struct ml_attr {
+    char *name;  /* 1-63 of [A-Za-z0-9_.-] */
+    char *value; /* 0-255 printable characters */
+};
+#define ML_MAX_ATTRS 64
+
 struct ml_offer {
     char id[ML_OFFER_ID_LEN + 1];
     char agent_id[65];
@@ -401,6 +409,9 @@ struct ml_offer {
     uint64_t cpus_millis, mem_bytes;
     uint64_t reserved_cpus_millis, reserved_mem_bytes; /* the part from role's reservation */
     char *ports;
+    struct ml_attr *attrs; /* the agent's attributes, n_attrs of them (encoded as
+                            * "attributes": {"name": "value", ...}) */
+    size_t n_attrs;
 };
 void ml_offer_gen(yajl_gen g, const struct ml_offer *o);
 /* 0 or -EINVAL with err; free with ml_offer_done. */
