@@ -145,6 +145,8 @@ $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) 
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
 # master is no library: master_test and allocator_test link the one pure file each tests
 $(B)/tests/master_test: $(call obj,master/placement.c)
+# berth-apps' constraints (apps/constraints.c, issue #16) are pure: their test links them alone
+$(B)/tests/apps_constraints_test: $(call obj,apps/constraints.c)
 $(B)/tests/allocator_test: $(B)/obj/tests/unit/allocator_test.o $(call obj,master/allocator.c) \
                            $(LIBCOMMON)
 	@mkdir -p $(dir $@)
