@@ -151,3 +151,189 @@ def test_api_errors(apps_env):
     bt.wait_for(lambda: a.get("/v1/apps/web")[0] == 404, 10, what="the app gone")
     st, body = a.get("/v1/apps")
     assert st == 200 and body["apps"] == [], body
+
+
+def framework_tasks(m, fw_id):
+    return [t for t in m.tasks() if t["framework_id"] == fw_id]
+
+
+def live(tasks):
+    return [t for t in tasks if t["state"] not in bt.TERMINAL]
+
+
+# Starts answering 2 s after it starts: a deployment of it takes a few seconds per step.
+SLOW_WEB = "sleep 2; exec python3 -m http.server --bind 127.0.0.1 $PORT0"
+
+
+def check_settled(env, app_id, n, version):
+    """n instances of version RUNNING and healthy, and the master holds exactly those for
+    the framework: nothing duplicated, nothing lost."""
+    a = env.apps
+    a.wait_no_deployment(app_id, timeout=90)
+    tasks = a.wait_healthy(app_id, n, timeout=60)
+    assert {t["version"] for t in tasks} == {version}, tasks
+    fw = env.m.task(tasks[0]["id"])["framework_id"]
+    alive = live(framework_tasks(env.m, fw))
+    assert sorted(t["id"] for t in alive) == sorted(t["id"] for t in tasks), (alive, tasks)
+    return tasks
+
+
+@pytest.mark.parametrize("victim", ["apps", "master"])
+def test_sigkill_mid_deployment_resumes_without_duplicates(apps_env, victim):
+    env = apps_env()
+    a = env.apps
+    app = web_app(command=SLOW_WEB, upgrade_strategy={"minimum_health_capacity": 1,
+                                                      "maximum_over_capacity": 0.34})
+    a.deploy(app)
+    old = a.wait_healthy("web", 3, timeout=30)
+    a.wait_no_deployment("web")
+    app["env"] = {"V": "2"}
+    st, body = a.request("PUT", "/v1/apps/web", app)
+    assert st == 200 and body["deployment_id"], body
+    v2 = body["app"]["version"]
+    assert v2 != old[0]["version"]
+    # mid-way: one new instance is there, the old ones still are
+    a.wait_tasks("web", lambda ts: any(t["version"] == v2 for t in ts), timeout=20,
+                 what="a first instance of the new version")
+    if victim == "apps":
+        a.kill9()
+        a.start(timeout=10)
+    else:
+        env.m.kill9()
+        time.sleep(1)  # the master is away for a while: berth-apps keeps retrying
+        env.m.start(timeout=10)
+    a.wait_subscribed(timeout=30)
+    tasks = check_settled(env, "web", 3, v2)
+    assert not {t["id"] for t in tasks} & {t["id"] for t in old}
+    # every instance of the new version the master ever saw is one of the three: none was
+    # launched twice (a restart that forgot one would have launched a fourth)
+    fw = env.m.task(tasks[0]["id"])["framework_id"]
+    ever = [t for t in framework_tasks(env.m, fw) if t["id"] not in {o["id"] for o in old}]
+    assert len(ever) == 3, [(t["id"], t["state"], t["reason"]) for t in ever]
+
+
+class Sampler(threading.Thread):
+    """Every 100 ms: (RUNNING, healthy) of the framework's tasks at the master."""
+
+    def __init__(self, m, fw):
+        super().__init__(daemon=True)
+        self.m, self.fw, self.samples, self.stop = m, fw, [], threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            ts = [t for t in framework_tasks(self.m, self.fw) if t["state"] == "RUNNING"]
+            self.samples.append((len(ts), sum(1 for t in ts if t.get("healthy"))))
+            time.sleep(0.1)
+
+
+def test_rolling_update_within_the_strategy_and_a_failing_version_stops(apps_env):
+    env = apps_env()
+    a = env.apps
+    app = web_app(command=SLOW_WEB, upgrade_strategy={"minimum_health_capacity": 1,
+                                                      "maximum_over_capacity": 0.34})
+    a.deploy(app)
+    old = a.wait_healthy("web", 3, timeout=30)
+    a.wait_no_deployment("web")
+    fw = env.m.task(old[0]["id"])["framework_id"]
+    s = Sampler(env.m, fw)
+    s.start()
+    try:
+        app["env"] = {"V": "2"}
+        st, body = a.request("PUT", "/v1/apps/web", app)
+        assert st == 200, body
+        v2 = body["app"]["version"]
+        new = check_settled(env, "web", 3, v2)
+    finally:
+        s.stop.set()
+        s.join()
+    print("samples (running, healthy): %d, min healthy %d, max running %d"
+          % (len(s.samples), min(h for _, h in s.samples), max(r for r, _ in s.samples)))
+    assert len(s.samples) > 20
+    assert all(h >= 3 for _, h in s.samples), s.samples
+    assert all(r <= 4 for r, _ in s.samples), s.samples
+    assert max(r for r, _ in s.samples) == 4  # it did run one over
+    assert not {t["id"] for t in new} & {t["id"] for t in old}
+    # a version whose check never passes: the deployment stops, the old ones keep serving
+    bad = dict(app, env={"V": "3"},
+               health_checks=[{"type": "http", "port_index": 0, "path": "/nope", "interval": 0.3,
+                               "timeout": 1, "grace": 0.5, "consecutive_failures": 2}])
+    s = Sampler(env.m, fw)
+    s.start()
+    try:
+        st, body = a.request("PUT", "/v1/apps/web", bad)
+        assert st == 200, body
+        dep_id = body["deployment_id"]
+
+        def stopped():
+            ds = [d for d in a.deployments() if d["id"] == dep_id]
+            return ds and ds[0]["state"] != "running" and ds[0]
+        dep = bt.wait_for(stopped, 90, interval=0.2, what="the deployment to stop")
+        kept = check_settled_old(a, new)
+    finally:
+        s.stop.set()
+        s.join()
+    print("stopped: %s" % dep["message"])
+    assert "health check" in dep["message"] and v2 in dep["message"], dep
+    assert all(h >= 3 for _, h in s.samples), s.samples
+    assert {t["id"] for t in kept} == {t["id"] for t in new}
+    for t in kept:
+        assert get_ok(t["ports"][0]) == 200
+
+
+def check_settled_old(a, new):
+    return a.wait_tasks("web", lambda ts: sorted(t["id"] for t in ts) ==
+                        sorted(t["id"] for t in new) and all(t.get("healthy") for t in ts),
+                        timeout=60, what="only the serving version's instances")
+
+
+SLOW_SERVER = r"""
+import http.server, os, sys, time
+stat = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+started = int(stat[19]) / os.sysconf("SC_CLK_TCK")
+time.sleep(max(0.0, 8 - (time.clock_gettime(time.CLOCK_BOOTTIME) - started)))
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+@pytest.mark.slow
+def test_slow_starter_within_its_grace_is_kept(apps_env):
+    env = apps_env(n_agents=1)
+    a = env.apps
+    app = web_app(instances=1, args=["python3", "-c", SLOW_SERVER, "$PORT0"], cpus=1,
+                  health_checks=[{"type": "http", "port_index": 0, "interval": 0.5,
+                                  "timeout": 1, "grace": 10, "consecutive_failures": 2}])
+    del app["command"]
+    app["args"] = ["/bin/sh", "-c", 'exec python3 -c "$0" "$PORT0"', SLOW_SERVER]
+    a.deploy(app)
+    [t] = a.wait_tasks("web", lambda ts: len(ts) == 1 and ts[0]["state"] == "RUNNING", 20)
+    t0 = time.monotonic()
+    [h] = a.wait_healthy("web", 1, timeout=30)
+    print("healthy %.1f s after RUNNING was seen" % (time.monotonic() - t0))
+    assert h["id"] == t["id"], (t, h)  # the same instance: never killed
+    assert env.m.task(t["id"])["state"] == "RUNNING"
+
+
+def test_unique_hostname_names_the_constraint(apps_env):
+    env = apps_env()
+    a = env.apps
+    a.deploy(web_app(constraints=[["hostname", "UNIQUE"]]))
+    ts = a.wait_tasks("web", lambda ts: len(ts) == 2 and all(t["state"] == "RUNNING"
+                                                             for t in ts), 30)
+    assert sorted(t["hostname"] for t in ts) == ["apps-a", "apps-b"], ts
+
+    def waiting():
+        w = a.app("web")["waiting"]
+        return w and w[0]["reason"] == "CONSTRAINT" and w
+    [w] = bt.wait_for(waiting, 15, interval=0.2, what="the app to say why one waits")
+    print("waiting: %s" % w)
+    assert w["instances"] == 1 and "hostname" in w["message"] and "UNIQUE" in w["message"], w
+    time.sleep(1)
+    assert len(a.tasks("web")) == 2
