@@ -168,6 +168,7 @@ int main(int argc, char **argv)
             log_warning("cannot notify '%s' that berth-apps is ready", notify);
         event_base_dispatch(a.base);
         notify_send(notify, "STOPPING=1");
+        rc = a.exit_code;
     }
     teardown(&a);
     return rc;

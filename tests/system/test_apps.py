@@ -120,6 +120,18 @@ def test_scale_up_and_down_keeps_the_oldest(apps_env):
     a.wait_no_deployment("web")
     # the version did not change: a scale is not an update
     assert len({t["version"] for t in a.tasks("web")}) == 1
+    # a restart: a new version of the same definition, every instance replaced
+    st, body = a.request("POST", "/v1/apps/web/restart")
+    assert st == 200 and body["app"]["version"] != two[0]["version"], body
+    renewed = check_settled(env, "web", 2, body["app"]["version"])
+    assert not {t["id"] for t in renewed} & kept
+    # delete: every instance killed, then the app is forgotten
+    st, body = a.request("DELETE", "/v1/apps/web")
+    assert st == 202, body
+    bt.wait_for(lambda: a.get("/v1/apps/web")[0] == 404, 30, what="the app gone")
+    for t in renewed:
+        assert env.m.wait_task(t["id"], "KILLED")["state"] == "KILLED"
+    assert a.deployments() == []
 
 
 def test_api_errors(apps_env):
@@ -337,3 +349,16 @@ def test_unique_hostname_names_the_constraint(apps_env):
     assert w["instances"] == 1 and "hostname" in w["message"] and "UNIQUE" in w["message"], w
     time.sleep(1)
     assert len(a.tasks("web")) == 2
+    # more than any agent has: the resource is named; another role: the role is
+    big = web_app("big", instances=1, cpus=3)
+    a.deploy(big)
+    other = web_app("other", instances=1, role="elsewhere")
+    a.deploy(other)
+    for app_id, reason, words in [("big", "RESOURCES", "cpus"), ("other", "ROLE", "elsewhere")]:
+        def why():
+            w = a.app(app_id)["waiting"]
+            return w and w[0]["reason"] == reason and w[0]
+        w = bt.wait_for(why, 15, interval=0.2, what="%s waiting for %s" % (app_id, reason))
+        print("waiting: %s" % w)
+        assert words in w["message"], w
+        assert a.tasks(app_id) == []
