@@ -305,7 +305,7 @@ started = int(stat[19]) / os.sysconf("SC_CLK_TCK")
 time.sleep(max(0.0, 8 - (time.clock_gettime(time.CLOCK_BOOTTIME) - started)))
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        self.send_response(200)
+        self.send_response(500 if os.path.exists("fail") else 200)
         self.send_header("Content-Length", "3")
         self.end_headers()
         self.wfile.write(b"ok\n")
@@ -316,13 +316,13 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 
 
 @pytest.mark.slow
-def test_slow_starter_within_its_grace_is_kept(apps_env):
+def test_slow_starter_within_its_grace_is_kept_and_a_500_replaced(apps_env):
     env = apps_env(n_agents=1)
     a = env.apps
-    app = web_app(instances=1, args=["python3", "-c", SLOW_SERVER, "$PORT0"], cpus=1,
+    app = web_app(instances=1, cpus=1,
                   health_checks=[{"type": "http", "port_index": 0, "interval": 0.5,
                                   "timeout": 1, "grace": 10, "consecutive_failures": 2}])
-    del app["command"]
+    del app["command"]  # an argv instead: the script as $0 of a shell that expands $PORT0
     app["args"] = ["/bin/sh", "-c", 'exec python3 -c "$0" "$PORT0"', SLOW_SERVER]
     a.deploy(app)
     [t] = a.wait_tasks("web", lambda ts: len(ts) == 1 and ts[0]["state"] == "RUNNING", 20)
@@ -330,7 +330,15 @@ def test_slow_starter_within_its_grace_is_kept(apps_env):
     [h] = a.wait_healthy("web", 1, timeout=30)
     print("healthy %.1f s after RUNNING was seen" % (time.monotonic() - t0))
     assert h["id"] == t["id"], (t, h)  # the same instance: never killed
-    assert env.m.task(t["id"])["state"] == "RUNNING"
+    mtask = env.m.task(t["id"])
+    assert mtask["state"] == "RUNNING"
+    # it starts answering 500: killed HEALTH_CHECK_FAILED after its failures, and replaced
+    with open(os.path.join(env.agents[0].sandbox(mtask["container_id"]), "fail"), "w"):
+        pass
+    end = env.m.wait_task(t["id"], bt.TERMINAL, timeout=30)
+    assert (end["state"], end["reason"]) == ("KILLED", "HEALTH_CHECK_FAILED"), end
+    a.wait_tasks("web", lambda ts: len(ts) == 1 and ts[0]["id"] != t["id"], 20,
+                 what="a replacement")
 
 
 def test_unique_hostname_names_the_constraint(apps_env):
