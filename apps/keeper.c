@@ -123,8 +123,9 @@ static void on_subscribed(struct sched *s, const char *id, bool again, void *arg
 
 static int start_sched(struct apps *a, struct berr **err);
 
-/* The master no longer knows the framework (removed after its failover_timeout, or a new
- * master.db): its tasks are gone; start over as a new framework, every app from nothing. */
+/* The master no longer knows the framework (torn down, removed after its failover_timeout,
+ * or a new master.db): its tasks are gone; start over as a new framework, every app from
+ * nothing. */
 static void start_over(evutil_socket_t fd, short what, void *arg)
 {
     (void) fd, (void) what;
@@ -149,8 +150,12 @@ static void on_error(struct sched *s, const char *call, enum berr_code code, con
     (void) s;
     struct apps *a = arg;
     log_warning("master: %s: %s%s", call, msg, fatal ? " (the framework stopped)" : "");
-    if (fatal && streq(call, "SUBSCRIBE") && a->framework_id &&
-        (code == BERR_NOT_FOUND || code == BERR_CONFLICT)) {
+    /* the stream ends NOT_FOUND when the framework was removed, CONFLICT when another
+     * berth-apps subscribed as it (that one keeps the apps: this one ends); SUBSCRIBE is
+     * refused NOT_FOUND (unknown) or CONFLICT (removed) */
+    bool gone = streq(call, "SUBSCRIBE") ? code == BERR_NOT_FOUND || code == BERR_CONFLICT
+                                         : code == BERR_NOT_FOUND;
+    if (fatal && a->framework_id && gone) {
         log_warning("framework %s is gone at the master with its tasks: subscribing as a new "
                     "framework; every app starts from nothing",
                     a->framework_id);

@@ -375,3 +375,27 @@ def test_constraints_and_why_instances_wait(apps_env):
         print("waiting: %s" % w)
         assert words in w["message"], w
         assert a.tasks(app_id) == []
+
+
+def test_a_framework_torn_down_at_the_master_starts_over(apps_env):
+    """An admin removes berth-apps' framework (its tasks are killed): berth-apps subscribes
+    as a new framework and launches every app again."""
+    env = apps_env(n_agents=1)
+    a = env.apps
+    a.deploy(web_app(instances=2))
+    old = a.wait_healthy("web", 2)
+    fw = env.m.task(old[0]["id"])["framework_id"]
+    st, body = env.m.request("DELETE", "/v1/frameworks/" + fw)
+    assert st in (200, 202, 204), (st, body)
+    try:
+        new = a.wait_tasks("web", lambda ts: len(ts) == 2 and not {t["id"] for t in ts} &
+                           {t["id"] for t in old} and all(t.get("healthy") for t in ts), 30,
+                           what="2 new healthy instances")
+    except AssertionError:
+        print(a.log[-4000:])
+        raise
+    fw2 = env.m.task(new[0]["id"])["framework_id"]
+    assert fw2 != fw
+    for t in old:
+        assert env.m.task(t["id"])["state"] == "KILLED"
+    assert a.proc.poll() is None
