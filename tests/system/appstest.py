@@ -172,7 +172,7 @@ def web_app(app_id="web", instances=3, **extra):
     app = {"id": app_id, "command": WEB, "instances": instances, "cpus": 0.25, "mem": "64MiB",
            "ports": [{"name": "http"}],
            "health_checks": [{"type": "http", "port_index": 0, "path": "/", "interval": 0.5,
-                              "timeout": 1, "grace": 20, "consecutive_failures": 3}],
+                              "timeout": 2, "grace": 20, "consecutive_failures": 3}],
            "backoff": {"seconds": 0.2, "factor": 2, "max_seconds": 2, "reset_seconds": 5}}
     app.update(extra)
     return app
