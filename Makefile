@@ -85,7 +85,7 @@ LIBML = $(B)/libmasterlink.a
 LIBSCHED = $(B)/libberthsched.a
 
 BINS = $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/berth-master \
-       $(B)/berth-seed-framework
+       $(B)/berth-seed-framework $(B)/berth-apps
 UNIT_BINS = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 HELPERS = $(B)/tests/probe
 
@@ -138,6 +138,18 @@ $(B)/berth-master: $(call obj,$(MASTER_SRC)) $(LIBCONFIG) $(LIBML) $(LIBCOMMON)
 $(B)/berth-seed-framework: $(call obj,examples/seed-framework.c) $(LIBSCHED) $(LIBML) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_SCHED) $(LIBS_COMMON)
 
+# berth-apps (issue #16): a framework on libberthsched; its pure decisions (model.c, plan.c,
+# constraints.c) are also linked alone by its unit test
+APPS_SRC = $(wildcard apps/*.c)
+APPS_PURE = $(call obj,apps/model.c apps/plan.c apps/constraints.c)
+LIBS_APPS = $(shell pkg-config --libs libevent libevent_openssl libssl libcurl sqlite3 yajl \
+              2>/dev/null) $(LIBS_ML) -lm
+$(B)/berth-apps: $(call obj,$(APPS_SRC)) $(LIBCONFIG) $(LIBSCHED) $(LIBML) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_APPS) $(LIBS_CONFIG) $(LIBS_COMMON)
+$(B)/tests/apps_test: $(B)/obj/tests/unit/apps_test.o $(APPS_PURE) $(LIBML) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_ML) $(LIBS_COMMON) -lm
+
 # Unit tests link the module under test (all libraries are available; the linker takes
 # only what is referenced).
 $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
@@ -145,6 +157,8 @@ $(B)/tests/%_test: $(B)/obj/tests/unit/%_test.o $(LIBCONFIG) $(LIBISO) $(LIBML) 
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_ML) $(LIBS_COMMON)
 # master is no library: master_test and allocator_test link the one pure file each tests
 $(B)/tests/master_test: $(call obj,master/placement.c)
+# berth-apps' constraints (apps/constraints.c, issue #16) are pure: their test links them alone
+$(B)/tests/apps_constraints_test: $(call obj,apps/constraints.c)
 $(B)/tests/allocator_test: $(B)/obj/tests/unit/allocator_test.o $(call obj,master/allocator.c) \
                            $(LIBCOMMON)
 	@mkdir -p $(dir $@)

@@ -22,6 +22,11 @@ void api_serve_node(struct agent *a, struct evhttp_request *req)
     yajl_gen_map_open(g);
     json_kv_str(g, "id", a->node_id);
     json_kv_str(g, "hostname", a->hostname);
+    json_str(g, "attributes");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < a->cfg.n_attrs; i++)
+        json_kv_str(g, a->cfg.attrs[i].name, a->cfg.attrs[i].value);
+    yajl_gen_map_close(g);
     json_kv_i64(g, "cgroup_version", iso_host_version(a->host));
     json_kv_str(g, "isolation", iso);
     json_kv_str(g, "ports", a->cfg.ports);

@@ -26,6 +26,11 @@ static char *subscribe_body(struct link *l)
     yajl_gen_map_open(g);
     json_kv_str(g, "hostname", a->hostname);
     json_kv_str(g, "version", BERTH_VERSION);
+    json_str(g, "attributes"); /* [attributes]: the master puts them on every offer */
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < a->cfg.n_attrs; i++)
+        json_kv_str(g, a->cfg.attrs[i].name, a->cfg.attrs[i].value);
+    yajl_gen_map_close(g);
     json_str(g, "auth");
     yajl_gen_map_open(g);
     json_kv_str(g, "method", l->use_join ? "join" : "agent-key");

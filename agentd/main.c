@@ -216,7 +216,10 @@ static int setup(struct agent *a, struct berr **err)
         return berr_set(err, errno, "chmod '%s'", cfg->work_dir);
     if ((r = node_id(a)) < 0)
         return berr_set(err, -r, "write '%s/node-id'", cfg->work_dir);
-    if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0)
+    /* [agent] hostname: two agents on one host (tests, a lab) need names of their own */
+    if (cfg->hostname && *cfg->hostname)
+        snprintf(a->hostname, sizeof(a->hostname), "%s", cfg->hostname);
+    else if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0)
         snprintf(a->hostname, sizeof(a->hostname), "localhost");
     a->executor_path = find_executor(cfg->executor);
     if (access(a->executor_path, X_OK) < 0)

@@ -2,7 +2,8 @@
 /* apps/constraints.h - berth-apps' placement constraints over agent attributes (docs/apps.md,
  * "constraints"): [field, op] or [field, op, value] with op UNIQUE, CLUSTER, MAX_PER, LIKE,
  * UNLIKE and field "hostname" or an agent attribute ([attributes] in agent.conf, carried by
- * every offer as ml_attr pairs). Pure decisions: constraints.c, tests/unit/apps_test.c. */
+ * every offer as ml_attr pairs). Pure decisions: constraints.c,
+ * tests/unit/apps_constraints_test.c. */
 #pragma once
 
 #include <regex.h>
@@ -56,8 +57,7 @@ const char *app_place_value(const struct app_place *p, const char *field);
  * agent-b" or "rack LIKE r[12]: agent-c has rack=r3" or "rack LIKE r[12]: agent-c has no
  * rack". */
 bool app_constraint_ok(const struct app_constraint *c, const struct app_place *candidate,
-                       const struct app_place *placed, size_t n_placed, char *why,
-                       size_t whylen);
+                       const struct app_place *placed, size_t n_placed, char *why, size_t whylen);
 /* All of them: the first refusing one's why. */
 bool app_constraints_ok(const struct app_constraint *cs, size_t n,
                         const struct app_place *candidate, const struct app_place *placed,

@@ -58,6 +58,22 @@ static char *pair_text(yajl_val obj)
     return xasprintf("%s / %s", c, m);
 }
 
+/* "rack=r1,zone=z1" ([attributes] of the agent, in its order), or "-" when it has none. */
+static char *attrs_text(yajl_val obj)
+{
+    if (!obj || !YAJL_IS_OBJECT(obj) || obj->u.object.len == 0)
+        return xstrdup("-");
+    char *s = xstrdup("");
+    for (size_t i = 0; i < obj->u.object.len; i++) {
+        yajl_val v = obj->u.object.values[i];
+        char *n = xasprintf("%s%s%s=%s", s, i ? "," : "", obj->u.object.keys[i],
+                            YAJL_IS_STRING(v) ? v->u.string : "?");
+        free(s);
+        s = n;
+    }
+    return s;
+}
+
 static int verb_agents(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
     bool json = false;
@@ -72,9 +88,9 @@ static int verb_agents(struct ctl *ctl, int argc, char **argv, struct berr **err
         yajl_tree_free(v);
         return r < 0 ? berr_set(err, EIO, "write stdout") : 0;
     }
-    static const char *const header[] = {"ID",    "HOSTNAME",    "STATE",
-                                         "TASKS", "ALLOCATABLE", "ALLOCATED",
-                                         "USED",  "NODE USED",   "LAST SEEN"};
+    static const char *const header[] = {"ID",          "HOSTNAME",  "STATE", "TASKS",
+                                         "ALLOCATABLE", "ALLOCATED", "USED",  "NODE USED",
+                                         "LAST SEEN",   "ATTRIBUTES"};
     struct ctl_table t;
     ctl_table_init(&t, ARRAY_SIZE(header), header);
     yajl_val agents = json_get(v, "agents");
@@ -100,6 +116,7 @@ static int verb_agents(struct ctl *ctl, int argc, char **argv, struct berr **err
         _cleanup_free_ char *node = use ? xasprintf("%s / %s", nc, nm) : xstrdup("-");
         char ago[40];
         snprintf(ago, sizeof(ago), "%s ago", seen);
+        _cleanup_free_ char *attrs = attrs_text(json_get(a, "attributes"));
         const char *row[] = {id,
                              json_get_str(a, "hostname"),
                              json_get_str(a, "state"),
@@ -108,7 +125,8 @@ static int verb_agents(struct ctl *ctl, int argc, char **argv, struct berr **err
                              placed,
                              used,
                              node,
-                             ago};
+                             ago,
+                             attrs};
         ctl_table_add(&t, row);
     }
     ctl_table_print(&t, stdout);

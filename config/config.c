@@ -73,6 +73,7 @@ void cfg_defaults(struct cfg_agent *cfg)
     cfg->ports = xstrdup("[31000-32000]");
     cfg->config_file = xstrdup(CFG_DEFAULT_FILE);
     cfg_network_defaults(cfg);
+    cfg_node_defaults(cfg);
 }
 
 void cfg_done(struct cfg_agent *cfg)
@@ -89,6 +90,7 @@ void cfg_done(struct cfg_agent *cfg)
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         free(*strs[i]);
     cfg_network_done(cfg);
+    cfg_node_done(cfg);
     for (size_t i = 0; i < cfg->n_roles; i++)
         free(cfg->roles[i].name);
     free(cfg->roles);
@@ -411,6 +413,8 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
         if (parse_u64(num, &u) < 0 || u < 1 || u > 100)
             return BAD("percentage", "1% to 100% of the work_dir file system, e.g. 90%");
         cfg->gc_disk_watermark = u;
+    } else if (streq(key, "hostname")) {
+        return cfg_set_node_key(cfg, section, key, value, err);
     } else {
         return cfg_set_network_key(cfg, section, key, value, err); /* or unknown */
     }
@@ -500,6 +504,8 @@ int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const c
         return set_resources(cfg, section, key, value, err);
     if (streq(section, "network"))
         return cfg_set_network_key(cfg, section, key, value, err);
+    if (streq(section, "attributes"))
+        return cfg_set_node_key(cfg, section, key, value, err);
     if (streq(section, "reserved") && streq(key, "pids")) {
         uint64_t n;
         if (streq(value, "auto")) {
@@ -536,7 +542,9 @@ int cfg_set(struct cfg_agent *cfg, const char *section, const char *key, const c
             role->mem_bytes = mem;
         return 0;
     }
-    return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                     "unknown section [%s] (known: agent, resources, reserved, network, role.NAME)",
-                     section);
+    return berr_setc(
+            err, EINVAL, BERR_INVALID_ARGUMENT,
+            "unknown section [%s] (known: agent, resources, reserved, network, attributes, "
+            "role.NAME)",
+            section);
 }

@@ -23,9 +23,17 @@ struct cfg_role {
     uint64_t mem_bytes;
 };
 
+/* One [attributes] line (node.c): name = value, sent to the master with SUBSCRIBE. */
+struct cfg_attr {
+    char *name;  /* 1-63 of [A-Za-z0-9_.-] */
+    char *value; /* 0-255 printable ASCII characters */
+};
+#define CFG_MAX_ATTRS 64 /* masterlink's ML_MAX_ATTRS (unit-tested) */
+
 struct cfg_agent {
     /* [agent] */
     char *master;           /* "" = standalone */
+    char *hostname;         /* the name the agent gives the master; "" = gethostname() */
     char *work_dir;         /* /var/lib/berth */
     char *listen;           /* "unix:/run/berth/agent.sock[,tcp:127.0.0.1:5051]" */
     char *token_file;       /* the master link's join token; "" = none */
@@ -82,6 +90,9 @@ struct cfg_agent {
     /* [role.NAME] */
     struct cfg_role *roles;
     size_t n_roles;
+    /* [attributes], in the order first set (a later line of the same name replaces the value) */
+    struct cfg_attr *attrs;
+    size_t n_attrs;
     /* where the values came from, for messages */
     char *config_file;
     /* "FILE:LINE" or "--flag" where [reserved] cpus, mem, disk were set (NULL: default), so
@@ -134,6 +145,13 @@ void cfg_network_done(struct cfg_agent *cfg);
 int cfg_set_network_key(struct cfg_agent *cfg, const char *section, const char *key,
                         const char *value, struct berr **err);
 int cfg_parse_subnet(const char *s, uint32_t *ret_addr, unsigned *ret_prefix);
+/* node.c: what the agent tells the master about its node ([agent] hostname, [attributes]) -
+ * defaults, release, and one key as cfg_set takes it (-EINVAL with err when it is not
+ * one of them or is bad). */
+void cfg_node_defaults(struct cfg_agent *cfg);
+void cfg_node_done(struct cfg_agent *cfg);
+int cfg_set_node_key(struct cfg_agent *cfg, const char *section, const char *key, const char *value,
+                     struct berr **err);
 /* Each uid range slice a user namespace gets (uids 0..65535 inside). */
 #define CFG_USERNS_SLICE 65536
 /* The default mask_paths. */

@@ -22,6 +22,9 @@ const char cfg_default_text[] =
         "master_pin =\n"
         "; Allow master = http://... (no TLS; the agent still never sends its key).\n"
         "master_plain_http = false\n"
+        "; The name the agent gives the master (registry, offers, constraints); empty = the\n"
+        "; host's (gethostname). Set it when several agents share one host.\n"
+        "hostname =\n"
         "; State directory: state.db and sandboxes/<container-id>/.\n"
         "work_dir = /var/lib/berth\n"
         "; Local API: unix:/PATH and/or tcp:HOST:PORT, comma-separated (TCP needs\n"
@@ -124,4 +127,12 @@ const char cfg_default_text[] =
         "; Static reservations, offered only to one role (NAME: a-z, 0-9, '_', '-'):\n"
         "; [role.analytics]\n"
         "; cpus = 2\n"
-        "; mem = 4GiB\n";
+        "; mem = 4GiB\n"
+        "\n"
+        "; Free-form attributes of this node, sent to the master and carried by every\n"
+        "; offer (berth-apps' constraints match them): NAME = VALUE, NAME 1-63 of A-Z, a-z,\n"
+        "; 0-9, '_', '.', '-', VALUE 0-255 printable ASCII characters, at most 64. None by\n"
+        "; default:\n"
+        "; [attributes]\n"
+        "; rack = r1\n"
+        "; zone = eu-west-1a\n";

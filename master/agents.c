@@ -109,6 +109,7 @@ static void agent_free(struct master *m, struct m_agent *ag)
     free(ag->ports);
     free(ag->ports_used);
     free(ag->hostname);
+    ml_attrs_free(ag->attrs, ag->n_attrs);
     free(ag);
 }
 
@@ -240,6 +241,8 @@ static char *agent_row_json(const struct m_agent *ag)
     json_kv_bool(g, "lost_done", ag->lost_done);
     json_kv_double(g, "last_seen_at", ag->last_seen_at);
     json_kv_str(g, "ports", ag->ports ? ag->ports : "");
+    json_str(g, "attributes");
+    ml_attrs_gen(g, ag->attrs, ag->n_attrs);
     json_str(g, "reservations");
     yajl_gen_map_open(g);
     for (size_t i = 0; i < ag->n_resv; i++) {
@@ -291,6 +294,11 @@ static int load_row(struct master *m, const char *id, const char *host, const ch
     ag->registered_at = registered_at;
     const char *ports = json_get_str(v, "ports");
     ag->ports = xstrdup(ports ? ports : "");
+    /* rows of a master before attributes (issue #16) have none: the agent's next SUBSCRIBE
+     * brings them; a bad object (never written) counts as none */
+    _cleanup_berr_ struct berr *aerr = NULL;
+    if (ml_attrs_decode(json_get(v, "attributes"), &ag->attrs, &ag->n_attrs, &aerr) < 0)
+        log_warning("agent '%s': stored attributes ignored: %s", id, berr_msg(aerr));
     yajl_val rs = json_get(v, "reservations");
     size_t n = rs && YAJL_IS_OBJECT(rs) ? rs->u.object.len : 0;
     ag->resv = n ? xcalloc(n, sizeof(*ag->resv)) : NULL;
@@ -396,6 +404,8 @@ void master_agent_json(const struct m_agent *ag, yajl_gen g)
     yajl_gen_map_open(g);
     json_kv_str(g, "id", ag->id);
     json_kv_str(g, "hostname", ag->hostname);
+    json_str(g, "attributes");
+    ml_attrs_gen(g, ag->attrs, ag->n_attrs);
     json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
     json_kv_bool(g, "connected", ag->stream != NULL);
     json_kv_double(g, "registered_at", ag->registered_at);

@@ -101,6 +101,14 @@ void master_handshake_start(struct master *m, struct evhttp_request *req, struct
                       "up to 253) and \"resources\" {total, reserved, allocatable}");
         return;
     }
+    struct ml_attr *attrs = NULL;
+    size_t n_attrs = 0;
+    _cleanup_berr_ struct berr *aerr = NULL;
+    if (ml_attrs_decode(json_get(p, "attributes"), &attrs, &n_attrs, &aerr) < 0) {
+        master_refuse(m, req, BERR_INVALID_ARGUMENT, "SUBSCRIBE: %s", berr_msg(aerr));
+        return;
+    }
+    ml_attrs_free(attrs, n_attrs);
     if (!method || !ml_nonce_valid(nonce) ||
         (!streq(method, "agent-key") && !streq(method, "join"))) {
         master_refuse(m, req, BERR_UNAUTHORIZED,

@@ -126,6 +126,18 @@ static void subscribe_apply(struct master *m, struct m_pending *pd, struct ml_ca
     ml_auth_session_key(ag->key, &pd->hs, ag->session);
     free(ag->hostname);
     ag->hostname = xstrdup(host);
+    /* checked by master_handshake_start; an agent restarted with other [attributes] brings
+     * them here, and the next offers carry them */
+    struct ml_attr *attrs = NULL;
+    size_t n_attrs = 0;
+    _cleanup_berr_ struct berr *aerr = NULL;
+    if (ml_attrs_decode(json_get(p, "attributes"), &attrs, &n_attrs, &aerr) == 0) {
+        if (!is_new && !ml_attrs_equal(ag->attrs, ag->n_attrs, attrs, n_attrs))
+            log_info("agent '%s' (%s): its attributes changed", ag->id, host);
+        ml_attrs_free(ag->attrs, ag->n_attrs);
+        ag->attrs = attrs;
+        ag->n_attrs = n_attrs;
+    }
     read_amounts(res, "total", &ag->total_cpus, &ag->total_mem);
     read_amounts(res, "reserved", &ag->reserved_cpus, &ag->reserved_mem);
     resources_apply(m, ag, res);

@@ -122,6 +122,8 @@ struct m_agent {
     uint8_t key[ML_KEY_LEN];
     uint8_t session[ML_KEY_LEN];
     char *hostname;
+    struct ml_attr *attrs; /* its [attributes] from SUBSCRIBE (offers carry them) */
+    size_t n_attrs;
     /* resources from SUBSCRIBE: cpus in millicores, mem in bytes */
     uint64_t total_cpus, total_mem, reserved_cpus, reserved_mem, alloc_cpus, alloc_mem;
     struct m_resv *resv; /* its roles' reservations, parts of allocatable */
@@ -129,10 +131,9 @@ struct m_agent {
     char *ports;          /* its [resources] ports ranges, "" when none */
     uint16_t *ports_used; /* explicit host ports of its live tasks */
     size_t n_ports_used;
-    bool ports_offered;    /* an outstanding offer holds its ports */
-    struct drf_agent *drf; /* its part of the allocator */
-    /* sums over the master's live tasks placed here */
-    uint64_t placed_cpus, placed_mem;
+    bool ports_offered;               /* an outstanding offer holds its ports */
+    struct drf_agent *drf;            /* its part of the allocator */
+    uint64_t placed_cpus, placed_mem; /* sums over the master's live tasks placed here */
     unsigned placed_tasks;
     /* the last HEARTBEAT: node-wide and summed over the agent's tasks */
     bool has_usage;

@@ -130,7 +130,9 @@ static void to_ml(const struct m_offer *o, struct ml_offer *x)
                            .mem_bytes = o->remaining.mem,
                            .reserved_cpus_millis = o->reserved.cpus,
                            .reserved_mem_bytes = o->reserved.mem,
-                           .ports = o->ports};
+                           .ports = o->ports,
+                           .attrs = o->ag->attrs,
+                           .n_attrs = o->ag->n_attrs};
     snprintf(x->id, sizeof(x->id), "%s", o->id);
     snprintf(x->agent_id, sizeof(x->agent_id), "%s", o->ag->id);
 }
@@ -145,6 +147,8 @@ void master_offer_json(const struct m_offer *o, yajl_gen g)
     json_kv_str(g, "framework_name", o->fw->name);
     json_kv_str(g, "agent_id", o->ag->id);
     json_kv_str(g, "hostname", o->ag->hostname);
+    json_str(g, "attributes");
+    ml_attrs_gen(g, x.attrs, x.n_attrs);
     json_kv_str(g, "role", x.role);
     json_str(g, "resources");
     yajl_gen_map_open(g);

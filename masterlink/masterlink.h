@@ -400,6 +400,20 @@ struct ml_attr {
     char *value; /* 0-255 printable characters */
 };
 #define ML_MAX_ATTRS 64
+#define ML_ATTR_NAME_MAX 63
+#define ML_ATTR_VALUE_MAX 255
+/* attrs.c: the rules above (values: printable ASCII, 0x20-0x7e). */
+bool ml_attr_name_valid(const char *s);
+bool ml_attr_value_valid(const char *s);
+/* An "attributes" object ({"rack": "r1", ...}; NULL or absent: none) into a new array, in
+ * the object's order: 0 with *ret (NULL when none) and *ret_n, or -EINVAL with err naming the
+ * bad name or value, a duplicate name or more than ML_MAX_ATTRS. */
+int ml_attrs_decode(yajl_val obj, struct ml_attr **ret, size_t *ret_n, struct berr **err);
+/* Emit the object {"name": "value", ...} (no key before it). */
+void ml_attrs_gen(yajl_gen g, const struct ml_attr *a, size_t n);
+struct ml_attr *ml_attrs_dup(const struct ml_attr *a, size_t n); /* NULL when n is 0 */
+bool ml_attrs_equal(const struct ml_attr *a, size_t na, const struct ml_attr *b, size_t nb);
+void ml_attrs_free(struct ml_attr *a, size_t n); /* NULL is fine */
 
 struct ml_offer {
     char id[ML_OFFER_ID_LEN + 1];

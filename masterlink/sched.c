@@ -170,6 +170,8 @@ void ml_offer_gen(yajl_gen g, const struct ml_offer *o)
     json_kv_cpus(g, "cpus", o->reserved_cpus_millis);
     json_kv_u64(g, "mem", o->reserved_mem_bytes);
     yajl_gen_map_close(g);
+    json_str(g, "attributes");
+    ml_attrs_gen(g, o->attrs, o->n_attrs);
     yajl_gen_map_close(g);
 }
 
@@ -190,6 +192,9 @@ int ml_offer_decode(yajl_val v, struct ml_offer *ret, struct berr **err)
                          "offer: \"resources\" needs \"cpus\" and \"mem\"");
     (void) json_get_cpus(rsv, "cpus", &o.reserved_cpus_millis);
     (void) json_get_u64(rsv, "mem", &o.reserved_mem_bytes);
+    /* an older master sends none: an offer without attributes */
+    if (ml_attrs_decode(json_get(v, "attributes"), &o.attrs, &o.n_attrs, err) < 0)
+        return berr_wrap(err, "offer");
     snprintf(o.id, sizeof(o.id), "%s", id);
     snprintf(o.agent_id, sizeof(o.agent_id), "%s", agent);
     o.hostname = xstrdup(host ? host : "");
@@ -206,6 +211,9 @@ void ml_offer_done(struct ml_offer *o)
     free(o->role);
     free(o->ports);
     o->hostname = o->role = o->ports = NULL;
+    ml_attrs_free(o->attrs, o->n_attrs);
+    o->attrs = NULL;
+    o->n_attrs = 0;
 }
 
 /* Walk "[A-B,C,...]": fn(a, b, arg) per range; false when the text is malformed. */

@@ -100,6 +100,7 @@ static void on_status(struct sched *s, yajl_val v)
     yajl_val rec = json_get(v, "reconciliation");
     st.reconciliation = rec && YAJL_IS_TRUE(rec);
     (void) json_get_double(v, "timestamp", &st.timestamp);
+    st.healthy = ml_health_get(v, "healthy");
     _cleanup_free_ char *task = xstrdup(st.task_id), *uuid = st.uuid ? xstrdup(st.uuid) : NULL;
     if (s->cb.update)
         s->cb.update(s, &st, s->arg);

@@ -40,6 +40,7 @@ struct sched_status {
     int64_t exit_code, signal;
     bool reconciliation;
     double timestamp;
+    enum ml_health healthy; /* RUNNING with a health check: the agent's verdict (issue #16) */
 };
 
 /* Every callback gets the arg given to sched_new; any may be NULL. Calls may be made from

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* apps/config.c - berth-apps' settings (docs/apps.md "Configuration"): built-in defaults, then
+ * /etc/berth/apps.conf (or --config=FILE; INI read with libinih, section [apps]), then
+ * --key=value flags. Durations use config/'s parser like the other daemons. */
+#include "config/config.h"
+
+#include <ini.h>
+#include <string.h>
+
+#include "apps/appsd.h"
+
+/* The annotated defaults (--print-default-config): loading this text gives the defaults. */
+const char apps_default_config[] =
+        "; /etc/berth/apps.conf - berth-apps configuration (INI; docs/apps.md).\n"
+        "; Read in this order, later wins: built-in defaults (the values below), this file,\n"
+        "; then command-line flags --KEY=VALUE (--listen=0.0.0.0:5070).\n"
+        "; Durations: 10, 10s, 500ms, 2m, 1w.\n"
+        "\n"
+        "[apps]\n"
+        "; HOST:PORT of the HTTP API (/v1/apps, /v1/deployments).\n"
+        "listen = 127.0.0.1:5070\n"
+        "; Holds apps.db (SQLite: apps, versions, deployments, instances, the framework id).\n"
+        "work_dir = /var/lib/berth-apps\n"
+        "; File whose first line is the API's bearer token (at least 16 characters). Required.\n"
+        "token_file =\n"
+        "; TLS: the certificate (chain) and key of the API (PEM).\n"
+        "tls_cert =\n"
+        "tls_key =\n"
+        "; Serve plain HTTP: refused unless set, when tls_cert and tls_key are empty.\n"
+        "plain_http = false\n"
+        "; berth-master's URL.\n"
+        "master = https://127.0.0.1:5050\n"
+        "; CA bundle of the master's certificate (empty: the system's).\n"
+        "master_ca =\n"
+        "; File holding a master token with submit rights in role. Required.\n"
+        "master_token_file =\n"
+        "; The role berth-apps takes offers in and launches with.\n"
+        "role = *\n"
+        "; The framework's name at the master.\n"
+        "name = berth-apps\n"
+        "; How long the master keeps the apps' tasks while berth-apps is away.\n"
+        "failover_timeout = 1w\n"
+        "; error, warning, info or debug.\n"
+        "log_level = info\n";
+
+static void set_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = xstrdup(v);
+}
+
+static void defaults(struct apps_cfg *c)
+{
+    *c = (struct apps_cfg){0};
+    c->listen = xstrdup("127.0.0.1:5070");
+    c->work_dir = xstrdup("/var/lib/berth-apps");
+    c->token_file = xstrdup("");
+    c->tls_cert = xstrdup("");
+    c->tls_key = xstrdup("");
+    c->master = xstrdup("https://127.0.0.1:5050");
+    c->master_ca = xstrdup("");
+    c->master_token_file = xstrdup("");
+    c->role = xstrdup("*");
+    c->name = xstrdup("berth-apps");
+    c->failover_timeout_ms = UINT64_C(7) * 24 * 3600 * 1000;
+    c->log_level = xstrdup("info");
+}
+
+#define BAD(...) berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, __VA_ARGS__)
+
+static int set_key(struct apps_cfg *c, const char *section, const char *key, const char *value,
+                   struct berr **err)
+{
+    if (!streq(section, "apps"))
+        return BAD("unknown section [%s]", section);
+    char **path = streq(key, "work_dir")            ? &c->work_dir
+                  : streq(key, "token_file")        ? &c->token_file
+                  : streq(key, "tls_cert")          ? &c->tls_cert
+                  : streq(key, "tls_key")           ? &c->tls_key
+                  : streq(key, "master_ca")         ? &c->master_ca
+                  : streq(key, "master_token_file") ? &c->master_token_file
+                                                    : NULL;
+    if (path) {
+        if ((value[0] || streq(key, "work_dir")) && value[0] != '/')
+            return BAD("[apps] %s: '%s' is not an absolute path", key, value);
+        set_str(path, value);
+    } else if (streq(key, "listen")) {
+        const char *colon = strrchr(value, ':');
+        uint64_t port;
+        if (!colon || colon == value || parse_u64(colon + 1, &port) < 0 || port > 65535)
+            return BAD("[apps] listen: bad address '%s' (want HOST:PORT)", value);
+        set_str(&c->listen, value);
+    } else if (streq(key, "plain_http")) {
+        if (parse_bool(value, &c->plain_http) < 0)
+            return BAD("[apps] plain_http: '%s' is not a boolean", value);
+    } else if (streq(key, "master")) {
+        if (!str_has_prefix(value, "https://") && !str_has_prefix(value, "http://"))
+            return BAD("[apps] master: '%s' is not an http(s):// URL", value);
+        set_str(&c->master, value);
+    } else if (streq(key, "role")) {
+        if (!ml_role_valid(value))
+            return BAD("[apps] role: '%s' is not a role name", value);
+        set_str(&c->role, value);
+    } else if (streq(key, "name")) {
+        if (!value[0] || strlen(value) > 128)
+            return BAD("[apps] name: want 1-128 characters");
+        set_str(&c->name, value);
+    } else if (streq(key, "failover_timeout")) {
+        if (cfg_parse_duration_ms(value, &c->failover_timeout_ms) < 0)
+            return BAD("[apps] failover_timeout: bad duration '%s' (e.g. 1h, 1w)", value);
+    } else if (streq(key, "log_level")) {
+        if (!streq(value, "error") && !streq(value, "warning") && !streq(value, "info") &&
+            !streq(value, "debug"))
+            return BAD("[apps] log_level: '%s' (error, warning, info or debug)", value);
+        set_str(&c->log_level, value);
+    } else {
+        return BAD("unknown key '%s' in [apps]", key);
+    }
+    return 0;
+}
+
+struct parse_ctx {
+    struct apps_cfg *cfg;
+    struct berr **err;
+};
+
+static int handler(void *arg, const char *section, const char *name, const char *value)
+{
+    struct parse_ctx *c = arg;
+    if (!name)
+        return 1;
+    if (*c->err)
+        return 0;
+    return set_key(c->cfg, section[0] ? section : "(none)", name, value, c->err) < 0 ? 0 : 1;
+}
+
+int apps_cfg_load(struct apps_cfg *cfg, int argc, char **argv, struct berr **err)
+{
+    defaults(cfg);
+    const char *file = APPS_DEFAULT_CONFIG;
+    bool named = false;
+    for (int i = 1; i < argc; i++) {
+        if (str_has_prefix(argv[i], "--config=")) {
+            file = argv[i] + 9;
+            named = true;
+        } else if (streq(argv[i], "--config") && i + 1 < argc) {
+            file = argv[++i];
+            named = true;
+        }
+    }
+    cfg->config_file = xstrdup(file);
+    FILE *f = fopen(file, "re");
+    if (!f && (named || errno != ENOENT))
+        return berr_setc(err, errno, BERR_INVALID_ARGUMENT, "%s: %s", file, strerror(errno));
+    if (f) {
+        struct parse_ctx c = {.cfg = cfg, .err = err};
+        int line = ini_parse_file(f, handler, &c);
+        fclose(f);
+        if (line != 0) {
+            if (*err)
+                return berr_wrap(err, "%s:%d", file, line);
+            return BAD("%s:%d: syntax error (expected [section] or key = value)", file, line);
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        if (streq(argv[i], "--config")) {
+            i++;
+            continue;
+        }
+        if (str_has_prefix(argv[i], "--config="))
+            continue;
+        const char *eq = strchr(argv[i], '=');
+        if (!str_has_prefix(argv[i], "--") || !eq)
+            return BAD("%s: expected --KEY=VALUE (see berth-apps --help)", argv[i]);
+        _cleanup_free_ char *key = xstrndup(argv[i] + 2, (size_t) (eq - argv[i] - 2));
+        for (char *p = key; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        if (set_key(cfg, "apps", str_has_prefix(key, "apps.") ? key + 5 : key, eq + 1, err) < 0)
+            return berr_wrap(err, "%s", argv[i]);
+    }
+    if (!cfg->token_file[0])
+        return BAD("%s: [apps] token_file is required (the API's bearer token)",
+                   cfg->config_file);
+    if (!cfg->master_token_file[0])
+        return BAD("%s: [apps] master_token_file is required (a master token with submit "
+                   "rights in role '%s')",
+                   cfg->config_file, cfg->role);
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0])
+        return BAD("%s: [apps] tls_cert and tls_key go together", cfg->config_file);
+    if (!cfg->tls_cert[0] && !cfg->plain_http)
+        return BAD("%s: [apps] tls_cert and tls_key are not set: set them, or plain_http = true "
+                   "to serve plain HTTP",
+                   cfg->config_file);
+    return 0;
+}
+
+void apps_cfg_done(struct apps_cfg *c)
+{
+    char *s[] = {c->listen, c->work_dir,          c->token_file, c->tls_cert,
+                 c->tls_key, c->master,           c->master_ca,  c->master_token_file,
+                 c->role,   c->name,              c->log_level,  c->config_file};
+    for (size_t i = 0; i < ARRAY_SIZE(s); i++)
+        free(s[i]);
+    *c = (struct apps_cfg){0};
+}
