@@ -85,6 +85,26 @@ static int read_app_file(const char *path, char **ret, struct berr **err)
     return 0;
 }
 
+/* Whether the POST of app file body failed because the app exists: 409 ALREADY_EXISTS, or a
+ * 409 CONFLICT (which also says "a service port is another app's") when the app is there
+ * (GET /v1/apps/{id}); anything else keeps the POST's error. */
+static bool app_exists_error(struct ctl *ctl, const char *body)
+{
+    if (streq(ctl->err_code, "ALREADY_EXISTS"))
+        return true;
+    if (!streq(ctl->err_code, "CONFLICT"))
+        return false;
+    _cleanup_berr_ struct berr *e = NULL;
+    _cleanup_free_ char *id = NULL;
+    if (ctl_app_file_id(body, &id, &e) < 0)
+        return false;
+    _cleanup_free_ char *path = ctl_app_path(id, NULL);
+    yajl_val v = NULL;
+    int r = ctl_call(ctl, "GET", path, NULL, &v, &e);
+    yajl_tree_free(v);
+    return r == 0;
+}
+
 static int app_deploy(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
     struct app_opts o;
@@ -97,7 +117,7 @@ static int app_deploy(struct ctl *ctl, int argc, char **argv, struct berr **err)
         return r;
     yajl_val v = NULL;
     r = ctl_call(ctl, "POST", "/v1/apps", body, &v, err);
-    if (r < 0 && streq(ctl->err_code, "ALREADY_EXISTS")) {
+    if (r < 0 && app_exists_error(ctl, body)) {
         /* the app is there: this file is its new definition (docs/apps.md, berthctl) */
         _cleanup_free_ char *id = NULL;
         berr_free(err);

@@ -174,24 +174,26 @@ def deploy(apps, tmp):
                          % (len(first_running), N, len(first_healthy),
                             apps.ctl("app", "inspect", APP_ID).stdout[-2000:]))
     per_agent = {}
-    for x in apps.tasks():
-        per_agent[x.get("hostname") or x.get("agent_id")] = \
-            per_agent.get(x.get("hostname") or x.get("agent_id"), 0) + 1
+    for x in apps.tasks():  # by agent id: the agents of this host share its hostname
+        per_agent[x.get("agent_id")] = per_agent.get(x.get("agent_id"), 0) + 1
     return {"answer": t_answer, "running": t_running, "healthy": t_healthy, "done": t_done,
             "inst_running": list(first_running.values()),
             "inst_healthy": list(first_healthy.values()), "per_agent": per_agent}
 
 
-def remove(apps):
+def live(agents):
+    return [c for a in agents for c in a.get("/v1/containers")[1]["containers"]
+            if c["state"] not in bt.TERMINAL]
+
+
+def remove(apps, agents):
+    """app rm, until every instance has ended on its agent."""
     t0 = time.monotonic()
     r = apps.ctl("app", "rm", APP_ID)
     if r.returncode != 0:
         raise SystemExit("apps_bench: app rm: %s" % r.stderr.strip())
-
-    def gone():
-        s, _ = apps.request("GET", "/v1/apps/" + APP_ID)
-        return s == 404
-    bt.wait_for(gone, 120 * bt.SLOW, interval=0.05, what="the app removed")
+    bt.wait_for(lambda: not live(agents), 120 * bt.SLOW, interval=0.05,
+                what="the app's instances ended")
     return time.monotonic() - t0
 
 
@@ -261,15 +263,19 @@ def main():
             a.start()
         m.wait_agents(AGENTS)
         apps = Apps(tmp, m, submit_token(m)).start()
+
+        def subscribed():
+            fws = m.request("GET", "/v1/frameworks")[1].get("frameworks", [])
+            return [f for f in fws if f.get("name") == "berth-apps"
+                    and f.get("state", "").startswith("CONNECTED")]
+        # a deploy on a berth-apps that is up: subscribed at the master, offers coming
+        bt.wait_for(subscribed, 30 * bt.SLOW, what="berth-apps subscribed at the master")
         res = deploy(apps, tmp)
-        res["rm"] = remove(apps)
+        res["rm"] = remove(apps, agents)
         print("apps_bench: deploy of %d instances on %d agents (%s check): answer %.3f s, all "
               "RUNNING %.2f s, all healthy %.2f s, deployment done %.2f s; app rm %.2f s; "
               "per agent %r" % (N, AGENTS, CHECK, res["answer"], res["running"],
                                 res["healthy"], res["done"], res["rm"], res["per_agent"]))
-        bt.wait_for(lambda: not [c for a in agents for c in a.get("/v1/containers")[1]
-                                 ["containers"] if c["state"] not in bt.TERMINAL],
-                    60 * bt.SLOW, what="the app's tasks to end")
         floor_running, floor_healthy = direct(agents)
         print("apps_bench: floor, %d launches on the agents' API: all RUNNING %.2f s, all "
               "healthy %.2f s" % (N, floor_running, floor_healthy))
@@ -301,7 +307,7 @@ def main():
         "| deployment done (gone from /v1/deployments) | %.2f s |\n"
         "| an instance RUNNING: p50 / p90 | %.2f s / %.2f s |\n"
         "| an instance healthy: p50 / p90 | %.2f s / %.2f s |\n"
-        "| `app rm` until the app is gone | %.2f s |\n"
+        "| `app rm` until every instance has ended on its agent | %.2f s |\n"
         "| floor: the same %d tasks POSTed to the agents' API directly, all RUNNING / all "
         "healthy | %.2f s / %.2f s |\n\n"
         "Instances per agent: %s. Healthy lags RUNNING by the first check (its `delay` is "
