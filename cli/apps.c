@@ -18,8 +18,9 @@ struct app_opts {
     bool help;
 };
 
-/* Options of `app SUB` (argv[0] = SUB) and exactly nargs positional arguments after them,
- * left at argv[optind..]. quiet_ok/json_ok: whether -q and -o json are accepted. */
+/* Options of `app SUB` (argv[0] = SUB) anywhere on the line (GNU getopt permutes: `app tasks
+ * web -o json`) and exactly nargs positional arguments, left at argv[optind..].
+ * quiet_ok/json_ok: whether -q and -o json are accepted. */
 static int app_opts(int argc, char **argv, int nargs, const char *args, bool json_ok, bool quiet_ok,
                     struct app_opts *o, struct berr **err)
 {
@@ -34,7 +35,7 @@ static int app_opts(int argc, char **argv, int nargs, const char *args, bool jso
     *o = (struct app_opts){0};
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:o:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:qh", longopts, NULL)) != -1) {
         if (c == 'h') {
             o->help = true;
             return 0;

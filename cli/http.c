@@ -73,7 +73,14 @@ static int answer_error(struct ctl *ctl, long status, const char *body, struct b
     yajl_val root = body ? json_parse(body, strlen(body), NULL) : NULL;
     yajl_val e = json_get(root, "error");
     const char *name = json_get_str(e, "code");
-    const char *msg = json_get_str(e, "message");
+    /* the error is one line: a peer's message may carry a parser's newlines (yajl's) */
+    _cleanup_free_ char *msg =
+            json_get_str(e, "message") ? xstrdup(json_get_str(e, "message")) : NULL;
+    for (char *p = msg; p && *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    for (size_t n = msg ? strlen(msg) : 0; n > 0 && msg[n - 1] == ' '; n--)
+        msg[n - 1] = 0;
     enum berr_code code = berr_code_from_name(name);
     if (code < 0)
         code = BERR_CODE_NONE; /* a code this berthctl does not know: the message says it */
