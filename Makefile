@@ -322,8 +322,8 @@ $(B)/master.conf: $(B)/berth-master packaging/gen-conf.sh
 $(B)/apps.conf: $(B)/berth-apps packaging/gen-conf.sh
 	sh packaging/gen-conf.sh $(B)/berth-apps > $@.tmp && mv $@.tmp $@
 
-# berth-agent.conf(5) and berth-master.conf(5): their key lists are generated from
-# docs/config.md's tables
+# berth-agent.conf(5), berth-master.conf(5) and berth-apps.conf(5): their key lists are
+# generated from docs/config.md's tables
 $(B)/man/berth-agent.conf.5: packaging/man/berth-agent.conf.5.in docs/config.md \
                              packaging/man/config-keys.py
 	@mkdir -p $(dir $@)
@@ -334,12 +334,11 @@ $(B)/man/berth-master.conf.5: packaging/man/berth-master.conf.5.in docs/config.m
 	@mkdir -p $(dir $@)
 	python3 packaging/man/config-keys.py packaging/man/berth-master.conf.5.in docs/config.md \
 	        $(VERSION) '## berth-master' > $@.tmp && mv $@.tmp $@
-# berth-apps.conf(5): the key table of docs/apps.md, "Configuration"
-$(B)/man/berth-apps.conf.5: packaging/man/berth-apps.conf.5.in docs/apps.md \
+$(B)/man/berth-apps.conf.5: packaging/man/berth-apps.conf.5.in docs/config.md \
                             packaging/man/config-keys.py
 	@mkdir -p $(dir $@)
-	python3 packaging/man/config-keys.py packaging/man/berth-apps.conf.5.in docs/apps.md \
-	        $(VERSION) '## Configuration' > $@.tmp && mv $@.tmp $@
+	python3 packaging/man/config-keys.py packaging/man/berth-apps.conf.5.in docs/config.md \
+	        $(VERSION) '## berth-apps' > $@.tmp && mv $@.tmp $@
 
 deb: deps
 	@bash tests/install-deps.sh dpkg-dev

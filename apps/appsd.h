@@ -100,6 +100,7 @@ struct apps {
     struct evhttp *http;
     void *tls; /* SSL_CTX */
     struct event *ev_tick, *ev_sigterm, *ev_sigint;
+    int exit_code; /* 1 once the master refused us for good */
 };
 
 /* store.c */

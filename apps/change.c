@@ -116,8 +116,8 @@ static void create(struct apps *a, struct evhttp_request *req, struct app_def *d
     *p = app;
     apps_store_app(a, app);
     struct dep *dep = apps_dep_new(a, app->def.id, "create", app->version, NULL);
-    apps_step(a);
     answer(a, req, 201, app, dep);
+    apps_step(a); /* after the answer: a deployment with nothing to do ends (is freed) here */
 }
 
 void apps_change(struct apps *a, struct evhttp_request *req, struct app *app,
@@ -129,8 +129,8 @@ void apps_change(struct apps *a, struct evhttp_request *req, struct app *app,
         app->deleting = true;
         apps_store_app(a, app);
         struct dep *dep = apps_dep_new(a, app->def.id, "delete", app->version, NULL);
-        apps_step(a);
         answer(a, req, 202, NULL, dep);
+        apps_step(a);
         return;
     }
     yajl_val v = NULL;
@@ -214,8 +214,8 @@ void apps_change(struct apps *a, struct evhttp_request *req, struct app *app,
         apps_store_app(a, app);
         dep = apps_dep_new(a, app->def.id, what, app->version, from);
     }
-    apps_step(a);
     answer(a, req, 200, app, dep);
+    apps_step(a);
 }
 
 void apps_stop_deployment(struct apps *a, struct dep *d)

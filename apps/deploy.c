@@ -187,8 +187,10 @@ static void fail_deployment(struct apps *a, struct app *app, struct dep *d)
     apps_store_app(a, app);
 }
 
-static void step_app(struct apps *a, struct app *app, double now)
+/* One app's step; true when the app is gone (deleted). */
+static bool step_app(struct apps *a, struct app *app, double now)
 {
+    bool gone = false;
     size_t n = 0;
     for (struct inst *i = a->insts; i; i = i->next)
         n += streq(i->app_id, app->def.id);
@@ -236,6 +238,7 @@ static void step_app(struct apps *a, struct app *app, double now)
                     break;
                 }
             apps_app_free(app);
+            gone = true;
         }
         goto out;
     }
@@ -273,6 +276,7 @@ static void step_app(struct apps *a, struct app *app, double now)
 out:
     free(is);
     free(pi);
+    return gone;
 }
 
 void apps_step(struct apps *a)
@@ -281,9 +285,12 @@ void apps_step(struct apps *a)
         return; /* nothing is decided before every known instance was answered for */
     double now = now_realtime();
     unsigned want = 0;
+    bool more = false; /* an app wants launches it did not want before */
     for (struct app *app = a->apps, *next; app; app = next) {
         next = app->next;
-        step_app(a, app, now);
+        unsigned before = app->want;
+        if (!step_app(a, app, now) && !before && app->want)
+            more = true;
     }
     for (struct app *app = a->apps; app; app = app->next)
         want += app->want;
@@ -291,7 +298,9 @@ void apps_step(struct apps *a)
     for (struct inst *i = a->insts; i; i = i->next)
         if (i->killing && now - i->killed_at > 10)
             apps_kill(a, i);
-    if (want && a->suppressed && sched_revive(a->s) == 0) {
+    /* REVIVE also lifts the filters of the offers declined meanwhile: the launch need not
+     * wait for them (a backoff that just ended, a scale) */
+    if (want && (a->suppressed || more) && sched_revive(a->s) == 0) {
         a->suppressed = false;
         log_debug("revive: %u instances to launch", want);
     } else if (!want && !a->suppressed && sched_connected(a->s) && sched_suppress(a->s) == 0) {

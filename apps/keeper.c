@@ -121,14 +121,45 @@ static void on_subscribed(struct sched *s, const char *id, bool again, void *arg
     check_reconciled(a);
 }
 
+static int start_sched(struct apps *a, struct berr **err);
+
+/* The master no longer knows the framework (removed after its failover_timeout, or a new
+ * master.db): its tasks are gone; start over as a new framework, every app from nothing. */
+static void start_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    struct apps *a = arg;
+    sched_free(a->s);
+    a->s = NULL;
+    while (a->insts)
+        apps_inst_remove(a, a->insts);
+    free(a->framework_id);
+    a->framework_id = NULL;
+    apps_store_meta(a, "framework_id", NULL);
+    _cleanup_berr_ struct berr *err = NULL;
+    if (start_sched(a, &err) < 0) {
+        log_error("cannot subscribe again: %s", berr_msg(err));
+        event_base_loopexit(a->base, NULL);
+    }
+}
+
 static void on_error(struct sched *s, const char *call, enum berr_code code, const char *msg,
                      bool fatal, void *arg)
 {
-    (void) s, (void) code;
+    (void) s;
     struct apps *a = arg;
     log_warning("master: %s: %s%s", call, msg, fatal ? " (the framework stopped)" : "");
-    if (fatal)
+    if (fatal && streq(call, "SUBSCRIBE") && a->framework_id &&
+        (code == BERR_NOT_FOUND || code == BERR_CONFLICT)) {
+        log_warning("framework %s is gone at the master with its tasks: subscribing as a new "
+                    "framework; every app starts from nothing",
+                    a->framework_id);
+        struct timeval tv = {0, 0};
+        event_base_once(a->base, -1, EV_TIMEOUT, start_over, a, &tv);
+    } else if (fatal) {
+        a->exit_code = 1;
         event_base_loopexit(a->base, NULL);
+    }
 }
 
 static void on_disconnected(struct sched *s, const char *why, void *arg)
@@ -376,6 +407,11 @@ static void on_offers(struct sched *s, const struct ml_offer *offers, size_t n, 
 }
 
 int apps_keeper_start(struct apps *a, struct berr **err)
+{
+    return start_sched(a, err);
+}
+
+static int start_sched(struct apps *a, struct berr **err)
 {
     const char *roles[] = {a->cfg.role, NULL};
     struct sched_config cfg = {.master = a->cfg.master,

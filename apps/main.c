@@ -75,7 +75,7 @@ static int setup(struct apps *a, struct berr **err)
     if ((r = apps_keeper_start(a, err)) < 0)
         return r;
     a->ev_tick = event_new(a->base, -1, EV_PERSIST, apps_tick, a);
-    struct timeval tv = {.tv_sec = 0, .tv_usec = 250000};
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
     event_add(a->ev_tick, &tv);
     a->ev_sigterm = evsignal_new(a->base, SIGTERM, on_stop_signal, a);
     a->ev_sigint = evsignal_new(a->base, SIGINT, on_stop_signal, a);
@@ -168,6 +168,7 @@ int main(int argc, char **argv)
             log_warning("cannot notify '%s' that berth-apps is ready", notify);
         event_base_dispatch(a.base);
         notify_send(notify, "STOPPING=1");
+        rc = a.exit_code;
     }
     teardown(&a);
     return rc;

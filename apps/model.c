@@ -21,8 +21,8 @@ bool app_id_valid(const char *s)
 /* The fields of an APP answer that a PUT may carry back: ignored. */
 static bool output_field(const char *k)
 {
-    static const char *const out[] = {"version", "running",     "healthy", "staged",
-                                      "deployments", "waiting", "tasks"};
+    static const char *const out[] = {"version",     "serving_version", "running", "healthy",
+                                      "staged",      "deployments",     "waiting", "tasks"};
     for (size_t i = 0; i < ARRAY_SIZE(out); i++)
         if (streq(k, out[i]))
             return true;

@@ -88,10 +88,13 @@ def test_man_berth_apps_renders_and_is_complete(deb_roots):
 
 
 def apps_doc_keys():
-    """The keys of docs/apps.md's "Configuration" table, in order."""
+    """The keys of docs/config.md's berth-apps table, in order; docs/apps.md's list the
+    same."""
+    keys = doc_keys("## berth-apps")["master"]  # doc_keys files one-section tables so
     md = open(os.path.join(REPO, "docs/apps.md")).read()
     body = md.split("\n## Configuration", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^\| `([a-z_]+)` \|", body, re.M)
+    assert re.findall(r"^\| `([a-z_]+)` \|", body, re.M) == keys
+    return keys
 
 
 def test_man_apps_conf_renders_and_has_every_key(deb_roots):
