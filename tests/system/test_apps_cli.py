@@ -1,72 +1,51 @@
 # SPDX-License-Identifier: Apache-2.0
 """tests/system/test_apps_cli.py - `berthctl --apps URL app ...` (docs/cli.md, "With --apps")
-against a real berth-apps on a real berth-master (TLS) with a real agent: every verb (deploy
+against a real berth-apps (appstest.py's apps_env: TLS, on a real berth-master) with a real
+agent: every verb (deploy
 as create and as update, ls and ls -q, inspect with and without -o json, scale, restart,
 update, tasks, rm), the token from --token-file and from $BERTH_APPS_TOKEN_FILE, an app file
 on stdin, `inspect` naming the constraint an instance waits for, and the error lines: an
-unknown app, a wrong or missing token, an unreachable URL, a file berth-apps refuses,
+unknown app, a wrong or missing token, a certificate not of --cacert, an unreachable URL, a
+file berth-apps refuses,
 local checks made before any call. Instances are busybox httpd servers on $PORT0 with an
 HTTP health check; the test reaches each on the address `app tasks` prints."""
 
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import urllib.request
-
-import pytest
 
 import berthtest as bt
 import mastertest as mt
-import schedtest as st
+from appstest import apps_env  # noqa: F401 (fixture)
 
-APPS_BIN = os.path.join(bt.BUILD, "berth-apps")
 SERVER = ("d=$(mktemp -d) && echo ok >\"$d/index.html\" && "
           "exec busybox httpd -f -p \"$PORT0\" -h \"$d\"")
-WAIT = 90  # berth-apps declines offers for a while when it has nothing to launch
+WAIT = 60
 
 
-class Apps(bt.Daemon):
-    """berth-apps on a free loopback port (plain HTTP), a framework of master m."""
+class Ctl:
+    """berthctl --apps on appstest's berth-apps (TLS: --cacert the session's CA)."""
 
-    NAME = "berth-apps"
+    def __init__(self, apps):
+        self.apps = apps
+        self.url = apps.url
+        self.token_file = apps.token_file
 
-    def __init__(self, tmp, m):
-        super().__init__(tmp, "apps.log")
-        self.port = mt.free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.token_file = os.path.join(tmp, "apps.token")
-        self.token = mt.write_token(self.token_file)
-        # a master token with submit rights in '*', as docs/install.md has the operator make
-        r = m.ctl("token", "create", "--rights", "submit", "--role", "*", "--name", "apps")
-        assert r.returncode == 0, r.stderr
-        self.master_token_file = os.path.join(tmp, "master-submit.token")
-        mt.write_token(self.master_token_file, r.stdout.strip())
-        self.argv = [APPS_BIN, "--config=/dev/null", "--listen=127.0.0.1:%d" % self.port,
-                     "--work_dir=" + os.path.join(tmp, "apps"),
-                     "--token_file=" + self.token_file, "--plain_http=true",
-                     "--master=" + m.url, "--master_ca=" + m.ca,
-                     "--master_token_file=" + self.master_token_file]
-
-    def request(self, method, path, body=None, raw=None, timeout=10, headers=None):
-        req = urllib.request.Request(self.url + path, method=method,
-                                     headers={"Authorization": "Bearer " + self.token})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-
-    def ctl(self, *args, token_file=True, url=None, stdin=None, env=None):
+    def ctl(self, *args, token_file=True, url=None, cacert=True, stdin=None, env=None):
         argv = [bt.CTL_BIN, "--apps", url or self.url]
+        if cacert is True:
+            argv += ["--cacert", self.apps.ca]
+        elif cacert:
+            argv += ["--cacert", cacert]
         if token_file is True:
             argv += ["--token-file", self.token_file]
         elif token_file:
             argv += ["--token-file", token_file]
         e = dict(os.environ)
-        e.pop("BERTH_APPS_TOKEN_FILE", None)
+        for k in ("BERTH_APPS_TOKEN_FILE", "BERTH_TOKEN_FILE", "BERTH_CACERT"):
+            e.pop(k, None)
         e.update(env or {})
         return subprocess.run(argv + [str(a) for a in args], capture_output=True, text=True,
                               timeout=60, input=stdin, env=e)
@@ -77,23 +56,8 @@ class Apps(bt.Daemon):
         return r.stdout
 
 
-@pytest.fixture
-def cluster(master_factory, agent_factory):
-    """A master, one agent and berth-apps subscribed to it; berth-apps is stopped first."""
-    if not os.access(APPS_BIN, os.X_OK):
-        pytest.fail("no %s (make all)" % APPS_BIN)
-    m = master_factory(st.FAST)
-    agent_factory(conf=st.agent_conf(2, "4GiB", ports="[31400-31499]"), flags=m.agent_flags())
-    m.wait_agents(1)
-    tmp = tempfile.mkdtemp(prefix="berth-test-apps-%d-" % os.getpid(), dir=bt.TMP_BASE)
-    apps = Apps(tmp, m).start()
-    try:
-        yield apps
-    finally:
-        rc = apps.stop()
-        log = apps.log
-        shutil.rmtree(tmp, ignore_errors=True)
-        assert rc in (0, None), "berth-apps stop: %s\n%s" % (rc, log[-3000:])
+def cluster(apps_env, n_agents=1):
+    return Ctl(apps_env(n_agents=n_agents).apps)
 
 
 def app_file(path, app_id, instances, **extra):
@@ -146,8 +110,8 @@ def one_error_line(r, pattern):
     assert re.fullmatch(pattern + r"\n", r.stderr), r.stderr
 
 
-def test_app_verbs(cluster, tmp_path):
-    apps = cluster
+def test_app_verbs(apps_env, tmp_path):
+    apps = cluster(apps_env)
     # nothing yet: the header alone, and -q nothing
     assert apps.ok("app", "ls").split() == ["ID", "INSTANCES", "RUNNING", "HEALTHY", "VERSION",
                                             "WAITING", "DEPLOYMENTS"]
@@ -159,9 +123,11 @@ def test_app_verbs(cluster, tmp_path):
     assert re.fullmatch(r"\S+", dep), dep
     rows = wait_tasks(apps, "web", 2)
     for r in rows:
-        # each instance answers on the address the table gives
+        # each instance answers on the port the table gives (the host is the agent's name,
+        # apps-a, which is this host)
         host, port = r["ADDRESS"].rsplit(":", 1)
-        with urllib.request.urlopen("http://%s:%s/" % (host, port), timeout=10) as resp:
+        assert host == "apps-a"
+        with urllib.request.urlopen("http://127.0.0.1:%s/" % port, timeout=10) as resp:
             assert resp.status == 200 and resp.read() == b"ok\n"
     first_ids = {r["ID"] for r in rows}
     row = wait_settled(apps, "web")
@@ -212,9 +178,10 @@ def test_app_verbs(cluster, tmp_path):
     rows = wait_tasks(apps, "web", 3, version=v4)
     assert not before & {r["ID"] for r in rows}
 
-    # the token from $BERTH_APPS_TOKEN_FILE; $BERTH_TOKEN_FILE (the master's) is not used
-    r = apps.ctl("app", "ls", "-q", token_file=None,
-                 env={"BERTH_APPS_TOKEN_FILE": apps.token_file})
+    # the token from $BERTH_APPS_TOKEN_FILE, the CA from $BERTH_CACERT; $BERTH_TOKEN_FILE
+    # (the master's) is not used
+    r = apps.ctl("app", "ls", "-q", token_file=None, cacert=None,
+                 env={"BERTH_APPS_TOKEN_FILE": apps.token_file, "BERTH_CACERT": apps.apps.ca})
     assert (r.returncode, r.stdout) == (0, "web\n"), r
     r = apps.ctl("app", "ls", "-q", token_file=None, env={"BERTH_TOKEN_FILE": apps.token_file})
     one_error_line(r, r"berthctl: UNAUTHORIZED: .*")
@@ -230,8 +197,8 @@ def test_app_verbs(cluster, tmp_path):
     bt.wait_for(lambda: apps.ok("app", "ls", "-q") == "", WAIT, what="no app listed")
 
 
-def test_inspect_says_why_instances_wait(cluster, tmp_path):
-    apps = cluster
+def test_inspect_says_why_instances_wait(apps_env, tmp_path):
+    apps = cluster(apps_env)
     # one agent, UNIQUE hostname, 3 instances: one runs, two wait for the constraint
     f = app_file(str(tmp_path / "uniq.json"), "uniq", 3, constraints=[["hostname", "UNIQUE"]])
     apps.ok("app", "deploy", f)
@@ -251,8 +218,8 @@ def test_inspect_says_why_instances_wait(cluster, tmp_path):
     apps.ok("app", "rm", "uniq")
 
 
-def test_error_lines(cluster, tmp_path):
-    apps = cluster
+def test_error_lines(apps_env, tmp_path):
+    apps = cluster(apps_env)
     # an unknown app, for every verb that names one
     for args in (("inspect", "nope"), ("tasks", "nope"), ("scale", "nope", "2"),
                  ("restart", "nope"), ("rm", "nope")):
@@ -265,6 +232,10 @@ def test_error_lines(cluster, tmp_path):
     mt.write_token(bad, "x" * 40)
     one_error_line(apps.ctl("app", "ls", token_file=bad), r"berthctl: UNAUTHORIZED: .*")
     one_error_line(apps.ctl("app", "ls", token_file=None), r"berthctl: UNAUTHORIZED: .*")
+    # a certificate that does not chain to --cacert (the system's CAs)
+    r = apps.ctl("app", "ls", cacert="/etc/ssl/certs/ca-certificates.crt")
+    one_error_line(r, r"berthctl: berth-apps at '%s' is not who it should be: .* \(--cacert\)"
+                   % re.escape(apps.url))
     # nothing listens there
     url = "http://127.0.0.1:%d" % mt.free_port()
     one_error_line(apps.ctl("app", "ls", url=url),
