@@ -86,14 +86,12 @@ static int read_app_file(const char *path, char **ret, struct berr **err)
     return 0;
 }
 
-/* Whether the POST of app file body failed because the app exists: 409 ALREADY_EXISTS, or a
- * 409 CONFLICT (which also says "a service port is another app's") when the app is there
+/* Whether the POST of app file body failed because the app exists: a 409 CONFLICT (which
+ * also says "a service port is another app's", docs/apps.md) while the app is there
  * (GET /v1/apps/{id}); anything else keeps the POST's error. */
 static bool app_exists_error(struct ctl *ctl, const char *body)
 {
-    if (streq(ctl->err_code, "ALREADY_EXISTS"))
-        return true;
-    if (!streq(ctl->err_code, "CONFLICT"))
+    if (!streq(ctl->err_code, berr_code_name(BERR_CONFLICT)))
         return false;
     _cleanup_berr_ struct berr *e = NULL;
     _cleanup_free_ char *id = NULL;

@@ -235,7 +235,7 @@ void ctl_ps_filter_free(struct ctl_ps_filter *f);
 int ctl_app_parse_instances(const char *s, uint64_t *ret);
 /* {"instances": N}, malloc'd. */
 char *ctl_app_scale_body(uint64_t instances);
-/* The "id" of an app file's text (for the PUT of `app deploy` after 409 ALREADY_EXISTS), a
+/* The "id" of an app file's text (for the PUT of `app deploy` after a 409 CONFLICT), a
  * malloc'd copy in *ret. Fails with -EINVAL and "not JSON: ..." or "no "id" in it". */
 int ctl_app_file_id(const char *text, char **ret, struct berr **err);
 /* "/v1/apps/<escaped id><suffix>" (suffix may be NULL), malloc'd. */

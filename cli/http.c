@@ -67,7 +67,7 @@ static int code_errno(enum berr_code code)
 
 /* Turn an error answer into err: the JSON error's message (after its code with
  * ctl->error_codes), else the status and first line. The code's name is kept in
- * ctl->err_code, also when this berthctl does not know it (ALREADY_EXISTS of berth-apps). */
+ * ctl->err_code, also when this berthctl does not know it. */
 static int answer_error(struct ctl *ctl, long status, const char *body, struct berr **err)
 {
     yajl_val root = body ? json_parse(body, strlen(body), NULL) : NULL;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* tests/unit/cli_apps_test.c - unit tests of the pure half of `berthctl --apps URL app ...`
  * (cli/apps-render.c): the instance count of `app scale`, the id of an app file (the PUT
- * after 409 ALREADY_EXISTS), paths, the tables of `app ls` and `app tasks` and the lines
+ * after a 409 CONFLICT), paths, the tables of `app ls` and `app tasks` and the lines
  * `app inspect` prints for what waits, from canned berth-apps answers (docs/apps.md).
  * tests/system/test_apps_cli.py drives the verbs against a real berth-apps. */
 /* cmocka.h needs these first */
