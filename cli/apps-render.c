@@ -145,10 +145,15 @@ void ctl_app_tasks_table(yajl_val answer, struct ctl_table *t)
             agent = aid;
         }
         _cleanup_free_ char *addr = ctl_app_task_address(x);
+        /* an instance berth-apps asked to end, still running: "RUNNING (killing)" */
+        const char *st = json_get_str(x, "state");
+        _cleanup_free_ char *state = YAJL_IS_TRUE(json_get(x, "killing")) && st
+                                             ? xasprintf("%s (killing)", st)
+                                             : xstrdup(st ? st : "-");
         const char *row[] = {json_get_str(x, "id"),
                              agent,
                              addr,
-                             json_get_str(x, "state"),
+                             state,
                              YAJL_IS_TRUE(h)    ? "yes"
                              : YAJL_IS_FALSE(h) ? "no"
                                                 : "-",

@@ -247,7 +247,8 @@ void ctl_apps_table(yajl_val answer, struct ctl_table *t);
  * ports; "-" without a host). malloc'd. */
 char *ctl_app_task_address(yajl_val task);
 /* `app tasks` of a GET /v1/apps/{id}/tasks answer: ID AGENT (hostname, else 12 chars of the
- * agent id) ADDRESS STATE HEALTHY (yes, no, - while unknown) VERSION. Initialises t. */
+ * agent id) ADDRESS STATE ("RUNNING (killing)" once berth-apps asked it to end) HEALTHY (yes,
+ * no, - while unknown) VERSION. Initialises t. */
 void ctl_app_tasks_table(yajl_val answer, struct ctl_table *t);
 /* One "waiting" entry as a line people read: "2 instances wait: CONSTRAINT hostname UNIQUE:
  * ...", "1 instance waits: BACKOFF until ...". malloc'd, no newline. */
