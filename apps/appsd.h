@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* apps/appsd.h - berth-apps' daemon state, shared by its files (apps.h holds the pure
- * model): the settings, the apps with their instances and deployments, the agents seen in
- * offers, the scheduler library's handle, apps.db and the HTTP server. */
+ * model): the settings, the apps with their instances and deployments, the scheduler
+ * library's handle, apps.db and the HTTP server. */
 #pragma once
 
 #include <event2/event.h>
@@ -72,15 +72,6 @@ struct app {
     unsigned want; /* from the last plan: instances to launch */
 };
 
-struct agent_seen {
-    struct agent_seen *next;
-    char id[65];
-    char *hostname, *role, *ports;
-    struct ml_attr *attrs;
-    size_t n_attrs;
-    uint64_t cpus_millis, mem_bytes;
-    double seen_at;
-};
 
 struct apps {
     struct apps_cfg cfg;
@@ -95,7 +86,6 @@ struct apps {
     struct app *apps;
     struct inst *insts;
     struct dep *deps;
-    struct agent_seen *agents;
     double last_offers_at;
     struct evhttp *http;
     void *tls; /* SSL_CTX */

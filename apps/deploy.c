@@ -187,6 +187,28 @@ static void fail_deployment(struct apps *a, struct app *app, struct dep *d)
     apps_store_app(a, app);
 }
 
+/* Instances of a deployment's new version that stay RUNNING without ever passing their check
+ * (a grace or a failure count too long to end them soon) count as failures too: past the
+ * check's delay, grace and (failures + 1) intervals plus 30 s, each is killed and counted. */
+static void count_stuck(struct apps *a, struct app *app, struct dep *d, struct inst **is,
+                        size_t n, double now)
+{
+    const struct ml_health_check *hc = app->serving->hc;
+    double limit = (double) (hc->delay_ms + hc->grace_ms +
+                             (hc->consecutive_failures + 1) * hc->interval_ms) / 1000 + 30;
+    for (size_t k = 0; k < n; k++) {
+        struct inst *i = is[k];
+        if (i->killing || i->ever_healthy || i->state != ML_RUNNING ||
+            !streq(i->version, d->version) || now - i->running_since < limit)
+            continue;
+        log_warning("instance %s of app '%s' has run %.0f s without passing its health check",
+                    i->task_id, app->def.id, now - i->running_since);
+        d->failures++;
+        apps_store_dep(a, d);
+        apps_kill(a, i);
+    }
+}
+
 /* One app's step; true when the app is gone (deleted). */
 static bool step_app(struct apps *a, struct app *app, double now)
 {
@@ -242,6 +264,8 @@ static bool step_app(struct apps *a, struct app *app, double now)
         }
         goto out;
     }
+    if (d && d->from_version && app->serving->hc && !app->deleting)
+        count_stuck(a, app, d, is, n, now);
     if (d && d->from_version && d->failures >= FAILED_ENDS &&
         streq(app->serving_version, d->version)) {
         fail_deployment(a, app, d);

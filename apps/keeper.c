@@ -172,40 +172,6 @@ static void on_disconnected(struct sched *s, const char *why, void *arg)
 
 /* ---- offers ------------------------------------------------------------------------------ */
 
-static struct agent_seen *agent_seen(struct apps *a, const struct ml_offer *o)
-{
-    struct agent_seen *ag = a->agents;
-    while (ag && !streq(ag->id, o->agent_id))
-        ag = ag->next;
-    if (!ag) {
-        ag = xzalloc(sizeof(*ag));
-        snprintf(ag->id, sizeof(ag->id), "%s", o->agent_id);
-        ag->next = a->agents;
-        a->agents = ag;
-    }
-    free(ag->hostname);
-    free(ag->role);
-    free(ag->ports);
-    for (size_t k = 0; k < ag->n_attrs; k++) {
-        free(ag->attrs[k].name);
-        free(ag->attrs[k].value);
-    }
-    free(ag->attrs);
-    ag->hostname = xstrdup(o->hostname ? o->hostname : "");
-    ag->role = xstrdup(o->role ? o->role : "*");
-    ag->ports = o->ports ? xstrdup(o->ports) : NULL;
-    ag->attrs = xcalloc(o->n_attrs + 1, sizeof(*ag->attrs));
-    ag->n_attrs = o->n_attrs;
-    for (size_t k = 0; k < o->n_attrs; k++) {
-        ag->attrs[k].name = xstrdup(o->attrs[k].name);
-        ag->attrs[k].value = xstrdup(o->attrs[k].value);
-    }
-    ag->cpus_millis = o->cpus_millis;
-    ag->mem_bytes = o->mem_bytes;
-    ag->seen_at = now_realtime();
-    return ag;
-}
-
 struct launch {
     struct apps *a;
     size_t n;
@@ -392,7 +358,6 @@ static void on_offers(struct sched *s, const struct ml_offer *offers, size_t n, 
     a->last_offers_at = now_realtime();
     for (size_t k = 0; k < n; k++) {
         const struct ml_offer *o = &offers[k];
-        (void) agent_seen(a, o);
         const char *id = o->id;
         if (!a->reconciled) {
             (void) sched_decline(s, &id, 1, 1);
@@ -437,17 +402,4 @@ void apps_keeper_stop(struct apps *a)
     if (a->s)
         sched_free(a->s);
     a->s = NULL;
-    while (a->agents) {
-        struct agent_seen *ag = a->agents;
-        a->agents = ag->next;
-        for (size_t k = 0; k < ag->n_attrs; k++) {
-            free(ag->attrs[k].name);
-            free(ag->attrs[k].value);
-        }
-        free(ag->attrs);
-        free(ag->hostname);
-        free(ag->role);
-        free(ag->ports);
-        free(ag);
-    }
 }

@@ -200,8 +200,10 @@ static int load_apps(struct apps *a, struct berr **err)
         app->bo_until = sqlite3_column_double(st, 7);
         app->serving = &app->def;
         app->serving_version = xstrdup(app->version);
-        app->next = a->apps;
-        a->apps = app;
+        struct app **p = &a->apps; /* in id order, as listed */
+        while (*p)
+            p = &(*p)->next;
+        *p = app;
         if (col(st, 3)[0] && !streq(col(st, 3), app->version) &&
             apps_set_serving(a, app, col(st, 3)) < 0)
             log_warning("app '%s': no definition of version %s; serving %s", app->def.id,

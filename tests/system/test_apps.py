@@ -341,7 +341,7 @@ def test_slow_starter_within_its_grace_is_kept_and_a_500_replaced(apps_env):
                  what="a replacement")
 
 
-def test_unique_hostname_names_the_constraint(apps_env):
+def test_constraints_and_why_instances_wait(apps_env):
     env = apps_env()
     a = env.apps
     a.deploy(web_app(constraints=[["hostname", "UNIQUE"]]))
@@ -357,6 +357,11 @@ def test_unique_hostname_names_the_constraint(apps_env):
     assert w["instances"] == 1 and "hostname" in w["message"] and "UNIQUE" in w["message"], w
     time.sleep(1)
     assert len(a.tasks("web")) == 2
+    # an attribute: only on rack r1's agent
+    a.deploy(web_app("r1only", instances=2, constraints=[["rack", "LIKE", "r1"]]))
+    ts = a.wait_tasks("r1only", lambda ts: len(ts) == 2 and all(t["state"] == "RUNNING"
+                                                                for t in ts), 30)
+    assert [t["hostname"] for t in ts] == ["apps-a", "apps-a"], ts
     # more than any agent has: the resource is named; another role: the role is
     big = web_app("big", instances=1, cpus=3)
     a.deploy(big)
