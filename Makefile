@@ -96,7 +96,7 @@ DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-
             openssl python3-pytest busybox-static util-linux procps iproute2 prometheus tmux
 DEB_BENCH = crun hyperfine
 
-.PHONY: install-agent install-master all deps check check-unit check-system check-vm demo bench install clean format format-check \
+.PHONY: install-agent install-master install-apps all deps check check-unit check-system check-vm demo bench install clean format format-check \
         check-deps asan analyze clean-analyze deb rpm check-packages fuzz fuzz-build fuzz-bins check-fuzz
 
 all: $(BINS) $(HELPERS)
@@ -248,8 +248,24 @@ analyze: deps
 clean-analyze:
 	rm -rf build-analyze
 
-# install = both; each package stages its own half (install-agent, install-master)
-install: install-agent install-master
+# install = all three; each package stages its own part (install-agent, install-master,
+# install-apps)
+install: install-agent install-master install-apps
+
+install-apps: $(B)/berth-apps $(B)/apps.conf $(B)/man/berth-apps.conf.5
+	install -D -m 0755 $(B)/berth-apps $(DESTDIR)$(PREFIX)/sbin/berth-apps
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth
+	sed 's|/usr/sbin/berth-apps|$(PREFIX)/sbin/berth-apps|' packaging/berth-apps.service \
+	        > $(DESTDIR)$(UNITDIR)/berth-apps.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/berth-apps.service
+	@# never overwrite an operator's config (packages handle theirs as a conffile); the
+	@# state dir (/var/lib/berth-apps) is the unit's StateDirectory=, made at start
+	test -e $(DESTDIR)$(SYSCONFDIR)/berth/apps.conf || \
+	        install -m 0644 $(B)/apps.conf $(DESTDIR)$(SYSCONFDIR)/berth/apps.conf
+	install -D -m 0644 packaging/man/berth-apps.8 $(DESTDIR)$(MANDIR)/man8/berth-apps.8
+	install -D -m 0644 $(B)/man/berth-apps.conf.5 $(DESTDIR)$(MANDIR)/man5/berth-apps.conf.5
+	@# the API token of a fresh install (the packages' postinst runs berth-apps-init)
+	install -D -m 0755 packaging/berth-apps-init $(DESTDIR)$(PREFIX)/libexec/berth/berth-apps-init
 
 install-master: $(B)/berth-master $(B)/master.conf $(B)/man/berth-master.conf.5
 	install -D -m 0755 $(B)/berth-master $(DESTDIR)$(PREFIX)/sbin/berth-master
@@ -288,7 +304,7 @@ install-agent: $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/agent.con
 	        $(DESTDIR)$(PREFIX)/share/bash-completion/completions/berthctl
 
 # ---- packages (issues #8, #19, packaging/README.md): `make deb`, `make rpm` write
-# $(B)/pkg/*.deb and *.rpm (berth-agent and berth-master) from binaries built with the distribution's hardening flags
+# $(B)/pkg/*.deb and *.rpm (berth-agent, berth-master and berth-apps) from binaries built with the distribution's hardening flags
 # (packaging/build-tree.sh); `make check-packages` lints them and installs, upgrades and
 # purges the .debs in a fresh Debian 12 root (tests/packages/run.sh, about 2 minutes).
 SYSCONFDIR ?= /etc
@@ -303,9 +319,11 @@ $(B)/agent.conf: $(B)/berth-agent packaging/gen-conf.sh
 	sh packaging/gen-conf.sh $(B)/berth-agent > $@.tmp && mv $@.tmp $@
 $(B)/master.conf: $(B)/berth-master packaging/gen-conf.sh
 	sh packaging/gen-conf.sh $(B)/berth-master > $@.tmp && mv $@.tmp $@
+$(B)/apps.conf: $(B)/berth-apps packaging/gen-conf.sh
+	sh packaging/gen-conf.sh $(B)/berth-apps > $@.tmp && mv $@.tmp $@
 
-# berth-agent.conf(5) and berth-master.conf(5): their key lists are generated from
-# docs/config.md's tables
+# berth-agent.conf(5), berth-master.conf(5) and berth-apps.conf(5): their key lists are
+# generated from docs/config.md's tables
 $(B)/man/berth-agent.conf.5: packaging/man/berth-agent.conf.5.in docs/config.md \
                              packaging/man/config-keys.py
 	@mkdir -p $(dir $@)
@@ -316,6 +334,11 @@ $(B)/man/berth-master.conf.5: packaging/man/berth-master.conf.5.in docs/config.m
 	@mkdir -p $(dir $@)
 	python3 packaging/man/config-keys.py packaging/man/berth-master.conf.5.in docs/config.md \
 	        $(VERSION) '## berth-master' > $@.tmp && mv $@.tmp $@
+$(B)/man/berth-apps.conf.5: packaging/man/berth-apps.conf.5.in docs/config.md \
+                            packaging/man/config-keys.py
+	@mkdir -p $(dir $@)
+	python3 packaging/man/config-keys.py packaging/man/berth-apps.conf.5.in docs/config.md \
+	        $(VERSION) '## berth-apps' > $@.tmp && mv $@.tmp $@
 
 deb: deps
 	@bash tests/install-deps.sh dpkg-dev

@@ -2,7 +2,8 @@
 /* cli/cli.h - private header of berthctl (cli/): the context passed to every verb, the HTTP
  * calls (http.c) and their transports (http-local.c, http-curl.c), JSON helpers (json.c), pure
  * formatting helpers (format.c), run/exec option parsing and request bodies (run-request.c), ps
- * filters (ps-filter.c) and the verbs (verbs-*.c). */
+ * filters (ps-filter.c), berth-apps' texts (apps-render.c) and the verbs (verbs-*.c, master*.c,
+ * apps.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -26,8 +27,13 @@ struct ctl {
     struct ctl_curl *curl;   /* libcurl and its easy handle, only ever made for --master */
     long timeout_ms;         /* > 0: each call fails after this long (live views); 0: no limit */
     const char *master;      /* --master URL: calls go there over TCP instead (master.c) */
-    char *token;             /* bearer token for the master (--token-file, $BERTH_TOKEN_FILE) */
-    const char *cacert; /* CA bundle for the master's TLS certificate (--cacert, $BERTH_CACERT) */
+    const char *apps;        /* --apps URL: berth-apps' API (apps.c) */
+    const char *url;         /* the remote peer's URL (--master or --apps), NULL: the agent */
+    const char *peer;   /* who answers, for messages: "the agent", "the master", "berth-apps" */
+    bool error_codes;   /* API errors read "CODE: message" (--apps) */
+    char err_code[32];  /* the API code of the last error answer ("" if none) */
+    char *token;        /* bearer token for the master (--token-file, $BERTH_TOKEN_FILE) */
+    const char *cacert; /* CA bundle for the remote's TLS certificate (--cacert, $BERTH_CACERT) */
 };
 /* Free what the transports kept in ctl (connection, libcurl) and the token. */
 void ctl_http_done(struct ctl *ctl);
@@ -60,7 +66,7 @@ struct ctl_sink {
  * too_big says why). */
 int ctl_sink_put(struct ctl_sink *sink, const void *data, size_t n);
 /* The error of a transfer the sink stopped: "write output: ..." or "the agent's answer to
- * METHOD PATH is larger than 64 MiB". Returns -errno. */
+ * METHOD PATH is larger than 64 MiB" (peer: "the agent", ...). Returns -errno. */
 int ctl_sink_error(const struct ctl_sink *sink, const char *peer, const char *method,
                    const char *path, struct berr **err);
 
@@ -222,6 +228,34 @@ int ctl_ps_filter_add(struct ctl_ps_filter *f, const char *arg, struct berr **er
 bool ctl_ps_filter_match(const struct ctl_ps_filter *f, yajl_val ctr);
 void ctl_ps_filter_free(struct ctl_ps_filter *f);
 
+/* ---- apps-render.c: `--apps URL app ...` (pure, unit-tested) --------------------------- */
+
+#define CTL_APP_MAX_INSTANCES 1000 /* docs/apps.md: instances 0-1000 */
+/* `app scale ID N`: N a decimal 0-1000. Returns 0 or -EINVAL. */
+int ctl_app_parse_instances(const char *s, uint64_t *ret);
+/* {"instances": N}, malloc'd. */
+char *ctl_app_scale_body(uint64_t instances);
+/* The "id" of an app file's text (for the PUT of `app deploy` after a 409 CONFLICT), a
+ * malloc'd copy in *ret. Fails with -EINVAL and "not JSON: ..." or "no "id" in it". */
+int ctl_app_file_id(const char *text, char **ret, struct berr **err);
+/* "/v1/apps/<escaped id><suffix>" (suffix may be NULL), malloc'd. */
+char *ctl_app_path(const char *id, const char *suffix);
+/* `app ls` of a GET /v1/apps answer: ID INSTANCES RUNNING HEALTHY VERSION WAITING (the
+ * instances the "waiting" entries count) DEPLOYMENTS (ids, comma-separated). Initialises t. */
+void ctl_apps_table(yajl_val answer, struct ctl_table *t);
+/* A TASK's "host:port,port" ("host" else "hostname"; "[v6]:port"; the host alone without
+ * ports; "-" without a host). malloc'd. */
+char *ctl_app_task_address(yajl_val task);
+/* `app tasks` of a GET /v1/apps/{id}/tasks answer: ID AGENT (hostname, else 12 chars of the
+ * agent id) ADDRESS STATE ("RUNNING (killing)" once berth-apps asked it to end) HEALTHY (yes,
+ * no, - while unknown) VERSION. Initialises t. */
+void ctl_app_tasks_table(yajl_val answer, struct ctl_table *t);
+/* One "waiting" entry as a line people read: "2 instances wait: CONSTRAINT hostname UNIQUE:
+ * ...", "1 instance waits: BACKOFF until ...". malloc'd, no newline. */
+char *ctl_app_waiting_line(yajl_val waiting);
+/* Every "waiting" entry of an APP, a line each ("" when nothing waits). malloc'd. */
+char *ctl_app_waiting_text(yajl_val app);
+
 /* ---- usage.c: help texts --------------------------------------------------------------- */
 
 /* Print the usage of verb (NULL: of berthctl itself) to stdout; returns 0 (exit status). */
@@ -249,6 +283,8 @@ int ctl_verb_top(struct ctl *ctl, int argc, char **argv, struct berr **err);
 int ctl_master_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err);
 /* master-sched.c: frameworks, offers, roles, role set; -ENOENT for another verb. */
 int ctl_master_sched_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err);
+/* apps.c: the verbs with --apps URL (app deploy|ls|inspect|scale|restart|update|rm|tasks). */
+int ctl_apps_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err);
 
 /* Exit status of a terminal container object (see ctl_end_status); prints the end line on
  * stderr unless it FINISHED. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cli/http-curl.c - berthctl's transport to a master (--master URL): libcurl, for https with
- * --cacert and the bearer token. libcurl is loaded with dlopen() on the first --master call
+/* cli/http-curl.c - berthctl's transport to a master (--master URL) or to berth-apps (--apps
+ * URL): libcurl, for https with --cacert and the bearer token. libcurl is loaded with dlopen()
+ * on the first such call
  * and the dozen functions used are looked up by name, so the verbs on the agent's socket
  * (http-local.c) never map it or the 33 libraries it pulls in (about 4 ms of every start,
  * issue #18). <curl/curl.h> still gives the types, constants and, through __typeof__, the
@@ -33,15 +34,15 @@ struct ctl_curl {
 };
 
 /* Load libcurl, initialise it with TLS and make the easy handle. Fails with one line naming
- * what is missing. */
-static int curl_load(struct ctl_curl **ret, struct berr **err)
+ * what is missing and the option that needs it (flag: "--master", "--apps"). */
+static int curl_load(const char *flag, struct ctl_curl **ret, struct berr **err)
 {
     struct ctl_curl *c = xmalloc(sizeof(*c));
     *c = (struct ctl_curl){.lib = dlopen(CURL_SONAME, RTLD_LAZY | RTLD_LOCAL)};
     if (!c->lib) {
         const char *why = dlerror();
         free(c);
-        return berr_setx(err, ELIBACC, "--master needs libcurl (%s): %s", CURL_SONAME,
+        return berr_setx(err, ELIBACC, "%s needs libcurl (%s): %s", flag, CURL_SONAME,
                          why ? why : "cannot load it");
     }
     static const struct {
@@ -57,7 +58,7 @@ static int curl_load(struct ctl_curl **ret, struct berr **err)
     for (size_t i = 0; i < ARRAY_SIZE(fns); i++) {
         void *f = dlsym(c->lib, fns[i].name);
         if (!f) {
-            int r = berr_setx(err, ELIBBAD, "--master needs libcurl: %s has no %s", CURL_SONAME,
+            int r = berr_setx(err, ELIBBAD, "%s needs libcurl: %s has no %s", flag, CURL_SONAME,
                               fns[i].name);
             ctl_curl_free(c);
             return r;
@@ -108,18 +109,18 @@ int ctl_curl_request(struct ctl *ctl, const char *method, const char *path, cons
                      struct ctl_sink *sink, struct berr **err)
 {
     int r;
-    if (!ctl->curl && (r = curl_load(&ctl->curl, err)) < 0)
+    if (!ctl->curl && (r = curl_load(ctl->apps ? "--apps" : "--master", &ctl->curl, err)) < 0)
         return r;
     struct ctl_curl *c = ctl->curl;
     if (!c)
-        return berr_setx(err, EIO, "--master: libcurl is not loaded");
+        return berr_setx(err, EIO, "libcurl is not loaded");
     /* one handle for the process: curl keeps the connection alive between calls */
     c->easy_reset(c->easy);
     CURL *curl = c->easy;
     struct header_arg harg = {.c = c, .sink = sink};
     struct curl_slist *headers = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
-    _cleanup_free_ char *url = xasprintf("%s%s", ctl->master, path);
+    _cleanup_free_ char *url = xasprintf("%s%s", ctl->url, path);
     _cleanup_free_ char *auth =
             ctl->token ? xasprintf("Authorization: Bearer %s", ctl->token) : NULL;
 
@@ -160,18 +161,18 @@ int ctl_curl_request(struct ctl *ctl, const char *method, const char *path, cons
     const char *why = *errbuf ? errbuf : c->easy_strerror(rc);
     if (rc == CURLE_COULDNT_CONNECT || (rc == CURLE_OPERATION_TIMEDOUT && status == 0)) {
         if (oserr > 0)
-            return berr_set(err, (int) oserr, "cannot connect to the master at '%s'", ctl->master);
-        return berr_setx(err, ECONNREFUSED, "cannot connect to the master at '%s': %s", ctl->master,
+            return berr_set(err, (int) oserr, "cannot connect to %s at '%s'", ctl->peer, ctl->url);
+        return berr_setx(err, ECONNREFUSED, "cannot connect to %s at '%s': %s", ctl->peer, ctl->url,
                          why);
     }
     if (rc == CURLE_WRITE_ERROR && (sink->write_errno || sink->too_big))
-        return ctl_sink_error(sink, "master", method, path, err);
+        return ctl_sink_error(sink, ctl->peer, method, path, err);
     if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
         rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH)
-        return berr_setx(err, EACCES, "the master at '%s' is not who it should be: %s (--cacert)",
-                         ctl->master, why);
+        return berr_setx(err, EACCES, "%s at '%s' is not who it should be: %s (--cacert)",
+                         ctl->peer, ctl->url, why);
     if (rc != CURLE_OK)
-        return berr_setx(err, EIO, "%s %s on '%s': %s", method, path, ctl->master, why);
+        return berr_setx(err, EIO, "%s %s on '%s': %s", method, path, ctl->url, why);
     return 0;
 }
 

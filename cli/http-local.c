@@ -257,7 +257,7 @@ static int call_error(const struct call *c, const char *method, const char *path
                       long timeout_ms, struct berr **err)
 {
     if (c->stopped)
-        return ctl_sink_error(c->sink, "agent", method, path, err);
+        return ctl_sink_error(c->sink, "the agent", method, path, err);
     if (c->timed_out)
         return berr_setx(err, ETIMEDOUT, "the agent at '%s' did not answer %s %s within %.1f s",
                          sock, method, path, (double) timeout_ms / 1000.0);

@@ -40,8 +40,8 @@ int ctl_sink_error(const struct ctl_sink *s, const char *peer, const char *metho
 {
     if (s->write_errno)
         return berr_set(err, s->write_errno, "write output");
-    return berr_setx(err, E2BIG, "the %s's answer to %s %s is larger than %u MiB", peer, method,
-                     path, CTL_MAX_ANSWER >> 20);
+    return berr_setx(err, E2BIG, "%s's answer to %s %s is larger than %u MiB", peer, method, path,
+                     CTL_MAX_ANSWER >> 20);
 }
 
 /* errno that best matches an API error code, so callers can test berr_errno(). */
@@ -65,27 +65,39 @@ static int code_errno(enum berr_code code)
     }
 }
 
-/* Turn an error answer into err: the JSON error's message, else the status and first line. */
-static int answer_error(const char *peer, long status, const char *body, struct berr **err)
+/* Turn an error answer into err: the JSON error's message (after its code with
+ * ctl->error_codes), else the status and first line. The code's name is kept in
+ * ctl->err_code, also when this berthctl does not know it. */
+static int answer_error(struct ctl *ctl, long status, const char *body, struct berr **err)
 {
     yajl_val root = body ? json_parse(body, strlen(body), NULL) : NULL;
     yajl_val e = json_get(root, "error");
     const char *name = json_get_str(e, "code");
-    const char *msg = json_get_str(e, "message");
+    /* the error is one line: a peer's message may carry a parser's newlines (yajl's) */
+    _cleanup_free_ char *msg =
+            json_get_str(e, "message") ? xstrdup(json_get_str(e, "message")) : NULL;
+    for (char *p = msg; p && *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    for (size_t n = msg ? strlen(msg) : 0; n > 0 && msg[n - 1] == ' '; n--)
+        msg[n - 1] = 0;
     enum berr_code code = berr_code_from_name(name);
     if (code < 0)
         code = BERR_CODE_NONE; /* a code this berthctl does not know: the message says it */
+    snprintf(ctl->err_code, sizeof(ctl->err_code), "%s", name ? name : "");
     int r;
+    if (msg && *msg && name && ctl->error_codes)
+        r = berr_setc(err, code_errno(code), code, "%.40s: %s", name, msg);
     /* "insufficient resources: mem: asked ..." reads better than the bare resource line */
-    if (msg && *msg && code == BERR_INSUFFICIENT_RESOURCES &&
-        strncasecmp(msg, "insufficient resources", 22) != 0)
+    else if (msg && *msg && code == BERR_INSUFFICIENT_RESOURCES &&
+             strncasecmp(msg, "insufficient resources", 22) != 0)
         r = berr_setc(err, ENOSPC, code, "insufficient resources: %s", msg);
     else if (msg && *msg)
         r = berr_setc(err, code_errno(code), code, "%s", msg);
     else if (name)
         r = berr_setc(err, code_errno(code), code, "%.40s (HTTP %ld)", name, status);
     else
-        r = berr_setx(err, EIO, "the %s answered HTTP %ld: %.*s", peer, status,
+        r = berr_setx(err, EIO, "%s answered HTTP %ld: %.*s", ctl->peer, status,
                       body ? (int) strcspn(body, "\n") : 0, body ? body : "");
     yajl_tree_free(root);
     return r;
@@ -95,12 +107,15 @@ static int answer_error(const char *peer, long status, const char *body, struct 
 static int request(struct ctl *ctl, const char *method, const char *path, const char *body,
                    struct ctl_sink *sink, struct berr **err)
 {
-    int r = ctl->master ? ctl_curl_request(ctl, method, path, body, sink, err)
-                        : ctl_local_request(ctl, method, path, body, sink, err);
+    if (!ctl->peer)
+        ctl->peer = "the agent";
+    ctl->err_code[0] = 0;
+    int r = ctl->url ? ctl_curl_request(ctl, method, path, body, sink, err)
+                     : ctl_local_request(ctl, method, path, body, sink, err);
     if (r < 0)
         return r;
     if (sink->status < 200 || sink->status >= 300)
-        return answer_error(ctl->master ? "master" : "agent", sink->status, sink->buf, err);
+        return answer_error(ctl, sink->status, sink->buf, err);
     return 0;
 }
 
@@ -117,8 +132,8 @@ int ctl_call(struct ctl *ctl, const char *method, const char *path, const char *
         char ebuf[256] = "";
         root = yajl_tree_parse(answer, ebuf, sizeof(ebuf));
         if (!root)
-            return berr_setx(err, EPROTO, "%s %s: the %s's answer is not JSON: %.*s", method, path,
-                             ctl->master ? "master" : "agent", (int) strcspn(ebuf, "\n"), ebuf);
+            return berr_setx(err, EPROTO, "%s %s: %s's answer is not JSON: %.*s", method, path,
+                             ctl->peer, (int) strcspn(ebuf, "\n"), ebuf);
     }
     *ret = root;
     return 0;

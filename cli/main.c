@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cli/main.c - berthctl's entry point: global options (--socket, --master, --help,
+/* cli/main.c - berthctl's entry point: global options (--socket, --master, --apps, --help,
  * --version), verb dispatch, and the one place that prints an error and picks the exit
- * status. The verbs live in verbs-*.c; http.c talks to the agent (or the master). */
+ * status. The verbs live in verbs-*.c, master*.c and apps.c; http.c talks to the agent (or
+ * the master, or berth-apps). */
 #include <getopt.h>
 #include <signal.h>
 #include <string.h>
@@ -23,13 +24,10 @@ static const struct {
 static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
     static const struct option longopts[] = {
-            {"socket", required_argument, NULL, 's'},
-            {"master", required_argument, NULL, 'm'},
-            {"token-file", required_argument, NULL, 't'},
-            {"cacert", required_argument, NULL, 'c'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {0},
+            {"socket", required_argument, NULL, 's'}, {"master", required_argument, NULL, 'm'},
+            {"apps", required_argument, NULL, 'a'},   {"token-file", required_argument, NULL, 't'},
+            {"cacert", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},      {0},
     };
     const char *token_file = NULL;
     const char *env = getenv("BERTH_SOCKET");
@@ -45,10 +43,14 @@ static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **er
             ctl->socket = optarg;
             break;
         case 'm':
+        case 'a':
             if (!str_has_prefix(optarg, "http://") && !str_has_prefix(optarg, "https://"))
-                return berr_setx(err, EINVAL, "--master: '%s' is not an http:// or https:// URL",
-                                 optarg);
-            ctl->master = optarg;
+                return berr_setx(err, EINVAL, "--%s: '%s' is not an http:// or https:// URL",
+                                 c == 'm' ? "master" : "apps", optarg);
+            if (c == 'm')
+                ctl->master = optarg;
+            else
+                ctl->apps = optarg;
             break;
         case 't':
             token_file = optarg;
@@ -70,9 +72,13 @@ static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **er
                              argv[optind - 1]);
         }
     }
+    if (ctl->master && ctl->apps)
+        return berr_setx(err, EINVAL, "--master and --apps: one peer at a time");
     if (optind >= argc)
         return berr_setx(err, EINVAL, "no verb given (see 'berthctl --help')");
-    const char *env_ca = getenv("BERTH_CACERT"), *env_token = getenv("BERTH_TOKEN_FILE");
+    /* berth-apps has a token of its own: another variable, so both can be exported */
+    const char *env_ca = getenv("BERTH_CACERT");
+    const char *env_token = getenv(ctl->apps ? "BERTH_APPS_TOKEN_FILE" : "BERTH_TOKEN_FILE");
     if (!ctl->cacert && env_ca && *env_ca)
         ctl->cacert = env_ca;
     if (!token_file && env_token && *env_token)
@@ -83,6 +89,9 @@ static int parse_global(struct ctl *ctl, int argc, char **argv, struct berr **er
             return berr_set(err, -r, "--token-file '%s'", token_file);
         ctl->token[strcspn(ctl->token, "\r\n")] = 0;
     }
+    ctl->url = ctl->apps ? ctl->apps : ctl->master;
+    ctl->peer = ctl->apps ? "berth-apps" : ctl->master ? "the master" : "the agent";
+    ctl->error_codes = ctl->apps != NULL;
     return optind;
 }
 
@@ -91,6 +100,8 @@ static int dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err)
     const char *verb = argv[0];
     if (streq(verb, "help"))
         return ctl_print_usage(argc > 1 ? argv[1] : NULL);
+    if (ctl->apps)
+        return ctl_apps_dispatch(ctl, argc, argv, err);
     if (ctl->master)
         return ctl_master_dispatch(ctl, argc, argv, err);
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
@@ -98,6 +109,10 @@ static int dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err)
             return verbs[i].fn(ctl, argc, argv, err);
     if (streq(verb, "agents") || streq(verb, "tasks"))
         return berr_setx(err, EINVAL, "%s: needs --master URL", verb);
+    if (streq(verb, "app") && argc > 1 && (streq(argv[1], "--help") || streq(argv[1], "-h")))
+        return ctl_print_usage("app");
+    if (streq(verb, "app"))
+        return berr_setx(err, EINVAL, "app: needs --apps URL (berth-apps)");
     return berr_setx(err, EINVAL, "unknown verb '%s' (see 'berthctl --help')", verb);
 }
 

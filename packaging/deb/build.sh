@@ -1,13 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# packaging/deb/build.sh PKG_B VERSION - `make deb`: builds PKG_B/berth-agent_VERSION-REV_ARCH.deb
-# and PKG_B/berth-master_VERSION-REV_ARCH.deb with dpkg's own tools (no debhelper, so it runs
-# from any tree): binaries from ../build-tree.sh (hardened, stripped here), each package
-# staged with its own `make install-agent` / `make install-master`, dependencies computed by
+# packaging/deb/build.sh PKG_B VERSION - `make deb`: builds PKG_B/berth-agent_VERSION-REV_ARCH.deb,
+# PKG_B/berth-master_VERSION-REV_ARCH.deb and PKG_B/berth-apps_VERSION-REV_ARCH.deb with dpkg's
+# own tools (no debhelper, so it runs from any tree): binaries from ../build-tree.sh
+# (hardened, stripped here), each package staged with its own `make install-agent` /
+# `make install-master` / `make install-apps`, dependencies computed by
 # dpkg-shlibdeps, control written by dpkg-gencontrol from the one control file, packed by
 # dpkg-deb as root:root. REV is $DEB_REVISION (default 1). Maintainer scripts and lintian
 # overrides are deb/PACKAGE.{postinst,prerm,postrm,lintian-overrides}. Prints the paths of
-# the .debs, agent first. rpm/build.sh is the .rpm's counterpart.
+# the .debs: agent, master, apps. rpm/build.sh is the .rpm's counterpart.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 PKG_B=$1
@@ -57,7 +58,12 @@ build_pkg() {
     install -d -m 0755 "$doc"
     install -m 0644 "$HERE/copyright" "$doc/copyright"
     install -m 0644 "$REPO/README.md" "$doc/README.md"
-    install -m 0644 "$REPO/docs/config.md" "$doc/config.md"
+    # the package's configuration reference: docs/config.md, berth-apps' in docs/apps.md
+    if [ "$name" = berth-apps ]; then
+        install -m 0644 "$REPO/docs/apps.md" "$doc/apps.md"
+    else
+        install -m 0644 "$REPO/docs/config.md" "$doc/config.md"
+    fi
     install -D -m 0644 "$HERE/$name.lintian-overrides" "$root/usr/share/lintian/overrides/$name"
     gzip -9n <"$S/src/debian/changelog" >"$doc/changelog.Debian.gz"
     find "$root" -path "$root/DEBIAN" -prune -o -type d -exec chmod 0755 {} + -o -type f \
@@ -87,3 +93,4 @@ build_pkg() {
 build_pkg berth-agent install-agent /etc/berth/agent.conf \
     usr/sbin/berth-agent usr/libexec/berth/berth-executor usr/bin/berthctl
 build_pkg berth-master install-master /etc/berth/master.conf usr/sbin/berth-master
+build_pkg berth-apps install-apps /etc/berth/apps.conf usr/sbin/berth-apps

@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# packaging/rpm/build.sh PKG_B VERSION - `make rpm`: builds PKG_B/berth-agent-VERSION-1.ARCH.rpm
-# and PKG_B/berth-master-VERSION-1.ARCH.rpm with rpmbuild (Debian's `rpm` package) from
-# PACKAGE.spec.in, staging the binaries of ../build-tree.sh with `make install-agent` /
-# `make install-master`; prints their paths, agent first. rpm computes the library requires
+# packaging/rpm/build.sh PKG_B VERSION - `make rpm`: builds PKG_B/berth-agent-VERSION-1.ARCH.rpm,
+# PKG_B/berth-master-VERSION-1.ARCH.rpm and PKG_B/berth-apps-VERSION-1.ARCH.rpm with rpmbuild
+# (Debian's `rpm` package) from PACKAGE.spec.in, staging the binaries of ../build-tree.sh with
+# `make install-agent` / `make install-master` / `make install-apps`; prints their paths:
+# agent, master, apps. rpm computes the library requires
 # itself (elfdeps) and compresses the manual pages (brp-compress: a bash script that says
 # #!/bin/sh, dash on Debian, so it is run with bash). deb/build.sh is the .deb's counterpart.
 set -euo pipefail
@@ -23,7 +24,7 @@ rm -rf "$TOP"
 mkdir -p "$TOP"/{BUILD,BUILDROOT,RPMS,SPECS,SRPMS}
 commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 ARCH=$(rpm --eval '%{_arch}')
-for name in berth-agent berth-master; do
+for name in berth-agent berth-master berth-apps; do
     SPEC=$TOP/SPECS/$name.spec
     sed -e "s/@VERSION@/$RPM_VERSION/g" -e "s/@COMMIT@/$commit/g" \
         -e "s/@DATE@/$(LC_ALL=C date -u -d "@$SOURCE_DATE_EPOCH" '+%a %b %d %Y')/g" \

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# tests/packages/install-test.sh DEB UP_DEB MASTER_DEB MASTER_UP_DEB - the install test of
+# tests/packages/install-test.sh DEB UP_DEB MASTER_DEB MASTER_UP_DEB APPS_DEB APPS_UP_DEB - the
+# install test of
 # `make check-packages`: a fresh minimal Debian 12 root (mmdebstrap --variant=apt from
 # Debian's archive, cached as a tarball in /var/cache/berth-pkgtest for a week) unpacked below
 # /var/tmp, entered through new pid and mount namespaces (unshare) where /proc, /sys (with
@@ -17,6 +18,8 @@ DEB=$1
 UP_DEB=$2
 MASTER_DEB=$3
 MASTER_UP_DEB=$4
+APPS_DEB=$5
+APPS_UP_DEB=$6
 CACHE=/var/cache/berth-pkgtest
 TARBALL=$CACHE/bookworm-apt.tar
 MIRROR=${BERTH_PKGTEST_MIRROR:-http://deb.debian.org/debian}
@@ -96,8 +99,8 @@ fi
 ROOT=$(mktemp -d "/var/tmp/$CGNAME.XXXXXX")
 tar -xf "$TARBALL" -C "$ROOT" --numeric-owner
 install -d -m 0700 "$ROOT/root/pkgtest"
-cp "$DEB" "$UP_DEB" "$MASTER_DEB" "$MASTER_UP_DEB" "$HERE/scenario.sh" "$HERE/boot-systemd.sh" \
-    "$ROOT/root/pkgtest/"
+cp "$DEB" "$UP_DEB" "$MASTER_DEB" "$MASTER_UP_DEB" "$APPS_DEB" "$APPS_UP_DEB" \
+    "$HERE/scenario.sh" "$HERE/scenario-apps.sh" "$HERE/boot-systemd.sh" "$ROOT/root/pkgtest/"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 
 # pid 1 of the new namespaces mounts what the root needs (all private to it) and becomes the
@@ -118,7 +121,9 @@ unshare --mount --pid --fork --kill-child --propagation private -- /bin/bash -eu
     mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$ROOT/run/berth-pkgtest-cgroup2"
     mkdir "$ROOT/run/berth-pkgtest-cgroup2$CG2"
     exec chroot "$ROOT" /bin/bash /root/pkgtest/scenario.sh "/root/pkgtest/$4" "/root/pkgtest/$5" \
-        "/root/pkgtest/$6" "/root/pkgtest/$7" "$8" "/run/berth-pkgtest-cgroup2$CG2" "$ROOT"
+        "/root/pkgtest/$6" "/root/pkgtest/$7" "$8" "/run/berth-pkgtest-cgroup2$CG2" "$ROOT" \
+        "/root/pkgtest/$9" "/root/pkgtest/${10}"
 ' unshare-init "$ROOT" "$CACHE" "$CG2_SELF/$CGNAME-systemd" "$(basename "$DEB")" \
-    "$(basename "$UP_DEB")" "$(basename "$MASTER_DEB")" "$(basename "$MASTER_UP_DEB")" "$CGNAME"
+    "$(basename "$UP_DEB")" "$(basename "$MASTER_DEB")" "$(basename "$MASTER_UP_DEB")" "$CGNAME" \
+    "$(basename "$APPS_DEB")" "$(basename "$APPS_UP_DEB")"
 status=0

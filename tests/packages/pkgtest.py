@@ -9,13 +9,18 @@ import subprocess
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PKGS = ["berth-agent", "berth-master"]
+PKGS = ["berth-agent", "berth-master", "berth-apps"]
+# the daemons that run as a system user of their own, in systemd's sandbox
+USER_PKGS = ["berth-master", "berth-apps"]
 DEBS = {"berth-agent": os.environ.get("BERTH_PKG_DEB", ""),
-        "berth-master": os.environ.get("BERTH_PKG_MASTER_DEB", "")}
+        "berth-master": os.environ.get("BERTH_PKG_MASTER_DEB", ""),
+        "berth-apps": os.environ.get("BERTH_PKG_APPS_DEB", "")}
 UP_DEBS = {"berth-agent": os.environ.get("BERTH_PKG_UP_DEB", ""),
-           "berth-master": os.environ.get("BERTH_PKG_MASTER_UP_DEB", "")}
+           "berth-master": os.environ.get("BERTH_PKG_MASTER_UP_DEB", ""),
+           "berth-apps": os.environ.get("BERTH_PKG_APPS_UP_DEB", "")}
 RPMS = {"berth-agent": os.environ.get("BERTH_PKG_RPM", ""),
-        "berth-master": os.environ.get("BERTH_PKG_MASTER_RPM", "")}
+        "berth-master": os.environ.get("BERTH_PKG_MASTER_RPM", ""),
+        "berth-apps": os.environ.get("BERTH_PKG_APPS_RPM", "")}
 DEB, UP_DEB, RPM = DEBS["berth-agent"], UP_DEBS["berth-agent"], RPMS["berth-agent"]
 PKG_DIR = os.environ.get("BERTH_PKG_DIR", "")
 BUILD = os.environ.get("BERTH_PKG_BUILD", "")
@@ -40,6 +45,13 @@ FILES_COMMON = {
         "/usr/share/man/man5/berth-master.conf.5.gz", "/usr/share/man/man8/berth-gen-tls.8.gz",
         "/usr/share/man/man8/berth-master.8.gz",
     ],
+    # no /var/lib/berth-apps either (StateDirectory=); its docs are docs/apps.md
+    "berth-apps": [
+        "/etc/berth/", "/etc/berth/apps.conf", "/usr/libexec/berth/berth-apps-init",
+        "/usr/sbin/berth-apps", "/usr/share/doc/berth-apps/README.md",
+        "/usr/share/doc/berth-apps/apps.md", "/usr/share/man/man5/berth-apps.conf.5.gz",
+        "/usr/share/man/man8/berth-apps.8.gz",
+    ],
 }
 FILES_DEB = {
     p: FILES_COMMON[p] + [
@@ -54,13 +66,15 @@ FILES_RPM = {
 FILES_RPM["berth-agent"] += ["/usr/share/bash-completion/",
                              "/usr/share/bash-completion/completions/"]
 BINARIES = {"berth-agent": ["berth-agent", "berth-executor", "berthctl"],
-            "berth-master": ["berth-master"]}
+            "berth-master": ["berth-master"], "berth-apps": ["berth-apps"]}
 INSTALLED = {"berth-agent": "/usr/sbin/berth-agent", "berth-executor":
              "/usr/libexec/berth/berth-executor", "berthctl": "/usr/bin/berthctl",
-             "berth-master": "/usr/sbin/berth-master"}
-CONFFILE = {"berth-agent": "/etc/berth/agent.conf", "berth-master": "/etc/berth/master.conf"}
+             "berth-master": "/usr/sbin/berth-master", "berth-apps": "/usr/sbin/berth-apps"}
+CONFFILE = {"berth-agent": "/etc/berth/agent.conf", "berth-master": "/etc/berth/master.conf",
+            "berth-apps": "/etc/berth/apps.conf"}
 # who owns what the package leaves behind, and what purge deletes
-STATE_DIR = {"berth-agent": "/var/lib/berth", "berth-master": "/var/lib/berth-master"}
+STATE_DIR = {"berth-agent": "/var/lib/berth", "berth-master": "/var/lib/berth-master",
+             "berth-apps": "/var/lib/berth-apps"}
 
 
 def run(argv, **kw):

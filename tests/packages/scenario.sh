@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# tests/packages/scenario.sh DEB UP_DEB MASTER_DEB MASTER_UP_DEB CGNAME SD_CGROUP ROOT - runs as
-# root inside the fresh Debian 12 root that install-test.sh prepared (its own pid and mount
+# tests/packages/scenario.sh DEB UP_DEB MASTER_DEB MASTER_UP_DEB CGNAME SD_CGROUP ROOT APPS_DEB
+# APPS_UP_DEB - runs as root inside the fresh Debian 12 root that install-test.sh prepared (its own pid and mount
 # namespaces; pid 1 here), doing what an operator does.
 # The agent: apt install the .deb, edit a reservation in /etc/berth/agent.conf, start the
 # installed agent from the installed config, launch a task with the installed berthctl and
@@ -14,7 +14,9 @@
 # running unit's sandbox in the kernel's files, point the installed agent at it and run the
 # seed's two tasks (2 CPUs / 1 GiB, 1 CPU / 2 GiB) with `berthctl --master`, read their
 # limits in the kernel's files, upgrade the master with the tasks running, kill them through
-# the master, remove and purge it.
+# the master, remove and purge it. Between the two, berth-apps (scenario-apps.sh): install it
+# under the same systemd, make its master token, start it, deploy an app with berthctl
+# --apps, upgrade it with the instance running, remove and purge it.
 # Then purge the agent and compare the file tree with the one before. CGNAME is the agent's
 # cgroup_parent (berth-pkgtest-*, below our own cgroups: host safety); ROOT is this root's
 # path on the host (boot-systemd.sh pivots to it).
@@ -27,6 +29,8 @@ MASTER_UP_DEB=$4
 CGNAME=$5
 SD_CGROUP=$6
 HOST_ROOT=$7
+APPS_DEB=$8
+APPS_UP_DEB=$9
 W=/root/pkgtest
 LOG=$W/agent.log
 # The master's address, in one place: master.conf's listen and the URL agents and berthctl
@@ -48,10 +52,12 @@ fail() {
         tail -20 "$LOG" >&2
     fi
     if [ -n "$SD_PID" ] && kill -0 "$SD_PID" 2>/dev/null; then
-        echo "systemd: failed units and berth-master's journal (tail):" >&2
+        echo "systemd: failed units, berth-master's and berth-apps' journal (tail):" >&2
         in_sd systemctl --no-pager --failed >&2 || true
-        in_sd systemctl --no-pager status berth-master >&2 || true
-        in_sd journalctl --no-pager -n 20 -u berth-master >&2 || true
+        for u in berth-master berth-apps; do
+            in_sd systemctl --no-pager status "$u" >&2 || true
+            in_sd journalctl --no-pager -n 20 -u "$u" >&2 || true
+        done
     fi
     exit 1
 }
@@ -446,6 +452,10 @@ check_task_limits "$PB" 1000 1024 2147483648
 ctlm tasks | grep -q "seed-a .*RUNNING" && ctlm tasks | grep -q "seed-b .*RUNNING" ||
     fail "berthctl --master tasks does not list both: $(ctlm tasks)"
 ok "berthctl --master tasks lists both RUNNING"
+
+# berth-apps, on this master and agent
+# shellcheck source=tests/packages/scenario-apps.sh
+. "$W/scenario-apps.sh"
 
 step "upgrade to $(basename "$MASTER_UP_DEB") with the tasks running"
 cp /etc/berth/master.conf "$W/master.conf.edited"

@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""tests/packages/test_packages.py - static checks of the built packages, berth-agent and
-berth-master, run by run.sh (`make check-packages`) with BERTH_PKG_* naming the .debs, the
-upgrade .debs, the signed .rpms and the package build tree: lintian and rpmlint (every
-remaining message must be an override or filter with a written reason), the license, the
-.rpms' files, scripts, config marks and dependencies (rpm -qp), the .debs' contents and
-computed dependencies, the units (systemd-analyze verify, and security for the master's
-sandbox), test_packages_docs.py the manual pages, the completion and the conffiles.
+"""tests/packages/test_packages.py - static checks of the built packages, berth-agent,
+berth-master and berth-apps, run by run.sh (`make check-packages`) with BERTH_PKG_* naming
+the .debs, the upgrade .debs, the signed .rpms and the package build tree: lintian and
+rpmlint (every remaining message must be an override or filter with a written reason), the
+license, the .rpms' files, scripts, config marks and dependencies (rpm -qp), the .debs'
+contents and computed dependencies, the units (systemd-analyze verify, and security for the
+master's and berth-apps' sandbox), test_packages_docs.py the manual pages, the completion
+and the conffiles.
 install-test.sh does the install, upgrade and purge."""
 
 import os
@@ -31,6 +32,7 @@ from pkgtest import (  # what the package checks share
     RPMS,
     STATE_DIR,
     UP_DEBS,
+    USER_PKGS,
     comments_before,
     deb_listing,
     needed_sonames,
@@ -75,8 +77,8 @@ def test_rpmlint_clean():
             [RPMS[p] for p in PKGS] + specs, env=env)
     print(r.stdout + r.stderr)
     assert r.returncode == 0
-    assert re.search(r"\b2 packages and 2 specfiles checked; 0 errors, 0 warnings\b", r.stdout), \
-        r.stdout
+    assert re.search(r"\b%d packages and %d specfiles checked; 0 errors, 0 warnings\b"
+                     % (len(PKGS), len(PKGS)), r.stdout), r.stdout
 
 
 def test_rpmlint_filters_have_reasons():
@@ -159,8 +161,8 @@ def test_rpm_scripts(pkg):
         assert "groupadd -r berth" in scripts["preinstall"]
     else:
         # the unit's User=: a system user with its own group, no login
-        assert "groupadd -r berth-master" in scripts["preinstall"]
-        assert re.search(r"useradd -r -g berth-master .*-s /sbin/nologin", scripts["preinstall"])
+        assert "groupadd -r %s" % pkg in scripts["preinstall"]
+        assert re.search(r"useradd -r -g %s .*-s /sbin/nologin" % pkg, scripts["preinstall"])
     # install: enable per preset, never start; erase: stop; upgrade: try-restart
     assert "preset %s" % unit in scripts["postinstall"]
     assert "$1 -eq 0" in scripts["preuninstall"]
@@ -211,7 +213,7 @@ def test_deb_control_and_conffiles(pkg):
         assert "addgroup --system --quiet berth" in postinst
     else:
         assert re.search(r"adduser --system --group .*--no-create-home", postinst)
-        assert "berth-master" in postinst.split("adduser", 1)[1].split("\n\n", 1)[0]
+        assert pkg in postinst.split("adduser", 1)[1].split("\n\n", 1)[0]
     # upgrade: restart (the daemon only); fresh install: start; remove: stop; never a task
     assert '_dh_action=restart' in postinst and 'deb-systemd-invoke $_dh_action' in postinst
     assert "'%s'" % unit in postinst and "'%s'" % unit in prerm and "'%s'" % unit in postrm
@@ -227,6 +229,12 @@ def test_deb_control_and_conffiles(pkg):
     if pkg == "berth-master":
         assert "/usr/libexec/berth/berth-master-init" in postinst
         assert "rm -rf /etc/berth/tls" in purge
+    if pkg == "berth-apps":
+        # its API token is made at install and goes on purge; the master token is the
+        # operator's and stays
+        assert "/usr/libexec/berth/berth-apps-init" in postinst
+        assert "rm -f /etc/berth/apps.token\n" in purge
+        assert "apps-master.token" not in purge.split("rm -f", 1)[1].split("\n", 1)[0]
 
 
 @pytest.mark.parametrize("pkg", PKGS)
@@ -239,9 +247,14 @@ def test_deb_depends_computed(pkg):
     extra = ", openssl" if pkg == "berth-master" else ""
     assert re.search(r"^Depends: \$\{shlibs:Depends\}, adduser%s$" % extra, stanza, re.M)
     for soname in needed_sonames(pkg):
-        lib = run(["dpkg-query", "-S", "*/" + soname]).stdout.split(":")[0]
-        assert lib, soname
-        assert re.search(r"(^|, )%s( \(|,|$)" % re.escape(lib), depends), (soname, lib, depends)
+        # the package that ships it for this architecture (libm.so.6 is also libc6-i386's,
+        # in /lib32): one of the owners must be a dependency
+        owners = set()
+        for line in run(["dpkg-query", "-S", "*/" + soname]).stdout.splitlines():
+            owners |= {o.strip().split(":")[0] for o in line.split(": ", 1)[0].split(",")}
+        assert owners, soname
+        assert any(re.search(r"(^|, )%s( \(|,|$)" % re.escape(o), depends) for o in owners), \
+            (soname, owners, depends)
 
 
 def build_id(path):
@@ -298,15 +311,20 @@ def test_unit_settings():
     assert s["WantedBy"] == ["multi-user.target"]
 
 
-def test_master_unit_settings():
-    """berth-master.service: Type=notify, its own system user, and systemd's sandbox for a
-    network daemon that writes nothing but its state directory (docs/install.md). The
-    install test runs it under systemd and checks the running process."""
-    s = unit_settings("berth-master")
+@pytest.mark.parametrize("pkg", USER_PKGS)
+def test_master_unit_settings(pkg):
+    """berth-master.service and berth-apps.service: Type=notify, a system user of their
+    own, and systemd's sandbox for a network daemon that writes nothing but its state
+    directory (docs/install.md). The install test runs them under systemd and checks the
+    running process."""
+    s = unit_settings(pkg)
     assert s["Type"] == ["notify"]  # common/notify.c: READY=1 once the listener is bound
-    assert s["ExecStart"] == ["/usr/sbin/berth-master"]
-    assert s["User"] == ["berth-master"] and s["Group"] == ["berth-master"]
-    assert s["StateDirectory"] == ["berth-master"]  # /var/lib/berth-master, its work_dir
+    assert s["ExecStart"] == ["/usr/sbin/" + pkg]
+    assert s["User"] == [pkg] and s["Group"] == [pkg]
+    assert s["StateDirectory"] == [pkg]  # /var/lib/PKG, its work_dir
+    if pkg == "berth-apps":
+        # started once the operator made its master token (docs/install.md)
+        assert s["ConditionPathExists"] == ["/etc/berth/apps-master.token"]
     assert s["Restart"] == ["on-failure"]
     for k in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices",
               "PrivateMounts", "PrivateUsers", "ProtectKernelTunables", "ProtectKernelModules",
@@ -347,16 +365,17 @@ def test_systemd_analyze_verify(deb_roots, pkg):
     assert r.stdout + r.stderr == ""
 
 
-def test_master_unit_exposure(deb_roots):
-    """systemd's own rating of the master's sandbox: at most 2.0 of 10 ("OK"; a unit
-    without sandboxing rates 9.6 UNSAFE)."""
-    root = deb_roots["berth-master"]
-    unit = os.path.join(root, "lib/systemd/system/berth-master.service")
+@pytest.mark.parametrize("pkg", USER_PKGS)
+def test_master_unit_exposure(deb_roots, pkg):
+    """systemd's own rating of the master's and berth-apps' sandbox: at most 2.0 of 10
+    ("OK"; a unit without sandboxing rates 9.6 UNSAFE)."""
+    root = deb_roots[pkg]
+    unit = os.path.join(root, "lib/systemd/system/%s.service" % pkg)
     r = run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
              verify_script("security --offline=true --threshold=20 --no-pager"), "sh", root,
              unit])
     print(r.stdout + r.stderr)
-    m = re.search(r"Overall exposure level for berth-master.service: (\d+\.\d)", r.stdout)
+    m = re.search(r"Overall exposure level for %s.service: (\d+\.\d)" % pkg, r.stdout)
     assert m, r.stdout + r.stderr
     assert float(m.group(1)) <= 2.0
     assert r.returncode == 0

@@ -2,7 +2,8 @@
 """tests/packages/test_packages_docs.py - static checks of what the packages tell their
 users, run by run.sh with test_packages.py: the manual pages (man -l, every option of the
 binaries' --help), the completion (bash -n, and its verbs and options against berthctl's
-help) and the conffiles (against docs/config.md and the daemons' defaults)."""
+help) and the conffiles (against docs/config.md, docs/apps.md and the daemons'
+defaults)."""
 
 import os
 import re
@@ -76,6 +77,57 @@ def test_man_berth_master_renders_and_is_complete(deb_roots):
     opts = help_options(run([os.path.join(BUILD, "berth-master"), "--help"]).stdout)
     missing = sorted(o for o in opts if o not in text)
     assert not missing, "berth-master.8 lacks %s" % missing
+
+
+def test_man_berth_apps_renders_and_is_complete(deb_roots):
+    text = render(deb_roots["berth-apps"], "usr/share/man/man8/berth-apps.8.gz")
+    assert text.startswith("BERTH-APPS(8)")
+    opts = help_options(run([os.path.join(BUILD, "berth-apps"), "--help"]).stdout)
+    missing = sorted(o for o in opts if o not in text)
+    assert not missing, "berth-apps.8 lacks %s" % missing
+
+
+def apps_doc_keys():
+    """The keys of docs/config.md's berth-apps table, in order; docs/apps.md's list the
+    same."""
+    keys = doc_keys("## berth-apps")["master"]  # doc_keys files one-section tables so
+    md = open(os.path.join(REPO, "docs/apps.md")).read()
+    body = md.split("\n## Configuration", 1)[1].split("\n## ", 1)[0]
+    assert re.findall(r"^\| `([a-z_]+)` \|", body, re.M) == keys
+    return keys
+
+
+def test_man_apps_conf_renders_and_has_every_key(deb_roots):
+    text = render(deb_roots["berth-apps"], "usr/share/man/man5/berth-apps.conf.5.gz")
+    assert text.startswith("BERTH-APPS.CONF(5)")
+    keys = apps_doc_keys()
+    assert {"listen", "token_file", "master", "master_token_file"} <= set(keys)
+    block = text.split("\nKEYS\n", 1)[1]
+    for k in keys:
+        assert re.search(r"^       %s\b" % k, block, re.M), "[apps] %s" % k
+
+
+# the keys the packaged apps.conf sets: the tokens, the master's CA, plain HTTP on loopback
+APPS_SET = {"token_file": "/etc/berth/apps.token", "plain_http": "true",
+            "master_ca": "/etc/berth/tls/ca.crt",
+            "master_token_file": "/etc/berth/apps-master.token"}
+
+
+def test_apps_conffile_every_key_commented_at_its_default(deb_roots):
+    conf = open(os.path.join(deb_roots["berth-apps"], "etc/berth/apps.conf")).read()
+    assert dict(re.findall(r"^([a-z_]+) = (.*)$", conf, re.M)) == APPS_SET
+    defaults = run([os.path.join(BUILD, "berth-apps"), "--print-default-config"]).stdout
+    uncommented = re.sub(r"^#([a-z_]+ =)", r"\1", conf, flags=re.M)
+    # the keys it sets, with any value, on both sides: "key ="
+    keys_set = r"^(%s) =.*$" % "|".join(APPS_SET)
+    uncommented = re.sub(keys_set, r"\1 =", uncommented, flags=re.M)
+    dflt = [re.sub(keys_set, r"\1 =", l) for l in defaults.splitlines()]
+    note = [l for l in uncommented.splitlines() if l not in dflt]
+    assert note and all(l.startswith(";") for l in note), note
+    assert [l for l in uncommented.splitlines() if l not in note] == dflt
+    # its keys are exactly the documented ones (docs/apps.md), in [apps]
+    assert re.findall(r"^#?([a-z_]+) =", conf, re.M) == apps_doc_keys()
+    assert re.search(r"^\[apps\]$", conf, re.M)
 
 
 def doc_keys(heading="## Keys"):
