@@ -3,12 +3,12 @@
  * bearer token, routing, the APP, TASK and DEPLOYMENT views and errors as {"error": {"code",
  * "message"}} with the statuses of common/apicode.c. change.c turns the requests that change
  * an app into versions and deployments. */
+#include "apps/api.h"
+
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <string.h>
-
-#include "apps/api.h"
 
 static void send_json(struct evhttp_request *req, int status, yajl_gen g)
 {
@@ -18,8 +18,7 @@ static void send_json(struct evhttp_request *req, int status, yajl_gen g)
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, buf, len);
     evbuffer_add(b, "\n", 1);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_send_reply(req, status, status < 300 ? "OK" : "Error", b);
     evbuffer_free(b);
 }

@@ -8,7 +8,13 @@
 #include "apps/appsd.h"
 #include "common/tls.h"
 
-enum apps_change_kind { APPS_CREATE, APPS_PUT, APPS_PATCH, APPS_RESTART, APPS_DELETE };
+enum apps_change_kind {
+    APPS_CREATE,
+    APPS_PUT,
+    APPS_PATCH,
+    APPS_RESTART,
+    APPS_DELETE
+};
 
 void apps_reply(struct evhttp_request *req, int status, yajl_gen g);
 void apps_refuse(struct evhttp_request *req, enum berr_code code, const char *fmt, ...)

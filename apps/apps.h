@@ -43,9 +43,9 @@ struct app_def {
     struct ml_health_check *hc;
     struct app_constraint *cons;
     size_t n_cons;
-    double mhc, moc;                                  /* upgrade_strategy */
+    double mhc, moc;                                /* upgrade_strategy */
     double bo_seconds, bo_factor, bo_max, bo_reset; /* backoff */
-    char **labels;                                    /* k, v, k, v, ..., NULL */
+    char **labels;                                  /* k, v, k, v, ..., NULL */
 };
 
 /* Parse and check an app definition (defaults filled). 0, or -EINVAL with err
@@ -63,10 +63,10 @@ double app_backoff_delay(const struct app_def *d, unsigned n);
 
 /* One instance as the planner sees it. */
 struct plan_inst {
-    bool current;  /* of the version being kept (the serving one) */
-    bool running;  /* RUNNING */
-    bool healthy;  /* counts as healthy (RUNNING, and the check passes or there is none) */
-    bool killing;  /* asked to end: still occupies until it ends */
+    bool current;   /* of the version being kept (the serving one) */
+    bool running;   /* RUNNING */
+    bool healthy;   /* counts as healthy (RUNNING, and the check passes or there is none) */
+    bool killing;   /* asked to end: still occupies until it ends */
     double started; /* when launched (newest: largest) */
 };
 struct plan {

@@ -36,9 +36,9 @@ struct inst {
     enum ml_state state;
     enum ml_health healthy;
     double started_at, running_since;
-    bool killing;      /* we asked it to end */
-    double killed_at;  /* when the last KILL went */
-    bool reconciling;  /* asked the master, no answer yet */
+    bool killing;     /* we asked it to end */
+    double killed_at; /* when the last KILL went */
+    bool reconciling; /* asked the master, no answer yet */
     bool ever_healthy;
 };
 
@@ -66,12 +66,11 @@ struct app {
                               * deployment (owned then) */
     char *serving_version;
     bool deleting, hold;
-    unsigned bo_n;       /* ends in a row */
-    double bo_until;     /* no launch before */
+    unsigned bo_n;   /* ends in a row */
+    double bo_until; /* no launch before */
     struct app_waiting waiting;
     unsigned want; /* from the last plan: instances to launch */
 };
-
 
 struct apps {
     struct apps_cfg cfg;
@@ -80,7 +79,7 @@ struct apps {
     struct sched *s;
     char *token, *master_token;
     char *framework_id;
-    bool reconciled;     /* every known instance answered since the last SUBSCRIBED */
+    bool reconciled; /* every known instance answered since the last SUBSCRIBED */
     double reconcile_sent;
     bool suppressed;
     struct app *apps;

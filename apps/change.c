@@ -103,7 +103,8 @@ static void set_version(struct apps *a, struct app *app, char *version)
 static void create(struct apps *a, struct evhttp_request *req, struct app_def *d)
 {
     if (apps_find(a, d->id)) {
-        apps_refuse(req, BERR_CONFLICT, "app '%s' already exists (PUT /v1/apps/%s changes it)", d->id, d->id);
+        apps_refuse(req, BERR_CONFLICT, "app '%s' already exists (PUT /v1/apps/%s changes it)",
+                    d->id, d->id);
         app_def_done(d);
         return;
     }

@@ -180,8 +180,7 @@ int apps_cfg_load(struct apps_cfg *cfg, int argc, char **argv, struct berr **err
             return berr_wrap(err, "%s", argv[i]);
     }
     if (!cfg->token_file[0])
-        return BAD("%s: [apps] token_file is required (the API's bearer token)",
-                   cfg->config_file);
+        return BAD("%s: [apps] token_file is required (the API's bearer token)", cfg->config_file);
     if (!cfg->master_token_file[0])
         return BAD("%s: [apps] master_token_file is required (a master token with submit "
                    "rights in role '%s')",
@@ -197,9 +196,9 @@ int apps_cfg_load(struct apps_cfg *cfg, int argc, char **argv, struct berr **err
 
 void apps_cfg_done(struct apps_cfg *c)
 {
-    char *s[] = {c->listen, c->work_dir,          c->token_file, c->tls_cert,
-                 c->tls_key, c->master,           c->master_ca,  c->master_token_file,
-                 c->role,   c->name,              c->log_level,  c->config_file};
+    char *s[] = {c->listen,  c->work_dir, c->token_file, c->tls_cert,
+                 c->tls_key, c->master,   c->master_ca,  c->master_token_file,
+                 c->role,    c->name,     c->log_level,  c->config_file};
     for (size_t i = 0; i < ARRAY_SIZE(s); i++)
         free(s[i]);
     *c = (struct apps_cfg){0};

@@ -190,12 +190,14 @@ static void fail_deployment(struct apps *a, struct app *app, struct dep *d)
 /* Instances of a deployment's new version that stay RUNNING without ever passing their check
  * (a grace or a failure count too long to end them soon) count as failures too: past the
  * check's delay, grace and (failures + 1) intervals plus 30 s, each is killed and counted. */
-static void count_stuck(struct apps *a, struct app *app, struct dep *d, struct inst **is,
-                        size_t n, double now)
+static void count_stuck(struct apps *a, struct app *app, struct dep *d, struct inst **is, size_t n,
+                        double now)
 {
     const struct ml_health_check *hc = app->serving->hc;
     double limit = (double) (hc->delay_ms + hc->grace_ms +
-                             (hc->consecutive_failures + 1) * hc->interval_ms) / 1000 + 30;
+                             (hc->consecutive_failures + 1) * hc->interval_ms) /
+                           1000 +
+                   30;
     for (size_t k = 0; k < n; k++) {
         struct inst *i = is[k];
         if (i->killing || i->ever_healthy || i->state != ML_RUNNING ||
@@ -288,7 +290,8 @@ static bool step_app(struct apps *a, struct app *app, double now)
     } else if (p.launch && now - a->last_offers_at > 5) {
         app->waiting.reason = "NO_OFFERS";
         snprintf(app->waiting.message, sizeof(app->waiting.message),
-                 "no offer from the master for %.0f s", a->last_offers_at ? now - a->last_offers_at : 0);
+                 "no offer from the master for %.0f s",
+                 a->last_offers_at ? now - a->last_offers_at : 0);
     } else if (!p.launch) {
         app->waiting.reason = NULL;
     }

@@ -32,8 +32,8 @@ void apps_inst_ended(struct apps *a, struct inst *i, const char *reason, bool un
         double delay = app_backoff_delay(app->serving, app->bo_n);
         app->bo_until = now_realtime() + delay;
         apps_store_app(a, app);
-        log_info("instance %s of app '%s' ended (%s): replaced in %.3fs (%u in a row)",
-                 i->task_id, i->app_id, reason ? reason : "-", delay, app->bo_n);
+        log_info("instance %s of app '%s' ended (%s): replaced in %.3fs (%u in a row)", i->task_id,
+                 i->app_id, reason ? reason : "-", delay, app->bo_n);
         struct dep *d = apps_dep_of(a, app->def.id);
         if (d && streq(i->version, d->version) && !i->ever_healthy) {
             d->failures++;
@@ -183,8 +183,7 @@ struct launch {
     char ids[][65];
 };
 
-static void accepted(struct sched *s, const struct berr *err, char *const *ids, size_t n,
-                     void *arg)
+static void accepted(struct sched *s, const struct berr *err, char *const *ids, size_t n, void *arg)
 {
     (void) s, (void) ids, (void) n;
     struct launch *l = arg;
@@ -220,9 +219,9 @@ static struct app_place *places_of(struct apps *a, const struct app *app, size_t
     return p;
 }
 
-static void judge(struct apps *a, const struct app *app, const struct ml_offer *o,
-                  uint64_t cpus, uint64_t mem, const uint16_t *used, size_t n_used,
-                  struct verdict *v, uint16_t *ports)
+static void judge(struct apps *a, const struct app *app, const struct ml_offer *o, uint64_t cpus,
+                  uint64_t mem, const uint16_t *used, size_t n_used, struct verdict *v,
+                  uint16_t *ports)
 {
     const struct app_def *d = app->serving;
     *v = (struct verdict){0};
@@ -235,8 +234,8 @@ static void judge(struct apps *a, const struct app *app, const struct ml_offer *
     size_t n_placed;
     struct app_place *placed = places_of(a, app, &n_placed);
     struct app_place cand = {o->hostname, o->attrs, o->n_attrs};
-    v->cons_ok = app_constraints_ok(d->cons, d->n_cons, &cand, placed, n_placed, v->why,
-                                    sizeof(v->why));
+    v->cons_ok =
+            app_constraints_ok(d->cons, d->n_cons, &cand, placed, n_placed, v->why, sizeof(v->why));
     free(placed);
     if (!v->cons_ok)
         return;
@@ -295,9 +294,7 @@ static bool use_offer(struct apps *a, const struct ml_offer *o)
             uint16_t hp[ML_MAX_PORTS];
             judge(a, app, o, cpus, mem, used, n_used, &v, hp);
             if (!v.res_ok) {
-                app->waiting.reason = !v.role_ok  ? "ROLE"
-                                      : !v.cons_ok ? "CONSTRAINT"
-                                                   : "RESOURCES";
+                app->waiting.reason = !v.role_ok ? "ROLE" : !v.cons_ok ? "CONSTRAINT" : "RESOURCES";
                 snprintf(app->waiting.message, sizeof(app->waiting.message), "%s", v.why);
                 break;
             }

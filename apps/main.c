@@ -53,8 +53,8 @@ static int read_token(const char *path, const char *key, char **ret, struct berr
         return berr_set(err, -r, "[apps] %s '%s'", key, path);
     (*ret)[strcspn(*ret, "\r\n")] = 0;
     if (strlen(*ret) < 16)
-        return berr_setx(err, EINVAL, "[apps] %s '%s': the token has fewer than 16 characters",
-                         key, path);
+        return berr_setx(err, EINVAL, "[apps] %s '%s': the token has fewer than 16 characters", key,
+                         path);
     return 0;
 }
 
@@ -62,8 +62,7 @@ static int setup(struct apps *a, struct berr **err)
 {
     int r;
     if ((r = read_token(a->cfg.token_file, "token_file", &a->token, err)) < 0 ||
-        (r = read_token(a->cfg.master_token_file, "master_token_file", &a->master_token, err)) <
-                0)
+        (r = read_token(a->cfg.master_token_file, "master_token_file", &a->master_token, err)) < 0)
         return r;
     if ((r = apps_store_open(a, err)) < 0 || (r = apps_store_load(a, err)) < 0)
         return r;

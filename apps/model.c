@@ -21,8 +21,8 @@ bool app_id_valid(const char *s)
 /* The fields of an APP answer that a PUT may carry back: ignored. */
 static bool output_field(const char *k)
 {
-    static const char *const out[] = {"version",     "serving_version", "running", "healthy",
-                                      "staged",      "deployments",     "waiting", "tasks"};
+    static const char *const out[] = {"version", "serving_version", "running", "healthy",
+                                      "staged",  "deployments",     "waiting", "tasks"};
     for (size_t i = 0; i < ARRAY_SIZE(out); i++)
         if (streq(k, out[i]))
             return true;
@@ -30,10 +30,10 @@ static bool output_field(const char *k)
 }
 
 static const char *const known[] = {
-        "id",          "command", "args",          "instances",   "cpus",
-        "mem",         "pids",    "ports",         "network",     "env",
-        "user",        "role",    "health_checks", "constraints", "upgrade_strategy",
-        "backoff",     "labels",
+        "id",      "command", "args",          "instances",   "cpus",
+        "mem",     "pids",    "ports",         "network",     "env",
+        "user",    "role",    "health_checks", "constraints", "upgrade_strategy",
+        "backoff", "labels",
 };
 
 static bool is_known(const char *k)
@@ -171,8 +171,8 @@ static int parse_rest(yajl_val v, struct app_def *d, struct berr **err)
     if ((x = json_get(v, "upgrade_strategy"))) {
         if (!YAJL_IS_OBJECT(x))
             return INVALID("upgrade_strategy: want an object");
-        if ((r = num_field(x, "minimum_health_capacity", "upgrade_strategy.", 0, 1, &d->mhc,
-                           err)) < 0 ||
+        if ((r = num_field(x, "minimum_health_capacity", "upgrade_strategy.", 0, 1, &d->mhc, err)) <
+                    0 ||
             (r = num_field(x, "maximum_over_capacity", "upgrade_strategy.", 0, 1, &d->moc, err)) <
                     0)
             return r;
@@ -223,12 +223,12 @@ int app_def_parse(yajl_val v, struct app_def *ret, struct berr **err)
     d.instances = (unsigned) n;
     if (!json_get_cpus(v, "cpus", &d.cpus_millis) || d.cpus_millis == 0) {
         r = INVALID("cpus: %s", json_get(v, "cpus") ? "want a number above 0 (e.g. 0.25)"
-                                                      : "missing (required)");
+                                                    : "missing (required)");
         goto fail;
     }
     if (!json_get_size(v, "mem", &d.mem_bytes) || d.mem_bytes < 4096) {
         r = INVALID("mem: %s", json_get(v, "mem") ? "want bytes or a size (e.g. \"64MiB\")"
-                                                    : "missing (required)");
+                                                  : "missing (required)");
         goto fail;
     }
     if (json_get(v, "pids") &&
@@ -359,8 +359,7 @@ static bool used_has(const uint16_t *used, size_t n, unsigned p)
     return false;
 }
 
-int app_ports_pick(const char *ranges, const uint16_t *used, size_t n_used, size_t n,
-                   uint16_t *out)
+int app_ports_pick(const char *ranges, const uint16_t *used, size_t n_used, size_t n, uint16_t *out)
 {
     size_t got = 0;
     const char *p = ranges ? ranges : "";
@@ -392,5 +391,8 @@ void app_time_format(double t, char *buf, size_t len)
     gmtime_r(&s, &tm);
     int ms = (int) ((t - (double) s) * 1000);
     snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms < 0 ? 0 : ms > 999 ? 999 : ms);
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             ms < 0     ? 0
+             : ms > 999 ? 999
+                        : ms);
 }

@@ -28,7 +28,8 @@ unsigned app_plan_max_running(unsigned target, double moc, double mhc)
 static const struct plan_inst *sort_base;
 static int kill_cmp(const void *a, const void *b)
 {
-    const struct plan_inst *x = &sort_base[*(const size_t *) a], *y = &sort_base[*(const size_t *) b];
+    const struct plan_inst *x = &sort_base[*(const size_t *) a],
+                           *y = &sort_base[*(const size_t *) b];
     if (x->running != y->running)
         return x->running ? 1 : -1;
     if (x->healthy != y->healthy)

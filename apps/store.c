@@ -112,8 +112,8 @@ char *apps_store_version_get(struct apps *a, const char *app_id, const char *ver
 {
     sqlite3_stmt *st = NULL;
     char *out = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT def FROM versions WHERE app_id = ?1 AND version = ?2",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(a->db, "SELECT def FROM versions WHERE app_id = ?1 AND version = ?2", -1,
+                           &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, app_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW)
@@ -144,8 +144,8 @@ void apps_store_inst(struct apps *a, const struct inst *i)
         "INSERT OR REPLACE INTO instances(task_id, app_id, version, agent_id, hostname, attrs, "
         "ports, state, healthy, started_at, running_since, killing, ever_healthy) VALUES (?1, "
         "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        "ssssssssiddii", i->task_id, i->app_id, i->version, i->agent_id, i->hostname, attrs,
-        ports, ml_state_name(i->state), (int) i->healthy, i->started_at, i->running_since,
+        "ssssssssiddii", i->task_id, i->app_id, i->version, i->agent_id, i->hostname, attrs, ports,
+        ml_state_name(i->state), (int) i->healthy, i->started_at, i->running_since,
         (int) i->killing, (int) i->ever_healthy);
 }
 

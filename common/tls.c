@@ -36,11 +36,9 @@ int tls_server_new(const char *cert, const char *key, const char *what, void **r
         r = berr_setx(err, EINVAL, "%s tls_cert '%s': %s", what, cert,
                       tls_error(ebuf, sizeof(ebuf)));
     else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-        r = berr_setx(err, EINVAL, "%s tls_key '%s': %s", what, key,
-                      tls_error(ebuf, sizeof(ebuf)));
+        r = berr_setx(err, EINVAL, "%s tls_key '%s': %s", what, key, tls_error(ebuf, sizeof(ebuf)));
     else if (SSL_CTX_check_private_key(ctx) != 1)
-        r = berr_setx(err, EINVAL, "%s tls_key '%s' does not match tls_cert '%s'", what, key,
-                      cert);
+        r = berr_setx(err, EINVAL, "%s tls_key '%s' does not match tls_cert '%s'", what, key, cert);
     if (r < 0) {
         SSL_CTX_free(ctx);
         return r;

@@ -134,7 +134,10 @@ static void test_ports_pick(void **state)
     assert_int_equal(app_ports_pick(NULL, NULL, 0, 1, out), -ENOSPC);
 }
 
-#define I(cur, run, h, kill, t) {.current = cur, .running = run, .healthy = h, .killing = kill, .started = t}
+#define I(cur, run, h, kill, t)                                                                    \
+    {                                                                                              \
+        .current = cur, .running = run, .healthy = h, .killing = kill, .started = t                \
+    }
 
 static void test_plan_scale(void **state)
 {
