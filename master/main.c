@@ -31,7 +31,9 @@ static const char usage[] =
         "                         --heartbeat_interval=5s --agent_timeout=15s --lost_grace=30s\n"
         "                         --placement=spread|binpack --reconcile_kill=true\n"
         "                         --allocation_interval=1s --offer_timeout=30s\n"
-        "                         --failover_timeout=1h --role.NAME.weight=2 ...\n"
+        "                         --failover_timeout=1h --role.NAME.weight=2\n"
+        "                         --events_history=4096 --events_buffer=4MiB\n"
+        "                         --events_max_subscribers=64 --events_keepalive=15s ...\n"
         "  --print-default-config print the annotated default master.conf and exit\n"
         "  --help, --version\n";
 

@@ -31,12 +31,12 @@
 
 #include "common/common.h"
 #include "master/drf.h"
+#include "master/events.h"
 #include "masterlink/masterlink.h"
 
 struct sqlite3;
 struct evbuffer;
-struct sse_hub;
-
+struct m_offer;
 #define MASTER_DEFAULT_CONFIG "/etc/berth/master.conf"
 
 struct master_cfg {
@@ -57,15 +57,13 @@ struct master_cfg {
     uint64_t offer_timeout_ms;       /* an offer unanswered this long is rescinded (30 s; 0 off) */
     uint64_t failover_timeout_ms;    /* a framework's failover_timeout when it names none (1 h) */
     bool check_invariants;           /* test mode: check the books after every event */
-    /* GET /v1/events (events.c, sse/): events kept for Last-Event-ID, bytes one subscriber
-     * may have queued, subscribers at once, keepalive period */
-    uint64_t events_history, events_buffer, events_max_subscribers, events_keepalive_ms;
     struct m_role_cfg {              /* [role.NAME]: weight and quota */
         char *name;
         double weight;
         struct drf_res guarantee, limit;
     } * roles;
     size_t n_roles;
+    uint64_t events_history, events_buffer, events_max_subscribers, events_keepalive_ms;
     char *log_level;
     char *config_file; /* the file read, for messages */
 };
@@ -186,8 +184,6 @@ enum m_fw_state {
     M_FW_DISCONNECTED, /* its tasks run; it has failover_timeout to come back */
     M_FW_REMOVED,      /* TEARDOWN or failover_timeout: its tasks were killed */
 };
-
-struct m_offer;
 
 /* A framework: a scheduler that subscribed (or the master's own, builtin.c). */
 struct m_framework {
@@ -559,24 +555,6 @@ void master_sched_remove(struct master *m, struct m_framework *fw, const char *w
  * GET /v1/roles, PUT /v1/roles/NAME. false when path is none of these. */
 bool master_api_sched(struct master *m, struct evhttp_request *req, const struct m_token *caller,
                       const char *path, enum evhttp_cmd_type cmd, const char *body, size_t len);
-/* events.c: GET /v1/events, the registry's changes as Server-Sent Events (docs/api.md) on
- * sse/'s hub. Tasks, frameworks, agents and link call the emitters where they change those
- * records; each is a no-op before master_events_start (while master.db is loaded). */
-void master_events_start(struct master *m);
-/* Close every stream; before master_api_stop (evhttp_free). */
-void master_events_stop(struct master *m);
-/* GET /v1/events of an authorised caller. */
-void master_events_serve(struct master *m, struct evhttp_request *req);
-/* agent_added, agent_changed; agent_removed by id (the record is gone). */
-void master_events_agent(struct master *m, const struct m_agent *ag, const char *name);
-void master_events_agent_removed(struct master *m, const char *id);
-/* framework_added, framework_changed (connected, disconnected, roles, removed). */
-void master_events_fw(struct master *m, const struct m_framework *fw, const char *name);
-/* task_added, task_updated (state, agent, health), task_removed. */
-void master_events_task(struct master *m, const struct m_task *t, const char *name);
-/* The hub's counters for /metrics (all 0 before the start). */
-void master_events_metrics(struct master *m, struct evbuffer *out);
-
 /* metrics.c: GET /metrics. */
 void master_serve_metrics(struct master *m, struct evhttp_request *req);
 /* invariant.c: with check_invariants, that the allocator's books match the tasks and offers

@@ -21,6 +21,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include "sse/sse.h"
@@ -215,7 +216,7 @@ int sse_hub_subscribe(struct sse_hub *h, struct evhttp_request *req, struct berr
     if (h->st.subscribers >= h->cfg.max_subscribers) {
         h->st.refused++;
         return berr_setc(err, EAGAIN, BERR_UNAVAILABLE,
-                         "%zu subscribers of %s are connected, the most there may be", 
+                         "%zu subscribers of %s are connected, the most there may be",
                          h->cfg.max_subscribers, h->name);
     }
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
@@ -243,6 +244,15 @@ int sse_hub_subscribe(struct sse_hub *h, struct evhttp_request *req, struct berr
     h->subs = s;
     h->st.subscribers++;
     evhttp_connection_set_closecb(conn, sub_closed, s);
+    /* the kernel's send buffer is a queue too: left alone it autotunes up to tcp_wmem's
+     * maximum (4 MiB) for a client that does not read, before ours sees a byte. Fixed at
+     * max_buffer (the kernel caps it at net.core.wmem_max, 208 KiB by default), it bounds
+     * that as well; a reader on a fast path still gets the events at once. */
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+    int fd = bev ? (int) bufferevent_getfd(bev) : -1;
+    int sndbuf = h->cfg.max_buffer > INT32_MAX / 2 ? INT32_MAX / 2 : (int) h->cfg.max_buffer;
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+        log_debug("%s: SO_SNDBUF of %s: %s", h->name, s->peer, strerror(errno));
 
     if (resume) {
         h->st.resumed++;

@@ -103,8 +103,9 @@ static void test_ids(void **state)
     assert_true(e == UINT64_MAX && s == UINT64_MAX);
     assert_int_equal(sse_id_parse("17-0", &e, &s), 0);
     assert_true(e == 17 && s == 0);
-    const char *bad[] = {NULL, "", "17", "-5", "17-", "17--5", "17-5-1", "a-1", "1-b", " 1-2",
-                         "1-2 ", "+1-2", "1-+2", "99999999999999999999999-1"};
+    const char *bad[] = {
+            NULL,  "",    "17",   "-5",   "17-",  "17--5", "17-5-1",
+            "a-1", "1-b", " 1-2", "1-2 ", "+1-2", "1-+2",  "99999999999999999999999-1"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         assert_int_equal(sse_id_parse(bad[i], &e, &s), -EINVAL);
 }
