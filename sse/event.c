@@ -44,10 +44,8 @@ struct sse_event *sse_event_new(uint64_t epoch, uint64_t seq, const char *name, 
     for (size_t i = 0; i < len; i++)
         lines += data[i] == '\n' || data[i] == '\r';
     size_t cap = strlen("id: \nevent: \n\n") + strlen(id) + strlen(name) + len + lines * 7 + 1;
-    struct sse_event *ev = xmalloc(sizeof(*ev) + cap);
-    ev->seq = seq;
-    ev->refs = 1;
-    char *p = ev->text;
+    _cleanup_free_ char *text = xmalloc(cap);
+    char *p = text;
     p += sprintf(p, "id: %s\nevent: %s\n", id, name);
     /* each line of data (ended by \r\n, \r or \n) is one field; the reader joins them with
      * \n again, so a JSON text with newlines arrives as it left */
@@ -68,8 +66,19 @@ struct sse_event *sse_event_new(uint64_t epoch, uint64_t seq, const char *name, 
         i = j + 1;
     }
     *p++ = '\n';
-    *p = 0;
-    ev->len = (size_t) (p - ev->text);
+    size_t tlen = (size_t) (p - text);
+    /* framed once as the HTTP/1.1 chunk every chunked stream sends */
+    char head[24];
+    int hl = snprintf(head, sizeof(head), "%zx\r\n", tlen);
+    struct sse_event *ev = xmalloc(sizeof(*ev) + (size_t) hl + tlen + 3);
+    ev->seq = seq;
+    ev->refs = 1;
+    memcpy(ev->chunk, head, (size_t) hl);
+    memcpy(ev->chunk + hl, text, tlen);
+    memcpy(ev->chunk + hl + tlen, "\r\n", 3);
+    ev->text = ev->chunk + hl;
+    ev->len = tlen;
+    ev->chunk_len = (size_t) hl + tlen + 2;
     return ev;
 }
 

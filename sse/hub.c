@@ -3,9 +3,9 @@
  * open chunked reply (text/event-stream) that starts with a snapshot (the daemon's callback)
  * or with the events it missed (the history, event.c), then gets every event published.
  *
- * Cost: an event is formatted once; every stream gets a reference to the same bytes
- * (evbuffer_add_reference, which evhttp moves into the connection's output buffer without
- * copying), so fan-out costs a chunk header and a small chain per subscriber.
+ * Cost: an event is formatted once, with its HTTP/1.1 chunk framing; every stream gets a
+ * reference to the same bytes (evbuffer_add_reference into the connection's output buffer),
+ * so fan-out costs one small evbuffer chain per subscriber and no copy.
  *
  * Bounds: what a subscriber has queued (the connection's output buffer: bytes libevent has
  * not written to the socket yet) may not pass max_buffer; a subscriber that would go past it
@@ -31,6 +31,7 @@ struct sse_sub {
     struct evhttp_request *req;
     struct evhttp_connection *conn;
     size_t allow; /* its snapshot's bytes, allowed over max_buffer until it drained once */
+    bool chunked; /* HTTP/1.1: each event goes as one chunk (1.0: the bytes, then close) */
     char peer[64];
     struct sse_sub *next;
 };
@@ -45,7 +46,6 @@ struct sse_hub {
     uint64_t epoch, seq;
     struct sse_history hist;
     struct sse_sub *subs;
-    struct evbuffer *scratch; /* a chunk being handed to evhttp (it is drained each time) */
     struct sse_stats st;
 };
 
@@ -111,25 +111,35 @@ static void event_release(const void *data, size_t len, void *arg)
     sse_event_unref(arg);
 }
 
-/* One chunk to s: ev's shared bytes, or a copy of text. */
+/* One event (its shared bytes) or a comment (copied) onto s's connection. Written into the
+ * connection's output buffer directly: evhttp has enabled writing since the reply started,
+ * and a chunked stream gets the event's own framed copy. Rejected: evhttp_send_reply_chunk
+ * per event and subscriber, which adds the framing in a fresh 1 KiB chain each time (four
+ * times the event's size in memory for a subscriber that lags, and a malloc per send). */
 static void sub_send(struct sse_sub *s, struct sse_event *ev, const char *text, size_t len)
 {
-    struct evbuffer *b = s->h->scratch;
-    if (ev)
-        evbuffer_add_reference(b, ev->text, ev->len, event_release, sse_event_ref(ev));
-    else
-        evbuffer_add(b, text, len);
-    evhttp_send_reply_chunk(s->req, b);
-    /* evhttp moves the chunk into the connection's buffer; should it have dropped it (no
-     * connection), the next chunk must not carry it */
-    evbuffer_drain(b, evbuffer_get_length(b));
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->conn);
+    if (!bev)
+        return;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (ev) {
+        evbuffer_add_reference(out, s->chunked ? ev->chunk : ev->text,
+                               s->chunked ? ev->chunk_len : ev->len, event_release,
+                               sse_event_ref(ev));
+    } else if (s->chunked) {
+        evbuffer_add_printf(out, "%zx\r\n", len);
+        evbuffer_add(out, text, len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add(out, text, len);
+    }
 }
 
 /* Send to s, or cut it off when it has no room. false when it was cut. */
 static bool sub_offer(struct sse_sub *s, struct sse_event *ev, const char *text, size_t len)
 {
     size_t q;
-    if (!sub_room(s, ev ? ev->len : len, &q)) {
+    if (!sub_room(s, ev ? ev->chunk_len : len, &q)) {
         sub_cut(s, q);
         return false;
     }
@@ -161,7 +171,6 @@ struct sse_hub *sse_hub_new(struct event_base *base, const struct sse_hub_cfg *c
     /* ids of this run: past every id of an earlier run unless the clock went back */
     h->epoch = (uint64_t) (now_realtime() * 1000);
     sse_history_init(&h->hist, cfg->history);
-    h->scratch = evbuffer_new();
     if (cfg->keepalive_ms) {
         h->ev_keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, h);
         struct timeval tv = {.tv_sec = (time_t) (cfg->keepalive_ms / 1000),
@@ -186,7 +195,6 @@ void sse_hub_free(struct sse_hub *h)
     if (h->ev_keepalive)
         event_free(h->ev_keepalive);
     sse_history_done(&h->hist);
-    evbuffer_free(h->scratch);
     free(h->name);
     free(h);
 }
@@ -231,11 +239,13 @@ int sse_hub_subscribe(struct sse_hub *h, struct evhttp_request *req, struct berr
     evhttp_add_header(oh, "Cache-Control", "no-cache");
     evhttp_add_header(oh, "X-Accel-Buffering", "no"); /* proxies: pass events on at once */
     evhttp_send_reply_start(req, 200, "OK");
+    const char *te = evhttp_find_header(oh, "Transfer-Encoding");
 
     struct sse_sub *s = xzalloc(sizeof(*s));
     s->h = h;
     s->req = req;
     s->conn = conn;
+    s->chunked = te && streq(te, "chunked");
     char *addr = NULL;
     ev_uint16_t port = 0;
     evhttp_connection_get_peer(conn, &addr, &port);
@@ -261,7 +271,7 @@ int sse_hub_subscribe(struct sse_hub *h, struct evhttp_request *req, struct berr
         int n = snprintf(line, sizeof(line), ": resumed after %s, %zu missed\n\n", last_id,
                          h->hist.n - from);
         for (size_t i = from; i < h->hist.n; i++)
-            s->allow += sse_history_at(&h->hist, i)->len;
+            s->allow += sse_history_at(&h->hist, i)->chunk_len;
         sub_send(s, NULL, line, (size_t) n);
         for (size_t i = from; i < h->hist.n; i++)
             sub_send(s, sse_history_at(&h->hist, i), NULL, 0);
@@ -277,7 +287,7 @@ int sse_hub_subscribe(struct sse_hub *h, struct evhttp_request *req, struct berr
     /* its id is the newest event's: resuming from it replays what came after */
     struct sse_event *ev = sse_event_new(h->epoch, h->seq, "snapshot", (const char *) buf, len);
     yajl_gen_free(g);
-    s->allow = ev->len;
+    s->allow = ev->chunk_len;
     sub_send(s, ev, NULL, 0);
     sse_event_unref(ev);
     log_debug("%s: subscriber %s: snapshot (%s)", h->name, s->peer,
@@ -311,5 +321,5 @@ void sse_hub_stats(const struct sse_hub *h, struct sse_stats *ret)
     ret->last_seq = h->seq;
     ret->history_bytes = 0;
     for (size_t i = 0; i < h->hist.n; i++)
-        ret->history_bytes += sse_history_at(&h->hist, i)->len;
+        ret->history_bytes += sse_history_at(&h->hist, i)->chunk_len;
 }

@@ -22,13 +22,17 @@ struct evhttp_request;
 /* ---- event.c: pure --------------------------------------------------------------------- */
 
 /* One event as it goes on the wire, formatted once and shared by every subscriber and the
- * history (reference counted; the hub runs on one thread). text is
- * "id: ID\nevent: NAME\ndata: LINE\n...\n\n". */
+ * history (reference counted; the hub runs on one thread). text (len bytes) is
+ * "id: ID\nevent: NAME\ndata: LINE\n...\n\n"; chunk (chunk_len bytes) is the same text
+ * framed as one HTTP/1.1 chunk ("HEX\r\n" text "\r\n"), so a chunked reply needs no
+ * per-subscriber framing either. */
 struct sse_event {
     uint64_t seq;
     unsigned refs;
+    const char *text;
     size_t len;
-    char text[];
+    size_t chunk_len;
+    char chunk[];
 };
 
 /* An event's id: "<epoch>-<seq>". epoch is the hub's start (ms since 1970), so ids stay

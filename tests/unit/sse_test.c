@@ -55,10 +55,18 @@ static void test_event_wire_text(void **state)
     (void) state;
     const char *json = "{\"task\":{\"id\":\"t-1\",\"state\":\"RUNNING\"}}";
     struct sse_event *ev = sse_event_new(1700000000123ULL, 42, "task_updated", json, strlen(json));
-    assert_string_equal(ev->text, "id: 1700000000123-42\nevent: task_updated\n"
-                                  "data: {\"task\":{\"id\":\"t-1\",\"state\":\"RUNNING\"}}\n\n");
-    assert_int_equal(ev->len, strlen(ev->text));
+    const char *want = "id: 1700000000123-42\nevent: task_updated\n"
+                       "data: {\"task\":{\"id\":\"t-1\",\"state\":\"RUNNING\"}}\n\n";
+    assert_int_equal(ev->len, strlen(want));
+    assert_memory_equal(ev->text, want, ev->len);
     assert_int_equal(ev->seq, 42);
+    /* the same bytes framed as one HTTP/1.1 chunk: hex length, CRLF, text, CRLF */
+    char head[16];
+    int hl = snprintf(head, sizeof(head), "%zx\r\n", strlen(want));
+    assert_int_equal(ev->chunk_len, (size_t) hl + strlen(want) + 2);
+    assert_memory_equal(ev->chunk, head, (size_t) hl);
+    assert_ptr_equal(ev->text, ev->chunk + hl);
+    assert_memory_equal(ev->chunk + hl + ev->len, "\r\n", 2);
     sse_event_unref(ev);
 }
 
@@ -81,14 +89,15 @@ static void test_multi_line_data(void **state)
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct sse_event *ev = sse_event_new(1, 2, "x", cases[i].in, strlen(cases[i].in));
         struct parsed p;
-        parse_event(ev->text, &p);
+        _cleanup_free_ char *text = xstrndup(ev->text, ev->len);
+        parse_event(text, &p);
         assert_string_equal(p.id, "1-2");
         assert_string_equal(p.event, "x");
         assert_string_equal(p.data, cases[i].want);
         assert_int_equal(p.n_data, cases[i].lines);
         /* one event: the only blank line is the last */
-        assert_non_null(strstr(ev->text, "\n\n"));
-        assert_true(strstr(ev->text, "\n\n") == ev->text + ev->len - 2);
+        assert_non_null(strstr(text, "\n\n"));
+        assert_true(strstr(text, "\n\n") == text + ev->len - 2);
         sse_event_unref(ev);
     }
 }
