@@ -3,9 +3,9 @@
  * open chunked reply (text/event-stream) that starts with a snapshot (the daemon's callback)
  * or with the events it missed (the history, event.c), then gets every event published.
  *
- * Cost: an event is formatted once, with its HTTP/1.1 chunk framing; every stream gets a
- * reference to the same bytes (evbuffer_add_reference into the connection's output buffer),
- * so fan-out costs one small evbuffer chain per subscriber and no copy.
+ * Cost: an event is formatted once, with its HTTP/1.1 chunk framing; fan-out appends those
+ * same bytes to each stream's output buffer (a memcpy for small events, a shared reference
+ * for large ones: sub_send says why), with no formatting, framing or malloc per subscriber.
  *
  * Bounds: what a subscriber has queued (the connection's output buffer: bytes libevent has
  * not written to the socket yet) may not pass max_buffer; a subscriber that would go past it
@@ -25,6 +25,9 @@
 #include <sys/time.h>
 
 #include "sse/sse.h"
+
+#define SSE_SNDBUF (128 << 10) /* a subscriber's socket send buffer; the kernel doubles it */
+#define SSE_REF_MIN (4 << 10)  /* events this large are shared by reference, smaller copied */
 
 struct sse_sub {
     struct sse_hub *h;
@@ -111,11 +114,14 @@ static void event_release(const void *data, size_t len, void *arg)
     sse_event_unref(arg);
 }
 
-/* One event (its shared bytes) or a comment (copied) onto s's connection. Written into the
- * connection's output buffer directly: evhttp has enabled writing since the reply started,
- * and a chunked stream gets the event's own framed copy. Rejected: evhttp_send_reply_chunk
- * per event and subscriber, which adds the framing in a fresh 1 KiB chain each time (four
- * times the event's size in memory for a subscriber that lags, and a malloc per send). */
+/* One event or a comment onto s's connection, written into the connection's output buffer
+ * directly (evhttp has enabled writing since the reply started); a chunked stream gets the
+ * event's own framed bytes. Small events are copied onto the end of the buffer's last chain;
+ * large ones (a snapshot) go by reference, shared with every other stream. Measured: a
+ * reference costs a chain of its own, which libevent 2.1 allocates at 1 KiB at least
+ * (MIN_BUFFER_SIZE), so a 300-byte event by reference took 4.5 times its size for a lagging
+ * subscriber, while a copy takes its size. Rejected too: evhttp_send_reply_chunk, which adds
+ * the framing in a fresh 1 KiB chain for every event and subscriber. */
 static void sub_send(struct sse_sub *s, struct sse_event *ev, const char *text, size_t len)
 {
     struct bufferevent *bev = evhttp_connection_get_bufferevent(s->conn);
@@ -123,9 +129,12 @@ static void sub_send(struct sse_sub *s, struct sse_event *ev, const char *text, 
         return;
     struct evbuffer *out = bufferevent_get_output(bev);
     if (ev) {
-        evbuffer_add_reference(out, s->chunked ? ev->chunk : ev->text,
-                               s->chunked ? ev->chunk_len : ev->len, event_release,
-                               sse_event_ref(ev));
+        const char *p = s->chunked ? ev->chunk : ev->text;
+        size_t n = s->chunked ? ev->chunk_len : ev->len;
+        if (n >= SSE_REF_MIN)
+            evbuffer_add_reference(out, p, n, event_release, sse_event_ref(ev));
+        else
+            evbuffer_add(out, p, n);
     } else if (s->chunked) {
         evbuffer_add_printf(out, "%zx\r\n", len);
         evbuffer_add(out, text, len);
@@ -255,12 +264,13 @@ int sse_hub_subscribe(struct sse_hub *h, struct evhttp_request *req, struct berr
     h->st.subscribers++;
     evhttp_connection_set_closecb(conn, sub_closed, s);
     /* the kernel's send buffer is a queue too: left alone it autotunes up to tcp_wmem's
-     * maximum (4 MiB) for a client that does not read, before ours sees a byte. Fixed at
-     * max_buffer (the kernel caps it at net.core.wmem_max, 208 KiB by default), it bounds
-     * that as well; a reader on a fast path still gets the events at once. */
+     * maximum (4 MiB here) for a client that does not read, before our bound sees a byte.
+     * Fixed at SSE_SNDBUF (the kernel doubles it) or max_buffer when smaller, it is bounded
+     * as well; events are small, and a reader on any sane path keeps up with that. Not
+     * max_buffer itself: where net.core.wmem_max allows, the kernel would hold twice it. */
     struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
     int fd = bev ? (int) bufferevent_getfd(bev) : -1;
-    int sndbuf = h->cfg.max_buffer > INT32_MAX / 2 ? INT32_MAX / 2 : (int) h->cfg.max_buffer;
+    int sndbuf = h->cfg.max_buffer < SSE_SNDBUF ? (int) h->cfg.max_buffer : SSE_SNDBUF;
     if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
         log_debug("%s: SO_SNDBUF of %s: %s", h->name, s->peer, strerror(errno));
 

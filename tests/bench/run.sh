@@ -25,6 +25,9 @@
 # (k) tests/bench/net_launch.py times host, none and bridge launches in a network namespace
 # of its own, and ports_assign.c port assignment with 1,000 live one-port tasks; rewrites
 # "## Networking" (issue #15; BENCH_NET_LAUNCHES).
+# (l) tests/bench/events_bench.py: GET /v1/events of berth-master (issue #17): 1,000 changes/s
+# fanned out to 10 subscribers (p99 delivery latency), one that never reads cut off with the
+# master's memory bounded; rewrites "## Events" (BENCH_EVENTS_RATE, _SECONDS, _SUBS).
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -225,3 +228,8 @@ gcc -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -I"$ROOT" \
     "$HERE/ports_assign.c" "$B/obj/agentd/ports.o" "$B/libcommon.a" $(pkg-config --libs yajl)
 "$B/bench/ports_assign" 1000 2000 >"$TMP/ports.json"
 "$PY" "$HERE/net_launch.py" "$B" "$STAMP" "$TMP/ports.json" "$ROOT/docs/performance.md"
+
+echo
+echo "== (l) events: ${BENCH_EVENTS_RATE:-1000} changes/s to ${BENCH_EVENTS_SUBS:-10} subscribers of GET /v1/events, one that never reads"
+"$PY" "$HERE/events_bench.py" "$B" "$TMP/events.md"
+"$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Events" "$TMP/events.md"
