@@ -110,6 +110,8 @@ void master_events_start(struct master *m)
             .max_buffer = m->cfg.events_buffer,
             .max_subscribers = m->cfg.events_max_subscribers,
             .keepalive_ms = m->cfg.events_keepalive_ms,
+            /* api.c's idle timeout, as for every other connection */
+            .write_timeout_ms = (m->cfg.heartbeat_interval_ms / 1000 * 6 + 30) * 1000,
             .name = "GET /v1/events",
     };
     m->events = sse_hub_new(m->base, &cfg, snapshot, m);

@@ -273,6 +273,14 @@ int sse_hub_subscribe(struct sse_hub *h, struct evhttp_request *req, struct berr
     int sndbuf = h->cfg.max_buffer < SSE_SNDBUF ? (int) h->cfg.max_buffer : SSE_SNDBUF;
     if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
         log_debug("%s: SO_SNDBUF of %s: %s", h->name, s->peer, strerror(errno));
+    /* evhttp's idle timeout is a read timeout too, and a subscriber sends nothing after its
+     * GET: it would end every stream that long after it opened, keepalives or not. Reading
+     * stays on (a closing peer is seen); writing times out only while bytes wait. */
+    if (bev) {
+        struct timeval wtv = {.tv_sec = (time_t) (h->cfg.write_timeout_ms / 1000),
+                              .tv_usec = (suseconds_t) (h->cfg.write_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(bev, NULL, h->cfg.write_timeout_ms ? &wtv : NULL);
+    }
 
     if (resume) {
         h->st.resumed++;

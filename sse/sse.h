@@ -75,11 +75,12 @@ int sse_resume_decide(const struct sse_history *h, uint64_t epoch, uint64_t last
 /* ---- hub.c: the subscribers ------------------------------------------------------------- */
 
 struct sse_hub_cfg {
-    size_t history;         /* events kept for resume (>= 1) */
-    size_t max_buffer;      /* bytes one subscriber may have queued, its snapshot aside */
-    size_t max_subscribers; /* beyond it a new subscriber is refused (UNAVAILABLE) */
-    uint64_t keepalive_ms;  /* a comment line this often on every stream (0: none) */
-    const char *name;       /* for log lines: "events" */
+    size_t history;            /* events kept for resume (>= 1) */
+    size_t max_buffer;         /* bytes one subscriber may have queued, its snapshot aside */
+    size_t max_subscribers;    /* beyond it a new subscriber is refused (UNAVAILABLE) */
+    uint64_t keepalive_ms;     /* a comment line this often on every stream (0: none) */
+    uint64_t write_timeout_ms; /* a stream whose socket takes nothing this long closes (0: never) */
+    const char *name;          /* for log lines: "events" */
 };
 
 struct sse_stats {

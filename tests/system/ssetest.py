@@ -80,6 +80,21 @@ class Stream:
             elif field == "data":
                 data.append(value)
 
+    def idle(self, seconds, slack=10):
+        """Read a quiet stream for seconds: only comments (keepalives) may come, each within
+        slack seconds; EOFError when it ends. (A socket timeout would leave the response
+        unreadable, so this needs comments to arrive.)"""
+        end = time.monotonic() + seconds
+        self.conn.sock.settimeout(slack)
+        while time.monotonic() < end:
+            line = self.resp.readline()
+            if not line:
+                raise EOFError("the event stream ended")
+            line = line.decode("utf-8").strip()
+            assert line == "" or line.startswith(":"), "an event on a quiet stream: %r" % line
+            if line:
+                self.comments.append(line[1:].strip())
+
     def until(self, pred, timeout=30, what="an event"):
         """Events up to and including the first for which pred is true."""
         got, end = [], time.monotonic() + timeout

@@ -280,3 +280,18 @@ def test_auth_limit_and_keepalive(master_factory, agent_factory):
     d = ssetest.open_stream(m)
     assert d.status == 200
     d.close()
+
+
+@pytest.mark.slow
+def test_a_quiet_stream_outlives_the_idle_timeout(master_factory, agent_factory):
+    """The master closes a connection idle for 6 x heartbeat_interval + 30 s (30 s here); a
+    subscriber sends nothing after its GET, yet its stream must stay open."""
+    m = cluster(master_factory, agent_factory, flags=["--events_keepalive=1s"], tls=False)
+    s = ssetest.open_stream(m, timeout=60)
+    assert s.next().event == "snapshot"
+    s.idle(35)  # keepalive comments only; the stream ending would raise EOFError
+    assert len(s.comments) >= 20, s.comments
+    t = m.submit("sleep 300", name="late")
+    ev = s.next(timeout=30)
+    assert ev.event == "task_added" and ev.data["task"]["id"] == t["id"]
+    s.close()
