@@ -48,6 +48,7 @@ struct sse_hub {
     void *arg;
     uint64_t epoch, seq;
     struct sse_history hist;
+    struct sse_event *snap; /* the snapshot of the state after event seq, once made */
     struct sse_sub *subs;
     struct sse_stats st;
 };
@@ -204,6 +205,7 @@ void sse_hub_free(struct sse_hub *h)
     if (h->ev_keepalive)
         event_free(h->ev_keepalive);
     sse_history_done(&h->hist);
+    sse_event_unref(h->snap);
     free(h->name);
     free(h);
 }
@@ -297,14 +299,19 @@ int sse_hub_subscribe(struct sse_hub *h, struct evhttp_request *req, struct berr
         return 0;
     }
     h->st.snapshots++;
-    yajl_gen g = yajl_gen_alloc(NULL);
-    h->snapshot(h->arg, g);
-    const unsigned char *buf;
-    size_t len;
-    yajl_gen_get_buf(g, &buf, &len);
-    /* its id is the newest event's: resuming from it replays what came after */
-    struct sse_event *ev = sse_event_new(h->epoch, h->seq, "snapshot", (const char *) buf, len);
-    yajl_gen_free(g);
+    /* one snapshot per state: subscribers that connect between two events (a reconnect
+     * storm after a restart) share it instead of each making and holding a copy */
+    if (!h->snap) {
+        yajl_gen g = yajl_gen_alloc(NULL);
+        h->snapshot(h->arg, g);
+        const unsigned char *buf;
+        size_t len;
+        yajl_gen_get_buf(g, &buf, &len);
+        /* its id is the newest event's: resuming from it replays what came after */
+        h->snap = sse_event_new(h->epoch, h->seq, "snapshot", (const char *) buf, len);
+        yajl_gen_free(g);
+    }
+    struct sse_event *ev = sse_event_ref(h->snap);
     s->allow = ev->chunk_len;
     sub_send(s, ev, NULL, 0);
     sse_event_unref(ev);
@@ -316,6 +323,8 @@ int sse_hub_subscribe(struct sse_hub *h, struct evhttp_request *req, struct berr
 void sse_hub_publish(struct sse_hub *h, const char *name, const char *data, size_t len)
 {
     struct sse_event *ev = sse_event_new(h->epoch, ++h->seq, name, data, len);
+    sse_event_unref(h->snap); /* the state changed */
+    h->snap = NULL;
     sse_history_push(&h->hist, ev);
     h->st.published++;
     for (struct sse_sub *s = h->subs, *next; s; s = next) {

@@ -94,7 +94,9 @@ struct sse_stats {
     uint64_t history_bytes; /* what the history holds */
 };
 
-/* The daemon's snapshot: one JSON value written into g (the "snapshot" event's data). */
+/* The daemon's snapshot: one JSON value written into g (the "snapshot" event's data). It is
+ * made again only after an event was published (subscribers that connect in between share
+ * it), so everything it shows must change through published events. */
 typedef void (*sse_snapshot_fn)(void *arg, yajl_gen g);
 
 struct sse_hub;
