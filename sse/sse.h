@@ -21,8 +21,9 @@ struct evhttp_request;
 
 /* ---- event.c: pure --------------------------------------------------------------------- */
 
-/* One event as it goes on the wire, formatted once and shared by every subscriber and the
- * history (reference counted; the hub runs on one thread). text (len bytes) is
+/* One event as it goes on the wire, formatted once and kept by the history and by the streams
+ * it is queued on by reference (counted; the hub runs on one thread; hub.c copies small
+ * events onto streams instead, which costs less than a reference). text (len bytes) is
  * "id: ID\nevent: NAME\ndata: LINE\n...\n\n"; chunk (chunk_len bytes) is the same text
  * framed as one HTTP/1.1 chunk ("HEX\r\n" text "\r\n"), so a chunked reply needs no
  * per-subscriber framing either. */
