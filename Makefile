@@ -75,6 +75,7 @@ AGENT_SRC = $(wildcard agentd/*.c)
 CLI_SRC = $(wildcard cli/*.c)
 MASTER_SRC = $(wildcard master/*.c)
 SCHED_SRC = $(wildcard sched/*.c)
+SSE_SRC = $(wildcard sse/*.c)
 UNIT_SRC = $(wildcard tests/unit/*_test.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -83,6 +84,7 @@ LIBCONFIG = $(B)/libconfig.a
 LIBISO = $(B)/libisolator.a
 LIBML = $(B)/libmasterlink.a
 LIBSCHED = $(B)/libberthsched.a
+LIBSSE = $(B)/libsse.a
 
 BINS = $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/berth-master \
        $(B)/berth-seed-framework $(B)/berth-apps
@@ -116,6 +118,7 @@ $(LIBCONFIG): $(call obj,$(CONFIG_SRC))
 $(LIBISO): $(call obj,$(ISO_SRC))
 $(LIBML): $(call obj,$(ML_SRC))
 $(LIBSCHED): $(call obj,$(SCHED_SRC))
+$(LIBSSE): $(call obj,$(SSE_SRC))
 $(B)/lib%.a:
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
@@ -130,7 +133,8 @@ $(B)/berthctl: $(call obj,$(CLI_SRC)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CLI)
 
 # berth-master (issue #7): libevent, SQLite, yajl (masterlink), inih (master.conf)
-$(B)/berth-master: $(call obj,$(MASTER_SRC)) $(LIBCONFIG) $(LIBML) $(LIBCOMMON)
+# and the Server-Sent Events hub (sse/, issue #17) behind GET /v1/events
+$(B)/berth-master: $(call obj,$(MASTER_SRC)) $(LIBSSE) $(LIBCONFIG) $(LIBML) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_MASTER) $(LIBS_CONFIG) $(LIBS_COMMON)
 
 # the scheduler library (sched/, issue #14) and the example framework built with it; the
@@ -161,6 +165,11 @@ $(B)/tests/master_test: $(call obj,master/placement.c)
 $(B)/tests/apps_constraints_test: $(call obj,apps/constraints.c)
 $(B)/tests/allocator_test: $(B)/obj/tests/unit/allocator_test.o $(call obj,master/allocator.c) \
                            $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_COMMON)
+
+# the SSE hub's pure half (sse/event.c: formatting, ids, history, resume) needs no libevent
+$(B)/tests/sse_test: $(B)/obj/tests/unit/sse_test.o $(call obj,sse/event.c) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_COMMON)
 

@@ -46,6 +46,7 @@ static void stream_closed(struct evhttp_connection *conn, void *arg)
     ag->stream = NULL;
     ag->stream_conn = NULL;
     master_agent_activity(ag);
+    master_events_agent(ag->m, ag, "agent_changed"); /* not connected */
 }
 
 void master_agent_activity(struct m_agent *ag)
@@ -469,6 +470,7 @@ int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err)
     ml_table_del(&m->agents_by_id, ag->id);
     m->n_agents--;
     log_info("agent '%s' (%s) removed from the registry", ag->id, ag->hostname);
+    master_events_agent_removed(m, ag->id);
     explicit_bzero(ag->key, sizeof(ag->key));
     agent_free(m, ag);
     return 0;

@@ -285,6 +285,8 @@ static void route_one(struct master *m, struct evhttp_request *req)
         return;
     if (streq(path, "/v1/tasks") || str_has_prefix(path, "/v1/tasks/")) {
         serve_tasks(m, req, caller, path[9] ? path + 10 : "", cmd, body, len);
+    } else if (streq(path, "/v1/events")) {
+        master_events_serve(m, req); /* any client token may read */
     } else if (streq(path, "/v1/agents") || str_has_prefix(path, "/v1/agents/")) {
         serve_agents(m, req, caller, path[10] ? path + 11 : "", cmd);
     } else if (streq(path, "/v1/tokens") || str_has_prefix(path, "/v1/tokens/")) {

@@ -66,6 +66,16 @@ const char master_default_config[] =
         "; Test hook: check the allocator's books after every event (slow; logs and counts\n"
         "; berth_master_invariant_violations_total).\n"
         "check_invariants = false\n"
+        "; GET /v1/events (Server-Sent Events): events kept for clients that come back\n"
+        "; with Last-Event-ID (older ones get a snapshot instead).\n"
+        "events_history = 4096\n"
+        "; Bytes one subscriber may have queued (not yet written to its socket), its\n"
+        "; snapshot aside: a subscriber past it is cut off.\n"
+        "events_buffer = 4MiB\n"
+        "; Subscribers at once (more are refused 503 UNAVAILABLE).\n"
+        "events_max_subscribers = 64\n"
+        "; A keepalive comment on every stream this often (0 = none).\n"
+        "events_keepalive = 15s\n"
         "; error, warning, info or debug.\n"
         "log_level = info\n"
         "\n"
@@ -106,6 +116,10 @@ static void defaults(struct master_cfg *cfg)
     cfg->offer_timeout_ms = 30000;
     cfg->failover_timeout_ms = 3600000;
     cfg->log_level = xstrdup("info");
+    cfg->events_history = 4096;
+    cfg->events_buffer = 4 << 20;
+    cfg->events_max_subscribers = 64;
+    cfg->events_keepalive_ms = 15000;
 }
 
 /* HOST of listen: a numeric IPv4 that parses, [IPv6] that parses, or a host name
@@ -189,10 +203,13 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
                     : streq(key, "allocation_interval") ? &cfg->allocation_interval_ms
                     : streq(key, "offer_timeout")       ? &cfg->offer_timeout_ms
                     : streq(key, "failover_timeout")    ? &cfg->failover_timeout_ms
+                    : streq(key, "events_keepalive")    ? &cfg->events_keepalive_ms
                                                         : NULL;
-    uint64_t *count = streq(key, "max_agents")  ? &cfg->max_agents
-                      : streq(key, "max_tasks") ? &cfg->max_tasks
-                                                : NULL;
+    uint64_t *count = streq(key, "max_agents")               ? &cfg->max_agents
+                      : streq(key, "max_tasks")              ? &cfg->max_tasks
+                      : streq(key, "events_history")         ? &cfg->events_history
+                      : streq(key, "events_max_subscribers") ? &cfg->events_max_subscribers
+                                                             : NULL;
     if (count) {
         uint64_t n;
         if (parse_u64(value, &n) < 0 || n == 0 || n > 10000000)
@@ -202,11 +219,17 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
     } else if (dur) {
         uint64_t ms;
         bool zero_ok = streq(key, "lost_grace") || streq(key, "offer_timeout") ||
-                       streq(key, "failover_timeout");
+                       streq(key, "failover_timeout") || streq(key, "events_keepalive");
         if (cfg_parse_duration_ms(value, &ms) < 0 || (ms == 0 && !zero_ok))
             return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
                              "[master] %s: bad duration '%s' (e.g. 500ms, 5s, 2m)", key, value);
         *dur = ms;
+    } else if (streq(key, "events_buffer")) {
+        uint64_t n;
+        if (parse_size(value, &n) < 0 || n < 4096 || n > (UINT64_C(1) << 30))
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
+                             "[master] events_buffer: bad size '%s' (4KiB to 1GiB)", value);
+        cfg->events_buffer = n;
     } else if (streq(key, "listen")) {
         const char *colon = strrchr(value, ':');
         uint64_t port;

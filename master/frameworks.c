@@ -124,6 +124,7 @@ struct m_framework *master_fw_create(struct master *m, const char *id, const cha
         master_fw_removed(m, fw);
         return NULL;
     }
+    master_events_fw(m, fw, "framework_added");
     return fw;
 }
 
@@ -166,6 +167,7 @@ void master_fw_removed(struct master *m, struct m_framework *fw)
     fw->state = M_FW_REMOVED;
     fw->changed_at = now_realtime();
     (void) master_fw_save(m, fw);
+    master_events_fw(m, fw, "framework_changed");
 }
 
 void master_fws_free(struct master *m)
@@ -194,6 +196,7 @@ static void disconnected(struct m_framework *fw)
         fw->state = M_FW_DISCONNECTED;
         fw->disconnected_ns = now_monotonic_ns();
         fw->changed_at = now_realtime();
+        master_events_fw(fw->m, fw, "framework_changed");
     }
     if (fw->drf)
         fw->drf->active = false;
@@ -259,6 +262,7 @@ void master_fw_stream_set(struct master *m, struct m_framework *fw, struct evhtt
     fw->changed_at = now_realtime();
     if (fw->drf)
         fw->drf->active = true;
+    master_events_fw(m, fw, "framework_changed");
     master_alloc_soon(m);
 }
 

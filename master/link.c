@@ -159,6 +159,7 @@ static void subscribe_apply(struct master *m, struct m_pending *pd, struct ml_ca
     yajl_gen_map_close(g);
     _cleanup_free_ char *sub = json_gen_take(g);
     master_agent_send(ag, ML_EVENT_SUBSCRIBED, sub);
+    master_events_agent(m, ag, is_new ? "agent_added" : "agent_changed");
     log_info("agent '%s' (%s) %s", ag->id, ag->hostname,
              is_new            ? "registered"
              : was_unreachable ? "is back"
@@ -317,6 +318,7 @@ void master_link_tick(evutil_socket_t fd, short what, void *arg)
             master_agent_stream_end(ag);
             ag->stream_id[0] = 0;
             (void) master_agent_save(m, ag);
+            master_events_agent(m, ag, "agent_changed");
         }
         if (ag->state == M_AGENT_UNREACHABLE && !ag->lost_done &&
             now - ag->unreachable_ns >= m->cfg.lost_grace_ms * 1000000ULL) {

@@ -31,7 +31,9 @@ static const char usage[] =
         "                         --heartbeat_interval=5s --agent_timeout=15s --lost_grace=30s\n"
         "                         --placement=spread|binpack --reconcile_kill=true\n"
         "                         --allocation_interval=1s --offer_timeout=30s\n"
-        "                         --failover_timeout=1h --role.NAME.weight=2 ...\n"
+        "                         --failover_timeout=1h --role.NAME.weight=2\n"
+        "                         --events_history=4096 --events_buffer=4MiB\n"
+        "                         --events_max_subscribers=64 --events_keepalive=15s ...\n"
         "  --print-default-config print the annotated default master.conf and exit\n"
         "  --help, --version\n";
 
@@ -66,6 +68,7 @@ static int setup(struct master *m, struct berr **err)
         return berr_setx(err, ENOMEM, "event_base_new failed");
     if (master_api_start(m, err) < 0)
         return berr_wrap(err, "listen '%s'", m->cfg.listen);
+    master_events_start(m); /* from here on changes are published (GET /v1/events) */
     /* the allocation passes: at once when asked (ev_alloc), and every allocation_interval */
     m->ev_alloc = event_new(m->base, -1, 0, master_alloc_pass, m);
     m->ev_alloc_timer = event_new(m->base, -1, EV_PERSIST, master_alloc_pass, m);
@@ -96,6 +99,7 @@ static void teardown(struct master *m)
     master_agents_streams_free(m);
     master_fws_streams_free(m);
     master_pending_free_all(m);
+    master_events_stop(m); /* its connections go before evhttp_free */
     master_api_stop(m);
     struct event *evs[] = {m->ev_tick, m->ev_alloc, m->ev_alloc_timer, m->ev_sched_tick};
     for (size_t i = 0; i < ARRAY_SIZE(evs); i++)

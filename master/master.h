@@ -31,11 +31,12 @@
 
 #include "common/common.h"
 #include "master/drf.h"
+#include "master/events.h"
 #include "masterlink/masterlink.h"
 
 struct sqlite3;
 struct evbuffer;
-
+struct m_offer;
 #define MASTER_DEFAULT_CONFIG "/etc/berth/master.conf"
 
 struct master_cfg {
@@ -62,6 +63,7 @@ struct master_cfg {
         struct drf_res guarantee, limit;
     } * roles;
     size_t n_roles;
+    uint64_t events_history, events_buffer, events_max_subscribers, events_keepalive_ms;
     char *log_level;
     char *config_file; /* the file read, for messages */
 };
@@ -184,8 +186,6 @@ enum m_fw_state {
     M_FW_REMOVED,      /* TEARDOWN or failover_timeout: its tasks were killed */
 };
 
-struct m_offer;
-
 /* A framework: a scheduler that subscribed (or the master's own, builtin.c). */
 struct m_framework {
     struct master *m;
@@ -241,6 +241,7 @@ struct master {
     struct m_pending *pending;
     size_t n_pending;
     struct ssl_ctx_st *tls; /* SSL_CTX, or NULL for plain HTTP */
+    struct sse_hub *events; /* GET /v1/events; NULL until the loop runs (loading is silent) */
     struct sqlite3 *db;
     struct ml_table agents_by_id, tasks_by_id;
     struct m_agent *agents;

@@ -149,6 +149,7 @@ void master_serve_metrics(struct master *m, struct evhttp_request *req)
                            "# TYPE berth_master_heartbeat_duration_seconds histogram\n");
     master_hb_histogram(m, b);
     sched_metrics(m, b);
+    master_events_metrics(m, b);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
     evhttp_send_reply(req, 200, "OK", b);

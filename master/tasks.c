@@ -216,6 +216,7 @@ int master_task_create(struct master *m, struct m_framework *fw, const struct ml
         task_unlink(m, t);
         return berr_setc(err, EIO, BERR_INTERNAL, "cannot record the task in master.db");
     }
+    master_events_task(m, t, "task_added");
     if (ag)
         launch_send(m, t, ag);
     else
@@ -233,6 +234,7 @@ int master_task_place(struct master *m, struct m_task *t, struct m_agent *ag)
     }
     m->n_waiting--;
     task_account(m, t, +1);
+    master_events_task(m, t, "task_updated"); /* it has an agent now */
     launch_send(m, t, ag);
     return 0;
 }
@@ -283,6 +285,7 @@ static int health_apply(struct master *m, struct m_task *t, const struct ml_stat
     }
     log_info("task '%s' (%s): %s (from %s)", t->id, t->name,
              t->healthy == ML_HEALTHY ? "healthy" : "unhealthy", source);
+    master_events_task(m, t, "task_updated");
     /* the framework hears it as one more RUNNING update, with its own uuid to acknowledge */
     master_fw_update(m, t, false);
     return 1;
@@ -336,6 +339,7 @@ int master_task_apply(struct master *m, struct m_task *t, const struct ml_status
     }
     log_info("task '%s' (%s): %s%s%s (from %s)", t->id, t->name, ml_state_name(t->state),
              t->reason[0] ? "/" : "", t->reason, source);
+    master_events_task(m, t, "task_updated");
     master_fw_update(m, t, false);
     return 1;
 }
@@ -423,6 +427,7 @@ int master_task_remove(struct master *m, struct m_task *t, struct berr **err)
                          ml_state_name(t->state));
     if (master_store_task_delete(m, t->id) < 0)
         return berr_setc(err, EIO, BERR_INTERNAL, "cannot remove task '%s' from master.db", t->id);
+    master_events_task(m, t, "task_removed");
     task_unlink(m, t);
     return 0;
 }

@@ -14,7 +14,7 @@
 set -u
 cd "$(dirname "$0")/.."
 rc=0
-SRC_DIRS=(common config isolator executor masterlink agentd cli master sched examples)
+SRC_DIRS=(common config isolator executor masterlink agentd cli master sched examples sse)
 
 # ---- 1. includes ---------------------------------------------------------------------------
 allow() { # folder allowed-project-folders...
@@ -31,7 +31,9 @@ allow executor common isolator executor
 allow masterlink common masterlink
 allow agentd common config isolator masterlink agentd
 allow cli common cli
-allow master common config masterlink master
+allow master common config masterlink master sse
+# issue #17: the Server-Sent Events hub of the evhttp daemons (libevent; common/ stays without)
+allow sse common sse
 # issue #14: the scheduler library and the example framework built on it (docs/design.md)
 allow sched common masterlink sched
 allow examples common masterlink sched

@@ -31,6 +31,9 @@
 # instances (master, berth-apps, 2 agents): time to all RUNNING and to all healthy, against
 # the same tasks launched on the agents directly; rewrites "## Apps" (issue #16;
 # BENCH_APPS_N, BENCH_APPS_AGENTS, BENCH_APPS_CHECK).
+# (n) tests/bench/events_bench.py: GET /v1/events of berth-master (issue #17): 1,000 changes/s
+# fanned out to 10 subscribers (p99 delivery latency), one that never reads cut off with the
+# master's memory bounded; rewrites "## Events" (BENCH_EVENTS_RATE, _SECONDS, _SUBS).
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -265,3 +268,8 @@ echo "== (m) berth-apps: one app of ${BENCH_APPS_N:-100} instances to RUNNING an
 [ -x "$B/berth-apps" ] || { echo "missing $B/berth-apps (make all first)" >&2; exit 1; }
 "$PY" "$HERE/apps_bench.py" "$B" "$TMP/apps.md"
 "$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Apps" "$TMP/apps.md"
+
+echo
+echo "== (n) events: ${BENCH_EVENTS_RATE:-1000} changes/s to ${BENCH_EVENTS_SUBS:-10} subscribers of GET /v1/events, one that never reads"
+"$PY" "$HERE/events_bench.py" "$B" "$TMP/events.md"
+"$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Events" "$TMP/events.md"
