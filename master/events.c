@@ -41,6 +41,8 @@ static void agent_view(const struct m_agent *ag, yajl_gen g)
     yajl_gen_map_close(g);
     json_kv_str(g, "ports", ag->ports && ag->ports[0] ? ag->ports : NULL);
     yajl_gen_map_close(g);
+    json_str(g, "attributes");
+    ml_attrs_gen(g, ag->attrs, ag->n_attrs);
     yajl_gen_map_close(g);
 }
 

@@ -337,10 +337,9 @@ int master_token_create(struct master *m, const char *name, enum m_rights rights
 int master_token_remove(struct master *m, const char *id, struct berr **err);
 void master_token_json(const struct m_token *t, yajl_gen g);
 
-/* tls.c: the master's TLS (OpenSSL through libevent's bufferevents) when tls_cert is set. */
+/* tls.c: TLS when tls_cert is set (common/tls.c); master_tls_bev is evhttp's bevcb. */
 int master_tls_init(struct master *m, struct berr **err);
 void master_tls_free(struct master *m);
-/* evhttp_set_bevcb's callback: a TLS server bufferevent for each new connection. */
 struct bufferevent *master_tls_bev(struct event_base *base, void *arg);
 
 /* placement.c: where a task goes, decided over plain numbers (tests/unit/master_test.c).

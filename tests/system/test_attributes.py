@@ -13,6 +13,7 @@ import secrets
 import berthtest as bt
 import mastertest as mt
 import schedtest as st
+import ssetest
 
 
 def conf(hostname, attrs):
@@ -61,6 +62,15 @@ def test_attributes_on_registry_and_offers(master_factory, agent_factory):
     rows = {line.split()[1]: line for line in r.stdout.splitlines()[1:]}
     assert rows["node-a"].rstrip().endswith("rack=r1,zone=eu-west-1a,gpu.model=none"), r.stdout
     assert rows["node-b"].rstrip().endswith("rack=r2,zone=eu-west-1b"), r.stdout
+    # and the master's event stream (issue #17) shows them in its snapshot of the agents
+    s = ssetest.open_stream(m)
+    try:
+        snap = s.next()
+        assert snap.event == "snapshot", snap
+        ev = {ag["hostname"]: ag["attributes"] for ag in snap.data["agents"]}
+        assert ev == {"node-a": A_ATTRS, "node-b": B_ATTRS}, snap.data["agents"]
+    finally:
+        s.close()
 
     fw = st.Framework(m, "attrs")
     fw.subscribe()
