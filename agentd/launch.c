@@ -124,12 +124,12 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
     if (err_rd < 0 || err_wr < 0)
         return berr_set(err, errno, "duplicate fds");
     int cgfd = sp->cg ? iso_cgroup_clone_fd(sp->cg) : -1;
-    struct child_fds cf = {.fd = {sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3],
-                                  sp->template ? a->template_fd : -1},
-                           .err_wr = err_wr,
-                           .path = sp->path,
-                           .argv = sp->argv,
-                           .envp = envp};
+    struct child_fds cf = {
+            .fd = {sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3], sp->template ? a->template_fd : -1},
+            .err_wr = err_wr,
+            .path = sp->path,
+            .argv = sp->argv,
+            .envp = envp};
     if (sp->cg && cgfd < 0)
         cf.n_cg = iso_cgroup_self_attach_fds(sp->cg, cf.cg_fds, ARRAY_SIZE(cf.cg_fds));
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* executor/main.c - berth-executor's entry: arguments, --help/--version, and the choice
  * between starting a sandbox (launch.c, then supervise.c as pid 1), running a command
- * in a running one (exec.c) and building the agent's sandbox template (template.c). The agent starts it; docs/design/sandbox.md has the contract. */
+ * in a running one (exec.c) and building the agent's sandbox template (template.c). The
+ * agent starts it; docs/design/sandbox.md has the contract. */
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -36,9 +37,9 @@ void exe_done(struct exe *e)
         free(e->envp[i]);
     free(e->envp);
     e->envp = NULL;
-    const int fds[] = {e->template_fd, e->runtime_fd,  e->out_fd,     e->err_fd,      e->sig_fd,
-                       e->timer_fd,    e->sandbox_fd, e->relay[0].rd, e->relay[0].wr,
-                       e->relay[1].rd, e->relay[1].wr};
+    const int fds[] = {e->template_fd, e->runtime_fd,  e->out_fd,     e->err_fd,
+                       e->sig_fd,      e->timer_fd,    e->sandbox_fd, e->relay[0].rd,
+                       e->relay[0].wr, e->relay[1].rd, e->relay[1].wr};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)
             close(fds[i]);

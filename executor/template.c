@@ -46,8 +46,7 @@ int exe_template(struct exe *e, const char *dir)
     if (r == 0)
         r = iso_template_build(&e->spec, &err);
     if (r < 0) {
-        _cleanup_free_ char *line =
-                xasprintf("ERROR %d %s", berr_errno(err), berr_msg(err));
+        _cleanup_free_ char *line = xasprintf("ERROR %d %s", berr_errno(err), berr_msg(err));
         log_error("%s", berr_msg(err));
         if (e->status_fd >= 0)
             (void) send_reply(e->status_fd, line, -1);

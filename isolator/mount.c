@@ -207,8 +207,8 @@ static int sb_proc(bool harden, struct berr **err)
         return berr_set(err, errno, "mount proc on '/proc'");
     if (!harden)
         return 0;
-    static const char *const ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
-                                     "/proc/bus", "/proc/fs"};
+    static const char *const ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus",
+                                     "/proc/fs"};
     for (size_t i = 0; i < ARRAY_SIZE(ro); i++) {
         if (!path_exists(ro[i]))
             continue;
@@ -229,8 +229,7 @@ static int sb_proc(bool harden, struct berr **err)
         struct stat st;
         if (stat(emptied[i], &st) < 0 || !S_ISDIR(st.st_mode))
             continue;
-        int r = mnt_tmpfs(emptied[i], MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0",
-                          err);
+        int r = mnt_tmpfs(emptied[i], MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0", err);
         if (r < 0)
             return r;
     }
