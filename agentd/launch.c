@@ -155,7 +155,8 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
         return berr_set(err, errno, "clone '%s'", sp->path);
 
     closep(&err_wr);
-    agent_fault(a, "spawn-after-clone");
+    if (!(sp->ns_flags & CLONE_NEWNS)) /* the template's builder, at start: not a launch */
+        agent_fault(a, "spawn-after-clone");
     /* EOF means execve succeeded (the pipe is CLOEXEC); an int is the child's errno */
     int e = 0;
     ssize_t n;
