@@ -152,6 +152,10 @@ struct agent {
     int lock_fd;         /* work_dir/agent.lock, flock'ed while we run (main.c) */
     char *sandboxes_dir; /* work_dir/sandboxes */
     char *runtime_root;  /* work_dir/containers */
+    /* template.c: the sandbox template's mount namespace, and the host's mountinfo whose
+     * POLLPRI says the host's mounts changed since it was built */
+    int template_fd, mounts_fd;
+    bool template_stale; /* rebuild before the next launch */
     char node_id[33];
     char hostname[256];
     /* node resources (resources.c) */
@@ -400,6 +404,13 @@ int release_init(struct agent *a, struct berr **err);
 void release_start(struct agent *a, struct container *c);
 void release_free(struct agent *a);
 
+/* template.c: the sandbox template (docs/design/sandbox.md). init builds it (blocking,
+ * before the loop); template_fd returns it, built anew first when the host's mounts changed
+ * (-1 without namespaces/mount). */
+int template_init(struct agent *a, struct berr **err);
+int template_fd(struct agent *a);
+void template_free(struct agent *a);
+
 /* trash.c: remove a directory tree off the loop: renamed into work_dir/trash at once (so
  * the container's paths are free), removed there by `rm -rf` in a child process. */
 int trash_init(struct agent *a, struct berr **err);
@@ -438,6 +449,7 @@ struct spawn {
     char **argv;
     uint64_t ns_flags;     /* CLONE_NEW* */
     int fd[4];             /* become 0..3 in the child; fd[3] may be -1 */
+    bool template;         /* fd 4 = a->template_fd (berth-executor's sandbox template) */
     struct iso_cgroup *cg; /* born in (v2) or attached to (v1) these cgroups; may be NULL */
 };
 /* Clone and exec sp->path; returns once execve succeeded (err names its errno otherwise).

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/launch.c - starts berth-executor as pid 1 of a new sandbox (and the agent's other
- * children: `exec`'s executor, the trash's rm): a clone with the namespace flags and
- * CLONE_PIDFD, so the executor is born in its namespaces. Where no cgroup v2 has to be
- * entered at birth the clone shares the agent's memory and the agent waits for the exec
- * (CLONE_VM | CLONE_VFORK, as posix_spawn does): nothing of the agent's memory is copied,
- * and nothing torn down again at the exec (issue #18: 1 ms of each launch). On v2 a
- * clone3 with CLONE_INTO_CGROUP, which glibc's clone() cannot pass, copies it. Everything
- * the child needs is prepared before the clone; the child only calls async-signal-safe
- * functions and writes nothing but its own stack (STYLE.md: curl resolver threads may hold
- * malloc locks). lifecycle.c decides when to launch; the executor does the rest. */
+ * children: `exec`'s executor, the trash's rm, the template's builder): a clone with the
+ * namespace flags and CLONE_PIDFD, so the executor is born in its namespaces - all but the
+ * mount namespace, which it makes as a copy of the agent's sandbox template (template.c),
+ * passed as its fd 4. Where no cgroup v2 has to be entered at birth the clone shares the
+ * agent's memory and the agent waits for the exec (CLONE_VM | CLONE_VFORK, as posix_spawn
+ * does): nothing of the agent's memory is copied, and nothing torn down again at the exec
+ * (issue #18: 1 ms of each launch). On v2 a clone3 with CLONE_INTO_CGROUP, which glibc's
+ * clone() cannot pass, copies it. Everything the child needs is prepared before the clone;
+ * the child only calls async-signal-safe functions and writes nothing but its own stack
+ * (STYLE.md: curl resolver threads may hold malloc locks). lifecycle.c decides when to
+ * launch; the executor does the rest. */
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -24,10 +26,10 @@
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 
-/* fds the child dup2()s into 0..3 (3 may be -1); all CLOEXEC and >= 4 so that dup2 never
- * clobbers one another */
+/* fds the child dup2()s into 0..4 (3 and 4 may be -1); all CLOEXEC and >= 4, so that a
+ * dup2 never clobbers one not yet taken (4 is taken last, and may be 4 itself) */
 struct child_fds {
-    int fd[4];
+    int fd[5];
     int err_wr;
     int cg_fds[16]; /* v1: hierarchies to join by writing "0" to "tasks" */
     size_t n_cg;
@@ -60,11 +62,18 @@ static int child_exec(void *arg)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int i = 0; i < 4; i++)
-        if (f->fd[i] >= 0 && dup2(f->fd[i], i) < 0)
+    for (int i = 0; i < 5; i++) {
+        if (f->fd[i] < 0)
+            continue;
+        /* dup2 onto itself would leave it close-on-exec */
+        if (f->fd[i] == i ? fcntl(i, F_SETFD, 0) < 0 : dup2(f->fd[i], i) < 0)
             child_fail(f->err_wr, errno);
+    }
     /* everything else the agent holds must not leak into the sandbox */
-    syscall(SYS_close_range, f->fd[3] >= 0 ? 4U : 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    for (unsigned i = 3; i < 5; i++)
+        if (f->fd[i] < 0)
+            syscall(SYS_close_range, i, i, CLOSE_RANGE_CLOEXEC);
+    syscall(SYS_close_range, 5U, ~0U, CLOSE_RANGE_CLOEXEC);
     execve(f->path, (char *const *) f->argv, (char *const *) f->envp);
     child_fail(f->err_wr, errno);
 }
@@ -115,11 +124,12 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
     if (err_rd < 0 || err_wr < 0)
         return berr_set(err, errno, "duplicate fds");
     int cgfd = sp->cg ? iso_cgroup_clone_fd(sp->cg) : -1;
-    struct child_fds cf = {.fd = {sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3]},
-                           .err_wr = err_wr,
-                           .path = sp->path,
-                           .argv = sp->argv,
-                           .envp = envp};
+    struct child_fds cf = {
+            .fd = {sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3], sp->template ? a->template_fd : -1},
+            .err_wr = err_wr,
+            .path = sp->path,
+            .argv = sp->argv,
+            .envp = envp};
     if (sp->cg && cgfd < 0)
         cf.n_cg = iso_cgroup_self_attach_fds(sp->cg, cf.cg_fds, ARRAY_SIZE(cf.cg_fds));
 
@@ -145,7 +155,8 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
         return berr_set(err, errno, "clone '%s'", sp->path);
 
     closep(&err_wr);
-    agent_fault(a, "spawn-after-clone");
+    if (!(sp->ns_flags & CLONE_NEWNS)) /* the template's builder, at start: not a launch */
+        agent_fault(a, "spawn-after-clone");
     /* EOF means execve succeeded (the pipe is CLOEXEC); an int is the child's errno */
     int e = 0;
     ssize_t n;
@@ -185,8 +196,10 @@ int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, i
     uint64_t ns = 0;
     if (a->iso_flags & ISO_NS_PID)
         ns |= CLONE_NEWPID;
-    if (a->iso_flags & ISO_NS_MOUNT)
-        ns |= CLONE_NEWNS;
+    /* no CLONE_NEWNS: the executor takes what it needs of the host's view, then enters a
+     * copy of the agent's sandbox template (fd 4) */
+    if ((a->iso_flags & ISO_NS_MOUNT) && template_fd(a) < 0)
+        return berr_setx(err, EBADF, "no sandbox template (see the agent's log at its start)");
     if (a->iso_flags & ISO_NS_IPC)
         ns |= CLONE_NEWIPC;
     if (a->iso_flags & ISO_NS_UTS)
@@ -200,6 +213,7 @@ int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, i
             /* bridge: stdin is the "network ready" pipe the executor waits on */
             .fd = {c->net_go_fd >= 0 ? c->net_go_fd : devnull, logfd, logfd, st_wr},
             .cg = a->supervisor, /* the task joins c->cg itself, before its execve */
+            .template = (a->iso_flags & ISO_NS_MOUNT) != 0,
     };
     pid_t pid = 0;
     int r = agent_spawn(a, &sp, &pid, ret_pidfd, err);

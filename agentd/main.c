@@ -263,7 +263,7 @@ static int setup(struct agent *a, struct berr **err)
     ports_watch_start(a);
     if (api_start(a, err) < 0)
         return berr_wrap(err, "listen '%s'", cfg->listen);
-    if ((r = agent_masks_init(a, err)) < 0)
+    if ((r = agent_masks_init(a, err)) < 0 || (r = template_init(a, err)) < 0)
         return r;
     if (link_start(a, err) < 0)
         return berr_wrap(err, "master link '%s'", cfg->master);
@@ -314,6 +314,7 @@ static void teardown(struct agent *a)
     free(a->sandboxes_dir);
     free(a->runtime_root);
     free(a->fault_point);
+    template_free(a);
     closep(&a->lock_fd);
     cfg_done(&a->cfg);
 }
@@ -343,6 +344,8 @@ int main(int argc, char **argv)
                       .proc_stat_fd = -1,
                       .meminfo_fd = -1,
                       .netns_fd = -1,
+                      .template_fd = -1,
+                      .mounts_fd = -1,
                       .lock_fd = -1};
     _cleanup_berr_ struct berr *err = NULL;
     if (cfg_load(&a.cfg, argc, argv, &err) < 0) {

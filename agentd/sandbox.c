@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/sandbox.c - the host side of a launch, before the executor runs: the sandbox dir
- * (the task's files and output) and the runtime dir (spec.json, status.json, the rootfs
- * mount point), the spec berth-executor reads (isolator/spec.c), and the container's cgroups
- * with their limits, read back for the API. lifecycle.c calls it between the record and the
+ * (the task's files and output) and the runtime dir (spec.json, status.json, executor.log,
+ * the /etc files), the spec berth-executor reads (isolator/spec.c), and the container's
+ * cgroups with their limits, read back for the API. lifecycle.c calls it between the record and the
  * executor; launch.c spawns the executor; release.c and trash.c undo it at the end. */
 #include <fcntl.h>
 #include <string.h>
@@ -139,10 +139,7 @@ int sandbox_prepare(struct agent *a, struct container *c, struct berr **err)
             return berr_set(err, errno, "create '%s'", out);
         close(fd);
     }
-    char rootfs[4200];
-    snprintf(rootfs, sizeof(rootfs), "%s/rootfs", rdir);
-    if (mkdir(rootfs, 0700) < 0 && errno != EEXIST)
-        return berr_set(err, errno, "create '%s'", rootfs);
+    /* no rootfs mount point any more: the executor copies the agent's template (#18) */
     agent_fault(a, "launch-after-dirs");
     /* the cgroups before the spec: it names the files the task joins them through */
     int r = make_cgroups(a, c, err);

@@ -2,7 +2,8 @@
 /* executor/executor.h - private to executor/: the one context of berth-executor and the
  * entry points of its files: main.c (arguments), launch.c (sandbox setup and the task
  * child), supervise.c (pid 1: reap, forward signals, grace timer), status.c (status fd
- * and status.json), exec.c (`--exec-pid`: a command inside a running sandbox). */
+ * and status.json), exec.c (`--exec-pid`: a command inside a running sandbox), template.c
+ * (`--template`: the agent's sandbox template). */
 #pragma once
 
 #include <stdbool.h>
@@ -12,6 +13,7 @@
 #include "isolator/isolator.h"
 
 #define EXE_STATUS_FD 3
+#define EXE_TEMPLATE_FD 4 /* the agent's sandbox template: a mount namespace (nsfs) fd */
 #define EXE_LAUNCH_FAILED 127
 #define EXE_DEFAULT_GRACE_MS 10000
 
@@ -19,6 +21,7 @@ struct exe {
     const char *runtime_dir; /* --runtime-dir, as given */
     int runtime_fd;          /* O_PATH of runtime_dir: status.json is written through it */
     int status_fd;           /* inherited fd 3 (status pipe) or -1 */
+    int template_fd;         /* inherited fd 4 (the agent's template namespace) or -1 */
     struct iso_spec spec;
     struct iso_user user;      /* spec.ids */
     struct iso_task_plan plan; /* what the task child needs, worked out before the fork */
@@ -69,6 +72,13 @@ void exe_relay_drain(struct exe *e);
 /* supervise.c */
 /* pid-1 loop until the task child has ended; returns the executor's exit status. */
 int exe_supervise(struct exe *e);
+
+/* template.c */
+/* `--template DIR`: build the agent's sandbox template from DIR/spec.json in our mount
+ * namespace (iso_template_build) and send an fd of that namespace to the agent over the
+ * unix socket on fd 3 (SCM_RIGHTS with "OK"), or "ERROR <errno> <message>". Exit status 0
+ * or 127. */
+int exe_template(struct exe *e, const char *dir);
 
 /* exec.c */
 /* `--exec-pid PID -- ARGV`: run argv in the namespaces of the sandbox whose executor is

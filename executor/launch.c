@@ -129,7 +129,9 @@ static int exe_setup(struct exe *e, struct berr **err)
     /* 5. The task's own network namespace (none, bridge) starts with lo down. */
     if (e->spec.net != ISO_NET_HOST && (r = iso_net_lo_up(err)) < 0)
         return r;
-    if ((r = iso_sandbox_enter(&e->spec, err)) < 0)
+    r = iso_sandbox_enter(&e->spec, e->template_fd, err);
+    closep(&e->template_fd); /* nothing of it may reach the task */
+    if (r < 0)
         return r;
     if (e->spec.net == ISO_NET_BRIDGE && (r = exe_wait_network(err)) < 0)
         return r;

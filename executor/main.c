@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* executor/main.c - berth-executor's entry: arguments, --help/--version, and the choice
- * between starting a sandbox (launch.c, then supervise.c as pid 1) and running a command
- * in a running one (exec.c). The agent starts it; docs/design/sandbox.md has the contract. */
+ * between starting a sandbox (launch.c, then supervise.c as pid 1), running a command
+ * in a running one (exec.c) and building the agent's sandbox template (template.c). The
+ * agent starts it; docs/design/sandbox.md has the contract. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <string.h>
@@ -12,13 +14,17 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: berth-executor --runtime-dir DIR\n"
                "       berth-executor --runtime-dir DIR --exec-pid PID -- CMD [ARGS...]\n"
+               "       berth-executor --template DIR\n"
                "\n"
                "Started by berth-agent: sets up the sandbox described by DIR/spec.json, runs\n"
                "the task in it as pid 1, and reports through fd 3 and DIR/status.json.\n"
                "With --exec-pid, runs CMD inside the running sandbox whose executor is PID.\n"
+               "With --template, builds the agent's sandbox template from DIR/spec.json in its\n"
+               "mount namespace and sends the agent that namespace over fd 3.\n"
                "\n"
                "  --runtime-dir DIR  the container's runtime directory\n"
                "  --exec-pid PID     exec mode (berthctl exec)\n"
+               "  --template DIR     template mode (berth-agent, at start and on mount changes)\n"
                "  --debug            log at debug level\n"
                "  --help, --version\n");
 }
@@ -31,9 +37,9 @@ void exe_done(struct exe *e)
         free(e->envp[i]);
     free(e->envp);
     e->envp = NULL;
-    const int fds[] = {e->runtime_fd,  e->out_fd,     e->err_fd,      e->sig_fd,
-                       e->timer_fd,    e->sandbox_fd, e->relay[0].rd, e->relay[0].wr,
-                       e->relay[1].rd, e->relay[1].wr};
+    const int fds[] = {e->template_fd, e->runtime_fd,  e->out_fd,     e->err_fd,
+                       e->sig_fd,      e->timer_fd,    e->sandbox_fd, e->relay[0].rd,
+                       e->relay[0].wr, e->relay[1].rd, e->relay[1].wr};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -51,6 +57,9 @@ int main(int argc, char **argv)
                     .relay = {{-1, -1, 0}, {-1, -1, 0}}};
     /* First, before any open(): a closed fd 3 must not be mistaken for the status pipe. */
     exe_status_init(&e);
+    e.template_fd = -1;
+    if (fcntl(EXE_TEMPLATE_FD, F_SETFD, FD_CLOEXEC) == 0)
+        e.template_fd = EXE_TEMPLATE_FD;
     log_set_ident("berth-executor");
     /* The status pipe's reader may be gone (agent restart): EPIPE, not death. */
     signal(SIGPIPE, SIG_IGN);
@@ -60,12 +69,13 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
             {"runtime-dir", required_argument, NULL, 'r'},
             {"exec-pid", required_argument, NULL, 'p'},
+            {"template", required_argument, NULL, 't'},
             {"debug", no_argument, NULL, 'd'},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
             {0},
     };
-    const char *exec_pid = NULL;
+    const char *exec_pid = NULL, *template_dir = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
         switch (c) {
@@ -74,6 +84,9 @@ int main(int argc, char **argv)
             break;
         case 'p':
             exec_pid = optarg;
+            break;
+        case 't':
+            template_dir = optarg;
             break;
         case 'd':
             log_set_level(LOG_DEBUG);
@@ -88,6 +101,11 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (template_dir) {
+        int rc = exe_template(&e, template_dir);
+        exe_done(&e);
+        return rc;
     }
     if (!e.runtime_dir) {
         fprintf(stderr, "berth-executor: --runtime-dir is required\n");

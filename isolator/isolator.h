@@ -315,12 +315,22 @@ void iso_status_done(struct iso_status *s);
 
 /* ---- inside the sandbox (berth-executor) ------------------------------------------------ */
 
-/* In a fresh mount namespace, as root: make "/" private, build the read-only view of the
- * host with the sandbox dir and volumes writable, private /proc, /tmp, minimal /dev,
- * masked paths, pivot_root into it (on a host whose root is the initramfs: move it onto
- * "/" and chroot), chdir to the sandbox dir; set the hostname when ISO_NS_UTS. Without
- * ISO_NS_MOUNT only chdir. */
-int iso_sandbox_enter(const struct iso_spec *s, struct berr **err);
+/* The template of every sandbox of an agent (mount-template.c), built by `berth-executor
+ * --template DIR` as root in a fresh mount namespace (a copy of the host's), which the
+ * agent then holds by an fd: make "/" private, bind the host's root read-only at
+ * s->runtime_dir/rootfs with s->mask_dirs masked, an empty mount point for the sandboxes'
+ * dir s->sandbox_dir inside its mask, /sys/firmware and /sys/kernel/debug emptied and a
+ * minimal read-only /dev (all with ISO_FS_RO_HOST; a writable bind of the host's root
+ * without), and make it the namespace's root with pivot_root (on a host whose root is the
+ * initramfs: move it onto "/" and chroot). 0, or -errno with err set. */
+int iso_template_build(const struct iso_spec *s, struct berr **err);
+/* In the executor, as root, in the host's mount namespace: with ISO_NS_MOUNT take what the
+ * sandbox needs of the host (its sandbox dir, volumes, /etc files), enter a copy of the
+ * template's namespace template_fd (setns + unshare: it becomes the sandbox's, "/" its
+ * root) and add a private /tmp, the sandbox dir, volumes, a fresh /proc (hardened with
+ * ISO_FS_RO_HOST, and devpts and /dev/shm), the /etc files. Then set the hostname when
+ * ISO_NS_UTS and chdir to the sandbox dir; without ISO_NS_MOUNT only those two. */
+int iso_sandbox_enter(const struct iso_spec *s, int template_fd, struct berr **err);
 /* What the task child's last steps need that costs time to work out, worked out by the
  * executor before the fork: the task's cgroups are charged for what the child does, and
  * a 0.001-CPU task waits out every millisecond of it (issue #18). */

@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: Apache-2.0
+"""tests/system/test_sandbox_template.py - issue #18: the read-only host view, the masks and
+/dev of every sandbox are built once per agent, in a mount namespace the agent holds (the
+template, agentd/template.c, isolator/mount-template.c), and each executor enters a copy of
+it and adds only what is its own (isolator/mount.c). Checked: the agent holds the template;
+a launch makes at most 30 mount calls (46 when each executor built everything); the view a
+task sees is the host's, read-only, with the agent's dirs masked, as before; and a host
+mount made or removed after the agent started is seen by the next task (the template is
+built again), so the template holds no unmounted filesystem."""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import berthtest as bt
+
+MOUNT_CALLS = ("mount", "umount2", "pivot_root", "open_tree", "move_mount", "mount_setattr",
+               "fsopen", "fsmount", "fsconfig", "setns", "unshare")
+
+
+def template_ns(agent):
+    """The mount namespaces the agent holds fds of ("mnt:[...]"), not its own."""
+    own = os.readlink("/proc/%d/ns/mnt" % agent.proc.pid)
+    held = set()
+    for fd in glob.glob("/proc/%d/fd/*" % agent.proc.pid):
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("mnt:[") and link != own:
+            held.add(link)
+    return held
+
+
+def mountinfo(text):
+    """[(mount point, per-mount options, fstype)] of a mountinfo text."""
+    out = []
+    for line in text.splitlines():
+        f = line.split()
+        i = f.index("-")
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), f[4])
+        out.append((point, set(f[5].split(",")), f[i + 1]))
+    return out
+
+
+def test_a_launch_copies_the_agents_template(agent_factory):
+    """strace counts the executor's mount calls: the template's copy (setns, unshare), the
+    sandbox dir, the /etc files, /tmp, /proc and its read-only and hidden parts, devpts and
+    /dev/shm - and none of the host view, the masks, /dev or pivot_root."""
+    strace = shutil.which("strace")
+    assert strace, "strace is needed (apt-get install strace)"
+    agent = agent_factory(start=False)
+    traces = os.path.join(agent.tmp, "traces")
+    os.mkdir(traces)
+    wrapper = os.path.join(agent.tmp, "executor")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec %s -f -qq -e trace=%s -o \"$(mktemp %s/t.XXXXXX)\" %s \"$@\"\n"
+                % (strace, ",".join(MOUNT_CALLS), traces, bt.EXECUTOR_BIN))
+    os.chmod(wrapper, 0o755)
+    agent.argv = [("--executor=" + wrapper) if a.startswith("--executor=") else a
+                  for a in agent.argv]
+    agent.start()
+    assert template_ns(agent), "the agent holds no template mount namespace"
+    c = agent.launch(["/bin/true"])
+    end = agent.wait_terminal(c["id"])
+    assert end["state"] == "FINISHED", end
+    calls = None
+    for t in glob.glob(os.path.join(traces, "t.*")):
+        text = bt.read(t, "")
+        if "--runtime-dir" in text or "/containers/%s" % c["id"] in text:
+            calls = [l for l in text.splitlines()
+                     if re.match(r"\d+ +(%s)\(" % "|".join(MOUNT_CALLS), l)]
+    assert calls is not None, "no trace of the task's executor in %s" % os.listdir(traces)
+    names = [re.match(r"\d+ +(\w+)\(", l).group(1) for l in calls]
+    assert "setns" in names and "unshare" in names, calls
+    assert "pivot_root" not in names, calls
+    assert 10 <= len(calls) <= 30, "%d mount calls per launch:\n%s" % (len(calls),
+                                                                     "\n".join(calls))
+
+
+def test_the_sandbox_view_is_the_hosts_read_only(agent):
+    """The task's mount table: every mount of the host's that no mask, /tmp, /proc or /dev
+    covers is there, read-only; the agent's work_dir and socket dir are empty read-only
+    tmpfs but for the task's own sandbox dir (writable, in a read-only tmpfs of its own);
+    /tmp, /proc, devpts and /dev/shm are the sandbox's own, /dev a read-only tmpfs."""
+    c = agent.launch(["/bin/cat", "/proc/self/mountinfo"], user="root")
+    end = agent.wait_terminal(c["id"])
+    assert end["state"] == "FINISHED", (end, agent.output(c["id"], "stderr"))
+    seen = {}
+    for point, opts, fstype in mountinfo(agent.output(c["id"])):
+        seen[point] = (opts, fstype)  # the last mount on a point is the one visible
+    sock_dir = os.path.dirname(agent.sock)
+    hidden = ("/tmp", "/proc", "/dev", "/sys/firmware", "/sys/kernel/debug", agent.tmp,
+              "/root")
+
+    def under(p, d):
+        return p == d or p.startswith(d.rstrip("/") + "/")
+    for point, opts, fstype in mountinfo(bt.read("/proc/self/mountinfo")):
+        if any(under(point, d) for d in hidden):
+            continue
+        assert point in seen, "host mount %s missing in the sandbox" % point
+        assert "ro" in seen[point][0], "host mount %s writable in the sandbox: %s" % (
+            point, seen[point])
+    sandbox = end["sandbox"]
+    assert "rw" in seen[sandbox][0], seen.get(sandbox)
+    parent = os.path.dirname(sandbox)
+    assert seen[parent][1] == "tmpfs" and "ro" in seen[parent][0], seen.get(parent)
+    for d in (agent.work, sock_dir):
+        assert seen[d][1] == "tmpfs" and "ro" in seen[d][0], (d, seen.get(d))
+    for point, fstype, mode in (("/tmp", "tmpfs", "rw"), ("/proc", "proc", "rw"),
+                                ("/proc/sys", "proc", "ro"), ("/dev", "tmpfs", "ro"),
+                                ("/dev/pts", "devpts", "rw"), ("/dev/shm", "tmpfs", "rw")):
+        assert point in seen and seen[point][1] == fstype and mode in seen[point][0], \
+            (point, seen.get(point))
+
+
+def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent):
+    """The template is a snapshot of the host's mounts: a mount made (or removed) on the
+    host afterwards is seen by the next task, because the launch builds the template anew
+    first (and drops the old one, which held the mount)."""
+    before = template_ns(agent)
+    later = os.path.join(agent.tmp, "later")
+    os.mkdir(later)
+    os.chmod(later, 0o755)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "berth-later", later],
+                   check=True)
+    try:
+        with open(os.path.join(later, "f"), "w") as f:
+            f.write("mounted-later\n")
+        os.chmod(os.path.join(later, "f"), 0o644)
+        c = agent.launch(["/bin/cat", os.path.join(later, "f")])
+        end = agent.wait_terminal(c["id"])
+        assert end["state"] == "FINISHED", (end, agent.output(c["id"], "stderr"))
+        assert agent.output(c["id"]) == "mounted-later\n"
+        after = template_ns(agent)
+        assert after and after != before, "the template was not built again: %s" % after
+    finally:
+        subprocess.run(["umount", later], check=True)
+    c = agent.launch(["/bin/sh", "-c", "ls -a %s; grep -c berth-later /proc/self/mountinfo; true"
+                      % later])
+    end = agent.wait_terminal(c["id"])
+    assert agent.output(c["id"]).split() == [".", "..", "0"], agent.output(c["id"])
+    # nothing of the agent's (its template included) holds the unmounted tmpfs any more
+    held = template_ns(agent)
+    for ns in held:
+        fd = [f for f in glob.glob("/proc/%d/fd/*" % agent.proc.pid)
+              if os.readlink(f) == ns][0]
+        r = subprocess.run(["nsenter", "--mount=" + fd, "cat", "/proc/self/mountinfo"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r
+        assert "berth-later" not in r.stdout, "the template still holds the unmounted tmpfs"
+    assert end["state"] == "FINISHED", end
+
+
+@pytest.mark.parametrize("readonly", [True, False])
+def test_volumes_still_bind_the_hosts_view(agent, tmp_path, readonly):
+    """Volume host paths are taken from the host's view (the template masks what lies
+    below the agent's dirs, and knows nothing of later mounts): read-only stays so."""
+    src = os.path.join(agent.tmp, "vol")
+    os.mkdir(src)
+    os.chmod(src, 0o777)
+    with open(os.path.join(src, "in"), "w") as f:
+        f.write("from-host\n")
+    os.chmod(os.path.join(src, "in"), 0o644)
+    c = agent.launch(["/bin/sh", "-c", "cat v/in; echo x > v/out && echo wrote"],
+                     volumes=[{"host": src, "container": "v", "readonly": readonly}])
+    end = agent.wait_terminal(c["id"])
+    out = agent.output(c["id"])
+    assert "from-host" in out, (end, out, agent.output(c["id"], "stderr"))
+    assert ("wrote" in out) != readonly, out
+    assert os.path.exists(os.path.join(src, "out")) != readonly
