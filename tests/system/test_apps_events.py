@@ -59,10 +59,11 @@ class Table:
 
 
 def read_until(s, table, pred, timeout=60, what="an event"):
-    evs = s.until(pred, timeout=timeout, what=what)
-    for e in evs:
+    """Events up to the first for which pred (seeing the table with it applied) is true."""
+    def step(e):
         table.apply(e)
-    return evs
+        return pred(e)
+    return s.until(step, timeout=timeout, what=what)
 
 
 def test_snapshot_lists_apps_and_instances_with_their_address(apps_env):
@@ -147,7 +148,7 @@ def test_scale_and_a_killed_instance_arrive_in_order(apps_env):
                      e.data["instance"]["id"] == victim["id"], what="the killed one removed")
     assert got[-1].data["instance"]["state"] in ("FAILED", "KILLED"), got[-1]
     evs += got
-    evs += read_until(s, table, lambda e: len(table.serving("web")) == 3, timeout=90,
+    evs += read_until(s, table, lambda e: len(table.serving("web")) == 3, timeout=60,
                       what="a replacement serving")
     assert victim["id"] not in table.insts
 
