@@ -85,8 +85,8 @@ static char *dep_text(const struct dep *d)
 /* Publish {"time": now, key: view} as name (view: a JSON text). */
 static void publish(struct apps *a, const char *name, const char *key, const char *view)
 {
-    char head[96];
-    int n = snprintf(head, sizeof(head), "{\"time\":%.3f,\"%s\":", now_realtime(), key);
+    char head[96]; /* microseconds: clients measure the delivery with it */
+    int n = snprintf(head, sizeof(head), "{\"time\":%.6f,\"%s\":", now_realtime(), key);
     size_t vlen = strlen(view);
     char *data = xmalloc((size_t) n + vlen + 2);
     memcpy(data, head, (size_t) n);

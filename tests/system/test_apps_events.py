@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import ssl
+import subprocess
 import threading
 
 import appstest as at
@@ -306,7 +307,6 @@ STUBBORN = ("d=$(mktemp -d) && cd \"$d\" && echo ok >ok && trap '' TERM && "
 
 
 def endpoints(a, *args):
-    import subprocess
     r = subprocess.run([bt.CTL_BIN, "--apps", a.url, "--cacert", a.ca, "--token-file",
                         a.token_file, "app", "endpoints", "ep"] + list(args),
                        capture_output=True, text=True, timeout=60)
