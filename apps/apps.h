@@ -4,7 +4,7 @@
  * definition's parse and defaults, the backoff delay, the deployment step plan; unit-tested in
  * tests/unit/apps_test.c), config.c the settings, store.c apps.db, keeper.c the framework
  * (offers, launches, updates, reconciliation), deploy.c what each app needs next, api.c the
- * HTTP API, main.c the loop. */
+ * HTTP API, events.c its GET /v1/events (issue #17), main.c the loop. */
 #pragma once
 
 #include <stdbool.h>

@@ -78,8 +78,11 @@ static void on_update(struct sched *s, const struct sched_status *st, void *arg)
         i->reconciling = false;
     if (ml_state_terminal((enum ml_state) state)) {
         bool unknown = st->reason && streq(st->reason, "UNKNOWN_TASK");
+        i->state = (enum ml_state) state; /* instance_removed shows its last state */
         apps_inst_ended(a, i, st->reason, unknown);
     } else {
+        enum ml_state was = i->state;
+        bool was_ever = i->ever_healthy;
         if (state == ML_RUNNING && i->state != ML_RUNNING)
             i->running_since = now_realtime();
         i->state = (enum ml_state) state;
@@ -87,7 +90,13 @@ static void on_update(struct sched *s, const struct sched_status *st, void *arg)
             i->healthy = st->healthy;
         if (i->healthy == ML_HEALTHY)
             i->ever_healthy = true;
-        apps_store_inst(a, i);
+        /* a flip of healthy alone is published, not written: a flapping check would make
+         * apps.db's writes (and its checkpoints' fsyncs) hold up the loop; the next write of
+         * the row takes it, and after a restart reconciliation brings it anyway */
+        if (i->state != was || i->ever_healthy != was_ever)
+            apps_store_inst(a, i);
+        else
+            apps_events_inst(a, i);
     }
     check_reconciled(a);
     apps_step(a);
@@ -310,6 +319,7 @@ static bool use_offer(struct apps *a, const struct ml_offer *o)
             i->version = xstrdup(app->serving_version);
             snprintf(i->agent_id, sizeof(i->agent_id), "%s", o->agent_id);
             i->hostname = xstrdup(o->hostname ? o->hostname : "");
+            i->address = xstrdup(o->address ? o->address : "");
             i->attrs = xcalloc(o->n_attrs + 1, sizeof(*i->attrs));
             for (size_t k = 0; k < o->n_attrs; k++) {
                 i->attrs[k].name = xstrdup(o->attrs[k].name);

@@ -34,6 +34,9 @@
 # (n) tests/bench/events_bench.py: GET /v1/events of berth-master (issue #17): 1,000 changes/s
 # fanned out to 10 subscribers (p99 delivery latency), one that never reads cut off with the
 # master's memory bounded; rewrites "## Events" (BENCH_EVENTS_RATE, _SECONDS, _SUBS).
+# (o) tests/bench/apps_events_bench.py: the same on berth-apps' GET /v1/events with real
+# instance changes (health flaps of an app's instances on two agents, ~1,000/s); rewrites
+# "## Apps events" (BENCH_AE_N, BENCH_AE_SECONDS, BENCH_AE_SUBS).
 set -euo pipefail
 B=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -273,3 +276,8 @@ echo
 echo "== (n) events: ${BENCH_EVENTS_RATE:-1000} changes/s to ${BENCH_EVENTS_SUBS:-10} subscribers of GET /v1/events, one that never reads"
 "$PY" "$HERE/events_bench.py" "$B" "$TMP/events.md"
 "$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Events" "$TMP/events.md"
+
+echo
+echo "== (o) berth-apps' events: ${BENCH_AE_N:-100} instances flapping their health every 0.1 s (~1,000 instance changes/s) to ${BENCH_AE_SUBS:-10} subscribers, one that never reads"
+"$PY" "$HERE/apps_events_bench.py" "$B" "$TMP/apps-events.md"
+"$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Apps events" "$TMP/apps-events.md"

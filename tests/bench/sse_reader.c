@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* tests/bench/sse_reader.c PORT TOKEN N - the readers of tests/bench/events_bench.py: N
+/* tests/bench/sse_reader.c PORT TOKEN N - the readers of tests/bench/events_bench.py (and
+ * apps_events_bench.py, berth-apps' stream): N
  * subscribers of GET /v1/events on 127.0.0.1:PORT, read by one epoll loop in C so that the
  * client's own lag stays out of the delivery latency it measures (receive time, CLOCK_REALTIME
- * when read() returned, minus the event's "time", which the master sets when it publishes).
+ * when read() returned, minus the event's "time", which the daemon sets when it publishes).
  * Prints "ready" once every stream has its snapshot; then reads the number of events to wait
  * for from stdin, waits until every stream has them (or 60 s more), and prints one JSON line:
  * {"counts": [...], "n", "p50_ms", "p99_ms", "max_ms"}. Snapshots are not counted. */
@@ -54,8 +55,8 @@ static void scan(struct sub *s, double now)
         if (strncmp(p, pfx, sizeof(pfx) - 1) == 0) {
             char *q;
             double t = strtod(p + sizeof(pfx) - 1, &q);
-            if (strncmp(q, ",\"agents\"", 9) == 0) {
-                s->ready = 1; /* the snapshot */
+            if (strncmp(q, ",\"agents\"", 9) == 0 || strncmp(q, ",\"apps\"", 7) == 0) {
+                s->ready = 1; /* the snapshot: berth-master's, berth-apps' */
             } else {
                 s->count++;
                 if (n_lat == cap_lat) {
