@@ -5,8 +5,9 @@
  * from the backends; a text that differs from the file is written as haproxy.cfg.new, checked
  * with `haproxy -c` (a child reaped on SIGCHLD: the loop does not wait), then renamed over
  * haproxy.cfg and HAProxy started, or reloaded with SIGUSR2 to its master. A reload starts a
- * new worker; the old one finishes its connections for at most drain_timeout
- * (hard-stop-after). Servers change through runtime.c, never by a reload. */
+ * new worker, which starts from the servers the old one had (servers.state, written from
+ * "show servers state" just before); the old one finishes its connections for at most
+ * drain_timeout (hard-stop-after). Servers change through runtime.c, never by a reload. */
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -110,7 +111,8 @@ static void reload(struct lbd *l)
 
 void lb_hap_apply_cfg(struct lbd *l)
 {
-    if (l->check_pid || l->hap == LB_HAP_STARTING || l->hap == LB_HAP_RELOADING)
+    if (l->check_pid || l->reload_pending || l->hap == LB_HAP_STARTING ||
+        l->hap == LB_HAP_RELOADING)
         return; /* again when that is done */
     if (l->start_failed_ms && lb_now_ms() - l->start_failed_ms < 1000)
         return;
@@ -159,11 +161,28 @@ static void check_done(struct lbd *l, int status)
         log_msg(LOG_ERR, errno, "cannot rename '%s'", newp);
         return;
     }
-    lb_backends_forget(&l->bs); /* a new worker starts with every slot in maint */
-    if (l->hap == LB_HAP_RUNNING && kill(l->master_pid, 0) == 0)
-        reload(l);
-    else
+    lb_backends_forget(&l->bs); /* a new worker: every slot is sent again */
+    if (l->hap == LB_HAP_RUNNING && kill(l->master_pid, 0) == 0) {
+        l->reload_pending = true;
+        lb_hap_tick(l);
+    } else {
+        _cleanup_free_ char *state = lb_path(l, "servers.state");
+        unlink(state); /* a fresh HAProxy: no servers from an old one */
         start(l);
+    }
+}
+
+/* The servers as the running worker has them, for the new worker to start from (global
+ * server-state-file): no request meets an empty backend after a reload. */
+static void on_state(struct lbd *l, bool ok, const char *reply)
+{
+    _cleanup_free_ char *state = lb_path(l, "servers.state");
+    int r = ok ? write_file_replace(AT_FDCWD, state, reply, strlen(reply), 0600) : -EIO;
+    if (r < 0)
+        log_msg(LOG_WARNING, -r, "cannot save the servers' state to '%s': the new worker "
+                "starts with its servers in maint until they are sent", state);
+    l->reload_pending = false;
+    reload(l);
 }
 
 void lb_hap_on_child(struct lbd *l, pid_t pid, int status)
@@ -229,6 +248,11 @@ void lb_hap_tick(struct lbd *l)
         log_warning("no new HAProxy worker 10 s after the reload: keeping the old one");
         l->hap = LB_HAP_RUNNING;
         l->worker_pid = 0;
+    }
+    if (l->reload_pending && l->hap == LB_HAP_RUNNING) {
+        if (!l->rt)
+            lb_rt_send(l, "show servers state", on_state);
+        return;
     }
     if ((l->hap == LB_HAP_RUNNING && !l->worker_pid) || l->hap == LB_HAP_RELOADING)
         if (!l->rt && now - l->rt_fail_ms >= 100)

@@ -70,7 +70,7 @@ static void on_pushed(struct lbd *l, bool ok, const char *reply)
 /* Send what the slots need, in batches of about 8 KiB (HAProxy's line buffer is 16 KiB). */
 static void push(struct lbd *l)
 {
-    if (l->hap != LB_HAP_RUNNING || !l->worker_pid || l->rt)
+    if (l->hap != LB_HAP_RUNNING || !l->worker_pid || l->rt || l->reload_pending)
         return;
     if (l->rt_fail_ms && lb_now_ms() - l->rt_fail_ms < 100)
         return;

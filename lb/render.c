@@ -3,7 +3,9 @@
  * socket, one frontend per service port (mode tcp, or http for an app with lb.vhost), one HTTP
  * frontend on http_port routing by Host to the apps with lb.vhost, and one backend per app and
  * port with server-template slots that start in maint (the runtime API fills them). It holds
- * no instance, so the same apps always render the same text, whatever runs where. Pure. */
+ * no instance, so the same apps always render the same text, whatever runs where; a reload
+ * carries the servers over in servers.state (haproxy.c writes it from "show servers state"
+ * just before). Pure. */
 #include <stdarg.h>
 #include <string.h>
 
@@ -57,18 +59,18 @@ char *lb_render(const struct lb_cfg *c, const struct lb_backends *bs)
         "# slots that berth-lb fills through the runtime API.\n"
         "global\n"
         "    stats socket %s/haproxy.sock mode 600 level admin\n"
+        "    server-state-file %s/servers.state\n"
         "    hard-stop-after %s\n"
-        "    log stderr format short local0 notice\n"
         "\n"
         "defaults\n"
-        "    log global\n"
+        "    load-server-state-from-file global\n"
         "    timeout connect %s\n"
         "    timeout client %s\n"
         "    timeout server %s\n"
         "    timeout http-request %s\n"
         "    retries %u\n"
         "    option redispatch 1\n",
-        c->run_dir, drain, conn, idle, idle, idle, c->retries);
+        c->run_dir, c->run_dir, drain, conn, idle, idle, idle, c->retries);
     /* the service ports: the first backend claiming one has it */
     for (size_t i = 0; i < bs->n; i++) {
         const struct lb_backend *b = bs->v[i];
@@ -113,7 +115,10 @@ char *lb_render(const struct lb_cfg *c, const struct lb_backends *bs)
             b->name, b->http ? "http" : "tcp");
         if (b->http)
             out(&o, "    retry-on conn-failure empty-response\n");
-        out(&o, "    server-template s 1-%zu 127.0.0.1:1 disabled\n", b->n_slots);
+        /* the slots' address: the state file's across a reload (init-addr last), else
+         * 127.0.0.1 (no lookup); slot.invalid never resolves */
+        out(&o, "    server-template s 1-%zu slot.invalid:1 disabled init-addr last,127.0.0.1\n",
+            b->n_slots);
     }
     return o.s;
 }

@@ -205,7 +205,7 @@ static void test_render(void **state)
     assert_non_null(strstr(a, "frontend f_5432\n    mode tcp\n"));
     assert_non_null(strstr(a, "bind :8080\n"));
     assert_non_null(strstr(a, "use_backend b_web_0 if { var(txn.vhost) -m str web.example }"));
-    assert_non_null(strstr(a, "server-template s 1-8 127.0.0.1:1 disabled"));
+    assert_non_null(strstr(a, "server-template s 1-8 slot.invalid:1 disabled init-addr last,127.0.0.1"));
     assert_non_null(strstr(a, "hard-stop-after 5000ms"));
     assert_non_null(strstr(a, "option redispatch 1"));
     assert_true(strstr(a, "backend b_db_0") < strstr(a, "backend b_web_0"));
