@@ -148,7 +148,7 @@ APPS_SRC = $(wildcard apps/*.c)
 APPS_PURE = $(call obj,apps/model.c apps/plan.c apps/constraints.c)
 LIBS_APPS = $(shell pkg-config --libs libevent libevent_openssl libssl libcurl sqlite3 yajl \
               2>/dev/null) $(LIBS_ML) -lm
-$(B)/berth-apps: $(call obj,$(APPS_SRC)) $(LIBCONFIG) $(LIBSCHED) $(LIBML) $(LIBCOMMON)
+$(B)/berth-apps: $(call obj,$(APPS_SRC)) $(LIBSSE) $(LIBCONFIG) $(LIBSCHED) $(LIBML) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_APPS) $(LIBS_CONFIG) $(LIBS_COMMON)
 $(B)/tests/apps_test: $(B)/obj/tests/unit/apps_test.o $(APPS_PURE) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)

@@ -22,6 +22,7 @@ void api_serve_node(struct agent *a, struct evhttp_request *req)
     yajl_gen_map_open(g);
     json_kv_str(g, "id", a->node_id);
     json_kv_str(g, "hostname", a->hostname);
+    json_kv_str(g, "address", a->cfg.address[0] ? a->cfg.address : NULL);
     json_str(g, "attributes");
     yajl_gen_map_open(g);
     for (size_t i = 0; i < a->cfg.n_attrs; i++)

@@ -25,6 +25,8 @@ static char *subscribe_body(struct link *l)
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
     json_kv_str(g, "hostname", a->hostname);
+    if (a->cfg.address && a->cfg.address[0]) /* else the master takes our peer address */
+        json_kv_str(g, "address", a->cfg.address);
     json_kv_str(g, "version", BERTH_VERSION);
     json_str(g, "attributes"); /* [attributes]: the master puts them on every offer */
     yajl_gen_map_open(g);

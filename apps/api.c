@@ -54,7 +54,7 @@ void apps_reply_error(struct evhttp_request *req, const struct berr *err)
     apps_refuse(req, err ? err->code : BERR_INTERNAL, "%s", err ? berr_msg(err) : "error");
 }
 
-static void inst_json(struct apps *a, const struct inst *i, yajl_gen g)
+void apps_inst_json(struct apps *a, const struct inst *i, bool killing_always, yajl_gen g)
 {
     char t[40];
     const struct app *app = apps_find(a, i->app_id);
@@ -65,6 +65,7 @@ static void inst_json(struct apps *a, const struct inst *i, yajl_gen g)
     json_kv_str(g, "agent_id", i->agent_id);
     json_kv_str(g, "hostname", i->hostname);
     json_kv_str(g, "host", i->hostname);
+    json_kv_str(g, "address", i->address && i->address[0] ? i->address : NULL);
     json_str(g, "ports");
     yajl_gen_array_open(g);
     for (size_t k = 0; k < i->n_ports; k++)
@@ -77,8 +78,8 @@ static void inst_json(struct apps *a, const struct inst *i, yajl_gen g)
         ml_health_gen(g, "healthy", i->healthy);
     app_time_format(i->started_at, t, sizeof(t));
     json_kv_str(g, "started_at", t);
-    if (i->killing)
-        json_kv_bool(g, "killing", true);
+    if (i->killing || killing_always)
+        json_kv_bool(g, "killing", i->killing);
     yajl_gen_map_close(g);
 }
 
@@ -114,7 +115,7 @@ void apps_app_json(struct apps *a, const struct app *app, yajl_gen g)
     yajl_gen_map_close(g);
 }
 
-static void dep_json(const struct dep *d, yajl_gen g)
+void apps_dep_json(const struct dep *d, yajl_gen g)
 {
     char t[40];
     app_time_format(d->started_at, t, sizeof(t));
@@ -151,7 +152,7 @@ static void list_tasks(struct apps *a, struct evhttp_request *req, const struct 
     yajl_gen_array_open(g);
     for (struct inst *i = a->insts; i; i = i->next)
         if (streq(i->app_id, app->def.id))
-            inst_json(a, i, g);
+            apps_inst_json(a, i, false, g);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     send_json(req, 200, g);
@@ -167,7 +168,7 @@ static void serve_deployments(struct apps *a, struct evhttp_request *req, const 
         json_str(g, "deployments");
         yajl_gen_array_open(g);
         for (struct dep *d = a->deps; d; d = d->next)
-            dep_json(d, g);
+            apps_dep_json(d, g);
         yajl_gen_array_close(g);
         yajl_gen_map_close(g);
         send_json(req, 200, g);
@@ -275,6 +276,10 @@ static void route(struct evhttp_request *req, void *arg)
     }
     if (!token_ok(a, req))
         return;
+    if (streq(path, "/v1/events")) {
+        apps_events_serve(a, req);
+        return;
+    }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if (len > ML_MAX_MESSAGE) {

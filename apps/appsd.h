@@ -10,11 +10,14 @@
 #include "apps/apps.h"
 #include "sched/sched.h"
 
+struct sse_hub;
+
 struct apps_cfg {
     char *listen, *work_dir, *token_file, *tls_cert, *tls_key;
     bool plain_http;
     char *master, *master_ca, *master_token_file, *role, *name;
     uint64_t failover_timeout_ms;
+    uint64_t events_history, events_buffer, events_max_subscribers, events_keepalive_ms;
     char *log_level;
     char *config_file;
 };
@@ -29,6 +32,8 @@ struct inst {
     char *app_id, *version;
     char agent_id[65];
     char *hostname;
+    char *address;         /* its agent's address from the offer ("": none known) */
+    char *pub;             /* its view as last published on GET /v1/events (events.c) */
     struct ml_attr *attrs; /* its agent's, for the constraints */
     size_t n_attrs;
     uint16_t ports[ML_MAX_PORTS];
@@ -50,6 +55,7 @@ struct dep {
     char *message;
     double started_at;
     unsigned failures; /* ends of the new version's instances (never healthy) */
+    char *pub;         /* its view as last published (events.c) */
 };
 
 /* Why instances of an app wait, from the last offers seen. */
@@ -70,6 +76,7 @@ struct app {
     double bo_until; /* no launch before */
     struct app_waiting waiting;
     unsigned want; /* from the last plan: instances to launch */
+    char *pub;     /* its view as last published (events.c) */
 };
 
 struct apps {
@@ -87,7 +94,8 @@ struct apps {
     struct dep *deps;
     double last_offers_at;
     struct evhttp *http;
-    void *tls; /* SSL_CTX */
+    struct sse_hub *events; /* GET /v1/events (events.c) */
+    void *tls;              /* SSL_CTX */
     struct event *ev_tick, *ev_sigterm, *ev_sigint;
     int exit_code; /* 1 once the master refused us for good */
 };
@@ -97,13 +105,13 @@ int apps_store_open(struct apps *a, struct berr **err);
 void apps_store_close(struct apps *a);
 int apps_store_load(struct apps *a, struct berr **err);
 void apps_store_meta(struct apps *a, const char *key, const char *value);
-void apps_store_app(struct apps *a, const struct app *app);
+void apps_store_app(struct apps *a, struct app *app);
 void apps_store_app_del(struct apps *a, const char *id);
 void apps_store_version(struct apps *a, const char *app_id, const char *version, const char *def);
 char *apps_store_version_get(struct apps *a, const char *app_id, const char *version);
-void apps_store_inst(struct apps *a, const struct inst *i);
+void apps_store_inst(struct apps *a, struct inst *i);
 void apps_store_inst_del(struct apps *a, const char *task_id);
-void apps_store_dep(struct apps *a, const struct dep *d);
+void apps_store_dep(struct apps *a, struct dep *d);
 void apps_store_dep_del(struct apps *a, const char *id);
 
 /* deploy.c: the apps in memory and what each needs */
@@ -138,3 +146,21 @@ void apps_inst_ended(struct apps *a, struct inst *i, const char *reason, bool un
 int apps_api_start(struct apps *a, struct berr **err);
 void apps_api_stop(struct apps *a);
 void apps_app_json(struct apps *a, const struct app *app, yajl_gen g);
+/* TASK (docs/apps.md); killing_always: "killing" also when false (INST of the events). */
+void apps_inst_json(struct apps *a, const struct inst *i, bool killing_always, yajl_gen g);
+void apps_dep_json(const struct dep *d, yajl_gen g);
+
+/* events.c: GET /v1/events (docs/apps.md "Events") on sse/'s hub. The publishers compare an
+ * object's view with the one last published and publish only a change, so they may be called
+ * after any change (store.c calls them where a change is written); no-ops before
+ * apps_events_start, which takes what apps.db held as published. */
+struct evhttp_request;
+int apps_events_start(struct apps *a, struct berr **err);
+void apps_events_stop(struct apps *a); /* before evhttp_free */
+void apps_events_serve(struct apps *a, struct evhttp_request *req);
+void apps_events_inst(struct apps *a, struct inst *i);
+void apps_events_inst_removed(struct apps *a, struct inst *i);
+void apps_events_app(struct apps *a, struct app *app);
+void apps_events_app_removed(struct apps *a, const char *id);
+void apps_events_dep(struct apps *a, struct dep *d);
+void apps_events_dep_removed(struct apps *a, struct dep *d);

@@ -40,6 +40,16 @@ const char apps_default_config[] =
         "name = berth-apps\n"
         "; How long the master keeps the apps' tasks while berth-apps is away.\n"
         "failover_timeout = 1w\n"
+        "; GET /v1/events (Server-Sent Events): events kept for clients that come back\n"
+        "; with Last-Event-ID (older ones get a snapshot instead).\n"
+        "events_history = 4096\n"
+        "; Bytes one subscriber may have queued (not yet written to its socket), its\n"
+        "; snapshot aside: a subscriber past it is cut off.\n"
+        "events_buffer = 4MiB\n"
+        "; Subscribers at once (more are refused 503 UNAVAILABLE).\n"
+        "events_max_subscribers = 64\n"
+        "; A keepalive comment on every stream this often (0 = none).\n"
+        "events_keepalive = 15s\n"
         "; error, warning, info or debug.\n"
         "log_level = info\n";
 
@@ -64,6 +74,10 @@ static void defaults(struct apps_cfg *c)
     c->name = xstrdup("berth-apps");
     c->failover_timeout_ms = UINT64_C(7) * 24 * 3600 * 1000;
     c->log_level = xstrdup("info");
+    c->events_history = 4096;
+    c->events_buffer = 4 << 20;
+    c->events_max_subscribers = 64;
+    c->events_keepalive_ms = 15000;
 }
 
 #define BAD(...) berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, __VA_ARGS__)
@@ -108,6 +122,19 @@ static int set_key(struct apps_cfg *c, const char *section, const char *key, con
     } else if (streq(key, "failover_timeout")) {
         if (cfg_parse_duration_ms(value, &c->failover_timeout_ms) < 0)
             return BAD("[apps] failover_timeout: bad duration '%s' (e.g. 1h, 1w)", value);
+    } else if (streq(key, "events_history") || streq(key, "events_max_subscribers")) {
+        uint64_t n;
+        if (parse_u64(value, &n) < 0 || n == 0 || n > 10000000)
+            return BAD("[apps] %s: bad count '%s' (1 to 10000000)", key, value);
+        *(streq(key, "events_history") ? &c->events_history : &c->events_max_subscribers) = n;
+    } else if (streq(key, "events_buffer")) {
+        uint64_t n;
+        if (parse_size(value, &n) < 0 || n < 4096 || n > (UINT64_C(1) << 30))
+            return BAD("[apps] events_buffer: bad size '%s' (4KiB to 1GiB)", value);
+        c->events_buffer = n;
+    } else if (streq(key, "events_keepalive")) {
+        if (cfg_parse_duration_ms(value, &c->events_keepalive_ms) < 0)
+            return BAD("[apps] events_keepalive: bad duration '%s' (e.g. 15s; 0 = none)", value);
     } else if (streq(key, "log_level")) {
         if (!streq(value, "error") && !streq(value, "warning") && !streq(value, "info") &&
             !streq(value, "debug"))

@@ -32,6 +32,8 @@ void apps_inst_free(struct inst *i)
     free(i->app_id);
     free(i->version);
     free(i->hostname);
+    free(i->address);
+    free(i->pub);
     for (size_t k = 0; k < i->n_attrs; k++) {
         free(i->attrs[k].name);
         free(i->attrs[k].value);
@@ -48,6 +50,7 @@ void apps_inst_remove(struct apps *a, struct inst *i)
             break;
         }
     apps_store_inst_del(a, i->task_id);
+    apps_events_inst_removed(a, i);
     apps_inst_free(i);
 }
 
@@ -99,6 +102,8 @@ void apps_dep_remove(struct apps *a, struct dep *d)
             break;
         }
     apps_store_dep_del(a, d->id);
+    apps_events_dep_removed(a, d);
+    free(d->pub);
     free(d->app_id);
     free(d->kind);
     free(d->version);
@@ -117,6 +122,7 @@ void apps_app_free(struct app *app)
     app_def_done(&app->def);
     free(app->version);
     free(app->serving_version);
+    free(app->pub);
     free(app);
 }
 

@@ -78,6 +78,7 @@ static void on_update(struct sched *s, const struct sched_status *st, void *arg)
         i->reconciling = false;
     if (ml_state_terminal((enum ml_state) state)) {
         bool unknown = st->reason && streq(st->reason, "UNKNOWN_TASK");
+        i->state = (enum ml_state) state; /* instance_removed shows its last state */
         apps_inst_ended(a, i, st->reason, unknown);
     } else {
         if (state == ML_RUNNING && i->state != ML_RUNNING)
@@ -310,6 +311,7 @@ static bool use_offer(struct apps *a, const struct ml_offer *o)
             i->version = xstrdup(app->serving_version);
             snprintf(i->agent_id, sizeof(i->agent_id), "%s", o->agent_id);
             i->hostname = xstrdup(o->hostname ? o->hostname : "");
+            i->address = xstrdup(o->address ? o->address : "");
             i->attrs = xcalloc(o->n_attrs + 1, sizeof(*i->attrs));
             for (size_t k = 0; k < o->n_attrs; k++) {
                 i->attrs[k].name = xstrdup(o->attrs[k].name);

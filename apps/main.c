@@ -69,6 +69,8 @@ static int setup(struct apps *a, struct berr **err)
     a->base = event_base_new();
     if (!a->base)
         return berr_setx(err, ENOMEM, "event_base_new failed");
+    if ((r = apps_events_start(a, err)) < 0)
+        return r;
     if ((r = apps_api_start(a, err)) < 0)
         return berr_wrap(err, "listen '%s'", a->cfg.listen);
     if ((r = apps_keeper_start(a, err)) < 0)
@@ -86,6 +88,7 @@ static int setup(struct apps *a, struct berr **err)
 static void teardown(struct apps *a)
 {
     apps_keeper_stop(a);
+    apps_events_stop(a);
     apps_api_stop(a);
     struct event *evs[] = {a->ev_tick, a->ev_sigterm, a->ev_sigint};
     for (size_t i = 0; i < ARRAY_SIZE(evs); i++)
@@ -106,6 +109,7 @@ static void teardown(struct apps *a)
         free(d->from_version);
         free(d->state);
         free(d->message);
+        free(d->pub);
         free(d);
     }
     while (a->apps) {

@@ -24,7 +24,7 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS instances (task_id TEXT PRIMARY KEY, app_id TEXT NOT NULL,"
         "  version TEXT, agent_id TEXT, hostname TEXT, attrs TEXT, ports TEXT, state TEXT,"
         "  healthy INTEGER, started_at REAL, running_since REAL, killing INTEGER,"
-        "  ever_healthy INTEGER);"
+        "  ever_healthy INTEGER, address TEXT);"
         "CREATE TABLE IF NOT EXISTS deployments (id TEXT PRIMARY KEY, app_id TEXT NOT NULL,"
         "  kind TEXT, version TEXT, from_version TEXT, state TEXT, message TEXT,"
         "  started_at REAL, failures INTEGER);";
@@ -48,6 +48,11 @@ int apps_store_open(struct apps *a, struct berr **err)
         sqlite3_free(msg);
         return r;
     }
+    /* an apps.db from before issue #17 has no instances.address: add it (an error says it
+     * is there already) */
+    if (sqlite3_exec(a->db, "ALTER TABLE instances ADD COLUMN address TEXT", NULL, NULL, NULL) ==
+        SQLITE_OK)
+        log_info("'%s': instances now keep their agent's address", path);
     return 0;
 }
 
@@ -86,7 +91,7 @@ void apps_store_meta(struct apps *a, const char *key, const char *value)
     run(a, "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)", "ss", key, value);
 }
 
-void apps_store_app(struct apps *a, const struct app *app)
+void apps_store_app(struct apps *a, struct app *app)
 {
     _cleanup_free_ char *def = app_def_encode(&app->def, false);
     run(a,
@@ -94,10 +99,12 @@ void apps_store_app(struct apps *a, const struct app *app)
         "bo_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         "ssssiiid", app->def.id, def, app->version, app->serving_version, (int) app->deleting,
         (int) app->hold, (int) app->bo_n, app->bo_until);
+    apps_events_app(a, app);
 }
 
 void apps_store_app_del(struct apps *a, const char *id)
 {
+    apps_events_app_removed(a, id);
     run(a, "DELETE FROM apps WHERE id = ?1", "s", id);
     run(a, "DELETE FROM versions WHERE app_id = ?1", "s", id);
 }
@@ -133,7 +140,7 @@ static char *attrs_json(const struct inst *i)
     return json_gen_take(g);
 }
 
-void apps_store_inst(struct apps *a, const struct inst *i)
+void apps_store_inst(struct apps *a, struct inst *i)
 {
     _cleanup_free_ char *attrs = attrs_json(i);
     char ports[ML_MAX_PORTS * 7 + 1] = "";
@@ -142,11 +149,12 @@ void apps_store_inst(struct apps *a, const struct inst *i)
                  (unsigned) i->ports[k]);
     run(a,
         "INSERT OR REPLACE INTO instances(task_id, app_id, version, agent_id, hostname, attrs, "
-        "ports, state, healthy, started_at, running_since, killing, ever_healthy) VALUES (?1, "
-        "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        "ssssssssiddii", i->task_id, i->app_id, i->version, i->agent_id, i->hostname, attrs, ports,
+        "ports, state, healthy, started_at, running_since, killing, ever_healthy, address) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        "ssssssssiddiis", i->task_id, i->app_id, i->version, i->agent_id, i->hostname, attrs, ports,
         ml_state_name(i->state), (int) i->healthy, i->started_at, i->running_since,
-        (int) i->killing, (int) i->ever_healthy);
+        (int) i->killing, (int) i->ever_healthy, i->address ? i->address : "");
+    apps_events_inst(a, i); /* what is written is published (events.c) */
 }
 
 void apps_store_inst_del(struct apps *a, const char *task_id)
@@ -154,13 +162,14 @@ void apps_store_inst_del(struct apps *a, const char *task_id)
     run(a, "DELETE FROM instances WHERE task_id = ?1", "s", task_id);
 }
 
-void apps_store_dep(struct apps *a, const struct dep *d)
+void apps_store_dep(struct apps *a, struct dep *d)
 {
     run(a,
         "INSERT OR REPLACE INTO deployments(id, app_id, kind, version, from_version, state, "
         "message, started_at, failures) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         "sssssssdi", d->id, d->app_id, d->kind, d->version, d->from_version, d->state, d->message,
         d->started_at, (int) d->failures);
+    apps_events_dep(a, d);
 }
 
 void apps_store_dep_del(struct apps *a, const char *id)
@@ -218,7 +227,8 @@ static void load_insts(struct apps *a)
     sqlite3_stmt *st = NULL;
     sqlite3_prepare_v2(a->db,
                        "SELECT task_id, app_id, version, agent_id, hostname, attrs, ports, state,"
-                       " healthy, started_at, running_since, killing, ever_healthy FROM instances",
+                       " healthy, started_at, running_since, killing, ever_healthy, address"
+                       " FROM instances",
                        -1, &st, NULL);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         struct inst *i = xzalloc(sizeof(*i));
@@ -251,6 +261,7 @@ static void load_insts(struct apps *a)
         i->running_since = sqlite3_column_double(st, 10);
         i->killing = sqlite3_column_int(st, 11);
         i->ever_healthy = sqlite3_column_int(st, 12);
+        i->address = xstrdup(col(st, 13));
         i->next = a->insts;
         a->insts = i;
     }

@@ -413,7 +413,7 @@ static int set_agent(struct cfg_agent *cfg, const char *section, const char *key
         if (parse_u64(num, &u) < 0 || u < 1 || u > 100)
             return BAD("percentage", "1% to 100% of the work_dir file system, e.g. 90%");
         cfg->gc_disk_watermark = u;
-    } else if (streq(key, "hostname")) {
+    } else if (streq(key, "hostname") || streq(key, "address")) {
         return cfg_set_node_key(cfg, section, key, value, err);
     } else {
         return cfg_set_network_key(cfg, section, key, value, err); /* or unknown */

@@ -34,6 +34,7 @@ struct cfg_agent {
     /* [agent] */
     char *master;           /* "" = standalone */
     char *hostname;         /* the name the agent gives the master; "" = gethostname() */
+    char *address;          /* the IP its tasks' ports are reached on; "" = the master's view */
     char *work_dir;         /* /var/lib/berth */
     char *listen;           /* "unix:/run/berth/agent.sock[,tcp:127.0.0.1:5051]" */
     char *token_file;       /* the master link's join token; "" = none */

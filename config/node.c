@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* config/node.c - what the agent tells the master about its node (issue #16): [agent]
- * hostname (the name in the registry, offers and constraints; default the host's) and the
+ * hostname (the name in the registry, offers and constraints; default the host's), the
  * free-form [attributes] section (rack = r1: carried by every offer, matched by berth-apps'
- * constraints). The rules are masterlink's (ml_attr_*), restated here: config/ includes only
+ * constraints) and [agent] address (issue #17: the IP its tasks' ports are reached on). The
+ * rules are masterlink's (ml_attr_*, ml_address_valid), restated here: config/ includes only
  * common/. config.c owns the other keys, load.c the sources. Pure: no I/O, no logging. */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "common/common.h"
@@ -14,6 +16,7 @@
 void cfg_node_defaults(struct cfg_agent *cfg)
 {
     cfg->hostname = xstrdup("");
+    cfg->address = xstrdup("");
     cfg->attrs = NULL;
     cfg->n_attrs = 0;
 }
@@ -22,6 +25,8 @@ void cfg_node_done(struct cfg_agent *cfg)
 {
     free(cfg->hostname);
     cfg->hostname = NULL;
+    free(cfg->address);
+    cfg->address = NULL;
     for (size_t i = 0; i < cfg->n_attrs; i++) {
         free(cfg->attrs[i].name);
         free(cfg->attrs[i].value);
@@ -64,6 +69,18 @@ int cfg_set_node_key(struct cfg_agent *cfg, const char *section, const char *key
                              value);
         free(cfg->hostname);
         cfg->hostname = xstrdup(value);
+        return 0;
+    }
+    if (streq(section, "agent") && streq(key, "address")) {
+        unsigned char buf[16];
+        bool ok = !value[0] || (strlen(value) <= 45 && (inet_pton(AF_INET, value, buf) == 1 ||
+                                                        inet_pton(AF_INET6, value, buf) == 1));
+        if (!ok)
+            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
+                             "[agent] address: want an IPv4 or IPv6 address (empty = the "
+                             "address the master sees the agent's connection come from)");
+        free(cfg->address);
+        cfg->address = xstrdup(value);
         return 0;
     }
     if (!streq(section, "attributes"))

@@ -110,6 +110,7 @@ static void agent_free(struct master *m, struct m_agent *ag)
     free(ag->ports);
     free(ag->ports_used);
     free(ag->hostname);
+    free(ag->address);
     ml_attrs_free(ag->attrs, ag->n_attrs);
     free(ag);
 }
@@ -244,6 +245,7 @@ static char *agent_row_json(const struct m_agent *ag)
     json_kv_str(g, "ports", ag->ports ? ag->ports : "");
     json_str(g, "attributes");
     ml_attrs_gen(g, ag->attrs, ag->n_attrs);
+    json_kv_str(g, "address", ag->address ? ag->address : "");
     json_str(g, "reservations");
     yajl_gen_map_open(g);
     for (size_t i = 0; i < ag->n_resv; i++) {
@@ -300,6 +302,9 @@ static int load_row(struct master *m, const char *id, const char *host, const ch
     _cleanup_berr_ struct berr *aerr = NULL;
     if (ml_attrs_decode(json_get(v, "attributes"), &ag->attrs, &ag->n_attrs, &aerr) < 0)
         log_warning("agent '%s': stored attributes ignored: %s", id, berr_msg(aerr));
+    /* rows before issue #17 have no address: the next SUBSCRIBE brings it */
+    const char *address = json_get_str(v, "address");
+    ag->address = xstrdup(address && ml_address_valid(address) ? address : "");
     yajl_val rs = json_get(v, "reservations");
     size_t n = rs && YAJL_IS_OBJECT(rs) ? rs->u.object.len : 0;
     ag->resv = n ? xcalloc(n, sizeof(*ag->resv)) : NULL;
@@ -405,6 +410,7 @@ void master_agent_json(const struct m_agent *ag, yajl_gen g)
     yajl_gen_map_open(g);
     json_kv_str(g, "id", ag->id);
     json_kv_str(g, "hostname", ag->hostname);
+    json_kv_str(g, "address", ag->address && ag->address[0] ? ag->address : NULL);
     json_str(g, "attributes");
     ml_attrs_gen(g, ag->attrs, ag->n_attrs);
     json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");

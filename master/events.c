@@ -16,6 +16,7 @@ static void agent_view(const struct m_agent *ag, yajl_gen g)
     yajl_gen_map_open(g);
     json_kv_str(g, "id", ag->id);
     json_kv_str(g, "hostname", ag->hostname ? ag->hostname : "");
+    json_kv_str(g, "address", ag->address && ag->address[0] ? ag->address : NULL);
     json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
     json_kv_bool(g, "connected", ag->stream != NULL);
     json_str(g, "resources");

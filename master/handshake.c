@@ -109,6 +109,12 @@ void master_handshake_start(struct master *m, struct evhttp_request *req, struct
         return;
     }
     ml_attrs_free(attrs, n_attrs);
+    const char *address = json_get_str(p, "address");
+    if (address && address[0] && !ml_address_valid(address)) {
+        master_refuse(m, req, BERR_INVALID_ARGUMENT,
+                      "SUBSCRIBE: \"address\" is an IPv4 or IPv6 address");
+        return;
+    }
     if (!method || !ml_nonce_valid(nonce) ||
         (!streq(method, "agent-key") && !streq(method, "join"))) {
         master_refuse(m, req, BERR_UNAUTHORIZED,

@@ -138,6 +138,20 @@ static void subscribe_apply(struct master *m, struct m_pending *pd, struct ml_ca
         ag->attrs = attrs;
         ag->n_attrs = n_attrs;
     }
+    /* [agent] address, or else the address its SUBSCRIBE came from (checked by
+     * master_handshake_start): offers carry it, for the clients of its tasks' ports */
+    const char *address = json_get_str(p, "address");
+    char *peer = NULL;
+    ev_uint16_t peer_port = 0;
+    if (!address || !address[0]) {
+        if (pd->conn)
+            evhttp_connection_get_peer(pd->conn, &peer, &peer_port);
+        address = peer && ml_address_valid(peer) ? peer : "";
+    }
+    if (!is_new && ag->address && !streq(ag->address, address))
+        log_info("agent '%s' (%s): its address is now '%s'", ag->id, host, address);
+    free(ag->address);
+    ag->address = xstrdup(address);
     read_amounts(res, "total", &ag->total_cpus, &ag->total_mem);
     read_amounts(res, "reserved", &ag->reserved_cpus, &ag->reserved_mem);
     resources_apply(m, ag, res);

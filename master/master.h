@@ -32,6 +32,7 @@
 #include "common/common.h"
 #include "master/drf.h"
 #include "master/events.h"
+#include "master/placement.h"
 #include "masterlink/masterlink.h"
 
 struct sqlite3;
@@ -125,6 +126,7 @@ struct m_agent {
     uint8_t session[ML_KEY_LEN];
     char *hostname;
     struct ml_attr *attrs; /* its [attributes] from SUBSCRIBE (offers carry them) */
+    char *address;         /* its [agent] address, or its SUBSCRIBE's peer address ("": none) */
     size_t n_attrs;
     /* resources from SUBSCRIBE: cpus in millicores, mem in bytes */
     uint64_t total_cpus, total_mem, reserved_cpus, reserved_mem, alloc_cpus, alloc_mem;
@@ -341,23 +343,6 @@ void master_token_json(const struct m_token *t, yajl_gen g);
 int master_tls_init(struct master *m, struct berr **err);
 void master_tls_free(struct master *m);
 struct bufferevent *master_tls_bev(struct event_base *base, void *arg);
-
-/* placement.c: where a task goes, decided over plain numbers (tests/unit/master_test.c).
- * One candidate agent: */
-struct m_place_agent {
-    bool reachable, connected;        /* REACHABLE, and its event stream is open */
-    uint64_t alloc_cpus, alloc_mem;   /* allocatable (millicores, bytes) */
-    uint64_t placed_cpus, placed_mem; /* what the master's live tasks hold there */
-    unsigned placed_tasks;
-};
-/* May a task go to a at all: reachable, connected, some allocatable cpus and mem? */
-bool master_place_eligible(const struct m_place_agent *a);
-/* The index of the agent a task of cpus (millicores) and mem (bytes) goes to, or -1 when it
- * fits on none that is eligible. spread: the agent left with the largest free share (the
- * smaller of its free cpu and mem fractions after the task); binpack: the smallest share
- * that still fits. Equal shares: fewer tasks, then the earlier agent. */
-int master_place(const struct m_place_agent *agents, size_t n, uint64_t cpus, uint64_t mem,
-                 bool binpack);
 
 /* agents.c: the registry of agents and their event streams. */
 struct m_agent *master_agent_find(struct master *m, const char *id);

@@ -132,7 +132,8 @@ static void to_ml(const struct m_offer *o, struct ml_offer *x)
                            .reserved_mem_bytes = o->reserved.mem,
                            .ports = o->ports,
                            .attrs = o->ag->attrs,
-                           .n_attrs = o->ag->n_attrs};
+                           .n_attrs = o->ag->n_attrs,
+                           .address = o->ag->address};
     snprintf(x->id, sizeof(x->id), "%s", o->id);
     snprintf(x->agent_id, sizeof(x->agent_id), "%s", o->ag->id);
 }
@@ -147,6 +148,7 @@ void master_offer_json(const struct m_offer *o, yajl_gen g)
     json_kv_str(g, "framework_name", o->fw->name);
     json_kv_str(g, "agent_id", o->ag->id);
     json_kv_str(g, "hostname", o->ag->hostname);
+    json_kv_str(g, "address", o->ag->address && o->ag->address[0] ? o->ag->address : NULL);
     json_str(g, "attributes");
     ml_attrs_gen(g, x.attrs, x.n_attrs);
     json_kv_str(g, "role", x.role);

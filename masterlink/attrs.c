@@ -3,6 +3,7 @@
  * name and a value follow, and their JSON object as SUBSCRIBE, GET /v1/agents and every offer
  * carry it ({"rack": "r1"}). The agent sends them (agentd/link.c), the master checks and keeps
  * them (master/link.c, agents.c) and offers them (sched.c's ml_offer_gen/ml_offer_decode). */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "masterlink/masterlink.h"
@@ -104,4 +105,12 @@ bool ml_attrs_equal(const struct ml_attr *a, size_t na, const struct ml_attr *b,
         if (!streq(a[i].name, b[i].name) || !streq(a[i].value, b[i].value))
             return false;
     return true;
+}
+
+bool ml_address_valid(const char *s)
+{
+    unsigned char buf[16];
+    if (!s || strlen(s) > ML_ADDRESS_MAX)
+        return false;
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }

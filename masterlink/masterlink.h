@@ -414,6 +414,10 @@ void ml_attrs_gen(yajl_gen g, const struct ml_attr *a, size_t n);
 struct ml_attr *ml_attrs_dup(const struct ml_attr *a, size_t n); /* NULL when n is 0 */
 bool ml_attrs_equal(const struct ml_attr *a, size_t na, const struct ml_attr *b, size_t nb);
 void ml_attrs_free(struct ml_attr *a, size_t n); /* NULL is fine */
+/* An agent's address (its [agent] address, issue #17): an IPv4 or IPv6 address, as
+ * inet_pton reads it (at most ML_ADDRESS_MAX characters). */
+#define ML_ADDRESS_MAX 45
+bool ml_address_valid(const char *s);
 
 struct ml_offer {
     char id[ML_OFFER_ID_LEN + 1];
@@ -426,6 +430,7 @@ struct ml_offer {
     struct ml_attr *attrs; /* the agent's attributes, n_attrs of them (encoded as
                             * "attributes": {"name": "value", ...}) */
     size_t n_attrs;
+    char *address; /* the IP address to reach the agent's ports on ("address"; NULL: none) */
 };
 void ml_offer_gen(yajl_gen g, const struct ml_offer *o);
 /* 0 or -EINVAL with err; free with ml_offer_done. */

@@ -172,6 +172,8 @@ void ml_offer_gen(yajl_gen g, const struct ml_offer *o)
     yajl_gen_map_close(g);
     json_str(g, "attributes");
     ml_attrs_gen(g, o->attrs, o->n_attrs);
+    if (o->address && o->address[0])
+        json_kv_str(g, "address", o->address);
     yajl_gen_map_close(g);
 }
 
@@ -195,6 +197,9 @@ int ml_offer_decode(yajl_val v, struct ml_offer *ret, struct berr **err)
     /* an older master sends none: an offer without attributes */
     if (ml_attrs_decode(json_get(v, "attributes"), &o.attrs, &o.n_attrs, err) < 0)
         return berr_wrap(err, "offer");
+    /* an older master sends no "address"; a bad one counts as none */
+    const char *address = json_get_str(v, "address");
+    o.address = address && ml_address_valid(address) ? xstrdup(address) : NULL;
     snprintf(o.id, sizeof(o.id), "%s", id);
     snprintf(o.agent_id, sizeof(o.agent_id), "%s", agent);
     o.hostname = xstrdup(host ? host : "");
@@ -210,7 +215,8 @@ void ml_offer_done(struct ml_offer *o)
     free(o->hostname);
     free(o->role);
     free(o->ports);
-    o->hostname = o->role = o->ports = NULL;
+    free(o->address);
+    o->hostname = o->role = o->ports = o->address = NULL;
     ml_attrs_free(o->attrs, o->n_attrs);
     o->attrs = NULL;
     o->n_attrs = 0;

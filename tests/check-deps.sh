@@ -14,7 +14,7 @@
 set -u
 cd "$(dirname "$0")/.."
 rc=0
-SRC_DIRS=(common config isolator executor masterlink agentd cli master sched examples sse)
+SRC_DIRS=(common config isolator executor masterlink agentd cli master sched examples sse apps)
 
 # ---- 1. includes ---------------------------------------------------------------------------
 allow() { # folder allowed-project-folders...
@@ -37,6 +37,8 @@ allow sse common sse
 # issue #14: the scheduler library and the example framework built on it (docs/design.md)
 allow sched common masterlink sched
 allow examples common masterlink sched
+# issue #16/#17: berth-apps, a framework on the library, with the events hub
+allow apps common config masterlink sched sse apps
 
 # strip FILE [strings]: the C text of FILE with its comments blanked (line numbers kept);
 # with "strings", string and character literals become "" too.

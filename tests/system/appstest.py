@@ -118,9 +118,10 @@ class Apps(bt.Daemon):
                            interval=0.1, what="berth-apps subscribed and reconciled")
 
 
-def agent_conf(name, ports, attrs=None):
-    text = ("[agent]\nhostname = %s\n[resources]\ncpus = 2\nmem = 2GiB\npids = 4194304\n"
-            "ports = %s\n[reserved]\ncpus = 0\nmem = 0\n" % (name, ports))
+def agent_conf(name, ports, attrs=None, address=None):
+    text = ("[agent]\nhostname = %s\n" % name + ("address = %s\n" % address if address else "") +
+            "[resources]\ncpus = 2\nmem = 2GiB\npids = 4194304\n"
+            "ports = %s\n[reserved]\ncpus = 0\nmem = 0\n" % ports)
     if attrs:
         text += "[attributes]\n" + "".join("%s = %s\n" % kv for kv in attrs.items())
     return text
@@ -133,16 +134,18 @@ class Env:
 
 @pytest.fixture
 def apps_env(master_factory, agent_factory):
-    """apps_env(n_agents=2, apps_flags=()) -> Env: a master, agents named apps-a, apps-b
-    (attribute rack r1, r2) with 40 ports each, and berth-apps subscribed and reconciled."""
+    """apps_env(n_agents=2, apps_flags=(), addresses=None) -> Env: a master, agents named
+    apps-a, apps-b (attribute rack r1, r2) with 40 ports each ([agent] address from
+    addresses[i] when given), and berth-apps subscribed and reconciled."""
     made = []
 
-    def make(n_agents=2, apps_flags=()):
+    def make(n_agents=2, apps_flags=(), addresses=None):
         m = master_factory(FAST)
         base = random.randrange(20000, 29000, 100)
         ranges = ["[%d-%d]" % (base + 50 * i, base + 50 * i + 39) for i in range(n_agents)]
         agents = [agent_factory(conf=agent_conf("apps-%s" % "ab"[i], ranges[i],
-                                                {"rack": "r%d" % (i + 1)}),
+                                                {"rack": "r%d" % (i + 1)},
+                                                (addresses or [None] * n_agents)[i]),
                                 flags=m.agent_flags()) for i in range(n_agents)]
         m.wait_agents(n_agents)
         tmp = tempfile.mkdtemp(prefix="berth-test-apps-%d-" % os.getpid(), dir=bt.TMP_BASE)
