@@ -166,8 +166,10 @@ static void check_done(struct lbd *l, int status)
         l->reload_pending = true;
         lb_hap_tick(l);
     } else {
+        /* a fresh HAProxy: no servers from an old one (a state file of version 1 and no
+         * server, so HAProxy does not warn about a missing one) */
         _cleanup_free_ char *state = lb_path(l, "servers.state");
-        unlink(state); /* a fresh HAProxy: no servers from an old one */
+        write_file_replace(AT_FDCWD, state, "1\n", 2, 0600);
         start(l);
     }
 }
