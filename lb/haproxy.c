@@ -181,8 +181,10 @@ static void on_state(struct lbd *l, bool ok, const char *reply)
     _cleanup_free_ char *state = lb_path(l, "servers.state");
     int r = ok ? write_file_replace(AT_FDCWD, state, reply, strlen(reply), 0600) : -EIO;
     if (r < 0)
-        log_msg(LOG_WARNING, -r, "cannot save the servers' state to '%s': the new worker "
-                "starts with its servers in maint until they are sent", state);
+        log_msg(LOG_WARNING, -r,
+                "cannot save the servers' state to '%s': the new worker "
+                "starts with its servers in maint until they are sent",
+                state);
     l->reload_pending = false;
     reload(l);
 }

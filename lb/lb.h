@@ -63,7 +63,11 @@ void lb_table_clear(struct lb_table *t);
 
 /* ---- slots.c: backends and their server slots --------------------------------------------- */
 
-enum lb_slot_state { LB_SLOT_FREE, LB_SLOT_SERVING, LB_SLOT_DRAINING };
+enum lb_slot_state {
+    LB_SLOT_FREE,
+    LB_SLOT_SERVING,
+    LB_SLOT_DRAINING
+};
 
 struct lb_slot_view {
     enum lb_slot_state st;

@@ -42,8 +42,8 @@ struct lbd {
     pid_t master_pid, worker_pid, old_worker_pid, launcher_pid, check_pid;
     uint64_t reload_started_ms, start_failed_ms;
     bool reload_pending; /* checked: save the servers' state, then SIGUSR2 */
-    bool shape_dirty; /* the frontends/backends changed since haproxy.cfg was written */
-    char *pending_cfg;  /* the text haproxy -c checks */
+    bool shape_dirty;    /* the frontends/backends changed since haproxy.cfg was written */
+    char *pending_cfg;   /* the text haproxy -c checks */
     uint64_t reloads;
     /* the runtime API: one exchange at a time */
     struct bufferevent *rt;

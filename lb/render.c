@@ -80,8 +80,7 @@ char *lb_render(const struct lb_cfg *c, const struct lb_backends *bs)
         for (size_t j = 0; j < i; j++)
             taken |= bs->v[j]->service_port == b->service_port;
         if (taken) {
-            out(&o, "\n# %s: service port %u is taken by another app\n", b->name,
-                b->service_port);
+            out(&o, "\n# %s: service port %u is taken by another app\n", b->name, b->service_port);
             continue;
         }
         out(&o,

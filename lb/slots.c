@@ -80,8 +80,7 @@ bool lb_backends_update(struct lb_backends *bs, const struct lb_table *t, unsign
     for (size_t i = 0, j = 0; i < n.n; i++) {
         while (j < bs->n && strcmp(bs->v[j]->name, n.v[i]->name) < 0)
             j++;
-        struct lb_backend *old = j < bs->n && streq(bs->v[j]->name, n.v[i]->name) ? bs->v[j]
-                                                                                  : NULL;
+        struct lb_backend *old = j < bs->n && streq(bs->v[j]->name, n.v[i]->name) ? bs->v[j] : NULL;
         if (!old || !backend_same_shape(old, n.v[i]))
             changed = true;
         if (old && old->n_slots == n.v[i]->n_slots) {

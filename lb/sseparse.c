@@ -15,8 +15,7 @@ static int line_done(struct lb_sse_parser *p, lb_sse_event_fn fn, void *arg)
         if (p->has_data) {
             if (p->id[0])
                 snprintf(p->last_id, sizeof(p->last_id), "%s", p->id);
-            fn(arg, p->name[0] ? p->name : "message", p->id, p->data ? p->data : "",
-               p->data_len);
+            fn(arg, p->name[0] ? p->name : "message", p->id, p->data ? p->data : "", p->data_len);
         }
         p->has_data = false;
         p->data_len = 0;
@@ -49,8 +48,7 @@ static int line_done(struct lb_sse_parser *p, lb_sse_event_fn fn, void *arg)
     return 0;
 }
 
-int lb_sse_feed(struct lb_sse_parser *p, const char *buf, size_t len, lb_sse_event_fn fn,
-                void *arg)
+int lb_sse_feed(struct lb_sse_parser *p, const char *buf, size_t len, lb_sse_event_fn fn, void *arg)
 {
     for (size_t i = 0; i < len; i++) {
         char c = buf[i];

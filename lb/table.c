@@ -134,7 +134,8 @@ static bool app_same(const struct lb_app *a, const struct lb_app *b)
     if (a->n_ports != b->n_ports || !a->vhost != !b->vhost ||
         (a->vhost && !streq(a->vhost, b->vhost)))
         return false;
-    return !a->n_ports || !memcmp(a->service_ports, b->service_ports, a->n_ports * sizeof(unsigned));
+    return !a->n_ports ||
+           !memcmp(a->service_ports, b->service_ports, a->n_ports * sizeof(unsigned));
 }
 
 static bool inst_same(const struct lb_inst *a, const struct lb_inst *b)

@@ -60,11 +60,11 @@ static void test_sse_parser(void **state)
     lb_sse_done(&p);
 }
 
-#define APP(id, vhost, sp)                                                                       \
+#define APP(id, vhost, sp)                                                                         \
     "{\"id\":\"" id "\",\"labels\":{" vhost "},\"ports\":[{\"name\":\"http\",\"service_port\":" sp \
     "}]"
-#define INST(id, port, state, healthy, killing)                                                  \
-    "{\"id\":\"" id "\",\"app_id\":\"web\",\"address\":\"127.0.0.1\",\"ports\":[" port           \
+#define INST(id, port, state, healthy, killing)                                                    \
+    "{\"id\":\"" id "\",\"app_id\":\"web\",\"address\":\"127.0.0.1\",\"ports\":[" port             \
     "],\"state\":\"" state "\",\"healthy\":" healthy ",\"killing\":" killing "}"
 
 static int apply(struct lb_table *t, const char *name, const char *data)
@@ -76,10 +76,13 @@ static int apply(struct lb_table *t, const char *name, const char *data)
     return r;
 }
 
-static const char snap[] =
-        "{\"time\":1,\"apps\":[" APP("web", "\"lb.vhost\":\"Web.Example\"",
-                                     "10000") ",\"tasks\":[" INST("web_b", "31002", "RUNNING",
-                                                                  "true", "false") "," INST("web_a", "31001", "RUNNING", "true", "false") "," INST("web_c", "31003", "STAGING", "false", "false") "]}]}";
+static const char snap[] = "{\"time\":1,\"apps\":[" APP(
+        "web", "\"lb.vhost\":\"Web.Example\"",
+        "10000") ",\"tasks\":[" INST("web_b", "31002", "RUNNING", "true",
+                                     "false") "," INST("web_a", "31001", "RUNNING", "true",
+                                                       "false") "," INST("web_c", "31003",
+                                                                         "STAGING", "false",
+                                                                         "false") "]}]}";
 
 static void test_table(void **state)
 {
@@ -191,8 +194,13 @@ static void test_slots(void **state)
 static void test_render(void **state)
 {
     (void) state;
-    struct lb_cfg c = {.run_dir = "/run/x", .bind = "*", .http_port = 8080, .slots = 8,
-                       .retries = 3, .drain_timeout_ms = 5000, .connect_timeout_ms = 2000,
+    struct lb_cfg c = {.run_dir = "/run/x",
+                       .bind = "*",
+                       .http_port = 8080,
+                       .slots = 8,
+                       .retries = 3,
+                       .drain_timeout_ms = 5000,
+                       .connect_timeout_ms = 2000,
                        .idle_timeout_ms = 60000};
     struct lb_table t = {0};
     apply(&t, "snapshot", snap);
@@ -205,14 +213,16 @@ static void test_render(void **state)
     assert_non_null(strstr(a, "frontend f_5432\n    mode tcp\n"));
     assert_non_null(strstr(a, "bind :8080\n"));
     assert_non_null(strstr(a, "use_backend b_web_0 if { var(txn.vhost) -m str web.example }"));
-    assert_non_null(strstr(a, "server-template s 1-8 slot.invalid:1 disabled init-addr last,127.0.0.1"));
+    assert_non_null(
+            strstr(a, "server-template s 1-8 slot.invalid:1 disabled init-addr last,127.0.0.1"));
     assert_non_null(strstr(a, "hard-stop-after 5000ms"));
     assert_non_null(strstr(a, "option redispatch 1"));
     assert_true(strstr(a, "backend b_db_0") < strstr(a, "backend b_web_0"));
     /* instances change nothing; the same table from another order renders the same */
     for (size_t i = 0; i < bs.n; i++)
         lb_slots_assign(bs.v[i], &t, 1, 1);
-    apply(&t, "instance_removed", "{\"instance\":" INST("web_b", "1", "KILLED", "false", "false") "}");
+    apply(&t, "instance_removed",
+          "{\"instance\":" INST("web_b", "1", "KILLED", "false", "false") "}");
     assert_false(lb_backends_update(&bs, &t, 8));
     char *b = lb_render(&c, &bs);
     assert_string_equal(a, b);
