@@ -271,9 +271,15 @@ void lb_hap_stop(struct lbd *l)
     }
     if (l->launcher_pid > 0)
         waitpid(l->launcher_pid, NULL, 0);
-    l->master_pid = l->master_pid ? l->master_pid : read_pid_file(l);
-    if (l->cfg.keep_haproxy || l->master_pid <= 0 || !is_haproxy(l->master_pid))
-        return;
-    log_info("stopping HAProxy (master pid %d, keep_haproxy = false)", (int) l->master_pid);
-    kill(l->master_pid, SIGUSR1); /* soft stop: the workers finish their connections */
+    if (!l->cfg.keep_haproxy)
+        lb_hap_soft_stop(l);
+}
+
+int lb_hap_soft_stop(struct lbd *l)
+{
+    pid_t pid = l->master_pid ? l->master_pid : read_pid_file(l);
+    if (pid <= 0 || !is_haproxy(pid))
+        return 0;
+    log_info("stopping HAProxy (master pid %d): its workers finish their connections", (int) pid);
+    return kill(pid, SIGUSR1) < 0 ? -errno : 1; /* soft stop */
 }

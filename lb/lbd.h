@@ -67,6 +67,8 @@ void lb_hap_apply_cfg(struct lbd *l); /* render; unchanged: nothing, else check,
 void lb_hap_on_child(struct lbd *l, pid_t pid, int status);
 void lb_hap_tick(struct lbd *l);
 void lb_hap_stop(struct lbd *l);
+/* SIGUSR1 to the HAProxy master of run_dir's pid file: 1 sent, 0 none runs, -errno. */
+int lb_hap_soft_stop(struct lbd *l);
 
 /* runtime.c: send cmds (one line, ';'-joined) to haproxy.sock; cb gets the reply. -EBUSY
  * while an exchange is under way. */

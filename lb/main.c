@@ -33,6 +33,8 @@ static const char usage[] =
         "                         --retries=3 --stream_timeout=45s --keep_haproxy=true\n"
         "                         --log_level=info\n"
         "  --print-default-config print the annotated default lb.conf and exit\n"
+        "  --stop-haproxy         soft-stop the HAProxy of run_dir (SIGUSR1 to its master: the\n"
+        "                         workers finish their connections) and exit\n"
         "  --help, --version\n";
 
 uint64_t lb_now_ms(void)
@@ -194,6 +196,14 @@ int main(int argc, char **argv)
     _cleanup_free_ char *notify = notify_socket_take();
     struct lbd l = {0};
     _cleanup_berr_ struct berr *err = NULL;
+    bool stop_haproxy = false;
+    for (int i = 1; i < argc; i++)
+        if (streq(argv[i], "--stop-haproxy")) {
+            stop_haproxy = true;
+            memmove(argv + i, argv + i + 1, (size_t) (argc - i) * sizeof(*argv));
+            argc--;
+            break;
+        }
     if (lb_cfg_load(&l.cfg, argc, argv, &err) < 0) {
         log_error("%s", berr_msg(err));
         lb_cfg_done(&l.cfg);
@@ -206,6 +216,11 @@ int main(int argc, char **argv)
     else if (streq(l.cfg.log_level, "error"))
         log_set_level(LOG_ERR);
     int rc = 0;
+    if (stop_haproxy) {
+        rc = lb_hap_soft_stop(&l) < 0;
+        lb_cfg_done(&l.cfg);
+        return rc;
+    }
     if (setup(&l, &err) < 0) {
         log_error("cannot start: %s", berr_msg(err));
         rc = 1;
