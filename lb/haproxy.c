@@ -189,24 +189,40 @@ static void on_state(struct lbd *l, bool ok, const char *reply)
     reload(l);
 }
 
+/* After the launcher: HAProxy runs once its pid file names a live master. */
+static void check_started(struct lbd *l)
+{
+    pid_t m = read_pid_file(l);
+    if (m > 0 && kill(m, 0) == 0 && is_haproxy(m)) {
+        l->master_pid = m;
+        l->worker_pid = 0;
+        l->launched_ms = 0;
+        l->hap = LB_HAP_RUNNING;
+        log_info("HAProxy runs (master pid %d)", (int) m);
+    } else if (lb_now_ms() - l->launched_ms > 10000) {
+        /* not started again: one that came up late would share the ports (SO_REUSEPORT) */
+        log_error("HAProxy's pid file names no running master 10 s after its start: see its "
+                  "messages above; berth-lb waits for it");
+        l->launched_ms = lb_now_ms();
+    }
+}
+
 void lb_hap_on_child(struct lbd *l, pid_t pid, int status)
 {
     if (pid == l->check_pid) {
         check_done(l, status);
     } else if (pid == l->launcher_pid) {
         l->launcher_pid = 0;
-        pid_t m = read_pid_file(l);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || m <= 0) {
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             log_error("HAProxy did not start (status 0x%x): again in 1 s", status);
             l->hap = LB_HAP_NONE;
             l->shape_dirty = true;
             l->start_failed_ms = lb_now_ms();
             return;
         }
-        l->master_pid = m;
-        l->worker_pid = 0;
-        l->hap = LB_HAP_RUNNING;
-        log_info("HAProxy runs (master pid %d)", (int) m);
+        /* the launcher exits once its master forked; the master writes the pid file */
+        l->launched_ms = lb_now_ms();
+        check_started(l);
     }
     lb_sync_soon(l);
 }
@@ -238,6 +254,8 @@ static void on_info(struct lbd *l, bool ok, const char *reply)
 void lb_hap_tick(struct lbd *l)
 {
     uint64_t now = lb_now_ms();
+    if (l->hap == LB_HAP_STARTING && !l->launcher_pid && l->launched_ms)
+        check_started(l);
     if ((l->hap == LB_HAP_RUNNING || l->hap == LB_HAP_RELOADING) &&
         now - l->last_alive_check_ms >= 500) {
         l->last_alive_check_ms = now;

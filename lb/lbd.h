@@ -40,7 +40,7 @@ struct lbd {
     /* HAProxy */
     enum lb_hap_state hap;
     pid_t master_pid, worker_pid, old_worker_pid, launcher_pid, check_pid;
-    uint64_t reload_started_ms, start_failed_ms;
+    uint64_t reload_started_ms, start_failed_ms, launched_ms;
     bool reload_pending; /* checked: save the servers' state, then SIGUSR2 */
     bool shape_dirty;    /* the frontends/backends changed since haproxy.cfg was written */
     char *pending_cfg;   /* the text haproxy -c checks */

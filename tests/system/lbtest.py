@@ -159,10 +159,23 @@ class Lb:
         return sorted(int(r["srv_port"]) for r in self.servers(backend).values()
                       if int(r["srv_admin_state"]) & ~4 == 0)
 
+    def haproxies(self):
+        """Every process whose command line names this run dir (HAProxy's)."""
+        out = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open("/proc/%s/cmdline" % d, "rb") as f:
+                        if (self.run + "/").encode() in f.read():
+                            out.append(int(d))
+                except OSError:
+                    pass
+        return out
+
     def cleanup(self):
         self.stop()
         self.remember_master()
-        pids = set()
+        pids = set(self.haproxies())
         for m in self.masters:
             if alive(m):
                 pids.update(children(m))

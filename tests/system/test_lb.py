@@ -82,13 +82,18 @@ def test_lb_routes_scales_kills_without_reload(apps_env, lb_factory):  # noqa: F
     env, sp, lb, ports = start_web(apps_env, lb_factory)
     apps = env.apps
     # (1) 30 requests on the service port reach all 3; so does Host: web.example
-    assert sorted(set(lt.served_ports(sp, 30))) == ports
+    try:
+        assert sorted(set(lt.served_ports(sp, 30))) == ports
+    except AssertionError:
+        print(lb.runtime("show servers state b_web_0"), lb.log[-4000:])
+        raise
     assert sorted(set(lt.served_ports(lb.http_port, 30, host="web.example"))) == ports
     st, _ = lt.get(lb.http_port, host="other.example")
     assert st == 503  # no app has that virtual host
     assert "mode http" in lb.cfg() and "frontend f_%d" % sp in lb.cfg()
     workers = lb.workers()
     assert len(workers) == 1, workers
+    assert len(lb.haproxies()) == 2, lb.haproxies()  # one master, one worker
     # (2) scale 3 -> 5: each new instance serves within 1 s of its healthy event
     ev = Events(apps)
     try:
@@ -143,6 +148,8 @@ def test_lb_rolling_update_reload_and_restarts_under_load(apps_env, lb_factory):
         sp2 = mt.free_port()
         apps.deploy(lt.web_app(sp2, 1, app_id="other", vhost="other.example"))
         bt.wait_for(lambda: "reloading HAProxy" in lb.log, 60, what="a reload for app other")
+        other = apps.wait_healthy("other", 1, timeout=60)[0]["ports"][0]
+        bt.wait_for(lambda: lb.ready_ports("b_other_0") == [other], 10, what="other routed")
         apps.wait_no_deployment("web", timeout=90)
         tasks = apps.wait_healthy("web", 3, timeout=60)
         new_ports = sorted(t["ports"][0] for t in tasks)
