@@ -160,6 +160,8 @@ def test_lb_rolling_update_reload_and_restarts_under_load(apps_env, lb_factory):
         assert sorted(set(lt.served_ports(lb.http_port, 10, host="other.example")))
     finally:
         load.join()
+    print("rolling update + reload under load: %d requests answered, %d failed"
+          % (load.ok, len(load.failures)))
     assert load.ok >= 60 * 200 * 0.9, load.ok
     assert not load.failures, load.failures[:10]
     # (4) restart berth-lb: the same haproxy.cfg, HAProxy adopted (no reload), no failure
@@ -182,6 +184,9 @@ def test_lb_rolling_update_reload_and_restarts_under_load(apps_env, lb_factory):
                     what="berth-lb following the restarted berth-apps")
     finally:
         load.join()
+    print("restarts of berth-lb and berth-apps under load: %d requests answered, %d failed"
+          % (load.ok, len(load.failures)))
+    assert load.ok > 0
     assert not load.failures, load.failures[:10]
     assert lb.cfg() == cfg
     # and it still follows: scale down, the removed ones leave the rotation
