@@ -221,7 +221,7 @@ def test_deb_control_and_conffiles(pkg):
         assert "addgroup --system --quiet berth" in postinst
     elif pkg == "berth-lb":
         assert "adduser" not in postinst  # root: its HAProxy binds ports
-        assert "/usr/sbin/berth-lb --stop-haproxy" in prerm  # remove: HAProxy soft-stops
+        assert "berth-lb --stop-haproxy" in prerm  # remove: HAProxy soft-stops
     else:
         assert re.search(r"adduser --system --group .*--no-create-home", postinst)
         assert pkg in postinst.split("adduser", 1)[1].split("\n\n", 1)[0]
