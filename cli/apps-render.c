@@ -190,3 +190,88 @@ char *ctl_app_waiting_text(yajl_val app)
     }
     return out;
 }
+
+/* ---- app endpoints (issue #17) ------------------------------------------------------------ */
+
+/* fn(service_port (0: none), port index, address, port, task id, arg) per port of every
+ * serving instance (RUNNING, healthy, not killing), in the answers' order. */
+typedef void (*endpoint_fn)(uint64_t service_port, size_t index, const char *address, uint64_t port,
+                            const char *task_id, void *arg);
+
+static void endpoints_walk(yajl_val app, yajl_val tasks, endpoint_fn fn, void *arg)
+{
+    yajl_val a = json_get(app, "app") ? json_get(app, "app") : app;
+    yajl_val defs = json_get(a, "ports");
+    yajl_val ts = json_get(tasks, "tasks");
+    size_t n_defs = defs && YAJL_IS_ARRAY(defs) ? defs->u.array.len : 0;
+    for (size_t k = 0; k < n_defs; k++) {
+        uint64_t sp = 0;
+        if (!json_get_u64(defs->u.array.values[k], "service_port", &sp))
+            sp = 0;
+        for (size_t i = 0; ts && YAJL_IS_ARRAY(ts) && i < ts->u.array.len; i++) {
+            yajl_val x = ts->u.array.values[i];
+            const char *st = json_get_str(x, "state");
+            if (!st || !streq(st, "RUNNING") || !YAJL_IS_TRUE(json_get(x, "healthy")) ||
+                YAJL_IS_TRUE(json_get(x, "killing")))
+                continue;
+            yajl_val ports = json_get(x, "ports");
+            uint64_t p;
+            if (!ports || !YAJL_IS_ARRAY(ports) || k >= ports->u.array.len ||
+                !port_of(ports->u.array.values[k], &p))
+                continue;
+            const char *addr = json_get_str(x, "address");
+            if (!addr || !*addr)
+                addr = json_get_str(x, "host");
+            fn(sp, k, addr && *addr ? addr : "-", p, json_get_str(x, "id"), arg);
+        }
+    }
+}
+
+static void endpoint_row(uint64_t sp, size_t index, const char *address, uint64_t port,
+                         const char *task_id, void *arg)
+{
+    char spbuf[32];
+    if (sp)
+        snprintf(spbuf, sizeof(spbuf), "%llu", (unsigned long long) sp);
+    else
+        snprintf(spbuf, sizeof(spbuf), "#%zu", index);
+    _cleanup_free_ char *ep = xasprintf(strchr(address, ':') ? "[%s]:%llu" : "%s:%llu", address,
+                                        (unsigned long long) port);
+    const char *row[] = {spbuf, ep, task_id ? task_id : "-"};
+    ctl_table_add(arg, row);
+}
+
+void ctl_app_endpoints_table(yajl_val app, yajl_val tasks, struct ctl_table *t)
+{
+    static const char *const header[] = {"SERVICE_PORT", "ADDRESS:PORT", "TASK_ID"};
+    ctl_table_init(t, ARRAY_SIZE(header), header);
+    endpoints_walk(app, tasks, endpoint_row, t);
+}
+
+static void endpoint_gen(uint64_t sp, size_t index, const char *address, uint64_t port,
+                         const char *task_id, void *arg)
+{
+    yajl_gen g = arg;
+    yajl_gen_map_open(g);
+    if (sp)
+        json_kv_u64(g, "service_port", sp);
+    else
+        json_kv_null(g, "service_port");
+    json_kv_u64(g, "port_index", index);
+    json_kv_str(g, "address", address);
+    json_kv_u64(g, "port", port);
+    json_kv_str(g, "task_id", task_id);
+    yajl_gen_map_close(g);
+}
+
+char *ctl_app_endpoints_json(yajl_val app, yajl_val tasks)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    json_str(g, "endpoints");
+    yajl_gen_array_open(g);
+    endpoints_walk(app, tasks, endpoint_gen, g);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    return json_gen_take(g);
+}

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cli/apps.c - berthctl's verbs with --apps URL: `app deploy|ls|inspect|scale|restart|update|
- * rm|tasks` on berth-apps' API (docs/apps.md), sent by http.c (libcurl, as for --master) with
- * the bearer token of --token-file or $BERTH_APPS_TOKEN_FILE. App files are sent as they are:
+ * rm|tasks|endpoints` on berth-apps' API (docs/apps.md), sent by http.c (libcurl, as for --master)
+ * with the bearer token of --token-file or $BERTH_APPS_TOKEN_FILE. App files are sent as they are:
  * berth-apps validates them, so berthctl never disagrees with it about what an app may hold.
  * apps-render.c has the tables, the "why it waits" lines and the argument checks. */
 #include <getopt.h>
@@ -9,7 +9,7 @@
 
 #include "cli/cli.h"
 
-#define APP_VERBS "deploy, ls, inspect, scale, restart, update, rm, tasks"
+#define APP_VERBS "deploy, ls, inspect, scale, restart, update, rm, tasks, endpoints"
 #define APP_FILE_MAX (4u << 20) /* an app file is a few hundred bytes; 1000 env vars fit */
 
 struct app_opts {
@@ -258,16 +258,47 @@ static int app_tasks(struct ctl *ctl, int argc, char **argv, struct berr **err)
     return r;
 }
 
+/* What berth-lb routes to: the app's ports and its serving instances (two GETs). */
+static int app_endpoints(struct ctl *ctl, int argc, char **argv, struct berr **err)
+{
+    struct app_opts o;
+    int r = app_opts(argc, argv, 1, "ID", true, false, &o, err);
+    if (r < 0 || o.help)
+        return r < 0 ? r : ctl_print_usage("app");
+    _cleanup_free_ char *apath = ctl_app_path(argv[optind], NULL);
+    _cleanup_free_ char *tpath = ctl_app_path(argv[optind], "/tasks");
+    yajl_val app = NULL, tasks = NULL;
+    if ((r = ctl_call(ctl, "GET", apath, NULL, &app, err)) < 0)
+        return r;
+    if ((r = ctl_call(ctl, "GET", tpath, NULL, &tasks, err)) < 0) {
+        yajl_tree_free(app);
+        return r;
+    }
+    if (o.json) {
+        _cleanup_free_ char *text = ctl_app_endpoints_json(app, tasks);
+        printf("%s\n", text);
+    } else {
+        struct ctl_table t;
+        ctl_app_endpoints_table(app, tasks, &t);
+        ctl_table_print(&t, stdout);
+        ctl_table_free(&t);
+    }
+    yajl_tree_free(app);
+    yajl_tree_free(tasks);
+    return 0;
+}
+
 int ctl_apps_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err)
 {
     static const struct {
         const char *name;
         ctl_verb_fn fn;
     } subs[] = {
-            {"deploy", app_deploy},      {"ls", app_ls},
-            {"inspect", app_inspect},    {"scale", app_scale},
-            {"restart", app_restart_rm}, {"update", app_update},
-            {"rm", app_restart_rm},      {"tasks", app_tasks},
+            {"deploy", app_deploy},       {"ls", app_ls},
+            {"inspect", app_inspect},     {"scale", app_scale},
+            {"restart", app_restart_rm},  {"update", app_update},
+            {"rm", app_restart_rm},       {"tasks", app_tasks},
+            {"endpoints", app_endpoints},
     };
     if (!streq(argv[0], "app"))
         return berr_setx(err, EINVAL, "'%s' is not a berth-apps verb (app %s)", argv[0], APP_VERBS);

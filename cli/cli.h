@@ -250,6 +250,14 @@ char *ctl_app_task_address(yajl_val task);
  * agent id) ADDRESS STATE ("RUNNING (killing)" once berth-apps asked it to end) HEALTHY (yes,
  * no, - while unknown) VERSION. Initialises t. */
 void ctl_app_tasks_table(yajl_val answer, struct ctl_table *t);
+/* `app endpoints` (issue #17) of GET /v1/apps/{id} and GET /v1/apps/{id}/tasks answers: what
+ * berth-lb routes to, a row per port of the app and serving instance (RUNNING, healthy, not
+ * killing): SERVICE_PORT (the port's service_port, else "#INDEX") ADDRESS:PORT (the task's
+ * "address", else its "host"; "[v6]:port") TASK_ID. Initialises t. */
+void ctl_app_endpoints_table(yajl_val app, yajl_val tasks, struct ctl_table *t);
+/* The same as {"endpoints": [{"service_port" (null: none), "port_index", "address", "port",
+ * "task_id"}, ...]}, malloc'd. */
+char *ctl_app_endpoints_json(yajl_val app, yajl_val tasks);
 /* One "waiting" entry as a line people read: "2 instances wait: CONSTRAINT hostname UNIQUE:
  * ...", "1 instance waits: BACKOFF until ...". malloc'd, no newline. */
 char *ctl_app_waiting_line(yajl_val waiting);
@@ -283,7 +291,8 @@ int ctl_verb_top(struct ctl *ctl, int argc, char **argv, struct berr **err);
 int ctl_master_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err);
 /* master-sched.c: frameworks, offers, roles, role set; -ENOENT for another verb. */
 int ctl_master_sched_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err);
-/* apps.c: the verbs with --apps URL (app deploy|ls|inspect|scale|restart|update|rm|tasks). */
+/* apps.c: the verbs with --apps URL (app deploy|ls|inspect|scale|restart|update|rm|tasks|
+ * endpoints). */
 int ctl_apps_dispatch(struct ctl *ctl, int argc, char **argv, struct berr **err);
 
 /* Exit status of a terminal container object (see ctl_end_status); prints the end line on

@@ -59,10 +59,11 @@ class Table:
 
 
 def read_until(s, table, pred, timeout=60, what="an event"):
-    evs = s.until(pred, timeout=timeout, what=what)
-    for e in evs:
+    """Events up to the first for which pred (seeing the table with it applied) is true."""
+    def step(e):
         table.apply(e)
-    return evs
+        return pred(e)
+    return s.until(step, timeout=timeout, what=what)
 
 
 def test_snapshot_lists_apps_and_instances_with_their_address(apps_env):
@@ -147,7 +148,7 @@ def test_scale_and_a_killed_instance_arrive_in_order(apps_env):
                      e.data["instance"]["id"] == victim["id"], what="the killed one removed")
     assert got[-1].data["instance"]["state"] in ("FAILED", "KILLED"), got[-1]
     evs += got
-    evs += read_until(s, table, lambda e: len(table.serving("web")) == 3, timeout=90,
+    evs += read_until(s, table, lambda e: len(table.serving("web")) == 3, timeout=60,
                       what="a replacement serving")
     assert victim["id"] not in table.insts
 
@@ -296,3 +297,62 @@ def test_after_a_restart_an_old_id_gets_a_snapshot(apps_env):
     ids = {t["id"] for t in web["tasks"]}
     assert ids and ids <= {t["id"] for t in a.tasks("web")}, (web, tasks)
     c.close()
+
+
+# An instance that serves /ok from its own directory and ignores SIGTERM, so that one asked
+# to end stays RUNNING (killing) for the agent's kill_grace (10 s).
+STUBBORN = ("d=$(mktemp -d) && cd \"$d\" && echo ok >ok && trap '' TERM && "
+            "exec python3 -m http.server --bind 127.0.0.1 $PORT0")
+
+
+def endpoints(a, *args):
+    import subprocess
+    r = subprocess.run([bt.CTL_BIN, "--apps", a.url, "--cacert", a.ca, "--token-file",
+                        a.token_file, "app", "endpoints", "ep"] + list(args),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r
+    return r.stdout
+
+
+def rows(out):
+    lines = out.splitlines()
+    assert lines[0].split() == ["SERVICE_PORT", "ADDRESS:PORT", "TASK_ID"], out
+    return sorted(tuple(x.split()) for x in lines[1:])
+
+
+def test_app_endpoints_lists_only_serving_instances(apps_env):
+    env = apps_env(addresses=[None, "127.0.0.2"])
+    a = env.apps
+    a.deploy(at.web_app("ep", 3, command=STUBBORN,
+                        ports=[{"name": "http", "service_port": 10000}],
+                        health_checks=[{"type": "http", "port_index": 0, "path": "/ok",
+                                        "interval": 0.5, "timeout": 2, "grace": 20,
+                                        "consecutive_failures": 1000}]))
+    tasks = a.wait_healthy("ep", 3, timeout=60)
+
+    def want(ts):
+        return sorted(("10000", "%s:%d" % (t["address"], t["ports"][0]), t["id"]) for t in ts)
+
+    assert {t["address"] for t in tasks} <= {"127.0.0.1", "127.0.0.2"}, tasks
+    assert rows(endpoints(a)) == want(tasks)
+    js = json.loads(endpoints(a, "-o", "json"))
+    assert sorted(e["task_id"] for e in js["endpoints"]) == sorted(t["id"] for t in tasks)
+    assert all(e["service_port"] == 10000 and e["port_index"] == 0 for e in js["endpoints"])
+
+    # one turns unhealthy (its /ok is gone): no longer listed
+    sick = tasks[0]
+    os.remove("/proc/%d/cwd/ok" % at.pid_listening(sick["ports"][0]))
+    a.wait_tasks("ep", lambda ts: any(t["id"] == sick["id"] and t.get("healthy") is False
+                                      for t in ts), what="one unhealthy")
+    rest = [t for t in tasks if t["id"] != sick["id"]]
+    assert rows(endpoints(a)) == want(rest)
+
+    # scale to 1: the unhealthy one and one healthy one are killed; the healthy one stays
+    # RUNNING while it ignores SIGTERM, but is not listed
+    st, body = a.request("PATCH", "/v1/apps/ep", {"instances": 1})
+    assert st == 200, body
+    ts = a.wait_tasks("ep", lambda ts: any(t.get("killing") and t["state"] == "RUNNING" and
+                                           t.get("healthy") for t in ts), what="one killing")
+    stay = [t for t in ts if not t.get("killing")]
+    assert len(stay) == 1, ts
+    assert rows(endpoints(a)) == want(stay)

@@ -201,13 +201,65 @@ static void test_waiting_lines(void **state)
     yajl_tree_free(v);
 }
 
+/* `app endpoints`: a row per port and serving instance (RUNNING, healthy, not killing);
+ * the address, else the host; "#INDEX" for a port without a service port. */
+static void test_endpoints(void **state)
+{
+    (void) state;
+    yajl_val app = parse("{\"app\": {\"id\": \"web\", \"ports\": [{\"name\": \"http\", "
+                         "\"service_port\": 10000}, {\"name\": \"admin\"}]}}");
+    yajl_val tasks = parse(
+            "{\"tasks\": ["
+            "{\"id\": \"web_1\", \"state\": \"RUNNING\", \"healthy\": true, \"host\": \"n1\","
+            " \"address\": \"198.18.0.1\", \"ports\": [31000, 31001]},"
+            "{\"id\": \"web_2\", \"state\": \"RUNNING\", \"healthy\": true, \"host\": \"n2\","
+            " \"ports\": [31002, 31003]},"
+            "{\"id\": \"web_3\", \"state\": \"RUNNING\", \"healthy\": true, \"killing\": true,"
+            " \"address\": \"198.18.0.3\", \"ports\": [31004, 31005]},"
+            "{\"id\": \"web_4\", \"state\": \"RUNNING\", \"healthy\": false,"
+            " \"address\": \"198.18.0.4\", \"ports\": [31006, 31007]},"
+            "{\"id\": \"web_5\", \"state\": \"STAGING\", \"address\": \"198.18.0.5\","
+            " \"ports\": [31008, 31009]},"
+            "{\"id\": \"web_6\", \"state\": \"RUNNING\", \"healthy\": true,"
+            " \"address\": \"fd00::6\", \"ports\": [31010, 31011]}]}");
+    struct ctl_table t;
+    ctl_app_endpoints_table(app, tasks, &t);
+    _cleanup_free_ char *text = table_text(&t);
+    assert_string_equal(text, "SERVICE_PORT   ADDRESS:PORT       TASK_ID\n"
+                              "10000          198.18.0.1:31000   web_1\n"
+                              "10000          n2:31002           web_2\n"
+                              "10000          [fd00::6]:31010    web_6\n"
+                              "#1             198.18.0.1:31001   web_1\n"
+                              "#1             n2:31003           web_2\n"
+                              "#1             [fd00::6]:31011    web_6\n");
+    ctl_table_free(&t);
+    _cleanup_free_ char *json = ctl_app_endpoints_json(app, tasks);
+    assert_non_null(strstr(json, "{\"service_port\":10000,\"port_index\":0,\"address\":"
+                                 "\"198.18.0.1\",\"port\":31000,\"task_id\":\"web_1\"}"));
+    assert_non_null(strstr(json, "{\"service_port\":null,\"port_index\":1,"));
+    assert_null(strstr(json, "web_3"));
+    assert_null(strstr(json, "web_4"));
+    assert_null(strstr(json, "web_5"));
+    yajl_tree_free(app);
+    yajl_tree_free(tasks);
+    /* an app without ports, or no tasks: the header alone */
+    app = parse("{\"app\": {\"id\": \"x\", \"ports\": []}}");
+    tasks = parse("{\"tasks\": []}");
+    ctl_app_endpoints_table(app, tasks, &t);
+    _cleanup_free_ char *empty = table_text(&t);
+    assert_string_equal(empty, "SERVICE_PORT   ADDRESS:PORT   TASK_ID\n");
+    ctl_table_free(&t);
+    yajl_tree_free(app);
+    yajl_tree_free(tasks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_parse_instances), cmocka_unit_test(test_file_id),
             cmocka_unit_test(test_paths),           cmocka_unit_test(test_apps_table),
             cmocka_unit_test(test_task_address),    cmocka_unit_test(test_tasks_table),
-            cmocka_unit_test(test_waiting_lines),
+            cmocka_unit_test(test_waiting_lines),   cmocka_unit_test(test_endpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

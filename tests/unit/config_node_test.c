@@ -72,6 +72,7 @@ static void test_defaults(void **state)
     struct cfg_agent cfg;
     cfg_defaults(&cfg);
     assert_string_equal(cfg.hostname, "");
+    assert_string_equal(cfg.address, "");
     assert_int_equal(cfg.n_attrs, 0);
     assert_null(cfg.attrs);
     cfg_done(&cfg);
@@ -102,6 +103,7 @@ static void test_file_confd_and_flags(void **state)
     assert_int_equal(LOAD(f, &cfg, &err), 0);
     assert_null(err);
     assert_string_equal(cfg.hostname, "node-a.example");
+    assert_string_equal(cfg.address, "");
     assert_int_equal(cfg.n_attrs, 3);
     /* in the order first set; a later line of the same name replaces its value */
     assert_string_equal(cfg.attrs[0].name, "rack");
@@ -117,9 +119,10 @@ static void test_file_confd_and_flags(void **state)
     /* a drop-in adds and replaces, flags win over both */
     mkdir(f->confd, 0755);
     _cleanup_free_ char *drop = xasprintf("%s/50-site.conf", f->confd);
-    put(drop, "[attributes]\nrack = r3\ngpu = none\n");
+    put(drop, "[agent]\naddress = 198.18.0.7\n[attributes]\nrack = r3\ngpu = none\n");
     assert_int_equal(LOAD(f, &cfg, &err, "--attributes.gpu=a100", "--hostname=node-b"), 0);
     assert_string_equal(cfg.hostname, "node-b");
+    assert_string_equal(cfg.address, "198.18.0.7");
     assert_int_equal(cfg.n_attrs, 4);
     assert_string_equal(cfg.attrs[0].value, "r3");
     assert_string_equal(cfg.attrs[3].name, "gpu");
@@ -182,6 +185,10 @@ static void test_bad_lines(void **state)
     put(f->conf, "[agent]\nhostname = node a\n");
     _cleanup_free_ char *w4 = xasprintf("%s:2: [agent] hostname: bad host name 'node a'", f->conf);
     expect_error(LOAD(f, &cfg, &err), &err, w4);
+    put(f->conf, "[agent]\naddress = node-a\n");
+    _cleanup_free_ char *w6 =
+            xasprintf("%s:2: [agent] address: want an IPv4 or IPv6 address", f->conf);
+    expect_error(LOAD(f, &cfg, &err), &err, w6);
     put(f->conf, "[agent]\n[attribute]\nrack = r1\n");
     _cleanup_free_ char *w5 = xasprintf("%s:3: unknown section [attribute]", f->conf);
     expect_error(LOAD(f, &cfg, &err), &err, w5);

@@ -81,6 +81,7 @@ static void test_offer_round_trip(void **state)
     struct ml_attr attrs[] = {{"rack", "r1"}, {"zone.name", "eu-1 a"}, {"empty", ""}};
     o.attrs = attrs;
     o.n_attrs = ARRAY_SIZE(attrs);
+    o.address = "198.18.0.7";
     snprintf(o.id, sizeof(o.id), "o-0123456789abcdef");
     snprintf(o.agent_id, sizeof(o.agent_id), "agent-1");
     yajl_gen g = yajl_gen_alloc(NULL);
@@ -111,7 +112,9 @@ static void test_offer_round_trip(void **state)
     assert_string_equal(back.ports, "[31000-31009]");
     assert_int_equal(back.n_attrs, 3);
     assert_true(ml_attrs_equal(back.attrs, back.n_attrs, attrs, ARRAY_SIZE(attrs)));
+    assert_string_equal(back.address, "198.18.0.7");
     ml_offer_done(&back);
+    assert_null(back.address);
     assert_null(back.attrs);
     assert_int_equal(back.n_attrs, 0);
     yajl_tree_free(v);
@@ -123,8 +126,24 @@ static void test_offer_round_trip(void **state)
     assert_int_equal(ml_offer_decode(v, &back, &err), 0);
     assert_null(back.attrs);
     assert_int_equal(back.n_attrs, 0);
+    assert_null(back.address);
     ml_offer_done(&back);
     yajl_tree_free(v);
+    /* an address that is none (issue #17): none, not an error */
+    const char *badaddr = "{\"id\": \"o-1\", \"agent_id\": \"a\", \"role\": \"*\", "
+                          "\"resources\": {\"cpus\": 1, \"mem\": 1}, \"address\": \"node1\"}";
+    v = json_parse(badaddr, strlen(badaddr), &err);
+    assert_int_equal(ml_offer_decode(v, &back, &err), 0);
+    assert_null(back.address);
+    ml_offer_done(&back);
+    yajl_tree_free(v);
+    assert_true(ml_address_valid("127.0.0.1"));
+    assert_true(ml_address_valid("::1"));
+    assert_true(ml_address_valid("fd00::1:2"));
+    assert_false(ml_address_valid(""));
+    assert_false(ml_address_valid("localhost"));
+    assert_false(ml_address_valid("10.0.0.256"));
+    assert_false(ml_address_valid(NULL));
     /* what an offer without a role, resources or a good id is, or with bad attributes */
 #define RES "\"resources\": {\"cpus\": 1, \"mem\": 1}"
     const char *bad[] = {"{\"id\": \"o/1\", \"agent_id\": \"a\", \"role\": \"*\"}",
