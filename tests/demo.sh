@@ -208,6 +208,8 @@ LBHTTP=$(free_port)
 LB_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$SP/" >/dev/null 2>&1 && break; sleep 0.1; done
 sed 's/^/  /' "$TMP/lb.log"
+echo "what berth-lb routes to (berthctl --apps URL app endpoints hello):"
+"${ACTL[@]}" app endpoints hello | sed 's/^/  /'
 for i in 1 2 3 4 5 6; do
     echo "curl http://127.0.0.1:$SP/ -> $(curl -s "http://127.0.0.1:$SP/")"
 done

@@ -11,6 +11,7 @@ import http.client
 import os
 import signal
 import ssl
+import subprocess
 import threading
 import time
 
@@ -59,6 +60,17 @@ class Events:
 
     def close(self):
         self.stream.close()
+
+
+def endpoint_ports(apps, sp):
+    """The ports `berthctl --apps URL app endpoints web` lists for service port sp."""
+    r = subprocess.run([bt.CTL_BIN, "--apps", apps.url, "--cacert", apps.ca, "--token-file",
+                        apps.token_file, "app", "endpoints", "web"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    return sorted(int(l.split()[1].rsplit(":", 1)[1]) for l in lines[1:]
+                  if l.split()[0] == str(sp))
 
 
 def inst_event(ev, task_id, **fields):
@@ -113,6 +125,8 @@ def test_lb_routes_scales_kills_without_reload(apps_env, lb_factory):  # noqa: F
             print("new instance %s served %.3f s after turning healthy" % (t["id"], lag))
             assert lag < 1.0 * bt.SLOW, "served %.2f s after turning healthy" % lag
         assert lb.ready_ports() == sorted(t["ports"][0] for t in tasks)
+        # berthctl's view of what berth-lb routes to is what HAProxy has
+        assert endpoint_ports(apps, sp) == lb.ready_ports()
         # a SIGKILLed instance: out of rotation within 1 s of its event, no reload
         victim = new[0]
         pid = at.pid_listening(victim["ports"][0])
