@@ -205,6 +205,7 @@ def lb_factory():
         rc = lb.stop()
         if rc not in (0, None):
             problems.append("berth-lb stop: exit status %s\n%s" % (rc, lb.log[-3000:]))
+        problems += ["berth-lb: " + p for p in bt.SANITIZER_PATTERNS if p in lb.log]
         lb.cleanup()
         shutil.rmtree(lb.tmp, ignore_errors=True)
     if problems:
