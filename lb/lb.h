@@ -114,7 +114,7 @@ void lb_slots_assign(struct lb_backend *b, const struct lb_table *t, uint64_t no
 size_t lb_slots_commands(struct lb_backend *b, char **buf);
 void lb_backends_forget(struct lb_backends *bs); /* HAProxy's state is unknown: resend all */
 void lb_backends_free(struct lb_backends *bs);
-/* The instance a slot routes to, for logs and tests. */
+/* How many of its slots serve (SERVING). */
 size_t lb_backend_serving(const struct lb_backend *b);
 
 /* ---- render.c ---------------------------------------------------------------------------- */
