@@ -87,7 +87,7 @@ LIBSCHED = $(B)/libberthsched.a
 LIBSSE = $(B)/libsse.a
 
 BINS = $(B)/berth-agent $(B)/berth-executor $(B)/berthctl $(B)/berth-master \
-       $(B)/berth-seed-framework $(B)/berth-apps
+       $(B)/berth-seed-framework $(B)/berth-apps $(B)/berth-lb
 UNIT_BINS = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 HELPERS = $(B)/tests/probe
 
@@ -95,10 +95,10 @@ HELPERS = $(B)/tests/probe
 DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-dev \
             libnl-route-3-dev libnl-idiag-3-dev libnftables-dev nftables libyajl-dev \
             libevent-dev libcurl4-openssl-dev libsqlite3-dev libinih-dev libcmocka-dev libssl-dev \
-            openssl python3-pytest busybox-static util-linux procps iproute2 prometheus tmux
+            openssl python3-pytest busybox-static util-linux procps iproute2 prometheus tmux haproxy
 DEB_BENCH = crun hyperfine
 
-.PHONY: install-agent install-master install-apps all deps check check-unit check-system check-vm demo bench install clean format format-check \
+.PHONY: install-agent install-master install-apps install-lb all deps check check-unit check-system check-vm demo bench install clean format format-check \
         check-deps asan analyze clean-analyze deb rpm check-packages fuzz fuzz-build fuzz-bins check-fuzz
 
 all: $(BINS) $(HELPERS)
@@ -153,6 +153,35 @@ $(B)/berth-apps: $(call obj,$(APPS_SRC)) $(LIBSSE) $(LIBCONFIG) $(LIBSCHED) $(LI
 $(B)/tests/apps_test: $(B)/obj/tests/unit/apps_test.o $(APPS_PURE) $(LIBML) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_ML) $(LIBS_COMMON) -lm
+
+# berth-lb (issue #17): follows berth-apps' events and drives HAProxy; its pure parts (table,
+# slots, render, SSE parser) are also linked alone by its unit test
+LB_SRC = $(wildcard lb/*.c)
+LB_PURE = $(call obj,lb/table.c lb/slots.c lb/render.c lb/sseparse.c)
+LIBS_LB = $(shell pkg-config --libs libevent libcurl yajl 2>/dev/null)
+$(B)/berth-lb: $(call obj,$(LB_SRC)) $(LIBCONFIG) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_LB) $(LIBS_CONFIG) $(LIBS_COMMON)
+$(B)/tests/lb_test: $(B)/obj/tests/unit/lb_test.o $(LB_PURE) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_COMMON)
+install-lb: $(B)/berth-lb $(B)/lb.conf $(B)/man/berth-lb.conf.5
+	install -D -m 0755 $(B)/berth-lb $(DESTDIR)$(PREFIX)/sbin/berth-lb
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth
+	sed 's|/usr/sbin/berth-lb|$(PREFIX)/sbin/berth-lb|' packaging/berth-lb.service \
+	        > $(DESTDIR)$(UNITDIR)/berth-lb.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/berth-lb.service
+	@# never overwrite an operator's config (packages handle theirs as a conffile)
+	test -e $(DESTDIR)$(SYSCONFDIR)/berth/lb.conf || \
+	        install -m 0644 $(B)/lb.conf $(DESTDIR)$(SYSCONFDIR)/berth/lb.conf
+	install -D -m 0644 packaging/man/berth-lb.8 $(DESTDIR)$(MANDIR)/man8/berth-lb.8
+	install -D -m 0644 $(B)/man/berth-lb.conf.5 $(DESTDIR)$(MANDIR)/man5/berth-lb.conf.5
+$(B)/lb.conf: $(B)/berth-lb packaging/gen-conf.sh
+	sh packaging/gen-conf.sh $(B)/berth-lb > $@.tmp && mv $@.tmp $@
+$(B)/man/berth-lb.conf.5: packaging/man/berth-lb.conf.5.in docs/config.md \
+                          packaging/man/config-keys.py
+	@mkdir -p $(dir $@)
+	python3 packaging/man/config-keys.py packaging/man/berth-lb.conf.5.in docs/config.md \
+	        $(VERSION) '## berth-lb' > $@.tmp && mv $@.tmp $@
 
 # Unit tests link the module under test (all libraries are available; the linker takes
 # only what is referenced).
@@ -259,7 +288,7 @@ clean-analyze:
 
 # install = all three; each package stages its own part (install-agent, install-master,
 # install-apps)
-install: install-agent install-master install-apps
+install: install-agent install-master install-apps install-lb
 
 install-apps: $(B)/berth-apps $(B)/apps.conf $(B)/man/berth-apps.conf.5
 	install -D -m 0755 $(B)/berth-apps $(DESTDIR)$(PREFIX)/sbin/berth-apps

@@ -25,5 +25,6 @@ make -C "$REPO" -s --no-print-directory SAN=0 B="$PKG_B/build" VERSION="$VERSION
     "$PKG_B/build/berth-agent" "$PKG_B/build/berth-executor" "$PKG_B/build/berthctl" \
     "$PKG_B/build/agent.conf" "$PKG_B/build/man/berth-agent.conf.5" \
     "$PKG_B/build/berth-master" "$PKG_B/build/master.conf" "$PKG_B/build/man/berth-master.conf.5" \
-    "$PKG_B/build/berth-apps" "$PKG_B/build/apps.conf" "$PKG_B/build/man/berth-apps.conf.5"
+    "$PKG_B/build/berth-apps" "$PKG_B/build/apps.conf" "$PKG_B/build/man/berth-apps.conf.5" \
+    "$PKG_B/build/berth-lb" "$PKG_B/build/lb.conf" "$PKG_B/build/man/berth-lb.conf.5"
 echo "$want" >"$stamp"

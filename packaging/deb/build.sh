@@ -8,7 +8,7 @@
 # dpkg-shlibdeps, control written by dpkg-gencontrol from the one control file, packed by
 # dpkg-deb as root:root. REV is $DEB_REVISION (default 1). Maintainer scripts and lintian
 # overrides are deb/PACKAGE.{postinst,prerm,postrm,lintian-overrides}. Prints the paths of
-# the .debs: agent, master, apps. rpm/build.sh is the .rpm's counterpart.
+# the .debs: agent, master, apps, lb. rpm/build.sh is the .rpm's counterpart.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 PKG_B=$1
@@ -61,6 +61,8 @@ build_pkg() {
     # the package's configuration reference: docs/config.md, berth-apps' in docs/apps.md
     if [ "$name" = berth-apps ]; then
         install -m 0644 "$REPO/docs/apps.md" "$doc/apps.md"
+    elif [ "$name" = berth-lb ]; then
+        install -m 0644 "$REPO/docs/lb.md" "$doc/lb.md"
     else
         install -m 0644 "$REPO/docs/config.md" "$doc/config.md"
     fi
@@ -94,3 +96,4 @@ build_pkg berth-agent install-agent /etc/berth/agent.conf \
     usr/sbin/berth-agent usr/libexec/berth/berth-executor usr/bin/berthctl
 build_pkg berth-master install-master /etc/berth/master.conf usr/sbin/berth-master
 build_pkg berth-apps install-apps /etc/berth/apps.conf usr/sbin/berth-apps
+build_pkg berth-lb install-lb /etc/berth/lb.conf usr/sbin/berth-lb

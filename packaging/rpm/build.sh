@@ -24,7 +24,7 @@ rm -rf "$TOP"
 mkdir -p "$TOP"/{BUILD,BUILDROOT,RPMS,SPECS,SRPMS}
 commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 ARCH=$(rpm --eval '%{_arch}')
-for name in berth-agent berth-master berth-apps; do
+for name in berth-agent berth-master berth-apps berth-lb; do
     SPEC=$TOP/SPECS/$name.spec
     sed -e "s/@VERSION@/$RPM_VERSION/g" -e "s/@COMMIT@/$commit/g" \
         -e "s/@DATE@/$(LC_ALL=C date -u -d "@$SOURCE_DATE_EPOCH" '+%a %b %d %Y')/g" \

@@ -9,18 +9,21 @@ import subprocess
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PKGS = ["berth-agent", "berth-master", "berth-apps"]
+PKGS = ["berth-agent", "berth-master", "berth-apps", "berth-lb"]
 # the daemons that run as a system user of their own, in systemd's sandbox
 USER_PKGS = ["berth-master", "berth-apps"]
 DEBS = {"berth-agent": os.environ.get("BERTH_PKG_DEB", ""),
         "berth-master": os.environ.get("BERTH_PKG_MASTER_DEB", ""),
-        "berth-apps": os.environ.get("BERTH_PKG_APPS_DEB", "")}
+        "berth-apps": os.environ.get("BERTH_PKG_APPS_DEB", ""),
+        "berth-lb": os.environ.get("BERTH_PKG_LB_DEB", "")}
 UP_DEBS = {"berth-agent": os.environ.get("BERTH_PKG_UP_DEB", ""),
            "berth-master": os.environ.get("BERTH_PKG_MASTER_UP_DEB", ""),
-           "berth-apps": os.environ.get("BERTH_PKG_APPS_UP_DEB", "")}
+           "berth-apps": os.environ.get("BERTH_PKG_APPS_UP_DEB", ""),
+           "berth-lb": os.environ.get("BERTH_PKG_LB_UP_DEB", "")}
 RPMS = {"berth-agent": os.environ.get("BERTH_PKG_RPM", ""),
         "berth-master": os.environ.get("BERTH_PKG_MASTER_RPM", ""),
-        "berth-apps": os.environ.get("BERTH_PKG_APPS_RPM", "")}
+        "berth-apps": os.environ.get("BERTH_PKG_APPS_RPM", ""),
+        "berth-lb": os.environ.get("BERTH_PKG_LB_RPM", "")}
 DEB, UP_DEB, RPM = DEBS["berth-agent"], UP_DEBS["berth-agent"], RPMS["berth-agent"]
 PKG_DIR = os.environ.get("BERTH_PKG_DIR", "")
 BUILD = os.environ.get("BERTH_PKG_BUILD", "")
@@ -52,6 +55,12 @@ FILES_COMMON = {
         "/usr/share/doc/berth-apps/apps.md", "/usr/share/man/man5/berth-apps.conf.5.gz",
         "/usr/share/man/man8/berth-apps.8.gz",
     ],
+    # no /run/berth-lb: the unit's RuntimeDirectory= makes it; its docs are docs/lb.md
+    "berth-lb": [
+        "/etc/berth/", "/etc/berth/lb.conf", "/usr/sbin/berth-lb",
+        "/usr/share/doc/berth-lb/README.md", "/usr/share/doc/berth-lb/lb.md",
+        "/usr/share/man/man5/berth-lb.conf.5.gz", "/usr/share/man/man8/berth-lb.8.gz",
+    ],
 }
 FILES_DEB = {
     p: FILES_COMMON[p] + [
@@ -66,15 +75,17 @@ FILES_RPM = {
 FILES_RPM["berth-agent"] += ["/usr/share/bash-completion/",
                              "/usr/share/bash-completion/completions/"]
 BINARIES = {"berth-agent": ["berth-agent", "berth-executor", "berthctl"],
-            "berth-master": ["berth-master"], "berth-apps": ["berth-apps"]}
+            "berth-master": ["berth-master"], "berth-apps": ["berth-apps"],
+            "berth-lb": ["berth-lb"]}
 INSTALLED = {"berth-agent": "/usr/sbin/berth-agent", "berth-executor":
              "/usr/libexec/berth/berth-executor", "berthctl": "/usr/bin/berthctl",
-             "berth-master": "/usr/sbin/berth-master", "berth-apps": "/usr/sbin/berth-apps"}
+             "berth-master": "/usr/sbin/berth-master", "berth-apps": "/usr/sbin/berth-apps",
+             "berth-lb": "/usr/sbin/berth-lb"}
 CONFFILE = {"berth-agent": "/etc/berth/agent.conf", "berth-master": "/etc/berth/master.conf",
-            "berth-apps": "/etc/berth/apps.conf"}
+            "berth-apps": "/etc/berth/apps.conf", "berth-lb": "/etc/berth/lb.conf"}
 # who owns what the package leaves behind, and what purge deletes
 STATE_DIR = {"berth-agent": "/var/lib/berth", "berth-master": "/var/lib/berth-master",
-             "berth-apps": "/var/lib/berth-apps"}
+             "berth-apps": "/var/lib/berth-apps", "berth-lb": "/run/berth-lb"}
 
 
 def run(argv, **kw):

@@ -42,25 +42,28 @@ gpg --batch --export --armor "$KEY" >"$T/RPM-GPG-KEY-berth-pkgtest"
 # each build prints its packages' paths, berth-agent's first
 out=$(bash "$REPO/packaging/deb/build.sh" "$T" "$VERSION")
 DEB=$(sed -n 1p <<<"$out") MASTER_DEB=$(sed -n 2p <<<"$out") APPS_DEB=$(sed -n 3p <<<"$out")
+LB_DEB=$(sed -n 4p <<<"$out")
 out=$(bash "$REPO/packaging/deb/build.sh" "$T/upgrade" "$UP_VERSION")
 UP_DEB=$(sed -n 1p <<<"$out") MASTER_UP_DEB=$(sed -n 2p <<<"$out")
-APPS_UP_DEB=$(sed -n 3p <<<"$out")
+APPS_UP_DEB=$(sed -n 3p <<<"$out") LB_UP_DEB=$(sed -n 4p <<<"$out")
 # (rpmsign warns that it cannot set GPG_TTY: there is no terminal, and no passphrase either)
 out=$(RPM_SIGN_KEY=$KEY bash "$REPO/packaging/rpm/build.sh" "$T" "$VERSION" \
     2> >(grep -v 'Could not set GPG_TTY' >&2))
 RPM=$(sed -n 1p <<<"$out") MASTER_RPM=$(sed -n 2p <<<"$out") APPS_RPM=$(sed -n 3p <<<"$out")
+LB_RPM=$(sed -n 4p <<<"$out")
 # rpmlint runs `rpm -Kv`: give it a database holding only the throwaway key
 rpm --dbpath "$T/rpmdb" --initdb
 rpm --dbpath "$T/rpmdb" --import "$T/RPM-GPG-KEY-berth-pkgtest"
 echo "%_dbpath $T/rpmdb" >"$T/home/.rpmmacros"
-ls -l "$DEB" "$MASTER_DEB" "$APPS_DEB" "$UP_DEB" "$MASTER_UP_DEB" "$APPS_UP_DEB" "$RPM" \
-    "$MASTER_RPM" "$APPS_RPM"
+ls -l "$DEB" "$MASTER_DEB" "$APPS_DEB" "$LB_DEB" "$UP_DEB" "$MASTER_UP_DEB" "$APPS_UP_DEB" \
+    "$LB_UP_DEB" "$RPM" "$MASTER_RPM" "$APPS_RPM" "$LB_RPM"
 
 phase "static checks (tests/packages/test_packages.py)"
 export BERTH_PKG_DEB=$DEB BERTH_PKG_UP_DEB=$UP_DEB BERTH_PKG_RPM=$RPM \
     BERTH_PKG_MASTER_DEB=$MASTER_DEB BERTH_PKG_MASTER_UP_DEB=$MASTER_UP_DEB \
     BERTH_PKG_MASTER_RPM=$MASTER_RPM BERTH_PKG_APPS_DEB=$APPS_DEB \
     BERTH_PKG_APPS_UP_DEB=$APPS_UP_DEB BERTH_PKG_APPS_RPM=$APPS_RPM \
+    BERTH_PKG_LB_DEB=$LB_DEB BERTH_PKG_LB_UP_DEB=$LB_UP_DEB BERTH_PKG_LB_RPM=$LB_RPM \
     BERTH_PKG_DIR=$T BERTH_PKG_RPMLINT_HOME=$T/home \
     BERTH_PKG_BUILD=$T/build
 # shellcheck disable=SC2086 # PYTEST_ARGS holds several words

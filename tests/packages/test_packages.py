@@ -156,10 +156,15 @@ def test_rpm_scripts(pkg):
     parts = re.split(r"^(\w+) scriptlet \(using /bin/sh\):\n", out, flags=re.M)
     scripts = dict(zip(parts[1::2], parts[2::2]))
     unit = pkg + ".service"
-    assert set(scripts) == {"preinstall", "postinstall", "preuninstall", "postuninstall"}
+    if pkg == "berth-lb":
+        # no user of its own (root: its HAProxy binds ports): no preinstall
+        assert set(scripts) == {"postinstall", "preuninstall", "postuninstall"}
+        assert "berth-lb --stop-haproxy" in scripts["preuninstall"]
+    else:
+        assert set(scripts) == {"preinstall", "postinstall", "preuninstall", "postuninstall"}
     if pkg == "berth-agent":
         assert "groupadd -r berth" in scripts["preinstall"]
-    else:
+    elif pkg in USER_PKGS:
         # the unit's User=: a system user with its own group, no login
         assert "groupadd -r %s" % pkg in scripts["preinstall"]
         assert re.search(r"useradd -r -g %s .*-s /sbin/nologin" % pkg, scripts["preinstall"])
@@ -180,7 +185,10 @@ def test_rpm_requires_computed(pkg):
     requires = set(rpm_q(pkg, "--requires").split("\n"))
     for soname in needed_sonames(pkg):
         assert soname + "()(64bit)" in requires, "no automatic requires for " + soname
-    assert "/usr/sbin/groupadd" in requires
+    if pkg == "berth-lb":
+        assert "haproxy >= 2.2" in requires
+    else:
+        assert "/usr/sbin/groupadd" in requires
     # the spec types no library dependency: rpm's ELF dependency generator computes them
     spec = open(os.path.join(REPO, "packaging/rpm/%s.spec.in" % pkg)).read()
     assert not re.search(r"^Requires:.*lib", spec, re.M)
@@ -211,6 +219,9 @@ def test_deb_control_and_conffiles(pkg):
     unit = pkg + ".service"
     if pkg == "berth-agent":
         assert "addgroup --system --quiet berth" in postinst
+    elif pkg == "berth-lb":
+        assert "adduser" not in postinst  # root: its HAProxy binds ports
+        assert "berth-lb --stop-haproxy" in prerm  # remove: HAProxy soft-stops
     else:
         assert re.search(r"adduser --system --group .*--no-create-home", postinst)
         assert pkg in postinst.split("adduser", 1)[1].split("\n\n", 1)[0]
@@ -245,7 +256,10 @@ def test_deb_depends_computed(pkg):
     stanza = template.split("Package: %s\n" % pkg, 1)[1].split("\n\n", 1)[0]
     # besides the libraries: adduser (the users), openssl for the master (berth-gen-tls)
     extra = ", openssl" if pkg == "berth-master" else ""
-    assert re.search(r"^Depends: \$\{shlibs:Depends\}, adduser%s$" % extra, stanza, re.M)
+    if pkg == "berth-lb":  # no user; the HAProxy it drives
+        assert re.search(r"^Depends: \$\{shlibs:Depends\}, haproxy \(>= 2\.2\)$", stanza, re.M)
+    else:
+        assert re.search(r"^Depends: \$\{shlibs:Depends\}, adduser%s$" % extra, stanza, re.M)
     for soname in needed_sonames(pkg):
         # the package that ships it for this architecture (libm.so.6 is also libc6-i386's,
         # in /lib32): one of the owners must be a dependency

@@ -267,3 +267,43 @@ def test_master_conffile_every_key_commented_at_its_default(deb_roots):
     found = re.findall(r"^#?([a-z_]+) =", conf, re.M)
     assert found == doc_keys("## berth-master")["master"]
     assert re.search(r"^\[master\]$", conf, re.M)
+
+
+# ---- berth-lb (issue #17) ------------------------------------------------------------------
+
+def test_man_berth_lb_renders_and_is_complete(deb_roots):
+    text = render(deb_roots["berth-lb"], "usr/share/man/man8/berth-lb.8.gz")
+    assert text.startswith("BERTH-LB(8)")
+    opts = help_options(run([os.path.join(BUILD, "berth-lb"), "--help"]).stdout)
+    missing = sorted(o for o in opts if o not in text)
+    assert not missing, "berth-lb.8 lacks %s" % missing
+
+
+def test_man_lb_conf_renders_and_has_every_key(deb_roots):
+    text = render(deb_roots["berth-lb"], "usr/share/man/man5/berth-lb.conf.5.gz")
+    assert text.startswith("BERTH-LB.CONF(5)")
+    keys = doc_keys("## berth-lb")["master"]
+    assert {"apps", "token_file", "haproxy", "http_port", "slots"} <= set(keys)
+    block = text.split("\nKEYS\n", 1)[1]
+    for k in keys:
+        assert re.search(r"^       %s\b" % k, block, re.M), "[lb] %s" % k
+
+
+# the keys the packaged lb.conf sets: berth-apps' token and its loopback URL
+LB_SET = {"apps": "http://127.0.0.1:5070", "token_file": "/etc/berth/apps.token"}
+
+
+def test_lb_conffile_every_key_commented_at_its_default(deb_roots):
+    conf = open(os.path.join(deb_roots["berth-lb"], "etc/berth/lb.conf")).read()
+    assert dict(re.findall(r"^([a-z_]+) = (.*)$", conf, re.M)) == LB_SET
+    defaults = run([os.path.join(BUILD, "berth-lb"), "--print-default-config"]).stdout
+    uncommented = re.sub(r"^#([a-z_]+ =)", r"\1", conf, flags=re.M)
+    keys_set = r"^(%s) =.*$" % "|".join(LB_SET)
+    uncommented = re.sub(keys_set, r"\1 =", uncommented, flags=re.M)
+    dflt = [re.sub(keys_set, r"\1 =", l) for l in defaults.splitlines()]
+    note = [l for l in uncommented.splitlines() if l not in dflt]
+    assert note and all(l.startswith(";") for l in note), note
+    assert [l for l in uncommented.splitlines() if l not in note] == dflt
+    # its keys are exactly the documented ones (docs/config.md's berth-lb table), in [lb]
+    assert re.findall(r"^#?([a-z_]+) =", conf, re.M) == doc_keys("## berth-lb")["master"]
+    assert re.search(r"^\[lb\]$", conf, re.M)
