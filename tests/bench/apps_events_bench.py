@@ -181,6 +181,7 @@ def main():
         if m:
             m.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+        mt.remove_tls()
         if problems:
             print("\n".join(problems), file=sys.stderr)
     if OUT:
