@@ -131,6 +131,20 @@ extern const char cfg_default_text[];
  * already released (cfg_done); calling cfg_done again is harmless either way. */
 int cfg_load_with_default(struct cfg_agent *cfg, const char *default_path, int argc, char **argv,
                           struct berr **err);
+/* daemon.c: the settings of berth-master, berth-apps and berth-lb, read one way: the file
+ * (--config=FILE, or default_file when it exists), then --KEY=VALUE flags; every key goes to
+ * set(obj, section, key, value, err) (0, or < 0 with err), flags to flag(obj, key, value, err)
+ * when given (key as typed), else to set under section. *ret_file: the file's name (malloc'd,
+ * also on failure). 0, or < 0 with err ("FILE:LINE: ..." for the file, "--FLAG: ..."). */
+typedef int (*cfg_daemon_set_fn)(void *obj, const char *section, const char *key, const char *value,
+                                 struct berr **err);
+struct cfg_daemon {
+    const char *default_file, *section, *prog;
+    cfg_daemon_set_fn set;
+    int (*flag)(void *obj, char *key, const char *value, struct berr **err);
+};
+int cfg_daemon_load(const struct cfg_daemon *d, void *obj, int argc, char **argv, char **ret_file,
+                    struct berr **err);
 /* Durations "10" (seconds), "10s", "500ms", "2m", "1h", "7d", "1w" -> ms. 0 or -EINVAL/-ERANGE. */
 int cfg_parse_duration_ms(const char *s, uint64_t *ret_ms);
 /* Check a ports value: "[A-B,C-D,...]", 1 <= A <= B <= 65535, ranges not overlapping; ""

@@ -4,7 +4,6 @@
  * then --key=value flags. */
 #include "config/config.h"
 
-#include <ini.h>
 #include <string.h>
 
 #include "lb/lb.h"
@@ -139,66 +138,19 @@ static int set_key(struct lb_cfg *c, const char *section, const char *key, const
     return 0;
 }
 
-struct parse_ctx {
-    struct lb_cfg *cfg;
-    struct berr **err;
-};
-
-static int handler(void *arg, const char *section, const char *name, const char *value)
+static int set_any(void *obj, const char *section, const char *key, const char *value,
+                   struct berr **err)
 {
-    struct parse_ctx *c = arg;
-    if (!name)
-        return 1;
-    if (*c->err)
-        return 0;
-    return set_key(c->cfg, section[0] ? section : "(none)", name, value, c->err) < 0 ? 0 : 1;
+    return set_key(obj, section, key, value, err);
 }
 
 int lb_cfg_load(struct lb_cfg *cfg, int argc, char **argv, struct berr **err)
 {
     defaults(cfg);
-    const char *file = LB_DEFAULT_CONFIG;
-    bool named = false;
-    for (int i = 1; i < argc; i++) {
-        if (str_has_prefix(argv[i], "--config=")) {
-            file = argv[i] + 9;
-            named = true;
-        } else if (streq(argv[i], "--config") && i + 1 < argc) {
-            file = argv[++i];
-            named = true;
-        }
-    }
-    cfg->config_file = xstrdup(file);
-    FILE *f = fopen(file, "re");
-    if (!f && (named || errno != ENOENT))
-        return berr_setc(err, errno, BERR_INVALID_ARGUMENT, "%s: %s", file, strerror(errno));
-    if (f) {
-        struct parse_ctx c = {.cfg = cfg, .err = err};
-        int line = ini_parse_file(f, handler, &c);
-        fclose(f);
-        if (line != 0) {
-            if (*err)
-                return berr_wrap(err, "%s:%d", file, line);
-            return BAD("%s:%d: syntax error (expected [section] or key = value)", file, line);
-        }
-    }
-    for (int i = 1; i < argc; i++) {
-        if (streq(argv[i], "--config")) {
-            i++;
-            continue;
-        }
-        if (str_has_prefix(argv[i], "--config="))
-            continue;
-        const char *eq = strchr(argv[i], '=');
-        if (!str_has_prefix(argv[i], "--") || !eq)
-            return BAD("%s: expected --KEY=VALUE (see berth-lb --help)", argv[i]);
-        _cleanup_free_ char *key = xstrndup(argv[i] + 2, (size_t) (eq - argv[i] - 2));
-        for (char *p = key; *p; p++)
-            if (*p == '-')
-                *p = '_';
-        if (set_key(cfg, "lb", str_has_prefix(key, "lb.") ? key + 3 : key, eq + 1, err) < 0)
-            return berr_wrap(err, "%s", argv[i]);
-    }
+    static const struct cfg_daemon d = {
+            .default_file = LB_DEFAULT_CONFIG, .section = "lb", .prog = "berth-lb", .set = set_any};
+    if (cfg_daemon_load(&d, cfg, argc, argv, &cfg->config_file, err) < 0)
+        return -EINVAL;
     if (!cfg->token_file[0])
         return BAD("%s: [lb] token_file is required (berth-apps' API token)", cfg->config_file);
     return 0;

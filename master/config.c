@@ -7,7 +7,6 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
-#include <ini.h>
 #include <string.h>
 
 #include "master/master.h"
@@ -284,78 +283,36 @@ static int set_key(struct master_cfg *cfg, const char *section, const char *key,
     return 0;
 }
 
-struct parse_ctx {
-    struct master_cfg *cfg;
-    const char *file;
-    struct berr **err;
-};
-
-static int handler(void *arg, const char *section, const char *name, const char *value)
+static int set_any(void *obj, const char *section, const char *key, const char *value,
+                   struct berr **err)
 {
-    struct parse_ctx *c = arg;
-    if (!name) /* a section header alone */
-        return 1;
-    if (*c->err) /* keep the first error */
-        return 0;
-    return set_key(c->cfg, section[0] ? section : "(none)", name, value, c->err) < 0 ? 0 : 1;
+    return set_key(obj, section, key, value, err);
+}
+
+/* --role.NAME.KEY=V sets [role.NAME] KEY; dashes become underscores in KEY only */
+static int set_flag(void *obj, char *key, const char *value, struct berr **err)
+{
+    char *last = strrchr(key, '.');
+    for (char *p = last ? last : key; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    if (str_has_prefix(key, "role.") && last && last > key + 5) {
+        *last = 0;
+        return set_key(obj, key, last + 1, value, err);
+    }
+    return set_key(obj, "master", str_has_prefix(key, "master.") ? key + 7 : key, value, err);
 }
 
 int master_cfg_load(struct master_cfg *cfg, int argc, char **argv, struct berr **err)
 {
     defaults(cfg);
-    const char *file = MASTER_DEFAULT_CONFIG;
-    bool named = false;
-    for (int i = 1; i < argc; i++) {
-        if (str_has_prefix(argv[i], "--config=")) {
-            file = argv[i] + 9;
-            named = true;
-        } else if (streq(argv[i], "--config") && i + 1 < argc) {
-            file = argv[++i];
-            named = true;
-        }
-    }
-    cfg->config_file = xstrdup(file);
-    FILE *f = fopen(file, "re");
-    if (!f && (named || errno != ENOENT))
-        return berr_setc(err, errno, BERR_INVALID_ARGUMENT, "%s: %s", file, strerror(errno));
-    if (f) {
-        struct parse_ctx c = {.cfg = cfg, .file = file, .err = err};
-        int line = ini_parse_file(f, handler, &c);
-        fclose(f);
-        if (line != 0) {
-            if (*err)
-                return berr_wrap(err, "%s:%d", file, line);
-            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                             "%s:%d: syntax error (expected [section] or key = value)", file, line);
-        }
-    }
-    for (int i = 1; i < argc; i++) {
-        if (streq(argv[i], "--config")) {
-            i++;
-            continue;
-        }
-        if (str_has_prefix(argv[i], "--config="))
-            continue;
-        const char *eq = strchr(argv[i], '=');
-        if (!str_has_prefix(argv[i], "--") || !eq)
-            return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
-                             "%s: expected --KEY=VALUE (see berth-master --help)", argv[i]);
-        _cleanup_free_ char *key = xstrndup(argv[i] + 2, (size_t) (eq - argv[i] - 2));
-        /* --role.NAME.KEY=V sets [role.NAME] KEY; dashes become underscores in KEY only */
-        char *last = strrchr(key, '.');
-        for (char *p = last ? last : key; *p; p++)
-            if (*p == '-')
-                *p = '_';
-        int r;
-        if (str_has_prefix(key, "role.") && last && last > key + 5) {
-            *last = 0;
-            r = set_key(cfg, key, last + 1, eq + 1, err);
-        } else {
-            r = set_key(cfg, "master", str_has_prefix(key, "master.") ? key + 7 : key, eq + 1, err);
-        }
-        if (r < 0)
-            return berr_wrap(err, "%s", argv[i]);
-    }
+    static const struct cfg_daemon d = {.default_file = MASTER_DEFAULT_CONFIG,
+                                        .section = "master",
+                                        .prog = "berth-master",
+                                        .set = set_any,
+                                        .flag = set_flag};
+    if (cfg_daemon_load(&d, cfg, argc, argv, &cfg->config_file, err) < 0)
+        return -EINVAL;
     /* keys that only make sense together */
     if (cfg->heartbeat_interval_ms > 3600000)
         return berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT,
