@@ -177,6 +177,11 @@ def test_lb_rolling_update_reload_and_restarts_under_load(apps_env, lb_factory):
     print("rolling update + reload under load: %d requests answered, %d failed"
           % (load.ok, len(load.failures)))
     assert load.ok >= 60 * 200 * 0.9, load.ok
+    if load.failures:  # when they came (wall clock) against berth-lb's log, to find why
+        off = time.time() - time.monotonic()
+        when = ["%.3f %s" % (t + off, e[:40].replace("\n", " ")) for t, e in load.failures]
+        print("failed requests:\n%s\nberth-lb's log:\n%s\n%s" % (
+            "\n".join(when[:20]), lb.log[-12000:], lb.runtime("show servers state b_web_0")))
     assert not load.failures, load.failures[:10]
     # (4) restart berth-lb: the same haproxy.cfg, HAProxy adopted (no reload), no failure
     cfg = lb.cfg()
