@@ -404,27 +404,17 @@ bool master_agents_could_hold(struct master *m, const char *role, uint64_t cpus,
     *ret_up = up;
     return could;
 }
-
-void master_agent_json(const struct m_agent *ag, yajl_gen g)
+/* An agent's "resources" object: total, reserved, allocatable and allocated (all), or
+ * total and allocatable alone (the event stream's AGENT), then reservations and ports. */
+void master_agent_resources_gen(yajl_gen g, const struct m_agent *ag, bool all)
 {
-    yajl_gen_map_open(g);
-    json_kv_str(g, "id", ag->id);
-    json_kv_str(g, "hostname", ag->hostname);
-    json_kv_str(g, "address", ag->address && ag->address[0] ? ag->address : NULL);
-    json_str(g, "attributes");
-    ml_attrs_gen(g, ag->attrs, ag->n_attrs);
-    json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
-    json_kv_bool(g, "connected", ag->stream != NULL);
-    json_kv_double(g, "registered_at", ag->registered_at);
-    json_kv_double(g, "last_seen_at", ag->last_seen_at);
-    json_kv_u64(g, "heartbeats", ag->heartbeats);
-    json_kv_u64(g, "tasks", ag->placed_tasks);
-    json_str(g, "resources");
     yajl_gen_map_open(g);
     const char *names[] = {"total", "reserved", "allocatable", "allocated"};
     uint64_t cpus[] = {ag->total_cpus, ag->reserved_cpus, ag->alloc_cpus, ag->placed_cpus};
     uint64_t mem[] = {ag->total_mem, ag->reserved_mem, ag->alloc_mem, ag->placed_mem};
     for (int i = 0; i < 4; i++) {
+        if (!all && i % 2)
+            continue;
         json_str(g, names[i]);
         yajl_gen_map_open(g);
         json_kv_cpus(g, "cpus", cpus[i]);
@@ -443,6 +433,24 @@ void master_agent_json(const struct m_agent *ag, yajl_gen g)
     yajl_gen_map_close(g);
     json_kv_str(g, "ports", ag->ports && ag->ports[0] ? ag->ports : NULL);
     yajl_gen_map_close(g);
+}
+
+void master_agent_json(const struct m_agent *ag, yajl_gen g)
+{
+    yajl_gen_map_open(g);
+    json_kv_str(g, "id", ag->id);
+    json_kv_str(g, "hostname", ag->hostname);
+    json_kv_str(g, "address", ag->address && ag->address[0] ? ag->address : NULL);
+    json_str(g, "attributes");
+    ml_attrs_gen(g, ag->attrs, ag->n_attrs);
+    json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
+    json_kv_bool(g, "connected", ag->stream != NULL);
+    json_kv_double(g, "registered_at", ag->registered_at);
+    json_kv_double(g, "last_seen_at", ag->last_seen_at);
+    json_kv_u64(g, "heartbeats", ag->heartbeats);
+    json_kv_u64(g, "tasks", ag->placed_tasks);
+    json_str(g, "resources");
+    master_agent_resources_gen(g, ag, true);
     json_str(g, "usage");
     if (ag->has_usage) {
         yajl_gen_map_open(g);

@@ -20,28 +20,7 @@ static void agent_view(const struct m_agent *ag, yajl_gen g)
     json_kv_str(g, "state", ag->state == M_AGENT_REACHABLE ? "REACHABLE" : "UNREACHABLE");
     json_kv_bool(g, "connected", ag->stream != NULL);
     json_str(g, "resources");
-    yajl_gen_map_open(g);
-    const char *names[] = {"total", "allocatable"};
-    uint64_t cpus[] = {ag->total_cpus, ag->alloc_cpus}, mem[] = {ag->total_mem, ag->alloc_mem};
-    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-        json_str(g, names[i]);
-        yajl_gen_map_open(g);
-        json_kv_cpus(g, "cpus", cpus[i]);
-        json_kv_u64(g, "mem", mem[i]);
-        yajl_gen_map_close(g);
-    }
-    json_str(g, "reservations");
-    yajl_gen_map_open(g);
-    for (size_t i = 0; i < ag->n_resv; i++) {
-        json_str(g, ag->resv[i].role);
-        yajl_gen_map_open(g);
-        json_kv_cpus(g, "cpus", ag->resv[i].cpus);
-        json_kv_u64(g, "mem", ag->resv[i].mem);
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    json_kv_str(g, "ports", ag->ports && ag->ports[0] ? ag->ports : NULL);
-    yajl_gen_map_close(g);
+    master_agent_resources_gen(g, ag, false);
     json_str(g, "attributes");
     ml_attrs_gen(g, ag->attrs, ag->n_attrs);
     yajl_gen_map_close(g);

@@ -357,6 +357,8 @@ int master_agents_load(struct master *m, struct berr **err);
 int master_agent_remove(struct master *m, struct m_agent *ag, struct berr **err);
 void master_agents_free(struct master *m);
 void master_agent_json(const struct m_agent *ag, yajl_gen g);
+/* Its "resources" object: all four figures, or (all false) total and allocatable alone. */
+void master_agent_resources_gen(yajl_gen g, const struct m_agent *ag, bool all);
 /* Could an agent ever hold (cpus, mem) in role (its allocatable for that role: the
  * unreserved part and the role's reservation), and how many agents are up at all. */
 bool master_agents_could_hold(struct master *m, const char *role, uint64_t cpus, uint64_t mem,
