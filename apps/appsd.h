@@ -17,6 +17,7 @@ struct apps_cfg {
     bool plain_http;
     char *master, *master_ca, *master_token_file, *role, *name;
     uint64_t failover_timeout_ms;
+    uint64_t kill_delay_ms; /* a serving instance stays up this long, killing, before its KILL */
     uint64_t events_history, events_buffer, events_max_subscribers, events_keepalive_ms;
     char *log_level;
     char *config_file;
@@ -43,6 +44,7 @@ struct inst {
     double started_at, running_since;
     bool killing;     /* we asked it to end */
     double killed_at; /* when the last KILL went */
+    double kill_at;   /* when its KILL goes (kill_delay), 0: sent */
     bool reconciling; /* asked the master, no answer yet */
     bool ever_healthy;
 };

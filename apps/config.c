@@ -39,6 +39,9 @@ const char apps_default_config[] =
         "name = berth-apps\n"
         "; How long the master keeps the apps' tasks while berth-apps is away.\n"
         "failover_timeout = 1w\n"
+        "; How long an instance that serves (RUNNING and healthy) is kept, marked killing and\n"
+        "; so out of every berth-lb's rotation, before berth-apps asks for its end (0 = at once).\n"
+        "kill_delay = 1s\n"
         "; GET /v1/events (Server-Sent Events): events kept for clients that come back\n"
         "; with Last-Event-ID (older ones get a snapshot instead).\n"
         "events_history = 4096\n"
@@ -72,6 +75,7 @@ static void defaults(struct apps_cfg *c)
     c->role = xstrdup("*");
     c->name = xstrdup("berth-apps");
     c->failover_timeout_ms = UINT64_C(7) * 24 * 3600 * 1000;
+    c->kill_delay_ms = 1000;
     c->log_level = xstrdup("info");
     c->events_history = 4096;
     c->events_buffer = 4 << 20;
@@ -121,6 +125,10 @@ static int set_key(struct apps_cfg *c, const char *section, const char *key, con
     } else if (streq(key, "failover_timeout")) {
         if (cfg_parse_duration_ms(value, &c->failover_timeout_ms) < 0)
             return BAD("[apps] failover_timeout: bad duration '%s' (e.g. 1h, 1w)", value);
+    } else if (streq(key, "kill_delay")) {
+        if (cfg_parse_duration_ms(value, &c->kill_delay_ms) < 0 || c->kill_delay_ms > 3600000)
+            return BAD("[apps] kill_delay: bad duration '%s' (e.g. 1s, 0 = at once; at most 1h)",
+                       value);
     } else if (streq(key, "events_history") || streq(key, "events_max_subscribers")) {
         uint64_t n;
         if (parse_u64(value, &n) < 0 || n == 0 || n > 10000000)

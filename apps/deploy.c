@@ -327,9 +327,10 @@ void apps_step(struct apps *a)
     }
     for (struct app *app = a->apps; app; app = app->next)
         want += app->want;
-    /* KILLs whose end never came (a stream that went away meanwhile) go again */
+    /* KILLs whose kill_delay ended go; those whose end never came (a stream that went away
+     * meanwhile) go again */
     for (struct inst *i = a->insts; i; i = i->next)
-        if (i->killing && now - i->killed_at > 10)
+        if (i->killing && (i->kill_at ? now >= i->kill_at : now - i->killed_at > 10))
             apps_kill(a, i);
     /* REVIVE also lifts the filters of the offers declined meanwhile: the launch need not
      * wait for them (a backoff that just ended, a scale) */

@@ -12,15 +12,30 @@
 
 /* ---- status updates --------------------------------------------------------------------- */
 
+/* An instance that serves (RUNNING and healthy: in every berth-lb's rotation) is marked
+ * killing first, which takes it out of the rotations, and its KILL goes kill_delay later
+ * (apps_step): no request meets it gone. Any other goes at once. */
 void apps_kill(struct apps *a, struct inst *i)
 {
-    bool first = !i->killing;
-    i->killing = true;
-    i->killed_at = now_realtime();
-    if (first) {
+    double now = now_realtime();
+    if (!i->killing) {
+        const struct app *app = apps_find(a, i->app_id); /* healthy as published (api.c) */
+        bool serves = i->state == ML_RUNNING &&
+                      (i->healthy == ML_HEALTHY || (app && !app->serving->hc && !app->def.hc));
+        i->killing = true;
+        i->killed_at = now;
+        i->kill_at =
+                serves && a->cfg.kill_delay_ms ? now + (double) a->cfg.kill_delay_ms / 1000 : 0;
         apps_store_inst(a, i);
+        if (i->kill_at) {
+            log_info("killing %s (app '%s') in %gs: out of rotation first", i->task_id, i->app_id,
+                     (double) a->cfg.kill_delay_ms / 1000);
+            return;
+        }
         log_info("killing %s (app '%s')", i->task_id, i->app_id);
     }
+    i->kill_at = 0;
+    i->killed_at = now;
     (void) sched_kill(a->s, i->task_id, -1);
 }
 

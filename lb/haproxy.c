@@ -107,6 +107,9 @@ static void reload(struct lbd *l)
     l->hap = LB_HAP_RELOADING;
     log_info("reloading HAProxy (master pid %d, the frontends changed; reload %llu)",
              (int) l->master_pid, (unsigned long long) l->reloads);
+    /* the new worker starts from servers.state, which misses what changed since it was
+     * written (and no command goes meanwhile): it gets every server once it answers */
+    lb_probe_soon(l);
 }
 
 void lb_hap_apply_cfg(struct lbd *l)
@@ -230,6 +233,8 @@ void lb_hap_on_child(struct lbd *l, pid_t pid, int status)
 /* "show info": the worker that answers. */
 static void on_info(struct lbd *l, bool ok, const char *reply)
 {
+    if (l->hap == LB_HAP_RELOADING)
+        lb_probe_soon(l); /* again in a few ms unless this is the new worker */
     if (!ok)
         return;
     const char *p = strstr(reply, "\nPid: ");
@@ -277,7 +282,7 @@ void lb_hap_tick(struct lbd *l)
         return;
     }
     if ((l->hap == LB_HAP_RUNNING && !l->worker_pid) || l->hap == LB_HAP_RELOADING)
-        if (!l->rt && now - l->rt_fail_ms >= 100)
+        if (!l->rt && (l->hap == LB_HAP_RELOADING || now - l->rt_fail_ms >= 100))
             lb_rt_send(l, "show info", on_info);
 }
 

@@ -49,12 +49,15 @@ struct lbd {
     struct bufferevent *rt;
     lb_rt_cb rt_cb;
     uint64_t rt_fail_ms;
-    struct event *ev_tick, *ev_sync, *ev_sigchld, *ev_sigterm, *ev_sigint;
+    struct event *ev_tick, *ev_sync, *ev_probe, *ev_sigchld, *ev_sigterm, *ev_sigint;
     uint64_t last_alive_check_ms;
 };
 
 uint64_t lb_now_ms(void);
 void lb_sync_soon(struct lbd *l);
+/* lb_hap_tick again in a few ms (not at the next 100 ms tick): a reload's new worker is
+ * found, and given every server, as soon as it answers. */
+void lb_probe_soon(struct lbd *l);
 
 int lb_stream_init(struct lbd *l, struct berr **err);
 void lb_stream_start(struct lbd *l);

@@ -47,6 +47,12 @@ void lb_sync_soon(struct lbd *l)
     event_active(l->ev_sync, 0, 0);
 }
 
+void lb_probe_soon(struct lbd *l)
+{
+    if (!event_pending(l->ev_probe, EV_TIMEOUT, NULL))
+        event_add(l->ev_probe, &(struct timeval){.tv_usec = 5000});
+}
+
 static bool line_has(const char *p, size_t n, const char *word)
 {
     return strcasestr(strndupa(p, n), word) != NULL;
@@ -147,6 +153,7 @@ static int setup(struct lbd *l, struct berr **err)
         return r;
     l->ev_sync = event_new(l->base, -1, 0, on_sync, l);
     l->ev_tick = event_new(l->base, -1, EV_PERSIST, on_tick, l);
+    l->ev_probe = event_new(l->base, -1, 0, on_tick, l);
     l->ev_sigchld = evsignal_new(l->base, SIGCHLD, on_sigchld, l);
     l->ev_sigterm = evsignal_new(l->base, SIGTERM, on_stop_signal, l);
     l->ev_sigint = evsignal_new(l->base, SIGINT, on_stop_signal, l);
@@ -164,7 +171,8 @@ static void teardown(struct lbd *l)
     lb_stream_free(l);
     lb_rt_free(l);
     lb_hap_stop(l);
-    struct event *evs[] = {l->ev_sync, l->ev_tick, l->ev_sigchld, l->ev_sigterm, l->ev_sigint};
+    struct event *evs[] = {l->ev_sync,    l->ev_tick,    l->ev_probe,
+                           l->ev_sigchld, l->ev_sigterm, l->ev_sigint};
     for (size_t i = 0; i < ARRAY_SIZE(evs); i++)
         if (evs[i])
             event_free(evs[i]);

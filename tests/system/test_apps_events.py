@@ -168,6 +168,12 @@ def test_scale_and_a_killed_instance_arrive_in_order(apps_env):
                e.data["instance"]["id"] == tid]
         assert got[pos[-1]].event == "instance_removed"
         assert got[pos[-1]].data["instance"]["killing"] is True
+        # kill_delay (1 s by default): marked killing (out of every rotation), it is asked
+        # to end only that much later, so it answers what reaches it meanwhile
+        marked = min(e.data["time"] for e in got if e.event == "instance_changed" and
+                     e.data["instance"]["id"] == tid and e.data["instance"]["killing"])
+        gone = got[pos[-1]].data["time"]
+        assert gone - marked >= 0.95, "ended %.3f s after it was marked killing" % (gone - marked)
     # every event after the snapshot, ids one after another
     consecutive(evs, after=snap.id)
     # the table kept from the stream is what the API says
@@ -356,3 +362,13 @@ def test_app_endpoints_lists_only_serving_instances(apps_env):
     stay = [t for t in ts if not t.get("killing")]
     assert len(stay) == 1, ts
     assert rows(endpoints(a)) == want(stay)
+
+
+def test_kill_delay_is_checked():
+    """[apps] kill_delay takes a duration up to 1 h: anything else is one line on stderr."""
+    for bad in ("soon", "2h", "-1s"):
+        r = subprocess.run([at.APPS_BIN, "--config=/dev/null", "--kill_delay=" + bad],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0, r
+        assert "kill_delay: bad duration '%s'" % bad in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
