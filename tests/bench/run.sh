@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # tests/bench/run.sh BUILD_DIR - `make bench`: on this machine, in one run, time (a)
 # `berthctl run --wait --cpus 1 --mem 1GiB -- /bin/true` end to end, (b) `crun run` of a
-# bundle with the same limits and namespaces, (c) the agent API's launch latency (request
-# sent -> task's first instruction) over 200 launches; print a table and rewrite the
-# "## Launch" section of docs/performance.md; then (d) tests/bench/recovery.py times the
+# bundle with the same limits and namespaces, (b2) kill -> end of a 0.001-CPU `sleep`, berth
+# and crun in turns (tests/bench/crun_kill.py: "## Kill against crun"), (c) the agent API's
+# launch latency (request sent -> task's first instruction) over 200 launches; print a table
+# and rewrite the "## Launch" section of docs/performance.md; then (d) tests/bench/recovery.py times the
 # agent's restart with 1000 running containers and rewrites "## Recovery". Removes every
 # process, cgroup, mount and temp dir it made, also on failure. Env: BENCH_RUNS (30),
 # BENCH_LAUNCHES (200), BENCH_RECOVERY_N (1000). (e) tests/bench/master_load.py loads berth-master
@@ -160,6 +161,13 @@ ln -s busybox "$TMP/bundle/rootfs/bin/true"
 : >"$TMP/empty"
 unshare -m --propagation private bash "$HERE/crun_ns.sh" "$TMP/bundle" "$TMP/crun-state" \
     "$TMP/empty" "$RUNS" "$TMP/crun.json"
+
+echo
+echo "== (b2) kill right after the start of a 0.001-CPU sleep: berth and crun in turns ($RUNS runs)"
+ln -s busybox "$TMP/bundle/rootfs/bin/sleep"
+KILL_SOCK=$SOCK unshare -m --propagation private bash "$HERE/crun_ns.sh" "$TMP/bundle" \
+    "$TMP/crun-state" "$TMP/empty" "$RUNS" "$TMP/kill.md"
+"$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Kill against crun" "$TMP/kill.md"
 
 echo
 echo "== (c) API launch latency: $LAUNCHES launches of $STAMP, then 30 launches 50 ms apart"
