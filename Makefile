@@ -76,6 +76,8 @@ CLI_SRC = $(wildcard cli/*.c)
 MASTER_SRC = $(wildcard master/*.c)
 SCHED_SRC = $(wildcard sched/*.c)
 SSE_SRC = $(wildcard sse/*.c)
+# libcurl's multi interface in a libevent loop: the agent's master link, libberthsched, berth-lb
+EVCURL_OBJ = $(B)/obj/evcurl/evcurl.o
 UNIT_SRC = $(wildcard tests/unit/*_test.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -117,13 +119,13 @@ $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBCONFIG): $(call obj,$(CONFIG_SRC))
 $(LIBISO): $(call obj,$(ISO_SRC))
 $(LIBML): $(call obj,$(ML_SRC))
-$(LIBSCHED): $(call obj,$(SCHED_SRC))
+$(LIBSCHED): $(call obj,$(SCHED_SRC)) $(EVCURL_OBJ)
 $(LIBSSE): $(call obj,$(SSE_SRC))
 $(B)/lib%.a:
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/berth-agent: $(call obj,$(AGENT_SRC)) $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
+$(B)/berth-agent: $(call obj,$(AGENT_SRC)) $(EVCURL_OBJ) $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_AGENT) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_COMMON)
 
 $(B)/berth-executor: $(call obj,$(EXEC_SRC)) $(LIBISO) $(LIBCOMMON)
@@ -159,7 +161,7 @@ $(B)/tests/apps_test: $(B)/obj/tests/unit/apps_test.o $(APPS_PURE) $(LIBML) $(LI
 LB_SRC = $(wildcard lb/*.c)
 LB_PURE = $(call obj,lb/table.c lb/slots.c lb/render.c lb/sseparse.c)
 LIBS_LB = $(shell pkg-config --libs libevent libcurl yajl 2>/dev/null)
-$(B)/berth-lb: $(call obj,$(LB_SRC)) $(LIBCONFIG) $(LIBCOMMON)
+$(B)/berth-lb: $(call obj,$(LB_SRC)) $(EVCURL_OBJ) $(LIBCONFIG) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_LB) $(LIBS_CONFIG) $(LIBS_COMMON)
 $(B)/tests/lb_test: $(B)/obj/tests/unit/lb_test.o $(LB_PURE) $(LIBCOMMON)
 	@mkdir -p $(dir $@)

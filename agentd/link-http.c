@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/link-http.c - the master link's calls as libcurl easy handles in one multi handle,
- * driven by the agent's libevent loop (curl's docs/examples/hiperfifo.c: curl tells us which
- * sockets and timeouts to watch, libevent tells curl when they fire; no threads, no blocking
- * call). It verifies the master's certificate or pin before anything is said, signs every
- * call after SUBSCRIBE with the session key, and hands the stream's bytes and each finished
+ * driven by the agent's libevent loop (evcurl/: curl's docs/examples/hiperfifo.c; no threads,
+ * no blocking call). It verifies the master's certificate or pin before anything is said, signs
+ * every call after SUBSCRIBE with the session key, and hands the stream's bytes and each finished
  * call to link.c through struct link's two function pointers. */
 #include <string.h>
 
@@ -12,59 +11,9 @@
 static void check_done(struct link *l);
 static void call_unlink(struct link *l, struct link_call *c);
 
-static void on_socket_event(evutil_socket_t fd, short kind, void *arg)
+static void on_ran(void *arg)
 {
-    struct link *l = arg;
-    int action = (kind & EV_READ ? CURL_CSELECT_IN : 0) | (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    int running;
-    curl_multi_socket_action(l->multi, fd, action, &running);
-    check_done(l);
-}
-
-static int sock_cb(CURL *e, curl_socket_t s, int what, void *cbp, void *sockp)
-{
-    (void) e;
-    struct link *l = cbp;
-    struct event *ev = sockp;
-    if (what == CURL_POLL_REMOVE) {
-        if (ev)
-            event_free(ev);
-        curl_multi_assign(l->multi, s, NULL);
-        return 0;
-    }
-    short kind = (short) ((what & CURL_POLL_IN ? EV_READ : 0) |
-                          (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
-    if (ev) {
-        event_del(ev);
-        event_assign(ev, l->a->base, s, kind, on_socket_event, l);
-    } else {
-        ev = event_new(l->a->base, s, kind, on_socket_event, l);
-        curl_multi_assign(l->multi, s, ev);
-    }
-    event_add(ev, NULL);
-    return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *arg)
-{
-    (void) multi;
-    struct link *l = arg;
-    if (timeout_ms < 0) {
-        evtimer_del(l->ev_curl_timer);
-    } else {
-        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-        evtimer_add(l->ev_curl_timer, &tv);
-    }
-    return 0;
-}
-
-static void on_curl_timer(evutil_socket_t fd, short kind, void *arg)
-{
-    (void) fd, (void) kind;
-    struct link *l = arg;
-    int running;
-    curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(l);
+    check_done(arg);
 }
 
 static size_t answer_write(char *data, size_t size, size_t n, void *arg)
@@ -149,7 +98,7 @@ struct link_call *link_call_start(struct link *l, enum call_kind kind, char *bod
         curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, (long) CALL_TIMEOUT_MS);
     }
     curl_easy_setopt(c->h, CURLOPT_WRITEDATA, c);
-    if (curl_multi_add_handle(l->multi, c->h) != CURLM_OK) {
+    if (curl_multi_add_handle(l->ec.multi, c->h) != CURLM_OK) {
         call_free(c);
         return NULL;
     }
@@ -168,14 +117,14 @@ static void call_unlink(struct link *l, struct link_call *c)
     }
     if (l->stream == c)
         l->stream = NULL;
-    curl_multi_remove_handle(l->multi, c->h);
+    curl_multi_remove_handle(l->ec.multi, c->h);
 }
 
 static void check_done(struct link *l)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(l->multi, &left))) {
+    while ((msg = curl_multi_info_read(l->ec.multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct link_call *c = NULL;
@@ -196,14 +145,8 @@ void link_call_drop(struct link *l, struct link_call *c)
 int link_http_init(struct link *l, struct berr **err)
 {
     struct agent *a = l->a;
-    l->multi = curl_multi_init();
-    l->ev_curl_timer = evtimer_new(a->base, on_curl_timer, l);
-    if (!l->multi || !l->ev_curl_timer)
+    if (evcurl_init(&l->ec, a->base, on_ran, l) < 0)
         return berr_setx(err, ENOMEM, "master link: out of memory");
-    curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
-    curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
     return 0;
 }
 
@@ -211,10 +154,5 @@ void link_http_free(struct link *l)
 {
     while (l->calls)
         link_call_drop(l, l->calls);
-    if (l->multi)
-        curl_multi_cleanup(l->multi);
-    l->multi = NULL;
-    if (l->ev_curl_timer)
-        event_free(l->ev_curl_timer);
-    l->ev_curl_timer = NULL;
+    evcurl_done(&l->ec);
 }

@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include "agentd/agent.h"
+#include "evcurl/evcurl.h"
 
 #define MAX_ANSWER 65536
 #define CALL_TIMEOUT_MS 15000
@@ -56,8 +57,8 @@ struct link_call {
 
 struct link {
     struct agent *a;
-    CURLM *multi;
-    struct event *ev_curl_timer, *ev_tick, *ev_kick, *ev_reconnect;
+    struct evcurl ec; /* the calls' multi handle in the agent's loop */
+    struct event *ev_tick, *ev_kick, *ev_reconnect;
     char *url;
     struct link_call *calls;
     struct link_call *stream;

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <sys/types.h>
 
+#include "evcurl/evcurl.h"
 #include "lb/lb.h"
 
 enum lb_hap_state {
@@ -28,13 +29,13 @@ struct lbd {
     struct lb_table table;
     struct lb_backends bs;
     /* the stream */
-    CURLM *multi;
+    struct evcurl ec; /* the stream's multi handle in the loop */
     CURL *h;
     struct curl_slist *hdrs;
     long status;
     char err_body[512];
     struct lb_sse_parser parser;
-    struct event *ev_curl_timer, *ev_reconnect;
+    struct event *ev_reconnect;
     uint64_t retry_ms;
     uint64_t events; /* events applied */
     /* HAProxy */

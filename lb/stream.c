@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* lb/stream.c - berth-lb's subscription to berth-apps' GET /v1/events (docs/apps.md
- * "Events"): one libcurl easy handle in a multi handle driven by the libevent loop (curl's
- * hiperfifo.c, like sched/http.c), its body fed to sseparse.c, each event applied to the table.
+ * "Events"): one libcurl easy handle in a multi handle driven by the libevent loop (evcurl/,
+ * like sched/http.c), its body fed to sseparse.c, each event applied to the table.
  * A stream that ends, fails or stays silent for stream_timeout is opened again after a backoff
  * (0.2 s doubling to 5 s), with Last-Event-ID: berth-apps replays what was missed, or sends a
  * snapshot that replaces the table. berth-apps' certificate is verified before the token
@@ -14,59 +14,9 @@
 
 static void check_done(struct lbd *l);
 
-static void on_socket_event(evutil_socket_t fd, short kind, void *arg)
+static void on_ran(void *arg)
 {
-    struct lbd *l = arg;
-    int action = (kind & EV_READ ? CURL_CSELECT_IN : 0) | (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    int running;
-    curl_multi_socket_action(l->multi, fd, action, &running);
-    check_done(l);
-}
-
-static int sock_cb(CURL *e, curl_socket_t fd, int what, void *cbp, void *sockp)
-{
-    (void) e;
-    struct lbd *l = cbp;
-    struct event *ev = sockp;
-    if (what == CURL_POLL_REMOVE) {
-        if (ev)
-            event_free(ev);
-        curl_multi_assign(l->multi, fd, NULL);
-        return 0;
-    }
-    short kind = (short) ((what & CURL_POLL_IN ? EV_READ : 0) |
-                          (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
-    if (ev) {
-        event_del(ev);
-        event_assign(ev, l->base, fd, kind, on_socket_event, l);
-    } else {
-        ev = event_new(l->base, fd, kind, on_socket_event, l);
-        curl_multi_assign(l->multi, fd, ev);
-    }
-    event_add(ev, NULL);
-    return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *arg)
-{
-    (void) multi;
-    struct lbd *l = arg;
-    if (timeout_ms < 0) {
-        evtimer_del(l->ev_curl_timer);
-    } else {
-        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-        evtimer_add(l->ev_curl_timer, &tv);
-    }
-    return 0;
-}
-
-static void on_curl_timer(evutil_socket_t fd, short kind, void *arg)
-{
-    (void) fd, (void) kind;
-    struct lbd *l = arg;
-    int running;
-    curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(l);
+    check_done(arg);
 }
 
 static void on_event(void *arg, const char *name, const char *id, const char *data, size_t len)
@@ -111,7 +61,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 static void drop_handle(struct lbd *l)
 {
     if (l->h) {
-        curl_multi_remove_handle(l->multi, l->h);
+        curl_multi_remove_handle(l->ec.multi, l->h);
         curl_easy_cleanup(l->h);
     }
     curl_slist_free_all(l->hdrs);
@@ -123,7 +73,7 @@ static void check_done(struct lbd *l)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(l->multi, &left))) {
+    while ((msg = curl_multi_info_read(l->ec.multi, &left))) {
         if (msg->msg != CURLMSG_DONE || msg->easy_handle != l->h)
             continue;
         CURLcode rc = msg->data.result;
@@ -181,7 +131,7 @@ void lb_stream_start(struct lbd *l)
     curl_easy_setopt(l->h, CURLOPT_WRITEDATA, l);
     log_info("subscribing to %s%s%s", url, l->parser.last_id[0] ? " from event " : "",
              l->parser.last_id);
-    if (curl_multi_add_handle(l->multi, l->h) != CURLM_OK) {
+    if (curl_multi_add_handle(l->ec.multi, l->h) != CURLM_OK) {
         drop_handle(l);
         evtimer_add(l->ev_reconnect, &(struct timeval){.tv_sec = 1});
     }
@@ -197,28 +147,18 @@ int lb_stream_init(struct lbd *l, struct berr **err)
 {
     l->parser.max = MAX_EVENT;
     l->retry_ms = 200;
-    l->multi = curl_multi_init();
-    l->ev_curl_timer = evtimer_new(l->base, on_curl_timer, l);
     l->ev_reconnect = evtimer_new(l->base, on_reconnect, l);
-    if (!l->multi || !l->ev_curl_timer || !l->ev_reconnect)
+    if (evcurl_init(&l->ec, l->base, on_ran, l) < 0 || !l->ev_reconnect)
         return berr_setx(err, ENOMEM, "out of memory");
-    curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
-    curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
     return 0;
 }
 
 void lb_stream_free(struct lbd *l)
 {
     drop_handle(l);
-    if (l->multi)
-        curl_multi_cleanup(l->multi);
-    l->multi = NULL;
-    if (l->ev_curl_timer)
-        event_free(l->ev_curl_timer);
+    evcurl_done(&l->ec);
     if (l->ev_reconnect)
         event_free(l->ev_reconnect);
-    l->ev_curl_timer = l->ev_reconnect = NULL;
+    l->ev_reconnect = NULL;
     lb_sse_done(&l->parser);
 }

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* sched/http.c - the scheduler library's transport: each request to berth-master's
  * POST /api/v1/scheduler is a libcurl easy handle in one multi handle that the caller's
- * libevent loop drives (curl's docs/examples/hiperfifo.c: curl says which sockets and timeouts
- * to watch, libevent says when they fire). The master's certificate is verified (cacert, or the
- * system's CAs) before the bearer token is sent. The stream's bytes and each finished request
- * go back to sched.c through struct sched's two function pointers. */
+ * libevent loop drives (evcurl/: curl's docs/examples/hiperfifo.c). The master's certificate is
+ * verified (cacert, or the system's CAs) before the bearer token is sent. The stream's bytes and
+ * each finished request go back to sched.c through struct sched's two function pointers. */
 #include <string.h>
 
 #include "sched/sched-internal.h"
@@ -13,58 +12,10 @@
 
 static void check_done(struct sched *s);
 
-static void on_socket_event(evutil_socket_t fd, short kind, void *arg)
+/* evcurl ran curl: finished requests, then a TEARDOWN that waited for the calls */
+static void on_ran(void *arg)
 {
     struct sched *s = arg;
-    int action = (kind & EV_READ ? CURL_CSELECT_IN : 0) | (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    int running;
-    curl_multi_socket_action(s->multi, fd, action, &running);
-    check_done(s);
-}
-
-static int sock_cb(CURL *e, curl_socket_t fd, int what, void *cbp, void *sockp)
-{
-    (void) e;
-    struct sched *s = cbp;
-    struct event *ev = sockp;
-    if (what == CURL_POLL_REMOVE) {
-        if (ev)
-            event_free(ev);
-        curl_multi_assign(s->multi, fd, NULL);
-        return 0;
-    }
-    short kind = (short) ((what & CURL_POLL_IN ? EV_READ : 0) |
-                          (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
-    if (ev) {
-        event_del(ev);
-        event_assign(ev, s->base, fd, kind, on_socket_event, s);
-    } else {
-        ev = event_new(s->base, fd, kind, on_socket_event, s);
-        curl_multi_assign(s->multi, fd, ev);
-    }
-    event_add(ev, NULL);
-    return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *arg)
-{
-    (void) multi;
-    struct sched *s = arg;
-    if (timeout_ms < 0) {
-        evtimer_del(s->ev_curl_timer);
-    } else {
-        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-        evtimer_add(s->ev_curl_timer, &tv);
-    }
-    return 0;
-}
-
-static void on_curl_timer(evutil_socket_t fd, short kind, void *arg)
-{
-    (void) fd, (void) kind;
-    struct sched *s = arg;
-    int running;
-    curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(s);
     sched_teardown_if_idle(s);
 }
@@ -164,16 +115,13 @@ static void on_kick(evutil_socket_t fd, short kind, void *arg)
         if (r->added)
             continue;
         r->added = true;
-        if (curl_multi_add_handle(s->multi, r->h) != CURLM_OK) {
+        if (curl_multi_add_handle(s->ec.multi, r->h) != CURLM_OK) {
             /* reported like a failed transfer */
             r->added = false;
             sched_req_drop(s, r);
         }
     }
-    int running;
-    curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(s);
-    sched_teardown_if_idle(s);
+    evcurl_kick(&s->ec);
 }
 
 static void req_unlink(struct sched *s, struct sched_req *r)
@@ -187,14 +135,14 @@ static void req_unlink(struct sched *s, struct sched_req *r)
     if (s->stream == r)
         s->stream = NULL;
     if (r->added)
-        curl_multi_remove_handle(s->multi, r->h);
+        curl_multi_remove_handle(s->ec.multi, r->h);
 }
 
 static void check_done(struct sched *s)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(s->multi, &left))) {
+    while ((msg = curl_multi_info_read(s->ec.multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct sched_req *r = NULL;
@@ -216,15 +164,9 @@ void sched_req_drop(struct sched *s, struct sched_req *r)
 
 int sched_http_init(struct sched *s, struct berr **err)
 {
-    s->multi = curl_multi_init();
-    s->ev_curl_timer = evtimer_new(s->base, on_curl_timer, s);
     s->ev_kick = event_new(s->base, -1, 0, on_kick, s);
-    if (!s->multi || !s->ev_curl_timer || !s->ev_kick)
+    if (evcurl_init(&s->ec, s->base, on_ran, s) < 0 || !s->ev_kick)
         return berr_setx(err, ENOMEM, "scheduler library: out of memory");
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
     return 0;
 }
 
@@ -232,12 +174,8 @@ void sched_http_free(struct sched *s)
 {
     while (s->reqs)
         sched_req_drop(s, s->reqs);
-    if (s->multi)
-        curl_multi_cleanup(s->multi);
-    s->multi = NULL;
-    if (s->ev_curl_timer)
-        event_free(s->ev_curl_timer);
+    evcurl_done(&s->ec);
     if (s->ev_kick)
         event_free(s->ev_kick);
-    s->ev_curl_timer = s->ev_kick = NULL;
+    s->ev_kick = NULL;
 }

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* sched/sched-internal.h - what the scheduler library's files share: sched.c speaks the
  * protocol (subscribe, events, re-subscription), calls.c makes the calls, http.c runs libcurl
- * multi inside the caller's libevent loop (curl's hiperfifo pattern, as agentd/link-http.c does).
+ * multi inside the caller's libevent loop (evcurl/: curl's hiperfifo pattern).
  * Calls go sched.c -> calls.c -> http.c; http.c hands bytes and finished requests back through the
  * two function pointers of struct sched. Private to sched/. */
 #pragma once
 
 #include <curl/curl.h>
 
+#include "evcurl/evcurl.h"
 #include "sched/sched.h"
 
 enum sched_req_kind {
@@ -36,8 +37,8 @@ struct sched {
     char **roles;
     struct sched_callbacks cb;
     void *arg;
-    CURLM *multi;
-    struct event *ev_curl_timer, *ev_kick, *ev_watchdog, *ev_reconnect;
+    struct evcurl ec; /* the multi handle in the caller's loop */
+    struct event *ev_kick, *ev_watchdog, *ev_reconnect;
     struct sched_req *reqs;
     struct sched_req *stream;
     struct ml_reader rd;

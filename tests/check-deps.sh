@@ -14,7 +14,7 @@
 set -u
 cd "$(dirname "$0")/.."
 rc=0
-SRC_DIRS=(common config isolator executor masterlink agentd cli master sched examples sse apps)
+SRC_DIRS=(common config isolator executor masterlink agentd cli master sched examples sse apps evcurl lb)
 
 # ---- 1. includes ---------------------------------------------------------------------------
 allow() { # folder allowed-project-folders...
@@ -29,16 +29,19 @@ allow config common config
 allow isolator common isolator
 allow executor common isolator executor
 allow masterlink common masterlink
-allow agentd common config isolator masterlink agentd
+allow agentd common config isolator masterlink agentd evcurl
 allow cli common cli
 allow master common config masterlink master sse
 # issue #17: the Server-Sent Events hub of the evhttp daemons (libevent; common/ stays without)
 allow sse common sse
 # issue #14: the scheduler library and the example framework built on it (docs/design.md)
-allow sched common masterlink sched
+allow sched common masterlink sched evcurl
 allow examples common masterlink sched
 # issue #16/#17: berth-apps, a framework on the library, with the events hub
 allow apps common config masterlink sched sse apps
+allow lb common config evcurl lb
+# libcurl's multi interface in a libevent loop, for the agent's link, the library and berth-lb
+allow evcurl evcurl
 
 # strip FILE [strings]: the C text of FILE with its comments blanked (line numbers kept);
 # with "strings", string and character literals become "" too.
