@@ -353,12 +353,7 @@ int main(int argc, char **argv)
         cfg_done(&a.cfg);
         return 1;
     }
-    if (streq(a.cfg.log_level, "debug"))
-        log_set_level(LOG_DEBUG);
-    else if (streq(a.cfg.log_level, "warning"))
-        log_set_level(LOG_WARNING);
-    else if (streq(a.cfg.log_level, "error"))
-        log_set_level(LOG_ERR);
+    log_set_level_name(a.cfg.log_level);
     int rc = 0;
     if (setup(&a, &err) < 0) {
         log_error("cannot start: %s", berr_msg(err));

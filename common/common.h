@@ -133,6 +133,9 @@ static inline void berr_freep(struct berr **err)
 /* ---- logging ---------------------------------------------------------------------------- */
 
 void log_set_level(int prio);
+/* "error", "warning", "debug"; anything else is info (the daemons' log_level key, checked
+ * when read). */
+void log_set_level_name(const char *name);
 int log_get_level(void);
 void log_set_ident(const char *ident);
 /* Write one line to stderr: "<N>" prefix when JOURNAL_STREAM matches stderr. Returns -errnum

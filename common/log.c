@@ -15,6 +15,14 @@ void log_set_level(int prio)
     log_level = prio;
 }
 
+void log_set_level_name(const char *name)
+{
+    log_level = streq(name, "debug")     ? LOG_DEBUG
+                : streq(name, "warning") ? LOG_WARNING
+                : streq(name, "error")   ? LOG_ERR
+                                         : LOG_INFO;
+}
+
 int log_get_level(void)
 {
     return log_level;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* evcurl/evcurl.c - see evcurl.h. Each socket curl watches gets a persistent libevent event,
  * kept with the socket (curl_multi_assign) and freed when curl lets the socket go. */
-#include <errno.h>
-
 #include "evcurl/evcurl.h"
+
+#include <errno.h>
 
 static void on_socket_event(evutil_socket_t fd, short kind, void *arg)
 {

@@ -217,12 +217,7 @@ int main(int argc, char **argv)
         lb_cfg_done(&l.cfg);
         return 1;
     }
-    if (streq(l.cfg.log_level, "debug"))
-        log_set_level(LOG_DEBUG);
-    else if (streq(l.cfg.log_level, "warning"))
-        log_set_level(LOG_WARNING);
-    else if (streq(l.cfg.log_level, "error"))
-        log_set_level(LOG_ERR);
+    log_set_level_name(l.cfg.log_level);
     int rc = 0;
     if (stop_haproxy) {
         rc = lb_hap_soft_stop(&l) < 0;

@@ -149,12 +149,7 @@ int main(int argc, char **argv)
         master_cfg_done(&m.cfg);
         return 1;
     }
-    if (streq(m.cfg.log_level, "debug"))
-        log_set_level(LOG_DEBUG);
-    else if (streq(m.cfg.log_level, "warning"))
-        log_set_level(LOG_WARNING);
-    else if (streq(m.cfg.log_level, "error"))
-        log_set_level(LOG_ERR);
+    log_set_level_name(m.cfg.log_level);
     int rc = 0;
     if (setup(&m, &err) < 0) {
         log_error("cannot start: %s", berr_msg(err));

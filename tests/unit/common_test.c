@@ -503,6 +503,23 @@ static void test_strings_and_alloc(void **state)
     assert_true(now_realtime() > 1.6e9);
 }
 
+/* the daemons' log_level key: a name to a priority, anything unknown is info */
+static void test_log_level_name(void **state)
+{
+    (void) state;
+    const struct {
+        const char *name;
+        int prio;
+    } cases[] = {{"debug", LOG_DEBUG}, {"warning", LOG_WARNING}, {"error", LOG_ERR},
+                 {"info", LOG_INFO},   {"Debug", LOG_INFO},      {"", LOG_INFO}};
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        log_set_level(LOG_EMERG);
+        log_set_level_name(cases[i].name);
+        assert_int_equal(log_get_level(), cases[i].prio);
+    }
+    log_set_level(LOG_INFO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +542,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_rm_rf_deep_tree, tmp_setup, tmp_teardown),
             cmocka_unit_test(test_random_hex),
             cmocka_unit_test(test_strings_and_alloc),
+            cmocka_unit_test(test_log_level_name),
     };
     umask(022);
     return cmocka_run_group_tests(tests, NULL, NULL);
