@@ -37,6 +37,7 @@ struct waiter;      /* a pending GET .../wait (waiters.c) */
 struct trash_job;   /* a directory being removed (trash.c) */
 struct release_job; /* an ended container's cgroups being removed (release.c) */
 struct store_batch; /* the changes of records queued for the next commit (store.c) */
+struct tpl_build;   /* a sandbox template being built (template.c) */
 
 /* Node resources (resources.c): cpus in millicores, mem and disk in bytes, ports and pids
  * counts. */
@@ -153,9 +154,14 @@ struct agent {
     char *sandboxes_dir; /* work_dir/sandboxes */
     char *runtime_root;  /* work_dir/containers */
     /* template.c: the sandbox template's mount namespace, and the host's mountinfo whose
-     * POLLPRI says the host's mounts changed since it was built */
+     * POLLPRI says the host's mounts changed since it was built (looked at by ev_mounts) */
     int template_fd, mounts_fd;
-    bool template_stale; /* rebuild before the next launch */
+    struct event *ev_mounts;
+    struct tpl_build *tpl_builds;  /* builders not yet reaped */
+    struct tpl_build *tpl_pending; /* the one whose answer is awaited, if any */
+    bool template_again;           /* the mounts changed during that build: one more after */
+    bool template_failed;          /* the last build failed (logged once) */
+    uint64_t template_builds;      /* builds that succeeded, the first included (GET /metrics) */
     char node_id[33];
     char hostname[256];
     /* node resources (resources.c) */
@@ -405,8 +411,9 @@ void release_start(struct agent *a, struct container *c);
 void release_free(struct agent *a);
 
 /* template.c: the sandbox template (docs/design/sandbox.md). init builds it (blocking,
- * before the loop); template_fd returns it, built anew first when the host's mounts changed
- * (-1 without namespaces/mount). */
+ * before the loop) and watches the host's mounts: a change starts a build off the loop,
+ * whose result replaces the template when it arrives. template_fd returns the current one
+ * (-1 without namespaces/mount), never waiting for a build. template_free before the base. */
 int template_init(struct agent *a, struct berr **err);
 int template_fd(struct agent *a);
 void template_free(struct agent *a);
