@@ -464,6 +464,9 @@ struct spawn {
 int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
                 struct berr **err);
 int agent_dup_high(int fd); /* F_DUPFD_CLOEXEC to >= 4, closes fd */
+/* Reserve launch.c's low fd slots: call before the agent opens many fds (else spawns copy
+ * and close its whole fd table in each child). */
+int agent_spawn_init(struct berr **err);
 /* exec.c: `berth-executor --runtime-dir RDIR --exec-pid PID -- CMD...` (berthctl exec and
  * COMMAND health checks), NULL-terminated, the strings borrowed; free() the array only. */
 char **agent_exec_argv(const struct agent *a, char *rdir, char *pid, char *const *cmd);

@@ -176,7 +176,7 @@ static int setup(struct agent *a, struct berr **err)
     if (iso_parse_isolation(cfg->isolation, &a->iso_flags, err) < 0)
         return berr_wrap(err, "%s: [agent] isolation", cfg_where(cfg, "agent", "isolation"));
     int r = preflight(a, err);
-    if (r < 0)
+    if (r < 0 || (r = agent_spawn_init(err)) < 0)
         return r;
     r = mkdir_p(cfg->work_dir, 0700);
     if (r < 0)
