@@ -37,7 +37,6 @@ struct waiter;      /* a pending GET .../wait (waiters.c) */
 struct trash_job;   /* a directory being removed (trash.c) */
 struct release_job; /* an ended container's cgroups being removed (release.c) */
 struct store_batch; /* the changes of records queued for the next commit (store.c) */
-struct tpl_build;   /* a sandbox template being built (template.c) */
 
 /* Node resources (resources.c): cpus in millicores, mem and disk in bytes, ports and pids
  * counts. */
@@ -157,11 +156,9 @@ struct agent {
      * POLLPRI says the host's mounts changed since it was built (looked at by ev_mounts) */
     int template_fd, mounts_fd;
     struct event *ev_mounts;
-    struct tpl_build *tpl_builds;  /* builders not yet reaped */
-    struct tpl_build *tpl_pending; /* the one whose answer is awaited, if any */
-    bool template_again;           /* the mounts changed during that build: one more after */
-    bool template_failed;          /* the last build failed (logged once) */
-    uint64_t template_builds;      /* builds that succeeded, the first included (GET /metrics) */
+    struct tpl_build *tpl_builds, *tpl_pending; /* builders not reaped; the one answering */
+    bool template_again, template_failed;       /* one more build after it; the last one failed */
+    uint64_t template_builds; /* builds that succeeded, the first included (GET /metrics) */
     char node_id[33];
     char hostname[256];
     /* node resources (resources.c) */
@@ -464,8 +461,7 @@ struct spawn {
 int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
                 struct berr **err);
 int agent_dup_high(int fd); /* F_DUPFD_CLOEXEC to >= 4, closes fd */
-/* Reserve launch.c's low fd slots: call before the agent opens many fds (else spawns copy
- * and close its whole fd table in each child). */
+/* Reserve launch.c's low fd slots for spawns, before the agent opens many fds. */
 int agent_spawn_init(struct berr **err);
 /* exec.c: `berth-executor --runtime-dir RDIR --exec-pid PID -- CMD...` (berthctl exec and
  * COMMAND health checks), NULL-terminated, the strings borrowed; free() the array only. */
