@@ -65,13 +65,40 @@ def assert_builds_stay(agent, n, seconds=1.0):
         time.sleep(0.1)
 
 
-def mount_tmpfs(path, name, content):
+def private_agent(agent_factory, executor_script=None):
+    """An agent (started) in a mount namespace of its own (unshare, private propagation):
+    what this test mounts in it (agent_mount) is all that changes its mount table, whatever
+    else mounts and unmounts on this host meanwhile. executor_script: the text of a wrapper
+    run as its executor, given the agent's tmp dir."""
+    agent = agent_factory(start=False)
+    if executor_script:
+        wrapper = os.path.join(agent.tmp, "executor")
+        with open(wrapper, "w") as f:
+            f.write(executor_script(agent.tmp))
+        os.chmod(wrapper, 0o755)
+        agent.argv = [("--executor=" + wrapper) if a.startswith("--executor=") else a
+                      for a in agent.argv]
+    agent.argv = ["unshare", "--mount", "--propagation", "private", "--"] + agent.argv
+    return agent.start()
+
+
+def in_agent_ns(agent, script, check=True):
+    subprocess.run(["nsenter", "--mount=/proc/%d/ns/mnt" % agent.proc.pid, "sh", "-ec", script],
+                   check=check, timeout=30)
+
+
+def agent_mount(agent, path, name, content):
+    """A tmpfs on path (made here) with the file f holding content, in the agent's mount
+    namespace: for the agent, a host mount made after its start."""
     os.mkdir(path)
     os.chmod(path, 0o755)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", name, path], check=True)
-    with open(os.path.join(path, "f"), "w") as f:
-        f.write(content)
-    os.chmod(os.path.join(path, "f"), 0o644)
+    in_agent_ns(agent, "mount -t tmpfs -o size=1m,mode=0755 %s %s; printf '%s' > %s/f; "
+                "chmod 644 %s/f" % (name, path, content, path, path))
+
+
+def agent_umount(agent, path, check=True):
+    """(check=False in a finally: an agent that died took its namespace and mounts along.)"""
+    in_agent_ns(agent, "umount %s" % path, check)
 
 
 def mountinfo(text):
@@ -156,14 +183,15 @@ def test_the_sandbox_view_is_the_hosts_read_only(agent):
             (point, seen.get(point))
 
 
-def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent):
+def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent_factory):
     """The template is a snapshot of the host's mounts: a mount made (or removed) on the
     host afterwards makes the agent build a new one by itself, without a launch (and drop
     the old one, which held the mount); the tasks launched after that see it."""
+    agent = private_agent(agent_factory)
     before, n = template_ns(agent), builds(agent)
     assert n == 1, n
     later = os.path.join(agent.tmp, "later")
-    mount_tmpfs(later, "berth-later", "mounted-later\n")
+    agent_mount(agent, later, "berth-later", "mounted-later\n")
     try:
         wait_builds(agent, n + 1)
         c = agent.launch(["/bin/cat", os.path.join(later, "f")])
@@ -173,7 +201,7 @@ def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent):
         after = template_ns(agent)
         assert after and after != before, "the template was not built again: %s" % after
     finally:
-        subprocess.run(["umount", later], check=True)
+        agent_umount(agent, later)
     wait_builds(agent, n + 2)
     c = agent.launch(["/bin/sh", "-c", "ls -a %s; grep -c berth-later /proc/self/mountinfo; true"
                       % later])
@@ -191,10 +219,13 @@ def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent):
     assert end["state"] == "FINISHED", end
 
 
-def test_own_launches_and_ends_build_no_template(agent):
+def test_own_launches_and_ends_build_no_template(agent_factory):
     """50 launches and their ends change nothing of the agent's mounts: no template is
-    built (each would have been one when a launch rebuilt on a change, and a stall)."""
+    built (each would have been one when a launch rebuilt on a change, and a stall). The
+    agent has a mount namespace of its own: only it and its children could change it."""
+    agent = private_agent(agent_factory)
     n = builds(agent)
+    assert n == 1, n
     ids = [agent.launch(["/bin/true"], cpus=0.01, mem="16MiB")["id"] for _ in range(50)]
     for cid in ids:
         assert agent.wait_terminal(cid, timeout=60)["state"] == "FINISHED"
@@ -207,23 +238,20 @@ def test_a_launch_never_waits_for_a_build(agent_factory):
     meanwhile runs to its end on the old template (when the launch built it, the POST
     waited for the builder: 60 s); a second mount during the build makes one more build
     after it, not one each; the new template has both mounts."""
-    agent = agent_factory(start=False)
-    hold, started = os.path.join(agent.tmp, "hold"), os.path.join(agent.tmp, "started")
-    wrapper = os.path.join(agent.tmp, "executor")
-    with open(wrapper, "w") as f:
-        f.write("#!/bin/sh\nif [ \"$1\" = --template ] && [ -e %s ]; then\n  : > %s\n"
+    def script(tmp):
+        hold, started = os.path.join(tmp, "hold"), os.path.join(tmp, "started")
+        return ("#!/bin/sh\nif [ \"$1\" = --template ] && [ -e %s ]; then\n  : > %s\n"
                 "  while [ -e %s ]; do sleep 0.05; done\nfi\nexec %s \"$@\"\n"
                 % (hold, started, hold, bt.EXECUTOR_BIN))
-    os.chmod(wrapper, 0o755)
-    agent.argv = [("--executor=" + wrapper) if a.startswith("--executor=") else a
-                  for a in agent.argv]
-    agent.start()
+    agent = private_agent(agent_factory, script)
+    hold, started = os.path.join(agent.tmp, "hold"), os.path.join(agent.tmp, "started")
     n = builds(agent)
+    assert n == 1, n
     one, two = os.path.join(agent.tmp, "one"), os.path.join(agent.tmp, "two")
     mounted = []
     try:
         open(hold, "w").close()
-        mount_tmpfs(one, "berth-one", "one\n")
+        agent_mount(agent, one, "berth-one", "one\n")
         mounted.append(one)
         # right after the mount: the launch sees the change (or the agent saw it first) and
         # must not wait for the build it starts
@@ -236,7 +264,7 @@ def test_a_launch_never_waits_for_a_build(agent_factory):
         assert took < 20, "the launch took %.1f s with a build under way" % took
         bt.wait_for(lambda: os.path.exists(started), 30, what="the template builder to start")
         assert builds(agent) == n, "a build finished while its builder was held"
-        mount_tmpfs(two, "berth-two", "two\n")  # during the build: one more after it
+        agent_mount(agent, two, "berth-two", "two\n")  # during the build: one more after it
         mounted.append(two)
         os.unlink(hold)
         wait_builds(agent, n + 2)
@@ -248,7 +276,7 @@ def test_a_launch_never_waits_for_a_build(agent_factory):
         if os.path.exists(hold):
             os.unlink(hold)
         for p in mounted:
-            subprocess.run(["umount", "-l", p], check=True)
+            agent_umount(agent, p, check=False)
 
 
 @pytest.mark.parametrize("readonly", [True, False])
