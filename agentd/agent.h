@@ -153,9 +153,12 @@ struct agent {
     char *sandboxes_dir; /* work_dir/sandboxes */
     char *runtime_root;  /* work_dir/containers */
     /* template.c: the sandbox template's mount namespace, and the host's mountinfo whose
-     * POLLPRI says the host's mounts changed since it was built */
+     * POLLPRI says the host's mounts changed since it was built (looked at by ev_mounts) */
     int template_fd, mounts_fd;
-    bool template_stale; /* rebuild before the next launch */
+    struct event *ev_mounts;
+    struct tpl_build *tpl_builds, *tpl_pending; /* builders not reaped; the one answering */
+    bool template_again, template_failed;       /* one more build after it; the last one failed */
+    uint64_t template_builds; /* builds that succeeded, the first included (GET /metrics) */
     char node_id[33];
     char hostname[256];
     /* node resources (resources.c) */
@@ -405,8 +408,9 @@ void release_start(struct agent *a, struct container *c);
 void release_free(struct agent *a);
 
 /* template.c: the sandbox template (docs/design/sandbox.md). init builds it (blocking,
- * before the loop); template_fd returns it, built anew first when the host's mounts changed
- * (-1 without namespaces/mount). */
+ * before the loop) and watches the host's mounts: a change starts a build off the loop,
+ * whose result replaces the template when it arrives. template_fd returns the current one
+ * (-1 without namespaces/mount), never waiting for a build. template_free before the base. */
 int template_init(struct agent *a, struct berr **err);
 int template_fd(struct agent *a);
 void template_free(struct agent *a);
@@ -457,6 +461,8 @@ struct spawn {
 int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
                 struct berr **err);
 int agent_dup_high(int fd); /* F_DUPFD_CLOEXEC to >= 4, closes fd */
+/* Reserve launch.c's low fd slots for spawns, before the agent opens many fds. */
+int agent_spawn_init(struct berr **err);
 /* exec.c: `berth-executor --runtime-dir RDIR --exec-pid PID -- CMD...` (berthctl exec and
  * COMMAND health checks), NULL-terminated, the strings borrowed; free() the array only. */
 char **agent_exec_argv(const struct agent *a, char *rdir, char *pid, char *const *cmd);

@@ -9,8 +9,13 @@
  * (issue #18: 1 ms of each launch). On v2 a clone3 with CLONE_INTO_CGROUP, which glibc's
  * clone() cannot pass, copies it. Everything the child needs is prepared before the clone;
  * the child only calls async-signal-safe functions and writes nothing but its own stack
- * (STYLE.md: curl resolver threads may hold malloc locks). lifecycle.c decides when to
- * launch; the executor does the rest. */
+ * (STYLE.md: curl resolver threads may hold malloc locks). The child shares the agent's fd
+ * table (CLONE_FILES) only until its first call, which unshares it keeping the low fds alone
+ * (close_range CLOSE_RANGE_UNSHARE): the fds it needs were put into a few low slots reserved
+ * at start (agent_spawn_init). Without that the child copied the agent's table, 17 fds per
+ * live task, and closed each of them at its execve while the agent waited: with 1,000 tasks
+ * a third of the agent's CPU and most of a launch's time on the loop (issue #18).
+ * lifecycle.c decides when to launch; the executor does the rest. */
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -33,9 +38,51 @@ struct child_fds {
     int err_wr;
     int cg_fds[16]; /* v1: hierarchies to join by writing "0" to "tasks" */
     size_t n_cg;
+    unsigned keep_below; /* > 0: the fd table is shared; unshare it with fds < this only */
     const char *path;
     char *const *argv, *const *envp;
 };
+
+/* The slots: low fds holding /dev/null (hold) but while a spawn puts its child's fds there
+ * (5 + err_wr + 16 cgroup fds). Reserved before the agent opens much (setup's start). */
+#define SPAWN_SLOTS 24
+static int slot_fd[SPAWN_SLOTS], slot_hold = -1;
+static unsigned slots_end; /* every slot is below it */
+
+int agent_spawn_init(struct berr **err)
+{
+    slot_hold = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (slot_hold < 0)
+        return berr_set(err, errno, "open '/dev/null'");
+    for (int i = 0; i < SPAWN_SLOTS; i++) {
+        slot_fd[i] = fcntl(slot_hold, F_DUPFD_CLOEXEC, 5);
+        if (slot_fd[i] < 0)
+            return berr_set(err, errno, "reserve fds");
+        if ((unsigned) slot_fd[i] >= slots_end)
+            slots_end = (unsigned) slot_fd[i] + 1;
+    }
+    return 0;
+}
+
+/* Put *fd into the next free slot (*used counts them); -1 stays -1. */
+static int to_slot(int *fd, size_t *used)
+{
+    if (*fd < 0)
+        return 0;
+    if (*used >= SPAWN_SLOTS)
+        return -(errno = EMFILE);
+    if (dup3(*fd, slot_fd[*used], O_CLOEXEC) < 0)
+        return -errno;
+    *fd = slot_fd[(*used)++];
+    return 0;
+}
+
+/* Back to /dev/null: the files go when their owners close them. */
+static void slots_release(size_t used)
+{
+    for (size_t i = 0; i < used; i++)
+        (void) dup3(slot_hold, slot_fd[i], O_CLOEXEC);
+}
 
 static void __attribute__((noreturn)) child_fail(int err_wr, int e)
 {
@@ -49,6 +96,9 @@ static void __attribute__((noreturn)) child_fail(int err_wr, int e)
 static int child_exec(void *arg)
 {
     const struct child_fds *f = arg;
+    /* first: our own fd table, with the low fds alone (the slots, 0..4) */
+    if (f->keep_below && syscall(SYS_close_range, f->keep_below, ~0U, CLOSE_RANGE_UNSHARE) < 0)
+        child_fail(f->err_wr, errno);
     for (size_t i = 0; i < f->n_cg; i++) {
         /* v1: move ourselves (one thread) before exec; see iso_cgroup_self_attach_fds */
         int t = openat(f->cg_fds[i], "tasks", O_WRONLY | O_CLOEXEC);
@@ -132,17 +182,36 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
             .envp = envp};
     if (sp->cg && cgfd < 0)
         cf.n_cg = iso_cgroup_self_attach_fds(sp->cg, cf.cg_fds, ARRAY_SIZE(cf.cg_fds));
+    /* the child's fds into the slots, and the child shares our table till it unshares it */
+    size_t used = 0;
+    int r = 0;
+    if (slot_hold >= 0) {
+        for (int i = 0; i < 5 && r == 0; i++)
+            r = to_slot(&cf.fd[i], &used);
+        if (r == 0)
+            r = to_slot(&cf.err_wr, &used);
+        for (size_t i = 0; i < cf.n_cg && r == 0; i++)
+            r = to_slot(&cf.cg_fds[i], &used);
+        if (r < 0) {
+            slots_release(used);
+            return berr_set(err, -r, "put fds into the spawn slots");
+        }
+        cf.keep_below = slots_end;
+    }
+    uint64_t share = cf.keep_below ? CLONE_FILES : 0;
 
     long pid;
     void *stack = cgfd < 0 ? child_stack_top() : NULL;
     if (stack) {
         /* returns once the child exec'd or died: its error, if any, is in the pipe now */
         pid = clone(child_exec, stack,
-                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (int) sp->ns_flags | SIGCHLD, &cf,
-                    &pidfd);
+                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (int) (sp->ns_flags | share) | SIGCHLD,
+                    &cf, &pidfd);
     } else {
+        /* CLONE_VFORK with the shared table: we touch it only after the child's exec */
         struct clone_args ca = {
-                .flags = CLONE_PIDFD | sp->ns_flags | (cgfd >= 0 ? CLONE_INTO_CGROUP : 0),
+                .flags = CLONE_PIDFD | sp->ns_flags | (cgfd >= 0 ? CLONE_INTO_CGROUP : 0) |
+                         (share ? share | CLONE_VFORK : 0),
                 .pidfd = (uint64_t) (uintptr_t) &pidfd,
                 .exit_signal = SIGCHLD,
                 .cgroup = cgfd >= 0 ? (uint64_t) cgfd : 0,
@@ -151,8 +220,12 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
         if (pid == 0)
             child_exec(&cf);
     }
+    int clone_errno = errno;
+    /* the child exec'd, died or was never born: its table is its own; the slots' copy of
+     * err_wr must go before we wait for its EOF */
+    slots_release(used);
     if (pid < 0)
-        return berr_set(err, errno, "clone '%s'", sp->path);
+        return berr_set(err, clone_errno, "clone '%s'", sp->path);
 
     closep(&err_wr);
     if (!(sp->ns_flags & CLONE_NEWNS)) /* the template's builder, at start: not a launch */

@@ -176,7 +176,7 @@ static int setup(struct agent *a, struct berr **err)
     if (iso_parse_isolation(cfg->isolation, &a->iso_flags, err) < 0)
         return berr_wrap(err, "%s: [agent] isolation", cfg_where(cfg, "agent", "isolation"));
     int r = preflight(a, err);
-    if (r < 0)
+    if (r < 0 || (r = agent_spawn_init(err)) < 0)
         return r;
     r = mkdir_p(cfg->work_dir, 0700);
     if (r < 0)
@@ -286,6 +286,7 @@ static void teardown(struct agent *a)
     gc_stop(a);
     ports_watch_stop(a);
     health_stop(a);
+    template_free(a); /* its events: before the base */
     ctr_free_all(a);
     net_free(a);
     release_free(a);
@@ -314,7 +315,6 @@ static void teardown(struct agent *a)
     free(a->sandboxes_dir);
     free(a->runtime_root);
     free(a->fault_point);
-    template_free(a);
     closep(&a->lock_fd);
     cfg_done(&a->cfg);
 }

@@ -192,6 +192,10 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
                         (unsigned long long) a->health_checks_total);
     head(b, "berth_launches_total", "counter", "Launches accepted since the agent started.");
     evbuffer_add_printf(b, "berth_launches_total %llu\n", (unsigned long long) a->launches_total);
+    head(b, "berth_agent_template_builds_total", "counter",
+         "Sandbox templates built since the agent started (the first included).");
+    evbuffer_add_printf(b, "berth_agent_template_builds_total %llu\n",
+                        (unsigned long long) a->template_builds);
     head(b, "berth_enforce_ports_kills_total", "counter",
          "Tasks enforce_ports killed for listening on a port they were not given.");
     evbuffer_add_printf(b, "berth_enforce_ports_kills_total %llu\n",

@@ -8,7 +8,7 @@ import sys
 doc, title, src = sys.argv[1:4]
 body = open(src).read().rstrip("\n") + "\n"
 text = open(doc).read()
-section = "## %s\n\n%s\n" % (title, body)
+section = "## %s\n\n%s" % (title, body)
 m = re.search(r"^## %s[ \t]*$" % re.escape(title), text, re.M)
 if m:
     nxt = re.search(r"^## ", text[m.end():], re.M)

@@ -5,14 +5,19 @@ template, agentd/template.c, isolator/mount-template.c), and each executor enter
 it and adds only what is its own (isolator/mount.c). Checked: the agent holds the template;
 a launch makes at most 30 mount calls (46 when each executor built everything); the view a
 task sees is the host's, read-only, with the agent's dirs masked, as before; and a host
-mount made or removed after the agent started is seen by the next task (the template is
-built again), so the template holds no unmounted filesystem."""
+mount made or removed after the agent started is seen by the tasks launched once the
+template was built again (the agent notices the change itself and builds off the launch
+path: GET /metrics' berth_agent_template_builds_total counts the builds), so the template
+holds no unmounted filesystem; a launch never waits for a build under way, the agent's own
+launches and ends change nothing of its mounts (no build), and changes during a build make
+exactly one more."""
 
 import glob
 import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -34,6 +39,66 @@ def template_ns(agent):
         if link.startswith("mnt:[") and link != own:
             held.add(link)
     return held
+
+
+def builds(agent):
+    """berth_agent_template_builds_total: the templates the agent built (the first one too)."""
+    st, text = agent.get("/metrics")
+    assert st == 200, st
+    m = re.search(r"^berth_agent_template_builds_total (\d+)$", text, re.M)
+    assert m, "no berth_agent_template_builds_total in /metrics"
+    return int(m.group(1))
+
+
+def wait_builds(agent, n):
+    """Until the agent built its n-th template (no launch needed to start it)."""
+    return bt.wait_for(lambda: builds(agent) >= n, 30, interval=0.05,
+                       what="template build %d" % n)
+
+
+def assert_builds_stay(agent, n, seconds=1.0):
+    """A negative, so bounded in time: the agent looks at its mountinfo every 100 ms; over
+    ten looks and more it builds nothing beyond its n-th template."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert builds(agent) == n, "template builds: %d, expected %d" % (builds(agent), n)
+        time.sleep(0.1)
+
+
+def private_agent(agent_factory, executor_script=None):
+    """An agent (started) in a mount namespace of its own (unshare, private propagation):
+    what this test mounts in it (agent_mount) is all that changes its mount table, whatever
+    else mounts and unmounts on this host meanwhile. executor_script: the text of a wrapper
+    run as its executor, given the agent's tmp dir."""
+    agent = agent_factory(start=False)
+    if executor_script:
+        wrapper = os.path.join(agent.tmp, "executor")
+        with open(wrapper, "w") as f:
+            f.write(executor_script(agent.tmp))
+        os.chmod(wrapper, 0o755)
+        agent.argv = [("--executor=" + wrapper) if a.startswith("--executor=") else a
+                      for a in agent.argv]
+    agent.argv = ["unshare", "--mount", "--propagation", "private", "--"] + agent.argv
+    return agent.start()
+
+
+def in_agent_ns(agent, script, check=True):
+    subprocess.run(["nsenter", "--mount=/proc/%d/ns/mnt" % agent.proc.pid, "sh", "-ec", script],
+                   check=check, timeout=30)
+
+
+def agent_mount(agent, path, name, content):
+    """A tmpfs on path (made here) with the file f holding content, in the agent's mount
+    namespace: for the agent, a host mount made after its start."""
+    os.mkdir(path)
+    os.chmod(path, 0o755)
+    in_agent_ns(agent, "mount -t tmpfs -o size=1m,mode=0755 %s %s; printf '%s' > %s/f; "
+                "chmod 644 %s/f" % (name, path, content, path, path))
+
+
+def agent_umount(agent, path, check=True):
+    """(check=False in a finally: an agent that died took its namespace and mounts along.)"""
+    in_agent_ns(agent, "umount %s" % path, check)
 
 
 def mountinfo(text):
@@ -118,20 +183,17 @@ def test_the_sandbox_view_is_the_hosts_read_only(agent):
             (point, seen.get(point))
 
 
-def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent):
+def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent_factory):
     """The template is a snapshot of the host's mounts: a mount made (or removed) on the
-    host afterwards is seen by the next task, because the launch builds the template anew
-    first (and drops the old one, which held the mount)."""
-    before = template_ns(agent)
+    host afterwards makes the agent build a new one by itself, without a launch (and drop
+    the old one, which held the mount); the tasks launched after that see it."""
+    agent = private_agent(agent_factory)
+    before, n = template_ns(agent), builds(agent)
+    assert n == 1, n
     later = os.path.join(agent.tmp, "later")
-    os.mkdir(later)
-    os.chmod(later, 0o755)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "berth-later", later],
-                   check=True)
+    agent_mount(agent, later, "berth-later", "mounted-later\n")
     try:
-        with open(os.path.join(later, "f"), "w") as f:
-            f.write("mounted-later\n")
-        os.chmod(os.path.join(later, "f"), 0o644)
+        wait_builds(agent, n + 1)
         c = agent.launch(["/bin/cat", os.path.join(later, "f")])
         end = agent.wait_terminal(c["id"])
         assert end["state"] == "FINISHED", (end, agent.output(c["id"], "stderr"))
@@ -139,7 +201,8 @@ def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent):
         after = template_ns(agent)
         assert after and after != before, "the template was not built again: %s" % after
     finally:
-        subprocess.run(["umount", later], check=True)
+        agent_umount(agent, later)
+    wait_builds(agent, n + 2)
     c = agent.launch(["/bin/sh", "-c", "ls -a %s; grep -c berth-later /proc/self/mountinfo; true"
                       % later])
     end = agent.wait_terminal(c["id"])
@@ -154,6 +217,66 @@ def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent):
         assert r.returncode == 0, r
         assert "berth-later" not in r.stdout, "the template still holds the unmounted tmpfs"
     assert end["state"] == "FINISHED", end
+
+
+def test_own_launches_and_ends_build_no_template(agent_factory):
+    """50 launches and their ends change nothing of the agent's mounts: no template is
+    built (each would have been one when a launch rebuilt on a change, and a stall). The
+    agent has a mount namespace of its own: only it and its children could change it."""
+    agent = private_agent(agent_factory)
+    n = builds(agent)
+    assert n == 1, n
+    ids = [agent.launch(["/bin/true"], cpus=0.01, mem="16MiB")["id"] for _ in range(50)]
+    for cid in ids:
+        assert agent.wait_terminal(cid, timeout=60)["state"] == "FINISHED"
+        agent.delete("/v1/containers/" + cid)
+    assert_builds_stay(agent, n)
+
+
+def test_a_launch_never_waits_for_a_build(agent_factory):
+    """The builder is held (a wrapper waits for a file to go) after a host mount: a launch
+    meanwhile runs to its end on the old template (when the launch built it, the POST
+    waited for the builder: 60 s); a second mount during the build makes one more build
+    after it, not one each; the new template has both mounts."""
+    def script(tmp):
+        hold, started = os.path.join(tmp, "hold"), os.path.join(tmp, "started")
+        return ("#!/bin/sh\nif [ \"$1\" = --template ] && [ -e %s ]; then\n  : > %s\n"
+                "  while [ -e %s ]; do sleep 0.05; done\nfi\nexec %s \"$@\"\n"
+                % (hold, started, hold, bt.EXECUTOR_BIN))
+    agent = private_agent(agent_factory, script)
+    hold, started = os.path.join(agent.tmp, "hold"), os.path.join(agent.tmp, "started")
+    n = builds(agent)
+    assert n == 1, n
+    one, two = os.path.join(agent.tmp, "one"), os.path.join(agent.tmp, "two")
+    mounted = []
+    try:
+        open(hold, "w").close()
+        agent_mount(agent, one, "berth-one", "one\n")
+        mounted.append(one)
+        # right after the mount: the launch sees the change (or the agent saw it first) and
+        # must not wait for the build it starts
+        t0 = time.monotonic()
+        c = agent.launch(["/bin/sh", "-c", "cat %s/f 2>/dev/null; echo done" % one])
+        end = agent.wait_terminal(c["id"], timeout=30)
+        took = time.monotonic() - t0
+        assert end["state"] == "FINISHED" and agent.output(c["id"]) == "done\n", \
+            (end, agent.output(c["id"]))
+        assert took < 20, "the launch took %.1f s with a build under way" % took
+        bt.wait_for(lambda: os.path.exists(started), 30, what="the template builder to start")
+        assert builds(agent) == n, "a build finished while its builder was held"
+        agent_mount(agent, two, "berth-two", "two\n")  # during the build: one more after it
+        mounted.append(two)
+        os.unlink(hold)
+        wait_builds(agent, n + 2)
+        c = agent.launch(["/bin/sh", "-c", "cat %s/f %s/f" % (one, two)])
+        end = agent.wait_terminal(c["id"])
+        assert agent.output(c["id"]) == "one\ntwo\n", (end, agent.output(c["id"], "stderr"))
+        assert_builds_stay(agent, n + 2)  # nothing changed since: no third build
+    finally:
+        if os.path.exists(hold):
+            os.unlink(hold)
+        for p in mounted:
+            agent_umount(agent, p, check=False)
 
 
 @pytest.mark.parametrize("readonly", [True, False])

@@ -62,6 +62,10 @@ IGNORE=(
     # 200 requests/s for 60 s; HAProxy and the instances are ordinary processes, no
     # cgroup-version code (and the VM image has no haproxy)
     tests/system/test_lb.py
+    # 540 launches timed by the supervisor cgroup's CPU (issue #18): minutes under TCG, where
+    # a request of the batch can outwait its 30 s; the spawn it times (CLONE_FILES, clone3 on
+    # v2) is in every launch of the other files
+    tests/system/test_launch_scaling.py
 )
 DESELECT=(
     # the agent's crash-point walk (~100 s under TCG) and 200 launches with random agent kills
