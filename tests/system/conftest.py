@@ -37,6 +37,17 @@ mem = 512MiB
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes several seconds")
+    # tmp_path dirs in a base of our own, removed at the end: pytest's default keeps its last
+    # three runs' in /tmp/pytest-of-USER (Debian 12's pytest 7.2 has no retention policy)
+    if not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="berth-pytest-", dir="/var/tmp")
+        config._berth_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    base = getattr(config, "_berth_basetemp", None)
+    if base:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
