@@ -121,22 +121,6 @@ static unsigned sweep_cgroups(struct agent *a, bool dry_run, unsigned *ret_busy)
     return n;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s)
-{
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' &&
-            r[3] >= '0' && r[3] <= '7') {
-            *w++ = (char) ((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-            r += 3;
-        } else {
-            *w++ = *r;
-        }
-    }
-    *w = 0;
-}
-
 static bool below(const char *path, const char *dir)
 {
     size_t l = strlen(dir);
@@ -168,7 +152,7 @@ static unsigned sweep_mounts(struct agent *a, bool dry_run)
         if (!f)
             continue;
         f[strcspn(f, " ")] = 0;
-        unescape_octal(f);
+        iso_mountinfo_unescape(f);
         if (below(f, a->sandboxes_dir) || below(f, a->runtime_root)) {
             points = xrealloc(points, (np + 1) * sizeof(*points));
             points[np++] = f;

@@ -48,6 +48,8 @@ enum iso_flag {
 int iso_parse_isolation(const char *s, unsigned *ret_flags, struct berr **err);
 /* Write the canonical comma-separated names of flags into buf. */
 void iso_format_isolation(unsigned flags, char *buf, size_t len);
+/* A field of a mountinfo file, in place: the octal escapes ("\040" = space) undone. */
+void iso_mountinfo_unescape(char *s);
 
 /* ---- cgroups ---------------------------------------------------------------------------- */
 

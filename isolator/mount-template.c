@@ -172,7 +172,7 @@ static int mnt_list(char **ret_text, char ***ret_points, size_t *ret_n, bool *re
         if (!f || !sep)
             continue;
         f[strcspn(f, " ")] = 0;
-        mnt_unescape(f);
+        iso_mountinfo_unescape(f);
         if (streq(f, "/") && !seen_root) {
             seen_root = true;
             rootfs = str_has_prefix(sep + 3, "rootfs ");

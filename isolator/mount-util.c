@@ -67,7 +67,7 @@ int mnt_remount_ro(const char *path, struct berr **err)
     return 0;
 }
 
-void mnt_unescape(char *s)
+void iso_mountinfo_unescape(char *s)
 {
     char *o = s;
     for (char *i = s; *i; i++) {
@@ -97,7 +97,7 @@ static int mnt_ro_each(const char *path, struct berr **err)
         /* id parent major:minor root mount-point ... */
         if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
             continue;
-        mnt_unescape(mp);
+        iso_mountinfo_unescape(mp);
         if (strncmp(mp, path, plen) != 0 || (mp[plen] != 0 && mp[plen] != '/'))
             continue;
         r = mnt_remount_ro(mp, err);

@@ -30,8 +30,6 @@ int mnt_remount_ro(const char *path, struct berr **err);
  * mount_setattr (5.12+), atomic for the whole tree; on ENOSYS each mount one by one. */
 int mnt_make_ro(const char *path, bool recursive, struct berr **err);
 int mnt_tmpfs(const char *dst, unsigned long flags, const char *opts, struct berr **err);
-/* Undo the octal escapes of /proc/self/mountinfo ("\040" = space) in place. */
-void mnt_unescape(char *s);
 /* openat2 that never follows a symlink nor leaves dirfd (RESOLVE_BENEATH) or, with in_root,
  * treats dirfd as "/" (RESOLVE_IN_ROOT). */
 int mnt_open_at(int dirfd, const char *path, int flags, mode_t mode, bool in_root);
