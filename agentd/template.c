@@ -5,8 +5,8 @@
  * mount-template.c) and handed back as an fd, which every executor gets as its fd 4 and
  * copies (setns + unshare) instead of mounting all of that again. The view is a snapshot of
  * the host's mounts: when they change (POLLPRI on /proc/self/mountinfo, looked at every
- * 100 ms and at each launch) a new one is built, so a later host mount is seen and an
- * unmounted filesystem is not held. Built before the loop runs (template_init, blocking);
+ * 100 ms by a timer, never by a launch) a new one is built, so a later host mount is seen
+ * and an unmounted filesystem is not held. Built before the loop runs (template_init, blocking);
  * afterwards off the launch path: the builder is spawned, its answer read by an event on the
  * loop and its end reaped through its pidfd; launches meanwhile get the old template, which
  * the new one replaces when it arrives (issue #18: a rebuild inside a launch held the loop
@@ -288,9 +288,7 @@ int template_init(struct agent *a, struct berr **err)
 
 int template_fd(struct agent *a)
 {
-    if (a->mounts_fd >= 0)
-        check_mounts(a); /* a change starts a build; this launch takes the current one */
-    return a->template_fd;
+    return a->template_fd; /* the timer looks for changes: a launch spawns no builder */
 }
 
 void template_free(struct agent *a)
