@@ -554,8 +554,19 @@ class Agent(Daemon):
                           {"signal": "KILL", "grace_seconds": 0}, timeout=5)
             except OSError:
                 pass
+        # ended, or gone: with gc_min_age=0 under gc_disk_watermark, GC removes a killed
+        # container at once, and a 404 taken for an error here once stopped the agent while
+        # another container's kill was still under way (its cgroups looked leaked)
+        pending = set(live)
+
+        def ended_or_gone():
+            for cid in sorted(pending):
+                st, c = self.get("/v1/containers/" + cid, timeout=5)
+                if st == 404 or (st == 200 and c.get("state") in TERMINAL):
+                    pending.discard(cid)
+            return not pending
         try:
-            self.wait_all_terminal(live, timeout)
+            wait_for(ended_or_gone, timeout, what="containers %s ended or removed" % live)
         except (AssertionError, OSError):
             pass
 

@@ -173,8 +173,8 @@ def _teardown(a):
     mounts = bt.mounts_mentioning(a.tmp)
     if mounts:
         problems.append("mounts left in our namespace: %s" % mounts)
-    else:
-        shutil.rmtree(a.tmp, ignore_errors=True)
-    if problems:
+    if problems:  # the log lives in a.tmp: read before it goes
         problems.append("agent log tail:\n" + a.log[-3000:])
+    if not mounts:
+        shutil.rmtree(a.tmp, ignore_errors=True)
     return problems
