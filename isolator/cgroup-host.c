@@ -255,6 +255,9 @@ static int cg_host_build(struct iso_host *h, const char *root, const char *paren
     r = h->lay.ops->host_setup(&h->lay, own_fd, own_is_root, h->rel, &h->parent, err);
     if (r < 0)
         return berr_wrap(err, "set up cgroup parent '%s'", h->parent.path[0]);
+    /* what the kernel's cgroups have is learned here, once, not looked up per launch */
+    if (h->lay.ops->probe)
+        h->lay.ops->probe(&h->lay, &h->parent);
     return 0;
 }
 

@@ -32,10 +32,19 @@ struct cg_hier {
     unsigned ctrls; /* 1u << enum cg_ctrl served by this hierarchy */
 };
 
+/* Facts of the host's kernel that do not change per launch (struct cg_layout has): the
+ * optional files a memory cgroup has (v1), found once at iso_host_open (cg_ops probe) on the
+ * parent, which as a non-root cgroup has the same files as every container below it. */
+enum {
+    CG_HAS_MEMSW = 1u << 0,      /* v1 memory.memsw.limit_in_bytes (swap accounting on) */
+    CG_HAS_SWAPPINESS = 1u << 1, /* v1 memory.swappiness */
+};
+
 struct cg_layout {
     enum iso_cg_version version;
     const struct cg_ops *ops;
     unsigned flags; /* ISO_CG_* asked for */
+    unsigned has;   /* CG_HAS_*: probed once per host, copied into every container */
     size_t n_hier;
     struct cg_hier hier[CG_MAX_HIER];
     int ctrl_hier[_CG_CTRL_MAX]; /* index into hier, -1 when not used/mounted */
@@ -66,6 +75,9 @@ struct cg_ops {
      * is the path from own to the parent. */
     int (*host_setup)(const struct cg_layout *lay, int own_fd, bool own_is_root, const char *rel,
                       struct cg_node *parent, struct berr **err);
+    /* Optional (NULL: nothing to learn): fill lay->has from the parent, once per host after
+     * host_setup, so that no launch looks for a file the host's kernel has or lacks. */
+    void (*probe)(struct cg_layout *lay, const struct cg_node *parent);
     /* Write limits; parent=true writes only non-zero fields and never devices. */
     int (*apply)(const struct cg_layout *lay, struct cg_node *n, const struct iso_limits *l,
                  bool parent, struct berr **err);
@@ -139,6 +151,20 @@ int cg_fd(const struct cg_layout *lay, const struct cg_node *n, enum cg_ctrl c);
 int cg_write(struct cg_node *n, int dirfd, const char *file, const char *value, struct berr **err);
 /* Same, but silently returns -errno without err (optional files: swappiness, use_hierarchy). */
 int cg_write_quiet(struct cg_node *n, int dirfd, const char *file, const char *value);
+/* cg_set flags */
+enum {
+    CG_SET_QUIET = 1u << 0, /* no err: return -errno alone (as cg_write_quiet) */
+    /* value is what a fresh cgroup holds: read first (one open, one pread) and write only
+     * when the file holds something else; the value recorded is still the one read */
+    CG_SET_IF_DIFFERENT = 1u << 1,
+};
+/* cg_write with fewer syscalls (v1's limits): one fd opened O_RDWR, one write(), and the
+ * read-back by pread at offset 0 through the same fd (cgroupfs regenerates a file read at
+ * offset 0; checked on kernel 6.18's v1 files for every file cg1_apply writes). A file that
+ * may be written but not read (EACCES/EPERM on O_RDWR) is written and read back through
+ * separate opens, as cg_write does. Same errors as cg_write / cg_write_quiet. */
+int cg_set(struct cg_node *n, int dirfd, const char *file, const char *value, unsigned flags,
+           struct berr **err);
 /* True if dirfd/file exists. */
 bool cg_has(int dirfd, const char *file);
 /* Read one number; "max" (and v1's -1) read as UINT64_MAX. -errno on failure. */

@@ -73,6 +73,75 @@ int cg_write(struct cg_node *n, int dirfd, const char *file, const char *value, 
     return 0;
 }
 
+/* pread of a one-value file at offset 0, NUL-terminated at its first newline. */
+static ssize_t cg_pread_value(int fd, char *buf, size_t len)
+{
+    ssize_t r;
+    while ((r = pread(fd, buf, len - 1, 0)) < 0 && errno == EINTR)
+        ;
+    if (r < 0)
+        return -errno;
+    buf[r] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    return r;
+}
+
+/* CG_SET_IF_DIFFERENT: 1 (and recorded) when dirfd/file already holds value; 0 when it holds
+ * something else or cannot be read, and the caller writes as usual (which then reports any
+ * error of the file, as without the flag). */
+static int cg_holds(struct cg_node *n, int dirfd, const char *file, const char *value)
+{
+    char buf[sizeof(n->values[0].value)];
+    _cleanup_close_ int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 || cg_pread_value(fd, buf, sizeof(buf)) < 0 || !streq(buf, value))
+        return 0;
+    cg_record(n, file, buf);
+    log_debug("cgroup: '%s' holds '%s' already", file, value);
+    return 1;
+}
+
+static int cg_set_fail(int r, const char *file, const char *value, unsigned flags,
+                       struct berr **err)
+{
+    if (flags & CG_SET_QUIET)
+        return r;
+    return berr_set(err, -r, "write '%s' = '%s'", file, value);
+}
+
+int cg_set(struct cg_node *n, int dirfd, const char *file, const char *value, unsigned flags,
+           struct berr **err)
+{
+    if (dirfd < 0)
+        return cg_set_fail(-EBADF, file, value, flags, err);
+    if ((flags & CG_SET_IF_DIFFERENT) && cg_holds(n, dirfd, file, value))
+        return 0;
+    /* O_TRUNC as write_file_at: nothing to cgroupfs, but a fake tree's regular file must not
+     * keep the tail of a longer old value */
+    _cleanup_close_ int fd = openat(dirfd, file, O_RDWR | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+        /* writable but not readable for us: write and read back apart, as cg_write */
+        int r = cg_write_quiet(n, dirfd, file, value);
+        if (r < 0)
+            return cg_set_fail(r, file, value, flags, err);
+        log_debug("cgroup: wrote '%s' = '%s'", file, value);
+        return 0;
+    }
+    if (fd < 0)
+        return cg_set_fail(-errno, file, value, flags, err);
+    size_t len = strlen(value);
+    ssize_t w = write(fd, value, len); /* cgroupfs parses each write() on its own */
+    if (w < 0 || (size_t) w != len)
+        return cg_set_fail(w < 0 ? -errno : -EIO, file, value, flags, err);
+    /* Read back what the kernel kept (memory limits are rounded to pages); the value written
+     * if that fails, as cg_write_quiet. */
+    char buf[sizeof(n->values[0].value)];
+    if (cg_pread_value(fd, buf, sizeof(buf)) < 0)
+        snprintf(buf, sizeof(buf), "%s", value);
+    cg_record(n, file, buf);
+    log_debug("cgroup: wrote '%s' = '%s'", file, value);
+    return 0;
+}
+
 int cg_read_u64(int dirfd, const char *file, uint64_t *ret)
 {
     char buf[64];

@@ -31,26 +31,25 @@ static int cg1_host_setup(const struct cg_layout *lay, int own_fd, bool own_is_r
 }
 
 /* Set the memory limit and, where swap accounting exists, memsw to the same value so the
- * task cannot swap. The kernel requires limit <= memsw at every step: raise memsw first
- * when going above the current memsw, otherwise lower/set the limit first. */
-static int cg1_set_memory(struct cg_node *n, int fd, uint64_t mem, struct berr **err)
+ * task cannot swap. The kernel requires limit <= memsw at every step: the limit first, which
+ * it refuses (EINVAL, its only EINVAL for a number on a non-root cgroup) when the new limit
+ * is above the current memsw; then memsw first and the limit after. A fresh cgroup's memsw
+ * is unlimited, so a launch takes the first way without reading memsw beforehand. */
+static int cg1_set_memory(const struct cg_layout *lay, struct cg_node *n, int fd, uint64_t mem,
+                          struct berr **err)
 {
     char buf[32];
     snprintf(buf, sizeof(buf), "%" PRIu64, mem);
-    bool memsw = cg_has(fd, "memory.memsw.limit_in_bytes");
-    uint64_t cur_sw = UINT64_MAX;
-    if (memsw && cg_read_u64(fd, "memory.memsw.limit_in_bytes", &cur_sw) < 0)
-        cur_sw = UINT64_MAX;
-    int r;
-    if (memsw && mem > cur_sw) {
-        if ((r = cg_write(n, fd, "memory.memsw.limit_in_bytes", buf, err)) < 0)
+    bool memsw = lay->has & CG_HAS_MEMSW;
+    int r = cg_set(n, fd, "memory.limit_in_bytes", buf, memsw ? CG_SET_QUIET : 0, err);
+    if (r == -EINVAL && memsw) {
+        if ((r = cg_set(n, fd, "memory.memsw.limit_in_bytes", buf, 0, err)) < 0)
             return r;
-        return cg_write(n, fd, "memory.limit_in_bytes", buf, err);
+        return cg_set(n, fd, "memory.limit_in_bytes", buf, 0, err);
     }
-    r = cg_write(n, fd, "memory.limit_in_bytes", buf, err);
     if (r < 0)
-        return r;
-    if (memsw && (r = cg_write(n, fd, "memory.memsw.limit_in_bytes", buf, err)) < 0)
+        return memsw ? berr_set(err, -r, "write 'memory.limit_in_bytes' = '%s'", buf) : r;
+    if (memsw && (r = cg_set(n, fd, "memory.memsw.limit_in_bytes", buf, 0, err)) < 0)
         return r;
     return 0;
 }
@@ -73,10 +72,23 @@ static int cg1_devices(int fd, struct berr **err)
     int r = write_file_at(fd, "devices.deny", "a");
     if (r < 0)
         return berr_set(err, -r, "write 'devices.deny' = 'a'");
-    for (size_t i = 0; i < ARRAY_SIZE(allow); i++)
-        if ((r = write_file_at(fd, "devices.allow", allow[i])) < 0)
-            return berr_set(err, -r, "write 'devices.allow' = '%s'", allow[i]);
+    /* One fd for the whole list: the kernel parses each write() as one rule. */
+    _cleanup_close_ int afd = openat(fd, "devices.allow", O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+    if (afd < 0)
+        return berr_set(err, errno, "write 'devices.allow' = '%s'", allow[0]);
+    for (size_t i = 0; i < ARRAY_SIZE(allow); i++) {
+        size_t len = strlen(allow[i]);
+        ssize_t w = write(afd, allow[i], len);
+        if (w < 0 || (size_t) w != len)
+            return berr_set(err, w < 0 ? errno : EIO, "write 'devices.allow' = '%s'", allow[i]);
+    }
     return 0;
+}
+
+/* CG_SET_IF_DIFFERENT when value is what a fresh cgroup holds: then a launch only reads it. */
+static unsigned cg1_fresh(const char *value, const char *fresh)
+{
+    return streq(value, fresh) ? CG_SET_IF_DIFFERENT : 0;
 }
 
 static int cg1_apply(const struct cg_layout *lay, struct cg_node *n, const struct iso_limits *l,
@@ -87,8 +99,9 @@ static int cg1_apply(const struct cg_layout *lay, struct cg_node *n, const struc
 
     if ((lay->flags & ISO_CG_CPU) && (fd = cg_fd(lay, n, CG_CPU)) >= 0) {
         if (!parent || l->cpu_limit_millis) {
-            /* Period first: the kernel checks quota/period against the parent's ratio. */
-            if ((r = cg_write(n, fd, "cpu.cfs_period_us", "100000", err)) < 0)
+            /* Period first: the kernel checks quota/period against the parent's ratio. A
+             * fresh cgroup has it already (the kernel's default): read, not written. */
+            if ((r = cg_set(n, fd, "cpu.cfs_period_us", "100000", CG_SET_IF_DIFFERENT, err)) < 0)
                 return r;
             if (l->cpu_limit_millis) {
                 uint64_t q = l->cpu_limit_millis * (CG1_PERIOD_US / 1000);
@@ -96,24 +109,24 @@ static int cg1_apply(const struct cg_layout *lay, struct cg_node *n, const struc
             } else {
                 snprintf(buf, sizeof(buf), "-1");
             }
-            if ((r = cg_write(n, fd, "cpu.cfs_quota_us", buf, err)) < 0)
+            if ((r = cg_set(n, fd, "cpu.cfs_quota_us", buf, cg1_fresh(buf, "-1"), err)) < 0)
                 return r;
         }
         if (l->cpus_millis) {
             uint64_t shares = l->cpus_millis * 1024 / 1000;
             shares = shares < 2 ? 2 : shares > 262144 ? 262144 : shares;
             snprintf(buf, sizeof(buf), "%" PRIu64, shares);
-            if ((r = cg_write(n, fd, "cpu.shares", buf, err)) < 0)
+            if ((r = cg_set(n, fd, "cpu.shares", buf, cg1_fresh(buf, "1024"), err)) < 0)
                 return r;
         }
     }
     if ((lay->flags & ISO_CG_MEM) && (fd = cg_fd(lay, n, CG_MEMORY)) >= 0) {
-        if (l->mem_bytes && (r = cg1_set_memory(n, fd, l->mem_bytes, err)) < 0)
+        if (l->mem_bytes && (r = cg1_set_memory(lay, n, fd, l->mem_bytes, err)) < 0)
             return r;
         /* Belt and braces for hosts without swap accounting; fails on some kernels for
          * non-leaf cgroups, which is harmless. */
-        if (!parent && cg_has(fd, "memory.swappiness"))
-            (void) cg_write_quiet(n, fd, "memory.swappiness", "0");
+        if (!parent && (lay->has & CG_HAS_SWAPPINESS))
+            (void) cg_set(n, fd, "memory.swappiness", "0", CG_SET_QUIET, NULL);
     }
     if ((lay->flags & ISO_CG_PIDS) && (fd = cg_fd(lay, n, CG_PIDS)) >= 0 &&
         (!parent || l->pids_max)) {
@@ -121,13 +134,25 @@ static int cg1_apply(const struct cg_layout *lay, struct cg_node *n, const struc
             snprintf(buf, sizeof(buf), "%" PRIu64, l->pids_max);
         else
             snprintf(buf, sizeof(buf), "max");
-        if ((r = cg_write(n, fd, "pids.max", buf, err)) < 0)
+        if ((r = cg_set(n, fd, "pids.max", buf, cg1_fresh(buf, "max"), err)) < 0)
             return r;
     }
     if (!parent && (lay->flags & ISO_CG_DEVICES) && (fd = cg_fd(lay, n, CG_DEVICES)) >= 0 &&
         (r = cg1_devices(fd, err)) < 0)
         return r;
     return 0;
+}
+
+/* Once per host, on the parent (a non-root memory cgroup has the files every container below
+ * it will have): which optional memory files this kernel has. */
+static void cg1_probe(struct cg_layout *lay, const struct cg_node *parent)
+{
+    int fd = cg_fd(lay, parent, CG_MEMORY);
+    lay->has = 0;
+    if (cg_has(fd, "memory.memsw.limit_in_bytes"))
+        lay->has |= CG_HAS_MEMSW;
+    if (cg_has(fd, "memory.swappiness"))
+        lay->has |= CG_HAS_SWAPPINESS;
 }
 
 /* Stat slots of a v1 node (struct cg_node stat_fd). */
@@ -272,6 +297,7 @@ static int cg1_clone_fd(const struct cg_layout *lay, const struct cg_node *n)
 const struct cg_ops cg1_ops = {
         .version = ISO_CG_V1,
         .host_setup = cg1_host_setup,
+        .probe = cg1_probe,
         .apply = cg1_apply,
         .stats = cg1_stats,
         .oom_open = cg1_oom_open,

@@ -168,6 +168,13 @@ static const char *const v1_files[][2] = {
         {"devices.deny", ""},
         {"freezer.state", "THAWED"},
 };
+/* The optional files iso_host_open probes in the parent once (v1: struct cg_layout has); a
+ * kernel has them in every non-root cgroup, the parent included, so a fake host with them
+ * puts them in the parent before iso_host_open (host_files). */
+static const char *const v1_host_files[][2] = {
+        {"memory.memsw.limit_in_bytes", "9223372036854771712"},
+        {"memory.swappiness", "60"},
+};
 static const char *const v2_files[][2] = {
         {"cpu.max", "max 100000"},
         {"cpu.weight", "100"},
@@ -189,6 +196,8 @@ struct layout {
     char *(*path)(const char *ctr, const char *file);
     const char *const (*files)[2];
     size_t n_files;
+    const char *const (*host_files)[2]; /* in the parent "berth" before iso_host_open */
+    size_t n_host_files;
     size_t n_dirs;          /* a container's directories: one per hierarchy */
     const char *host_paths; /* iso_host_foreach_path, {t} = the tree */
     const char *freezer;    /* the freezer's file and its thawed value */
@@ -207,6 +216,8 @@ static const struct layout layouts[] = {
                 .path = v1_path,
                 .files = v1_files,
                 .n_files = ARRAY_SIZE(v1_files),
+                .host_files = v1_host_files,
+                .n_host_files = ARRAY_SIZE(v1_host_files),
                 .n_dirs = ARRAY_SIZE(v1_hiers),
                 .host_paths = "cpu={t}/cpu/berth;cpuacct={t}/cpuacct/berth;"
                               "memory={t}/memory/process_api/x/berth;pids={t}/pids/berth;"
@@ -283,6 +294,13 @@ static inline void populate(const struct layout *L, const char *t, const char *c
         snprintf(f, sizeof(f), "%s:tasks", v1_hiers[i]);
         putc_(L, t, ctr, f, "");
     }
+}
+
+/* Give the parent "berth" the files a kernel's parent has before iso_host_open probes it. */
+static inline void host_files(const struct layout *L, const char *t)
+{
+    for (size_t i = 0; i < L->n_host_files; i++)
+        putc_(L, t, NULL, L->host_files[i][0], L->host_files[i][1]);
 }
 
 static inline struct iso_host *host_open(const struct layout *L, const char *t, const char *parent)

@@ -40,7 +40,9 @@ static const struct apply_case {
                   {"memory.swappiness", "0"},
                   {"pids.max", "1024"},
                   {"devices.deny", "a"},
-                  {"devices.allow", "b *:* m"}}, /* the last of the allow-list */
+                  /* one fd, one write per rule: the fake's plain file keeps them all */
+                  {"devices.allow", "c 1:3 rwmc 1:5 rwmc 1:7 rwmc 1:8 rwmc 1:9 rwmc 5:0 rwm"
+                                    "c 5:2 rwmc 136:* rwmc *:* mb *:* m"}},
                  {{"cpu.max", "200000 100000"},
                   {"cpu.weight", "79"}, /* 1 + (2046 * 9999) / 262142 */
                   {"memory.max", "1073741824"},
@@ -96,6 +98,7 @@ static void test_apply(void **state)
     const struct layout *L = *state;
     size_t li = L->version == ISO_CG_V1 ? 0 : 1;
     _cleanup_free_ char *t = L->tree();
+    host_files(L, t); /* v1: a host with swap accounting */
     struct iso_host *h = host_open(L, t, "/berth"); /* a leading '/' is ignored */
     assert_int_equal(iso_host_version(h), L->version);
     assert_int_equal(iso_host_flags(h), L->flags);
