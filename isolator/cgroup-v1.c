@@ -73,7 +73,8 @@ static int cg1_devices(int fd, struct berr **err)
     if (r < 0)
         return berr_set(err, -r, "write 'devices.deny' = 'a'");
     /* One fd for the whole list: the kernel parses each write() as one rule. */
-    _cleanup_close_ int afd = openat(fd, "devices.allow", O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+    _cleanup_close_ int afd =
+            openat(fd, "devices.allow", O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
     if (afd < 0)
         return berr_set(err, errno, "write 'devices.allow' = '%s'", allow[0]);
     for (size_t i = 0; i < ARRAY_SIZE(allow); i++) {

@@ -98,7 +98,8 @@ static void test_apply(void **state)
     const struct layout *L = *state;
     size_t li = L->version == ISO_CG_V1 ? 0 : 1;
     _cleanup_free_ char *t = L->tree();
-    host_files(L, t); /* v1: a host with swap accounting */
+    /* v1: a host with swap accounting (its parent has memsw, probed at open) */
+    host_files(L, t);
     struct iso_host *h = host_open(L, t, "/berth"); /* a leading '/' is ignored */
     assert_int_equal(iso_host_version(h), L->version);
     assert_int_equal(iso_host_flags(h), L->flags);

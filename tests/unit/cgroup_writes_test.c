@@ -43,8 +43,8 @@ static struct {
     const char *fail_file;   /* the fail_nth write() (1-based) of one open fails fail_errno */
     unsigned fail_nth;
     int fail_errno;
-    bool memsw_rule;         /* memory.limit_in_bytes above memsw: EINVAL, as the kernel */
-    const char *round_file;  /* a write here stores round_to instead (pages) */
+    bool memsw_rule;        /* memory.limit_in_bytes above memsw: EINVAL, as the kernel */
+    const char *round_file; /* a write here stores round_to instead (pages) */
     const char *round_to;
 } fk;
 
@@ -199,7 +199,10 @@ static const char *opens(void)
         int m = c->flags & O_ACCMODE;
         size_t l = strlen(buf);
         snprintf(buf + l, sizeof(buf) - l, "%s%s:%s", l ? " " : "",
-                 m == O_RDWR ? "w+r" : m == O_WRONLY ? "w" : "r", c->file);
+                 m == O_RDWR     ? "w+r"
+                 : m == O_WRONLY ? "w"
+                                 : "r",
+                 c->file);
     }
     return buf;
 }
