@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/agent.h - private header of berth-agent: the daemon's one context (struct agent),
  * the container record (struct container) and the functions the agentd files share.
- * File map: main.c builds the context and runs the loop; api.c, api-node.c, api-error.c
- * and path.c serve HTTP (exec.c, logs.c, metrics.c their endpoints); container.c owns the
+ * File map: main.c builds the context and runs the loop; api.c, api-node.c, api-error.c,
+ * api-launch.c (one launch a loop turn) and path.c serve HTTP (api.h; exec.c, logs.c,
+ * metrics.c their endpoints); container.c owns the
  * table; record.c is the container's JSON (API view and state.db record); lifecycle.c is
  * the state machine and its one transition point, ctr_set_state; sandbox.c prepares a
  * launch (dirs, spec.json, cgroups, limits) and launch.c spawns executors; release.c ends
@@ -86,6 +87,7 @@ struct container {
     struct iso_stats usage, usage_prev;
     uint64_t usage_at_ns, usage_prev_at_ns;
     bool has_usage;
+    uint64_t sample_gen; /* the sampler's last pass that took it */
     bool kill_requested;
     /* ended before its executor was reaped (STARTING could not be stored, or its network
      * could not be made): FAILED at once, the pidfd kept to reap it */
@@ -164,11 +166,17 @@ struct agent {
     /* node resources (resources.c) */
     struct res_amounts total, reserved, allocatable;
     /* usage sampling (sampler.c) */
-    struct event *ev_sample;
+    /* POST /v1/containers beyond the launches a turn takes (api-launch.c) */
+    struct queued_launch *launch_q, **launch_q_tail;
+    unsigned launches_this_turn, launches_queued;
+    uint64_t launches_deferred_total; /* berth_api_launches_deferred_total */
+    struct event *ev_launch_turn;
+    struct event *ev_sample, *ev_sample_more; /* the interval; the pass's next slice */
+    uint64_t sample_gen;                      /* the pass under way (container.sample_gen) */
     int proc_stat_fd, meminfo_fd;
     uint64_t node_cpu_ns, node_mem_used, sample_at_ns;
     double node_cpu_cores; /* busy cores over the last interval */
-    uint64_t sample_passes, sample_pass_ns_total;
+    uint64_t sample_passes, sample_slices, sample_pass_ns_total;
     /* launch durations (POST received -> RUNNING), a Prometheus histogram */
     uint64_t launch_buckets[12], launch_count;
     double launch_sum;
@@ -548,30 +556,7 @@ struct link;
 int link_start(struct agent *a, struct berr **err);
 void link_stop(struct agent *a);
 
-/* path.c: split a request path into at most max segments of < API_SEG_MAX bytes each;
- * their number, or -1 when there are more or one is longer (the caller answers 404). */
-#define API_SEG_MAX 80
-int api_split_path(const char *path, char seg[][API_SEG_MAX], int max);
-
-/* api.c, api-node.c, api-error.c: the agent's one reply path. */
-int api_start(struct agent *a, struct berr **err);
-void api_stop(struct agent *a);
-void api_reply_error(struct evhttp_request *req, struct berr *err);
-void api_reply_json(struct evhttp_request *req, int status, yajl_gen g);
-/* From a connection's close callback: the request we were answering (a wait, a log follower,
- * an exec) will not be answered; frees it when libevent left it to us. */
-void api_request_gone(struct evhttp_request *req);
-/* One error answer built here (code and message), like api_reply_error. */
-void api_fail(struct evhttp_request *req, enum berr_code code, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-/* The request body as a NUL-terminated copy (*ret_len bytes); NULL after answering 413
- * BODY_TOO_LARGE when it is over API_MAX_BODY. */
-#define API_MAX_BODY (1u << 20)
-char *api_read_body(struct evhttp_request *req, size_t *ret_len);
-/* The answer to a CONNECT request: a JSON 405 with its own Content-Length (libevent's
- * framing of CONNECT answers has none). */
-void api_reply_connect(struct evhttp_request *req);
-void api_serve_node(struct agent *a, struct evhttp_request *req);
+#include "agentd/api.h" /* the local API (api*.c, path.c) */
 
 /* main.c: canonical paths tasks must not see - work_dir, the socket's dir, token_file -
  * sorted so an ancestor comes before what it contains (the executor then skips the inner

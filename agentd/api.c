@@ -56,8 +56,7 @@ static void reply_committed(struct agent *a, int r, void *arg)
     free(d);
 }
 
-static void reply_after_commit(struct agent *a, struct evhttp_request *req, int status,
-                               const char *id)
+void api_reply_after_commit(struct agent *a, struct evhttp_request *req, int status, const char *id)
 {
     struct committed_reply *d = xzalloc(sizeof(*d));
     d->req = req;
@@ -92,26 +91,6 @@ static void handle_list(struct agent *a, struct evhttp_request *req)
     yajl_gen_map_close(g);
     api_reply_json(req, 200, g);
     yajl_gen_free(g);
-}
-
-static void handle_launch(struct agent *a, struct evhttp_request *req)
-{
-    size_t len;
-    _cleanup_free_ char *body = api_read_body(req, &len);
-    if (!body)
-        return;
-    struct container *c = NULL;
-    _cleanup_berr_ struct berr *err = NULL;
-    /* parsed at the edge, once, by the schema the master uses too (masterlink/spec.c) */
-    struct ml_task_spec spec;
-    yajl_val v = json_parse(body, len, &err);
-    int r = v ? ml_task_spec_parse(v, 0, &spec, &err) : -EINVAL;
-    yajl_tree_free(v);
-    if (r < 0 || ctr_launch(a, CTR_ORIGIN_LOCAL, &spec, NULL, &c, &err) < 0) {
-        api_reply_error(req, err);
-        return;
-    }
-    reply_after_commit(a, req, 201, c->id);
 }
 
 static void handle_stats(struct agent *a, struct evhttp_request *req, struct container *c)
@@ -198,7 +177,7 @@ static void handle_kill(struct agent *a, struct evhttp_request *req, struct cont
         api_reply_error(req, err);
         return;
     }
-    reply_after_commit(a, req, 202, c->id);
+    api_reply_after_commit(a, req, 202, c->id);
 }
 
 /* /v1/containers/{ref}[/{sub}]; returns -EINVAL when the method does not fit. */
@@ -225,7 +204,7 @@ static int route_container(struct agent *a, struct evhttp_request *req, const ch
         if (ctr_remove(a, c, &err) < 0) /* c is freed on success */
             api_reply_error(req, err);
         else
-            reply_after_commit(a, req, 204, id);
+            api_reply_after_commit(a, req, 204, id);
     } else if (sub && streq(sub, "stats") && get)
         handle_stats(a, req, c);
     else if (sub && streq(sub, "wait") && get)
@@ -314,7 +293,7 @@ static void route(struct evhttp_request *req, void *arg)
         if (get)
             return handle_list(a, req);
         if (post)
-            return handle_launch(a, req);
+            return api_launch(a, req);
         goto method;
     }
     if (route_container(a, req, seg[2], n == 4 ? seg[3] : NULL, m) == 0)
@@ -516,6 +495,7 @@ int api_start(struct agent *a, struct berr **err)
 
 void api_stop(struct agent *a)
 {
+    api_launch_stop(a); /* before the servers go: their requests are answered */
     if (a->http_tcp) {
         evhttp_free(a->http_tcp);
         a->http_tcp = NULL;

@@ -180,6 +180,10 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
             n += (int) c->state == st;
         evbuffer_add_printf(b, "berth_containers{state=\"%s\"} %u\n", ml_state_name(st), n);
     }
+    head(b, "berth_api_launches_deferred_total", "counter",
+         "Launch requests that waited for a later turn of the loop (one launch a turn).");
+    evbuffer_add_printf(b, "berth_api_launches_deferred_total %llu\n",
+                        (unsigned long long) a->launches_deferred_total);
     head(b, "berth_sampler_passes_total", "counter", "Usage sampling passes done.");
     evbuffer_add_printf(b, "berth_sampler_passes_total %llu\n",
                         (unsigned long long) a->sample_passes);
@@ -187,6 +191,10 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
          "Time spent in usage sampling passes (node and every live container).");
     evbuffer_add_printf(b, "berth_sampler_pass_seconds_total %.9f\n",
                         (double) a->sample_pass_ns_total / 1e9);
+    head(b, "berth_sampler_slices_total", "counter",
+         "Loop turns those passes took (a pass takes up to 64 containers a turn).");
+    evbuffer_add_printf(b, "berth_sampler_slices_total %llu\n",
+                        (unsigned long long) a->sample_slices);
     head(b, "berth_health_checks_total", "counter", "Health checks run since the agent started.");
     evbuffer_add_printf(b, "berth_health_checks_total %llu\n",
                         (unsigned long long) a->health_checks_total);

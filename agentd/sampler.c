@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/sampler.c - usage sampling: a timer (stats_interval, default 1 s) reads every live
  * container's cgroup statistics (kept-open files, pread: no open/close and no allocation
- * per pass) and the node's CPU time and memory (/proc/stat, /proc/meminfo, also kept open);
+ * per pass; 64 containers a loop turn) and the node's CPU time and memory (/proc/stat,
+ * /proc/meminfo, also kept open);
  * the two latest samples give rates. API handlers sample one container on demand. Also
  * keeps the launch-duration histogram. metrics.c and the API read what is kept here. */
 #include <fcntl.h>
@@ -81,18 +82,55 @@ static void sample_node(struct agent *a)
     a->sample_at_ns = now;
 }
 
+/* A pass takes the node, then the live containers in slices of SAMPLE_SLICE, each slice
+ * in a turn of the loop of its own (a zero timeout: the loop polls its sockets in between).
+ * With 1,000 tasks a whole pass is ~26 ms of pread and parsing (docs/performance.md,
+ * "Sampling"): in one callback it was the loop's longest stall under load (issue #18); a
+ * slice is ~1.5 ms. Each container keeps its own sample times, so its rates do not care
+ * when in the pass it was taken; one launched during a pass is taken by a later slice. */
+#define SAMPLE_SLICE 64
+
+static void sample_slice(struct agent *a, uint64_t t0)
+{
+    unsigned n = 0;
+    bool more = false;
+    for (struct container *c = a->containers; c; c = c->next) {
+        if (!c->cg || ml_state_terminal(c->state) || c->sample_gen == a->sample_gen)
+            continue;
+        if (n == SAMPLE_SLICE) {
+            more = true;
+            break;
+        }
+        sampler_sample(a, c);
+        c->sample_gen = a->sample_gen;
+        n++;
+    }
+    /* what a pass costs, for berth_sampler_pass_seconds_total (make bench reads it) */
+    a->sample_pass_ns_total += now_monotonic_ns() - t0;
+    a->sample_slices++;
+    static const struct timeval now = {0, 0};
+    if (more)
+        evtimer_add(a->ev_sample_more, &now);
+    else
+        a->sample_passes++;
+}
+
+static void on_sample_more(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    sample_slice(arg, now_monotonic_ns());
+}
+
 static void on_sample(evutil_socket_t fd, short what, void *arg)
 {
     (void) fd, (void) what;
     struct agent *a = arg;
+    if (evtimer_pending(a->ev_sample_more, NULL))
+        return; /* the last pass is not done: a loop this busy skips one */
     uint64_t t0 = now_monotonic_ns();
+    a->sample_gen++;
     sample_node(a);
-    for (struct container *c = a->containers; c; c = c->next)
-        if (c->cg && !ml_state_terminal(c->state))
-            sampler_sample(a, c);
-    /* what a pass costs, for berth_sampler_pass_seconds_total (make bench reads it) */
-    a->sample_passes++;
-    a->sample_pass_ns_total += now_monotonic_ns() - t0;
+    sample_slice(a, t0);
 }
 
 int sampler_start(struct agent *a, struct berr **err)
@@ -103,6 +141,9 @@ int sampler_start(struct agent *a, struct berr **err)
         return berr_set(err, errno, "open /proc/stat and /proc/meminfo");
     sample_node(a);
     a->ev_sample = event_new(a->base, -1, EV_PERSIST, on_sample, a);
+    a->ev_sample_more = evtimer_new(a->base, on_sample_more, a);
+    if (!a->ev_sample || !a->ev_sample_more)
+        return berr_setx(err, ENOMEM, "cannot make the sampler's events");
     uint64_t ms = a->cfg.stats_interval_ms ? a->cfg.stats_interval_ms : 1000;
     struct timeval tv = {.tv_sec = (time_t) (ms / 1000),
                          .tv_usec = (suseconds_t) (ms % 1000) * 1000};
@@ -114,7 +155,9 @@ void sampler_stop(struct agent *a)
 {
     if (a->ev_sample)
         event_free(a->ev_sample);
-    a->ev_sample = NULL;
+    if (a->ev_sample_more)
+        event_free(a->ev_sample_more);
+    a->ev_sample = a->ev_sample_more = NULL;
     closep(&a->proc_stat_fd);
     closep(&a->meminfo_fd);
     a->proc_stat_fd = a->meminfo_fd = -1;
