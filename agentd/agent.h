@@ -202,10 +202,13 @@ struct agent {
     struct release_job *releases;
     int cg_inotify_fd;
     struct event *ev_cg_inotify;
-    /* trash.c: directories being removed by a child process */
+    /* trash.c: directories being removed by a child process, and the batch the next turn's
+     * rm takes (also on the list) */
     char *trash_dir;
-    struct trash_job *trash;
-    uint64_t userns_next; /* the user namespace slice to try first (lifecycle.c) */
+    struct trash_job *trash, *trash_batch;
+    struct event *ev_trash;
+    uint64_t trash_rm_total; /* rm processes started (berth_agent_trash_rm_total) */
+    uint64_t userns_next;    /* the user namespace slice to try first (lifecycle.c) */
     /* ports.c: the [resources] ports ranges, and where the next assignment starts */
     struct port_range *port_ranges;
     size_t n_port_ranges;

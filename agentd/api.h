@@ -34,4 +34,3 @@ void api_launch_stop(struct agent *a);
 /* The answer (201, 202, 204) once the change is committed (store.c), in api.c. */
 void api_reply_after_commit(struct agent *a, struct evhttp_request *req, int status,
                             const char *id);
-

@@ -180,6 +180,10 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
             n += (int) c->state == st;
         evbuffer_add_printf(b, "berth_containers{state=\"%s\"} %u\n", ml_state_name(st), n);
     }
+    head(b, "berth_agent_trash_rm_total", "counter",
+         "rm processes started to remove containers' directories (one a loop turn).");
+    evbuffer_add_printf(b, "berth_agent_trash_rm_total %llu\n",
+                        (unsigned long long) a->trash_rm_total);
     head(b, "berth_api_launches_deferred_total", "counter",
          "Launch requests that waited for a later turn of the loop (one launch a turn).");
     evbuffer_add_printf(b, "berth_api_launches_deferred_total %llu\n",
