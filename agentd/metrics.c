@@ -14,6 +14,13 @@ static void head(struct evbuffer *b, const char *name, const char *type, const c
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A counter of one sample without labels. */
+static void counter(struct evbuffer *b, const char *name, const char *help, uint64_t v)
+{
+    head(b, name, "counter", help);
+    evbuffer_add_printf(b, "%s %llu\n", name, (unsigned long long) v);
+}
+
 /* Label values come from user input (names): escape backslash, quote and newline. */
 static void label_escape(const char *in, char *out, size_t len)
 {
@@ -180,38 +187,30 @@ void metrics_serve(struct agent *a, struct evhttp_request *req)
             n += (int) c->state == st;
         evbuffer_add_printf(b, "berth_containers{state=\"%s\"} %u\n", ml_state_name(st), n);
     }
-    head(b, "berth_agent_trash_rm_total", "counter",
-         "rm processes started to remove containers' directories (one a loop turn).");
-    evbuffer_add_printf(b, "berth_agent_trash_rm_total %llu\n",
-                        (unsigned long long) a->trash_rm_total);
-    head(b, "berth_api_launches_deferred_total", "counter",
-         "Launch requests that waited for a later turn of the loop (one launch a turn).");
-    evbuffer_add_printf(b, "berth_api_launches_deferred_total %llu\n",
-                        (unsigned long long) a->launches_deferred_total);
-    head(b, "berth_sampler_passes_total", "counter", "Usage sampling passes done.");
-    evbuffer_add_printf(b, "berth_sampler_passes_total %llu\n",
-                        (unsigned long long) a->sample_passes);
+    counter(b, "berth_agent_trash_rm_total",
+            "rm processes started to remove containers' directories (one a loop turn).",
+            a->trash_rm_total);
+    counter(b, "berth_api_launches_deferred_total",
+            "Launch requests that waited for a later turn of the loop (one launch a turn).",
+            a->launches_deferred_total);
+    counter(b, "berth_sampler_passes_total", "Usage sampling passes done.", a->sample_passes);
     head(b, "berth_sampler_pass_seconds_total", "counter",
          "Time spent in usage sampling passes (node and every live container).");
     evbuffer_add_printf(b, "berth_sampler_pass_seconds_total %.9f\n",
                         (double) a->sample_pass_ns_total / 1e9);
-    head(b, "berth_sampler_slices_total", "counter",
-         "Loop turns those passes took (a pass takes up to 64 containers a turn).");
-    evbuffer_add_printf(b, "berth_sampler_slices_total %llu\n",
-                        (unsigned long long) a->sample_slices);
-    head(b, "berth_health_checks_total", "counter", "Health checks run since the agent started.");
-    evbuffer_add_printf(b, "berth_health_checks_total %llu\n",
-                        (unsigned long long) a->health_checks_total);
-    head(b, "berth_launches_total", "counter", "Launches accepted since the agent started.");
-    evbuffer_add_printf(b, "berth_launches_total %llu\n", (unsigned long long) a->launches_total);
-    head(b, "berth_agent_template_builds_total", "counter",
-         "Sandbox templates built since the agent started (the first included).");
-    evbuffer_add_printf(b, "berth_agent_template_builds_total %llu\n",
-                        (unsigned long long) a->template_builds);
-    head(b, "berth_enforce_ports_kills_total", "counter",
-         "Tasks enforce_ports killed for listening on a port they were not given.");
-    evbuffer_add_printf(b, "berth_enforce_ports_kills_total %llu\n",
-                        (unsigned long long) a->ports_watch_kills);
+    counter(b, "berth_sampler_slices_total",
+            "Loop turns those passes took (a pass takes up to 64 containers a turn).",
+            a->sample_slices);
+    counter(b, "berth_health_checks_total", "Health checks run since the agent started.",
+            a->health_checks_total);
+    counter(b, "berth_launches_total", "Launches accepted since the agent started.",
+            a->launches_total);
+    counter(b, "berth_agent_template_builds_total",
+            "Sandbox templates built since the agent started (the first included).",
+            a->template_builds);
+    counter(b, "berth_enforce_ports_kills_total",
+            "Tasks enforce_ports killed for listening on a port they were not given.",
+            a->ports_watch_kills);
     head(b, "berth_launch_duration_seconds", "histogram",
          "Time from a launch request to the task running (its first instruction).");
     uint64_t cum = 0;

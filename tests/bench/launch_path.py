@@ -120,13 +120,6 @@ def health_poller(a, stop, worst):
         time.sleep(0.01)
 
 
-def running_count(a):
-    for line in a.get("/metrics")[1].splitlines():
-        if line.startswith('berth_containers{state="RUNNING"} '):
-            return int(line.split()[1])
-    return 0
-
-
 def many(a):
     stop, worst = threading.Event(), [0.0]
     th = threading.Thread(target=health_poller, args=(a, stop, worst))
@@ -138,7 +131,8 @@ def many(a):
                                                    mem="8MiB")["id"], range(N)))
         # counted by GET /metrics: listing 1,000 containers every 20 ms would itself hold
         # the loop ~10 ms a time and be the stall measured
-        bt.wait_for(lambda: running_count(a) >= N, 120, interval=0.02, what="%d RUNNING" % N)
+        bt.wait_for(lambda: a.metric('berth_containers{state="RUNNING"}') >= N, 120,
+                    interval=0.02, what="%d RUNNING" % N)
         t_up = time.monotonic() - t0
         stall_up = worst[0]
         worst[0] = 0.0

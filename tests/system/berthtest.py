@@ -475,6 +475,17 @@ class Agent(Daemon):
         if st is not None:
             self.seen.setdefault(pid, st)
 
+    def metric(self, sample):
+        """One sample's value in GET /metrics, by its name and labels as printed (e.g.
+        'berth_launches_total', 'berth_containers{state="RUNNING"}'); asserts it is there."""
+        st, text = self.get("/metrics")
+        assert st == 200, st
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == sample:
+                return float(value)
+        raise AssertionError("no %s in GET /metrics" % sample)
+
     def cgroup_dirs(self, cid):
         """{controller: absolute cgroup dir} of the container, from its "cgroups" field."""
         c = self.inspect(cid)

@@ -117,13 +117,6 @@ def test_gc_by_disk_watermark_oldest_first(agent_factory):
         subprocess.run(["umount", "-l", a.work])
 
 
-def rm_total(a):
-    for line in a.get("/metrics")[1].splitlines():
-        if line.startswith("berth_agent_trash_rm_total "):
-            return int(line.split()[1])
-    raise AssertionError("no berth_agent_trash_rm_total in GET /metrics")
-
-
 def test_removals_of_a_turn_share_one_rm(agent):
     """agentd/trash.c: the trees moved into the trash during one turn of the loop go to one
     `rm -rf` in the next. A DELETE moves two (the sandbox and the runtime dir): 12 DELETEs
@@ -133,12 +126,12 @@ def test_removals_of_a_turn_share_one_rm(agent):
     ids = [agent.launch(shell="true")["id"] for _ in range(12)]
     for cid in ids:
         agent.wait_terminal(cid)
-    before = rm_total(agent)
+    before = agent.metric("berth_agent_trash_rm_total")
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda cid: agent.delete("/v1/containers/" + cid)[0], ids))
     assert answers == [204] * len(ids), answers
     trash = os.path.join(agent.work, "trash")
     bt.wait_for(lambda: all(gone(agent, x) for x in ids) and not os.listdir(trash), 10,
                 interval=0.05, what="every removed container's dirs and the trash empty")
-    spawned = rm_total(agent) - before
+    spawned = agent.metric("berth_agent_trash_rm_total") - before
     assert 0 < spawned <= len(ids), "%d rm for %d DELETEs" % (spawned, len(ids))

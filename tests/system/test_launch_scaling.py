@@ -56,14 +56,8 @@ def test_a_launch_costs_the_same_with_500_tasks_running(agent):
 
 
 def sampler_counts(agent):
-    st, text = agent.get("/metrics")
-    assert st == 200, st
-    out = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("berth_sampler_passes_total", "berth_sampler_slices_total"):
-            out[name] = int(value)
-    return out["berth_sampler_passes_total"], out["berth_sampler_slices_total"]
+    return (agent.metric("berth_sampler_passes_total"),
+            agent.metric("berth_sampler_slices_total"))
 
 
 def test_sampling_many_tasks_goes_in_slices_and_takes_every_task(agent_factory):
@@ -90,24 +84,17 @@ def test_sampling_many_tasks_goes_in_slices_and_takes_every_task(agent_factory):
     assert not stale, "not sampled in %d passes: %s" % (p1 - p0, stale[:5])
 
 
-def deferred_launches(agent):
-    for line in agent.get("/metrics")[1].splitlines():
-        if line.startswith("berth_api_launches_deferred_total "):
-            return int(line.split()[1])
-    raise AssertionError("no berth_api_launches_deferred_total in GET /metrics")
-
-
 def test_concurrent_launches_are_taken_one_a_turn_in_order(agent):
     """Eight clients posting at once: the loop takes one launch a turn and queues the rest
     for the next turns (agentd/api-launch.c), so no turn holds every other request for
     eight launches. Every launch is answered 201 and runs, each client's in the order it
     sent them, and some waited for a later turn (the old agent: no such counter)."""
     import concurrent.futures
-    before = deferred_launches(agent)
+    before = agent.metric("berth_api_launches_deferred_total")
 
     def client(k):
-        return [agent.launch(shell="exec sleep 1000", cpus=0.001, mem="4MiB", name="c%d-%d" % (k, i))
-                for i in range(6)]
+        return [agent.launch(shell="exec sleep 1000", cpus=0.001, mem="4MiB",
+                             name="c%d-%d" % (k, i)) for i in range(6)]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         per_client = list(pool.map(client, range(8)))
     for launched in per_client:
@@ -115,4 +102,5 @@ def test_concurrent_launches_are_taken_one_a_turn_in_order(agent):
         assert times == sorted(times), "a client's launches out of order: %s" % times
         for c in launched:
             agent.wait_state(c["id"], "RUNNING", timeout=60)
-    assert deferred_launches(agent) > before, "no launch waited for a later turn"
+    assert agent.metric("berth_api_launches_deferred_total") > before, \
+        "no launch waited for a later turn"
