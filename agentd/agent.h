@@ -165,12 +165,12 @@ struct agent {
     char hostname[256];
     /* node resources (resources.c) */
     struct res_amounts total, reserved, allocatable;
-    /* usage sampling (sampler.c) */
-    /* POST /v1/containers beyond the launches a turn takes (api-launch.c) */
+    /* POST /v1/containers beyond the launch a turn takes (api-launch.c) */
     struct queued_launch *launch_q, **launch_q_tail;
-    unsigned launches_this_turn, launches_queued;
+    unsigned launches_this_turn;
     uint64_t launches_deferred_total; /* berth_api_launches_deferred_total */
     struct event *ev_launch_turn;
+    /* usage sampling (sampler.c) */
     struct event *ev_sample, *ev_sample_more; /* the interval; the pass's next slice */
     uint64_t sample_gen;                      /* the pass under way (container.sample_gen) */
     int proc_stat_fd, meminfo_fd;

@@ -37,7 +37,6 @@ static void on_next_turn(evutil_socket_t fd, short what, void *arg)
         struct queued_launch *q = a->launch_q;
         if (!(a->launch_q = q->next))
             a->launch_q_tail = &a->launch_q;
-        a->launches_queued--;
         if (evhttp_request_get_connection(q->req))
             launch_now(a, q->req, q->body, q->len);
         else
@@ -93,7 +92,6 @@ void api_launch(struct agent *a, struct evhttp_request *req)
     q->len = len;
     *a->launch_q_tail = q;
     a->launch_q_tail = &q->next;
-    a->launches_queued++;
     a->launches_deferred_total++;
 }
 
@@ -110,7 +108,6 @@ void api_launch_stop(struct agent *a)
         free(q);
     }
     a->launch_q_tail = &a->launch_q;
-    a->launches_queued = 0;
     if (a->ev_launch_turn)
         event_free(a->ev_launch_turn);
     a->ev_launch_turn = NULL;
