@@ -54,7 +54,6 @@ def test_a_launch_costs_the_same_with_500_tasks_running(agent):
             later * 1000, LIVE, first * 1000)
 
 
-
 def sampler_counts(agent):
     return (agent.metric("berth_sampler_passes_total"),
             agent.metric("berth_sampler_slices_total"))
@@ -69,8 +68,8 @@ def test_sampling_many_tasks_goes_in_slices_and_takes_every_task(agent_factory):
     ids = launch_sleepers(a, 200)
 
     def sampled_at():
-        return {c["id"]: c["usage"]["sampled_at"] for c in a.get("/v1/containers")[1]["containers"]
-                if c["id"] in ids}
+        listed = a.get("/v1/containers")[1]["containers"]
+        return {c["id"]: c["usage"]["sampled_at"] for c in listed if c["id"] in ids}
     p0, s0 = sampler_counts(a)
     first = sampled_at()
     bt.wait_for(lambda: sampler_counts(a)[0] >= p0 + 3, 10, interval=0.05,
