@@ -170,6 +170,37 @@ static int preflight(struct agent *a, struct berr **err)
     return 0;
 }
 
+/* Take work_dir's lock. The agent named in it may be gone while the lock is still held for
+ * a moment: a child it was cloning shares its fd table, and so the lock, until the child's
+ * first call (launch.c), and a SIGKILL can fall inside that window (a restart right after
+ * it failed "in use" in CI, tests/system/test_recovery_faults.py). So when that agent is
+ * gone, wait for the lock up to 2 s; a live one is refused at once. Before the loop runs:
+ * the wait blocks nothing else. */
+static int lock_work_dir(struct agent *a, const char *lock, struct berr **err)
+{
+    a->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (a->lock_fd < 0)
+        return berr_set(err, errno, "open '%s'", lock);
+    for (int i = 0; flock(a->lock_fd, LOCK_EX | LOCK_NB) < 0; i++) {
+        if (errno != EWOULDBLOCK)
+            return berr_set(err, errno, "lock '%s'", lock);
+        char pid[32] = "?";
+        (void) !pread(a->lock_fd, pid, sizeof(pid) - 1, 0);
+        pid[strcspn(pid, "\n")] = 0;
+        uint64_t holder = 0;
+        bool gone = parse_u64(pid, &holder) == 0 && holder > 0 && holder <= INT32_MAX &&
+                    kill((pid_t) holder, 0) < 0 && errno == ESRCH;
+        if (!gone || i == 200)
+            return berr_setx(
+                    err, EBUSY, "work_dir '%s' is in use by another berth-agent (pid %s%s)",
+                    a->cfg.work_dir, pid, gone ? ", gone, but its lock is still held" : "");
+        if (i == 0)
+            log_info("work_dir's lock is still held after berth-agent pid %s ended: waiting", pid);
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    return 0;
+}
+
 static int setup(struct agent *a, struct berr **err)
 {
     struct cfg_agent *cfg = &a->cfg;
@@ -183,16 +214,8 @@ static int setup(struct agent *a, struct berr **err)
         return berr_set(err, -r, "create work_dir '%s'", cfg->work_dir);
     /* one agent per work_dir (review M10): a second would manage the same executors */
     _cleanup_free_ char *lock = xasprintf("%s/agent.lock", cfg->work_dir);
-    a->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (a->lock_fd < 0)
-        return berr_set(err, errno, "open '%s'", lock);
-    if (flock(a->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        char pid[32] = "?";
-        (void) !pread(a->lock_fd, pid, sizeof(pid) - 1, 0);
-        pid[strcspn(pid, "\n")] = 0;
-        return berr_setx(err, EBUSY, "work_dir '%s' is in use by another berth-agent (pid %s)",
-                         cfg->work_dir, pid);
-    }
+    if ((r = lock_work_dir(a, lock, err)) < 0)
+        return r;
     char me[32];
     int n = snprintf(me, sizeof(me), "%d\n", (int) getpid());
     if (ftruncate(a->lock_fd, 0) < 0 || pwrite(a->lock_fd, me, (size_t) n, 0) != n)

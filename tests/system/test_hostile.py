@@ -14,6 +14,7 @@ import resource
 import secrets
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -387,6 +388,32 @@ def test_one_agent_per_work_dir_and_per_socket(agent_factory):
     r = third.run_foreground()
     assert r.returncode == 1 and "live socket" in r.stderr, r.stderr
     assert first.healthy() and os.path.exists(first.sock)
+
+
+def test_a_dead_agents_lock_still_held_for_a_moment_is_waited_for(agent_factory):
+    """A restart right after a SIGKILL: the dead agent's work_dir lock can stay held for a
+    moment by the child it was cloning (it shares the agent's fd table until its first
+    call), and the new agent refused to start (CI, test_recovery_faults.py). Here another
+    process holds the lock for 0.5 s after the agent named in it died: the new agent waits
+    and starts (the old one exited 1 "in use"); a live agent is still refused at once (the
+    test above)."""
+    a = agent_factory()
+    a.kill9()
+    lock = os.path.join(a.work, "agent.lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         "f = open(sys.argv[1], 'r+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+         "print('held', flush=True); time.sleep(0.5)", lock],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        a.start()
+        assert a.healthy()
+        assert "lock is still held after berth-agent pid" in a.log, a.log
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
 
 
 # ---- M11, L5 ----------------------------------------------------------------------------
