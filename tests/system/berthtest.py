@@ -476,8 +476,7 @@ class Agent(Daemon):
             self.seen.setdefault(pid, st)
 
     def metric(self, sample):
-        """One sample's value in GET /metrics, by its name and labels as printed (e.g.
-        'berth_launches_total', 'berth_containers{state="RUNNING"}'); asserts it is there."""
+        """GET /metrics' value of a sample as printed, e.g. 'berth_containers{state="RUNNING"}'."""
         st, text = self.get("/metrics")
         assert st == 200, st
         for line in text.splitlines():
@@ -519,14 +518,19 @@ class Agent(Daemon):
     def wait_terminal(self, cid, timeout=10.0):
         return self.wait_state(cid, TERMINAL, timeout)
 
-    def wait_all_terminal(self, cids, timeout=15.0):
-        """Wait for several containers in parallel; returns {id: container}."""
+    def wait_all_terminal(self, cids, timeout=15.0, gone_ok=False):
+        """Wait for several containers at once: {id: container}; gone_ok: a 404 is None."""
         done = {}
 
         def check():
             for cid in cids:
                 if cid not in done:
-                    c = self.inspect(cid)
+                    st, c = self.get("/v1/containers/" + cid, timeout=5)
+                    if gone_ok and st == 404:
+                        done[cid] = None
+                        continue
+                    assert st == 200, "inspect %s -> %s %r" % (cid, st, c)
+                    self.note(c)
                     if c.get("state") in TERMINAL:
                         done[cid] = c
             return len(done) == len(cids)
@@ -565,19 +569,10 @@ class Agent(Daemon):
                           {"signal": "KILL", "grace_seconds": 0}, timeout=5)
             except OSError:
                 pass
-        # ended, or gone: with gc_min_age=0 under gc_disk_watermark, GC removes a killed
-        # container at once, and a 404 taken for an error here once stopped the agent while
-        # another container's kill was still under way (its cgroups looked leaked)
-        pending = set(live)
-
-        def ended_or_gone():
-            for cid in sorted(pending):
-                st, c = self.get("/v1/containers/" + cid, timeout=5)
-                if st == 404 or (st == 200 and c.get("state") in TERMINAL):
-                    pending.discard(cid)
-            return not pending
+        # gone counts: GC may remove a killed one at once (gc_min_age=0), and a 404 taken for
+        # an error once stopped the agent while another kill was under way (a "leak")
         try:
-            wait_for(ended_or_gone, timeout, what="containers %s ended or removed" % live)
+            self.wait_all_terminal(live, timeout, gone_ok=True)
         except (AssertionError, OSError):
             pass
 
