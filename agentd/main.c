@@ -174,7 +174,7 @@ static int preflight(struct agent *a, struct berr **err)
  * a moment: a child it was cloning shares its fd table, and so the lock, until the child's
  * first call (launch.c), and a SIGKILL can fall inside that window (a restart right after
  * it failed "in use" in CI, tests/system/test_recovery_faults.py). So when that agent is
- * gone, wait for the lock up to 2 s; a live one is refused at once. Before the loop runs:
+ * gone, wait for the lock up to 5 s; a live one is refused at once. Before the loop runs:
  * the wait blocks nothing else. */
 static int lock_work_dir(struct agent *a, const char *lock, struct berr **err)
 {
@@ -190,7 +190,7 @@ static int lock_work_dir(struct agent *a, const char *lock, struct berr **err)
         uint64_t holder = 0;
         bool gone = parse_u64(pid, &holder) == 0 && holder > 0 && holder <= INT32_MAX &&
                     kill((pid_t) holder, 0) < 0 && errno == ESRCH;
-        if (!gone || i == 200)
+        if (!gone || i == 500)
             return berr_setx(
                     err, EBUSY, "work_dir '%s' is in use by another berth-agent (pid %s%s)",
                     a->cfg.work_dir, pid, gone ? ", gone, but its lock is still held" : "");

@@ -394,22 +394,34 @@ def test_a_dead_agents_lock_still_held_for_a_moment_is_waited_for(agent_factory)
     """A restart right after a SIGKILL: the dead agent's work_dir lock can stay held for a
     moment by the child it was cloning (it shares the agent's fd table until its first
     call), and the new agent refused to start (CI, test_recovery_faults.py). Here another
-    process holds the lock for 0.5 s after the agent named in it died: the new agent waits
-    and starts (the old one exited 1 "in use"); a live agent is still refused at once (the
-    test above)."""
+    process holds the lock after the agent named in it died, until the new agent says it
+    waits: then it lets go, and the new agent starts (the old one exited 1 "in use"); a live
+    agent is still refused at once (the test above)."""
     a = agent_factory()
     a.kill9()
     lock = os.path.join(a.work, "agent.lock")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time\n"
+        [sys.executable, "-c", "import fcntl, sys\n"
          "f = open(sys.argv[1], 'r+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
-         "print('held', flush=True); time.sleep(0.5)", lock],
-        stdout=subprocess.PIPE, text=True)
+         "print('held', flush=True); sys.stdin.readline()", lock],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        a.start()
-        assert a.healthy()
-        assert "lock is still held after berth-agent pid" in a.log, a.log
+        a.spawn()
+        bt.wait_for(lambda: "lock is still held after berth-agent pid" in a.log or
+                    a.proc.poll() is not None, 30, what="the new agent to wait for the lock")
+        assert a.proc.poll() is None, a.log
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(30)
+
+        def up():
+            assert a.proc.poll() is None, a.log
+            try:
+                return a.healthy()
+            except OSError:
+                return False
+        bt.wait_for(up, 30, what="the new agent to start once the lock is free")
     finally:
         holder.kill()
         holder.wait()
