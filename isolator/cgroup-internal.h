@@ -146,11 +146,6 @@ void cg_foreach_path(const struct cg_layout *lay, const struct cg_node *n,
 
 /* fd of the node in the hierarchy of ctrl, or -1. */
 int cg_fd(const struct cg_layout *lay, const struct cg_node *n, enum cg_ctrl c);
-/* Write value to file under dirfd, read it back and record {file, value} in n->values.
- * Sets err "write 'file' = 'value': reason". */
-int cg_write(struct cg_node *n, int dirfd, const char *file, const char *value, struct berr **err);
-/* Same, but silently returns -errno without err (optional files: swappiness, use_hierarchy). */
-int cg_write_quiet(struct cg_node *n, int dirfd, const char *file, const char *value);
 /* cg_set flags */
 enum {
     CG_SET_QUIET = 1u << 0, /* no err: return -errno alone (as cg_write_quiet) */
@@ -158,13 +153,17 @@ enum {
      * when the file holds something else; the value recorded is still the one read */
     CG_SET_IF_DIFFERENT = 1u << 1,
 };
-/* cg_write with fewer syscalls (v1's limits): one fd opened O_RDWR, one write(), and the
- * read-back by pread at offset 0 through the same fd (cgroupfs regenerates a file read at
- * offset 0; checked on kernel 6.18's v1 files for every file cg1_apply writes). A file that
- * may be written but not read (EACCES/EPERM on O_RDWR) is written and read back through
- * separate opens, as cg_write does. Same errors as cg_write / cg_write_quiet. */
+/* Write value to file under dirfd, read it back and record {file, value} in n->values: one
+ * fd opened O_RDWR, one write() (cgroupfs parses each on its own), and the read-back by
+ * pread at offset 0 through the same fd (cgroupfs regenerates a file read at offset 0;
+ * checked on kernel 6.18's v1 files). A file that may be written but not read (EACCES/EPERM
+ * on O_RDWR) is written and read back through separate opens. Sets err "write 'file' =
+ * 'value': reason" unless CG_SET_QUIET. */
 int cg_set(struct cg_node *n, int dirfd, const char *file, const char *value, unsigned flags,
            struct berr **err);
+/* cg_set without flags, and quiet (optional files: swappiness, use_hierarchy). */
+int cg_write(struct cg_node *n, int dirfd, const char *file, const char *value, struct berr **err);
+int cg_write_quiet(struct cg_node *n, int dirfd, const char *file, const char *value);
 /* True if dirfd/file exists. */
 bool cg_has(int dirfd, const char *file);
 /* Read one number; "max" (and v1's -1) read as UINT64_MAX. -errno on failure. */

@@ -47,10 +47,9 @@ static void cg_record(struct cg_node *n, const char *file, const char *value)
     snprintf(n->values[i].value, sizeof(n->values[i].value), "%s", value);
 }
 
-int cg_write_quiet(struct cg_node *n, int dirfd, const char *file, const char *value)
+/* Write, then read back through a second open: for a file we may write but not read. */
+static int cg_write_apart(struct cg_node *n, int dirfd, const char *file, const char *value)
 {
-    if (dirfd < 0)
-        return -EBADF;
     int r = write_file_at(dirfd, file, value);
     if (r < 0)
         return r;
@@ -64,13 +63,14 @@ int cg_write_quiet(struct cg_node *n, int dirfd, const char *file, const char *v
     return 0;
 }
 
+int cg_write_quiet(struct cg_node *n, int dirfd, const char *file, const char *value)
+{
+    return cg_set(n, dirfd, file, value, CG_SET_QUIET, NULL);
+}
+
 int cg_write(struct cg_node *n, int dirfd, const char *file, const char *value, struct berr **err)
 {
-    int r = cg_write_quiet(n, dirfd, file, value);
-    if (r < 0)
-        return berr_set(err, -r, "write '%s' = '%s'", file, value);
-    log_debug("cgroup: wrote '%s' = '%s'", file, value);
-    return 0;
+    return cg_set(n, dirfd, file, value, 0, err);
 }
 
 /* pread of a one-value file at offset 0, NUL-terminated at its first newline. */
@@ -119,8 +119,8 @@ int cg_set(struct cg_node *n, int dirfd, const char *file, const char *value, un
      * keep the tail of a longer old value */
     _cleanup_close_ int fd = openat(dirfd, file, O_RDWR | O_TRUNC | O_CLOEXEC | O_NOCTTY);
     if (fd < 0 && (errno == EACCES || errno == EPERM)) {
-        /* writable but not readable for us: write and read back apart, as cg_write */
-        int r = cg_write_quiet(n, dirfd, file, value);
+        /* writable but not readable for us: write and read back apart */
+        int r = cg_write_apart(n, dirfd, file, value);
         if (r < 0)
             return cg_set_fail(r, file, value, flags, err);
         log_debug("cgroup: wrote '%s' = '%s'", file, value);
