@@ -89,6 +89,8 @@ struct container {
     bool has_usage;
     uint64_t sample_gen; /* the sampler's last pass that took it */
     bool kill_requested;
+    /* its end awaits its commit and sync (ended_committed); removed meanwhile: in a->limbo */
+    bool end_unannounced;
     /* ended before its executor was reaped (STARTING could not be stored, or its network
      * could not be made): FAILED at once, the pidfd kept to reap it */
     bool unrecorded;
@@ -181,6 +183,7 @@ struct agent {
     uint64_t launch_buckets[12], launch_count;
     double launch_sum;
     struct container *containers;
+    struct container *limbo; /* removed before their end was announced (lifecycle.c) */
     /* logs -f followers */
     int inotify_fd;
     struct event *ev_inotify;
@@ -349,6 +352,9 @@ struct event *ctr_event_new(struct agent *a, struct container *c, int fd, short 
                             event_callback_fn cb);
 void ctr_event_free(struct event **ev);
 void ctr_unlink(struct agent *a, struct container *c);
+/* a->limbo: removed (unlinked) containers whose end awaits its sync; take unlinks one */
+void ctr_limbo_add(struct agent *a, struct container *c);
+struct container *ctr_limbo_take(struct agent *a, const char *id);
 struct container *ctr_free(struct container *c);
 void ctr_free_all(struct agent *a);
 

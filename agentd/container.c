@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/container.c - the container table: lookup by id, name or id prefix, unlinking and
- * freeing. The table owns the records; async callbacks carry a container's id and look it up
- * here (STYLE.md). record.c writes and reads a container's JSON; lifecycle.c changes state. */
+ * freeing, the limbo of removed containers whose end awaits its sync, the state watchers and
+ * ctr_save (a record's change queued for the commit). The table owns the records; async
+ * callbacks carry a container's id and look it up here (STYLE.md). record.c writes and reads
+ * a container's JSON; lifecycle.c changes state. */
 #include <string.h>
 
 #include "agentd/agent.h"
@@ -98,6 +100,39 @@ void ctr_unlink(struct agent *a, struct container *c)
     c->next = NULL;
 }
 
+void ctr_watch_add(struct agent *a, void (*fn)(struct agent *a, struct container *c))
+{
+    if (a->n_watchers < ARRAY_SIZE(a->watchers))
+        a->watchers[a->n_watchers++] = fn;
+}
+
+void ctr_save(struct agent *a, struct container *c)
+{
+    /* only the states the API has announced must survive a machine crash (store.c) */
+    bool durable = c->state == ML_STARTING || ml_state_terminal(c->state);
+    _cleanup_free_ char *record = ctr_record_encode(a, c);
+    store_put(a, c->id, c->spec.name, c->created_at, record, c->pid_start, durable);
+}
+
+void ctr_limbo_add(struct agent *a, struct container *c)
+{
+    c->next = a->limbo;
+    a->limbo = c;
+}
+
+struct container *ctr_limbo_take(struct agent *a, const char *id)
+{
+    for (struct container **p = &a->limbo; *p; p = &(*p)->next) {
+        if (streq((*p)->id, id)) {
+            struct container *c = *p;
+            *p = c->next;
+            c->next = NULL;
+            return c;
+        }
+    }
+    return NULL;
+}
+
 struct container *ctr_free(struct container *c)
 {
     if (!c)
@@ -124,9 +159,12 @@ struct container *ctr_free(struct container *c)
 
 void ctr_free_all(struct agent *a)
 {
-    while (a->containers) {
-        struct container *c = a->containers;
-        a->containers = c->next;
-        ctr_free(c);
+    for (struct container **list = &a->containers; list;
+         list = list == &a->limbo ? NULL : &a->limbo) {
+        while (*list) {
+            struct container *c = *list;
+            *list = c->next;
+            ctr_free(c);
+        }
     }
 }

@@ -13,34 +13,23 @@
 
 #include "agentd/agent.h"
 
-void ctr_watch_add(struct agent *a, void (*fn)(struct agent *a, struct container *c))
-{
-    if (a->n_watchers < ARRAY_SIZE(a->watchers))
-        a->watchers[a->n_watchers++] = fn;
-}
-
-void ctr_save(struct agent *a, struct container *c)
-{
-    /* only the states the API has announced must survive a machine crash (store.c) */
-    bool durable = c->state == ML_STARTING || ml_state_terminal(c->state);
-    _cleanup_free_ char *record = ctr_record_encode(a, c);
-    store_put(a, c->id, c->spec.name, c->created_at, record, c->pid_start, durable);
-}
-
 /* After the commit of a container's end: only now does anyone hear of it. */
 static void ended_committed(struct agent *a, int r, void *arg)
 {
     (void) r; /* not stored (logged): the next start derives the end again */
     _cleanup_free_ char *id = arg;
-    struct container *c = ctr_find_id(a, id);
-    if (!c)
+    /* removed meanwhile (ctr_remove): out of the limbo, freed at the end */
+    struct container *c = ctr_find_id(a, id), *removed = c ? NULL : ctr_limbo_take(a, id);
+    if (!c && !(c = removed))
         return;
+    c->end_unannounced = false;
     /* the end is recorded before the cgroups go: a crash in between leaves a terminal
      * record and cgroups no live container holds, which the next start removes */
     agent_fault(a, "finish-after-record");
     release_start(a, c);
     ctr_answer_waiters(a, c);
     logs_container_ended(a, c->id);
+    ctr_free(removed);
 }
 
 void ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum ml_reason reason)
@@ -61,8 +50,10 @@ void ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum 
      * send goes after it */
     for (unsigned i = 0; i < a->n_watchers; i++)
         a->watchers[i](a, c);
-    if (ml_state_terminal(st))
+    if (ml_state_terminal(st) && !c->end_unannounced) {
+        c->end_unannounced = true;
         store_after_commit(a, ended_committed, xstrdup(c->id));
+    }
 }
 
 static void set_message(struct container *c, const char *msg)
@@ -534,7 +525,10 @@ int ctr_remove(struct agent *a, struct container *c, struct berr **err)
     store_drop(a, c->id);
     store_after_commit(a, remove_committed, xstrdup(c->id));
     ctr_unlink(a, c);
-    ctr_free(c);
+    if (c->end_unannounced) /* its end is not on disk yet: ended_committed, first, frees it */
+        ctr_limbo_add(a, c);
+    else
+        ctr_free(c);
     return 0;
 }
 

@@ -9,16 +9,20 @@
  * Durability: WAL with synchronous=NORMAL survives any crash of the agent (a commit is in
  * the WAL, in the page cache, before sqlite3_step returns); only a crash of the machine can
  * lose the last commits. Those matter for the states the API has announced: the 201 of a
- * launch (STARTING) and a task's end. Their commits run with synchronous=FULL (one fsync of
- * the WAL, ~0.15 ms here), the others (STAGING, RUNNING, kill requested) stay NORMAL: after
- * a machine crash no task survives and recovery re-derives those from the executor's
+ * launch (STARTING) and a task's end. Their commits are fsynced before anyone hears of them
+ * (the WAL's fdatasync, 0.1-8 ms on this machine kind's disk): for the loop's commits by a
+ * thread while the loop goes on (common/syncer.c, issue #18), at recovery and at the stop by
+ * synchronous=FULL. The others (STAGING, RUNNING, kill requested) stay NORMAL: after a
+ * machine crash no task survives and recovery re-derives those from the executor's
  * status.json or marks them LOST. */
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "agentd/agent.h"
+#include "common/syncer.h"
 
 static const char schema[] = "PRAGMA journal_mode=WAL;"
                              "PRAGMA synchronous=NORMAL;"
@@ -48,12 +52,29 @@ struct after {
     struct after *next;
 };
 
+/* What ran after a commit the loop made and waits for the sync thread (or for those
+ * before it, to keep their order): need is the syncer's number, 0 when nothing is to sync. */
+struct waiting {
+    uint64_t need;
+    int r;
+    struct after *after;
+    struct waiting *next;
+};
+
 struct store_batch {
     struct event *ev_commit;
     bool queued;  /* ev_commit is active */
     bool durable; /* a queued change must be fsynced */
     struct pending *pending, **pending_tail;
     struct after *after, **after_tail;
+    /* the loop's commits: the WAL's fsync on a thread (common/syncer.c), see "the group
+     * commit" below; NULL until the first, and when it could not start (then FULL) */
+    struct syncer *syncer;
+    struct event *ev_synced;
+    bool no_syncer;
+    uint64_t failed_seen;   /* the syncer's failures already logged */
+    unsigned test_delay_ms; /* BERTH_TEST_SYNC_DELAY_MS */
+    struct waiting *waiting, **waiting_tail;
 };
 
 static int store_batch_init(struct agent *a, struct berr **err);
@@ -171,6 +192,9 @@ void store_close(struct agent *a)
         (void) store_flush(a); /* nothing queued is lost at a stop */
         if (b->ev_commit)
             event_free(b->ev_commit);
+        if (b->ev_synced)
+            event_free(b->ev_synced);
+        syncer_free(b->syncer);
         free(b);
         a->batch = NULL;
     }
@@ -193,7 +217,13 @@ static void set_synchronous(struct agent *a, bool full)
  * any of them must survive a machine crash: a burst of 50 kills or 1,000 launches costs a
  * few commits, not one fsync each (issue #18; the loop stalled on them). What depends on a
  * change being stored - an API answer, a signal after its record, a waiter - runs after the
- * commit, through store_after_commit, in the order it was asked. */
+ * commit, through store_after_commit, in the order it was asked. The fsync itself is the
+ * sync thread's: the loop commits with synchronous=NORMAL (the change is in the WAL, safe
+ * from a crash of the agent), asks the thread, and runs what waits once the WAL is on disk,
+ * after everything that waited before it. With NORMAL SQLite still syncs the WAL and the
+ * database at each checkpoint and the WAL's header when it is reused, so a synced WAL holds
+ * every commit FULL would have (sqlite.org/pragma.html#pragma_synchronous). While one sync
+ * runs, the commits of the next turns queue behind it and share the next one. */
 
 static void pending_free(struct pending *p)
 {
@@ -233,11 +263,84 @@ static int write_pending(struct agent *a, const struct pending *p)
     return 0;
 }
 
-int store_flush(struct agent *a)
+static void run_afters(struct agent *a, struct after *after, int r)
+{
+    /* in order; what they queue goes into the next batch */
+    while (after) {
+        struct after *next = after->next;
+        after->fn(a, r, after->arg);
+        free(after);
+        after = next;
+    }
+}
+
+/* Runs, in the order of their commits, what waited on syncs that have finished. */
+static void drain_waiting(struct agent *a)
 {
     struct store_batch *b = a->batch;
-    if (!b)
-        return -EIO;
+    uint64_t done = 0, failed = 0;
+    int err = 0;
+    if (b->syncer)
+        done = syncer_done(b->syncer, &failed, &err);
+    if (failed > b->failed_seen) {
+        /* the commits it covered are answered as failed: said stored, they might not be */
+        log_msg(LOG_ERR, -err, "state.db: fdatasync of the WAL: %s", strerror(-err));
+        b->failed_seen = failed;
+    }
+    while (b->waiting && b->waiting->need <= done) {
+        struct waiting *w = b->waiting;
+        b->waiting = w->next;
+        if (!b->waiting)
+            b->waiting_tail = &b->waiting;
+        int r = w->r == 0 && w->need && w->need <= failed ? -EIO : w->r;
+        run_afters(a, w->after, r);
+        free(w);
+    }
+}
+
+static void on_synced(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd, (void) what;
+    drain_waiting(arg);
+}
+
+/* The sync thread, started at the loop's first durable commit; false (and the commits
+ * fsync on the loop, synchronous=FULL, as before #18) when it cannot. */
+static bool syncer_ready(struct agent *a)
+{
+    struct store_batch *b = a->batch;
+    if (b->syncer || b->no_syncer || !a->base)
+        return b->syncer != NULL;
+    b->no_syncer = true;
+    const char *db = sqlite3_db_filename(a->db, "main");
+    _cleanup_free_ char *wal = xasprintf("%s-wal", db ? db : "state.db");
+    _cleanup_berr_ struct berr *err = NULL;
+    /* the WAL exists from the connection's first read on, and stays the same file while
+     * it is open (a checkpoint rewinds it, only the last close removes it) */
+    int fd = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        berr_set(&err, errno, "open '%s'", wal);
+    } else if ((b->syncer = syncer_new(fd, b->test_delay_ms, &err))) {
+        b->ev_synced = event_new(a->base, syncer_fd(b->syncer), EV_READ | EV_PERSIST, on_synced, a);
+        if (b->ev_synced && event_add(b->ev_synced, NULL) == 0) {
+            b->no_syncer = false;
+            return true;
+        }
+        berr_setx(&err, ENOMEM, "no event for the sync thread");
+        syncer_free(b->syncer);
+        b->syncer = NULL;
+    }
+    log_warning("state.db: %s: the loop fsyncs its commits itself", berr_msg(err));
+    return false;
+}
+
+/* Writes the batch in one transaction. async (the loop's commit event): a durable batch is
+ * committed with synchronous=NORMAL, its WAL fsynced by the sync thread, and what waits on
+ * it runs when that is done; meanwhile the loop goes on. Otherwise (recovery, the stop,
+ * no thread) it is fsynced here (FULL) and what waits runs before the return. */
+static int commit(struct agent *a, bool async)
+{
+    struct store_batch *b = a->batch;
     b->queued = false;
     struct pending *p = b->pending;
     struct after *after = b->after;
@@ -247,10 +350,16 @@ int store_flush(struct agent *a)
     b->after = NULL;
     b->after_tail = &b->after;
     b->durable = false;
+    bool defer = async && durable && p && syncer_ready(a);
+    bool full = durable && !defer;
     int r = 0;
     if (p) {
         _cleanup_free_ char *msg = NULL;
-        if (durable)
+        if (full && b->test_delay_ms) { /* the same slow disk as the thread's (test hook) */
+            struct timespec ts = {b->test_delay_ms / 1000, (b->test_delay_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (full)
             set_synchronous(a, true);
         if (exec_sql(a->db, "BEGIN IMMEDIATE", &msg) != SQLITE_OK) {
             r = log_msg(LOG_ERR, EIO, "state.db: begin: %s", msg);
@@ -264,7 +373,7 @@ int store_flush(struct agent *a)
             if (r < 0)
                 (void) exec_sql(a->db, "ROLLBACK", NULL);
         }
-        if (durable)
+        if (full)
             set_synchronous(a, false);
     }
     while (p) {
@@ -272,14 +381,32 @@ int store_flush(struct agent *a)
         pending_free(p);
         p = next;
     }
-    /* in order; what they queue goes into the next batch */
-    while (after) {
-        struct after *next = after->next;
-        after->fn(a, r, after->arg);
-        free(after);
-        after = next;
+    uint64_t need = defer && r == 0 ? syncer_ask(b->syncer) : 0;
+    if (!need && !b->waiting) {
+        run_afters(a, after, r);
+        return r;
     }
+    /* behind the syncs before it, even with nothing to sync itself: answers keep the order
+     * of their changes */
+    struct waiting *w = xzalloc(sizeof(*w));
+    w->need = need;
+    w->r = r;
+    w->after = after;
+    *b->waiting_tail = w;
+    b->waiting_tail = &w->next;
     return r;
+}
+
+int store_flush(struct agent *a)
+{
+    struct store_batch *b = a->batch;
+    if (!b)
+        return -EIO;
+    if (b->syncer) {
+        syncer_wait(b->syncer); /* the loop's commits first, and their answers */
+        drain_waiting(a);
+    }
+    return commit(a, false);
 }
 
 void store_discard(struct agent *a)
@@ -306,7 +433,7 @@ void store_discard(struct agent *a)
 static void on_commit(evutil_socket_t fd, short what, void *arg)
 {
     (void) fd, (void) what;
-    (void) store_flush(arg);
+    (void) commit(arg, true);
 }
 
 static void batch_queue(struct agent *a)
@@ -371,6 +498,17 @@ static int store_batch_init(struct agent *a, struct berr **err)
     struct store_batch *b = xzalloc(sizeof(*b));
     b->pending_tail = &b->pending;
     b->after_tail = &b->after;
+    b->waiting_tail = &b->waiting;
+    /* test hook (tests/system/test_store_sync.py): every fsync of a durable commit takes
+     * this much longer, a slow disk */
+    const char *delay = getenv("BERTH_TEST_SYNC_DELAY_MS");
+    uint64_t ms;
+    if (delay && parse_u64(delay, &ms) == 0 && ms > 0 && ms <= 60000) {
+        b->test_delay_ms = (unsigned) ms;
+        log_warning("BERTH_TEST_SYNC_DELAY_MS: every fsync of state.db waits %u ms first; "
+                    "this is a test hook",
+                    b->test_delay_ms);
+    }
     a->batch = b;
     if (a->base) {
         b->ev_commit = event_new(a->base, -1, 0, on_commit, a);

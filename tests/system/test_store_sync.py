@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: Apache-2.0
+"""tests/system/test_store_sync.py - issue #18: the fsync of state.db's WAL is made by a
+thread of the agent's (common/syncer.c), not by its loop. Each test slows every fsync of a
+durable commit by DELAY (BERTH_TEST_SYNC_DELAY_MS, the agent's test hook for a slow disk;
+it slows the loop's own fsync the same way when there is no thread) and checks what a slow
+disk may and may not do: a launch or a removal is answered only once its record is on disk,
+the loop serves everyone else meanwhile, and launches waiting on one sync share the next."""
+
+import concurrent.futures
+import os
+import threading
+import time
+
+import berthtest as bt
+
+DELAY = 0.6
+
+
+def slow_disk_agent(agent_factory):
+    a = agent_factory(start=False)
+    os.environ["BERTH_TEST_SYNC_DELAY_MS"] = str(int(DELAY * 1000))
+    try:
+        a.start(timeout=10)
+    finally:
+        os.environ.pop("BERTH_TEST_SYNC_DELAY_MS", None)
+    return a
+
+
+def test_answers_wait_for_the_disk_and_the_loop_does_not(agent_factory):
+    a = slow_disk_agent(agent_factory)
+    stop, worst = threading.Event(), [0.0]
+
+    def poll():
+        while not stop.is_set():
+            t0 = time.monotonic()
+            assert a.get("/health", timeout=30)[0] == 200
+            worst[0] = max(worst[0], time.monotonic() - t0)
+            stop.wait(0.02)
+    th = threading.Thread(target=poll)
+    th.start()
+    try:
+        t0 = time.monotonic()
+        c = a.launch(argv=["sleep", "1000"])
+        took_launch = time.monotonic() - t0
+        a.wait_state(c["id"], ("RUNNING",), timeout=10 + DELAY)
+        a.post("/v1/containers/%s/kill" % c["id"], {"signal": "KILL", "grace_seconds": 0})
+        a.wait_terminal(c["id"], timeout=10 + DELAY)
+        t0 = time.monotonic()
+        st, _ = a.delete("/v1/containers/" + c["id"])
+        took_delete = time.monotonic() - t0
+    finally:
+        stop.set()
+        th.join()
+    assert st == 204
+    # a 201 or 204 says "stored": not before the WAL is on disk
+    assert took_launch >= DELAY * 0.95, "201 after %.3f s, the sync takes %.1f s" % (took_launch,
+                                                                                  DELAY)
+    assert took_delete >= DELAY * 0.95, "204 after %.3f s" % took_delete
+    # the loop did not wait with it (an fsync on the loop held every request DELAY)
+    assert worst[0] < DELAY / 2, "GET /health took %.3f s during a %.1f s sync" % (worst[0],
+                                                                                 DELAY)
+
+
+def test_launches_queued_behind_a_sync_share_the_next(agent_factory):
+    a = slow_disk_agent(agent_factory)
+    n = 8
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        cs = list(pool.map(lambda i: a.launch(argv=["sleep", "1000"], cpus=0.01, mem="16MiB"),
+                           range(n)))
+    took = time.monotonic() - t0
+    # one sync each (the loop's FULL commits) is n * DELAY; the thread's: the first launch's
+    # sync, then one for all those that committed meanwhile (a third on a slow VM)
+    assert took < 4 * DELAY, "%d launches took %.2f s with %.1f s syncs" % (n, took, DELAY)
+    assert len({c["id"] for c in cs}) == n
+    for c in cs:
+        a.wait_state(c["id"], ("RUNNING",), timeout=10 + DELAY)
+
+
+def test_a_crash_while_a_sync_runs_keeps_the_committed_launch(agent_factory):
+    a = slow_disk_agent(agent_factory)
+    c = a.launch(argv=["sleep", "1000"])
+    a.wait_state(c["id"], ("RUNNING",), timeout=10 + DELAY)
+    # a second launch: committed (synchronous=NORMAL, in the WAL) and its task RUNNING, its
+    # sync still under way when the agent dies; a crash of the agent alone loses nothing in
+    # the WAL, so the next start finds it (only a machine crash could, and its launch was
+    # never answered)
+    def launch_second():
+        try:
+            a.request("POST", "/v1/containers", {"command": {"argv": ["sleep", "1000"]},
+                                                 "resources": {"cpus": 0.25, "mem": "64MiB"}},
+                      timeout=30)
+        except OSError:  # the agent died before its answer (http.client's are OSErrors too)
+            pass
+    th = threading.Thread(target=launch_second)
+    th.start()
+
+    def second_running():
+        cs = a.get("/v1/containers")[1]["containers"]
+        return any(x["id"] != c["id"] and x["state"] == "RUNNING" for x in cs)
+    try:
+        bt.wait_for(second_running, 10, interval=0.01, what="the second task RUNNING")
+        a.kill9()
+    finally:
+        th.join()
+    a.start(timeout=10)
+    st, body = a.get("/v1/containers")
+    assert st == 200
+    for x in body["containers"]:
+        a.note(x)
+    states = {x["id"]: x["state"] for x in body["containers"]}
+    assert len(states) == 2 and set(states.values()) == {"RUNNING"}, states
