@@ -284,7 +284,7 @@ char **ports_env(const struct ml_task_spec *s);
 /* net.c: network modes (docs/design/network.md). net_init (at start: the ranges, the
  * defaults) fails with err on a configuration that cannot work. net_admit fills c's mode,
  * checks it is allowed and its ports fit it, assigns ports and, for bridge, an address.
- * net_etc_dir writes c's hosts/resolv.conf/hostname into rdir/etc (its path in *ret,
+ * net_etc_dir writes c's hosts/resolv.conf/hostname into rdir itself (its path in *ret,
  * malloc'd). net_connect (bridge, after the executor is cloned) makes the bridge and the
  * table if this run has not, the veth, the address, the route and the NAT mappings, then
  * writes the executor's go on go_fd; -errno with err (the caller kills the executor).

@@ -117,9 +117,9 @@ int net_etc_dir(struct agent *a, struct container *c, const char *rdir, char **r
 {
     (void) a;
     enum iso_net_mode m = ctr_net_mode(c);
-    _cleanup_free_ char *dir = xasprintf("%s/etc", rdir);
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return berr_set(err, errno, "create '%s'", dir);
+    /* in the runtime dir itself, not a dir of their own: one inode less per launch, and on
+     * an ext4 without a journal each costs a scan of the recently deleted (issue #18) */
+    _cleanup_free_ char *dir = xstrdup(rdir);
     _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return berr_set(err, errno, "open '%s'", dir);

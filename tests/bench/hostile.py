@@ -31,8 +31,8 @@ def rss_kib(pid):
     return 0
 
 
-def start_agent(build, n):
-    tmp = tempfile.mkdtemp(prefix="berth-test-%d-%d-" % (os.getpid(), n), dir="/var/tmp")
+def start_agent(build, n, base="/var/tmp"):
+    tmp = tempfile.mkdtemp(prefix="berth-test-%d-%d-" % (os.getpid(), n), dir=base)
     os.chmod(tmp, 0o755)
     conf = "[resources]\ncpus = 4\n[reserved]\ncpus = 0\nmem = 512MiB\n"
     flags = []

@@ -11,11 +11,16 @@ start_agent), everything it makes removed at the end:
   (3) `berthctl --version`, `berthctl ps` and `berthctl stats --no-stream ID` on the socket;
   (4) berth-executor's Pss with one task and USS at 100 tasks (smem's sums of
       /proc/PID/smaps_rollup).
+  (5) (2) again with the agent's work_dir on an ext4 *with* a journal (a loop image mounted
+      for the run): without one (this machine kind's root), ext4 scans past every inode
+      deleted in the last minutes at each inode it creates, and the figures follow the
+      disk's recent history more than berth (docs/performance.md).
 Prints a table and, given DOC.md, rewrites its "## Launch path" section. BENCH_LP_N (1000)
 and BENCH_LP_RUNS (20) scale it down."""
 
 import concurrent.futures
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -156,6 +161,35 @@ def many(a):
     return t_up, t_down, stall_up, stall_down
 
 
+def many_journaled(build):
+    """many() on a fresh agent whose work_dir is on a journaled ext4 loop image, made,
+    mounted and removed here; None when this machine cannot (no loop device)."""
+    img = tempfile.mkdtemp(prefix="berth-lp-img-", dir="/var/tmp")
+    mnt = os.path.join(img, "mnt")
+    os.mkdir(mnt)
+    try:
+        with open(os.path.join(img, "fs"), "wb") as f:
+            f.truncate(2 << 30)
+        # inode tables and journal written now: no ext4lazyinit writing under the run
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0",
+                        os.path.join(img, "fs")], check=True, capture_output=True)
+        if subprocess.run(["mount", "-o", "loop", os.path.join(img, "fs"), mnt],
+                          capture_output=True).returncode != 0:
+            return None
+        try:
+            os.chmod(mnt, 0o755)
+            a = start_agent(build, 6, base=mnt)
+            try:
+                return many(a)
+            finally:
+                stop_agent(a)
+        finally:
+            if subprocess.run(["umount", mnt]).returncode != 0:
+                subprocess.run(["umount", "-l", mnt], check=True)
+    finally:
+        shutil.rmtree(img, ignore_errors=True)
+
+
 def ctl_times(build, a):
     ctl = os.path.join(build, "berthctl")
     c = a.launch(shell="exec sleep 1000", cpus=0.01, mem="16MiB")
@@ -208,6 +242,9 @@ def main():
         pss_one, uss_100 = executor_memory(a)
     finally:
         stop_agent(a)
+    try:
+        journaled = many_journaled(build)
+    finally:
         bt.remove_probe()
     ms = lambda s: "%.1f ms" % (s * 1000)  # noqa: E731
     rows = [
@@ -223,6 +260,16 @@ def main():
         ("%d kill + remove -> every cgroup gone" % N, "%.2f s" % t_down),
         ("longest GET /health during the launches / the kills", "%s / %s" % (ms(stall_up),
                                                                             ms(stall_down))),
+    ]
+    if journaled:
+        rows += [
+            ("the same %d launches, work_dir on a journaled ext4 (loop image)" % N,
+             "%.2f s" % journaled[0]),
+            ("... kill + remove", "%.2f s" % journaled[1]),
+            ("... longest GET /health during the launches / the kills",
+             "%s / %s" % (ms(journaled[2]), ms(journaled[3]))),
+        ]
+    rows += [
         ("`berthctl --version`", ms(ctl["--version"])),
         ("`berthctl ps` (one container)", ms(ctl["ps"])),
         ("`berthctl stats --no-stream ID`", ms(ctl["stats --no-stream"])),
