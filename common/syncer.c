@@ -2,12 +2,12 @@
 /* common/syncer.c - fdatasync on a thread (syncer.h says why and how it is used).
  * A plain thread and a condition variable rather than io_uring's IORING_OP_FSYNC: no new
  * library, and the kernel's own fsync path either way. */
+#include "common/syncer.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <time.h>
-
-#include "common/syncer.h"
 
 struct syncer {
     pthread_t thread;

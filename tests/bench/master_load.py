@@ -72,7 +72,8 @@ class Master:
         self.proc = subprocess.Popen(
             [os.path.join(B, "berth-master"), "--config=/dev/null",
              "--listen=127.0.0.1:%d" % self.port, "--work_dir=" + os.path.join(tmp, "m"),
-             "--token_file=" + tf, "--heartbeat_interval=5s", "--agent_timeout=120s",
+             "--token_file=" + tf, "--plain_http=true", "--heartbeat_interval=5s",
+             "--agent_timeout=120s",
              "--log_level=warning"], stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(100):
             try:

@@ -45,6 +45,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 RUNS=${BENCH_RUNS:-30}
 LAUNCHES=${BENCH_LAUNCHES:-200}
 PY=/usr/bin/python3
+FAILED=() # steps that failed without stopping the run (reported at the end)
 
 [ "$(id -u)" = 0 ] || { echo "make bench needs root (cgroups and namespaces)" >&2; exit 1; }
 for tool in crun busybox unshare gcc setpriv; do
@@ -217,8 +218,17 @@ cat "$TMP/sampling.md"
 echo
 echo "== (e) berth-master: 1,000 and 10,000 simulated agents heartbeating every 5 s; submit -> RUNNING"
 [ -x "$B/berth-master" ] || { echo "missing $B/berth-master (make all first)" >&2; exit 1; }
-"$PY" "$HERE/master_load.py" "$B" "$TMP/master.md"
-"$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Master" "$TMP/master.md"
+# Its simulated agents do not yet prove an agent key (the handshake of issue #11): the
+# master refuses their SUBSCRIBE with 401. The step is run and its failure reported at the
+# end (make bench fails), but it no longer stops the steps after it.
+set +e
+(
+    set -e
+    "$PY" "$HERE/master_load.py" "$B" "$TMP/master.md"
+    "$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Master" "$TMP/master.md"
+)
+[ $? -eq 0 ] || FAILED+=("(e) master_load.py")
+set -e
 
 echo
 echo "== (f) hostile input: a log follower that never reads, a 3 GiB tail, 1100 idle connections"
@@ -289,3 +299,8 @@ echo
 echo "== (o) berth-apps' events: ${BENCH_AE_N:-100} instances flapping their health every 0.1 s (~1,000 instance changes/s) to ${BENCH_AE_SUBS:-10} subscribers, one that never reads"
 "$PY" "$HERE/apps_events_bench.py" "$B" "$TMP/apps-events.md"
 "$PY" "$HERE/section.py" "$ROOT/docs/performance.md" "Apps events" "$TMP/apps-events.md"
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+    echo "make bench: failed: ${FAILED[*]}" >&2
+    exit 1
+fi

@@ -29,12 +29,15 @@ def slow_disk_agent(agent_factory):
 
 def test_answers_wait_for_the_disk_and_the_loop_does_not(agent_factory):
     a = slow_disk_agent(agent_factory)
-    stop, worst = threading.Event(), [0.0]
+    stop, worst, statuses = threading.Event(), [0.0], set()
 
     def poll():
         while not stop.is_set():
             t0 = time.monotonic()
-            assert a.get("/health", timeout=30)[0] == 200
+            try:
+                statuses.add(a.get("/health", timeout=30)[0])
+            except OSError as e:
+                statuses.add(repr(e))
             worst[0] = max(worst[0], time.monotonic() - t0)
             stop.wait(0.02)
     th = threading.Thread(target=poll)
@@ -53,6 +56,7 @@ def test_answers_wait_for_the_disk_and_the_loop_does_not(agent_factory):
         stop.set()
         th.join()
     assert st == 204
+    assert statuses == {200}, statuses
     # a 201 or 204 says "stored": not before the WAL is on disk
     assert took_launch >= DELAY * 0.95, "201 after %.3f s, the sync takes %.1f s" % (took_launch,
                                                                                   DELAY)
