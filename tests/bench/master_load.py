@@ -81,6 +81,8 @@ class Master:
                 return
             except OSError:
                 time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait()
         raise RuntimeError("berth-master did not start")
 
     def stop(self):
@@ -138,7 +140,11 @@ async def subscribe(m, aid):
 
 async def run_load(n):
     tmp = tempfile.mkdtemp(prefix="berth-bench-master-")
-    m = Master(tmp)
+    try:
+        m = Master(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     streams = []
     try:
         ids = [secrets.token_hex(16) for _ in range(n)]
@@ -213,7 +219,11 @@ def end_to_end():
     import http.client
     tmp = tempfile.mkdtemp(prefix="berth-bench-e2e-", dir="/var/tmp")
     os.chmod(tmp, 0o755)
-    m = Master(tmp)
+    try:
+        m = Master(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     parent = "berth-bench-master-%d" % os.getpid()
     conf = os.path.join(tmp, "agent.conf")
     with open(conf, "w") as f:
