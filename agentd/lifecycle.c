@@ -331,7 +331,8 @@ static void launch_committed(struct agent *a, int r, void *arg)
 {
     _cleanup_free_ char *id = arg;
     struct container *c = ctr_find_id(a, id);
-    if (!c || c->state != ML_STARTING)
+    /* RUNNING already, maybe: the executor's report can come while the sync runs */
+    if (!c || ml_state_terminal(c->state))
         return;
     if (r < 0) {
         /* the 201 would promise a container the next start cannot know: undo it (the

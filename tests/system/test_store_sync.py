@@ -12,6 +12,7 @@ import threading
 import time
 
 import berthtest as bt
+import recoverytest as rt
 
 # scaled like every bound of the suite (a TCG VM's launch holds the loop far longer)
 DELAY = 0.6 * bt.SLOW
@@ -115,3 +116,26 @@ def test_a_crash_while_a_sync_runs_keeps_the_committed_launch(agent_factory):
         a.note(x)
     states = {x["id"]: x["state"] for x in body["containers"]}
     assert len(states) == 2 and set(states.values()) == {"RUNNING"}, states
+
+
+def test_what_waits_on_a_launch_runs_when_the_task_runs_first(agent_factory):
+    """The executor's RUNNING can come while STARTING's sync is under way: what waits on
+    that commit (here the fault point just before the 201) must still run. With the point
+    armed the agent dies there; the restart finds the task and re-adopts it."""
+    a = agent_factory(start=False)
+    os.environ["BERTH_TEST_SYNC_DELAY_MS"] = str(int(DELAY * 1000))
+    try:
+        rt.start(a, fault="launch-after-starting")
+    finally:
+        os.environ.pop("BERTH_TEST_SYNC_DELAY_MS", None)
+    try:
+        a.post("/v1/containers", {"command": {"argv": ["sleep", "1000"]},
+                                  "resources": {"cpus": 0.25, "mem": "64MiB"}}, timeout=30)
+    except OSError:
+        pass  # the agent died before its answer, as it should
+    rt.wait_died(a, timeout=10 + 2 * DELAY)
+    rt.start(a)
+    cs = a.get("/v1/containers")[1]["containers"]
+    for x in cs:
+        a.note(x)
+    assert [x["state"] for x in cs] == ["RUNNING"], cs
