@@ -431,7 +431,8 @@ def test_a_dead_agents_lock_still_held_for_a_moment_is_waited_for(agent_factory)
 # ---- M11, L5 ----------------------------------------------------------------------------
 
 def test_the_master_registry_is_bounded(master_factory, agent_factory):
-    m = master_factory(FAST + ["--max_agents=2", "--task_gc_delay=2s"])
+    # the ended task must outlive the next task's launch (seconds in a TCG VM): scaled
+    m = master_factory(FAST + ["--max_agents=2", "--task_gc_delay=%ds" % int(2 * bt.SLOW)])
     a1 = agent_factory(flags=m.agent_flags())
     a2 = agent_factory(flags=m.agent_flags())
     m.wait_agents(2)

@@ -27,16 +27,21 @@ MOUNT_CALLS = ("mount", "umount2", "pivot_root", "open_tree", "move_mount", "mou
                "fsopen", "fsmount", "fsconfig", "setns", "unshare")
 
 
+def link_or_none(path):
+    """readlink, or None for an fd the agent closed since it was listed."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
 def template_ns(agent):
     """The mount namespaces the agent holds fds of ("mnt:[...]"), not its own."""
     own = os.readlink("/proc/%d/ns/mnt" % agent.proc.pid)
     held = set()
     for fd in glob.glob("/proc/%d/fd/*" % agent.proc.pid):
-        try:
-            link = os.readlink(fd)
-        except OSError:
-            continue
-        if link.startswith("mnt:[") and link != own:
+        link = link_or_none(fd)
+        if link and link.startswith("mnt:[") and link != own:
             held.add(link)
     return held
 
@@ -211,7 +216,7 @@ def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent_factory):
     held = template_ns(agent)
     for ns in held:
         fd = [f for f in glob.glob("/proc/%d/fd/*" % agent.proc.pid)
-              if os.readlink(f) == ns][0]
+              if link_or_none(f) == ns][0]
         r = subprocess.run(["nsenter", "--mount=" + fd, "cat", "/proc/self/mountinfo"],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r
