@@ -284,8 +284,9 @@ char **ports_env(const struct ml_task_spec *s);
 /* net.c: network modes (docs/design/network.md). net_init (at start: the ranges, the
  * defaults) fails with err on a configuration that cannot work. net_admit fills c's mode,
  * checks it is allowed and its ports fit it, assigns ports and, for bridge, an address.
- * net_etc_dir writes c's hosts/resolv.conf/hostname into rdir itself (its path in *ret,
- * malloc'd). net_connect (bridge, after the executor is cloned) makes the bridge and the
+ * net_etc_files writes c's hosts/resolv.conf/hostname into its runtime dir rdir (open as
+ * dfd; in the dir itself, not one of their own: an inode less per launch, issue #18).
+ * net_connect (bridge, after the executor is cloned) makes the bridge and the
  * table if this run has not, the veth, the address, the route and the NAT mappings, then
  * writes the executor's go on go_fd; -errno with err (the caller kills the executor).
  * net_release (a terminal container) removes its mappings and veth. net_sweep (recovery)
@@ -294,8 +295,8 @@ char **ports_env(const struct ml_task_spec *s);
 int net_init(struct agent *a, struct berr **err);
 void net_free(struct agent *a);
 int net_admit(struct agent *a, struct container *c, struct berr **err);
-int net_etc_dir(struct agent *a, struct container *c, const char *rdir, char **ret,
-                struct berr **err);
+int net_etc_files(struct agent *a, struct container *c, int dfd, const char *rdir,
+                  struct berr **err);
 int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **err);
 /* Bridge mode: the pipe the executor waits on for its network's go (its read end in
  * c->net_go_fd for the spawn, the write end in *ret_wr); -1 and 0 in other modes. */

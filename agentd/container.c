@@ -157,14 +157,17 @@ struct container *ctr_free(struct container *c)
     return NULL;
 }
 
+static void free_list(struct container **list)
+{
+    while (*list) {
+        struct container *c = *list;
+        *list = c->next;
+        ctr_free(c);
+    }
+}
+
 void ctr_free_all(struct agent *a)
 {
-    for (struct container **list = &a->containers; list;
-         list = list == &a->limbo ? NULL : &a->limbo) {
-        while (*list) {
-            struct container *c = *list;
-            *list = c->next;
-            ctr_free(c);
-        }
-    }
+    free_list(&a->containers);
+    free_list(&a->limbo);
 }

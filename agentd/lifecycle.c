@@ -18,9 +18,10 @@ static void ended_committed(struct agent *a, int r, void *arg)
 {
     (void) r; /* not stored (logged): the next start derives the end again */
     _cleanup_free_ char *id = arg;
-    /* removed meanwhile (ctr_remove): out of the limbo, freed at the end */
-    struct container *c = ctr_find_id(a, id), *removed = c ? NULL : ctr_limbo_take(a, id);
-    if (!c && !(c = removed))
+    struct container *removed = NULL, *c = ctr_find_id(a, id);
+    if (!c) /* removed meanwhile (ctr_remove): out of the limbo, freed at the end */
+        c = removed = ctr_limbo_take(a, id);
+    if (!c)
         return;
     c->end_unannounced = false;
     /* the end is recorded before the cgroups go: a crash in between leaves a terminal

@@ -112,17 +112,11 @@ static char *read_text(const char *path)
     return read_file_alloc(path, 1 << 20, &text, NULL) < 0 ? NULL : text;
 }
 
-int net_etc_dir(struct agent *a, struct container *c, const char *rdir, char **ret,
-                struct berr **err)
+int net_etc_files(struct agent *a, struct container *c, int dfd, const char *rdir,
+                  struct berr **err)
 {
     (void) a;
     enum iso_net_mode m = ctr_net_mode(c);
-    /* in the runtime dir itself, not a dir of their own: one inode less per launch, and on
-     * an ext4 without a journal each costs a scan of the recently deleted (issue #18) */
-    _cleanup_free_ char *dir = xstrdup(rdir);
-    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return berr_set(err, errno, "open '%s'", dir);
     _cleanup_free_ char *host_hosts = m == ISO_NET_HOST ? read_text("/etc/hosts") : NULL;
     _cleanup_free_ char *hosts = netfiles_hosts(host_hosts, c->spec.name, c->net_addr);
     _cleanup_free_ char *hostname = xasprintf("%s\n", c->spec.name);
@@ -140,9 +134,8 @@ int net_etc_dir(struct agent *a, struct container *c, const char *rdir, char **r
             continue;
         int r = write_file_replace(dfd, files[i].name, files[i].text, strlen(files[i].text), 0644);
         if (r < 0)
-            return berr_set(err, -r, "write '%s/%s'", dir, files[i].name);
+            return berr_set(err, -r, "write '%s/%s'", rdir, files[i].name);
     }
-    *ret = TAKE_PTR(dir);
     return 0;
 }
 

@@ -42,8 +42,11 @@ static int write_spec(struct agent *a, struct container *c, const char *sandbox,
     enum iso_net_mode net = ctr_net_mode(c);
     unsigned flags =
             (a->iso_flags & ~(unsigned) ISO_NS_NET) | (net != ISO_NET_HOST ? ISO_NS_NET : 0);
-    _cleanup_free_ char *etc = NULL;
-    if ((a->iso_flags & ISO_NS_MOUNT) && net_etc_dir(a, c, rdir, &etc, err) < 0)
+    _cleanup_close_ int dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return berr_set(err, errno, "open '%s'", rdir);
+    bool etc = a->iso_flags & ISO_NS_MOUNT; /* /etc files bound over the sandbox's own */
+    if (etc && net_etc_files(a, c, dfd, rdir, err) < 0)
         return -berr_errno(*err);
     char **env = ports_env(&c->spec);
     struct iso_spec s = {
@@ -67,15 +70,12 @@ static int write_spec(struct agent *a, struct container *c, const char *sandbox,
             .log_max_files = a->cfg.log_max_files,
             .cgroup_join = join,
             .net = net,
-            .etc_dir = etc,
+            .etc_dir = etc ? (char *) rdir : NULL,
     };
     _cleanup_free_ char *json = iso_spec_to_json(&s);
     for (char **e = env; *e; e++)
         free(*e);
     free(env);
-    _cleanup_close_ int dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return berr_set(err, errno, "open '%s'", rdir);
     int r = write_file_replace(dfd, "spec.json", json, strlen(json), 0600);
     if (r < 0)
         return berr_set(err, -r, "write '%s/spec.json'", rdir);

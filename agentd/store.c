@@ -382,12 +382,12 @@ static int commit(struct agent *a, bool async)
         p = next;
     }
     uint64_t need = defer && r == 0 ? syncer_ask(b->syncer) : 0;
-    if (!need && !b->waiting) {
+    if (!need && (!b->waiting || !after)) {
         run_afters(a, after, r);
         return r;
     }
     /* behind the syncs before it, even with nothing to sync itself: answers keep the order
-     * of their changes */
+     * of their changes (a RUNNING with nobody waiting on it needs no place in that line) */
     struct waiting *w = xzalloc(sizeof(*w));
     w->need = need;
     w->r = r;
