@@ -94,6 +94,15 @@ class Master:
             self.proc.wait()
 
 
+def master_in(tmp):
+    """Master(tmp), or tmp removed when it does not start (the caller's finally is later)."""
+    try:
+        return Master(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def request_bytes(m, body, stream_id=None, path="/api/v1/agent", method="POST"):
     data = json.dumps(body).encode() if body is not None else b""
     h = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1",
@@ -140,11 +149,7 @@ async def subscribe(m, aid):
 
 async def run_load(n):
     tmp = tempfile.mkdtemp(prefix="berth-bench-master-")
-    try:
-        m = Master(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    m = master_in(tmp)
     streams = []
     try:
         ids = [secrets.token_hex(16) for _ in range(n)]
@@ -219,11 +224,7 @@ def end_to_end():
     import http.client
     tmp = tempfile.mkdtemp(prefix="berth-bench-e2e-", dir="/var/tmp")
     os.chmod(tmp, 0o755)
-    try:
-        m = Master(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    m = master_in(tmp)
     parent = "berth-bench-master-%d" % os.getpid()
     conf = os.path.join(tmp, "agent.conf")
     with open(conf, "w") as f:

@@ -116,6 +116,8 @@ def test_a_crash_while_a_sync_runs_keeps_the_committed_launch(agent_factory):
         a.note(x)
     states = {x["id"]: x["state"] for x in body["containers"]}
     assert len(states) == 2 and set(states.values()) == {"RUNNING"}, states
+    for cid in states:  # and the kernel agrees: each task lives on in its own cgroups
+        assert a.procs(cid), "no process in the cgroups of %s" % cid
 
 
 def test_what_waits_on_a_launch_runs_when_the_task_runs_first(agent_factory):
@@ -139,3 +141,4 @@ def test_what_waits_on_a_launch_runs_when_the_task_runs_first(agent_factory):
     for x in cs:
         a.note(x)
     assert [x["state"] for x in cs] == ["RUNNING"], cs
+    assert a.procs(cs[0]["id"]), "no process in the task's cgroups"
