@@ -183,6 +183,7 @@ struct agent {
     uint64_t launch_buckets[12], launch_count;
     double launch_sum;
     struct container *containers;
+    struct ml_table ctr_by_id, ctr_by_name; /* the list's indexes (container.c) */
     struct container *limbo; /* removed before their end was announced (lifecycle.c) */
     /* logs -f followers */
     int inotify_fd;
@@ -340,6 +341,7 @@ void sampler_note_launch(struct agent *a, double seconds);
  * NULL with err (NOT_FOUND, or CONFLICT for an ambiguous prefix). */
 struct container *ctr_find(struct agent *a, const char *ref, struct berr **err);
 struct container *ctr_find_id(struct agent *a, const char *id);
+struct container *ctr_find_name(struct agent *a, const char *name); /* NULL name: none */
 struct container *ctr_new(void);
 /* An async callback's argument: the agent and a container's id, never a pointer (STYLE.md);
  * ctr_event_new makes an event (added when fd >= 0) that owns one, ctr_event_free frees
@@ -352,6 +354,8 @@ struct ctr_ref *ctr_ref_new(struct agent *a, const char *id);
 struct event *ctr_event_new(struct agent *a, struct container *c, int fd, short what,
                             event_callback_fn cb);
 void ctr_event_free(struct event **ev);
+/* onto the list and into its indexes, and out of them */
+void ctr_link(struct agent *a, struct container *c);
 void ctr_unlink(struct agent *a, struct container *c);
 /* a->limbo: removed (unlinked) containers whose end awaits its sync; take unlinks one */
 void ctr_limbo_add(struct agent *a, struct container *c);

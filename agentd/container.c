@@ -8,12 +8,17 @@
 
 #include "agentd/agent.h"
 
+/* Every event and API call finds its container by id, and every launch checks its name:
+ * with 1,000 containers the list's walks were 7% of the loop's CPU during a burst of
+ * launches (issue #18). The keys are the container's own id and name. */
 struct container *ctr_find_id(struct agent *a, const char *id)
 {
-    for (struct container *c = a->containers; c; c = c->next)
-        if (streq(c->id, id))
-            return c;
-    return NULL;
+    return ml_table_get(&a->ctr_by_id, id);
+}
+
+struct container *ctr_find_name(struct agent *a, const char *name)
+{
+    return name ? ml_table_get(&a->ctr_by_name, name) : NULL;
 }
 
 struct container *ctr_find(struct agent *a, const char *ref, struct berr **err)
@@ -28,9 +33,8 @@ struct container *ctr_find(struct agent *a, const char *ref, struct berr **err)
     struct container *found = ctr_find_id(a, ref);
     if (found)
         return found;
-    for (struct container *c = a->containers; c; c = c->next)
-        if (streq(c->spec.name, ref))
-            return c;
+    if ((found = ctr_find_name(a, ref)))
+        return found;
     size_t n = strlen(ref);
     for (struct container *c = a->containers; c; c = c->next) {
         if (strncmp(c->id, ref, n) != 0)
@@ -89,6 +93,16 @@ void ctr_notify(struct agent *a, struct container *c)
         a->watchers[i](a, c);
 }
 
+void ctr_link(struct agent *a, struct container *c)
+{
+    c->next = a->containers;
+    a->containers = c;
+    ml_table_put(&a->ctr_by_id, c->id, c);
+    /* a name is unique (admit), but records of older agents may share one: the newest */
+    if (c->spec.name)
+        ml_table_put(&a->ctr_by_name, c->spec.name, c);
+}
+
 void ctr_unlink(struct agent *a, struct container *c)
 {
     for (struct container **p = &a->containers; *p; p = &(*p)->next) {
@@ -98,6 +112,16 @@ void ctr_unlink(struct agent *a, struct container *c)
         }
     }
     c->next = NULL;
+    if (ml_table_get(&a->ctr_by_id, c->id) == c)
+        ml_table_del(&a->ctr_by_id, c->id);
+    if (c->spec.name && ml_table_get(&a->ctr_by_name, c->spec.name) == c) {
+        ml_table_del(&a->ctr_by_name, c->spec.name);
+        for (struct container *o = a->containers; o; o = o->next) /* a sharer's turn */
+            if (streq(o->spec.name, c->spec.name)) {
+                ml_table_put(&a->ctr_by_name, o->spec.name, o);
+                break;
+            }
+    }
 }
 
 void ctr_watch_add(struct agent *a, void (*fn)(struct agent *a, struct container *c))
@@ -170,4 +194,6 @@ void ctr_free_all(struct agent *a)
 {
     free_list(&a->containers);
     free_list(&a->limbo);
+    ml_table_free(&a->ctr_by_id);
+    ml_table_free(&a->ctr_by_name);
 }

@@ -315,10 +315,10 @@ static void fill_defaults(struct agent *a, struct container *c)
  * (mode, ports, an address), a user namespace slice. */
 static int admit(struct agent *a, struct container *c, enum ctr_origin origin, struct berr **err)
 {
-    for (struct container *o = a->containers; o; o = o->next)
-        if (streq(o->spec.name, c->spec.name))
-            return berr_setc(err, EEXIST, BERR_CONFLICT, "name '%s' is used by container '%s'",
-                             c->spec.name, o->id);
+    struct container *o = ctr_find_name(a, c->spec.name);
+    if (o)
+        return berr_setc(err, EEXIST, BERR_CONFLICT, "name '%s' is used by container '%s'",
+                         c->spec.name, o->id);
     int r;
     if ((r = policy_check(a, c, origin == CTR_ORIGIN_MASTER, err)) < 0 ||
         (r = resources_admit(a, c, err)) < 0 || (r = net_admit(a, c, err)) < 0 ||
@@ -373,8 +373,7 @@ int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spe
      * with STARTING in the same turn: a crash before that commit leaves dirs, cgroups or an
      * executor without a record, which the next start removes (recover.c, orphans.c) */
     ctr_save(a, c);
-    c->next = a->containers;
-    a->containers = c;
+    ctr_link(a, c);
     a->launches_total++;
     for (unsigned i = 0; i < a->n_watchers; i++)
         a->watchers[i](a, c); /* the link binds the task to the container now */

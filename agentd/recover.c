@@ -32,8 +32,7 @@ static int load_one(struct agent *a, const char *id, const char *json, uint64_t 
         c->pid = 0;
         c->pid_start = 0;
     }
-    c->next = a->containers;
-    a->containers = c;
+    ctr_link(a, c);
     return 0;
 }
 

@@ -100,6 +100,10 @@ def test_ps_inspect_rm_prefix_name(agent):
     assert not os.path.exists(sandbox), "rm left the sandbox dir"
     st, _ = agent.get("/v1/containers/" + done["id"])
     assert st == 404
+    # its name is free again, and names the new container
+    again = agent.launch(["true"], name="quick")
+    r = agent.ctl("inspect", "quick")
+    assert r.returncode == 0 and json.loads(r.stdout)["id"] == again["id"], r
     # duplicate name refused
     st, err = agent.post("/v1/containers", {"name": "sleeper", "command": {"argv": ["true"]},
                                             "resources": {"cpus": 0.25, "mem": "32MiB"}})

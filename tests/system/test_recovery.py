@@ -96,6 +96,12 @@ def test_restart_keeps_20_running_tasks(agent):
         # usage keeps counting from where it was
         bt.wait_for(lambda: (cpu_seconds(burner) or 0) > cpu0 + 0.05, 10,
                     what="cpu usage of the burner to grow after the restart")
+        # names are found again, and still taken (the index is rebuilt from the records)
+        r = agent.ctl("inspect", "t04")
+        assert r.returncode == 0 and json.loads(r.stdout)["id"] == cs[4]["id"], r
+        st, err = agent.post("/v1/containers", {"name": "t05", "command": {"argv": ["true"]},
+                                                "resources": {"cpus": 0.25, "mem": "32MiB"}})
+        assert st == 409 and err["error"]["code"] == "CONFLICT", (st, err)
         # exec and kill still work
         r = agent.ctl("exec", cs[3]["id"], "--", "/bin/sh", "-c", "echo inside $(hostname)",
                       timeout=20)
