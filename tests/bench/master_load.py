@@ -1,15 +1,21 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """tests/bench/master_load.py BUILD_DIR [OUT_MD] - `make bench`, issue #7: one berth-master
-under simulated agents. For N in BENCH_MASTER_AGENTS (1000,10000): N agents SUBSCRIBE (each
-keeps its event stream open, as real agents do) and then send a HEARTBEAT every 5 s, spread
-evenly, over a pool of keep-alive connections, for BENCH_MASTER_SECONDS (30); the master's
-CPU (utime+stime over wall time), its RSS and the heartbeat latency seen by the client are
-reported. Then end to end: one real agent, BENCH_MASTER_TASKS (30) tasks submitted one after
-the other, submit -> RUNNING from the master's own history (STAGING -> RUNNING received_at).
-Writes a markdown table to OUT_MD when given. Cleans up every process and dir it made."""
+under simulated agents. For N in BENCH_MASTER_AGENTS (1000,10000): N agents register the
+way berth-agent does (issue #11, docs/protocol.md "Authentication": SUBSCRIBE with a join
+token's key id, the master's CHALLENGE checked, AUTHENTICATE with the agent's HMAC proof on
+a second connection; tests/bench/agent_sim.py), keep their event stream open and send a
+HEARTBEAT signed with their session key every heartbeat interval (5 s), spread evenly, over a
+pool of keep-alive connections, for BENCH_MASTER_SECONDS (30); the master's CPU
+(utime+stime over wall time), its RSS and the heartbeat latency seen by the client are
+reported, and the registration's time and master CPU. Then end to end: one real agent
+(registered with the join token), BENCH_MASTER_TASKS (30) tasks submitted one after the
+other, submit -> RUNNING from the master's own history (STAGING -> RUNNING received_at).
+Writes a markdown table to OUT_MD when given; exits 1 when a call of the simulated agents is
+refused or an agent lost its stream. Cleans up every process and dir it made."""
 
 import asyncio
+import http.client
 import json
 import os
 import resource
@@ -22,14 +28,19 @@ import sys
 import tempfile
 import time
 
+from agent_sim import SimAgent, read_response
+
 B = os.path.abspath(sys.argv[1])
 OUT = sys.argv[2] if len(sys.argv) > 2 else None
 COUNTS = [int(x) for x in os.environ.get("BENCH_MASTER_AGENTS", "1000,10000").split(",")]
 SECONDS = float(os.environ.get("BENCH_MASTER_SECONDS", "30"))
 TASKS = int(os.environ.get("BENCH_MASTER_TASKS", "30"))
-INTERVAL = 5.0
-POOL = 32
+POOL = 32         # keep-alive connections the heartbeats go over
+SUBSCRIBERS = 64  # agents registering at once (the master holds 256 unproven SUBSCRIBEs)
 HZ = os.sysconf("SC_CLK_TCK")
+RES = {"cpus": 4, "mem": 8 << 30, "disk": 100 << 30}
+USAGE = {"node": {"cpus": 0.5, "mem": 1 << 30}, "used": {"cpus": 0.2, "mem": 1 << 28},
+         "tasks": []}
 
 
 def free_port():
@@ -62,18 +73,19 @@ def pct(v, p):
 class Master:
     def __init__(self, tmp):
         self.port = free_port()
-        self.token = secrets.token_hex(20)
-        tf = os.path.join(tmp, "token")
-        with open(tf, "w") as f:
-            f.write(self.token)
-        self.token_file = tf
+        self.token_file = os.path.join(tmp, "token")
+        self.token = write_token(self.token_file)
+        # the join token every agent registers with (docs/security.md): the simulated ones
+        # and the real one of end_to_end()
+        self.join_token_file = os.path.join(tmp, "join.token")
+        self.join_token = write_token(self.join_token_file)
         self.log = open(os.path.join(tmp, "master.log"), "ab")
         # agent_timeout far above the interval: a slow client must not make agents unreachable
         self.proc = subprocess.Popen(
             [os.path.join(B, "berth-master"), "--config=/dev/null",
              "--listen=127.0.0.1:%d" % self.port, "--work_dir=" + os.path.join(tmp, "m"),
-             "--token_file=" + tf, "--plain_http=true", "--heartbeat_interval=5s",
-             "--agent_timeout=120s",
+             "--token_file=" + self.token_file, "--join_token_file=" + self.join_token_file,
+             "--plain_http=true", "--heartbeat_interval=5s", "--agent_timeout=120s",
              "--log_level=warning"], stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(100):
             try:
@@ -85,6 +97,17 @@ class Master:
         self.proc.wait()
         raise RuntimeError("berth-master did not start")
 
+    def call(self, method, path, body=None):
+        """The user API, with the admin token."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            c.request(method, path, body=json.dumps(body) if body is not None else None,
+                      headers={"Authorization": "Bearer " + self.token})
+            r = c.getresponse()
+            return r.status, json.loads(r.read() or b"null")
+        finally:
+            c.close()
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -92,6 +115,14 @@ class Master:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def write_token(path):
+    text = secrets.token_hex(20)
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, 0o600)
+    return text
 
 
 def master_in(tmp):
@@ -103,88 +134,55 @@ def master_in(tmp):
         raise
 
 
-def request_bytes(m, body, stream_id=None, path="/api/v1/agent", method="POST"):
-    data = json.dumps(body).encode() if body is not None else b""
-    h = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1",
-         "Authorization: Bearer " + m.token, "Content-Type: application/json",
-         "Content-Length: %d" % len(data)]
-    if stream_id:
-        h.append("Berth-Stream-Id: " + stream_id)
-    return ("\r\n".join(h) + "\r\n\r\n").encode() + data
-
-
-async def read_response(reader):
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    body = await reader.readexactly(length) if length else b""
-    return status, body
-
-
-def subscribe_body(aid):
-    res = {"cpus": 4, "mem": 8 << 30, "disk": 100 << 30}
-    return {"type": "SUBSCRIBE", "agent_id": aid,
-            "subscribe": {"hostname": "sim-" + aid[:8],
-                          "resources": {"total": res, "reserved": {"cpus": 0, "mem": 0},
-                                        "allocatable": res}, "tasks": []}}
-
-
-async def subscribe(m, aid):
-    """Open the agent's stream and read up to SUBSCRIBED; keeps the connection."""
-    r, w = await asyncio.open_connection("127.0.0.1", m.port)
-    w.write(request_bytes(m, subscribe_body(aid)))
-    head = await r.readuntil(b"\r\n\r\n")
-    assert b" 200 " in head.split(b"\r\n")[0], head
-    # chunked: "<hex>\r\n<record>\r\n"; the first record is SUBSCRIBED
-    size = int((await r.readuntil(b"\r\n")).strip(), 16)
-    chunk = await r.readexactly(size + 2)
-    rec = chunk[:size]
-    nl = rec.index(b"\n")
-    ev = json.loads(rec[nl + 1:])
-    return ev["subscribed"]["stream_id"], (r, w)
+async def connect(m):
+    return await asyncio.open_connection("127.0.0.1", m.port)
 
 
 async def run_load(n):
     tmp = tempfile.mkdtemp(prefix="berth-bench-master-")
     m = master_in(tmp)
-    streams = []
+    agents = [SimAgent(secrets.token_hex(16), RES) for _ in range(n)]
+    conns = []
     try:
-        ids = [secrets.token_hex(16) for _ in range(n)]
-        sids = {}
-        sem = asyncio.Semaphore(64)
+        # registration: SUBSCAGENTS agents at a time each join (SUBSCRIBE, CHALLENGE,
+        # AUTHENTICATE, SUBSCRIBED) and send their first signed HEARTBEAT right away, as
+        # berth-agent does; the calls go over one keep-alive connection per worker
+        todo = list(reversed(agents))
+        first = {}
 
-        async def sub(aid):
-            async with sem:
-                sid, conn = await subscribe(m, aid)
-                sids[aid] = sid
-                streams.append(conn)
-        t0 = time.monotonic()
-        await asyncio.gather(*(sub(a) for a in ids))
+        async def registrar():
+            conn = await connect(m)
+            conns.append(conn)
+            while todo:
+                a = todo.pop()
+                await asyncio.wait_for(a.join(m.port, m.join_token, conn), 60)
+                conn[1].write(a.heartbeat_request(m.port, USAGE))
+                st, _ = await read_response(conn[0])
+                first[st] = first.get(st, 0) + 1
+        c0, t0 = cpu_ticks(m.proc.pid), time.monotonic()
+        await asyncio.gather(*(registrar() for _ in range(SUBSCRIBERS)))
         sub_s = time.monotonic() - t0
-        # heartbeats: agent i at offset i/n of the interval, every INTERVAL
+        sub_cpu = (cpu_ticks(m.proc.pid) - c0) / HZ / sub_s
+        if set(first) != {202}:
+            raise RuntimeError("first heartbeats of %d agents answered %r" % (n, first))
+        # heartbeats: agent i at offset i/n of the interval, every interval
+        interval = agents[0].interval
         queue = asyncio.Queue()
         lat = []
-        errors = [0]
+        status = {}
 
         async def worker():
-            r, w = await asyncio.open_connection("127.0.0.1", m.port)
+            r, w = await connect(m)
+            conns.append((r, w))
             while True:
-                aid = await queue.get()
-                if aid is None:
+                a = await queue.get()
+                if a is None:
                     break
-                body = {"type": "HEARTBEAT", "agent_id": aid, "heartbeat": {"usage": {
-                    "node": {"cpus": 0.5, "mem": 1 << 30}, "used": {"cpus": 0.2, "mem": 1 << 28},
-                    "tasks": []}}}
                 s = time.monotonic()
-                w.write(request_bytes(m, body, sids[aid]))
+                w.write(a.heartbeat_request(m.port, USAGE))  # signed here, each time
                 st, _ = await read_response(r)
                 lat.append(time.monotonic() - s)
-                if st != 202:
-                    errors[0] += 1
-            w.close()
+                status[st] = status.get(st, 0) + 1
         workers = [asyncio.ensure_future(worker()) for _ in range(POOL)]
         c0, w0 = cpu_ticks(m.proc.pid), time.monotonic()
         start = w0
@@ -194,11 +192,11 @@ async def run_load(n):
             now = time.monotonic()
             if now - start >= SECONDS:
                 break
-            due = int((now - start) / INTERVAL * n)
+            due = int((now - start) / interval * n)
             while sent < due:
-                queue.put_nowait(ids[sent % n])
+                queue.put_nowait(agents[sent % n])
                 sent += 1
-            lag_max = max(lag_max, queue.qsize() / (n / INTERVAL))
+            lag_max = max(lag_max, queue.qsize() / (n / interval))
             await asyncio.sleep(0.005)
         while not queue.empty():
             await asyncio.sleep(0.01)
@@ -207,13 +205,22 @@ async def run_load(n):
             queue.put_nowait(None)
         await asyncio.gather(*workers)
         rss = rss_kib(m.proc.pid)
-        return {"agents": n, "subscribe_s": sub_s, "heartbeats": len(lat), "errors": errors[0],
+        # every simulated agent still holds its stream (after the measurement: not in it)
+        st, body = m.call("GET", "/v1/agents")
+        live = sum(1 for a in body["agents"] if a["connected"] and a["state"] == "REACHABLE")
+        return {"agents": n, "subscribe_s": sub_s, "subscribe_cpu": sub_cpu,
+                "joins": n / sub_s, "heartbeats": len(lat),
+                "errors": sum(v for k, v in status.items() if k != 202), "status": status,
+                "live": live, "interval": interval,
                 "rate": len(lat) / (w1 - w0), "cpu": (c1 - c0) / HZ / (w1 - w0),
                 "rss_mib": rss / 1024, "p50_ms": pct(lat, 0.5) * 1e3,
                 "p99_ms": pct(lat, 0.99) * 1e3, "max_ms": max(lat) * 1e3 if lat else 0,
                 "client_lag_s": lag_max}
     finally:
-        for r, w in streams:
+        for a in agents:
+            if a.stream:
+                a.stream.close()
+        for r, w in conns:
             w.close()
         m.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -221,7 +228,6 @@ async def run_load(n):
 
 def end_to_end():
     """Submit -> RUNNING through the master with one real agent."""
-    import http.client
     tmp = tempfile.mkdtemp(prefix="berth-bench-e2e-", dir="/var/tmp")
     os.chmod(tmp, 0o755)
     m = master_in(tmp)
@@ -229,35 +235,38 @@ def end_to_end():
     conf = os.path.join(tmp, "agent.conf")
     with open(conf, "w") as f:
         f.write("[resources]\ncpus = 4\n[reserved]\ncpus = 0\nmem = 512MiB\n")
-    alog = open(os.path.join(tmp, "agent.log"), "ab")
+    alog_path = os.path.join(tmp, "agent.log")
+    alog = open(alog_path, "ab")
+    # the agent registers with the join token (and keeps the agent key it derives in its
+    # work_dir); plain HTTP on loopback, which both sides must allow
     agent = subprocess.Popen(
         [os.path.join(B, "berth-agent"), "--config=" + conf, "--work_dir=" + tmp + "/work",
          "--listen=unix:" + tmp + "/agent.sock", "--cgroup_parent=" + parent,
          "--executor=" + os.path.join(B, "berth-executor"),
-         "--master=http://127.0.0.1:%d" % m.port, "--token_file=" + m.token_file,
-         "--log_level=warning"], stdout=alog, stderr=subprocess.STDOUT)
-
-    def call(method, path, body=None):
-        c = http.client.HTTPConnection("127.0.0.1", m.port, timeout=10)
-        c.request(method, path, body=json.dumps(body) if body is not None else None,
-                  headers={"Authorization": "Bearer " + m.token})
-        r = c.getresponse()
-        out = json.loads(r.read() or b"null")
-        c.close()
-        return r.status, out
+         "--master=http://127.0.0.1:%d" % m.port, "--master_plain_http=true",
+         "--token_file=" + m.join_token_file, "--log_level=warning"],
+        stdout=alog, stderr=subprocess.STDOUT)
     lat = []
     try:
-        for _ in range(100):
-            st, ags = call("GET", "/v1/agents")
+        for _ in range(300):
+            st, ags = m.call("GET", "/v1/agents")
             if ags["agents"] and ags["agents"][0]["connected"]:
                 break
+            if agent.poll() is not None:
+                break
             time.sleep(0.1)
+        else:
+            ags = None
+        if not ags or not ags["agents"] or not ags["agents"][0]["connected"]:
+            with open(alog_path, "rb") as f:
+                tail = f.read()[-2000:].decode("utf-8", "replace")
+            raise RuntimeError("the real agent did not register at the master:\n" + tail)
         for i in range(TASKS):
-            st, t = call("POST", "/v1/tasks", {"command": {"argv": ["/bin/true"]},
-                                               "resources": {"cpus": 1, "mem": "64MiB"}})
+            st, t = m.call("POST", "/v1/tasks", {"command": {"argv": ["/bin/true"]},
+                                                 "resources": {"cpus": 1, "mem": "64MiB"}})
             assert st == 201, t
             for _ in range(200):
-                st, t = call("GET", "/v1/tasks/" + t["id"])
+                st, t = m.call("GET", "/v1/tasks/" + t["id"])
                 if t["state"] in ("FINISHED", "FAILED", "KILLED", "LOST"):
                     break
                 time.sleep(0.02)
@@ -266,7 +275,11 @@ def end_to_end():
                 lat.append(h["RUNNING"] - h["STAGING"])
     finally:
         agent.send_signal(signal.SIGTERM)
-        agent.wait(20)
+        try:
+            agent.wait(20)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
         m.stop()
         # the agent removes its cgroup parent when it stops (the tasks have all ended)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -281,12 +294,19 @@ def main():
         if n + 200 > hard:
             print("skip %d agents: RLIMIT_NOFILE %d is too low" % (n, hard))
             continue
+        load = os.getloadavg()[0]
         r = asyncio.run(run_load(n))
+        r["load"] = load
         rows.append(r)
-        print("%(agents)6d agents: %(heartbeats)d heartbeats at %(rate).0f/s, master CPU "
-              "%(cpu).3f cores, RSS %(rss_mib).1f MiB, latency p50 %(p50_ms).2f ms p99 "
-              "%(p99_ms).2f ms max %(max_ms).1f ms, errors %(errors)d (subscribe of all: "
-              "%(subscribe_s).1f s)" % r)
+        print("%(agents)6d agents: registered in %(subscribe_s).1f s (%(joins).0f/s, master CPU "
+              "%(subscribe_cpu).3f cores); %(heartbeats)d heartbeats at %(rate).0f/s, master "
+              "CPU %(cpu).3f cores, RSS %(rss_mib).1f MiB, latency p50 %(p50_ms).2f ms p99 "
+              "%(p99_ms).2f ms max %(max_ms).1f ms, answers %(status)r, errors %(errors)d, "
+              "%(live)d agents connected at the end, client lag max %(client_lag_s).2f s, load "
+              "average %(load).2f at its start" % r)
+    bad = [r for r in rows if r["errors"] or r["live"] != r["agents"]]
+    if bad:
+        sys.exit("master_load.py: refused heartbeats or lost streams: %r" % bad)
     lat = end_to_end()
     e2e = "submit -> RUNNING over %d tasks: p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (
         len(lat), pct(lat, 0.5) * 1e3, pct(lat, 0.99) * 1e3, max(lat) * 1e3) if lat else \
@@ -294,22 +314,36 @@ def main():
     print(e2e)
     if OUT:
         with open(OUT, "w") as f:
-            f.write("Written by `make bench` (tests/bench/master_load.py) on %d CPUs, %s. One "
-                    "berth-master; simulated agents keep their SUBSCRIBE stream open and send a "
-                    "HEARTBEAT every %.0f s, spread evenly, over %d keep-alive connections "
-                    "(Python asyncio client on the same host, so it competes for the CPUs); "
-                    "%.0f s per row. Latency is the client's (request written -> 202 read).\n\n"
-                    % (os.cpu_count(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                       INTERVAL, POOL, SECONDS))
-            f.write("| agents | heartbeats/s | master CPU (cores) | master RSS | p50 | p99 | "
-                    "max | errors |\n|---|---|---|---|---|---|---|---|\n")
+            f.write(
+                "Written by `make bench` (tests/bench/master_load.py) on %d CPUs, %s, load "
+                "average %.2f at the start. One berth-master; every simulated agent registers "
+                "as berth-agent does (docs/protocol.md \"Authentication\": SUBSCRIBE with the "
+                "join token's key id, the master's CHALLENGE proof checked, AUTHENTICATE with "
+                "the agent's HMAC proof on a second connection; tests/bench/agent_sim.py), "
+                "keeps its SUBSCRIBE stream open and sends a HEARTBEAT every %.0f s, signed "
+                "with its session key (`Berth-Signature`, which the master checks on every "
+                "call), spread evenly, over %d keep-alive connections (Python asyncio client on "
+                "the same host, so it competes for the CPUs); %.0f s per row. Latency is the "
+                "client's (request written -> 202 read). Registration: all agents' handshakes, "
+                "%d at a time, each followed by its first heartbeat; its time and the master's "
+                "CPU during it.\n\n"
+                % (os.cpu_count(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), LOAD,
+                   rows[0]["interval"] if rows else 5, POOL, SECONDS, SUBSCRIBERS))
+            f.write("| agents | registration | heartbeats/s | master CPU (cores) | master RSS | "
+                    "p50 | p99 | max | errors |\n|---|---|---|---|---|---|---|---|---|\n")
             for r in rows:
-                f.write("| %(agents)d | %(rate).0f | %(cpu).3f | %(rss_mib).1f MiB | "
-                        "%(p50_ms).2f ms | %(p99_ms).2f ms | %(max_ms).1f ms | %(errors)d |\n"
-                        % r)
-            f.write("\nEnd to end with one real agent (`/bin/true`, 1 CPU / 64 MiB, one at a "
-                    "time): %s (STAGING -> RUNNING as the master recorded them).\n" % e2e)
+                f.write("| %(agents)d | %(subscribe_s).1f s (%(joins).0f/s, %(subscribe_cpu).2f "
+                        "cores) | %(rate).0f | %(cpu).3f | %(rss_mib).1f MiB | %(p50_ms).2f ms | "
+                        "%(p99_ms).2f ms | %(max_ms).1f ms | %(errors)d |\n" % r)
+            f.write("\nEnd to end with one real agent (registered with the join token; "
+                    "`/bin/true`, 1 CPU / 64 MiB, one at a time): %s (STAGING -> RUNNING as the "
+                    "master recorded them).\n" % e2e)
+            if NOTE:
+                f.write("\n" + NOTE + "\n")
 
+
+LOAD = os.getloadavg()[0]
+NOTE = os.environ.get("BENCH_MASTER_NOTE", "")
 
 if __name__ == "__main__":
     main()

@@ -218,9 +218,9 @@ cat "$TMP/sampling.md"
 echo
 echo "== (e) berth-master: 1,000 and 10,000 simulated agents heartbeating every 5 s; submit -> RUNNING"
 [ -x "$B/berth-master" ] || { echo "missing $B/berth-master (make all first)" >&2; exit 1; }
-# Its simulated agents do not yet prove an agent key (the handshake of issue #11): the
-# master refuses their SUBSCRIBE with 401. The step is run and its failure reported at the
-# end (make bench fails), but it no longer stops the steps after it.
+# Its simulated agents register with the join token and sign their heartbeats (the handshake
+# of issue #11, tests/bench/agent_sim.py); a refused call fails the step. A failure is
+# reported at the end (make bench fails), but it does not stop the steps after it.
 set +e
 (
     set -e
