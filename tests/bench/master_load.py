@@ -38,6 +38,7 @@ TASKS = int(os.environ.get("BENCH_MASTER_TASKS", "30"))
 POOL = 32         # keep-alive connections the heartbeats go over
 SUBSCRIBERS = 64  # agents registering at once (the master holds 256 unproven SUBSCRIBEs)
 HZ = os.sysconf("SC_CLK_TCK")
+LOAD = os.getloadavg()[0]  # at the start, for the report
 RES = {"cpus": 4, "mem": 8 << 30, "disk": 100 << 30}
 USAGE = {"node": {"cpus": 0.5, "mem": 1 << 30}, "used": {"cpus": 0.2, "mem": 1 << 28},
          "tasks": []}
@@ -338,12 +339,7 @@ def main():
             f.write("\nEnd to end with one real agent (registered with the join token; "
                     "`/bin/true`, 1 CPU / 64 MiB, one at a time): %s (STAGING -> RUNNING as the "
                     "master recorded them).\n" % e2e)
-            if NOTE:
-                f.write("\n" + NOTE + "\n")
 
-
-LOAD = os.getloadavg()[0]
-NOTE = os.environ.get("BENCH_MASTER_NOTE", "")
 
 if __name__ == "__main__":
     main()
