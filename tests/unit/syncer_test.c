@@ -2,7 +2,8 @@
 /* tests/unit/syncer_test.c - common/syncer.c, the fdatasync thread agentd/store.c syncs
  * state.db's WAL with: asks are numbered, a sync covers every ask made before it started,
  * the eventfd says when one finished, a failed fdatasync is reported for what it covered,
- * a stop finishes what was asked. No root needed. */
+ * a stop finishes what was asked, the thread holds no fd of the loop's. No root needed. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -115,6 +116,62 @@ static void test_free_finishes_what_was_asked(void **state)
     syncer_free(NULL);
 }
 
+/* The fds in a task's table (/proc/self/task/TID/fd), -1 when unreadable; the opendir's
+ * own fd counts when the task shares our table. */
+static int task_fds(const char *tid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%s/fd", tid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* The thread has a table of open files of its own, with only the file and its eventfd: a
+ * thread that shares the loop's table makes every growth of it wait for an RCU grace period
+ * (10-17 ms each with ~18 fds per container). Other fds of the process are not in it. */
+static void test_the_thread_holds_only_its_two_fds(void **state)
+{
+    (void) state;
+    int extra[8];
+    for (size_t i = 0; i < ARRAY_SIZE(extra); i++)
+        extra[i] = temp_file();
+    struct berr *err = NULL;
+    struct syncer *s = syncer_new(temp_file(), 0, &err);
+    assert_non_null(s);
+    char self[32];
+    snprintf(self, sizeof(self), "%d", (int) getpid());
+    int main_fds = task_fds(self), thread_fds = -1;
+    assert_true(main_fds >= 10); /* ours: the extras, the file and the eventfd, stdio */
+    for (int tries = 0; tries < 500 && thread_fds != 2; tries++) {
+        DIR *d = opendir("/proc/self/task");
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));)
+            if (de->d_name[0] != '.' && strcmp(de->d_name, self) != 0)
+                thread_fds = task_fds(de->d_name);
+        closedir(d);
+        if (thread_fds != 2) {
+            struct timespec ts = {0, 10 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_int_equal(thread_fds, 2);
+    assert_int_equal(syncer_ask(s), 1); /* and it still syncs through its own */
+    syncer_wait(s);
+    uint64_t failed = 7;
+    int e = 7;
+    assert_int_equal(syncer_done(s, &failed, &e), 1);
+    assert_int_equal(e, 0);
+    syncer_free(s);
+    for (size_t i = 0; i < ARRAY_SIZE(extra); i++)
+        close(extra[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +179,7 @@ int main(void)
             cmocka_unit_test(test_a_burst_shares_the_next_sync),
             cmocka_unit_test(test_a_failed_sync_is_reported),
             cmocka_unit_test(test_free_finishes_what_was_asked),
+            cmocka_unit_test(test_the_thread_holds_only_its_two_fds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
