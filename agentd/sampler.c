@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/sampler.c - usage sampling: a timer (stats_interval, default 1 s) reads every live
  * container's cgroup statistics (kept-open files, pread: no open/close and no allocation
- * per pass; 64 containers a loop turn) and the node's CPU time and memory (/proc/stat,
- * /proc/meminfo, also kept open);
- * the two latest samples give rates. API handlers sample one container on demand. Also
- * keeps the launch-duration histogram. metrics.c and the API read what is kept here. */
+ * per pass; at most 64 containers or 1 ms a loop turn) and the node's CPU time and memory
+ * (/proc/stat, /proc/meminfo, also kept open); the two latest samples give rates. API handlers
+ * sample one container on demand. Also keeps the launch-duration histogram. metrics.c and the API
+ * read what is kept here. */
 #include <fcntl.h>
 #include <string.h>
 
@@ -82,22 +82,27 @@ static void sample_node(struct agent *a)
     a->sample_at_ns = now;
 }
 
-/* A pass takes the node, then the live containers in slices of SAMPLE_SLICE, each slice
- * in a turn of the loop of its own (a zero timeout: the loop polls its sockets in between).
- * With 1,000 tasks a whole pass is ~26 ms of pread and parsing (docs/performance.md,
- * "Sampling"): in one callback it was the loop's longest stall under load (issue #18); a
- * slice is ~1.5 ms. Each container keeps its own sample times, so its rates do not care
- * when in the pass it was taken; one launched during a pass is taken by a later slice. */
+/* A pass takes the node, then the live containers in slices of at most SAMPLE_SLICE
+ * containers and SAMPLE_SLICE_NS, each slice in a turn of the loop of its own (a zero
+ * timeout: the loop polls its sockets in between). With 1,000 tasks a whole pass is ~26 ms
+ * of pread and parsing (docs/performance.md, "Sampling"): in one callback it was the loop's
+ * longest stall under load (issue #18). 64 kept-open containers take ~1.5 ms, but a
+ * container's first sample opens its stat files: during a burst of launches a slice of 64
+ * new ones took 20-30 ms (600 openat), the longest turns of the burst, hence the time bound
+ * too. Each container keeps its own sample times, so its rates do not care when in the pass
+ * it was taken; one launched during a pass is taken by a later slice. */
 #define SAMPLE_SLICE 64
+#define SAMPLE_SLICE_NS 1000000ULL
 
 static void sample_slice(struct agent *a, uint64_t t0)
 {
     unsigned n = 0;
     bool more = false;
+    uint64_t start = now_monotonic_ns();
     for (struct container *c = a->containers; c; c = c->next) {
         if (!c->cg || ml_state_terminal(c->state) || c->sample_gen == a->sample_gen)
             continue;
-        if (n == SAMPLE_SLICE) {
+        if (n == SAMPLE_SLICE || (n && now_monotonic_ns() - start >= SAMPLE_SLICE_NS)) {
             more = true;
             break;
         }
