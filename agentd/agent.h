@@ -116,7 +116,7 @@ struct container {
     char status_buf[512];
     size_t status_len;
     struct waiter *waiters;
-    struct container *next; /* table order: newest first */
+    struct container *next, **pprev; /* table order: newest first; pprev: O(1) unlink */
 };
 
 /* Its network mode (spec.network, the agent's default filled in at admission). */
@@ -184,6 +184,7 @@ struct agent {
     double launch_sum;
     struct container *containers;
     struct ml_table ctr_by_id, ctr_by_name; /* the list's indexes (container.c) */
+    bool ctr_names_shared;   /* records of older agents that share a name were loaded */
     struct container *limbo; /* removed before their end was announced (lifecycle.c) */
     /* logs -f followers */
     int inotify_fd;
