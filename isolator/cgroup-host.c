@@ -368,6 +368,8 @@ int iso_host_remove(struct iso_host *h)
     if (!h)
         return 0;
     int ret = 0;
+    if (h->lay.ops && h->lay.ops->host_remove)
+        h->lay.ops->host_remove(&h->lay, &h->parent);
     for (size_t i = 0; i < h->lay.n_hier; i++) {
         if (!h->parent.path[i])
             continue;

@@ -75,6 +75,9 @@ struct cg_ops {
      * is the path from own to the parent. */
     int (*host_setup)(const struct cg_layout *lay, int own_fd, bool own_is_root, const char *rel,
                       struct cg_node *parent, struct berr **err);
+    /* Optional (NULL: nothing): undo what host_setup made below the parent, before the
+     * parent's rmdir at the agent's stop. */
+    void (*host_remove)(const struct cg_layout *lay, struct cg_node *parent);
     /* Optional (NULL: nothing to learn): fill lay->has from the parent, once per host after
      * host_setup, so that no launch looks for a file the host's kernel has or lacks. */
     void (*probe)(struct cg_layout *lay, const struct cg_node *parent);

@@ -96,13 +96,15 @@ def stdout(a, cid):
 
 
 SUPERVISOR = "supervisor"  # the agent's cgroup for executors (agentd/agent.h)
+FREEZE_HOLD = "freeze-hold"  # v1: the empty frozen cgroup (isolator/cgroup-v1.c host_setup)
 
 
 def child_dirs(d):
-    """The container cgroups below a parent (the executors' supervisor cgroup is the
-    agent's own)."""
+    """The container cgroups below a parent (the executors' supervisor cgroup and v1's
+    freeze hold are the agent's own)."""
     try:
-        return {n for n in os.listdir(d) if os.path.isdir(os.path.join(d, n)) and n != SUPERVISOR}
+        return {n for n in os.listdir(d)
+                if os.path.isdir(os.path.join(d, n)) and n not in (SUPERVISOR, FREEZE_HOLD)}
     except FileNotFoundError:
         return set()
 

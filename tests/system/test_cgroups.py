@@ -205,3 +205,30 @@ def test_kill_empties_and_removes_the_cgroup(agent):
     for d in dirs.values():
         bt.wait_for(lambda: not os.path.isdir(d), 3, what="%s removed" % d)
     assert not any(bt.alive(p) for p in pids), pids
+
+
+def test_v1_keeps_an_empty_frozen_cgroup_for_the_kills(agent):
+    """v1: an empty cgroup below the parent stays FROZEN while the agent runs, so that a
+    kill's freeze/thaw round does not switch the kernel's freezer key (an IPI to every CPU
+    each time, issue #18); it holds nothing, kills still end every process, and the stop
+    removes it with the parent. No freezer hierarchy (v2): none is made."""
+    holds = {k: os.path.join(d, "freeze-hold") for k, d in agent.parent_dirs.items()}
+    if "freezer" not in agent.parent_dirs:
+        assert not any(os.path.exists(h) for h in holds.values()), holds
+        return
+    hold = holds.pop("freezer")
+    assert bt.read(os.path.join(hold, "freezer.state")).strip() == "FROZEN"
+    assert bt.read(os.path.join(hold, "cgroup.procs")).strip() == ""
+    assert not any(os.path.exists(h) for h in holds.values()), holds  # freezer only
+    c = agent.launch(["/bin/sh", "-c", "sleep 600 & exec sleep 600"], cpus=0.25)
+    agent.wait_state(c["id"], "RUNNING")
+    bt.wait_for(lambda: len(agent.procs(c["id"])) >= 2, 5, what="two sleeps")
+    pids = agent.procs(c["id"])
+    r = agent.ctl("kill", "--signal", "KILL", c["id"])
+    assert r.returncode == 0, r.stderr
+    agent.wait_terminal(c["id"])
+    bt.wait_for(lambda: not any(bt.alive(p) for p in pids), 5, what="the sleeps gone")
+    assert bt.read(os.path.join(hold, "freezer.state")).strip() == "FROZEN"
+    assert agent.stop() == 0
+    assert not os.path.exists(hold)
+    assert not os.path.exists(agent.parent_dirs["freezer"])
