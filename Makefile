@@ -98,7 +98,7 @@ DEB_BUILD = gcc make pkg-config libcgroup-dev libseccomp-dev libcap-dev libnl-3-
             libnl-route-3-dev libnl-idiag-3-dev libnftables-dev nftables libyajl-dev \
             libevent-dev libcurl4-openssl-dev libsqlite3-dev libinih-dev libcmocka-dev libssl-dev \
             openssl python3-pytest busybox-static util-linux procps iproute2 prometheus tmux haproxy
-DEB_BENCH = crun hyperfine
+DEB_BENCH = crun hyperfine linux-perf
 
 .PHONY: install-agent install-master install-apps install-lb all deps check check-unit check-system check-vm demo bench install clean format format-check \
         check-deps asan analyze clean-analyze deb rpm check-packages fuzz fuzz-build fuzz-bins check-fuzz

@@ -6,8 +6,8 @@ start_agent), everything it makes removed at the end:
       for a 1-CPU task; the CPU its cgroup was charged over launch and teardown (the task is
       a static no-op: its whole cpuacct/cpu.stat usage at the end);
   (2) 1,000 `sleep` launches from 8 clients to all RUNNING, then 1,000 kill + remove to every
-      cgroup gone, while a ninth client times GET /health every 10 ms (the loop's longest
-      stall);
+      cgroup gone, while a ninth client times GET /health every 10 ms, and perf traces the
+      loop's turns (loopturns.py: the loop's longest stall, the client's scheduling apart);
   (3) `berthctl --version`, `berthctl ps` and `berthctl stats --no-stream ID` on the socket;
   (4) berth-executor's Pss with one task and USS at 100 tasks (smem's sums of
       /proc/PID/smaps_rollup).
@@ -19,6 +19,7 @@ Prints a table and, given DOC.md, rewrites its "## Launch path" section. BENCH_L
 and BENCH_LP_RUNS (20) scale it down."""
 
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import statistics
@@ -33,6 +34,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "system"))
 sys.path.insert(0, HERE)
 import berthtest as bt  # noqa: E402
 from hostile import start_agent, stop_agent  # noqa: E402
+from loopturns import LoopTurns  # noqa: E402
 
 N = int(os.environ.get("BENCH_LP_N") or 1000)
 RUNS = int(os.environ.get("BENCH_LP_RUNS") or 20)
@@ -125,41 +127,52 @@ def health_poller(a, stop, worst):
         time.sleep(0.01)
 
 
+def traced(a):
+    """The loop's turns during a phase (loopturns.py), or a no-op without perf."""
+    return LoopTurns(a.proc.pid) if LoopTurns.available() else contextlib.nullcontext()
+
+
 def many(a):
+    """(all RUNNING s, every cgroup gone s, longest GET /health up, down, loop turns up,
+    down): the turns' (p99, longest) in s, None without perf."""
     stop, worst = threading.Event(), [0.0]
     th = threading.Thread(target=health_poller, args=(a, stop, worst))
     th.start()
     try:
-        t0 = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            ids = list(pool.map(lambda i: a.launch(shell="exec sleep 1000", cpus=0.001,
-                                                   mem="8MiB")["id"], range(N)))
-        # counted by GET /metrics: listing 1,000 containers every 20 ms would itself hold
-        # the loop ~10 ms a time and be the stall measured
-        bt.wait_for(lambda: a.metric('berth_containers{state="RUNNING"}') >= N, 120,
-                    interval=0.02, what="%d RUNNING" % N)
-        t_up = time.monotonic() - t0
+        with traced(a) as turns_up:
+            t0 = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                ids = list(pool.map(lambda i: a.launch(shell="exec sleep 1000", cpus=0.001,
+                                                       mem="8MiB")["id"], range(N)))
+            # counted by GET /metrics: listing 1,000 containers every 20 ms would itself
+            # hold the loop ~10 ms a time and be the stall measured
+            bt.wait_for(lambda: a.metric('berth_containers{state="RUNNING"}') >= N, 120,
+                        interval=0.02, what="%d RUNNING" % N)
+            t_up = time.monotonic() - t0
         stall_up = worst[0]
         worst[0] = 0.0
-        t0 = time.monotonic()
 
         def kill_rm(cid):
             a.post("/v1/containers/%s/kill" % cid, {"signal": "KILL", "grace_seconds": 0})
             a.wait_terminal(cid, timeout=60)
             a.delete("/v1/containers/" + cid)
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            list(pool.map(kill_rm, ids))
         dirs = list(a.parent_dirs.values())
         own = ("supervisor", "freeze-hold")  # the agent's (v1's freeze hold: cgroup-v1.c)
-        bt.wait_for(lambda: not any(n not in own and os.path.isdir(os.path.join(d, n))
-                                    for d in dirs if os.path.isdir(d) for n in os.listdir(d)),
-                    60, interval=0.02, what="every container cgroup gone")
-        t_down = time.monotonic() - t0
+        with traced(a) as turns_down:
+            t0 = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(kill_rm, ids))
+            bt.wait_for(lambda: not any(n not in own and os.path.isdir(os.path.join(d, n))
+                                        for d in dirs if os.path.isdir(d)
+                                        for n in os.listdir(d)),
+                        60, interval=0.02, what="every container cgroup gone")
+            t_down = time.monotonic() - t0
         stall_down = worst[0]
     finally:
         stop.set()
         th.join()
-    return t_up, t_down, stall_up, stall_down
+    return (t_up, t_down, stall_up, stall_down, turns_up and turns_up.summary(),
+            turns_down and turns_down.summary())
 
 
 def many_journaled(build):
@@ -231,6 +244,15 @@ def executor_memory(a):
                                    for u in uss])
 
 
+def turn_rows(prefix, up, down):
+    """The loop's turns (loopturns.py) as table rows; none without perf."""
+    if not up or not down:
+        return []
+    f = lambda t: "%.1f / %.1f ms" % (t[0] * 1000, t[1] * 1000)  # noqa: E731
+    return [(prefix + "the loop's turns during the launches, p99 / longest (perf trace)", f(up)),
+            (prefix + "the loop's turns during the kills, p99 / longest", f(down))]
+
+
 def main():
     build = sys.argv[1]
     doc = sys.argv[2] if len(sys.argv) > 2 else None
@@ -238,7 +260,7 @@ def main():
     a = start_agent(build, 5)
     try:
         tiny = tiny_task(a)
-        t_up, t_down, stall_up, stall_down = many(a)
+        t_up, t_down, stall_up, stall_down, turns_up, turns_down = many(a)
         ctl = ctl_times(build, a)
         pss_one, uss_100 = executor_memory(a)
     finally:
@@ -262,6 +284,7 @@ def main():
         ("longest GET /health during the launches / the kills", "%s / %s" % (ms(stall_up),
                                                                             ms(stall_down))),
     ]
+    rows += turn_rows("", turns_up, turns_down)
     if journaled:
         rows += [
             ("the same %d launches, work_dir on a journaled ext4 (loop image)" % N,
@@ -270,6 +293,7 @@ def main():
             ("... longest GET /health during the launches / the kills",
              "%s / %s" % (ms(journaled[2]), ms(journaled[3]))),
         ]
+        rows += turn_rows("... ", journaled[4], journaled[5])
     rows += [
         ("`berthctl --version`", ms(ctl["--version"])),
         ("`berthctl ps` (one container)", ms(ctl["ps"])),

@@ -14,7 +14,8 @@
 # rewrites "## Hostile input". (g) tests/bench/kill_stall.py times GET /health while 50 tasks
 # that ignore SIGTERM are killed at once with grace 0 and rewrites "## Kill stall"
 # (BENCH_KILL_N, BENCH_KILL_ROUNDS). (h) tests/bench/launch_path.py: the launch path of issue
-# #18 (0.001-CPU task, 1,000 pipelined launches, berthctl start-up, executor memory),
+# #18 (0.001-CPU task, 1,000 pipelined launches with the loop's turns traced by perf,
+# berthctl start-up, executor memory),
 # rewrites "## Launch path" (BENCH_LP_N, BENCH_LP_RUNS). (i) tests/bench/sched_bench.py times
 # one DRF allocation pass over 10,000 simulated agents and 200 frameworks, offers per second
 # through a real master and ACCEPT -> RUNNING with one real agent, and rewrites "## Scheduler"
