@@ -145,7 +145,7 @@ async def run_load(n):
     agents = [SimAgent(secrets.token_hex(16), RES) for _ in range(n)]
     conns = []
     try:
-        # registration: SUBSCAGENTS agents at a time each join (SUBSCRIBE, CHALLENGE,
+        # registration: SUBSCRIBERS agents at a time each join (SUBSCRIBE, CHALLENGE,
         # AUTHENTICATE, SUBSCRIBED) and send their first signed HEARTBEAT right away, as
         # berth-agent does; the calls go over one keep-alive connection per worker
         todo = list(reversed(agents))
