@@ -199,12 +199,9 @@ static void free_list(struct container **list)
 
 void ctr_free_all(struct agent *a)
 {
-    while (a->containers) {
-        struct container *c = a->containers;
-        ctr_unlink(a, c);
-        ctr_free(c);
-    }
-    free_list(&a->limbo);
+    /* the indexes first: nothing found through them while the lists are freed */
     ml_table_free(&a->ctr_by_id);
     ml_table_free(&a->ctr_by_name);
+    free_list(&a->containers);
+    free_list(&a->limbo);
 }

@@ -98,11 +98,10 @@ static void sample_slice(struct agent *a, uint64_t t0)
 {
     unsigned n = 0;
     bool more = false;
-    uint64_t start = now_monotonic_ns();
     for (struct container *c = a->containers; c; c = c->next) {
         if (!c->cg || ml_state_terminal(c->state) || c->sample_gen == a->sample_gen)
             continue;
-        if (n == SAMPLE_SLICE || (n && now_monotonic_ns() - start >= SAMPLE_SLICE_NS)) {
+        if (n == SAMPLE_SLICE || (n && now_monotonic_ns() - t0 >= SAMPLE_SLICE_NS)) {
             more = true;
             break;
         }
