@@ -60,7 +60,7 @@ LIBS_CMOCKA = $(shell pkg-config --libs cmocka 2>/dev/null)
 # resolves users), which is what static glibc cannot do. Sanitizer builds link dynamically.
 ifeq ($(SANFLAGS),)
 EXEC_LDFLAGS = -static-pie
-LIBS_EXEC = -lseccomp -lcap -l:libyajl_s.a
+LIBS_EXEC = -lcap -l:libyajl_s.a
 else
 EXEC_LDFLAGS =
 LIBS_EXEC = $(LIBS_ISO) $(LIBS_COMMON)
@@ -127,6 +127,16 @@ $(B)/lib%.a:
 
 $(B)/berth-agent: $(call obj,$(AGENT_SRC)) $(EVCURL_OBJ) $(LIBCONFIG) $(LIBISO) $(LIBML) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_AGENT) $(LIBS_CONFIG) $(LIBS_ISO) $(LIBS_COMMON)
+
+# The task's seccomp filter is compiled to BPF when berth is built: isolator/gen/seccomp-bpf.c
+# prints it as a header that isolator/seccomp-prog.c embeds (the executor links no libseccomp).
+$(B)/gen/isolator/seccomp-bpf.h: $(B)/gen/seccomp-bpf
+	$(B)/gen/seccomp-bpf > $@.tmp && mv $@.tmp $@
+$(B)/gen/seccomp-bpf: $(call obj,isolator/gen/seccomp-bpf.c isolator/seccomp.c) $(LIBCOMMON)
+	@mkdir -p $(dir $@)/isolator
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ISO) $(LIBS_COMMON)
+$(B)/obj/isolator/seccomp-prog.o: $(B)/gen/isolator/seccomp-bpf.h
+$(B)/obj/isolator/seccomp-prog.o: ALL_CFLAGS += -I$(B)/gen
 
 $(B)/berth-executor: $(call obj,$(EXEC_SRC)) $(LIBISO) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) $(EXEC_LDFLAGS) -o $@ $^ $(LIBS_EXEC)

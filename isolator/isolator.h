@@ -341,10 +341,10 @@ struct iso_bpf {
     unsigned short len;
 };
 struct iso_task_plan {
-    struct iso_user user;   /* spec->ids */
-    struct iso_bpf seccomp; /* ISO_SECCOMP: the compiled deny-list */
-    int last_cap;           /* the highest capability the kernel knows */
-    bool caps_bounded;      /* iso_task_plan_enter did these two already */
+    struct iso_user user;          /* spec->ids */
+    const struct iso_bpf *seccomp; /* ISO_SECCOMP: the deny-list (iso_seccomp_prog) */
+    int last_cap;                  /* the highest capability the kernel knows */
+    bool caps_bounded;             /* iso_task_plan_enter did these two already */
     bool seccomp_loaded;
 };
 /* Build plan for s (in the executor, before the fork); iso_task_plan_done frees it. */
@@ -365,9 +365,11 @@ void iso_task_plan_done(struct iso_task_plan *plan);
 int iso_task_prepare(const struct iso_spec *s, const struct iso_task_plan *plan,
                      int (*enter_userns)(void *arg, struct berr **err), void *arg,
                      struct berr **err);
-/* The seccomp deny-list compiled to BPF (libseccomp's export), and its load into the
- * calling thread (needs no_new_privs): the executor compiles, the task child only loads. */
+/* The seccomp deny-list compiled to BPF (libseccomp's export; iso_seccomp_build, run when
+ * berth is built), the program so compiled (iso_seccomp_prog, seccomp-prog.c), and its
+ * load into the calling thread (needs no_new_privs). */
 int iso_seccomp_build(struct iso_bpf *ret, struct berr **err);
+extern const struct iso_bpf iso_seccomp_prog;
 int iso_seccomp_install(const struct iso_bpf *prog, struct berr **err);
 /* Capabilities kept for root tasks (CAP_CHOWN ... as in docker's default). */
 extern const int iso_default_caps[];

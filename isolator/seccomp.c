@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* isolator/seccomp.c - the task's seccomp deny-list with libseccomp: default allow, EPERM
  * for syscalls that reach the host kernel's global state (modules, kexec, mounts, keys,
- * bpf, clocks, new user namespaces). The executor compiles it to BPF before the fork
- * (iso_task_plan_build); task.c loads the program last, after no_new_privs. */
+ * bpf, clocks, new user namespaces). Compiled to BPF when berth is built (isolator/gen/
+ * seccomp-bpf.c runs iso_seccomp_build); the executor embeds the program (seccomp-prog.c)
+ * and links no libseccomp; task.c loads it last, after no_new_privs. */
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 
 #include "isolator/isolator.h"
 
@@ -155,15 +155,4 @@ out:
         close(fd);
     seccomp_release(ctx);
     return r < 0 ? r : 0;
-}
-
-/* Load prog into the calling thread: one system call, no allocation. */
-int iso_seccomp_install(const struct iso_bpf *prog, struct berr **err)
-{
-    struct sock_fprog fp = {.len = prog->len, .filter = prog->insns};
-    if (!prog->insns || !prog->len)
-        return berr_setx(err, EINVAL, "no seccomp filter was built");
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) < 0)
-        return berr_set(err, errno, "load seccomp filter");
-    return 0;
 }

@@ -2,8 +2,9 @@
 /* isolator/task.c - the last steps of the task child before execve, in the order that keeps
  * each one possible: rlimits, bounding set (needs CAP_SETPCAP), user, final capabilities,
  * no_new_privs, close-on-exec for stray fds, seccomp. What they need that takes work (the
- * compiled seccomp filter, the kernel's last capability) is planned before the fork, by
- * the executor, so the task's cgroups are not charged for it. caps.c and seccomp.c hold
+ * kernel's last capability; the seccomp filter is compiled when berth is built) is planned
+ * before the fork, by the executor, so the task's cgroups are not charged for it. caps.c
+ * and seccomp.c hold
  * the policies; mount.c builds the filesystem; user.c resolves the user (in the agent). */
 #include <fcntl.h>
 #include <grp.h>
@@ -62,8 +63,9 @@ int iso_task_plan_build(const struct iso_spec *s, struct iso_task_plan *plan, st
     memset(plan, 0, sizeof(*plan));
     plan->user = s->ids;
     plan->last_cap = caps_last();
-    if ((s->flags & ISO_SECCOMP) && iso_seccomp_build(&plan->seccomp, err) < 0)
-        return berr_wrap(err, "seccomp");
+    (void) err;
+    if (s->flags & ISO_SECCOMP)
+        plan->seccomp = &iso_seccomp_prog;
     return 0;
 }
 
@@ -80,7 +82,7 @@ int iso_task_plan_enter(const struct iso_spec *s, struct iso_task_plan *plan, st
         plan->caps_bounded = true;
     }
     if (s->flags & ISO_SECCOMP) {
-        if (iso_seccomp_install(&plan->seccomp, err) < 0)
+        if (iso_seccomp_install(plan->seccomp, err) < 0)
             return berr_wrap(err, "seccomp");
         plan->seccomp_loaded = true;
     }
@@ -89,7 +91,6 @@ int iso_task_plan_enter(const struct iso_spec *s, struct iso_task_plan *plan, st
 
 void iso_task_plan_done(struct iso_task_plan *plan)
 {
-    free(plan->seccomp.insns);
     memset(plan, 0, sizeof(*plan));
 }
 
@@ -125,7 +126,7 @@ int iso_task_prepare(const struct iso_spec *s, const struct iso_task_plan *plan,
     if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         return berr_set(err, errno, "mark fds close-on-exec");
     if ((s->flags & ISO_SECCOMP) && !plan->seccomp_loaded &&
-        iso_seccomp_install(&plan->seccomp, err) < 0)
+        iso_seccomp_install(plan->seccomp, err) < 0)
         return berr_wrap(err, "seccomp");
     return 0;
 }

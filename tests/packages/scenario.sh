@@ -242,7 +242,7 @@ step "install $(basename "$DEB") with apt (dependencies from the archive)"
 apt-get install "${APT_OPTS[@]}" "$W/$(basename "$DEB")" </dev/null >"$W/apt-install.log" 2>&1 ||
     { tail -30 "$W/apt-install.log"; fail "apt-get install"; }
 expect_eq "$(dpkg-query -W -f='${db:Status-Abbrev}' berth-agent)" "ii " "dpkg status"
-# (berth-executor is static-pie, libseccomp and libcap inside it: no package of theirs is needed)
+# (berth-executor is static-pie with libcap inside and its seccomp filter compiled in: no package of theirs is needed)
 for dep in libevent-2.1-7 libsqlite3-0 libcurl4 libcgroup2 libyajl2 libinih1 adduser; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$dep" 2>/dev/null | grep -q '^ii' ||
         fail "dependency $dep was not installed"
