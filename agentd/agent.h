@@ -3,9 +3,9 @@
  * the container record (struct container) and the functions the agentd files share.
  * File map: main.c builds the context and runs the loop; api.c, api-node.c, api-error.c,
  * api-launch.c (one launch a loop turn) and path.c serve HTTP (api.h; exec.c, logs.c,
- * metrics.c their endpoints); container.c owns the
- * table; record.c is the container's JSON (API view and state.db record); lifecycle.c is
- * the state machine and its one transition point, ctr_set_state; sandbox.c prepares a
+ * metrics.c their endpoints); container.c owns the table; record.c is the container's JSON
+ * (API view and state.db record); lifecycle.c is the state machine and its one transition
+ * point, ctr_set_state; sandbox.c prepares a
  * launch (dirs, spec.json, cgroups, limits) and launch.c spawns executors; release.c ends
  * a container's cgroups and trash.c its dirs, off the loop; waiters.c answers GET .../wait;
  * decide.c holds the pure decisions (how a task ended, which updates the master lacks);
@@ -39,8 +39,7 @@ struct trash_job;   /* a directory being removed (trash.c) */
 struct release_job; /* an ended container's cgroups being removed (release.c) */
 struct store_batch; /* the changes of records queued for the next commit (store.c) */
 
-/* Node resources (resources.c): cpus in millicores, mem and disk in bytes, ports and pids
- * counts. */
+/* Node resources (resources.c): cpus in millicores, mem and disk in bytes, ports, pids counts */
 enum res_kind {
     RES_CPUS,
     RES_MEM,
@@ -165,8 +164,9 @@ struct agent {
     uint64_t template_builds; /* builds that succeeded, the first included (GET /metrics) */
     char node_id[33];
     char hostname[256];
-    /* node resources (resources.c) */
+    /* node resources (resources.c); role_use: what live containers hold, by role (res_hold) */
     struct res_amounts total, reserved, allocatable;
+    uint64_t *role_use;
     /* POST /v1/containers beyond the launch a turn takes (api-launch.c) */
     struct queued_launch *launch_q, **launch_q_tail;
     unsigned launches_this_turn;
@@ -256,8 +256,11 @@ void resources_used(struct agent *a, double *ret_cores, uint64_t *ret_mem);
 /* Busy cores between c's last two samples (0 until there are two): the one computation the
  * API, the metrics, /v1/node and the heartbeat share. */
 double ctr_cpu_cores(const struct container *c);
-/* 0 when c fits what is free for its role; else INSUFFICIENT_RESOURCES naming the resource. */
+/* 0 when c fits what is free for its role; else INSUFFICIENT_RESOURCES naming the resource.
+ * res_hold counts (sign 1) or uncounts (-1) what c holds: a container of the table while not
+ * terminal (container.c, lifecycle.c), so that admission walks no list. */
 int resources_admit(struct agent *a, const struct container *c, struct berr **err);
+void res_hold(struct agent *a, const struct container *c, int sign);
 
 /* ports.c: ports as a resource. Pure (unit-tested): ports_ranges_parse reads "[A-B,C]"
  * (0, or -EINVAL); ports_pick gives every entry of ports without a host port a free one of
@@ -279,8 +282,7 @@ void ports_used(struct agent *a, uint64_t used[1024]);
 /* Give c's spec its host ports (and container ports, the same unless named); 0 or -errno
  * with err (nothing of c's is kept by the agent, so a refusal frees nothing). */
 int ports_assign(struct agent *a, struct container *c, struct berr **err);
-/* The task's environment: its own plus PORT0.., HOST_PORT0.., PORT_<NAME>, PORTS (ours win);
- * malloc'd strv. */
+/* The task's environment: its own plus PORT0.., HOST_PORT0.., PORT_<NAME>, PORTS (ours win) */
 char **ports_env(const struct ml_task_spec *s);
 
 /* net.c: network modes (docs/design/network.md). net_init (at start: the ranges, the
@@ -345,8 +347,7 @@ struct container *ctr_find_id(struct agent *a, const char *id);
 struct container *ctr_find_name(struct agent *a, const char *name); /* NULL name: none */
 struct container *ctr_new(void);
 /* An async callback's argument: the agent and a container's id, never a pointer (STYLE.md);
- * ctr_event_new makes an event (added when fd >= 0) that owns one, ctr_event_free frees
- * both and clears *ev. */
+ * ctr_event_new makes an event (added when fd >= 0) that owns one, ctr_event_free both. */
 struct ctr_ref {
     struct agent *a;
     char id[17];

@@ -100,6 +100,8 @@ void ctr_link(struct agent *a, struct container *c)
         c->next->pprev = &c->next;
     c->pprev = &a->containers;
     a->containers = c;
+    if (!ml_state_terminal(c->state))
+        res_hold(a, c, 1);
     ml_table_put(&a->ctr_by_id, c->id, c);
     /* a name is unique (admit), but records of older agents may share one: the first
      * linked is found by it, the next one once that is gone (ctr_unlink) */
@@ -117,6 +119,8 @@ void ctr_unlink(struct agent *a, struct container *c)
         if (c->next)
             c->next->pprev = c->pprev;
         c->pprev = NULL;
+        if (!ml_state_terminal(c->state))
+            res_hold(a, c, -1);
     }
     c->next = NULL;
     if (ml_table_get(&a->ctr_by_id, c->id) == c)
@@ -204,4 +208,6 @@ void ctr_free_all(struct agent *a)
     ml_table_free(&a->ctr_by_name);
     free_list(&a->containers);
     free_list(&a->limbo);
+    free(a->role_use);
+    a->role_use = NULL;
 }

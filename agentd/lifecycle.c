@@ -35,6 +35,8 @@ static void ended_committed(struct agent *a, int r, void *arg)
 
 void ctr_set_state(struct agent *a, struct container *c, enum ml_state st, enum ml_reason reason)
 {
+    if (c->pprev && ml_state_terminal(c->state) != ml_state_terminal(st))
+        res_hold(a, c, ml_state_terminal(st) ? -1 : 1); /* what it holds (admission) */
     c->state = st;
     c->reason = reason;
     if (st == ML_RUNNING && c->started_at <= 0)

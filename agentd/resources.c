@@ -224,47 +224,54 @@ static uint64_t role_reserved(const struct cfg_role *r, int k)
 /* A role's tasks use its static reservation first, then the unreserved pool (Mesos's
  * model): free for role X = (X's reservation - X's use, floored at 0) + (the unreserved
  * pool - what every role uses beyond its own reservation). Roles without a [role.NAME]
- * section, "*" among them, have a reservation of 0. One pass over the containers for the
- * three kinds (a launch's admission: with 1,000 containers, a pass a kind was 3,000 steps
- * and role compares a launch). */
+ * section, "*" among them, have a reservation of 0 (and share the last row of role_use).
+ * What each role's live containers hold is counted as they come and go (res_hold): a walk
+ * over the containers at each admission was 3% of a 1,000-launch burst's CPU (issue #18). */
 enum {
     N_KINDS = 3
 };
 static const int kinds[N_KINDS] = {RES_CPUS, RES_MEM, RES_PIDS};
 
+/* c's row of role_use: its role's [role.NAME] section, or n_roles for none */
+static size_t role_row(const struct agent *a, const char *role)
+{
+    size_t i = 0;
+    while (i < a->cfg.n_roles && !streq(a->cfg.roles[i].name, role))
+        i++;
+    return i;
+}
+
+void res_hold(struct agent *a, const struct container *c, int sign)
+{
+    if (!a->role_use)
+        a->role_use = xcalloc((a->cfg.n_roles + 1) * N_KINDS, sizeof(*a->role_use));
+    uint64_t *use = &a->role_use[role_row(a, c->spec.role) * N_KINDS];
+    for (int j = 0; j < N_KINDS; j++)
+        use[j] = sign > 0 ? use[j] + amount(c, kinds[j]) : use[j] - amount(c, kinds[j]);
+}
+
 static void free_for(struct agent *a, const char *role, uint64_t ret[N_KINDS])
 {
-    size_t nr = a->cfg.n_roles;
-    uint64_t used_by[nr + 1][N_KINDS]; /* per [role.NAME] section; nr: roles without one */
-    memset(used_by, 0, sizeof(used_by));
-    uint64_t own_used[N_KINDS] = {0};
-    for (struct container *c = a->containers; c; c = c->next) {
-        if (ml_state_terminal(c->state))
-            continue;
-        size_t i = 0;
-        while (i < nr && !streq(a->cfg.roles[i].name, c->spec.role))
-            i++;
-        bool own = streq(c->spec.role, role);
-        for (int j = 0; j < N_KINDS; j++) {
-            used_by[i][j] += amount(c, kinds[j]);
-            if (own)
-                own_used[j] += amount(c, kinds[j]);
-        }
-    }
+    size_t nr = a->cfg.n_roles, mine = role_row(a, role);
+    static const uint64_t none[N_KINDS];
     for (int j = 0; j < N_KINDS; j++) {
         int k = kinds[j];
-        uint64_t reserved_for_roles = 0, pool_used = used_by[nr][j], my_res = 0;
+        const uint64_t *pool_row = a->role_use ? &a->role_use[nr * N_KINDS] : none;
+        uint64_t reserved_for_roles = 0, pool_used = pool_row[j], my_res = 0, own_used = 0;
         for (size_t i = 0; i < nr; i++) {
             uint64_t res = role_reserved(&a->cfg.roles[i], k);
+            uint64_t used = a->role_use ? a->role_use[i * N_KINDS + j] : 0;
             reserved_for_roles += res;
-            pool_used += used_by[i][j] > res ? used_by[i][j] - res : 0;
-            if (streq(a->cfg.roles[i].name, role))
+            pool_used += used > res ? used - res : 0;
+            if (i == mine) {
                 my_res = res;
+                own_used = used;
+            }
         }
         uint64_t pool = a->allocatable.v[k] > reserved_for_roles
                                 ? a->allocatable.v[k] - reserved_for_roles
                                 : 0;
-        uint64_t from_res = my_res > own_used[j] ? my_res - own_used[j] : 0;
+        uint64_t from_res = my_res > own_used ? my_res - own_used : 0;
         uint64_t from_pool = pool > pool_used ? pool - pool_used : 0;
         ret[j] = from_res + from_pool;
     }

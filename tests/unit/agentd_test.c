@@ -239,7 +239,17 @@ static struct container *add(struct agent *a, const char *role, uint64_t cpus, u
     c->state = st;
     c->next = a->containers;
     a->containers = c;
+    if (!ml_state_terminal(st)) /* as ctr_link counts it */
+        res_hold(a, c, 1);
     return c;
+}
+
+/* what ctr_set_state does for admission, for a change between live and ended */
+static void set_state(struct agent *a, struct container *c, enum ml_state st)
+{
+    if (ml_state_terminal(c->state) != ml_state_terminal(st))
+        res_hold(a, c, ml_state_terminal(st) ? -1 : 1);
+    c->state = st;
 }
 
 static int admit(struct agent *a, const char *role, uint64_t cpus, uint64_t mem, uint64_t cpu_limit)
@@ -292,13 +302,21 @@ static void test_admission(void **state)
     assert_int_equal(admit(&a, "web", 1, GIB, 0), -ENOSPC);
     /* ended containers hold nothing */
     add(&a, "*", 4000, 8 * GIB, ML_FINISHED);
-    a.containers->next->state = ML_KILLED; /* the web task ended */
+    set_state(&a, a.containers->next, ML_KILLED); /* the web task ended */
     assert_int_equal(admit(&a, "web", 2500, GIB, 0), 0);
     /* pids come from the node only */
     struct container *p = add(&a, "*", 1, 1, ML_RUNNING);
+    res_hold(&a, p, -1);
     p->spec.pids = 85; /* 10 + 85 live: 5 left */
+    res_hold(&a, p, 1);
     assert_int_equal(admit(&a, "web", 1, 1, 0), -ENOSPC);
+    set_state(&a, p, ML_FAILED); /* an end gives them back, a restart takes them again */
+    assert_int_equal(admit(&a, "web", 1, 1, 0), 0);
+    set_state(&a, p, ML_RUNNING);
+    assert_int_equal(admit(&a, "web", 1, 1, 0), -ENOSPC);
+    res_hold(&a, p, -1);
     p->spec.pids = 80;
+    res_hold(&a, p, 1);
     assert_int_equal(admit(&a, "web", 1, 1, 0), 0);
     /* a CPU limit above allocatable cannot be written under the parent's quota */
     assert_int_equal(admit(&a, "web", 100, 1, 4000), 0);
@@ -308,6 +326,7 @@ static void test_admission(void **state)
         a.containers = c->next;
         free(c);
     }
+    free(a.role_use);
 }
 
 int main(void)
