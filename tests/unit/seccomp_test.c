@@ -37,7 +37,8 @@ static void test_the_embedded_program_is_the_filter_compiled_now(void **state)
 static int under_the_filter(void)
 {
     struct berr *err = NULL;
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || iso_seccomp_install(&iso_seccomp_prog, &err) < 0)
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        iso_seccomp_install(&iso_seccomp_prog, &err) < 0)
         return 1;
     if (syscall(SYS_keyctl, 0, 0, 0, 0, 0) != -1 || errno != EPERM)
         return 2;
