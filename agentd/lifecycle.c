@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* agentd/lifecycle.c - the container state machine: admit and launch (STAGING -> STARTING),
  * learn from the executor's status pipe that the task runs (RUNNING), and from the pidfd
- * that the executor ended (FINISHED/FAILED/KILLED with a reason: decide.c), kill and
- * remove. Every transition goes through ctr_set_state, which stores it before anyone hears
+ * that the executor ended (FINISHED/FAILED/KILLED with a reason: decide.c); kill.c kills and
+ * removes. Every transition goes through ctr_set_state, which stores it before anyone hears
  * of it. sandbox.c prepares a launch, launch.c spawns, release.c and trash.c clean up,
  * waiters.c answers waits. Async callbacks carry the container id, never a pointer. */
 #include <fcntl.h>
@@ -218,36 +218,6 @@ static void on_oom(evutil_socket_t fd, short what, void *arg)
                  (long long) n);
 }
 
-/* A task being SIGKILLed dies at once only without its CPU quota: its exit (unmapping its
- * memory, closing its files) is charged to its cgroup, and a 0.001-CPU task waited out
- * periods of its quota, 100 ms and more (issue #18). The quota is lifted right before the
- * SIGKILL (the parent's still bounds it), not before: the grace period is the task's own
- * time, under its own limits. */
-static void unthrottle(struct container *c)
-{
-    _cleanup_berr_ struct berr *err = NULL;
-    if (c->cg && iso_cgroup_unthrottle(c->cg, &err) < 0)
-        log_debug("container '%s': lift the CPU quota: %s", c->id, berr_msg(err));
-}
-
-static void on_backstop(evutil_socket_t fd, short what, void *arg)
-{
-    (void) fd, (void) what;
-    struct ctr_ref *r = arg;
-    struct container *c = ctr_find_id(r->a, r->id);
-    if (!c || !c->cg || ml_state_terminal(c->state))
-        return;
-    /* the executor should have SIGKILLed the sandbox by now; do it from outside, the task
-     * through its cgroup and the executor (in the supervisor cgroup) through its pidfd */
-    log_warning("container '%s': still alive after the grace period, killing its cgroup", c->id);
-    unthrottle(c);
-    _cleanup_berr_ struct berr *err = NULL;
-    if (iso_cgroup_kill(c->cg, &err) < 0)
-        log_warning("container '%s': kill: %s", c->id, berr_msg(err));
-    if (c->pidfd >= 0)
-        (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
-}
-
 static void watch_oom(struct agent *a, struct container *c)
 {
     if (!c->cg || !(a->iso_flags & ISO_CG_MEM))
@@ -388,150 +358,6 @@ int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spe
         store_after_commit(a, launch_committed, xstrdup(c->id));
     }
     *ret = c;
-    return 0;
-}
-
-/* Signals that end a task: the executor gives SIGTERM/INT/HUP/QUIT a grace period, then
- * SIGKILL. Any other signal (USR1, USR2) is only passed on (review M2). */
-static bool ends_task(int sig)
-{
-    return sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT || sig == SIGKILL;
-}
-
-static int send_to_executor(struct container *c, int sig, uint64_t grace_ms, struct berr **err)
-{
-    /* SI_QUEUE carries the grace period to the executor, which escalates to SIGKILL */
-    siginfo_t si = {0};
-    si.si_signo = sig;
-    si.si_code = SI_QUEUE;
-    si.si_pid = getpid();
-    si.si_uid = getuid();
-    si.si_value.sival_int = (int) (grace_ms > INT32_MAX ? INT32_MAX : grace_ms);
-    if (syscall(SYS_pidfd_send_signal, c->pidfd, sig, &si, 0) < 0 && errno != ESRCH)
-        return berr_set(err, errno, "signal berth-executor of '%s'", c->id);
-    return 0;
-}
-
-static void on_grace_over(evutil_socket_t fd, short what, void *arg)
-{
-    (void) fd, (void) what;
-    struct ctr_ref *r = arg;
-    struct container *c = ctr_find_id(r->a, r->id);
-    if (c && !ml_state_terminal(c->state))
-        unthrottle(c); /* the executor SIGKILLs the task now */
-}
-
-/* A later kill may shorten the grace, never lengthen it (review L7): the executor keeps its
- * earlier deadline too. The backstop kills the cgroup if the executor has not by then (its
- * handlers may not be installed yet, or it may be stuck). */
-static void arm_backstop(struct agent *a, struct container *c, uint64_t grace_ms)
-{
-    struct timeval tv = {.tv_sec = (time_t) (grace_ms / 1000) + 2,
-                         .tv_usec = (suseconds_t) (grace_ms % 1000) * 1000};
-    struct timeval due, now, left;
-    if (c->ev_backstop && evtimer_pending(c->ev_backstop, &due)) {
-        event_base_gettimeofday_cached(a->base, &now);
-        timersub(&due, &now, &left);
-        if (timercmp(&left, &tv, <))
-            return;
-    }
-    ctr_event_free(&c->ev_backstop);
-    c->ev_backstop = ctr_event_new(a, c, -1, 0, on_backstop);
-    evtimer_add(c->ev_backstop, &tv);
-    struct timeval g = {.tv_sec = (time_t) (grace_ms / 1000),
-                        .tv_usec = (suseconds_t) (grace_ms % 1000) * 1000};
-    ctr_event_free(&c->ev_grace);
-    c->ev_grace = ctr_event_new(a, c, -1, 0, on_grace_over);
-    evtimer_add(c->ev_grace, &g);
-}
-
-struct kill_order {
-    char id[17];
-    int sig;
-    uint64_t grace_ms;
-};
-
-static void kill_committed(struct agent *a, int r, void *arg)
-{
-    (void) r; /* not stored (logged): the kill still goes out */
-    struct kill_order *k = arg;
-    struct container *c = ctr_find_id(a, k->id);
-    _cleanup_berr_ struct berr *err = NULL;
-    if (c && !ml_state_terminal(c->state)) {
-        agent_fault(a, "kill-after-record");
-        if (k->sig == SIGKILL || k->grace_ms == 0)
-            unthrottle(c);
-        if (k->sig == SIGKILL || c->pidfd < 0) {
-            /* one write of cgroup.kill (or one kill round), the executor through its pidfd
-             * (it lives in the supervisor cgroup): the end comes through the pidfd */
-            if (c->cg && iso_cgroup_kill(c->cg, &err) < 0)
-                log_warning("container '%s': kill: %s", c->id, berr_msg(err));
-            if (c->pidfd >= 0)
-                (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
-        } else if (send_to_executor(c, k->sig, k->grace_ms, &err) < 0) {
-            log_warning("container '%s': kill: %s", c->id, berr_msg(err));
-        } else {
-            arm_backstop(a, c, k->grace_ms);
-        }
-        agent_fault(a, "kill-after-signal");
-    }
-    free(k);
-}
-
-int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err)
-{
-    if (ml_state_terminal(c->state))
-        return berr_setc(err, EINVAL, BERR_CONFLICT, "container '%s' is already %s", c->id,
-                         ml_state_name(c->state));
-    if (!ends_task(sig)) {
-        if (c->pidfd < 0)
-            return berr_setc(err, ESRCH, BERR_CONFLICT, "container '%s' has no executor to signal",
-                             c->id);
-        return send_to_executor(c, sig, 0, err);
-    }
-    /* recorded first, delivered once committed: an agent that dies before the task does
-     * finishes the kill when it re-adopts the executor (ctr_adopt), and reports KILLED */
-    c->kill_requested = true;
-    ctr_save(a, c);
-    struct kill_order *k = xzalloc(sizeof(*k));
-    snprintf(k->id, sizeof(k->id), "%s", c->id);
-    k->sig = sig;
-    k->grace_ms = grace_ms;
-    store_after_commit(a, kill_committed, k);
-    return 0;
-}
-
-static void remove_committed(struct agent *a, int r, void *arg)
-{
-    _cleanup_free_ char *id = arg;
-    if (r < 0)
-        return; /* the record is still there: its dirs stay with it (logged) */
-    agent_fault(a, "remove-after-record");
-    char path[4096];
-    for (int i = 0; i < 2; i++) {
-        (i == 0 ? sandbox_path : runtime_path)(a, id, path, sizeof(path));
-        int t = trash_move(a, path);
-        if (t < 0 && t != -ENOENT)
-            log_warning("container '%s': remove '%s': %s (the next start retries)", id, path,
-                        strerror(-t));
-    }
-}
-
-int ctr_remove(struct agent *a, struct container *c, struct berr **err)
-{
-    if (!ml_state_terminal(c->state))
-        return berr_setc(err, EBUSY, BERR_CONFLICT, "container '%s' is %s: kill it first", c->id,
-                         ml_state_name(c->state));
-    /* the record goes first, the dirs once that is committed: a crash halfway leaves dirs
-     * without a record, which the next start removes (orphans.c); the other order would
-     * leave a record of a container whose sandbox is gone */
-    store_drop(a, c->id);
-    store_after_commit(a, remove_committed, xstrdup(c->id));
-    ctr_unlink(a, c);
-    if (c->end_unannounced) /* its end is not on disk yet: ended_committed, first, frees it */
-        ctr_limbo_add(a, c);
-    else
-        ctr_free(c);
     return 0;
 }
 
