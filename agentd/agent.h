@@ -34,6 +34,7 @@
 
 struct sqlite3;
 
+struct agent;
 struct waiter;      /* a pending GET .../wait (waiters.c) */
 struct trash_job;   /* a directory being removed (trash.c) */
 struct release_job; /* an ended container's cgroups being removed (release.c) */
@@ -100,7 +101,11 @@ struct container {
      * has none; kept in the record, which is the address's allocation (IPAM) */
     uint32_t net_addr, net_gateway;
     unsigned net_prefix;
-    int net_go_fd; /* launch only: the read end of the executor's "network ready" pipe, or -1 */
+    int net_go_fd, net_go_wr; /* launch only: the "network ready" pipe's ends, or -1 */
+    /* launch only: while its executor is spawned (spawn.h), who is told it is STARTING (or
+     * FAILED) then: ctr_launch's launched */
+    void (*launched)(struct agent *a, const char *id, void *arg);
+    void *launched_arg;
     /* health checks (health.c), live only: after a restart they start again, unknown */
     struct health *health; /* while checks run (RUNNING, no kill under way) */
     enum ml_health healthy;
@@ -383,10 +388,13 @@ enum ctr_origin {
 };
 /* Admit and launch the parsed spec (taken: *spec is emptied either way). task_id names the
  * master's task ("" for a local launch; it also names the container when the spec has no
- * name). 0 with *ret (STARTING, or FAILED/LAUNCH_FAILED when the sandbox could not be made:
- * the caller reports that state); -errno with err when it was refused (nothing kept). */
+ * name). 0 with *ret (STAGING while its executor is spawned off the loop, or FAILED/
+ * LAUNCH_FAILED when the sandbox could not be made); launched (may be NULL) is called with
+ * arg once it is STARTING or FAILED, maybe before ctr_launch returns. -errno with err when
+ * it was refused (nothing kept, launched not called). */
 int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spec,
-               const char *task_id, struct container **ret, struct berr **err);
+               const char *task_id, void (*launched)(struct agent *a, const char *id, void *arg),
+               void *arg, struct container **ret, struct berr **err);
 /* The kill is recorded (kill_requested) and delivered once that is committed. */
 int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, struct berr **err);
 /* End c because it broke a limit: recorded first (reason, message), its cgroup SIGKILLed once
@@ -471,28 +479,6 @@ void ctr_decide_end(const struct ctr_end_facts *f, struct ctr_outcome *ret);
 size_t link_catch_up_states(int last, enum ml_state now, bool has_pid, bool has_started,
                             enum ml_state out[3]);
 
-/* launch.c */
-struct spawn {
-    const char *path;
-    char **argv;
-    uint64_t ns_flags;     /* CLONE_NEW* */
-    int fd[4];             /* become 0..3 in the child; fd[3] may be -1 */
-    bool template;         /* fd 4 = a->template_fd (berth-executor's sandbox template) */
-    struct iso_cgroup *cg; /* born in (v2) or attached to (v1) these cgroups; may be NULL */
-};
-/* Clone and exec sp->path; returns once execve succeeded (err names its errno otherwise).
- * The caller owns *ret_pidfd and must reap the child (waitid P_PIDFD). */
-int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
-                struct berr **err);
-int agent_dup_high(int fd); /* F_DUPFD_CLOEXEC to >= 4, closes fd */
-/* Reserve launch.c's low fd slots for spawns, before the agent opens many fds. */
-int agent_spawn_init(struct berr **err);
-/* exec.c: `berth-executor --runtime-dir RDIR --exec-pid PID -- CMD...` (berthctl exec and
- * COMMAND health checks), NULL-terminated, the strings borrowed; free() the array only. */
-char **agent_exec_argv(const struct agent *a, char *rdir, char *pid, char *const *cmd);
-int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, int *ret_status_fd,
-                         struct berr **err);
-
 /* store.c: work_dir/state.db, one row per container: its record (record.c), the
  * executor's start time and the boot it ran in. Rows only: it calls nothing above it.
  * store_open opens an existing file only (-ENOENT when there is none) unless create; a file
@@ -572,7 +558,8 @@ struct link;
 int link_start(struct agent *a, struct berr **err);
 void link_stop(struct agent *a);
 
-#include "agentd/api.h" /* the local API (api*.c, path.c) */
+#include "agentd/api.h"   /* the local API (api*.c, path.c) */
+#include "agentd/spawn.h" /* launch.c: spawns, and the executors' off the loop */
 
 /* main.c: canonical paths tasks must not see - work_dir, the socket's dir, token_file -
  * sorted so an ancestor comes before what it contains (the executor then skips the inner

@@ -48,6 +48,12 @@ static void on_next_turn(evutil_socket_t fd, short what, void *arg)
         evtimer_add(a->ev_launch_turn, &next_turn);
 }
 
+/* STARTING or FAILED (lifecycle.c): the 201 goes out once that is committed. */
+static void launched(struct agent *a, const char *id, void *arg)
+{
+    api_reply_after_commit(a, arg, 201, id);
+}
+
 static void launch_now(struct agent *a, struct evhttp_request *req, const char *body, size_t len)
 {
     /* the first of a turn: the count starts again in the next one */
@@ -60,11 +66,8 @@ static void launch_now(struct agent *a, struct evhttp_request *req, const char *
     yajl_val v = json_parse(body, len, &err);
     int r = v ? ml_task_spec_parse(v, 0, &spec, &err) : -EINVAL;
     yajl_tree_free(v);
-    if (r < 0 || ctr_launch(a, CTR_ORIGIN_LOCAL, &spec, NULL, &c, &err) < 0) {
+    if (r < 0 || ctr_launch(a, CTR_ORIGIN_LOCAL, &spec, NULL, launched, req, &c, &err) < 0)
         api_reply_error(req, err);
-        return;
-    }
-    api_reply_after_commit(a, req, 201, c->id);
 }
 
 void api_launch(struct agent *a, struct evhttp_request *req)

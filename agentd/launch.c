@@ -18,10 +18,13 @@
  * lifecycle.c decides when to launch; the executor does the rest. */
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -160,8 +163,12 @@ int agent_dup_high(int fd)
     return r;
 }
 
-int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
-                struct berr **err)
+/* The slots and the child's stack are the spawn's: one at a time, the spawner thread's
+ * (the executors of launches) or the loop's (the other children). */
+static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int spawn_locked(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
+                        struct berr **err)
 {
     char *envp[] = {(char *) "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     NULL};
@@ -174,12 +181,12 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
     if (err_rd < 0 || err_wr < 0)
         return berr_set(err, errno, "duplicate fds");
     int cgfd = sp->cg ? iso_cgroup_clone_fd(sp->cg) : -1;
-    struct child_fds cf = {
-            .fd = {sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3], sp->template ? a->template_fd : -1},
-            .err_wr = err_wr,
-            .path = sp->path,
-            .argv = sp->argv,
-            .envp = envp};
+    struct child_fds cf = {.fd = {sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3],
+                                  sp->template_fd > 0 ? sp->template_fd : -1},
+                           .err_wr = err_wr,
+                           .path = sp->path,
+                           .argv = sp->argv,
+                           .envp = envp};
     if (sp->cg && cgfd < 0)
         cf.n_cg = iso_cgroup_self_attach_fds(sp->cg, cf.cg_fds, ARRAY_SIZE(cf.cg_fds));
     /* the child's fds into the slots, and the child shares our table till it unshares it */
@@ -245,54 +252,243 @@ int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *re
     return 0;
 }
 
-int agent_spawn_executor(struct agent *a, struct container *c, int *ret_pidfd, int *ret_status_fd,
+int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
+                struct berr **err)
+{
+    pthread_mutex_lock(&spawn_lock);
+    int r = spawn_locked(a, sp, ret_pid, ret_pidfd, err);
+    pthread_mutex_unlock(&spawn_lock);
+    return r;
+}
+
+/* ---- the executors of launches, spawned by a thread ------------------------------------- */
+
+struct spawn_job {
+    char id[17];
+    char *argv[4];
+    struct spawn sp;
+    int devnull, logfd, st_rd, st_wr, go_rd, tpl; /* the job's; tpl: a dup of the template */
+    spawn_done_fn *done;
+    int r; /* the outcome: r, pid, pidfd (st_rd goes with it), err */
+    pid_t pid;
+    int pidfd;
+    struct berr *err;
+    struct spawn_job *next;
+};
+
+/* The queue and the outcomes between the loop and the thread (under lock); the eventfd
+ * wakes the loop for the outcomes. The thread shares the fd table (the loop's fds are what
+ * it passes on), which the loop's table grows then wait for (an RCU grace period per
+ * growth while two threads share it): spawner_start grows it first (grow_fd_table). */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool started, stopping;
+    struct spawn_job *todo, **todo_tail, *done;
+    int efd;
+    struct event *ev;
+} sq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, .efd = -1};
+
+static void job_free(struct spawn_job *j)
+{
+    int *fds[] = {&j->devnull, &j->logfd, &j->st_rd, &j->st_wr, &j->go_rd, &j->tpl, &j->pidfd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        closep(fds[i]);
+    free(j->argv[2]);
+    berr_free(&j->err);
+    free(j);
+}
+
+static void *spawner_main(void *arg)
+{
+    struct agent *a = arg;
+    pthread_mutex_lock(&sq.lock);
+    for (;;) {
+        while (!sq.todo && !sq.stopping)
+            pthread_cond_wait(&sq.wake, &sq.lock);
+        struct spawn_job *j = sq.todo;
+        if (!j)
+            break; /* stopping, and every queued spawn made */
+        if (!(sq.todo = j->next))
+            sq.todo_tail = &sq.todo;
+        pthread_mutex_unlock(&sq.lock);
+        j->r = agent_spawn(a, &j->sp, &j->pid, &j->pidfd, &j->err);
+        /* the child has its copies: what stays is the status pipe's read end */
+        int *fds[] = {&j->devnull, &j->logfd, &j->st_wr, &j->go_rd, &j->tpl};
+        for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+            closep(fds[i]);
+        pthread_mutex_lock(&sq.lock);
+        j->next = sq.done;
+        sq.done = j;
+        uint64_t one = 1;
+        (void) !write(sq.efd, &one, sizeof(one));
+    }
+    pthread_mutex_unlock(&sq.lock);
+    return NULL;
+}
+
+/* The outcomes, in the order queued (the thread keeps it; the list is newest first). */
+static void on_spawned(evutil_socket_t fd, short what, void *arg)
+{
+    (void) what;
+    struct agent *a = arg;
+    uint64_t n;
+    (void) !read(fd, &n, sizeof(n));
+    pthread_mutex_lock(&sq.lock);
+    struct spawn_job *list = sq.done, *rev = NULL;
+    sq.done = NULL;
+    pthread_mutex_unlock(&sq.lock);
+    while (list) {
+        struct spawn_job *j = list;
+        list = j->next;
+        j->next = rev;
+        rev = j;
+    }
+    while (rev) {
+        struct spawn_job *j = rev;
+        rev = j->next;
+        int pidfd = j->r < 0 ? -1 : TAKE_FD(j->pidfd), st = j->r < 0 ? -1 : TAKE_FD(j->st_rd);
+        j->done(a, j->id, j->r, j->pid, pidfd, st, j->err);
+        job_free(j);
+    }
+}
+
+/* Grow the fd table to the agent's fd limit (at most 64k slots: 512 kB of the kernel's) now,
+ * while one thread holds it: the kernel frees an outgrown table only after an RCU grace
+ * period when threads share it, and the loop would wait for one at each doubling (10-17 ms
+ * turns under load: docs/design.md, departure 21). */
+static void grow_fd_table(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < 64)
+        return;
+    int top = (int) (rl.rlim_cur < 65536 ? rl.rlim_cur : 65536) - 1;
+    int fd = slot_hold >= 0 ? fcntl(slot_hold, F_DUPFD_CLOEXEC, top) : -1;
+    if (fd >= 0)
+        close(fd);
+}
+
+static int spawner_start(struct agent *a, struct berr **err)
+{
+    if (sq.started)
+        return 0;
+    sq.todo_tail = &sq.todo;
+    sq.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sq.efd < 0)
+        return berr_set(err, errno, "eventfd");
+    sq.ev = event_new(a->base, sq.efd, EV_READ | EV_PERSIST, on_spawned, a);
+    if (!sq.ev || event_add(sq.ev, NULL) < 0) {
+        closep(&sq.efd);
+        return berr_setx(err, ENOMEM, "spawner event");
+    }
+    grow_fd_table();
+    /* every signal stays the loop's: the thread (and the child, until its exec) blocks all
+     * but SIGCHLD. The executors are the thread's children: their SIGCHLD goes to it, and
+     * ignored by default it is dropped; blocked, it would be queued for the process and
+     * interrupt the loop's thread instead (EINTR from a memory.limit_in_bytes write) */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, SIGCHLD);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(&sq.thread, NULL, spawner_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        event_free(sq.ev);
+        sq.ev = NULL;
+        closep(&sq.efd);
+        return berr_set(err, r, "start the spawner thread");
+    }
+    sq.started = true;
+    return 0;
+}
+
+void agent_spawner_stop(struct agent *a)
+{
+    if (!sq.started)
+        return;
+    pthread_mutex_lock(&sq.lock);
+    sq.stopping = true;
+    pthread_cond_signal(&sq.wake);
+    pthread_mutex_unlock(&sq.lock);
+    pthread_join(sq.thread, NULL);
+    on_spawned(sq.efd, EV_READ, a);
+    event_free(sq.ev);
+    sq.ev = NULL;
+    closep(&sq.efd);
+    sq.started = sq.stopping = false;
+}
+
+/* The job's fds and argv for c's executor (the loop's part of the spawn). */
+static int spawn_prepare(struct agent *a, struct container *c, struct spawn_job *j,
                          struct berr **err)
 {
-    _cleanup_free_ char *rdir = xasprintf("%s/%s", a->runtime_root, c->id);
-    _cleanup_free_ char *logpath = xasprintf("%s/executor.log", rdir);
-    char *argv[] = {a->executor_path, (char *) "--runtime-dir", rdir, NULL};
-    _cleanup_close_ int devnull = -1, logfd = -1, st_rd = -1, st_wr = -1;
+    j->argv[0] = a->executor_path;
+    j->argv[1] = (char *) "--runtime-dir";
+    j->argv[2] = xasprintf("%s/%s", a->runtime_root, c->id);
+    _cleanup_free_ char *logpath = xasprintf("%s/executor.log", j->argv[2]);
     int p[2];
-    devnull = agent_dup_high(open("/dev/null", O_RDWR | O_CLOEXEC));
-    if (devnull < 0)
+    j->devnull = agent_dup_high(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (j->devnull < 0)
         return berr_set(err, errno, "open '/dev/null'");
-    logfd = agent_dup_high(open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-    if (logfd < 0)
+    j->logfd = agent_dup_high(open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (j->logfd < 0)
         return berr_set(err, errno, "open '%s'", logpath);
     if (pipe2(p, O_CLOEXEC) < 0)
         return berr_set(err, errno, "status pipe");
-    st_rd = agent_dup_high(p[0]);
-    st_wr = agent_dup_high(p[1]);
-    if (st_rd < 0 || st_wr < 0)
+    j->st_rd = agent_dup_high(p[0]);
+    j->st_wr = agent_dup_high(p[1]);
+    if (j->st_rd < 0 || j->st_wr < 0)
         return berr_set(err, errno, "duplicate fds");
-    fcntl(st_rd, F_SETFL, O_NONBLOCK);
+    fcntl(j->st_rd, F_SETFL, O_NONBLOCK);
     uint64_t ns = 0;
     if (a->iso_flags & ISO_NS_PID)
         ns |= CLONE_NEWPID;
     /* no CLONE_NEWNS: the executor takes what it needs of the host's view, then enters a
-     * copy of the agent's sandbox template (fd 4) */
-    if ((a->iso_flags & ISO_NS_MOUNT) && template_fd(a) < 0)
-        return berr_setx(err, EBADF, "no sandbox template (see the agent's log at its start)");
+     * copy of the agent's sandbox template (fd 4), which a rebuild may replace meanwhile:
+     * the job has its own dup of it */
+    if (a->iso_flags & ISO_NS_MOUNT) {
+        if (template_fd(a) < 0)
+            return berr_setx(err, EBADF, "no sandbox template (see the agent's log at its start)");
+        if ((j->tpl = fcntl(template_fd(a), F_DUPFD_CLOEXEC, 5)) < 0)
+            return berr_set(err, errno, "duplicate the sandbox template's fd");
+    }
     if (a->iso_flags & ISO_NS_IPC)
         ns |= CLONE_NEWIPC;
     if (a->iso_flags & ISO_NS_UTS)
         ns |= CLONE_NEWUTS;
     if (ctr_net_mode(c) != ISO_NET_HOST) /* none, bridge: its own (net.c) */
         ns |= CLONE_NEWNET;
-    struct spawn sp = {
+    j->sp = (struct spawn){
             .path = a->executor_path,
-            .argv = argv,
+            .argv = j->argv,
             .ns_flags = ns,
             /* bridge: stdin is the "network ready" pipe the executor waits on */
-            .fd = {c->net_go_fd >= 0 ? c->net_go_fd : devnull, logfd, logfd, st_wr},
+            .fd = {j->go_rd >= 0 ? j->go_rd : j->devnull, j->logfd, j->logfd, j->st_wr},
+            .template_fd = j->tpl,
             .cg = a->supervisor, /* the task joins c->cg itself, before its execve */
-            .template = (a->iso_flags & ISO_NS_MOUNT) != 0,
     };
-    pid_t pid = 0;
-    int r = agent_spawn(a, &sp, &pid, ret_pidfd, err);
-    if (r < 0)
+    return 0;
+}
+
+int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *done,
+                         struct berr **err)
+{
+    struct spawn_job *j = xzalloc(sizeof(*j));
+    j->devnull = j->logfd = j->st_rd = j->st_wr = j->tpl = j->pidfd = -1;
+    j->go_rd = c->net_go_fd; /* taken */
+    c->net_go_fd = -1;
+    snprintf(j->id, sizeof(j->id), "%s", c->id);
+    j->done = done;
+    int r = spawn_prepare(a, c, j, err);
+    if (r < 0 || (r = spawner_start(a, err)) < 0) {
+        job_free(j);
         return r;
-    c->pid = pid;
-    *ret_status_fd = TAKE_FD(st_rd);
+    }
+    pthread_mutex_lock(&sq.lock);
+    *sq.todo_tail = j;
+    sq.todo_tail = &j->next;
+    pthread_cond_signal(&sq.wake);
+    pthread_mutex_unlock(&sq.lock);
     return 0;
 }

@@ -230,38 +230,94 @@ static void watch_oom(struct agent *a, struct container *c)
         log_debug("container '%s': no OOM notification: %s", c->id, berr_msg(err));
 }
 
-/* The sandbox, then the executor and the events that follow it; in bridge mode its network
- * is made while the executor builds the sandbox, which waits on a pipe before the task. */
+/* After the commit of STARTING: the 201 may go out (the API answers after this). */
+static void launch_committed(struct agent *a, int r, void *arg)
+{
+    _cleanup_free_ char *id = arg;
+    struct container *c = ctr_find_id(a, id);
+    /* RUNNING already, maybe: the executor's report can come while the sync runs */
+    if (!c || ml_state_terminal(c->state))
+        return;
+    if (r < 0) {
+        /* the 201 would promise a container the next start cannot know: undo it (the
+         * executor's end is only reaped, through its pidfd, in on_exit_ev) */
+        _cleanup_berr_ struct berr *kerr = NULL;
+        c->unrecorded = true;
+        (void) iso_cgroup_kill(c->cg, &kerr);
+        launch_failed(a, c, "cannot record the launch in state.db");
+        return;
+    }
+    agent_fault(a, "launch-after-starting");
+}
+
+/* Whoever waits for the launch (ctr_launch's launched: the 201) hears of it now: it is
+ * STARTING, or FAILED. */
+static void launch_told(struct agent *a, struct container *c)
+{
+    void (*fn)(struct agent *, const char *, void *) = c->launched;
+    c->launched = NULL;
+    if (fn)
+        fn(a, c->id, c->launched_arg);
+}
+
+/* The executor exec'd (or failed to): the launch goes on in the loop (spawn.h). */
+static void launch_spawned(struct agent *a, const char *id, int r, pid_t pid, int pidfd,
+                           int status_fd, const struct berr *serr)
+{
+    struct container *c = ctr_find_id(a, id);
+    if (!c || c->state != ML_STAGING) { /* cannot be (nothing else ends a STAGING one) */
+        if (pidfd >= 0)
+            (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        closep(&pidfd);
+        closep(&status_fd);
+        return;
+    }
+    _cleanup_close_ int go_wr = c->net_go_wr;
+    c->net_go_wr = -1;
+    _cleanup_berr_ struct berr *err = NULL;
+    if (r < 0) {
+        launch_failed(a, c, berr_msg(serr));
+        launch_told(a, c);
+        return;
+    }
+    c->pid = pid;
+    /* with the pid, how to recognise it after a restart (pids get reused) */
+    c->pid_start = proc_start_time(c->pid);
+    agent_fault(a, "launch-after-exec");
+    c->pidfd = pidfd;
+    c->status_fd = status_fd;
+    c->ev_status = ctr_event_new(a, c, status_fd, EV_READ | EV_PERSIST, on_status);
+    c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
+    if (go_wr >= 0 && net_connect(a, c, go_wr, &err) < 0) {
+        /* the executor waits for a go that never comes: kill it (it lives in the supervisor
+         * cgroup, the task's is still empty); on_exit_ev reaps it */
+        c->unrecorded = true;
+        (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        launch_failed(a, c, berr_msg(err));
+    } else {
+        ctr_set_state(a, c, ML_STARTING, ML_REASON_NONE);
+        store_after_commit(a, launch_committed, xstrdup(c->id));
+        /* killed while it was spawned (kill_committed found no executor): the task has not
+         * begun; its executor's end is the container's, KILLED (on_exit_ev) */
+        if (c->kill_requested)
+            (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+    }
+    launch_told(a, c);
+}
+
+/* The sandbox, then the executor, spawned off the loop (launch_spawned goes on); in bridge
+ * mode the network is made while the executor builds the sandbox, which waits on a pipe
+ * before the task. */
 static int launch_sandbox(struct agent *a, struct container *c, struct berr **err)
 {
     int r = sandbox_prepare(a, c, err);
     if (r < 0)
         return r;
     watch_oom(a, c);
-    int pidfd = -1, stfd = -1;
-    _cleanup_close_ int go_wr = -1;
-    if ((r = net_go_pipe(c, &go_wr, err)) < 0)
-        return r;
-    r = agent_spawn_executor(a, c, &pidfd, &stfd, err);
-    closep(&c->net_go_fd);
-    c->net_go_fd = -1;
-    if (r < 0)
-        return r;
-    /* with the pid, how to recognise it after a restart (pids get reused) */
-    c->pid_start = proc_start_time(c->pid);
-    agent_fault(a, "launch-after-exec");
-    c->pidfd = pidfd;
-    c->status_fd = stfd;
-    c->ev_status = ctr_event_new(a, c, stfd, EV_READ | EV_PERSIST, on_status);
-    c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
-    if (go_wr >= 0 && (r = net_connect(a, c, go_wr, err)) < 0) {
-        /* the executor waits for a go that never comes: kill it (it lives in the supervisor
-         * cgroup, the task's is still empty); on_exit_ev reaps it */
-        c->unrecorded = true;
-        (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
-        return r;
-    }
-    return 0;
+    if ((r = net_go_pipe(c, &c->net_go_wr, err)) < 0 ||
+        (r = agent_spawn_executor(a, c, launch_spawned, err)) < 0)
+        closep(&c->net_go_wr); /* net_go_fd: taken by the spawn, or closed */
+    return r;
 }
 
 /* The agent's defaults for what the spec left out. */
@@ -299,28 +355,9 @@ static int admit(struct agent *a, struct container *c, enum ctr_origin origin, s
     return 0;
 }
 
-/* After the commit of STARTING: the 201 may go out (the API answers after this). */
-static void launch_committed(struct agent *a, int r, void *arg)
-{
-    _cleanup_free_ char *id = arg;
-    struct container *c = ctr_find_id(a, id);
-    /* RUNNING already, maybe: the executor's report can come while the sync runs */
-    if (!c || ml_state_terminal(c->state))
-        return;
-    if (r < 0) {
-        /* the 201 would promise a container the next start cannot know: undo it (the
-         * executor's end is only reaped, through its pidfd, in on_exit_ev) */
-        _cleanup_berr_ struct berr *kerr = NULL;
-        c->unrecorded = true;
-        (void) iso_cgroup_kill(c->cg, &kerr);
-        launch_failed(a, c, "cannot record the launch in state.db");
-        return;
-    }
-    agent_fault(a, "launch-after-starting");
-}
-
 int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spec,
-               const char *task_id, struct container **ret, struct berr **err)
+               const char *task_id, void (*launched)(struct agent *a, const char *id, void *arg),
+               void *arg, struct container **ret, struct berr **err)
 {
     struct container *c = ctr_new();
     c->spec = *spec;
@@ -342,8 +379,10 @@ int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spe
     c->launched_at_ns = now_monotonic_ns();
     c->state = ML_STAGING;
     /* the record is queued before any side effect (dirs, cgroups, processes) and committed
-     * with STARTING in the same turn: a crash before that commit leaves dirs, cgroups or an
-     * executor without a record, which the next start removes (recover.c, orphans.c) */
+     * with this turn, STARTING once the executor is spawned: a crash before the first commit
+     * leaves dirs, cgroups or an executor without a record, and one before STARTING's a
+     * STAGING record, which the next start drops; the sweep removes the rest (recover.c,
+     * orphans.c) */
     ctr_save(a, c);
     ctr_link(a, c);
     a->launches_total++;
@@ -351,13 +390,13 @@ int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spe
         a->watchers[i](a, c); /* the link binds the task to the container now */
     agent_fault(a, "launch-after-record");
     _cleanup_berr_ struct berr *lerr = NULL;
+    c->launched = launched;
+    c->launched_arg = arg;
+    *ret = c;
     if (launch_sandbox(a, c, &lerr) < 0) {
         launch_failed(a, c, berr_msg(lerr));
-    } else {
-        ctr_set_state(a, c, ML_STARTING, ML_REASON_NONE);
-        store_after_commit(a, launch_committed, xstrdup(c->id));
+        launch_told(a, c);
     }
-    *ret = c;
     return 0;
 }
 

@@ -169,7 +169,7 @@ static void on_launch(struct link *l, yajl_val p)
     _cleanup_berr_ struct berr *err = NULL;
     int r = ml_task_spec_parse(spec, 0, &parsed, &err);
     if (r == 0)
-        r = ctr_launch(a, CTR_ORIGIN_MASTER, &parsed, t->task_id, &c, &err);
+        r = ctr_launch(a, CTR_ORIGIN_MASTER, &parsed, t->task_id, NULL, NULL, &c, &err);
     if (r < 0) {
         log_info("task '%s' from the master: launch refused: %s", id, berr_msg(err));
         enum ml_reason why = err->code == BERR_INSUFFICIENT_RESOURCES

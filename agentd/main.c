@@ -299,6 +299,9 @@ static int setup(struct agent *a, struct berr **err)
 
 static void teardown(struct agent *a)
 {
+    /* the launches whose executors are being spawned go on to STARTING (or FAILED), so the
+     * flush records them and answers their 201s */
+    agent_spawner_stop(a);
     if (a->batch)
         (void) store_flush(a); /* what the last turn queued, and the answers waiting on it */
     link_stop(a);

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* agentd/spawn.h - how the agent starts its children (launch.c), included by agent.h: a
+ * spawn in the loop for the short-lived ones (exec, COMMAND checks, the trash's rm, the
+ * template's builder), and the executors of launches spawned by a thread, off the loop. */
+#pragma once
+
+struct spawn {
+    const char *path;
+    char **argv;
+    uint64_t ns_flags;     /* CLONE_NEW* */
+    int fd[4];             /* become 0..3 in the child; fd[3] may be -1 */
+    int template_fd;       /* > 0: becomes fd 4 (berth-executor's sandbox template) */
+    struct iso_cgroup *cg; /* born in (v2) or attached to (v1) these cgroups; may be NULL */
+};
+/* Clone and exec sp->path; returns once execve succeeded (err names its errno otherwise).
+ * The caller owns *ret_pidfd and must reap the child (waitid P_PIDFD). Spawns are one at a
+ * time (the spawner thread's and the loop's take turns). */
+int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
+                struct berr **err);
+int agent_dup_high(int fd); /* F_DUPFD_CLOEXEC to >= 4, closes fd */
+/* Reserve launch.c's low fd slots for spawns, before the agent opens many fds. */
+int agent_spawn_init(struct berr **err);
+/* exec.c: `berth-executor --runtime-dir RDIR --exec-pid PID -- CMD...` (berthctl exec and
+ * COMMAND health checks), NULL-terminated, the strings borrowed; free() the array only. */
+char **agent_exec_argv(const struct agent *a, char *rdir, char *pid, char *const *cmd);
+
+/* The executor of a launch, spawned off the loop (issue #18: the loop waited for each
+ * executor's execve, and for a CPU for it under load): agent_spawn_executor prepares its
+ * fds (c->net_go_fd is taken) and queues it for the spawner thread; done runs in the loop
+ * once the executor exec'd (r 0: pidfd and status_fd are done's) or failed (r < 0, err).
+ * Launches are spawned in the order queued. agent_spawner_stop, at the agent's stop: the
+ * queued spawns are made, their done run, the thread ends. */
+typedef void spawn_done_fn(struct agent *a, const char *id, int r, pid_t pid, int pidfd,
+                           int status_fd, const struct berr *err);
+int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *done,
+                         struct berr **err);
+void agent_spawner_stop(struct agent *a);
