@@ -27,6 +27,7 @@ static char **ids;
 static size_t n_ids;
 static atomic_size_t next;
 static atomic_int failed;
+static int kill_mode;
 
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
@@ -84,53 +85,51 @@ static CURL *handle(struct buf *b, struct curl_slist *hdrs)
     return h;
 }
 
-static void *launcher(void *arg)
+/* Launch i: POST, and its id from the 201. */
+static int launch_one(CURL *h, struct buf *b, size_t i)
 {
-    (void) arg;
-    struct buf b = {0};
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    CURL *h = handle(&b, hdrs);
-    size_t i;
-    while (!atomic_load(&failed) && (i = atomic_fetch_add(&next, 1)) < n_ids) {
-        if (call(h, &b, "POST", "/v1/containers", body, 201) < 0)
-            break;
-        yajl_val v = yajl_tree_parse(b.p, NULL, 0);
-        const char *path[] = {"id", NULL};
-        yajl_val id = v ? yajl_tree_get(v, path, yajl_t_string) : NULL;
-        const char *s = id ? YAJL_GET_STRING(id) : NULL;
-        if (!s) {
-            fprintf(stderr, "burst: no id in %.200s\n", b.p);
-            atomic_store(&failed, 1);
-        } else {
-            ids[i] = strdup(s);
-        }
-        yajl_tree_free(v);
-    }
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdrs);
-    free(b.p);
-    return NULL;
+    if (call(h, b, "POST", "/v1/containers", body, 201) < 0)
+        return -1;
+    yajl_val v = yajl_tree_parse(b->p, NULL, 0);
+    const char *path[] = {"id", NULL};
+    yajl_val id = v ? yajl_tree_get(v, path, yajl_t_string) : NULL;
+    const char *s = id ? YAJL_GET_STRING(id) : NULL;
+    if (s)
+        ids[i] = strdup(s);
+    else
+        fprintf(stderr, "burst: no id in %.200s\n", b->p);
+    yajl_tree_free(v);
+    return s ? 0 : -1;
 }
 
-static void *killer(void *arg)
+/* Kill i (SIGKILL, grace 0), wait for its end, remove it. */
+static int kill_one(CURL *h, struct buf *b, size_t i)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/containers/%s/kill", ids[i]);
+    if (call(h, b, "POST", path, "{\"signal\":\"KILL\",\"grace_seconds\":0}", 202) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "/v1/containers/%s/wait", ids[i]);
+    if (call(h, b, "GET", path, NULL, 200) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "/v1/containers/%s", ids[i]);
+    return call(h, b, "DELETE", path, NULL, 204);
+}
+
+/* One client: its own connection, the next index until none is left or one failed. */
+static void *client(void *arg)
 {
     (void) arg;
+    int (*one)(CURL *, struct buf *, size_t) = kill_mode ? kill_one : launch_one;
     struct buf b = {0};
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     CURL *h = handle(&b, hdrs);
     size_t i;
-    char path[128];
-    while (!atomic_load(&failed) && (i = atomic_fetch_add(&next, 1)) < n_ids) {
-        snprintf(path, sizeof(path), "/v1/containers/%s/kill", ids[i]);
-        if (call(h, &b, "POST", path, "{\"signal\":\"KILL\",\"grace_seconds\":0}", 202) < 0)
+    while (!atomic_load(&failed) && (i = atomic_fetch_add(&next, 1)) < n_ids)
+        if (one(h, &b, i) < 0) {
+            atomic_store(&failed, 1);
             break;
-        snprintf(path, sizeof(path), "/v1/containers/%s/wait", ids[i]);
-        if (call(h, &b, "GET", path, NULL, 200) < 0)
-            break;
-        snprintf(path, sizeof(path), "/v1/containers/%s", ids[i]);
-        if (call(h, &b, "DELETE", path, NULL, 204) < 0)
-            break;
-    }
+        }
     curl_easy_cleanup(h);
     curl_slist_free_all(hdrs);
     free(b.p);
@@ -139,7 +138,7 @@ static void *killer(void *arg)
 
 int main(int argc, char **argv)
 {
-    int kill_mode = argc == 4 && strcmp(argv[1], "kill") == 0;
+    kill_mode = argc == 4 && strcmp(argv[1], "kill") == 0;
     if (!kill_mode && !(argc == 6 && strcmp(argv[1], "launch") == 0)) {
         fprintf(stderr, "usage: burst launch SOCK N CLIENTS BODY | burst kill SOCK CLIENTS\n");
         return 2;
@@ -166,7 +165,7 @@ int main(int argc, char **argv)
         return 2;
     pthread_t th[64];
     for (int t = 0; t < clients; t++)
-        if (pthread_create(&th[t], NULL, kill_mode ? killer : launcher, NULL) != 0)
+        if (pthread_create(&th[t], NULL, client, NULL) != 0)
             return 2;
     for (int t = 0; t < clients; t++)
         pthread_join(th[t], NULL);
