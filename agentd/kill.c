@@ -112,7 +112,9 @@ static void kill_committed(struct agent *a, int r, void *arg)
             unthrottle(c);
         if (k->sig == SIGKILL || c->pidfd < 0) {
             /* one write of cgroup.kill (or one kill round), the executor through its pidfd
-             * (it lives in the supervisor cgroup): the end comes through the pidfd */
+             * (it lives in the supervisor cgroup): the end comes through the pidfd. No
+             * executor yet (STAGING, its spawn under way): the spawn's end kills it
+             * (lifecycle.c launch_spawned), before its task has begun */
             if (c->cg && iso_cgroup_kill(c->cg, &err) < 0)
                 log_warning("container '%s': kill: %s", c->id, berr_msg(err));
             if (c->pidfd >= 0)

@@ -14,8 +14,10 @@
  * (close_range CLOSE_RANGE_UNSHARE): the fds it needs were put into a few low slots reserved
  * at start (agent_spawn_init). Without that the child copied the agent's table, 17 fds per
  * live task, and closed each of them at its execve while the agent waited: with 1,000 tasks
- * a third of the agent's CPU and most of a launch's time on the loop (issue #18).
- * lifecycle.c decides when to launch; the executor does the rest. */
+ * a third of the agent's CPU and most of a launch's time on the loop (issue #18). The
+ * executors of launches are spawned by a thread of their own, so that the one waiting for
+ * their exec is not the loop (spawn.h; docs/design.md, departure 22); the loop's other
+ * spawns take turns with it. lifecycle.c decides when to launch; the executor does the rest. */
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <pthread.h>
