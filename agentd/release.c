@@ -57,13 +57,14 @@ static void job_retry(struct release_job *j)
     evtimer_add(j->ev_timer, &tv);
 }
 
-/* One look at the job: remove the cgroup when it is empty, else wait for the next event. */
-static void job_step(struct release_job *j)
+/* One look at the job: remove the cgroup when it is empty (known to be: release_start has
+ * just looked), else wait for the next event. */
+static void job_step(struct release_job *j, bool empty)
 {
     struct agent *a = j->a;
     _cleanup_berr_ struct berr *err = NULL;
     bool late = now_monotonic_ns() - j->started_ns > (uint64_t) RELEASE_GIVE_UP_MS * 1000000;
-    if (!iso_cgroup_populated(j->cg)) {
+    if (empty || !iso_cgroup_populated(j->cg)) {
         int r = iso_cgroup_destroy(j->cg, &err);
         if (r == -EBUSY && !late) {
             job_retry(j);
@@ -97,7 +98,7 @@ static void job_step(struct release_job *j)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void) fd, (void) what;
-    job_step(arg);
+    job_step(arg, false);
 }
 
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
@@ -115,7 +116,7 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
             for (struct release_job *j = a->releases; j; j = j->next) {
                 if (j->wd == ev->wd) {
                     evtimer_del(j->ev_timer);
-                    job_step(j);
+                    job_step(j, false);
                     break;
                 }
             }
@@ -138,7 +139,8 @@ void release_start(struct agent *a, struct container *c)
     a->releases = j;
     /* usually the executor's end took the sandbox with it (pid 1 of its pid namespace) and
      * this finds the cgroup empty; a task that escaped into another namespace is not */
-    if (iso_cgroup_populated(j->cg)) {
+    bool populated = iso_cgroup_populated(j->cg);
+    if (populated) {
         _cleanup_berr_ struct berr *err = NULL;
         if (iso_cgroup_kill(j->cg, &err) < 0)
             log_warning("container '%s': kill leftovers: %s", c->id, berr_msg(err));
@@ -149,7 +151,7 @@ void release_start(struct agent *a, struct container *c)
     } else {
         agent_fault(a, "finish-after-kill");
     }
-    job_step(j);
+    job_step(j, !populated);
 }
 
 int release_init(struct agent *a, struct berr **err)

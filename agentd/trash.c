@@ -3,10 +3,10 @@
  * can hold millions of files; rm_rf on the loop stalled every client for as long. Instead
  * the tree is renamed into work_dir/trash (atomic and instant: the container's paths are
  * free at once, DELETE can answer) and `rm -rf --one-file-system` removes it there in a
- * child process, whose pidfd tells the loop when it is done. The trees moved during one turn
- * of the loop go to one `rm` in the next turn (a DELETE moves two; a burst of 1,000 spawned
- * 2,000 rm, each a clone the loop waits for and an exec: issue #18). What a crash leaves in
- * the trash is removed the same way at the next start (trash_init). lifecycle.c (DELETE,
+ * child process, whose pidfd tells the loop when it is done. The trees moved meanwhile go to
+ * one `rm` in the next turn, or once the running one is done (a DELETE moves two; a burst
+ * of 1,000 spawned 2,000 rm, each a clone the loop waits for and an exec: issue #18). What a crash
+ * leaves in the trash is removed the same way at the next start (trash_init). lifecycle.c (DELETE,
  * GC) calls trash_move; orphans.c sweeps dirs at start, before the loop runs. */
 #include <fcntl.h>
 #include <signal.h>
@@ -58,7 +58,20 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
         log_warning("trash: 'rm -rf %s'%s failed (%s %d): the next start retries", j->paths[0],
                     j->n > 1 ? " and more" : "", si.si_code == CLD_EXITED ? "exit" : "signal",
                     si.si_status);
-    job_free(j->a, j);
+    struct agent *a = j->a;
+    job_free(a, j);
+    static const struct timeval now = {0, 0};
+    if (a->trash_batch && a->ev_trash) /* what came meanwhile: its rm now (on_batch) */
+        evtimer_add(a->ev_trash, &now);
+}
+
+/* An rm is running: the next batch waits for it (and grows meanwhile). */
+static bool rm_running(const struct agent *a)
+{
+    for (const struct trash_job *j = a->trash; j; j = j->next)
+        if (j->pidfd >= 0)
+            return true;
+    return false;
 }
 
 /* Start `rm -rf` of the job's paths. */
@@ -86,15 +99,18 @@ static void remove_async(struct agent *a, struct trash_job *j)
     event_add(j->ev, NULL);
 }
 
-/* The next turn: this turn's paths to their rm. */
+/* The next turn: the batch's paths to their rm, unless one runs: then when it is done
+ * (on_done). One rm at a time: under 1,000 removals a turn rarely had more than one DELETE,
+ * and each batch cost a spawn the loop waited for and an exec (issue #18). */
 static void on_batch(evutil_socket_t fd, short what, void *arg)
 {
     (void) fd, (void) what;
     struct agent *a = arg;
     struct trash_job *j = a->trash_batch;
+    if (!j || rm_running(a))
+        return;
     a->trash_batch = NULL;
-    if (j)
-        remove_async(a, j);
+    remove_async(a, j);
 }
 
 /* Into the batch the next turn removes (a full one goes at once). The job is on a->trash

@@ -119,7 +119,7 @@ def test_gc_by_disk_watermark_oldest_first(agent_factory):
 
 def test_removals_of_a_turn_share_one_rm(agent):
     """agentd/trash.c: the trees moved into the trash during one turn of the loop go to one
-    `rm -rf` in the next. A DELETE moves two (the sandbox and the runtime dir): 12 DELETEs
+    `rm -rf` in the next (or, while one runs, once it is done). A DELETE moves two (the sandbox and the runtime dir): 12 DELETEs
     from 4 clients at once take at most 12 rm, the old agent 24 (one a tree). Everything is
     gone, the trash too."""
     import concurrent.futures
