@@ -5,9 +5,9 @@
  * api-launch.c (one launch a loop turn) and path.c serve HTTP (api.h; exec.c, logs.c,
  * metrics.c their endpoints); container.c owns the table; record.c is the container's JSON
  * (API view and state.db record); lifecycle.c is the state machine and its one transition
- * point, ctr_set_state; sandbox.c prepares a
- * launch (dirs, spec.json, cgroups, limits) and launch.c spawns executors; release.c ends
- * a container's cgroups and trash.c its dirs, off the loop; waiters.c answers GET .../wait;
+ * point, ctr_set_state, kill.c its kill and removal; sandbox.c prepares a launch (dirs,
+ * spec.json, cgroups, limits) and launch.c spawns executors, by a thread (spawn.h); release.c
+ * ends a container's cgroups and trash.c its dirs, off the loop; waiters.c answers waits;
  * decide.c holds the pure decisions (how a task ended, which updates the master lacks);
  * store.c persists rows; policy.c and resources.c judge a launch; sampler.c measures;
  * recover.c, orphans.c and proc.c rebuild the table and clean up at start; gc.c removes old

@@ -5,9 +5,10 @@
  * free at once, DELETE can answer) and `rm -rf --one-file-system` removes it there in a
  * child process, whose pidfd tells the loop when it is done. The trees moved meanwhile go to
  * one `rm` in the next turn, or once the running one is done (a DELETE moves two; a burst
- * of 1,000 spawned 2,000 rm, each a clone the loop waits for and an exec: issue #18). What a crash
- * leaves in the trash is removed the same way at the next start (trash_init). lifecycle.c (DELETE,
- * GC) calls trash_move; orphans.c sweeps dirs at start, before the loop runs. */
+ * of 1,000 spawned 2,000 rm, each a clone the loop waits for and an exec: issue #18). What
+ * a crash leaves in the trash is removed the same way at the next start (trash_init).
+ * lifecycle.c (DELETE, GC) calls trash_move; orphans.c sweeps dirs at start, before the
+ * loop runs. */
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>

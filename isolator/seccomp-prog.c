@@ -3,7 +3,7 @@
  * berth was built ($(B)/gen/isolator/seccomp-bpf.h, from seccomp.c by isolator/gen/
  * seccomp-bpf.c, with the same libseccomp the static executor linked before), and its
  * load. The filter has no per-task part: compiling it in every executor cost each launch
- * ~0.2 ms of CPU and libseccomp's heap (issue #18). */
+ * ~0.4 ms of CPU and libseccomp's heap (issue #18). */
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/syscall.h>

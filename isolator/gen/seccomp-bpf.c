@@ -3,7 +3,7 @@
  * (isolator/seccomp.c, with the build's libseccomp) and prints it as a C header of BPF
  * instructions, $(B)/gen/isolator/seccomp-bpf.h, which isolator/seccomp-prog.c embeds.
  * The filter has no per-task part, so each executor compiling it again (as before issue
- * #18's round of December 6) only cost the launch ~0.2 ms of CPU and libseccomp's heap. */
+ * #18's round of December 6) only cost each launch ~0.4 ms of CPU and libseccomp's heap. */
 #include <linux/filter.h>
 #include <stdio.h>
 #include <stdlib.h>
