@@ -34,7 +34,7 @@ def procs(d):
     return [p for p in bt.read(os.path.join(d, "cgroup.procs"), "").split() if p]
 
 
-def held_launch(agent, **kw):
+def held_launch(agent):
     """POST a launch from a thread while the supervisor is frozen; returns (thread, result
     holder, the STAGING container seen in the list)."""
     d, freeze, _ = supervisor(agent)
