@@ -269,10 +269,11 @@ struct spawn_job {
     char id[17];
     char *argv[4];
     struct spawn sp;
-    int devnull, logfd, st_rd, st_wr, go_rd, tpl; /* the job's; tpl: a dup of the template */
+    int logfd, st_rd, st_wr, go_rd, tpl; /* the job's; tpl: a dup of the template */
     spawn_done_fn *done;
-    int r; /* the outcome: r, pid, pidfd (st_rd goes with it), err */
+    int r; /* the outcome: r, the pid, its start time, pidfd (st_rd goes with it), err */
     pid_t pid;
+    uint64_t pid_start;
     int pidfd;
     struct berr *err;
     struct spawn_job *next;
@@ -294,7 +295,7 @@ static struct {
 
 static void job_free(struct spawn_job *j)
 {
-    int *fds[] = {&j->devnull, &j->logfd, &j->st_rd, &j->st_wr, &j->go_rd, &j->tpl, &j->pidfd};
+    int *fds[] = {&j->logfd, &j->st_rd, &j->st_wr, &j->go_rd, &j->tpl, &j->pidfd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         closep(fds[i]);
     free(j->argv[2]);
@@ -316,8 +317,10 @@ static void *spawner_main(void *arg)
             sq.todo_tail = &sq.todo;
         pthread_mutex_unlock(&sq.lock);
         j->r = agent_spawn(a, &j->sp, &j->pid, &j->pidfd, &j->err);
+        if (j->r == 0) /* how to recognise it after a restart (pids get reused) */
+            j->pid_start = proc_start_time(j->pid);
         /* the child has its copies: what stays is the status pipe's read end */
-        int *fds[] = {&j->devnull, &j->logfd, &j->st_wr, &j->go_rd, &j->tpl};
+        int *fds[] = {&j->logfd, &j->st_wr, &j->go_rd, &j->tpl};
         for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
             closep(fds[i]);
         pthread_mutex_lock(&sq.lock);
@@ -350,8 +353,13 @@ static void on_spawned(evutil_socket_t fd, short what, void *arg)
     while (rev) {
         struct spawn_job *j = rev;
         rev = j->next;
-        int pidfd = j->r < 0 ? -1 : TAKE_FD(j->pidfd), st = j->r < 0 ? -1 : TAKE_FD(j->st_rd);
-        j->done(a, j->id, j->r, j->pid, pidfd, st, j->err);
+        struct spawned sp = {
+                .pid = j->pid, .pid_start = j->pid_start, .pidfd = -1, .status_fd = -1};
+        if (j->r == 0) {
+            sp.pidfd = TAKE_FD(j->pidfd);
+            sp.status_fd = TAKE_FD(j->st_rd);
+        }
+        j->done(a, j->id, j->r, &sp, j->err);
         job_free(j);
     }
 }
@@ -430,9 +438,6 @@ static int spawn_prepare(struct agent *a, struct container *c, struct spawn_job 
     j->argv[2] = xasprintf("%s/%s", a->runtime_root, c->id);
     _cleanup_free_ char *logpath = xasprintf("%s/executor.log", j->argv[2]);
     int p[2];
-    j->devnull = agent_dup_high(open("/dev/null", O_RDWR | O_CLOEXEC));
-    if (j->devnull < 0)
-        return berr_set(err, errno, "open '/dev/null'");
     j->logfd = agent_dup_high(open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (j->logfd < 0)
         return berr_set(err, errno, "open '%s'", logpath);
@@ -466,7 +471,8 @@ static int spawn_prepare(struct agent *a, struct container *c, struct spawn_job 
             .argv = j->argv,
             .ns_flags = ns,
             /* bridge: stdin is the "network ready" pipe the executor waits on */
-            .fd = {j->go_rd >= 0 ? j->go_rd : j->devnull, j->logfd, j->logfd, j->st_wr},
+            /* else the slots' /dev/null, opened once (agent_spawn_init) */
+            .fd = {j->go_rd >= 0 ? j->go_rd : slot_hold, j->logfd, j->logfd, j->st_wr},
             .template_fd = j->tpl,
             .cg = a->supervisor, /* the task joins c->cg itself, before its execve */
     };
@@ -477,7 +483,7 @@ int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *do
                          struct berr **err)
 {
     struct spawn_job *j = xzalloc(sizeof(*j));
-    j->devnull = j->logfd = j->st_rd = j->st_wr = j->tpl = j->pidfd = -1;
+    j->logfd = j->st_rd = j->st_wr = j->tpl = j->pidfd = -1;
     j->go_rd = c->net_go_fd; /* taken */
     c->net_go_fd = -1;
     snprintf(j->id, sizeof(j->id), "%s", c->id);

@@ -261,10 +261,11 @@ static void launch_told(struct agent *a, struct container *c)
 }
 
 /* The executor exec'd (or failed to): the launch goes on in the loop (spawn.h). */
-static void launch_spawned(struct agent *a, const char *id, int r, pid_t pid, int pidfd,
-                           int status_fd, const struct berr *serr)
+static void launch_spawned(struct agent *a, const char *id, int r, const struct spawned *sp,
+                           const struct berr *serr)
 {
     struct container *c = ctr_find_id(a, id);
+    int pidfd = sp->pidfd, status_fd = sp->status_fd;
     if (!c || c->state != ML_STAGING) { /* cannot be (nothing else ends a STAGING one) */
         if (pidfd >= 0)
             (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
@@ -280,9 +281,8 @@ static void launch_spawned(struct agent *a, const char *id, int r, pid_t pid, in
         launch_told(a, c);
         return;
     }
-    c->pid = pid;
-    /* with the pid, how to recognise it after a restart (pids get reused) */
-    c->pid_start = proc_start_time(c->pid);
+    c->pid = sp->pid;
+    c->pid_start = sp->pid_start; /* how to recognise it after a restart (the thread read it) */
     agent_fault(a, "launch-after-exec");
     c->pidfd = pidfd;
     c->status_fd = status_fd;

@@ -27,11 +27,16 @@ char **agent_exec_argv(const struct agent *a, char *rdir, char *pid, char *const
 /* The executor of a launch, spawned off the loop (issue #18: the loop waited for each
  * executor's execve, and for a CPU for it under load): agent_spawn_executor prepares its
  * fds (c->net_go_fd is taken) and queues it for the spawner thread; done runs in the loop
- * once the executor exec'd (r 0: pidfd and status_fd are done's) or failed (r < 0, err).
- * Launches are spawned in the order queued. agent_spawner_stop, at the agent's stop: the
- * queued spawns are made, their done run, the thread ends. */
-typedef void spawn_done_fn(struct agent *a, const char *id, int r, pid_t pid, int pidfd,
-                           int status_fd, const struct berr *err);
+ * once the executor exec'd (r 0: *sp says what was spawned, its fds are done's) or failed
+ * (r < 0, err). Launches are spawned in the order queued. agent_spawner_stop, at the agent's
+ * stop: the queued spawns are made, their done run, the thread ends. */
+struct spawned {
+    pid_t pid;
+    uint64_t pid_start; /* its start time (proc.c), read by the thread too */
+    int pidfd, status_fd;
+};
+typedef void spawn_done_fn(struct agent *a, const char *id, int r, const struct spawned *sp,
+                           const struct berr *err);
 int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *done,
                          struct berr **err);
 void agent_spawner_stop(struct agent *a);
