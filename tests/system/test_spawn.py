@@ -43,13 +43,14 @@ def held_launch(agent):
     out = {}
 
     def post():
-        out["r"] = agent.post("/v1/containers", {"command": {"argv": ["sleep", "1000"]},
+        out["r"] = agent.post("/v1/containers", {"command": {"shell": "echo started; exec sleep 1000"},
                                                  "resources": {"cpus": 0.1, "mem": "32MiB"}},
                               timeout=60)
     th = threading.Thread(target=post)
     th.start()
     # the executor's child is in the frozen supervisor: the spawn cannot return now
     bt.wait_for(lambda: procs(d), 10, what="the held executor in %s" % d)
+    out["held"] = int(procs(d)[0])
     st, listed = agent.get("/v1/containers")
     assert st == 200
     staging = [c for c in listed["containers"] if c["state"] == "STAGING"]
@@ -73,7 +74,12 @@ def test_the_agent_answers_while_an_executor_is_spawned(agent):
     assert st == 201, body
     assert body["id"] == c["id"] and body["state"] in ("STARTING", "RUNNING"), body
     agent.note(body)
-    agent.wait_state(c["id"], "RUNNING")
+    running = agent.wait_state(c["id"], "RUNNING")
+    # the kernel's word: the held child became the executor, and the task is in its cgroups
+    assert running["pid"] == out["held"], (running["pid"], out["held"])
+    dirs = agent.cgroup_dirs(c["id"])
+    assert dirs and all(bt.cgroup_procs(x) for x in dirs.values()), dirs
+    bt.wait_for(lambda: agent.output(c["id"]) == "started\n", 10, what="the task's output")
 
 
 def test_a_kill_while_the_executor_is_spawned_ends_it_killed(agent):
@@ -92,3 +98,7 @@ def test_a_kill_while_the_executor_is_spawned_ends_it_killed(agent):
     end = agent.wait_terminal(c["id"])
     assert end["state"] == "KILLED", end
     assert end.get("started_at") in (None, 0), end  # the task never ran
+    # the kernel's word: the held executor is gone, and the task wrote nothing (it prints
+    # at once when it runs: the test above)
+    assert not bt.alive(out["held"]), out["held"]
+    assert agent.output(c["id"]) == "", agent.output(c["id"])
