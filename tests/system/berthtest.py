@@ -546,8 +546,7 @@ class Agent(Daemon):
         return read(os.path.join(self.sandbox(cid), stream), "")
 
     def wait_output(self, cid, key, timeout=10.0):
-        """Wait until the task printed key=... on stdout; returns the parsed output. The
-        probe's stdout is line-buffered: wait on the last key a printf prints."""
+        """Wait for key=... on the task's stdout (line-buffered: a probe's last key)."""
         def check():
             kv = parse_kv(self.output(cid))
             return kv if key in kv else None
