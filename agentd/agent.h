@@ -89,6 +89,7 @@ struct container {
     bool has_usage;
     uint64_t sample_gen; /* the sampler's last pass that took it */
     bool kill_requested;
+    bool pid1_executor; /* launched here in a pid namespace of its own, its executor pid 1 */
     /* its end awaits its commit and sync (ended_committed); removed meanwhile: in a->limbo */
     bool end_unannounced;
     /* ended before its executor was reaped (STARTING could not be stored, or its network
@@ -212,8 +213,8 @@ struct agent {
     struct release_job *releases;
     int cg_inotify_fd;
     struct event *ev_cg_inotify;
-    /* trash.c: directories being removed by a child process, and the batch the next turn's
-     * rm takes (also on the list) */
+    /* trash.c: directories being removed (by its thread, or an rm), and the batch the next
+     * turn hands over (also on the list) */
     char *trash_dir;
     struct trash_job *trash, *trash_batch;
     struct event *ev_trash;
@@ -448,7 +449,7 @@ int template_fd(struct agent *a);
 void template_free(struct agent *a);
 
 /* trash.c: remove a directory tree off the loop: renamed into work_dir/trash at once (so
- * the container's paths are free), removed there by `rm -rf` in a child process. */
+ * the container's paths are free), removed there by a thread (what it leaves, by rm -rf). */
 int trash_init(struct agent *a, struct berr **err);
 int trash_move(struct agent *a, const char *path);
 void trash_free(struct agent *a);

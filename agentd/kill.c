@@ -111,11 +111,16 @@ static void kill_committed(struct agent *a, int r, void *arg)
         if (k->sig == SIGKILL || k->grace_ms == 0)
             unthrottle(c);
         if (k->sig == SIGKILL || c->pidfd < 0) {
-            /* one write of cgroup.kill (or one kill round), the executor through its pidfd
-             * (it lives in the supervisor cgroup): the end comes through the pidfd. No
-             * executor yet (STAGING, its spawn under way): the spawn's end kills it
-             * (lifecycle.c launch_spawned), before its task has begun */
-            if (c->cg && iso_cgroup_kill(c->cg, &err) < 0)
+            /* the executor through its pidfd (it lives in the supervisor cgroup): the end
+             * comes through the pidfd. When it is pid 1 of the sandbox's pid namespace, its
+             * death kills every process of the sandbox, and the kernel has reaped them before
+             * the pidfd tells (zap_pid_ns_processes): no cgroup kill (on v1 a freeze, a kill
+             * round over six cgroup.procs and a thaw; issue #18's kill burst). Otherwise one
+             * write of cgroup.kill or one kill round too. No executor yet (STAGING, its spawn
+             * under way): the spawn's end kills it (lifecycle.c launch_spawned), before its
+             * task has begun */
+            bool ns_dies = c->pid1_executor && c->pidfd >= 0;
+            if (c->cg && !ns_dies && iso_cgroup_kill(c->cg, &err) < 0)
                 log_warning("container '%s': kill: %s", c->id, berr_msg(err));
             if (c->pidfd >= 0)
                 (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);

@@ -451,6 +451,7 @@ static int spawn_prepare(struct agent *a, struct container *c, struct spawn_job 
     uint64_t ns = 0;
     if (a->iso_flags & ISO_NS_PID)
         ns |= CLONE_NEWPID;
+    c->pid1_executor = a->iso_flags & ISO_NS_PID;
     /* no CLONE_NEWNS: the executor takes what it needs of the host's view, then enters a
      * copy of the agent's sandbox template (fd 4), which a rebuild may replace meanwhile:
      * the job has its own dup of it */
