@@ -117,21 +117,37 @@ def test_gc_by_disk_watermark_oldest_first(agent_factory):
         subprocess.run(["umount", "-l", a.work])
 
 
-def test_removals_of_a_turn_share_one_rm(agent):
-    """agentd/trash.c: the trees moved into the trash during one turn of the loop go to one
-    `rm -rf` in the next (or, while one runs, once it is done). A DELETE moves two (the sandbox and the runtime dir): 12 DELETEs
-    from 4 clients at once take at most 12 rm, the old agent 24 (one a tree). Everything is
-    gone, the trash too."""
+def test_removals_go_to_the_thread_and_a_deep_tree_to_rm(agent):
+    """agentd/trash.c: the trees moved into the trash are removed by the agent's removal
+    thread (common/rmtree.c): 12 DELETEs from 4 clients at once start no `rm` (the agent
+    before it started one per batch, 12 here at most). A tree deeper than the thread's bound
+    (32 levels) goes to one `rm -rf`, which removes it; a symbolic link in it to a file
+    outside is removed, its target is not. Everything is gone, the trash too."""
     import concurrent.futures
-    ids = [agent.launch(shell="true")["id"] for _ in range(12)]
+    ids = [agent.launch(shell="true")["id"] for _ in range(13)]
     for cid in ids:
         agent.wait_terminal(cid)
+    deep_id, ids = ids[0], ids[1:]
+    trash = os.path.join(agent.work, "trash")
+
+    def all_gone(some):
+        return all(gone(agent, x) for x in some) and not os.listdir(trash)
     before = agent.metric("berth_agent_trash_rm_total")
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda cid: agent.delete("/v1/containers/" + cid)[0], ids))
     assert answers == [204] * len(ids), answers
-    trash = os.path.join(agent.work, "trash")
-    bt.wait_for(lambda: all(gone(agent, x) for x in ids) and not os.listdir(trash), 10,
-                interval=0.05, what="every removed container's dirs and the trash empty")
-    spawned = agent.metric("berth_agent_trash_rm_total") - before
-    assert 0 < spawned <= len(ids), "%d rm for %d DELETEs" % (spawned, len(ids))
+    bt.wait_for(lambda: all_gone(ids), 10, interval=0.05,
+                what="every removed container's dirs and the trash empty")
+    assert agent.metric("berth_agent_trash_rm_total") == before, "an rm was started"
+
+    outside = os.path.join(agent.tmp, "outside")
+    with open(outside, "w") as f:
+        f.write("keep")
+    d = os.path.join(agent.sandbox(deep_id), "deep")
+    os.makedirs(os.path.join(d, *(["d"] * 40)))
+    os.symlink(outside, os.path.join(d, "d", "link"))
+    assert agent.delete("/v1/containers/" + deep_id)[0] == 204
+    bt.wait_for(lambda: all_gone([deep_id]), 10, interval=0.05,
+                what="the deep tree removed, the trash empty")
+    assert agent.metric("berth_agent_trash_rm_total") == before + 1
+    assert open(outside).read() == "keep"
