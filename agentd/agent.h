@@ -487,14 +487,16 @@ size_t link_catch_up_states(int last, enum ml_state now, bool has_pid, bool has_
  * Changes are a group commit: store_put and store_drop queue them, and everything queued in
  * one turn of the loop is written by one transaction, fsynced (synchronous=FULL) when any
  * change asked to be durable (deletes always do). store_after_commit runs fn(a, r, arg) once
- * what is queued before it is committed (r: 0, or -EIO when the commit failed, logged);
- * store_flush commits now (recovery, stop) and returns the same. */
+ * what is queued before it is committed and synced, after what was asked before it (r: 0,
+ * or -EIO when the commit failed, logged); store_after_write once it is written, not
+ * behind any sync; store_flush commits now (recovery, stop) and returns the same. */
 int store_open(struct agent *a, bool create, struct berr **err);
 void store_close(struct agent *a);
 void store_put(struct agent *a, const char *id, const char *name, double created_at,
                const char *record, uint64_t pid_start, bool durable);
 void store_drop(struct agent *a, const char *id);
 void store_after_commit(struct agent *a, void (*fn)(struct agent *a, int r, void *arg), void *arg);
+void store_after_write(struct agent *a, void (*fn)(struct agent *a, int r, void *arg), void *arg);
 int store_flush(struct agent *a);
 /* Drop what is queued, uncommitted (a start that gives up); the callbacks get -ECANCELED. */
 void store_discard(struct agent *a);

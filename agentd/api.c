@@ -59,13 +59,19 @@ static void reply_committed(struct agent *a, int r, void *arg)
     free(d);
 }
 
-void api_reply_after_commit(struct agent *a, struct evhttp_request *req, int status, const char *id)
+static void reply_after(struct agent *a, struct evhttp_request *req, int status, const char *id,
+                        bool write_only)
 {
     struct committed_reply *d = xzalloc(sizeof(*d));
     d->req = req;
     d->status = status;
     snprintf(d->id, sizeof(d->id), "%s", id);
-    store_after_commit(a, reply_committed, d);
+    (write_only ? store_after_write : store_after_commit)(a, reply_committed, d);
+}
+
+void api_reply_after_commit(struct agent *a, struct evhttp_request *req, int status, const char *id)
+{
+    reply_after(a, req, status, id, false);
 }
 
 static void handle_health(struct agent *a, struct evhttp_request *req)
@@ -180,7 +186,7 @@ static void handle_kill(struct agent *a, struct evhttp_request *req, struct cont
         api_reply_error(req, err);
         return;
     }
-    api_reply_after_commit(a, req, 202, c->id);
+    reply_after(a, req, 202, c->id, true); /* a kill's record promises nothing of the disk */
 }
 
 /* /v1/containers/{ref}[/{sub}]; returns -EINVAL when the method does not fit. */

@@ -153,7 +153,7 @@ int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, s
     snprintf(k->id, sizeof(k->id), "%s", c->id);
     k->sig = sig;
     k->grace_ms = grace_ms;
-    store_after_commit(a, kill_committed, k);
+    store_after_write(a, kill_committed, k); /* not behind the syncs: store.c */
     return 0;
 }
 

@@ -142,3 +142,29 @@ def test_what_waits_on_a_launch_runs_when_the_task_runs_first(agent_factory):
         a.note(x)
     assert [x["state"] for x in cs] == ["RUNNING"], cs
     assert a.procs(cs[0]["id"]), "no process in the task's cgroups"
+
+
+def test_a_kill_waits_for_no_sync(agent_factory):
+    """A kill's record promises nothing of the disk (a crash of the machine ends the task
+    anyway): it goes out, and its 202 with it, while another launch's sync runs. Before,
+    every answer waited behind the syncs under way: in a burst of kills, one each (~8 ms)."""
+    a = slow_disk_agent(agent_factory)
+    c = a.launch(argv=["sleep", "1000"])
+    a.wait_state(c["id"], ("RUNNING",), timeout=10 + DELAY)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        t0 = time.monotonic()
+        other = pool.submit(a.launch, argv=["sleep", "1000"])
+        # its record is written and its sync under way once it is listed
+        bt.wait_for(lambda: len(a.get("/v1/containers")[1]["containers"]) == 2, DELAY / 2,
+                    interval=0.01, what="the second launch listed")
+        t1 = time.monotonic()
+        st, _ = a.post("/v1/containers/%s/kill" % c["id"], {"signal": "KILL", "grace_seconds": 0})
+        took_kill = time.monotonic() - t1
+        assert st == 202
+        assert not other.done(), "the launch's sync ended before the kill was answered"
+        assert took_kill < DELAY / 3, "the 202 took %.3f s behind a %.1f s sync" % (took_kill,
+                                                                                    DELAY)
+        assert other.result(timeout=10 + DELAY)["id"]
+        assert time.monotonic() - t0 >= DELAY * 0.95
+    end = a.wait_terminal(c["id"], timeout=10 + DELAY)
+    assert (end["state"], end["reason"]) == ("KILLED", "KILLED_BY_REQUEST"), end
