@@ -497,6 +497,9 @@ void store_put(struct agent *a, const char *id, const char *name, double created
 void store_drop(struct agent *a, const char *id);
 void store_after_commit(struct agent *a, void (*fn)(struct agent *a, int r, void *arg), void *arg);
 void store_after_write(struct agent *a, void (*fn)(struct agent *a, int r, void *arg), void *arg);
+/* checkpoint.c: state.db's WAL checkpoints on a thread, from store_open to store_close */
+void store_checkpoints_start(struct agent *a);
+void store_checkpoints_stop(struct agent *a);
 int store_flush(struct agent *a);
 /* Drop what is queued, uncommitted (a start that gives up); the callbacks get -ECANCELED. */
 void store_discard(struct agent *a);

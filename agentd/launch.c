@@ -282,7 +282,7 @@ struct spawn_job {
 /* The queue and the outcomes between the loop and the thread (under lock); the eventfd
  * wakes the loop for the outcomes. The thread shares the fd table (the loop's fds are what
  * it passes on), which the loop's table grows then wait for (an RCU grace period per
- * growth while two threads share it): spawner_start grows it first (grow_fd_table). */
+ * growth while two threads share it): spawner_start grows it first (agent_grow_fd_table). */
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -368,7 +368,7 @@ static void on_spawned(evutil_socket_t fd, short what, void *arg)
  * while one thread holds it: the kernel frees an outgrown table only after an RCU grace
  * period when threads share it, and the loop would wait for one at each doubling (10-17 ms
  * turns under load: docs/design.md, departure 21). */
-static void grow_fd_table(void)
+void agent_grow_fd_table(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < 64)
@@ -392,7 +392,7 @@ static int spawner_start(struct agent *a, struct berr **err)
         closep(&sq.efd);
         return berr_setx(err, ENOMEM, "spawner event");
     }
-    grow_fd_table();
+    agent_grow_fd_table();
     /* every signal stays the loop's: the thread (and the child, until its exec) blocks all
      * but SIGCHLD. The executors are the thread's children: their SIGCHLD goes to it, and
      * ignored by default it is dropped; blocked, it would be queued for the process and

@@ -331,6 +331,7 @@ static void teardown(struct agent *a)
         iso_host_remove(a->host);
         a->host = iso_host_free(a->host);
     }
+    store_checkpoints_stop(a); /* its connection first: the loop's closes last */
     store_close(a);
     if (a->base)
         event_base_free(a->base);

@@ -118,6 +118,7 @@ int agent_recover(struct agent *a, struct berr **err)
     int r = open_state(a, cleanup, err);
     if (r < 0)
         return r;
+    store_checkpoints_start(a); /* checkpoint.c: off the loop from here on */
     /* cleanup does not need to read the records (they may be what is broken) */
     _cleanup_berr_ struct berr *lerr = NULL;
     int n = cleanup ? store_clear(a) : store_load(a, load_one, &lerr);

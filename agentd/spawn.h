@@ -18,6 +18,8 @@ struct spawn {
 int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
                 struct berr **err);
 int agent_dup_high(int fd); /* F_DUPFD_CLOEXEC to >= 4, closes fd */
+/* The fd table at its size limit now, before a thread shares it (launch.c says why). */
+void agent_grow_fd_table(void);
 /* Reserve launch.c's low fd slots for spawns, before the agent opens many fds. */
 int agent_spawn_init(struct berr **err);
 /* exec.c: `berth-executor --runtime-dir RDIR --exec-pid PID -- CMD...` (berthctl exec and

@@ -12,7 +12,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-
 struct linux_dirent64 {
     uint64_t d_ino;
     int64_t d_off;

@@ -168,3 +168,42 @@ def test_a_kill_waits_for_no_sync(agent_factory):
         assert time.monotonic() - t0 >= DELAY * 0.95
     end = a.wait_terminal(c["id"], timeout=10 + DELAY)
     assert (end["state"], end["reason"]) == ("KILLED", "KILLED_BY_REQUEST"), end
+
+
+def test_checkpoints_are_not_the_loops(agent):
+    """agentd/checkpoint.c: SQLite checkpoints the WAL at 1,000 pages, and inside the commit
+    that got there it fsynced the WAL and the database on the loop (6-20 ms turns, the
+    longest of a burst). A thread of the agent's does it now: strace on the loop's thread
+    alone sees no fsync of state.db while launches take the WAL past 1,000 pages and
+    state.db grows by the pages checkpointed into it. (The loop still syncs the WAL's header
+    when its next write starts the WAL over after a checkpoint, synchronous=NORMAL.)"""
+    import shutil
+    import subprocess
+    strace = shutil.which("strace")
+    assert strace, "strace is needed (apt-get install strace)"
+    db = os.path.join(agent.work, "state.db")
+    size0 = os.path.getsize(db)
+    out = os.path.join(agent.tmp, "loop.strace")
+    tr = subprocess.Popen([strace, "-p", str(agent.proc.pid), "-e", "trace=fsync,fdatasync",
+                           "-o", out], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "attached" in tr.stderr.readline()
+        # a record of ~32 kB, written at each state: ~30 pages a launch, 1,000 in ~35
+        argv = ["true"] + ["x" * 4000] * 8
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for _ in range(16):
+                cs = list(pool.map(lambda i: agent.launch(argv=argv, cpus=0.01, mem="16MiB"),
+                                   range(16)))
+                for c in cs:
+                    agent.wait_terminal(c["id"])
+                if os.path.getsize(db) > size0 + (1 << 20):
+                    break
+    finally:
+        tr.terminate()
+        tr.wait(timeout=30)
+    assert os.path.getsize(db) > size0 + (1 << 20), "no checkpoint into state.db"
+    fds = {int(line.split("(")[1].split(")")[0]) for line in bt.read(out, "").splitlines()
+           if "sync(" in line}
+    paths = {fd: os.readlink("/proc/%d/fd/%d" % (agent.proc.pid, fd)) for fd in fds}
+    assert db not in paths.values(), "the loop synced state.db: %s" % paths
+    assert set(paths.values()) <= {db + "-wal"}, paths

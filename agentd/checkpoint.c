@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* agentd/checkpoint.c - state.db's WAL checkpoints on a thread (issue #18). SQLite
+ * checkpoints when a commit leaves the WAL at 1,000 pages or more, inside that commit: the
+ * loop's thread copied the pages into the database and fsynced the WAL, the database and,
+ * at the WAL's reuse, its header: 6-20 ms a time, the longest turns of a burst of 1,000
+ * launches (7 of them). Here the loop's connection has a wal_hook of its own instead (which
+ * ends SQLite's automatic checkpoints), and at 1,000 pages it asks a thread, which runs a
+ * PASSIVE checkpoint on a connection of its own: it copies what no reader needs any more and
+ * never blocks the loop's writes. The thread shares the agent's fd table: SQLite's POSIX
+ * locks belong to a table (fl_owner), and its connections in one process share them
+ * (SQLite's inode bookkeeping), so a table of its own, as the sync thread has, would make
+ * one connection's unlock miss the other's lock. The table is grown first
+ * (agent_grow_fd_table). Without the thread the loop checkpoints itself, as before. What
+ * stays on the loop: the WAL header's fdatasync when its next write starts the WAL over
+ * after a checkpoint (synchronous=NORMAL does that), 0.3-1.3 ms. docs/design.md, 24. */
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <string.h>
+
+#include "agentd/agent.h"
+#include "agentd/spawn.h"
+
+#define CKPT_FRAMES 1000 /* SQLite's own wal_autocheckpoint */
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool started, failed, asked, stopping;
+    int last_rc;
+    char *path;
+} ck = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void *ckpt_main(void *arg)
+{
+    (void) arg;
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(ck.path, &db, SQLITE_OPEN_READWRITE, NULL);
+    /* a first read opens the WAL: before it, a checkpoint is a no-op that says SQLITE_OK */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    pthread_mutex_lock(&ck.lock);
+    for (;;) {
+        while (!ck.asked && !ck.stopping)
+            pthread_cond_wait(&ck.wake, &ck.lock);
+        if (ck.stopping)
+            break;
+        ck.asked = false;
+        pthread_mutex_unlock(&ck.lock);
+        int r = rc == SQLITE_OK
+                        ? sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL)
+                        : rc;
+        pthread_mutex_lock(&ck.lock);
+        ck.last_rc = r == SQLITE_BUSY ? SQLITE_OK : r; /* busy: the next ask tries again */
+    }
+    pthread_mutex_unlock(&ck.lock);
+    sqlite3_close(db);
+    return NULL;
+}
+
+static bool ckpt_ready(void)
+{
+    if (ck.started || ck.failed)
+        return ck.started;
+    ck.failed = true;
+    agent_grow_fd_table();
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* every signal stays with the loop's thread */
+    int r = pthread_create(&ck.thread, NULL, ckpt_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        log_warning("state.db: start the checkpoint thread: %s: the loop checkpoints",
+                    strerror(r));
+        return false;
+    }
+    ck.started = true;
+    ck.failed = false;
+    return true;
+}
+
+static int on_wal(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void) arg;
+    if (frames < CKPT_FRAMES)
+        return SQLITE_OK;
+    if (!ckpt_ready()) {
+        (void) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        return SQLITE_OK;
+    }
+    pthread_mutex_lock(&ck.lock);
+    int last = ck.last_rc;
+    ck.last_rc = SQLITE_OK;
+    ck.asked = true;
+    pthread_cond_signal(&ck.wake);
+    pthread_mutex_unlock(&ck.lock);
+    if (last != SQLITE_OK)
+        log_warning("state.db: checkpoint: %s (the next one tries again)", sqlite3_errstr(last));
+    return SQLITE_OK;
+}
+
+void store_checkpoints_start(struct agent *a)
+{
+    free(ck.path);
+    ck.path = xasprintf("%s/state.db", a->cfg.work_dir);
+    sqlite3_wal_hook(a->db, on_wal, NULL);
+}
+
+void store_checkpoints_stop(struct agent *a)
+{
+    if (a->db) /* the last commits need none: the loop's close checkpoints everything */
+        sqlite3_wal_hook(a->db, NULL, NULL);
+    if (ck.started) {
+        pthread_mutex_lock(&ck.lock);
+        ck.stopping = true;
+        pthread_cond_signal(&ck.wake);
+        pthread_mutex_unlock(&ck.lock);
+        pthread_join(ck.thread, NULL);
+    }
+    free(ck.path);
+    ck.path = NULL;
+    ck.started = ck.failed = ck.asked = ck.stopping = false;
+    ck.last_rc = SQLITE_OK;
+}
