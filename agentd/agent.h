@@ -489,7 +489,8 @@ size_t link_catch_up_states(int last, enum ml_state now, bool has_pid, bool has_
  * change asked to be durable (deletes always do). store_after_commit runs fn(a, r, arg) once
  * what is queued before it is committed and synced, after what was asked before it (r: 0,
  * or -EIO when the commit failed, logged); store_after_write once it is written, not
- * behind any sync; store_flush commits now (recovery, stop) and returns the same. */
+ * behind any sync; store_flush commits now (recovery, stop) and returns the same;
+ * store_hold(a, true) keeps the loop's commits queued until store_hold(a, false). */
 int store_open(struct agent *a, bool create, struct berr **err);
 void store_close(struct agent *a);
 void store_put(struct agent *a, const char *id, const char *name, double created_at,
@@ -501,6 +502,7 @@ void store_after_write(struct agent *a, void (*fn)(struct agent *a, int r, void 
 void store_checkpoints_start(struct agent *a);
 void store_checkpoints_stop(struct agent *a);
 int store_flush(struct agent *a);
+void store_hold(struct agent *a, bool hold);
 /* Drop what is queued, uncommitted (a start that gives up); the callbacks get -ECANCELED. */
 void store_discard(struct agent *a);
 /* Calls fn for every row, oldest first; stops at and returns the first negative result

@@ -4,33 +4,42 @@
  * loop's thread copied the pages into the database and fsynced the WAL, the database and,
  * at the WAL's reuse, its header: 6-20 ms a time, the longest turns of a burst of 1,000
  * launches (7 of them). Here the loop's connection has a wal_hook of its own instead (which
- * ends SQLite's automatic checkpoints), and at 1,000 pages it asks a thread, which runs a
- * PASSIVE checkpoint on a connection of its own: it copies what no reader needs any more and
- * never blocks the loop's writes. The thread shares the agent's fd table: SQLite's POSIX
- * locks belong to a table (fl_owner), and its connections in one process share them
- * (SQLite's inode bookkeeping), so a table of its own, as the sync thread has, would make
- * one connection's unlock miss the other's lock. The table is grown first
+ * ends SQLite's automatic checkpoints), and at 1,000 new pages it asks a thread, which runs
+ * a PASSIVE checkpoint on a connection of its own. Meanwhile the loop goes on but its
+ * commits wait (store_hold; at most CKPT_HOLD_MS): the checkpoint then copies the whole WAL,
+ * and the loop's next commit starts the WAL over, as after SQLite's own checkpoint. Without
+ * the hold the loop's commits outran the thread, the WAL never started over in a burst
+ * (28 MB, each fdatasync of the growing file journaling its size) and 1,000 kills took
+ * 0.3-0.5 s longer. What the hold delays is what the loop's checkpoint delayed before; what
+ * it no longer holds is every other request. The thread shares the agent's fd table:
+ * SQLite's POSIX locks belong to a table (fl_owner), and its connections in one process
+ * share them (SQLite's inode bookkeeping), so a table of its own, as the sync thread has,
+ * would make one connection's unlock miss the other's lock. The table is grown first
  * (agent_grow_fd_table). Without the thread the loop checkpoints itself, as before. What
  * stays on the loop: the WAL header's fdatasync when its next write starts the WAL over
- * after a checkpoint (synchronous=NORMAL does that), 0.3-1.3 ms. docs/design.md, 24. */
+ * (synchronous=NORMAL does that), 0.3-1.3 ms. docs/design.md, departure 24. */
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sys/eventfd.h>
 
 #include "agentd/agent.h"
 #include "agentd/spawn.h"
 
 #define CKPT_FRAMES 1000 /* SQLite's own wal_autocheckpoint */
+#define CKPT_HOLD_MS 1000
 
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_t thread;
     bool started, failed, asked, stopping;
-    int last_rc;
+    int last_rc, efd;
     char *path;
-} ck = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+    struct event *ev_done, *ev_hold;
+    int asked_at; /* the loop's: the WAL's pages at its last ask (fewer: it started over) */
+} ck = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .efd = -1};
 
 static void *ckpt_main(void *arg)
 {
@@ -53,17 +62,36 @@ static void *ckpt_main(void *arg)
                         : rc;
         pthread_mutex_lock(&ck.lock);
         ck.last_rc = r == SQLITE_BUSY ? SQLITE_OK : r; /* busy: the next ask tries again */
+        uint64_t one = 1;
+        (void) !write(ck.efd, &one, sizeof(one));
     }
     pthread_mutex_unlock(&ck.lock);
     sqlite3_close(db);
     return NULL;
 }
 
-static bool ckpt_ready(void)
+/* The checkpoint is done (or took too long): the loop's commits go on. */
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void) what;
+    uint64_t v;
+    if (fd >= 0)
+        (void) !read(fd, &v, sizeof(v));
+    evtimer_del(ck.ev_hold);
+    store_hold(arg, false);
+}
+
+static bool ckpt_ready(struct agent *a)
 {
     if (ck.started || ck.failed)
         return ck.started;
     ck.failed = true;
+    if ((ck.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+        !(ck.ev_done = event_new(a->base, ck.efd, EV_READ | EV_PERSIST, on_done, a)) ||
+        event_add(ck.ev_done, NULL) < 0 || !(ck.ev_hold = evtimer_new(a->base, on_done, a))) {
+        log_warning("state.db: no eventfd for the checkpoint thread: the loop checkpoints");
+        return false;
+    }
     agent_grow_fd_table();
     sigset_t all, old;
     sigfillset(&all);
@@ -71,8 +99,7 @@ static bool ckpt_ready(void)
     int r = pthread_create(&ck.thread, NULL, ckpt_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0) {
-        log_warning("state.db: start the checkpoint thread: %s: the loop checkpoints",
-                    strerror(r));
+        log_warning("state.db: start the checkpoint thread: %s: the loop checkpoints", strerror(r));
         return false;
     }
     ck.started = true;
@@ -82,10 +109,15 @@ static bool ckpt_ready(void)
 
 static int on_wal(void *arg, sqlite3 *db, const char *name, int frames)
 {
-    (void) arg;
-    if (frames < CKPT_FRAMES)
+    struct agent *a = arg;
+    /* once per 1,000 new pages, as SQLite does (asked at each commit past them, the thread
+     * made 104 checkpoints in a burst of 1,000 launches, each with two fsyncs) */
+    if (frames < ck.asked_at)
+        ck.asked_at = 0;
+    if (frames < ck.asked_at + CKPT_FRAMES)
         return SQLITE_OK;
-    if (!ckpt_ready()) {
+    ck.asked_at = frames;
+    if (!ckpt_ready(a)) {
         (void) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         return SQLITE_OK;
     }
@@ -95,6 +127,9 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int frames)
     ck.asked = true;
     pthread_cond_signal(&ck.wake);
     pthread_mutex_unlock(&ck.lock);
+    store_hold(a, true);
+    struct timeval tv = {0, CKPT_HOLD_MS * 1000};
+    evtimer_add(ck.ev_hold, &tv);
     if (last != SQLITE_OK)
         log_warning("state.db: checkpoint: %s (the next one tries again)", sqlite3_errstr(last));
     return SQLITE_OK;
@@ -104,7 +139,8 @@ void store_checkpoints_start(struct agent *a)
 {
     free(ck.path);
     ck.path = xasprintf("%s/state.db", a->cfg.work_dir);
-    sqlite3_wal_hook(a->db, on_wal, NULL);
+    if (a->base)
+        sqlite3_wal_hook(a->db, on_wal, a);
 }
 
 void store_checkpoints_stop(struct agent *a)
@@ -118,8 +154,16 @@ void store_checkpoints_stop(struct agent *a)
         pthread_mutex_unlock(&ck.lock);
         pthread_join(ck.thread, NULL);
     }
+    store_hold(a, false);
+    if (ck.ev_done)
+        event_free(ck.ev_done);
+    if (ck.ev_hold)
+        event_free(ck.ev_hold);
+    ck.ev_done = ck.ev_hold = NULL;
+    closep(&ck.efd);
     free(ck.path);
     ck.path = NULL;
     ck.started = ck.failed = ck.asked = ck.stopping = false;
     ck.last_rc = SQLITE_OK;
+    ck.asked_at = 0;
 }

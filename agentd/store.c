@@ -3,8 +3,7 @@
  * A row is a container's record (record.c encodes it) keyed by id, plus the executor's start
  * time and the boot it ran in, so a restarted agent can tell its executor from a process
  * that reused the pid. lifecycle.c writes a record before every side effect of a launch and
- * at every transition; recover.c reads them back at start. This file only reads and writes
- * rows: it calls nothing of the agent above it (`make check-deps` checks).
+ * at every transition; recover.c reads them back. Rows only: nothing above it is called.
  *
  * Durability: WAL with synchronous=NORMAL survives any crash of the agent (a commit is in
  * the WAL, in the page cache, before sqlite3_step returns); only a crash of the machine can
@@ -12,9 +11,8 @@
  * launch (STARTING) and a task's end. Their commits are fsynced before anyone hears of them
  * (the WAL's fdatasync, 0.1-8 ms on this machine kind's disk): for the loop's commits by a
  * thread while the loop goes on (common/syncer.c, issue #18), at recovery and at the stop by
- * synchronous=FULL. The others (STAGING, RUNNING, kill requested) stay NORMAL: after a
- * machine crash no task survives and recovery re-derives those from the executor's
- * status.json or marks them LOST. */
+ * synchronous=FULL. The others (STAGING, RUNNING, kill requested) stay NORMAL: no task
+ * survives a machine crash, and recovery re-derives them from status.json or says LOST. */
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <string.h>
@@ -53,8 +51,7 @@ struct after {
     struct after *next;
 };
 
-/* What ran after a commit the loop made and waits for the sync thread (or for those
- * before it, to keep their order): need is the syncer's number, 0 when nothing is to sync. */
+/* What waits for the sync of a commit, or for those before it: need, the syncer's number. */
 struct waiting {
     uint64_t need;
     int r;
@@ -66,10 +63,10 @@ struct store_batch {
     struct event *ev_commit;
     bool queued;  /* ev_commit is active */
     bool durable; /* a queued change must be fsynced */
+    bool held;    /* store_hold: changes queue, the commit event waits */
     struct pending *pending, **pending_tail;
     struct after *after, **after_tail;
-    /* the loop's commits: the WAL's fsync on a thread (common/syncer.c), see "the group
-     * commit" below; NULL until the first, and when it could not start (then FULL) */
+    /* the WAL's fsync thread (below); NULL until the first, or when it cannot (then FULL) */
     struct syncer *syncer;
     struct event *ev_synced;
     bool no_syncer;
@@ -213,18 +210,15 @@ static void set_synchronous(struct agent *a, bool full)
 }
 
 /* ---- the group commit ---------------------------------------------------------------------
- * A change of a record is queued (store_put, store_drop) and every change queued during one
- * turn of the loop is written in one transaction by one commit event, with one fsync when
- * any of them must survive a machine crash: a burst of 50 kills or 1,000 launches costs a
- * few commits, not one fsync each (issue #18; the loop stalled on them). What depends on a
- * change being stored - an API answer, a signal after its record, a waiter - runs after the
- * commit, through store_after_commit, in the order it was asked. The fsync itself is the
- * sync thread's: the loop commits with synchronous=NORMAL (the change is in the WAL, safe
- * from a crash of the agent), asks the thread, and runs what waits once the WAL is on disk,
- * after everything that waited before it. With NORMAL SQLite still syncs the WAL and the
- * database at each checkpoint and the WAL's header when it is reused, so a synced WAL holds
- * every commit FULL would have (sqlite.org/pragma.html#pragma_synchronous). While one sync
- * runs, the commits of the next turns queue behind it and share the next one. */
+ * Changes queued (store_put, store_drop) during one turn are written in one transaction by
+ * one commit event, fsynced once if any must survive a machine crash (issue #18: 1,000
+ * launches cost a few commits, not one fsync each). What depends on a change being stored
+ * (an answer, a signal, a waiter) runs after it (store_after_commit), in order. The fsync is
+ * the sync thread's: the loop commits with synchronous=NORMAL (safe from a crash of the
+ * agent), asks the thread, and runs what waits once the WAL is on disk, after all that
+ * waited before. NORMAL still syncs at each checkpoint (checkpoint.c) and the WAL's header
+ * at its reuse, so a synced WAL holds every commit FULL would have (sqlite.org/pragma.html).
+ * While one sync runs, the commits of the next turns share the next one. */
 
 static void pending_free(struct pending *p)
 {
@@ -275,9 +269,8 @@ static void run_afters(struct agent *a, struct after *after, int r)
     }
 }
 
-/* Runs a commit's write-only afters now, in order; returns the rest. They promise nothing
- * of the disk (a kill: in the WAL it survives a crash of the agent, and one of the machine
- * ends the task anyway), so they wait for no sync (a kill's 202 waited ~8 ms, issue #18). */
+/* Runs a commit's write-only afters now, in order, and returns the rest: a kill promises
+ * nothing of the disk (a machine crash ends the task anyway); its 202 waited ~8 ms a sync. */
 static struct after *run_write_only(struct agent *a, struct after *list, int r)
 {
     struct after *rest = NULL, **tail = &rest, *now = NULL, **now_tail = &now;
@@ -452,7 +445,11 @@ void store_discard(struct agent *a)
 static void on_commit(evutil_socket_t fd, short what, void *arg)
 {
     (void) fd, (void) what;
-    (void) commit(arg, true);
+    struct agent *a = arg;
+    if (a->batch->held)
+        a->batch->queued = false; /* store_hold(a, false) queues it again */
+    else
+        (void) commit(a, true);
 }
 
 static void batch_queue(struct agent *a)
@@ -464,6 +461,12 @@ static void batch_queue(struct agent *a)
         b->queued = true;
         event_active(b->ev_commit, 0, 0);
     }
+}
+
+void store_hold(struct agent *a, bool hold)
+{
+    if (a->batch && !(a->batch->held = hold) && (a->batch->pending || a->batch->after))
+        batch_queue(a);
 }
 
 static void queue_change(struct agent *a, const char *id, const char *name, double created_at,
@@ -501,27 +504,26 @@ void store_drop(struct agent *a, const char *id)
     queue_change(a, id, NULL, 0, NULL, 0, true); /* DELETE's answer promises it is gone */
 }
 
-static void add_after(struct agent *a, void (*fn)(struct agent *a, int r, void *arg), void *arg,
-                      bool write_only)
+static struct after *add_after(struct agent *a, void (*fn)(struct agent *a, int r, void *arg),
+                               void *arg)
 {
     struct store_batch *b = a->batch;
     struct after *x = xzalloc(sizeof(*x));
-    x->fn = fn;
-    x->arg = arg;
-    x->write_only = write_only;
+    *x = (struct after){.fn = fn, .arg = arg};
     *b->after_tail = x;
     b->after_tail = &x->next;
     batch_queue(a);
+    return x;
 }
 
 void store_after_commit(struct agent *a, void (*fn)(struct agent *a, int r, void *arg), void *arg)
 {
-    add_after(a, fn, arg, false);
+    add_after(a, fn, arg);
 }
 
 void store_after_write(struct agent *a, void (*fn)(struct agent *a, int r, void *arg), void *arg)
 {
-    add_after(a, fn, arg, true);
+    add_after(a, fn, arg)->write_only = true;
 }
 
 static int store_batch_init(struct agent *a, struct berr **err)

@@ -33,9 +33,9 @@ struct trash_job {
     struct event *ev;
     char **paths; /* NULL-terminated */
     size_t n;
-    /* the thread's: while queued the loop leaves paths alone; then the first `left` paths
-     * are those it could not remove (err: the first failure's -errno) */
-    bool queued;
+    /* the thread's, from its queue to its done list (the loop leaves the job alone
+     * meanwhile): the first `left` paths are those it could not remove (err: the first
+     * failure's -errno) */
     size_t left;
     int err;
     struct trash_job *qnext; /* the thread's queue */
@@ -179,7 +179,6 @@ static void on_removed(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&tq.lock);
     while (j) {
         struct trash_job *next = j->qnext;
-        j->queued = false;
         if (j->left) {
             log_debug("trash: '%s'%s: %s: to rm", j->paths[0], j->left > 1 ? " and more" : "",
                       strerror(-j->err));
@@ -229,7 +228,6 @@ static void dispatch(struct agent *a, struct trash_job *j)
         remove_async(a, j);
         return;
     }
-    j->queued = true;
     pthread_mutex_lock(&tq.lock);
     *tq.todo_tail = j;
     tq.todo_tail = &j->qnext;
