@@ -46,6 +46,9 @@ ROOT=$(cd "$HERE/../.." && pwd)
 RUNS=${BENCH_RUNS:-30}
 LAUNCHES=${BENCH_LAUNCHES:-200}
 PY=/usr/bin/python3
+# the Python steps import tests/system/berthtest.py, whose binaries and probe are BUILD_DIR's
+# (without it, B= other than build/ made hostile.py look for build/tests/probe)
+export BERTH_BUILD="$B"
 FAILED=() # steps that failed without stopping the run (reported at the end)
 
 [ "$(id -u)" = 0 ] || { echo "make bench needs root (cgroups and namespaces)" >&2; exit 1; }
