@@ -6,6 +6,7 @@
  * enters a copy of the template's mount namespace (setns + unshare) and adds what is its
  * own: a private /tmp, the sandbox dir, volumes, a fresh /proc, devpts and /dev/shm.
  * task.c does the per-process steps (user, caps, seccomp) that follow in the task child. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <linux/openat2.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 
 #include "isolator/isolator.h"
@@ -199,6 +201,33 @@ static int sb_volumes(struct sb_ctx *c, struct berr **err)
     return 0;
 }
 
+/* An empty read-only directory over dst: the template's /dev/shm (an empty directory of its
+ * read-only /dev, until sb_dev mounts the sandbox's own on it) bound, not a tmpfs of its
+ * own: each superblock a sandbox holds costs every memory cgroup's removal a walk over two
+ * more lists (the kernel's memcg_reparent_list_lrus; issue #18, docs/performance.md). A
+ * tmpfs as before when /dev/shm is not that. */
+static int sb_empty_ro(const char *dst, struct berr **err)
+{
+    struct stat dev, shm;
+    struct statvfs sv;
+    _cleanup_closedir_ DIR *d = NULL;
+    struct dirent *de = NULL;
+    if (stat("/dev", &dev) == 0 && statvfs("/dev", &sv) == 0 && (sv.f_flag & ST_RDONLY) &&
+        stat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode) && shm.st_dev == dev.st_dev &&
+        (d = opendir("/dev/shm"))) {
+        while ((de = readdir(d)) && (streq(de->d_name, ".") || streq(de->d_name, "..")))
+            ;
+    }
+    if (d && !de && mount("/dev/shm", dst, NULL, MS_BIND, NULL) == 0) {
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                              MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
+        if (mount_setattr(AT_FDCWD, dst, 0, &attr, sizeof(attr)) == 0)
+            return 0;
+        (void) umount2(dst, MNT_DETACH);
+    }
+    return mnt_tmpfs(dst, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0", err);
+}
+
 /* Fresh proc for the new pid namespace, with the kernel knobs read-only and the leaky
  * files hidden (the list docker and runc use; sysfs's share is in the template). */
 static int sb_proc(bool harden, struct berr **err)
@@ -229,7 +258,7 @@ static int sb_proc(bool harden, struct berr **err)
         struct stat st;
         if (stat(emptied[i], &st) < 0 || !S_ISDIR(st.st_mode))
             continue;
-        int r = mnt_tmpfs(emptied[i], MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0", err);
+        int r = sb_empty_ro(emptied[i], err);
         if (r < 0)
             return r;
     }

@@ -188,6 +188,31 @@ def test_the_sandbox_view_is_the_hosts_read_only(agent):
             (point, seen.get(point))
 
 
+def test_the_proc_masks_are_no_superblocks_of_their_own(agent):
+    """/proc/acpi (and /proc/scsi where the host has it) is hidden under an empty read-only
+    directory of the template's /dev, bound (isolator/mount.c sb_empty_ro), not under a
+    tmpfs of each sandbox's own: every superblock a sandbox holds makes each memory
+    cgroup's removal walk two more of the kernel's lists (docs/performance.md)."""
+    masked = [p for p in ("/proc/acpi", "/proc/scsi") if os.path.isdir(p)]
+    assert masked, "this host has neither /proc/acpi nor /proc/scsi to mask"
+    c = agent.launch(["/bin/sh", "-c", "cat /proc/self/mountinfo; for d in %s; do "
+                      "echo \"list $d: $(ls -A $d | wc -l)\"; touch $d/x 2>/dev/null || "
+                      "echo \"ro $d\"; done" % " ".join(masked)], user="root")
+    end = agent.wait_terminal(c["id"])
+    assert end["state"] == "FINISHED", (end, agent.output(c["id"], "stderr"))
+    out = agent.output(c["id"])
+    devs = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) > 6 and "-" in f:
+            devs[f[4]] = (f[2], set(f[5].split(",")))  # the last mount on a point wins
+    for d in masked:
+        assert d in devs and "ro" in devs[d][1], (d, devs.get(d))
+        assert devs[d][0] == devs["/dev"][0], "%s is not the template's /dev: %s vs %s" % (
+            d, devs[d], devs["/dev"])
+        assert "list %s: 0" % d in out and "ro %s" % d in out, out
+
+
 def test_a_host_mount_made_after_the_start_is_seen_and_not_held(agent_factory):
     """The template is a snapshot of the host's mounts: a mount made (or removed) on the
     host afterwards makes the agent build a new one by itself, without a launch (and drop
