@@ -44,19 +44,21 @@ def test_oom_kills_task_not_executor(agent):
     sleeps = [p for p in agent.procs(neighbour) if bt.proc_comm(p) == "sleep"]
     assert sleeps, "neighbour's sleep not found in its cgroup"
 
-    t0 = time.monotonic()
     c = agent.probe("alloc", 400, mem="256MiB")
     cid = c["id"]
     end = agent.wait_terminal(cid, timeout=10)
-    took = time.monotonic() - t0
+    seen = time.time()
     assert (end["state"], end["reason"]) == ("FAILED", "MEMORY_LIMIT"), end
-    assert took <= 2.0 * bt.SLOW, "MEMORY_LIMIT reported after %.2fs (want <= %gs)" % (
-        took, 2.0 * bt.SLOW)
     assert "allocated_mib" not in bt.parse_kv(agent.output(cid)), "the task finished allocating"
     # the executor survived the OOM and wrote the task's end itself (runtime_dir/status.json,
     # the executor -> agent contract)
     status = os.path.join(agent.work, "containers", cid, "status.json")
     assert os.path.exists(status), "the executor left no status.json: it did not survive?"
+    # berth's share, from the executor's status.json (written as it reaped the task) to the
+    # answer: the kernel's own reclaim before the OOM kill took 0.5-2.8 s on this machine
+    # kind (the VM suites running beside it), which a bound from the POST measured too
+    took = seen - os.stat(status).st_mtime
+    assert took <= 1.0 * bt.SLOW, "MEMORY_LIMIT reported %.2fs after the task's end" % took
     st = json.loads(bt.read(status))
     assert st.get("signal") == 9, "executor status.json: %r" % st
     assert end["signal"] == 9, end
