@@ -3,11 +3,11 @@
  * can hold millions of files; rm_rf on the loop stalled every client for as long. Instead
  * the tree is renamed into work_dir/trash (atomic and instant: the container's paths are
  * free at once, DELETE can answer) and removed there off the loop: by a thread of the
- * agent's (common/rmtree.c, by fds, bounded depth, one file system) and, for what that
- * leaves (a tree deeper than its bound, an error), by `rm -rf --one-file-system` in a child
- * process, whose pidfd tells the loop when it is done. The trees moved during one turn go
- * to the thread together in the next turn. Before the thread every batch was an rm: 308-333
- * of them for 1,000 DELETEs, ~0.5 s of CPU, most of it each rm's start-up (glibc's CPUID
+ * agent's (common/util.c's rm_rf_here: by fds, bounded depth, one file system) and, for
+ * what that leaves (a tree deeper than its bound, an error), by `rm -rf --one-file-system`
+ * in a child process, whose pidfd tells the loop when it is done. The trees moved during one
+ * turn go to the thread together in the next turn. Before the thread every batch was an rm:
+ * 308-333 of them for 1,000 DELETEs, ~0.5 s of CPU, most of it each rm's start-up (glibc's CPUID
  * probes trap to the hypervisor on this machine kind; issue #18). What a crash leaves in
  * the trash is removed the same way at the next start (trash_init). lifecycle.c (DELETE,
  * GC) calls trash_move; orphans.c sweeps dirs at start, before the loop runs. */
@@ -21,7 +21,6 @@
 #include <sys/wait.h>
 
 #include "agentd/agent.h"
-#include "common/rmtree.h"
 
 /* paths an `rm` takes at most (its argv) */
 #define TRASH_BATCH_MAX 256
@@ -44,8 +43,8 @@ struct trash_job {
 
 /* The removal thread: its queue and what it finished (under lock); the eventfd wakes the
  * loop for those. The thread keeps a table of open files of its own (as the sync thread:
- * common/syncer.c), holding the eventfd only; it calls rm_tree (system calls only), the
- * mutex and write(2). */
+ * common/syncer.c), holding the eventfd only; it calls rm_rf_here, the mutex and write(2):
+ * nothing the loop's spawned children take before their exec. */
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -146,7 +145,7 @@ static void *remover_main(void *arg)
         pthread_mutex_unlock(&tq.lock);
         size_t left = 0;
         for (size_t i = 0; i < j->n; i++) {
-            int r = rm_tree(j->paths[i], &tq.stopping);
+            int r = rm_rf_here(j->paths[i], &tq.stopping);
             if (r < 0) {
                 char *p = j->paths[left];
                 j->paths[left++] = j->paths[i];

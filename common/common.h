@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -208,8 +209,14 @@ int write_file_replace(int dirfd, const char *name, const void *data, size_t len
 int write_all(int fd, const void *data, size_t len);
 /* mkdir -p with mode for created components. */
 int mkdir_p(const char *path, mode_t mode);
-/* rm -rf, without crossing mount points (fails with -EBUSY on a mount). */
+/* rm -rf, without crossing mount points (fails with -EBUSY on a mount); a tree deeper than
+ * RM_RF_MAX_DEPTH goes to coreutils' rm (fts walks without recursion: a task can build a
+ * tree millions of levels deep in its sandbox, and a level here costs a stack frame and an
+ * open directory). rm_rf_here is its part in this process: -ELOOP for such a tree (what it
+ * could remove is removed), -ECANCELED once *stop is set (NULL: never). */
+#define RM_RF_MAX_DEPTH 128
 int rm_rf(const char *path);
+int rm_rf_here(const char *path, const atomic_bool *stop);
 /* Random lowercase hex id of len chars (len <= 64) into buf (len+1 bytes). */
 int random_hex(char *buf, size_t len);
 /* Free a NULL-terminated vector of strings and the vector (NULL is fine). */

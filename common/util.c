@@ -149,12 +149,7 @@ int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
-/* Deeper trees than this are left to coreutils' rm (fts walks without recursion): a task
- * can build a tree millions of levels deep in its sandbox, and one recursion level here
- * costs a stack frame and an open directory. */
-#define RM_RF_MAX_DEPTH 128
-
-static int rm_rf_at(int dfd, const char *name, dev_t dev, unsigned depth)
+static int rm_rf_at(int dfd, const char *name, dev_t dev, unsigned depth, const atomic_bool *stop)
 {
     struct stat st;
     if (depth > RM_RF_MAX_DEPTH)
@@ -178,9 +173,15 @@ static int rm_rf_at(int dfd, const char *name, dev_t dev, unsigned depth)
     while ((de = readdir(d))) {
         if (streq(de->d_name, ".") || streq(de->d_name, ".."))
             continue;
-        int q = rm_rf_at(dirfd(d), de->d_name, dev, depth + 1);
+        if (stop && atomic_load_explicit(stop, memory_order_relaxed)) {
+            r = -ECANCELED;
+            break;
+        }
+        int q = rm_rf_at(dirfd(d), de->d_name, dev, depth + 1, stop);
         if (q < 0 && r == 0)
             r = q;
+        if (q == -ECANCELED)
+            break;
     }
     closedir(d);
     if (r < 0)
@@ -205,15 +206,18 @@ static int rm_rf_spawn(const char *path)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
-int rm_rf(const char *path)
+int rm_rf_here(const char *path, const atomic_bool *stop)
 {
     struct stat st;
     if (lstat(path, &st) < 0)
         return errno == ENOENT ? 0 : -errno;
-    int r = rm_rf_at(AT_FDCWD, path, st.st_dev, 0);
-    if (r == -ELOOP)
-        r = rm_rf_spawn(path);
-    return r;
+    return rm_rf_at(AT_FDCWD, path, st.st_dev, 0, stop);
+}
+
+int rm_rf(const char *path)
+{
+    int r = rm_rf_here(path, NULL);
+    return r == -ELOOP ? rm_rf_spawn(path) : r;
 }
 
 int random_hex(char *buf, size_t len)

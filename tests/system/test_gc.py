@@ -119,10 +119,10 @@ def test_gc_by_disk_watermark_oldest_first(agent_factory):
 
 def test_removals_go_to_the_thread_and_a_deep_tree_to_rm(agent):
     """agentd/trash.c: the trees moved into the trash are removed by the agent's removal
-    thread (common/rmtree.c): 12 DELETEs from 4 clients at once start no `rm` (the agent
-    before it started one per batch, 12 here at most). A tree deeper than the thread's bound
-    (32 levels) goes to one `rm -rf`, which removes it; a symbolic link in it to a file
-    outside is removed, its target is not. Everything is gone, the trash too."""
+    thread (common/util.c's rm_rf_here): 12 DELETEs from 4 clients at once start no `rm`
+    (the agent before it started one per batch, 12 here at most). A tree deeper than the
+    thread's bound (128 levels) goes to one `rm -rf`, which removes it; a symbolic link in it
+    to a file outside is removed, its target is not. Everything is gone, the trash too."""
     import concurrent.futures
     ids = [agent.launch(shell="true")["id"] for _ in range(13)]
     for cid in ids:
@@ -144,7 +144,7 @@ def test_removals_go_to_the_thread_and_a_deep_tree_to_rm(agent):
     with open(outside, "w") as f:
         f.write("keep")
     d = os.path.join(agent.sandbox(deep_id), "deep")
-    os.makedirs(os.path.join(d, *(["d"] * 40)))
+    os.makedirs(os.path.join(d, *(["d"] * 140)))
     os.symlink(outside, os.path.join(d, "d", "link"))
     assert agent.delete("/v1/containers/" + deep_id)[0] == 204
     bt.wait_for(lambda: all_gone([deep_id]), 10, interval=0.05,

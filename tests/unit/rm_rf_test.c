@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* tests/unit/rmtree_test.c - common/rmtree.c, the in-process `rm -rf --one-file-system` of
- * agentd/trash.c: a tree goes; symbolic links go without their targets; a tree deeper than
- * the bound leaves its deep part (-ELOOP, for rm); another file system mounted inside is
- * not entered (-EXDEV; in a mount namespace of the test's own, root only); a stop is
- * honoured; a file or a missing path is no error. */
+/* tests/unit/rm_rf_test.c - common/util.c's rm_rf_here, the in-process `rm -rf
+ * --one-file-system` of agentd/trash.c's thread (and of rm_rf): a tree goes; symbolic links
+ * go without their targets; a tree deeper than the bound leaves its deep part (-ELOOP, for
+ * rm); another file system mounted inside is not entered (-EBUSY; in a mount namespace of
+ * the test's own, root only); a stop is honoured; a file or a missing path is no error. */
 #include <fcntl.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -20,14 +20,14 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include "common/rmtree.h"
+#include "common/common.h"
 
 static char top[64];
 
 static int setup(void **state)
 {
     (void) state;
-    snprintf(top, sizeof(top), "/tmp/berth-rmtree-test-XXXXXX");
+    snprintf(top, sizeof(top), "/tmp/berth-rm-rf-test-XXXXXX");
     return mkdtemp(top) ? 0 : -1;
 }
 
@@ -86,7 +86,7 @@ static void test_a_tree_goes_and_links_are_not_followed(void **state)
     assert_int_equal(symlink(target, at("t/to-dir")), 0);
     snprintf(target, sizeof(target), "%s/outside/keep", top);
     assert_int_equal(symlink(target, at("t/a/to-file")), 0);
-    assert_int_equal(rm_tree(at("t"), NULL), 0);
+    assert_int_equal(rm_rf_here(at("t"), NULL), 0);
     assert_false(exists("t"));
     assert_true(exists("outside/keep"));
 }
@@ -97,13 +97,13 @@ static void test_deeper_than_the_bound_is_left(void **state)
     char rel[512] = "deep";
     put(rel, "d");
     put("deep/top-file", "f");
-    for (int i = 1; i <= RMTREE_DEPTH_MAX + 2; i++) {
+    for (int i = 1; i <= RM_RF_MAX_DEPTH + 2; i++) {
         strcat(rel, "/d");
         put(rel, "d");
     }
     strcat(rel, "/leaf");
     put(rel, "f");
-    assert_int_equal(rm_tree(at("deep"), NULL), -ELOOP);
+    assert_int_equal(rm_rf_here(at("deep"), NULL), -ELOOP);
     assert_false(exists("deep/top-file"));
     assert_true(exists(rel));
 }
@@ -127,8 +127,8 @@ static void test_another_file_system_is_not_entered(void **state)
             _exit(2);
         if (close(open(at("m/mnt/inside"), O_WRONLY | O_CREAT, 0600)) < 0)
             _exit(3);
-        int r = rm_tree(at("m"), NULL);
-        _exit(r == -EXDEV && exists("m/mnt/inside") && !exists("m/f") ? 0 : 1);
+        int r = rm_rf_here(at("m"), NULL);
+        _exit(r == -EBUSY && exists("m/mnt/inside") && !exists("m/f") ? 0 : 1);
     }
     int st;
     assert_int_equal(waitpid(p, &st, 0), p);
@@ -143,15 +143,15 @@ static void test_stop_file_and_missing(void **state)
     put("s/d", "d");
     put("s/d/f", "f");
     atomic_bool stop = true;
-    assert_int_equal(rm_tree(at("s"), &stop), -ECANCELED);
+    assert_int_equal(rm_rf_here(at("s"), &stop), -ECANCELED);
     assert_true(exists("s/d/f"));
     stop = false;
-    assert_int_equal(rm_tree(at("s"), &stop), 0);
+    assert_int_equal(rm_rf_here(at("s"), &stop), 0);
     assert_false(exists("s"));
     put("file", "f");
-    assert_int_equal(rm_tree(at("file"), NULL), 0);
+    assert_int_equal(rm_rf_here(at("file"), NULL), 0);
     assert_false(exists("file"));
-    assert_int_equal(rm_tree(at("never-was"), NULL), 0);
+    assert_int_equal(rm_rf_here(at("never-was"), NULL), 0);
 }
 
 int main(void)
