@@ -151,6 +151,8 @@ def test_a_kill_waits_for_no_sync(agent_factory):
     a = slow_disk_agent(agent_factory)
     c = a.launch(argv=["sleep", "1000"])
     a.wait_state(c["id"], ("RUNNING",), timeout=10 + DELAY)
+    task = a.procs(c["id"])
+    assert task, "no process in the task's cgroups"
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         t0 = time.monotonic()
         other = pool.submit(a.launch, argv=["sleep", "1000"])
@@ -164,6 +166,10 @@ def test_a_kill_waits_for_no_sync(agent_factory):
         assert not other.done(), "the launch's sync ended before the kill was answered"
         assert took_kill < DELAY / 3, "the 202 took %.3f s behind a %.1f s sync" % (took_kill,
                                                                                     DELAY)
+        # the kernel's word: the task is gone while the other launch's sync still runs
+        bt.wait_for(lambda: not any(bt.alive(p) for p in task), DELAY / 3,
+                    interval=0.01, what="the killed task gone")
+        assert not other.done(), "the launch's sync ended before the task was gone"
         assert other.result(timeout=10 + DELAY)["id"]
         assert time.monotonic() - t0 >= DELAY * 0.95
     end = a.wait_terminal(c["id"], timeout=10 + DELAY)
