@@ -19,7 +19,6 @@
  * stays on the loop: the WAL header's fdatasync when its next write starts the WAL over
  * (synchronous=NORMAL does that), 0.3-1.3 ms. docs/design.md, departure 24. */
 #include <pthread.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -93,11 +92,7 @@ static bool ckpt_ready(struct agent *a)
         return false;
     }
     agent_grow_fd_table();
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old); /* every signal stays with the loop's thread */
-    int r = pthread_create(&ck.thread, NULL, ckpt_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int r = thread_start_quiet(&ck.thread, ckpt_main, NULL);
     if (r != 0) {
         log_warning("state.db: start the checkpoint thread: %s: the loop checkpoints", strerror(r));
         return false;

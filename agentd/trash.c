@@ -128,11 +128,7 @@ static void remove_async(struct agent *a, struct trash_job *j)
 static void *remover_main(void *arg)
 {
     (void) arg;
-    if (unshare(CLONE_FILES) == 0) {
-        if (tq.efd > 0)
-            close_range(0, (unsigned) tq.efd - 1, 0);
-        close_range((unsigned) tq.efd + 1, ~0U, 0);
-    }
+    thread_own_files(tq.efd, tq.efd);
     pthread_mutex_lock(&tq.lock);
     for (;;) {
         while (!tq.todo && !atomic_load(&tq.stopping))
@@ -203,12 +199,7 @@ static bool remover_ready(struct agent *a)
         log_warning("trash: no eventfd for the removal thread: rm removes every tree");
         return false;
     }
-    /* every signal stays with the loop's thread (libevent's evsignal, SIGCHLD) */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int r = pthread_create(&tq.thread, NULL, remover_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int r = thread_start_quiet(&tq.thread, remover_main, NULL);
     if (r != 0) {
         log_warning("trash: start the removal thread: %s: rm removes every tree", strerror(r));
         return false;

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -217,6 +218,13 @@ int mkdir_p(const char *path, mode_t mode);
 #define RM_RF_MAX_DEPTH 128
 int rm_rf(const char *path);
 int rm_rf_here(const char *path, const atomic_bool *stop);
+/* pthread_create with every signal blocked in the new thread (they stay with the caller's,
+ * an event loop's: libevent's evsignal, SIGCHLD); 0 or the error number. */
+int thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
+/* In a thread: a table of open files of its own holding only fds a and b (a == b: one).
+ * Sharing the loop's, it made each growth of that table wait for an RCU grace period (the
+ * kernel's expand_fdtable; 10-17 ms turns under a burst, issue #18). Unshare failed: as is. */
+void thread_own_files(int a, int b);
 /* Random lowercase hex id of len chars (len <= 64) into buf (len+1 bytes). */
 int random_hex(char *buf, size_t len);
 /* Free a NULL-terminated vector of strings and the vector (NULL is fine). */

@@ -5,8 +5,6 @@
 #include "common/syncer.h"
 
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <sys/eventfd.h>
 #include <time.h>
 
@@ -22,28 +20,10 @@ struct syncer {
     unsigned delay_ms;
 };
 
-/* The thread takes a table of open files of its own, holding only the two it uses: while a
- * thread shares the loop's table, each growth of that table waits for an RCU grace period
- * (the kernel's expand_fdtable frees the old one only after it), and the agent holds ~18
- * fds per container: 8 growths on the way to 1,000 containers, each a turn of 10-17 ms, the
- * longest of a burst of launches (issue #18). Without it (unshare failed) only slower. */
-static void own_files(const struct syncer *s)
-{
-    if (unshare(CLONE_FILES) < 0)
-        return;
-    unsigned lo = (unsigned) (s->fd < s->efd ? s->fd : s->efd);
-    unsigned hi = (unsigned) (s->fd < s->efd ? s->efd : s->fd);
-    if (lo > 0)
-        close_range(0, lo - 1, 0);
-    if (hi > lo + 1)
-        close_range(lo + 1, hi - 1, 0);
-    close_range(hi + 1, ~0U, 0);
-}
-
 static void *syncer_main(void *arg)
 {
     struct syncer *s = arg;
-    own_files(s);
+    thread_own_files(s->fd, s->efd); /* common.h says why */
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (s->done == s->asked && !s->stop)
@@ -87,12 +67,7 @@ struct syncer *syncer_new(int fd, unsigned delay_ms, struct berr **err)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->asked_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
-    /* every signal stays with the loop's thread (libevent's evsignal, SIGCHLD) */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int r = pthread_create(&s->thread, NULL, syncer_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int r = thread_start_quiet(&s->thread, syncer_main, s);
     if (r != 0) {
         berr_set(err, r, "start the sync thread");
         close(s->efd);

@@ -3,6 +3,9 @@
  * single-write(2) writes for cgroupfs, atomic file replacement, mkdir -p, rm -rf that never
  * crosses a mount, random ids and clocks. */
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/random.h>
@@ -265,4 +268,26 @@ uint64_t now_monotonic_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+int thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int r = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
+}
+
+void thread_own_files(int a, int b)
+{
+    if (unshare(CLONE_FILES) < 0)
+        return;
+    unsigned lo = (unsigned) (a < b ? a : b), hi = (unsigned) (a < b ? b : a);
+    if (lo > 0)
+        close_range(0, lo - 1, 0);
+    if (hi > lo + 1)
+        close_range(lo + 1, hi - 1, 0);
+    close_range(hi + 1, ~0U, 0);
 }
