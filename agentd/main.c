@@ -13,6 +13,7 @@
 #include <sys/statvfs.h>
 
 #include "agentd/agent.h"
+#include "agentd/ready.h"
 
 static const char usage[] =
         "Usage: berth-agent [--config=FILE] [--KEY=VALUE ...] [--SECTION.KEY=VALUE ...]\n"
@@ -273,7 +274,7 @@ static int setup(struct agent *a, struct berr **err)
     if (!a->base)
         return berr_setx(err, ENOMEM, "event_base_new failed");
     if ((r = logs_init(a, err)) < 0 || (r = release_init(a, err)) < 0 ||
-        (r = trash_init(a, err)) < 0)
+        (r = trash_init(a, err)) < 0 || (r = ready_init(a, err)) < 0)
         return r;
     agent_fault_init(a);
     if ((r = agent_recover(a, err)) < 0) /* opens state.db */
@@ -316,6 +317,7 @@ static void teardown(struct agent *a)
     ctr_free_all(a);
     net_free(a);
     release_free(a);
+    ready_free(a);
     trash_free(a);
     if (a->ev_sigterm)
         event_free(a->ev_sigterm);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "agentd/agent.h"
+#include "agentd/ready.h"
 
 void sandbox_path(struct agent *a, const char *id, char *buf, size_t len)
 {
@@ -124,14 +125,16 @@ int sandbox_prepare(struct agent *a, struct container *c, struct berr **err)
     char sandbox[4096], rdir[4096];
     sandbox_path(a, c->id, sandbox, sizeof(sandbox));
     runtime_path(a, c->id, rdir, sizeof(rdir));
-    if (mkdir(rdir, 0700) < 0)
+    /* made ahead by ready.c's thread (their files too), or here */
+    bool made = ready_take(a, sandbox, rdir);
+    if (!made && mkdir(rdir, 0700) < 0)
         return berr_set(err, errno, "create '%s'", rdir);
-    if (mkdir(sandbox, 0755) < 0)
+    if (!made && mkdir(sandbox, 0755) < 0)
         return berr_set(err, errno, "create '%s'", sandbox);
     /* Empty stdout/stderr from the start, so `logs -f` right after the launch has a file to
      * follow before the executor runs (it opens them O_APPEND and chows them to the task's
      * user): under emulation (tests/vm) that can take a second. */
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 && !made; i++) {
         char out[4200];
         snprintf(out, sizeof(out), "%s/%s", sandbox, i ? "stderr" : "stdout");
         int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* agentd/ready.h - a container's sandbox and runtime dirs made ahead of its launch by a
+ * thread (ready.c), so that a launch creates no inode of the disk's (sandbox.c takes them;
+ * main.c starts and stops the thread). */
+#pragma once
+
+#include <stdbool.h>
+
+struct agent;
+struct berr;
+
+/* At start, after trash_init: what an earlier run left in work_dir/ready goes to the
+ * trash, and the thread starts making dirs (ISO_NS_MOUNT: the /etc files' too). */
+int ready_init(struct agent *a, struct berr **err);
+/* Rename a made pair into place as sandbox and rdir, their files in them: true; false when
+ * none is made yet (or the work_dir is split by mounts): the caller makes them itself. */
+bool ready_take(struct agent *a, const char *sandbox, const char *rdir);
+/* At the stop: the thread ends; what it made stays for the next start to trash. */
+void ready_free(struct agent *a);

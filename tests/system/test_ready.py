@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: Apache-2.0
+"""tests/system/test_ready.py - issue #18: a launch creates no inode of the work_dir's file
+system (agentd/ready.c). A thread of the agent makes the next launches' sandbox and runtime
+dirs ahead in work_dir/ready/<k>/{s,r}, with the files their writers create in them; a
+launch renames a pair into place and the writers fill the files that are there. On this
+machine kind an inode made on the root file system costs 0.02-0.8 ms, and a launch made
+eight of them while its client waited, its executor a ninth at the end. The kernel's word
+here is the inode numbers: what the task's container has is what was made before its POST.
+When work_dir/ready is a file system of its own (a rename could not move a pair) the
+launches make their dirs themselves, with the same modes."""
+
+import os
+import stat
+import subprocess
+
+import berthtest as bt
+
+SANDBOX_FILES = ("stdout", "stderr")
+RUNTIME_FILES = ("executor.log", "spec.json.tmp", "status.json.tmp", "hosts.tmp",
+                 "hostname.tmp")
+
+
+def made_pairs(a):
+    """{slot: {relative path: inode}} of the complete pairs in work_dir/ready."""
+    ready = os.path.join(a.work, "ready")
+    pairs = {}
+    for k in sorted(os.listdir(ready)):
+        paths = ["s", "r"] + ["s/" + f for f in SANDBOX_FILES] + ["r/" + f for f in RUNTIME_FILES]
+        try:
+            pairs[k] = {p: os.lstat(os.path.join(ready, k, p)).st_ino for p in paths}
+        except FileNotFoundError:
+            continue  # being made, or taken
+    return pairs
+
+
+def wait_made(a, n=2):
+    return bt.wait_for(lambda: (lambda p: p if len(p) >= n else None)(made_pairs(a)), 10,
+                       what="%d pairs made in %s/ready" % (n, a.work))
+
+
+def modes(a, cid):
+    """The modes of a container's dirs and files, as the launch's writers make them."""
+    sb = os.path.join(a.work, "sandboxes", cid)
+    rt = os.path.join(a.work, "containers", cid)
+    m = {"sandbox": sb, "stdout": os.path.join(sb, "stdout"), "runtime": rt}
+    for f in ("executor.log", "spec.json", "status.json", "hosts", "hostname"):
+        m[f] = os.path.join(rt, f)
+    return {k: stat.S_IMODE(os.lstat(p).st_mode) for k, p in m.items()}
+
+
+EXPECTED_MODES = {"sandbox": 0o755, "stdout": 0o640, "runtime": 0o700, "executor.log": 0o600,
+                  "spec.json": 0o600, "status.json": 0o644, "hosts": 0o644, "hostname": 0o644}
+
+
+def test_a_launch_takes_the_dirs_made_ahead(agent):
+    before = wait_made(agent)
+    c = agent.launch(shell="echo made")
+    end = agent.wait_terminal(c["id"])
+    assert end["state"] == "FINISHED", end
+    assert agent.output(c["id"]) == "made\n"
+    sb = os.path.join(agent.work, "sandboxes", c["id"])
+    rt = os.path.join(agent.work, "containers", c["id"])
+    ino = lambda p: os.lstat(p).st_ino  # noqa: E731
+    taken = [k for k, p in before.items() if p["s"] == ino(sb)]
+    assert len(taken) == 1, "the sandbox dir (inode %d) was made at the launch, not ahead: %s" % (
+        ino(sb), before)
+    pair = before[taken[0]]
+    # every file the launch and its executor wrote is one that was there before the POST
+    assert ino(rt) == pair["r"]
+    assert ino(os.path.join(sb, "stdout")) == pair["s/stdout"]
+    assert ino(os.path.join(sb, "stderr")) == pair["s/stderr"]
+    assert ino(os.path.join(rt, "executor.log")) == pair["r/executor.log"]
+    assert ino(os.path.join(rt, "spec.json")) == pair["r/spec.json.tmp"]
+    assert ino(os.path.join(rt, "hosts")) == pair["r/hosts.tmp"]
+    assert ino(os.path.join(rt, "hostname")) == pair["r/hostname.tmp"]
+    assert ino(os.path.join(rt, "status.json")) == pair["r/status.json.tmp"]
+    assert not [f for f in os.listdir(rt) if f.endswith(".tmp")], os.listdir(rt)
+    assert modes(agent, c["id"]) == EXPECTED_MODES
+    # the thread makes the taken pair again
+    after = wait_made(agent)
+    assert pair["s"] not in {p["s"] for p in after.values()}
+
+
+def test_what_a_run_left_made_goes_to_the_trash(agent_factory):
+    a = agent_factory()
+    first = wait_made(a)
+    a.stop()
+    k = sorted(first)[0]
+    stray = os.path.join(a.work, "ready", k, "s", "stray")
+    with open(stray, "w") as f:
+        f.write("left by the last run\n")
+    a.start()
+    again = wait_made(a)
+    assert not os.path.exists(stray)
+    assert not {p["s"] for p in first.values()} & {p["s"] for p in again.values()}
+    bt.wait_for(lambda: not os.listdir(os.path.join(a.work, "trash")), 10,
+                what="the last run's pairs removed from the trash")
+
+
+def test_a_ready_dir_of_its_own_file_system_makes_launches_make_theirs(agent_factory):
+    a = agent_factory(start=False)
+    ready = os.path.join(a.work, "ready")
+    os.makedirs(ready)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "berth-test", ready],
+                   check=True)
+    try:
+        a.start()
+        c = a.launch(shell="echo inline")
+        end = a.wait_terminal(c["id"])
+        assert end["state"] == "FINISHED", end
+        assert a.output(c["id"]) == "inline\n"
+        assert "not on one file system: launches make their dirs" in a.log
+        assert os.listdir(ready) == []  # nothing made there
+        assert modes(a, c["id"]) == EXPECTED_MODES
+        a.stop()
+    finally:
+        subprocess.run(["umount", ready], check=False)
