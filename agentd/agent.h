@@ -62,8 +62,7 @@ struct container {
      * and pids always set, cpus_limit SET or NONE (ctr_cpu_limit) */
     struct ml_task_spec spec;
     /* spec.user on the host's passwd, resolved at admission (policy.c) for the spec the
-     * executor reads: the executor does no NSS lookups (issue #18). Not recorded: only a
-     * launch needs them. */
+     * executor reads (it does no NSS lookups, #18). Not recorded: a launch's alone. */
     struct iso_user user;
     char *user_home;
     /* > 0: its user namespace maps uids 0..65535 to this host uid and up (docs/security.md) */
@@ -95,6 +94,9 @@ struct container {
     /* ended before its executor was reaped (STARTING could not be stored, or its network
      * could not be made): FAILED at once, the pidfd kept to reap it */
     bool unrecorded;
+    /* its end was told by status.json (lifecycle.c on_ends); the pidfd is kept to reap it */
+    bool exiting;
+    int status_wd; /* inotify watch on its runtime dir (a->end_inotify_fd), or -1 */
     /* why the agent killed it, when a limit did (PORTS_LIMITATION), kept in the record so the
      * ending is KILLED with this reason even across a restart; ML_REASON_NONE otherwise */
     enum ml_reason limitation;
@@ -208,11 +210,12 @@ struct agent {
     /* told of every stored transition (ctr_watch_add) */
     void (*watchers[4])(struct agent *a, struct container *c);
     unsigned n_watchers;
-    /* release.c: cgroups of ended containers being emptied and removed, and one inotify fd
-     * on their cgroup.events (v2) */
+    /* release.c: ended containers' cgroups being removed; inotify on cgroup.events (v2) */
     struct release_job *releases;
     int cg_inotify_fd;
     struct event *ev_cg_inotify;
+    int end_inotify_fd; /* lifecycle.c: status.json renamed into runtime dirs (on_ends) */
+    struct event *ev_end_inotify;
     /* trash.c: directories being removed (by its thread, or an rm), and the batch the next
      * turn hands over (also on the list) */
     char *trash_dir;
@@ -401,9 +404,13 @@ int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, s
 /* End c because it broke a limit: recorded first (reason, message), its cgroup SIGKILLed once
  * that is committed; the end comes through its pidfd as KILLED with that reason. 0. */
 int ctr_limit(struct agent *a, struct container *c, enum ml_reason reason, const char *message);
-/* c is gone from the table at once (freed); its record's deletion is committed, then its
- * dirs go to the trash. */
+/* c is gone from the table at once (freed); its record's deletion committed, its dirs go. */
 int ctr_remove(struct agent *a, struct container *c, struct berr **err);
+/* The watch for executors' status.json (at start; free at the stop). A container whose
+ * executor told its end but has not exited yet is reaped first (at most 1 s) when freed. */
+int ctr_ends_init(struct agent *a, struct berr **err);
+void ctr_ends_free(struct agent *a);
+void ctr_reap_exiting(struct container *c);
 /* Take over a container that was live when the agent last stopped (recover.c); -errno with
  * err when the host could not be asked (its task is then left alone and the start fails). */
 int ctr_adopt(struct agent *a, struct container *c, struct berr **err);
@@ -431,11 +438,10 @@ int sandbox_prepare(struct agent *a, struct container *c, struct berr **err);
 void sandbox_path(struct agent *a, const char *id, char *buf, size_t len);
 void runtime_path(struct agent *a, const char *id, char *buf, size_t len);
 
-/* release.c: after a container ended, kill what is left in its cgroups and remove them,
- * never blocking the loop: cgroup.kill (or one kill round) now, then rmdir once
- * cgroup.events says the cgroup is empty (v2) or a short timer finds it so (v1). It takes
- * c->cg (NULL afterwards). release_free drops what is still under way (the next start's
- * orphan sweep removes it). */
+/* release.c: after a container ended (the next turn), kill what is left in its cgroups and
+ * remove them, never blocking the loop: rmdir once cgroup.events says the cgroup is empty
+ * (v2) or a short timer finds it so (v1). It takes c->cg (NULL afterwards). release_free
+ * drops what is still under way (the next start's orphan sweep removes it). */
 int release_init(struct agent *a, struct berr **err);
 void release_start(struct agent *a, struct container *c);
 void release_free(struct agent *a);
@@ -554,8 +560,7 @@ void gc_start(struct agent *a);
 void gc_stop(struct agent *a);
 
 /* fault.c: test hook. BERTH_FAULT=POINT[:N] makes the agent SIGKILL itself the Nth time
- * (default: the first) it reaches agent_fault(a, "POINT"); docs/design/recovery.md lists
- * the points. */
+ * (default: the first) it reaches agent_fault(a, "POINT") (docs/design/recovery.md). */
 void agent_fault_init(struct agent *a);
 void agent_fault(struct agent *a, const char *point);
 

@@ -53,7 +53,7 @@ struct container *ctr_find(struct agent *a, const char *ref, struct berr **err)
 struct container *ctr_new(void)
 {
     struct container *c = xzalloc(sizeof(*c));
-    c->pidfd = c->status_fd = c->net_go_fd = c->net_go_wr = -1;
+    c->pidfd = c->status_fd = c->net_go_fd = c->net_go_wr = c->status_wd = -1;
     c->exit_code = -1;
     return c;
 }
