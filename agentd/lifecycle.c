@@ -271,7 +271,7 @@ static void on_ends(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* In launch_spawned: watch c's runtime dir for its status.json. */
+/* Watch c's runtime dir for its status.json (launched or adopted). */
 static void watch_end(struct agent *a, struct container *c)
 {
     char rdir[4096];
