@@ -291,7 +291,13 @@ static struct {
     struct spawn_job *todo, **todo_tail, *done;
     int efd;
     struct event *ev;
+    unsigned in_flight; /* the loop's: queued, outcome not yet handled */
 } sq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, .efd = -1};
+
+unsigned agent_spawns_in_flight(void)
+{
+    return sq.in_flight;
+}
 
 static void job_free(struct spawn_job *j)
 {
@@ -359,6 +365,7 @@ static void on_spawned(evutil_socket_t fd, short what, void *arg)
             sp.pidfd = TAKE_FD(j->pidfd);
             sp.status_fd = TAKE_FD(j->st_rd);
         }
+        sq.in_flight--;
         j->done(a, j->id, j->r, &sp, j->err);
         job_free(j);
     }
@@ -494,6 +501,7 @@ int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *do
         job_free(j);
         return r;
     }
+    sq.in_flight++;
     pthread_mutex_lock(&sq.lock);
     *sq.todo_tail = j;
     sq.todo_tail = &j->next;

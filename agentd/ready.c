@@ -14,13 +14,18 @@
  * makes its dirs itself, as before; so it does for good when work_dir/ready, sandboxes and
  * containers are not one file system, or a rename fails. What a stop or a crash leaves in
  * work_dir/ready goes to the trash at the next start. The thread has a table of open files
- * of its own (none open: it works by paths) and a umask of its own, and blocks every signal. */
+ * (its eventfd) and a umask of its own, and blocks every signal. A launch takes a pair only
+ * while no other launch's spawn is under way: in a burst the thread's creations competed
+ * with the loop's (the journal's, a CPU) and 1,000 launches were 0.2-0.3 s slower with the
+ * pairs than without, on a journaled ext4; the pairs are for the launch that comes alone. */
 #include "agentd/ready.h"
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include "agentd/agent.h"
@@ -29,24 +34,27 @@
 
 /* A slot is a dir work_dir/ready/<k> of its own, made once: the loop's renames out of one
  * lock it, not work_dir/ready, in which the thread's creations would hold them up (a
- * creation holds its parent dir's lock for as long as it takes, a millisecond at times). */
+ * creation holds its parent dir's lock for as long as it takes, a millisecond at times).
+ * Its state is an atomic the loop and the thread hand each other: the loop never waits for
+ * the thread. */
 enum {
     SLOT_EMPTY,
     SLOT_MAKING,
-    SLOT_MADE
+    SLOT_MADE,
+    SLOT_TAKEN,
 };
 
 static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
     pthread_t thread;
-    bool started, stopping, off, etc;
-    mode_t umask;                  /* the agent's, at ready_init: the thread's own from then on */
-    int err;                       /* the thread's first failure (-errno): it stopped */
-    int state[READY_SLOTS];        /* SLOT_* */
-    uint64_t made_at[READY_SLOTS]; /* the order they were made in: the oldest goes first */
-    char *dir;                     /* work_dir/ready */
-} rq = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+    bool started, off, etc;
+    atomic_bool stopping;
+    mode_t umask;                          /* the agent's at ready_init: the thread's own */
+    atomic_int err;                        /* the thread's failure (-errno): it stopped */
+    atomic_int state[READY_SLOTS];         /* SLOT_* */
+    _Atomic uint64_t made_at[READY_SLOTS]; /* the order they were made in: oldest first */
+    int efd;                               /* the loop wakes the thread: a slot is empty */
+    char *dir;                             /* work_dir/ready */
+} rq = {.efd = -1};
 
 static void pair_path(char *buf, size_t len, unsigned k, const char *sub)
 {
@@ -95,11 +103,13 @@ static int pair_make(unsigned k)
     return 0;
 }
 
-static int slot_find(int state)
+/* The oldest slot in state st, or -1. */
+static int slot_find(int st)
 {
     int best = -1;
     for (int k = 0; k < READY_SLOTS; k++)
-        if (rq.state[k] == state && (best < 0 || rq.made_at[k] < rq.made_at[best]))
+        if (atomic_load(&rq.state[k]) == st &&
+            (best < 0 || atomic_load(&rq.made_at[k]) < atomic_load(&rq.made_at[best])))
             best = k;
     return best;
 }
@@ -107,37 +117,33 @@ static int slot_find(int state)
 static void *ready_main(void *arg)
 {
     (void) arg;
-    if (unshare(CLONE_FILES) == 0) /* a table of its own, empty (see above) */
-        close_range(0, ~0U, 0);
-    /* and a umask of its own: api.c narrows the process's around the socket's bind, which
-     * made a pair's files 0640 when the two met */
+    /* a table of open files of its own, its eventfd alone, and a umask of its own (api.c
+     * narrows the process's around the socket's bind, which made a pair's files 0640 when
+     * the two met) */
+    thread_own_files(rq.efd, rq.efd);
     if (unshare(CLONE_FS) < 0) {
-        pthread_mutex_lock(&rq.lock);
-        rq.err = -errno;
-        pthread_mutex_unlock(&rq.lock);
+        atomic_store(&rq.err, -errno);
         return NULL;
     }
     umask(rq.umask);
     uint64_t made = 0;
-    pthread_mutex_lock(&rq.lock);
-    for (;;) {
-        int k;
-        while ((k = slot_find(SLOT_EMPTY)) < 0 && !rq.stopping)
-            pthread_cond_wait(&rq.wake, &rq.lock);
-        if (rq.stopping)
-            break;
-        rq.state[k] = SLOT_MAKING;
-        pthread_mutex_unlock(&rq.lock);
+    while (!atomic_load(&rq.stopping)) {
+        int k = slot_find(SLOT_EMPTY);
+        if (k < 0) {
+            uint64_t v;
+            if (read(rq.efd, &v, sizeof(v)) < 0 && errno != EINTR)
+                break;
+            continue;
+        }
+        atomic_store(&rq.state[k], SLOT_MAKING);
         int r = pair_make((unsigned) k);
-        pthread_mutex_lock(&rq.lock);
         if (r < 0) {
-            rq.err = r; /* the loop says so (ready_take); launches make their own */
+            atomic_store(&rq.err, r); /* the loop says so (ready_take); launches make theirs */
             break;
         }
-        rq.state[k] = SLOT_MADE;
-        rq.made_at[k] = ++made;
+        atomic_store(&rq.made_at[k], ++made);
+        atomic_store(&rq.state[k], SLOT_MADE);
     }
-    pthread_mutex_unlock(&rq.lock);
     return NULL;
 }
 
@@ -166,6 +172,11 @@ int ready_init(struct agent *a, struct berr **err)
         rq.off = true;
         return 0;
     }
+    if ((rq.efd = eventfd(0, EFD_CLOEXEC)) < 0) {
+        log_warning("eventfd: %s: launches make their dirs", strerror(errno));
+        rq.off = true;
+        return 0;
+    }
     if ((r = thread_start_quiet(&rq.thread, ready_main, NULL)) != 0) {
         log_warning("start the thread that makes sandbox dirs ahead: %s: launches make them",
                     strerror(r));
@@ -176,15 +187,19 @@ int ready_init(struct agent *a, struct berr **err)
     return 0;
 }
 
+static void wake(void)
+{
+    uint64_t one = 1;
+    (void) !write(rq.efd, &one, sizeof(one));
+}
+
 bool ready_take(struct agent *a, const char *sandbox, const char *rdir)
 {
-    if (rq.off || !rq.started)
+    if (rq.off || !rq.started || agent_spawns_in_flight() > 0)
         return false;
-    pthread_mutex_lock(&rq.lock);
     int k = slot_find(SLOT_MADE);
-    int failed = rq.err;
-    pthread_mutex_unlock(&rq.lock);
-    if (k < 0) {
+    if (k < 0 || !atomic_compare_exchange_strong(&rq.state[k], &(int){SLOT_MADE}, SLOT_TAKEN)) {
+        int failed = atomic_load(&rq.err);
         if (failed) {
             log_warning("make sandbox dirs ahead in '%s': %s: launches make them", rq.dir,
                         strerror(-failed));
@@ -209,10 +224,8 @@ bool ready_take(struct agent *a, const char *sandbox, const char *rdir)
         (void) trash_move(a, s);
         (void) trash_move(a, r);
     }
-    pthread_mutex_lock(&rq.lock);
-    rq.state[k] = SLOT_EMPTY; /* the thread makes it again */
-    pthread_cond_signal(&rq.wake);
-    pthread_mutex_unlock(&rq.lock);
+    atomic_store(&rq.state[k], SLOT_EMPTY); /* the thread makes it again */
+    wake();
     if (!ok) { /* a rename of dirs on one file system failed: no more of them */
         log_warning("rename a pair of '%s' into place: %s: launches make their dirs", rq.dir,
                     strerror(e));
@@ -225,15 +238,17 @@ void ready_free(struct agent *a)
 {
     (void) a;
     if (rq.started) {
-        pthread_mutex_lock(&rq.lock);
-        rq.stopping = true;
-        pthread_cond_signal(&rq.wake);
-        pthread_mutex_unlock(&rq.lock);
+        atomic_store(&rq.stopping, true);
+        wake();
         pthread_join(rq.thread, NULL);
     }
+    closep(&rq.efd);
+    rq.efd = -1;
     free(rq.dir);
     rq.dir = NULL;
-    memset(rq.state, 0, sizeof(rq.state));
-    rq.err = 0;
-    rq.started = rq.stopping = rq.off = false;
+    for (int k = 0; k < READY_SLOTS; k++)
+        atomic_store(&rq.state[k], SLOT_EMPTY);
+    atomic_store(&rq.err, 0);
+    atomic_store(&rq.stopping, false);
+    rq.started = rq.off = false;
 }

@@ -42,3 +42,5 @@ typedef void spawn_done_fn(struct agent *a, const char *id, int r, const struct 
 int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *done,
                          struct berr **err);
 void agent_spawner_stop(struct agent *a);
+/* Launches queued for the spawner whose outcome the loop has not had yet (the loop's). */
+unsigned agent_spawns_in_flight(void);

@@ -115,3 +115,39 @@ def test_a_ready_dir_of_its_own_file_system_makes_launches_make_theirs(agent_fac
         a.stop()
     finally:
         subprocess.run(["umount", ready], check=False)
+
+
+def test_a_launch_behind_a_spawn_makes_its_own(agent):
+    """Pairs are for the launch that comes alone: one that finds another launch's executor
+    still being spawned (a burst) makes its dirs itself."""
+    import threading
+    from test_spawn import held_launch, supervisor
+    before = wait_made(agent)
+    inos = {p["s"] for p in before.values()}
+    sb = lambda cid: os.lstat(os.path.join(agent.work, "sandboxes", cid)).st_ino  # noqa: E731
+    _, _, thaw = supervisor(agent)
+    out2 = {}
+    try:
+        th, out, held = held_launch(agent)  # its executor frozen while it is spawned
+        assert sb(held["id"]) in inos  # it came alone
+        th2 = threading.Thread(target=lambda: out2.update(r=agent.post(
+            "/v1/containers", {"command": {"shell": "echo behind"},
+                               "resources": {"cpus": 0.1, "mem": "32MiB"}}, timeout=60)))
+        th2.start()
+
+        def behind():
+            st, listed = agent.get("/v1/containers")
+            ids = [c["id"] for c in listed["containers"]
+                   if c["state"] == "STAGING" and c["id"] != held["id"]]
+            return ids[0] if ids else None
+        cid = bt.wait_for(behind, 10, what="the second launch, STAGING behind the first")
+        assert sb(cid) not in inos, "the launch behind a spawn took a pair made ahead"
+    finally:
+        thaw()
+    th.join(60)
+    th2.join(60)
+    assert out["r"][0] == 201 and out2["r"][0] == 201, (out, out2)
+    agent.note(out2["r"][1])
+    end = agent.wait_terminal(cid)
+    assert end["state"] == "FINISHED" and agent.output(cid) == "behind\n", end
+    assert modes(agent, cid) == EXPECTED_MODES
