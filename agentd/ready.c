@@ -10,9 +10,9 @@
  * and, with namespaces/mount, hosts.tmp and hostname.tmp, each with the mode its writer
  * creates it with). A launch renames a pair into place (sandbox.c), and the writers'
  * write_file_replace then opens the .tmp that is there and renames it: no inode is created.
- * A pair is offered once complete. When none is (a burst outruns the thread) the launch
- * makes its dirs itself, as before; so it does for good when work_dir/ready, sandboxes and
- * containers are not one file system, or a rename fails. What a stop or a crash leaves in
+ * A pair is offered once complete. When none is made yet the launch makes its dirs itself,
+ * as before; so it does for good when work_dir/ready, sandboxes and containers are not one
+ * file system, or a rename fails. What a stop or a crash leaves in
  * work_dir/ready goes to the trash at the next start. The thread has a table of open files
  * (its eventfd) and a umask of its own, and blocks every signal. A launch takes a pair only
  * while no other launch's spawn is under way: in a burst the thread's creations competed
@@ -220,18 +220,18 @@ bool ready_take(struct agent *a, const char *sandbox, const char *rdir)
     } else {
         e = errno;
     }
-    if (!ok) {
+    if (!ok) { /* a rename of dirs on one file system failed: no more of them (the slot
+                * stays taken: the thread leaves it alone while the trash removes it) */
         (void) trash_move(a, s);
         (void) trash_move(a, r);
-    }
-    atomic_store(&rq.state[k], SLOT_EMPTY); /* the thread makes it again */
-    wake();
-    if (!ok) { /* a rename of dirs on one file system failed: no more of them */
         log_warning("rename a pair of '%s' into place: %s: launches make their dirs", rq.dir,
                     strerror(e));
         rq.off = true;
+        return false;
     }
-    return ok;
+    atomic_store(&rq.state[k], SLOT_EMPTY); /* the thread makes it again */
+    wake();
+    return true;
 }
 
 void ready_free(struct agent *a)

@@ -13,7 +13,8 @@ struct berr;
  * trash, and the thread starts making dirs (ISO_NS_MOUNT: the /etc files' too). */
 int ready_init(struct agent *a, struct berr **err);
 /* Rename a made pair into place as sandbox and rdir, their files in them: true; false when
- * none is made yet (or the work_dir is split by mounts): the caller makes them itself. */
+ * none is made yet, another launch's spawn is under way (a burst), or the work_dir is split
+ * by mounts: the caller makes them itself. */
 bool ready_take(struct agent *a, const char *sandbox, const char *rdir);
 /* At the stop: the thread ends; what it made stays for the next start to trash. */
 void ready_free(struct agent *a);
