@@ -315,24 +315,49 @@ method:
     api_fail(req, BERR_METHOD_NOT_ALLOWED, "method not allowed on '%s'", path);
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg);
+
+/* How long the listener pauses after a failed accept: 10 ms while fds come free between
+ * pauses, doubling to 250 ms while none does. */
+static unsigned accept_pause_ms = 10;
+
+static void accept_pause(struct evconnlistener *lev)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t) accept_pause_ms * 1000};
+    event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, on_accept_resume, lev, &tv);
+}
+
+/* Accept again once an fd is free (a dup of the listener's says so); else wait longer,
+ * accepting nothing. The connections a round accepted (clients that went: their EOF is
+ * read at once) free their fds within the pause, so the next round takes the next few of
+ * the backlog: with 250 ms every round the agent took ~6 s to serve again after 120
+ * connections had waited at an fd limit its own fds left 5 of (test_hostile.py). */
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     (void) fd, (void) what;
-    evconnlistener_enable(arg);
+    struct evconnlistener *lev = arg;
+    int t = fcntl(evconnlistener_get_fd(lev), F_DUPFD_CLOEXEC, 0);
+    if (t < 0) {
+        accept_pause_ms = accept_pause_ms * 2 > 250 ? 250 : accept_pause_ms * 2;
+        accept_pause(lev);
+        return;
+    }
+    close(t);
+    accept_pause_ms = 10;
+    evconnlistener_enable(lev);
 }
 
 /* accept() failed (EMFILE, ENFILE, ENOMEM...): libevent would retry at once, forever, and log
  * each time (review H4: 100% CPU, 16 million lines). Stop accepting on this listener for a
- * quarter second and say so, rate-limited. (Its callback data is evhttp's, so the resume
+ * while (above) and say so, rate-limited. (Its callback data is evhttp's, so the resume
  * timer carries the listener itself.) */
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
     (void) arg;
     int e = EVUTIL_SOCKET_ERROR();
     evconnlistener_disable(lev);
-    struct timeval tv = {.tv_sec = 0, .tv_usec = 250000};
-    event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, on_accept_resume, lev, &tv);
-    log_limited("agent-accept", LOG_WARNING, e, "API: accept failed; pausing the listener 250 ms");
+    accept_pause(lev);
+    log_limited("agent-accept", LOG_WARNING, e, "API: accept failed; pausing the listener");
 }
 
 /* Create the unix socket: 0660, group "berth" when that group exists. */
