@@ -117,13 +117,15 @@ static void kill_committed(struct agent *a, int r, void *arg)
              * the pidfd tells (zap_pid_ns_processes): no cgroup kill (on v1 a freeze, a kill
              * round over six cgroup.procs and a thaw; issue #18's kill burst). Otherwise one
              * write of cgroup.kill or one kill round too. No executor yet (STAGING, its spawn
-             * under way): the spawn's end kills it (lifecycle.c launch_spawned), before its
-             * task has begun */
+             * under way): the spawner thread kills it as its clone returns (launch.c
+             * agent_spawn_kill), before its task can have begun */
             bool ns_dies = c->pid1_executor && c->pidfd >= 0;
             if (c->cg && !ns_dies && iso_cgroup_kill(c->cg, &err) < 0)
                 log_warning("container '%s': kill: %s", c->id, berr_msg(err));
             if (c->pidfd >= 0)
                 (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+            else if (c->state == ML_STAGING)
+                agent_spawn_kill(c->id);
         } else if (send_to_executor(c, k->sig, k->grace_ms, &err) < 0) {
             log_warning("container '%s': kill: %s", c->id, berr_msg(err));
         } else {

@@ -276,6 +276,7 @@ struct spawn_job {
     uint64_t pid_start;
     int pidfd;
     struct berr *err;
+    bool spawned, kill; /* under the lock: agent_spawn_kill */
     struct spawn_job *next;
 };
 
@@ -288,7 +289,7 @@ static struct {
     pthread_cond_t wake;
     pthread_t thread;
     bool started, stopping;
-    struct spawn_job *todo, **todo_tail, *done;
+    struct spawn_job *todo, **todo_tail, *done, *current;
     int efd;
     struct event *ev;
     unsigned in_flight; /* the loop's: queued, outcome not yet handled */
@@ -297,6 +298,27 @@ static struct {
 unsigned agent_spawns_in_flight(void)
 {
     return sq.in_flight;
+}
+
+/* The loop's kill of a launch whose executor is being spawned: the thread kills it as soon
+ * as its clone returns (kill), or, spawned already, it dies now. The launch's outcome in the
+ * loop (launch_spawned) kills it too; but the executor runs meanwhile, and a loop that came
+ * to that late (a loaded machine) found its task begun (test_spawn.py). */
+void agent_spawn_kill(const char *id)
+{
+    pthread_mutex_lock(&sq.lock);
+    struct spawn_job *lists[] = {sq.todo, sq.current, sq.done};
+    for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+        for (struct spawn_job *j = lists[i]; j; j = i == 1 ? NULL : j->next) {
+            if (!streq(j->id, id))
+                continue;
+            if (!j->spawned)
+                j->kill = true;
+            else if (j->r == 0)
+                (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
+        }
+    }
+    pthread_mutex_unlock(&sq.lock);
 }
 
 static void job_free(struct spawn_job *j)
@@ -321,8 +343,15 @@ static void *spawner_main(void *arg)
             break; /* stopping, and every queued spawn made */
         if (!(sq.todo = j->next))
             sq.todo_tail = &sq.todo;
+        sq.current = j;
         pthread_mutex_unlock(&sq.lock);
         j->r = agent_spawn(a, &j->sp, &j->pid, &j->pidfd, &j->err);
+        pthread_mutex_lock(&sq.lock);
+        j->spawned = true;
+        bool kill = j->kill;
+        pthread_mutex_unlock(&sq.lock);
+        if (kill && j->r == 0) /* killed while it was spawned: before it can begin its task */
+            (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
         if (j->r == 0) /* how to recognise it after a restart (pids get reused) */
             j->pid_start = proc_start_time(j->pid);
         /* the child has its copies: what stays is the status pipe's read end */
@@ -330,6 +359,7 @@ static void *spawner_main(void *arg)
         for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
             closep(fds[i]);
         pthread_mutex_lock(&sq.lock);
+        sq.current = NULL;
         j->next = sq.done;
         sq.done = j;
         uint64_t one = 1;

@@ -44,3 +44,5 @@ int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *do
 void agent_spawner_stop(struct agent *a);
 /* Launches queued for the spawner whose outcome the loop has not had yet (the loop's). */
 unsigned agent_spawns_in_flight(void);
+/* SIGKILL the executor of launch id as soon as its spawn returns (or now, spawned). */
+void agent_spawn_kill(const char *id);
