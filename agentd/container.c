@@ -201,6 +201,9 @@ static void free_list(struct container **list)
     while (*list) {
         struct container *c = *list;
         *list = c->next;
+        /* an executor that told its end and is still exiting is reaped first: it is gone
+         * from the supervisor cgroup then, which the stop removes when empty (main.c) */
+        ctr_reap_exiting(c);
         ctr_free(c);
     }
 }

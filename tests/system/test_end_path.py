@@ -112,3 +112,29 @@ def test_the_end_is_told_by_status_json_before_the_executor_exits(agent):
     bt.wait_for(lambda: not os.path.exists("/proc/%d" % executor), 10,
                 what="the executor %d reaped by the agent" % executor)
     assert agent.inspect(cid)["state"] == "FAILED"
+
+
+def test_a_stop_waits_for_an_executor_that_told_its_end(agent):
+    """The end known from status.json, the agent stopped while the executor still exits:
+    the stop reaps it first, so the supervisor cgroup is empty and removed (the fixture's
+    leak check), as when the end came from the pidfd."""
+    import threading
+    c = agent.launch(shell="while [ ! -e go ]; do sleep 0.01; done")
+    executor = agent.wait_state(c["id"], "RUNNING")["pid"]
+    go = os.path.join(agent.sandbox(c["id"]), "go")
+    tracer = Tracer(executor)
+    try:
+        open(go, "w").close()
+        bt.wait_for(tracer.stopped, 10, what="the executor %d stopped at its exit" % executor)
+        assert agent.get("/v1/containers/%s/wait" % c["id"], timeout=10)[1]["state"] == "FINISHED"
+        stopper = threading.Thread(target=agent.stop)
+        stopper.start()
+        bt.wait_for(lambda: "stopping" in agent.log, 10, what="the agent's stop")
+        tracer.call(Tracer.CONT)
+        bt.wait_for(lambda: state(executor) == "Z", 10, what="the executor %d exited" % executor)
+    finally:
+        tracer.release()
+    stopper.join(30)
+    assert not os.path.exists("/proc/%d" % executor)
+    for d in agent.parent_dirs.values():
+        assert not os.path.isdir(os.path.join(d, "supervisor")), d
