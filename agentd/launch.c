@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -43,7 +44,8 @@ struct child_fds {
     int err_wr;
     int cg_fds[16]; /* v1: hierarchies to join by writing "0" to "tasks" */
     size_t n_cg;
-    unsigned keep_below; /* > 0: the fd table is shared; unshare it with fds < this only */
+    unsigned keep_below;       /* > 0: the fd table is shared; unshare it with fds < this only */
+    const atomic_bool *cancel; /* struct spawn's, with CLONE_VM only */
     const char *path;
     char *const *argv, *const *envp;
 };
@@ -129,6 +131,8 @@ static int child_exec(void *arg)
         if (f->fd[i] < 0)
             syscall(SYS_close_range, i, i, CLOSE_RANGE_CLOEXEC);
     syscall(SYS_close_range, 5U, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (f->cancel && atomic_load(f->cancel)) /* killed while it was spawned (a frozen cgroup) */
+        child_fail(f->err_wr, ECANCELED);
     execve(f->path, (char *const *) f->argv, (char *const *) f->envp);
     child_fail(f->err_wr, errno);
 }
@@ -211,6 +215,7 @@ static int spawn_locked(struct agent *a, const struct spawn *sp, pid_t *ret_pid,
 
     long pid;
     void *stack = cgfd < 0 ? child_stack_top() : NULL;
+    cf.cancel = stack ? sp->cancel : NULL;
     if (stack) {
         /* returns once the child exec'd or died: its error, if any, is in the pipe now */
         pid = clone(child_exec, stack,
@@ -277,6 +282,7 @@ struct spawn_job {
     int pidfd;
     struct berr *err;
     bool spawned, kill; /* under the lock: agent_spawn_kill */
+    atomic_bool cancel; /* the same kill, for the child before its exec (spawn.h) */
     struct spawn_job *next;
 };
 
@@ -312,9 +318,10 @@ void agent_spawn_kill(const char *id)
         for (struct spawn_job *j = lists[i]; j; j = i == 1 ? NULL : j->next) {
             if (!streq(j->id, id))
                 continue;
-            if (!j->spawned)
+            if (!j->spawned) {
                 j->kill = true;
-            else if (j->r == 0)
+                atomic_store(&j->cancel, true);
+            } else if (j->r == 0)
                 (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
         }
     }
@@ -513,6 +520,7 @@ static int spawn_prepare(struct agent *a, struct container *c, struct spawn_job 
             .fd = {j->go_rd >= 0 ? j->go_rd : slot_hold, j->logfd, j->logfd, j->st_wr},
             .template_fd = j->tpl,
             .cg = a->supervisor, /* the task joins c->cg itself, before its execve */
+            .cancel = &j->cancel,
     };
     return 0;
 }

@@ -387,6 +387,13 @@ static void launch_spawned(struct agent *a, const char *id, int r, const struct 
     _cleanup_close_ int go_wr = c->net_go_wr;
     c->net_go_wr = -1;
     _cleanup_berr_ struct berr *err = NULL;
+    if (r < 0 && c->kill_requested) { /* killed while spawned: its executor never ran */
+        struct ctr_outcome o = {
+                .state = ML_KILLED, .reason = ML_REASON_KILLED_BY_REQUEST, .exit_code = -1};
+        ctr_end(a, c, &o);
+        launch_told(a, c);
+        return;
+    }
     if (r < 0) {
         launch_failed(a, c, berr_msg(serr));
         launch_told(a, c);

@@ -11,6 +11,9 @@ struct spawn {
     int fd[4];             /* become 0..3 in the child; fd[3] may be -1 */
     int template_fd;       /* > 0: becomes fd 4 (berth-executor's sandbox template) */
     struct iso_cgroup *cg; /* born in (v2) or attached to (v1) these cgroups; may be NULL */
+    /* set: the child gives up just before its exec (ECANCELED); read where the child shares
+     * the agent's memory (CLONE_VM: v1), ignored on v2's clone3 */
+    const atomic_bool *cancel;
 };
 /* Clone and exec sp->path; returns once execve succeeded (err names its errno otherwise).
  * The caller owns *ret_pidfd and must reap the child (waitid P_PIDFD). Spawns are one at a
