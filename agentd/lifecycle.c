@@ -271,10 +271,17 @@ static void on_ends(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Watch c's runtime dir for its status.json (launched or adopted). */
+/* Watch c's runtime dir for its status.json (launched or adopted). OFF for now: an end told
+ * before the executor's exit let a stop that came right after it find the executor (or a
+ * COMMAND check's helper) still there (test_health.py's hanging check, twice in CI), which
+ * reap_at_stop did not cure; until that is understood the end is the pidfd's again. */
+static bool end_by_status_json = false;
+
 static void watch_end(struct agent *a, struct container *c)
 {
     char rdir[4096];
+    if (!end_by_status_json)
+        return;
     runtime_path(a, c->id, rdir, sizeof(rdir));
     if (a->end_inotify_fd >= 0)
         c->status_wd = inotify_add_watch(a->end_inotify_fd, rdir, IN_MOVED_TO | IN_ONLYDIR);
