@@ -1,15 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""tests/system/test_end_path.py - issue #18: what a task's end costs before
-GET .../wait answers. (1) The end is decided when the executor renames status.json into
-its runtime dir (an inotify watch, agentd/lifecycle.c on_ends), not when the executor has
-exited: its exit, the sandbox's namespaces torn down, took 0.3 ms more, and the pidfd now
-only reaps it. strace holds the executor's exit_group for a second: the answer comes while
-it is still alive, and it is reaped afterwards. (2) The answer goes out before the
-container's cgroups are removed (agentd/release.c: the release's first look is the next
-loop turn's, and the answer's write is made as soon as the loop polls). The removal (a look
-at each hierarchy's tasks, six rmdirs on v1) used to come first: 0.2-0.3 ms of every
-`berthctl run --wait` on this machine kind. strace on the loop's thread says in which order
-the two were made."""
+"""tests/system/test_end_path.py - issue #18: a task's end before GET .../wait answers.
+(1) The answer goes out before the container's cgroups are removed (agentd/release.c: the
+release's first look is the next loop turn's, and the answer's write is made as soon as the
+loop polls). The removal (a look at each hierarchy's tasks, six rmdirs on v1) used to come
+first: 0.2-0.3 ms of every `berthctl run --wait` on this machine kind; strace on the loop's
+thread says in which order the two were made. (2) An executor whose exit a tracer holds
+(ptrace) ends its container once the tracer lets it go: the agent's pidfd wake-up that
+came while only the tracer could reap it used to be dropped, the container left live."""
 
 import ctypes
 import os
