@@ -94,9 +94,6 @@ struct container {
     /* ended before its executor was reaped (STARTING could not be stored, or its network
      * could not be made): FAILED at once, the pidfd kept to reap it */
     bool unrecorded;
-    /* its end was told by status.json (lifecycle.c on_ends); the pidfd is kept to reap it */
-    bool exiting;
-    int status_wd; /* inotify watch on its runtime dir (a->end_inotify_fd), or -1 */
     /* why the agent killed it, when a limit did (PORTS_LIMITATION), kept in the record so the
      * ending is KILLED with this reason even across a restart; ML_REASON_NONE otherwise */
     enum ml_reason limitation;
@@ -214,8 +211,6 @@ struct agent {
     struct release_job *releases;
     int cg_inotify_fd;
     struct event *ev_cg_inotify;
-    int end_inotify_fd; /* lifecycle.c: status.json renamed into runtime dirs (on_ends) */
-    struct event *ev_end_inotify;
     /* trash.c: directories being removed (by its thread, or an rm), and the batch the next
      * turn hands over (also on the list) */
     char *trash_dir;
@@ -406,11 +401,6 @@ int ctr_kill(struct agent *a, struct container *c, int sig, uint64_t grace_ms, s
 int ctr_limit(struct agent *a, struct container *c, enum ml_reason reason, const char *message);
 /* c is gone from the table at once (freed); its record's deletion committed, its dirs go. */
 int ctr_remove(struct agent *a, struct container *c, struct berr **err);
-/* The watch for executors' status.json (at start; free at the stop). A container whose
- * executor told its end but has not exited yet is reaped first (at most 1 s) when freed. */
-int ctr_ends_init(struct agent *a, struct berr **err);
-void ctr_ends_free(struct agent *a);
-void ctr_reap_exiting(struct container *c);
 /* Take over a container that was live when the agent last stopped (recover.c); -errno with
  * err when the host could not be asked (its task is then left alone and the start fails). */
 int ctr_adopt(struct agent *a, struct container *c, struct berr **err);

@@ -5,8 +5,6 @@
  * callbacks carry a container's id and look it up here (STYLE.md). record.c writes and reads
  * a container's JSON; lifecycle.c changes state. */
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 
 #include "agentd/agent.h"
 
@@ -55,7 +53,7 @@ struct container *ctr_find(struct agent *a, const char *ref, struct berr **err)
 struct container *ctr_new(void)
 {
     struct container *c = xzalloc(sizeof(*c));
-    c->pidfd = c->status_fd = c->net_go_fd = c->net_go_wr = c->status_wd = -1;
+    c->pidfd = c->status_fd = c->net_go_fd = c->net_go_wr = -1;
     c->exit_code = -1;
     return c;
 }
@@ -207,41 +205,8 @@ static void free_list(struct container **list)
     }
 }
 
-static bool exiting_left(struct container *list)
-{
-    bool left = false;
-    for (struct container *c = list; c; c = c->next) {
-        siginfo_t si = {0};
-        if (!c->exiting || c->pidfd < 0)
-            continue;
-        if (waitid(P_PIDFD, (id_t) c->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid)
-            c->exiting = false;
-        else
-            left = true;
-    }
-    return left;
-}
-
-/* The stop's children: those that exited are reaped (COMMAND helpers SIGKILLed a moment ago,
- * whose reaping was the loop's next turn: health.c), and executors that told their end by
- * status.json and still exit are waited for, at most 1 s: then none of them is left in the
- * supervisor cgroup, which the stop removes when empty (main.c). */
-static void reap_at_stop(struct agent *a)
-{
-    for (int i = 0; i < 1000; i++) {
-        siginfo_t si;
-        do {
-            memset(&si, 0, sizeof(si));
-        } while (waitid(P_ALL, 0, &si, WEXITED | WNOHANG) == 0 && si.si_pid);
-        if (!exiting_left(a->containers) && !exiting_left(a->limbo))
-            return;
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
-    }
-}
-
 void ctr_free_all(struct agent *a)
 {
-    reap_at_stop(a);
     /* the indexes first: nothing found through them while the lists are freed */
     ml_table_free(&a->ctr_by_id);
     ml_table_free(&a->ctr_by_name);

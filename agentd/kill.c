@@ -186,11 +186,9 @@ int ctr_remove(struct agent *a, struct container *c, struct berr **err)
     store_drop(a, c->id);
     store_after_commit(a, remove_committed, xstrdup(c->id));
     ctr_unlink(a, c);
-    if (c->end_unannounced) { /* its end is not on disk yet: ended_committed, first, frees it */
+    if (c->end_unannounced) /* its end is not on disk yet: ended_committed, first, frees it */
         ctr_limbo_add(a, c);
-    } else {
-        ctr_reap_exiting(c);
+    else
         ctr_free(c);
-    }
     return 0;
 }

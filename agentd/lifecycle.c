@@ -6,13 +6,10 @@
  * of it. sandbox.c prepares a launch, launch.c spawns, release.c and trash.c clean up,
  * waiters.c answers waits. Async callbacks carry the container id, never a pointer. */
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "agentd/agent.h"
 
@@ -33,8 +30,6 @@ static void ended_committed(struct agent *a, int r, void *arg)
     release_start(a, c);
     ctr_answer_waiters(a, c);
     logs_container_ended(a, c->id);
-    if (removed)
-        ctr_reap_exiting(removed);
     ctr_free(removed);
 }
 
@@ -74,15 +69,11 @@ static void set_message(struct container *c, const char *msg)
  * make the outcome the container's end. */
 static void ctr_end(struct agent *a, struct container *c, const struct ctr_outcome *o)
 {
-    /* else the pidfd stays, to reap the executor when it exits (on_exit_ev) */
-    if (!c->unrecorded && !c->exiting) {
+    if (!c->unrecorded) { /* else the pidfd stays, to reap the killed executor (on_exit_ev) */
         ctr_event_free(&c->ev_exit);
         closep(&c->pidfd);
         c->pidfd = -1;
     }
-    if (c->status_wd >= 0 && a->end_inotify_fd >= 0)
-        inotify_rm_watch(a->end_inotify_fd, c->status_wd);
-    c->status_wd = -1;
     ctr_event_free(&c->ev_status);
     ctr_event_free(&c->ev_oom);
     ctr_event_free(&c->ev_backstop);
@@ -215,7 +206,7 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
     }
     if (w < 0 && errno != ECHILD)
         return;
-    if (ml_state_terminal(c->state)) { /* ended already (unrecorded, or exiting): reap it */
+    if (ml_state_terminal(c->state)) { /* ended already (unrecorded): only the reaping was left */
         ctr_event_free(&c->ev_exit);
         closep(&c->pidfd);
         c->pidfd = -1;
@@ -231,96 +222,6 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
     if (c->status_fd >= 0)
         on_status(c->status_fd, EV_READ, c->ev_status ? event_get_callback_arg(c->ev_status) : r);
     executor_ended(r->a, c, wstatus);
-}
-
-/* ---- the end told by status.json ----------------------------------------------------------
- * The executor renames status.json into its runtime dir once it has reaped the task, and only
- * then exits: its exit (the sandbox's mount namespace with its superblocks, the pid and IPC
- * namespaces torn down) took 0.3 ms more before its pidfd told (issue #18). An inotify watch
- * on the runtime dir tells the loop at the rename: the end is decided then, from status.json
- * as for an executor adopted after a restart (its wait status unknown), and the pidfd only
- * reaps it (on_exit_ev). A rename the watch misses (before it was made) is the pidfd's. */
-static struct container *find_status_wd(struct agent *a, int wd)
-{
-    for (struct container *c = a->containers; c; c = c->next)
-        if (c->status_wd == wd)
-            return c;
-    return NULL;
-}
-
-static void on_ends(evutil_socket_t fd, short what, void *arg)
-{
-    (void) what;
-    struct agent *a = arg;
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        for (char *p = buf; p < buf + n;) {
-            const struct inotify_event *ev = (const struct inotify_event *) p;
-            p += sizeof(*ev) + ev->len;
-            if (!(ev->mask & IN_MOVED_TO) || !ev->len || !streq(ev->name, "status.json"))
-                continue;
-            struct container *c = find_status_wd(a, ev->wd);
-            if (!c || c->pidfd < 0 || ml_state_terminal(c->state))
-                continue;
-            c->exiting = true;
-            if (c->status_fd >= 0 && c->ev_status) /* a line written before it (an ERROR) */
-                on_status(c->status_fd, EV_READ, event_get_callback_arg(c->ev_status));
-            executor_ended(a, c, -1);
-        }
-    }
-}
-
-/* Watch c's runtime dir for its status.json (launched or adopted). OFF for now: an end told
- * before the executor's exit let a stop that came right after it find the executor (or a
- * COMMAND check's helper) still there (test_health.py's hanging check, twice in CI), which
- * reap_at_stop did not cure; until that is understood the end is the pidfd's again. */
-static bool end_by_status_json = false;
-
-static void watch_end(struct agent *a, struct container *c)
-{
-    char rdir[4096];
-    if (!end_by_status_json)
-        return;
-    runtime_path(a, c->id, rdir, sizeof(rdir));
-    if (a->end_inotify_fd >= 0)
-        c->status_wd = inotify_add_watch(a->end_inotify_fd, rdir, IN_MOVED_TO | IN_ONLYDIR);
-}
-
-void ctr_reap_exiting(struct container *c)
-{
-    if (!c->exiting || c->pidfd < 0)
-        return;
-    /* it exits within a millisecond; a tracer may hold its reaping a little longer */
-    for (int i = 0; i < 1000; i++) {
-        siginfo_t si = {0};
-        if (waitid(P_PIDFD, (id_t) c->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid)
-            break;
-        struct pollfd p = {.fd = c->pidfd, .events = POLLIN};
-        if (poll(&p, 1, 1) > 0) /* exited, but a tracer holds it */
-            nanosleep(&(struct timespec){0, 1000000}, NULL);
-    }
-    c->exiting = false;
-}
-
-int ctr_ends_init(struct agent *a, struct berr **err)
-{
-    a->end_inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (a->end_inotify_fd < 0)
-        return berr_set(err, errno, "inotify_init1");
-    a->ev_end_inotify = event_new(a->base, a->end_inotify_fd, EV_READ | EV_PERSIST, on_ends, a);
-    if (!a->ev_end_inotify || event_add(a->ev_end_inotify, NULL) < 0)
-        return berr_setx(err, ENOMEM, "cannot watch for status.json");
-    return 0;
-}
-
-void ctr_ends_free(struct agent *a)
-{
-    if (a->ev_end_inotify)
-        event_free(a->ev_end_inotify);
-    a->ev_end_inotify = NULL;
-    closep(&a->end_inotify_fd);
-    a->end_inotify_fd = -1;
 }
 
 static void on_oom(evutil_socket_t fd, short what, void *arg)
@@ -413,7 +314,6 @@ static void launch_spawned(struct agent *a, const char *id, int r, const struct 
     c->status_fd = status_fd;
     c->ev_status = ctr_event_new(a, c, status_fd, EV_READ | EV_PERSIST, on_status);
     c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
-    watch_end(a, c);
     if (go_wr >= 0 && net_connect(a, c, go_wr, &err) < 0) {
         /* the executor waits for a go that never comes: kill it (it lives in the supervisor
          * cgroup, the task's is still empty); on_exit_ev reaps it */
@@ -572,7 +472,6 @@ int ctr_adopt(struct agent *a, struct container *c, struct berr **ret_err)
         ctr_save(a, c);
     }
     c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
-    watch_end(a, c);
     watch_oom(a, c);
     /* debug: with a thousand containers, recover.c's one summary line is what helps */
     log_debug("container '%s' (%s): re-adopted executor pid %d", c->id, c->spec.name, (int) c->pid);

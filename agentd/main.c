@@ -274,8 +274,7 @@ static int setup(struct agent *a, struct berr **err)
     if (!a->base)
         return berr_setx(err, ENOMEM, "event_base_new failed");
     if ((r = logs_init(a, err)) < 0 || (r = release_init(a, err)) < 0 ||
-        (r = ctr_ends_init(a, err)) < 0 || (r = trash_init(a, err)) < 0 ||
-        (r = ready_init(a, err)) < 0)
+        (r = trash_init(a, err)) < 0 || (r = ready_init(a, err)) < 0)
         return r;
     agent_fault_init(a);
     if ((r = agent_recover(a, err)) < 0) /* opens state.db */
@@ -318,7 +317,6 @@ static void teardown(struct agent *a)
     ctr_free_all(a);
     net_free(a);
     release_free(a);
-    ctr_ends_free(a);
     ready_free(a);
     trash_free(a);
     if (a->ev_sigterm)
@@ -372,7 +370,6 @@ int main(int argc, char **argv)
     _cleanup_free_ char *notify = notify_socket_take(); /* Type=notify (common/notify.c) */
     struct agent a = {.inotify_fd = -1,
                       .cg_inotify_fd = -1,
-                      .end_inotify_fd = -1,
                       .proc_stat_fd = -1,
                       .meminfo_fd = -1,
                       .netns_fd = -1,
