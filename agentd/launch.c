@@ -281,8 +281,8 @@ struct spawn_job {
     uint64_t pid_start;
     int pidfd;
     struct berr *err;
-    bool spawned, kill; /* under the lock: agent_spawn_kill */
-    atomic_bool cancel; /* the same kill, for the child before its exec (spawn.h) */
+    bool spawned;       /* under the lock: agent_spawn_kill */
+    atomic_bool cancel; /* killed while spawned: the child reads it before its exec too */
     struct spawn_job *next;
 };
 
@@ -306,10 +306,11 @@ unsigned agent_spawns_in_flight(void)
     return sq.in_flight;
 }
 
-/* The loop's kill of a launch whose executor is being spawned: the thread kills it as soon
- * as its clone returns (kill), or, spawned already, it dies now. The launch's outcome in the
- * loop (launch_spawned) kills it too; but the executor runs meanwhile, and a loop that came
- * to that late (a loaded machine) found its task begun (test_spawn.py). */
+/* The loop's kill of a launch whose executor is being spawned (cancel): on v1 the child
+ * gives up before its exec, else the thread kills it as soon as its clone returns; spawned
+ * already, it dies now. The launch's outcome in the loop (launch_spawned) kills it too, but
+ * the executor runs meanwhile: a loop that came to it late (a loaded machine) found its
+ * task begun (test_spawn.py). */
 void agent_spawn_kill(const char *id)
 {
     pthread_mutex_lock(&sq.lock);
@@ -318,10 +319,9 @@ void agent_spawn_kill(const char *id)
         for (struct spawn_job *j = lists[i]; j; j = i == 1 ? NULL : j->next) {
             if (!streq(j->id, id))
                 continue;
-            if (!j->spawned) {
-                j->kill = true;
+            if (!j->spawned)
                 atomic_store(&j->cancel, true);
-            } else if (j->r == 0)
+            else if (j->r == 0)
                 (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
         }
     }
@@ -355,7 +355,7 @@ static void *spawner_main(void *arg)
         j->r = agent_spawn(a, &j->sp, &j->pid, &j->pidfd, &j->err);
         pthread_mutex_lock(&sq.lock);
         j->spawned = true;
-        bool kill = j->kill;
+        bool kill = atomic_load(&j->cancel);
         pthread_mutex_unlock(&sq.lock);
         if (kill && j->r == 0) /* killed while it was spawned: before it can begin its task */
             (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);

@@ -48,12 +48,11 @@ static struct {
     pthread_t thread;
     bool started, off, etc;
     atomic_bool stopping;
-    mode_t umask;                          /* the agent's at ready_init: the thread's own */
-    atomic_int err;                        /* the thread's failure (-errno): it stopped */
-    atomic_int state[READY_SLOTS];         /* SLOT_* */
-    _Atomic uint64_t made_at[READY_SLOTS]; /* the order they were made in: oldest first */
-    int efd;                               /* the loop wakes the thread: a slot is empty */
-    char *dir;                             /* work_dir/ready */
+    mode_t umask;                  /* the agent's at ready_init: the thread's own */
+    atomic_int err;                /* the thread's failure (-errno): it stopped */
+    atomic_int state[READY_SLOTS]; /* SLOT_* */
+    int efd;                       /* the loop wakes the thread: a slot is empty */
+    char *dir;                     /* work_dir/ready */
 } rq = {.efd = -1};
 
 static void pair_path(char *buf, size_t len, unsigned k, const char *sub)
@@ -103,15 +102,13 @@ static int pair_make(unsigned k)
     return 0;
 }
 
-/* The oldest slot in state st, or -1. */
+/* A slot in state st, or -1. */
 static int slot_find(int st)
 {
-    int best = -1;
     for (int k = 0; k < READY_SLOTS; k++)
-        if (atomic_load(&rq.state[k]) == st &&
-            (best < 0 || atomic_load(&rq.made_at[k]) < atomic_load(&rq.made_at[best])))
-            best = k;
-    return best;
+        if (atomic_load(&rq.state[k]) == st)
+            return k;
+    return -1;
 }
 
 static void *ready_main(void *arg)
@@ -126,7 +123,6 @@ static void *ready_main(void *arg)
         return NULL;
     }
     umask(rq.umask);
-    uint64_t made = 0;
     while (!atomic_load(&rq.stopping)) {
         int k = slot_find(SLOT_EMPTY);
         if (k < 0) {
@@ -141,7 +137,6 @@ static void *ready_main(void *arg)
             atomic_store(&rq.err, r); /* the loop says so (ready_take); launches make theirs */
             break;
         }
-        atomic_store(&rq.made_at[k], ++made);
         atomic_store(&rq.state[k], SLOT_MADE);
     }
     return NULL;
