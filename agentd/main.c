@@ -289,6 +289,9 @@ static int setup(struct agent *a, struct berr **err)
         return berr_wrap(err, "listen '%s'", cfg->listen);
     if ((r = agent_masks_init(a, err)) < 0 || (r = template_init(a, err)) < 0)
         return r;
+    /* executors ahead of the launches, of the default network mode's namespaces */
+    spare_start(a,
+                agent_launch_ns(a, iso_net_mode_from_name(cfg->network ? cfg->network : "host")));
     if (link_start(a, err) < 0)
         return berr_wrap(err, "master link '%s'", cfg->master);
     a->ev_sigterm = evsignal_new(a->base, SIGTERM, on_stop_signal, a);
@@ -302,6 +305,7 @@ static void teardown(struct agent *a)
 {
     /* the launches whose executors are being spawned go on to STARTING (or FAILED), so the
      * flush records them and answers their 201s */
+    spare_stop(a);
     agent_spawner_stop(a);
     if (a->batch)
         (void) store_flush(a); /* what the last turn queued, and the answers waiting on it */

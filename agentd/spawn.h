@@ -14,6 +14,7 @@ struct spawn {
     /* set: the child gives up just before its exec (ECANCELED); read where the child shares
      * the agent's memory (CLONE_VM: v1), ignored on v2's clone3 */
     const atomic_bool *cancel;
+    bool spare; /* a spare executor's (spare.c): no launch's yet, no fault point */
 };
 /* Clone and exec sp->path; returns once execve succeeded (err names its errno otherwise).
  * The caller owns *ret_pidfd and must reap the child (waitid P_PIDFD). Spawns are one at a
@@ -45,6 +46,26 @@ typedef void spawn_done_fn(struct agent *a, const char *id, int r, const struct 
 int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *done,
                          struct berr **err);
 void agent_spawner_stop(struct agent *a);
+/* The namespaces a launch's executor is born in (CLONE_NEW*; the mount namespace is the
+ * executor's to make), in network mode net. */
+uint64_t agent_launch_ns(const struct agent *a, enum iso_net_mode net);
+/* /dev/null, opened once (a spawned child's unused stdio). */
+int agent_spawn_null(void);
+/* A spare executor (spare.c): `berth-executor --spare net|host` born in namespaces ns, ctl
+ * (taken) its fd 0; done (the loop's) has its outcome, id given back. */
+int agent_spawn_spare(struct agent *a, const char *id, uint64_t ns, int ctl, spawn_done_fn *done,
+                      struct berr **err);
+
+/* spare.c: executors spawned ahead of their launches (issue #18). spare_start after the
+ * recovery (ns: the default network mode's namespaces); spare_launch gives one of
+ * namespaces ns its launch (the runtime dir, executor.log, the template or -1, stdin) and
+ * *ret (its fds the caller's): 0, or -1 when none is there (spawn one then); spare_stop
+ * before agent_spawner_stop. */
+void spare_start(struct agent *a, uint64_t ns);
+int spare_launch(struct agent *a, uint64_t ns, const char *rdir, int logfd, int tpl, int in,
+                 struct spawned *ret);
+void spare_stop(struct agent *a);
+
 /* Launches queued for the spawner whose outcome the loop has not had yet (the loop's). */
 unsigned agent_spawns_in_flight(void);
 /* SIGKILL the executor of launch id as soon as its spawn returns (or now, spawned). */

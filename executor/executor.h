@@ -3,7 +3,8 @@
  * entry points of its files: main.c (arguments), launch.c (sandbox setup and the task
  * child), supervise.c (pid 1: reap, forward signals, grace timer), status.c (status fd
  * and status.json), exec.c (`--exec-pid`: a command inside a running sandbox), template.c
- * (`--template`: the agent's sandbox template). */
+ * (`--template`: the agent's sandbox template), spare.c (`--spare`: an executor started
+ * ahead of its launch). */
 #pragma once
 
 #include <stdbool.h>
@@ -34,7 +35,8 @@ struct exe {
      * task child writes "0" to each first thing, so only the task is charged to them */
     int join_fd[8];
     size_t n_join;
-    bool pid1; /* pid 1 of a pid namespace: kill(-1) reaches exactly the sandbox */
+    bool pid1;  /* pid 1 of a pid namespace: kill(-1) reaches exactly the sandbox */
+    bool lo_up; /* a spare brought up lo in its network namespace before its launch */
     /* relay.c: with spec.log_max_bytes the task writes into pipes we copy and rotate */
     int sandbox_fd;
     struct {
@@ -60,6 +62,11 @@ int exe_report_exit(struct exe *e, int wstatus);
 int exe_load(struct exe *e, struct berr **err);
 /* Steps 2-8 of docs/design/sandbox.md, then supervise. Returns the exit status. */
 int exe_run(struct exe *e);
+
+/* spare.c */
+/* `--spare net|host`: wait on fd 0 for a launch (own_net: lo up first), then exe_run it.
+ * Returns the exit status (0 when the agent sent none). */
+int exe_spare(struct exe *e, const char *argv0, bool own_net);
 
 /* relay.c: pipes and sandbox dir fd when the spec caps the output (else nothing). */
 int exe_relay_setup(struct exe *e, struct berr **err);

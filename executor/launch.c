@@ -127,7 +127,7 @@ static int exe_setup(struct exe *e, struct berr **err)
     }
 
     /* 5. The task's own network namespace (none, bridge) starts with lo down. */
-    if (e->spec.net != ISO_NET_HOST && (r = iso_net_lo_up(err)) < 0)
+    if (e->spec.net != ISO_NET_HOST && !e->lo_up && (r = iso_net_lo_up(err)) < 0)
         return r;
     r = iso_sandbox_enter(&e->spec, e->template_fd, err);
     closep(&e->template_fd); /* nothing of it may reach the task */

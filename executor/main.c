@@ -15,16 +15,20 @@ static void usage(FILE *f)
     fprintf(f, "Usage: berth-executor --runtime-dir DIR\n"
                "       berth-executor --runtime-dir DIR --exec-pid PID -- CMD [ARGS...]\n"
                "       berth-executor --template DIR\n"
+               "       berth-executor --spare net|host\n"
                "\n"
                "Started by berth-agent: sets up the sandbox described by DIR/spec.json, runs\n"
                "the task in it as pid 1, and reports through fd 3 and DIR/status.json.\n"
                "With --exec-pid, runs CMD inside the running sandbox whose executor is PID.\n"
                "With --template, builds the agent's sandbox template from DIR/spec.json in its\n"
                "mount namespace and sends the agent that namespace over fd 3.\n"
+               "With --spare, starts ahead of its launch and waits on fd 0 for the agent to\n"
+               "send the runtime directory (net: it has its own network namespace).\n"
                "\n"
                "  --runtime-dir DIR  the container's runtime directory\n"
                "  --exec-pid PID     exec mode (berthctl exec)\n"
                "  --template DIR     template mode (berth-agent, at start and on mount changes)\n"
+               "  --spare MODE       spare mode (berth-agent, ahead of launches)\n"
                "  --debug            log at debug level\n"
                "  --help, --version\n");
 }
@@ -70,12 +74,13 @@ int main(int argc, char **argv)
             {"runtime-dir", required_argument, NULL, 'r'},
             {"exec-pid", required_argument, NULL, 'p'},
             {"template", required_argument, NULL, 't'},
+            {"spare", required_argument, NULL, 's'},
             {"debug", no_argument, NULL, 'd'},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
             {0},
     };
-    const char *exec_pid = NULL, *template_dir = NULL;
+    const char *exec_pid = NULL, *template_dir = NULL, *spare = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
         switch (c) {
@@ -87,6 +92,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             template_dir = optarg;
+            break;
+        case 's':
+            spare = optarg;
             break;
         case 'd':
             log_set_level(LOG_DEBUG);
@@ -104,6 +112,15 @@ int main(int argc, char **argv)
     }
     if (template_dir) {
         int rc = exe_template(&e, template_dir);
+        exe_done(&e);
+        return rc;
+    }
+    if (spare) {
+        if (!streq(spare, "net") && !streq(spare, "host")) {
+            fprintf(stderr, "berth-executor: bad --spare '%s' (net or host)\n", spare);
+            return 2;
+        }
+        int rc = exe_spare(&e, argv[0], streq(spare, "net"));
         exe_done(&e);
         return rc;
     }

@@ -333,6 +333,12 @@ int iso_template_build(const struct iso_spec *s, struct berr **err);
  * ISO_FS_RO_HOST, and devpts and /dev/shm), the /etc files. Then set the hostname when
  * ISO_NS_UTS and chdir to the sandbox dir; without ISO_NS_MOUNT only those two. */
 int iso_sandbox_enter(const struct iso_spec *s, int template_fd, struct berr **err);
+
+/* A spare executor's launch (`berth-executor --spare`, agentd/spare.c and executor/spare.c):
+ * one SOCK_SEQPACKET message of a flags byte and the runtime dir, with three fds -
+ * executor.log, the sandbox template, stdin (the network's go pipe or /dev/null); the
+ * template's place holds /dev/null without this flag. */
+#define ISO_SPARE_TEMPLATE 1u
 /* What the task child's last steps need that costs time to work out, worked out by the
  * executor before the fork: the task's cgroups are charged for what the child does, and
  * a 0.001-CPU task waits out every millisecond of it (issue #18). */

@@ -295,7 +295,7 @@ class Daemon:
         self.tmp = tmp
         self.log_path = os.path.join(tmp, log_name)
         self.argv = []
-        self.proc = None
+        self.env, self.proc = None, None  # env: extra environment variables for the process
 
     @property
     def log(self):
@@ -304,12 +304,10 @@ class Daemon:
     # -- life cycle --
     def spawn(self):
         """Start the process with its output appended to the log; don't wait for it."""
-        logf = open(self.log_path, "ab")
-        try:
+        with open(self.log_path, "ab") as logf:  # the child has its copy
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT, close_fds=True)
-        finally:
-            logf.close()
+                                         stderr=subprocess.STDOUT, close_fds=True,
+                                         env=dict(os.environ, **self.env) if self.env else None)
         return self.proc
 
     def start(self, timeout=5.0):

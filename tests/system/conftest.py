@@ -71,17 +71,19 @@ def _need(path, what):
 
 @pytest.fixture
 def agent_factory(request):
-    """agent_factory(conf=None, flags=(), start=True) -> berthtest.Agent (started)."""
+    """agent_factory(conf=None, flags=(), start=True, env=None) -> berthtest.Agent (started;
+    env: extra environment variables)."""
     _need(bt.AGENT_BIN, "berth-agent")
     _need(bt.EXECUTOR_BIN, "berth-executor")
     _need(bt.PROBE_BUILT, "tests/probe")
     agents = []
 
-    def make(conf=None, flags=(), start=True):
+    def make(conf=None, flags=(), start=True, env=None):
         n = next(_counter)
         tmp = tempfile.mkdtemp(prefix="berth-test-%d-%d-" % (os.getpid(), n), dir=bt.TMP_BASE)
         os.chmod(tmp, 0o755)  # tasks run as nobody below it
         a = bt.Agent(tmp, n, BASE_CONF if conf is None else conf, flags)
+        a.env = env
         agents.append(a)
         if start:
             a.start()

@@ -117,11 +117,12 @@ def test_a_ready_dir_of_its_own_file_system_makes_launches_make_theirs(agent_fac
         subprocess.run(["umount", ready], check=False)
 
 
-def test_a_launch_behind_a_spawn_makes_its_own(agent):
+def test_a_launch_behind_a_spawn_makes_its_own(agent_factory):
     """Pairs are for the launch that comes alone: one that finds another launch's executor
     still being spawned (a burst) makes its dirs itself."""
     import threading
-    from test_spawn import held_launch, supervisor
+    from test_spawn import NO_SPARES, held_launch, supervisor
+    agent = agent_factory(env=NO_SPARES)
     before = wait_made(agent)
     inos = {p["s"] for p in before.values()}
     sb = lambda cid: os.lstat(os.path.join(agent.work, "sandboxes", cid)).st_ino  # noqa: E731

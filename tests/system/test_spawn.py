@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """tests/system/test_spawn.py - issue #18: a launch's executor is spawned off the agent's
-loop (agentd/launch.c's spawner thread; docs/design.md "The launch path"). The loop used to
+loop (agentd/spawner.c's thread; docs/design.md "The launch path"). The loop used to
 wait in the clone until the executor's execve; under load that wait was the loop's longest.
 Here the spawn is held for as long as the test likes by freezing the agent's supervisor
 cgroup, where every executor is born (v2: CLONE_INTO_CGROUP) or moves itself before its
@@ -11,12 +11,24 @@ launch meanwhile must end it KILLED once the spawn returns, its task never start
 import os
 import threading
 
+import pytest
+
 import berthtest as bt
 
 
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
+
+
+# a launch that takes a spare executor (agentd/spare.c) has no spawn to hold
+NO_SPARES = {"BERTH_SPARES": "0"}
+
+
+@pytest.fixture
+def agent(agent_factory):
+    """An agent without spare executors: these tests hold a launch's spawn."""
+    return agent_factory(env=NO_SPARES)
 
 
 def supervisor(agent):
