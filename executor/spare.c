@@ -52,23 +52,22 @@ static int mm_map_now(struct prctl_mm_map *m)
     return v[51] ? 0 : -EIO;
 }
 
-/* Our command line from here on: "ARGV0\0--runtime-dir\0DIR\0" in anonymous memory of ours
- * (the kernel reads a command line from anonymous mappings only: not from .bss's first
- * page, which is the file's). */
-static int set_cmdline(const struct prctl_mm_map *start_map, const char *argv0, const char *dir)
+/* Our command line to be, in anonymous memory of ours (the kernel reads a command line from
+ * anonymous mappings only: not from .bss's first page, which is the file's): "ARGV0\0
+ * --runtime-dir\0" here, the launch's message received right after it; *ret_at is where
+ * the message's first byte goes, the prefix's last NUL. */
+static char *cmdline_page(const char *argv0, size_t size, size_t *ret_at)
 {
-    size_t size = PATH_MAX + 64;
-    char *title = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (title == MAP_FAILED)
-        return -errno;
-    int n = snprintf(title, size, "%s%c--runtime-dir%c%s", argv0, 0, 0, dir);
-    if (n < 0 || (size_t) n >= size)
-        return -ENAMETOOLONG;
-    struct prctl_mm_map m = *start_map; /* what moved since: the heap's end */
-    m.brk = (uint64_t) syscall(SYS_brk, 0);
-    m.arg_start = (uint64_t) (uintptr_t) title;
-    m.arg_end = m.arg_start + (uint64_t) n + 1;
-    return prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof(m), 0) < 0 ? -errno : 0;
+    char *page = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED)
+        return NULL;
+    int n = snprintf(page, size, "%s%c--runtime-dir", argv0, 0);
+    if (n < 0 || (size_t) n + PATH_MAX + 2 > size) {
+        munmap(page, size);
+        return NULL;
+    }
+    *ret_at = (size_t) n;
+    return page;
 }
 
 int exe_spare(struct exe *e, const char *argv0, bool own_net)
@@ -90,12 +89,17 @@ int exe_spare(struct exe *e, const char *argv0, bool own_net)
         }
         e->lo_up = true;
     }
-    static char dir[PATH_MAX + 2];
+    size_t at, size = PATH_MAX + 4096;
+    char *page = cmdline_page(argv0, size, &at);
+    if (!page) {
+        log_msg(LOG_ERR, errno ? errno : ENAMETOOLONG, "the command line's page");
+        return EXE_LAUNCH_FAILED;
+    }
     union {
         char buf[CMSG_SPACE(3 * sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct iovec iov = {.iov_base = dir, .iov_len = sizeof(dir) - 1};
+    struct iovec iov = {.iov_base = page + at, .iov_len = PATH_MAX + 1};
     struct msghdr mh = {.msg_iov = &iov,
                         .msg_iovlen = 1,
                         .msg_control = u.buf,
@@ -110,11 +114,15 @@ int exe_spare(struct exe *e, const char *argv0, bool own_net)
         memcpy(fds, CMSG_DATA(c), sizeof(fds));
     if (n < 2 || fds[2] < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
         return 0; /* EOF (or not the agent's message): no launch for us */
-    dir[n] = 0;
-    unsigned flags = (unsigned char) dir[0];
-    e->runtime_dir = dir + 1;
-    if ((r = set_cmdline(&m, argv0, e->runtime_dir)) < 0)
-        log_msg(LOG_WARNING, -r, "name the container in the command line");
+    unsigned flags = (unsigned char) page[at];
+    page[at] = 0; /* the prefix's NUL again; the runtime dir follows, NUL-terminated */
+    page[at + (size_t) n] = 0;
+    e->runtime_dir = page + at + 1;
+    m.brk = (uint64_t) syscall(SYS_brk, 0); /* what moved since the probe: the heap's end */
+    m.arg_start = (uint64_t) (uintptr_t) page;
+    m.arg_end = (uint64_t) (uintptr_t) (page + at + (size_t) n + 1);
+    if (prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof(m), 0) < 0)
+        log_msg(LOG_WARNING, errno, "name the container in the command line");
     /* what `--runtime-dir` is spawned with: 0 the go pipe or /dev/null, 1 and 2 the log,
      * 4 the template; the socket goes with the dup2 onto 0 */
     if (dup2(fds[0], 1) < 0 || dup2(fds[0], 2) < 0 || dup2(fds[2], 0) < 0) {
