@@ -114,12 +114,17 @@ static void spare_fill(struct agent *a, uint64_t ns)
             return;
         }
         s->ctl = agent_dup_high(sv[0]);
+        int child = agent_dup_high(sv[1]);
         char id[3] = {'s', (char) ('0' + i), 0};
         s->ns = ns;
         s->state = SPARE_SPAWNING;
-        if (s->ctl < 0 ||
-            agent_spawn_spare(a, id, ns, agent_dup_high(sv[1]), spare_spawned, &err) < 0) {
-            log_warning("spare executors: %s", err ? berr_msg(err) : "duplicate fds");
+        if (s->ctl < 0 || child < 0)
+            berr_set(&err, errno, "duplicate fds");
+        else
+            (void) agent_spawn_spare(a, id, ns, TAKE_FD(child), spare_spawned, &err);
+        if (err) {
+            log_warning("spare executors: %s", berr_msg(err));
+            closep(&child);
             closep(&s->ctl);
             s->state = SPARE_NONE;
             return;
