@@ -12,7 +12,8 @@
  * network mode and one in none differ by CLONE_NEWNET): a launch that finds no spare of
  * its set replaces one of another set. Spares that fail (a kernel that does not let them
  * rename themselves, PR_SET_MM_MAP) end the spares after SPARE_FAILURES_MAX in a row.
- * docs/design/sandbox.md, "Spare executors". */
+ * docs/design.md, "The launch path"; the message: docs/design/sandbox.md, "Contract with
+ * the agent". */
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
