@@ -22,13 +22,13 @@ not_run() {
     exit 1
 }
 
-if ! bash "$REPO/tests/install-deps.sh" qemu-system-x86 cpio >/tmp/berth-vm-deps.log 2>&1; then
-    not_run "qemu-system-x86 could not be installed ($(tail -1 /tmp/berth-vm-deps.log))"
+if ! bash "$REPO/tests/install-deps.sh" qemu-system-x86 cpio >"$BUILD/vm-deps.log" 2>&1; then
+    not_run "qemu-system-x86 could not be installed ($(tail -1 "$BUILD/vm-deps.log"))"
 fi
-if ! bash "$HERE/setup.sh" "$BUILD/vm" >/tmp/berth-vm-setup.log 2>&1; then
-    not_run "no guest kernel ($(tail -1 /tmp/berth-vm-setup.log))"
+if ! bash "$HERE/setup.sh" "$BUILD/vm" >"$BUILD/vm-setup.log" 2>&1; then
+    not_run "no guest kernel ($(tail -1 "$BUILD/vm-setup.log"))"
 fi
-tail -1 /tmp/berth-vm-setup.log
+tail -1 "$BUILD/vm-setup.log"
 
 # The guest's share list: the repository, and the build dir when it lives elsewhere.
 SHARE=()
