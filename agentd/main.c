@@ -290,8 +290,7 @@ static int setup(struct agent *a, struct berr **err)
     if ((r = agent_masks_init(a, err)) < 0 || (r = template_init(a, err)) < 0)
         return r;
     /* executors ahead of the launches, of the default network mode's namespaces */
-    spare_start(a,
-                agent_launch_ns(a, iso_net_mode_from_name(cfg->network ? cfg->network : "host")));
+    spare_start(a, agent_launch_ns(a, iso_net_mode_from_name(cfg->network)));
     if (link_start(a, err) < 0)
         return berr_wrap(err, "master link '%s'", cfg->master);
     a->ev_sigterm = evsignal_new(a->base, SIGTERM, on_stop_signal, a);

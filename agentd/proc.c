@@ -18,31 +18,20 @@ bool ctr_id_shaped(const char *s)
  * tell (EMFILE: then nobody may conclude that it is gone). */
 static int proc_start(pid_t pid, uint64_t *ret)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+    unsigned long long v[23];
     if (pid <= 0)
         return -ESRCH;
-    ssize_t n = read_file_at(AT_FDCWD, path, buf, sizeof(buf));
-    if (n == -ENOENT || n == -ESRCH)
-        return -ESRCH;
-    if (n < 0)
-        return (int) n;
-    /* "pid (comm) S ppid ..." - comm may hold spaces and ')': fields count from the last ')' */
-    const char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ')
+    int r = proc_stat_fields(pid, v, 23);
+    if (r < 0)
+        return r;
+    if (r < 4)
         return -EIO;
-    p += 2;
-    if (*p == 'Z' || *p == 'X')
+    if (v[3] == 'Z' || v[3] == 'X')
         return -ESRCH; /* exited; only its parent's wait is missing */
-    for (int field = 3; field < 22 && p; field++) {
-        p = strchr(p, ' ');
-        if (p)
-            p++;
-    }
-    if (!p)
+    if (r < 23)
         return -EIO;
-    _cleanup_free_ char *num = xstrndup(p, strcspn(p, " "));
-    return parse_u64(num, ret) == 0 ? 0 : -EIO;
+    *ret = v[22];
+    return 0;
 }
 
 uint64_t proc_start_time(pid_t pid)

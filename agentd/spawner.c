@@ -234,14 +234,9 @@ static int spawn_prepare(struct agent *a, struct container *c, struct spawn_job 
     uint64_t ns = agent_launch_ns(a, ctr_net_mode(c));
     c->pid1_executor = a->iso_flags & ISO_NS_PID;
     /* no CLONE_NEWNS: the executor takes what it needs of the host's view, then enters a
-     * copy of the agent's sandbox template (fd 4), which a rebuild may replace meanwhile:
-     * the job has its own dup of it */
-    if (a->iso_flags & ISO_NS_MOUNT) {
-        if (template_fd(a) < 0)
-            return berr_setx(err, EBADF, "no sandbox template (see the agent's log at its start)");
-        if ((j->tpl = fcntl(template_fd(a), F_DUPFD_CLOEXEC, 5)) < 0)
-            return berr_set(err, errno, "duplicate the sandbox template's fd");
-    }
+     * copy of the agent's sandbox template (fd 4) */
+    if ((a->iso_flags & ISO_NS_MOUNT) && template_fd(a) < 0)
+        return berr_setx(err, EBADF, "no sandbox template (see the agent's log at its start)");
     j->sp = (struct spawn){
             .path = a->executor_path,
             .argv = j->argv,
@@ -249,7 +244,6 @@ static int spawn_prepare(struct agent *a, struct container *c, struct spawn_job 
             /* bridge: stdin is the "network ready" pipe the executor waits on */
             /* else the slots' /dev/null, opened once (agent_spawn_init) */
             .fd = {j->go_rd >= 0 ? j->go_rd : agent_spawn_null(), j->logfd, j->logfd, -1},
-            .template_fd = j->tpl,
             .cg = a->supervisor, /* the task joins c->cg itself, before its execve */
             .cancel = &j->cancel,
     };
@@ -304,7 +298,8 @@ int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *do
     /* a spare executor, when no other launch is being spawned (their outcomes stay in
      * order); its outcome is the next turn's, as a spawned one's */
     if (sq.in_flight == 1 &&
-        spare_launch(a, j->sp.ns_flags, j->argv[2], j->logfd, j->tpl, j->sp.fd[0], &sp) == 0) {
+        spare_launch(a, j->sp.ns_flags, j->argv[2], j->logfd,
+                     a->iso_flags & ISO_NS_MOUNT ? template_fd(a) : -1, j->sp.fd[0], &sp) == 0) {
         agent_fault(a, "spawn-after-clone"); /* the step a spawn's clone is */
         j->pid = sp.pid;
         j->pid_start = sp.pid_start;
@@ -318,7 +313,12 @@ int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *do
         event_active(sq.ev, EV_READ, 0);
         return 0;
     }
-    if ((r = status_pipe(j, err)) < 0) {
+    /* spawned by the thread: its status pipe, and a dup of the template, which a rebuild
+     * may replace meanwhile */
+    if ((r = status_pipe(j, err)) == 0 && (a->iso_flags & ISO_NS_MOUNT) &&
+        (j->sp.template_fd = j->tpl = fcntl(template_fd(a), F_DUPFD_CLOEXEC, 5)) < 0)
+        r = berr_set(err, errno, "duplicate the sandbox template's fd");
+    if (r < 0) {
         sq.in_flight--;
         job_free(j);
         return r;

@@ -196,6 +196,10 @@ void format_cpus(uint64_t millis, char *buf, size_t len);
 /* Read at most max-1 bytes of dirfd/path into buf, NUL-terminate, strip one trailing newline.
  * Returns length or -errno. dirfd may be AT_FDCWD. */
 ssize_t read_file_at(int dirfd, const char *path, char *buf, size_t max);
+/* The fields of /proc/PID/stat (pid 0: our own), numbered as proc(5) numbers them, into
+ * v[3] .. v[n-1]: v[3] is the state letter, the others numbers. Returns how far it got (the
+ * next field's number), -ESRCH when pid is gone, or -errno. */
+int proc_stat_fields(pid_t pid, unsigned long long *v, int n);
 /* Read a whole (small) file into a malloc'd string; max bounds the size. */
 int read_file_alloc(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Write value with one write(2) (O_WRONLY|O_TRUNC|O_CLOEXEC, no create). Returns 0 or -errno. */

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -290,4 +291,27 @@ void thread_own_files(int a, int b)
     if (hi > lo + 1)
         close_range(lo + 1, hi - 1, 0);
     close_range(hi + 1, ~0U, 0);
+}
+
+int proc_stat_fields(pid_t pid, unsigned long long *v, int n)
+{
+    char path[64], buf[1024];
+    if (pid > 0)
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/stat");
+    ssize_t len = read_file_at(AT_FDCWD, path, buf, sizeof(buf));
+    if (len == -ENOENT || len == -ESRCH)
+        return -ESRCH;
+    if (len < 0)
+        return (int) len;
+    /* "pid (comm) S ppid ..." - comm may hold spaces and ')': fields count from the last ')' */
+    char *p = strrchr(buf, ')'), *save = NULL;
+    if (!p || p[1] != ' ')
+        return -EIO;
+    int k = 3;
+    for (char *tok = strtok_r(p + 1, " \n", &save); tok && k < n;
+         tok = strtok_r(NULL, " \n", &save), k++)
+        v[k] = k == 3 ? (unsigned char) tok[0] : strtoull(tok, NULL, 10);
+    return k;
 }

@@ -26,17 +26,10 @@
  * run on may withhold from root). */
 static int mm_map_now(struct prctl_mm_map *m)
 {
-    char buf[1024];
-    ssize_t n = read_file_at(AT_FDCWD, "/proc/self/stat", buf, sizeof(buf));
-    if (n <= 0)
-        return n < 0 ? (int) n : -EIO;
-    char *p = strrchr(buf, ')'), *save = NULL;
-    unsigned long long v[52] = {0}; /* v[k]: field k (1-based) of proc(5)'s stat */
-    if (!p)
-        return -EIO;
-    char *tok = strtok_r(p + 1, " \n", &save);
-    for (int k = 3; tok && k <= 51; k++, tok = strtok_r(NULL, " \n", &save))
-        v[k] = strtoull(tok, NULL, 10); /* field 3, the state, is a letter: 0 */
+    unsigned long long v[52];
+    int r = proc_stat_fields(0, v, 52);
+    if (r < 52)
+        return r < 0 ? r : -EIO;
     *m = (struct prctl_mm_map){.start_code = v[26],
                                .end_code = v[27],
                                .start_stack = v[28],
@@ -49,7 +42,7 @@ static int mm_map_now(struct prctl_mm_map *m)
                                .env_start = v[50],
                                .env_end = v[51],
                                .exe_fd = (uint32_t) -1};
-    return v[51] ? 0 : -EIO;
+    return 0;
 }
 
 /* Our command line to be, in anonymous memory of ours (the kernel reads a command line from
