@@ -238,6 +238,13 @@ static int setup(struct agent *a, struct berr **err)
     if (chmod(cfg->work_dir, 0700) < 0 || chmod(a->sandboxes_dir, 0700) < 0 ||
         chmod(a->runtime_root, 0700) < 0)
         return berr_set(err, errno, "chmod '%s'", cfg->work_dir);
+    /* each container's dirs are a hierarchy of their own: spread over ext4's block groups
+     * (docs/design.md, the launch path), ready.c's too; other file systems lack the flag */
+    const char *tops[] = {a->sandboxes_dir, a->runtime_root};
+    for (size_t i = 0; i < ARRAY_SIZE(tops); i++)
+        if ((r = dir_set_topdir(tops[i])) < 0 && r != -ENOTTY && r != -EOPNOTSUPP && r != -EINVAL)
+            log_warning("'%s': cannot mark it a top directory (chattr +T): %s", tops[i],
+                        strerror(-r));
     if ((r = node_id(a)) < 0)
         return berr_set(err, -r, "write '%s/node-id'", cfg->work_dir);
     /* [agent] hostname: two agents on one host (tests, a lab) need names of their own */

@@ -79,7 +79,11 @@ static int pair_make(unsigned k)
     pair_path(d, sizeof(d), k, "");
     pair_path(s, sizeof(s), k, "s");
     pair_path(r, sizeof(r), k, "r");
-    if ((mkdir(d, 0700) < 0 && errno != EEXIST) || mkdir(r, 0700) < 0 || mkdir(s, 0755) < 0)
+    if (mkdir(d, 0700) == 0)
+        (void) dir_set_topdir(d); /* its pairs spread over the block groups (main.c) */
+    else if (errno != EEXIST)
+        return -errno;
+    if (mkdir(r, 0700) < 0 || mkdir(s, 0755) < 0)
         return -errno;
     static const struct {
         char where;
@@ -161,6 +165,7 @@ int ready_init(struct agent *a, struct berr **err)
         return berr_set(err, -r, "move '%s' to the trash", rq.dir);
     if (mkdir(rq.dir, 0700) < 0 && errno != EEXIST)
         return berr_set(err, errno, "create '%s'", rq.dir);
+    (void) dir_set_topdir(rq.dir);
     if (!dev || dev_of(rq.dir) != dev || dev_of(a->runtime_root) != dev) {
         log_info("'%s', '%s' and '%s' are not on one file system: launches make their dirs", rq.dir,
                  a->sandboxes_dir, a->runtime_root);

@@ -214,6 +214,10 @@ int write_file_replace(int dirfd, const char *name, const void *data, size_t len
 int write_all(int fd, const void *data, size_t len);
 /* mkdir -p with mode for created components. */
 int mkdir_p(const char *path, mode_t mode);
+/* Mark dir the top of unrelated hierarchies (FS_TOPDIR_FL, chattr +T): ext2/3/4's Orlov
+ * allocator then spreads its subdirectories over the block groups instead of packing them
+ * near it. 0, or -errno (-ENOTTY, -EOPNOTSUPP: a file system without the flag). */
+int dir_set_topdir(const char *path);
 /* rm -rf, without crossing mount points (fails with -EBUSY on a mount); a tree deeper than
  * RM_RF_MAX_DEPTH goes to coreutils' rm (fts walks without recursion: a task can build a
  * tree millions of levels deep in its sandbox, and a level here costs a stack frame and an

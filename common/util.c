@@ -3,12 +3,14 @@
  * single-write(2) writes for cgroupfs, atomic file replacement, mkdir -p, rm -rf that never
  * crosses a mount, random ids and clocks. */
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -151,6 +153,18 @@ int mkdir_p(const char *path, mode_t mode)
         }
     }
     return 0;
+}
+
+int dir_set_topdir(const char *path)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    int flags = 0; /* an int, whatever the ioctl's declared type (e2fsprogs' chattr does so) */
+    if (fd < 0 || ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0)
+        return -errno;
+    if (flags & FS_TOPDIR_FL)
+        return 0;
+    flags |= FS_TOPDIR_FL;
+    return ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0 ? -errno : 0;
 }
 
 static int rm_rf_at(int dfd, const char *name, dev_t dev, unsigned depth, const atomic_bool *stop)
