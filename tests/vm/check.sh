@@ -107,7 +107,7 @@ RUNS=()
 for cg in ${BERTH_VM_CG:-v2 v1}; do RUNS+=("$cg $cg tmpfs"); done
 [ "${BERTH_VM_INITRAMFS:-1}" != 0 ] && RUNS+=("initramfs v2 initramfs")
 JOBS=${BERTH_VM_JOBS:-2}
-LOGDIR=$(mktemp -d /tmp/berth-check-vm.XXXXXX)
+LOGDIR=$(mktemp -d "$BUILD/vm-consoles.XXXXXX") # kept there when a run fails
 run_one() { # run_one NAME CG ROOT: boot, run, leave "status seconds" in LOGDIR/NAME.rc
     local name=$1 cg=$2 root=$3 t0 r cmd=$CMD
     [ "$name" = initramfs ] && cmd=$INITRAMFS_CMD
