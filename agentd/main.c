@@ -242,7 +242,7 @@ static int setup(struct agent *a, struct berr **err)
      * (docs/design.md, the launch path), ready.c's too; other file systems lack the flag */
     const char *tops[] = {a->sandboxes_dir, a->runtime_root};
     for (size_t i = 0; i < ARRAY_SIZE(tops); i++)
-        if ((r = dir_set_topdir(tops[i])) < 0 && r != -ENOTTY && r != -EOPNOTSUPP && r != -EINVAL)
+        if ((r = dir_set_topdir(tops[i])) < 0)
             log_warning("'%s': cannot mark it a top directory (chattr +T): %s", tops[i],
                         strerror(-r));
     if ((r = node_id(a)) < 0)

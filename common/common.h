@@ -216,7 +216,7 @@ int write_all(int fd, const void *data, size_t len);
 int mkdir_p(const char *path, mode_t mode);
 /* Mark dir the top of unrelated hierarchies (FS_TOPDIR_FL, chattr +T): ext2/3/4's Orlov
  * allocator then spreads its subdirectories over the block groups instead of packing them
- * near it. 0, or -errno (-ENOTTY, -EOPNOTSUPP: a file system without the flag). */
+ * near it. 0, also where the file system has no such flag (a hint); else -errno. */
 int dir_set_topdir(const char *path);
 /* rm -rf, without crossing mount points (fails with -EBUSY on a mount); a tree deeper than
  * RM_RF_MAX_DEPTH goes to coreutils' rm (fts walks without recursion: a task can build a

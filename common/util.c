@@ -159,12 +159,15 @@ int dir_set_topdir(const char *path)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     int flags = 0; /* an int, whatever the ioctl's declared type (e2fsprogs' chattr does so) */
-    if (fd < 0 || ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0)
+    if (fd < 0)
         return -errno;
-    if (flags & FS_TOPDIR_FL)
-        return 0;
-    flags |= FS_TOPDIR_FL;
-    return ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0 ? -errno : 0;
+    int r = ioctl(fd, FS_IOC_GETFLAGS, &flags);
+    if (r == 0 && !(flags & FS_TOPDIR_FL)) {
+        flags |= FS_TOPDIR_FL;
+        r = ioctl(fd, FS_IOC_SETFLAGS, &flags);
+    }
+    /* no inode flags (ENOTTY) or not this one (EOPNOTSUPP, EINVAL: tmpfs, xfs, btrfs) */
+    return r == 0 || errno == ENOTTY || errno == EOPNOTSUPP || errno == EINVAL ? 0 : -errno;
 }
 
 static int rm_rf_at(int dfd, const char *name, dev_t dev, unsigned depth, const atomic_bool *stop)
