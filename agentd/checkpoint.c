@@ -92,7 +92,7 @@ static bool ckpt_ready(struct agent *a)
         return false;
     }
     agent_grow_fd_table();
-    int r = thread_start_quiet(&ck.thread, ckpt_main, NULL);
+    int r = thread_start_quiet(&ck.thread, "berth-ckpt", ckpt_main, NULL);
     if (r != 0) {
         log_warning("state.db: start the checkpoint thread: %s: the loop checkpoints", strerror(r));
         return false;

@@ -103,6 +103,7 @@ static void __attribute__((noreturn)) child_fail(int err_wr, int e)
 static int child_exec(void *arg)
 {
     const struct child_fds *f = arg;
+    thread_priority_restore(); /* not the loop's raised priority: the process's */
     /* first: our own fd table, with the low fds alone (the slots, 0..4) */
     if (f->keep_below && syscall(SYS_close_range, f->keep_below, ~0U, CLOSE_RANGE_UNSHARE) < 0)
         child_fail(f->err_wr, errno);

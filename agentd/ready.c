@@ -177,7 +177,7 @@ int ready_init(struct agent *a, struct berr **err)
         rq.off = true;
         return 0;
     }
-    if ((r = thread_start_quiet(&rq.thread, ready_main, NULL)) != 0) {
+    if ((r = thread_start_quiet(&rq.thread, "berth-ready", ready_main, NULL)) != 0) {
         log_warning("start the thread that makes sandbox dirs ahead: %s: launches make them",
                     strerror(r));
         rq.off = true;

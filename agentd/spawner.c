@@ -88,6 +88,7 @@ static void job_free(struct spawn_job *j)
 static void *spawner_main(void *arg)
 {
     struct agent *a = arg;
+    thread_priority_restore(); /* started by the loop: back to the process's priority */
     pthread_mutex_lock(&sq.lock);
     for (;;) {
         while (!sq.todo && !sq.stopping)
@@ -180,6 +181,8 @@ static int spawner_start(struct agent *a, struct berr **err)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int r = pthread_create(&sq.thread, NULL, spawner_main, a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r == 0) /* its children carry the name until their exec */
+        (void) pthread_setname_np(sq.thread, "berth-spawner");
     if (r != 0) {
         event_free(sq.ev);
         sq.ev = NULL;

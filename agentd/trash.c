@@ -199,7 +199,7 @@ static bool remover_ready(struct agent *a)
         log_warning("trash: no eventfd for the removal thread: rm removes every tree");
         return false;
     }
-    int r = thread_start_quiet(&tq.thread, remover_main, NULL);
+    int r = thread_start_quiet(&tq.thread, "berth-trash", remover_main, NULL);
     if (r != 0) {
         log_warning("trash: start the removal thread: %s: rm removes every tree", strerror(r));
         return false;

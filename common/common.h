@@ -227,8 +227,14 @@ int dir_set_topdir(const char *path);
 int rm_rf(const char *path);
 int rm_rf_here(const char *path, const atomic_bool *stop);
 /* pthread_create with every signal blocked in the new thread (they stay with the caller's,
- * an event loop's: libevent's evsignal, SIGCHLD); 0 or the error number. */
-int thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
+ * an event loop's: libevent's evsignal, SIGCHLD), named name (/proc/PID/task/TID/comm, at
+ * most 15 characters: what top -H and perf show); 0 or the error number. */
+int thread_start_quiet(pthread_t *t, const char *name, void *(*fn)(void *), void *arg);
+/* The calling thread (the agent's loop) `by` nice levels above the process's start (at most
+ * -20): 0 or -errno. Threads started by thread_start_quiet and children that call
+ * thread_priority_restore (async-signal-safe) run at the start's again. */
+int thread_raise_priority(int by);
+void thread_priority_restore(void);
 /* In a thread: a table of open files of its own holding only fds a and b (a == b: one).
  * Sharing the loop's, it made each growth of that table wait for an RCU grace period (the
  * kernel's expand_fdtable; 10-17 ms turns under a burst, issue #18). Unshare failed: as is. */

@@ -67,7 +67,7 @@ struct syncer *syncer_new(int fd, unsigned delay_ms, struct berr **err)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->asked_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
-    int r = thread_start_quiet(&s->thread, syncer_main, s);
+    int r = thread_start_quiet(&s->thread, "berth-sync", syncer_main, s);
     if (r != 0) {
         berr_set(err, r, "start the sync thread");
         close(s->efd);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -288,13 +289,55 @@ uint64_t now_monotonic_ns(void)
     return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
 }
 
-int thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg)
+/* The nice value the process started with, once thread_raise_priority changed a thread's. */
+static atomic_bool prio_raised;
+static int prio_base;
+
+int thread_raise_priority(int by)
 {
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, 0); /* Linux: the calling thread's */
+    if (base == -1 && errno)
+        return -errno;
+    prio_base = base;
+    atomic_store(&prio_raised, true);
+    return setpriority(PRIO_PROCESS, 0, base - by < -20 ? -20 : base - by) < 0 ? -errno : 0;
+}
+
+void thread_priority_restore(void)
+{
+    if (atomic_load(&prio_raised))
+        (void) setpriority(PRIO_PROCESS, 0, prio_base); /* a lower priority needs no right */
+}
+
+struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void *thread_trampoline(void *p)
+{
+    struct thread_start ts = *(struct thread_start *) p;
+    free(p);
+    thread_priority_restore(); /* a thread the loop started runs at the process's priority */
+    return ts.fn(ts.arg);
+}
+
+int thread_start_quiet(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
+{
+    struct thread_start *ts = malloc(sizeof(*ts));
+    if (!ts)
+        return ENOMEM;
+    *ts = (struct thread_start){fn, arg};
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    int r = pthread_create(t, NULL, fn, arg);
+    int r = pthread_create(t, NULL, thread_trampoline, ts);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0)
+        free(ts);
+    else
+        (void) pthread_setname_np(*t, name); /* a name is for people: without one, as is */
     return r;
 }
 
