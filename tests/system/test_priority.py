@@ -44,13 +44,19 @@ def test_the_loop_alone_runs_above_the_agent(agent_factory):
     run = a.wait_state(c["id"], "RUNNING")
     # the sync thread starts at the first durable commit (the launch's), and a new thread
     # has the loop's priority until its first step (thread_start_quiet's) restores it
+    seen = {}
+
     def settled():
-        t = threads(pid)
+        t = seen["threads"] = threads(pid)
         names = {n for n, _ in t.values()}
         helpers = [n for tid, (_, n) in t.items() if tid != pid]
         want = {"berth-sync", "berth-spawner", "berth-ready"}
         return t if want <= names and all(n == base for n in helpers) else None
-    ts = bt.wait_for(settled, 10, what="the agent's threads at nice %d: %s" % (base, threads(pid)))
+    try:
+        ts = bt.wait_for(settled, 10, what="the agent's threads")
+    except AssertionError:
+        raise AssertionError("threads {tid: (name, nice)}: %s, the agent's start at nice %d"
+                             % (seen.get("threads"), base)) from None
     assert ts[pid][1] == max(base - 10, -20), ("the loop's nice", base, ts)
     # the executor and the task
     assert nice_of("/proc/%d/stat" % run["pid"]) == base
