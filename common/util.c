@@ -111,11 +111,19 @@ static int write_replace(int dirfd, const char *name, const void *data, size_t l
     char tmp[256];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int) sizeof(tmp))
         return -ENAMETOOLONG;
-    _cleanup_close_ int fd =
-            openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    /* No O_TRUNC: on ext4 a truncation to 0 (even of an empty file, as ready.c makes them)
+     * marks the file for ext4's auto_da_alloc, and its close then starts the writeback of
+     * its data, 20 us on the caller's thread and an I/O queued ahead of the WAL's fsync (a
+     * launch writes three such files, the executor's end a fourth). The rename of a file
+     * over an existing one still does that, which is what that heuristic is for. A longer
+     * .tmp left by a crash is cut to the new length below. */
+    _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0)
         return -errno;
-    int r = write_all(fd, data, len);
+    struct stat st;
+    int r = fstat(fd, &st) < 0 ? -errno : write_all(fd, data, len);
+    if (r == 0 && st.st_size > (off_t) len && ftruncate(fd, (off_t) len) < 0)
+        r = -errno;
     if (r == 0 && sync && fsync(fd) < 0)
         r = -errno;
     if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)

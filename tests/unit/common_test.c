@@ -375,6 +375,41 @@ static void test_write_file_atomic(void **state)
     assert_int_equal(write_file_atomic(t->fd, "nodir/state", "x", 1, 0600), -ENOENT);
 }
 
+/* write_file_replace takes the .tmp that is there (ready.c makes them empty, a crash can
+ * leave a longer one): the same inode, cut to the new contents, renamed into place. */
+static void test_write_file_replace_reuses_the_tmp(void **state)
+{
+    struct tmp *t = *state;
+    char buf[64];
+    struct stat before, after;
+    int fd = openat(t->fd, "spec.json.tmp", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "a stale and much longer text", 28), 28);
+    close(fd);
+    assert_int_equal(fstatat(t->fd, "spec.json.tmp", &before, 0), 0);
+    assert_int_equal(write_file_replace(t->fd, "spec.json", "{}", 2, 0600), 0);
+    assert_int_equal(read_file_at(t->fd, "spec.json", buf, sizeof(buf)), 2);
+    assert_string_equal(buf, "{}");
+    assert_int_equal(fstatat(t->fd, "spec.json", &after, 0), 0);
+    assert_int_equal(after.st_ino, before.st_ino);
+    assert_int_equal(after.st_size, 2);
+    assert_int_equal(fstatat(t->fd, "spec.json.tmp", &after, 0), -1);
+    /* an empty one made ahead, and empty contents over a stale one */
+    fd = openat(t->fd, "hosts.tmp", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(write_file_replace(t->fd, "hosts", "127.0.0.1 x\n", 12, 0644), 0);
+    assert_int_equal(read_file_at(t->fd, "hosts", buf, sizeof(buf)), 11);
+    assert_string_equal(buf, "127.0.0.1 x");
+    fd = openat(t->fd, "e.tmp", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "old", 3), 3);
+    close(fd);
+    assert_int_equal(write_file_replace(t->fd, "e", "", 0, 0644), 0);
+    assert_int_equal(fstatat(t->fd, "e", &after, 0), 0);
+    assert_int_equal(after.st_size, 0);
+}
+
 static void test_read_file_at(void **state)
 {
     struct tmp *t = *state;
@@ -535,6 +570,8 @@ int main(void)
             cmocka_unit_test(test_berr_variants),
             cmocka_unit_test(test_api_codes),
             cmocka_unit_test_setup_teardown(test_write_file_atomic, tmp_setup, tmp_teardown),
+            cmocka_unit_test_setup_teardown(test_write_file_replace_reuses_the_tmp, tmp_setup,
+                                            tmp_teardown),
             cmocka_unit_test_setup_teardown(test_read_file_at, tmp_setup, tmp_teardown),
             cmocka_unit_test_setup_teardown(test_write_file_at, tmp_setup, tmp_teardown),
             cmocka_unit_test_setup_teardown(test_read_file_alloc, tmp_setup, tmp_teardown),
