@@ -88,7 +88,6 @@ static void job_free(struct spawn_job *j)
 static void *spawner_main(void *arg)
 {
     struct agent *a = arg;
-    thread_priority_restore(); /* started by the loop: back to the process's priority */
     pthread_mutex_lock(&sq.lock);
     for (;;) {
         while (!sq.todo && !sq.stopping)
@@ -175,14 +174,11 @@ static int spawner_start(struct agent *a, struct berr **err)
      * but SIGCHLD. The executors are the thread's children: their SIGCHLD goes to it, and
      * ignored by default it is dropped; blocked, it would be queued for the process and
      * interrupt the loop's thread instead (EINTR from a memory.limit_in_bytes write) */
-    sigset_t all, old;
+    sigset_t all;
     sigfillset(&all);
     sigdelset(&all, SIGCHLD);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int r = pthread_create(&sq.thread, NULL, spawner_main, a);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (r == 0) /* its children carry the name until their exec */
-        (void) pthread_setname_np(sq.thread, "berth-spawner");
+    /* its children carry its name until their exec */
+    int r = thread_start(&sq.thread, "berth-spawner", &all, spawner_main, a);
     if (r != 0) {
         event_free(sq.ev);
         sq.ev = NULL;

@@ -226,9 +226,12 @@ int dir_set_topdir(const char *path);
 #define RM_RF_MAX_DEPTH 128
 int rm_rf(const char *path);
 int rm_rf_here(const char *path, const atomic_bool *stop);
-/* pthread_create with every signal blocked in the new thread (they stay with the caller's,
- * an event loop's: libevent's evsignal, SIGCHLD), named name (/proc/PID/task/TID/comm, at
- * most 15 characters: what top -H and perf show); 0 or the error number. */
+/* pthread_create of a thread named name (/proc/PID/task/TID/comm, at most 15 characters:
+ * what top -H and perf show) that runs at the process's priority (thread_priority_restore)
+ * with the signals of blocked blocked; 0 or the error number. thread_start_quiet blocks
+ * every signal (they stay with the caller's, an event loop's: libevent's evsignal, SIGCHLD). */
+int thread_start(pthread_t *t, const char *name, const sigset_t *blocked, void *(*fn)(void *),
+                 void *arg);
 int thread_start_quiet(pthread_t *t, const char *name, void *(*fn)(void *), void *arg);
 /* The calling thread (the agent's loop) `by` nice levels above the process's start (at most
  * -20): 0 or -errno. Threads started by thread_start_quiet and children that call

@@ -331,15 +331,15 @@ static void *thread_trampoline(void *p)
     return ts.fn(ts.arg);
 }
 
-int thread_start_quiet(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
+int thread_start(pthread_t *t, const char *name, const sigset_t *blocked, void *(*fn)(void *),
+                 void *arg)
 {
     struct thread_start *ts = malloc(sizeof(*ts));
     if (!ts)
         return ENOMEM;
     *ts = (struct thread_start){fn, arg};
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
+    sigset_t old; /* the new thread inherits the mask it is created with */
+    pthread_sigmask(SIG_SETMASK, blocked, &old);
     int r = pthread_create(t, NULL, thread_trampoline, ts);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0)
@@ -347,6 +347,13 @@ int thread_start_quiet(pthread_t *t, const char *name, void *(*fn)(void *), void
     else
         (void) pthread_setname_np(*t, name); /* a name is for people: without one, as is */
     return r;
+}
+
+int thread_start_quiet(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
+{
+    sigset_t all;
+    sigfillset(&all);
+    return thread_start(t, name, &all, fn, arg);
 }
 
 void thread_own_files(int a, int b)
