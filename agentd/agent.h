@@ -101,7 +101,10 @@ struct container {
      * has none; kept in the record, which is the address's allocation (IPAM) */
     uint32_t net_addr, net_gateway;
     unsigned net_prefix;
-    int net_go_fd, net_go_wr; /* launch only: the "network ready" pipe's ends, or -1 */
+    /* launch only: the pipe the executor waits on before its task (its fd 0) for the agent's
+     * go, once the cgroups are made (and in bridge mode the network): its ends, or -1 */
+    int go_rd, go_wr;
+    char *launch_error; /* launch only: what failed after the executor was given the launch */
     /* launch only: while its executor is spawned (spawn.h), who is told it is STARTING (or
      * FAILED) then: ctr_launch's launched */
     void (*launched)(struct agent *a, const char *id, void *arg);
@@ -149,7 +152,7 @@ struct agent {
     struct iso_host *host;
     /* PARENT/supervisor: where executors live, so that their set-up, supervision and end are
      * not charged to their tasks (conmon's choice; issue #18). Tasks join their own cgroups
-     * just before their execve (iso_cgroup_join_files). */
+     * just before their execve (iso_host_join_files). */
     struct iso_cgroup *supervisor;
     unsigned iso_flags;
     char *executor_path;
@@ -295,8 +298,8 @@ char **ports_env(const struct ml_task_spec *s);
  * net_etc_files writes c's hosts/resolv.conf/hostname into its runtime dir rdir (open as
  * dfd; in the dir itself, not one of their own: an inode less per launch, issue #18).
  * net_connect (bridge, after the executor is cloned) makes the bridge and the
- * table if this run has not, the veth, the address, the route and the NAT mappings, then
- * writes the executor's go on go_fd; -errno with err (the caller kills the executor).
+ * table if this run has not, the veth, the address, the route and the NAT mappings (the
+ * caller then says go to the executor); -errno with err (the caller kills the executor).
  * net_release (a terminal container) removes its mappings and veth. net_sweep (recovery)
  * removes veths and mappings no live container owns, rebuilds the table from the records,
  * and with no bridge task left removes the table and the bridge; counts them. */
@@ -305,10 +308,7 @@ void net_free(struct agent *a);
 int net_admit(struct agent *a, struct container *c, struct berr **err);
 int net_etc_files(struct agent *a, struct container *c, int dfd, const char *rdir,
                   struct berr **err);
-int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **err);
-/* Bridge mode: the pipe the executor waits on for its network's go (its read end in
- * c->net_go_fd for the spawn, the write end in *ret_wr); -1 and 0 in other modes. */
-int net_go_pipe(struct container *c, int *ret_wr, struct berr **err);
+int net_connect(struct agent *a, struct container *c, struct berr **err);
 void net_release(struct agent *a, struct container *c);
 void net_sweep(struct agent *a, bool dry_run, unsigned *ret_links, unsigned *ret_rules);
 /* "bth" + the first 12 hex digits of the id: the host end of c's veth (IFNAMSIZ - 1). */
@@ -422,9 +422,12 @@ void ctr_add_waiter(struct agent *a, struct container *c, struct evhttp_request 
 void ctr_answer_waiters(struct agent *a, struct container *c);
 void ctr_drop_waiters(struct container *c);
 
-/* sandbox.c: the host side of a launch before the executor runs: the sandbox and runtime
- * dirs, spec.json, the cgroups and their limits. On failure err says why. */
+/* sandbox.c: the host side of a launch: sandbox_prepare, before the executor is given it,
+ * the sandbox and runtime dirs and spec.json (which names the cgroup files the task joins:
+ * iso_host_join_files); sandbox_cgroups, while the executor builds the sandbox, the cgroups
+ * and their limits. On failure err says why. */
 int sandbox_prepare(struct agent *a, struct container *c, struct berr **err);
+int sandbox_cgroups(struct agent *a, struct container *c, struct berr **err);
 void sandbox_path(struct agent *a, const char *id, char *buf, size_t len);
 void runtime_path(struct agent *a, const char *id, char *buf, size_t len);
 

@@ -53,7 +53,7 @@ struct container *ctr_find(struct agent *a, const char *ref, struct berr **err)
 struct container *ctr_new(void)
 {
     struct container *c = xzalloc(sizeof(*c));
-    c->pidfd = c->status_fd = c->net_go_fd = c->net_go_wr = -1;
+    c->pidfd = c->status_fd = c->go_rd = c->go_wr = -1;
     c->exit_code = -1;
     return c;
 }
@@ -179,10 +179,11 @@ struct container *ctr_free(struct container *c)
         close(c->pidfd);
     if (c->status_fd >= 0)
         close(c->status_fd);
-    if (c->net_go_fd >= 0)
-        close(c->net_go_fd);
-    if (c->net_go_wr >= 0)
-        close(c->net_go_wr);
+    if (c->go_rd >= 0)
+        close(c->go_rd);
+    if (c->go_wr >= 0)
+        close(c->go_wr);
+    free(c->launch_error);
     ctr_drop_waiters(c);
     health_end(c);
     free(c->health_message);

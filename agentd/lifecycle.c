@@ -279,6 +279,15 @@ static void launch_told(struct agent *a, struct container *c)
         fn(a, c->id, c->launched_arg);
 }
 
+/* The executor's go: its cgroups are made (and in bridge mode its network); it closes the
+ * pipe. 0, or -errno with err. */
+static int launch_go(int go_wr, struct berr **err)
+{
+    if (write(go_wr, "1", 1) != 1)
+        return berr_set(err, errno, "tell berth-executor its cgroups are made");
+    return 0;
+}
+
 /* The executor exec'd (or failed to): the launch goes on in the loop (spawn.h). */
 static void launch_spawned(struct agent *a, const char *id, int r, const struct spawned *sp,
                            const struct berr *serr)
@@ -292,8 +301,7 @@ static void launch_spawned(struct agent *a, const char *id, int r, const struct 
         closep(&status_fd);
         return;
     }
-    _cleanup_close_ int go_wr = c->net_go_wr;
-    c->net_go_wr = -1;
+    _cleanup_close_ int go_wr = TAKE_FD(c->go_wr); /* bridge mode: the go is said here */
     _cleanup_berr_ struct berr *err = NULL;
     if (r < 0 && c->kill_requested) { /* killed while spawned: its executor never ran */
         struct ctr_outcome o = {
@@ -303,7 +311,7 @@ static void launch_spawned(struct agent *a, const char *id, int r, const struct 
         return;
     }
     if (r < 0) {
-        launch_failed(a, c, berr_msg(serr));
+        launch_failed(a, c, c->launch_error ? c->launch_error : berr_msg(serr));
         launch_told(a, c);
         return;
     }
@@ -314,12 +322,16 @@ static void launch_spawned(struct agent *a, const char *id, int r, const struct 
     c->status_fd = status_fd;
     c->ev_status = ctr_event_new(a, c, status_fd, EV_READ | EV_PERSIST, on_status);
     c->ev_exit = ctr_event_new(a, c, pidfd, EV_READ, on_exit_ev);
-    if (go_wr >= 0 && net_connect(a, c, go_wr, &err) < 0) {
-        /* the executor waits for a go that never comes: kill it (it lives in the supervisor
-         * cgroup, the task's is still empty); on_exit_ev reaps it */
+    if (!c->launch_error && go_wr >= 0 &&
+        (net_connect(a, c, &err) < 0 || launch_go(go_wr, &err) < 0))
+        c->launch_error = xstrdup(berr_msg(err));
+    if (c->launch_error) {
+        /* the executor waits for a go that never comes (its cgroups or its network could not
+         * be made): kill it (it lives in the supervisor cgroup, the task's is still empty);
+         * on_exit_ev reaps it */
         c->unrecorded = true;
         (void) syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
-        launch_failed(a, c, berr_msg(err));
+        launch_failed(a, c, c->launch_error);
     } else {
         ctr_set_state(a, c, ML_STARTING, ML_REASON_NONE);
         store_after_commit(a, launch_committed, xstrdup(c->id));
@@ -331,19 +343,40 @@ static void launch_spawned(struct agent *a, const char *id, int r, const struct 
     launch_told(a, c);
 }
 
-/* The sandbox, then the executor, spawned off the loop (launch_spawned goes on); in bridge
- * mode the network is made while the executor builds the sandbox, which waits on a pipe
- * before the task. */
+/* The dirs and spec.json, then the executor, spawned off the loop or a spare given the
+ * launch (launch_spawned goes on). It builds the sandbox while this turn makes the cgroups,
+ * and in bridge mode while launch_spawned makes the network, and waits for the go on a pipe
+ * before its task (docs/design.md, "The launch path"). A failure after it was given the
+ * launch is the launch's end in launch_spawned, which kills it. */
 static int launch_sandbox(struct agent *a, struct container *c, struct berr **err)
 {
+    int go[2] = {-1, -1};
     int r = sandbox_prepare(a, c, err);
     if (r < 0)
         return r;
+    if (pipe2(go, O_CLOEXEC) < 0 || (c->go_rd = agent_dup_high(go[0])) < 0 ||
+        (go[1] = agent_dup_high(go[1])) < 0) {
+        closep(&go[1]);
+        return berr_set(err, errno, "go pipe");
+    }
+    c->go_wr = go[1];
+    if ((r = agent_spawn_executor(a, c, launch_spawned, err)) < 0) {
+        closep(&c->go_wr); /* go_rd: taken by the spawn, or closed */
+        return r;
+    }
+    _cleanup_berr_ struct berr *cerr = NULL;
+    if (sandbox_cgroups(a, c, &cerr) < 0) {
+        c->launch_error = xstrdup(berr_msg(cerr));
+        closep(&c->go_wr); /* its EOF: the executor gives up too */
+        return 0;
+    }
     watch_oom(a, c);
-    if ((r = net_go_pipe(c, &c->net_go_wr, err)) < 0 ||
-        (r = agent_spawn_executor(a, c, launch_spawned, err)) < 0)
-        closep(&c->net_go_wr); /* net_go_fd: taken by the spawn, or closed */
-    return r;
+    if (ctr_net_mode(c) != ISO_NET_BRIDGE) {
+        _cleanup_close_ int go_wr = TAKE_FD(c->go_wr);
+        if (launch_go(go_wr, &cerr) < 0)
+            c->launch_error = xstrdup(berr_msg(cerr));
+    }
+    return 0;
 }
 
 /* The agent's defaults for what the spec left out. */

@@ -206,22 +206,7 @@ static int net_ready(struct agent *a, const struct container *skip, struct berr 
     return 0;
 }
 
-int net_go_pipe(struct container *c, int *ret_wr, struct berr **err)
-{
-    int go[2] = {-1, -1};
-    *ret_wr = -1;
-    if (ctr_net_mode(c) != ISO_NET_BRIDGE)
-        return 0;
-    if (pipe2(go, O_CLOEXEC) < 0 || (c->net_go_fd = agent_dup_high(go[0])) < 0 ||
-        (go[1] = agent_dup_high(go[1])) < 0) {
-        closep(&go[1]);
-        return berr_set(err, errno, "network pipe");
-    }
-    *ret_wr = go[1];
-    return 0;
-}
-
-int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **err)
+int net_connect(struct agent *a, struct container *c, struct berr **err)
 {
     if (ctr_net_mode(c) != ISO_NET_BRIDGE)
         return 0;
@@ -252,8 +237,6 @@ int net_connect(struct agent *a, struct container *c, int go_fd, struct berr **e
     if (add && iso_nat_run(a->nat, add, err) < 0)
         return berr_wrap(err, "map the ports of '%s'", c->id);
     agent_fault(a, "net-after-nat");
-    if (write(go_fd, "1", 1) != 1)
-        return berr_set(err, errno, "tell berth-executor its network is ready");
     uint64_t t2 = now_monotonic_ns();
     log_debug("container '%s': network in %.3f ms (veth, address, route %.3f; mappings %.3f)",
               c->id, (double) (t2 - t0) / 1e6, (double) (t1 - t0) / 1e6, (double) (t2 - t1) / 1e6);

@@ -2,8 +2,10 @@
 /* agentd/sandbox.c - the host side of a launch, before the executor runs: the sandbox dir
  * (the task's files and output) and the runtime dir (spec.json, status.json, executor.log,
  * the /etc files), the spec berth-executor reads (isolator/spec.c), and the container's
- * cgroups with their limits, read back for the API. lifecycle.c calls it between the record and the
- * executor; launch.c spawns the executor; release.c and trash.c undo it at the end. */
+ * cgroups with their limits, read back for the API. lifecycle.c calls sandbox_prepare
+ * between the record and the executor, and sandbox_cgroups while the executor enters its
+ * sandbox (it waits for them before its task: the go pipe); launch.c spawns the executor;
+ * release.c and trash.c undo it at the end. */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -29,7 +31,7 @@ static int write_spec(struct agent *a, struct container *c, const char *sandbox,
      * container hosts drop it even for root) a hard limit can only go down */
     struct rlimit rl;
     uint64_t nofile = 65536;
-    _cleanup_(strv_freep) char **join = iso_cgroup_join_files(c->cg);
+    _cleanup_(strv_freep) char **join = iso_host_join_files(a->host, c->id);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < nofile)
         nofile = rl.rlim_max;
     /* isolator/ does not know masterlink's volume type: the same three fields */
@@ -89,7 +91,7 @@ static void cg_path_json(const char *ctrl, const char *path, void *arg)
 }
 
 /* Create and limit the cgroups; keep what the kernel read back for the API. */
-static int make_cgroups(struct agent *a, struct container *c, struct berr **err)
+int sandbox_cgroups(struct agent *a, struct container *c, struct berr **err)
 {
     int r = iso_cgroup_create(a->host, c->id, &c->cg, err);
     if (r < 0)
@@ -143,10 +145,8 @@ int sandbox_prepare(struct agent *a, struct container *c, struct berr **err)
         close(fd);
     }
     /* no rootfs mount point any more: the executor copies the agent's template (#18) */
-    agent_fault(a, "launch-after-dirs");
-    /* the cgroups before the spec: it names the files the task joins them through */
-    int r = make_cgroups(a, c, err);
-    if (r < 0)
-        return r;
-    return write_spec(a, c, sandbox, rdir, err);
+    int r = write_spec(a, c, sandbox, rdir, err);
+    if (r == 0)
+        agent_fault(a, "launch-after-dirs");
+    return r;
 }

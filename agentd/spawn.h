@@ -32,7 +32,7 @@ char **agent_exec_argv(const struct agent *a, char *rdir, char *pid, char *const
 
 /* The executor of a launch, spawned off the loop (issue #18: the loop waited for each
  * executor's execve, and for a CPU for it under load): agent_spawn_executor prepares its
- * fds (c->net_go_fd is taken) and queues it for the spawner thread; done runs in the loop
+ * fds (c->go_rd is taken) and queues it for the spawner thread; done runs in the loop
  * once the executor exec'd (r 0: *sp says what was spawned, its fds are done's) or failed
  * (r < 0, err). Launches are spawned in the order queued. agent_spawner_stop, at the agent's
  * stop: the queued spawns are made, their done run, the thread ends. */

@@ -240,8 +240,7 @@ static int spawn_prepare(struct agent *a, struct container *c, struct spawn_job 
             .path = a->executor_path,
             .argv = j->argv,
             .ns_flags = ns,
-            /* bridge: stdin is the "network ready" pipe the executor waits on */
-            /* else the slots' /dev/null, opened once (agent_spawn_init) */
+            /* stdin: the go pipe the executor waits on before its task */
             .fd = {j->go_rd >= 0 ? j->go_rd : agent_spawn_null(), j->logfd, j->logfd, -1},
             .cg = a->supervisor, /* the task joins c->cg itself, before its execve */
             .cancel = &j->cancel,
@@ -285,8 +284,7 @@ int agent_spawn_executor(struct agent *a, struct container *c, spawn_done_fn *do
                          struct berr **err)
 {
     struct spawn_job *j = job_new(c->id, done);
-    j->go_rd = c->net_go_fd; /* taken */
-    c->net_go_fd = -1;
+    j->go_rd = TAKE_FD(c->go_rd);
     int r = spawn_prepare(a, c, j, err);
     if (r < 0 || (r = spawner_start(a, err)) < 0) {
         job_free(j);

@@ -31,8 +31,10 @@ struct exe {
     int out_fd, err_fd;        /* sandbox_dir/stdout and stderr */
     int sig_fd, timer_fd;      /* signalfd, grace timerfd */
     pid_t task_pid;
-    /* the task's cgroup files (spec.cgroup_join), opened before the sandbox hides them; the
-     * task child writes "0" to each first thing, so only the task is charged to them */
+    /* the task's cgroup files (spec.cgroup_join: "<parent>/<container>/<file>"): each
+     * <parent> opened before the sandbox hides it, "<container>/<file>" under it once the
+     * agent says go (it makes the cgroups meanwhile); the task child writes "0" to each
+     * first thing, so only the task is charged to them */
     int join_fd[8];
     size_t n_join;
     bool pid1;  /* pid 1 of a pid namespace: kill(-1) reaches exactly the sandbox */

@@ -73,18 +73,37 @@ static int exe_open_output(struct exe *e, const char *name, struct berr **err)
     return TAKE_FD(fd);
 }
 
-/* Bridge mode: the agent makes the veth, address and route from outside while we build the
- * sandbox, and says "go" on fd 0 (a pipe) once they are there, so the task never starts
- * without its network. EOF instead means the agent gave up (it then kills us anyway). */
-static int exe_wait_network(struct berr **err)
+/* "<parent>/<container>/<file>": where "<container>/<file>" begins, or NULL. */
+static const char *join_rel(const char *path)
+{
+    const char *file = strrchr(path, '/'), *ctr = file;
+    while (ctr && ctr > path && *--ctr != '/')
+        ;
+    return ctr && ctr > path && *ctr == '/' ? ctr + 1 : NULL;
+}
+
+/* The agent makes the task's cgroups (and in bridge mode the veth, address and route, from
+ * outside) while we build the sandbox, and says "go" on fd 0 (a pipe) once they are there,
+ * so the task never starts without them. EOF instead means the agent gave up (it kills us
+ * then anyway, or is gone). Then the cgroup files, under the parents opened before. */
+static int exe_wait_go(struct exe *e, struct berr **err)
 {
     char c;
     ssize_t n;
     while ((n = read(0, &c, 1)) < 0 && errno == EINTR)
         ;
     if (n != 1)
-        return berr_setx(err, n < 0 ? errno : ENETDOWN,
-                         "network: the agent did not connect the task's network");
+        return berr_setx(err, n < 0 ? errno : ECANCELED,
+                         "the agent did not make the task's cgroups%s",
+                         e->spec.net == ISO_NET_BRIDGE ? " and network" : "");
+    for (size_t i = 0; i < e->n_join; i++) {
+        const char *rel = join_rel(e->spec.cgroup_join[i]);
+        int fd = openat(e->join_fd[i], rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            return berr_set(err, errno, "open '%s'", e->spec.cgroup_join[i]);
+        close(e->join_fd[i]);
+        e->join_fd[i] = fd;
+    }
     return 0;
 }
 
@@ -114,15 +133,20 @@ static int exe_setup(struct exe *e, struct berr **err)
     if ((r = exe_relay_setup(e, err)) < 0)
         return r;
 
-    /* The task's cgroups, while the host's cgroupfs is still ours to open: the executor
-     * itself lives in the agent's supervisor cgroup (issue #18), its work and its end are
-     * not the task's; the task child joins through these before anything else. */
+    /* The parents of the task's cgroups, while the host's cgroupfs is still ours to open
+     * (the agent may still be making the cgroups: exe_wait_go): the executor itself lives
+     * in the agent's supervisor cgroup (issue #18), its work and its end are not the task's;
+     * the task child joins through these before anything else. */
     for (size_t i = 0; e->spec.cgroup_join && e->spec.cgroup_join[i]; i++) {
+        const char *p = e->spec.cgroup_join[i], *rel = join_rel(p);
         if (e->n_join == ARRAY_SIZE(e->join_fd))
             return berr_setx(err, E2BIG, "more than %zu cgroup hierarchies", e->n_join);
-        int fd = open(e->spec.cgroup_join[i], O_WRONLY | O_CLOEXEC);
+        if (!rel)
+            return berr_setx(err, EINVAL, "cgroup file '%s' is not <parent>/<container>/<file>", p);
+        _cleanup_free_ char *dir = xstrndup(p, (size_t) (rel - 1 - p));
+        int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-            return berr_set(err, errno, "open '%s'", e->spec.cgroup_join[i]);
+            return berr_set(err, errno, "open '%s'", dir);
         e->join_fd[e->n_join++] = fd;
     }
 
@@ -133,7 +157,7 @@ static int exe_setup(struct exe *e, struct berr **err)
     closep(&e->template_fd); /* nothing of it may reach the task */
     if (r < 0)
         return r;
-    if (e->spec.net == ISO_NET_BRIDGE && (r = exe_wait_network(err)) < 0)
+    if ((r = exe_wait_go(e, err)) < 0)
         return r;
 
     /* 6. Signals arrive through a signalfd so the loop handles them in order. */

@@ -144,14 +144,14 @@ int iso_cgroup_unthrottle(struct iso_cgroup *cg, struct berr **err)
     return 0;
 }
 
-char **iso_cgroup_join_files(const struct iso_cgroup *cg)
+char **iso_host_join_files(const struct iso_host *h, const char *name)
 {
-    const char *file = cg->lay.ops->version == ISO_CG_V2 ? "cgroup.procs" : "tasks";
-    char **v = xcalloc(cg->lay.n_hier + 1, sizeof(char *));
+    const char *file = h->lay.ops->version == ISO_CG_V2 ? "cgroup.procs" : "tasks";
+    char **v = xcalloc(h->lay.n_hier + 1, sizeof(char *));
     size_t n = 0;
-    for (size_t i = 0; i < cg->lay.n_hier; i++)
-        if (cg->node.fd[i] >= 0 && cg->node.path[i])
-            v[n++] = xasprintf("%s/%s", cg->node.path[i], file);
+    for (size_t i = 0; i < h->lay.n_hier; i++)
+        if (h->parent.fd[i] >= 0 && h->parent.path[i])
+            v[n++] = xasprintf("%s/%s/%s", h->parent.path[i], name, file);
     return v;
 }
 

@@ -145,12 +145,15 @@ int iso_cgroup_clone_fd(const struct iso_cgroup *cg);
  * (unmapping its memory...) would otherwise wait out its quota - a 0.001-CPU task took
  * 100 ms to die (issue #18). 0, or -errno with err. */
 int iso_cgroup_unthrottle(struct iso_cgroup *cg, struct berr **err);
-/* The files a process writes "0" to, to move itself into cg: v1 each hierarchy's "tasks" (a
- * thread moving itself skips the RCU grace period of a write of its pid to cgroup.procs),
- * v2 "cgroup.procs". A NULL-terminated vector of absolute paths (the caller frees it): the
- * executor opens them before it enters the sandbox and its task child writes them before
- * its execve, so only the task is charged to the task's cgroups (issue #18). */
-char **iso_cgroup_join_files(const struct iso_cgroup *cg);
+/* The files a process writes "0" to, to move itself into the cgroups of container `name`
+ * (iso_cgroup_create makes them): v1 each hierarchy's "tasks" (a thread moving itself skips
+ * the RCU grace period of a write of its pid to cgroup.procs), v2 "cgroup.procs". Known
+ * before the cgroups exist: "<parent>/<name>/<file>" per hierarchy, a NULL-terminated
+ * vector of absolute paths (the caller frees it). The executor opens each "<parent>" before
+ * it enters the sandbox, and "<name>/<file>" under it once the agent says the cgroups are
+ * made; its task child writes them before its execve, so only the task is charged to the
+ * task's cgroups (issue #18). */
+char **iso_host_join_files(const struct iso_host *h, const char *name);
 /* An fd that becomes readable when the kernel OOM-kills in this cgroup (v1: eventfd
  * registered on memory.oom_control; v2: inotify on memory.events). Owned by cg. -ENOTSUP
  * without the memory controller. After it fires call iso_cgroup_oom_ack(). */
@@ -263,12 +266,13 @@ struct iso_spec {
      * log_max_files files (the current one included) per stream */
     uint64_t log_max_bytes, log_max_files;
     /* the files the task child writes "0" to, to join the task's cgroups before its execve
-     * (iso_cgroup_join_files); NULL: it stays where the executor is */
+     * (iso_host_join_files); NULL: it stays where the executor is */
     char **cgroup_join;
     /* its network; with ISO_NET_NONE or ISO_NET_BRIDGE flags has ISO_NS_NET (the agent cloned
      * the executor into a new network namespace) and the executor brings lo up; with
-     * ISO_NET_BRIDGE it waits, before the task starts, for the agent's go on fd 0 (the veth,
-     * address and route are the agent's to make, from outside) */
+     * ISO_NET_BRIDGE the agent's go on fd 0, which every executor waits for before its task
+     * (the cgroups made), says the veth, address and route are there too (the agent's to
+     * make, from outside) */
     enum iso_net_mode net;
     /* host dir holding hosts, resolv.conf and hostname, bound read-only over the sandbox's
      * /etc/hosts, /etc/resolv.conf and /etc/hostname (mount-etc.c); NULL: none */

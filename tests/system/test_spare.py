@@ -8,12 +8,15 @@ is the pid and its start time: the container's executor is a process that ran be
 POST. A spare names its container in its command line once it has one (the orphan sweep and
 recovery find executors by it), and one without a launch ends with its agent."""
 
+import json
 import os
 import signal
 
+import pytest
+
 import berthtest as bt
 
-from recoverytest import SUPERVISOR
+from recoverytest import API_ERRORS, SUPERVISOR, body, check_consistent, start, wait_died
 
 
 def spares(a):
@@ -133,3 +136,80 @@ def test_a_network_mode_change_changes_the_spares(agent_factory):
     c = a.launch(shell="cat /sys/class/net/lo/operstate", network="none")
     assert a.wait_terminal(c["id"])["state"] == "FINISHED"
     assert a.output(c["id"]).strip() in ("up", "unknown"), a.output(c["id"])
+
+
+def executors_of(a, rdir):
+    """Processes naming rdir in their command line, and the agent's zombie children."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and rdir in bt.read("/proc/%s/cmdline" % d, ""):
+            out.append(int(d))
+    for t in os.listdir("/proc/%d/task" % a.proc.pid):
+        for kid in bt.read("/proc/%d/task/%s/children" % (a.proc.pid, t), "").split():
+            if bt.read("/proc/%s/stat" % kid, "").rpartition(")")[2].split()[:1] == ["Z"]:
+                out.append(int(kid))
+    return out
+
+
+def test_the_executor_builds_its_sandbox_while_the_agent_makes_the_cgroups(agent_factory):
+    """A launch is given to its executor right after spec.json, before the agent makes the
+    task's cgroups; the executor enters its sandbox meanwhile and waits for the agent's go
+    before its task. An agent that dies right after the cgroups' mkdir
+    (BERTH_FAULT=launch-after-cgroup) has given the launch to a spare already: the spare
+    sees the go pipe's EOF, says why in status.json and exits, and no task ran. (When the
+    cgroups came first, no executor had the launch at that point.)"""
+    a = agent_factory(start=False)
+    start(a, fault="launch-after-cgroup")
+    before = wait_spares(a)
+    try:
+        a.post("/v1/containers", body("echo ran > ran; sleep 600", "target"))
+    except API_ERRORS:
+        pass
+    wait_died(a)
+    [cid] = os.listdir(os.path.join(a.work, "containers"))
+    rdir = os.path.join(a.work, "containers", cid)
+    text = bt.wait_for(lambda: bt.read(os.path.join(rdir, "status.json"), ""), 10,
+                       what="the executor's status.json")
+    st = json.loads(text)
+    assert "the agent did not make the task's cgroups" in st.get("launch_error", ""), st
+    given = [p for p in before if cmdline(p)[1:3] == ["--runtime-dir", rdir]]
+    bt.wait_for(lambda: not any(bt.alive(p, s) for p, s in before.items()), 10,
+                what="the spares (one given the launch: %s) to exit" % given)
+    assert not os.path.exists(os.path.join(a.work, "sandboxes", cid, "ran"))
+    start(a)  # the restart drops the STAGING record and removes what it made
+    assert check_consistent(a) == {}
+
+
+def test_limits_that_fail_after_the_hand_over_fail_the_launch(agent_factory):
+    """The cgroups are limited after the executor was given the launch: a limit the kernel
+    refuses (v1: a CPU quota above the parent's) fails the launch with the kernel's word,
+    and its executor, waiting for the go, is killed and reaped; the next launch runs."""
+    if bt.is_v2_host():
+        pytest.skip("cgroup v2 takes a child's quota above its parent's (v1 refuses it)")
+    a = agent_factory()
+    wait_spares(a)
+    cpu = a.ctrl_dir(a.parent_dirs, "cpu.cfs_quota_us")
+    quota = os.path.join(cpu, "cpu.cfs_quota_us")
+    old = bt.read(quota).strip()
+
+    def write(text):
+        with open(quota, "w") as f:
+            f.write(text)
+
+    write("50000")  # 0.5 CPU at the default 100 ms period
+    try:
+        st, c = a.post("/v1/containers", body("echo ran > ran; sleep 600", "target", cpus=1))
+        assert st == 201, (st, c)
+        end = a.wait_terminal(c["id"], timeout=10)
+        assert (end["state"], end["reason"]) == ("FAILED", "LAUNCH_FAILED"), end
+        assert "cpu.cfs_quota_us" in end["message"], end
+        assert "Invalid argument" in end["message"], end
+        assert not os.path.exists(os.path.join(a.work, "sandboxes", c["id"], "ran"))
+        rdir = os.path.join(a.work, "containers", c["id"])
+        bt.wait_for(lambda: not executors_of(a, rdir), 10,
+                    what="the executor of the failed launch to be reaped")
+    finally:
+        write(old)
+    c = a.launch(shell="echo again")
+    assert a.wait_terminal(c["id"])["state"] == "FINISHED"
+    assert a.output(c["id"]) == "again\n"

@@ -147,6 +147,9 @@ static void test_container_lifecycle(void **state)
     _cleanup_free_ char *want = expand(L->host_paths, t);
     assert_string_equal(p.buf, want);
 
+    /* the files its task joins through, named before the cgroups exist (spec.json is
+     * written before they are made) */
+    char **join = iso_host_join_files(h, "c1");
     struct iso_cgroup *cg = ctr_create(L, h, t, "c1", true);
     struct paths cp = {{0}};
     iso_cgroup_foreach_path(cg, collect, &cp);
@@ -157,6 +160,18 @@ static void test_container_lifecycle(void **state)
         cwant = next;
     }
     assert_string_equal(cp.buf, cwant);
+    size_t nj = 0;
+    for (; join[nj]; nj++) { /* one per hierarchy, in the container's dir there */
+        const char *file = strrchr(join[nj], '/');
+        assert_string_equal(file + 1, L->version == ISO_CG_V2 ? "cgroup.procs" : "tasks");
+        _cleanup_free_ char *needle = xasprintf("=%.*s;", (int) (file - join[nj]), join[nj]);
+        assert_non_null(strstr(cp.buf, needle));
+        _cleanup_free_ char *dir = xstrndup(join[nj], (size_t) (file - join[nj]));
+        struct stat st;
+        assert_int_equal(stat(dir, &st), 0);
+    }
+    assert_int_equal(nj, L->n_dirs);
+    strv_free(join);
     /* v2: born in the cgroup by clone3; v1: the child writes itself to each tasks file */
     int fds[8];
     if (L->version == ISO_CG_V2) {
