@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "agentd/agent.h"
+#include "agentd/ready.h"
 
 /* After the commit of a container's end: only now does anyone hear of it. */
 static void ended_committed(struct agent *a, int r, void *arg)
@@ -360,7 +361,9 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
         return berr_set(err, errno, "go pipe");
     }
     c->go_wr = go[1];
-    if ((r = agent_spawn_executor(a, c, launch_spawned, err)) < 0) {
+    r = agent_spawn_executor(a, c, launch_spawned, err);
+    ready_refill(); /* the executor has its CPU now: the next dirs, in the idle time */
+    if (r < 0) {
         closep(&c->go_wr); /* go_rd: taken by the spawn, or closed */
         return r;
     }
@@ -452,7 +455,9 @@ int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spe
     c->launched = launched;
     c->launched_arg = arg;
     *ret = c;
-    if (launch_sandbox(a, c, &lerr) < 0) {
+    r = launch_sandbox(a, c, &lerr);
+    ready_refill(); /* if it failed before its spawn */
+    if (r < 0) {
         launch_failed(a, c, berr_msg(lerr));
         launch_told(a, c);
     }

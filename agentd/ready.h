@@ -16,5 +16,9 @@ int ready_init(struct agent *a, struct berr **err);
  * none is made yet, another launch's spawn is under way (a burst), or the work_dir is split
  * by mounts: the caller makes them itself. */
 bool ready_take(struct agent *a, const char *sandbox, const char *rdir);
+/* After a launch that took a pair gave its executor the launch: the thread makes another.
+ * Not sooner, and at SCHED_IDLE: woken while the loop makes the launch's spec, the thread
+ * took the CPU the executor was then woken on. */
+void ready_refill(void);
 /* At the stop: the thread ends; what it made stays for the next start to trash. */
 void ready_free(struct agent *a);

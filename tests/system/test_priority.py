@@ -4,7 +4,8 @@ rest of the agent (agentd/main.c, common/util.c thread_raise_priority): under a 
 launches its helpers (the spawner, the spares being made, the threads) kept it waiting for a
 CPU. Nothing else gets that priority: the agent's other threads, every process it starts
 (executors, spares, `berthctl exec`, command health checks) and so every task run at the
-priority the agent was started with. The kernel's word is /proc/PID/task/TID/stat's nice."""
+priority the agent was started with. The thread that makes the next launch's dirs runs at
+SCHED_IDLE. The kernel's word is /proc/PID/task/TID/stat's nice and sched_getscheduler."""
 
 import os
 
@@ -58,10 +59,17 @@ def test_the_loop_alone_runs_above_the_agent(agent_factory):
         raise AssertionError("threads {tid: (name, nice)}: %s, the agent's start at nice %d"
                              % (seen.get("threads"), base)) from None
     assert ts[pid][1] == max(base - 10, -20), ("the loop's nice", base, ts)
+    # the thread making the next launch's dirs takes only idle CPU time (agentd/ready.c:
+    # the executor woken on the other CPU waited for it); the rest are time-shared
+    for tid, (name, _) in ts.items():
+        want = os.SCHED_IDLE if name == "berth-ready" else os.SCHED_OTHER
+        assert os.sched_getscheduler(tid) == want, (name, os.sched_getscheduler(tid))
     # the executor and the task
     assert nice_of("/proc/%d/stat" % run["pid"]) == base
     got = nices(a.procs(c["id"]))
     assert got and all(n == base for n in got), got
+    for p in [run["pid"]] + a.procs(c["id"]):
+        assert os.sched_getscheduler(p) == os.SCHED_OTHER, p
     # a command health check, spawned by the loop
     out = bt.wait_for(lambda: bt.read(os.path.join(a.sandbox(c["id"]), "hc.nice"), "").strip(),
                       10, what="the health check's nice")
