@@ -170,6 +170,22 @@ int agent_dup_high(int fd)
     return r;
 }
 
+int agent_pipe_high(int ret[2])
+{
+    int p[2];
+    ret[0] = ret[1] = -1;
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    ret[0] = agent_dup_high(p[0]);
+    ret[1] = agent_dup_high(p[1]);
+    if (ret[0] >= 0 && ret[1] >= 0)
+        return 0;
+    int e = errno;
+    closep(&ret[0]);
+    closep(&ret[1]);
+    return -e;
+}
+
 /* The slots and the child's stack are the spawn's: one at a time, the spawner thread's
  * (the executors of launches) or the loop's (the other children). */
 static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -181,12 +197,11 @@ static int spawn_locked(struct agent *a, const struct spawn *sp, pid_t *ret_pid,
                     NULL};
     _cleanup_close_ int err_rd = -1, err_wr = -1, pidfd = -1;
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return berr_set(err, errno, "exec pipe");
-    err_rd = agent_dup_high(p[0]);
-    err_wr = agent_dup_high(p[1]);
-    if (err_rd < 0 || err_wr < 0)
-        return berr_set(err, errno, "duplicate fds");
+    int r = agent_pipe_high(p);
+    if (r < 0)
+        return berr_set(err, -r, "exec pipe");
+    err_rd = p[0];
+    err_wr = p[1];
     int cgfd = sp->cg ? iso_cgroup_clone_fd(sp->cg) : -1;
     struct child_fds cf = {.fd = {sp->fd[0], sp->fd[1], sp->fd[2], sp->fd[3],
                                   sp->template_fd > 0 ? sp->template_fd : -1},
@@ -198,7 +213,6 @@ static int spawn_locked(struct agent *a, const struct spawn *sp, pid_t *ret_pid,
         cf.n_cg = iso_cgroup_self_attach_fds(sp->cg, cf.cg_fds, ARRAY_SIZE(cf.cg_fds));
     /* the child's fds into the slots, and the child shares our table till it unshares it */
     size_t used = 0;
-    int r = 0;
     if (slot_hold >= 0) {
         for (int i = 0; i < 5 && r == 0; i++)
             r = to_slot(&cf.fd[i], &used);

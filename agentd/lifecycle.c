@@ -353,18 +353,15 @@ static int launch_sandbox(struct agent *a, struct container *c, struct berr **er
 {
     int go[2] = {-1, -1};
     int r = sandbox_prepare(a, c, err);
-    if (r < 0)
-        return r;
-    if (pipe2(go, O_CLOEXEC) < 0 || (c->go_rd = agent_dup_high(go[0])) < 0 ||
-        (go[1] = agent_dup_high(go[1])) < 0) {
-        closep(&go[1]);
-        return berr_set(err, errno, "go pipe");
-    }
+    if (r == 0 && (r = agent_pipe_high(go)) < 0)
+        berr_set(err, -r, "go pipe");
+    c->go_rd = go[0];
     c->go_wr = go[1];
-    r = agent_spawn_executor(a, c, launch_spawned, err);
+    if (r == 0)
+        r = agent_spawn_executor(a, c, launch_spawned, err); /* takes go_rd */
     ready_refill(); /* the executor has its CPU now: the next dirs, in the idle time */
     if (r < 0) {
-        closep(&c->go_wr); /* go_rd: taken by the spawn, or closed */
+        closep(&c->go_wr);
         return r;
     }
     _cleanup_berr_ struct berr *cerr = NULL;
@@ -455,9 +452,7 @@ int ctr_launch(struct agent *a, enum ctr_origin origin, struct ml_task_spec *spe
     c->launched = launched;
     c->launched_arg = arg;
     *ret = c;
-    r = launch_sandbox(a, c, &lerr);
-    ready_refill(); /* if it failed before its spawn */
-    if (r < 0) {
+    if (launch_sandbox(a, c, &lerr) < 0) {
         launch_failed(a, c, berr_msg(lerr));
         launch_told(a, c);
     }

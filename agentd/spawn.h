@@ -22,6 +22,9 @@ struct spawn {
 int agent_spawn(struct agent *a, const struct spawn *sp, pid_t *ret_pid, int *ret_pidfd,
                 struct berr **err);
 int agent_dup_high(int fd); /* F_DUPFD_CLOEXEC to >= 4, closes fd */
+/* A CLOEXEC pipe whose ends are >= 4 (agent_dup_high): ret[0] reads, ret[1] writes; 0, or
+ * -errno with both -1. */
+int agent_pipe_high(int ret[2]);
 /* The fd table at its size limit now, before a thread shares it (launch.c says why). */
 void agent_grow_fd_table(void);
 /* Reserve launch.c's low fd slots for spawns, before the agent opens many fds. */

@@ -252,12 +252,11 @@ static int spawn_prepare(struct agent *a, struct container *c, struct spawn_job 
 static int status_pipe(struct spawn_job *j, struct berr **err)
 {
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return berr_set(err, errno, "status pipe");
-    j->st_rd = agent_dup_high(p[0]);
-    j->sp.fd[3] = j->st_wr = agent_dup_high(p[1]);
-    if (j->st_rd < 0 || j->st_wr < 0)
-        return berr_set(err, errno, "duplicate fds");
+    int r = agent_pipe_high(p);
+    if (r < 0)
+        return berr_set(err, -r, "status pipe");
+    j->st_rd = p[0];
+    j->sp.fd[3] = j->st_wr = p[1];
     fcntl(j->st_rd, F_SETFL, O_NONBLOCK);
     return 0;
 }
