@@ -113,7 +113,7 @@ run_one() { # run_one NAME CG ROOT: boot, run, leave "status seconds" in LOGDIR/
     [ "$name" = initramfs ] && cmd=$INITRAMFS_CMD
     t0=$(date +%s)
     bash "$HERE/run.sh" --vm "$BUILD/vm" --cg "$cg" --root "$root" \
-        --timeout "${BERTH_VM_TIMEOUT:-1200}" --log "$LOGDIR/$name.log" "${SHARE[@]}" -- "$cmd"
+        --timeout "${BERTH_VM_TIMEOUT:-1800}" --log "$LOGDIR/$name.log" "${SHARE[@]}" -- "$cmd"
     r=$?
     echo "$r $(($(date +%s) - t0))" > "$LOGDIR/$name.rc"
 }
