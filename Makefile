@@ -209,6 +209,11 @@ $(B)/tests/allocator_test: $(B)/obj/tests/unit/allocator_test.o $(call obj,maste
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_COMMON)
 
+# the scheduler library's promise to its caller (an ACCEPT answered once), offline
+$(B)/tests/sched_test: $(B)/obj/tests/unit/sched_test.o $(LIBSCHED) $(LIBML) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_SCHED) $(LIBS_COMMON)
+
 # the SSE hub's pure half (sse/event.c: formatting, ids, history, resume) needs no libevent
 $(B)/tests/sse_test: $(B)/obj/tests/unit/sse_test.o $(call obj,sse/event.c) $(LIBCOMMON)
 	@mkdir -p $(dir $@)

@@ -211,7 +211,9 @@ static void accepted(struct sched *s, const struct berr *err, char *const *ids, 
 {
     (void) s, (void) ids, (void) n;
     struct launch *l = arg;
-    if (err) {
+    /* ECANCELED: the client is being freed (a stop, a start over) before the master
+     * answered; the instances stay as stored, for the next start's reconciliation */
+    if (err && err->errnum != ECANCELED) {
         log_warning("ACCEPT refused (%s): %zu instances go back to waiting", berr_msg(err), l->n);
         for (size_t k = 0; k < l->n; k++) {
             struct inst *i = apps_inst_find(l->a, l->ids[k]);

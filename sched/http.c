@@ -106,24 +106,6 @@ struct sched_req *sched_req_start(struct sched *s, enum sched_req_kind kind,
     return r;
 }
 
-static void on_kick(evutil_socket_t fd, short kind, void *arg)
-{
-    (void) fd, (void) kind;
-    struct sched *s = arg;
-    for (struct sched_req *r = s->reqs, *next; r; r = next) {
-        next = r->next;
-        if (r->added)
-            continue;
-        r->added = true;
-        if (curl_multi_add_handle(s->ec.multi, r->h) != CURLM_OK) {
-            /* reported like a failed transfer */
-            r->added = false;
-            sched_req_drop(s, r);
-        }
-    }
-    evcurl_kick(&s->ec);
-}
-
 static void req_unlink(struct sched *s, struct sched_req *r)
 {
     for (struct sched_req **p = &s->reqs; *p; p = &(*p)->next) {
@@ -136,6 +118,34 @@ static void req_unlink(struct sched *s, struct sched_req *r)
         s->stream = NULL;
     if (r->added)
         curl_multi_remove_handle(s->ec.multi, r->h);
+}
+
+static void on_kick(evutil_socket_t fd, short kind, void *arg)
+{
+    (void) fd, (void) kind;
+    struct sched *s = arg;
+    struct sched_req *failed = NULL;
+    for (struct sched_req *r = s->reqs, *next; r; r = next) {
+        next = r->next;
+        if (r->added)
+            continue;
+        r->added = true;
+        if (curl_multi_add_handle(s->ec.multi, r->h) != CURLM_OK) {
+            r->added = false;
+            req_unlink(s, r);
+            r->next = failed;
+            failed = r;
+        }
+    }
+    /* each ends like a failed transfer (an ACCEPT's cb hears of it); calls made from the
+     * callbacks are added on the next kick */
+    while (failed) {
+        struct sched_req *r = failed;
+        failed = r->next;
+        s->on_done(s, r, CURLE_FAILED_INIT, 0);
+        req_free(r);
+    }
+    evcurl_kick(&s->ec);
 }
 
 static void check_done(struct sched *s)

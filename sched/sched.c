@@ -337,10 +337,27 @@ int sched_start(struct sched *s)
     return 0;
 }
 
+/* sched_free: each ACCEPT still on its way gets its answer now, ECANCELED (sched.h), with
+ * calls refused from then on; its arg would otherwise be lost with the request. */
+static void cancel_accepts(struct sched *s)
+{
+    s->stopped = true;
+    s->subscribed = false;
+    struct berr e = {.errnum = ECANCELED, .code = BERR_CODE_NONE};
+    snprintf(e.msg, sizeof(e.msg), "ACCEPT: the scheduler client was freed before the answer");
+    for (struct sched_req *r = s->reqs; r; r = r->next) {
+        if (r->call == ML_SCHED_ACCEPT && r->accept_cb) {
+            accept_done(s, r, &e);
+            r->accept_cb = NULL;
+        }
+    }
+}
+
 void sched_free(struct sched *s)
 {
     if (!s)
         return;
+    cancel_accepts(s);
     sched_http_free(s);
     if (s->ev_reconnect)
         event_free(s->ev_reconnect);

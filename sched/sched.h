@@ -61,7 +61,8 @@ struct sched_callbacks {
 };
 
 /* ACCEPT's answer: the ids of the tasks made (n of them, in the launches' order), or err
- * (the offers came back to the master). */
+ * (the offers came back to the master; ECANCELED: sched_free came first, and what became
+ * of them is for the next subscription's reconciliation). Called exactly once. */
 typedef void (*sched_accept_cb)(struct sched *s, const struct berr *err, char *const *task_ids,
                                 size_t n, void *arg);
 
@@ -72,7 +73,8 @@ int sched_new(struct event_base *base, const struct sched_config *cfg,
 /* Subscribe (and keep subscribing until fatal or sched_free). 0 or -errno. */
 int sched_start(struct sched *s);
 /* Drop the stream and every call under way; the framework stays registered at the master
- * until its failover_timeout (use sched_teardown first to end it). */
+ * until its failover_timeout (use sched_teardown first to end it). Each ACCEPT still on its
+ * way gets its cb first, with ECANCELED (no call can be made from it). */
 void sched_free(struct sched *s);
 /* The framework's id once SUBSCRIBED (or the configured one), else NULL. */
 const char *sched_framework_id(const struct sched *s);
