@@ -282,6 +282,14 @@ def _decode(resp_body, ctype):
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
+def sanitized(pid):
+    """Is process pid of a SAN=1 build (libasan mapped)? Its memory and CPU figures then say
+    nothing of ours: ASan's quarantine holds freed memory, its runtime costs several times
+    the program's own CPU."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 class Daemon:
     """A berth daemon a test runs (Agent, mastertest.Master): its argv, its log file in its
     temp dir, start (until GET /health answers 200), stop (SIGTERM, then SIGKILL), SIGKILL,

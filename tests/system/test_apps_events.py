@@ -225,11 +225,6 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
-def sanitized(pid):
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
-
-
 def test_stalled_subscriber_is_cut_off_others_keep_up(apps_env):
     env = apps_env(n_agents=1, apps_flags=["--events_buffer=64KiB"])
     a = env.apps
@@ -277,7 +272,7 @@ def test_stalled_subscriber_is_cut_off_others_keep_up(apps_env):
     total = sum(len(e.text) for e in got)
     assert total > 600 * 1024 and nbytes < total / 2, (nbytes, total)
     grew = rss_kib(a.proc.pid) - rss0
-    if not sanitized(a.proc.pid):  # a sanitizer build's quarantine says nothing
+    if not bt.sanitized(a.proc.pid):  # a sanitizer build's quarantine says nothing
         assert grew < 16 * 1024, "berth-apps grew %d KiB for %d bytes of events" % (grew, total)
     reader.close()
 
