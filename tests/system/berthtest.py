@@ -282,14 +282,6 @@ def _decode(resp_body, ctype):
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
-def sanitized(pid):
-    """Is process pid of a SAN=1 build (libasan mapped)? Its memory and CPU figures then say
-    nothing of ours: ASan's quarantine holds freed memory, its runtime costs several times
-    the program's own CPU."""
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
-
-
 class Daemon:
     """A berth daemon a test runs (Agent, mastertest.Master): its argv, its log file in its
     temp dir, start (until GET /health answers 200), stop (SIGTERM, then SIGKILL), SIGKILL,
@@ -362,6 +354,9 @@ class Daemon:
         st, _ = self.request("GET", "/health", timeout=5)
         return st == 200
 
+    def sanitized(self):  # a SAN=1 build (libasan mapped): its memory and CPU are ASan's
+        return "libasan" in read("/proc/%d/maps" % self.proc.pid)
+
     def sanitizer_reports(self, paths=()):
         """Problems for the sanitizer reports in the log and in the files paths."""
         problems = []
@@ -370,8 +365,7 @@ class Daemon:
             for pat in SANITIZER_PATTERNS:
                 if pat in text:
                     i = text.index(pat)
-                    problems.append("%s in %s:\n%s"
-                                    % (pat, path, text[max(0, i - 200):i + 2000]))
+                    problems.append("%s in %s:\n%s" % (pat, path, text[max(0, i - 200):i + 2000]))
         return problems
 
     # -- HTTP --

@@ -145,7 +145,10 @@ class Lb:
         """{(addr, port): admin-and-op state} of the backend's servers, from HAProxy."""
         text = self.runtime("show servers state " + backend)
         lines = [l for l in text.splitlines() if l.strip()]
-        head = [l for l in lines if l.startswith("# be_id")][0][2:].split()
+        heads = [l for l in lines if l.startswith("# be_id")]
+        if not heads:  # "Can't find backend": not (yet) one of the process that answered
+            return {}
+        head = heads[0][2:].split()
         out = {}
         for l in lines:
             if l[0] in "#0123456789" and not l.startswith("#") and len(l.split()) >= len(head):

@@ -50,7 +50,7 @@ def test_a_launch_costs_the_same_with_500_tasks_running(agent):
     # a SAN=1 executor spends ~10 ms of CPU a launch, most of it ASan's (~2 ms built as
     # shipped), and read 17-28 ms with 500 tasks against 9-11 ms with none in 4 runs of 8
     # (2026-12-07, most beside other work): the comparison is of our code's cost
-    if bt.sanitized(agent.proc.pid):
+    if agent.sanitized():
         pytest.skip("a sanitizer build's CPU figures measure the sanitizer")
     first = per_launch(agent)
     launch_sleepers(agent, LIVE - BATCH)
