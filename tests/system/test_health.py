@@ -157,9 +157,12 @@ def test_command_check_runs_inside_the_task_and_follows_it(agent):
     is unhealthy until the file it tests exists."""
     cmd = {"shell": "readlink /proc/self/ns/pid > hc.ns; cat /proc/self/cgroup > hc.cg; "
                     "test -e ok"}
+    # the check's timeout is a latency bound, scaled like the suite's: a TCG VM beside other
+    # work once took over 5 s for this shell (2026-12-07, v1 and v2 alike)
     c = agent.launch(["sleep", "1000"],
                      health_check={"type": "command", "command": cmd, "interval": 0.3,
-                                   "timeout": 5, "grace": 0, "consecutive_failures": 1000})
+                                   "timeout": 5 * bt.SLOW, "grace": 0,
+                                   "consecutive_failures": 1000})
     cid = c["id"]
     c = wait_health(agent, cid, False)
     assert "exited 1" in c["health"]["last_result"]
