@@ -146,7 +146,7 @@ class Lb:
         text = self.runtime("show servers state " + backend)
         lines = [l for l in text.splitlines() if l.strip()]
         heads = [l for l in lines if l.startswith("# be_id")]
-        if not heads:  # "Can't find backend": not (yet) one of the process that answered
+        if not heads:  # "Can't find backend": not (yet) a backend of the process that answered
             return {}
         head = heads[0][2:].split()
         out = {}
