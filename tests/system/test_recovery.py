@@ -114,7 +114,7 @@ def test_restart_keeps_20_running_tasks(agent):
         assert (end["state"], end["reason"]) == ("KILLED", "KILLED_BY_REQUEST"), end
         assert not bt.alive(before[victim]["pid"], starts[victim])
         killed.add(victim)
-        assert up < 5
+        assert up < 5 * bt.SLOW  # a latency bound, scaled (a TCG VM once took 5.6 s)
     check_consistent(agent)
 
 
