@@ -103,6 +103,16 @@ PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -p no:cacheprovider -v -rs 
 # The guest's init leaves the soft RLIMIT_NOFILE at 1024 (berth-agent.service sets 1048576):
 # ~12 fds per live task, so test_ports.py's range of tasks would run the agent out of them.
 CMD="ulimit -n 65536; $PYTEST ${ARGS[*]} ${BERTH_VM_PYTEST:-} tests/system"
+# The v1 run leaves out also what has no cgroup code under test and runs on v2 in the VM (the
+# other kernel) and on the host (v1 too, with cpu and cpuacct apart): the bridge network and
+# its health checks, node attributes, the API contract. ~240 s of its ~1100 s, so the v2
+# run, the longest, shares the CPUs with less. (Ports and trust stay: ports-watch.c reads
+# the task's cgroup for its processes.)
+V1_IGNORE=(tests/system/test_network.py tests/system/test_health_bridge.py
+    tests/system/test_attributes.py tests/system/test_contract.py)
+V1_ARGS=()
+for t in "${V1_IGNORE[@]}"; do V1_ARGS+=("--ignore='$t'"); done
+V1_CMD="ulimit -n 65536; $PYTEST ${ARGS[*]} ${V1_ARGS[*]} ${BERTH_VM_PYTEST:-} tests/system"
 # The initramfs run: the guest stays on its initramfs (rootfs), where pivot_root(2) fails and
 # the sandbox is moved onto "/" instead (isolator/mount.c, mnt_move_root); what that changes
 # is the sandbox's root and `berthctl exec`'s way into it, so only those tests (~1 min).
@@ -120,6 +130,7 @@ LOGDIR=$(mktemp -d "$BUILD/vm-consoles.XXXXXX") # kept there when a run fails
 run_one() { # run_one NAME CG ROOT: boot, run, leave "status seconds" in LOGDIR/NAME.rc
     local name=$1 cg=$2 root=$3 t0 r cmd=$CMD
     [ "$name" = initramfs ] && cmd=$INITRAMFS_CMD
+    [ "$name" = v1 ] && cmd=$V1_CMD
     t0=$(date +%s)
     bash "$HERE/run.sh" --vm "$BUILD/vm" --cg "$cg" --root "$root" \
         --timeout "${BERTH_VM_TIMEOUT:-1800}" --log "$LOGDIR/$name.log" "${SHARE[@]}" -- "$cmd"
