@@ -102,7 +102,8 @@ PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -p no:cacheprovider -v -rs 
 --durations=${BERTH_VM_DURATIONS:-5}"
 # The guest's init leaves the soft RLIMIT_NOFILE at 1024 (berth-agent.service sets 1048576):
 # ~12 fds per live task, so test_ports.py's range of tasks would run the agent out of them.
-CMD="ulimit -n 65536; $PYTEST ${ARGS[*]} ${BERTH_VM_PYTEST:-} tests/system"
+suite() { echo "ulimit -n 65536; $PYTEST ${ARGS[*]} $* ${BERTH_VM_PYTEST:-} tests/system"; }
+CMD=$(suite)
 # The v1 run leaves out also what has no cgroup code under test and runs on v2 in the VM (the
 # other kernel) and on the host (v1 too, with cpu and cpuacct apart): the bridge network and
 # its health checks, node attributes, the API contract. ~240 s of its ~1100 s, so the v2
@@ -112,7 +113,7 @@ V1_IGNORE=(tests/system/test_network.py tests/system/test_health_bridge.py
     tests/system/test_attributes.py tests/system/test_contract.py)
 V1_ARGS=()
 for t in "${V1_IGNORE[@]}"; do V1_ARGS+=("--ignore='$t'"); done
-V1_CMD="ulimit -n 65536; $PYTEST ${ARGS[*]} ${V1_ARGS[*]} ${BERTH_VM_PYTEST:-} tests/system"
+V1_CMD=$(suite "${V1_ARGS[@]}")
 # The initramfs run: the guest stays on its initramfs (rootfs), where pivot_root(2) fails and
 # the sandbox is moved onto "/" instead (isolator/mount.c, mnt_move_root); what that changes
 # is the sandbox's root and `berthctl exec`'s way into it, so only those tests (~1 min).
