@@ -60,9 +60,8 @@ static void job_retry(struct release_job *j)
 
 /* One look at the job: remove the cgroup when it is empty (known to be: release_start has
  * just looked), else wait for the next event. */
-static void job_step(struct release_job *j, bool empty)
+static void job_step(struct agent *a, struct release_job *j, bool empty)
 {
-    struct agent *a = j->a;
     _cleanup_berr_ struct berr *err = NULL;
     bool late = now_monotonic_ns() - j->started_ns > (uint64_t) RELEASE_GIVE_UP_MS * 1000000;
     if (empty || !iso_cgroup_populated(j->cg)) {
@@ -105,7 +104,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (!j->begun)
         job_begin(j);
     else
-        job_step(j, false);
+        job_step(j->a, j, false);
 }
 
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
@@ -123,7 +122,7 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
             for (struct release_job *j = a->releases; j; j = j->next) {
                 if (j->wd == ev->wd) {
                     evtimer_del(j->ev_timer);
-                    job_step(j, false);
+                    job_step(a, j, false);
                     break;
                 }
             }
@@ -152,7 +151,7 @@ static void job_begin(struct release_job *j)
     } else {
         agent_fault(a, "finish-after-kill");
     }
-    job_step(j, !populated);
+    job_step(j->a, j, !populated);
 }
 
 void release_start(struct agent *a, struct container *c)

@@ -122,7 +122,7 @@ static int spawn_builder(struct agent *a, int *ret_sock, int *ret_pidfd, struct 
             .cg = a->supervisor,
     };
     pid_t pid = 0;
-    if ((r = agent_spawn(a, &sp, &pid, ret_pidfd, err)) < 0)
+    if (agent_spawn(a, &sp, &pid, ret_pidfd, err) < 0)
         return berr_wrap(err, "template");
     *ret_sock = TAKE_FD(mine);
     return 0;

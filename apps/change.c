@@ -187,7 +187,7 @@ void apps_change(struct apps *a, struct evhttp_request *req, struct app *app,
             return;
         }
     }
-    if (kind == APPS_CREATE) {
+    if (!app) { /* APPS_CREATE (api.h) */
         create(a, req, &d);
         return;
     }

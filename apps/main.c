@@ -71,7 +71,7 @@ static int setup(struct apps *a, struct berr **err)
         return berr_setx(err, ENOMEM, "event_base_new failed");
     if ((r = apps_events_start(a, err)) < 0)
         return r;
-    if ((r = apps_api_start(a, err)) < 0)
+    if (apps_api_start(a, err) < 0)
         return berr_wrap(err, "listen '%s'", a->cfg.listen);
     if ((r = apps_keeper_start(a, err)) < 0)
         return r;

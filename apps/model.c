@@ -143,7 +143,7 @@ static int parse_rest(yajl_val v, struct app_def *d, struct berr **err)
     int r;
     if ((x = json_get(v, "ports")) && (r = parse_ports(x, d, err)) < 0)
         return r;
-    if ((x = json_get(v, "network"))) {
+    if (json_get(v, "network")) {
         const char *n = json_get_str(v, "network");
         if (!n || (!streq(n, "host") && !streq(n, "bridge") && !streq(n, "none")))
             return INVALID("network: want host, bridge or none");
@@ -153,7 +153,7 @@ static int parse_rest(yajl_val v, struct app_def *d, struct berr **err)
         return r;
     if ((x = json_get(v, "labels")) && (r = parse_strmap(x, "labels", false, &d->labels, err)) < 0)
         return r;
-    if ((x = json_get(v, "user"))) {
+    if (json_get(v, "user")) {
         const char *u = json_get_str(v, "user");
         if (!u || !u[0] || strlen(u) > 32)
             return INVALID("user: want a user name");

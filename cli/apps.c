@@ -120,7 +120,7 @@ static int app_deploy(struct ctl *ctl, int argc, char **argv, struct berr **err)
         /* the app is there: this file is its new definition (docs/apps.md, berthctl) */
         _cleanup_free_ char *id = NULL;
         berr_free(err);
-        if ((r = ctl_app_file_id(body, &id, err)) < 0)
+        if (ctl_app_file_id(body, &id, err) < 0)
             return berr_wrap(err, "app file '%s'", file);
         _cleanup_free_ char *path = ctl_app_path(id, NULL);
         r = ctl_call(ctl, "PUT", path, body, &v, err);

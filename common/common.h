@@ -131,6 +131,21 @@ static inline void berr_freep(struct berr **err)
     berr_free(err);
 }
 #define _cleanup_berr_ _cleanup_(berr_freep)
+#ifdef __clang_analyzer__
+/* The analyzer reads one file at a time and so cannot know that these always return < 0:
+ * it followed failures on as successes (`make analyze`). Only its build sees this. */
+#define BERR_NEG_(call)                                                                            \
+    ({                                                                                             \
+        int r_ = (call);                                                                           \
+        if (r_ >= 0)                                                                               \
+            __builtin_unreachable();                                                               \
+        r_;                                                                                        \
+    })
+#define berr_set(...) BERR_NEG_(berr_set(__VA_ARGS__))
+#define berr_setx(...) BERR_NEG_(berr_setx(__VA_ARGS__))
+#define berr_setc(...) BERR_NEG_(berr_setc(__VA_ARGS__))
+#define berr_wrap(...) BERR_NEG_(berr_wrap(__VA_ARGS__))
+#endif
 
 /* ---- logging ---------------------------------------------------------------------------- */
 
@@ -166,13 +181,14 @@ void log_libevent(int severity, const char *msg);
 
 /* ---- allocation (abort on OOM) ---------------------------------------------------------- */
 
-void *xmalloc(size_t n);
-void *xzalloc(size_t n);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define _nonnull_result_ __attribute__((returns_nonnull))
+_nonnull_result_ void *xmalloc(size_t n);
+_nonnull_result_ void *xzalloc(size_t n);
+_nonnull_result_ void *xcalloc(size_t n, size_t size);
+_nonnull_result_ void *xrealloc(void *p, size_t n);
+_nonnull_result_ char *xstrdup(const char *s);
+_nonnull_result_ char *xstrndup(const char *s, size_t n);
+_nonnull_result_ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- parsers ---------------------------------------------------------------------------- */
 
@@ -218,6 +234,10 @@ int mkdir_p(const char *path, mode_t mode);
  * allocator then spreads its subdirectories over the block groups instead of packing them
  * near it. 0, also where the file system has no such flag (a hint); else -errno. */
 int dir_set_topdir(const char *path);
+/* A stack of size bytes for a clone(CLONE_VM) child, with a guard page below it: its top,
+ * or NULL (errno set). stack_unmap(top, size) gives it back. */
+void *stack_map(size_t size);
+void stack_unmap(void *top, size_t size);
 /* rm -rf, without crossing mount points (fails with -EBUSY on a mount); a tree deeper than
  * RM_RF_MAX_DEPTH goes to coreutils' rm (fts walks without recursion: a task can build a
  * tree millions of levels deep in its sandbox, and a level here costs a stack frame and an

@@ -26,7 +26,8 @@ __attribute__((format(printf, 5, 0))) static int berr_vset(struct berr **err, in
     return -errnum;
 }
 
-int berr_set(struct berr **err, int errnum, const char *fmt, ...)
+/* The names in parentheses: `make analyze`'s build makes them macros (common.h). */
+int(berr_set)(struct berr **err, int errnum, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -35,7 +36,7 @@ int berr_set(struct berr **err, int errnum, const char *fmt, ...)
     return r;
 }
 
-int berr_setx(struct berr **err, int errnum, const char *fmt, ...)
+int(berr_setx)(struct berr **err, int errnum, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -44,7 +45,7 @@ int berr_setx(struct berr **err, int errnum, const char *fmt, ...)
     return r;
 }
 
-int berr_setc(struct berr **err, int errnum, enum berr_code code, const char *fmt, ...)
+int(berr_setc)(struct berr **err, int errnum, enum berr_code code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -53,7 +54,7 @@ int berr_setc(struct berr **err, int errnum, enum berr_code code, const char *fm
     return r;
 }
 
-int berr_wrap(struct berr **err, const char *fmt, ...)
+int(berr_wrap)(struct berr **err, const char *fmt, ...)
 {
     if (!err || !*err)
         return -EIO;

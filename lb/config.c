@@ -78,8 +78,9 @@ static void defaults(struct lb_cfg *c)
 
 #define BAD(...) berr_setc(err, EINVAL, BERR_INVALID_ARGUMENT, __VA_ARGS__)
 
-static int set_key(struct lb_cfg *c, const char *section, const char *key, const char *value,
-                   struct berr **err)
+static __attribute__((nonnull(1))) int set_key(struct lb_cfg *c, const char *section,
+                                               const char *key, const char *value,
+                                               struct berr **err)
 {
     if (!streq(section, "lb"))
         return BAD("unknown section [%s]", section);

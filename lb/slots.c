@@ -74,7 +74,8 @@ bool lb_backends_update(struct lb_backends *bs, const struct lb_table *t, unsign
             n.v[n.n++] = b;
         }
     }
-    qsort(n.v, n.n, sizeof(*n.v), cmp_backend);
+    if (n.n) /* qsort wants an array, even of none */
+        qsort(n.v, n.n, sizeof(*n.v), cmp_backend);
     bool changed = n.n != bs->n;
     /* keep the slots of the backends that stay */
     for (size_t i = 0, j = 0; i < n.n; i++) {

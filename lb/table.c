@@ -150,8 +150,8 @@ static bool inst_same(const struct lb_inst *a, const struct lb_inst *b)
 static int put(void ***v, size_t *n, void *x, bool (*same)(const void *, const void *),
                void (*del)(void *))
 {
-    bool found;
-    size_t i = find(*v, *n, *(char **) x, &found);
+    bool found = false;
+    size_t i = *n ? find(*v, *n, *(char **) x, &found) : 0; /* none yet: no array either */
     if (found) {
         int changed = !same((*v)[i], x);
         del((*v)[i]);

@@ -188,8 +188,9 @@ static int set_role_key(struct master_cfg *cfg, const char *name, const char *ke
     return 0;
 }
 
-static int set_key(struct master_cfg *cfg, const char *section, const char *key, const char *value,
-                   struct berr **err)
+static __attribute__((nonnull(1))) int set_key(struct master_cfg *cfg, const char *section,
+                                               const char *key, const char *value,
+                                               struct berr **err)
 {
     if (str_has_prefix(section, "role."))
         return set_role_key(cfg, section + 5, key, value, err);
