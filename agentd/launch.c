@@ -26,7 +26,6 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -114,9 +113,13 @@ static int child_exec(void *arg)
             child_fail(f->err_wr, errno);
         close(t);
     }
-    struct sigaction sa = {.sa_handler = SIG_DFL};
-    for (int s = 1; s < NSIG; s++)
-        sigaction(s, &sa, NULL); /* SIG_IGN would survive execve (SIGPIPE) */
+    /* Every disposition back to the default: an ignored signal survives execve (ours:
+     * SIGPIPE; a shell's: dash hands its children 32 and 33 ignored). The system call, not
+     * sigaction(), which refuses glibc's own two (32, 33). The kernel's struct sigaction
+     * all zero is SIG_DFL, no flags, an empty mask, whatever its layout. */
+    static const unsigned long dfl[4];
+    for (int s = 1; s <= 64; s++)
+        (void) syscall(SYS_rt_sigaction, s, dfl, NULL, 8);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -143,19 +146,9 @@ static int child_exec(void *arg)
 #define CHILD_STACK (64u << 10)
 static void *child_stack_top(void)
 {
-    static char *top;
-    if (!top) {
-        long page = sysconf(_SC_PAGESIZE);
-        char *p = mmap(NULL, CHILD_STACK + (size_t) page, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (p == MAP_FAILED)
-            return NULL;
-        if (mprotect(p, (size_t) page, PROT_NONE) < 0) {
-            munmap(p, CHILD_STACK + (size_t) page);
-            return NULL;
-        }
-        top = p + (size_t) page + CHILD_STACK;
-    }
+    static void *top;
+    if (!top)
+        top = stack_map(CHILD_STACK);
     return top;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -389,4 +390,26 @@ int proc_stat_fields(pid_t pid, unsigned long long *v, int n)
          tok = strtok_r(NULL, " \n", &save), k++)
         v[k] = k == 3 ? (unsigned char) tok[0] : strtoull(tok, NULL, 10);
     return k;
+}
+
+void *stack_map(size_t size)
+{
+    size_t page = (size_t) sysconf(_SC_PAGESIZE);
+    char *p = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (mprotect(p, page, PROT_NONE) < 0) {
+        int e = errno;
+        munmap(p, size + page);
+        errno = e;
+        return NULL;
+    }
+    return p + page + size;
+}
+
+void stack_unmap(void *top, size_t size)
+{
+    size_t page = (size_t) sysconf(_SC_PAGESIZE);
+    munmap((char *) top - size - page, size + page);
 }

@@ -54,11 +54,7 @@ __attribute__((noreturn)) static void exec_child(struct exe *e, int pidfd, int u
                                                  char **argv)
 {
     struct berr *err = NULL;
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int sig = 1; sig < NSIG; sig++)
-        (void) signal(sig, SIG_DFL);
+    exe_signals_default();
     setsid();
     int ns = exec_other_ns(e);
     /* setns with a pidfd joins several namespaces at once (5.8+); joining the mount

@@ -94,4 +94,16 @@ int exe_template(struct exe *e, const char *dir);
  * pid; returns the exit status (the command's, 128+signal, or 127 on launch failure). */
 int exe_exec(struct exe *e, pid_t pid, char **argv);
 
+/* main.c */
+/* The signal dispositions we change from the defaults the agent starts us with (its spawn
+ * sets every one to SIG_DFL before the exec, agentd/launch.c): SIGPIPE ignored (the status
+ * pipe's reader may be gone: EPIPE, not death), SIGCHLD at its default again (an inherited
+ * SIG_IGN would auto-reap and hide the task's status). We install no handlers (signalfd). */
+void exe_signals_own(void);
+/* In a child of ours before its execve: the dispositions exe_signals_own changed back to
+ * SIG_DFL (an execve keeps ignored signals; caught ones we have none of), every signal
+ * unblocked. One call a signal we changed, not one for each of the 64 (issue #18: the task
+ * child's path to its exec). */
+void exe_signals_default(void);
+
 void exe_done(struct exe *e);

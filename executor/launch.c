@@ -137,6 +137,7 @@ static int exe_setup(struct exe *e, struct berr **err)
      * (the agent may still be making the cgroups: exe_wait_go): the executor itself lives
      * in the agent's supervisor cgroup (issue #18), its work and its end are not the task's;
      * the task child joins through these before anything else. */
+    e->n_join = 0;
     for (size_t i = 0; e->spec.cgroup_join && e->spec.cgroup_join[i]; i++) {
         const char *p = e->spec.cgroup_join[i], *rel = join_rel(p);
         if (e->n_join == ARRAY_SIZE(e->join_fd))
@@ -211,11 +212,7 @@ static int child_enter_userns(void *arg, struct berr **err)
 __attribute__((noreturn)) static void exe_task_child(struct exe *e, int errfd,
                                                      struct userns_sync *us)
 {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int sig = 1; sig < NSIG; sig++)
-        (void) signal(sig, SIG_DFL); /* fails harmlessly for KILL, STOP and RT internals */
+    exe_signals_default();
     setsid(); /* its own session: kill(-pgid) reaches the task when we are not pid 1 */
 
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -253,6 +250,48 @@ __attribute__((noreturn)) static void exe_task_child(struct exe *e, int errfd,
     char msg[512];
     snprintf(msg, sizeof(msg), "exec '%s': %s", e->spec.argv[0], strerror(errnum));
     child_fail(errfd, errnum, msg);
+}
+
+struct task_arg {
+    struct exe *e;
+    int *pfd; /* the error pipe: the child writes pfd[1] */
+    struct userns_sync *us;
+};
+
+static int task_child_main(void *arg)
+{
+    const struct task_arg *ta = arg;
+    close(ta->pfd[0]);
+    exe_task_child(ta->e, ta->pfd[1], ta->us);
+}
+
+#define TASK_STACK (256u << 10)
+
+/* The task child, sharing our memory until its execve (CLONE_VM | CLONE_VFORK, as
+ * posix_spawn does; we are stopped meanwhile): no copy of our address space is made, to be
+ * faulted in page by page and torn down again by its exec, a teardown the task's cgroups,
+ * joined just before the exec, were charged for (issue #18). Its stack is a mapping of
+ * ours with a guard page; its fd table, signal handlers, credentials and limits are its
+ * own. environ, which it sets for execvpe, is ours again after. With a user namespace the
+ * child waits for us to write its maps: fork() then. Returns its pid, or -1 (errno). */
+static pid_t spawn_task(struct task_arg *ta)
+{
+    if (ta->e->spec.userns_base) {
+        pid_t pid = fork();
+        if (pid == 0)
+            task_child_main(ta);
+        return pid;
+    }
+    void *stack = stack_map(TASK_STACK);
+    if (!stack)
+        return -1;
+    char **env = environ;
+    pid_t pid = clone(task_child_main, stack, CLONE_VM | CLONE_VFORK | SIGCHLD, ta);
+    int saved = errno;
+    environ = env;
+    stack_unmap(stack, TASK_STACK);
+    errno = saved;
+    return pid;
 }
 
 /* Wait for the child's exec: EOF on the CLOEXEC pipe means execve succeeded. Returns 0,
@@ -314,16 +353,13 @@ int exe_run(struct exe *e)
         close(pfd[1]);
         return exe_fail(e, err);
     }
-    pid_t pid = fork();
+    struct task_arg ta = {e, pfd, &us};
+    pid_t pid = spawn_task(&ta);
     if (pid < 0) {
         berr_set(&err, errno, "fork");
         close(pfd[0]);
         close(pfd[1]);
         return exe_fail(e, err);
-    }
-    if (pid == 0) {
-        close(pfd[0]);
-        exe_task_child(e, pfd[1], &us);
     }
     close(pfd[1]);
     e->task_pid = pid;

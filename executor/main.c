@@ -49,6 +49,24 @@ void exe_done(struct exe *e)
             close(fds[i]);
 }
 
+static const int exe_ignored[] = {SIGPIPE};
+
+void exe_signals_own(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(exe_ignored); i++)
+        signal(exe_ignored[i], SIG_IGN);
+    signal(SIGCHLD, SIG_DFL);
+}
+
+void exe_signals_default(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(exe_ignored); i++)
+        signal(exe_ignored[i], SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 int main(int argc, char **argv)
 {
     struct exe e = {.runtime_fd = -1,
@@ -65,10 +83,7 @@ int main(int argc, char **argv)
     if (fcntl(EXE_TEMPLATE_FD, F_SETFD, FD_CLOEXEC) == 0)
         e.template_fd = EXE_TEMPLATE_FD;
     log_set_ident("berth-executor");
-    /* The status pipe's reader may be gone (agent restart): EPIPE, not death. */
-    signal(SIGPIPE, SIG_IGN);
-    /* An inherited SIG_IGN for SIGCHLD would auto-reap and hide the task's status. */
-    signal(SIGCHLD, SIG_DFL);
+    exe_signals_own();
 
     static const struct option opts[] = {
             {"runtime-dir", required_argument, NULL, 'r'},

@@ -17,8 +17,10 @@ echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # wait for another apt/dpkg run (a concurrent build's) instead of failing on its lock
 LOCK=(-o DPkg::Lock::Timeout=600)
-if ! apt-get "${LOCK[@]}" install -y -q --no-install-recommends "${missing[@]}" \
-    >/tmp/berth-apt.log 2>&1; then
+# the first try's output (a stale package index fails it) is not worth keeping
+log=$(mktemp /tmp/berth-apt.XXXXXX)
+trap 'rm -f "$log"' EXIT
+if ! apt-get "${LOCK[@]}" install -y -q --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
     apt-get "${LOCK[@]}" update -q >/dev/null
     apt-get "${LOCK[@]}" install -y -q --no-install-recommends "${missing[@]}"
 fi

@@ -224,3 +224,53 @@ def test_exec_stays_in_the_sandbox(agent):
     r = agent.ctl("exec", c["id"], "--", bt.PROBE, "escape", db, timeout=30)
     assert r.returncode == 0, r
     assert bt.parse_kv(r.stdout) == {"chroot": "OK", "exists": "no"}, r.stdout
+
+
+def raw_sigaction(sig, handler):
+    """Set sig's disposition with the system call, which takes glibc's own signals (32, 33)
+    that signal.signal() refuses; handler: 1 (SIG_IGN), 0 (SIG_DFL) or what this returned.
+    Returns the old disposition (the kernel's struct sigaction, four words)."""
+    import ctypes
+    nr = {"x86_64": 13, "aarch64": 134}[os.uname().machine]
+    libc = ctypes.CDLL(None, use_errno=True)
+    new = handler if not isinstance(handler, int) else (ctypes.c_ulong * 4)(handler, 0, 0, 0)
+    old = (ctypes.c_ulong * 4)()
+    if libc.syscall(nr, sig, new, old, 8) != 0:
+        raise OSError(ctypes.get_errno(), "rt_sigaction(%d)" % sig)
+    return old
+
+
+def signal_masks(text):
+    kv = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {k: int(kv[k], 16) for k in ("SigIgn", "SigBlk")}
+
+
+@pytest.mark.parametrize("userns", ["root", "none"])
+def test_signals_are_the_defaults(agent_factory, userns):
+    """A task starts with no signal ignored or blocked, whatever the agent was started with
+    (here SIGHUP and SIGUSR2 ignored, as under nohup, and 32, glibc's own, as dash leaves
+    it to its children: make check's pytest had it so) and whatever the executor ignores for
+    itself (SIGPIPE): the agent's spawn sets every disposition back, the executor's children
+    the ones it changed (executor/main.c exe_signals_default). Both ways to the task: the
+    child that shares the executor's memory (userns none) and the forked one (a user
+    namespace), and `berthctl exec`'s command."""
+    import signal
+    saved = [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGHUP, signal.SIGUSR2)]
+    saved32 = raw_sigaction(32, 1)  # glibc's SIGCANCEL, ignored under dash (make's shell)
+    try:
+        agent = agent_factory(flags=["--userns=" + userns])
+    finally:
+        raw_sigaction(32, saved32)
+        for s, old in zip((signal.SIGHUP, signal.SIGUSR2), saved):
+            signal.signal(s, old)
+    ign = int(bt.read("/proc/%d/status" % agent.proc.pid).split("SigIgn:")[1].split()[0], 16)
+    assert ign & (1 << (signal.SIGHUP - 1)) and ign & (1 << 31), \
+        "the agent did not inherit SIGHUP and 32 ignored: %x" % ign
+    c = agent.launch(["cat", "/proc/self/status"], user="root")
+    assert agent.wait_terminal(c["id"])["state"] == "FINISHED"
+    assert signal_masks(agent.output(c["id"])) == {"SigIgn": 0, "SigBlk": 0}
+    c = agent.launch(["sleep", "600"], user="root")
+    agent.wait_state(c["id"], "RUNNING")
+    r = agent.ctl("exec", c["id"], "--", "cat", "/proc/self/status", timeout=30)
+    assert r.returncode == 0, r
+    assert signal_masks(r.stdout) == {"SigIgn": 0, "SigBlk": 0}

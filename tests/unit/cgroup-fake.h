@@ -16,10 +16,28 @@
 #define GIB (UINT64_C(1) << 30)
 #define ALL_CG (ISO_CG_CPU | ISO_CG_MEM | ISO_CG_PIDS | ISO_CG_DEVICES)
 
+/* The trees made, removed at exit: a failed assertion leaves its test before the test's own
+ * rm_rf (cmocka goes on with the next), and the tree would stay in /tmp. */
+static char *fake_trees[64];
+static size_t n_fake_trees;
+
+static inline void fake_trees_remove(void)
+{
+    for (size_t i = 0; i < n_fake_trees; i++) {
+        (void) rm_rf(fake_trees[i]); /* gone already when its test passed */
+        free(fake_trees[i]);
+    }
+    n_fake_trees = 0;
+}
+
 static inline char *mktree(void)
 {
     char *t = xstrdup("/tmp/berth-cgtest-XXXXXX");
     assert_non_null(mkdtemp(t));
+    if (n_fake_trees == 0)
+        atexit(fake_trees_remove);
+    if (n_fake_trees < ARRAY_SIZE(fake_trees))
+        fake_trees[n_fake_trees++] = xstrdup(t);
     return t;
 }
 
