@@ -6,8 +6,11 @@
  * with `haproxy -c` (a child reaped on SIGCHLD: the loop does not wait), then renamed over
  * haproxy.cfg and HAProxy started, or reloaded with SIGUSR2 to its master. A reload starts a
  * new worker, which starts from the servers the old one had (servers.state, written from
- * "show servers state" just before); the old one finishes its connections for at most
- * drain_timeout (hard-stop-after). Servers change through runtime.c, never by a reload. */
+ * "show servers state" just before, and again after each change sent to the old worker while
+ * the master re-executes); the old one finishes its connections for at most drain_timeout
+ * (hard-stop-after). Servers change through runtime.c, never by a reload. Every exchange
+ * starts with "show info", whose Pid says which worker took it: old and new share
+ * haproxy.sock while a reload hands it over (lb_hap_answered). */
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -105,10 +108,12 @@ static void reload(struct lbd *l)
     l->worker_pid = 0;
     l->reload_started_ms = lb_now_ms();
     l->hap = LB_HAP_RELOADING;
+    l->state_stale = false;
     log_info("reloading HAProxy (master pid %d, the frontends changed; reload %llu)",
              (int) l->master_pid, (unsigned long long) l->reloads);
-    /* the new worker starts from servers.state, which misses what changed since it was
-     * written (and no command goes meanwhile): it gets every server once it answers */
+    /* the new worker starts from servers.state; what changes meanwhile goes to the old
+     * worker, which serves until the new one takes the sockets, and into servers.state
+     * again (on_refresh); the new worker gets every server once it answers */
     lb_probe_soon(l);
 }
 
@@ -179,15 +184,20 @@ static void check_done(struct lbd *l, int status)
 
 /* The servers as the running worker has them, for the new worker to start from (global
  * server-state-file): no request meets an empty backend after a reload. */
-static void on_state(struct lbd *l, bool ok, const char *reply)
+static void save_state(struct lbd *l, const char *state)
 {
-    _cleanup_free_ char *state = lb_path(l, "servers.state");
-    int r = ok ? write_file_replace(AT_FDCWD, state, reply, strlen(reply), 0600) : -EIO;
+    _cleanup_free_ char *path = lb_path(l, "servers.state");
+    int r = state ? write_file_replace(AT_FDCWD, path, state, strlen(state), 0600) : -EIO;
     if (r < 0)
         log_msg(LOG_WARNING, -r,
-                "cannot save the servers' state to '%s': the new worker "
-                "starts with its servers in maint until they are sent",
-                state);
+                "cannot save the servers' state to '%s': the new worker starts without what "
+                "changed since, until berth-lb sends it every server",
+                path);
+}
+
+static void on_state(struct lbd *l, bool ok, const char *reply)
+{
+    save_state(l, ok ? reply : NULL);
     l->reload_pending = false;
     reload(l);
 }
@@ -230,30 +240,73 @@ void lb_hap_on_child(struct lbd *l, pid_t pid, int status)
     lb_sync_soon(l);
 }
 
-/* "show info": the worker that answers. */
-static void on_info(struct lbd *l, bool ok, const char *reply)
+/* The pid in a reply that starts with "show info"'s, 0 if none. */
+static pid_t info_pid(const char *reply)
 {
-    if (l->hap == LB_HAP_RELOADING)
-        lb_probe_soon(l); /* again in a few ms unless this is the new worker */
-    if (!ok)
-        return;
     const char *p = strstr(reply, "\nPid: ");
     if (!p && str_has_prefix(reply, "Pid: "))
         p = reply - 1;
     uint64_t v = 0;
-    if (!p || parse_u64(strndupa(p + 6, strcspn(p + 6, "\r\n")), &v) < 0)
-        return;
-    pid_t pid = (pid_t) v;
+    if (!p || parse_u64(strndupa(p + 6, strcspn(p + 6, "\r\n")), &v) < 0 || v > INT32_MAX)
+        return 0;
+    return (pid_t) v;
+}
+
+bool lb_hap_answered(struct lbd *l, const char *reply)
+{
+    pid_t pid = info_pid(reply);
+    if (pid <= 0)
+        return true; /* no Pid (the line refused whole, its errors logged): nothing to learn */
+    if (l->hap != LB_HAP_RUNNING && l->hap != LB_HAP_RELOADING)
+        return false;
     if (l->hap == LB_HAP_RELOADING && pid == l->old_worker_pid)
-        return; /* the new worker has not taken the socket yet */
+        return true; /* the new worker has not taken the socket yet: the old one serves */
+    if (l->hap == LB_HAP_RUNNING && pid == l->worker_pid)
+        return true;
+    if (l->hap == LB_HAP_RUNNING && pid == l->old_worker_pid)
+        return false; /* the reload's old worker, answering while it hands the socket over */
     if (l->hap == LB_HAP_RELOADING)
         log_info("HAProxy reloaded: worker pid %d (was %d)", (int) pid, (int) l->old_worker_pid);
-    else if (pid != l->worker_pid)
+    else
         log_info("HAProxy worker pid %d", (int) pid);
     l->worker_pid = pid;
     l->hap = LB_HAP_RUNNING;
+    l->state_stale = false;
+    return false;
+}
+
+/* Every slot to the worker again, now. */
+static void resend_all(struct lbd *l)
+{
     lb_backends_forget(&l->bs);
     lb_sync_soon(l);
+}
+
+/* "show info": the worker that answers. */
+static void on_info(struct lbd *l, bool ok, const char *reply)
+{
+    if (ok && !lb_hap_answered(l, reply))
+        resend_all(l); /* a new worker */
+    /* while reloading, the next one in a few ms: runtime.c's finish */
+}
+
+/* "show info;show servers state" while the master re-executes for a reload: the servers as
+ * the old worker has them now, with what was pushed to it since the SIGUSR2, for the new
+ * master to read if it has not yet (a re-execution that takes longer than berth-apps'
+ * kill_delay would otherwise start the new worker on instances already gone). */
+static void on_refresh(struct lbd *l, bool ok, const char *reply)
+{
+    if (!ok)
+        return; /* state_stale: again */
+    if (!lb_hap_answered(l, reply)) {
+        resend_all(l); /* the new worker, found */
+        return;
+    }
+    const char *state = strstr(reply, "\n1\n# be_id");
+    if (l->hap != LB_HAP_RELOADING || !state)
+        return;
+    l->state_stale = false;
+    save_state(l, state + 1);
 }
 
 void lb_hap_tick(struct lbd *l)
@@ -274,13 +327,15 @@ void lb_hap_tick(struct lbd *l)
     if (l->hap == LB_HAP_RELOADING && now - l->reload_started_ms > 10000) {
         log_warning("no new HAProxy worker 10 s after the reload: keeping the old one");
         l->hap = LB_HAP_RUNNING;
-        l->worker_pid = 0;
+        l->worker_pid = l->old_worker_pid = 0; /* whichever answers */
     }
     if (l->reload_pending && l->hap == LB_HAP_RUNNING) {
         if (!l->rt)
             lb_rt_send(l, "show servers state", on_state);
         return;
     }
+    if (l->hap == LB_HAP_RELOADING && l->state_stale && !l->rt)
+        lb_rt_send(l, "show info;show servers state", on_refresh);
     if ((l->hap == LB_HAP_RUNNING && !l->worker_pid) || l->hap == LB_HAP_RELOADING)
         if (!l->rt && (l->hap == LB_HAP_RELOADING || now - l->rt_fail_ms >= 100))
             lb_rt_send(l, "show info", on_info);

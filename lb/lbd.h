@@ -43,6 +43,7 @@ struct lbd {
     pid_t master_pid, worker_pid, old_worker_pid, launcher_pid, check_pid;
     uint64_t reload_started_ms, start_failed_ms, launched_ms;
     bool reload_pending; /* checked: save the servers' state, then SIGUSR2 */
+    bool state_stale;    /* reloading: the old worker changed since servers.state was saved */
     bool shape_dirty;    /* the frontends/backends changed since haproxy.cfg was written */
     char *pending_cfg;   /* the text haproxy -c checks */
     uint64_t reloads;
@@ -70,6 +71,11 @@ void lb_hap_adopt(struct lbd *l);
 void lb_hap_apply_cfg(struct lbd *l); /* render; unchanged: nothing, else check, start/reload */
 void lb_hap_on_child(struct lbd *l, pid_t pid, int status);
 void lb_hap_tick(struct lbd *l);
+/* reply starts with "show info"'s: true when the worker that answered is the one that serves
+ * (the current worker; while reloading, the old one until the new one answers) or the reply
+ * names none; a worker not seen before becomes the current one (a reload's new worker,
+ * found), false then, as for the old worker after the new one answered. */
+bool lb_hap_answered(struct lbd *l, const char *reply);
 void lb_hap_stop(struct lbd *l);
 /* SIGUSR1 to the HAProxy master of run_dir's pid file: 1 sent, 0 none runs, -errno. */
 int lb_hap_soft_stop(struct lbd *l);

@@ -72,19 +72,30 @@ static void on_pushed(struct lbd *l, bool ok, const char *reply)
             log_warning("runtime API: %.*s", (int) n, p);
         p += n + (p[n] == '\n');
     }
-    lb_sync_soon(l); /* what changed meanwhile */
+    if (!lb_hap_answered(l, reply)) {
+        lb_backends_forget(&l->bs); /* another worker took them: every slot again, */
+        lb_probe_soon(l);           /* in a few ms (the old one hands the socket over) */
+        return;
+    }
+    if (l->hap == LB_HAP_RELOADING)
+        l->state_stale = true; /* into servers.state for the new master (haproxy.c) */
+    lb_sync_soon(l);           /* what changed meanwhile */
 }
 
-/* Send what the slots need, in batches of about 8 KiB (HAProxy's line buffer is 16 KiB). */
+/* Send what the slots need, in batches of about 8 KiB (HAProxy's line buffer is 16 KiB), after
+ * "show info" (which worker took them: lb_hap_answered). While HAProxy reloads they go to the
+ * old worker, which serves until the new one takes the sockets. */
 static void push(struct lbd *l)
 {
-    if (l->hap != LB_HAP_RUNNING || !l->worker_pid || l->rt || l->reload_pending)
+    bool to = (l->hap == LB_HAP_RUNNING && l->worker_pid) ||
+              (l->hap == LB_HAP_RELOADING && l->old_worker_pid);
+    if (!to || l->rt || l->reload_pending)
         return;
     if (l->rt_fail_ms && lb_now_ms() - l->rt_fail_ms < 100)
         return;
-    _cleanup_free_ char *cmds = NULL;
+    _cleanup_free_ char *cmds = xstrdup("show info");
     size_t n = 0;
-    for (size_t i = 0; i < l->bs.n && (!cmds || strlen(cmds) < 8192); i++)
+    for (size_t i = 0; i < l->bs.n && strlen(cmds) < 8192; i++)
         n += lb_slots_commands(l->bs.v[i], &cmds);
     if (!n)
         return;

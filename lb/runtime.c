@@ -27,6 +27,8 @@ static void finish(struct lbd *l, bool ok)
         l->rt_fail_ms = lb_now_ms();
     cb(l, ok, reply);
     free(reply);
+    if (l->hap == LB_HAP_RELOADING)
+        lb_probe_soon(l); /* the next "show info" for the new worker waited for this one */
 }
 
 static void on_read(struct bufferevent *bev, void *arg)

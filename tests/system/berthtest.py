@@ -38,7 +38,11 @@ def install_probe():
     """Copy the built probe where every sandbox sees it (world-readable, executable)."""
     os.makedirs(PROBE_DIR, mode=0o755, exist_ok=True)
     os.chmod(PROBE_DIR, 0o755)
-    shutil.copy(PROBE_BUILT, PROBE)
+    try:
+        shutil.copy(PROBE_BUILT, PROBE)
+    except OSError:
+        remove_probe()  # no probe built: leave no empty dir behind
+        raise
     os.chmod(PROBE, 0o755)
 
 
@@ -125,16 +129,12 @@ def cgroup_procs(d):
     pids = []
     for root, _, files in os.walk(d):
         if "cgroup.procs" in files:
-            for p in read(os.path.join(root, "cgroup.procs"), "").split():
-                pids.append(int(p))
+            pids += [int(p) for p in read(os.path.join(root, "cgroup.procs"), "").split()]
     return pids
 
 
 def _leaves_first(d):
-    out = []
-    for root, dirs, _ in os.walk(d, topdown=False):
-        out.append(root)
-    return out
+    return [root for root, _, _ in os.walk(d, topdown=False)]
 
 
 def kill_cgroup_tree(d):
@@ -202,9 +202,7 @@ def proc_start_time(pid):
     except (OSError, ValueError):
         return None
     rest = stat[stat.rindex(")") + 2:].split()
-    if rest[0] in ("Z", "X"):
-        return None
-    return int(rest[19])
+    return None if rest[0] in ("Z", "X") else int(rest[19])
 
 
 def proc_cpu_ticks(pid):
@@ -497,14 +495,15 @@ class Agent(Daemon):
                 return d
         raise AssertionError("no cgroup dir of %r has %s" % (dirs, filename))
 
-    def procs(self, cid):
-        pids = set()
-        for d in self.cgroup_dirs(cid).values():
-            if os.path.isdir(d):
-                pids.update(cgroup_procs(d))
-        for p in pids:
-            self.remember(p)
-        return sorted(pids)
+    def procs(self, cid, comm=None):
+        """The container's pids; with comm, those so named, waited for: a task is RUNNING once
+        its execve closed its fds, which the kernel does a moment before it renames it."""
+        def named():  # (os.walk of a dir that is gone yields nothing)
+            pids = {p for d in self.cgroup_dirs(cid).values() for p in cgroup_procs(d)}
+            for p in pids:
+                self.remember(p)
+            return sorted(p for p in pids if comm is None or proc_comm(p) == comm)
+        return named() if comm is None else wait_for(named, 10, what="%s in %s" % (comm, cid))
 
     def wait_state(self, cid, states, timeout=10.0):
         if isinstance(states, str):

@@ -112,6 +112,7 @@ def test_agent_in_a_delegated_cgroup_with_other_processes(agent_factory):
         dirs = agent.cgroup_dirs(c["id"])  # by controller; a joint hierarchy appears twice
         want = {os.path.join(d, agent.parent_name, c["id"]) for d in dele.values()}
         assert set(dirs.values()) == want, (dirs, want)
+        agent.procs(c["id"], "sleep")
         for d in want:
             assert any(bt.proc_comm(p) == "sleep" for p in bt.cgroup_procs(d)), d
         if v2:

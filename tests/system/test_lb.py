@@ -4,14 +4,18 @@ a master, two agents and berth-apps, every address on 127.0.0.1: an app's instan
 its service port and by Host on the HTTP port; new instances serve within 1 s of turning
 healthy and a killed one is out of rotation within 1 s of its event, without a reload; a
 rolling update and a reload (a second app) under 200 requests/s with no failed request and
-one worker left after the drain timeout; a restart of berth-lb renders the same haproxy.cfg
-and adopts HAProxy, and a restart of berth-apps is followed with no failed request."""
+one worker left after the drain timeout, also when the reload is held (its master re-executes
+through a wrapper) until the update has ended every old instance; a restart of berth-lb
+renders the same haproxy.cfg and adopts HAProxy, and a restart of berth-apps is followed with
+no failed request."""
 
 import http.client
 import os
+import shutil
 import signal
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -78,10 +82,10 @@ def inst_event(ev, task_id, **fields):
     return inst.get("id") == task_id and all(inst.get(k) == v for k, v in fields.items())
 
 
-def start_web(apps_env, lb_factory, instances=3):  # noqa: F811
+def start_web(apps_env, lb_factory, instances=3, flags=()):  # noqa: F811
     env = apps_env(2)
     sp = mt.free_port()
-    lb = lb_factory(env.apps, ["--drain_timeout=%ds" % DRAIN])
+    lb = lb_factory(env.apps, ["--drain_timeout=%ds" % DRAIN] + list(flags))
     env.apps.deploy(lt.web_app(sp, instances))
     tasks = env.apps.wait_healthy("web", instances, timeout=60)
     ports = sorted(t["ports"][0] for t in tasks)
@@ -147,6 +151,49 @@ def test_lb_routes_scales_kills_without_reload(apps_env, lb_factory):  # noqa: F
         assert "reloading HAProxy" not in lb.log
     finally:
         ev.close()
+
+
+def test_lb_a_reload_slower_than_kill_delay_fails_no_request(apps_env, lb_factory):  # noqa: F811
+    """HAProxy's master re-executes its argv[0] to reload: here a wrapper that holds a reload
+    (-sf) until the test says go, while a rolling update ends every old instance (berth-apps'
+    kill_delay is 1 s). berth-lb keeps telling the old worker, which serves until the new one
+    takes the sockets, and writes servers.state again for the new master: under 100
+    requests/s no request fails, before the new worker or after."""
+    d = tempfile.mkdtemp(prefix="berth-test-hap-%d-" % os.getpid(), dir=bt.TMP_BASE)
+    go, wrapper = os.path.join(d, "go"), os.path.join(d, "haproxy-held")
+    with open(wrapper, "w") as f:
+        f.write('#!/bin/bash\ncase " $* " in *" -sf "*) while [ ! -e %s ]; do sleep 0.02; done;; '
+                'esac\nexec -a "$0" %s "$@"\n' % (go, lt.HAPROXY))
+    os.chmod(wrapper, 0o755)
+    try:
+        env, sp, lb, ports = start_web(apps_env, lb_factory, flags=["--haproxy=" + wrapper])
+        apps = env.apps
+        load = lt.Load(sp, 100, 120).start()
+        try:
+            st, body = apps.request("PUT", "/v1/apps/web", lt.web_app(sp, 3, env={"V": "2"}))
+            assert st in (200, 201), (st, body)
+            apps.deploy(lt.web_app(mt.free_port(), 1, app_id="other", vhost="other.example"))
+            bt.wait_for(lambda: "reloading HAProxy" in lb.log, 60, what="a reload for app other")
+            apps.wait_no_deployment("web", timeout=60)
+            tasks = apps.wait_healthy("web", 3, timeout=60)
+            new_ports = sorted(t["ports"][0] for t in tasks)
+            assert not set(new_ports) & set(ports), (ports, new_ports)
+            bt.wait_for(lambda: lb.log.count("event instance_removed") >= 3, 30,
+                        what="the old instances' ends")
+            # all while the master waited: no new worker yet, and berth-lb still waits for one
+            assert "HAProxy reloaded" not in lb.log and "no new HAProxy worker" not in lb.log
+            open(go, "w").close()
+            bt.wait_for(lambda: "HAProxy reloaded" in lb.log, 30, what="the new worker")
+            bt.wait_for(lambda: lb.ready_ports() == new_ports and len(lb.workers()) == 1,
+                        DRAIN + 10, what="the new worker alone, routing to the new instances")
+        finally:
+            load.stop()
+        print("a held reload under load: %d requests answered, %d failed"
+              % (load.ok, len(load.failures)))
+        assert load.ok > 0
+        assert not load.failures, (load.failures[:10], lb.log[-8000:])
+    finally:  # lb_factory's cleanup ends HAProxy, a held wrapper too (it is the master's pid)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_lb_rolling_update_reload_and_restarts_under_load(apps_env, lb_factory):  # noqa: F811

@@ -68,6 +68,7 @@ def test_seed_two_tasks_limits(agent):
             if os.path.exists(os.path.join(memdir, "memory.memsw.limit_in_bytes")):
                 assert cg_file(dirs, "memory.memsw.limit_in_bytes") == str(mem)
         # the task itself is in those cgroups (every hierarchy holds the same processes)
+        agent.procs(cid, "sleep")
         for d in dirs.values():
             pids = bt.cgroup_procs(d)
             assert any(bt.proc_comm(p) == "sleep" for p in pids), \
@@ -113,7 +114,7 @@ def measure(agent, cid, seconds):
     """(cpu from the cgroup's accounting, cpu from the probe's /proc/pid/stat, host cpu by
     others) over `seconds`, in CPUs."""
     dirs = agent.cgroup_dirs(cid)
-    probes = [p for p in agent.procs(cid) if bt.proc_comm(p) == "probe"]
+    probes = agent.procs(cid, "probe")
     assert len(probes) == 1, "expected one probe process in the cgroup, got %s" % probes
     pid = probes[0]
     hz = os.sysconf("SC_CLK_TCK")

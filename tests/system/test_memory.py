@@ -30,8 +30,7 @@ def test_executor_oom_score_adj(agent):
     assert bt.proc_comm(exe) == "berth-executor", bt.proc_comm(exe)
     assert bt.read("/proc/%d/oom_score_adj" % exe).strip() == "-999", \
         "executor %d oom_score_adj is not -999" % exe
-    sleeps = [p for p in agent.procs(c) if bt.proc_comm(p) == "sleep"]
-    assert sleeps, "the sleep task not found in its cgroup"
+    sleeps = agent.procs(c, "sleep")
     mine = bt.read("/proc/self/oom_score_adj").strip()
     assert bt.read("/proc/%d/oom_score_adj" % sleeps[0]).strip() == mine, \
         "the task does not keep the agent's oom_score_adj"
@@ -41,8 +40,7 @@ def test_oom_kills_task_not_executor(agent):
     neighbour = agent.launch(["sleep", "30"], mem="64MiB")["id"]
     nb = agent.wait_state(neighbour, "RUNNING")
     exe = nb["pid"]
-    sleeps = [p for p in agent.procs(neighbour) if bt.proc_comm(p) == "sleep"]
-    assert sleeps, "neighbour's sleep not found in its cgroup"
+    sleeps = agent.procs(neighbour, "sleep")
 
     c = agent.probe("alloc", 400, mem="256MiB")
     cid = c["id"]

@@ -340,9 +340,7 @@ def test_root_in_a_sandbox_is_not_root_on_the_host(agent_factory):
             c = a.launch(["/bin/sh", "-c", script], user="root", volumes=[vol + ":vol"])
             bt.wait_for(lambda: os.path.exists(os.path.join(vol, "made")), 10,
                         what="the task's file in the volume")
-            bt.wait_for(lambda: [p for p in a.procs(c["id"]) if bt.proc_comm(p) == "sleep"], 10,
-                        what="the task's sleep")
-            pid = [p for p in a.procs(c["id"]) if bt.proc_comm(p) == "sleep"][0]
+            pid = a.procs(c["id"], "sleep")[0]
             out, err = a.output(c["id"]), a.output(c["id"], "stderr")
             assert out.splitlines()[0] == "0", out
             assert "root:" not in out and "shadow" not in out, "host secrets read: %r" % out
@@ -374,7 +372,7 @@ def test_local_users_cannot_read_state_or_env(agent):
     """state.db, the runtime dirs (spec.json) and the task's environment stay root's."""
     c = agent.launch(["sleep", "30"], env={"DB_PASSWORD": "hunter2"})
     agent.wait_state(c["id"], "RUNNING")
-    pid = [p for p in agent.procs(c["id"]) if bt.proc_comm(p) == "sleep"][0]
+    pid = agent.procs(c["id"], "sleep")[0]
     assert os.stat(agent.work).st_mode & 0o777 == 0o700
     for f in ("state.db", "state.db-wal", "state.db-shm"):
         p = os.path.join(agent.work, f)
