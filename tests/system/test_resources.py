@@ -100,22 +100,24 @@ def parent_dir(agent, *names):
 
 
 def test_parent_holds_allocatable_and_tasks_share_it(agent_factory):
-    agent = agent_factory(conf="[resources]\ncpus = 1\n[reserved]\ncpus = 0\nmem = 1GiB\n")
+    # half a CPU: tasks held by it are throttled even on a host whose other work leaves them
+    # less than a CPU (CI: the VM suites beside this one gave them 0.82 of a 1-CPU cap)
+    agent = agent_factory(conf="[resources]\ncpus = 0.5\n[reserved]\ncpus = 0\nmem = 1GiB\n")
     if bt.is_v2_host():
         d = parent_dir(agent, "unified")
-        assert bt.read(os.path.join(d, "cpu.max")).split() == ["100000", "100000"]
+        assert bt.read(os.path.join(d, "cpu.max")).split() == ["50000", "100000"]
     else:
         d = parent_dir(agent, "cpu", "cpu,cpuacct")
-        assert bt.read(os.path.join(d, "cpu.cfs_quota_us")).strip() == "100000"
-    a = agent.launch(["sleep", "30"], cpus=1)
+        assert bt.read(os.path.join(d, "cpu.cfs_quota_us")).strip() == "50000"
+    a = agent.launch(["sleep", "30"], cpus=0.5)
     st, err = agent.post("/v1/containers", {"command": {"argv": ["sleep", "30"]},
-                                            "resources": {"cpus": 1, "mem": "64MiB"}})
+                                            "resources": {"cpus": 0.5, "mem": "64MiB"}})
     assert st == 409 and err["error"]["code"] == "INSUFFICIENT_RESOURCES"
     assert err["error"]["message"].startswith("cpus:"), err
     agent.ctl("kill", "--grace", "0", a["id"])
     agent.wait_terminal(a["id"])
-    # two burstable 0.5-CPU tasks that each want 2 CPUs: only the parent's quota holds them
-    ids = [agent.probe("spin", 3, 2, cpus=0.5, cpus_limit="none", mem="64MiB")["id"]
+    # two burstable 0.25-CPU tasks that each want 2 CPUs: only the parent's quota holds them
+    ids = [agent.probe("spin", 30, 2, cpus=0.25, cpus_limit="none", mem="64MiB")["id"]
            for _ in range(2)]
     for cid in ids:
         agent.wait_state(cid, "RUNNING")
@@ -136,13 +138,15 @@ def test_parent_holds_allocatable_and_tasks_share_it(agent_factory):
     time.sleep(2)
     t1, u1, th1 = time.monotonic(), used_ns(), throttled()
     cores = (u1 - u0) / 1e9 / (t1 - t0)
-    # (without the cap they take both CPUs: 2.0; 10% covers the reads' jitter around the
-    # kernel's 100 ms periods, which a TCG guest stretches: 1.06 seen there)
-    assert cores <= 1.10, "two tasks under a 1-CPU parent used %.2f CPUs" % cores
+    # (without the cap they take both CPUs: 2.0; a tenth of a CPU covers the reads' jitter
+    # around the kernel's 100 ms periods, which a TCG guest stretches: +0.06 seen there)
+    assert cores <= 0.60, "two tasks under a 0.5-CPU parent used %.2f CPUs" % cores
     # the parent's quota is what held them: the kernel throttled the parent itself
-    if th1 == th0 and cores < 0.8:
+    if th1 == th0 and cores < 0.4:
         pytest.skip("host too busy to test the cap: the tasks got only %.2f CPUs" % cores)
     assert th1 > th0, "the parent was never throttled (%.2f CPUs)" % cores
+    for cid in ids:
+        agent.ctl("kill", "--grace", "0", cid)
 
 
 def test_roles_get_their_static_reservation(agent_factory):
